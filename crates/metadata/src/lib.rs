@@ -1,0 +1,23 @@
+//! Cluster metadata as an event log, in the style of KRaft.
+//!
+//! Every change (a topic created, a partition's leader or epoch changed, a
+//! config set, a topic removed) is a [`MetadataRecord`]. Records are appended
+//! in atomic batches to the metadata log ([`MetadataLog`]) and applied, in
+//! order, to an immutable [`MetadataImage`]; readers hold an `Arc` of the
+//! image they started with. On a single node the log is a local file (a
+//! quorum of one); the cluster work replicates the same records with Raft.
+//!
+//! This crate knows nothing about the network or the partition logs.
+
+mod image;
+mod log;
+mod properties;
+mod record;
+
+pub use image::{MetadataImage, PartitionImage, TopicImage};
+pub use log::{MetadataError, MetadataLog};
+pub use properties::{MetaProperties, META_PROPERTIES};
+pub use record::MetadataRecord;
+
+/// Name of the directory holding the metadata log, as in KRaft.
+pub const METADATA_DIR: &str = "__cluster_metadata-0";

@@ -1,0 +1,79 @@
+//! `meta.properties`: the identity of a data directory (cluster id, node
+//! id), written on first start, checked on every start after.
+
+use std::fs;
+use std::path::Path;
+
+use crate::log::MetadataError;
+
+pub const META_PROPERTIES: &str = "meta.properties";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetaProperties {
+    pub cluster_id: String,
+    pub node_id: i32,
+}
+
+impl MetaProperties {
+    /// Reads `meta.properties` from `dir`, or creates it with a new cluster id.
+    pub fn load_or_create(dir: &Path, node_id: i32) -> Result<Self, MetadataError> {
+        let path = dir.join(META_PROPERTIES);
+        let io = |source| MetadataError::Io { path: path.display().to_string(), source };
+        match fs::read_to_string(&path) {
+            Ok(text) => {
+                let get = |key: &str| {
+                    text.lines().filter_map(|l| l.split_once('=')).find(|(k, _)| k.trim() == key).map(|(_, v)| v.trim().to_string())
+                };
+                let cluster_id = get("cluster.id").unwrap_or_else(new_cluster_id);
+                let node_id = get("node.id").and_then(|v| v.parse().ok()).unwrap_or(node_id);
+                Ok(Self { cluster_id, node_id })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                fs::create_dir_all(dir).map_err(io)?;
+                let props = Self { cluster_id: new_cluster_id(), node_id };
+                let text = format!("version=1\ncluster.id={}\nnode.id={}\n", props.cluster_id, props.node_id);
+                let tmp = path.with_extension("tmp");
+                fs::write(&tmp, text).map_err(io)?;
+                fs::rename(&tmp, &path).map_err(io)?;
+                Ok(props)
+            }
+            Err(e) => Err(io(e)),
+        }
+    }
+}
+
+/// A cluster id as Kafka makes them: a random UUID in URL-safe base64
+/// without padding (22 characters).
+fn new_cluster_id() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    let mut out = String::with_capacity(22);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for b in bytes {
+        acc = (acc << 8) | b as u32;
+        bits += 8;
+        while bits >= 6 {
+            bits -= 6;
+            out.push(ALPHABET[((acc >> bits) & 63) as usize] as char);
+        }
+    }
+    if bits > 0 {
+        out.push(ALPHABET[((acc << (6 - bits)) & 63) as usize] as char);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_once_then_stable() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = MetaProperties::load_or_create(dir.path(), 1).unwrap();
+        assert_eq!(a.cluster_id.len(), 22);
+        let b = MetaProperties::load_or_create(dir.path(), 1).unwrap();
+        assert_eq!(a, b);
+    }
+}

@@ -1,0 +1,72 @@
+//! The table of APIs and versions this broker implements, as advertised in
+//! ApiVersions and enforced for every request.
+
+use kafka_protocol::messages::ApiKey;
+
+/// One advertised API: key and inclusive version range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiRange {
+    pub key: ApiKey,
+    pub min: i16,
+    pub max: i16,
+}
+
+const fn api(key: ApiKey, min: i16, max: i16) -> ApiRange {
+    ApiRange { key, min, max }
+}
+
+/// What vltava implements. Produce is advertised from v0 as Kafka 4.x does
+/// (librdkafka refuses compressed produce otherwise, KAFKA-18659), but v0-v2
+/// are refused when used: see [`Produce_VERSION_DECODABLE_MIN`].
+pub const SUPPORTED: &[ApiRange] = &[
+    api(ApiKey::Produce, 0, 11),
+    api(ApiKey::Fetch, 4, 16),
+    api(ApiKey::ListOffsets, 1, 8),
+    api(ApiKey::Metadata, 0, 12),
+    api(ApiKey::ApiVersions, 0, 4),
+    api(ApiKey::CreateTopics, 2, 7),
+    api(ApiKey::DeleteTopics, 1, 6),
+    api(ApiKey::OffsetForLeaderEpoch, 2, 4),
+    api(ApiKey::DescribeCluster, 0, 1),
+];
+
+/// Produce v0-v2 carry magic 0/1 message sets; the codec starts at v3.
+#[allow(non_upper_case_globals)]
+pub const Produce_VERSION_DECODABLE_MIN: i16 = 3;
+
+/// The advertised range for `key`, if vltava implements it.
+pub fn supported_range(key: ApiKey) -> Option<ApiRange> {
+    SUPPORTED.iter().copied().find(|r| r.key == key)
+}
+
+/// Whether a request at `version` of `key` can be decoded and answered.
+pub fn is_supported(key: ApiKey, version: i16) -> bool {
+    match supported_range(key) {
+        Some(r) if key == ApiKey::Produce => version >= Produce_VERSION_DECODABLE_MIN && version <= r.max,
+        Some(r) => version >= r.min && version <= r.max,
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_within_codec_ranges() {
+        for r in SUPPORTED {
+            let codec = r.key.valid_versions();
+            assert!(r.max <= codec.max, "{:?} max {} beyond codec {}", r.key, r.max, codec.max);
+            let decodable_min = if r.key == ApiKey::Produce { Produce_VERSION_DECODABLE_MIN } else { r.min };
+            assert!(decodable_min >= codec.min, "{:?} min beyond codec", r.key);
+        }
+    }
+
+    #[test]
+    fn produce_advertised_from_zero_but_decoded_from_three() {
+        assert_eq!(supported_range(ApiKey::Produce).unwrap().min, 0);
+        assert!(!is_supported(ApiKey::Produce, 2));
+        assert!(is_supported(ApiKey::Produce, 3));
+        assert!(!is_supported(ApiKey::Produce, 12));
+    }
+}

@@ -1,0 +1,404 @@
+//! A view of RecordBatch (magic v2) headers, validated without decoding
+//! records, and the in-place rewrites the broker may make.
+//!
+//! ```text
+//! offset  size  field                       in CRC?
+//!   0      8    baseOffset                  no
+//!   8      4    batchLength (bytes after)   no
+//!  12      4    partitionLeaderEpoch        no
+//!  16      1    magic (2)                   no
+//!  17      4    crc (CRC-32C)               no
+//!  21      2    attributes                  yes (CRC covers 21..end)
+//!  23      4    lastOffsetDelta
+//!  27      8    baseTimestamp
+//!  35      8    maxTimestamp
+//!  43      8    producerId
+//!  51      2    producerEpoch
+//!  53      4    baseSequence
+//!  57      4    recordCount
+//!  61     ...   records
+//! ```
+
+/// Bytes of a v2 batch header.
+pub const BATCH_HEADER_BYTES: usize = 61;
+/// Bytes before `batchLength` counts: baseOffset + batchLength.
+pub const BATCH_LOG_OVERHEAD: usize = 12;
+const CRC_START: usize = 21;
+
+pub const ATTR_COMPRESSION_MASK: i16 = 0x07;
+pub const ATTR_TIMESTAMP_LOG_APPEND: i16 = 0x08;
+pub const ATTR_TRANSACTIONAL: i16 = 0x10;
+pub const ATTR_CONTROL: i16 = 0x20;
+
+/// Why a batch was refused. Each maps to a Kafka error code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    #[error("batch truncated: {0}")]
+    Truncated(&'static str),
+    #[error("unsupported magic {0} (only v2 record batches are accepted)")]
+    UnsupportedMagic(i8),
+    #[error("CRC mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    CrcMismatch { stored: u32, computed: u32 },
+    #[error("invalid batch: {0}")]
+    Invalid(String),
+}
+
+impl BatchError {
+    /// The Kafka error code for this failure.
+    pub fn error_code(&self) -> i16 {
+        match self {
+            BatchError::Truncated(_) | BatchError::CrcMismatch { .. } => 2, // CORRUPT_MESSAGE
+            BatchError::UnsupportedMagic(_) => 35,                          // UNSUPPORTED_VERSION
+            BatchError::Invalid(_) => 87,                                   // INVALID_RECORD
+        }
+    }
+}
+
+/// A borrowed v2 batch header (the first 61 bytes of a batch).
+#[derive(Debug, Clone, Copy)]
+pub struct BatchHeader<'a>(&'a [u8]);
+
+fn be_i16(b: &[u8], at: usize) -> i16 {
+    i16::from_be_bytes([b[at], b[at + 1]])
+}
+fn be_i32(b: &[u8], at: usize) -> i32 {
+    i32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+fn be_i64(b: &[u8], at: usize) -> i64 {
+    i64::from_be_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+impl<'a> BatchHeader<'a> {
+    /// Views the header at the start of `buf`; needs 61 bytes and magic 2.
+    pub fn parse(buf: &'a [u8]) -> Result<Self, BatchError> {
+        if buf.len() < 17 {
+            return Err(BatchError::Truncated("header"));
+        }
+        let magic = buf[16] as i8;
+        if magic != 2 {
+            return Err(BatchError::UnsupportedMagic(magic));
+        }
+        if buf.len() < BATCH_HEADER_BYTES {
+            return Err(BatchError::Truncated("header"));
+        }
+        Ok(Self(&buf[..BATCH_HEADER_BYTES]))
+    }
+    pub fn base_offset(&self) -> i64 {
+        be_i64(self.0, 0)
+    }
+    pub fn batch_length(&self) -> i32 {
+        be_i32(self.0, 8)
+    }
+    /// Whole batch size on disk/wire, the 12-byte log overhead included.
+    pub fn total_bytes(&self) -> usize {
+        BATCH_LOG_OVERHEAD + self.batch_length().max(0) as usize
+    }
+    pub fn partition_leader_epoch(&self) -> i32 {
+        be_i32(self.0, 12)
+    }
+    pub fn crc(&self) -> u32 {
+        be_i32(self.0, 17) as u32
+    }
+    pub fn attributes(&self) -> i16 {
+        be_i16(self.0, 21)
+    }
+    pub fn compression(&self) -> i16 {
+        self.attributes() & ATTR_COMPRESSION_MASK
+    }
+    pub fn is_transactional(&self) -> bool {
+        self.attributes() & ATTR_TRANSACTIONAL != 0
+    }
+    pub fn is_control(&self) -> bool {
+        self.attributes() & ATTR_CONTROL != 0
+    }
+    pub fn last_offset_delta(&self) -> i32 {
+        be_i32(self.0, 23)
+    }
+    pub fn base_timestamp(&self) -> i64 {
+        be_i64(self.0, 27)
+    }
+    pub fn max_timestamp(&self) -> i64 {
+        be_i64(self.0, 35)
+    }
+    pub fn producer_id(&self) -> i64 {
+        be_i64(self.0, 43)
+    }
+    pub fn producer_epoch(&self) -> i16 {
+        be_i16(self.0, 51)
+    }
+    pub fn base_sequence(&self) -> i32 {
+        be_i32(self.0, 53)
+    }
+    pub fn record_count(&self) -> i32 {
+        be_i32(self.0, 57)
+    }
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset() + self.last_offset_delta() as i64
+    }
+}
+
+/// Checks the CRC-32C of a complete batch (`buf` is exactly one batch).
+pub fn verify_crc(batch: &[u8]) -> Result<(), BatchError> {
+    let header = BatchHeader::parse(batch)?;
+    let computed = crc32c::crc32c(&batch[CRC_START..]);
+    if computed != header.crc() {
+        return Err(BatchError::CrcMismatch { stored: header.crc(), computed });
+    }
+    Ok(())
+}
+
+/// Iterates over the complete batches in `buf`, stopping with an error at
+/// the first batch whose length field is impossible or cut short.
+pub struct Batches<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Batches<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        Self { buf, pos: 0 }
+    }
+    /// Byte position of the next batch.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+}
+
+impl<'a> Iterator for Batches<'a> {
+    /// `(position, batch bytes)`
+    type Item = Result<(usize, &'a [u8]), BatchError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = &self.buf[self.pos..];
+        if rest.is_empty() {
+            return None;
+        }
+        let header = match BatchHeader::parse(rest) {
+            Ok(h) => h,
+            Err(e) => {
+                self.pos = self.buf.len();
+                return Some(Err(e));
+            }
+        };
+        let length = header.batch_length();
+        if length < (BATCH_HEADER_BYTES - BATCH_LOG_OVERHEAD) as i32 {
+            self.pos = self.buf.len();
+            return Some(Err(BatchError::Invalid(format!("batch length {length} smaller than a header"))));
+        }
+        let total = header.total_bytes();
+        if total > rest.len() {
+            self.pos = self.buf.len();
+            return Some(Err(BatchError::Truncated("batch length exceeds the data")));
+        }
+        let at = self.pos;
+        self.pos += total;
+        Some(Ok((at, &rest[..total])))
+    }
+}
+
+/// What a producer's batches add up to, after validation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProducedBatches {
+    pub batch_count: u32,
+    pub record_count: u64,
+    pub max_timestamp: i64,
+}
+
+/// Validates batches that a producer sent: magic 2, sane lengths, CRC-32C,
+/// `lastOffsetDelta + 1 == recordCount`, no control batches, and for
+/// uncompressed batches that the records fill the batch exactly.
+pub fn validate_produced(buf: &[u8]) -> Result<ProducedBatches, BatchError> {
+    let mut summary = ProducedBatches { max_timestamp: -1, ..Default::default() };
+    for item in Batches::new(buf) {
+        let (_, batch) = item?;
+        verify_crc(batch)?;
+        let h = BatchHeader::parse(batch)?;
+        let count = h.record_count();
+        if count <= 0 {
+            return Err(BatchError::Invalid(format!("record count {count} must be positive")));
+        }
+        if h.last_offset_delta() != count - 1 {
+            return Err(BatchError::Invalid(format!(
+                "last offset delta {} does not match record count {count}",
+                h.last_offset_delta()
+            )));
+        }
+        if h.is_control() {
+            return Err(BatchError::Invalid("producers may not send control batches".into()));
+        }
+        let compression = h.compression();
+        if compression > 4 {
+            return Err(BatchError::Invalid(format!("unknown compression codec {compression}")));
+        }
+        if compression == 0 {
+            check_uncompressed_records(&batch[BATCH_HEADER_BYTES..], count)?;
+        }
+        summary.batch_count += 1;
+        summary.record_count += count as u64;
+        summary.max_timestamp = summary.max_timestamp.max(h.max_timestamp());
+    }
+    if summary.batch_count == 0 {
+        return Err(BatchError::Invalid("no record batch in produce data".into()));
+    }
+    Ok(summary)
+}
+
+/// Reads a zig-zag varint; `None` when cut short or longer than 5 bytes.
+fn read_varint(buf: &[u8]) -> Option<(i32, usize)> {
+    let mut value: u32 = 0;
+    for (i, &byte) in buf.iter().enumerate().take(5) {
+        value |= ((byte & 0x7f) as u32) << (7 * i);
+        if byte & 0x80 == 0 {
+            let decoded = ((value >> 1) as i32) ^ -((value & 1) as i32);
+            return Some((decoded, i + 1));
+        }
+    }
+    None
+}
+
+/// Each record is `varint length` + body; the lengths must tile the region
+/// and their number must equal the header's record count.
+fn check_uncompressed_records(mut records: &[u8], count: i32) -> Result<(), BatchError> {
+    for index in 0..count {
+        let (len, used) = read_varint(records)
+            .ok_or_else(|| BatchError::Invalid(format!("record {index}: bad length varint")))?;
+        if len < 0 || used + len as usize > records.len() {
+            return Err(BatchError::Invalid(format!("record {index}: length {len} overruns the batch")));
+        }
+        records = &records[used + len as usize..];
+    }
+    if !records.is_empty() {
+        return Err(BatchError::Invalid(format!("{} bytes after the last record", records.len())));
+    }
+    Ok(())
+}
+
+/// Rewrites base offset and leader epoch of one batch in place (both are
+/// outside the CRC).
+pub fn assign_offsets(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
+    batch[0..8].copy_from_slice(&base_offset.to_be_bytes());
+    batch[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
+}
+
+/// Marks a batch LogAppendTime with `timestamp_ms` as its max timestamp and
+/// recomputes the CRC (attributes and maxTimestamp are inside it).
+pub fn set_log_append_time(batch: &mut [u8], timestamp_ms: i64) {
+    let attributes = be_i16(batch, 21) | ATTR_TIMESTAMP_LOG_APPEND;
+    batch[21..23].copy_from_slice(&attributes.to_be_bytes());
+    batch[35..43].copy_from_slice(&timestamp_ms.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[CRC_START..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// Builds an uncompressed batch of `values` (null keys, no headers): used by
+/// tests and tools that need real batches without a client.
+pub fn build_batch(base_offset: i64, timestamp_ms: i64, values: &[&[u8]]) -> Vec<u8> {
+    fn put_varint(out: &mut Vec<u8>, v: i64) {
+        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        loop {
+            let byte = (z & 0x7f) as u8;
+            z >>= 7;
+            if z == 0 {
+                out.push(byte);
+                break;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let mut records = Vec::new();
+    for (delta, value) in values.iter().enumerate() {
+        let mut body = vec![0u8]; // attributes
+        put_varint(&mut body, 0); // timestamp delta
+        put_varint(&mut body, delta as i64);
+        put_varint(&mut body, -1); // null key
+        put_varint(&mut body, value.len() as i64);
+        body.extend_from_slice(value);
+        put_varint(&mut body, 0); // headers
+        put_varint(&mut records, body.len() as i64);
+        records.extend_from_slice(&body);
+    }
+    let mut b = Vec::with_capacity(BATCH_HEADER_BYTES + records.len());
+    b.extend_from_slice(&base_offset.to_be_bytes());
+    b.extend_from_slice(&((BATCH_HEADER_BYTES - BATCH_LOG_OVERHEAD + records.len()) as i32).to_be_bytes());
+    b.extend_from_slice(&0i32.to_be_bytes()); // leader epoch
+    b.push(2);
+    b.extend_from_slice(&[0; 4]); // crc
+    b.extend_from_slice(&0i16.to_be_bytes());
+    b.extend_from_slice(&((values.len() as i32) - 1).to_be_bytes());
+    b.extend_from_slice(&timestamp_ms.to_be_bytes());
+    b.extend_from_slice(&timestamp_ms.to_be_bytes());
+    b.extend_from_slice(&(-1i64).to_be_bytes());
+    b.extend_from_slice(&(-1i16).to_be_bytes());
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    b.extend_from_slice(&(values.len() as i32).to_be_bytes());
+    b.extend_from_slice(&records);
+    let crc = crc32c::crc32c(&b[CRC_START..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_batch_validates() {
+        let b = build_batch(0, 1000, &[b"a", b"bb", b"ccc"]);
+        let s = validate_produced(&b).unwrap();
+        assert_eq!(s, ProducedBatches { batch_count: 1, record_count: 3, max_timestamp: 1000 });
+        let h = BatchHeader::parse(&b).unwrap();
+        assert_eq!(h.last_offset_delta(), 2);
+        assert_eq!(h.total_bytes(), b.len());
+    }
+
+    #[test]
+    fn crc_flip_is_corrupt() {
+        let mut b = build_batch(0, 1000, &[b"hello"]);
+        let last = b.len() - 2;
+        b[last] ^= 1;
+        assert!(matches!(validate_produced(&b), Err(BatchError::CrcMismatch { .. })));
+        assert_eq!(validate_produced(&b).unwrap_err().error_code(), 2);
+    }
+
+    #[test]
+    fn offsets_and_epoch_outside_crc() {
+        let mut b = build_batch(0, 1000, &[b"x", b"y"]);
+        assign_offsets(&mut b, 42, 7);
+        validate_produced(&b).unwrap();
+        let h = BatchHeader::parse(&b).unwrap();
+        assert_eq!((h.base_offset(), h.last_offset(), h.partition_leader_epoch()), (42, 43, 7));
+        set_log_append_time(&mut b, 5555);
+        validate_produced(&b).unwrap();
+        assert_eq!(BatchHeader::parse(&b).unwrap().max_timestamp(), 5555);
+    }
+
+    #[test]
+    fn wrong_count_is_invalid_record() {
+        let mut b = build_batch(0, 1000, &[b"x", b"y"]);
+        b[57..61].copy_from_slice(&3i32.to_be_bytes());
+        let crc = crc32c::crc32c(&b[CRC_START..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert_eq!(validate_produced(&b).unwrap_err().error_code(), 87);
+    }
+
+    #[test]
+    fn magic_one_unsupported() {
+        let mut b = build_batch(0, 1000, &[b"x"]);
+        b[16] = 1;
+        assert_eq!(validate_produced(&b).unwrap_err(), BatchError::UnsupportedMagic(1));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_garbage(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let _ = validate_produced(&bytes);
+        }
+
+        #[test]
+        fn every_truncation_is_rejected(cut in 0usize..80) {
+            let b = build_batch(0, 1, &[b"0123456789", b"abc"]);
+            let cut = cut.min(b.len() - 1);
+            proptest::prop_assert!(validate_produced(&b[..cut]).is_err());
+        }
+    }
+}

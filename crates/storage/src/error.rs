@@ -1,0 +1,29 @@
+use std::io;
+
+/// Errors from the log. `OffsetOutOfRange` is the client's; `Io` is the
+/// disk's; `Corrupt` means data on disk failed validation outside recovery.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("offset {offset} out of range [{log_start_offset}, {log_end_offset}]")]
+    OffsetOutOfRange { offset: i64, log_start_offset: i64, log_end_offset: i64 },
+    #[error("I/O error on {path}: {source}")]
+    Io { path: String, source: io::Error },
+    #[error("corrupt log data in {path}: {reason}")]
+    Corrupt { path: String, reason: String },
+    #[error("batch rejected: {0}")]
+    Batch(#[from] vltava_protocol::batch::BatchError),
+    #[error("append of {bytes} bytes exceeds the segment size limit {segment_bytes}")]
+    TooLarge { bytes: usize, segment_bytes: u64 },
+}
+
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+pub(crate) trait IoContext<T> {
+    fn ctx(self, path: &std::path::Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn ctx(self, path: &std::path::Path) -> Result<T> {
+        self.map_err(|source| StorageError::Io { path: path.display().to_string(), source })
+    }
+}

@@ -1,0 +1,305 @@
+//! The partition log: an ordered set of segments, one active for appends.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use vltava_protocol::batch::{assign_offsets, set_log_append_time, BatchHeader, Batches};
+
+use crate::error::{IoContext, Result, StorageError};
+use crate::segment::Segment;
+
+/// Per-log settings, with Kafka's topic config names in the comments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `segment.bytes`: roll when the active segment would exceed this.
+    pub segment_bytes: u64,
+    /// `segment.ms`: roll when the active segment is older than this.
+    pub segment_ms: u64,
+    /// `index.interval.bytes`: bytes of log between offset index entries.
+    pub index_interval_bytes: u64,
+    /// `segment.index.bytes`: size bound of one offset index.
+    pub segment_index_bytes: u64,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            index_interval_bytes: 4096,
+            segment_index_bytes: 10 << 20,
+        }
+    }
+}
+
+/// Largest segment a 32-bit index position can address.
+pub const SEGMENT_BYTES_MAX: u64 = i32::MAX as u64;
+
+/// Offsets given to an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub max_timestamp: i64,
+}
+
+/// A byte range of a segment file, read outside the log's lock: segment
+/// bytes below the size recorded here never change (appends only add).
+#[derive(Debug, Clone)]
+pub struct FileSlice {
+    pub file: Arc<File>,
+    pub position: u64,
+    pub len: usize,
+}
+
+impl FileSlice {
+    pub fn read(&self) -> std::io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; self.len];
+        self.file.read_exact_at(&mut buf, self.position)?;
+        Ok(buf)
+    }
+}
+
+#[derive(Debug)]
+pub struct Log {
+    dir: PathBuf,
+    config: LogConfig,
+    segments: BTreeMap<i64, Segment>,
+    log_start_offset: i64,
+}
+
+impl Log {
+    /// Opens (or creates) the log in `dir`. With `recover` (after an unclean
+    /// shutdown), the newest segment is re-validated and its torn tail cut;
+    /// older segments were fsynced when they rolled.
+    pub fn open(dir: &Path, config: LogConfig, recover: bool) -> Result<Self> {
+        fs::create_dir_all(dir).ctx(dir)?;
+        let mut bases = Vec::new();
+        for entry in fs::read_dir(dir).ctx(dir)? {
+            let entry = entry.ctx(dir)?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if let Some(stem) = name.strip_suffix(".log") {
+                if let Ok(base) = stem.parse::<i64>() {
+                    bases.push(base);
+                }
+            } else if name.ends_with(".tmp-write") {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        bases.sort_unstable();
+        let mut segments = BTreeMap::new();
+        let newest = bases.last().copied();
+        for base in bases {
+            let seg = Segment::open(dir, base, config.index_interval_bytes, config.segment_index_bytes, recover && Some(base) == newest)?;
+            segments.insert(base, seg);
+        }
+        if segments.is_empty() {
+            segments.insert(0, Segment::create(dir, 0, config.index_interval_bytes, config.segment_index_bytes)?);
+        }
+        let log_start_offset = *segments.keys().next().expect("one segment");
+        let log = Self { dir: dir.to_path_buf(), config, segments, log_start_offset };
+        log.check_invariants();
+        Ok(log)
+    }
+
+    fn check_invariants(&self) {
+        if cfg!(debug_assertions) {
+            let mut prev_end = i64::MIN;
+            for seg in self.segments.values() {
+                assert!(seg.base_offset() >= prev_end, "segments overlap");
+                prev_end = seg.next_offset();
+            }
+        }
+    }
+
+    fn active(&self) -> &Segment {
+        self.segments.values().next_back().expect("a log always has an active segment")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments.values_mut().next_back().expect("a log always has an active segment")
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+    /// One past the last offset (the log end offset, LEO).
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset()
+    }
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(Segment::size).sum()
+    }
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Appends producer batches (already validated with
+    /// `vltava_protocol::batch::validate_produced`): assigns offsets from the
+    /// log end offset, stamps the leader epoch and, when given, the
+    /// LogAppendTime, then writes them with one call.
+    pub fn append(&mut self, batches: &mut [u8], leader_epoch: i32, log_append_time: Option<i64>) -> Result<AppendInfo> {
+        let base_offset = self.log_end_offset();
+        let mut next = base_offset;
+        let mut max_timestamp = -1;
+        let mut position = 0;
+        while position < batches.len() {
+            let total = BatchHeader::parse(&batches[position..])?.total_bytes();
+            let batch = &mut batches[position..position + total];
+            let delta = BatchHeader::parse(batch)?.last_offset_delta() as i64;
+            assign_offsets(batch, next, leader_epoch);
+            if let Some(ts) = log_append_time {
+                set_log_append_time(batch, ts);
+            }
+            max_timestamp = max_timestamp.max(BatchHeader::parse(batch)?.max_timestamp());
+            next += delta + 1;
+            position += total;
+        }
+        self.append_assigned(batches)?;
+        Ok(AppendInfo { base_offset, last_offset: next - 1, max_timestamp })
+    }
+
+    /// Appends batches that already carry their offsets (which must start at
+    /// or after the log end offset), rolling the active segment first when
+    /// it is full or old.
+    pub fn append_assigned(&mut self, batches: &[u8]) -> Result<()> {
+        if batches.is_empty() {
+            return Ok(());
+        }
+        let first = BatchHeader::parse(batches)?;
+        let leo = self.log_end_offset();
+        if first.base_offset() < leo {
+            return Err(StorageError::Corrupt {
+                path: self.dir.display().to_string(),
+                reason: format!("append at offset {} below log end offset {leo}", first.base_offset()),
+            });
+        }
+        if batches.len() as u64 > self.config.segment_bytes.min(SEGMENT_BYTES_MAX) {
+            return Err(StorageError::TooLarge { bytes: batches.len(), segment_bytes: self.config.segment_bytes });
+        }
+        if self.should_roll(batches.len() as u64) {
+            self.roll(first.base_offset())?;
+        }
+        self.active_mut().append(batches)?;
+        debug_assert!(self.log_end_offset() > leo, "log end offset must advance");
+        Ok(())
+    }
+
+    fn should_roll(&self, incoming: u64) -> bool {
+        let active = self.active();
+        if active.is_empty() {
+            return false;
+        }
+        active.size() + incoming > self.config.segment_bytes.min(SEGMENT_BYTES_MAX)
+            || active.index_is_full()
+            || active.age_ms() > self.config.segment_ms
+    }
+
+    /// Closes the active segment (indexes written, data fsynced) and starts
+    /// a new one at `base_offset`.
+    pub fn roll(&mut self, base_offset: i64) -> Result<()> {
+        self.active_mut().close()?;
+        let seg = Segment::create(&self.dir, base_offset, self.config.index_interval_bytes, self.config.segment_index_bytes)?;
+        tracing::debug!(dir = %self.dir.display(), base_offset, "rolled new segment");
+        self.segments.insert(base_offset, seg);
+        Ok(())
+    }
+
+    /// The file and log end offset to fsync for durability up to that offset.
+    pub fn flush_target(&self) -> (Arc<File>, i64) {
+        (self.active().file().clone(), self.log_end_offset())
+    }
+
+    /// Bytes starting at the batch that contains `offset`: at most
+    /// `max_bytes`, but always the whole first batch, and never across a
+    /// segment boundary. `None` at the log end.
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Option<FileSlice>> {
+        let leo = self.log_end_offset();
+        if offset < self.log_start_offset || offset > leo {
+            return Err(StorageError::OffsetOutOfRange { offset, log_start_offset: self.log_start_offset, log_end_offset: leo });
+        }
+        for (_, seg) in self.segments.range(..=offset).next_back().into_iter().chain(self.segments.range(offset + 1..)) {
+            if seg.next_offset() <= offset {
+                continue;
+            }
+            if let Some(loc) = seg.find_batch(offset)? {
+                let available = (seg.size() - loc.position) as usize;
+                let len = max_bytes.max(loc.total_bytes).min(available);
+                return Ok(Some(FileSlice { file: seg.file().clone(), position: loc.position, len }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The first batch whose max timestamp is at or after `timestamp`.
+    pub fn batch_at_or_after_timestamp(&self, timestamp: i64) -> Result<Option<Vec<u8>>> {
+        for seg in self.segments.values() {
+            if let Some(batch) = seg.find_batch_by_timestamp(timestamp)? {
+                return Ok(Some(batch));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The largest timestamp in the log and the offset of the batch end
+    /// holding it.
+    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+        self.segments
+            .values()
+            .filter(|s| s.max_timestamp() >= 0)
+            .max_by_key(|s| s.max_timestamp())
+            .map(|s| (s.max_timestamp(), s.offset_of_max_timestamp()))
+    }
+
+    /// Removes every offset at or above `offset`.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<()> {
+        let doomed: Vec<i64> = self.segments.range(offset.max(self.log_start_offset) + 1..).map(|(b, _)| *b).collect();
+        for base in doomed {
+            if self.segments.len() == 1 {
+                break;
+            }
+            if let Some(seg) = self.segments.remove(&base) {
+                seg.delete_files()?;
+            }
+        }
+        self.active_mut().truncate_to(offset)?;
+        Ok(())
+    }
+
+    /// Writes indexes and fsyncs every segment (clean shutdown).
+    pub fn close(&mut self) -> Result<()> {
+        self.active_mut().close()
+    }
+
+    /// Validates every stored batch as recovery would; for tests and tools.
+    pub fn verify(&self) -> Result<i64> {
+        let mut expected = self.log_start_offset;
+        for seg in self.segments.values() {
+            let mut bytes = vec![0u8; seg.size() as usize];
+            seg.file().read_exact_at(&mut bytes, 0).ctx(&self.dir)?;
+            for item in Batches::new(&bytes) {
+                let (_, batch) = item?;
+                vltava_protocol::batch::verify_crc(batch)?;
+                let h = BatchHeader::parse(batch)?;
+                if h.base_offset() < expected {
+                    return Err(StorageError::Corrupt { path: self.dir.display().to_string(), reason: "offsets go backwards".into() });
+                }
+                expected = h.last_offset() + 1;
+            }
+        }
+        Ok(expected)
+    }
+}

@@ -1,0 +1,183 @@
+//! Log behaviour: append/read, roll, indexes, truncation, recovery.
+
+use std::fs::OpenOptions;
+use std::path::Path;
+
+use proptest::prelude::*;
+use vltava_protocol::batch::{build_batch, BatchHeader, Batches};
+use vltava_storage::{Log, LogConfig, StorageError};
+
+fn small_config() -> LogConfig {
+    LogConfig { segment_bytes: 4096, segment_ms: u64::MAX / 2, index_interval_bytes: 256, segment_index_bytes: 1 << 20 }
+}
+
+fn value(i: usize) -> Vec<u8> {
+    format!("value-{i:06}-{}", "x".repeat(i % 40)).into_bytes()
+}
+
+/// Appends `n` batches of 3 records each with timestamps 1000*i.
+fn fill(log: &mut Log, n: usize) {
+    for i in 0..n {
+        let (a, b, c) = (value(3 * i), value(3 * i + 1), value(3 * i + 2));
+        let mut batch = build_batch(0, 1000 * i as i64, &[&a, &b, &c]);
+        let info = log.append(&mut batch, 0, None).unwrap();
+        assert_eq!(info.last_offset - info.base_offset, 2);
+    }
+}
+
+/// Reads every batch from `offset` to the end, returning their base offsets.
+fn read_all(log: &Log, mut offset: i64) -> Vec<i64> {
+    let mut bases = Vec::new();
+    while let Some(slice) = log.read(offset, 1000).unwrap() {
+        let bytes = slice.read().unwrap();
+        let mut last = offset;
+        for item in Batches::new(&bytes) {
+            let Ok((_, batch)) = item else { break };
+            let h = BatchHeader::parse(batch).unwrap();
+            bases.push(h.base_offset());
+            last = h.last_offset() + 1;
+        }
+        assert!(last > offset, "read must make progress");
+        offset = last;
+    }
+    bases
+}
+
+#[test]
+fn append_read_roll_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config(), false).unwrap();
+    fill(&mut log, 200);
+    assert_eq!(log.log_end_offset(), 600);
+    assert!(log.segment_count() > 5, "small segments must roll: {}", log.segment_count());
+    let bases = read_all(&log, 0);
+    assert_eq!(bases, (0..200).map(|i| i * 3).collect::<Vec<_>>());
+    // a read in the middle of a batch starts at that batch
+    let slice = log.read(301, 1).unwrap().unwrap();
+    let bytes = slice.read().unwrap();
+    assert_eq!(BatchHeader::parse(&bytes).unwrap().base_offset(), 300);
+    assert_eq!(bytes.len(), BatchHeader::parse(&bytes).unwrap().total_bytes(), "first batch whole even past max_bytes");
+    assert!(log.read(600, 100).unwrap().is_none());
+    assert!(matches!(log.read(601, 100), Err(StorageError::OffsetOutOfRange { .. })));
+    log.close().unwrap();
+    drop(log);
+    let log = Log::open(dir.path(), small_config(), false).unwrap();
+    assert_eq!(log.log_end_offset(), 600);
+    assert_eq!(read_all(&log, 0).len(), 200);
+    assert_eq!(log.verify().unwrap(), 600);
+}
+
+#[test]
+fn timestamp_lookup() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config(), false).unwrap();
+    fill(&mut log, 100);
+    let batch = log.batch_at_or_after_timestamp(50_500).unwrap().unwrap();
+    assert_eq!(BatchHeader::parse(&batch).unwrap().base_offset(), 51 * 3);
+    let batch = log.batch_at_or_after_timestamp(0).unwrap().unwrap();
+    assert_eq!(BatchHeader::parse(&batch).unwrap().base_offset(), 0);
+    assert!(log.batch_at_or_after_timestamp(100_000).unwrap().is_none());
+    assert_eq!(log.max_timestamp(), Some((99_000, 299)));
+}
+
+#[test]
+fn truncate_then_append_keeps_offsets_dense() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config(), false).unwrap();
+    fill(&mut log, 100);
+    log.truncate_to(150).unwrap();
+    assert_eq!(log.log_end_offset(), 150);
+    fill(&mut log, 1);
+    assert_eq!(log.log_end_offset(), 153);
+    assert_eq!(log.verify().unwrap(), 153);
+}
+
+fn newest_segment(dir: &Path) -> std::path::PathBuf {
+    let mut logs: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    logs.sort();
+    logs.pop().unwrap()
+}
+
+#[test]
+fn recovery_cut_at_every_byte_of_last_batch() {
+    let template = tempfile::tempdir().unwrap();
+    let mut log = Log::open(template.path(), LogConfig::default(), false).unwrap();
+    fill(&mut log, 5);
+    drop(log);
+    let seg = newest_segment(template.path());
+    let full = std::fs::read(&seg).unwrap();
+    let mut last_start = 0;
+    for item in Batches::new(&full) {
+        last_start = item.unwrap().0;
+    }
+    for cut in last_start..full.len() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(seg.file_name().unwrap()), &full[..cut]).unwrap();
+        let mut log = Log::open(dir.path(), LogConfig::default(), true).unwrap();
+        assert_eq!(log.log_end_offset(), 12, "cut at {cut}: the 4 whole batches remain");
+        assert_eq!(read_all(&log, 0), vec![0, 3, 6, 9]);
+        fill(&mut log, 1);
+        assert_eq!(log.verify().unwrap(), 15, "cut at {cut}: appendable after recovery");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Garbage appended to, or flipped inside, the tail never survives
+    /// recovery, and the batches before it always do.
+    #[test]
+    fn recovery_drops_corrupt_tail(garbage in proptest::collection::vec(any::<u8>(), 1..200), flip in any::<bool>()) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), LogConfig::default(), false).unwrap();
+        fill(&mut log, 4);
+        drop(log);
+        let seg = newest_segment(dir.path());
+        let mut bytes = std::fs::read(&seg).unwrap();
+        let expect_end = if flip {
+            let n = bytes.len();
+            bytes[n - 1] ^= 0xff;
+            9
+        } else {
+            bytes.extend_from_slice(&garbage);
+            12
+        };
+        std::fs::write(&seg, &bytes).unwrap();
+        let log = Log::open(dir.path(), LogConfig::default(), true).unwrap();
+        prop_assert_eq!(log.log_end_offset(), expect_end);
+        prop_assert_eq!(log.verify().unwrap(), expect_end);
+    }
+
+    /// Any index lookup agrees with a linear scan.
+    #[test]
+    fn reads_find_the_batch_holding_the_offset(n in 1usize..80, probe in 0i64..240) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), small_config(), false).unwrap();
+        fill(&mut log, n);
+        let probe = probe % (3 * n as i64);
+        let bytes = log.read(probe, 1).unwrap().unwrap().read().unwrap();
+        prop_assert_eq!(BatchHeader::parse(&bytes).unwrap().base_offset(), probe - probe % 3);
+    }
+}
+
+#[test]
+fn stale_index_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config(), false).unwrap();
+    fill(&mut log, 50);
+    log.close().unwrap();
+    drop(log);
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|e| e == "index") {
+            let f = OpenOptions::new().write(true).open(&p).unwrap();
+            f.set_len(3).unwrap();
+        }
+    }
+    let log = Log::open(dir.path(), small_config(), false).unwrap();
+    assert_eq!(read_all(&log, 0).len(), 50);
+}
