@@ -402,3 +402,70 @@ mod tests {
         }
     }
 }
+
+/// Reads a zig-zag varlong; `None` when cut short or longer than 10 bytes.
+fn read_varlong(buf: &[u8]) -> Option<(i64, usize)> {
+    let mut value: u64 = 0;
+    for (i, &byte) in buf.iter().enumerate().take(10) {
+        value |= ((byte & 0x7f) as u64) << (7 * i);
+        if byte & 0x80 == 0 {
+            let decoded = ((value >> 1) as i64) ^ -((value & 1) as i64);
+            return Some((decoded, i + 1));
+        }
+    }
+    None
+}
+
+/// The records section of a batch, decompressed when needed.
+pub fn records_section(batch: &[u8]) -> Result<bytes::Bytes, BatchError> {
+    use kafka_protocol::compression::{Decompressor, Gzip, Lz4, Snappy, Zstd};
+    let h = BatchHeader::parse(batch)?;
+    let mut raw = bytes::Bytes::copy_from_slice(&batch[BATCH_HEADER_BYTES..h.total_bytes().min(batch.len())]);
+    let keep = |b: &mut bytes::Bytes| Ok(std::mem::take(b));
+    let out = match h.compression() {
+        0 => Ok(raw),
+        1 => Gzip::decompress(&mut raw, keep),
+        2 => Snappy::decompress(&mut raw, keep),
+        3 => Lz4::decompress(&mut raw, keep),
+        4 => Zstd::decompress(&mut raw, keep),
+        c => return Err(BatchError::Invalid(format!("unknown compression codec {c}"))),
+    };
+    out.map_err(|e| BatchError::Invalid(format!("cannot decompress records: {e}")))
+}
+
+/// The first record of `batch` whose timestamp is `>= timestamp`, as
+/// `(timestamp, offset)`. For LogAppendTime batches every record carries
+/// the batch's max timestamp.
+pub fn first_record_at_or_after(batch: &[u8], timestamp: i64) -> Result<Option<(i64, i64)>, BatchError> {
+    let h = BatchHeader::parse(batch)?;
+    if h.attributes() & ATTR_TIMESTAMP_LOG_APPEND != 0 {
+        return Ok((h.max_timestamp() >= timestamp).then(|| (h.max_timestamp(), h.base_offset())));
+    }
+    let records = records_section(batch)?;
+    let mut rest = &records[..];
+    for _ in 0..h.record_count() {
+        let bad = || BatchError::Invalid("record header cut short".into());
+        let (len, used) = read_varint(rest).ok_or_else(bad)?;
+        let body = rest.get(used..used + len.max(0) as usize).ok_or_else(bad)?;
+        let (ts_delta, n) = read_varlong(body.get(1..).ok_or_else(bad)?).ok_or_else(bad)?;
+        let (offset_delta, _) = read_varint(&body[1 + n..]).ok_or_else(bad)?;
+        let ts = h.base_timestamp() + ts_delta;
+        if ts >= timestamp {
+            return Ok(Some((ts, h.base_offset() + offset_delta as i64)));
+        }
+        rest = &rest[used + len as usize..];
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod record_tests {
+    use super::*;
+
+    #[test]
+    fn timestamp_search_inside_batch() {
+        let b = build_batch(10, 5000, &[b"a", b"b"]);
+        assert_eq!(first_record_at_or_after(&b, 4000).unwrap(), Some((5000, 10)));
+        assert_eq!(first_record_at_or_after(&b, 6000).unwrap(), None);
+    }
+}

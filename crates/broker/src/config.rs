@@ -1,0 +1,166 @@
+//! Broker configuration with Kafka's names and defaults, read from a
+//! `server.properties`-style file and `--set key=value` overrides.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use vltava_storage::LogConfig;
+
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// `node.id` (`broker.id`).
+    pub node_id: i32,
+    /// `listeners`: where to accept connections.
+    pub listen: SocketAddr,
+    /// `advertised.listeners`: host and port clients are told to use.
+    pub advertised_host: String,
+    pub advertised_port: u16,
+    /// `log.dirs` (`log.dir`): the data directory.
+    pub data_dir: PathBuf,
+    /// `auto.create.topics.enable`
+    pub auto_create_topics_enable: bool,
+    /// `num.partitions`: partitions of auto-created topics.
+    pub num_partitions: i32,
+    /// `default.replication.factor`
+    pub default_replication_factor: i16,
+    /// `message.max.bytes`: largest record batch accepted.
+    pub message_max_bytes: usize,
+    /// `socket.request.max.bytes`: largest request frame accepted.
+    pub socket_request_max_bytes: usize,
+    /// `max.connections`
+    pub max_connections: usize,
+    /// `log.flush.on.acks.all` (vltava): fsync before acknowledging acks=all.
+    pub flush_on_acks_all: bool,
+    /// `log.segment.bytes`, `log.roll.ms`, `log.index.interval.bytes`,
+    /// `log.index.size.max.bytes`: defaults for every partition log.
+    pub log: LogConfig,
+    /// `queued.max.requests`: pipelined requests in flight per connection.
+    pub queued_max_requests: usize,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        let listen: SocketAddr = "127.0.0.1:9092".parse().expect("valid");
+        Self {
+            node_id: 1,
+            listen,
+            advertised_host: listen.ip().to_string(),
+            advertised_port: listen.port(),
+            data_dir: PathBuf::from("./data"),
+            auto_create_topics_enable: true,
+            num_partitions: 1,
+            default_replication_factor: 1,
+            message_max_bytes: 1_048_588,
+            socket_request_max_bytes: 104_857_600,
+            max_connections: 10_000,
+            flush_on_acks_all: true,
+            log: LogConfig::default(),
+            queued_max_requests: 500,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid config {key}={value}: {reason}")]
+pub struct ConfigError {
+    pub key: String,
+    pub value: String,
+    pub reason: String,
+}
+
+/// Parses `key=value` lines (`#` comments, blank lines ignored).
+pub fn parse_properties(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
+        .filter_map(|l| l.split_once('=').or_else(|| l.split_once(':')))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+fn strip_listener_scheme(v: &str) -> &str {
+    let first = v.split(',').next().unwrap_or(v);
+    first.split_once("://").map(|(_, a)| a).unwrap_or(first)
+}
+
+impl BrokerConfig {
+    /// Applies settings in order; later ones win. Unknown keys are kept
+    /// out with a warning so that a Kafka `server.properties` loads.
+    pub fn apply(&mut self, settings: &[(String, String)]) -> Result<(), ConfigError> {
+        let mut advertised_set = false;
+        let mut extra = BTreeMap::new();
+        for (key, value) in settings {
+            let err = |reason: &str| ConfigError { key: key.clone(), value: value.clone(), reason: reason.to_string() };
+            let num = |v: &str| v.parse::<i64>().map_err(|_| err("not a number"));
+            let boolean = |v: &str| v.parse::<bool>().map_err(|_| err("expected true or false"));
+            match key.as_str() {
+                "node.id" | "broker.id" => self.node_id = num(value)? as i32,
+                "listeners" | "listen" => {
+                    self.listen = strip_listener_scheme(value).parse().map_err(|_| err("expected HOST:PORT or PLAINTEXT://HOST:PORT"))?
+                }
+                "advertised.listeners" => {
+                    let addr = strip_listener_scheme(value);
+                    let (host, port) = addr.rsplit_once(':').ok_or_else(|| err("expected HOST:PORT"))?;
+                    self.advertised_host = host.to_string();
+                    self.advertised_port = port.parse().map_err(|_| err("bad port"))?;
+                    advertised_set = true;
+                }
+                "log.dirs" | "log.dir" => self.data_dir = PathBuf::from(value.split(',').next().unwrap_or(value)),
+                "auto.create.topics.enable" => self.auto_create_topics_enable = boolean(value)?,
+                "num.partitions" => {
+                    let n = num(value)?;
+                    if n < 1 {
+                        return Err(err("must be at least 1"));
+                    }
+                    self.num_partitions = n as i32
+                }
+                "default.replication.factor" => self.default_replication_factor = num(value)? as i16,
+                "message.max.bytes" => self.message_max_bytes = num(value)?.max(0) as usize,
+                "socket.request.max.bytes" => self.socket_request_max_bytes = num(value)?.max(1024) as usize,
+                "max.connections" => self.max_connections = num(value)?.max(1) as usize,
+                "queued.max.requests" => self.queued_max_requests = num(value)?.max(1) as usize,
+                "log.flush.on.acks.all" => self.flush_on_acks_all = boolean(value)?,
+                "log.segment.bytes" => {
+                    let n = num(value)?;
+                    if !(14..=i32::MAX as i64).contains(&n) {
+                        return Err(err("must be between 14 and 2147483647"));
+                    }
+                    self.log.segment_bytes = n as u64
+                }
+                "log.roll.ms" => self.log.segment_ms = num(value)?.max(1) as u64,
+                "log.roll.hours" => self.log.segment_ms = num(value)?.max(1) as u64 * 3_600_000,
+                "log.index.interval.bytes" => self.log.index_interval_bytes = num(value)?.max(0) as u64,
+                "log.index.size.max.bytes" => self.log.segment_index_bytes = num(value)?.max(8) as u64,
+                _ => {
+                    extra.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        if !advertised_set && settings.iter().any(|(k, _)| k == "listeners" || k == "listen") {
+            self.advertised_host = self.listen.ip().to_string();
+            self.advertised_port = self.listen.port();
+        }
+        for key in extra.keys() {
+            tracing::warn!(key, "ignoring config key vltava does not know yet");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listener_and_advertised() {
+        let mut c = BrokerConfig::default();
+        c.apply(&parse_properties("listeners=PLAINTEXT://127.0.0.1:19092\n# comment\nnum.partitions = 3\n")).unwrap();
+        assert_eq!(c.listen.port(), 19092);
+        assert_eq!((c.advertised_host.as_str(), c.advertised_port), ("127.0.0.1", 19092));
+        assert_eq!(c.num_partitions, 3);
+        c.apply(&[("advertised.listeners".into(), "PLAINTEXT://kafka.example:9092".into())]).unwrap();
+        assert_eq!((c.advertised_host.as_str(), c.advertised_port), ("kafka.example", 9092));
+        assert!(c.apply(&[("num.partitions".into(), "0".into())]).is_err());
+    }
+}

@@ -1,0 +1,41 @@
+//! DeleteTopics: by name (v1-v5 `topic_names`, v6 `topics[].name`) or by id (v6).
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
+use uuid::Uuid;
+use vltava_protocol::{ResponseError, StrBytes};
+
+use crate::Broker;
+
+pub fn handle(broker: &Arc<Broker>, request: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
+    let targets: Vec<(Option<TopicName>, Uuid)> = if version >= 6 {
+        request.topics.into_iter().map(|t| (t.name, t.topic_id)).collect()
+    } else {
+        request.topic_names.into_iter().map(|n| (Some(n), Uuid::nil())).collect()
+    };
+    let responses = targets
+        .into_iter()
+        .map(|(name, topic_id)| {
+            let image = broker.controller.image();
+            let found = match &name {
+                Some(n) => image.topic(n.0.as_str()).cloned(),
+                None => image.topic_by_id(&topic_id).cloned(),
+            };
+            let result = DeletableTopicResult::default().with_name(name.clone()).with_topic_id(topic_id);
+            let Some(topic) = found else {
+                let error = if name.is_some() { ResponseError::UnknownTopicOrPartition } else { ResponseError::UnknownTopicId };
+                return result.with_error_code(error.code());
+            };
+            match broker.delete_topic(topic.topic_id) {
+                Ok(()) => {
+                    tracing::info!(topic = %topic.name, "deleted topic");
+                    result.with_name(Some(TopicName(StrBytes::from_string(topic.name.clone())))).with_topic_id(topic.topic_id)
+                }
+                Err(e) => result.with_error_code(e.error.code()).with_error_message(Some(StrBytes::from_string(e.message))),
+            }
+        })
+        .collect();
+    DeleteTopicsResponse::default().with_responses(responses)
+}

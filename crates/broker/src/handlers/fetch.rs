@@ -1,0 +1,169 @@
+//! Fetch: stored batches returned as they are, from the batch holding the
+//! fetch offset. Long polling: with less than `min_bytes` available the
+//! request waits up to `max_wait_ms`, woken by appends to any of its
+//! partitions, never by a timer loop. Fetch sessions are not kept: every
+//! response says session id 0, which clients treat as "full fetches".
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::FetchPartition;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseKind, TopicName};
+use uuid::Uuid;
+use vltava_protocol::ResponseError;
+use vltava_storage::StorageError;
+
+use super::ResponseFuture;
+use crate::partition::Partition;
+use crate::Broker;
+
+/// Longest a fetch may wait, whatever the client asks.
+const MAX_WAIT_MS_MAX: u64 = 5 * 60 * 1000;
+const READ_COMMITTED: i8 = 1;
+
+struct Target {
+    topic: TopicName,
+    topic_id: Uuid,
+    partitions: Vec<(FetchPartition, Result<Arc<Partition>, ResponseError>)>,
+}
+
+pub fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> ResponseFuture {
+    if request.session_id != 0 {
+        let response = FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
+        return Box::pin(std::future::ready(Some(ResponseKind::Fetch(response))));
+    }
+    let image = broker.controller.image();
+    let targets: Vec<Target> = request
+        .topics
+        .into_iter()
+        .map(|t| {
+            let found = if version >= 13 { image.topic_by_id(&t.topic_id) } else { image.topic(t.topic.0.as_str()) };
+            let (topic, topic_id) = match found {
+                Some(img) => (TopicName(vltava_protocol::StrBytes::from_string(img.name.clone())), img.topic_id),
+                None => (t.topic.clone(), t.topic_id),
+            };
+            let unknown = if version >= 13 { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition };
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let resolved = found
+                        .ok_or(unknown)
+                        .and_then(|img| broker.replicas.get(&img.topic_id, p.partition).ok_or(ResponseError::UnknownTopicOrPartition))
+                        .and_then(|part| check_leader_epoch(&part, p.current_leader_epoch).map(|_| part));
+                    (p, resolved)
+                })
+                .collect();
+            Target { topic, topic_id, partitions }
+        })
+        .collect();
+    let max_wait = Duration::from_millis((request.max_wait_ms.max(0) as u64).min(MAX_WAIT_MS_MAX));
+    let min_bytes = request.min_bytes.max(0) as usize;
+    let max_bytes = if request.max_bytes <= 0 { i32::MAX as usize } else { request.max_bytes as usize };
+    let read_committed = request.isolation_level == READ_COMMITTED;
+    Box::pin(async move {
+        let deadline = tokio::time::Instant::now() + max_wait;
+        loop {
+            // Register for wake-ups before reading, so no append is missed.
+            let mut wakeups: Vec<Pin<Box<tokio::sync::futures::Notified<'_>>>> = targets
+                .iter()
+                .flat_map(|t| t.partitions.iter())
+                .filter_map(|(_, p)| p.as_ref().ok())
+                .map(|p| Box::pin(p.appended()))
+                .collect();
+            for w in &mut wakeups {
+                w.as_mut().enable();
+            }
+            let (response, bytes, had_error) = read_all(&targets, max_bytes, read_committed);
+            if bytes >= min_bytes || had_error || wakeups.is_empty() || tokio::time::Instant::now() >= deadline {
+                return Some(ResponseKind::Fetch(response));
+            }
+            tokio::select! {
+                _ = futures::future::select_all(wakeups) => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    let (response, _, _) = read_all(&targets, max_bytes, read_committed);
+                    return Some(ResponseKind::Fetch(response));
+                }
+            }
+        }
+    })
+}
+
+fn check_leader_epoch(partition: &Partition, current_leader_epoch: i32) -> Result<(), ResponseError> {
+    let ours = partition.leader_epoch();
+    match current_leader_epoch {
+        -1 => Ok(()),
+        e if e > ours => Err(ResponseError::UnknownLeaderEpoch),
+        e if e < ours => Err(ResponseError::FencedLeaderEpoch),
+        _ => Ok(()),
+    }
+}
+
+/// Reads every partition once: the response, its record bytes, and
+/// whether any partition failed (which answers at once).
+fn read_all(targets: &[Target], max_bytes: usize, read_committed: bool) -> (FetchResponse, usize, bool) {
+    let mut remaining = max_bytes;
+    let mut total = 0usize;
+    let mut had_error = false;
+    let mut responses = Vec::with_capacity(targets.len());
+    for target in targets {
+        let mut partitions = Vec::with_capacity(target.partitions.len());
+        for (request, resolved) in &target.partitions {
+            let mut data = PartitionData::default().with_partition_index(request.partition).with_records(Some(Bytes::new()));
+            data.aborted_transactions = read_committed.then(Vec::new);
+            let partition = match resolved {
+                Ok(p) => p,
+                Err(e) => {
+                    had_error = true;
+                    partitions.push(data.with_error_code(e.code()).with_high_watermark(-1));
+                    continue;
+                }
+            };
+            let marks = partition.watermarks();
+            data = data
+                .with_high_watermark(marks.high_watermark)
+                .with_last_stable_offset(marks.high_watermark)
+                .with_log_start_offset(marks.log_start_offset);
+            let limit = (request.partition_max_bytes.max(0) as usize).min(remaining);
+            if limit == 0 && total > 0 {
+                partitions.push(data);
+                continue;
+            }
+            match partition.read(request.fetch_offset, limit.max(1)) {
+                Ok(Some(slice)) => {
+                    let len = if total > 0 { slice.len.min(limit) } else { slice.len };
+                    match (vltava_storage::FileSlice { len, ..slice }).read() {
+                        Ok(bytes) => {
+                            total += bytes.len();
+                            remaining = remaining.saturating_sub(bytes.len());
+                            data = data.with_records(Some(Bytes::from(bytes)));
+                        }
+                        Err(e) => {
+                            tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "segment read failed");
+                            had_error = true;
+                            data = data.with_error_code(ResponseError::KafkaStorageError.code());
+                        }
+                    }
+                }
+                Ok(None) => {}
+                Err(StorageError::OffsetOutOfRange { .. }) => {
+                    had_error = true;
+                    data = data.with_error_code(ResponseError::OffsetOutOfRange.code());
+                }
+                Err(e) => {
+                    tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "fetch failed");
+                    had_error = true;
+                    data = data.with_error_code(ResponseError::KafkaStorageError.code());
+                }
+            }
+            partitions.push(data);
+        }
+        responses.push(
+            FetchableTopicResponse::default().with_topic(target.topic.clone()).with_topic_id(target.topic_id).with_partitions(partitions),
+        );
+    }
+    (FetchResponse::default().with_responses(responses), total, had_error)
+}

@@ -1,0 +1,81 @@
+//! ListOffsets: -2 earliest (log start), -1 latest (high watermark, which is
+//! also the last stable offset until transactions), -3 the record with the
+//! largest timestamp, otherwise the first record whose timestamp is at or
+//! after the given one (time index, then a scan of one batch).
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use vltava_protocol::batch::first_record_at_or_after;
+use vltava_protocol::ResponseError;
+
+use crate::partition::Partition;
+use crate::Broker;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+
+fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), ResponseError> {
+    let marks = partition.watermarks();
+    match timestamp {
+        LATEST => Ok((-1, marks.high_watermark)),
+        EARLIEST => Ok((-1, marks.log_start_offset)),
+        MAX_TIMESTAMP => Ok(partition.max_timestamp().unwrap_or((-1, -1))),
+        ts if ts < 0 => Err(ResponseError::InvalidRequest),
+        ts => {
+            let batch = partition.batch_at_or_after_timestamp(ts).map_err(|e| {
+                tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "timestamp lookup failed");
+                ResponseError::KafkaStorageError
+            })?;
+            let Some(batch) = batch else { return Ok((-1, -1)) };
+            match first_record_at_or_after(&batch, ts) {
+                Ok(Some(found)) => Ok(found),
+                Ok(None) => Ok((-1, -1)),
+                Err(e) => {
+                    tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "stored batch unreadable");
+                    Err(ResponseError::KafkaStorageError)
+                }
+            }
+        }
+    }
+}
+
+pub fn handle(broker: &Arc<Broker>, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let response = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+                    let found = broker.partition(topic.name.0.as_str(), p.partition_index).map(|(part, _)| part);
+                    let result = found.and_then(|part| {
+                        let epoch = part.leader_epoch();
+                        if p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {
+                            return Err(if p.current_leader_epoch > epoch {
+                                ResponseError::UnknownLeaderEpoch
+                            } else {
+                                ResponseError::FencedLeaderEpoch
+                            });
+                        }
+                        lookup(&part, p.timestamp).map(|(ts, offset)| (ts, offset, epoch))
+                    });
+                    match result {
+                        Ok((timestamp, offset, epoch)) => {
+                            // leader_epoch exists from v4; older versions must leave it unset
+                            let epoch = if version >= 4 { epoch } else { -1 };
+                            response.with_timestamp(timestamp).with_offset(offset).with_leader_epoch(epoch)
+                        }
+                        Err(e) => response.with_error_code(e.code()).with_timestamp(-1).with_offset(-1),
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default().with_name(topic.name).with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}

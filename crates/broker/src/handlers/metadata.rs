@@ -1,0 +1,97 @@
+//! Metadata: brokers, controller, cluster id, and per topic its id and
+//! partitions (leader, epoch, replicas, ISR). Unknown topics are created
+//! here when the client allows it and `auto.create.topics.enable` is on.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use uuid::Uuid;
+use vltava_metadata::TopicImage;
+use vltava_protocol::{ResponseError, StrBytes};
+
+use crate::controller::TopicSpec;
+use crate::Broker;
+
+pub fn topic_entry(topic: &TopicImage) -> MetadataResponseTopic {
+    let partitions = topic
+        .partitions
+        .iter()
+        .map(|p| {
+            MetadataResponsePartition::default()
+                .with_partition_index(p.partition)
+                .with_leader_id(BrokerId(p.leader))
+                .with_leader_epoch(p.leader_epoch)
+                .with_replica_nodes(p.replicas.iter().copied().map(BrokerId).collect())
+                .with_isr_nodes(p.isr.iter().copied().map(BrokerId).collect())
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
+        .with_topic_id(topic.topic_id)
+        .with_is_internal(topic.is_internal())
+        .with_partitions(partitions)
+        .with_topic_authorized_operations(i32::MIN)
+}
+
+fn error_entry(name: Option<TopicName>, topic_id: Uuid, error: ResponseError) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_name(name)
+        .with_topic_id(topic_id)
+        .with_error_code(error.code())
+        .with_topic_authorized_operations(i32::MIN)
+}
+
+pub fn handle(broker: &Arc<Broker>, request: MetadataRequest, version: i16) -> MetadataResponse {
+    let c = &broker.config;
+    let allow_auto_create = (version < 4 || request.allow_auto_topic_creation) && c.auto_create_topics_enable;
+    let image = broker.controller.image();
+    let topics = match request.topics {
+        None => image.topics().map(|t| topic_entry(t)).collect(),
+        Some(list) if list.is_empty() && version == 0 => image.topics().map(|t| topic_entry(t)).collect(),
+        Some(list) => list
+            .into_iter()
+            .map(|requested| match requested.name {
+                Some(name) => {
+                    if let Some(t) = broker.controller.image().topic(name.0.as_str()) {
+                        return topic_entry(t);
+                    }
+                    if !allow_auto_create {
+                        return error_entry(Some(name), Uuid::nil(), ResponseError::UnknownTopicOrPartition);
+                    }
+                    let spec = TopicSpec {
+                        name: name.0.to_string(),
+                        num_partitions: c.num_partitions,
+                        replication_factor: c.default_replication_factor,
+                        configs: Vec::new(),
+                    };
+                    match broker.create_topic(&spec) {
+                        Ok(t) => {
+                            tracing::info!(topic = %spec.name, partitions = spec.num_partitions, "auto-created topic");
+                            topic_entry(&t)
+                        }
+                        Err(e) if e.error == ResponseError::TopicAlreadyExists => {
+                            broker.controller.image().topic(&spec.name).map(|t| topic_entry(t)).unwrap_or_else(|| {
+                                error_entry(Some(name), Uuid::nil(), ResponseError::LeaderNotAvailable)
+                            })
+                        }
+                        Err(e) => error_entry(Some(name), Uuid::nil(), e.error),
+                    }
+                }
+                None => match image.topic_by_id(&requested.topic_id) {
+                    Some(t) => topic_entry(t),
+                    None => error_entry(None, requested.topic_id, ResponseError::UnknownTopicId),
+                },
+            })
+            .collect(),
+    };
+    MetadataResponse::default()
+        .with_brokers(vec![MetadataResponseBroker::default()
+            .with_node_id(BrokerId(c.node_id))
+            .with_host(StrBytes::from_string(c.advertised_host.clone()))
+            .with_port(c.advertised_port as i32)])
+        .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
+        .with_controller_id(BrokerId(c.node_id))
+        .with_topics(topics)
+        .with_cluster_authorized_operations(i32::MIN)
+}

@@ -1,0 +1,133 @@
+//! One partition replica hosted by this broker: its log, leader epoch,
+//! the wake-up for long-polling fetches, and group commit of fsyncs.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use parking_lot::Mutex;
+use tokio::sync::{watch, Notify};
+use uuid::Uuid;
+use vltava_storage::{AppendInfo, FileSlice, LeaderEpochCache, Log, LogConfig, Result as StorageResult};
+
+pub struct Partition {
+    pub topic: String,
+    pub topic_id: Uuid,
+    pub index: i32,
+    log: Mutex<Log>,
+    epochs: Mutex<LeaderEpochCache>,
+    leader_epoch: AtomicI32,
+    /// Woken after every append (long-polling fetches wait on it).
+    appended: Notify,
+    /// Offset below which data is fsynced.
+    durable: watch::Sender<i64>,
+    /// Serialises fsyncs so that waiters share one (group commit).
+    flush_lock: tokio::sync::Mutex<()>,
+}
+
+/// Offsets a fetch or list-offsets needs, read under one lock.
+#[derive(Debug, Clone, Copy)]
+pub struct Watermarks {
+    pub log_start_offset: i64,
+    pub high_watermark: i64,
+}
+
+impl Partition {
+    pub fn open(topic: &str, topic_id: Uuid, index: i32, dir: &Path, config: LogConfig, recover: bool, leader_epoch: i32) -> StorageResult<Self> {
+        let log = Log::open(dir, config, recover)?;
+        let epochs = LeaderEpochCache::load(dir)?;
+        let leo = log.log_end_offset();
+        Ok(Self {
+            topic: topic.to_string(),
+            topic_id,
+            index,
+            log: Mutex::new(log),
+            epochs: Mutex::new(epochs),
+            leader_epoch: AtomicI32::new(leader_epoch),
+            appended: Notify::new(),
+            durable: watch::channel(leo).0,
+            flush_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch.load(Ordering::Acquire)
+    }
+
+    /// On a single node the high watermark is the log end offset: the ISR
+    /// is the leader alone.
+    pub fn watermarks(&self) -> Watermarks {
+        let log = self.log.lock();
+        Watermarks { log_start_offset: log.log_start_offset(), high_watermark: log.log_end_offset() }
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.log.lock().size_bytes()
+    }
+
+    /// Appends validated producer batches and wakes waiting fetches.
+    pub fn append(&self, batches: &mut [u8], log_append_time: Option<i64>) -> StorageResult<AppendInfo> {
+        let epoch = self.leader_epoch();
+        let info = {
+            let mut log = self.log.lock();
+            let start = log.log_end_offset();
+            let mut epochs = self.epochs.lock();
+            if epochs.latest_epoch() != Some(epoch) {
+                epochs.assign(epoch, start)?;
+            }
+            log.append(batches, epoch, log_append_time)?
+        };
+        self.appended.notify_waiters();
+        Ok(info)
+    }
+
+    /// Waits until everything below `offset` is on disk. One fsync covers
+    /// every append that happened before it started.
+    pub async fn wait_durable(&self, offset: i64) -> std::io::Result<()> {
+        if *self.durable.borrow() >= offset {
+            return Ok(());
+        }
+        let _guard = self.flush_lock.lock().await;
+        if *self.durable.borrow() >= offset {
+            return Ok(());
+        }
+        let (file, target) = self.log.lock().flush_target();
+        tokio::task::spawn_blocking(move || file.sync_data()).await.map_err(std::io::Error::other)??;
+        self.durable.send_modify(|d| *d = (*d).max(target));
+        Ok(())
+    }
+
+    pub fn read(&self, offset: i64, max_bytes: usize) -> StorageResult<Option<FileSlice>> {
+        self.log.lock().read(offset, max_bytes)
+    }
+
+    /// A future that resolves on the next append; create it *before*
+    /// checking for data so that no append is missed.
+    pub fn appended(&self) -> tokio::sync::futures::Notified<'_> {
+        self.appended.notified()
+    }
+
+    pub fn batch_at_or_after_timestamp(&self, timestamp: i64) -> StorageResult<Option<Vec<u8>>> {
+        self.log.lock().batch_at_or_after_timestamp(timestamp)
+    }
+
+    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+        self.log.lock().max_timestamp()
+    }
+
+    /// End offset of `epoch` for OffsetForLeaderEpoch: `(epoch, end_offset)`.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        let leo = self.log.lock().log_end_offset();
+        let epochs = self.epochs.lock();
+        match epochs.end_offset_for(epoch, leo) {
+            Some(found) => Some(found),
+            // nothing written yet: the current epoch ends at the log end
+            None if epochs.latest_epoch().is_none() && epoch == self.leader_epoch() => Some((epoch, leo)),
+            None => None,
+        }
+    }
+
+    /// Writes indexes and fsyncs (clean shutdown).
+    pub fn close(&self) -> StorageResult<()> {
+        self.log.lock().close()
+    }
+}
