@@ -97,7 +97,9 @@ impl BrokerConfig {
             match key.as_str() {
                 "node.id" | "broker.id" => self.node_id = num(value)? as i32,
                 "listeners" | "listen" => {
-                    self.listen = strip_listener_scheme(value).parse().map_err(|_| err("expected HOST:PORT or PLAINTEXT://HOST:PORT"))?
+                    self.listen = strip_listener_scheme(value)
+                        .parse()
+                        .map_err(|_| err("expected HOST:PORT or PLAINTEXT://HOST:PORT"))?
                 }
                 "advertised.listeners" => {
                     let addr = strip_listener_scheme(value);

@@ -82,10 +82,16 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut
     let _ = writer.await;
 }
 
-async fn write_responses(mut rx: mpsc::Receiver<Pending>, write_half: tokio::net::tcp::OwnedWriteHalf, peer: SocketAddr) {
+async fn write_responses(
+    mut rx: mpsc::Receiver<Pending>,
+    write_half: tokio::net::tcp::OwnedWriteHalf,
+    peer: SocketAddr,
+) {
     let mut out = BufWriter::with_capacity(64 * 1024, write_half);
     while let Some(pending) = rx.recv().await {
-        let Some(body) = pending.response.await else { continue };
+        let Some(body) = pending.response.await else {
+            continue;
+        };
         match encode_response(pending.api_key, pending.version, pending.correlation_id, &body) {
             Ok(bytes) => {
                 if out.write_all(&bytes).await.is_err() {
@@ -104,4 +110,3 @@ async fn write_responses(mut rx: mpsc::Receiver<Pending>, write_half: tokio::net
     }
     let _ = out.flush().await;
 }
-

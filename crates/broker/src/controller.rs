@@ -30,7 +30,12 @@ impl ControllerError {
 
 /// Kafka's topic name rule: 1-249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
 pub fn validate_topic_name(name: &str) -> Result<(), ControllerError> {
-    let invalid = |why: &str| Err(ControllerError::new(ResponseError::InvalidTopicException, format!("Topic name \"{name}\" is illegal, {why}")));
+    let invalid = |why: &str| {
+        Err(ControllerError::new(
+            ResponseError::InvalidTopicException,
+            format!("Topic name \"{name}\" is illegal, {why}"),
+        ))
+    };
     if name.is_empty() {
         return invalid("it can't be empty");
     }
@@ -78,16 +83,25 @@ impl Controller {
     pub fn validate_create(&self, spec: &TopicSpec) -> Result<(), ControllerError> {
         validate_topic_name(&spec.name)?;
         if self.image().topic(&spec.name).is_some() {
-            return Err(ControllerError::new(ResponseError::TopicAlreadyExists, format!("Topic '{}' already exists.", spec.name)));
+            return Err(ControllerError::new(
+                ResponseError::TopicAlreadyExists,
+                format!("Topic '{}' already exists.", spec.name),
+            ));
         }
         if spec.num_partitions < 1 || spec.num_partitions > PARTITIONS_PER_TOPIC_MAX {
             return Err(ControllerError::new(
                 ResponseError::InvalidPartitions,
-                format!("Number of partitions must be between 1 and {PARTITIONS_PER_TOPIC_MAX}, got {}.", spec.num_partitions),
+                format!(
+                    "Number of partitions must be between 1 and {PARTITIONS_PER_TOPIC_MAX}, got {}.",
+                    spec.num_partitions
+                ),
             ));
         }
         if spec.replication_factor < 1 {
-            return Err(ControllerError::new(ResponseError::InvalidReplicationFactor, "Replication factor must be larger than 0."));
+            return Err(ControllerError::new(
+                ResponseError::InvalidReplicationFactor,
+                "Replication factor must be larger than 0.",
+            ));
         }
         if spec.replication_factor as usize > self.broker_count() {
             return Err(ControllerError::new(
@@ -95,7 +109,8 @@ impl Controller {
                 format!("Unable to replicate the partition {} time(s): The target replication factor of {} cannot be reached because only {} broker(s) are registered.", spec.replication_factor, spec.replication_factor, self.broker_count()),
             ));
         }
-        crate::topic_config::validate(&spec.configs).map_err(|m| ControllerError::new(ResponseError::InvalidConfig, m))?;
+        crate::topic_config::validate(&spec.configs)
+            .map_err(|m| ControllerError::new(ResponseError::InvalidConfig, m))?;
         Ok(())
     }
 

@@ -32,7 +32,15 @@ pub struct Watermarks {
 }
 
 impl Partition {
-    pub fn open(topic: &str, topic_id: Uuid, index: i32, dir: &Path, config: LogConfig, recover: bool, leader_epoch: i32) -> StorageResult<Self> {
+    pub fn open(
+        topic: &str,
+        topic_id: Uuid,
+        index: i32,
+        dir: &Path,
+        config: LogConfig,
+        recover: bool,
+        leader_epoch: i32,
+    ) -> StorageResult<Self> {
         let log = Log::open(dir, config, recover)?;
         let epochs = LeaderEpochCache::load(dir)?;
         let leo = log.log_end_offset();

@@ -55,7 +55,8 @@ impl ReplicaManager {
             if !entry.file_type()?.is_dir() || name.starts_with("__cluster_metadata") {
                 continue;
             }
-            let is_partition_dir = name.rsplit_once('-').is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            let is_partition_dir =
+                name.rsplit_once('-').is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
             if name.ends_with(DELETE_SUFFIX) || (is_partition_dir && !owned.contains(&name)) {
                 tracing::info!(dir = %name, "removing directory of a deleted topic");
                 std::fs::remove_dir_all(entry.path())?;
@@ -79,7 +80,15 @@ impl ReplicaManager {
     pub fn open_topic(&self, topic: &TopicImage, recover: bool) -> anyhow::Result<()> {
         for p in &topic.partitions {
             let dir = partition_dir(&self.data_dir, &topic.name, p.partition);
-            let partition = Partition::open(&topic.name, topic.topic_id, p.partition, &dir, self.log_config(topic), recover, p.leader_epoch)?;
+            let partition = Partition::open(
+                &topic.name,
+                topic.topic_id,
+                p.partition,
+                &dir,
+                self.log_config(topic),
+                recover,
+                p.leader_epoch,
+            )?;
             self.partitions.write().insert((topic.topic_id, p.partition), Arc::new(partition));
         }
         Ok(())
@@ -94,7 +103,12 @@ impl ReplicaManager {
         };
         for partition in removed {
             let dir = partition_dir(&self.data_dir, &partition.topic, partition.index);
-            let doomed = self.data_dir.join(format!("{}-{}.{}{DELETE_SUFFIX}", partition.topic, partition.index, topic.topic_id.simple()));
+            let doomed = self.data_dir.join(format!(
+                "{}-{}.{}{DELETE_SUFFIX}",
+                partition.topic,
+                partition.index,
+                topic.topic_id.simple()
+            ));
             if let Err(e) = std::fs::rename(&dir, &doomed) {
                 tracing::warn!(dir = %dir.display(), error = %e, "could not rename deleted partition directory");
                 continue;

@@ -38,7 +38,12 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<Broker> {
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let meta = MetaProperties::load_or_create(&data_dir, config.node_id)?;
     if meta.node_id != config.node_id {
-        anyhow::bail!("data dir {} belongs to node.id {}, but this broker is node.id {}", data_dir.display(), meta.node_id, config.node_id);
+        anyhow::bail!(
+            "data dir {} belongs to node.id {}, but this broker is node.id {}",
+            data_dir.display(),
+            meta.node_id,
+            config.node_id
+        );
     }
     let marker = data_dir.join(CLEAN_SHUTDOWN_FILE);
     let clean = marker.exists();
@@ -52,7 +57,12 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<Broker> {
     let replicas = ReplicaManager::new(data_dir.clone(), config.log.clone());
     replicas.load(&image, !clean)?;
     tracing::info!(cluster_id = %meta.cluster_id, node_id = config.node_id, topics = image.topic_count(), partitions = replicas.all().len(), "loaded data dir");
-    Ok(Broker { controller: Controller::new(config.node_id, metadata_log, image), replicas, cluster_id: meta.cluster_id, config })
+    Ok(Broker {
+        controller: Controller::new(config.node_id, metadata_log, image),
+        replicas,
+        cluster_id: meta.cluster_id,
+        config,
+    })
 }
 
 fn sync_dir(dir: &Path) {

@@ -39,9 +39,13 @@ pub fn validate(configs: &[(String, String)]) -> Result<(), String> {
         }
         let ok = match key.as_str() {
             "cleanup.policy" => value.split(',').all(|p| matches!(p.trim(), "delete" | "compact")),
-            "compression.type" => matches!(value.as_str(), "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd"),
+            "compression.type" => {
+                matches!(value.as_str(), "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd")
+            }
             "message.timestamp.type" => matches!(value.as_str(), "CreateTime" | "LogAppendTime"),
-            "unclean.leader.election.enable" | "preallocate" | "message.downconversion.enable" => matches!(value.as_str(), "true" | "false"),
+            "unclean.leader.election.enable" | "preallocate" | "message.downconversion.enable" => {
+                matches!(value.as_str(), "true" | "false")
+            }
             "min.cleanable.dirty.ratio" => value.parse::<f64>().is_ok_and(|r| (0.0..=1.0).contains(&r)),
             "segment.bytes" => value.parse::<i64>().is_ok_and(|n| (14..=i32::MAX as i64).contains(&n)),
             "max.message.bytes" | "min.insync.replicas" => value.parse::<i32>().is_ok_and(|n| n >= 0),

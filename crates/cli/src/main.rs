@@ -52,7 +52,8 @@ struct ServerArgs {
 fn server_config(args: &ServerArgs) -> anyhow::Result<BrokerConfig> {
     let mut settings = Vec::new();
     if let Some(path) = &args.config {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
         settings.extend(parse_properties(&text));
     }
     for kv in &args.set {

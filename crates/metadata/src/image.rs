@@ -79,7 +79,12 @@ impl MetadataImage {
                 self.names_by_id.insert(*topic_id, name.clone());
                 self.topics.insert(
                     name.clone(),
-                    Arc::new(TopicImage { name: name.clone(), topic_id: *topic_id, partitions: Vec::new(), configs: BTreeMap::new() }),
+                    Arc::new(TopicImage {
+                        name: name.clone(),
+                        topic_id: *topic_id,
+                        partitions: Vec::new(),
+                        configs: BTreeMap::new(),
+                    }),
                 );
             }
             MetadataRecord::Partition { topic_id, partition, replicas, isr, leader, leader_epoch, partition_epoch } => {
@@ -104,7 +109,9 @@ impl MetadataImage {
                 }
             }
             MetadataRecord::TopicConfig { topic_id, key, value } => {
-                let Some(topic) = self.topic_mut(topic_id) else { return };
+                let Some(topic) = self.topic_mut(topic_id) else {
+                    return;
+                };
                 match value {
                     Some(v) => topic.configs.insert(key.clone(), v.clone()),
                     None => topic.configs.remove(key),
@@ -128,8 +135,24 @@ mod tests {
         let id = Uuid::new_v4();
         let img = MetadataImage::default().apply(&[
             MetadataRecord::Topic { name: "t".into(), topic_id: id },
-            MetadataRecord::Partition { topic_id: id, partition: 1, replicas: vec![1], isr: vec![1], leader: 1, leader_epoch: 0, partition_epoch: 0 },
-            MetadataRecord::Partition { topic_id: id, partition: 0, replicas: vec![1], isr: vec![1], leader: 1, leader_epoch: 0, partition_epoch: 0 },
+            MetadataRecord::Partition {
+                topic_id: id,
+                partition: 1,
+                replicas: vec![1],
+                isr: vec![1],
+                leader: 1,
+                leader_epoch: 0,
+                partition_epoch: 0,
+            },
+            MetadataRecord::Partition {
+                topic_id: id,
+                partition: 0,
+                replicas: vec![1],
+                isr: vec![1],
+                leader: 1,
+                leader_epoch: 0,
+                partition_epoch: 0,
+            },
             MetadataRecord::TopicConfig { topic_id: id, key: "retention.ms".into(), value: Some("1000".into()) },
         ]);
         let t = img.topic("t").unwrap();

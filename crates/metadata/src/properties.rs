@@ -22,7 +22,10 @@ impl MetaProperties {
         match fs::read_to_string(&path) {
             Ok(text) => {
                 let get = |key: &str| {
-                    text.lines().filter_map(|l| l.split_once('=')).find(|(k, _)| k.trim() == key).map(|(_, v)| v.trim().to_string())
+                    text.lines()
+                        .filter_map(|l| l.split_once('='))
+                        .find(|(k, _)| k.trim() == key)
+                        .map(|(_, v)| v.trim().to_string())
                 };
                 let cluster_id = get("cluster.id").unwrap_or_else(new_cluster_id);
                 let node_id = get("node.id").and_then(|v| v.parse().ok()).unwrap_or(node_id);

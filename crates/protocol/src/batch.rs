@@ -260,8 +260,8 @@ fn read_varint(buf: &[u8]) -> Option<(i32, usize)> {
 /// and their number must equal the header's record count.
 fn check_uncompressed_records(mut records: &[u8], count: i32) -> Result<(), BatchError> {
     for index in 0..count {
-        let (len, used) = read_varint(records)
-            .ok_or_else(|| BatchError::Invalid(format!("record {index}: bad length varint")))?;
+        let (len, used) =
+            read_varint(records).ok_or_else(|| BatchError::Invalid(format!("record {index}: bad length varint")))?;
         if len < 0 || used + len as usize > records.len() {
             return Err(BatchError::Invalid(format!("record {index}: length {len} overruns the batch")));
         }

@@ -27,7 +27,9 @@ impl LeaderEpochCache {
             Ok(text) => {
                 for line in text.lines().skip(2) {
                     let mut parts = line.split_whitespace();
-                    if let (Some(Ok(epoch)), Some(Ok(offset))) = (parts.next().map(str::parse), parts.next().map(str::parse)) {
+                    if let (Some(Ok(epoch)), Some(Ok(offset))) =
+                        (parts.next().map(str::parse), parts.next().map(str::parse))
+                    {
                         entries.push((epoch, offset));
                     }
                 }

@@ -94,7 +94,13 @@ impl Log {
         let mut segments = BTreeMap::new();
         let newest = bases.last().copied();
         for base in bases {
-            let seg = Segment::open(dir, base, config.index_interval_bytes, config.segment_index_bytes, recover && Some(base) == newest)?;
+            let seg = Segment::open(
+                dir,
+                base,
+                config.index_interval_bytes,
+                config.segment_index_bytes,
+                recover && Some(base) == newest,
+            )?;
             segments.insert(base, seg);
         }
         if segments.is_empty() {
@@ -151,7 +157,12 @@ impl Log {
     /// `vltava_protocol::batch::validate_produced`): assigns offsets from the
     /// log end offset, stamps the leader epoch and, when given, the
     /// LogAppendTime, then writes them with one call.
-    pub fn append(&mut self, batches: &mut [u8], leader_epoch: i32, log_append_time: Option<i64>) -> Result<AppendInfo> {
+    pub fn append(
+        &mut self,
+        batches: &mut [u8],
+        leader_epoch: i32,
+        log_append_time: Option<i64>,
+    ) -> Result<AppendInfo> {
         let base_offset = self.log_end_offset();
         let mut next = base_offset;
         let mut max_timestamp = -1;
@@ -212,7 +223,8 @@ impl Log {
     /// a new one at `base_offset`.
     pub fn roll(&mut self, base_offset: i64) -> Result<()> {
         self.active_mut().close()?;
-        let seg = Segment::create(&self.dir, base_offset, self.config.index_interval_bytes, self.config.segment_index_bytes)?;
+        let seg =
+            Segment::create(&self.dir, base_offset, self.config.index_interval_bytes, self.config.segment_index_bytes)?;
         tracing::debug!(dir = %self.dir.display(), base_offset, "rolled new segment");
         self.segments.insert(base_offset, seg);
         Ok(())
@@ -229,9 +241,14 @@ impl Log {
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Option<FileSlice>> {
         let leo = self.log_end_offset();
         if offset < self.log_start_offset || offset > leo {
-            return Err(StorageError::OffsetOutOfRange { offset, log_start_offset: self.log_start_offset, log_end_offset: leo });
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: leo,
+            });
         }
-        for (_, seg) in self.segments.range(..=offset).next_back().into_iter().chain(self.segments.range(offset + 1..)) {
+        for (_, seg) in self.segments.range(..=offset).next_back().into_iter().chain(self.segments.range(offset + 1..))
+        {
             if seg.next_offset() <= offset {
                 continue;
             }
@@ -295,7 +312,10 @@ impl Log {
                 vltava_protocol::batch::verify_crc(batch)?;
                 let h = BatchHeader::parse(batch)?;
                 if h.base_offset() < expected {
-                    return Err(StorageError::Corrupt { path: self.dir.display().to_string(), reason: "offsets go backwards".into() });
+                    return Err(StorageError::Corrupt {
+                        path: self.dir.display().to_string(),
+                        reason: "offsets go backwards".into(),
+                    });
                 }
                 expected = h.last_offset() + 1;
             }

@@ -103,12 +103,15 @@ impl OffsetIndex {
     }
 
     pub fn write_to_disk(&self) -> Result<()> {
-        write_atomically(&self.path, self.entries.iter().flat_map(|&(r, p)| {
-            let mut e = [0u8; 8];
-            e[..4].copy_from_slice(&r.to_be_bytes());
-            e[4..].copy_from_slice(&p.to_be_bytes());
-            e
-        }))
+        write_atomically(
+            &self.path,
+            self.entries.iter().flat_map(|&(r, p)| {
+                let mut e = [0u8; 8];
+                e[..4].copy_from_slice(&r.to_be_bytes());
+                e[4..].copy_from_slice(&p.to_be_bytes());
+                e
+            }),
+        )
     }
 
     pub fn path(&self) -> &Path {

@@ -74,7 +74,11 @@ impl Segment {
             log_path,
             file: Arc::new(file),
             size,
-            offset_index: OffsetIndex::new(dir.join(segment_file_name(base_offset, "index")), base_offset, index_bytes_max),
+            offset_index: OffsetIndex::new(
+                dir.join(segment_file_name(base_offset, "index")),
+                base_offset,
+                index_bytes_max,
+            ),
             time_index: TimeIndex::new(dir.join(segment_file_name(base_offset, "timeindex")), base_offset),
             index_interval_bytes,
             bytes_since_index: 0,
@@ -90,7 +94,13 @@ impl Segment {
     /// (lengths, CRC-32C, increasing offsets), the file is cut after the last
     /// good batch, and both indexes are rebuilt. Without it, the indexes on
     /// disk are trusted when they fit the file, else rebuilt.
-    pub fn open(dir: &Path, base_offset: i64, index_interval_bytes: u64, index_bytes_max: u64, recover: bool) -> Result<Self> {
+    pub fn open(
+        dir: &Path,
+        base_offset: i64,
+        index_interval_bytes: u64,
+        index_bytes_max: u64,
+        recover: bool,
+    ) -> Result<Self> {
         let log_path = dir.join(segment_file_name(base_offset, "log"));
         let file = open_file(&log_path, false)?;
         let meta = file.metadata().ctx(&log_path)?;
@@ -107,7 +117,8 @@ impl Segment {
             seg.recover()?;
             return Ok(seg);
         }
-        let offset_index = OffsetIndex::load(seg.offset_index.path().to_path_buf(), base_offset, index_bytes_max, size.max(1))?;
+        let offset_index =
+            OffsetIndex::load(seg.offset_index.path().to_path_buf(), base_offset, index_bytes_max, size.max(1))?;
         let time_index = TimeIndex::load(dir.join(segment_file_name(base_offset, "timeindex")), base_offset)?;
         match (offset_index, time_index) {
             (Some(oi), Some(ti)) => {
@@ -142,7 +153,10 @@ impl Segment {
     }
 
     fn corrupt(&self, position: u64, reason: String) -> StorageError {
-        StorageError::Corrupt { path: self.log_path.display().to_string(), reason: format!("at byte {position}: {reason}") }
+        StorageError::Corrupt {
+            path: self.log_path.display().to_string(),
+            reason: format!("at byte {position}: {reason}"),
+        }
     }
 
     fn rebuild_indexes(&mut self, validate: bool) -> Result<()> {
@@ -175,9 +189,12 @@ impl Segment {
             }
             let mut header = [0u8; BATCH_HEADER_BYTES];
             self.file.read_exact_at(&mut header, position).ctx(&self.log_path)?;
-            let Ok(h) = BatchHeader::parse(&header) else { break position };
+            let Ok(h) = BatchHeader::parse(&header) else {
+                break position;
+            };
             let total = h.total_bytes();
-            if total < BATCH_HEADER_BYTES || total > RECOVERY_BATCH_BYTES_MAX || position + total as u64 > self.size {
+            if !(BATCH_HEADER_BYTES..=RECOVERY_BATCH_BYTES_MAX).contains(&total) || position + total as u64 > self.size
+            {
                 break position;
             }
             if h.base_offset() < self.next_offset || h.last_offset_delta() < 0 {
@@ -275,7 +292,9 @@ impl Segment {
             return Ok(None);
         }
         let start = self.time_index.lookup(timestamp);
-        let Some(mut loc) = self.find_batch(start)? else { return Ok(None) };
+        let Some(mut loc) = self.find_batch(start)? else {
+            return Ok(None);
+        };
         loop {
             let mut buf = vec![0u8; loc.total_bytes];
             self.file.read_exact_at(&mut buf, loc.position).ctx(&self.log_path)?;
@@ -317,7 +336,9 @@ impl Segment {
 
     /// Removes the segment's files.
     pub fn delete_files(&self) -> Result<()> {
-        for path in [self.log_path.clone(), self.offset_index.path().to_path_buf(), self.log_path.with_extension("timeindex")] {
+        for path in
+            [self.log_path.clone(), self.offset_index.path().to_path_buf(), self.log_path.with_extension("timeindex")]
+        {
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

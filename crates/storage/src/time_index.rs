@@ -76,12 +76,15 @@ impl TimeIndex {
     }
 
     pub fn write_to_disk(&self) -> Result<()> {
-        write_atomically(&self.path, self.entries.iter().flat_map(|&(ts, rel)| {
-            let mut e = [0u8; 12];
-            e[..8].copy_from_slice(&ts.to_be_bytes());
-            e[8..].copy_from_slice(&rel.to_be_bytes());
-            e
-        }))
+        write_atomically(
+            &self.path,
+            self.entries.iter().flat_map(|&(ts, rel)| {
+                let mut e = [0u8; 12];
+                e[..8].copy_from_slice(&ts.to_be_bytes());
+                e[8..].copy_from_slice(&rel.to_be_bytes());
+                e
+            }),
+        )
     }
 }
 

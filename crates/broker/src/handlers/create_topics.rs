@@ -30,13 +30,17 @@ fn spec_for(broker: &Broker, topic: &CreatableTopic) -> Result<TopicSpec, Contro
             if a.broker_ids.len() as i16 != rf || a.broker_ids.iter().any(|b| b.0 != c.node_id) {
                 return Err(ControllerError {
                     error: ResponseError::InvalidReplicaAssignment,
-                    message: format!("Replica assignment for partition {} names unknown brokers or differs in size.", a.partition_index),
+                    message: format!(
+                        "Replica assignment for partition {} names unknown brokers or differs in size.",
+                        a.partition_index
+                    ),
                 });
             }
         }
         (topic.assignments.len() as i32, rf)
     };
-    let configs = topic.configs.iter().filter_map(|cfg| Some((cfg.name.to_string(), cfg.value.as_ref()?.to_string()))).collect();
+    let configs =
+        topic.configs.iter().filter_map(|cfg| Some((cfg.name.to_string(), cfg.value.as_ref()?.to_string()))).collect();
     Ok(TopicSpec { name: topic.name.0.to_string(), num_partitions, replication_factor, configs })
 }
 
@@ -50,15 +54,24 @@ pub fn handle(broker: &Arc<Broker>, request: CreateTopicsRequest, _version: i16)
         .iter()
         .map(|topic| {
             let name = topic.name.clone();
-            let result = CreatableTopicResult::default().with_name(name.clone()).with_num_partitions(-1).with_replication_factor(-1);
+            let result = CreatableTopicResult::default()
+                .with_name(name.clone())
+                .with_num_partitions(-1)
+                .with_replication_factor(-1);
             if seen[name.0.as_str()] > 1 {
-                return result
-                    .with_error_code(ResponseError::InvalidRequest.code())
-                    .with_error_message(Some(StrBytes::from_string(format!("Create topics request from client contains a duplicate topic {}", name.0))));
+                return result.with_error_code(ResponseError::InvalidRequest.code()).with_error_message(Some(
+                    StrBytes::from_string(format!(
+                        "Create topics request from client contains a duplicate topic {}",
+                        name.0
+                    )),
+                ));
             }
             let outcome = spec_for(broker, topic).and_then(|spec| {
                 if request.validate_only {
-                    broker.controller.validate_create(&spec).map(|_| (spec.num_partitions, spec.replication_factor, uuid::Uuid::nil()))
+                    broker
+                        .controller
+                        .validate_create(&spec)
+                        .map(|_| (spec.num_partitions, spec.replication_factor, uuid::Uuid::nil()))
                 } else {
                     broker.create_topic(&spec).map(|t| (spec.num_partitions, spec.replication_factor, t.topic_id))
                 }
@@ -66,9 +79,15 @@ pub fn handle(broker: &Arc<Broker>, request: CreateTopicsRequest, _version: i16)
             match outcome {
                 Ok((partitions, rf, topic_id)) => {
                     tracing::info!(topic = %name.0, partitions, validate_only = request.validate_only, "created topic");
-                    result.with_num_partitions(partitions).with_replication_factor(rf).with_topic_id(topic_id).with_configs(Some(Vec::new()))
+                    result
+                        .with_num_partitions(partitions)
+                        .with_replication_factor(rf)
+                        .with_topic_id(topic_id)
+                        .with_configs(Some(Vec::new()))
                 }
-                Err(e) => result.with_error_code(e.error.code()).with_error_message(Some(StrBytes::from_string(e.message))),
+                Err(e) => {
+                    result.with_error_code(e.error.code()).with_error_message(Some(StrBytes::from_string(e.message)))
+                }
             }
         })
         .collect();

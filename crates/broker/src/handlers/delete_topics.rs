@@ -25,15 +25,20 @@ pub fn handle(broker: &Arc<Broker>, request: DeleteTopicsRequest, version: i16) 
             };
             let result = DeletableTopicResult::default().with_name(name.clone()).with_topic_id(topic_id);
             let Some(topic) = found else {
-                let error = if name.is_some() { ResponseError::UnknownTopicOrPartition } else { ResponseError::UnknownTopicId };
+                let error =
+                    if name.is_some() { ResponseError::UnknownTopicOrPartition } else { ResponseError::UnknownTopicId };
                 return result.with_error_code(error.code());
             };
             match broker.delete_topic(topic.topic_id) {
                 Ok(()) => {
                     tracing::info!(topic = %topic.name, "deleted topic");
-                    result.with_name(Some(TopicName(StrBytes::from_string(topic.name.clone())))).with_topic_id(topic.topic_id)
+                    result
+                        .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
+                        .with_topic_id(topic.topic_id)
                 }
-                Err(e) => result.with_error_code(e.error.code()).with_error_message(Some(StrBytes::from_string(e.message))),
+                Err(e) => {
+                    result.with_error_code(e.error.code()).with_error_message(Some(StrBytes::from_string(e.message)))
+                }
             }
         })
         .collect();

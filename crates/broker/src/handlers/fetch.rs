@@ -45,14 +45,20 @@ pub fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> Resp
                 Some(img) => (TopicName(vltava_protocol::StrBytes::from_string(img.name.clone())), img.topic_id),
                 None => (t.topic.clone(), t.topic_id),
             };
-            let unknown = if version >= 13 { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition };
+            let unknown =
+                if version >= 13 { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition };
             let partitions = t
                 .partitions
                 .into_iter()
                 .map(|p| {
                     let resolved = found
                         .ok_or(unknown)
-                        .and_then(|img| broker.replicas.get(&img.topic_id, p.partition).ok_or(ResponseError::UnknownTopicOrPartition))
+                        .and_then(|img| {
+                            broker
+                                .replicas
+                                .get(&img.topic_id, p.partition)
+                                .ok_or(ResponseError::UnknownTopicOrPartition)
+                        })
                         .and_then(|part| check_leader_epoch(&part, p.current_leader_epoch).map(|_| part));
                     (p, resolved)
                 })
@@ -112,7 +118,8 @@ fn read_all(targets: &[Target], max_bytes: usize, read_committed: bool) -> (Fetc
     for target in targets {
         let mut partitions = Vec::with_capacity(target.partitions.len());
         for (request, resolved) in &target.partitions {
-            let mut data = PartitionData::default().with_partition_index(request.partition).with_records(Some(Bytes::new()));
+            let mut data =
+                PartitionData::default().with_partition_index(request.partition).with_records(Some(Bytes::new()));
             data.aborted_transactions = read_committed.then(Vec::new);
             let partition = match resolved {
                 Ok(p) => p,
@@ -162,7 +169,10 @@ fn read_all(targets: &[Target], max_bytes: usize, read_committed: bool) -> (Fetc
             partitions.push(data);
         }
         responses.push(
-            FetchableTopicResponse::default().with_topic(target.topic.clone()).with_topic_id(target.topic_id).with_partitions(partitions),
+            FetchableTopicResponse::default()
+                .with_topic(target.topic.clone())
+                .with_topic_id(target.topic_id)
+                .with_partitions(partitions),
         );
     }
     (FetchResponse::default().with_responses(responses), total, had_error)

@@ -29,7 +29,9 @@ fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), ResponseE
                 tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "timestamp lookup failed");
                 ResponseError::KafkaStorageError
             })?;
-            let Some(batch) = batch else { return Ok((-1, -1)) };
+            let Some(batch) = batch else {
+                return Ok((-1, -1));
+            };
             match first_record_at_or_after(&batch, ts) {
                 Ok(Some(found)) => Ok(found),
                 Ok(None) => Ok((-1, -1)),

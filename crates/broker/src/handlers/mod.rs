@@ -41,7 +41,9 @@ pub fn dispatch(broker: &Arc<Broker>, request: Request) -> ResponseFuture {
         RequestKind::OffsetForLeaderEpoch(r) => {
             ready(ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, r, version)))
         }
-        RequestKind::DescribeCluster(r) => ready(ResponseKind::DescribeCluster(describe_cluster::handle(broker, r, version))),
+        RequestKind::DescribeCluster(r) => {
+            ready(ResponseKind::DescribeCluster(describe_cluster::handle(broker, r, version)))
+        }
         other => {
             // decode_request only lets supported APIs through.
             tracing::error!(api = ?std::mem::discriminant(&other), "request kind without a handler");

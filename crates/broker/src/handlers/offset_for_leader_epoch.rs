@@ -10,7 +10,11 @@ use vltava_protocol::ResponseError;
 
 use crate::Broker;
 
-pub fn handle(broker: &Arc<Broker>, request: OffsetForLeaderEpochRequest, _version: i16) -> OffsetForLeaderEpochResponse {
+pub fn handle(
+    broker: &Arc<Broker>,
+    request: OffsetForLeaderEpochRequest,
+    _version: i16,
+) -> OffsetForLeaderEpochResponse {
     let topics = request
         .topics
         .into_iter()
@@ -19,14 +23,19 @@ pub fn handle(broker: &Arc<Broker>, request: OffsetForLeaderEpochRequest, _versi
                 .partitions
                 .into_iter()
                 .map(|p| {
-                    let response = EpochEndOffset::default().with_partition(p.partition).with_leader_epoch(-1).with_end_offset(-1);
+                    let response =
+                        EpochEndOffset::default().with_partition(p.partition).with_leader_epoch(-1).with_end_offset(-1);
                     let part = match broker.partition(topic.topic.0.as_str(), p.partition) {
                         Ok((part, _)) => part,
                         Err(e) => return response.with_error_code(e.code()),
                     };
                     let ours = part.leader_epoch();
                     if p.current_leader_epoch >= 0 && p.current_leader_epoch != ours {
-                        let e = if p.current_leader_epoch > ours { ResponseError::UnknownLeaderEpoch } else { ResponseError::FencedLeaderEpoch };
+                        let e = if p.current_leader_epoch > ours {
+                            ResponseError::UnknownLeaderEpoch
+                        } else {
+                            ResponseError::FencedLeaderEpoch
+                        };
                         return response.with_error_code(e.code());
                     }
                     match part.end_offset_for_epoch(p.leader_epoch) {

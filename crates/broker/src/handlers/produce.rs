@@ -48,7 +48,9 @@ fn produce_partition(broker: &Broker, topic: &str, index: i32, records: Option<b
     let Some(records) = records.filter(|r| !r.is_empty()) else {
         return failed(index, ResponseError::InvalidRecord, Some("empty record set".into()));
     };
-    let max_message_bytes = get_i64(&topic_image.configs, "max.message.bytes").map(|v| v as usize).unwrap_or(broker.config.message_max_bytes);
+    let max_message_bytes = get_i64(&topic_image.configs, "max.message.bytes")
+        .map(|v| v as usize)
+        .unwrap_or(broker.config.message_max_bytes);
     if let Err(e) = validate_produced(&records) {
         tracing::warn!(topic, partition = index, error = %e, "rejecting produce batch");
         let error = ResponseError::try_from_code(e.error_code()).unwrap_or(ResponseError::CorruptMessage);
@@ -61,12 +63,14 @@ fn produce_partition(broker: &Broker, topic: &str, index: i32, records: Option<b
             Some(format!("a record batch is larger than the max message size {max_message_bytes}")),
         );
     }
-    let log_append_time = (topic_image.configs.get("message.timestamp.type").map(String::as_str) == Some("LogAppendTime")).then(now_ms);
+    let log_append_time =
+        (topic_image.configs.get("message.timestamp.type").map(String::as_str) == Some("LogAppendTime")).then(now_ms);
     let mut batches = BytesMut::from(&records[..]);
     match partition.append(&mut batches, log_append_time) {
         Ok(info) => {
             let watermarks = partition.watermarks();
-            let durable = (acks == -1 && broker.config.flush_on_acks_all).then(|| (partition.clone(), info.last_offset + 1));
+            let durable =
+                (acks == -1 && broker.config.flush_on_acks_all).then(|| (partition.clone(), info.last_offset + 1));
             Outcome {
                 response: PartitionProduceResponse::default()
                     .with_index(index)
@@ -112,12 +116,14 @@ pub fn handle(broker: &Arc<Broker>, request: ProduceRequest, _version: i16) -> R
                 if let Some((partition, offset)) = outcome.durable {
                     if let Err(e) = partition.wait_durable(offset).await {
                         tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "fsync failed");
-                        response = response.with_error_code(ResponseError::KafkaStorageError.code()).with_base_offset(-1);
+                        response =
+                            response.with_error_code(ResponseError::KafkaStorageError.code()).with_base_offset(-1);
                     }
                 }
                 partition_responses.push(response);
             }
-            responses.push(TopicProduceResponse::default().with_name(name).with_partition_responses(partition_responses));
+            responses
+                .push(TopicProduceResponse::default().with_name(name).with_partition_responses(partition_responses));
         }
         Some(ResponseKind::Produce(ProduceResponse::default().with_responses(responses)))
     })
