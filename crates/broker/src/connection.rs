@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, ResponseKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
@@ -52,7 +52,7 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut
             Ok(n) if n == len => {}
             _ => break,
         }
-        let pending = match decode_request(BytesMut::from(&frame[..]).freeze()) {
+        let pending = match decode_request(Bytes::from(frame)) {
             Ok(request) => {
                 let (api_key, version, correlation_id) = (request.api_key, request.version(), request.correlation_id());
                 tracing::trace!(%peer, ?api_key, version, correlation_id, client_id = request.client_id(), "request");

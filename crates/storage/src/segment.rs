@@ -57,6 +57,8 @@ impl Segment {
         let log_path = dir.join(segment_file_name(base_offset, "log"));
         let file = open_file(&log_path, true)?;
         file.set_len(0).ctx(&log_path)?;
+        // The new file's directory entry must survive a power loss too.
+        File::open(dir).and_then(|d| d.sync_all()).ctx(dir)?;
         Ok(Self::assemble(dir, base_offset, log_path, file, 0, index_interval_bytes, index_bytes_max))
     }
 
