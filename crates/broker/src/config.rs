@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use vltava_storage::LogConfig;
 
+use crate::group::state::GroupConfig;
+
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     /// `node.id` (`broker.id`).
@@ -37,6 +39,10 @@ pub struct BrokerConfig {
     pub log: LogConfig,
     /// `queued.max.requests`: pipelined requests in flight per connection.
     pub queued_max_requests: usize,
+    /// `group.*` settings of the group coordinator.
+    pub group: GroupConfig,
+    /// `offsets.topic.num.partitions`
+    pub offsets_topic_num_partitions: i32,
 }
 
 impl Default for BrokerConfig {
@@ -57,6 +63,8 @@ impl Default for BrokerConfig {
             flush_on_acks_all: true,
             log: LogConfig::default(),
             queued_max_requests: 500,
+            group: GroupConfig::default(),
+            offsets_topic_num_partitions: 50,
         }
     }
 }
@@ -122,6 +130,17 @@ impl BrokerConfig {
                 "socket.request.max.bytes" => self.socket_request_max_bytes = num(value)?.max(1024) as usize,
                 "max.connections" => self.max_connections = num(value)?.max(1) as usize,
                 "queued.max.requests" => self.queued_max_requests = num(value)?.max(1) as usize,
+                "group.initial.rebalance.delay.ms" => self.group.initial_rebalance_delay_ms = num(value)?.max(0) as u64,
+                "group.min.session.timeout.ms" => self.group.min_session_timeout_ms = num(value)? as i32,
+                "group.max.session.timeout.ms" => self.group.max_session_timeout_ms = num(value)? as i32,
+                "group.max.size" => self.group.max_size = num(value)?.max(1) as usize,
+                "offsets.topic.num.partitions" => {
+                    let n = num(value)?;
+                    if !(1..=1000).contains(&n) {
+                        return Err(err("must be between 1 and 1000"));
+                    }
+                    self.offsets_topic_num_partitions = n as i32
+                }
                 "log.flush.on.acks.all" => self.flush_on_acks_all = boolean(value)?,
                 "log.segment.bytes" => {
                     let n = num(value)?;

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch};
 use vltava_protocol::frame::{request_frame_len, FRAME_PREFIX_BYTES};
 use vltava_protocol::request::{decode_request, encode_response, RequestError};
 
-use crate::handlers::{self, ResponseFuture};
+use crate::handlers::{self, ResponseFuture, Session};
 use crate::Broker;
 
 struct Pending {
@@ -56,7 +56,8 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut
             Ok(request) => {
                 let (api_key, version, correlation_id) = (request.api_key, request.version(), request.correlation_id());
                 tracing::trace!(%peer, ?api_key, version, correlation_id, client_id = request.client_id(), "request");
-                Pending { api_key, version, correlation_id, response: handlers::dispatch(&broker, request) }
+                let session = Session { peer, client_id: request.client_id().to_string() };
+                Pending { api_key, version, correlation_id, response: handlers::dispatch(&broker, &session, request) }
             }
             Err(RequestError::UnsupportedVersion { prefix, api_key: ApiKey::ApiVersions }) => {
                 // Answer in v0 with UNSUPPORTED_VERSION and our ranges so the

@@ -4,12 +4,14 @@
 //! - [`connection`]: framing and in-order pipelined responses per client;
 //! - [`handlers`]: one module per Kafka API;
 //! - [`controller`]: topic changes through the metadata log;
+//! - [`group`]: consumer groups and committed offsets;
 //! - [`replica_manager`] and [`partition`]: the partition logs this node hosts;
 //! - [`config`]: broker settings with Kafka's names.
 
 pub mod config;
 pub mod connection;
 pub mod controller;
+pub mod group;
 pub mod handlers;
 pub mod partition;
 pub mod replica_manager;
@@ -34,6 +36,7 @@ pub struct Broker {
     pub cluster_id: String,
     pub controller: Controller,
     pub replicas: ReplicaManager,
+    pub groups: group::GroupCoordinator,
 }
 
 impl Broker {

@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 use vltava_metadata::{MetaProperties, MetadataLog, METADATA_DIR};
 
 use crate::controller::Controller;
+use crate::group::GroupCoordinator;
 use crate::replica_manager::ReplicaManager;
 use crate::{connection, Broker, BrokerConfig};
 
@@ -57,12 +58,16 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<Broker> {
     let replicas = ReplicaManager::new(data_dir.clone(), config.log.clone());
     replicas.load(&image, !clean)?;
     tracing::info!(cluster_id = %meta.cluster_id, node_id = config.node_id, topics = image.topic_count(), partitions = replicas.all().len(), "loaded data dir");
-    Ok(Broker {
+    let groups = GroupCoordinator::new(config.group.clone(), config.offsets_topic_num_partitions);
+    let broker = Broker {
         controller: Controller::new(config.node_id, metadata_log, image),
         replicas,
+        groups,
         cluster_id: meta.cluster_id,
         config,
-    })
+    };
+    broker.groups.load(&broker)?;
+    Ok(broker)
 }
 
 fn sync_dir(dir: &Path) {
@@ -77,6 +82,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
     let broker = Arc::new(tokio::task::block_in_place(|| open_broker(config))?);
     let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(%listen, advertised = %format!("{}:{}", broker.config.advertised_host, broker.config.advertised_port), "vltava broker started");
+    tokio::spawn(GroupCoordinator::run_timers(broker.clone(), shutdown.clone()));
     let slots = Arc::new(Semaphore::new(broker.config.max_connections));
     let mut connections = JoinSet::new();
     loop {

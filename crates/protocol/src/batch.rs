@@ -293,45 +293,67 @@ pub fn set_log_append_time(batch: &mut [u8], timestamp_ms: i64) {
 /// Builds an uncompressed batch of `values` (null keys, no headers): used by
 /// tests and tools that need real batches without a client.
 pub fn build_batch(base_offset: i64, timestamp_ms: i64, values: &[&[u8]]) -> Vec<u8> {
-    fn put_varint(out: &mut Vec<u8>, v: i64) {
-        let mut z = ((v << 1) ^ (v >> 63)) as u64;
-        loop {
-            let byte = (z & 0x7f) as u8;
-            z >>= 7;
-            if z == 0 {
-                out.push(byte);
-                break;
-            }
-            out.push(byte | 0x80);
+    let records: Vec<KeyValue<'_>> = values.iter().map(|v| (None, Some(*v))).collect();
+    build_keyed_batch(base_offset, timestamp_ms, &records)
+}
+
+/// A record's key and value, either of which may be null.
+pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
+fn put_varint(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    loop {
+        let byte = (z & 0x7f) as u8;
+        z >>= 7;
+        if z == 0 {
+            out.push(byte);
+            break;
         }
+        out.push(byte | 0x80);
     }
-    let mut records = Vec::new();
-    for (delta, value) in values.iter().enumerate() {
+}
+
+fn put_nullable(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
+    match bytes {
+        Some(b) => {
+            put_varint(out, b.len() as i64);
+            out.extend_from_slice(b);
+        }
+        None => put_varint(out, -1),
+    }
+}
+
+/// Builds an uncompressed batch of `(key, value)` records, all with
+/// `timestamp_ms`, no producer id: how the broker writes its own internal
+/// records (`__consumer_offsets`).
+pub fn build_keyed_batch(base_offset: i64, timestamp_ms: i64, records: &[KeyValue<'_>]) -> Vec<u8> {
+    assert!(!records.is_empty(), "a batch holds at least one record");
+    let mut body_bytes = Vec::new();
+    for (delta, (key, value)) in records.iter().enumerate() {
         let mut body = vec![0u8]; // attributes
         put_varint(&mut body, 0); // timestamp delta
         put_varint(&mut body, delta as i64);
-        put_varint(&mut body, -1); // null key
-        put_varint(&mut body, value.len() as i64);
-        body.extend_from_slice(value);
+        put_nullable(&mut body, *key);
+        put_nullable(&mut body, *value);
         put_varint(&mut body, 0); // headers
-        put_varint(&mut records, body.len() as i64);
-        records.extend_from_slice(&body);
+        put_varint(&mut body_bytes, body.len() as i64);
+        body_bytes.extend_from_slice(&body);
     }
-    let mut b = Vec::with_capacity(BATCH_HEADER_BYTES + records.len());
+    let mut b = Vec::with_capacity(BATCH_HEADER_BYTES + body_bytes.len());
     b.extend_from_slice(&base_offset.to_be_bytes());
-    b.extend_from_slice(&((BATCH_HEADER_BYTES - BATCH_LOG_OVERHEAD + records.len()) as i32).to_be_bytes());
+    b.extend_from_slice(&((BATCH_HEADER_BYTES - BATCH_LOG_OVERHEAD + body_bytes.len()) as i32).to_be_bytes());
     b.extend_from_slice(&0i32.to_be_bytes()); // leader epoch
     b.push(2);
     b.extend_from_slice(&[0; 4]); // crc
     b.extend_from_slice(&0i16.to_be_bytes());
-    b.extend_from_slice(&((values.len() as i32) - 1).to_be_bytes());
+    b.extend_from_slice(&((records.len() as i32) - 1).to_be_bytes());
     b.extend_from_slice(&timestamp_ms.to_be_bytes());
     b.extend_from_slice(&timestamp_ms.to_be_bytes());
     b.extend_from_slice(&(-1i64).to_be_bytes());
     b.extend_from_slice(&(-1i16).to_be_bytes());
     b.extend_from_slice(&(-1i32).to_be_bytes());
-    b.extend_from_slice(&(values.len() as i32).to_be_bytes());
-    b.extend_from_slice(&records);
+    b.extend_from_slice(&(records.len() as i32).to_be_bytes());
+    b.extend_from_slice(&body_bytes);
     let crc = crc32c::crc32c(&b[CRC_START..]);
     b[17..21].copy_from_slice(&crc.to_be_bytes());
     b
@@ -467,5 +489,73 @@ mod record_tests {
         let b = build_batch(10, 5000, &[b"a", b"b"]);
         assert_eq!(first_record_at_or_after(&b, 4000).unwrap(), Some((5000, 10)));
         assert_eq!(first_record_at_or_after(&b, 6000).unwrap(), None);
+    }
+}
+
+/// One record of a batch, borrowed from its (decompressed) records section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordView<'a> {
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+}
+
+fn take_nullable(buf: &[u8]) -> Option<(Option<&[u8]>, usize)> {
+    let (len, used) = read_varint(buf)?;
+    if len < 0 {
+        return Some((None, used));
+    }
+    let bytes = buf.get(used..used + len as usize)?;
+    Some((Some(bytes), used + len as usize))
+}
+
+/// Every record of `batch` (offset, timestamp, key, value), headers skipped.
+/// `records` is `records_section(batch)`.
+pub fn records_of<'a>(batch: &[u8], records: &'a [u8]) -> Result<Vec<RecordView<'a>>, BatchError> {
+    let h = BatchHeader::parse(batch)?;
+    let bad = |what: &str| BatchError::Invalid(format!("record {what} cut short"));
+    let mut out = Vec::with_capacity((h.record_count().max(0) as usize).min(records.len()));
+    let mut rest = records;
+    for _ in 0..h.record_count() {
+        let (len, used) = read_varint(rest).ok_or_else(|| bad("length"))?;
+        let body = rest.get(used..used + len.max(0) as usize).ok_or_else(|| bad("body"))?;
+        let mut at = 1; // attributes
+        let (ts_delta, n) =
+            read_varlong(body.get(at..).ok_or_else(|| bad("timestamp"))?).ok_or_else(|| bad("timestamp"))?;
+        at += n;
+        let (offset_delta, n) =
+            read_varint(body.get(at..).ok_or_else(|| bad("offset"))?).ok_or_else(|| bad("offset"))?;
+        at += n;
+        let (key, n) = take_nullable(body.get(at..).ok_or_else(|| bad("key"))?).ok_or_else(|| bad("key"))?;
+        at += n;
+        let (value, _) = take_nullable(body.get(at..).ok_or_else(|| bad("value"))?).ok_or_else(|| bad("value"))?;
+        out.push(RecordView {
+            offset: h.base_offset() + offset_delta as i64,
+            timestamp: h.base_timestamp() + ts_delta,
+            key,
+            value,
+        });
+        rest = &rest[used + len as usize..];
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod keyed_tests {
+    use super::*;
+
+    #[test]
+    fn keyed_batch_round_trip() {
+        let b = build_keyed_batch(7, 99, &[(Some(b"k1"), Some(b"v1")), (Some(b"k2"), None)]);
+        validate_produced(&b).unwrap();
+        let section = records_section(&b).unwrap();
+        let recs = records_of(&b, &section).unwrap();
+        assert_eq!(recs.len(), 2);
+        assert_eq!(
+            (recs[0].offset, recs[0].timestamp, recs[0].key, recs[0].value),
+            (7, 99, Some(&b"k1"[..]), Some(&b"v1"[..]))
+        );
+        assert_eq!((recs[1].offset, recs[1].key, recs[1].value), (8, Some(&b"k2"[..]), None));
     }
 }

@@ -13,13 +13,31 @@ use crate::Broker;
 
 pub mod api_versions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_topics;
 pub mod describe_cluster;
+pub mod describe_groups;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sync_group;
+
+/// Who sent a request.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub peer: std::net::SocketAddr,
+    pub client_id: String,
+}
 
 /// The eventual response; `None` means send nothing (acks=0 produce).
 pub type ResponseFuture = BoxFuture<'static, Option<ResponseKind>>;
@@ -28,7 +46,7 @@ fn ready(response: ResponseKind) -> ResponseFuture {
     Box::pin(std::future::ready(Some(response)))
 }
 
-pub fn dispatch(broker: &Arc<Broker>, request: Request) -> ResponseFuture {
+pub fn dispatch(broker: &Arc<Broker>, session: &Session, request: Request) -> ResponseFuture {
     let version = request.version();
     match request.body {
         RequestKind::ApiVersions(_) => ready(ResponseKind::ApiVersions(api_versions::response(0))),
@@ -44,6 +62,21 @@ pub fn dispatch(broker: &Arc<Broker>, request: Request) -> ResponseFuture {
         RequestKind::DescribeCluster(r) => {
             ready(ResponseKind::DescribeCluster(describe_cluster::handle(broker, r, version)))
         }
+        RequestKind::FindCoordinator(r) => {
+            ready(ResponseKind::FindCoordinator(find_coordinator::handle(broker, r, version)))
+        }
+        RequestKind::JoinGroup(r) => join_group::handle(broker, session, r, version),
+        RequestKind::SyncGroup(r) => sync_group::handle(broker, r, version),
+        RequestKind::Heartbeat(r) => ready(ResponseKind::Heartbeat(heartbeat::handle(broker, r, version))),
+        RequestKind::LeaveGroup(r) => ready(ResponseKind::LeaveGroup(leave_group::handle(broker, r, version))),
+        RequestKind::OffsetCommit(r) => offset_commit::handle(broker, r, version),
+        RequestKind::OffsetFetch(r) => ready(ResponseKind::OffsetFetch(offset_fetch::handle(broker, r, version))),
+        RequestKind::ListGroups(r) => ready(ResponseKind::ListGroups(list_groups::handle(broker, r, version))),
+        RequestKind::DescribeGroups(r) => {
+            ready(ResponseKind::DescribeGroups(describe_groups::handle(broker, r, version)))
+        }
+        RequestKind::DeleteGroups(r) => ready(ResponseKind::DeleteGroups(delete_groups::handle(broker, r, version))),
+        RequestKind::OffsetDelete(r) => ready(ResponseKind::OffsetDelete(offset_delete::handle(broker, r, version))),
         other => {
             // decode_request only lets supported APIs through.
             tracing::error!(api = ?std::mem::discriminant(&other), "request kind without a handler");

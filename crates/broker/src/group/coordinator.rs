@@ -1,0 +1,454 @@
+//! The group coordinator: owns every [`Group`], persists offsets and group
+//! metadata to `__consumer_offsets` (the partition Kafka would pick for the
+//! group), reloads them at start, and drives deadlines with a timer wheel
+//! (`tokio_util::time::DelayQueue`) instead of polling.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::time::DelayQueue;
+use vltava_protocol::batch::{build_keyed_batch, records_of, records_section, BatchHeader, Batches, KeyValue};
+use vltava_protocol::ResponseError;
+
+use super::records::{self, CommittedOffset, OffsetsKey};
+use super::state::{Effects, Group, GroupConfig, GroupState, JoinRequest, JoinResult, SyncResult, Wake};
+use crate::controller::TopicSpec;
+use crate::partition::Partition;
+use crate::Broker;
+
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// `offset.metadata.max.bytes`
+pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
+
+type TimerMsg = (String, Wake, Instant);
+
+pub struct GroupCoordinator {
+    groups: Mutex<HashMap<String, Group>>,
+    config: GroupConfig,
+    /// `offsets.topic.num.partitions`
+    offsets_partitions: i32,
+    timer_tx: mpsc::UnboundedSender<TimerMsg>,
+    timer_rx: Mutex<Option<mpsc::UnboundedReceiver<TimerMsg>>>,
+}
+
+/// A group as DescribeGroups shows it.
+pub struct GroupDescription {
+    pub state: GroupState,
+    pub protocol_type: String,
+    pub protocol_name: String,
+    /// member id, instance id, client id, client host, metadata, assignment
+    pub members: Vec<(String, Option<String>, String, String, bytes::Bytes, bytes::Bytes)>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+impl GroupCoordinator {
+    pub fn new(config: GroupConfig, offsets_partitions: i32) -> Self {
+        let (timer_tx, timer_rx) = mpsc::unbounded_channel();
+        Self {
+            groups: Mutex::new(HashMap::new()),
+            config,
+            offsets_partitions: offsets_partitions.max(1),
+            timer_tx,
+            timer_rx: Mutex::new(Some(timer_rx)),
+        }
+    }
+
+    fn apply(&self, group_id: &str, effects: &Effects, group: &Group, broker: &Broker) {
+        for (wake, at) in &effects.wakes {
+            let _ = self.timer_tx.send((group_id.to_string(), wake.clone(), *at));
+        }
+        if effects.persist {
+            let key = records::group_key(group_id);
+            let value = records::group_value(&group.to_stored());
+            if let Err(e) = self.write(broker, group_id, &[(Some(&key[..]), Some(&value[..]))]) {
+                tracing::error!(group = group_id, error = ?e, "could not persist group metadata");
+            }
+        }
+    }
+
+    /// The `__consumer_offsets` partition holding `group_id`, created with
+    /// the topic on first use.
+    fn offsets_partition(&self, broker: &Broker, group_id: &str) -> Result<Arc<Partition>, ResponseError> {
+        let index = records::partition_for_group(group_id, self.offsets_partitions);
+        match broker.partition(OFFSETS_TOPIC, index) {
+            Ok((p, _)) => Ok(p),
+            Err(_) => {
+                self.ensure_offsets_topic(broker)?;
+                broker
+                    .partition(OFFSETS_TOPIC, index)
+                    .map(|(p, _)| p)
+                    .map_err(|_| ResponseError::CoordinatorNotAvailable)
+            }
+        }
+    }
+
+    /// Creates `__consumer_offsets` if it does not exist yet.
+    pub fn ensure_offsets_topic(&self, broker: &Broker) -> Result<(), ResponseError> {
+        if broker.controller.image().topic(OFFSETS_TOPIC).is_some() {
+            return Ok(());
+        }
+        let spec = TopicSpec {
+            name: OFFSETS_TOPIC.to_string(),
+            num_partitions: self.offsets_partitions,
+            replication_factor: 1,
+            configs: vec![("cleanup.policy".into(), "compact".into()), ("segment.bytes".into(), "104857600".into())],
+        };
+        match broker.create_topic(&spec) {
+            Ok(_) => {
+                tracing::info!(partitions = self.offsets_partitions, "created {OFFSETS_TOPIC}");
+                Ok(())
+            }
+            Err(e) if e.error == ResponseError::TopicAlreadyExists => Ok(()),
+            Err(e) => {
+                tracing::error!(error = %e.message, "could not create {OFFSETS_TOPIC}");
+                Err(ResponseError::CoordinatorNotAvailable)
+            }
+        }
+    }
+
+    /// Appends records to the group's partition; returns what to wait on
+    /// for durability.
+    fn write(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        recs: &[KeyValue<'_>],
+    ) -> Result<(Arc<Partition>, i64), ResponseError> {
+        let partition = self.offsets_partition(broker, group_id)?;
+        let mut batch = build_keyed_batch(0, now_ms(), recs);
+        let info = partition.append(&mut batch, None).map_err(|e| {
+            tracing::error!(group = group_id, error = %e, "append to {OFFSETS_TOPIC} failed");
+            ResponseError::KafkaStorageError
+        })?;
+        Ok((partition, info.last_offset + 1))
+    }
+
+    /// Rebuilds groups and offsets from `__consumer_offsets` (broker start).
+    pub fn load(&self, broker: &Broker) -> anyhow::Result<()> {
+        let image = broker.controller.image();
+        let Some(topic) = image.topic(OFFSETS_TOPIC) else { return Ok(()) };
+        let now = Instant::now();
+        let mut stored_groups = HashMap::new();
+        let mut groups = self.groups.lock();
+        let mut offsets_loaded = 0usize;
+        for p in &topic.partitions {
+            let Some(partition) = broker.replicas.get(&topic.topic_id, p.partition) else { continue };
+            let mut offset = partition.watermarks().log_start_offset;
+            while let Some(slice) = partition.read(offset, 1 << 20)? {
+                let bytes = slice.read()?;
+                let mut progressed = false;
+                for item in Batches::new(&bytes) {
+                    let Ok((_, batch)) = item else { break };
+                    let header = BatchHeader::parse(batch)?;
+                    offset = header.last_offset() + 1;
+                    progressed = true;
+                    if header.is_control() {
+                        continue;
+                    }
+                    let section = records_section(batch)?;
+                    for record in records_of(batch, &section)? {
+                        let Some(key) = record.key.and_then(records::decode_key) else { continue };
+                        match key {
+                            OffsetsKey::Offset { group, topic, partition } => {
+                                let g = groups.entry(group.clone()).or_insert_with(|| Group::new(&group));
+                                match record.value.and_then(records::decode_offset_value) {
+                                    Some(v) => {
+                                        g.offsets.insert((topic, partition), v);
+                                        offsets_loaded += 1;
+                                    }
+                                    None => {
+                                        g.offsets.remove(&(topic, partition));
+                                    }
+                                }
+                            }
+                            OffsetsKey::Group { group } => {
+                                stored_groups.insert(group, record.value.and_then(records::decode_group_value));
+                            }
+                        }
+                    }
+                }
+                if !progressed {
+                    break;
+                }
+            }
+        }
+        for (id, stored) in stored_groups {
+            match stored {
+                Some(stored) => {
+                    let g = groups.entry(id.clone()).or_insert_with(|| Group::new(&id));
+                    let effects = g.restore(stored, now);
+                    for (wake, at) in effects.wakes {
+                        let _ = self.timer_tx.send((id.clone(), wake, at));
+                    }
+                }
+                None => {
+                    // tombstone: the group was deleted (its offsets too, by their own tombstones)
+                    if groups.get(&id).is_some_and(|g| g.offsets.is_empty()) {
+                        groups.remove(&id);
+                    }
+                }
+            }
+        }
+        tracing::info!(groups = groups.len(), offsets = offsets_loaded, "loaded consumer groups from {OFFSETS_TOPIC}");
+        Ok(())
+    }
+
+    /// Runs the deadline timer until shutdown. Call once.
+    pub async fn run_timers(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+        let Some(mut rx) = broker.groups.timer_rx.lock().take() else { return };
+        let mut queue: DelayQueue<(String, Wake)> = DelayQueue::new();
+        loop {
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some((group, wake, at)) => { queue.insert_at((group, wake), at.into()); }
+                    None => return,
+                },
+                Some(expired) = std::future::poll_fn(|cx| queue.poll_expired(cx)), if !queue.is_empty() => {
+                    let (group, wake) = expired.into_inner();
+                    broker.groups.on_wake(&broker, &group, &wake);
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    fn on_wake(&self, broker: &Broker, group_id: &str, wake: &Wake) {
+        let mut groups = self.groups.lock();
+        let Some(group) = groups.get_mut(group_id) else { return };
+        let effects = group.on_wake(wake, Instant::now(), &self.config);
+        self.apply(group_id, &effects, group, broker);
+    }
+
+    pub fn join(&self, broker: &Broker, group_id: &str, req: JoinRequest) -> oneshot::Receiver<JoinResult> {
+        let (tx, rx) = oneshot::channel();
+        let mut groups = self.groups.lock();
+        let group = groups.entry(group_id.to_string()).or_insert_with(|| Group::new(group_id));
+        let effects = group.join(req, tx, Instant::now(), &self.config);
+        self.apply(group_id, &effects, group, broker);
+        rx
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn sync(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation_id: i32,
+        protocol_type: Option<&str>,
+        protocol_name: Option<&str>,
+        assignments: Vec<(String, bytes::Bytes)>,
+    ) -> oneshot::Receiver<SyncResult> {
+        let (tx, rx) = oneshot::channel();
+        let mut groups = self.groups.lock();
+        match groups.get_mut(group_id) {
+            Some(group) => {
+                let effects = group.sync(
+                    member_id,
+                    instance_id,
+                    generation_id,
+                    protocol_type,
+                    protocol_name,
+                    assignments,
+                    tx,
+                    Instant::now(),
+                );
+                self.apply(group_id, &effects, group, broker);
+            }
+            None => {
+                let _ = tx.send(SyncResult {
+                    error: Some(ResponseError::UnknownMemberId),
+                    protocol_type: None,
+                    protocol_name: None,
+                    assignment: Default::default(),
+                });
+            }
+        }
+        rx
+    }
+
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation_id: i32,
+    ) -> Option<ResponseError> {
+        let mut groups = self.groups.lock();
+        match groups.get_mut(group_id) {
+            Some(group) => group.heartbeat(member_id, instance_id, generation_id, Instant::now()),
+            None => Some(ResponseError::UnknownMemberId),
+        }
+    }
+
+    pub fn leave(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
+        let mut groups = self.groups.lock();
+        let group = groups.get_mut(group_id).ok_or(ResponseError::UnknownMemberId)?;
+        let mut results = Vec::with_capacity(members.len());
+        for (member_id, instance_id) in members {
+            let (error, effects) = group.leave(member_id, instance_id.as_deref(), Instant::now(), &self.config);
+            self.apply(group_id, &effects, group, broker);
+            results.push(error);
+        }
+        Ok(results)
+    }
+
+    /// Validates and writes committed offsets; returns what to wait on for
+    /// durability.
+    pub fn commit(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation_id: i32,
+        offsets: Vec<(String, i32, CommittedOffset)>,
+    ) -> Result<Option<(Arc<Partition>, i64)>, ResponseError> {
+        let mut groups = self.groups.lock();
+        if !groups.contains_key(group_id) {
+            if generation_id >= 0 || !member_id.is_empty() {
+                return Err(ResponseError::IllegalGeneration);
+            }
+            groups.insert(group_id.to_string(), Group::new(group_id));
+        }
+        let group = groups.get_mut(group_id).expect("present");
+        group.check_commit(member_id, instance_id, generation_id, Instant::now())?;
+        if offsets.is_empty() {
+            return Ok(None);
+        }
+        let encoded: Vec<(Vec<u8>, Vec<u8>)> =
+            offsets.iter().map(|(t, p, c)| (records::offset_key(group_id, t, *p), records::offset_value(c))).collect();
+        let recs: Vec<KeyValue<'_>> = encoded.iter().map(|(k, v)| (Some(&k[..]), Some(&v[..]))).collect();
+        let durable = self.write(broker, group_id, &recs)?;
+        for (topic, partition, committed) in offsets {
+            group.offsets.insert((topic, partition), committed);
+        }
+        Ok(Some(durable))
+    }
+
+    /// Committed offsets of a group: `None` for "all partitions".
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        wanted: Option<Vec<(String, i32)>>,
+    ) -> Vec<(String, i32, Option<CommittedOffset>)> {
+        let groups = self.groups.lock();
+        let group = groups.get(group_id);
+        match wanted {
+            Some(list) => list
+                .into_iter()
+                .map(|(t, p)| {
+                    let c = group.and_then(|g| g.offsets.get(&(t.clone(), p)).cloned());
+                    (t, p, c)
+                })
+                .collect(),
+            None => {
+                let mut all: Vec<_> = group
+                    .map(|g| g.offsets.iter().map(|((t, p), c)| (t.clone(), *p, Some(c.clone()))).collect())
+                    .unwrap_or_default();
+                all.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+                all
+            }
+        }
+    }
+
+    pub fn list(&self) -> Vec<(String, String, GroupState)> {
+        let groups = self.groups.lock();
+        let mut out: Vec<_> =
+            groups.values().map(|g| (g.id.clone(), g.protocol_type.clone().unwrap_or_default(), g.state)).collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
+        let groups = self.groups.lock();
+        let g = groups.get(group_id)?;
+        let protocol = g.protocol_name.clone().unwrap_or_default();
+        let stable = matches!(g.state, GroupState::Stable);
+        Some(GroupDescription {
+            state: g.state,
+            protocol_type: g.protocol_type.clone().unwrap_or_default(),
+            protocol_name: if stable || g.state == GroupState::CompletingRebalance {
+                protocol.clone()
+            } else {
+                String::new()
+            },
+            members: g
+                .members
+                .values()
+                .map(|m| {
+                    let assignment = if stable { m.assignment.clone() } else { Default::default() };
+                    (
+                        m.member_id.clone(),
+                        m.group_instance_id.clone(),
+                        m.client_id.clone(),
+                        m.client_host.clone(),
+                        m.metadata(&protocol),
+                        assignment,
+                    )
+                })
+                .collect(),
+        })
+    }
+
+    /// Deletes an empty group with its offsets (tombstones for every key).
+    pub fn delete_group(&self, broker: &Broker, group_id: &str) -> Result<(), ResponseError> {
+        let mut groups = self.groups.lock();
+        let group = groups.get(group_id).ok_or(ResponseError::GroupIdNotFound)?;
+        if !group.is_empty() {
+            return Err(ResponseError::NonEmptyGroup);
+        }
+        let mut keys: Vec<Vec<u8>> = group.offsets.keys().map(|(t, p)| records::offset_key(group_id, t, *p)).collect();
+        keys.push(records::group_key(group_id));
+        let recs: Vec<KeyValue<'_>> = keys.iter().map(|k| (Some(&k[..]), None)).collect();
+        self.write(broker, group_id, &recs)?;
+        groups.remove(group_id);
+        Ok(())
+    }
+
+    /// OffsetDelete: per partition, an error or success. Partitions of
+    /// topics an active consumer group subscribes to are refused.
+    pub fn delete_offsets(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
+        let mut groups = self.groups.lock();
+        let group = groups.get_mut(group_id).ok_or(ResponseError::GroupIdNotFound)?;
+        let subscribed = if group.members.is_empty() { Vec::new() } else { group.subscribed_topics() };
+        let mut results = Vec::with_capacity(partitions.len());
+        let mut doomed = Vec::new();
+        for (topic, partition) in partitions {
+            if subscribed.contains(topic) {
+                results.push(Some(ResponseError::GroupSubscribedToTopic));
+            } else {
+                if group.offsets.contains_key(&(topic.clone(), *partition)) {
+                    doomed.push((topic.clone(), *partition));
+                }
+                results.push(None);
+            }
+        }
+        if !doomed.is_empty() {
+            let keys: Vec<Vec<u8>> = doomed.iter().map(|(t, p)| records::offset_key(group_id, t, *p)).collect();
+            let recs: Vec<KeyValue<'_>> = keys.iter().map(|k| (Some(&k[..]), None)).collect();
+            self.write(broker, group_id, &recs)?;
+            for key in doomed {
+                group.offsets.remove(&key);
+            }
+        }
+        Ok(results)
+    }
+}

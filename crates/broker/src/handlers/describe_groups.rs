@@ -1,0 +1,42 @@
+//! DescribeGroups: state, protocol, and members with their metadata and
+//! assignments. An unknown group is described as Dead, as Kafka does.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
+use vltava_protocol::StrBytes;
+
+use crate::Broker;
+
+pub fn handle(broker: &Arc<Broker>, request: DescribeGroupsRequest, _version: i16) -> DescribeGroupsResponse {
+    let groups = request
+        .groups
+        .into_iter()
+        .map(|id| {
+            let described = DescribedGroup::default().with_group_id(id.clone());
+            match broker.groups.describe(id.0.as_str()) {
+                None => described.with_group_state(StrBytes::from_static_str("Dead")),
+                Some(d) => described
+                    .with_group_state(StrBytes::from_static_str(d.state.name()))
+                    .with_protocol_type(StrBytes::from_string(d.protocol_type))
+                    .with_protocol_data(StrBytes::from_string(d.protocol_name))
+                    .with_members(
+                        d.members
+                            .into_iter()
+                            .map(|(member_id, instance, client_id, host, metadata, assignment)| {
+                                DescribedGroupMember::default()
+                                    .with_member_id(StrBytes::from_string(member_id))
+                                    .with_group_instance_id(instance.map(StrBytes::from_string))
+                                    .with_client_id(StrBytes::from_string(client_id))
+                                    .with_client_host(StrBytes::from_string(host))
+                                    .with_member_metadata(metadata)
+                                    .with_member_assignment(assignment)
+                            })
+                            .collect(),
+                    ),
+            }
+        })
+        .collect();
+    DescribeGroupsResponse::default().with_groups(groups)
+}

@@ -1,0 +1,18 @@
+//! Heartbeat: keeps a member's session alive; REBALANCE_IN_PROGRESS tells
+//! it to rejoin.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
+
+use crate::Broker;
+
+pub fn handle(broker: &Arc<Broker>, request: HeartbeatRequest, _version: i16) -> HeartbeatResponse {
+    let error = broker.groups.heartbeat(
+        request.group_id.0.as_str(),
+        request.member_id.as_str(),
+        request.group_instance_id.as_ref().map(|s| s.as_str()),
+        request.generation_id,
+    );
+    HeartbeatResponse::default().with_error_code(error.map(|e| e.code()).unwrap_or(0))
+}
