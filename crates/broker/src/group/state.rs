@@ -603,8 +603,8 @@ impl Group {
         self.initial_delay_until = None;
         self.generation_id += 1;
         if self.members.is_empty() {
+            // The protocol type stays: an empty consumer group is still a consumer group.
             self.protocol_name = None;
-            self.protocol_type = None;
             self.leader_id = None;
             self.set_state(GroupState::Empty);
             effects.persist = true;
