@@ -37,6 +37,8 @@ pub struct Broker {
     pub controller: Controller,
     pub replicas: ReplicaManager,
     pub groups: group::GroupCoordinator,
+    /// Flips to true when the broker starts shutting down.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Broker {

@@ -51,10 +51,11 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<Broker> {
     if clean {
         std::fs::remove_file(&marker)?;
         sync_dir(&data_dir);
-    } else {
-        tracing::info!("no clean shutdown marker: recovering logs");
     }
     let (metadata_log, image) = MetadataLog::open(&data_dir.join(METADATA_DIR))?;
+    if !clean && image.topic_count() > 0 {
+        tracing::info!("no clean shutdown marker: recovering the newest segment of every partition");
+    }
     let replicas = ReplicaManager::new(data_dir.clone(), config.log.clone());
     replicas.load(&image, !clean)?;
     tracing::info!(cluster_id = %meta.cluster_id, node_id = config.node_id, topics = image.topic_count(), partitions = replicas.all().len(), "loaded data dir");
@@ -65,6 +66,7 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<Broker> {
         groups,
         cluster_id: meta.cluster_id,
         config,
+        stopping: watch::channel(false).0,
     };
     broker.groups.load(&broker)?;
     Ok(broker)
@@ -112,6 +114,8 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
     }
     drop(listener);
     tracing::info!("shutting down: closing connections");
+    // Waiting fetches answer now instead of at the end of their max wait.
+    broker.stopping.send_replace(true);
     let drain = async { while connections.join_next().await.is_some() {} };
     if tokio::time::timeout(std::time::Duration::from_secs(5), drain).await.is_err() {
         connections.abort_all();

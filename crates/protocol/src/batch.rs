@@ -213,6 +213,12 @@ pub fn validate_produced(buf: &[u8]) -> Result<ProducedBatches, BatchError> {
         let (_, batch) = item?;
         verify_crc(batch)?;
         let h = BatchHeader::parse(batch)?;
+        if h.base_offset() != 0 {
+            return Err(BatchError::Invalid(format!(
+                "the base offset of a produced batch must be 0, not {}",
+                h.base_offset()
+            )));
+        }
         let count = h.record_count();
         if count <= 0 {
             return Err(BatchError::Invalid(format!("record count {count} must be positive")));
@@ -386,11 +392,12 @@ mod tests {
     fn offsets_and_epoch_outside_crc() {
         let mut b = build_batch(0, 1000, &[b"x", b"y"]);
         assign_offsets(&mut b, 42, 7);
-        validate_produced(&b).unwrap();
+        verify_crc(&b).unwrap();
+        assert!(validate_produced(&b).is_err(), "producers must send base offset 0");
         let h = BatchHeader::parse(&b).unwrap();
         assert_eq!((h.base_offset(), h.last_offset(), h.partition_leader_epoch()), (42, 43, 7));
         set_log_append_time(&mut b, 5555);
-        validate_produced(&b).unwrap();
+        verify_crc(&b).unwrap();
         assert_eq!(BatchHeader::parse(&b).unwrap().max_timestamp(), 5555);
     }
 
@@ -548,7 +555,7 @@ mod keyed_tests {
     #[test]
     fn keyed_batch_round_trip() {
         let b = build_keyed_batch(7, 99, &[(Some(b"k1"), Some(b"v1")), (Some(b"k2"), None)]);
-        validate_produced(&b).unwrap();
+        verify_crc(&b).unwrap();
         let section = records_section(&b).unwrap();
         let recs = records_of(&b, &section).unwrap();
         assert_eq!(recs.len(), 2);

@@ -11,3 +11,37 @@ pub fn response(error_code: i16) -> ApiVersionsResponse {
         .collect();
     ApiVersionsResponse::default().with_error_code(error_code).with_api_keys(api_keys)
 }
+
+/// Kafka's rule for `client_software_name` and `_version` (ApiVersions v3+):
+/// alphanumerics, with `-` and `.` inside.
+pub fn is_valid_software_token(s: &str) -> bool {
+    let b = s.as_bytes();
+    let inner_ok = |c: &u8| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'.';
+    match (b.first(), b.last()) {
+        (Some(f), Some(l)) => f.is_ascii_alphanumeric() && l.is_ascii_alphanumeric() && b.iter().all(inner_ok),
+        _ => false,
+    }
+}
+
+/// Answers an ApiVersions request: INVALID_REQUEST for v3+ requests whose
+/// client software name or version breaks Kafka's rule.
+pub fn handle(request: &kafka_protocol::messages::ApiVersionsRequest, version: i16) -> ApiVersionsResponse {
+    if version >= 3
+        && !(is_valid_software_token(&request.client_software_name)
+            && is_valid_software_token(&request.client_software_version))
+    {
+        return ApiVersionsResponse::default().with_error_code(vltava_protocol::ResponseError::InvalidRequest.code());
+    }
+    response(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_valid_software_token as ok;
+
+    #[test]
+    fn software_tokens() {
+        assert!(ok("librdkafka") && ok("apache-kafka-java") && ok("2.12.0") && ok("a"));
+        assert!(!ok("") && !ok("bad name!") && !ok("-x") && !ok("x.") && !ok("a_b"));
+    }
+}

@@ -70,6 +70,7 @@ pub fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> Resp
     let min_bytes = request.min_bytes.max(0) as usize;
     let max_bytes = if request.max_bytes <= 0 { i32::MAX as usize } else { request.max_bytes as usize };
     let read_committed = request.isolation_level == READ_COMMITTED;
+    let mut stopping = broker.stopping.subscribe();
     Box::pin(async move {
         let deadline = tokio::time::Instant::now() + max_wait;
         loop {
@@ -84,11 +85,14 @@ pub fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> Resp
                 w.as_mut().enable();
             }
             let (response, bytes, had_error) = read_all(&targets, max_bytes, read_committed);
-            if bytes >= min_bytes || had_error || wakeups.is_empty() || tokio::time::Instant::now() >= deadline {
+            let stop = *stopping.borrow_and_update();
+            if bytes >= min_bytes || had_error || wakeups.is_empty() || stop || tokio::time::Instant::now() >= deadline
+            {
                 return Some(ResponseKind::Fetch(response));
             }
             tokio::select! {
                 _ = futures::future::select_all(wakeups) => {}
+                _ = stopping.changed() => {}
                 _ = tokio::time::sleep_until(deadline) => {
                     let (response, _, _) = read_all(&targets, max_bytes, read_committed);
                     return Some(ResponseKind::Fetch(response));

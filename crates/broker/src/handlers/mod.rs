@@ -49,7 +49,7 @@ fn ready(response: ResponseKind) -> ResponseFuture {
 pub fn dispatch(broker: &Arc<Broker>, session: &Session, request: Request) -> ResponseFuture {
     let version = request.version();
     match request.body {
-        RequestKind::ApiVersions(_) => ready(ResponseKind::ApiVersions(api_versions::response(0))),
+        RequestKind::ApiVersions(r) => ready(ResponseKind::ApiVersions(api_versions::handle(&r, version))),
         RequestKind::Metadata(r) => ready(ResponseKind::Metadata(metadata::handle(broker, r, version))),
         RequestKind::Produce(r) => produce::handle(broker, r, version),
         RequestKind::Fetch(r) => fetch::handle(broker, r, version),

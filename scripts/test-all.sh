@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# The one test command: builds vltava, runs the Rust tests, then the integration
+# suite (tests/integration) that drives the real binary with real Kafka clients
+# (confluent-kafka/librdkafka, kafka-python, kcat, the Java kafka-clients).
+#
+# Idempotent and non-interactive (CI=true, no stdin, root on Debian is fine).
+# Extra arguments are passed to pytest, e.g.  ./scripts/test-all.sh -k kcat -x
+# VLTAVA_SKIP_CARGO=1 skips `cargo build`/`cargo test` (uses the existing binary).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+export DEBIAN_FRONTEND=noninteractive
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore PIP_NO_INPUT=1
+LOGDIR="$ROOT/target/test-logs"
+mkdir -p "$LOGDIR"
+
+declare -a SUMMARY=()
+step_start=0
+note() { printf '\n==> %s\n' "$*"; }
+begin() { note "$1"; step_start=$SECONDS; }
+done_step() { SUMMARY+=("$(printf '%-28s %-6s %4ss' "$1" "$2" $((SECONDS - step_start)))"); }
+
+print_summary() {
+    local rc=$?
+    echo
+    echo "================ test-all summary ================"
+    local s
+    for s in "${SUMMARY[@]+"${SUMMARY[@]}"}"; do echo "  $s"; done
+    if [[ $rc -eq 0 ]]; then echo "test-all: OK"; else echo "test-all: FAILED (exit $rc)"; fi
+    if [[ -n "${TOTALS:-}" ]]; then echo "$TOTALS"; fi
+}
+trap print_summary EXIT
+
+APT_UPDATED=0
+apt_install() {
+    if [[ $APT_UPDATED -eq 0 ]]; then
+        apt-get update -qq
+        APT_UPDATED=1
+    fi
+    apt-get install -y -qq --no-install-recommends "$@"
+}
+
+# ---------------------------------------------------------------- system tools
+begin "system packages"
+command -v kcat >/dev/null 2>&1 || apt_install kcat
+command -v javac >/dev/null 2>&1 || apt_install default-jdk-headless
+command -v python3 >/dev/null 2>&1 || apt_install python3
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || apt_install python3-venv
+done_step "system packages" ok
+
+# ---------------------------------------------------------------- python venv
+begin "python venv"
+if ! .venv/bin/python -c 'import sys' >/dev/null 2>&1; then
+    rm -rf .venv
+    python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q -r tests/requirements.txt
+done_step "python venv" ok
+
+# ---------------------------------------------------------------- java client
+begin "java client"
+JAVA_LIBS=.cache/java-libs
+JARS=(kafka-clients slf4j-api lz4-java snappy-java zstd-jni)
+need_jars=0
+for j in "${JARS[@]}"; do [[ -f "$JAVA_LIBS/$j.jar" ]] || need_jars=1; done
+if [[ $need_jars -eq 1 ]]; then
+    mkdir -p .cache/dl "$JAVA_LIBS"
+    # The Apache Flink libraries wheel ships kafka-clients 3.9.1 and its codecs.
+    if ! ls .cache/dl/shigawire_apache_flink_libraries-2.0.0.post1-*.whl >/dev/null 2>&1; then
+        .venv/bin/python -m pip download -q --no-deps \
+            'shigawire-apache-flink-libraries==2.0.0.post1' -d .cache/dl
+    fi
+    .venv/bin/python - "$JAVA_LIBS" "${JARS[@]}" <<'PY'
+import glob, os, sys, zipfile
+dest, jars = sys.argv[1], sys.argv[2:]
+whl = sorted(glob.glob(".cache/dl/shigawire_apache_flink_libraries-2.0.0.post1-*.whl"))[-1]
+with zipfile.ZipFile(whl) as z:
+    for j in jars:
+        data = z.read(f"pyflink/lib/{j}.jar")
+        tmp = os.path.join(dest, f".{j}.jar.tmp")
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, os.path.join(dest, f"{j}.jar"))
+print("unpacked", ", ".join(jars), "from", os.path.basename(whl))
+PY
+fi
+if [[ ! -f tests/java/build/RoundTrip.class || tests/java/RoundTrip.java -nt tests/java/build/RoundTrip.class ]]; then
+    mkdir -p tests/java/build
+    javac -nowarn -d tests/java/build -cp "$JAVA_LIBS/*" tests/java/RoundTrip.java
+fi
+done_step "java client" ok
+
+# ---------------------------------------------------------------- rust
+RC=0
+CARGO_PASSED=0
+CARGO_FAILED=0
+if [[ "${VLTAVA_SKIP_CARGO:-0}" != "1" ]]; then
+    begin "cargo build --release"
+    cargo build --release --workspace
+    done_step "cargo build --release" ok
+
+    begin "cargo test --release"
+    if cargo test --release --workspace 2>&1 | tee "$LOGDIR/cargo-test.log"; then
+        done_step "cargo test --release" ok
+    else
+        RC=1
+        done_step "cargo test --release" FAILED
+    fi
+    read -r CARGO_PASSED CARGO_FAILED < <(
+        sed -n 's/^test result: [a-zA-Z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1 \2/p' \
+            "$LOGDIR/cargo-test.log" | awk '{p+=$1; f+=$2} END {print p+0, f+0}')
+fi
+
+# ---------------------------------------------------------------- integration
+begin "pytest tests/integration"
+export VLTAVA_BIN="$ROOT/target/release/vltava"
+if [[ ! -x "$VLTAVA_BIN" ]]; then
+    echo "error: $VLTAVA_BIN was not built" >&2
+    exit 1
+fi
+set +e
+.venv/bin/pytest -q tests/integration --junitxml="$LOGDIR/pytest.xml" "$@"
+PYTEST_RC=$?
+set -e
+if [[ $PYTEST_RC -eq 0 ]]; then
+    done_step "pytest tests/integration" ok
+else
+    RC=1
+    done_step "pytest tests/integration" "FAILED"
+fi
+
+read -r PY_PASSED PY_FAILED PY_SKIPPED < <(.venv/bin/python - "$LOGDIR/pytest.xml" <<'PY'
+import sys, xml.etree.ElementTree as ET
+try:
+    root = ET.parse(sys.argv[1]).getroot()
+except Exception:
+    print(0, 1, 0)
+    raise SystemExit
+suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+t = sum(int(s.get("tests", 0)) for s in suites)
+f = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
+sk = sum(int(s.get("skipped", 0)) for s in suites)
+print(t - f - sk, f, sk)
+PY
+)
+if [[ $((PY_PASSED + PY_FAILED)) -eq 0 ]]; then
+    echo "error: pytest ran no test" >&2
+    RC=1
+fi
+TOTAL_PASSED=$((CARGO_PASSED + PY_PASSED))
+TOTAL_FAILED=$((CARGO_FAILED + PY_FAILED))
+SUMMARY+=("cargo tests: $CARGO_PASSED passed, $CARGO_FAILED failed")
+SUMMARY+=("integration: $PY_PASSED passed, $PY_FAILED failed, $PY_SKIPPED skipped")
+if [[ $PY_SKIPPED -gt 0 ]]; then
+    TOTALS="total: $TOTAL_PASSED passed, $TOTAL_FAILED failed, $PY_SKIPPED skipped"
+else
+    TOTALS="total: $TOTAL_PASSED passed, $TOTAL_FAILED failed"
+fi
+exit $RC

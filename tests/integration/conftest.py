@@ -1,0 +1,258 @@
+"""Fixtures that start the real `vltava` binary for the integration tests.
+
+Environment:
+  VLTAVA_BIN   path of the broker binary (default: <repo>/target/release/vltava)
+
+Fixtures:
+  broker          a fresh single broker for one test (default configuration)
+  start_broker    factory: start_broker({"num.partitions": 3}) or
+                  start_broker(num_partitions=3)  (underscores become dots);
+                  every broker it started is killed at teardown
+  module_broker   one broker shared by all tests of a module (default config)
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+import kafka_wire
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STARTUP_TIMEOUT = 15.0
+STOP_TIMEOUT = 30.0
+
+
+def vltava_bin() -> str:
+    path = os.environ.get("VLTAVA_BIN") or str(REPO_ROOT / "target" / "release" / "vltava")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class BrokerStartError(RuntimeError):
+    pass
+
+
+class Broker:
+    """One `vltava server` process, restartable on the same port and data dir."""
+
+    def __init__(self, workdir: Path, sets: dict | None = None, port: int | None = None):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = self.workdir / "data"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.workdir / "broker.log"
+        self.port = port or free_port()
+        self.host = "127.0.0.1"
+        self.bootstrap = f"{self.host}:{self.port}"
+        self.sets = dict(sets or {})
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+        self.exit_codes: list[int] = []
+
+    # -- process control -------------------------------------------------
+
+    def command(self) -> list[str]:
+        cmd = [vltava_bin(), "server", "--data-dir", str(self.data_dir),
+               "--listen", f"{self.host}:{self.port}"]
+        for k, v in self.sets.items():
+            if isinstance(v, bool):
+                v = "true" if v else "false"
+            cmd += ["--set", f"{k}={v}"]
+        return cmd
+
+    def start(self, timeout: float = STARTUP_TIMEOUT) -> "Broker":
+        binary = vltava_bin()
+        if not os.path.isfile(binary) or not os.access(binary, os.X_OK):
+            raise BrokerStartError(
+                f"vltava binary not found or not executable: {binary} "
+                "(build it with `cargo build --release -p vltava-cli` or set VLTAVA_BIN)")
+        if self.proc is not None and self.proc.poll() is None:
+            raise BrokerStartError("broker already running")
+        self.starts += 1
+        logf = open(self.log_path, "ab")
+        logf.write(f"\n===== start #{self.starts}: {' '.join(self.command())}\n".encode())
+        logf.flush()
+        env = dict(os.environ)
+        env.setdefault("RUST_BACKTRACE", "1")
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
+                                     stdout=logf, stderr=logf, env=env, cwd=str(self.workdir))
+        logf.close()
+        self._wait_ready(timeout)
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        last_err: Exception | None = None
+        # 1. the port accepts connections
+        while True:
+            if self.proc.poll() is not None:
+                raise BrokerStartError(
+                    f"vltava exited with code {self.proc.returncode} during startup\n"
+                    f"--- broker log ---\n{self.log_tail()}")
+            try:
+                with socket.create_connection((self.host, self.port), timeout=1.0):
+                    break
+            except OSError as e:
+                last_err = e
+            if time.monotonic() > deadline:
+                self.kill()
+                raise BrokerStartError(
+                    f"vltava did not accept connections on {self.bootstrap} within "
+                    f"{timeout:.0f}s (last error: {last_err})\n--- broker log ---\n{self.log_tail()}")
+            time.sleep(0.05)
+        # 2. it answers an ApiVersions v0 request (every Kafka broker does)
+        while True:
+            try:
+                with kafka_wire.connect(self.port, self.host, timeout=5.0) as s:
+                    resp = kafka_wire.roundtrip(s, kafka_wire.api_versions_request_v0(1))
+                    corr, err, apis, _ = kafka_wire.parse_api_versions_v0(resp)
+                    if corr == 1 and err == 0 and apis:
+                        return
+                    last_err = RuntimeError(f"ApiVersions v0 answered corr={corr} err={err} apis={apis}")
+            except Exception as e:  # noqa: BLE001 - retried until the deadline
+                last_err = e
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                code = self.proc.poll()
+                self.kill()
+                raise BrokerStartError(
+                    f"vltava on {self.bootstrap} accepted connections but did not answer "
+                    f"ApiVersions v0 within {timeout:.0f}s (exit code {code}, last error: "
+                    f"{last_err!r})\n--- broker log ---\n{self.log_tail()}")
+            time.sleep(0.1)
+
+    def is_running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int:
+        """SIGTERM and wait. Returns the exit code (raises if it does not stop)."""
+        if self.proc is None:
+            raise RuntimeError("broker never started")
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(
+                    f"vltava did not exit within {timeout}s of SIGTERM\n"
+                    f"--- broker log ---\n{self.log_tail()}")
+        self.exit_codes.append(self.proc.returncode)
+        return self.proc.returncode
+
+    def kill(self) -> int | None:
+        """SIGKILL and wait."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+            self.exit_codes.append(self.proc.returncode)
+        return self.proc.returncode
+
+    def restart(self, timeout: float = STARTUP_TIMEOUT) -> "Broker":
+        if self.is_running():
+            self.stop()
+        return self.start(timeout)
+
+    # -- introspection ---------------------------------------------------
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, n: int = 80) -> str:
+        lines = self.log().splitlines()
+        return "\n".join(lines[-n:])
+
+    def cpu_seconds(self) -> float:
+        """utime+stime of the broker process, from /proc/<pid>/stat."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            stat = f.read()
+        fields = stat[stat.rindex(")") + 2:].split()
+        utime, stime = int(fields[11]), int(fields[12])
+        return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+    def __repr__(self) -> str:
+        return f"<Broker {self.bootstrap} data={self.data_dir} running={self.is_running()}>"
+
+
+def _normalize_sets(sets: dict | None, kw: dict) -> dict:
+    out = dict(sets or {})
+    for k, v in kw.items():
+        out[k.replace("_", ".")] = v
+    return out
+
+
+def _report_logs(request, brokers):
+    rep = getattr(request.node, "rep_call", None)
+    failed = rep is not None and rep.failed
+    setup = getattr(request.node, "rep_setup", None)
+    failed = failed or (setup is not None and setup.failed)
+    if failed:
+        for b in brokers:
+            print(f"\n--- log of {b!r} (tail) ---\n{b.log_tail(150)}")
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+@pytest.fixture
+def start_broker(tmp_path, request):
+    brokers: list[Broker] = []
+
+    def _start(sets: dict | None = None, **kw) -> Broker:
+        b = Broker(tmp_path / f"broker{len(brokers)}", _normalize_sets(sets, kw))
+        brokers.append(b)
+        return b.start()
+
+    yield _start
+    _report_logs(request, brokers)
+    for b in brokers:
+        b.kill()
+
+
+@pytest.fixture
+def broker(start_broker) -> Broker:
+    return start_broker()
+
+
+@pytest.fixture(scope="module")
+def module_broker(tmp_path_factory, request):
+    b = Broker(tmp_path_factory.mktemp("module-broker"))
+    b.start()
+    yield b
+    alive = b.is_running()
+    b.kill()
+    if not alive:
+        print(f"\n--- module broker had died; log tail ---\n{b.log_tail(150)}")
+
+
+@pytest.fixture
+def module_broker_alive(module_broker, request):
+    """The module broker, asserting it is still alive after the test."""
+    yield module_broker
+    if not module_broker.is_running():
+        pytest.fail(f"module broker died during the test\n{module_broker.log_tail(150)}")

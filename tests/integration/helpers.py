@@ -1,0 +1,410 @@
+"""Client-side helpers shared by the integration tests (confluent-kafka and
+kafka-python). These consumers always use manual partition assignment and never
+commit, so the data-path tests do not depend on consumer-group support."""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections import namedtuple
+
+from confluent_kafka import (OFFSET_BEGINNING, TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME,
+                             Consumer, KafkaError, KafkaException, Producer, TopicPartition)
+from confluent_kafka.admin import AdminClient, NewTopic
+
+# A record to produce. headers: list of (str, bytes|None) or None.
+Rec = namedtuple("Rec", "key value headers timestamp")
+# A record as read back, normalized across clients.
+Got = namedtuple("Got", "partition offset key value headers ts_type timestamp")
+
+CREATE_TIME = "CreateTime"
+LOG_APPEND_TIME = "LogAppendTime"
+
+
+def base_ts() -> int:
+    """A CreateTime base an hour in the past: recent enough that no retention policy
+    (7 days by default) can delete it, old enough to differ from the broker clock."""
+    return int(time.time() * 1000) - 3_600_000
+
+
+def unique(prefix: str = "t") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+# --------------------------------------------------------------------------
+# confluent-kafka
+# --------------------------------------------------------------------------
+
+
+def admin(bootstrap: str, **conf) -> AdminClient:
+    # An AdminClient is a producer-type librdkafka handle, whose metadata requests
+    # would ask the broker to auto-create the topics they name: turn that off.
+    c = {"bootstrap.servers": bootstrap, "allow.auto.create.topics": False}
+    c.update(conf)
+    return AdminClient(c)
+
+
+def create_topic(bootstrap: str, name: str, partitions: int = 1, replication_factor: int = 1,
+                 config: dict | None = None, timeout: float = 30.0) -> None:
+    a = admin(bootstrap)
+    fs = a.create_topics([NewTopic(name, num_partitions=partitions,
+                                   replication_factor=replication_factor, config=config or {})],
+                         request_timeout=timeout)
+    fs[name].result(timeout)
+    wait_for_topic(bootstrap, name, partitions)
+
+
+def topic_partitions(bootstrap: str, name: str, timeout: float = 10.0):
+    """Returns {partition_id: PartitionMetadata} from a Metadata request, or None if absent."""
+    a = admin(bootstrap)
+    md = a.list_topics(topic=name, timeout=timeout)
+    t = md.topics.get(name)
+    if t is None or t.error is not None:
+        return None
+    return dict(t.partitions)
+
+
+def all_topics(bootstrap: str, timeout: float = 10.0) -> dict:
+    """{topic: partition count} for every topic the broker lists."""
+    md = admin(bootstrap).list_topics(timeout=timeout)
+    return {name: len(t.partitions) for name, t in md.topics.items() if t.error is None}
+
+
+def wait_for_topic(bootstrap: str, name: str, partitions: int, timeout: float = 15.0) -> dict:
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        parts = topic_partitions(bootstrap, name)
+        last = parts
+        if parts is not None and len(parts) == partitions and all(
+                p.leader == 1 and p.error is None for p in parts.values()):
+            return parts
+        if time.monotonic() > deadline:
+            raise AssertionError(f"topic {name} not visible with {partitions} partitions "
+                                 f"(led by broker 1) within {timeout}s; last metadata: {last}")
+        time.sleep(0.1)
+
+
+def wait_topic_gone(bootstrap: str, name: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if name not in all_topics(bootstrap):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"topic {name} still listed {timeout}s after deletion")
+        time.sleep(0.1)
+
+
+def make_producer(bootstrap: str, conf: dict | None = None) -> Producer:
+    c = {
+        "bootstrap.servers": bootstrap,
+        "enable.idempotence": False,
+        "acks": "all",
+        "linger.ms": 5,
+        "message.timeout.ms": 30000,
+        "queue.buffering.max.messages": 1000000,
+        "queue.buffering.max.kbytes": 1048576,
+    }
+    c.update(conf or {})
+    return Producer(c)
+
+
+class Deliveries:
+    """Collects delivery reports; index i is the report of the i-th produced record."""
+
+    def __init__(self):
+        self.reports: dict[int, tuple] = {}
+
+    def cb(self, i: int):
+        def _cb(err, msg):
+            self.reports[i] = (err, msg.partition(), msg.offset())
+        return _cb
+
+    def errors(self):
+        return {i: r[0] for i, r in self.reports.items() if r[0] is not None}
+
+
+def produce_all(producer: Producer, topic: str, records, partition: int | None = None,
+                timeout: float = 120.0, partitions=None) -> Deliveries:
+    """Produce every record (optionally to a fixed partition / per-record partitions),
+    flush, and return the delivery reports. Fails if any report is missing."""
+    d = Deliveries()
+    n = 0
+    for i, r in enumerate(records):
+        kw = {"on_delivery": d.cb(i)}
+        if r.key is not None:
+            kw["key"] = r.key
+        if r.value is not None:
+            kw["value"] = r.value
+        if r.headers is not None:
+            kw["headers"] = r.headers
+        if r.timestamp is not None:
+            kw["timestamp"] = r.timestamp
+        p = partitions[i] if partitions is not None else partition
+        if p is not None:
+            kw["partition"] = p
+        while True:
+            try:
+                producer.produce(topic, **kw)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        n += 1
+        if n % 1000 == 0:
+            producer.poll(0)
+    remaining = producer.flush(timeout)
+    assert remaining == 0, f"{remaining} messages still queued after flush({timeout})"
+    assert len(d.reports) == n, f"got {len(d.reports)} delivery reports for {n} messages"
+    return d
+
+
+def expected_by_partition(records, deliveries: Deliveries, with_offsets: bool = True):
+    """Group produced records by the partition of their delivery report, ordered by the
+    acknowledged offset (or by production order when offsets are unknown, as with acks=0)."""
+    out: dict[int, list] = {}
+    for i, r in enumerate(records):
+        err, p, off = deliveries.reports[i]
+        assert err is None, f"record {i} failed delivery: {err}"
+        out.setdefault(p, []).append((off if with_offsets else i, i, r))
+    res = {}
+    for p, lst in out.items():
+        lst.sort(key=lambda x: x[0])
+        res[p] = lst
+    return res
+
+
+def _norm_headers(h):
+    if not h:
+        return ()
+    return tuple((k, v) for k, v in h)
+
+
+def got_from_confluent(msg) -> Got:
+    ts_type, ts = msg.timestamp()
+    tname = {TIMESTAMP_CREATE_TIME: CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME: LOG_APPEND_TIME}.get(
+        ts_type, f"type{ts_type}")
+    return Got(msg.partition(), msg.offset(), msg.key(), msg.value(),
+               _norm_headers(msg.headers()), tname, ts)
+
+
+def make_consumer(bootstrap: str, conf: dict | None = None) -> Consumer:
+    c = {
+        "bootstrap.servers": bootstrap,
+        # group.id is mandatory for the client object, but no group API is used:
+        # partitions are assigned manually and nothing is committed.
+        "group.id": unique("manual-assign"),
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "enable.partition.eof": True,
+        "auto.offset.reset": "error",
+    }
+    c.update(conf or {})
+    return Consumer(c)
+
+
+def consume(bootstrap: str, topic: str, expected, start=OFFSET_BEGINNING, timeout: float = 60.0,
+            conf: dict | None = None, consumer: Consumer | None = None):
+    """Read `topic` with confluent-kafka until each partition reached EOF after the
+    expected number of records.
+
+    expected: {partition: count} or (partitions_list, total_count).
+    start:    an offset for every partition, or {partition: offset}; ignored when an
+              already assigned `consumer` is passed (it is used as it is, and not closed).
+    Returns {partition: [Got, ...]}. Any consumer error other than EOF fails.
+    """
+    if isinstance(expected, dict):
+        parts = sorted(expected)
+        per_part = dict(expected)
+        total = None
+    else:
+        parts, total = sorted(expected[0]), expected[1]
+        per_part = None
+    starts = start if isinstance(start, dict) else {p: start for p in parts}
+    own = consumer is None
+    c = consumer or make_consumer(bootstrap, conf)
+    try:
+        if own:
+            c.assign([TopicPartition(topic, p, starts[p]) for p in parts])
+        got: dict[int, list] = {p: [] for p in parts}
+        eof: dict[int, int] = {}
+        deadline = time.monotonic() + timeout
+
+        def done():
+            for p in parts:
+                nxt = got[p][-1].offset + 1 if got[p] else None
+                if p not in eof or (nxt is not None and eof[p] < nxt):
+                    return False
+            if per_part is not None:
+                return all(len(got[p]) >= per_part[p] for p in parts)
+            return sum(len(v) for v in got.values()) >= total
+
+        while not done():
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"timeout after {timeout}s consuming {topic}: got "
+                    f"{ {p: len(v) for p, v in got.items()} } records, expected "
+                    f"{per_part if per_part is not None else total}; eof={eof}")
+            for m in c.consume(num_messages=2000, timeout=0.2):
+                err = m.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        eof[m.partition()] = m.offset()
+                        continue
+                    raise AssertionError(f"consumer error on {m.topic()} [{m.partition()}]: {err}")
+                got[m.partition()].append(got_from_confluent(m))
+                eof.pop(m.partition(), None)
+        return got
+    finally:
+        if own:
+            c.close()
+
+
+def assert_matches(got: dict, expected: dict, check_offsets: bool = True,
+                   ts_type: str = CREATE_TIME) -> None:
+    """Compare consumed records with expected_by_partition() output, byte for byte."""
+    assert sorted(p for p in got if got[p]) == sorted(expected), (
+        f"partitions with data differ: got {sorted(p for p in got if got[p])}, "
+        f"expected {sorted(expected)}")
+    for p, exp in expected.items():
+        g = got[p]
+        assert len(g) == len(exp), f"partition {p}: {len(g)} records read, {len(exp)} expected"
+        for j, ((off, i, r), m) in enumerate(zip(exp, g)):
+            where = f"partition {p} position {j} (record #{i}, offset {m.offset})"
+            assert m.offset == g[0].offset + j, f"{where}: offsets not dense"
+            if check_offsets:
+                assert m.offset == off, f"{where}: acknowledged at offset {off}"
+            assert m.key == r.key, f"{where}: key {m.key!r} != {r.key!r}"
+            assert m.value == r.value, f"{where}: value {m.value!r:.80} != {r.value!r:.80}"
+            assert m.headers == _norm_headers(r.headers), (
+                f"{where}: headers {m.headers!r} != {_norm_headers(r.headers)!r}")
+            if r.timestamp is not None:
+                assert (m.ts_type, m.timestamp) == (ts_type, r.timestamp), (
+                    f"{where}: timestamp {(m.ts_type, m.timestamp)} != {(ts_type, r.timestamp)}")
+
+
+def watermarks(bootstrap: str, topic: str, partition: int, timeout: float = 10.0):
+    c = make_consumer(bootstrap)
+    try:
+        return c.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout,
+                                       cached=False)
+    finally:
+        c.close()
+
+
+def make_records(n: int, seed: int = 1, ts0: int | None = None, value_size: int = 120):
+    """Deterministic varied records: None/empty/binary keys, tombstones, empty values,
+    duplicate header keys, null and binary header values, explicit CreateTime stamps."""
+    rnd = random.Random(seed)
+    if ts0 is None:
+        ts0 = base_ts()
+    out = []
+    for i in range(n):
+        km = i % 10
+        if km == 0:
+            key = None
+        elif km == 1:
+            key = b""
+        elif km == 2:
+            key = bytes([0, 255, i % 256, 10, 13]) + b"bin"
+        else:
+            key = b"key-%d" % (i % 997)
+        vm = i % 13
+        if vm == 0:
+            value = None  # tombstone
+        elif vm == 1:
+            value = b""
+        elif vm == 2:
+            value = bytes(rnd.getrandbits(8) for _ in range(rnd.randrange(1, value_size)))
+        else:
+            value = (b"value-%d-" % i) * (1 + rnd.randrange(value_size // 10))
+        hm = i % 4
+        if hm == 0:
+            headers = None
+        elif hm == 1:
+            headers = [("h", b"%d" % i)]
+        elif hm == 2:
+            headers = [("dup", b"first"), ("dup", b"second"), ("bin", bytes([0, 1, 255, i % 256])),
+                       ("dup", b"")]
+        else:
+            headers = [("null-value", None), ("\u043a\u043b\u044e\u0447", "\u0437\u043d\u0430\u0447".encode()),
+                       ("h", b"%d" % i)]
+        ts = ts0 + i
+        out.append(Rec(key, value, headers, ts))
+    return out
+
+
+# --------------------------------------------------------------------------
+# kafka-python
+# --------------------------------------------------------------------------
+
+
+def kp_producer(bootstrap: str, **kw):
+    from kafka import KafkaProducer
+    conf = dict(bootstrap_servers=bootstrap, enable_idempotence=False, acks="all",
+                linger_ms=5, request_timeout_ms=30000)
+    conf.update(kw)
+    return KafkaProducer(**conf)
+
+
+def kp_produce_all(producer, topic: str, records, partition: int | None = None,
+                   timeout: float = 120.0):
+    """Returns [(partition, offset)] per record, in input order."""
+    futs = []
+    for r in records:
+        futs.append(producer.send(topic, value=r.value, key=r.key,
+                                  headers=list(r.headers) if r.headers is not None else None,
+                                  partition=partition, timestamp_ms=r.timestamp))
+    producer.flush(timeout=timeout)
+    out = []
+    for f in futs:
+        md = f.get(timeout=timeout)
+        out.append((md.partition, md.offset))
+    return out
+
+
+def kp_consume(bootstrap: str, topic: str, expected: dict, timeout: float = 60.0, **kw):
+    """Read {partition: count} records from offset 0 with kafka-python (group_id=None)."""
+    from kafka import KafkaConsumer
+    from kafka import TopicPartition as KTP
+    conf = dict(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                auto_offset_reset="none", fetch_max_wait_ms=200)
+    conf.update(kw)
+    c = KafkaConsumer(**conf)
+    try:
+        tps = [KTP(topic, p) for p in sorted(expected)]
+        c.assign(tps)
+        for tp in tps:
+            c.seek(tp, 0)
+        got = {p: [] for p in expected}
+        deadline = time.monotonic() + timeout
+        while any(len(got[p]) < n for p, n in expected.items()):
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"kafka-python: timeout consuming {topic}: got "
+                    f"{ {p: len(v) for p, v in got.items()} }, expected {expected}")
+            for tp, msgs in c.poll(timeout_ms=200, max_records=5000).items():
+                for m in msgs:
+                    tname = CREATE_TIME if m.timestamp_type == 0 else LOG_APPEND_TIME
+                    got[tp.partition].append(Got(tp.partition, m.offset, m.key, m.value,
+                                                 _norm_headers(m.headers), tname, m.timestamp))
+        # make sure nothing beyond the expected records is there
+        end = time.monotonic() + 0.5
+        while time.monotonic() < end:
+            for tp, msgs in c.poll(timeout_ms=100).items():
+                for m in msgs:
+                    tname = CREATE_TIME if m.timestamp_type == 0 else LOG_APPEND_TIME
+                    got[tp.partition].append(Got(tp.partition, m.offset, m.key, m.value,
+                                                 _norm_headers(m.headers), tname, m.timestamp))
+        return got
+    finally:
+        c.close()
+
+
+def raise_kafka(fut, timeout=30.0):
+    """Run a confluent admin future, returning the KafkaError (or None on success)."""
+    try:
+        fut.result(timeout)
+        return None
+    except KafkaException as e:
+        return e.args[0]

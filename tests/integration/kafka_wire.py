@@ -1,0 +1,521 @@
+"""Minimal hand-rolled Kafka wire-protocol helpers for the raw-socket tests.
+
+Pure python, no dependencies: primitive encoders/decoders, request framing,
+a record batch v2 builder with a table-based CRC-32C, and decoders for the
+few responses the tests look at (ApiVersions, Produce).
+
+Reference: https://kafka.apache.org/protocol (request header v1/v2, response
+header v0/v1, record batch magic v2).
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+
+# --------------------------------------------------------------------------
+# CRC-32C (Castagnoli), reflected polynomial 0x82F63B78, table driven.
+# --------------------------------------------------------------------------
+
+
+def _make_crc32c_table():
+    table = []
+    for i in range(256):
+        crc = i
+        for _ in range(8):
+            if crc & 1:
+                crc = (crc >> 1) ^ 0x82F63B78
+            else:
+                crc >>= 1
+        table.append(crc)
+    return tuple(table)
+
+
+_CRC32C_TABLE = _make_crc32c_table()
+
+
+def crc32c(data: bytes, crc: int = 0) -> int:
+    crc ^= 0xFFFFFFFF
+    table = _CRC32C_TABLE
+    for b in data:
+        crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+assert crc32c(b"123456789") == 0xE3069283, "crc32c self-test failed"
+
+# --------------------------------------------------------------------------
+# Primitive encoders
+# --------------------------------------------------------------------------
+
+
+def int8(v: int) -> bytes:
+    return struct.pack(">b", v)
+
+
+def int16(v: int) -> bytes:
+    return struct.pack(">h", v)
+
+
+def int32(v: int) -> bytes:
+    return struct.pack(">i", v)
+
+
+def uint32(v: int) -> bytes:
+    return struct.pack(">I", v)
+
+
+def int64(v: int) -> bytes:
+    return struct.pack(">q", v)
+
+
+def string(s: str | None) -> bytes:
+    """STRING / NULLABLE_STRING: int16 length + utf-8 bytes (-1 = null)."""
+    if s is None:
+        return int16(-1)
+    b = s.encode("utf-8")
+    return int16(len(b)) + b
+
+
+def nbytes(b: bytes | None) -> bytes:
+    """BYTES / NULLABLE_BYTES: int32 length + bytes (-1 = null)."""
+    if b is None:
+        return int32(-1)
+    return int32(len(b)) + b
+
+
+def uvarint(v: int) -> bytes:
+    """UNSIGNED_VARINT (protobuf style, 7 bits per byte)."""
+    if v < 0:
+        raise ValueError("uvarint must be >= 0")
+    out = bytearray()
+    while True:
+        byte = v & 0x7F
+        v >>= 7
+        if v:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def varint(v: int) -> bytes:
+    """VARINT / VARLONG: zig-zag encoded signed value."""
+    return uvarint((v << 1) ^ (v >> 63))
+
+
+def compact_string(s: str | None) -> bytes:
+    """COMPACT_STRING / COMPACT_NULLABLE_STRING: uvarint(len+1) + bytes."""
+    if s is None:
+        return uvarint(0)
+    b = s.encode("utf-8")
+    return uvarint(len(b) + 1) + b
+
+
+def compact_bytes(b: bytes | None) -> bytes:
+    if b is None:
+        return uvarint(0)
+    return uvarint(len(b) + 1) + b
+
+
+def array(items: list[bytes]) -> bytes:
+    """ARRAY: int32 count + elements."""
+    return int32(len(items)) + b"".join(items)
+
+
+def compact_array(items: list[bytes] | None) -> bytes:
+    if items is None:
+        return uvarint(0)
+    return uvarint(len(items) + 1) + b"".join(items)
+
+
+EMPTY_TAGGED_FIELDS = uvarint(0)
+
+# --------------------------------------------------------------------------
+# Decoding
+# --------------------------------------------------------------------------
+
+
+class Reader:
+    def __init__(self, data: bytes):
+        self.data = data
+        self.pos = 0
+
+    def remaining(self) -> int:
+        return len(self.data) - self.pos
+
+    def _take(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > len(self.data):
+            raise ValueError(
+                f"short read: need {n} bytes at {self.pos}, have {len(self.data) - self.pos}"
+            )
+        b = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return b
+
+    def int8(self) -> int:
+        return struct.unpack(">b", self._take(1))[0]
+
+    def int16(self) -> int:
+        return struct.unpack(">h", self._take(2))[0]
+
+    def int32(self) -> int:
+        return struct.unpack(">i", self._take(4))[0]
+
+    def uint32(self) -> int:
+        return struct.unpack(">I", self._take(4))[0]
+
+    def int64(self) -> int:
+        return struct.unpack(">q", self._take(8))[0]
+
+    def uvarint(self) -> int:
+        shift = 0
+        result = 0
+        while True:
+            b = self._take(1)[0]
+            result |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return result
+            shift += 7
+            if shift > 63:
+                raise ValueError("varint too long")
+
+    def varint(self) -> int:
+        v = self.uvarint()
+        return (v >> 1) ^ -(v & 1)
+
+    def string(self) -> str | None:
+        n = self.int16()
+        if n < 0:
+            return None
+        return self._take(n).decode("utf-8")
+
+    def nbytes(self) -> bytes | None:
+        n = self.int32()
+        if n < 0:
+            return None
+        return self._take(n)
+
+    def compact_string(self) -> str | None:
+        n = self.uvarint()
+        if n == 0:
+            return None
+        return self._take(n - 1).decode("utf-8")
+
+    def compact_bytes(self) -> bytes | None:
+        n = self.uvarint()
+        if n == 0:
+            return None
+        return self._take(n - 1)
+
+    def tagged_fields(self) -> dict[int, bytes]:
+        out = {}
+        for _ in range(self.uvarint()):
+            tag = self.uvarint()
+            size = self.uvarint()
+            out[tag] = self._take(size)
+        return out
+
+    def raw(self, n: int) -> bytes:
+        return self._take(n)
+
+
+# --------------------------------------------------------------------------
+# Framing
+# --------------------------------------------------------------------------
+
+API_PRODUCE = 0
+API_FETCH = 1
+API_LIST_OFFSETS = 2
+API_METADATA = 3
+API_API_VERSIONS = 18
+API_CREATE_TOPICS = 19
+API_DELETE_TOPICS = 20
+API_OFFSET_FOR_LEADER_EPOCH = 23
+API_DESCRIBE_CLUSTER = 60
+
+
+def request_header_v1(api_key: int, api_version: int, correlation_id: int,
+                      client_id: str | None = "vltava-tests") -> bytes:
+    return int16(api_key) + int16(api_version) + int32(correlation_id) + string(client_id)
+
+
+def request_header_v2(api_key: int, api_version: int, correlation_id: int,
+                      client_id: str | None = "vltava-tests") -> bytes:
+    # client_id stays a (non-compact) NULLABLE_STRING in header v2.
+    return request_header_v1(api_key, api_version, correlation_id, client_id) + EMPTY_TAGGED_FIELDS
+
+
+def frame(payload: bytes) -> bytes:
+    return int32(len(payload)) + payload
+
+
+def connect(port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> socket.socket:
+    s = socket.create_connection((host, port), timeout=timeout)
+    s.settimeout(timeout)
+    return s
+
+
+def recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionClosed(f"connection closed after {len(buf)}/{n} bytes")
+        buf += chunk
+    return bytes(buf)
+
+
+class ConnectionClosed(Exception):
+    pass
+
+
+def recv_frame(sock: socket.socket) -> bytes:
+    (n,) = struct.unpack(">i", recv_exact(sock, 4))
+    if n < 0 or n > 200 * 1024 * 1024:
+        raise ValueError(f"bad response length {n}")
+    return recv_exact(sock, n)
+
+
+def roundtrip(sock: socket.socket, payload: bytes) -> bytes:
+    sock.sendall(frame(payload))
+    return recv_frame(sock)
+
+
+def wait_closed(sock: socket.socket, timeout: float = 10.0) -> tuple[bool, bytes]:
+    """Read until EOF/reset or timeout. Returns (closed, bytes_received)."""
+    deadline = time.monotonic() + timeout
+    got = bytearray()
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False, bytes(got)
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            return False, bytes(got)
+        except (ConnectionResetError, BrokenPipeError):
+            return True, bytes(got)
+        if not chunk:
+            return True, bytes(got)
+        got += chunk
+
+
+# --------------------------------------------------------------------------
+# Record batch v2
+# --------------------------------------------------------------------------
+
+
+def encode_record(offset_delta: int, timestamp_delta: int, key: bytes | None,
+                  value: bytes | None, headers=()) -> bytes:
+    body = bytearray()
+    body += int8(0)  # attributes (unused)
+    body += varint(timestamp_delta)
+    body += varint(offset_delta)
+    if key is None:
+        body += varint(-1)
+    else:
+        body += varint(len(key)) + key
+    if value is None:
+        body += varint(-1)
+    else:
+        body += varint(len(value)) + value
+    body += varint(len(headers))
+    for hk, hv in headers:
+        hkb = hk.encode("utf-8") if isinstance(hk, str) else hk
+        body += varint(len(hkb)) + hkb
+        if hv is None:
+            body += varint(-1)
+        else:
+            body += varint(len(hv)) + hv
+    return varint(len(body)) + bytes(body)
+
+
+def record_batch(records, base_offset: int = 0, base_timestamp: int | None = None,
+                 corrupt_crc: bool = False, producer_id: int = -1,
+                 producer_epoch: int = -1, base_sequence: int = -1,
+                 partition_leader_epoch: int = -1) -> bytes:
+    """Build an uncompressed magic-v2 record batch.
+
+    records: iterable of (key, value) or (key, value, headers) or
+             (key, value, headers, timestamp_ms).
+    """
+    records = list(records)
+    if not records:
+        raise ValueError("empty batch")
+    if base_timestamp is None:
+        base_timestamp = int(time.time() * 1000)
+    encoded = []
+    max_ts = base_timestamp
+    for i, rec in enumerate(records):
+        key, value = rec[0], rec[1]
+        headers = rec[2] if len(rec) > 2 else ()
+        ts = rec[3] if len(rec) > 3 else base_timestamp
+        max_ts = max(max_ts, ts)
+        encoded.append(encode_record(i, ts - base_timestamp, key, value, headers))
+    after_crc = (
+        int16(0)                      # attributes: no compression, CreateTime
+        + int32(len(records) - 1)     # lastOffsetDelta
+        + int64(base_timestamp)
+        + int64(max_ts)
+        + int64(producer_id)
+        + int16(producer_epoch)
+        + int32(base_sequence)
+        + int32(len(records))
+        + b"".join(encoded)
+    )
+    crc = crc32c(after_crc)
+    if corrupt_crc:
+        crc ^= 0xDEADBEEF
+    after_length = int32(partition_leader_epoch) + int8(2) + uint32(crc) + after_crc
+    return int64(base_offset) + int32(len(after_length)) + after_length
+
+
+# --------------------------------------------------------------------------
+# Requests / responses used by the tests
+# --------------------------------------------------------------------------
+
+
+def api_versions_request_v0(correlation_id: int, api_version: int = 0) -> bytes:
+    return request_header_v1(API_API_VERSIONS, api_version, correlation_id)
+
+
+def api_versions_request_v3(correlation_id: int, software_name: str = "vltava-tests",
+                            software_version: str = "1.0", api_version: int = 3) -> bytes:
+    return (request_header_v2(API_API_VERSIONS, api_version, correlation_id)
+            + compact_string(software_name)
+            + compact_string(software_version)
+            + EMPTY_TAGGED_FIELDS)
+
+
+def parse_api_versions_v0(payload: bytes):
+    """Response header v0 + ApiVersions v0 body."""
+    r = Reader(payload)
+    corr = r.int32()
+    err = r.int16()
+    n = r.int32()
+    apis = {}
+    for _ in range(n):
+        k, lo, hi = r.int16(), r.int16(), r.int16()
+        apis[k] = (lo, hi)
+    return corr, err, apis, r.remaining()
+
+
+def parse_api_versions_v3(payload: bytes):
+    """Response header v0 (ApiVersions is special) + ApiVersions v3 body."""
+    r = Reader(payload)
+    corr = r.int32()
+    err = r.int16()
+    n = r.uvarint() - 1
+    apis = {}
+    for _ in range(n):
+        k, lo, hi = r.int16(), r.int16(), r.int16()
+        r.tagged_fields()
+        if k in apis:
+            raise ValueError(f"api key {k} listed twice")
+        apis[k] = (lo, hi)
+    throttle = r.int32()
+    tags = r.tagged_fields()
+    return corr, err, apis, throttle, tags, r.remaining()
+
+
+def produce_request(correlation_id: int, topic: str, partition: int, records: bytes,
+                    api_version: int = 7, acks: int = -1, timeout_ms: int = 10000) -> bytes:
+    """Produce v3..v8 (non-flexible)."""
+    if not 3 <= api_version <= 8:
+        raise ValueError("only non-flexible Produce v3..v8 supported")
+    body = (string(None)              # transactional_id
+            + int16(acks)
+            + int32(timeout_ms)
+            + array([string(topic) + array([int32(partition) + nbytes(records)])]))
+    return request_header_v1(API_PRODUCE, api_version, correlation_id) + body
+
+
+def parse_produce_response(payload: bytes, api_version: int = 7):
+    """Returns (correlation_id, {(topic, partition): dict(error_code, base_offset, ...)})."""
+    r = Reader(payload)
+    corr = r.int32()
+    out = {}
+    for _ in range(r.int32()):
+        name = r.string()
+        for _ in range(r.int32()):
+            p = {}
+            idx = r.int32()
+            p["error_code"] = r.int16()
+            p["base_offset"] = r.int64()
+            if api_version >= 2:
+                p["log_append_time_ms"] = r.int64()
+            if api_version >= 5:
+                p["log_start_offset"] = r.int64()
+            if api_version >= 8:
+                p["record_errors"] = []
+                for _ in range(r.int32()):
+                    p["record_errors"].append((r.int32(), r.string()))
+                p["error_message"] = r.string()
+            out[(name, idx)] = p
+    throttle = r.int32()
+    return corr, out, throttle
+
+
+def metadata_request_v1(correlation_id: int, topics: list[str] | None) -> bytes:
+    body = int32(-1) if topics is None else array([string(t) for t in topics])
+    return request_header_v1(API_METADATA, 1, correlation_id) + body
+
+
+def describe_cluster_request_v0(correlation_id: int, include_authorized_operations: bool = False) -> bytes:
+    """DescribeCluster v0 (flexible: request header v2)."""
+    return (request_header_v2(API_DESCRIBE_CLUSTER, 0, correlation_id)
+            + int8(1 if include_authorized_operations else 0)
+            + EMPTY_TAGGED_FIELDS)
+
+
+def parse_describe_cluster_v0(payload: bytes):
+    """Response header v1 (correlation id + tagged fields) + DescribeCluster v0 body."""
+    r = Reader(payload)
+    out = {"correlation_id": r.int32()}
+    r.tagged_fields()
+    out["throttle_time_ms"] = r.int32()
+    out["error_code"] = r.int16()
+    out["error_message"] = r.compact_string()
+    out["cluster_id"] = r.compact_string()
+    out["controller_id"] = r.int32()
+    brokers = []
+    for _ in range(r.uvarint() - 1):
+        b = {"broker_id": r.int32(), "host": r.compact_string(), "port": r.int32(),
+             "rack": r.compact_string()}
+        r.tagged_fields()
+        brokers.append(b)
+    out["brokers"] = brokers
+    out["cluster_authorized_operations"] = r.int32()
+    r.tagged_fields()
+    out["remaining"] = r.remaining()
+    return out
+
+
+def offset_for_leader_epoch_request_v3(correlation_id: int, topic: str, partitions) -> bytes:
+    """OffsetForLeaderEpoch v3 (non-flexible). partitions: [(partition, current_leader_epoch,
+    leader_epoch)]."""
+    parts = [int32(p) + int32(cur) + int32(le) for p, cur, le in partitions]
+    body = int32(-1) + array([string(topic) + array(parts)])  # replica_id -1: a consumer
+    return request_header_v1(API_OFFSET_FOR_LEADER_EPOCH, 3, correlation_id) + body
+
+
+def parse_offset_for_leader_epoch_v3(payload: bytes):
+    """Returns (correlation_id, {(topic, partition): (error_code, leader_epoch, end_offset)})."""
+    r = Reader(payload)
+    corr = r.int32()
+    r.int32()  # throttle_time_ms
+    out = {}
+    for _ in range(r.int32()):
+        name = r.string()
+        for _ in range(r.int32()):
+            err = r.int16()
+            p = r.int32()
+            le = r.int32()
+            end = r.int64()
+            out[(name, p)] = (err, le, end)
+    if r.remaining():
+        raise ValueError(f"{r.remaining()} trailing bytes")
+    return corr, out
