@@ -5,9 +5,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use vltava_storage::LogConfig;
-
 use crate::group::state::GroupConfig;
+use crate::topic_config;
 
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -26,17 +25,19 @@ pub struct BrokerConfig {
     pub num_partitions: i32,
     /// `default.replication.factor`
     pub default_replication_factor: i16,
-    /// `message.max.bytes`: largest record batch accepted.
-    pub message_max_bytes: usize,
     /// `socket.request.max.bytes`: largest request frame accepted.
     pub socket_request_max_bytes: usize,
     /// `max.connections`
     pub max_connections: usize,
     /// `log.flush.on.acks.all` (vltava): fsync before acknowledging acks=all.
     pub flush_on_acks_all: bool,
-    /// `log.segment.bytes`, `log.roll.ms`, `log.index.interval.bytes`,
-    /// `log.index.size.max.bytes`: defaults for every partition log.
-    pub log: LogConfig,
+    /// Every setting given in the config file or with `--set`, as given:
+    /// topic configs fall back to their broker synonyms here.
+    pub static_settings: BTreeMap<String, String>,
+    /// `log.retention.check.interval.ms`
+    pub retention_check_interval_ms: u64,
+    /// `log.cleaner.backoff.ms`
+    pub cleaner_backoff_ms: u64,
     /// `queued.max.requests`: pipelined requests in flight per connection.
     pub queued_max_requests: usize,
     /// `group.*` settings of the group coordinator.
@@ -57,11 +58,12 @@ impl Default for BrokerConfig {
             auto_create_topics_enable: true,
             num_partitions: 1,
             default_replication_factor: 1,
-            message_max_bytes: 1_048_588,
             socket_request_max_bytes: 104_857_600,
             max_connections: 10_000,
             flush_on_acks_all: true,
-            log: LogConfig::default(),
+            static_settings: BTreeMap::new(),
+            retention_check_interval_ms: 300_000,
+            cleaner_backoff_ms: 15_000,
             queued_max_requests: 500,
             group: GroupConfig::default(),
             offsets_topic_num_partitions: 50,
@@ -126,7 +128,6 @@ impl BrokerConfig {
                     self.num_partitions = n as i32
                 }
                 "default.replication.factor" => self.default_replication_factor = num(value)? as i16,
-                "message.max.bytes" => self.message_max_bytes = num(value)?.max(0) as usize,
                 "socket.request.max.bytes" => self.socket_request_max_bytes = num(value)?.max(1024) as usize,
                 "max.connections" => self.max_connections = num(value)?.max(1) as usize,
                 "queued.max.requests" => self.queued_max_requests = num(value)?.max(1) as usize,
@@ -142,21 +143,16 @@ impl BrokerConfig {
                     self.offsets_topic_num_partitions = n as i32
                 }
                 "log.flush.on.acks.all" => self.flush_on_acks_all = boolean(value)?,
-                "log.segment.bytes" => {
-                    let n = num(value)?;
-                    if !(14..=i32::MAX as i64).contains(&n) {
-                        return Err(err("must be between 14 and 2147483647"));
-                    }
-                    self.log.segment_bytes = n as u64
+                "log.retention.check.interval.ms" => self.retention_check_interval_ms = num(value)?.max(1) as u64,
+                "log.cleaner.backoff.ms" => self.cleaner_backoff_ms = num(value)?.max(1) as u64,
+                k if topic_config::is_broker_synonym(k) => {
+                    topic_config::validate_broker_synonym(k, value).map_err(|r| err(&r))?
                 }
-                "log.roll.ms" => self.log.segment_ms = num(value)?.max(1) as u64,
-                "log.roll.hours" => self.log.segment_ms = num(value)?.max(1) as u64 * 3_600_000,
-                "log.index.interval.bytes" => self.log.index_interval_bytes = num(value)?.max(0) as u64,
-                "log.index.size.max.bytes" => self.log.segment_index_bytes = num(value)?.max(8) as u64,
                 _ => {
                     extra.insert(key.clone(), value.clone());
                 }
             }
+            self.static_settings.insert(key.clone(), value.clone());
         }
         if !advertised_set && settings.iter().any(|(k, _)| k == "listeners" || k == "listen") {
             self.advertised_host = self.listen.ip().to_string();

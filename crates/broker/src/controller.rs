@@ -149,6 +149,73 @@ impl Controller {
         Ok(topic)
     }
 
+    /// Sets (`Some`) or removes (`None`) dynamic configs of a topic.
+    pub fn alter_topic_configs(
+        &self,
+        topic_id: Uuid,
+        changes: &[(String, Option<String>)],
+    ) -> Result<Arc<TopicImage>, ControllerError> {
+        let mut log = self.log.lock();
+        let image = self.image();
+        let topic = image
+            .topic_by_id(&topic_id)
+            .ok_or_else(|| ControllerError::new(ResponseError::UnknownTopicOrPartition, "unknown topic"))?;
+        let records: Vec<MetadataRecord> = changes
+            .iter()
+            .map(|(key, value)| MetadataRecord::TopicConfig { topic_id, key: key.clone(), value: value.clone() })
+            .collect();
+        if !records.is_empty() {
+            self.commit(&mut log, &records)?;
+        }
+        let name = topic.name.clone();
+        Ok(self.image().topic(&name).cloned().expect("still there"))
+    }
+
+    /// Grows a topic to `count` partitions (Kafka never shrinks one).
+    pub fn add_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<Arc<TopicImage>, ControllerError> {
+        let mut log = self.log.lock();
+        let image = self.image();
+        let topic = image.topic(name).cloned().ok_or_else(|| {
+            ControllerError::new(ResponseError::UnknownTopicOrPartition, format!("Topic '{name}' does not exist."))
+        })?;
+        let current = topic.partitions.len() as i32;
+        if count <= current {
+            let message = if count == current {
+                format!("Topic already has {current} partitions.")
+            } else {
+                format!("Topic currently has {current} partitions, which is higher than the requested {count}.")
+            };
+            return Err(ControllerError::new(ResponseError::InvalidPartitions, message));
+        }
+        if count > PARTITIONS_PER_TOPIC_MAX {
+            return Err(ControllerError::new(
+                ResponseError::InvalidPartitions,
+                format!("At most {PARTITIONS_PER_TOPIC_MAX} partitions per topic."),
+            ));
+        }
+        if validate_only {
+            return Ok(topic);
+        }
+        let records: Vec<MetadataRecord> = (current..count)
+            .map(|partition| MetadataRecord::Partition {
+                topic_id: topic.topic_id,
+                partition,
+                replicas: vec![self.node_id],
+                isr: vec![self.node_id],
+                leader: self.node_id,
+                leader_epoch: 0,
+                partition_epoch: 0,
+            })
+            .collect();
+        self.commit(&mut log, &records)?;
+        Ok(self.image().topic(name).cloned().expect("still there"))
+    }
+
     fn commit(&self, log: &mut MetadataLog, records: &[MetadataRecord]) -> Result<(), ControllerError> {
         log.append(records).map_err(|e| {
             tracing::error!(error = %e, "metadata log append failed");

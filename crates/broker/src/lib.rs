@@ -5,6 +5,7 @@
 //! - [`handlers`]: one module per Kafka API;
 //! - [`controller`]: topic changes through the metadata log;
 //! - [`group`]: consumer groups and committed offsets;
+//! - [`log_manager`]: retention and compaction in the background;
 //! - [`replica_manager`] and [`partition`]: the partition logs this node hosts;
 //! - [`config`]: broker settings with Kafka's names.
 
@@ -13,6 +14,7 @@ pub mod connection;
 pub mod controller;
 pub mod group;
 pub mod handlers;
+pub mod log_manager;
 pub mod partition;
 pub mod replica_manager;
 pub mod server;

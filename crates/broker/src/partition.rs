@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use parking_lot::Mutex;
 use tokio::sync::{watch, Notify};
 use uuid::Uuid;
-use vltava_storage::{AppendInfo, FileSlice, LeaderEpochCache, Log, LogConfig, Result as StorageResult};
+use vltava_storage::{AppendInfo, FileSlice, LeaderEpochCache, Log, Result as StorageResult};
+
+use crate::topic_config::TopicSettings;
 
 pub struct Partition {
     pub topic: String,
@@ -15,6 +17,7 @@ pub struct Partition {
     pub index: i32,
     log: Mutex<Log>,
     epochs: Mutex<LeaderEpochCache>,
+    settings: parking_lot::RwLock<std::sync::Arc<TopicSettings>>,
     leader_epoch: AtomicI32,
     /// Woken after every append (long-polling fetches wait on it).
     appended: Notify,
@@ -37,11 +40,11 @@ impl Partition {
         topic_id: Uuid,
         index: i32,
         dir: &Path,
-        config: LogConfig,
+        settings: std::sync::Arc<TopicSettings>,
         recover: bool,
         leader_epoch: i32,
     ) -> StorageResult<Self> {
-        let log = Log::open(dir, config, recover)?;
+        let log = Log::open(dir, settings.log.clone(), recover)?;
         let epochs = LeaderEpochCache::load(dir)?;
         let leo = log.log_end_offset();
         Ok(Self {
@@ -50,11 +53,22 @@ impl Partition {
             index,
             log: Mutex::new(log),
             epochs: Mutex::new(epochs),
+            settings: parking_lot::RwLock::new(settings),
             leader_epoch: AtomicI32::new(leader_epoch),
             appended: Notify::new(),
             durable: watch::channel(leo).0,
             flush_lock: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// The topic's effective configs, as of the last change.
+    pub fn settings(&self) -> std::sync::Arc<TopicSettings> {
+        self.settings.read().clone()
+    }
+
+    pub fn set_settings(&self, settings: std::sync::Arc<TopicSettings>) {
+        self.log.lock().set_config(settings.log.clone());
+        *self.settings.write() = settings;
     }
 
     pub fn leader_epoch(&self) -> i32 {
@@ -132,6 +146,43 @@ impl Partition {
             None if epochs.latest_epoch().is_none() && epoch == self.leader_epoch() => Some((epoch, leo)),
             None => None,
         }
+    }
+
+    /// Deletes segments past the topic's retention; returns how many.
+    pub fn enforce_retention(&self, now_ms: i64) -> StorageResult<usize> {
+        let settings = self.settings();
+        if !settings.delete {
+            return Ok(0);
+        }
+        self.log.lock().enforce_retention(now_ms, settings.retention_ms, settings.retention_bytes)
+    }
+
+    /// Compacts the log if the topic is compacted and enough of it is
+    /// dirty; the rewrite runs without the log's lock. Returns the number of
+    /// segments rewritten.
+    pub fn compact(&self, now_ms: i64) -> StorageResult<usize> {
+        let settings = self.settings();
+        if !settings.compact {
+            return Ok(0);
+        }
+        let config = vltava_storage::CleanerConfig {
+            now_ms,
+            delete_retention_ms: settings.delete_retention_ms,
+            min_compaction_lag_ms: settings.min_compaction_lag_ms,
+            max_compaction_lag_ms: settings.max_compaction_lag_ms,
+            min_cleanable_dirty_ratio: settings.min_cleanable_dirty_ratio,
+        };
+        let Some(plan) = self.log.lock().cleaning_plan(&config) else { return Ok(0) };
+        let cleaned = vltava_storage::cleaner::clean(&plan, &config)?;
+        let count = cleaned.len();
+        self.log.lock().swap_cleaned(cleaned, plan.end_offset)?;
+        tracing::info!(topic = %self.topic, partition = self.index, segments = count, up_to = plan.end_offset, "compacted");
+        Ok(count)
+    }
+
+    /// DeleteRecords: the new log start offset.
+    pub fn delete_records_before(&self, offset: i64) -> StorageResult<i64> {
+        self.log.lock().delete_records_before(offset)
     }
 
     /// Writes indexes and fsyncs (clean shutdown).

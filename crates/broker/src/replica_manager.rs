@@ -8,14 +8,13 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use uuid::Uuid;
 use vltava_metadata::{MetadataImage, TopicImage};
-use vltava_storage::LogConfig;
 
 use crate::partition::Partition;
-use crate::topic_config::get_i64;
+use crate::topic_config;
 
 pub struct ReplicaManager {
     data_dir: PathBuf,
-    log_defaults: LogConfig,
+    broker_static: std::collections::BTreeMap<String, String>,
     partitions: RwLock<HashMap<(Uuid, i32), Arc<Partition>>>,
 }
 
@@ -27,8 +26,8 @@ pub fn partition_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
 }
 
 impl ReplicaManager {
-    pub fn new(data_dir: PathBuf, log_defaults: LogConfig) -> Self {
-        Self { data_dir, log_defaults, partitions: RwLock::new(HashMap::new()) }
+    pub fn new(data_dir: PathBuf, broker_static: std::collections::BTreeMap<String, String>) -> Self {
+        Self { data_dir, broker_static, partitions: RwLock::new(HashMap::new()) }
     }
 
     pub fn get(&self, topic_id: &Uuid, partition: i32) -> Option<Arc<Partition>> {
@@ -65,27 +64,35 @@ impl ReplicaManager {
         Ok(())
     }
 
-    /// The broker's log defaults overlaid with the topic's own configs.
-    fn log_config(&self, topic: &TopicImage) -> LogConfig {
-        let mut config = self.log_defaults.clone();
-        let get = |key| get_i64(&topic.configs, key).filter(|v| *v > 0).map(|v| v as u64);
-        config.segment_bytes = get("segment.bytes").unwrap_or(config.segment_bytes);
-        config.segment_ms = get("segment.ms").unwrap_or(config.segment_ms);
-        config.index_interval_bytes = get("index.interval.bytes").unwrap_or(config.index_interval_bytes);
-        config.segment_index_bytes = get("segment.index.bytes").unwrap_or(config.segment_index_bytes);
-        config
+    /// The topic's effective settings (its configs over the broker's).
+    pub fn settings(&self, topic: &TopicImage) -> topic_config::TopicSettings {
+        topic_config::settings(&topic.configs, &self.broker_static)
+    }
+
+    /// Applies a topic's changed configs to its open partitions.
+    pub fn reconfigure(&self, topic: &TopicImage) {
+        let settings = Arc::new(self.settings(topic));
+        for p in &topic.partitions {
+            if let Some(partition) = self.get(&topic.topic_id, p.partition) {
+                partition.set_settings(settings.clone());
+            }
+        }
     }
 
     /// Opens (creating as needed) the logs of every partition of `topic`.
     pub fn open_topic(&self, topic: &TopicImage, recover: bool) -> anyhow::Result<()> {
+        let settings = Arc::new(self.settings(topic));
         for p in &topic.partitions {
+            if self.get(&topic.topic_id, p.partition).is_some() {
+                continue; // already open (a topic that grew)
+            }
             let dir = partition_dir(&self.data_dir, &topic.name, p.partition);
             let partition = Partition::open(
                 &topic.name,
                 topic.topic_id,
                 p.partition,
                 &dir,
-                self.log_config(topic),
+                settings.clone(),
                 recover,
                 p.leader_epoch,
             )?;

@@ -56,7 +56,7 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<Broker> {
     if !clean && image.topic_count() > 0 {
         tracing::info!("no clean shutdown marker: recovering the newest segment of every partition");
     }
-    let replicas = ReplicaManager::new(data_dir.clone(), config.log.clone());
+    let replicas = ReplicaManager::new(data_dir.clone(), config.static_settings.clone());
     replicas.load(&image, !clean)?;
     tracing::info!(cluster_id = %meta.cluster_id, node_id = config.node_id, topics = image.topic_count(), partitions = replicas.all().len(), "loaded data dir");
     let groups = GroupCoordinator::new(config.group.clone(), config.offsets_topic_num_partitions);
@@ -85,6 +85,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
     let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(%listen, advertised = %format!("{}:{}", broker.config.advertised_host, broker.config.advertised_port), "vltava broker started");
     tokio::spawn(GroupCoordinator::run_timers(broker.clone(), shutdown.clone()));
+    tokio::spawn(crate::log_manager::run(broker.clone(), shutdown.clone()));
     let slots = Arc::new(Semaphore::new(broker.config.max_connections));
     let mut connections = JoinSet::new();
     loop {

@@ -1,64 +1,265 @@
-//! Topic-level configs accepted at creation. Names and value checks follow
-//! Kafka; the values are stored in the metadata log. Which of them take
-//! effect is listed in README.md (retention and compaction come later).
+//! Topic configs with Kafka's names, types, defaults, broker-level synonyms
+//! and documentation. A topic's effective value comes from, in order: its
+//! own dynamic config (metadata log), the broker's static config for the
+//! synonym (`server.properties` / `--set`), the default.
 
-/// Known topic config keys.
-pub const TOPIC_CONFIG_KEYS: &[&str] = &[
-    "cleanup.policy",
-    "compression.type",
-    "delete.retention.ms",
-    "file.delete.delay.ms",
-    "flush.messages",
-    "flush.ms",
-    "index.interval.bytes",
-    "max.compaction.lag.ms",
-    "max.message.bytes",
-    "message.timestamp.after.max.ms",
-    "message.timestamp.before.max.ms",
-    "message.timestamp.difference.max.ms",
-    "message.timestamp.type",
-    "min.cleanable.dirty.ratio",
-    "min.compaction.lag.ms",
-    "min.insync.replicas",
-    "preallocate",
-    "retention.bytes",
-    "retention.ms",
-    "segment.bytes",
-    "segment.index.bytes",
-    "segment.jitter.ms",
-    "segment.ms",
-    "unclean.leader.election.enable",
-    "message.downconversion.enable",
+use std::collections::BTreeMap;
+
+use vltava_storage::LogConfig;
+
+/// Kafka's `ConfigEntry.ConfigType` codes (DescribeConfigs v3+).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    Boolean = 1,
+    String = 2,
+    Int = 3,
+    Long = 5,
+    Double = 6,
+    List = 7,
+}
+
+/// Kafka's `ConfigSource` codes.
+pub const SOURCE_TOPIC: i8 = 1;
+pub const SOURCE_STATIC_BROKER: i8 = 4;
+pub const SOURCE_DEFAULT: i8 = 5;
+
+pub struct ConfigDef {
+    pub name: &'static str,
+    pub kind: ConfigType,
+    pub default: &'static str,
+    /// Broker keys for the same setting, most specific first, with the
+    /// factor that turns their unit into this config's unit.
+    pub synonyms: &'static [(&'static str, i64)],
+    pub doc: &'static str,
+    /// Extra check on top of the type; `None` accepts any value of the type.
+    pub valid: Option<fn(&str) -> bool>,
+}
+
+const MAX_LONG: &str = "9223372036854775807";
+
+fn cleanup_policy(v: &str) -> bool {
+    !v.trim().is_empty() && v.split(',').all(|p| matches!(p.trim(), "delete" | "compact"))
+}
+fn compression(v: &str) -> bool {
+    matches!(v, "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd")
+}
+fn timestamp_type(v: &str) -> bool {
+    matches!(v, "CreateTime" | "LogAppendTime")
+}
+fn ratio(v: &str) -> bool {
+    v.parse::<f64>().is_ok_and(|r| (0.0..=1.0).contains(&r))
+}
+fn segment_bytes(v: &str) -> bool {
+    v.parse::<i64>().is_ok_and(|n| (14..=i32::MAX as i64).contains(&n))
+}
+fn at_least_minus_one(v: &str) -> bool {
+    v.parse::<i64>().is_ok_and(|n| n >= -1)
+}
+fn non_negative(v: &str) -> bool {
+    v.parse::<i64>().is_ok_and(|n| n >= 0)
+}
+fn positive(v: &str) -> bool {
+    v.parse::<i64>().is_ok_and(|n| n >= 1)
+}
+
+pub const TOPIC_CONFIGS: &[ConfigDef] = &[
+    ConfigDef { name: "cleanup.policy", kind: ConfigType::List, default: "delete", synonyms: &[("log.cleanup.policy", 1)], doc: "\"delete\" discards old segments by time or size; \"compact\" keeps the latest value per key; both may be given.", valid: Some(cleanup_policy) },
+    ConfigDef { name: "compression.type", kind: ConfigType::String, default: "producer", synonyms: &[("compression.type", 1)], doc: "Codec stored batches end up with: \"producer\" keeps the producer's, a codec name recompresses to it.", valid: Some(compression) },
+    ConfigDef { name: "delete.retention.ms", kind: ConfigType::Long, default: "86400000", synonyms: &[("log.cleaner.delete.retention.ms", 1)], doc: "How long tombstones are kept in compacted topics.", valid: Some(non_negative) },
+    ConfigDef { name: "file.delete.delay.ms", kind: ConfigType::Long, default: "60000", synonyms: &[("log.segment.delete.delay.ms", 1)], doc: "Delay before a deleted segment's files are removed.", valid: Some(non_negative) },
+    ConfigDef { name: "flush.messages", kind: ConfigType::Long, default: MAX_LONG, synonyms: &[("log.flush.interval.messages", 1)], doc: "Accepted for compatibility; durability follows log.flush.on.acks.all.", valid: Some(positive) },
+    ConfigDef { name: "flush.ms", kind: ConfigType::Long, default: MAX_LONG, synonyms: &[("log.flush.interval.ms", 1)], doc: "Accepted for compatibility; durability follows log.flush.on.acks.all.", valid: Some(non_negative) },
+    ConfigDef { name: "index.interval.bytes", kind: ConfigType::Int, default: "4096", synonyms: &[("log.index.interval.bytes", 1)], doc: "Bytes of log between entries of the offset index.", valid: Some(non_negative) },
+    ConfigDef { name: "max.compaction.lag.ms", kind: ConfigType::Long, default: MAX_LONG, synonyms: &[("log.cleaner.max.compaction.lag.ms", 1)], doc: "Longest a record may stay uncompacted.", valid: Some(positive) },
+    ConfigDef { name: "max.message.bytes", kind: ConfigType::Int, default: "1048588", synonyms: &[("message.max.bytes", 1)], doc: "Largest record batch accepted.", valid: Some(non_negative) },
+    ConfigDef { name: "message.timestamp.after.max.ms", kind: ConfigType::Long, default: "3600000", synonyms: &[("log.message.timestamp.after.max.ms", 1)], doc: "How far in the future a CreateTime timestamp may be.", valid: Some(non_negative) },
+    ConfigDef { name: "message.timestamp.before.max.ms", kind: ConfigType::Long, default: MAX_LONG, synonyms: &[("log.message.timestamp.before.max.ms", 1)], doc: "How far in the past a CreateTime timestamp may be.", valid: Some(non_negative) },
+    ConfigDef { name: "message.timestamp.type", kind: ConfigType::String, default: "CreateTime", synonyms: &[("log.message.timestamp.type", 1)], doc: "CreateTime keeps the producer's timestamps, LogAppendTime stamps the broker's clock.", valid: Some(timestamp_type) },
+    ConfigDef { name: "min.cleanable.dirty.ratio", kind: ConfigType::Double, default: "0.5", synonyms: &[("log.cleaner.min.cleanable.ratio", 1)], doc: "Share of uncompacted bytes that triggers compaction.", valid: Some(ratio) },
+    ConfigDef { name: "min.compaction.lag.ms", kind: ConfigType::Long, default: "0", synonyms: &[("log.cleaner.min.compaction.lag.ms", 1)], doc: "Shortest time a record stays uncompacted.", valid: Some(non_negative) },
+    ConfigDef { name: "min.insync.replicas", kind: ConfigType::Int, default: "1", synonyms: &[("min.insync.replicas", 1)], doc: "Replicas that must acknowledge an acks=all write.", valid: Some(positive) },
+    ConfigDef { name: "preallocate", kind: ConfigType::Boolean, default: "false", synonyms: &[("log.preallocate", 1)], doc: "Accepted for compatibility; segments are not preallocated.", valid: None },
+    ConfigDef { name: "retention.bytes", kind: ConfigType::Long, default: "-1", synonyms: &[("log.retention.bytes", 1)], doc: "Bytes a partition keeps before old segments are deleted; -1 for no limit.", valid: Some(at_least_minus_one) },
+    ConfigDef { name: "retention.ms", kind: ConfigType::Long, default: "604800000", synonyms: &[("log.retention.ms", 1), ("log.retention.minutes", 60_000), ("log.retention.hours", 3_600_000)], doc: "How long segments are kept; -1 for ever.", valid: Some(at_least_minus_one) },
+    ConfigDef { name: "segment.bytes", kind: ConfigType::Int, default: "1073741824", synonyms: &[("log.segment.bytes", 1)], doc: "Size at which a segment rolls.", valid: Some(segment_bytes) },
+    ConfigDef { name: "segment.index.bytes", kind: ConfigType::Int, default: "10485760", synonyms: &[("log.index.size.max.bytes", 1)], doc: "Largest offset index of a segment.", valid: Some(positive) },
+    ConfigDef { name: "segment.jitter.ms", kind: ConfigType::Long, default: "0", synonyms: &[("log.roll.jitter.ms", 1), ("log.roll.jitter.hours", 3_600_000)], doc: "Accepted for compatibility.", valid: Some(non_negative) },
+    ConfigDef { name: "segment.ms", kind: ConfigType::Long, default: "604800000", synonyms: &[("log.roll.ms", 1), ("log.roll.hours", 3_600_000)], doc: "Age at which a segment rolls.", valid: Some(positive) },
+    ConfigDef { name: "unclean.leader.election.enable", kind: ConfigType::Boolean, default: "false", synonyms: &[("unclean.leader.election.enable", 1)], doc: "Whether a replica outside the ISR may become leader.", valid: None },
 ];
 
-/// Returns a message naming the first bad key or value.
-pub fn validate(configs: &[(String, String)]) -> Result<(), String> {
-    for (key, value) in configs {
-        if !TOPIC_CONFIG_KEYS.contains(&key.as_str()) {
-            return Err(format!("Unknown topic config name: {key}"));
-        }
-        let ok = match key.as_str() {
-            "cleanup.policy" => value.split(',').all(|p| matches!(p.trim(), "delete" | "compact")),
-            "compression.type" => {
-                matches!(value.as_str(), "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd")
-            }
-            "message.timestamp.type" => matches!(value.as_str(), "CreateTime" | "LogAppendTime"),
-            "unclean.leader.election.enable" | "preallocate" | "message.downconversion.enable" => {
-                matches!(value.as_str(), "true" | "false")
-            }
-            "min.cleanable.dirty.ratio" => value.parse::<f64>().is_ok_and(|r| (0.0..=1.0).contains(&r)),
-            "segment.bytes" => value.parse::<i64>().is_ok_and(|n| (14..=i32::MAX as i64).contains(&n)),
-            "max.message.bytes" | "min.insync.replicas" => value.parse::<i32>().is_ok_and(|n| n >= 0),
-            _ => value.parse::<i64>().is_ok_and(|n| n >= -1),
-        };
-        if !ok {
-            return Err(format!("Invalid value {value} for configuration {key}"));
-        }
+pub fn def(name: &str) -> Option<&'static ConfigDef> {
+    TOPIC_CONFIGS.iter().find(|d| d.name == name)
+}
+
+/// Whether `key` is a broker-level synonym of some topic config.
+pub fn is_broker_synonym(key: &str) -> bool {
+    TOPIC_CONFIGS.iter().any(|d| d.synonyms.iter().any(|(s, _)| *s == key))
+}
+
+fn type_ok(kind: ConfigType, v: &str) -> bool {
+    match kind {
+        ConfigType::Boolean => v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false"),
+        ConfigType::Int => v.trim().parse::<i32>().is_ok(),
+        ConfigType::Long => v.trim().parse::<i64>().is_ok(),
+        ConfigType::Double => v.trim().parse::<f64>().is_ok(),
+        ConfigType::String | ConfigType::List => true,
+    }
+}
+
+/// Checks a broker-level synonym's value against its topic config's type.
+pub fn validate_broker_synonym(key: &str, value: &str) -> Result<(), String> {
+    let def =
+        TOPIC_CONFIGS.iter().find(|d| d.synonyms.iter().any(|(s, _)| *s == key)).ok_or("not a topic config synonym")?;
+    let factor = def.synonyms.iter().find(|(s, _)| *s == key).map(|s| s.1).unwrap_or(1);
+    let scaled = if factor == 1 {
+        value.to_string()
+    } else {
+        value.trim().parse::<i64>().map(|n| (n * factor).to_string()).unwrap_or_default()
+    };
+    validate_one(def.name, &scaled).map_err(|_| format!("not a valid value for {key} (see {})", def.name))
+}
+
+/// Checks one key and value; the message names the key, as Kafka's does.
+pub fn validate_one(key: &str, value: &str) -> Result<(), String> {
+    let def = def(key).ok_or_else(|| format!("Unknown topic config name: {key}"))?;
+    if !type_ok(def.kind, value) || def.valid.is_some_and(|f| !f(value.trim())) {
+        return Err(format!("Invalid value {value} for configuration {key}"));
     }
     Ok(())
 }
 
-/// The effective value of an integer topic config, if set and valid.
-pub fn get_i64(configs: &std::collections::BTreeMap<String, String>, key: &str) -> Option<i64> {
-    configs.get(key).and_then(|v| v.parse().ok())
+/// Returns a message naming the first bad key or value.
+pub fn validate(configs: &[(String, String)]) -> Result<(), String> {
+    configs.iter().try_for_each(|(k, v)| validate_one(k, v))
+}
+
+/// A config's effective value, where it came from, and the chain of
+/// synonyms (DescribeConfigs `synonyms`), most specific first.
+pub struct Resolved {
+    pub value: String,
+    pub source: i8,
+    pub synonyms: Vec<(String, String, i8)>,
+}
+
+pub fn resolve(
+    def: &ConfigDef,
+    topic: &BTreeMap<String, String>,
+    broker_static: &BTreeMap<String, String>,
+) -> Resolved {
+    let mut synonyms = Vec::new();
+    if let Some(v) = topic.get(def.name) {
+        synonyms.push((def.name.to_string(), v.clone(), SOURCE_TOPIC));
+    }
+    for (name, factor) in def.synonyms {
+        if let Some(v) = broker_static.get(*name) {
+            let scaled = if *factor == 1 {
+                v.clone()
+            } else {
+                v.trim().parse::<i64>().map(|n| (n * factor).to_string()).unwrap_or(v.clone())
+            };
+            synonyms.push((name.to_string(), scaled, SOURCE_STATIC_BROKER));
+        }
+    }
+    synonyms.push((
+        def.synonyms.first().map(|s| s.0).unwrap_or(def.name).to_string(),
+        def.default.to_string(),
+        SOURCE_DEFAULT,
+    ));
+    let (value, source) = synonyms.first().map(|(_, v, s)| (v.clone(), *s)).expect("default is always there");
+    Resolved { value, source, synonyms }
+}
+
+/// The effective settings of one topic, parsed.
+#[derive(Debug, Clone)]
+pub struct TopicSettings {
+    pub retention_ms: i64,
+    pub retention_bytes: i64,
+    pub delete: bool,
+    pub compact: bool,
+    pub delete_retention_ms: i64,
+    pub min_compaction_lag_ms: i64,
+    pub max_compaction_lag_ms: i64,
+    pub min_cleanable_dirty_ratio: f64,
+    pub max_message_bytes: usize,
+    pub log_append_time: bool,
+    pub timestamp_before_max_ms: i64,
+    pub timestamp_after_max_ms: i64,
+    /// `None` for "producer": keep what the producer sent.
+    pub compression: Option<&'static str>,
+    pub log: LogConfig,
+}
+
+pub fn settings(topic: &BTreeMap<String, String>, broker_static: &BTreeMap<String, String>) -> TopicSettings {
+    let get = |name: &str| resolve(def(name).expect("known config"), topic, broker_static).value;
+    let long = |name: &str| get(name).trim().parse::<i64>().unwrap_or(i64::MAX);
+    let policy = get("cleanup.policy");
+    let compression = match get("compression.type").as_str() {
+        "uncompressed" => Some("uncompressed"),
+        "gzip" => Some("gzip"),
+        "snappy" => Some("snappy"),
+        "lz4" => Some("lz4"),
+        "zstd" => Some("zstd"),
+        _ => None,
+    };
+    TopicSettings {
+        retention_ms: long("retention.ms"),
+        retention_bytes: long("retention.bytes"),
+        delete: policy.contains("delete"),
+        compact: policy.contains("compact"),
+        delete_retention_ms: long("delete.retention.ms"),
+        min_compaction_lag_ms: long("min.compaction.lag.ms"),
+        max_compaction_lag_ms: long("max.compaction.lag.ms"),
+        min_cleanable_dirty_ratio: get("min.cleanable.dirty.ratio").trim().parse().unwrap_or(0.5),
+        max_message_bytes: long("max.message.bytes").clamp(0, i32::MAX as i64) as usize,
+        log_append_time: get("message.timestamp.type") == "LogAppendTime",
+        timestamp_before_max_ms: long("message.timestamp.before.max.ms"),
+        timestamp_after_max_ms: long("message.timestamp.after.max.ms"),
+        compression,
+        log: LogConfig {
+            segment_bytes: long("segment.bytes").max(14) as u64,
+            segment_ms: long("segment.ms").max(1) as u64,
+            index_interval_bytes: long("index.interval.bytes").max(0) as u64,
+            segment_index_bytes: long("segment.index.bytes").max(8) as u64,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn precedence_topic_then_broker_then_default() {
+        let def = def("retention.ms").unwrap();
+        let r = resolve(def, &map(&[]), &map(&[]));
+        assert_eq!((r.value.as_str(), r.source), ("604800000", SOURCE_DEFAULT));
+        let r = resolve(def, &map(&[]), &map(&[("log.retention.hours", "2")]));
+        assert_eq!((r.value.as_str(), r.source), ("7200000", SOURCE_STATIC_BROKER));
+        let r = resolve(def, &map(&[("retention.ms", "5")]), &map(&[("log.retention.hours", "2")]));
+        assert_eq!((r.value.as_str(), r.source), ("5", SOURCE_TOPIC));
+        assert_eq!(r.synonyms.len(), 3);
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        assert!(validate_one("retention.ms", "-1").is_ok());
+        assert!(validate_one("retention.ms", "abc").unwrap_err().contains("retention.ms"));
+        assert!(validate_one("cleanup.policy", "compact,delete").is_ok());
+        assert!(validate_one("cleanup.policy", "shred").is_err());
+        assert!(validate_one("no.such.config", "1").unwrap_err().contains("no.such.config"));
+        assert!(validate_one("segment.bytes", "10").is_err());
+    }
+
+    #[test]
+    fn settings_parse() {
+        let s = settings(&map(&[("cleanup.policy", "compact"), ("segment.bytes", "1024")]), &map(&[]));
+        assert!(s.compact && !s.delete);
+        assert_eq!(s.log.segment_bytes, 1024);
+        assert_eq!(s.retention_bytes, -1);
+    }
 }

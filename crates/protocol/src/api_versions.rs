@@ -39,6 +39,11 @@ pub const SUPPORTED: &[ApiRange] = &[
     api(ApiKey::DescribeGroups, 0, 5),
     api(ApiKey::DeleteGroups, 0, 2),
     api(ApiKey::OffsetDelete, 0, 0),
+    api(ApiKey::DescribeConfigs, 1, 4),
+    api(ApiKey::AlterConfigs, 0, 2),
+    api(ApiKey::IncrementalAlterConfigs, 0, 1),
+    api(ApiKey::CreatePartitions, 0, 3),
+    api(ApiKey::DeleteRecords, 0, 2),
 ];
 
 /// Produce v0-v2 carry magic 0/1 message sets; the codec starts at v3.

@@ -329,6 +329,50 @@ fn put_nullable(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
     }
 }
 
+/// Builds an uncompressed batch from records given as `(offset, timestamp,
+/// tail)` where `tail` is a record's encoded key, value and headers (see
+/// [`RecordView::tail`]): how the log cleaner rewrites what it keeps.
+/// Offsets may have gaps; they must increase.
+pub fn build_batch_from_tails(
+    leader_epoch: i32,
+    timestamp_type_log_append: bool,
+    records: &[(i64, i64, &[u8])],
+) -> Vec<u8> {
+    assert!(!records.is_empty(), "a batch holds at least one record");
+    let base_offset = records[0].0;
+    let base_ts = records.iter().map(|r| r.1).min().expect("records");
+    let max_ts = records.iter().map(|r| r.1).max().expect("records");
+    let mut body_bytes = Vec::new();
+    for (offset, ts, tail) in records {
+        let mut body = vec![0u8];
+        put_varint(&mut body, ts - base_ts);
+        put_varint(&mut body, offset - base_offset);
+        body.extend_from_slice(tail);
+        put_varint(&mut body_bytes, body.len() as i64);
+        body_bytes.extend_from_slice(&body);
+    }
+    let last_delta = (records.last().expect("records").0 - base_offset) as i32;
+    let attributes: i16 = if timestamp_type_log_append { ATTR_TIMESTAMP_LOG_APPEND } else { 0 };
+    let mut b = Vec::with_capacity(BATCH_HEADER_BYTES + body_bytes.len());
+    b.extend_from_slice(&base_offset.to_be_bytes());
+    b.extend_from_slice(&((BATCH_HEADER_BYTES - BATCH_LOG_OVERHEAD + body_bytes.len()) as i32).to_be_bytes());
+    b.extend_from_slice(&leader_epoch.to_be_bytes());
+    b.push(2);
+    b.extend_from_slice(&[0; 4]);
+    b.extend_from_slice(&attributes.to_be_bytes());
+    b.extend_from_slice(&last_delta.to_be_bytes());
+    b.extend_from_slice(&base_ts.to_be_bytes());
+    b.extend_from_slice(&max_ts.to_be_bytes());
+    b.extend_from_slice(&(-1i64).to_be_bytes());
+    b.extend_from_slice(&(-1i16).to_be_bytes());
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    b.extend_from_slice(&(records.len() as i32).to_be_bytes());
+    b.extend_from_slice(&body_bytes);
+    let crc = crc32c::crc32c(&b[CRC_START..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
 /// Builds an uncompressed batch of `(key, value)` records, all with
 /// `timestamp_ms`, no producer id: how the broker writes its own internal
 /// records (`__consumer_offsets`).
@@ -506,6 +550,8 @@ pub struct RecordView<'a> {
     pub timestamp: i64,
     pub key: Option<&'a [u8]>,
     pub value: Option<&'a [u8]>,
+    /// The record's encoded key, value and headers, as stored.
+    pub tail: &'a [u8],
 }
 
 fn take_nullable(buf: &[u8]) -> Option<(Option<&[u8]>, usize)> {
@@ -534,6 +580,7 @@ pub fn records_of<'a>(batch: &[u8], records: &'a [u8]) -> Result<Vec<RecordView<
         let (offset_delta, n) =
             read_varint(body.get(at..).ok_or_else(|| bad("offset"))?).ok_or_else(|| bad("offset"))?;
         at += n;
+        let tail = &body[at..];
         let (key, n) = take_nullable(body.get(at..).ok_or_else(|| bad("key"))?).ok_or_else(|| bad("key"))?;
         at += n;
         let (value, _) = take_nullable(body.get(at..).ok_or_else(|| bad("value"))?).ok_or_else(|| bad("value"))?;
@@ -542,6 +589,7 @@ pub fn records_of<'a>(batch: &[u8], records: &'a [u8]) -> Result<Vec<RecordView<
             timestamp: h.base_timestamp() + ts_delta,
             key,
             value,
+            tail,
         });
         rest = &rest[used + len as usize..];
     }

@@ -13,6 +13,7 @@
 //! - after [`Log::open`] with recovery, every complete batch with a valid CRC
 //!   up to the first bad one is kept and the rest of the file is cut.
 
+pub mod cleaner;
 mod error;
 pub mod leader_epoch;
 pub mod log;
@@ -20,6 +21,7 @@ pub mod offset_index;
 pub mod segment;
 pub mod time_index;
 
+pub use cleaner::{CleanerConfig, CleaningPlan};
 pub use error::{Result, StorageError};
 pub use leader_epoch::LeaderEpochCache;
 pub use log::{AppendInfo, FileSlice, Log, LogConfig};

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use vltava_protocol::batch::{assign_offsets, set_log_append_time, BatchHeader, Batches};
 
+use crate::cleaner::{self, CleanedSegment, CleanerConfig, CleaningPlan, SegmentSnapshot};
 use crate::error::{IoContext, Result, StorageError};
 use crate::segment::Segment;
 
@@ -34,6 +35,10 @@ impl Default for LogConfig {
         }
     }
 }
+
+/// File in a partition directory holding a log start offset that
+/// DeleteRecords moved inside a segment.
+pub const LOG_START_OFFSET_FILE: &str = "log-start-offset";
 
 /// Largest segment a 32-bit index position can address.
 pub const SEGMENT_BYTES_MAX: u64 = i32::MAX as u64;
@@ -69,6 +74,8 @@ pub struct Log {
     config: LogConfig,
     segments: BTreeMap<i64, Segment>,
     log_start_offset: i64,
+    /// Offsets below this were compacted since the log was opened.
+    cleaned_up_to: i64,
 }
 
 impl Log {
@@ -86,7 +93,7 @@ impl Log {
                 if let Ok(base) = stem.parse::<i64>() {
                     bases.push(base);
                 }
-            } else if name.ends_with(".tmp-write") {
+            } else if name.ends_with(".tmp-write") || name.ends_with(".cleaned") {
                 let _ = fs::remove_file(entry.path());
             }
         }
@@ -106,8 +113,12 @@ impl Log {
         if segments.is_empty() {
             segments.insert(0, Segment::create(dir, 0, config.index_interval_bytes, config.segment_index_bytes)?);
         }
-        let log_start_offset = *segments.keys().next().expect("one segment");
-        let log = Self { dir: dir.to_path_buf(), config, segments, log_start_offset };
+        let first_base = *segments.keys().next().expect("one segment");
+        let leo = segments.values().next_back().expect("one segment").next_offset();
+        let checkpointed =
+            fs::read_to_string(dir.join(LOG_START_OFFSET_FILE)).ok().and_then(|t| t.trim().parse::<i64>().ok());
+        let log_start_offset = checkpointed.unwrap_or(first_base).max(first_base).min(leo);
+        let log = Self { dir: dir.to_path_buf(), config, segments, log_start_offset, cleaned_up_to: log_start_offset };
         log.check_invariants();
         Ok(log)
     }
@@ -293,6 +304,140 @@ impl Log {
             }
         }
         self.active_mut().truncate_to(offset)?;
+        Ok(())
+    }
+
+    /// Removes the oldest segment (never the active one) with its files.
+    fn delete_oldest_segment(&mut self) -> Result<()> {
+        debug_assert!(self.segments.len() > 1, "the active segment is never deleted");
+        let (base, seg) = self.segments.pop_first().expect("more than one segment");
+        seg.delete_files()?;
+        let next_base = *self.segments.keys().next().expect("the active segment remains");
+        self.log_start_offset = self.log_start_offset.max(next_base);
+        tracing::info!(dir = %self.dir.display(), base_offset = base, log_start_offset = self.log_start_offset, "deleted segment");
+        Ok(())
+    }
+
+    /// Deletes old segments as `retention.ms` and `retention.bytes` ask
+    /// (`-1` disables either): a segment goes when its newest record is
+    /// older than `retention_ms`, or while the log without it is still at
+    /// least `retention_bytes`. The active segment always stays. Returns the
+    /// number of segments deleted.
+    pub fn enforce_retention(&mut self, now_ms: i64, retention_ms: i64, retention_bytes: i64) -> Result<usize> {
+        let mut deleted = 0;
+        while self.segments.len() > 1 {
+            let first = self.segments.values().next().expect("segments");
+            let by_time =
+                retention_ms >= 0 && first.max_timestamp() >= 0 && now_ms - first.max_timestamp() > retention_ms;
+            let by_size = retention_bytes >= 0 && self.size_bytes() - first.size() >= retention_bytes as u64;
+            if !(by_time || by_size) {
+                break;
+            }
+            self.delete_oldest_segment()?;
+            deleted += 1;
+        }
+        Ok(deleted)
+    }
+
+    /// DeleteRecords: moves the log start offset up to `offset` (at most the
+    /// log end), deletes segments entirely below it, and persists it.
+    pub fn delete_records_before(&mut self, offset: i64) -> Result<i64> {
+        let leo = self.log_end_offset();
+        if offset < 0 || offset > leo {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: leo,
+            });
+        }
+        if offset <= self.log_start_offset {
+            return Ok(self.log_start_offset);
+        }
+        self.log_start_offset = offset;
+        while self.segments.len() > 1 {
+            let mut iter = self.segments.keys();
+            iter.next();
+            let second_base = *iter.next().expect("two segments");
+            if second_base > offset {
+                break;
+            }
+            self.delete_oldest_segment()?;
+        }
+        let path = self.dir.join(LOG_START_OFFSET_FILE);
+        crate::offset_index::write_atomically(&path, offset.to_string().into_bytes().into_iter())?;
+        Ok(self.log_start_offset)
+    }
+
+    /// The segments compaction may rewrite now, if enough of them is dirty:
+    /// every non-active segment whose records are all older than
+    /// `min.compaction.lag.ms` (a prefix of the log).
+    pub fn cleaning_plan(&self, config: &CleanerConfig) -> Option<CleaningPlan> {
+        let active_base = *self.segments.keys().next_back()?;
+        let mut segments = Vec::new();
+        let mut next_bases = Vec::new();
+        let mut overdue = false;
+        for (base, seg) in self.segments.range(..active_base) {
+            if seg.is_empty() {
+                continue;
+            }
+            if config.min_compaction_lag_ms > 0
+                && seg.max_timestamp() > config.now_ms.saturating_sub(config.min_compaction_lag_ms)
+            {
+                break;
+            }
+            if seg.next_offset() > self.cleaned_up_to
+                && seg.max_timestamp() < config.now_ms.saturating_sub(config.max_compaction_lag_ms)
+            {
+                overdue = true;
+            }
+            segments.push(SegmentSnapshot { base_offset: *base, file: seg.file().clone(), size: seg.size() });
+            next_bases.push(seg.next_offset());
+        }
+        let end_offset = *next_bases.last()?;
+        if end_offset <= self.cleaned_up_to {
+            return None;
+        }
+        let ratio = cleaner::dirty_ratio(&segments, self.cleaned_up_to, &next_bases);
+        if ratio < config.min_cleanable_dirty_ratio && !overdue {
+            return None;
+        }
+        Some(CleaningPlan { dir: self.dir.clone(), segments, end_offset })
+    }
+
+    /// Puts cleaned segments in place of the originals, unless a segment
+    /// changed meanwhile (then its cleaned copy is dropped).
+    pub fn swap_cleaned(&mut self, cleaned: Vec<CleanedSegment>, end_offset: i64) -> Result<()> {
+        let active_base = *self.segments.keys().next_back().expect("active segment");
+        for c in cleaned {
+            let current = self.segments.get(&c.base_offset);
+            let unchanged = current.is_some_and(|s| s.size() == c.old_size) && c.base_offset != active_base;
+            if !unchanged {
+                if let Some(path) = &c.path {
+                    let _ = fs::remove_file(path);
+                }
+                continue;
+            }
+            let seg = self.segments.remove(&c.base_offset).expect("checked");
+            match &c.path {
+                Some(path) => {
+                    seg.delete_index_files()?;
+                    fs::rename(path, seg.log_path()).ctx(path)?;
+                    let reopened = Segment::open(
+                        &self.dir,
+                        c.base_offset,
+                        self.config.index_interval_bytes,
+                        self.config.segment_index_bytes,
+                        false,
+                    )?;
+                    self.segments.insert(c.base_offset, reopened);
+                }
+                None => seg.delete_files()?,
+            }
+            tracing::debug!(dir = %self.dir.display(), base_offset = c.base_offset, old_bytes = c.old_size, new_bytes = c.new_size, "compacted segment");
+        }
+        fs::File::open(&self.dir).and_then(|d| d.sync_all()).ctx(&self.dir)?;
+        self.cleaned_up_to = self.cleaned_up_to.max(end_offset);
+        self.check_invariants();
         Ok(())
     }
 

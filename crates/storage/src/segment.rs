@@ -336,6 +336,22 @@ impl Segment {
         Ok(())
     }
 
+    /// Removes the segment's index files (they are rebuilt from the log).
+    pub fn delete_index_files(&self) -> Result<()> {
+        for path in [self.offset_index.path().to_path_buf(), self.log_path.with_extension("timeindex")] {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).ctx(&path),
+            }
+        }
+        Ok(())
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
     /// Removes the segment's files.
     pub fn delete_files(&self) -> Result<()> {
         for path in

@@ -181,3 +181,43 @@ fn stale_index_is_rebuilt() {
     let log = Log::open(dir.path(), small_config(), false).unwrap();
     assert_eq!(read_all(&log, 0).len(), 50);
 }
+
+#[test]
+fn retention_by_size_and_time_keeps_the_active_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config(), false).unwrap();
+    fill(&mut log, 200); // timestamps 0..199_000
+    let segments = log.segment_count();
+    assert!(segments > 5);
+    // nothing is old enough at t=100_000 for a 200 s retention
+    assert_eq!(log.enforce_retention(100_000, 200_000, -1).unwrap(), 0);
+    // by size: keep at most ~3 segments' worth
+    let deleted = log.enforce_retention(0, -1, 3 * 4096).unwrap();
+    assert!(deleted > 0);
+    assert!(log.size_bytes() >= 2 * 4096 && log.size_bytes() < 4 * 4096 + 4096, "size {}", log.size_bytes());
+    let start = log.log_start_offset();
+    assert!(start > 0);
+    assert!(matches!(log.read(start - 1, 100), Err(StorageError::OffsetOutOfRange { .. })));
+    assert!(log.read(start, 100).unwrap().is_some());
+    // by time: everything but the active segment is older than 1 ms at t = 10^9
+    log.enforce_retention(1_000_000_000, 1, -1).unwrap();
+    assert_eq!(log.segment_count(), 1, "only the active segment is left");
+    assert_eq!(log.log_end_offset(), 600);
+    assert_eq!(log.verify().unwrap(), 600);
+}
+
+#[test]
+fn delete_records_moves_log_start_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config(), false).unwrap();
+    fill(&mut log, 100);
+    assert_eq!(log.delete_records_before(151).unwrap(), 151);
+    assert!(matches!(log.read(150, 10), Err(StorageError::OffsetOutOfRange { .. })));
+    assert!(log.read(151, 10).unwrap().is_some());
+    assert!(log.delete_records_before(301).is_err(), "beyond the log end");
+    assert_eq!(log.delete_records_before(10).unwrap(), 151, "never moves back");
+    log.close().unwrap();
+    drop(log);
+    let log = Log::open(dir.path(), small_config(), false).unwrap();
+    assert_eq!(log.log_start_offset(), 151);
+}

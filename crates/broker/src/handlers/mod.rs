@@ -11,11 +11,15 @@ use vltava_protocol::request::Request;
 
 use crate::Broker;
 
+pub mod alter_configs;
 pub mod api_versions;
+pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
+pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
+pub mod describe_configs;
 pub mod describe_groups;
 pub mod fetch;
 pub mod find_coordinator;
@@ -62,6 +66,19 @@ pub fn dispatch(broker: &Arc<Broker>, session: &Session, request: Request) -> Re
         RequestKind::DescribeCluster(r) => {
             ready(ResponseKind::DescribeCluster(describe_cluster::handle(broker, r, version)))
         }
+        RequestKind::DescribeConfigs(r) => {
+            ready(ResponseKind::DescribeConfigs(describe_configs::handle(broker, r, version)))
+        }
+        RequestKind::AlterConfigs(r) => {
+            ready(ResponseKind::AlterConfigs(alter_configs::handle_alter(broker, r, version)))
+        }
+        RequestKind::IncrementalAlterConfigs(r) => {
+            ready(ResponseKind::IncrementalAlterConfigs(alter_configs::handle_incremental(broker, r, version)))
+        }
+        RequestKind::CreatePartitions(r) => {
+            ready(ResponseKind::CreatePartitions(create_partitions::handle(broker, r, version)))
+        }
+        RequestKind::DeleteRecords(r) => ready(ResponseKind::DeleteRecords(delete_records::handle(broker, r, version))),
         RequestKind::FindCoordinator(r) => {
             ready(ResponseKind::FindCoordinator(find_coordinator::handle(broker, r, version)))
         }

@@ -9,12 +9,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::BytesMut;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
-use vltava_protocol::batch::validate_produced;
+use vltava_protocol::batch::{records_of, records_section, validate_produced, BatchHeader, Batches};
 use vltava_protocol::{ResponseError, StrBytes};
 
 use super::ResponseFuture;
 use crate::partition::Partition;
-use crate::topic_config::get_i64;
+use crate::topic_config::TopicSettings;
 use crate::Broker;
 
 struct Outcome {
@@ -41,30 +41,32 @@ fn now_ms() -> i64 {
 }
 
 fn produce_partition(broker: &Broker, topic: &str, index: i32, records: Option<bytes::Bytes>, acks: i16) -> Outcome {
-    let (partition, topic_image) = match broker.partition(topic, index) {
+    let (partition, _topic) = match broker.partition(topic, index) {
         Ok(found) => found,
         Err(e) => return failed(index, e, None),
     };
     let Some(records) = records.filter(|r| !r.is_empty()) else {
         return failed(index, ResponseError::InvalidRecord, Some("empty record set".into()));
     };
-    let max_message_bytes = get_i64(&topic_image.configs, "max.message.bytes")
-        .map(|v| v as usize)
-        .unwrap_or(broker.config.message_max_bytes);
+    let settings = partition.settings();
+    let max_message_bytes = settings.max_message_bytes;
     if let Err(e) = validate_produced(&records) {
         tracing::warn!(topic, partition = index, error = %e, "rejecting produce batch");
         let error = ResponseError::try_from_code(e.error_code()).unwrap_or(ResponseError::CorruptMessage);
         return failed(index, error, Some(e.to_string()));
     }
-    if vltava_protocol::batch::Batches::new(&records).flatten().any(|(_, batch)| batch.len() > max_message_bytes) {
+    if Batches::new(&records).flatten().any(|(_, batch)| batch.len() > max_message_bytes) {
         return failed(
             index,
             ResponseError::MessageTooLarge,
             Some(format!("a record batch is larger than the max message size {max_message_bytes}")),
         );
     }
-    let log_append_time =
-        (topic_image.configs.get("message.timestamp.type").map(String::as_str) == Some("LogAppendTime")).then(now_ms);
+    if let Err((error, message)) = check_records(&records, &settings) {
+        tracing::warn!(topic, partition = index, %message, "rejecting produce batch");
+        return failed(index, error, Some(message));
+    }
+    let log_append_time = settings.log_append_time.then(now_ms);
     let mut batches = BytesMut::from(&records[..]);
     match partition.append(&mut batches, log_append_time) {
         Ok(info) => {
@@ -80,11 +82,50 @@ fn produce_partition(broker: &Broker, topic: &str, index: i32, records: Option<b
                 durable,
             }
         }
+        Err(e @ vltava_storage::StorageError::TooLarge { .. }) => {
+            tracing::warn!(topic, partition = index, error = %e, "rejecting produce batch");
+            failed(index, ResponseError::RecordListTooLarge, Some(e.to_string()))
+        }
         Err(e) => {
             tracing::error!(topic, partition = index, error = %e, "append failed");
             failed(index, ResponseError::KafkaStorageError, Some(e.to_string()))
         }
     }
+}
+
+/// Topic-dependent checks: CreateTime within `message.timestamp.before/
+/// after.max.ms` (from the batch header's first and max timestamps), and a
+/// key on every record of a compacted topic.
+fn check_records(records: &[u8], settings: &TopicSettings) -> Result<(), (ResponseError, String)> {
+    let now = now_ms();
+    for (_, batch) in Batches::new(records).flatten() {
+        let h = BatchHeader::parse(batch).map_err(|e| (ResponseError::CorruptMessage, e.to_string()))?;
+        if !settings.log_append_time {
+            if h.max_timestamp().saturating_sub(now) > settings.timestamp_after_max_ms {
+                return Err((
+                    ResponseError::InvalidTimestamp,
+                    format!("timestamp {} is too far in the future", h.max_timestamp()),
+                ));
+            }
+            if now.saturating_sub(h.base_timestamp()) > settings.timestamp_before_max_ms {
+                return Err((
+                    ResponseError::InvalidTimestamp,
+                    format!("timestamp {} is too far in the past", h.base_timestamp()),
+                ));
+            }
+        }
+        if settings.compact {
+            let section = records_section(batch).map_err(|e| (ResponseError::CorruptMessage, e.to_string()))?;
+            let recs = records_of(batch, &section).map_err(|e| (ResponseError::CorruptMessage, e.to_string()))?;
+            if recs.iter().any(|r| r.key.is_none()) {
+                return Err((
+                    ResponseError::InvalidRecord,
+                    "Compacted topic cannot accept message without key.".into(),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 pub fn handle(broker: &Arc<Broker>, request: ProduceRequest, _version: i16) -> ResponseFuture {

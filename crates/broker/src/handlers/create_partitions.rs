@@ -1,0 +1,48 @@
+//! CreatePartitions: grows a topic; shrinking or keeping the count is
+//! INVALID_PARTITIONS, as in Kafka.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+use vltava_protocol::{ResponseError, StrBytes};
+
+use crate::Broker;
+
+pub fn handle(broker: &Arc<Broker>, request: CreatePartitionsRequest, _version: i16) -> CreatePartitionsResponse {
+    let results = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let result = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
+            let node = broker.config.node_id;
+            if let Some(assignments) = &topic.assignments {
+                if assignments.iter().any(|a| a.broker_ids.is_empty() || a.broker_ids.iter().any(|b| b.0 != node)) {
+                    return result.with_error_code(ResponseError::InvalidReplicaAssignment.code()).with_error_message(
+                        Some(StrBytes::from_static_str("Replica assignments may only name this broker.")),
+                    );
+                }
+            }
+            let outcome = broker
+                .controller
+                .add_partitions(topic.name.0.as_str(), topic.count, request.validate_only)
+                .and_then(|t| {
+                    if !request.validate_only {
+                        broker.replicas.open_topic(&t, false).map_err(|e| crate::controller::ControllerError {
+                            error: ResponseError::KafkaStorageError,
+                            message: e.to_string(),
+                        })?;
+                        tracing::info!(topic = %t.name, partitions = t.partitions.len(), "added partitions");
+                    }
+                    Ok(())
+                });
+            match outcome {
+                Ok(()) => result,
+                Err(e) => {
+                    result.with_error_code(e.error.code()).with_error_message(Some(StrBytes::from_string(e.message)))
+                }
+            }
+        })
+        .collect();
+    CreatePartitionsResponse::default().with_results(results)
+}

@@ -1,0 +1,64 @@
+//! Background log maintenance: retention (`log.retention.check.interval.ms`)
+//! and compaction (`log.cleaner.backoff.ms`), each on its own interval, the
+//! file work done on blocking threads so produce and fetch never wait on it.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::watch;
+
+use crate::Broker;
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Deletes segments past retention in every partition, once.
+pub fn run_retention_once(broker: &Broker) -> usize {
+    let now = now_ms();
+    let mut deleted = 0;
+    for partition in broker.replicas.all() {
+        match partition.enforce_retention(now) {
+            Ok(n) => deleted += n,
+            Err(e) => {
+                tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "retention failed")
+            }
+        }
+    }
+    deleted
+}
+
+/// Compacts every partition of compacted topics that has enough dirty data, once.
+pub fn run_cleaner_once(broker: &Broker) -> usize {
+    let now = now_ms();
+    let mut cleaned = 0;
+    for partition in broker.replicas.all() {
+        match partition.compact(now) {
+            Ok(n) => cleaned += n,
+            Err(e) => {
+                tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "compaction failed")
+            }
+        }
+    }
+    cleaned
+}
+
+pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let mut retention = tokio::time::interval(Duration::from_millis(broker.config.retention_check_interval_ms));
+    let mut cleaner = tokio::time::interval(Duration::from_millis(broker.config.cleaner_backoff_ms));
+    retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    cleaner.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = retention.tick() => {
+                let b = broker.clone();
+                let _ = tokio::task::spawn_blocking(move || run_retention_once(&b)).await;
+            }
+            _ = cleaner.tick() => {
+                let b = broker.clone();
+                let _ = tokio::task::spawn_blocking(move || run_cleaner_once(&b)).await;
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
