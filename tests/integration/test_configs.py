@@ -288,3 +288,17 @@ def test_topic_max_message_bytes_and_log_append_time(broker):
     m = read_all(bs, t)[0]
     ts_type, ts = m.timestamp()
     assert ts_type == TIMESTAMP_LOG_APPEND_TIME and before - 1000 <= ts <= int(time.time() * 1000) + 1000
+
+
+@pytest.mark.parametrize("codec,attr", [("zstd", 4), ("uncompressed", 0)])
+def test_topic_compression_type_recompresses(broker, codec, attr):
+    bs = broker.bootstrap
+    t = unique("cz")
+    create(bs, t, compression_type=codec)
+    values = [f"record-{i}".encode() * 5 for i in range(200)]
+    assert not produce(bs, t, [(None, v) for v in values], {"compression.type": "gzip"})
+    got = read_all(bs, t)
+    assert [m.value() for m in got] == values
+    seg = sorted((Path(broker.data_dir) / f"{t}-0").glob("*.log"))[0].read_bytes()
+    # attributes of the first stored batch (big-endian int16 at byte 21)
+    assert int.from_bytes(seg[21:23], "big") & 0x7 == attr

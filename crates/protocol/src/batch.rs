@@ -563,6 +563,57 @@ fn take_nullable(buf: &[u8]) -> Option<(Option<&[u8]>, usize)> {
     Some((Some(bytes), used + len as usize))
 }
 
+/// Kafka's codec ids in the batch attributes.
+pub fn codec_id(name: &str) -> Option<i16> {
+    match name {
+        "uncompressed" | "none" => Some(0),
+        "gzip" => Some(1),
+        "snappy" => Some(2),
+        "lz4" => Some(3),
+        "zstd" => Some(4),
+        _ => None,
+    }
+}
+
+/// Re-encodes a batch's records with codec `codec` (a topic's
+/// `compression.type`), keeping every header field but the attributes'
+/// codec bits, the length and the CRC. Returns the batch unchanged when it
+/// already uses that codec.
+pub fn recompress(batch: &[u8], codec: i16) -> Result<Vec<u8>, BatchError> {
+    use bytes::BufMut;
+    use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
+    let h = BatchHeader::parse(batch)?;
+    if h.compression() == codec {
+        return Ok(batch.to_vec());
+    }
+    let records = records_section(batch)?;
+    let mut out = bytes::BytesMut::with_capacity(batch.len());
+    out.extend_from_slice(&batch[..BATCH_HEADER_BYTES]);
+    let fill = |w: &mut bytes::BytesMut| {
+        w.put_slice(&records);
+        Ok(())
+    };
+    let result = match codec {
+        0 => {
+            out.put_slice(&records);
+            Ok(())
+        }
+        1 => Gzip::compress(&mut out, fill),
+        2 => Snappy::compress(&mut out, fill),
+        3 => Lz4::compress(&mut out, fill),
+        4 => Zstd::compress(&mut out, fill),
+        c => return Err(BatchError::Invalid(format!("unknown compression codec {c}"))),
+    };
+    result.map_err(|e| BatchError::Invalid(format!("cannot compress records: {e}")))?;
+    let length = (out.len() - BATCH_LOG_OVERHEAD) as i32;
+    out[8..12].copy_from_slice(&length.to_be_bytes());
+    let attributes = (h.attributes() & !ATTR_COMPRESSION_MASK) | codec;
+    out[21..23].copy_from_slice(&attributes.to_be_bytes());
+    let crc = crc32c::crc32c(&out[CRC_START..]);
+    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    Ok(out.to_vec())
+}
+
 /// Every record of `batch` (offset, timestamp, key, value), headers skipped.
 /// `records` is `records_section(batch)`.
 pub fn records_of<'a>(batch: &[u8], records: &'a [u8]) -> Result<Vec<RecordView<'a>>, BatchError> {
@@ -599,6 +650,18 @@ pub fn records_of<'a>(batch: &[u8], records: &'a [u8]) -> Result<Vec<RecordView<
 #[cfg(test)]
 mod keyed_tests {
     use super::*;
+
+    #[test]
+    fn recompress_round_trips_through_every_codec() {
+        let plain = build_keyed_batch(0, 5, &[(Some(b"k"), Some(b"value value value")), (None, Some(b"v2"))]);
+        for codec in 1..=4 {
+            let packed = recompress(&plain, codec).unwrap();
+            validate_produced(&packed).unwrap();
+            assert_eq!(BatchHeader::parse(&packed).unwrap().compression(), codec);
+            let back = recompress(&packed, 0).unwrap();
+            assert_eq!(back, plain, "codec {codec}");
+        }
+    }
 
     #[test]
     fn keyed_batch_round_trip() {

@@ -67,7 +67,14 @@ fn produce_partition(broker: &Broker, topic: &str, index: i32, records: Option<b
         return failed(index, error, Some(message));
     }
     let log_append_time = settings.log_append_time.then(now_ms);
-    let mut batches = BytesMut::from(&records[..]);
+    let mut batches = match settings.compression.and_then(vltava_protocol::batch::codec_id) {
+        // compression.type other than "producer": recompress as Kafka does
+        Some(codec) => match recompress_all(&records, codec) {
+            Ok(b) => b,
+            Err(e) => return failed(index, ResponseError::CorruptMessage, Some(e.to_string())),
+        },
+        None => BytesMut::from(&records[..]),
+    };
     match partition.append(&mut batches, log_append_time) {
         Ok(info) => {
             let watermarks = partition.watermarks();
@@ -91,6 +98,15 @@ fn produce_partition(broker: &Broker, topic: &str, index: i32, records: Option<b
             failed(index, ResponseError::KafkaStorageError, Some(e.to_string()))
         }
     }
+}
+
+fn recompress_all(records: &[u8], codec: i16) -> Result<BytesMut, vltava_protocol::batch::BatchError> {
+    let mut out = BytesMut::with_capacity(records.len());
+    for item in Batches::new(records) {
+        let (_, batch) = item?;
+        out.extend_from_slice(&vltava_protocol::batch::recompress(batch, codec)?);
+    }
+    Ok(out)
 }
 
 /// Topic-dependent checks: CreateTime within `message.timestamp.before/
