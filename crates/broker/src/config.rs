@@ -44,6 +44,12 @@ pub struct BrokerConfig {
     pub group: GroupConfig,
     /// `offsets.topic.num.partitions`
     pub offsets_topic_num_partitions: i32,
+    /// `transaction.state.log.num.partitions`
+    pub transaction_state_partitions: i32,
+    /// `transaction.max.timeout.ms`
+    pub transaction_max_timeout_ms: i32,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`
+    pub transaction_abort_interval_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -67,6 +73,9 @@ impl Default for BrokerConfig {
             queued_max_requests: 500,
             group: GroupConfig::default(),
             offsets_topic_num_partitions: 50,
+            transaction_state_partitions: 50,
+            transaction_max_timeout_ms: 900_000,
+            transaction_abort_interval_ms: 10_000,
         }
     }
 }
@@ -143,6 +152,13 @@ impl BrokerConfig {
                     self.offsets_topic_num_partitions = n as i32
                 }
                 "log.flush.on.acks.all" => self.flush_on_acks_all = boolean(value)?,
+                "transaction.state.log.num.partitions" => {
+                    self.transaction_state_partitions = num(value)?.clamp(1, 1000) as i32
+                }
+                "transaction.max.timeout.ms" => self.transaction_max_timeout_ms = num(value)?.max(1) as i32,
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms" => {
+                    self.transaction_abort_interval_ms = num(value)?.max(1) as u64
+                }
                 "log.retention.check.interval.ms" => self.retention_check_interval_ms = num(value)?.max(1) as u64,
                 "log.cleaner.backoff.ms" => self.cleaner_backoff_ms = num(value)?.max(1) as u64,
                 k if topic_config::is_broker_synonym(k) => {

@@ -216,6 +216,16 @@ impl Controller {
         Ok(self.image().topic(name).cloned().expect("still there"))
     }
 
+    /// Hands out a block of `count` producer ids, recorded in the metadata
+    /// log so that no id is ever given twice, across restarts too.
+    pub fn allocate_producer_ids(&self, count: i64) -> Result<std::ops::Range<i64>, ControllerError> {
+        let mut log = self.log.lock();
+        let start = self.image().next_producer_id;
+        let end = start + count;
+        self.commit(&mut log, &[MetadataRecord::ProducerIds { broker_id: self.node_id, next_producer_id: end }])?;
+        Ok(start..end)
+    }
+
     fn commit(&self, log: &mut MetadataLog, records: &[MetadataRecord]) -> Result<(), ControllerError> {
         log.append(records).map_err(|e| {
             tracing::error!(error = %e, "metadata log append failed");

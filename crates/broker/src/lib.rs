@@ -5,6 +5,7 @@
 //! - [`handlers`]: one module per Kafka API;
 //! - [`controller`]: topic changes through the metadata log;
 //! - [`group`]: consumer groups and committed offsets;
+//! - [`txn`]: producer ids and transactions;
 //! - [`log_manager`]: retention and compaction in the background;
 //! - [`replica_manager`] and [`partition`]: the partition logs this node hosts;
 //! - [`config`]: broker settings with Kafka's names.
@@ -19,6 +20,7 @@ pub mod partition;
 pub mod replica_manager;
 pub mod server;
 pub mod topic_config;
+pub mod txn;
 
 use std::sync::Arc;
 
@@ -39,6 +41,7 @@ pub struct Broker {
     pub controller: Controller,
     pub replicas: ReplicaManager,
     pub groups: group::GroupCoordinator,
+    pub txns: txn::TransactionCoordinator,
     /// Flips to true when the broker starts shutting down.
     pub stopping: tokio::sync::watch::Sender<bool>,
 }

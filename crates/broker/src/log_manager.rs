@@ -1,5 +1,6 @@
-//! Background log maintenance: retention (`log.retention.check.interval.ms`)
-//! and compaction (`log.cleaner.backoff.ms`), each on its own interval, the
+//! Background maintenance: retention (`log.retention.check.interval.ms`),
+//! compaction (`log.cleaner.backoff.ms`) and the abort of timed-out
+//! transactions, each on its own interval, the
 //! file work done on blocking threads so produce and fetch never wait on it.
 
 use std::sync::Arc;
@@ -46,6 +47,7 @@ pub fn run_cleaner_once(broker: &Broker) -> usize {
 pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let mut retention = tokio::time::interval(Duration::from_millis(broker.config.retention_check_interval_ms));
     let mut cleaner = tokio::time::interval(Duration::from_millis(broker.config.cleaner_backoff_ms));
+    let mut txn_expiry = tokio::time::interval(Duration::from_millis(broker.config.transaction_abort_interval_ms));
     retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     cleaner.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -57,6 +59,10 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
             _ = cleaner.tick() => {
                 let b = broker.clone();
                 let _ = tokio::task::spawn_blocking(move || run_cleaner_once(&b)).await;
+            }
+            _ = txn_expiry.tick() => {
+                let b = broker.clone();
+                let _ = tokio::task::spawn_blocking(move || b.txns.abort_timed_out(&b)).await;
             }
             _ = shutdown.changed() => return,
         }

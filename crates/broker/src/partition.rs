@@ -32,6 +32,7 @@ pub struct Partition {
 pub struct Watermarks {
     pub log_start_offset: i64,
     pub high_watermark: i64,
+    pub last_stable_offset: i64,
 }
 
 impl Partition {
@@ -76,10 +77,63 @@ impl Partition {
     }
 
     /// On a single node the high watermark is the log end offset: the ISR
-    /// is the leader alone.
+    /// is the leader alone. The last stable offset is the first offset of
+    /// the oldest open transaction (or the high watermark).
     pub fn watermarks(&self) -> Watermarks {
         let log = self.log.lock();
-        Watermarks { log_start_offset: log.log_start_offset(), high_watermark: log.log_end_offset() }
+        Watermarks {
+            log_start_offset: log.log_start_offset(),
+            high_watermark: log.log_end_offset(),
+            last_stable_offset: log.last_stable_offset(),
+        }
+    }
+
+    /// Writes a COMMIT or ABORT marker for `producer_id`'s transaction;
+    /// returns the offset to wait on for durability.
+    pub fn append_txn_marker(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+    ) -> StorageResult<i64> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let offset = self.log.lock().append_txn_marker(
+            producer_id,
+            epoch,
+            commit,
+            self.leader_epoch(),
+            coordinator_epoch,
+            now,
+        )?;
+        self.appended.notify_waiters();
+        Ok(offset + 1)
+    }
+
+    /// Aborted transactions overlapping `[from, to)` (read_committed).
+    pub fn aborted_txns(&self, from: i64, to: i64) -> Vec<vltava_storage::AbortedTxn> {
+        self.log.lock().aborted_txns(from, to)
+    }
+
+    /// Active producers: id, epoch, last sequence, last timestamp, open
+    /// transaction's first offset.
+    pub fn producers(&self) -> Vec<(i64, i16, i32, i64, Option<i64>)> {
+        let log = self.log.lock();
+        log.producer_state()
+            .producers()
+            .map(|(pid, e)| {
+                (
+                    *pid,
+                    e.epoch,
+                    e.batches.back().map(|b| b.last_seq).unwrap_or(-1),
+                    e.last_timestamp,
+                    e.txn_first_offset,
+                )
+            })
+            .collect()
     }
 
     pub fn size_bytes(&self) -> u64 {
@@ -120,6 +174,12 @@ impl Partition {
 
     pub fn read(&self, offset: i64, max_bytes: usize) -> StorageResult<Option<FileSlice>> {
         self.log.lock().read(offset, max_bytes)
+    }
+
+    /// Like [`Self::read`] but never past `upper` (the last stable offset,
+    /// for read_committed).
+    pub fn read_below(&self, offset: i64, max_bytes: usize, upper: i64) -> StorageResult<Option<FileSlice>> {
+        self.log.lock().read_below(offset, max_bytes, upper)
     }
 
     /// A future that resolves on the next append; create it *before*

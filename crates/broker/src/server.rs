@@ -64,11 +64,16 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<Broker> {
         controller: Controller::new(config.node_id, metadata_log, image),
         replicas,
         groups,
+        txns: crate::txn::TransactionCoordinator::new(
+            config.transaction_state_partitions,
+            config.transaction_max_timeout_ms,
+        ),
         cluster_id: meta.cluster_id,
         config,
         stopping: watch::channel(false).0,
     };
     broker.groups.load(&broker)?;
+    broker.txns.load(&broker)?;
     Ok(broker)
 }
 

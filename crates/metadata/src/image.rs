@@ -37,6 +37,8 @@ pub struct MetadataImage {
     pub offset: u64,
     topics: BTreeMap<String, Arc<TopicImage>>,
     names_by_id: HashMap<Uuid, String>,
+    /// The next producer id no broker has been given yet.
+    pub next_producer_id: i64,
 }
 
 impl MetadataImage {
@@ -116,6 +118,9 @@ impl MetadataImage {
                     Some(v) => topic.configs.insert(key.clone(), v.clone()),
                     None => topic.configs.remove(key),
                 };
+            }
+            MetadataRecord::ProducerIds { next_producer_id, .. } => {
+                self.next_producer_id = self.next_producer_id.max(*next_producer_id);
             }
             MetadataRecord::RemoveTopic { topic_id } => {
                 if let Some(name) = self.names_by_id.remove(topic_id) {

@@ -23,4 +23,7 @@ pub enum MetadataRecord {
     TopicConfig { topic_id: Uuid, key: String, value: Option<String> },
     /// The topic and all its partitions are gone.
     RemoveTopic { topic_id: Uuid },
+    /// Producer ids below `next_producer_id` have been handed out
+    /// (KRaft's ProducerIdsRecord: brokers take blocks of ids).
+    ProducerIds { broker_id: i32, next_producer_id: i64 },
 }

@@ -373,6 +373,30 @@ pub fn build_batch_from_tails(
     b
 }
 
+/// Builds a control batch (transaction marker) of one record with `key`
+/// and `value`, for `producer_id` at `epoch`.
+pub fn build_control_batch(producer_id: i64, epoch: i16, key: &[u8], value: &[u8], timestamp_ms: i64) -> Vec<u8> {
+    let mut b = build_keyed_batch(0, timestamp_ms, &[(Some(key), Some(value))]);
+    b[21..23].copy_from_slice(&(ATTR_TRANSACTIONAL | ATTR_CONTROL).to_be_bytes());
+    b[43..51].copy_from_slice(&producer_id.to_be_bytes());
+    b[51..53].copy_from_slice(&epoch.to_be_bytes());
+    let crc = crc32c::crc32c(&b[CRC_START..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+/// Marks a batch transactional for `producer_id` at `epoch`, without
+/// sequence numbers, and fixes its CRC.
+pub fn make_transactional(batch: &mut [u8], producer_id: i64, epoch: i16) {
+    let attributes = be_i16(batch, 21) | ATTR_TRANSACTIONAL;
+    batch[21..23].copy_from_slice(&attributes.to_be_bytes());
+    batch[43..51].copy_from_slice(&producer_id.to_be_bytes());
+    batch[51..53].copy_from_slice(&epoch.to_be_bytes());
+    batch[53..57].copy_from_slice(&(-1i32).to_be_bytes());
+    let crc = crc32c::crc32c(&batch[CRC_START..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Builds an uncompressed batch of `(key, value)` records, all with
 /// `timestamp_ms`, no producer id: how the broker writes its own internal
 /// records (`__consumer_offsets`).

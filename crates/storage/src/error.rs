@@ -12,6 +12,8 @@ pub enum StorageError {
     Corrupt { path: String, reason: String },
     #[error("batch rejected: {0}")]
     Batch(#[from] vltava_protocol::batch::BatchError),
+    #[error("producer state: {0}")]
+    Producer(#[from] crate::producer_state::ProducerError),
     #[error("append of {bytes} bytes exceeds the segment size limit {segment_bytes}")]
     TooLarge { bytes: usize, segment_bytes: u64 },
 }

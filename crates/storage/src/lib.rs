@@ -18,6 +18,7 @@ mod error;
 pub mod leader_epoch;
 pub mod log;
 pub mod offset_index;
+pub mod producer_state;
 pub mod segment;
 pub mod time_index;
 
@@ -26,6 +27,7 @@ pub use error::{Result, StorageError};
 pub use leader_epoch::LeaderEpochCache;
 pub use log::{AppendInfo, FileSlice, Log, LogConfig};
 pub use offset_index::OffsetIndex;
+pub use producer_state::{AbortedTxn, ProducerError, ProducerStateManager};
 pub use segment::Segment;
 pub use time_index::TimeIndex;
 

@@ -6,11 +6,13 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use vltava_protocol::batch::{assign_offsets, set_log_append_time, BatchHeader, Batches};
+use vltava_protocol::batch::{assign_offsets, records_of, records_section, set_log_append_time, BatchHeader, Batches};
 
 use crate::cleaner::{self, CleanedSegment, CleanerConfig, CleaningPlan, SegmentSnapshot};
 use crate::error::{IoContext, Result, StorageError};
+use crate::producer_state::{AbortedTxn, ProducerBatch, ProducerCheck, ProducerStateManager};
 use crate::segment::Segment;
+use crate::segment_file_name;
 
 /// Per-log settings, with Kafka's topic config names in the comments.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +51,9 @@ pub struct AppendInfo {
     pub base_offset: i64,
     pub last_offset: i64,
     pub max_timestamp: i64,
+    /// The batch was a producer's retry of one already in the log: nothing
+    /// was appended and the offsets are the original ones.
+    pub duplicate: bool,
 }
 
 /// A byte range of a segment file, read outside the log's lock: segment
@@ -76,6 +81,61 @@ pub struct Log {
     log_start_offset: i64,
     /// Offsets below this were compacted since the log was opened.
     cleaned_up_to: i64,
+    producers: ProducerStateManager,
+    aborted: Vec<AbortedTxn>,
+}
+
+/// File in a partition directory listing aborted transactions
+/// (`producer_id first_offset marker_offset` per line), for read_committed.
+pub const ABORTED_TXNS_FILE: &str = "aborted-transactions";
+
+fn snapshot_offsets(dir: &Path) -> Vec<i64> {
+    fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().to_string_lossy().strip_suffix(".snapshot").and_then(|s| s.parse().ok()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn producer_batch(h: &BatchHeader<'_>) -> ProducerBatch {
+    ProducerBatch {
+        producer_id: h.producer_id(),
+        epoch: h.producer_epoch(),
+        first_seq: h.base_sequence(),
+        record_count: h.record_count(),
+        transactional: h.is_transactional(),
+        base_offset: h.base_offset(),
+        last_offset: h.last_offset(),
+        max_timestamp: h.max_timestamp(),
+    }
+}
+
+/// Whether a control batch is a COMMIT marker (its first record's key is
+/// `version int16, type int16` with type 1 = commit, 0 = abort).
+fn control_is_commit(batch: &[u8]) -> Option<bool> {
+    let section = records_section(batch).ok()?;
+    let records = records_of(batch, &section).ok()?;
+    let key = records.first()?.key?;
+    Some(i16::from_be_bytes([*key.get(2)?, *key.get(3)?]) == 1)
+}
+
+/// A control batch with one COMMIT or ABORT marker record.
+fn build_control_batch(
+    producer_id: i64,
+    epoch: i16,
+    commit: bool,
+    coordinator_epoch: i32,
+    timestamp_ms: i64,
+) -> Vec<u8> {
+    let mut key = Vec::with_capacity(4);
+    key.extend_from_slice(&0i16.to_be_bytes());
+    key.extend_from_slice(&(commit as i16).to_be_bytes());
+    let mut value = Vec::with_capacity(6);
+    value.extend_from_slice(&0i16.to_be_bytes());
+    value.extend_from_slice(&coordinator_epoch.to_be_bytes());
+    vltava_protocol::batch::build_control_batch(producer_id, epoch, &key, &value, timestamp_ms)
 }
 
 impl Log {
@@ -118,7 +178,16 @@ impl Log {
         let checkpointed =
             fs::read_to_string(dir.join(LOG_START_OFFSET_FILE)).ok().and_then(|t| t.trim().parse::<i64>().ok());
         let log_start_offset = checkpointed.unwrap_or(first_base).max(first_base).min(leo);
-        let log = Self { dir: dir.to_path_buf(), config, segments, log_start_offset, cleaned_up_to: log_start_offset };
+        let mut log = Self {
+            dir: dir.to_path_buf(),
+            config,
+            segments,
+            log_start_offset,
+            cleaned_up_to: log_start_offset,
+            producers: ProducerStateManager::default(),
+            aborted: Vec::new(),
+        };
+        log.rebuild_producer_state()?;
         log.check_invariants();
         Ok(log)
     }
@@ -174,6 +243,22 @@ impl Log {
         leader_epoch: i32,
         log_append_time: Option<i64>,
     ) -> Result<AppendInfo> {
+        // Idempotence: a retried batch is answered with its original offsets.
+        for item in Batches::new(batches) {
+            let (_, batch) = item?;
+            let h = BatchHeader::parse(batch)?;
+            if h.producer_id() < 0 {
+                continue;
+            }
+            if let ProducerCheck::Duplicate(m) = self.producers.check(&producer_batch(&h))? {
+                return Ok(AppendInfo {
+                    base_offset: m.base_offset,
+                    last_offset: m.last_offset,
+                    max_timestamp: -1,
+                    duplicate: true,
+                });
+            }
+        }
         let base_offset = self.log_end_offset();
         let mut next = base_offset;
         let mut max_timestamp = -1;
@@ -191,7 +276,143 @@ impl Log {
             position += total;
         }
         self.append_assigned(batches)?;
-        Ok(AppendInfo { base_offset, last_offset: next - 1, max_timestamp })
+        Ok(AppendInfo { base_offset, last_offset: next - 1, max_timestamp, duplicate: false })
+    }
+
+    /// Writes a transaction marker (a control batch) for `producer_id`:
+    /// commit or abort of its open transaction. Returns the marker's offset.
+    pub fn append_txn_marker(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        leader_epoch: i32,
+        coordinator_epoch: i32,
+        timestamp_ms: i64,
+    ) -> Result<i64> {
+        let offset = self.log_end_offset();
+        let mut batch = build_control_batch(producer_id, epoch, commit, coordinator_epoch, timestamp_ms);
+        assign_offsets(&mut batch, offset, leader_epoch);
+        self.append_assigned(&batch)?;
+        Ok(offset)
+    }
+
+    /// Updates producer state for batches now in the log.
+    fn note_producer_batches(&mut self, batches: &[u8]) -> Result<()> {
+        for item in Batches::new(batches) {
+            let (_, batch) = item?;
+            self.note_producer_batch(batch)?;
+        }
+        Ok(())
+    }
+
+    fn note_producer_batch(&mut self, batch: &[u8]) -> Result<()> {
+        let h = BatchHeader::parse(batch)?;
+        if h.producer_id() < 0 {
+            return Ok(());
+        }
+        if h.is_control() {
+            let commit = control_is_commit(batch).unwrap_or(false);
+            if let Some(aborted) = self.producers.end_txn(h.producer_id(), h.producer_epoch(), commit, h.base_offset())
+            {
+                self.aborted.push(aborted);
+                self.persist_aborted()?;
+            }
+        } else {
+            self.producers.update(&producer_batch(&h));
+        }
+        Ok(())
+    }
+
+    fn persist_aborted(&self) -> Result<()> {
+        let mut text = String::new();
+        for a in &self.aborted {
+            text.push_str(&format!("{} {} {}\n", a.producer_id, a.first_offset, a.last_offset));
+        }
+        crate::offset_index::write_atomically(&self.dir.join(ABORTED_TXNS_FILE), text.into_bytes().into_iter())
+    }
+
+    /// Producer state, for DescribeProducers and the transaction coordinator.
+    pub fn producer_state(&self) -> &ProducerStateManager {
+        &self.producers
+    }
+
+    /// The last stable offset: below it no transaction is open.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.producers.first_unstable_offset().unwrap_or_else(|| self.log_end_offset())
+    }
+
+    /// Aborted transactions overlapping `[from, to)`, for read_committed.
+    pub fn aborted_txns(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        self.aborted.iter().filter(|a| a.first_offset < to && a.last_offset >= from).copied().collect()
+    }
+
+    fn snapshot_path(&self, offset: i64) -> PathBuf {
+        self.dir.join(segment_file_name(offset, "snapshot"))
+    }
+
+    /// Writes `<log end offset>.snapshot` and keeps only the two newest.
+    fn write_producer_snapshot(&self) -> Result<()> {
+        let leo = self.log_end_offset();
+        if self.producers.is_empty() {
+            return Ok(());
+        }
+        crate::offset_index::write_atomically(
+            &self.snapshot_path(leo),
+            self.producers.to_snapshot().into_bytes().into_iter(),
+        )?;
+        let mut snaps = snapshot_offsets(&self.dir);
+        snaps.sort_unstable();
+        while snaps.len() > 2 {
+            let old = snaps.remove(0);
+            let _ = fs::remove_file(self.snapshot_path(old));
+        }
+        Ok(())
+    }
+
+    /// Loads the newest usable snapshot and replays the batches after it.
+    fn rebuild_producer_state(&mut self) -> Result<()> {
+        let leo = self.log_end_offset();
+        let mut start = self.log_start_offset;
+        let mut snaps = snapshot_offsets(&self.dir);
+        snaps.sort_unstable();
+        for offset in snaps.into_iter().rev() {
+            if offset > leo {
+                let _ = fs::remove_file(self.snapshot_path(offset));
+                continue;
+            }
+            if let Some(state) = fs::read_to_string(self.snapshot_path(offset))
+                .ok()
+                .and_then(|t| ProducerStateManager::from_snapshot(&t))
+            {
+                self.producers = state;
+                start = offset;
+                break;
+            }
+        }
+        let text = fs::read_to_string(self.dir.join(ABORTED_TXNS_FILE)).unwrap_or_default();
+        self.aborted = text
+            .lines()
+            .filter_map(|l| {
+                let n: Vec<i64> = l.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+                (n.len() == 3 && n[2] < start).then(|| AbortedTxn {
+                    producer_id: n[0],
+                    first_offset: n[1],
+                    last_offset: n[2],
+                })
+            })
+            .collect();
+        // Replay batch headers (whole batches only for control markers).
+        let mut replay = Vec::new();
+        for seg in self.segments.values() {
+            if seg.next_offset() > start {
+                replay.extend(seg.producer_batches(start)?);
+            }
+        }
+        for batch in replay {
+            self.note_producer_batch(&batch)?;
+        }
+        Ok(())
     }
 
     /// Appends batches that already carry their offsets (which must start at
@@ -217,6 +438,7 @@ impl Log {
         }
         self.active_mut().append(batches)?;
         debug_assert!(self.log_end_offset() > leo, "log end offset must advance");
+        self.note_producer_batches(batches)?;
         Ok(())
     }
 
@@ -234,6 +456,7 @@ impl Log {
     /// a new one at `base_offset`.
     pub fn roll(&mut self, base_offset: i64) -> Result<()> {
         self.active_mut().close()?;
+        self.write_producer_snapshot()?;
         let seg =
             Segment::create(&self.dir, base_offset, self.config.index_interval_bytes, self.config.segment_index_bytes)?;
         tracing::debug!(dir = %self.dir.display(), base_offset, "rolled new segment");
@@ -272,6 +495,33 @@ impl Log {
         Ok(None)
     }
 
+    /// [`Self::read`], cut so that no batch at or above `upper` is
+    /// included: read_committed consumers stop at the last stable offset.
+    pub fn read_below(&self, offset: i64, max_bytes: usize, upper: i64) -> Result<Option<FileSlice>> {
+        if offset >= upper {
+            // still validates the offset range
+            return self.read(offset, 0).map(|_| None);
+        }
+        let Some(mut slice) = self.read(offset, max_bytes)? else { return Ok(None) };
+        if upper >= self.log_end_offset() {
+            return Ok(Some(slice));
+        }
+        let seg = self.segments.range(..=upper).next_back().map(|(_, s)| s);
+        if let Some(seg) = seg {
+            if Arc::ptr_eq(seg.file(), &slice.file) {
+                if let Some(loc) = seg.find_batch(upper)? {
+                    let cut =
+                        if loc.base_offset >= upper { loc.position } else { loc.position + loc.total_bytes as u64 };
+                    if cut <= slice.position {
+                        return Ok(None);
+                    }
+                    slice.len = slice.len.min((cut - slice.position) as usize);
+                }
+            }
+        }
+        Ok(Some(slice))
+    }
+
     /// The first batch whose max timestamp is at or after `timestamp`.
     pub fn batch_at_or_after_timestamp(&self, timestamp: i64) -> Result<Option<Vec<u8>>> {
         for seg in self.segments.values() {
@@ -304,6 +554,8 @@ impl Log {
             }
         }
         self.active_mut().truncate_to(offset)?;
+        self.producers.truncate_from(offset);
+        self.aborted.retain(|a| a.last_offset < offset);
         Ok(())
     }
 
@@ -376,9 +628,14 @@ impl Log {
         let mut segments = Vec::new();
         let mut next_bases = Vec::new();
         let mut overdue = false;
+        // Never clean at or past an open transaction.
+        let stable = self.last_stable_offset();
         for (base, seg) in self.segments.range(..active_base) {
             if seg.is_empty() {
                 continue;
+            }
+            if seg.next_offset() > stable {
+                break;
             }
             if config.min_compaction_lag_ms > 0
                 && seg.max_timestamp() > config.now_ms.saturating_sub(config.min_compaction_lag_ms)
@@ -443,7 +700,8 @@ impl Log {
 
     /// Writes indexes and fsyncs every segment (clean shutdown).
     pub fn close(&mut self) -> Result<()> {
-        self.active_mut().close()
+        self.active_mut().close()?;
+        self.write_producer_snapshot()
     }
 
     /// Validates every stored batch as recovery would; for tests and tools.

@@ -288,6 +288,35 @@ impl Segment {
         Ok(None)
     }
 
+    /// Batches of producers (producer id >= 0) whose last offset is at or
+    /// after `from`: the 61-byte header, or the whole batch for control
+    /// batches (their marker type is in the record). For rebuilding
+    /// producer state.
+    pub fn producer_batches(&self, from: i64) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        let mut position = 0u64;
+        let mut header = [0u8; BATCH_HEADER_BYTES];
+        while position + BATCH_HEADER_BYTES as u64 <= self.size {
+            self.file.read_exact_at(&mut header, position).ctx(&self.log_path)?;
+            let h = BatchHeader::parse(&header).map_err(|e| self.corrupt(position, e.to_string()))?;
+            let total = h.total_bytes() as u64;
+            if total < BATCH_HEADER_BYTES as u64 || position + total > self.size {
+                break;
+            }
+            if h.producer_id() >= 0 && h.last_offset() >= from {
+                if h.is_control() {
+                    let mut whole = vec![0u8; total as usize];
+                    self.file.read_exact_at(&mut whole, position).ctx(&self.log_path)?;
+                    out.push(whole);
+                } else {
+                    out.push(header.to_vec());
+                }
+            }
+            position += total;
+        }
+        Ok(out)
+    }
+
     /// The first batch whose max timestamp is `>= timestamp`, read whole.
     pub fn find_batch_by_timestamp(&self, timestamp: i64) -> Result<Option<Vec<u8>>> {
         if self.max_timestamp < timestamp {

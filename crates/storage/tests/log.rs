@@ -221,3 +221,66 @@ fn delete_records_moves_log_start_and_survives_reopen() {
     let log = Log::open(dir.path(), small_config(), false).unwrap();
     assert_eq!(log.log_start_offset(), 151);
 }
+
+/// A batch from producer `pid` at `epoch` with sequences `seq..seq+n`.
+fn producer_batch(pid: i64, epoch: i16, seq: i32, n: usize, transactional: bool) -> Vec<u8> {
+    let values: Vec<Vec<u8>> = (0..n).map(|i| format!("p{pid}-{seq}-{i}").into_bytes()).collect();
+    let refs: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
+    let mut b = build_batch(0, 1000, &refs);
+    b[43..51].copy_from_slice(&pid.to_be_bytes());
+    b[51..53].copy_from_slice(&epoch.to_be_bytes());
+    b[53..57].copy_from_slice(&seq.to_be_bytes());
+    if transactional {
+        b[21..23].copy_from_slice(&0x10i16.to_be_bytes());
+    }
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+#[test]
+fn idempotent_retries_are_deduplicated_across_restarts() {
+    for clean in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), small_config(), false).unwrap();
+        let first = log.append(&mut producer_batch(9, 0, 0, 3, false), 0, None).unwrap();
+        let second = log.append(&mut producer_batch(9, 0, 3, 2, false), 0, None).unwrap();
+        assert!(!first.duplicate && !second.duplicate);
+        let retry = log.append(&mut producer_batch(9, 0, 3, 2, false), 0, None).unwrap();
+        assert!(retry.duplicate);
+        assert_eq!((retry.base_offset, retry.last_offset), (second.base_offset, second.last_offset));
+        assert_eq!(log.log_end_offset(), 5);
+        assert!(matches!(log.append(&mut producer_batch(9, 0, 9, 1, false), 0, None), Err(StorageError::Producer(_))));
+        fill(&mut log, 50); // roll a few segments, so snapshots are written
+        if clean {
+            log.close().unwrap();
+        }
+        drop(log);
+        let mut log = Log::open(dir.path(), small_config(), !clean).unwrap();
+        let retry = log.append(&mut producer_batch(9, 0, 3, 2, false), 0, None).unwrap();
+        assert!(retry.duplicate, "clean={clean}: producer state survives a restart");
+        assert_eq!(retry.base_offset, 3);
+        let next = log.append(&mut producer_batch(9, 0, 5, 1, false), 0, None).unwrap();
+        assert!(!next.duplicate);
+    }
+}
+
+#[test]
+fn transactions_hold_back_the_last_stable_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config(), false).unwrap();
+    fill(&mut log, 2); // offsets 0..5
+    log.append(&mut producer_batch(4, 0, 0, 2, true), 0, None).unwrap(); // 6, 7
+    assert_eq!(log.last_stable_offset(), 6);
+    fill(&mut log, 1); // 8..10
+    let marker = log.append_txn_marker(4, 0, false, 0, 0, 2000).unwrap();
+    assert_eq!(marker, 11);
+    assert_eq!(log.last_stable_offset(), 12);
+    let aborted = log.aborted_txns(0, 12);
+    assert_eq!(aborted.len(), 1);
+    assert_eq!((aborted[0].first_offset, aborted[0].last_offset), (6, 11));
+    drop(log);
+    let log = Log::open(dir.path(), small_config(), true).unwrap();
+    assert_eq!(log.aborted_txns(0, 100).len(), 1, "aborted transactions are rebuilt");
+    assert_eq!(log.last_stable_offset(), 12);
+}

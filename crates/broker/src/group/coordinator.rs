@@ -148,16 +148,30 @@ impl GroupCoordinator {
                     let header = BatchHeader::parse(batch)?;
                     offset = header.last_offset() + 1;
                     progressed = true;
+                    let section = records_section(batch)?;
                     if header.is_control() {
+                        // a transaction marker settles that producer's pending offsets
+                        let commit = records_of(batch, &section)?
+                            .first()
+                            .and_then(|r| r.key)
+                            .is_some_and(|k| k.len() >= 4 && i16::from_be_bytes([k[2], k[3]]) == 1);
+                        for g in groups.values_mut() {
+                            g.complete_txn(header.producer_id(), commit);
+                        }
                         continue;
                     }
-                    let section = records_section(batch)?;
                     for record in records_of(batch, &section)? {
                         let Some(key) = record.key.and_then(records::decode_key) else { continue };
                         match key {
                             OffsetsKey::Offset { group, topic, partition } => {
                                 let g = groups.entry(group.clone()).or_insert_with(|| Group::new(&group));
                                 match record.value.and_then(records::decode_offset_value) {
+                                    Some(v) if header.is_transactional() => {
+                                        g.pending_txn_offsets
+                                            .entry(header.producer_id())
+                                            .or_default()
+                                            .push((topic, partition, v));
+                                    }
                                     Some(v) => {
                                         g.offsets.insert((topic, partition), v);
                                         offsets_loaded += 1;
@@ -336,6 +350,51 @@ impl GroupCoordinator {
             group.offsets.insert((topic, partition), committed);
         }
         Ok(Some(durable))
+    }
+
+    /// TxnOffsetCommit: offsets written as part of a transaction; they take
+    /// effect when its COMMIT marker is written.
+    #[allow(clippy::too_many_arguments)]
+    pub fn txn_commit(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation_id: i32,
+        offsets: Vec<(String, i32, CommittedOffset)>,
+    ) -> Result<Option<(Arc<Partition>, i64)>, ResponseError> {
+        let mut groups = self.groups.lock();
+        let group = groups.entry(group_id.to_string()).or_insert_with(|| Group::new(group_id));
+        if generation_id >= 0 || !member_id.is_empty() {
+            group.check_commit(member_id, instance_id, generation_id, Instant::now())?;
+        }
+        if offsets.is_empty() {
+            return Ok(None);
+        }
+        let encoded: Vec<(Vec<u8>, Vec<u8>)> =
+            offsets.iter().map(|(t, p, c)| (records::offset_key(group_id, t, *p), records::offset_value(c))).collect();
+        let recs: Vec<KeyValue<'_>> = encoded.iter().map(|(k, v)| (Some(&k[..]), Some(&v[..]))).collect();
+        let partition = self.offsets_partition(broker, group_id)?;
+        let mut batch = build_keyed_batch(0, now_ms(), &recs);
+        vltava_protocol::batch::make_transactional(&mut batch, producer_id, producer_epoch);
+        let info = partition.append(&mut batch, None).map_err(|e| match e {
+            vltava_storage::StorageError::Producer(p) => {
+                ResponseError::try_from_code(p.error_code()).unwrap_or(ResponseError::InvalidProducerEpoch)
+            }
+            _ => ResponseError::KafkaStorageError,
+        })?;
+        group.pending_txn_offsets.entry(producer_id).or_default().extend(offsets);
+        Ok(Some((partition, info.last_offset + 1)))
+    }
+
+    /// Settles the pending transactional offsets of `producer_id` in a group.
+    pub fn complete_txn(&self, group_id: &str, producer_id: i64, commit: bool) {
+        if let Some(g) = self.groups.lock().get_mut(group_id) {
+            g.complete_txn(producer_id, commit);
+        }
     }
 
     /// Committed offsets of a group: `None` for "all partitions".

@@ -173,6 +173,9 @@ pub struct Group {
     static_members: HashMap<String, String>,
     pending_members: HashMap<String, Instant>,
     pub offsets: HashMap<(String, i32), CommittedOffset>,
+    /// Offsets committed inside open transactions, by producer id: they
+    /// count once the transaction commits.
+    pub pending_txn_offsets: HashMap<i64, Vec<(String, i32, CommittedOffset)>>,
     join_deadline: Option<Instant>,
     /// Before this instant a new group waits for more members
     /// (`group.initial.rebalance.delay.ms`).
@@ -207,6 +210,7 @@ impl Group {
             static_members: HashMap::new(),
             pending_members: HashMap::new(),
             offsets: HashMap::new(),
+            pending_txn_offsets: HashMap::new(),
             join_deadline: None,
             initial_delay_until: None,
             sync_deadline: None,
@@ -282,6 +286,17 @@ impl Group {
 
     pub fn is_empty(&self) -> bool {
         self.members.is_empty() && self.pending_members.is_empty()
+    }
+
+    /// Applies or drops a transaction's pending offsets.
+    pub fn complete_txn(&mut self, producer_id: i64, commit: bool) {
+        if let Some(pending) = self.pending_txn_offsets.remove(&producer_id) {
+            if commit {
+                for (topic, partition, committed) in pending {
+                    self.offsets.insert((topic, partition), committed);
+                }
+            }
+        }
     }
 
     fn set_state(&mut self, state: GroupState) {

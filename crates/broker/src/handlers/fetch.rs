@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::FetchPartition;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseKind, TopicName};
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, ResponseKind, TopicName};
 use uuid::Uuid;
 use vltava_protocol::ResponseError;
 use vltava_storage::StorageError;
@@ -136,20 +136,37 @@ fn read_all(targets: &[Target], max_bytes: usize, read_committed: bool) -> (Fetc
             let marks = partition.watermarks();
             data = data
                 .with_high_watermark(marks.high_watermark)
-                .with_last_stable_offset(marks.high_watermark)
+                .with_last_stable_offset(marks.last_stable_offset)
                 .with_log_start_offset(marks.log_start_offset);
             let limit = (request.partition_max_bytes.max(0) as usize).min(remaining);
             if limit == 0 && total > 0 {
                 partitions.push(data);
                 continue;
             }
-            match partition.read(request.fetch_offset, limit.max(1)) {
+            let read = if read_committed {
+                partition.read_below(request.fetch_offset, limit.max(1), marks.last_stable_offset)
+            } else {
+                partition.read(request.fetch_offset, limit.max(1))
+            };
+            match read {
                 Ok(Some(slice)) => {
                     let len = if total > 0 { slice.len.min(limit) } else { slice.len };
                     match (vltava_storage::FileSlice { len, ..slice }).read() {
                         Ok(bytes) => {
                             total += bytes.len();
                             remaining = remaining.saturating_sub(bytes.len());
+                            if read_committed {
+                                let aborted = partition
+                                    .aborted_txns(request.fetch_offset, marks.last_stable_offset)
+                                    .into_iter()
+                                    .map(|a| {
+                                        AbortedTransaction::default()
+                                            .with_producer_id(ProducerId(a.producer_id))
+                                            .with_first_offset(a.first_offset)
+                                    })
+                                    .collect();
+                                data.aborted_transactions = Some(aborted);
+                            }
                             data = data.with_records(Some(Bytes::from(bytes)));
                         }
                         Err(e) => {

@@ -1,6 +1,6 @@
 //! FindCoordinator: this node coordinates every group (it leads every
 //! `__consumer_offsets` partition). v4+ answers a batch of keys.
-//! Transaction coordinators come with transactions.
+//! Transactional ids (key type 1) are coordinated here too.
 
 use std::sync::Arc;
 
@@ -11,12 +11,20 @@ use vltava_protocol::{ResponseError, StrBytes};
 use crate::Broker;
 
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 fn locate(broker: &Broker, key_type: i8) -> Result<(i32, String, i32), (ResponseError, String)> {
-    if key_type != KEY_TYPE_GROUP {
-        return Err((ResponseError::CoordinatorNotAvailable, "transaction coordinators are not supported yet".into()));
+    match key_type {
+        KEY_TYPE_GROUP => broker
+            .groups
+            .ensure_offsets_topic(broker)
+            .map_err(|e| (e, "the offsets topic could not be created".into()))?,
+        KEY_TYPE_TRANSACTION => broker
+            .txns
+            .ensure_state_topic(broker)
+            .map_err(|e| (e, "the transaction state topic could not be created".into()))?,
+        other => return Err((ResponseError::InvalidRequest, format!("unknown coordinator key type {other}"))),
     }
-    broker.groups.ensure_offsets_topic(broker).map_err(|e| (e, "the offsets topic could not be created".into()))?;
     let c = &broker.config;
     Ok((c.node_id, c.advertised_host.clone(), c.advertised_port as i32))
 }

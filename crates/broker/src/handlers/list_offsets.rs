@@ -17,9 +17,10 @@ const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 
-fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), ResponseError> {
+fn lookup(partition: &Partition, timestamp: i64, read_committed: bool) -> Result<(i64, i64), ResponseError> {
     let marks = partition.watermarks();
     match timestamp {
+        LATEST if read_committed => Ok((-1, marks.last_stable_offset)),
         LATEST => Ok((-1, marks.high_watermark)),
         EARLIEST => Ok((-1, marks.log_start_offset)),
         MAX_TIMESTAMP => Ok(partition.max_timestamp().unwrap_or((-1, -1))),
@@ -64,7 +65,7 @@ pub fn handle(broker: &Arc<Broker>, request: ListOffsetsRequest, version: i16) -
                                 ResponseError::FencedLeaderEpoch
                             });
                         }
-                        lookup(&part, p.timestamp).map(|(ts, offset)| (ts, offset, epoch))
+                        lookup(&part, p.timestamp, request.isolation_level == 1).map(|(ts, offset)| (ts, offset, epoch))
                     });
                     match result {
                         Ok((timestamp, offset, epoch)) => {

@@ -35,6 +35,7 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
+pub mod txn;
 
 /// Who sent a request.
 #[derive(Debug, Clone)]
@@ -79,6 +80,20 @@ pub fn dispatch(broker: &Arc<Broker>, session: &Session, request: Request) -> Re
             ready(ResponseKind::CreatePartitions(create_partitions::handle(broker, r, version)))
         }
         RequestKind::DeleteRecords(r) => ready(ResponseKind::DeleteRecords(delete_records::handle(broker, r, version))),
+        RequestKind::InitProducerId(r) => txn::init_producer_id(broker, r, version),
+        RequestKind::AddPartitionsToTxn(r) => txn::add_partitions(broker, r, version),
+        RequestKind::AddOffsetsToTxn(r) => txn::add_offsets(broker, r, version),
+        RequestKind::TxnOffsetCommit(r) => txn::txn_offset_commit(broker, r, version),
+        RequestKind::EndTxn(r) => txn::end_txn(broker, r, version),
+        RequestKind::DescribeProducers(r) => {
+            ready(ResponseKind::DescribeProducers(txn::describe_producers(broker, r, version)))
+        }
+        RequestKind::DescribeTransactions(r) => {
+            ready(ResponseKind::DescribeTransactions(txn::describe_transactions(broker, r, version)))
+        }
+        RequestKind::ListTransactions(r) => {
+            ready(ResponseKind::ListTransactions(txn::list_transactions(broker, r, version)))
+        }
         RequestKind::FindCoordinator(r) => {
             ready(ResponseKind::FindCoordinator(find_coordinator::handle(broker, r, version)))
         }

@@ -89,6 +89,11 @@ fn produce_partition(broker: &Broker, topic: &str, index: i32, records: Option<b
                 durable,
             }
         }
+        Err(vltava_storage::StorageError::Producer(e)) => {
+            tracing::debug!(topic, partition = index, error = %e, "refusing producer batch");
+            let error = ResponseError::try_from_code(e.error_code()).unwrap_or(ResponseError::InvalidRecord);
+            failed(index, error, Some(e.to_string()))
+        }
         Err(e @ vltava_storage::StorageError::TooLarge { .. }) => {
             tracing::warn!(topic, partition = index, error = %e, "rejecting produce batch");
             failed(index, ResponseError::RecordListTooLarge, Some(e.to_string()))

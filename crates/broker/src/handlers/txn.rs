@@ -1,0 +1,339 @@
+//! The transaction APIs: InitProducerId, AddPartitionsToTxn,
+//! AddOffsetsToTxn, TxnOffsetCommit, EndTxn, and the views
+//! DescribeProducers, DescribeTransactions, ListTransactions.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use kafka_protocol::messages::add_partitions_to_txn_response::{
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
+};
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::*;
+use vltava_protocol::{ResponseError, StrBytes};
+
+use super::ResponseFuture;
+use crate::group::coordinator::OFFSET_METADATA_BYTES_MAX;
+use crate::group::records::CommittedOffset;
+use crate::txn::coordinator::DurableWaits;
+use crate::Broker;
+
+async fn wait_all(waits: DurableWaits) -> Option<ResponseError> {
+    for (partition, offset) in waits {
+        if let Err(e) = partition.wait_durable(offset).await {
+            tracing::error!(error = %e, "fsync failed");
+            return Some(ResponseError::KafkaStorageError);
+        }
+    }
+    None
+}
+
+fn code(e: Option<ResponseError>) -> i16 {
+    e.map(|e| e.code()).unwrap_or(0)
+}
+
+pub fn init_producer_id(broker: &Arc<Broker>, r: InitProducerIdRequest, _version: i16) -> ResponseFuture {
+    let tid = r.transactional_id.as_ref().map(|t| t.0.to_string());
+    let result = broker.txns.init_producer_id(
+        broker,
+        tid.as_deref(),
+        r.transaction_timeout_ms,
+        r.producer_id.0,
+        r.producer_epoch,
+    );
+    Box::pin(async move {
+        let response = match result {
+            Ok((pid, epoch, waits)) => match wait_all(waits).await {
+                None => InitProducerIdResponse::default().with_producer_id(ProducerId(pid)).with_producer_epoch(epoch),
+                Some(e) => InitProducerIdResponse::default()
+                    .with_error_code(e.code())
+                    .with_producer_id(ProducerId(-1))
+                    .with_producer_epoch(-1),
+            },
+            Err(e) => InitProducerIdResponse::default()
+                .with_error_code(e.code())
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        };
+        Some(ResponseKind::InitProducerId(response))
+    })
+}
+
+pub fn add_partitions(broker: &Arc<Broker>, r: AddPartitionsToTxnRequest, _version: i16) -> ResponseFuture {
+    let image = broker.controller.image();
+    let mut unknown = Vec::new();
+    let mut wanted = Vec::new();
+    for t in &r.v3_and_below_topics {
+        for p in &t.partitions {
+            let known = image.topic(t.name.0.as_str()).is_some_and(|ti| *p >= 0 && (*p as usize) < ti.partitions.len());
+            if known {
+                wanted.push((t.name.0.to_string(), *p));
+            } else {
+                unknown.push((t.name.0.to_string(), *p));
+            }
+        }
+    }
+    // Kafka adds nothing when any partition is unknown.
+    let outcome = if unknown.is_empty() {
+        broker.txns.add_to_txn(
+            broker,
+            r.v3_and_below_transactional_id.0.as_str(),
+            r.v3_and_below_producer_id.0,
+            r.v3_and_below_producer_epoch,
+            &wanted,
+            None,
+        )
+    } else {
+        Err(ResponseError::OperationNotAttempted)
+    };
+    Box::pin(async move {
+        let error = match outcome {
+            Ok(waits) => wait_all(waits).await,
+            Err(e) => Some(e),
+        };
+        let results = r
+            .v3_and_below_topics
+            .into_iter()
+            .map(|t| {
+                let name = t.name.0.to_string();
+                let parts = t
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        let e = if unknown.contains(&(name.clone(), *p)) {
+                            Some(ResponseError::UnknownTopicOrPartition)
+                        } else {
+                            error
+                        };
+                        AddPartitionsToTxnPartitionResult::default()
+                            .with_partition_index(*p)
+                            .with_partition_error_code(code(e))
+                    })
+                    .collect();
+                AddPartitionsToTxnTopicResult::default().with_name(t.name).with_results_by_partition(parts)
+            })
+            .collect();
+        Some(ResponseKind::AddPartitionsToTxn(
+            AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results),
+        ))
+    })
+}
+
+pub fn add_offsets(broker: &Arc<Broker>, r: AddOffsetsToTxnRequest, _version: i16) -> ResponseFuture {
+    let group = r.group_id.0.to_string();
+    let outcome = broker.groups.ensure_offsets_topic(broker).and_then(|_| {
+        let partition = broker.txns.offsets_partition_of(broker, &group);
+        broker.txns.add_to_txn(
+            broker,
+            r.transactional_id.0.as_str(),
+            r.producer_id.0,
+            r.producer_epoch,
+            &[partition],
+            Some(&group),
+        )
+    });
+    Box::pin(async move {
+        let error = match outcome {
+            Ok(waits) => wait_all(waits).await,
+            Err(e) => Some(e),
+        };
+        Some(ResponseKind::AddOffsetsToTxn(AddOffsetsToTxnResponse::default().with_error_code(code(error))))
+    })
+}
+
+pub fn txn_offset_commit(broker: &Arc<Broker>, r: TxnOffsetCommitRequest, _version: i16) -> ResponseFuture {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    let mut offsets = Vec::new();
+    let mut too_large = Vec::new();
+    for t in &r.topics {
+        for p in &t.partitions {
+            let metadata = p.committed_metadata.as_ref().map(|m| m.to_string()).unwrap_or_default();
+            if metadata.len() > OFFSET_METADATA_BYTES_MAX {
+                too_large.push((t.name.0.to_string(), p.partition_index));
+                continue;
+            }
+            offsets.push((
+                t.name.0.to_string(),
+                p.partition_index,
+                CommittedOffset {
+                    offset: p.committed_offset,
+                    leader_epoch: p.committed_leader_epoch,
+                    metadata,
+                    commit_timestamp_ms: now,
+                },
+            ));
+        }
+    }
+    let outcome = broker.groups.txn_commit(
+        broker,
+        r.group_id.0.as_str(),
+        r.producer_id.0,
+        r.producer_epoch,
+        r.member_id.as_str(),
+        r.group_instance_id.as_ref().map(|s| s.as_str()),
+        r.generation_id,
+        offsets,
+    );
+    Box::pin(async move {
+        let error = match outcome {
+            Ok(Some((partition, offset))) => wait_all(vec![(partition, offset)]).await,
+            Ok(None) => None,
+            Err(e) => Some(e),
+        };
+        let topics = r
+            .topics
+            .into_iter()
+            .map(|t| {
+                let name = t.name.0.to_string();
+                let parts = t
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        let e = if too_large.contains(&(name.clone(), p.partition_index)) {
+                            Some(ResponseError::OffsetMetadataTooLarge)
+                        } else {
+                            error
+                        };
+                        TxnOffsetCommitResponsePartition::default()
+                            .with_partition_index(p.partition_index)
+                            .with_error_code(code(e))
+                    })
+                    .collect();
+                TxnOffsetCommitResponseTopic::default().with_name(t.name).with_partitions(parts)
+            })
+            .collect();
+        Some(ResponseKind::TxnOffsetCommit(TxnOffsetCommitResponse::default().with_topics(topics)))
+    })
+}
+
+pub fn end_txn(broker: &Arc<Broker>, r: EndTxnRequest, _version: i16) -> ResponseFuture {
+    let outcome =
+        broker.txns.end_txn(broker, r.transactional_id.0.as_str(), r.producer_id.0, r.producer_epoch, r.committed);
+    Box::pin(async move {
+        let error = match outcome {
+            Ok(waits) => wait_all(waits).await,
+            Err(e) => Some(e),
+        };
+        Some(ResponseKind::EndTxn(EndTxnResponse::default().with_error_code(code(error))))
+    })
+}
+
+pub fn describe_producers(
+    broker: &Arc<Broker>,
+    r: DescribeProducersRequest,
+    _version: i16,
+) -> DescribeProducersResponse {
+    use kafka_protocol::messages::describe_producers_response::{PartitionResponse, ProducerState, TopicResponse};
+    let topics = r
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partition_indexes
+                .iter()
+                .map(|p| {
+                    let resp = PartitionResponse::default().with_partition_index(*p);
+                    match broker.partition(t.name.0.as_str(), *p) {
+                        Err(e) => resp.with_error_code(e.code()),
+                        Ok((part, _)) => resp.with_active_producers(
+                            part.producers()
+                                .into_iter()
+                                .map(|(pid, epoch, last_seq, last_ts, txn_start)| {
+                                    ProducerState::default()
+                                        .with_producer_id(ProducerId(pid))
+                                        .with_producer_epoch(epoch as i32)
+                                        .with_last_sequence(last_seq)
+                                        .with_last_timestamp(last_ts)
+                                        .with_coordinator_epoch(0)
+                                        .with_current_txn_start_offset(txn_start.unwrap_or(-1))
+                                })
+                                .collect(),
+                        ),
+                    }
+                })
+                .collect();
+            TopicResponse::default().with_name(t.name).with_partitions(partitions)
+        })
+        .collect();
+    DescribeProducersResponse::default().with_topics(topics)
+}
+
+pub fn describe_transactions(
+    broker: &Arc<Broker>,
+    r: DescribeTransactionsRequest,
+    _version: i16,
+) -> DescribeTransactionsResponse {
+    use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
+    let all = broker.txns.snapshot();
+    let states = r
+        .transactional_ids
+        .into_iter()
+        .map(|tid| {
+            let Some(m) = all.iter().find(|m| m.transactional_id == tid.0.as_str()) else {
+                return TransactionState::default()
+                    .with_transactional_id(tid)
+                    .with_error_code(ResponseError::TransactionalIdNotFound.code());
+            };
+            let mut by_topic: std::collections::BTreeMap<&str, Vec<i32>> = std::collections::BTreeMap::new();
+            for (topic, p) in &m.partitions {
+                by_topic.entry(topic).or_default().push(*p);
+            }
+            TransactionState::default()
+                .with_transactional_id(tid)
+                .with_transaction_state(StrBytes::from_static_str(m.state.name()))
+                .with_transaction_timeout_ms(m.timeout_ms)
+                .with_transaction_start_time_ms(m.start_ms)
+                .with_producer_id(ProducerId(m.producer_id))
+                .with_producer_epoch(m.producer_epoch)
+                .with_topics(
+                    by_topic
+                        .into_iter()
+                        .map(|(t, ps)| {
+                            TopicData::default()
+                                .with_topic(TopicName(StrBytes::from_string(t.to_string())))
+                                .with_partitions(ps)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    DescribeTransactionsResponse::default().with_transaction_states(states)
+}
+
+pub fn list_transactions(broker: &Arc<Broker>, r: ListTransactionsRequest, _version: i16) -> ListTransactionsResponse {
+    use kafka_protocol::messages::list_transactions_response::TransactionState;
+    let states: Vec<String> = r.state_filters.iter().map(|s| s.to_string()).collect();
+    let pids: Vec<i64> = r.producer_id_filters.iter().map(|p| p.0).collect();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    let known = [
+        "Empty",
+        "Ongoing",
+        "PrepareCommit",
+        "PrepareAbort",
+        "CompleteCommit",
+        "CompleteAbort",
+        "Dead",
+        "PrepareEpochFence",
+    ];
+    let unknown: Vec<StrBytes> = r.state_filters.iter().filter(|s| !known.contains(&s.as_str())).cloned().collect();
+    let list = broker
+        .txns
+        .snapshot()
+        .into_iter()
+        .filter(|m| states.is_empty() || states.iter().any(|s| s == m.state.name()))
+        .filter(|m| pids.is_empty() || pids.contains(&m.producer_id))
+        .filter(|m| {
+            r.duration_filter < 0
+                || (m.state == crate::txn::state::TxnState::Ongoing && now - m.start_ms >= r.duration_filter)
+        })
+        .map(|m| {
+            TransactionState::default()
+                .with_transactional_id(TransactionalId(StrBytes::from_string(m.transactional_id)))
+                .with_producer_id(ProducerId(m.producer_id))
+                .with_transaction_state(StrBytes::from_static_str(m.state.name()))
+        })
+        .collect();
+    ListTransactionsResponse::default().with_unknown_state_filters(unknown).with_transaction_states(list)
+}

@@ -1,0 +1,9 @@
+//! Transactions: the coordinator for transactional ids
+//! ([`coordinator`]), their metadata ([`state`]) and Kafka's
+//! `__transaction_state` record formats ([`records`]).
+
+pub mod coordinator;
+pub mod records;
+pub mod state;
+
+pub use coordinator::{TransactionCoordinator, TRANSACTION_STATE_TOPIC};
