@@ -85,9 +85,14 @@ with zipfile.ZipFile(whl) as z:
 print("unpacked", ", ".join(jars), "from", os.path.basename(whl))
 PY
 fi
-if [[ ! -f tests/java/build/RoundTrip.class || tests/java/RoundTrip.java -nt tests/java/build/RoundTrip.class ]]; then
+need_javac=0
+for src in tests/java/*.java; do
+    cls="tests/java/build/$(basename "$src" .java).class"
+    if [[ ! -f "$cls" || "$src" -nt "$cls" ]]; then need_javac=1; fi
+done
+if [[ $need_javac -eq 1 ]]; then
     mkdir -p tests/java/build
-    javac -nowarn -d tests/java/build -cp "$JAVA_LIBS/*" tests/java/RoundTrip.java
+    javac -nowarn -d tests/java/build -cp "$JAVA_LIBS/*" tests/java/*.java
 fi
 done_step "java client" ok
 

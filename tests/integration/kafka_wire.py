@@ -519,3 +519,282 @@ def parse_offset_for_leader_epoch_v3(payload: bytes):
     if r.remaining():
         raise ValueError(f"{r.remaining()} trailing bytes")
     return corr, out
+
+
+# --------------------------------------------------------------------------
+# Producer state and transactions (idempotence / exactly-once tests)
+# --------------------------------------------------------------------------
+
+API_FIND_COORDINATOR = 10
+API_INIT_PRODUCER_ID = 22
+API_DESCRIBE_PRODUCERS = 61
+API_DESCRIBE_TRANSACTIONS = 65
+API_LIST_TRANSACTIONS = 66
+
+# error codes the producer-state tests look at
+ERR_NONE = 0
+ERR_OUT_OF_ORDER_SEQUENCE_NUMBER = 45
+ERR_DUPLICATE_SEQUENCE_NUMBER = 46
+ERR_INVALID_PRODUCER_EPOCH = 47
+ERR_INVALID_TXN_STATE = 48
+ERR_UNKNOWN_PRODUCER_ID = 59
+ERR_PRODUCER_FENCED = 90
+
+# attribute bits of a record batch v2
+BATCH_ATTR_TRANSACTIONAL = 0x10
+BATCH_ATTR_CONTROL = 0x20
+
+
+def record_batch_v2(records, producer_id: int = -1, producer_epoch: int = -1,
+                    base_sequence: int = -1, attributes: int = 0, base_offset: int = 0,
+                    base_timestamp: int | None = None,
+                    partition_leader_epoch: int = -1) -> bytes:
+    """Like record_batch(), with the batch attributes given (e.g. BATCH_ATTR_TRANSACTIONAL).
+    Uncompressed only: the compression bits of `attributes` must be 0."""
+    records = list(records)
+    if not records:
+        raise ValueError("empty batch")
+    if attributes & 0x07:
+        raise ValueError("record_batch_v2 builds uncompressed batches only")
+    if base_timestamp is None:
+        base_timestamp = int(time.time() * 1000)
+    encoded = []
+    max_ts = base_timestamp
+    for i, rec in enumerate(records):
+        key, value = rec[0], rec[1]
+        headers = rec[2] if len(rec) > 2 else ()
+        ts = rec[3] if len(rec) > 3 else base_timestamp
+        max_ts = max(max_ts, ts)
+        encoded.append(encode_record(i, ts - base_timestamp, key, value, headers))
+    after_crc = (
+        int16(attributes)
+        + int32(len(records) - 1)
+        + int64(base_timestamp)
+        + int64(max_ts)
+        + int64(producer_id)
+        + int16(producer_epoch)
+        + int32(base_sequence)
+        + int32(len(records))
+        + b"".join(encoded)
+    )
+    after_length = int32(partition_leader_epoch) + int8(2) + uint32(crc32c(after_crc)) + after_crc
+    return int64(base_offset) + int32(len(after_length)) + after_length
+
+
+def produce_request_txn(correlation_id: int, transactional_id: str | None, topic: str,
+                        partition: int, records: bytes, api_version: int = 7, acks: int = -1,
+                        timeout_ms: int = 10000) -> bytes:
+    """Produce v3..v8 (non-flexible) with a transactional id."""
+    if not 3 <= api_version <= 8:
+        raise ValueError("only non-flexible Produce v3..v8 supported")
+    body = (string(transactional_id)
+            + int16(acks)
+            + int32(timeout_ms)
+            + array([string(topic) + array([int32(partition) + nbytes(records)])]))
+    return request_header_v1(API_PRODUCE, api_version, correlation_id) + body
+
+
+def init_producer_id_request(correlation_id: int, transactional_id: str | None = None,
+                             transaction_timeout_ms: int = 60000, api_version: int = 1,
+                             producer_id: int = -1, producer_epoch: int = -1) -> bytes:
+    """InitProducerId v0..v4. v0/v1 are non-flexible; v2+ flexible (request header v2);
+    v3+ carry the current producer id and epoch (KIP-360 epoch bump)."""
+    if not 0 <= api_version <= 4:
+        raise ValueError("InitProducerId v0..v4 supported")
+    if api_version < 2:
+        return (request_header_v1(API_INIT_PRODUCER_ID, api_version, correlation_id)
+                + string(transactional_id) + int32(transaction_timeout_ms))
+    body = compact_string(transactional_id) + int32(transaction_timeout_ms)
+    if api_version >= 3:
+        body += int64(producer_id) + int16(producer_epoch)
+    return (request_header_v2(API_INIT_PRODUCER_ID, api_version, correlation_id)
+            + body + EMPTY_TAGGED_FIELDS)
+
+
+def parse_init_producer_id_response(payload: bytes, api_version: int = 1) -> dict:
+    """Returns dict(correlation_id, throttle_time_ms, error_code, producer_id, producer_epoch)."""
+    r = Reader(payload)
+    out = {"correlation_id": r.int32()}
+    if api_version >= 2:
+        r.tagged_fields()
+    out["throttle_time_ms"] = r.int32()
+    out["error_code"] = r.int16()
+    out["producer_id"] = r.int64()
+    out["producer_epoch"] = r.int16()
+    if api_version >= 2:
+        r.tagged_fields()
+    if r.remaining():
+        raise ValueError(f"{r.remaining()} trailing bytes in InitProducerId response")
+    return out
+
+
+def list_offsets_request_v2(correlation_id: int, topic: str, partitions,
+                            isolation_level: int = 0) -> bytes:
+    """ListOffsets v2 (non-flexible). partitions: [(partition, timestamp)] with timestamp
+    -1 = latest (high watermark, or the last stable offset when isolation_level=1
+    read_committed), -2 = earliest."""
+    parts = [int32(p) + int64(ts) for p, ts in partitions]
+    body = int32(-1) + int8(isolation_level) + array([string(topic) + array(parts)])
+    return request_header_v1(API_LIST_OFFSETS, 2, correlation_id) + body
+
+
+def parse_list_offsets_v2(payload: bytes):
+    """Returns (correlation_id, {(topic, partition): (error_code, timestamp, offset)})."""
+    r = Reader(payload)
+    corr = r.int32()
+    r.int32()  # throttle_time_ms
+    out = {}
+    for _ in range(r.int32()):
+        name = r.string()
+        for _ in range(r.int32()):
+            p = r.int32()
+            err = r.int16()
+            ts = r.int64()
+            off = r.int64()
+            out[(name, p)] = (err, ts, off)
+    if r.remaining():
+        raise ValueError(f"{r.remaining()} trailing bytes in ListOffsets response")
+    return corr, out
+
+
+def find_coordinator_request_v1(correlation_id: int, key: str, key_type: int = 1) -> bytes:
+    """FindCoordinator v1 (non-flexible); key_type 0 = group, 1 = transaction."""
+    return (request_header_v1(API_FIND_COORDINATOR, 1, correlation_id)
+            + string(key) + int8(key_type))
+
+
+def parse_find_coordinator_v1(payload: bytes) -> dict:
+    r = Reader(payload)
+    out = {"correlation_id": r.int32(), "throttle_time_ms": r.int32(),
+           "error_code": r.int16(), "error_message": r.string(), "node_id": r.int32(),
+           "host": r.string(), "port": r.int32()}
+    if r.remaining():
+        raise ValueError(f"{r.remaining()} trailing bytes in FindCoordinator response")
+    return out
+
+
+def describe_producers_request_v0(correlation_id: int, topics) -> bytes:
+    """DescribeProducers v0 (flexible). topics: [(topic, [partition, ...])]."""
+    ts = [compact_string(t) + compact_array([int32(p) for p in parts]) + EMPTY_TAGGED_FIELDS
+          for t, parts in topics]
+    return (request_header_v2(API_DESCRIBE_PRODUCERS, 0, correlation_id)
+            + compact_array(ts) + EMPTY_TAGGED_FIELDS)
+
+
+def parse_describe_producers_v0(payload: bytes) -> dict:
+    """Returns dict(correlation_id, throttle_time_ms, partitions={(topic, partition): dict(
+    error_code, error_message, active_producers=[dict(producer_id, producer_epoch,
+    last_sequence, last_timestamp, coordinator_epoch, current_txn_start_offset)])})."""
+    r = Reader(payload)
+    out = {"correlation_id": r.int32()}
+    r.tagged_fields()
+    out["throttle_time_ms"] = r.int32()
+    parts = {}
+    for _ in range(r.uvarint() - 1):
+        name = r.compact_string()
+        for _ in range(r.uvarint() - 1):
+            idx = r.int32()
+            p = {"error_code": r.int16(), "error_message": r.compact_string()}
+            producers = []
+            for _ in range(r.uvarint() - 1):
+                producers.append({
+                    "producer_id": r.int64(),
+                    "producer_epoch": r.int32(),
+                    "last_sequence": r.int32(),
+                    "last_timestamp": r.int64(),
+                    "coordinator_epoch": r.int32(),
+                    "current_txn_start_offset": r.int64(),
+                })
+                r.tagged_fields()
+            p["active_producers"] = producers
+            r.tagged_fields()
+            parts[(name, idx)] = p
+        r.tagged_fields()
+    r.tagged_fields()
+    if r.remaining():
+        raise ValueError(f"{r.remaining()} trailing bytes in DescribeProducers response")
+    out["partitions"] = parts
+    return out
+
+
+def describe_transactions_request_v0(correlation_id: int, transactional_ids) -> bytes:
+    """DescribeTransactions v0 (flexible)."""
+    return (request_header_v2(API_DESCRIBE_TRANSACTIONS, 0, correlation_id)
+            + compact_array([compact_string(t) for t in transactional_ids])
+            + EMPTY_TAGGED_FIELDS)
+
+
+def parse_describe_transactions_v0(payload: bytes) -> dict:
+    """Returns dict(correlation_id, throttle_time_ms, transactions={transactional_id: dict(
+    error_code, state, transaction_timeout_ms, transaction_start_time_ms, producer_id,
+    producer_epoch, partitions={(topic, partition), ...})})."""
+    r = Reader(payload)
+    out = {"correlation_id": r.int32()}
+    r.tagged_fields()
+    out["throttle_time_ms"] = r.int32()
+    txns = {}
+    for _ in range(r.uvarint() - 1):
+        t = {"error_code": r.int16()}
+        tid = r.compact_string()
+        t["state"] = r.compact_string()
+        t["transaction_timeout_ms"] = r.int32()
+        t["transaction_start_time_ms"] = r.int64()
+        t["producer_id"] = r.int64()
+        t["producer_epoch"] = r.int16()
+        parts = set()
+        for _ in range(r.uvarint() - 1):
+            topic = r.compact_string()
+            for _ in range(r.uvarint() - 1):
+                parts.add((topic, r.int32()))
+            r.tagged_fields()
+        t["partitions"] = parts
+        r.tagged_fields()
+        txns[tid] = t
+    r.tagged_fields()
+    if r.remaining():
+        raise ValueError(f"{r.remaining()} trailing bytes in DescribeTransactions response")
+    out["transactions"] = txns
+    return out
+
+
+def list_transactions_request_v0(correlation_id: int, state_filters=(),
+                                 producer_id_filters=()) -> bytes:
+    """ListTransactions v0 (flexible)."""
+    return (request_header_v2(API_LIST_TRANSACTIONS, 0, correlation_id)
+            + compact_array([compact_string(s) for s in state_filters])
+            + compact_array([int64(p) for p in producer_id_filters])
+            + EMPTY_TAGGED_FIELDS)
+
+
+def parse_list_transactions_v0(payload: bytes) -> dict:
+    """Returns dict(correlation_id, throttle_time_ms, error_code, unknown_state_filters,
+    transactions={transactional_id: (producer_id, state)})."""
+    r = Reader(payload)
+    out = {"correlation_id": r.int32()}
+    r.tagged_fields()
+    out["throttle_time_ms"] = r.int32()
+    out["error_code"] = r.int16()
+    unknown = []
+    for _ in range(r.uvarint() - 1):
+        unknown.append(r.compact_string())
+    out["unknown_state_filters"] = unknown
+    txns = {}
+    for _ in range(r.uvarint() - 1):
+        tid = r.compact_string()
+        pid = r.int64()
+        state = r.compact_string()
+        r.tagged_fields()
+        if tid in txns:
+            raise ValueError(f"transactional id {tid!r} listed twice")
+        txns[tid] = (pid, state)
+    r.tagged_fields()
+    if r.remaining():
+        raise ValueError(f"{r.remaining()} trailing bytes in ListTransactions response")
+    out["transactions"] = txns
+    return out
+
+
+def request(port: int, payload: bytes, host: str = "127.0.0.1", timeout: float = 10.0) -> bytes:
+    """One request on a fresh connection; returns the response frame."""
+    with connect(port, host, timeout=timeout) as s:
+        return roundtrip(s, payload)

@@ -41,3 +41,23 @@ def test_java_client_roundtrip(broker):
     ok_lines = [line for line in out.splitlines() if line.startswith("OK ")]
     assert ok_lines == [f"OK {c} {N}" for c in CODECS] + [f"OK {N * len(CODECS)}"], out
     assert broker.is_running()
+
+
+@pytest.mark.timeout(180)
+def test_java_client_transactions(broker):
+    """tests/java/TxnRoundTrip.java: one committed transaction of 1,000 records and one
+    aborted of 500; read_committed reads exactly the 1,000, read_uncommitted all 1,500."""
+    java = _check_prereqs()
+    assert (BUILD / "TxnRoundTrip.class").is_file(), (
+        f"{BUILD}/TxnRoundTrip.class missing: compile tests/java/TxnRoundTrip.java "
+        "(./scripts/test-all.sh does it)")
+    cp = os.pathsep.join([str(BUILD)] + [str(LIBS / f"{j}.jar") for j in JARS])
+    cmd = [java, "-Xmx512m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-cp", cp,
+           "TxnRoundTrip", broker.bootstrap, "1000", "500"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=170)
+    out = res.stdout
+    assert res.returncode == 0, (f"TxnRoundTrip exited {res.returncode}\nstdout:\n{out[-4000:]}\n"
+                                 f"stderr:\n{res.stderr[-6000:]}")
+    ok_lines = [line for line in out.splitlines() if line.startswith("OK ")]
+    assert ok_lines == ["OK 1000"], out
+    assert broker.is_running()

@@ -31,7 +31,8 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
 
 /**
  * Round trip with the official Java client (kafka-clients 3.9.x):
- * AdminClient creates a 3-partition topic, KafkaProducer (acks=all, no idempotence)
+ * AdminClient creates a 3-partition topic, KafkaProducer (the client's defaults:
+ * idempotence on, acks=all)
  * sends N records with keys and headers, KafkaConsumer (manual assignment, no group)
  * reads them back and compares every field.
  *
@@ -123,11 +124,9 @@ public class RoundTrip {
     static void runOne(String bootstrap, String topic, String codec, int n) throws Exception {
         Properties pp = new Properties();
         pp.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
-        pp.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, false);
-        pp.put(ProducerConfig.ACKS_CONFIG, "all");
+        // The client's defaults: idempotence on, acks=all, 5 requests in flight.
         pp.put(ProducerConfig.COMPRESSION_TYPE_CONFIG, codec);
         pp.put(ProducerConfig.LINGER_MS_CONFIG, 5);
-        pp.put(ProducerConfig.MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION, 1);
         pp.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
         pp.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
 
