@@ -342,35 +342,60 @@ pub fn build_batch_from_tails(
     let base_offset = records[0].0;
     let base_ts = records.iter().map(|r| r.1).min().expect("records");
     let max_ts = records.iter().map(|r| r.1).max().expect("records");
-    let mut body_bytes = Vec::new();
+    let mut body = Vec::new();
     for (offset, ts, tail) in records {
-        let mut body = vec![0u8];
-        put_varint(&mut body, ts - base_ts);
-        put_varint(&mut body, offset - base_offset);
-        body.extend_from_slice(tail);
-        put_varint(&mut body_bytes, body.len() as i64);
-        body_bytes.extend_from_slice(&body);
+        let mut record = vec![0u8];
+        put_varint(&mut record, ts - base_ts);
+        put_varint(&mut record, offset - base_offset);
+        record.extend_from_slice(tail);
+        put_varint(&mut body, record.len() as i64);
+        body.extend_from_slice(&record);
     }
-    let last_delta = (records.last().expect("records").0 - base_offset) as i32;
-    let attributes: i16 = if timestamp_type_log_append { ATTR_TIMESTAMP_LOG_APPEND } else { 0 };
-    let mut b = Vec::with_capacity(BATCH_HEADER_BYTES + body_bytes.len());
-    b.extend_from_slice(&base_offset.to_be_bytes());
-    b.extend_from_slice(&((BATCH_HEADER_BYTES - BATCH_LOG_OVERHEAD + body_bytes.len()) as i32).to_be_bytes());
-    b.extend_from_slice(&leader_epoch.to_be_bytes());
-    b.push(2);
-    b.extend_from_slice(&[0; 4]);
-    b.extend_from_slice(&attributes.to_be_bytes());
-    b.extend_from_slice(&last_delta.to_be_bytes());
-    b.extend_from_slice(&base_ts.to_be_bytes());
-    b.extend_from_slice(&max_ts.to_be_bytes());
-    b.extend_from_slice(&(-1i64).to_be_bytes());
-    b.extend_from_slice(&(-1i16).to_be_bytes());
-    b.extend_from_slice(&(-1i32).to_be_bytes());
-    b.extend_from_slice(&(records.len() as i32).to_be_bytes());
-    b.extend_from_slice(&body_bytes);
-    let crc = crc32c::crc32c(&b[CRC_START..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
-    b
+    let header = UnsealedHeader {
+        base_offset,
+        leader_epoch,
+        attributes: if timestamp_type_log_append { ATTR_TIMESTAMP_LOG_APPEND } else { 0 },
+        last_offset_delta: (records.last().expect("records").0 - base_offset) as i32,
+        base_timestamp: base_ts,
+        max_timestamp: max_ts,
+        record_count: records.len() as i32,
+    };
+    header.seal(&body)
+}
+
+/// The fields of a batch header the builders choose; [`Self::seal`] adds
+/// length, magic, CRC and "no producer" fields.
+struct UnsealedHeader {
+    base_offset: i64,
+    leader_epoch: i32,
+    attributes: i16,
+    last_offset_delta: i32,
+    base_timestamp: i64,
+    max_timestamp: i64,
+    record_count: i32,
+}
+
+impl UnsealedHeader {
+    fn seal(&self, body: &[u8]) -> Vec<u8> {
+        let mut b = Vec::with_capacity(BATCH_HEADER_BYTES + body.len());
+        b.extend_from_slice(&self.base_offset.to_be_bytes());
+        b.extend_from_slice(&((BATCH_HEADER_BYTES - BATCH_LOG_OVERHEAD + body.len()) as i32).to_be_bytes());
+        b.extend_from_slice(&self.leader_epoch.to_be_bytes());
+        b.push(2);
+        b.extend_from_slice(&[0; 4]); // crc, below
+        b.extend_from_slice(&self.attributes.to_be_bytes());
+        b.extend_from_slice(&self.last_offset_delta.to_be_bytes());
+        b.extend_from_slice(&self.base_timestamp.to_be_bytes());
+        b.extend_from_slice(&self.max_timestamp.to_be_bytes());
+        b.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
+        b.extend_from_slice(&(-1i16).to_be_bytes()); // producer epoch
+        b.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
+        b.extend_from_slice(&self.record_count.to_be_bytes());
+        b.extend_from_slice(body);
+        let crc = crc32c::crc32c(&b[CRC_START..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
 }
 
 /// Builds a control batch (transaction marker) of one record with `key`
@@ -402,35 +427,27 @@ pub fn make_transactional(batch: &mut [u8], producer_id: i64, epoch: i16) {
 /// records (`__consumer_offsets`).
 pub fn build_keyed_batch(base_offset: i64, timestamp_ms: i64, records: &[KeyValue<'_>]) -> Vec<u8> {
     assert!(!records.is_empty(), "a batch holds at least one record");
-    let mut body_bytes = Vec::new();
+    let mut body = Vec::new();
     for (delta, (key, value)) in records.iter().enumerate() {
-        let mut body = vec![0u8]; // attributes
-        put_varint(&mut body, 0); // timestamp delta
-        put_varint(&mut body, delta as i64);
-        put_nullable(&mut body, *key);
-        put_nullable(&mut body, *value);
-        put_varint(&mut body, 0); // headers
-        put_varint(&mut body_bytes, body.len() as i64);
-        body_bytes.extend_from_slice(&body);
+        let mut record = vec![0u8]; // attributes
+        put_varint(&mut record, 0); // timestamp delta
+        put_varint(&mut record, delta as i64);
+        put_nullable(&mut record, *key);
+        put_nullable(&mut record, *value);
+        put_varint(&mut record, 0); // headers
+        put_varint(&mut body, record.len() as i64);
+        body.extend_from_slice(&record);
     }
-    let mut b = Vec::with_capacity(BATCH_HEADER_BYTES + body_bytes.len());
-    b.extend_from_slice(&base_offset.to_be_bytes());
-    b.extend_from_slice(&((BATCH_HEADER_BYTES - BATCH_LOG_OVERHEAD + body_bytes.len()) as i32).to_be_bytes());
-    b.extend_from_slice(&0i32.to_be_bytes()); // leader epoch
-    b.push(2);
-    b.extend_from_slice(&[0; 4]); // crc
-    b.extend_from_slice(&0i16.to_be_bytes());
-    b.extend_from_slice(&((records.len() as i32) - 1).to_be_bytes());
-    b.extend_from_slice(&timestamp_ms.to_be_bytes());
-    b.extend_from_slice(&timestamp_ms.to_be_bytes());
-    b.extend_from_slice(&(-1i64).to_be_bytes());
-    b.extend_from_slice(&(-1i16).to_be_bytes());
-    b.extend_from_slice(&(-1i32).to_be_bytes());
-    b.extend_from_slice(&(records.len() as i32).to_be_bytes());
-    b.extend_from_slice(&body_bytes);
-    let crc = crc32c::crc32c(&b[CRC_START..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
-    b
+    let header = UnsealedHeader {
+        base_offset,
+        leader_epoch: 0,
+        attributes: 0,
+        last_offset_delta: records.len() as i32 - 1,
+        base_timestamp: timestamp_ms,
+        max_timestamp: timestamp_ms,
+        record_count: records.len() as i32,
+    };
+    header.seal(&body)
 }
 
 #[cfg(test)]
