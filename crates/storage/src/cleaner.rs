@@ -22,6 +22,7 @@ use vltava_protocol::batch::{
 };
 
 use crate::error::{IoContext, Result};
+use crate::producer_state::AbortedTxn;
 use crate::segment_file_name;
 
 /// Compaction settings of one topic, with Kafka's names.
@@ -51,6 +52,9 @@ pub struct SegmentSnapshot {
 pub struct CleaningPlan {
     pub dir: PathBuf,
     pub segments: Vec<SegmentSnapshot>,
+    /// Aborted transactions: their records are dropped, never kept as if
+    /// committed.
+    pub aborted: Vec<AbortedTxn>,
     /// First offset after the cleanable range.
     pub end_offset: i64,
 }
@@ -71,16 +75,24 @@ fn read_all(seg: &SegmentSnapshot, dir: &Path) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+fn is_aborted(h: &BatchHeader<'_>, aborted: &[AbortedTxn]) -> bool {
+    h.is_transactional()
+        && aborted.iter().any(|a| {
+            a.producer_id == h.producer_id() && a.first_offset <= h.base_offset() && h.base_offset() <= a.last_offset
+        })
+}
+
 /// Visits every record of the segment bytes as
 /// `(offset, timestamp, key, is_tombstone, tail, batch header)`.
 fn for_each_record(
     bytes: &[u8],
+    aborted: &[AbortedTxn],
     mut f: impl FnMut(&BatchHeader<'_>, vltava_protocol::batch::RecordView<'_>),
 ) -> Result<()> {
     for item in Batches::new(bytes) {
         let (_, batch) = item?;
         let h = BatchHeader::parse(batch)?;
-        if h.is_control() {
+        if h.is_control() || is_aborted(&h, aborted) {
             continue;
         }
         let section = records_section(batch)?;
@@ -97,7 +109,7 @@ pub fn clean(plan: &CleaningPlan, config: &CleanerConfig) -> Result<Vec<CleanedS
     let mut latest: HashMap<Vec<u8>, i64> = HashMap::new();
     for seg in &plan.segments {
         let bytes = read_all(seg, &plan.dir)?;
-        for_each_record(&bytes, |_, r| {
+        for_each_record(&bytes, &plan.aborted, |_, r| {
             if let Some(key) = r.key {
                 latest.insert(key.to_vec(), r.offset);
             }
@@ -112,7 +124,7 @@ pub fn clean(plan: &CleaningPlan, config: &CleanerConfig) -> Result<Vec<CleanedS
         for item in Batches::new(&bytes) {
             let (_, batch) = item?;
             let h = BatchHeader::parse(batch)?;
-            if h.is_control() {
+            if h.is_control() || is_aborted(&h, &plan.aborted) {
                 continue;
             }
             let section = records_section(batch)?;

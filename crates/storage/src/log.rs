@@ -658,7 +658,7 @@ impl Log {
         if ratio < config.min_cleanable_dirty_ratio && !overdue {
             return None;
         }
-        Some(CleaningPlan { dir: self.dir.clone(), segments, end_offset })
+        Some(CleaningPlan { dir: self.dir.clone(), segments, aborted: self.aborted.clone(), end_offset })
     }
 
     /// Puts cleaned segments in place of the originals, unless a segment

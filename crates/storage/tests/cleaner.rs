@@ -164,3 +164,17 @@ fn crash_during_cleaning_leaves_a_valid_log() {
     assert_eq!(log.verify().unwrap(), 300);
     assert!(read_back(&log).len() < written.len());
 }
+
+#[test]
+fn aborted_transactions_are_dropped_not_kept_as_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config(), false).unwrap();
+    let mut txn = build_keyed_batch(0, 500, &[(Some(b"k-aborted"), Some(b"never committed"))]);
+    vltava_protocol::batch::make_transactional(&mut txn, 5, 0);
+    log.append(&mut txn, 0, None).unwrap();
+    log.append_txn_marker(5, 0, false, 0, 0, 600).unwrap();
+    fill(&mut log); // rolls segments past the transaction
+    assert!(compact(&mut log, &cleaner_config(10_000, i64::MAX)));
+    let got = read_back(&log);
+    assert!(got.iter().all(|(_, k, _)| k != "k-aborted"), "an aborted record survived compaction");
+}
