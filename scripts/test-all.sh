@@ -44,6 +44,11 @@ apt_install() {
 # ---------------------------------------------------------------- system tools
 begin "system packages"
 command -v kcat >/dev/null 2>&1 || apt_install kcat
+# The CLI's rdkafka crate builds the bundled librdkafka: cmake, and curl's
+# headers (librdkafka includes them even with curl switched off).
+command -v cmake >/dev/null 2>&1 || apt_install cmake
+dpkg -s libcurl4-openssl-dev >/dev/null 2>&1 || apt_install libcurl4-openssl-dev
+command -v g++ >/dev/null 2>&1 || apt_install g++
 command -v javac >/dev/null 2>&1 || apt_install default-jdk-headless
 command -v python3 >/dev/null 2>&1 || apt_install python3
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || apt_install python3-venv

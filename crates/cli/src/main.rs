@@ -1,8 +1,20 @@
-//! `vltava`: the broker and (later) the command-line tools, in one binary.
+//! `vltava`: the broker and the command-line tools, in one binary.
+//!
+//! `vltava server` runs a broker; every other command is a Kafka client
+//! (librdkafka through the `rdkafka` crate), so it works against any
+//! Kafka-compatible cluster.
 
 mod alloc;
+mod bench;
+mod client;
+mod cluster;
+mod consume;
+mod group;
+mod produce;
+mod topic;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -13,8 +25,15 @@ use vltava_broker::ShutdownHandle;
 static GLOBAL: alloc::GuardedAlloc = alloc::GuardedAlloc;
 
 #[derive(Parser)]
-#[command(name = "vltava", version, about = "An event streaming platform that speaks the Apache Kafka protocol")]
+#[command(
+    name = "vltava",
+    version,
+    about = "An event streaming platform that speaks the Apache Kafka protocol",
+    after_help = client::EXIT_CODES_HELP
+)]
 struct Cli {
+    #[command(flatten)]
+    client: client::ClientArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -27,7 +46,44 @@ enum Command {
     ///   vltava server
     ///   vltava server --data-dir /var/lib/vltava --listen 0.0.0.0:9092 --advertised-listener kafka1:9092
     ///   vltava server --config server.properties --set num.partitions=3
+    #[command(verbatim_doc_comment)]
     Server(ServerArgs),
+    /// Create, list, describe, delete and change topics.
+    #[command(subcommand)]
+    Topic(topic::TopicCommand),
+    /// Write records from stdin (or a file) to a topic, one per line.
+    ///
+    /// Examples:
+    ///   printf 'hello\nworld\n' | vltava produce greetings
+    ///   printf 'user1:hello\n' | vltava produce greetings --key-sep :
+    ///   vltava produce greetings --file lines.txt --header source=import --acks all
+    ///   echo '{"key":"k","value":"v","headers":{"h":"1"}}' | vltava produce greetings --json
+    #[command(verbatim_doc_comment)]
+    #[command(after_help = client::EXIT_CODES_HELP)]
+    Produce(produce::ProduceArgs),
+    /// Read records from a topic and print them.
+    ///
+    /// Without --group the partitions are assigned directly (no consumer
+    /// group is needed); the default start is the end of each partition.
+    ///
+    /// Examples:
+    ///   vltava consume greetings --from-beginning --exit-at-end
+    ///   vltava consume greetings --from-beginning -n 10 --format '%k => %v (partition %p, offset %o)\n'
+    ///   vltava consume greetings --offset 42 --partition 0 --json
+    ///   vltava consume greetings --group billing
+    #[command(verbatim_doc_comment)]
+    #[command(after_help = client::EXIT_CODES_HELP)]
+    Consume(consume::ConsumeArgs),
+    /// List, describe, delete consumer groups and reset their offsets.
+    #[command(subcommand)]
+    Group(group::GroupCommand),
+    /// Show the cluster: brokers, controller, cluster id.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
+    /// Measure a Kafka-compatible cluster: produce and consume throughput,
+    /// end-to-end latency.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 #[derive(clap::Args)]
@@ -74,29 +130,56 @@ fn server_config(args: &ServerArgs) -> anyhow::Result<BrokerConfig> {
     Ok(config)
 }
 
-fn main() -> anyhow::Result<()> {
+fn run_server(args: &ServerArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    let config = server_config(args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let (handle, rx) = ShutdownHandle::new();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut term = signal(SignalKind::terminate()).expect("signal handler");
+            let mut int = signal(SignalKind::interrupt()).expect("signal handler");
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+            tracing::info!("received stop signal");
+            handle.shutdown();
+        });
+        vltava_broker::run(config, rx).await
+    })
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Server(args) => {
-            let config = server_config(&args)?;
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            runtime.block_on(async move {
-                let (handle, rx) = ShutdownHandle::new();
-                tokio::spawn(async move {
-                    use tokio::signal::unix::{signal, SignalKind};
-                    let mut term = signal(SignalKind::terminate()).expect("signal handler");
-                    let mut int = signal(SignalKind::interrupt()).expect("signal handler");
-                    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-                    tracing::info!("received stop signal");
-                    handle.shutdown();
-                });
-                vltava_broker::run(config, rx).await
-            })
+    let args = &cli.client;
+    let result = match &cli.command {
+        Command::Server(server) => {
+            // As before the client commands existed: `Error: {:?}` and exit 1.
+            return match run_server(server) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("Error: {err:?}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Command::Topic(cmd) => topic::run(args, cmd),
+        Command::Produce(cmd) => produce::run(args, cmd),
+        Command::Consume(cmd) => consume::run(args, cmd),
+        Command::Group(cmd) => group::run(args, cmd),
+        Command::Cluster(cmd) => cluster::run(args, cmd),
+        Command::Bench(cmd) => bench::run(args, cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::from(client::EXIT_OK),
+        Err(err) => {
+            // One line: the error and its context, joined by ": ".
+            let line = format!("{err:#}").replace('\n', " ");
+            eprintln!("error: {line}");
+            ExitCode::from(client::exit_code(&err))
         }
     }
 }

@@ -1,0 +1,431 @@
+"""The `vltava` command line (topic, produce, consume, group, cluster, bench)
+against the real broker: output, exit codes (0 ok, 1 error, 2 usage, 3 not
+found), an unreachable broker and a missing topic."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+
+import pytest
+
+import helpers as h
+from conftest import vltava_bin
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND = 0, 1, 2, 3
+
+
+def cli(*args, brokers: str | None = None, stdin: str | bytes | None = None, timeout: float = 60.0,
+        check: bool = False) -> subprocess.CompletedProcess:
+    """Runs `vltava [--brokers B] ARGS...`; text output."""
+    cmd = [vltava_bin()]
+    if brokers is not None:
+        cmd += ["--brokers", brokers]
+    cmd += [str(a) for a in args]
+    env = {k: v for k, v in os.environ.items() if k != "VLTAVA_BROKERS"}
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    p = subprocess.run(cmd, input=data, capture_output=True, timeout=timeout, env=env)
+    out = subprocess.CompletedProcess(p.args, p.returncode, p.stdout.decode(errors="replace"),
+                                      p.stderr.decode(errors="replace"))
+    if check and out.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {out.returncode}\nstdout:\n{out.stdout}\n"
+                             f"stderr:\n{out.stderr}")
+    return out
+
+
+def one_line_error(p: subprocess.CompletedProcess) -> str:
+    lines = [l for l in p.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, f"expected one error line, got:\n{p.stderr}"
+    assert lines[0].startswith("error: "), lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def b(module_broker_alive):
+    return module_broker_alive
+
+
+# ---------------------------------------------------------------- help, usage
+
+
+def test_help_lists_commands_examples_and_exit_codes():
+    p = cli("--help", check=True)
+    for word in ("server", "topic", "produce", "consume", "group", "cluster", "bench", "--brokers",
+                 "Exit codes", "not found"):
+        assert word in p.stdout, word
+    for sub in (["topic", "create"], ["topic", "describe"], ["produce"], ["consume"], ["group", "reset-offsets"],
+                ["cluster", "info"], ["bench", "produce"], ["bench", "consume"], ["bench", "e2e"]):
+        p = cli(*sub, "--help", check=True)
+        assert "Examples:" in p.stdout, sub
+
+
+def test_usage_errors_exit_2():
+    assert cli("topic", "create").returncode == EXIT_USAGE
+    assert cli("consume", "t", "--from-beginning", "--from-end").returncode == EXIT_USAGE
+    assert cli("produce", "t", "--acks", "2").returncode == EXIT_USAGE
+    assert cli("no-such-command").returncode == EXIT_USAGE
+
+
+# ---------------------------------------------------------------- unreachable
+
+
+@pytest.mark.parametrize("args", [
+    ["topic", "list"],
+    ["cluster", "info"],
+    ["topic", "describe", "x"],
+    ["consume", "x", "--from-beginning", "--exit-at-end"],
+    ["group", "list"],
+    ["bench", "produce", "--records", "10"],
+])
+def test_unreachable_broker_one_line_error(args):
+    t0 = time.monotonic()
+    p = cli(*args, brokers="127.0.0.1:1", stdin="a\n", timeout=30)
+    took = time.monotonic() - t0
+    assert p.returncode == EXIT_ERROR, p
+    assert took < 10, took
+    line = one_line_error(p)
+    assert "127.0.0.1:1" in line and "reach" in line, line
+
+
+def test_produce_unreachable_broker_one_line_error():
+    t0 = time.monotonic()
+    p = cli("produce", "x", brokers="127.0.0.1:1", stdin="a\nb\n", timeout=30)
+    assert p.returncode == EXIT_ERROR
+    assert time.monotonic() - t0 < 10
+    assert "cannot reach" in one_line_error(p)
+
+
+def test_silent_listener_times_out_with_one_line():
+    """A port that accepts connections but never answers: the --timeout applies."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(16)
+        port = s.getsockname()[1]
+        t0 = time.monotonic()
+        p = cli("--timeout", "2", "topic", "list", brokers=f"127.0.0.1:{port}", timeout=30)
+        took = time.monotonic() - t0
+    assert p.returncode == EXIT_ERROR
+    assert took < 10, took
+    assert "no answer within" in one_line_error(p)
+
+
+# ---------------------------------------------------------------- cluster
+
+
+def test_cluster_info(b):
+    p = cli("cluster", "info", brokers=b.bootstrap, check=True)
+    assert f"127.0.0.1:{b.port}" in p.stdout
+    assert "cluster id:" in p.stdout and "controller:  1" in p.stdout
+    info = json.loads(cli("cluster", "info", "--json", brokers=b.bootstrap, check=True).stdout)
+    assert info["controller_id"] == 1
+    assert info["cluster_id"]
+    assert info["brokers"] == [{"id": 1, "host": "127.0.0.1", "port": b.port, "controller": True}]
+
+
+def test_brokers_from_environment(b):
+    env = dict(os.environ, VLTAVA_BROKERS=b.bootstrap)
+    p = subprocess.run([vltava_bin(), "cluster", "info", "--json"], capture_output=True, env=env, timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["brokers"][0]["port"] == b.port
+
+
+# ---------------------------------------------------------------- topics
+
+
+def test_topic_lifecycle(b):
+    name = h.unique("cli-topic")
+    p = cli("topic", "create", name, "-p", 3, "-r", 1, "-c", "segment.bytes=1048576", brokers=b.bootstrap,
+            check=True)
+    assert name in p.stdout
+    assert name in cli("topic", "list", brokers=b.bootstrap, check=True).stdout.split()
+    listed = json.loads(cli("topic", "list", "--json", brokers=b.bootstrap, check=True).stdout)
+    assert {"name": name, "partitions": 3, "replication_factor": 1} in listed
+    assert name in cli("topic", "list", "--long", brokers=b.bootstrap, check=True).stdout
+
+    cli("produce", name, "--partition", 1, brokers=b.bootstrap, stdin="a\nb\nc\n", check=True)
+    desc = cli("topic", "describe", name, brokers=b.bootstrap, check=True).stdout
+    assert "partitions:         3" in desc
+    assert "size on disk:" in desc and "configs:" in desc
+    d = json.loads(cli("topic", "describe", name, "--json", brokers=b.bootstrap, check=True).stdout)
+    assert d["name"] == name and d["replication_factor"] == 1
+    parts = {p["partition"]: p for p in d["partitions"]}
+    assert sorted(parts) == [0, 1, 2]
+    for pid, part in parts.items():
+        assert part["leader"] == 1 and part["replicas"] == [1] and part["isr"] == [1]
+        assert part["log_start_offset"] == 0
+        assert part["high_watermark"] == (3 if pid == 1 else 0)
+
+    p = cli("topic", "delete", name, brokers=b.bootstrap, check=True)
+    assert "deleted" in p.stdout
+    deadline = time.monotonic() + 10
+    while name in cli("topic", "list", brokers=b.bootstrap, check=True).stdout.split():
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+
+
+def test_topic_create_twice(b):
+    name = h.unique("cli-dup")
+    cli("topic", "create", name, "-p", 1, brokers=b.bootstrap, check=True)
+    p = cli("topic", "create", name, "-p", 1, brokers=b.bootstrap)
+    assert p.returncode == EXIT_ERROR
+    assert "already exists" in one_line_error(p)
+    cli("topic", "create", name, "-p", 1, "--if-not-exists", brokers=b.bootstrap, check=True)
+
+
+def test_topic_create_bad_config_is_refused(b):
+    p = cli("topic", "create", h.unique("cli-badcfg"), "-c", "no.such.config=1", brokers=b.bootstrap)
+    assert p.returncode == EXIT_ERROR
+    one_line_error(p)
+
+
+def test_missing_topic_exit_code_3(b):
+    name = h.unique("cli-missing")
+    for args in (["topic", "describe", name], ["topic", "delete", name],
+                 ["consume", name, "--from-beginning", "--exit-at-end"],
+                 ["topic", "add-partitions", name, "-p", "4"],
+                 ["topic", "alter-config", name, "--set", "retention.ms=1000"]):
+        p = cli(*args, brokers=b.bootstrap)
+        assert p.returncode == EXIT_NOT_FOUND, (args, p)
+        assert "does not exist" in one_line_error(p)
+    # None of those created the topic.
+    assert name not in cli("topic", "list", brokers=b.bootstrap, check=True).stdout.split()
+    cli("topic", "delete", name, "--if-exists", brokers=b.bootstrap, check=True)
+
+
+def test_alter_config_and_add_partitions(b):
+    name = h.unique("cli-alter")
+    cli("topic", "create", name, "-p", 2, "-c", "retention.ms=86400000", brokers=b.bootstrap, check=True)
+    cli("topic", "add-partitions", name, "-p", 4, brokers=b.bootstrap, check=True)
+    d = json.loads(cli("topic", "describe", name, "--json", brokers=b.bootstrap, check=True).stdout)
+    assert len(d["partitions"]) == 4
+    assert d["configs"].get("retention.ms") == "86400000"
+    p = cli("topic", "add-partitions", name, "-p", 1, brokers=b.bootstrap)
+    assert p.returncode == EXIT_ERROR and "must be larger" in one_line_error(p)
+
+    # --set adds to the existing configs; --delete returns one to its default.
+    cli("topic", "alter-config", name, "--set", "segment.bytes=1048576", brokers=b.bootstrap, check=True)
+    d = json.loads(cli("topic", "describe", name, "--json", brokers=b.bootstrap, check=True).stdout)
+    assert d["configs"].get("segment.bytes") == "1048576"
+    assert d["configs"].get("retention.ms") == "86400000"
+    assert "segment.bytes=1048576" in cli("topic", "describe", name, brokers=b.bootstrap, check=True).stdout
+    cli("topic", "alter-config", name, "--delete", "retention.ms", brokers=b.bootstrap, check=True)
+    d = json.loads(cli("topic", "describe", name, "--json", brokers=b.bootstrap, check=True).stdout)
+    assert "retention.ms" not in d["configs"] and d["configs"].get("segment.bytes") == "1048576"
+    p = cli("topic", "alter-config", name, "--set", "no.such.config=1", brokers=b.bootstrap)
+    assert p.returncode == EXIT_ERROR
+    one_line_error(p)
+    assert cli("topic", "alter-config", name, brokers=b.bootstrap).returncode == EXIT_ERROR
+
+
+# ---------------------------------------------------------------- produce / consume
+
+
+def test_produce_consume_keys_headers_format(b):
+    name = h.unique("cli-kv")
+    cli("topic", "create", name, "-p", 1, brokers=b.bootstrap, check=True)
+    cli("produce", name, "--key-sep", ":", "--header", "src=test", "--header", "n=1", brokers=b.bootstrap,
+        stdin="user1:hello\nuser2:wor:ld\nnokey\n\n", check=True)
+    p = cli("consume", name, "--from-beginning", "--exit-at-end", "--format", r"%k|%v|%p|%o|%h\n",
+            brokers=b.bootstrap, check=True, timeout=30)
+    assert p.stdout.splitlines() == [
+        "user1|hello|0|0|src=test,n=1",
+        "user2|wor:ld|0|1|src=test,n=1",
+        "|nokey|0|2|src=test,n=1",
+        "||0|3|src=test,n=1",
+    ]
+    # Default format: the value and a newline.
+    p = cli("consume", name, "--from-beginning", "-n", 2, brokers=b.bootstrap, check=True, timeout=30)
+    assert p.stdout == "hello\nwor:ld\n"
+    # Tab escape and %t.
+    p = cli("consume", name, "--offset", 1, "-n", 1, "--format", r"%o\t%t\n", brokers=b.bootstrap, check=True)
+    off, ts = p.stdout.rstrip("\n").split("\t")
+    assert off == "1" and abs(int(ts) - time.time() * 1000) < 600_000
+    # A negative offset counts from the end.
+    p = cli("consume", name, "--offset", -1, "--exit-at-end", brokers=b.bootstrap, check=True, timeout=30)
+    assert p.stdout == "\n"
+    # From the end: nothing new.
+    p = cli("consume", name, "--from-end", "--exit-at-end", brokers=b.bootstrap, check=True, timeout=30)
+    assert p.stdout == ""
+
+
+def test_consume_json_and_partitions(b):
+    name = h.unique("cli-json")
+    cli("topic", "create", name, "-p", 3, brokers=b.bootstrap, check=True)
+    lines = [
+        {"key": "a", "value": "v0", "partition": 0},
+        {"key": "b", "value": {"nested": [1, 2]}, "partition": 2, "headers": {"h": "x"}},
+        {"value": None, "partition": 2},
+        {"key": "c", "value": "v3", "partition": 1, "timestamp": 1_700_000_000_000},
+    ]
+    cli("produce", name, "--json", brokers=b.bootstrap, stdin="\n".join(json.dumps(l) for l in lines) + "\n",
+        check=True)
+    p = cli("consume", name, "--from-beginning", "--exit-at-end", "--json", brokers=b.bootstrap, check=True,
+            timeout=30)
+    got = sorted((json.loads(l) for l in p.stdout.splitlines()), key=lambda r: (r["partition"], r["offset"]))
+    assert [(r["partition"], r["offset"], r["key"], r["value"]) for r in got] == [
+        (0, 0, "a", "v0"), (1, 0, "c", "v3"), (2, 0, "b", '{"nested":[1,2]}'), (2, 1, None, None)]
+    assert got[2]["headers"] == {"h": "x"} and got[0]["headers"] == {}
+    assert got[1]["timestamp"] == 1_700_000_000_000 and got[0]["topic"] == name
+    # One partition only.
+    p = cli("consume", name, "--partition", 2, "--from-beginning", "--exit-at-end", "--format", r"%p:%o\n",
+            brokers=b.bootstrap, check=True, timeout=30)
+    assert p.stdout.splitlines() == ["2:0", "2:1"]
+    # By timestamp: only the record stamped 2023 is older than "an hour ago".
+    since = int(time.time() * 1000) - 3_600_000
+    p = cli("consume", name, "--from-timestamp", since, "--exit-at-end", "--format", r"%k\n",
+            brokers=b.bootstrap, check=True, timeout=30)
+    assert sorted(p.stdout.splitlines()) == ["", "a", "b"]
+    p = cli("consume", name, "--partition", 7, "--from-beginning", brokers=b.bootstrap)
+    assert p.returncode == EXIT_NOT_FOUND
+    one_line_error(p)
+
+
+@pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4", "zstd"])
+def test_produce_file_compression_acks(b, tmp_path, codec):
+    name = h.unique(f"cli-{codec}")
+    cli("topic", "create", name, "-p", 2, brokers=b.bootstrap, check=True)
+    path = tmp_path / "lines.txt"
+    values = [f"line-{i}-" + "x" * (i % 50) for i in range(500)]
+    path.write_text("\n".join(values) + "\n")
+    cli("produce", name, "--file", path, "--compression", codec, "--acks", "all", brokers=b.bootstrap, check=True)
+    p = cli("consume", name, "--from-beginning", "--exit-at-end", brokers=b.bootstrap, check=True, timeout=30)
+    assert sorted(p.stdout.splitlines()) == sorted(values)
+
+
+def test_produce_bad_json_names_the_line(b):
+    name = h.unique("cli-badjson")
+    p = cli("produce", name, "--json", brokers=b.bootstrap, stdin='{"value":"ok"}\n{"value": \n', timeout=30)
+    assert p.returncode == EXIT_ERROR
+    assert "line 2" in one_line_error(p)
+
+
+def test_produce_to_missing_partition(b):
+    name = h.unique("cli-nopart")
+    cli("topic", "create", name, "-p", 1, brokers=b.bootstrap, check=True)
+    p = cli("produce", name, "--partition", 5, brokers=b.bootstrap, stdin="x\n")
+    assert p.returncode == EXIT_NOT_FOUND
+    one_line_error(p)
+
+
+def test_produce_delivery_failure_exits_1(start_broker):
+    br = start_broker(message_max_bytes=2000)
+    name = h.unique("cli-big")
+    cli("topic", "create", name, "-p", 1, brokers=br.bootstrap, check=True)
+    p = cli("produce", name, brokers=br.bootstrap, stdin="small\n" + "y" * 5000 + "\n", timeout=60)
+    assert p.returncode == EXIT_ERROR, p
+    line = one_line_error(p)
+    assert "not delivered" in line, line
+
+
+def test_produce_consume_through_pipe_closing_early(b):
+    name = h.unique("cli-pipe")
+    cli("topic", "create", name, "-p", 1, brokers=b.bootstrap, check=True)
+    cli("produce", name, brokers=b.bootstrap, stdin="".join(f"{i}\n" for i in range(2000)), check=True)
+    # `| head -1`: the consumer stops quietly when its reader goes away.
+    out = subprocess.run(f"{vltava_bin()} --brokers {b.bootstrap} consume {name} --from-beginning | head -1",
+                         shell=True, capture_output=True, timeout=30)
+    assert out.stdout == b"0\n"
+
+
+# ---------------------------------------------------------------- groups
+
+
+def test_group_commands(b):
+    name = h.unique("cli-grp")
+    group = h.unique("cli-g")
+    cli("topic", "create", name, "-p", 2, brokers=b.bootstrap, check=True)
+    cli("produce", name, "--key-sep", ":", brokers=b.bootstrap,
+        stdin="".join(f"k{i}:v{i}\n" for i in range(20)), check=True)
+    p = cli("consume", name, "--group", group, "--from-beginning", "--exit-at-end", brokers=b.bootstrap,
+            timeout=60)
+    if p.returncode != 0 and "support" in p.stderr:
+        pytest.skip(f"broker without consumer groups: {p.stderr.strip()}")
+    assert p.returncode == 0, p.stderr
+    assert len(p.stdout.splitlines()) == 20
+
+    assert group in cli("group", "list", brokers=b.bootstrap, check=True).stdout.split()
+    listed = json.loads(cli("group", "list", "--json", brokers=b.bootstrap, check=True).stdout)
+    assert any(g["group"] == group for g in listed)
+    d = json.loads(cli("group", "describe", group, "--json", brokers=b.bootstrap, check=True).stdout)
+    assert d["members"] == []
+    offsets = {(o["topic"], o["partition"]): o for o in d["offsets"]}
+    assert sum(o["committed"] for o in offsets.values()) == 20
+    assert all(o["lag"] == 0 for o in offsets.values())
+    assert "COMMITTED" in cli("group", "describe", group, brokers=b.bootstrap, check=True).stdout
+
+    # Dry run: a plan, nothing changes.
+    p = cli("group", "reset-offsets", group, "--topic", name, "--to-earliest", "--json", brokers=b.bootstrap,
+            check=True)
+    plan = json.loads(p.stdout)
+    assert plan["executed"] is False and all(r["new"] == 0 for r in plan["plan"])
+    assert "dry run" in p.stderr
+    d = json.loads(cli("group", "describe", group, "--json", brokers=b.bootstrap, check=True).stdout)
+    assert sum(o["committed"] for o in d["offsets"]) == 20
+    # Execute: back to the start, lag 20.
+    cli("group", "reset-offsets", group, "--topic", name, "--to-earliest", "--execute", brokers=b.bootstrap,
+        check=True)
+    d = json.loads(cli("group", "describe", group, "--json", brokers=b.bootstrap, check=True).stdout)
+    assert sum(o["committed"] for o in d["offsets"]) == 0
+    assert sum(o["lag"] for o in d["offsets"]) == 20
+    cli("group", "reset-offsets", group, "--topic", name, "--partition", 0, "--shift-by", 3, "--execute",
+        brokers=b.bootstrap, check=True)
+    d = json.loads(cli("group", "describe", group, "--json", brokers=b.bootstrap, check=True).stdout)
+    assert {o["partition"]: o["committed"] for o in d["offsets"]}[0] == 3
+
+    cli("group", "delete", group, brokers=b.bootstrap, check=True)
+    p = cli("group", "describe", group, brokers=b.bootstrap)
+    assert p.returncode == EXIT_NOT_FOUND, p
+    p = cli("group", "delete", group, brokers=b.bootstrap)
+    assert p.returncode == EXIT_NOT_FOUND, p
+    one_line_error(p)
+
+
+def test_group_describe_missing_exit_3(b):
+    p = cli("group", "describe", h.unique("cli-nogroup"), brokers=b.bootstrap)
+    assert p.returncode == EXIT_NOT_FOUND, p
+    one_line_error(p)
+
+
+# ---------------------------------------------------------------- bench
+
+
+def test_bench_produce_consume_json(b):
+    name = h.unique("cli-bench")
+    p = cli("bench", "produce", "--topic", name, "--records", 20000, "--record-size", 100, "--partitions", 4,
+            "--json", "--broker-pid", b.pid, brokers=b.bootstrap, check=True, timeout=120)
+    r = json.loads(p.stdout)
+    assert r["records"] == r["records_sent"] == 20000
+    assert r["errors"] == 0
+    assert r["records_per_sec"] > 0 and r["mb_per_sec"] > 0
+    lat = r["latency_ms"]
+    assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["p999"] <= lat["max"]
+    assert r["partitions"] == 4
+    assert r["broker_cpu_seconds"] >= 0 and r["broker_peak_rss_mib"] > 0
+    d = json.loads(cli("topic", "describe", name, "--json", brokers=b.bootstrap, check=True).stdout)
+    assert sum(p["high_watermark"] for p in d["partitions"]) == 20000
+
+    p = cli("bench", "consume", "--topic", name, "--json", brokers=b.bootstrap, check=True, timeout=120)
+    c = json.loads(p.stdout)
+    assert c["records"] == c["records_expected"] == 20000
+    assert c["bytes"] == 20000 * 100
+    assert c["records_per_sec"] > 0
+
+
+def test_bench_produce_table_and_duration(b):
+    name = h.unique("cli-bench-t")
+    p = cli("bench", "produce", "--topic", name, "--duration", 1, "--producers", 2, "--acks", "all",
+            "--compression", "lz4", brokers=b.bootstrap, check=True, timeout=120)
+    assert "records/s" in p.stdout and "latency (ms)" in p.stdout and "p99.9" in p.stdout
+
+
+def test_bench_e2e_json(b):
+    name = h.unique("cli-e2e")
+    p = cli("bench", "e2e", "--topic", name, "--rate", 2000, "--duration", 2, "--json", brokers=b.bootstrap,
+            check=True, timeout=120)
+    r = json.loads(p.stdout)
+    assert r["records_sent"] == 4000 and r["records"] == 4000 and r["lost"] == 0 and r["errors"] == 0
+    lat = r["latency_ms"]
+    assert 0 < lat["p50"] <= lat["p99"] <= lat["p999"] <= lat["max"]
