@@ -16,7 +16,7 @@ use vltava_protocol::batch::{build_keyed_batch, records_of, records_section, Bat
 use vltava_protocol::ResponseError;
 
 use super::records;
-use super::state::{TxnMetadata, TxnState};
+use super::state::{EndAction, TxnMetadata, TxnState};
 use crate::controller::TopicSpec;
 use crate::group::records::partition_for_group;
 use crate::group::OFFSETS_TOPIC;
@@ -210,8 +210,8 @@ impl TransactionCoordinator {
         Ok((pid, epoch, waits))
     }
 
-    /// Checks the producer id and epoch of a request against the
-    /// transactional id's current ones.
+    /// The transactional id's metadata, if the request's producer id and
+    /// epoch are its current ones.
     fn current<'a>(
         txns: &'a mut HashMap<String, TxnMetadata>,
         tid: &str,
@@ -219,15 +219,7 @@ impl TransactionCoordinator {
         epoch: i16,
     ) -> Result<&'a mut TxnMetadata, ResponseError> {
         let m = txns.get_mut(tid).ok_or(ResponseError::InvalidProducerIdMapping)?;
-        if m.producer_id != producer_id {
-            return Err(ResponseError::InvalidProducerIdMapping);
-        }
-        if epoch < m.producer_epoch {
-            return Err(ResponseError::ProducerFenced);
-        }
-        if epoch > m.producer_epoch {
-            return Err(ResponseError::InvalidProducerEpoch);
-        }
+        m.check_producer(producer_id, epoch)?;
         Ok(m)
     }
 
@@ -244,27 +236,8 @@ impl TransactionCoordinator {
     ) -> Result<DurableWaits, ResponseError> {
         let mut txns = self.txns.lock();
         let m = Self::current(&mut txns, tid, producer_id, epoch)?;
-        match m.state {
-            TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence => {
-                return Err(ResponseError::ConcurrentTransactions)
-            }
-            TxnState::Dead => return Err(ResponseError::InvalidTxnState),
-            TxnState::Ongoing => {}
-            TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort => {
-                m.state = TxnState::Ongoing;
-                m.start_ms = now_ms();
-                m.partitions.clear();
-                m.groups.clear();
-            }
-        }
-        let before = (m.partitions.len(), m.groups.len(), m.last_update_ms);
-        m.partitions.extend(partitions.iter().cloned());
-        if let Some(g) = group {
-            m.groups.insert(g.to_string());
-        }
         let mut waits = Vec::new();
-        if (m.partitions.len(), m.groups.len()) != (before.0, before.1) || before.2 < m.start_ms {
-            m.last_update_ms = now_ms();
+        if m.add(partitions, group, now_ms())? {
             let snapshot = m.clone();
             self.persist(broker, &snapshot, &mut waits)?;
         }
@@ -288,11 +261,8 @@ impl TransactionCoordinator {
         let mut txns = self.txns.lock();
         let m = Self::current(&mut txns, tid, producer_id, epoch)?;
         let mut waits = Vec::new();
-        match (m.state, commit) {
-            (TxnState::Ongoing, _) => self.complete(broker, m, commit, &mut waits)?,
-            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => {} // a retry
-            (TxnState::PrepareCommit | TxnState::PrepareAbort, _) => return Err(ResponseError::ConcurrentTransactions),
-            _ => return Err(ResponseError::InvalidTxnState),
+        if m.end_action(commit)? == EndAction::Complete {
+            self.complete(broker, m, commit, &mut waits)?;
         }
         Ok(waits)
     }
@@ -304,7 +274,7 @@ impl TransactionCoordinator {
         let mut txns = self.txns.lock();
         let mut aborted = 0;
         for m in txns.values_mut() {
-            if m.state == TxnState::Ongoing && now - m.start_ms > m.timeout_ms as i64 {
+            if m.timed_out(now) {
                 tracing::info!(transactional_id = %m.transactional_id, producer_id = m.producer_id, "aborting a transaction past its timeout");
                 let mut waits = Vec::new();
                 if self.bump_epoch(broker, m).and_then(|_| self.complete(broker, m, false, &mut waits)).is_ok() {

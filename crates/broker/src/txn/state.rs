@@ -3,6 +3,8 @@
 
 use std::collections::BTreeSet;
 
+use vltava_protocol::ResponseError;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TxnState {
     Empty,
@@ -84,5 +86,131 @@ impl TxnMetadata {
             last_update_ms: -1,
             start_ms: -1,
         }
+    }
+}
+
+/// What EndTxn has to do, decided from the state alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndAction {
+    /// Write markers and complete.
+    Complete,
+    /// A retry of an EndTxn that already completed the same way.
+    AlreadyDone,
+}
+
+impl TxnMetadata {
+    /// A request's producer id and epoch against the current ones.
+    pub fn check_producer(&self, producer_id: i64, epoch: i16) -> Result<(), ResponseError> {
+        if self.producer_id != producer_id {
+            return Err(ResponseError::InvalidProducerIdMapping);
+        }
+        if epoch < self.producer_epoch {
+            return Err(ResponseError::ProducerFenced);
+        }
+        if epoch > self.producer_epoch {
+            return Err(ResponseError::InvalidProducerEpoch);
+        }
+        Ok(())
+    }
+
+    /// AddPartitionsToTxn / AddOffsetsToTxn: starts the transaction when
+    /// none is open. Returns whether anything changed.
+    pub fn add(
+        &mut self,
+        partitions: &[(String, i32)],
+        group: Option<&str>,
+        now_ms: i64,
+    ) -> Result<bool, ResponseError> {
+        match self.state {
+            TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence => {
+                return Err(ResponseError::ConcurrentTransactions)
+            }
+            TxnState::Dead => return Err(ResponseError::InvalidTxnState),
+            TxnState::Ongoing => {}
+            TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort => {
+                self.state = TxnState::Ongoing;
+                self.start_ms = now_ms;
+                self.partitions.clear();
+                self.groups.clear();
+                self.last_update_ms = now_ms;
+                self.partitions.extend(partitions.iter().cloned());
+                self.groups.extend(group.map(str::to_string));
+                return Ok(true);
+            }
+        }
+        let before = (self.partitions.len(), self.groups.len());
+        self.partitions.extend(partitions.iter().cloned());
+        self.groups.extend(group.map(str::to_string));
+        let changed = before != (self.partitions.len(), self.groups.len());
+        if changed {
+            self.last_update_ms = now_ms;
+        }
+        Ok(changed)
+    }
+
+    /// EndTxn: what to do for `commit` in the current state.
+    pub fn end_action(&self, commit: bool) -> Result<EndAction, ResponseError> {
+        match (self.state, commit) {
+            (TxnState::Ongoing, _) => Ok(EndAction::Complete),
+            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => Ok(EndAction::AlreadyDone),
+            (TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence, _) => {
+                Err(ResponseError::ConcurrentTransactions)
+            }
+            _ => Err(ResponseError::InvalidTxnState),
+        }
+    }
+
+    /// Whether the open transaction is past its timeout at `now_ms`.
+    pub fn timed_out(&self, now_ms: i64) -> bool {
+        self.state == TxnState::Ongoing && now_ms - self.start_ms > self.timeout_ms as i64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn txn() -> TxnMetadata {
+        let mut m = TxnMetadata::new("t", 7, 1000);
+        m.producer_epoch = 2;
+        m
+    }
+
+    #[test]
+    fn producer_checks() {
+        let m = txn();
+        assert_eq!(m.check_producer(7, 2), Ok(()));
+        assert_eq!(m.check_producer(8, 2), Err(ResponseError::InvalidProducerIdMapping));
+        assert_eq!(m.check_producer(7, 1), Err(ResponseError::ProducerFenced));
+        assert_eq!(m.check_producer(7, 3), Err(ResponseError::InvalidProducerEpoch));
+    }
+
+    #[test]
+    fn add_starts_and_extends_a_transaction() {
+        let mut m = txn();
+        assert_eq!(m.end_action(true), Err(ResponseError::InvalidTxnState), "nothing to end while Empty");
+        assert_eq!(m.add(&[("a".into(), 0)], None, 100), Ok(true));
+        assert_eq!((m.state, m.start_ms), (TxnState::Ongoing, 100));
+        assert_eq!(m.add(&[("a".into(), 0)], None, 150), Ok(false), "already in");
+        assert_eq!(m.add(&[("a".into(), 1)], Some("g"), 200), Ok(true));
+        assert_eq!(m.partitions.len(), 2);
+        assert!(m.groups.contains("g"));
+        assert!(!m.timed_out(1100) && m.timed_out(1101));
+    }
+
+    #[test]
+    fn end_transitions() {
+        let mut m = txn();
+        m.add(&[("a".into(), 0)], None, 0).unwrap();
+        assert_eq!(m.end_action(true), Ok(EndAction::Complete));
+        assert_eq!(m.end_action(false), Ok(EndAction::Complete));
+        m.state = TxnState::PrepareCommit;
+        assert_eq!(m.end_action(true), Err(ResponseError::ConcurrentTransactions));
+        assert_eq!(m.add(&[], None, 0), Err(ResponseError::ConcurrentTransactions));
+        m.state = TxnState::CompleteCommit;
+        assert_eq!(m.end_action(true), Ok(EndAction::AlreadyDone), "a retried commit");
+        assert_eq!(m.end_action(false), Err(ResponseError::InvalidTxnState), "abort after commit");
+        assert_eq!(m.add(&[("b".into(), 0)], None, 5), Ok(true), "a new transaction starts");
+        assert_eq!(m.partitions.len(), 1, "partitions of the last transaction are gone");
     }
 }
