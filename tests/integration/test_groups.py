@@ -444,3 +444,17 @@ def test_kcat_balanced_consumer(gbroker):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["after"]
+
+
+def test_clients_cannot_write_to_internal_topics(gbroker):
+    bs = gbroker.bootstrap
+    topic = unique("gi")
+    create_topic(bs, topic, 1)
+    produce(bs, topic, ["one"])
+    assert len(consume_in_group(bs, topic, unique("grp"), 1)) == 1  # the group creates __consumer_offsets
+    errors = []
+    p = Producer({"bootstrap.servers": bs, "message.timeout.ms": 10000})
+    p.produce("__consumer_offsets", key=b"garbage", value=b"garbage", partition=0,
+              on_delivery=lambda e, m: errors.append(e))
+    p.flush(15)
+    assert errors and errors[0] is not None and errors[0].code() == KafkaError.TOPIC_EXCEPTION, errors

@@ -41,6 +41,14 @@ fn now_ms() -> i64 {
 }
 
 fn produce_partition(broker: &Broker, topic: &str, index: i32, records: Option<bytes::Bytes>, acks: i16) -> Outcome {
+    if topic == crate::group::OFFSETS_TOPIC || topic == crate::txn::TRANSACTION_STATE_TOPIC {
+        // Only the coordinators write there, as in Kafka.
+        return failed(
+            index,
+            ResponseError::InvalidTopicException,
+            Some(format!("Cannot append to internal topic {topic}")),
+        );
+    }
     let (partition, _topic) = match broker.partition(topic, index) {
         Ok(found) => found,
         Err(e) => return failed(index, e, None),
