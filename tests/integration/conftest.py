@@ -13,6 +13,7 @@ Fixtures:
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
@@ -256,3 +257,12 @@ def module_broker_alive(module_broker, request):
     yield module_broker
     if not module_broker.is_running():
         pytest.fail(f"module broker died during the test\n{module_broker.log_tail(150)}")
+
+
+@pytest.fixture(autouse=True)
+def _collect_clients():
+    """Free a test's clients when it ends: a librdkafka handle kept alive by a
+    reference cycle would go on reconnecting to a stopped broker for the rest
+    of the session."""
+    yield
+    gc.collect()

@@ -4,6 +4,7 @@ commit, so the data-path tests do not depend on consumer-group support."""
 
 from __future__ import annotations
 
+import os
 import random
 import time
 import uuid
@@ -408,3 +409,12 @@ def raise_kafka(fut, timeout=30.0):
         return None
     except KafkaException as e:
         return e.args[0]
+
+
+RDKAFKA_DEBUG = os.environ.get("VLTAVA_RDKAFKA_DEBUG", "")
+
+
+def with_debug(conf: dict) -> dict:
+    """`conf` plus librdkafka's `debug` when VLTAVA_RDKAFKA_DEBUG is set
+    (e.g. "eos,protocol,msg")."""
+    return dict(conf, debug=RDKAFKA_DEBUG) if RDKAFKA_DEBUG else conf

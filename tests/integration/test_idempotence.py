@@ -10,8 +10,6 @@ to the clients of these tests; its log goes to stderr, shown when a test fails.
 
 from __future__ import annotations
 
-import gc
-import os
 import random
 import socket
 import struct
@@ -24,28 +22,14 @@ from confluent_kafka import KafkaError, TopicPartition
 import helpers as h
 import kafka_wire as w
 
-RDKAFKA_DEBUG = os.environ.get("VLTAVA_RDKAFKA_DEBUG", "")
 
 
-@pytest.fixture(autouse=True)
-def _collect_clients():
-    """Free the clients of a test when it ends: a librdkafka handle kept alive by a
-    reference cycle would go on reconnecting to the stopped broker for the rest of
-    the session."""
-    yield
-    gc.collect()
-
-
-def _debug(conf: dict) -> dict:
-    if RDKAFKA_DEBUG:
-        conf = dict(conf, debug=RDKAFKA_DEBUG)
-    return conf
 
 
 def _idempotent_producer(bootstrap: str, **extra):
     conf = {"enable.idempotence": True, "linger.ms": 5}
     conf.update(extra)
-    p = h.make_producer(bootstrap, _debug(conf))
+    p = h.make_producer(bootstrap, h.with_debug(conf))
     return p
 
 
@@ -281,7 +265,7 @@ def proxied_broker(start_broker):
 def _produce_through_drops(bootstrap: str, topic: str, n: int, conf: dict):
     """Produce n values, partition i % 3, in paced bursts so that many Produce requests
     are made. Returns (deliveries by index, delivery errors)."""
-    p = h.make_producer(bootstrap, _debug(conf))
+    p = h.make_producer(bootstrap, h.with_debug(conf))
     reports: dict[int, tuple] = {}
     errors = []
 

@@ -13,7 +13,6 @@ VLTAVA_RDKAFKA_DEBUG (e.g. "eos,protocol,msg") is passed as librdkafka `debug`.
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import signal
@@ -31,31 +30,17 @@ import kafka_wire as w
 
 EOS_RECORDS = int(os.environ.get("VLTAVA_EOS_RECORDS", "100000"))
 PROCESSOR = str(Path(__file__).with_name("eos_processor.py"))
-RDKAFKA_DEBUG = os.environ.get("VLTAVA_RDKAFKA_DEBUG", "")
 FENCED_CODES = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
 TRANSACTIONAL_ID_NOT_FOUND = 105
 
 
-@pytest.fixture(autouse=True)
-def _collect_clients():
-    """Free the clients of a test when it ends: a librdkafka handle kept alive by a
-    reference cycle would go on reconnecting to the stopped broker for the rest of
-    the session."""
-    yield
-    gc.collect()
-
-
-def _debug(conf: dict) -> dict:
-    if RDKAFKA_DEBUG:
-        conf = dict(conf, debug=RDKAFKA_DEBUG)
-    return conf
 
 
 def txn_producer(bootstrap: str, tid: str, **extra) -> Producer:
     conf = {"bootstrap.servers": bootstrap, "transactional.id": tid, "linger.ms": 5,
             "transaction.timeout.ms": 60000}
     conf.update(extra)
-    p = Producer(_debug(conf))
+    p = Producer(h.with_debug(conf))
     p.init_transactions(30)
     return p
 
@@ -74,7 +59,7 @@ def read_all(bootstrap: str, topic: str, partitions, isolation: str, timeout: fl
     """Every record of `partitions` from the beginning up to the end a consumer with
     `isolation` may see (high watermark, or last stable offset for read_committed).
     Returns {partition: [(offset, value)]}."""
-    c = Consumer(_debug({
+    c = Consumer(h.with_debug({
         "bootstrap.servers": bootstrap, "group.id": h.unique("txn-read"),
         "enable.auto.commit": False, "enable.partition.eof": True,
         "auto.offset.reset": "error", "isolation.level": isolation,
@@ -191,7 +176,7 @@ def test_open_transaction_invisible_until_commit(broker):
     assert p.flush(30) == 0
     assert offsets(broker.port, topic, 0) == (16, 6), "LSO must stop at the open transaction"
 
-    c = Consumer(_debug({"bootstrap.servers": broker.bootstrap, "group.id": h.unique("rc"),
+    c = Consumer(h.with_debug({"bootstrap.servers": broker.bootstrap, "group.id": h.unique("rc"),
                          "enable.auto.commit": False, "isolation.level": "read_committed",
                          "auto.offset.reset": "error"}))
     try:

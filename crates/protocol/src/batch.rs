@@ -41,6 +41,8 @@ pub enum BatchError {
     CrcMismatch { stored: u32, computed: u32 },
     #[error("invalid batch: {0}")]
     Invalid(String),
+    #[error("a record batch of {size} bytes is larger than the max message size {max}")]
+    TooLarge { size: usize, max: usize },
 }
 
 impl BatchError {
@@ -50,6 +52,7 @@ impl BatchError {
             BatchError::Truncated(_) | BatchError::CrcMismatch { .. } => 2, // CORRUPT_MESSAGE
             BatchError::UnsupportedMagic(_) => 35,                          // UNSUPPORTED_VERSION
             BatchError::Invalid(_) => 87,                                   // INVALID_RECORD
+            BatchError::TooLarge { .. } => 10,                              // MESSAGE_TOO_LARGE
         }
     }
 }
@@ -207,10 +210,13 @@ pub struct ProducedBatches {
 /// Validates batches that a producer sent: magic 2, sane lengths, CRC-32C,
 /// `lastOffsetDelta + 1 == recordCount`, no control batches, and for
 /// uncompressed batches that the records fill the batch exactly.
-pub fn validate_produced(buf: &[u8]) -> Result<ProducedBatches, BatchError> {
+pub fn validate_produced(buf: &[u8], batch_bytes_max: usize) -> Result<ProducedBatches, BatchError> {
     let mut summary = ProducedBatches { max_timestamp: -1, ..Default::default() };
     for item in Batches::new(buf) {
         let (_, batch) = item?;
+        if batch.len() > batch_bytes_max {
+            return Err(BatchError::TooLarge { size: batch.len(), max: batch_bytes_max });
+        }
         verify_crc(batch)?;
         let h = BatchHeader::parse(batch)?;
         if h.base_offset() != 0 {
@@ -457,7 +463,7 @@ mod tests {
     #[test]
     fn built_batch_validates() {
         let b = build_batch(0, 1000, &[b"a", b"bb", b"ccc"]);
-        let s = validate_produced(&b).unwrap();
+        let s = validate_produced(&b, usize::MAX).unwrap();
         assert_eq!(s, ProducedBatches { batch_count: 1, record_count: 3, max_timestamp: 1000 });
         let h = BatchHeader::parse(&b).unwrap();
         assert_eq!(h.last_offset_delta(), 2);
@@ -469,8 +475,8 @@ mod tests {
         let mut b = build_batch(0, 1000, &[b"hello"]);
         let last = b.len() - 2;
         b[last] ^= 1;
-        assert!(matches!(validate_produced(&b), Err(BatchError::CrcMismatch { .. })));
-        assert_eq!(validate_produced(&b).unwrap_err().error_code(), 2);
+        assert!(matches!(validate_produced(&b, usize::MAX), Err(BatchError::CrcMismatch { .. })));
+        assert_eq!(validate_produced(&b, usize::MAX).unwrap_err().error_code(), 2);
     }
 
     #[test]
@@ -478,7 +484,7 @@ mod tests {
         let mut b = build_batch(0, 1000, &[b"x", b"y"]);
         assign_offsets(&mut b, 42, 7);
         verify_crc(&b).unwrap();
-        assert!(validate_produced(&b).is_err(), "producers must send base offset 0");
+        assert!(validate_produced(&b, usize::MAX).is_err(), "producers must send base offset 0");
         let h = BatchHeader::parse(&b).unwrap();
         assert_eq!((h.base_offset(), h.last_offset(), h.partition_leader_epoch()), (42, 43, 7));
         set_log_append_time(&mut b, 5555);
@@ -492,27 +498,37 @@ mod tests {
         b[57..61].copy_from_slice(&3i32.to_be_bytes());
         let crc = crc32c::crc32c(&b[CRC_START..]);
         b[17..21].copy_from_slice(&crc.to_be_bytes());
-        assert_eq!(validate_produced(&b).unwrap_err().error_code(), 87);
+        assert_eq!(validate_produced(&b, usize::MAX).unwrap_err().error_code(), 87);
+    }
+
+    #[test]
+    fn oversized_batch_is_message_too_large_before_any_other_check() {
+        let mut b = build_batch(0, 1000, &[b"0123456789"]);
+        let len = b.len();
+        assert!(validate_produced(&b, len).is_ok());
+        b[len - 1] ^= 1; // also a bad CRC: the size is reported first
+        assert_eq!(validate_produced(&b, len - 1).unwrap_err(), BatchError::TooLarge { size: len, max: len - 1 });
+        assert_eq!(validate_produced(&b, len - 1).unwrap_err().error_code(), 10);
     }
 
     #[test]
     fn magic_one_unsupported() {
         let mut b = build_batch(0, 1000, &[b"x"]);
         b[16] = 1;
-        assert_eq!(validate_produced(&b).unwrap_err(), BatchError::UnsupportedMagic(1));
+        assert_eq!(validate_produced(&b, usize::MAX).unwrap_err(), BatchError::UnsupportedMagic(1));
     }
 
     proptest::proptest! {
         #[test]
         fn never_panics_on_garbage(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
-            let _ = validate_produced(&bytes);
+            let _ = validate_produced(&bytes, usize::MAX);
         }
 
         #[test]
         fn every_truncation_is_rejected(cut in 0usize..80) {
             let b = build_batch(0, 1, &[b"0123456789", b"abc"]);
             let cut = cut.min(b.len() - 1);
-            proptest::prop_assert!(validate_produced(&b[..cut]).is_err());
+            proptest::prop_assert!(validate_produced(&b[..cut], usize::MAX).is_err());
         }
     }
 }
@@ -697,7 +713,7 @@ mod keyed_tests {
         let plain = build_keyed_batch(0, 5, &[(Some(b"k"), Some(b"value value value")), (None, Some(b"v2"))]);
         for codec in 1..=4 {
             let packed = recompress(&plain, codec).unwrap();
-            validate_produced(&packed).unwrap();
+            validate_produced(&packed, usize::MAX).unwrap();
             assert_eq!(BatchHeader::parse(&packed).unwrap().compression(), codec);
             let back = recompress(&packed, 0).unwrap();
             assert_eq!(back, plain, "codec {codec}");

@@ -264,14 +264,15 @@ impl Log {
         let mut max_timestamp = -1;
         let mut position = 0;
         while position < batches.len() {
-            let total = BatchHeader::parse(&batches[position..])?.total_bytes();
+            let h = BatchHeader::parse(&batches[position..])?;
+            let (total, delta) = (h.total_bytes(), h.last_offset_delta() as i64);
+            let batch_max_timestamp = log_append_time.unwrap_or(h.max_timestamp());
             let batch = &mut batches[position..position + total];
-            let delta = BatchHeader::parse(batch)?.last_offset_delta() as i64;
             assign_offsets(batch, next, leader_epoch);
             if let Some(ts) = log_append_time {
                 set_log_append_time(batch, ts);
             }
-            max_timestamp = max_timestamp.max(BatchHeader::parse(batch)?.max_timestamp());
+            max_timestamp = max_timestamp.max(batch_max_timestamp);
             next += delta + 1;
             position += total;
         }

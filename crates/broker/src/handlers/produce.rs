@@ -58,17 +58,10 @@ fn produce_partition(broker: &Broker, topic: &str, index: i32, records: Option<b
     };
     let settings = partition.settings();
     let max_message_bytes = settings.max_message_bytes;
-    if let Err(e) = validate_produced(&records) {
+    if let Err(e) = validate_produced(&records, max_message_bytes) {
         tracing::warn!(topic, partition = index, error = %e, "rejecting produce batch");
         let error = ResponseError::try_from_code(e.error_code()).unwrap_or(ResponseError::CorruptMessage);
         return failed(index, error, Some(e.to_string()));
-    }
-    if Batches::new(&records).flatten().any(|(_, batch)| batch.len() > max_message_bytes) {
-        return failed(
-            index,
-            ResponseError::MessageTooLarge,
-            Some(format!("a record batch is larger than the max message size {max_message_bytes}")),
-        );
     }
     if let Err((error, message)) = check_records(&records, &settings) {
         tracing::warn!(topic, partition = index, %message, "rejecting produce batch");
