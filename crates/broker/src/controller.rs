@@ -1,13 +1,19 @@
-//! The local controller: validates topic changes, appends them to the
-//! metadata log, and publishes the new metadata image. On a single node it
-//! is a quorum of one; the cluster work puts Raft under the same records.
+//! The controller side of a node: validates topic changes, places
+//! replicas, and proposes the records to the metadata quorum (Raft). The
+//! quorum's leader is the active controller; proposals from other nodes
+//! are forwarded to it by raft-rs. Records that depend on the state they
+//! apply to (ISR changes, elections) are decided when applied, so every
+//! node reaches the same image.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use uuid::Uuid;
-use vltava_metadata::{MetadataImage, MetadataLog, MetadataRecord, TopicImage};
+use vltava_metadata::{MetadataImage, MetadataRecord, TopicImage};
 use vltava_protocol::ResponseError;
+
+use crate::quorum::{ProposeError, Quorum};
 
 /// Longest legal topic name (Kafka's limit).
 pub const TOPIC_NAME_BYTES_MAX: usize = 249;
@@ -58,25 +64,52 @@ pub struct TopicSpec {
     pub configs: Vec<(String, String)>,
 }
 
+/// How long a metadata change may wait for the quorum.
+const PROPOSE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Validates changes against the current image, picks replica placement,
+/// and proposes the records to the metadata quorum; returns once this node
+/// has applied them (so its partition logs exist when a handler answers).
 pub struct Controller {
     node_id: i32,
-    log: Mutex<MetadataLog>,
-    image: RwLock<Arc<MetadataImage>>,
+    quorum: Arc<Quorum>,
+    /// Serialises this node's own changes (validation sees the last one).
+    lock: Mutex<()>,
+}
+
+fn unavailable(_: ProposeError) -> ControllerError {
+    ControllerError::new(
+        ResponseError::RequestTimedOut,
+        "The metadata quorum did not accept the change in time (no controller leader?).",
+    )
 }
 
 impl Controller {
-    pub fn new(node_id: i32, log: MetadataLog, image: MetadataImage) -> Self {
-        Self { node_id, log: Mutex::new(log), image: RwLock::new(Arc::new(image)) }
+    pub fn new(node_id: i32, quorum: Arc<Quorum>) -> Self {
+        Self { node_id, quorum, lock: Mutex::new(()) }
+    }
+
+    pub fn quorum(&self) -> &Arc<Quorum> {
+        &self.quorum
     }
 
     /// The current image; cheap, and stable for the caller's lifetime.
     pub fn image(&self) -> Arc<MetadataImage> {
-        self.image.read().clone()
+        self.quorum.image()
     }
 
-    /// Number of live brokers (a single node for now).
+    /// The active controller's node id, or -1.
+    pub fn active_controller(&self) -> i32 {
+        self.quorum.leader()
+    }
+
+    /// Number of live (registered, unfenced) brokers.
     pub fn broker_count(&self) -> usize {
-        1
+        self.image().live_brokers().len()
+    }
+
+    fn commit(&self, records: Vec<MetadataRecord>) -> Result<(), ControllerError> {
+        self.quorum.propose_and_wait(records, PROPOSE_TIMEOUT).map_err(unavailable)
     }
 
     /// Checks a topic creation without doing it.
@@ -114,38 +147,58 @@ impl Controller {
         Ok(())
     }
 
-    /// Creates a topic: validated, appended to the metadata log as one
-    /// batch (fsynced), then visible in the image.
+    /// Replicas for new partitions `from..to`: live brokers in turn from a
+    /// random start, so that leaders (the first replica) are spread.
+    fn place(&self, from: i32, to: i32, replication_factor: usize) -> Vec<Vec<i32>> {
+        let live = self.image().live_brokers();
+        if live.is_empty() {
+            return (from..to).map(|_| vec![self.node_id]).collect();
+        }
+        let start = (Uuid::new_v4().as_u128() % live.len() as u128) as usize;
+        let rf = replication_factor.clamp(1, live.len());
+        (from..to).map(|p| (0..rf).map(|j| live[(start + p as usize + j) % live.len()]).collect()).collect()
+    }
+
+    /// Creates a topic: validated, placed, committed through the quorum,
+    /// then visible in the image (with its logs open on this node).
     pub fn create_topic(&self, spec: &TopicSpec) -> Result<Arc<TopicImage>, ControllerError> {
-        let mut log = self.log.lock();
+        let _guard = self.lock.lock();
         self.validate_create(spec)?;
         let topic_id = Uuid::new_v4();
         let mut records = vec![MetadataRecord::Topic { name: spec.name.clone(), topic_id }];
         for (key, value) in &spec.configs {
             records.push(MetadataRecord::TopicConfig { topic_id, key: key.clone(), value: Some(value.clone()) });
         }
-        for partition in 0..spec.num_partitions {
+        let placement = self.place(0, spec.num_partitions, spec.replication_factor as usize);
+        for (partition, replicas) in placement.into_iter().enumerate() {
             records.push(MetadataRecord::Partition {
                 topic_id,
-                partition,
-                replicas: vec![self.node_id],
-                isr: vec![self.node_id],
-                leader: self.node_id,
+                partition: partition as i32,
+                isr: replicas.clone(),
+                leader: replicas[0],
+                replicas,
                 leader_epoch: 0,
                 partition_epoch: 0,
             });
         }
-        self.commit(&mut log, &records)?;
-        Ok(self.image().topic(&spec.name).cloned().expect("just created"))
+        self.commit(records)?;
+        match self.image().topic(&spec.name) {
+            Some(t) if t.topic_id == topic_id => Ok(t.clone()),
+            // another node created it first
+            _ => Err(ControllerError::new(
+                ResponseError::TopicAlreadyExists,
+                format!("Topic '{}' already exists.", spec.name),
+            )),
+        }
     }
 
-    /// Removes a topic; returns its last image so its data can be deleted.
+    /// Removes a topic; returns its last image.
     pub fn delete_topic(&self, topic_id: Uuid) -> Result<Arc<TopicImage>, ControllerError> {
-        let mut log = self.log.lock();
+        let _guard = self.lock.lock();
         let topic = self.image().topic_by_id(&topic_id).cloned().ok_or_else(|| {
             ControllerError::new(ResponseError::UnknownTopicId, "This server does not host this topic ID.")
         })?;
-        self.commit(&mut log, &[MetadataRecord::RemoveTopic { topic_id }])?;
+        self.commit(vec![MetadataRecord::RemoveTopic { topic_id }])?;
         Ok(topic)
     }
 
@@ -155,7 +208,7 @@ impl Controller {
         topic_id: Uuid,
         changes: &[(String, Option<String>)],
     ) -> Result<Arc<TopicImage>, ControllerError> {
-        let mut log = self.log.lock();
+        let _guard = self.lock.lock();
         let image = self.image();
         let topic = image
             .topic_by_id(&topic_id)
@@ -165,10 +218,12 @@ impl Controller {
             .map(|(key, value)| MetadataRecord::TopicConfig { topic_id, key: key.clone(), value: value.clone() })
             .collect();
         if !records.is_empty() {
-            self.commit(&mut log, &records)?;
+            self.commit(records)?;
         }
         let name = topic.name.clone();
-        Ok(self.image().topic(&name).cloned().expect("still there"))
+        self.image().topic(&name).cloned().ok_or_else(|| {
+            ControllerError::new(ResponseError::UnknownTopicOrPartition, format!("Topic '{name}' was deleted."))
+        })
     }
 
     /// Grows a topic to `count` partitions (Kafka never shrinks one).
@@ -178,7 +233,7 @@ impl Controller {
         count: i32,
         validate_only: bool,
     ) -> Result<Arc<TopicImage>, ControllerError> {
-        let mut log = self.log.lock();
+        let _guard = self.lock.lock();
         let image = self.image();
         let topic = image.topic(name).cloned().ok_or_else(|| {
             ControllerError::new(ResponseError::UnknownTopicOrPartition, format!("Topic '{name}' does not exist."))
@@ -201,39 +256,62 @@ impl Controller {
         if validate_only {
             return Ok(topic);
         }
-        let records: Vec<MetadataRecord> = (current..count)
-            .map(|partition| MetadataRecord::Partition {
+        let rf = topic.partitions.first().map(|p| p.replicas.len()).unwrap_or(1);
+        let records: Vec<MetadataRecord> = self
+            .place(current, count, rf)
+            .into_iter()
+            .zip(current..count)
+            .map(|(replicas, partition)| MetadataRecord::Partition {
                 topic_id: topic.topic_id,
                 partition,
-                replicas: vec![self.node_id],
-                isr: vec![self.node_id],
-                leader: self.node_id,
+                isr: replicas.clone(),
+                leader: replicas[0],
+                replicas,
                 leader_epoch: 0,
                 partition_epoch: 0,
             })
             .collect();
-        self.commit(&mut log, &records)?;
-        Ok(self.image().topic(name).cloned().expect("still there"))
+        self.commit(records)?;
+        self.image().topic(name).cloned().ok_or_else(|| {
+            ControllerError::new(ResponseError::UnknownTopicOrPartition, format!("Topic '{name}' was deleted."))
+        })
     }
 
     /// Hands out a block of `count` producer ids, recorded in the metadata
-    /// log so that no id is ever given twice, across restarts too.
+    /// log so that no id is ever given twice, across restarts and brokers.
     pub fn allocate_producer_ids(&self, count: i64) -> Result<std::ops::Range<i64>, ControllerError> {
-        let mut log = self.log.lock();
-        let start = self.image().next_producer_id;
-        let end = start + count;
-        self.commit(&mut log, &[MetadataRecord::ProducerIds { broker_id: self.node_id, next_producer_id: end }])?;
-        Ok(start..end)
+        let _guard = self.lock.lock();
+        let before = self.image().producer_block(self.node_id);
+        self.commit(vec![MetadataRecord::AllocateProducerIds { broker_id: self.node_id, count }])?;
+        match self.image().producer_block(self.node_id) {
+            Some((start, end)) if Some((start, end)) != before => Ok(start..end),
+            _ => Err(ControllerError::new(ResponseError::CoordinatorNotAvailable, "producer id block not allocated")),
+        }
     }
 
-    fn commit(&self, log: &mut MetadataLog, records: &[MetadataRecord]) -> Result<(), ControllerError> {
-        log.append(records).map_err(|e| {
-            tracing::error!(error = %e, "metadata log append failed");
-            ControllerError::new(ResponseError::KafkaStorageError, format!("metadata log append failed: {e}"))
-        })?;
-        let next = self.image().apply(records);
-        *self.image.write() = Arc::new(next);
-        Ok(())
+    /// A leader's ISR change (not waited for: the image tells the outcome).
+    pub fn alter_isr(
+        &self,
+        topic_id: Uuid,
+        partition: i32,
+        (leader_epoch, partition_epoch, isr): (i32, i32, Vec<i32>),
+    ) {
+        tracing::info!(%topic_id, partition, ?isr, "proposing ISR change");
+        self.quorum.propose(vec![MetadataRecord::AlterIsr { topic_id, partition, leader_epoch, partition_epoch, isr }]);
+    }
+
+    /// Preferred leader election for the given partitions.
+    pub fn elect_preferred(&self, partitions: &[(Uuid, i32)]) -> Result<(), ControllerError> {
+        let records = partitions
+            .iter()
+            .map(|(topic_id, partition)| MetadataRecord::ElectPreferred { topic_id: *topic_id, partition: *partition })
+            .collect();
+        self.commit(records)
+    }
+
+    /// Starts moving a partition to `replicas`.
+    pub fn reassign(&self, topic_id: Uuid, partition: i32, replicas: Vec<i32>) -> Result<(), ControllerError> {
+        self.commit(vec![MetadataRecord::Reassign { topic_id, partition, replicas }])
     }
 }
 

@@ -17,7 +17,9 @@ pub mod group;
 pub mod handlers;
 pub mod log_manager;
 pub mod partition;
+pub mod quorum;
 pub mod replica_manager;
+pub mod replication;
 pub mod server;
 pub mod topic_config;
 pub mod txn;
@@ -37,9 +39,16 @@ pub use server::{run, ShutdownHandle};
 /// Everything a request handler may touch.
 pub struct Broker {
     pub config: BrokerConfig,
-    pub cluster_id: String,
+    /// From meta.properties; the image's cluster id wins once written.
+    pub local_cluster_id: String,
     pub controller: Controller,
     pub replicas: ReplicaManager,
+    pub fetchers: replication::ReplicaFetchers,
+    /// This process's registration incarnation.
+    pub incarnation: u64,
+    /// Set by a controlled shutdown; heartbeats carry it.
+    pub shutting_down: std::sync::atomic::AtomicBool,
+    pub runtime: tokio::runtime::Handle,
     pub groups: group::GroupCoordinator,
     pub txns: txn::TransactionCoordinator,
     /// Flips to true when the broker starts shutting down.
@@ -51,24 +60,41 @@ impl Broker {
     pub fn partition(&self, name: &str, index: i32) -> Result<(Arc<Partition>, Arc<TopicImage>), ResponseError> {
         let image = self.controller.image();
         let topic = image.topic(name).ok_or(ResponseError::UnknownTopicOrPartition)?;
-        let partition = self.replicas.get(&topic.topic_id, index).ok_or(ResponseError::UnknownTopicOrPartition)?;
+        let p = topic.partitions.iter().find(|p| p.partition == index).ok_or(ResponseError::UnknownTopicOrPartition)?;
+        let partition = self.replicas.get(&topic.topic_id, index).ok_or(if p.leader < 0 {
+            ResponseError::LeaderNotAvailable
+        } else {
+            ResponseError::NotLeaderOrFollower
+        })?;
+        if !partition.is_leader() {
+            return Err(ResponseError::NotLeaderOrFollower);
+        }
         Ok((partition, topic.clone()))
     }
 
-    /// Creates a topic in the metadata log and opens its partition logs.
-    pub fn create_topic(&self, spec: &TopicSpec) -> Result<Arc<TopicImage>, ControllerError> {
-        let topic = self.controller.create_topic(spec)?;
-        self.replicas.open_topic(&topic, false).map_err(|e| {
-            tracing::error!(topic = %spec.name, error = %e, "could not open partition logs");
-            ControllerError { error: ResponseError::KafkaStorageError, message: e.to_string() }
-        })?;
-        Ok(topic)
+    /// The cluster id: the one in the metadata log, once written.
+    pub fn cluster_id(&self) -> String {
+        self.controller.image().cluster_id.clone().unwrap_or_else(|| self.local_cluster_id.clone())
     }
 
-    /// Removes a topic from the metadata log and deletes its data.
+    /// Creates a topic through the quorum; its logs are open here when
+    /// this returns.
+    pub fn create_topic(&self, spec: &TopicSpec) -> Result<Arc<TopicImage>, ControllerError> {
+        self.controller.create_topic(spec)
+    }
+
+    /// Removes a topic; every replica deletes its data when it applies it.
     pub fn delete_topic(&self, topic_id: Uuid) -> Result<(), ControllerError> {
-        let topic = self.controller.delete_topic(topic_id)?;
-        self.replicas.delete_topic(&topic);
-        Ok(())
+        self.controller.delete_topic(topic_id).map(|_| ())
+    }
+
+    /// A partition of an internal topic changed role here: its
+    /// coordinator loads or unloads the state kept there.
+    pub fn on_leadership(self: &Arc<Self>, topic: &str, index: i32, leader: bool) {
+        if topic == group::OFFSETS_TOPIC {
+            self.groups.on_partition_role(self, index, leader);
+        } else if topic == txn::TRANSACTION_STATE_TOPIC {
+            self.txns.on_partition_role(self, index, leader);
+        }
     }
 }

@@ -1,8 +1,20 @@
-//! One partition replica hosted by this broker: its log, leader epoch,
-//! the wake-up for long-polling fetches, and group commit of fsyncs.
+//! One partition replica hosted by this broker: its log, its role (leader
+//! or follower, from the metadata image), the high watermark, the wake-up
+//! for long-polling fetches, and group commit of fsyncs.
+//!
+//! Replication rules (Kafka's): the leader tracks each follower's log end
+//! offset from its fetches; the high watermark is the smallest log end
+//! offset in the ISR (the leader's included) and never goes back while
+//! this node leads; acks=all completes when it passes the batch. A
+//! follower is caught up when it fetched from the leader's log end; one not
+//! caught up for `replica.lag.time.max.ms` is dropped from the ISR, and a
+//! follower that reaches the high watermark (and the start of the current
+//! leader epoch) is added back, both through the controller (AlterIsr).
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::{watch, Notify};
@@ -11,10 +23,60 @@ use vltava_storage::{AppendInfo, FileSlice, LeaderEpochCache, Log, Result as Sto
 
 use crate::topic_config::TopicSettings;
 
+/// What the metadata image says about this partition, and the leader's
+/// view of its followers.
+#[derive(Debug, Clone)]
+pub struct ReplicaState {
+    /// The leader's node id, -1 when there is none.
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    /// Leader only: progress of each follower.
+    followers: HashMap<i32, FollowerProgress>,
+    /// Leader only: log end offset when this leader epoch began.
+    epoch_start_offset: i64,
+    /// Leader only: when an ISR change was last proposed.
+    isr_change_sent: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct FollowerProgress {
+    /// The follower's log end offset (its last fetch offset).
+    leo: i64,
+    last_fetch: Instant,
+    /// The leader's log end offset at that fetch.
+    leader_leo_at_last_fetch: i64,
+    last_caught_up: Instant,
+}
+
+/// How a metadata change moved this replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleChange {
+    None,
+    BecameLeader,
+    /// Follow `leader` from now on (truncating first).
+    BecameFollower {
+        leader: i32,
+    },
+    /// Same role and epoch; the ISR or replica set changed.
+    Updated,
+}
+
+/// Why an acks=all wait ended without success.
+pub type ReplicationError = vltava_protocol::ResponseError;
+
 pub struct Partition {
     pub topic: String,
     pub topic_id: Uuid,
     pub index: i32,
+    /// This broker's node id.
+    node_id: i32,
+    state: Mutex<ReplicaState>,
+    /// The high watermark; also bumped (unchanged) on role changes so that
+    /// acks=all waiters look again.
+    high_watermark: watch::Sender<i64>,
     log: Mutex<Log>,
     epochs: Mutex<LeaderEpochCache>,
     settings: parking_lot::RwLock<std::sync::Arc<TopicSettings>>,
@@ -36,6 +98,7 @@ pub struct Watermarks {
 }
 
 impl Partition {
+    #[allow(clippy::too_many_arguments)]
     pub fn open(
         topic: &str,
         topic_id: Uuid,
@@ -43,15 +106,29 @@ impl Partition {
         dir: &Path,
         settings: std::sync::Arc<TopicSettings>,
         recover: bool,
-        leader_epoch: i32,
+        node_id: i32,
     ) -> StorageResult<Self> {
         let log = Log::open(dir, settings.log.clone(), recover)?;
         let epochs = LeaderEpochCache::load(dir)?;
         let leo = log.log_end_offset();
+        let leader_epoch = -1;
         Ok(Self {
             topic: topic.to_string(),
             topic_id,
             index,
+            node_id,
+            state: Mutex::new(ReplicaState {
+                leader: -1,
+                leader_epoch,
+                partition_epoch: -1,
+                replicas: Vec::new(),
+                isr: Vec::new(),
+                followers: HashMap::new(),
+                epoch_start_offset: leo,
+                isr_change_sent: None,
+            }),
+            // not known after a restart; the log end is what this replica has
+            high_watermark: watch::channel(leo).0,
             log: Mutex::new(log),
             epochs: Mutex::new(epochs),
             settings: parking_lot::RwLock::new(settings),
@@ -76,16 +153,350 @@ impl Partition {
         self.leader_epoch.load(Ordering::Acquire)
     }
 
-    /// On a single node the high watermark is the log end offset: the ISR
-    /// is the leader alone. The last stable offset is the first offset of
-    /// the oldest open transaction (or the high watermark).
+    pub fn is_leader(&self) -> bool {
+        self.state.lock().leader == self.node_id
+    }
+
+    /// The leader, its epoch, replicas and ISR as this replica knows them.
+    pub fn state(&self) -> ReplicaState {
+        self.state.lock().clone()
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        *self.high_watermark.borrow()
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.log.lock().log_end_offset()
+    }
+
+    /// The latest leader epoch in this replica's log.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epochs.lock().latest_epoch()
+    }
+
+    /// The last stable offset is the first offset of the oldest open
+    /// transaction, capped by the high watermark.
     pub fn watermarks(&self) -> Watermarks {
+        let hw = self.high_watermark();
         let log = self.log.lock();
         Watermarks {
             log_start_offset: log.log_start_offset(),
-            high_watermark: log.log_end_offset(),
-            last_stable_offset: log.last_stable_offset(),
+            high_watermark: hw,
+            last_stable_offset: log.last_stable_offset().min(hw),
         }
+    }
+
+    /// Takes the role the metadata image gives this replica.
+    pub fn apply_state(&self, p: &vltava_metadata::PartitionImage) -> RoleChange {
+        let mut st = self.state.lock();
+        let was_leader = st.leader == self.node_id;
+        let same_epoch = st.leader_epoch == p.leader_epoch && st.leader == p.leader;
+        if same_epoch && st.partition_epoch == p.partition_epoch {
+            return RoleChange::None;
+        }
+        st.replicas = p.replicas.clone();
+        st.isr = p.isr.clone();
+        st.partition_epoch = p.partition_epoch;
+        st.isr_change_sent = None;
+        let change = if same_epoch {
+            RoleChange::Updated
+        } else {
+            st.leader = p.leader;
+            st.leader_epoch = p.leader_epoch;
+            self.leader_epoch.store(p.leader_epoch, Ordering::Release);
+            if p.leader == self.node_id {
+                let leo = self.log.lock().log_end_offset();
+                let now = Instant::now();
+                st.epoch_start_offset = leo;
+                st.followers = p
+                    .replicas
+                    .iter()
+                    .filter(|r| **r != self.node_id)
+                    .map(|r| {
+                        let progress = FollowerProgress {
+                            leo: -1,
+                            last_fetch: now,
+                            leader_leo_at_last_fetch: leo,
+                            last_caught_up: now,
+                        };
+                        (*r, progress)
+                    })
+                    .collect();
+                RoleChange::BecameLeader
+            } else {
+                st.followers.clear();
+                if was_leader || p.leader >= 0 {
+                    RoleChange::BecameFollower { leader: p.leader }
+                } else {
+                    RoleChange::Updated
+                }
+            }
+        };
+        if st.leader == self.node_id {
+            for r in &p.replicas {
+                if *r != self.node_id && !st.followers.contains_key(r) {
+                    let now = Instant::now();
+                    let progress =
+                        FollowerProgress { leo: -1, last_fetch: now, leader_leo_at_last_fetch: 0, last_caught_up: now };
+                    st.followers.insert(*r, progress);
+                }
+            }
+            st.followers.retain(|r, _| p.replicas.contains(r));
+            self.advance_high_watermark(&st);
+        }
+        drop(st);
+        // wake acks=all waiters and fetches: the role or ISR changed
+        self.high_watermark.send_modify(|_| {});
+        self.appended.notify_waiters();
+        change
+    }
+
+    /// Leader: the high watermark becomes the smallest log end offset in
+    /// the ISR, if that is higher.
+    fn advance_high_watermark(&self, st: &ReplicaState) {
+        if st.leader != self.node_id {
+            return;
+        }
+        let leo = self.log.lock().log_end_offset();
+        let mut hw = leo;
+        for member in &st.isr {
+            if *member == self.node_id {
+                continue;
+            }
+            let follower_leo = st.followers.get(member).map(|f| f.leo).unwrap_or(-1);
+            hw = hw.min(follower_leo);
+        }
+        if hw > self.high_watermark() {
+            self.high_watermark.send_replace(hw);
+            self.appended.notify_waiters();
+        }
+    }
+
+    /// Leader: a follower fetched from `fetch_offset`. Returns the ISR to
+    /// propose when the follower has caught up and is not in it.
+    pub fn on_follower_fetch(
+        &self,
+        replica: i32,
+        fetch_offset: i64,
+    ) -> Result<Option<(i32, i32, Vec<i32>)>, ReplicationError> {
+        let mut st = self.state.lock();
+        if st.leader != self.node_id {
+            return Err(ReplicationError::NotLeaderOrFollower);
+        }
+        if !st.replicas.contains(&replica) {
+            return Err(ReplicationError::NotLeaderOrFollower);
+        }
+        let leo = self.log.lock().log_end_offset();
+        let now = Instant::now();
+        let progress = st.followers.entry(replica).or_insert(FollowerProgress {
+            leo: -1,
+            last_fetch: now,
+            leader_leo_at_last_fetch: leo,
+            last_caught_up: now,
+        });
+        if fetch_offset >= leo {
+            progress.last_caught_up = now;
+        } else if fetch_offset >= progress.leader_leo_at_last_fetch {
+            progress.last_caught_up = progress.last_fetch;
+        }
+        progress.leo = fetch_offset;
+        progress.last_fetch = now;
+        progress.leader_leo_at_last_fetch = leo;
+        self.advance_high_watermark(&st);
+        let hw = self.high_watermark();
+        let recently_sent = st.isr_change_sent.is_some_and(|t| now.duration_since(t) < Duration::from_millis(500));
+        if !st.isr.contains(&replica) && fetch_offset >= hw && fetch_offset >= st.epoch_start_offset && !recently_sent {
+            st.isr_change_sent = Some(now);
+            let mut isr = st.isr.clone();
+            isr.push(replica);
+            return Ok(Some((st.leader_epoch, st.partition_epoch, isr)));
+        }
+        Ok(None)
+    }
+
+    /// Leader: the ISR without followers that have not caught up within
+    /// `lag_max`, if any must go.
+    pub fn isr_to_shrink(&self, lag_max: Duration) -> Option<(i32, i32, Vec<i32>)> {
+        let mut st = self.state.lock();
+        if st.leader != self.node_id || st.isr.len() <= 1 {
+            return None;
+        }
+        let now = Instant::now();
+        if st.isr_change_sent.is_some_and(|t| now.duration_since(t) < Duration::from_millis(500)) {
+            return None;
+        }
+        let lagging = |r: &i32| {
+            *r != self.node_id && st.followers.get(r).is_none_or(|f| now.duration_since(f.last_caught_up) > lag_max)
+        };
+        if !st.isr.iter().any(lagging) {
+            return None;
+        }
+        let isr: Vec<i32> = st.isr.iter().copied().filter(|r| !lagging(r)).collect();
+        st.isr_change_sent = Some(now);
+        Some((st.leader_epoch, st.partition_epoch, isr))
+    }
+
+    /// acks=all: waits until the high watermark passes `offset` while this
+    /// replica still leads at `epoch`, then checks `min.insync.replicas`.
+    pub async fn wait_replicated(&self, offset: i64, epoch: i32, timeout: Duration) -> Result<(), ReplicationError> {
+        let mut rx = self.high_watermark.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            {
+                let st = self.state.lock();
+                if st.leader != self.node_id || st.leader_epoch != epoch {
+                    return Err(ReplicationError::NotLeaderOrFollower);
+                }
+                if *rx.borrow_and_update() >= offset {
+                    let min_isr = self.settings().min_insync_replicas;
+                    if (st.isr.len() as i32) < min_isr {
+                        return Err(ReplicationError::NotEnoughReplicasAfterAppend);
+                    }
+                    return Ok(());
+                }
+            }
+            tokio::select! {
+                changed = rx.changed() => if changed.is_err() { return Err(ReplicationError::NotLeaderOrFollower) },
+                _ = tokio::time::sleep_until(deadline) => return Err(ReplicationError::RequestTimedOut),
+            }
+        }
+    }
+
+    /// acks=all: the fsync (when asked) and the ISR both have everything
+    /// below `offset`.
+    pub async fn wait_committed(
+        &self,
+        offset: i64,
+        epoch: i32,
+        fsync: bool,
+        timeout: Duration,
+    ) -> Result<(), ReplicationError> {
+        if fsync {
+            self.wait_durable(offset).await.map_err(|e| {
+                tracing::error!(topic = %self.topic, partition = self.index, error = %e, "fsync failed");
+                ReplicationError::KafkaStorageError
+            })?;
+        }
+        self.wait_replicated(offset, epoch, timeout).await
+    }
+
+    /// A coordinator's write (offsets, transaction state): committed like
+    /// acks=all, errors as Kafka's coordinators report them.
+    pub async fn wait_coordinator_write(&self, offset: i64) -> Result<(), ReplicationError> {
+        let epoch = self.leader_epoch();
+        self.wait_committed(offset, epoch, true, Duration::from_secs(30)).await.map_err(|e| match e {
+            ReplicationError::NotLeaderOrFollower => ReplicationError::NotCoordinator,
+            ReplicationError::KafkaStorageError => e,
+            _ => ReplicationError::CoordinatorNotAvailable,
+        })
+    }
+
+    /// acks=all before the append: the ISR must have `min.insync.replicas`.
+    pub fn check_min_isr(&self) -> Result<(), ReplicationError> {
+        let st = self.state.lock();
+        if st.leader != self.node_id {
+            return Err(ReplicationError::NotLeaderOrFollower);
+        }
+        if (st.isr.len() as i32) < self.settings().min_insync_replicas {
+            return Err(ReplicationError::NotEnoughReplicas);
+        }
+        Ok(())
+    }
+
+    /// Follower: appends batches fetched from the leader (whole batches,
+    /// offsets and epochs as the leader wrote them), then takes the
+    /// leader's high watermark as far as this log reaches. Returns the new
+    /// log end offset.
+    pub fn append_replicated(&self, records: &[u8], leader_hw: i64, leader_epoch: i32) -> StorageResult<i64> {
+        let st = self.state.lock();
+        if st.leader == self.node_id || st.leader_epoch != leader_epoch {
+            return Err(vltava_storage::StorageError::NotLeader);
+        }
+        let mut whole = 0;
+        let mut log = self.log.lock();
+        let leo = log.log_end_offset();
+        let mut start = None;
+        let mut epochs = self.epochs.lock();
+        for item in vltava_protocol::batch::Batches::new(records) {
+            let Ok((_, batch)) = item else { break };
+            let Ok(h) = vltava_protocol::batch::BatchHeader::parse(batch) else { break };
+            if vltava_protocol::batch::verify_crc(batch).is_err() {
+                tracing::warn!(topic = %self.topic, partition = self.index, offset = h.base_offset(), "corrupt batch from the leader");
+                break;
+            }
+            if h.last_offset() < leo {
+                whole += h.total_bytes();
+                start = Some(whole);
+                continue;
+            }
+            if start.is_none() {
+                start = Some(whole);
+            }
+            let epoch = h.partition_leader_epoch();
+            if epochs.latest_epoch().is_none_or(|e| e < epoch) {
+                epochs.assign(epoch, h.base_offset())?;
+            }
+            whole += h.total_bytes();
+        }
+        let from = start.unwrap_or(0).min(whole);
+        if whole > from {
+            log.append_assigned(&records[from..whole])?;
+        }
+        let leo = log.log_end_offset();
+        drop(epochs);
+        drop(log);
+        drop(st);
+        let hw = leader_hw.min(leo);
+        if hw != self.high_watermark() {
+            self.high_watermark.send_replace(hw);
+        }
+        if whole > from {
+            self.appended.notify_waiters();
+        }
+        Ok(leo)
+    }
+
+    /// Follower: the end offset of `epoch` in this replica's log.
+    pub fn local_end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        let leo = self.log.lock().log_end_offset();
+        self.epochs.lock().end_offset_for(epoch, leo)
+    }
+
+    /// Follower: where this log diverges from the leader's, given the
+    /// leader's OffsetForLeaderEpoch answer for this log's latest epoch:
+    /// `(epoch, end offset)`, the largest epoch the leader has at or below
+    /// ours and where it ends there; `None` when the leader has none (keep
+    /// only what is committed).
+    pub fn divergence_point(&self, leader_answer: Option<(i32, i64)>) -> i64 {
+        match leader_answer {
+            Some((epoch, end)) if epoch >= 0 && end >= 0 => {
+                let local = self.local_end_offset_for_epoch(epoch).map(|(_, e)| e).unwrap_or(end);
+                end.min(local)
+            }
+            _ => self.high_watermark(),
+        }
+    }
+
+    /// Follower: drops everything at or above `offset` (a divergent tail).
+    pub fn truncate_to(&self, offset: i64) -> StorageResult<()> {
+        let st = self.state.lock();
+        if st.leader == self.node_id {
+            return Err(vltava_storage::StorageError::NotLeader);
+        }
+        let mut log = self.log.lock();
+        if offset >= log.log_end_offset() {
+            return Ok(());
+        }
+        tracing::info!(topic = %self.topic, partition = self.index, from = log.log_end_offset(), to = offset, "truncating divergent log tail");
+        log.truncate_to(offset)?;
+        self.epochs.lock().truncate_from(offset)?;
+        drop(log);
+        drop(st);
+        if self.high_watermark() > offset {
+            self.high_watermark.send_replace(offset);
+        }
+        Ok(())
     }
 
     /// Writes a COMMIT or ABORT marker for `producer_id`'s transaction;
@@ -101,14 +512,20 @@ impl Partition {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
-        let offset = self.log.lock().append_txn_marker(
-            producer_id,
-            epoch,
-            commit,
-            self.leader_epoch(),
-            coordinator_epoch,
-            now,
-        )?;
+        let st = self.state.lock();
+        if st.leader != self.node_id {
+            return Err(vltava_storage::StorageError::NotLeader);
+        }
+        let offset = {
+            let mut log = self.log.lock();
+            let mut epochs = self.epochs.lock();
+            if epochs.latest_epoch() != Some(st.leader_epoch) {
+                epochs.assign(st.leader_epoch, log.log_end_offset())?;
+            }
+            log.append_txn_marker(producer_id, epoch, commit, st.leader_epoch, coordinator_epoch, now)?
+        };
+        self.advance_high_watermark(&st);
+        drop(st);
         self.appended.notify_waiters();
         Ok(offset + 1)
     }
@@ -142,7 +559,11 @@ impl Partition {
 
     /// Appends validated producer batches and wakes waiting fetches.
     pub fn append(&self, batches: &mut [u8], log_append_time: Option<i64>) -> StorageResult<AppendInfo> {
-        let epoch = self.leader_epoch();
+        let st = self.state.lock();
+        if st.leader != self.node_id {
+            return Err(vltava_storage::StorageError::NotLeader);
+        }
+        let epoch = st.leader_epoch;
         let info = {
             let mut log = self.log.lock();
             let start = log.log_end_offset();
@@ -152,6 +573,8 @@ impl Partition {
             }
             log.append(batches, epoch, log_append_time)?
         };
+        self.advance_high_watermark(&st);
+        drop(st);
         self.appended.notify_waiters();
         Ok(info)
     }
@@ -248,5 +671,133 @@ impl Partition {
     /// Writes indexes and fsyncs (clean shutdown).
     pub fn close(&self) -> StorageResult<()> {
         self.log.lock().close()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use vltava_metadata::PartitionImage;
+    use vltava_protocol::batch::build_batch;
+
+    use super::*;
+
+    fn image(leader: i32, leader_epoch: i32, partition_epoch: i32, isr: &[i32]) -> PartitionImage {
+        PartitionImage {
+            partition: 0,
+            replicas: vec![1, 2, 3],
+            isr: isr.to_vec(),
+            leader,
+            leader_epoch,
+            partition_epoch,
+            target_replicas: None,
+        }
+    }
+
+    fn open(dir: &Path, node: i32) -> Partition {
+        let settings = std::sync::Arc::new(crate::topic_config::settings(&BTreeMap::new(), &BTreeMap::new()));
+        Partition::open("t", Uuid::new_v4(), 0, dir, settings, false, node).unwrap()
+    }
+
+    fn append(p: &Partition, n: usize) {
+        let values: Vec<Vec<u8>> = (0..n).map(|i| format!("v{i}").into_bytes()).collect();
+        let refs: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
+        let mut batch = build_batch(0, 1_700_000_000_000, &refs);
+        p.append(&mut batch, None).unwrap();
+    }
+
+    #[test]
+    fn high_watermark_is_the_smallest_isr_log_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = open(dir.path(), 1);
+        assert_eq!(p.apply_state(&image(1, 0, 0, &[1, 2, 3])), RoleChange::BecameLeader);
+        append(&p, 5);
+        assert_eq!(p.high_watermark(), 0, "followers have not fetched yet");
+        assert_eq!(p.on_follower_fetch(2, 5).unwrap(), None);
+        assert_eq!(p.high_watermark(), 0);
+        p.on_follower_fetch(3, 3).unwrap();
+        assert_eq!(p.high_watermark(), 3);
+        p.on_follower_fetch(3, 5).unwrap();
+        assert_eq!(p.high_watermark(), 5);
+        // a follower outside the ISR does not hold the high watermark back
+        assert_eq!(p.apply_state(&image(1, 0, 1, &[1, 2])), RoleChange::Updated);
+        append(&p, 2);
+        p.on_follower_fetch(2, 7).unwrap();
+        assert_eq!(p.high_watermark(), 7);
+        // ... and is proposed back into the ISR once it reaches the high watermark
+        assert_eq!(p.on_follower_fetch(3, 6).unwrap(), None);
+        assert_eq!(p.on_follower_fetch(3, 7).unwrap(), Some((0, 1, vec![1, 2, 3])));
+        assert_eq!(p.on_follower_fetch(4, 7), Err(ReplicationError::NotLeaderOrFollower));
+    }
+
+    #[test]
+    fn lagging_followers_leave_the_isr() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = open(dir.path(), 1);
+        p.apply_state(&image(1, 0, 0, &[1, 2, 3]));
+        append(&p, 3);
+        std::thread::sleep(Duration::from_millis(60));
+        p.on_follower_fetch(2, 3).unwrap(); // caught up: at the log end
+        assert_eq!(p.isr_to_shrink(Duration::from_millis(50)), Some((0, 0, vec![1, 2])));
+        // the leader alone is never shrunk
+        p.apply_state(&image(1, 0, 1, &[1]));
+        assert_eq!(p.isr_to_shrink(Duration::from_millis(0)), None);
+    }
+
+    #[tokio::test]
+    async fn acks_all_waits_for_the_isr_and_min_isr() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = std::sync::Arc::new(open(dir.path(), 1));
+        p.apply_state(&image(1, 0, 0, &[1, 2]));
+        append(&p, 4);
+        let waiter = {
+            let p = p.clone();
+            tokio::spawn(async move { p.wait_replicated(4, 0, Duration::from_secs(5)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished());
+        p.on_follower_fetch(2, 4).unwrap();
+        assert_eq!(waiter.await.unwrap(), Ok(()));
+        // losing leadership ends the wait with NOT_LEADER_OR_FOLLOWER
+        append(&p, 1);
+        let waiter = {
+            let p = p.clone();
+            tokio::spawn(async move { p.wait_replicated(5, 0, Duration::from_secs(5)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        p.apply_state(&image(2, 1, 1, &[1, 2]));
+        assert_eq!(waiter.await.unwrap(), Err(ReplicationError::NotLeaderOrFollower));
+        assert_eq!(p.check_min_isr(), Err(ReplicationError::NotLeaderOrFollower));
+    }
+
+    #[test]
+    fn divergent_tail_is_cut_at_the_leader_epoch_boundary() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = open(dir.path(), 2);
+        // this node led epochs 0 (offsets 0-39) and 1 (40-59)
+        p.apply_state(&image(2, 0, 0, &[2]));
+        append(&p, 40);
+        p.apply_state(&image(2, 1, 1, &[2]));
+        append(&p, 20);
+        assert_eq!(p.latest_epoch(), Some(1));
+        // node 1 took over at epoch 2 without ever seeing epoch 1: it has
+        // epoch 0 up to offset 50
+        assert_eq!(p.apply_state(&image(1, 2, 2, &[1, 2])), RoleChange::BecameFollower { leader: 1 });
+        let cut = p.divergence_point(Some((0, 50)));
+        assert_eq!(cut, 40, "epoch 0 ends at 40 here, whatever the leader wrote after");
+        p.truncate_to(cut).unwrap();
+        assert_eq!((p.log_end_offset(), p.latest_epoch()), (40, Some(0)));
+        // the leader's batches continue the log with their own epoch
+        let mut batch = build_batch(40, 1_700_000_000_000, &[b"x", b"y"]);
+        vltava_protocol::batch::assign_offsets(&mut batch, 40, 2);
+        assert_eq!(p.append_replicated(&batch, 41, 2).unwrap(), 42);
+        assert_eq!((p.latest_epoch(), p.high_watermark()), (Some(2), 41));
+        // a leader without any epoch at or below ours: keep what is committed
+        assert_eq!(p.divergence_point(None), 41);
+        // a replica that leads never truncates nor takes replicated data
+        p.apply_state(&image(2, 3, 3, &[1, 2]));
+        assert!(p.truncate_to(0).is_err());
+        assert!(p.append_replicated(&batch, 42, 3).is_err());
     }
 }

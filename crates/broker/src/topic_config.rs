@@ -187,6 +187,8 @@ pub struct TopicSettings {
     pub timestamp_after_max_ms: i64,
     /// `None` for "producer": keep what the producer sent.
     pub compression: Option<&'static str>,
+    /// `min.insync.replicas`
+    pub min_insync_replicas: i32,
     pub log: LogConfig,
 }
 
@@ -216,6 +218,7 @@ pub fn settings(topic: &BTreeMap<String, String>, broker_static: &BTreeMap<Strin
         timestamp_before_max_ms: long("message.timestamp.before.max.ms"),
         timestamp_after_max_ms: long("message.timestamp.after.max.ms"),
         compression,
+        min_insync_replicas: long("min.insync.replicas").clamp(1, i32::MAX as i64) as i32,
         log: LogConfig {
             segment_bytes: long("segment.bytes").max(14) as u64,
             segment_ms: long("segment.ms").max(1) as u64,

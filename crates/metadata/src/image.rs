@@ -15,6 +15,34 @@ pub struct PartitionImage {
     pub leader: i32,
     pub leader_epoch: i32,
     pub partition_epoch: i32,
+    /// The replica set an ongoing reassignment moves to; `replicas` holds
+    /// the old and new replicas until every target replica is in the ISR.
+    pub target_replicas: Option<Vec<i32>>,
+}
+
+impl PartitionImage {
+    /// Replicas being added by an ongoing reassignment.
+    pub fn adding(&self) -> Vec<i32> {
+        let Some(target) = &self.target_replicas else { return Vec::new() };
+        target.iter().copied().filter(|r| !self.isr.contains(r)).collect()
+    }
+
+    /// Replicas an ongoing reassignment will remove.
+    pub fn removing(&self) -> Vec<i32> {
+        let Some(target) = &self.target_replicas else { return Vec::new() };
+        self.replicas.iter().copied().filter(|r| !target.contains(r)).collect()
+    }
+}
+
+/// A registered broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerImage {
+    pub id: i32,
+    pub incarnation: u64,
+    pub host: String,
+    pub port: u16,
+    /// Fenced brokers lead nothing and are not in any ISR.
+    pub fenced: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +67,10 @@ pub struct MetadataImage {
     names_by_id: HashMap<Uuid, String>,
     /// The next producer id no broker has been given yet.
     pub next_producer_id: i64,
+    /// The last block of producer ids each broker was given.
+    producer_blocks: BTreeMap<i32, (i64, i64)>,
+    pub cluster_id: Option<String>,
+    brokers: BTreeMap<i32, BrokerImage>,
 }
 
 impl MetadataImage {
@@ -56,6 +88,28 @@ impl MetadataImage {
 
     pub fn topic_count(&self) -> usize {
         self.topics.len()
+    }
+
+    pub fn brokers(&self) -> impl Iterator<Item = &BrokerImage> {
+        self.brokers.values()
+    }
+
+    pub fn broker(&self, id: i32) -> Option<&BrokerImage> {
+        self.brokers.get(&id)
+    }
+
+    /// Registered, unfenced brokers in id order.
+    pub fn live_brokers(&self) -> Vec<i32> {
+        self.brokers.values().filter(|b| !b.fenced).map(|b| b.id).collect()
+    }
+
+    fn is_live(&self, id: i32) -> bool {
+        self.brokers.get(&id).is_some_and(|b| !b.fenced)
+    }
+
+    /// The block of producer ids last given to `broker_id`.
+    pub fn producer_block(&self, broker_id: i32) -> Option<(i64, i64)> {
+        self.producer_blocks.get(&broker_id).copied()
     }
 
     /// Applies `records` and returns the next image. Records that refer to
@@ -101,6 +155,7 @@ impl MetadataImage {
                     leader: *leader,
                     leader_epoch: *leader_epoch,
                     partition_epoch: *partition_epoch,
+                    target_replicas: None,
                 };
                 match topic.partitions.iter_mut().find(|p| p.partition == *partition) {
                     Some(existing) => *existing = image,
@@ -127,7 +182,177 @@ impl MetadataImage {
                     self.topics.remove(&name);
                 }
             }
+            MetadataRecord::ClusterId { cluster_id } => {
+                if self.cluster_id.is_none() {
+                    self.cluster_id = Some(cluster_id.clone());
+                }
+            }
+            MetadataRecord::AllocateProducerIds { broker_id, count } => {
+                let start = self.next_producer_id;
+                self.next_producer_id = start + (*count).max(1);
+                self.producer_blocks.insert(*broker_id, (start, self.next_producer_id));
+            }
+            MetadataRecord::RegisterBroker { broker_id, incarnation, host, port } => {
+                if self.brokers.get(broker_id).is_some_and(|b| b.incarnation != *incarnation && !b.fenced) {
+                    // the old process is gone: its leaderships get new epochs
+                    self.fence(*broker_id);
+                }
+                self.brokers.insert(
+                    *broker_id,
+                    BrokerImage {
+                        id: *broker_id,
+                        incarnation: *incarnation,
+                        host: host.clone(),
+                        port: *port,
+                        fenced: false,
+                    },
+                );
+                self.unfence(*broker_id);
+            }
+            MetadataRecord::FenceBroker { broker_id, .. } => {
+                if self.brokers.get(broker_id).is_some_and(|b| !b.fenced) {
+                    self.fence(*broker_id);
+                }
+            }
+            MetadataRecord::UnfenceBroker { broker_id } => {
+                if self.brokers.get(broker_id).is_some_and(|b| b.fenced) {
+                    self.unfence(*broker_id);
+                }
+            }
+            MetadataRecord::AlterIsr { topic_id, partition, leader_epoch, partition_epoch, isr } => {
+                let live: Vec<i32> = isr.iter().copied().filter(|r| self.is_live(*r)).collect();
+                self.change_partition(topic_id, *partition, |p, _| {
+                    if p.leader_epoch != *leader_epoch || p.partition_epoch != *partition_epoch {
+                        return false; // stale: made for an older state
+                    }
+                    let mut new_isr: Vec<i32> = live.iter().copied().filter(|r| p.replicas.contains(r)).collect();
+                    new_isr.dedup();
+                    if new_isr.is_empty() || !new_isr.contains(&p.leader) {
+                        return false;
+                    }
+                    p.isr = new_isr;
+                    true
+                });
+            }
+            MetadataRecord::ElectPreferred { topic_id, partition } => {
+                self.change_partition(topic_id, *partition, |p, live| {
+                    let Some(&preferred) = p.replicas.first() else { return false };
+                    if p.leader == preferred || !p.isr.contains(&preferred) || !live(preferred) {
+                        return false;
+                    }
+                    p.leader = preferred;
+                    p.leader_epoch += 1;
+                    true
+                });
+            }
+            MetadataRecord::Reassign { topic_id, partition, replicas } => {
+                let replicas = replicas.clone();
+                self.change_partition(topic_id, *partition, |p, _| {
+                    if replicas.is_empty() {
+                        return false;
+                    }
+                    let mut all = replicas.clone();
+                    for r in &p.replicas {
+                        if !all.contains(r) {
+                            all.push(*r);
+                        }
+                    }
+                    p.replicas = all;
+                    p.target_replicas = Some(replicas.clone());
+                    true
+                });
+            }
         }
+    }
+
+    /// Applies `change` to one partition; when it changes something, the
+    /// partition epoch advances and a finished reassignment completes.
+    fn change_partition(
+        &mut self,
+        topic_id: &Uuid,
+        partition: i32,
+        change: impl FnOnce(&mut PartitionImage, &dyn Fn(i32) -> bool) -> bool,
+    ) {
+        let live: std::collections::HashSet<i32> = self.live_brokers().into_iter().collect();
+        let is_live = |id: i32| live.contains(&id);
+        let Some(topic) = self.topic_mut(topic_id) else { return };
+        let Some(p) = topic.partitions.iter_mut().find(|p| p.partition == partition) else { return };
+        if change(p, &is_live) {
+            finish_reassignment(p, &is_live);
+            p.partition_epoch += 1;
+        }
+    }
+
+    /// Every partition touching `broker_id`, for fencing and unfencing.
+    fn partitions_of(&self, broker_id: i32) -> Vec<(Uuid, i32)> {
+        self.topics
+            .values()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .filter(|p| p.replicas.contains(&broker_id) || p.isr.contains(&broker_id))
+                    .map(|p| (t.topic_id, p.partition))
+            })
+            .collect()
+    }
+
+    /// Fences a broker: out of every ISR (an ISR never becomes empty: a
+    /// last member stays, as in Kafka), and its leaderships move to the
+    /// first live replica in the ISR, or to no one (leader -1).
+    fn fence(&mut self, broker_id: i32) {
+        if let Some(b) = self.brokers.get_mut(&broker_id) {
+            b.fenced = true;
+        }
+        for (topic_id, partition) in self.partitions_of(broker_id) {
+            self.change_partition(&topic_id, partition, |p, live| {
+                let before = (p.leader, p.isr.clone());
+                if p.isr.len() > 1 {
+                    p.isr.retain(|r| *r != broker_id);
+                }
+                if p.leader == broker_id || p.leader == -1 {
+                    elect(p, live);
+                }
+                before != (p.leader, p.isr.clone())
+            });
+        }
+    }
+
+    /// Unfences a broker: partitions without a leader whose ISR holds it
+    /// get it as leader.
+    fn unfence(&mut self, broker_id: i32) {
+        if let Some(b) = self.brokers.get_mut(&broker_id) {
+            b.fenced = false;
+        }
+        for (topic_id, partition) in self.partitions_of(broker_id) {
+            self.change_partition(&topic_id, partition, |p, live| p.leader == -1 && elect(p, live));
+        }
+    }
+}
+
+/// Picks the first live ISR member in replica order as leader (a new
+/// leader epoch), or -1 when there is none (unclean election is off).
+/// Returns whether the leader changed.
+fn elect(p: &mut PartitionImage, live: &dyn Fn(i32) -> bool) -> bool {
+    let leader = p.replicas.iter().copied().find(|r| p.isr.contains(r) && live(*r)).unwrap_or(-1);
+    if leader == p.leader {
+        return false;
+    }
+    p.leader = leader;
+    p.leader_epoch += 1;
+    true
+}
+
+/// Completes a reassignment once every target replica is in the ISR.
+fn finish_reassignment(p: &mut PartitionImage, live: &dyn Fn(i32) -> bool) {
+    let Some(target) = p.target_replicas.clone() else { return };
+    if !target.iter().all(|r| p.isr.contains(r)) {
+        return;
+    }
+    p.replicas = target.clone();
+    p.isr.retain(|r| target.contains(r));
+    p.target_replicas = None;
+    if !p.isr.contains(&p.leader) {
+        elect(p, live);
     }
 }
 
@@ -167,5 +392,106 @@ mod tests {
         let img2 = img.apply(&[MetadataRecord::RemoveTopic { topic_id: id }]);
         assert!(img2.topic("t").is_none());
         assert!(img.topic("t").is_some(), "old images are immutable");
+    }
+
+    fn cluster(replicas: Vec<i32>) -> (MetadataImage, Uuid) {
+        let id = Uuid::new_v4();
+        let mut records: Vec<MetadataRecord> = (1..=3)
+            .map(|b| MetadataRecord::RegisterBroker { broker_id: b, incarnation: 1, host: "h".into(), port: 9000 })
+            .collect();
+        records.push(MetadataRecord::Topic { name: "t".into(), topic_id: id });
+        records.push(MetadataRecord::Partition {
+            topic_id: id,
+            partition: 0,
+            isr: replicas.clone(),
+            leader: replicas[0],
+            replicas,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        });
+        (MetadataImage::default().apply(&records), id)
+    }
+
+    fn p0(img: &MetadataImage) -> PartitionImage {
+        img.topic("t").unwrap().partitions[0].clone()
+    }
+
+    #[test]
+    fn fencing_moves_leadership_within_the_isr() {
+        let (img, _) = cluster(vec![1, 2, 3]);
+        let img = img.apply(&[MetadataRecord::FenceBroker { broker_id: 1, controlled: false }]);
+        let p = p0(&img);
+        assert_eq!((p.leader, p.leader_epoch, p.isr.clone()), (2, 1, vec![2, 3]));
+        assert_eq!(img.live_brokers(), vec![2, 3]);
+        // the last ISR member stays in the ISR; with it fenced there is no leader
+        let img = img.apply(&[
+            MetadataRecord::FenceBroker { broker_id: 2, controlled: false },
+            MetadataRecord::FenceBroker { broker_id: 3, controlled: false },
+        ]);
+        let p = p0(&img);
+        assert_eq!((p.leader, p.isr.clone()), (-1, vec![3]));
+        // unclean election is off: broker 1 returning does not lead
+        let img = img.apply(&[MetadataRecord::UnfenceBroker { broker_id: 1 }]);
+        assert_eq!(p0(&img).leader, -1);
+        let img = img.apply(&[MetadataRecord::UnfenceBroker { broker_id: 3 }]);
+        let p = p0(&img);
+        assert_eq!((p.leader, p.leader_epoch), (3, 4));
+    }
+
+    #[test]
+    fn re_registration_fences_the_old_incarnation() {
+        let (img, _) = cluster(vec![1, 2, 3]);
+        let img =
+            img.apply(&[MetadataRecord::RegisterBroker { broker_id: 1, incarnation: 2, host: "h".into(), port: 9000 }]);
+        let p = p0(&img);
+        assert_eq!((p.leader, p.isr.clone()), (2, vec![2, 3]), "the restarted broker must catch up first");
+        assert!(!img.broker(1).unwrap().fenced);
+    }
+
+    #[test]
+    fn alter_isr_applies_only_at_its_epochs() {
+        let (img, id) = cluster(vec![1, 2, 3]);
+        let shrink = MetadataRecord::AlterIsr {
+            topic_id: id,
+            partition: 0,
+            leader_epoch: 0,
+            partition_epoch: 0,
+            isr: vec![1, 2],
+        };
+        let img = img.apply(std::slice::from_ref(&shrink));
+        assert_eq!((p0(&img).isr, p0(&img).partition_epoch), (vec![1, 2], 1));
+        let again = img.apply(&[shrink]);
+        assert_eq!(p0(&again).partition_epoch, 1, "a stale change is ignored");
+        // the leader cannot leave the ISR through AlterIsr
+        let img = img.apply(&[MetadataRecord::AlterIsr {
+            topic_id: id,
+            partition: 0,
+            leader_epoch: 0,
+            partition_epoch: 1,
+            isr: vec![2],
+        }]);
+        assert_eq!(p0(&img).isr, vec![1, 2]);
+    }
+
+    #[test]
+    fn reassignment_completes_when_targets_join_the_isr() {
+        let (img, id) = cluster(vec![1, 2]);
+        let img = img.apply(&[MetadataRecord::Reassign { topic_id: id, partition: 0, replicas: vec![3, 2] }]);
+        let p = p0(&img);
+        assert_eq!((p.replicas.clone(), p.adding(), p.removing()), (vec![3, 2, 1], vec![3], vec![1]));
+        let img = img.apply(&[MetadataRecord::AlterIsr {
+            topic_id: id,
+            partition: 0,
+            leader_epoch: 0,
+            partition_epoch: p.partition_epoch,
+            isr: vec![1, 2, 3],
+        }]);
+        let p = p0(&img);
+        assert_eq!(
+            (p.replicas.clone(), p.isr.clone(), p.leader, p.target_replicas.clone()),
+            (vec![3, 2], vec![2, 3], 3, None)
+        );
+        let img = img.apply(&[MetadataRecord::ElectPreferred { topic_id: id, partition: 0 }]);
+        assert_eq!(p0(&img).leader, 3);
     }
 }

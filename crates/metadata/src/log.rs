@@ -1,16 +1,29 @@
-//! The local metadata log: one line per atomic batch of records,
-//! `CRC32C-hex SPACE JSON-array NEWLINE`, fsynced before the change is
-//! visible. Replay stops at the first torn or corrupt line and cuts the file
-//! there, so a crash mid-append loses only the unacknowledged batch.
+//! The metadata log as Raft stores it: every entry raft-rs hands us is
+//! appended to `raft.log`, one line per entry,
+//! `CRC32C-hex SPACE {"t":term,"i":index,"d":data} NEWLINE`, fsynced before
+//! raft-rs may act on it; the hard state (term, vote, commit) lives in
+//! `raft.state`, replaced atomically. raft-rs may overwrite a suffix of
+//! the log (a new leader's entries win): the file is append-only and the
+//! replay lets a later entry with the same index replace the earlier one
+//! and everything after it. Replay stops at the first torn or corrupt
+//! line and cuts the file there.
+//!
+//! Entry data is JSON: `{"id":N,"records":[...]}` ([`EntryData`]). No
+//! snapshots are taken yet: the log keeps every entry.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::image::MetadataImage;
+use protobuf::Message as _;
+use raft::eraftpb::{ConfState, Entry, HardState};
+use raft::storage::MemStorage;
+use serde::{Deserialize, Serialize};
+
 use crate::record::MetadataRecord;
 
-const LOG_FILE: &str = "metadata.log";
+const LOG_FILE: &str = "raft.log";
+const STATE_FILE: &str = "raft.state";
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetadataError {
@@ -24,15 +37,54 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> MetadataError + '_ {
     move |source| MetadataError::Io { path: path.display().to_string(), source }
 }
 
-#[derive(Debug)]
-pub struct MetadataLog {
-    path: PathBuf,
-    file: File,
+/// What one Raft entry carries: records applied together, and the
+/// proposer's id for them so it can learn they were applied.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EntryData {
+    pub id: u64,
+    pub records: Vec<MetadataRecord>,
 }
 
-impl MetadataLog {
-    /// Opens the log in `dir`, replays it and returns the resulting image.
-    pub fn open(dir: &Path) -> Result<(Self, MetadataImage), MetadataError> {
+impl EntryData {
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("metadata records always serialise")
+    }
+
+    /// `None` for empty entries (a new leader's no-op) and unreadable data.
+    pub fn decode(data: &[u8]) -> Option<Self> {
+        if data.is_empty() {
+            return None;
+        }
+        serde_json::from_slice(data).ok()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredEntry {
+    t: u64,
+    i: u64,
+    /// Entry type (0 normal, 1 conf change) when not 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    k: i32,
+    d: String,
+}
+
+fn is_zero(v: &i32) -> bool {
+    *v == 0
+}
+
+/// Raft's storage for the metadata log: raft-rs reads from an in-memory
+/// [`MemStorage`] that mirrors the files.
+pub struct RaftLog {
+    dir: PathBuf,
+    file: File,
+    storage: MemStorage,
+}
+
+impl RaftLog {
+    /// Opens (or creates) the log in `dir` for a quorum of `voters` (raft
+    /// ids). Returns the log, and the committed entries to apply at start.
+    pub fn open(dir: &Path, voters: &[u64]) -> Result<(Self, Vec<Entry>), MetadataError> {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         let path = dir.join(LOG_FILE);
         let text = match fs::read(&path) {
@@ -40,70 +92,155 @@ impl MetadataLog {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(io_err(&path)(e)),
         };
-        let mut image = MetadataImage::default();
+        let mut entries: Vec<Entry> = Vec::new();
         let mut good_end = 0usize;
         for line in text.split_inclusive(|&b| b == b'\n') {
-            match parse_line(line) {
-                Some(records) => {
-                    image = image.apply(&records);
-                    good_end += line.len();
-                }
-                None => break,
+            let Some(entry) = parse_line(line) else { break };
+            // a rewritten suffix: the later entry replaces from its index on
+            let first = entries.first().map(|e| e.index).unwrap_or(entry.index);
+            if entry.index < first || entry.index > first + entries.len() as u64 {
+                break;
             }
+            entries.truncate((entry.index - first) as usize);
+            entries.push(entry);
+            good_end += line.len();
         }
         let file = OpenOptions::new().create(true).append(true).open(&path).map_err(io_err(&path))?;
         if good_end < text.len() {
-            tracing::warn!(path = %path.display(), dropped_bytes = text.len() - good_end, "truncating torn tail of metadata log");
+            tracing::warn!(path = %path.display(), dropped_bytes = text.len() - good_end, "truncating torn tail of the metadata log");
             file.set_len(good_end as u64).map_err(io_err(&path))?;
             file.sync_all().map_err(io_err(&path))?;
         }
-        Ok((Self { path, file }, image))
+        let mut hard_state = load_state(&dir.join(STATE_FILE));
+        let last = entries.last().map(|e| e.index).unwrap_or(0);
+        hard_state.commit = hard_state.commit.min(last);
+        let storage = MemStorage::new_with_conf_state(ConfState::from((voters.to_vec(), vec![])));
+        {
+            let mut core = storage.wl();
+            if !entries.is_empty() {
+                core.append(&entries).map_err(|e| io_err(&path)(std::io::Error::other(e.to_string())))?;
+            }
+            core.set_hardstate(hard_state.clone());
+        }
+        let committed = entries.into_iter().filter(|e| e.index <= hard_state.commit).collect();
+        Ok((Self { dir: dir.to_path_buf(), file, storage }, committed))
     }
 
-    /// Appends `records` as one atomic batch and fsyncs.
-    pub fn append(&mut self, records: &[MetadataRecord]) -> Result<(), MetadataError> {
-        let json = serde_json::to_string(records)?;
-        let line = format!("{:08x} {json}\n", crc32c::crc32c(json.as_bytes()));
-        self.file.write_all(line.as_bytes()).map_err(io_err(&self.path))?;
-        self.file.sync_data().map_err(io_err(&self.path))?;
+    /// The storage to give raft-rs (shares state with this log).
+    pub fn storage(&self) -> MemStorage {
+        self.storage.clone()
+    }
+
+    /// Persists new entries (fsynced) and mirrors them in memory.
+    pub fn append(&mut self, entries: &[Entry]) -> Result<(), MetadataError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let path = self.dir.join(LOG_FILE);
+        let mut out = String::new();
+        for e in entries {
+            let stored = StoredEntry {
+                t: e.term,
+                i: e.index,
+                k: e.get_entry_type() as i32,
+                d: String::from_utf8_lossy(e.get_data()).into_owned(),
+            };
+            let json = serde_json::to_string(&stored)?;
+            out.push_str(&format!("{:08x} {json}\n", crc32c::crc32c(json.as_bytes())));
+        }
+        self.file.write_all(out.as_bytes()).map_err(io_err(&path))?;
+        self.file.sync_data().map_err(io_err(&path))?;
+        self.storage.wl().append(entries).map_err(|e| io_err(&path)(std::io::Error::other(e.to_string())))?;
+        Ok(())
+    }
+
+    /// Persists the hard state (atomically) and mirrors it.
+    pub fn set_hard_state(&mut self, hs: &HardState) -> Result<(), MetadataError> {
+        self.storage.wl().set_hardstate(hs.clone());
+        self.persist_state()
+    }
+
+    pub fn set_commit(&mut self, commit: u64) -> Result<(), MetadataError> {
+        self.storage.wl().mut_hard_state().commit = commit;
+        self.persist_state()
+    }
+
+    fn persist_state(&self) -> Result<(), MetadataError> {
+        let hs = self.storage.rl().hard_state().clone();
+        let path = self.dir.join(STATE_FILE);
+        let tmp = self.dir.join(format!("{STATE_FILE}.tmp"));
+        let bytes = hs.write_to_bytes().map_err(|e| io_err(&path)(std::io::Error::other(e.to_string())))?;
+        let mut body = format!("{:08x} ", crc32c::crc32c(&bytes)).into_bytes();
+        body.extend_from_slice(&bytes);
+        let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+        f.write_all(&body).map_err(io_err(&tmp))?;
+        f.sync_data().map_err(io_err(&tmp))?;
+        fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        if let Ok(d) = File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
         Ok(())
     }
 }
 
-fn parse_line(line: &[u8]) -> Option<Vec<MetadataRecord>> {
+fn load_state(path: &Path) -> HardState {
+    let Ok(bytes) = fs::read(path) else { return HardState::default() };
+    let parsed = (|| {
+        let crc = u32::from_str_radix(std::str::from_utf8(bytes.get(..8)?).ok()?, 16).ok()?;
+        let body = bytes.get(9..)?;
+        (crc32c::crc32c(body) == crc).then(|| HardState::parse_from_bytes(body).ok())?
+    })();
+    parsed.unwrap_or_else(|| {
+        tracing::warn!(path = %path.display(), "unreadable raft hard state; starting from term 0");
+        HardState::default()
+    })
+}
+
+fn parse_line(line: &[u8]) -> Option<Entry> {
     let line = line.strip_suffix(b"\n")?;
     let (crc, json) = (line.get(..8)?, line.get(9..)?);
     let crc = u32::from_str_radix(std::str::from_utf8(crc).ok()?, 16).ok()?;
     if crc32c::crc32c(json) != crc {
         return None;
     }
-    serde_json::from_slice(json).ok()
+    let stored: StoredEntry = serde_json::from_slice(json).ok()?;
+    let mut entry = Entry { term: stored.t, index: stored.i, ..Default::default() };
+    if stored.k == 1 {
+        entry.set_entry_type(raft::eraftpb::EntryType::EntryConfChange);
+    }
+    entry.data = stored.d.into_bytes().into();
+    Some(entry)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use uuid::Uuid;
+
+    fn entry(term: u64, index: u64, data: &str) -> Entry {
+        Entry { term, index, data: data.as_bytes().to_vec().into(), ..Default::default() }
+    }
 
     #[test]
-    fn replay_and_torn_tail() {
+    fn replay_overwrite_and_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
-        let id = Uuid::new_v4();
         {
-            let (mut log, img) = MetadataLog::open(dir.path()).unwrap();
-            assert_eq!(img.topic_count(), 0);
-            log.append(&[MetadataRecord::Topic { name: "a".into(), topic_id: id }]).unwrap();
-            log.append(&[MetadataRecord::Topic { name: "b".into(), topic_id: Uuid::new_v4() }]).unwrap();
+            let (mut log, committed) = RaftLog::open(dir.path(), &[1]).unwrap();
+            assert!(committed.is_empty());
+            log.append(&[entry(1, 1, "a"), entry(1, 2, "b"), entry(1, 3, "c")]).unwrap();
+            // a new leader rewrites from index 2
+            log.append(&[entry(2, 2, "B")]).unwrap();
+            log.set_hard_state(&HardState { term: 2, vote: 1, ..Default::default() }).unwrap();
+            log.set_commit(2).unwrap();
+            log.append(&[entry(2, 3, "C")]).unwrap();
         }
         let path = dir.path().join(LOG_FILE);
         let len = fs::metadata(&path).unwrap().len();
-        let f = OpenOptions::new().write(true).open(&path).unwrap();
-        f.set_len(len - 5).unwrap();
-        let (mut log, img) = MetadataLog::open(dir.path()).unwrap();
-        assert!(img.topic("a").is_some());
-        assert!(img.topic("b").is_none(), "torn batch is dropped whole");
-        log.append(&[MetadataRecord::RemoveTopic { topic_id: id }]).unwrap();
-        let (_, img) = MetadataLog::open(dir.path()).unwrap();
-        assert_eq!(img.topic_count(), 0);
+        OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 3).unwrap();
+        let (log, committed) = RaftLog::open(dir.path(), &[1]).unwrap();
+        let data: Vec<_> = committed.iter().map(|e| String::from_utf8(e.data.to_vec()).unwrap()).collect();
+        assert_eq!(data, vec!["a", "B"]);
+        let hs = log.storage().rl().hard_state().clone();
+        assert_eq!((hs.term, hs.vote, hs.commit), (2, 1, 2));
+        assert_eq!(raft::Storage::last_index(&log.storage()).unwrap(), 2, "the torn entry is gone");
     }
 }

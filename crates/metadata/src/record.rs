@@ -1,5 +1,11 @@
 //! The records of the metadata log. Field names follow KRaft's records
-//! (TopicRecord, PartitionRecord, ConfigRecord, RemoveTopicRecord).
+//! (TopicRecord, PartitionRecord, ConfigRecord, RemoveTopicRecord,
+//! RegisterBrokerRecord, FenceBrokerRecord, PartitionChangeRecord, ...).
+//!
+//! Some records are requests the image decides on when it applies them
+//! (`AlterIsr` applies only at the partition epoch it was made for,
+//! `FenceBroker` elects new leaders): applying is deterministic, so every
+//! node of the quorum reaches the same image from the same log.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -7,7 +13,9 @@ use uuid::Uuid;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum MetadataRecord {
-    /// A topic exists with this name and id.
+    /// The cluster's id, written once by the first controller leader.
+    ClusterId { cluster_id: String },
+    /// A topic exists with this name and id (ignored if the name is taken).
     Topic { name: String, topic_id: Uuid },
     /// A partition's replica set, leader and epochs.
     Partition {
@@ -23,7 +31,26 @@ pub enum MetadataRecord {
     TopicConfig { topic_id: Uuid, key: String, value: Option<String> },
     /// The topic and all its partitions are gone.
     RemoveTopic { topic_id: Uuid },
-    /// Producer ids below `next_producer_id` have been handed out
-    /// (KRaft's ProducerIdsRecord: brokers take blocks of ids).
+    /// Producer ids below `next_producer_id` have been handed out (kept to
+    /// read logs written before `AllocateProducerIds`).
     ProducerIds { broker_id: i32, next_producer_id: i64 },
+    /// `broker_id` takes the next `count` producer ids.
+    AllocateProducerIds { broker_id: i32, count: i64 },
+    /// A broker process started (`incarnation` is new for each start) and
+    /// is reachable at `host:port`. It is unfenced; a previous incarnation
+    /// is fenced first, so its leaderships get new epochs.
+    RegisterBroker { broker_id: i32, incarnation: u64, host: String, port: u16 },
+    /// A broker missed heartbeats or is shutting down (`controlled`): it
+    /// leaves every ISR and its leaderships move to other ISR members.
+    FenceBroker { broker_id: i32, controlled: bool },
+    /// A fenced broker is heartbeating again.
+    UnfenceBroker { broker_id: i32 },
+    /// A leader's ISR change (KIP-497 AlterPartition); applies only if the
+    /// partition is still at `leader_epoch` / `partition_epoch`.
+    AlterIsr { topic_id: Uuid, partition: i32, leader_epoch: i32, partition_epoch: i32, isr: Vec<i32> },
+    /// Make the first replica the leader if it is in the ISR and alive.
+    ElectPreferred { topic_id: Uuid, partition: i32 },
+    /// Reassignment: the partition's replica set becomes `replicas`; the
+    /// ISR keeps its members that stay and the leader moves if it left.
+    Reassign { topic_id: Uuid, partition: i32, replicas: Vec<i32> },
 }

@@ -52,6 +52,10 @@ pub const SUPPORTED: &[ApiRange] = &[
     api(ApiKey::DescribeProducers, 0, 0),
     api(ApiKey::DescribeTransactions, 0, 0),
     api(ApiKey::ListTransactions, 0, 1),
+    api(ApiKey::ElectLeaders, 0, 2),
+    api(ApiKey::AlterPartitionReassignments, 0, 1),
+    api(ApiKey::ListPartitionReassignments, 0, 0),
+    api(ApiKey::WriteTxnMarkers, 1, 1),
 ];
 
 /// Produce v0-v2 carry magic 0/1 message sets; the codec starts at v3.

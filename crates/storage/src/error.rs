@@ -16,6 +16,9 @@ pub enum StorageError {
     Producer(#[from] crate::producer_state::ProducerError),
     #[error("append of {bytes} bytes exceeds the segment size limit {segment_bytes}")]
     TooLarge { bytes: usize, segment_bytes: u64 },
+    /// The partition's role is not leader (set by the broker, which owns roles).
+    #[error("this replica is not the leader")]
+    NotLeader,
 }
 
 pub type Result<T> = std::result::Result<T, StorageError>;

@@ -27,6 +27,10 @@ type TimerMsg = (String, Wake, Instant);
 
 pub struct GroupCoordinator {
     groups: Mutex<HashMap<String, Group>>,
+    /// `__consumer_offsets` partitions this node leads, loaded.
+    owned: Mutex<std::collections::HashSet<i32>>,
+    /// Partitions being loaded.
+    loading: Mutex<std::collections::HashSet<i32>>,
     config: GroupConfig,
     /// `offsets.topic.num.partitions`
     offsets_partitions: i32,
@@ -52,6 +56,8 @@ impl GroupCoordinator {
         let (timer_tx, timer_rx) = mpsc::unbounded_channel();
         Self {
             groups: Mutex::new(HashMap::new()),
+            owned: Mutex::new(Default::default()),
+            loading: Mutex::new(Default::default()),
             config,
             offsets_partitions: offsets_partitions.max(1),
             timer_tx,
@@ -96,7 +102,7 @@ impl GroupCoordinator {
         let spec = TopicSpec {
             name: OFFSETS_TOPIC.to_string(),
             num_partitions: self.offsets_partitions,
-            replication_factor: 1,
+            replication_factor: internal_topic_replication(broker, broker.config.offsets_topic_replication_factor)?,
             configs: vec![("cleanup.policy".into(), "compact".into()), ("segment.bytes".into(), "104857600".into())],
         };
         match broker.create_topic(&spec) {
@@ -129,16 +135,64 @@ impl GroupCoordinator {
         Ok((partition, info.last_offset + 1))
     }
 
-    /// Rebuilds groups and offsets from `__consumer_offsets` (broker start).
-    pub fn load(&self, broker: &Broker) -> anyhow::Result<()> {
+    /// This node now leads (`leader`) or no longer leads partition `index`
+    /// of `__consumer_offsets`: load its groups, or drop them.
+    pub fn on_partition_role(&self, broker: &Arc<Broker>, index: i32, leader: bool) {
+        if !leader {
+            if self.owned.lock().remove(&index) {
+                let parts = self.offsets_partitions;
+                self.groups.lock().retain(|id, _| records::partition_for_group(id, parts) != index);
+                tracing::info!(partition = index, "no longer coordinator for {OFFSETS_TOPIC} partition");
+            }
+            return;
+        }
+        if self.owned.lock().contains(&index) || !self.loading.lock().insert(index) {
+            return;
+        }
+        let small = broker.partition(OFFSETS_TOPIC, index).is_ok_and(|(p, _)| p.size_bytes() < 4 << 20);
+        let load = {
+            let broker = broker.clone();
+            move || {
+                if let Err(e) = broker.groups.load_partition(&broker, index) {
+                    tracing::error!(partition = index, error = %e, "loading groups failed");
+                }
+                broker.groups.loading.lock().remove(&index);
+                if broker.partition(OFFSETS_TOPIC, index).is_ok() {
+                    broker.groups.owned.lock().insert(index);
+                }
+            }
+        };
+        if small {
+            load();
+        } else {
+            broker.runtime.spawn_blocking(load);
+        }
+    }
+
+    /// Whether this node coordinates `group_id` now: NOT_COORDINATOR when
+    /// another broker leads its partition, COORDINATOR_LOAD_IN_PROGRESS
+    /// while its state is read back.
+    pub fn check_coordinator(&self, group_id: &str) -> Result<(), ResponseError> {
+        let index = records::partition_for_group(group_id, self.offsets_partitions);
+        if self.loading.lock().contains(&index) {
+            return Err(ResponseError::CoordinatorLoadInProgress);
+        }
+        if !self.owned.lock().contains(&index) {
+            return Err(ResponseError::NotCoordinator);
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the groups and offsets of one `__consumer_offsets`
+    /// partition (when this node becomes its leader).
+    fn load_partition(&self, broker: &Broker, index: i32) -> anyhow::Result<()> {
         let image = broker.controller.image();
         let Some(topic) = image.topic(OFFSETS_TOPIC) else { return Ok(()) };
         let now = Instant::now();
         let mut stored_groups = HashMap::new();
         let mut groups = self.groups.lock();
         let mut offsets_loaded = 0usize;
-        for p in &topic.partitions {
-            let Some(partition) = broker.replicas.get(&topic.topic_id, p.partition) else { continue };
+        if let Some(partition) = broker.replicas.get(&topic.topic_id, index) {
             let mut offset = partition.watermarks().log_start_offset;
             while let Some(slice) = partition.read(offset, 1 << 20)? {
                 let bytes = slice.read()?;
@@ -209,7 +263,12 @@ impl GroupCoordinator {
                 }
             }
         }
-        tracing::info!(groups = groups.len(), offsets = offsets_loaded, "loaded consumer groups from {OFFSETS_TOPIC}");
+        tracing::info!(
+            partition = index,
+            groups = groups.len(),
+            offsets = offsets_loaded,
+            "loaded consumer groups from {OFFSETS_TOPIC}"
+        );
         Ok(())
     }
 
@@ -241,6 +300,10 @@ impl GroupCoordinator {
 
     pub fn join(&self, broker: &Broker, group_id: &str, req: JoinRequest) -> oneshot::Receiver<JoinResult> {
         let (tx, rx) = oneshot::channel();
+        if let Err(e) = self.check_coordinator(group_id) {
+            let _ = tx.send(JoinResult::error(e, &req.member_id));
+            return rx;
+        }
         let mut groups = self.groups.lock();
         let group = groups.entry(group_id.to_string()).or_insert_with(|| Group::new(group_id));
         let effects = group.join(req, tx, Instant::now(), &self.config);
@@ -261,6 +324,10 @@ impl GroupCoordinator {
         assignments: Vec<(String, bytes::Bytes)>,
     ) -> oneshot::Receiver<SyncResult> {
         let (tx, rx) = oneshot::channel();
+        if let Err(e) = self.check_coordinator(group_id) {
+            let _ = tx.send(SyncResult::error(e));
+            return rx;
+        }
         let mut groups = self.groups.lock();
         match groups.get_mut(group_id) {
             Some(group) => {
@@ -295,6 +362,9 @@ impl GroupCoordinator {
         instance_id: Option<&str>,
         generation_id: i32,
     ) -> Option<ResponseError> {
+        if let Err(e) = self.check_coordinator(group_id) {
+            return Some(e);
+        }
         let mut groups = self.groups.lock();
         match groups.get_mut(group_id) {
             Some(group) => group.heartbeat(member_id, instance_id, generation_id, Instant::now()),
@@ -308,6 +378,7 @@ impl GroupCoordinator {
         group_id: &str,
         members: &[(String, Option<String>)],
     ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
+        self.check_coordinator(group_id)?;
         let mut groups = self.groups.lock();
         let group = groups.get_mut(group_id).ok_or(ResponseError::UnknownMemberId)?;
         let mut results = Vec::with_capacity(members.len());
@@ -330,6 +401,7 @@ impl GroupCoordinator {
         generation_id: i32,
         offsets: Vec<(String, i32, CommittedOffset)>,
     ) -> Result<Option<(Arc<Partition>, i64)>, ResponseError> {
+        self.check_coordinator(group_id)?;
         let mut groups = self.groups.lock();
         if !groups.contains_key(group_id) {
             if generation_id >= 0 || !member_id.is_empty() {
@@ -366,6 +438,7 @@ impl GroupCoordinator {
         generation_id: i32,
         offsets: Vec<(String, i32, CommittedOffset)>,
     ) -> Result<Option<(Arc<Partition>, i64)>, ResponseError> {
+        self.check_coordinator(group_id)?;
         let mut groups = self.groups.lock();
         let group = groups.entry(group_id.to_string()).or_insert_with(|| Group::new(group_id));
         if generation_id >= 0 || !member_id.is_empty() {
@@ -390,10 +463,14 @@ impl GroupCoordinator {
         Ok(Some((partition, info.last_offset + 1)))
     }
 
-    /// Settles the pending transactional offsets of `producer_id` in a group.
-    pub fn complete_txn(&self, group_id: &str, producer_id: i64, commit: bool) {
-        if let Some(g) = self.groups.lock().get_mut(group_id) {
-            g.complete_txn(producer_id, commit);
+    /// A transaction marker in `__consumer_offsets` partition `index`:
+    /// settles the producer's pending offsets of the groups stored there.
+    pub fn complete_txn_in_partition(&self, index: i32, producer_id: i64, commit: bool) {
+        let parts = self.offsets_partitions;
+        for (id, g) in self.groups.lock().iter_mut() {
+            if records::partition_for_group(id, parts) == index {
+                g.complete_txn(producer_id, commit);
+            }
         }
     }
 
@@ -402,10 +479,11 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         wanted: Option<Vec<(String, i32)>>,
-    ) -> Vec<(String, i32, Option<CommittedOffset>)> {
+    ) -> Result<Vec<(String, i32, Option<CommittedOffset>)>, ResponseError> {
+        self.check_coordinator(group_id)?;
         let groups = self.groups.lock();
         let group = groups.get(group_id);
-        match wanted {
+        Ok(match wanted {
             Some(list) => list
                 .into_iter()
                 .map(|(t, p)| {
@@ -420,7 +498,7 @@ impl GroupCoordinator {
                 all.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
                 all
             }
-        }
+        })
     }
 
     pub fn list(&self) -> Vec<(String, String, GroupState)> {
@@ -464,6 +542,7 @@ impl GroupCoordinator {
 
     /// Deletes an empty group with its offsets (tombstones for every key).
     pub fn delete_group(&self, broker: &Broker, group_id: &str) -> Result<(), ResponseError> {
+        self.check_coordinator(group_id)?;
         let mut groups = self.groups.lock();
         let group = groups.get(group_id).ok_or(ResponseError::GroupIdNotFound)?;
         if !group.is_empty() {
@@ -485,6 +564,7 @@ impl GroupCoordinator {
         group_id: &str,
         partitions: &[(String, i32)],
     ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
+        self.check_coordinator(group_id)?;
         let mut groups = self.groups.lock();
         let group = groups.get_mut(group_id).ok_or(ResponseError::GroupIdNotFound)?;
         let subscribed = if group.members.is_empty() { Vec::new() } else { group.subscribed_topics() };
@@ -510,4 +590,15 @@ impl GroupCoordinator {
         }
         Ok(results)
     }
+}
+
+/// Replication factor of an internal topic: the configured one, capped by
+/// the number of controller voters (a single node uses 1); while fewer
+/// brokers are alive the coordinator is not available, as in Kafka.
+pub fn internal_topic_replication(broker: &Broker, configured: i16) -> Result<i16, ResponseError> {
+    let rf = (configured as usize).min(broker.config.voters().len()).max(1);
+    if broker.controller.broker_count() < rf {
+        return Err(ResponseError::CoordinatorNotAvailable);
+    }
+    Ok(rf as i16)
 }

@@ -89,7 +89,7 @@ pub struct JoinResult {
 }
 
 impl JoinResult {
-    fn error(error: ResponseError, member_id: &str) -> Self {
+    pub(crate) fn error(error: ResponseError, member_id: &str) -> Self {
         Self {
             error: Some(error),
             generation_id: -1,
@@ -111,7 +111,7 @@ pub struct SyncResult {
 }
 
 impl SyncResult {
-    fn error(error: ResponseError) -> Self {
+    pub(crate) fn error(error: ResponseError) -> Self {
         Self { error: Some(error), protocol_type: None, protocol_name: None, assignment: Bytes::new() }
     }
 }

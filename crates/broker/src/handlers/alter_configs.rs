@@ -61,8 +61,8 @@ fn apply(
     if validate_only {
         return Ok(());
     }
-    let updated = broker.controller.alter_topic_configs(topic.topic_id, &changes).map_err(|e| (e.error, e.message))?;
-    broker.replicas.reconfigure(&updated);
+    // every replica takes the new settings when it applies the change
+    broker.controller.alter_topic_configs(topic.topic_id, &changes).map_err(|e| (e.error, e.message))?;
     tracing::info!(topic = name, changes = ?changes, "altered topic configs");
     Ok(())
 }

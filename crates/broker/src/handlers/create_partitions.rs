@@ -23,18 +23,11 @@ pub fn handle(broker: &Arc<Broker>, request: CreatePartitionsRequest, _version: 
                     );
                 }
             }
-            let outcome = broker
-                .controller
-                .add_partitions(topic.name.0.as_str(), topic.count, request.validate_only)
-                .and_then(|t| {
+            let outcome =
+                broker.controller.add_partitions(topic.name.0.as_str(), topic.count, request.validate_only).map(|t| {
                     if !request.validate_only {
-                        broker.replicas.open_topic(&t, false).map_err(|e| crate::controller::ControllerError {
-                            error: ResponseError::KafkaStorageError,
-                            message: e.to_string(),
-                        })?;
                         tracing::info!(topic = %t.name, partitions = t.partitions.len(), "added partitions");
                     }
-                    Ok(())
                 });
             match outcome {
                 Ok(()) => result,

@@ -1,4 +1,4 @@
-//! DescribeCluster: this node as the only broker and the controller.
+//! DescribeCluster: the live brokers and the active controller.
 
 use std::sync::Arc;
 
@@ -9,14 +9,21 @@ use vltava_protocol::StrBytes;
 use crate::Broker;
 
 pub fn handle(broker: &Arc<Broker>, _request: DescribeClusterRequest, _version: i16) -> DescribeClusterResponse {
-    let c = &broker.config;
+    let image = broker.controller.image();
+    let brokers = image
+        .brokers()
+        .filter(|b| !b.fenced)
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.id))
+                .with_host(StrBytes::from_string(b.host.clone()))
+                .with_port(b.port as i32)
+        })
+        .collect();
     DescribeClusterResponse::default()
-        .with_cluster_id(StrBytes::from_string(broker.cluster_id.clone()))
-        .with_controller_id(BrokerId(c.node_id))
+        .with_cluster_id(StrBytes::from_string(broker.cluster_id()))
+        .with_controller_id(BrokerId(broker.controller.active_controller()))
         .with_endpoint_type(1)
         .with_cluster_authorized_operations(i32::MIN)
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(BrokerId(c.node_id))
-            .with_host(StrBytes::from_string(c.advertised_host.clone()))
-            .with_port(c.advertised_port as i32)])
+        .with_brokers(brokers)
 }

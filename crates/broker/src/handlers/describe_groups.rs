@@ -15,6 +15,9 @@ pub fn handle(broker: &Arc<Broker>, request: DescribeGroupsRequest, _version: i1
         .into_iter()
         .map(|id| {
             let described = DescribedGroup::default().with_group_id(id.clone());
+            if let Err(e) = broker.groups.check_coordinator(id.0.as_str()) {
+                return described.with_error_code(e.code()).with_group_state(StrBytes::from_static_str("Dead"));
+            }
             match broker.groups.describe(id.0.as_str()) {
                 None => described.with_group_state(StrBytes::from_static_str("Dead")),
                 Some(d) => described

@@ -36,6 +36,10 @@ pub fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> Resp
         return Box::pin(std::future::ready(Some(ResponseKind::Fetch(response))));
     }
     let image = broker.controller.image();
+    // a follower's fetch (replica id >= 0) reads to the log end and reports
+    // the follower's progress; consumers read below the high watermark
+    let replica_id = if version >= 15 { request.replica_state.replica_id.0 } else { request.replica_id.0 };
+    let replica = (replica_id >= 0).then_some(replica_id);
     let targets: Vec<Target> = request
         .topics
         .into_iter()
@@ -59,7 +63,17 @@ pub fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> Resp
                                 .get(&img.topic_id, p.partition)
                                 .ok_or(ResponseError::UnknownTopicOrPartition)
                         })
-                        .and_then(|part| check_leader_epoch(&part, p.current_leader_epoch).map(|_| part));
+                        .and_then(|part| check_leader_epoch(&part, p.current_leader_epoch).map(|_| part))
+                        .and_then(|part| match replica {
+                            Some(id) => {
+                                if let Some(isr) = part.on_follower_fetch(id, p.fetch_offset)? {
+                                    broker.controller.alter_isr(part.topic_id, part.index, isr);
+                                }
+                                Ok(part)
+                            }
+                            None if part.is_leader() => Ok(part),
+                            None => Err(ResponseError::NotLeaderOrFollower),
+                        });
                     (p, resolved)
                 })
                 .collect();
@@ -84,7 +98,7 @@ pub fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> Resp
             for w in &mut wakeups {
                 w.as_mut().enable();
             }
-            let (response, bytes, had_error) = read_all(&targets, max_bytes, read_committed);
+            let (response, bytes, had_error) = read_all(&targets, max_bytes, read_committed, replica.is_some());
             let stop = *stopping.borrow_and_update();
             if bytes >= min_bytes || had_error || wakeups.is_empty() || stop || tokio::time::Instant::now() >= deadline
             {
@@ -94,7 +108,7 @@ pub fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> Resp
                 _ = futures::future::select_all(wakeups) => {}
                 _ = stopping.changed() => {}
                 _ = tokio::time::sleep_until(deadline) => {
-                    let (response, _, _) = read_all(&targets, max_bytes, read_committed);
+                    let (response, _, _) = read_all(&targets, max_bytes, read_committed, replica.is_some());
                     return Some(ResponseKind::Fetch(response));
                 }
             }
@@ -114,7 +128,7 @@ fn check_leader_epoch(partition: &Partition, current_leader_epoch: i32) -> Resul
 
 /// Reads every partition once: the response, its record bytes, and
 /// whether any partition failed (which answers at once).
-fn read_all(targets: &[Target], max_bytes: usize, read_committed: bool) -> (FetchResponse, usize, bool) {
+fn read_all(targets: &[Target], max_bytes: usize, read_committed: bool, replica: bool) -> (FetchResponse, usize, bool) {
     let mut remaining = max_bytes;
     let mut total = 0usize;
     let mut had_error = false;
@@ -143,10 +157,12 @@ fn read_all(targets: &[Target], max_bytes: usize, read_committed: bool) -> (Fetc
                 partitions.push(data);
                 continue;
             }
-            let read = if read_committed {
+            let read = if replica {
+                partition.read(request.fetch_offset, limit.max(1))
+            } else if read_committed {
                 partition.read_below(request.fetch_offset, limit.max(1), marks.last_stable_offset)
             } else {
-                partition.read(request.fetch_offset, limit.max(1))
+                partition.read_below(request.fetch_offset, limit.max(1), marks.high_watermark)
             };
             match read {
                 Ok(Some(slice)) => {

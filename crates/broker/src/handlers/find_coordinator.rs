@@ -1,6 +1,7 @@
-//! FindCoordinator: this node coordinates every group (it leads every
-//! `__consumer_offsets` partition). v4+ answers a batch of keys.
-//! Transactional ids (key type 1) are coordinated here too.
+//! FindCoordinator: a group's coordinator is the leader of its
+//! `__consumer_offsets` partition, a transactional id's the leader of its
+//! `__transaction_state` partition (the topics are created on first use).
+//! v4+ answers a batch of keys.
 
 use std::sync::Arc;
 
@@ -8,31 +9,46 @@ use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use vltava_protocol::{ResponseError, StrBytes};
 
+use crate::group::records::partition_for_group;
 use crate::Broker;
 
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
 
-fn locate(broker: &Broker, key_type: i8) -> Result<(i32, String, i32), (ResponseError, String)> {
-    match key_type {
-        KEY_TYPE_GROUP => broker
-            .groups
-            .ensure_offsets_topic(broker)
-            .map_err(|e| (e, "the offsets topic could not be created".into()))?,
-        KEY_TYPE_TRANSACTION => broker
-            .txns
-            .ensure_state_topic(broker)
-            .map_err(|e| (e, "the transaction state topic could not be created".into()))?,
+fn locate(broker: &Broker, key_type: i8, key: &str) -> Result<(i32, String, i32), (ResponseError, String)> {
+    let (topic, partitions) = match key_type {
+        KEY_TYPE_GROUP => {
+            broker
+                .groups
+                .ensure_offsets_topic(broker)
+                .map_err(|e| (e, "the offsets topic could not be created".into()))?;
+            (crate::group::OFFSETS_TOPIC, broker.config.offsets_topic_num_partitions)
+        }
+        KEY_TYPE_TRANSACTION => {
+            broker
+                .txns
+                .ensure_state_topic(broker)
+                .map_err(|e| (e, "the transaction state topic could not be created".into()))?;
+            (crate::txn::TRANSACTION_STATE_TOPIC, broker.config.transaction_state_partitions)
+        }
         other => return Err((ResponseError::InvalidRequest, format!("unknown coordinator key type {other}"))),
+    };
+    let image = broker.controller.image();
+    let index = partition_for_group(key, partitions.max(1));
+    let leader = image
+        .topic(topic)
+        .and_then(|t| t.partitions.iter().find(|p| p.partition == index))
+        .map(|p| p.leader)
+        .unwrap_or(-1);
+    match image.broker(leader).filter(|b| !b.fenced) {
+        Some(b) => Ok((b.id, b.host.clone(), b.port as i32)),
+        None => Err((ResponseError::CoordinatorNotAvailable, "The coordinator is not available.".into())),
     }
-    let c = &broker.config;
-    Ok((c.node_id, c.advertised_host.clone(), c.advertised_port as i32))
 }
 
 pub fn handle(broker: &Arc<Broker>, request: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
-    let found = locate(broker, request.key_type);
     if version < 4 {
-        return match found {
+        return match locate(broker, request.key_type, request.key.as_str()) {
             Ok((node, host, port)) => FindCoordinatorResponse::default()
                 .with_node_id(BrokerId(node))
                 .with_host(StrBytes::from_string(host))
@@ -48,14 +64,15 @@ pub fn handle(broker: &Arc<Broker>, request: FindCoordinatorRequest, version: i1
         .coordinator_keys
         .into_iter()
         .map(|key| {
+            let found = locate(broker, request.key_type, key.as_str());
             let c = Coordinator::default().with_key(key);
-            match &found {
+            match found {
                 Ok((node, host, port)) => {
-                    c.with_node_id(BrokerId(*node)).with_host(StrBytes::from_string(host.clone())).with_port(*port)
+                    c.with_node_id(BrokerId(node)).with_host(StrBytes::from_string(host)).with_port(port)
                 }
                 Err((e, msg)) => c
                     .with_error_code(e.code())
-                    .with_error_message(Some(StrBytes::from_string(msg.clone())))
+                    .with_error_message(Some(StrBytes::from_string(msg)))
                     .with_node_id(BrokerId(-1))
                     .with_port(-1),
             }

@@ -9,18 +9,28 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use uuid::Uuid;
-use vltava_metadata::TopicImage;
+use vltava_metadata::{MetadataImage, TopicImage};
 use vltava_protocol::{ResponseError, StrBytes};
 
 use crate::controller::TopicSpec;
 use crate::Broker;
 
-pub fn topic_entry(topic: &TopicImage) -> MetadataResponseTopic {
+pub fn topic_entry(topic: &TopicImage, image: &MetadataImage) -> MetadataResponseTopic {
     let partitions = topic
         .partitions
         .iter()
         .map(|p| {
+            let offline: Vec<BrokerId> = p
+                .replicas
+                .iter()
+                .copied()
+                .filter(|r| image.broker(*r).is_none_or(|b| b.fenced))
+                .map(BrokerId)
+                .collect();
+            let error = if p.leader < 0 { ResponseError::LeaderNotAvailable.code() } else { 0 };
             MetadataResponsePartition::default()
+                .with_error_code(error)
+                .with_offline_replicas(offline)
                 .with_partition_index(p.partition)
                 .with_leader_id(BrokerId(p.leader))
                 .with_leader_epoch(p.leader_epoch)
@@ -49,14 +59,14 @@ pub fn handle(broker: &Arc<Broker>, request: MetadataRequest, version: i16) -> M
     let allow_auto_create = (version < 4 || request.allow_auto_topic_creation) && c.auto_create_topics_enable;
     let image = broker.controller.image();
     let topics = match request.topics {
-        None => image.topics().map(|t| topic_entry(t)).collect(),
-        Some(list) if list.is_empty() && version == 0 => image.topics().map(|t| topic_entry(t)).collect(),
+        None => image.topics().map(|t| topic_entry(t, &image)).collect(),
+        Some(list) if list.is_empty() && version == 0 => image.topics().map(|t| topic_entry(t, &image)).collect(),
         Some(list) => list
             .into_iter()
             .map(|requested| match requested.name {
                 Some(name) => {
                     if let Some(t) = broker.controller.image().topic(name.0.as_str()) {
-                        return topic_entry(t);
+                        return topic_entry(t, &image);
                     }
                     if !allow_auto_create {
                         return error_entry(Some(name), Uuid::nil(), ResponseError::UnknownTopicOrPartition);
@@ -70,30 +80,38 @@ pub fn handle(broker: &Arc<Broker>, request: MetadataRequest, version: i16) -> M
                     match broker.create_topic(&spec) {
                         Ok(t) => {
                             tracing::info!(topic = %spec.name, partitions = spec.num_partitions, "auto-created topic");
-                            topic_entry(&t)
+                            topic_entry(&t, &broker.controller.image())
                         }
                         Err(e) if e.error == ResponseError::TopicAlreadyExists => {
-                            broker.controller.image().topic(&spec.name).map(|t| topic_entry(t)).unwrap_or_else(|| {
-                                error_entry(Some(name), Uuid::nil(), ResponseError::LeaderNotAvailable)
-                            })
+                            broker.controller.image().topic(&spec.name).map(|t| topic_entry(t, &image)).unwrap_or_else(
+                                || error_entry(Some(name), Uuid::nil(), ResponseError::LeaderNotAvailable),
+                            )
                         }
                         Err(e) => error_entry(Some(name), Uuid::nil(), e.error),
                     }
                 }
                 None => match image.topic_by_id(&requested.topic_id) {
-                    Some(t) => topic_entry(t),
+                    Some(t) => topic_entry(t, &image),
                     None => error_entry(None, requested.topic_id, ResponseError::UnknownTopicId),
                 },
             })
             .collect(),
     };
+    let image = broker.controller.image();
+    let brokers = image
+        .brokers()
+        .filter(|b| !b.fenced)
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(StrBytes::from_string(b.host.clone()))
+                .with_port(b.port as i32)
+        })
+        .collect();
     MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(BrokerId(c.node_id))
-            .with_host(StrBytes::from_string(c.advertised_host.clone()))
-            .with_port(c.advertised_port as i32)])
-        .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
-        .with_controller_id(BrokerId(c.node_id))
+        .with_brokers(brokers)
+        .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id())))
+        .with_controller_id(BrokerId(broker.controller.active_controller()))
         .with_topics(topics)
         .with_cluster_authorized_operations(i32::MIN)
 }

@@ -34,6 +34,7 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod reassignments;
 pub mod sync_group;
 pub mod txn;
 
@@ -85,6 +86,7 @@ pub fn dispatch(broker: &Arc<Broker>, session: &Session, request: Request) -> Re
         RequestKind::AddOffsetsToTxn(r) => txn::add_offsets(broker, r, version),
         RequestKind::TxnOffsetCommit(r) => txn::txn_offset_commit(broker, r, version),
         RequestKind::EndTxn(r) => txn::end_txn(broker, r, version),
+        RequestKind::WriteTxnMarkers(r) => txn::write_txn_markers(broker, r, version),
         RequestKind::DescribeProducers(r) => {
             ready(ResponseKind::DescribeProducers(txn::describe_producers(broker, r, version)))
         }
@@ -109,6 +111,15 @@ pub fn dispatch(broker: &Arc<Broker>, session: &Session, request: Request) -> Re
         }
         RequestKind::DeleteGroups(r) => ready(ResponseKind::DeleteGroups(delete_groups::handle(broker, r, version))),
         RequestKind::OffsetDelete(r) => ready(ResponseKind::OffsetDelete(offset_delete::handle(broker, r, version))),
+        RequestKind::ElectLeaders(r) => {
+            ready(ResponseKind::ElectLeaders(reassignments::elect_leaders(broker, r, version)))
+        }
+        RequestKind::AlterPartitionReassignments(r) => {
+            ready(ResponseKind::AlterPartitionReassignments(reassignments::alter_reassignments(broker, r, version)))
+        }
+        RequestKind::ListPartitionReassignments(r) => {
+            ready(ResponseKind::ListPartitionReassignments(reassignments::list_reassignments(broker, r, version)))
+        }
         other => {
             // decode_request only lets supported APIs through.
             tracing::error!(api = ?std::mem::discriminant(&other), "request kind without a handler");

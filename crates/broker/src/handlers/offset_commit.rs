@@ -62,13 +62,7 @@ pub fn handle(broker: &Arc<Broker>, request: OffsetCommitRequest, _version: i16)
     );
     Box::pin(async move {
         let group_error = match outcome {
-            Ok(Some((partition, offset))) => match partition.wait_durable(offset).await {
-                Ok(()) => None,
-                Err(e) => {
-                    tracing::error!(error = %e, "fsync of committed offsets failed");
-                    Some(ResponseError::KafkaStorageError)
-                }
-            },
+            Ok(Some((partition, offset))) => partition.wait_coordinator_write(offset).await.err(),
             Ok(None) => None,
             Err(e) => Some(e),
         };

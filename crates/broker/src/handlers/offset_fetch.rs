@@ -42,7 +42,14 @@ pub fn handle(broker: &Arc<Broker>, request: OffsetFetchRequest, version: i16) -
                         .flat_map(|t| t.partition_indexes.into_iter().map(move |p| (t.name.0.to_string(), p)))
                         .collect()
                 });
-                let rows = broker.groups.fetch_offsets(g.group_id.0.as_str(), wanted);
+                let rows = match broker.groups.fetch_offsets(g.group_id.0.as_str(), wanted) {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        return OffsetFetchResponseGroup::default()
+                            .with_group_id(GroupId(g.group_id.0))
+                            .with_error_code(e.code())
+                    }
+                };
                 let topics = by_topic(rows)
                     .into_iter()
                     .map(|(t, parts)| {
@@ -71,7 +78,10 @@ pub fn handle(broker: &Arc<Broker>, request: OffsetFetchRequest, version: i16) -
     let wanted = request.topics.map(|ts| {
         ts.into_iter().flat_map(|t| t.partition_indexes.into_iter().map(move |p| (t.name.0.to_string(), p))).collect()
     });
-    let rows = broker.groups.fetch_offsets(request.group_id.0.as_str(), wanted);
+    let rows = match broker.groups.fetch_offsets(request.group_id.0.as_str(), wanted) {
+        Ok(rows) => rows,
+        Err(e) => return OffsetFetchResponse::default().with_error_code(e.code()),
+    };
     let topics = by_topic(rows)
         .into_iter()
         .map(|(t, parts)| {

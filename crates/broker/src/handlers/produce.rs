@@ -19,8 +19,18 @@ use crate::Broker;
 
 struct Outcome {
     response: PartitionProduceResponse,
-    /// Offset to be durable before answering (acks=all), with its partition.
-    durable: Option<(Arc<Partition>, i64)>,
+    /// acks=all: what to wait for before answering.
+    durable: Option<AcksAll>,
+}
+
+/// acks=all: the offset the high watermark must pass (and, with
+/// `log.flush.on.acks.all`, be fsynced below), at the leader epoch of the
+/// append.
+struct AcksAll {
+    partition: Arc<Partition>,
+    offset: i64,
+    epoch: i32,
+    fsync: bool,
 }
 
 fn failed(index: i32, error: ResponseError, message: Option<String>) -> Outcome {
@@ -53,6 +63,27 @@ fn produce_partition(broker: &Broker, topic: &str, index: i32, records: Option<b
         Ok(found) => found,
         Err(e) => return failed(index, e, None),
     };
+    if acks == -1 {
+        if let Err(e) = partition.check_min_isr() {
+            let message = format!(
+                "The size of the current ISR {:?} is insufficient to satisfy the min.isr requirement of {} for partition {topic}-{index}",
+                partition.state().isr,
+                partition.settings().min_insync_replicas
+            );
+            return failed(index, e, Some(message));
+        }
+    }
+    append_partition(broker, topic, index, partition, records, acks)
+}
+
+fn append_partition(
+    broker: &Broker,
+    topic: &str,
+    index: i32,
+    partition: Arc<Partition>,
+    records: Option<bytes::Bytes>,
+    acks: i16,
+) -> Outcome {
     let Some(records) = records.filter(|r| !r.is_empty()) else {
         return failed(index, ResponseError::InvalidRecord, Some("empty record set".into()));
     };
@@ -79,8 +110,12 @@ fn produce_partition(broker: &Broker, topic: &str, index: i32, records: Option<b
     match partition.append(&mut batches, log_append_time) {
         Ok(info) => {
             let watermarks = partition.watermarks();
-            let durable =
-                (acks == -1 && broker.config.flush_on_acks_all).then(|| (partition.clone(), info.last_offset + 1));
+            let durable = (acks == -1).then(|| AcksAll {
+                partition: partition.clone(),
+                offset: info.last_offset + 1,
+                epoch: partition.leader_epoch(),
+                fsync: broker.config.flush_on_acks_all,
+            });
             Outcome {
                 response: PartitionProduceResponse::default()
                     .with_index(index)
@@ -95,6 +130,7 @@ fn produce_partition(broker: &Broker, topic: &str, index: i32, records: Option<b
             let error = ResponseError::try_from_code(e.error_code()).unwrap_or(ResponseError::InvalidRecord);
             failed(index, error, Some(e.to_string()))
         }
+        Err(vltava_storage::StorageError::NotLeader) => failed(index, ResponseError::NotLeaderOrFollower, None),
         Err(e @ vltava_storage::StorageError::TooLarge { .. }) => {
             tracing::warn!(topic, partition = index, error = %e, "rejecting produce batch");
             failed(index, ResponseError::RecordListTooLarge, Some(e.to_string()))
@@ -103,6 +139,13 @@ fn produce_partition(broker: &Broker, topic: &str, index: i32, records: Option<b
             tracing::error!(topic, partition = index, error = %e, "append failed");
             failed(index, ResponseError::KafkaStorageError, Some(e.to_string()))
         }
+    }
+}
+
+impl AcksAll {
+    /// Waits for the ISR to have the records (and for the fsync).
+    async fn done(&self, timeout: std::time::Duration) -> Result<(), ResponseError> {
+        self.partition.wait_committed(self.offset, self.epoch, self.fsync, timeout).await
     }
 }
 
@@ -152,6 +195,7 @@ fn check_records(records: &[u8], settings: &TopicSettings) -> Result<(), (Respon
 
 pub fn handle(broker: &Arc<Broker>, request: ProduceRequest, _version: i16) -> ResponseFuture {
     let acks = request.acks;
+    let timeout = std::time::Duration::from_millis(request.timeout_ms.clamp(0, 10 * 60 * 1000) as u64);
     let mut topics = Vec::with_capacity(request.topic_data.len());
     for topic in request.topic_data {
         let name = topic.name.0.to_string();
@@ -176,11 +220,9 @@ pub fn handle(broker: &Arc<Broker>, request: ProduceRequest, _version: i16) -> R
             let mut partition_responses = Vec::with_capacity(outcomes.len());
             for outcome in outcomes {
                 let mut response = outcome.response;
-                if let Some((partition, offset)) = outcome.durable {
-                    if let Err(e) = partition.wait_durable(offset).await {
-                        tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "fsync failed");
-                        response =
-                            response.with_error_code(ResponseError::KafkaStorageError.code()).with_base_offset(-1);
+                if let Some(wait) = outcome.durable {
+                    if let Err(e) = wait.done(timeout).await {
+                        response = response.with_error_code(e.code()).with_base_offset(-1);
                     }
                 }
                 partition_responses.push(response);

@@ -22,9 +22,8 @@ use crate::Broker;
 
 async fn wait_all(waits: DurableWaits) -> Option<ResponseError> {
     for (partition, offset) in waits {
-        if let Err(e) = partition.wait_durable(offset).await {
-            tracing::error!(error = %e, "fsync failed");
-            return Some(ResponseError::KafkaStorageError);
+        if let Err(e) = partition.wait_coordinator_write(offset).await {
+            return Some(e);
         }
     }
     None
@@ -336,4 +335,61 @@ pub fn list_transactions(broker: &Arc<Broker>, r: ListTransactionsRequest, _vers
         })
         .collect();
     ListTransactionsResponse::default().with_unknown_state_filters(unknown).with_transaction_states(list)
+}
+
+/// WriteTxnMarkers: another broker's transaction coordinator ends a
+/// transaction on partitions led here. Answered once the markers are
+/// committed like acks=all writes.
+pub fn write_txn_markers(
+    broker: &Arc<Broker>,
+    r: kafka_protocol::messages::WriteTxnMarkersRequest,
+    _version: i16,
+) -> ResponseFuture {
+    use kafka_protocol::messages::write_txn_markers_response::{
+        WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
+    };
+    let mut waits = Vec::new();
+    let mut results = Vec::new();
+    for marker in r.markers {
+        let mut topics = Vec::new();
+        for topic in marker.topics {
+            let mut partitions = Vec::new();
+            for index in topic.partition_indexes {
+                let outcome = broker.partition(topic.name.0.as_str(), index).and_then(|(partition, _)| {
+                    crate::txn::coordinator::write_marker(
+                        broker,
+                        &partition,
+                        marker.producer_id.0,
+                        marker.producer_epoch,
+                        marker.transaction_result,
+                    )
+                    .map(|end| (partition, end))
+                });
+                let slot = (topics.len(), partitions.len());
+                let code = match outcome {
+                    Ok((partition, end)) => {
+                        waits.push((results.len(), slot, partition, end));
+                        0
+                    }
+                    Err(e) => e.code(),
+                };
+                partitions.push(
+                    WritableTxnMarkerPartitionResult::default().with_partition_index(index).with_error_code(code),
+                );
+            }
+            topics.push(WritableTxnMarkerTopicResult::default().with_name(topic.name).with_partitions(partitions));
+        }
+        results.push(WritableTxnMarkerResult::default().with_producer_id(marker.producer_id).with_topics(topics));
+    }
+    Box::pin(async move {
+        for (m, (t, p), partition, end) in waits {
+            let epoch = partition.leader_epoch();
+            if let Err(e) = partition.wait_committed(end, epoch, true, std::time::Duration::from_secs(30)).await {
+                results[m].topics[t].partitions[p].error_code = e.code();
+            }
+        }
+        Some(kafka_protocol::messages::ResponseKind::WriteTxnMarkers(
+            kafka_protocol::messages::WriteTxnMarkersResponse::default().with_markers(results),
+        ))
+    })
 }

@@ -32,6 +32,9 @@ pub type DurableWaits = Vec<(Arc<Partition>, i64)>;
 
 pub struct TransactionCoordinator {
     txns: Mutex<HashMap<String, TxnMetadata>>,
+    /// `__transaction_state` partitions this node leads, loaded.
+    owned: Mutex<std::collections::HashSet<i32>>,
+    loading: Mutex<std::collections::HashSet<i32>>,
     producer_ids: Mutex<Range<i64>>,
     /// `transaction.state.log.num.partitions`
     partitions: i32,
@@ -47,6 +50,8 @@ impl TransactionCoordinator {
     pub fn new(partitions: i32, max_timeout_ms: i32) -> Self {
         Self {
             txns: Mutex::new(HashMap::new()),
+            owned: Mutex::new(Default::default()),
+            loading: Mutex::new(Default::default()),
             producer_ids: Mutex::new(0..0),
             partitions: partitions.max(1),
             max_timeout_ms,
@@ -73,7 +78,10 @@ impl TransactionCoordinator {
         let spec = TopicSpec {
             name: TRANSACTION_STATE_TOPIC.to_string(),
             num_partitions: self.partitions,
-            replication_factor: 1,
+            replication_factor: crate::group::coordinator::internal_topic_replication(
+                broker,
+                broker.config.transaction_state_replication_factor,
+            )?,
             configs: vec![("cleanup.policy".into(), "compact".into()), ("segment.bytes".into(), "104857600".into())],
         };
         match broker.create_topic(&spec) {
@@ -112,22 +120,23 @@ impl TransactionCoordinator {
         m.state = if commit { TxnState::PrepareCommit } else { TxnState::PrepareAbort };
         m.last_update_ms = now_ms();
         self.persist(broker, m, waits)?;
+        // markers: partitions led here directly, the others through their
+        // leaders (WriteTxnMarkers)
+        let mut remote = Vec::new();
         for (topic, index) in &m.partitions {
             match broker.partition(topic, *index) {
-                Ok((partition, _)) => match partition.append_txn_marker(m.producer_id, m.producer_epoch, commit, 0) {
-                    Ok(end) => waits.push((partition, end)),
-                    Err(e) => {
-                        tracing::error!(topic, partition = index, error = %e, "writing a transaction marker failed");
-                        return Err(ResponseError::KafkaStorageError);
-                    }
-                },
-                Err(_) => {
+                Ok((partition, _)) => {
+                    let end = write_marker(broker, &partition, m.producer_id, m.producer_epoch, commit)?;
+                    waits.push((partition, end));
+                }
+                Err(ResponseError::UnknownTopicOrPartition) => {
                     tracing::warn!(topic, partition = index, "partition of a transaction is gone; no marker written")
                 }
+                Err(_) => remote.push((topic.clone(), *index)),
             }
         }
-        for group in &m.groups {
-            broker.groups.complete_txn(group, m.producer_id, commit);
+        if !remote.is_empty() {
+            send_markers(broker, m.producer_id, m.producer_epoch, commit, remote)?;
         }
         m.state = if commit { TxnState::CompleteCommit } else { TxnState::CompleteAbort };
         m.partitions.clear();
@@ -169,6 +178,7 @@ impl TransactionCoordinator {
             return Err(ResponseError::InvalidTransactionTimeout);
         }
         self.ensure_state_topic(broker)?;
+        self.check_coordinator(tid)?;
         let mut waits = Vec::new();
         let mut txns = self.txns.lock();
         let m = match txns.get_mut(tid) {
@@ -234,6 +244,7 @@ impl TransactionCoordinator {
         partitions: &[(String, i32)],
         group: Option<&str>,
     ) -> Result<DurableWaits, ResponseError> {
+        self.check_coordinator(tid)?;
         let mut txns = self.txns.lock();
         let m = Self::current(&mut txns, tid, producer_id, epoch)?;
         let mut waits = Vec::new();
@@ -258,6 +269,7 @@ impl TransactionCoordinator {
         epoch: i16,
         commit: bool,
     ) -> Result<DurableWaits, ResponseError> {
+        self.check_coordinator(tid)?;
         let mut txns = self.txns.lock();
         let m = Self::current(&mut txns, tid, producer_id, epoch)?;
         let mut waits = Vec::new();
@@ -285,14 +297,54 @@ impl TransactionCoordinator {
         aborted
     }
 
-    /// Rebuilds transactional ids from `__transaction_state`; transactions
-    /// caught between Prepare* and Complete* are completed now.
-    pub fn load(&self, broker: &Broker) -> anyhow::Result<()> {
+    /// This node now leads (`leader`) or no longer leads partition `index`
+    /// of `__transaction_state`: load its transactional ids, or drop them.
+    pub fn on_partition_role(&self, broker: &Arc<Broker>, index: i32, leader: bool) {
+        if !leader {
+            if self.owned.lock().remove(&index) {
+                let parts = self.partitions;
+                self.txns.lock().retain(|id, _| partition_for_group(id, parts) != index);
+            }
+            return;
+        }
+        if self.owned.lock().contains(&index) || !self.loading.lock().insert(index) {
+            return;
+        }
+        let broker = broker.clone();
+        // completing transactions found half-ended writes and may wait: not
+        // on the metadata thread
+        broker.runtime.clone().spawn_blocking(move || {
+            if let Err(e) = broker.txns.load_partition(&broker, index) {
+                tracing::error!(partition = index, error = %e, "loading transactions failed");
+            }
+            broker.txns.loading.lock().remove(&index);
+            if broker.partition(TRANSACTION_STATE_TOPIC, index).is_ok() {
+                broker.txns.owned.lock().insert(index);
+            }
+        });
+    }
+
+    /// NOT_COORDINATOR unless this node leads the transactional id's
+    /// partition (COORDINATOR_LOAD_IN_PROGRESS while loading it).
+    pub fn check_coordinator(&self, tid: &str) -> Result<(), ResponseError> {
+        let index = partition_for_group(tid, self.partitions);
+        if self.loading.lock().contains(&index) {
+            return Err(ResponseError::CoordinatorLoadInProgress);
+        }
+        if !self.owned.lock().contains(&index) {
+            return Err(ResponseError::NotCoordinator);
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the transactional ids of one `__transaction_state`
+    /// partition; transactions caught between Prepare* and Complete* are
+    /// completed now.
+    fn load_partition(&self, broker: &Broker, index: i32) -> anyhow::Result<()> {
         let image = broker.controller.image();
         let Some(topic) = image.topic(TRANSACTION_STATE_TOPIC) else { return Ok(()) };
         let mut loaded: HashMap<String, Option<TxnMetadata>> = HashMap::new();
-        for p in &topic.partitions {
-            let Some(partition) = broker.replicas.get(&topic.topic_id, p.partition) else { continue };
+        if let Some(partition) = broker.replicas.get(&topic.topic_id, index) {
             let mut offset = partition.watermarks().log_start_offset;
             while let Some(slice) = partition.read(offset, 1 << 20)? {
                 let bytes = slice.read()?;
@@ -322,7 +374,7 @@ impl TransactionCoordinator {
             }
         }
         let mut waits = Vec::new();
-        for m in txns.values_mut() {
+        for m in txns.values_mut().filter(|m| partition_for_group(&m.transactional_id, self.partitions) == index) {
             match m.state {
                 TxnState::PrepareCommit => {
                     self.complete(broker, m, true, &mut waits).map_err(|e| anyhow::anyhow!("{e}"))?
@@ -342,5 +394,116 @@ impl TransactionCoordinator {
         let mut all: Vec<TxnMetadata> = self.txns.lock().values().cloned().collect();
         all.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
         all
+    }
+}
+
+/// Appends a transaction marker to a partition led here; a marker in
+/// `__consumer_offsets` also settles the transaction's pending offsets.
+/// Returns the offset to wait on.
+pub fn write_marker(
+    broker: &Broker,
+    partition: &Arc<Partition>,
+    producer_id: i64,
+    producer_epoch: i16,
+    commit: bool,
+) -> Result<i64, ResponseError> {
+    let end = partition.append_txn_marker(producer_id, producer_epoch, commit, 0).map_err(|e| match e {
+        vltava_storage::StorageError::NotLeader => ResponseError::NotLeaderOrFollower,
+        e => {
+            tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "writing a transaction marker failed");
+            ResponseError::KafkaStorageError
+        }
+    })?;
+    if partition.topic == OFFSETS_TOPIC {
+        broker.groups.complete_txn_in_partition(partition.index, producer_id, commit);
+    }
+    Ok(end)
+}
+
+/// Sends markers to the leaders of partitions led elsewhere, retrying (the
+/// leaders may move) for a while.
+fn send_markers(
+    broker: &Broker,
+    producer_id: i64,
+    producer_epoch: i16,
+    commit: bool,
+    mut pending: Vec<(String, i32)>,
+) -> Result<(), ResponseError> {
+    use kafka_protocol::messages::write_txn_markers_request::{WritableTxnMarker, WritableTxnMarkerTopic};
+    use kafka_protocol::messages::{ApiKey, ProducerId, TopicName, WriteTxnMarkersRequest, WriteTxnMarkersResponse};
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let image = broker.controller.image();
+        let mut by_leader: HashMap<i32, Vec<(String, i32)>> = HashMap::new();
+        for (topic, index) in pending.drain(..) {
+            let leader =
+                image.topic(&topic).and_then(|t| t.partitions.iter().find(|p| p.partition == index)).map(|p| p.leader);
+            match leader {
+                None => {
+                    tracing::warn!(topic, partition = index, "partition of a transaction is gone; no marker written")
+                }
+                Some(leader) => by_leader.entry(leader).or_default().push((topic, index)),
+            }
+        }
+        for (leader, parts) in by_leader {
+            let Some(addr) = image.broker(leader).filter(|_| leader >= 0).map(|b| format!("{}:{}", b.host, b.port))
+            else {
+                pending.extend(parts);
+                continue;
+            };
+            let mut topics: HashMap<&str, Vec<i32>> = HashMap::new();
+            for (t, p) in &parts {
+                topics.entry(t.as_str()).or_default().push(*p);
+            }
+            let marker = WritableTxnMarker::default()
+                .with_producer_id(ProducerId(producer_id))
+                .with_producer_epoch(producer_epoch)
+                .with_transaction_result(commit)
+                .with_coordinator_epoch(0)
+                .with_topics(
+                    topics
+                        .into_iter()
+                        .map(|(t, ps)| {
+                            WritableTxnMarkerTopic::default()
+                                .with_name(TopicName(vltava_protocol::StrBytes::from_string(t.to_string())))
+                                .with_partition_indexes(ps)
+                        })
+                        .collect(),
+                );
+            let request = WriteTxnMarkersRequest::default().with_markers(vec![marker]);
+            let client_id = format!("vltava-txn-coordinator-{}", broker.config.node_id);
+            let response: std::io::Result<WriteTxnMarkersResponse> = crate::replication::call_blocking(
+                &addr,
+                &client_id,
+                ApiKey::WriteTxnMarkers,
+                1,
+                &request,
+                std::time::Duration::from_secs(10),
+            );
+            match response {
+                Ok(r) => {
+                    for result in r.markers.iter().flat_map(|m| m.topics.iter()) {
+                        for p in &result.partitions {
+                            if p.error_code != 0 {
+                                tracing::debug!(topic = %result.name.0, partition = p.partition_index, error = p.error_code, "marker refused; retrying");
+                                pending.push((result.name.0.to_string(), p.partition_index));
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(leader, error = %e, "sending transaction markers failed; retrying");
+                    pending.extend(parts);
+                }
+            }
+        }
+        if pending.is_empty() {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            tracing::error!(?pending, "transaction markers could not be written");
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }

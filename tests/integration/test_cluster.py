@@ -1,0 +1,709 @@
+"""Replicated cluster mode: 3 nodes (KRaft combined mode) started by cluster.py.
+
+The first tests check the harness itself without a broker (the checker's analysis on
+synthetic data, Metadata v7 and segment parsing, network-namespace isolation with plain
+TCP servers). The cluster tests then cover: formation, leader SIGKILL under idempotent
+acks=all production (scripts/cluster-checker.py's workload, in-process), controlled
+shutdown, min.insync.replicas, controller failover during CreateTopics, consumer groups
+across a coordinator kill, a network partition of a leader (netns mode, root only), and a
+short random-kill soak.
+
+Environment: VLTAVA_SOAK_SECONDS (30), VLTAVA_SOAK_FAULTS (kill), VLTAVA_SOAK_SEED.
+On failure every node's log tail is printed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import NewTopic
+
+import cluster as cl
+import kafka_wire as w
+from conftest import REPO_ROOT
+from helpers import unique
+
+
+def _load_checker():
+    name = "cluster_checker"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "scripts" / "cluster-checker.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+checker = _load_checker()
+
+SESSION_S = 3.0   # broker.session.timeout.ms of cluster.DEFAULT_SETTINGS
+LAG_S = 5.0       # replica.lag.time.max.ms
+
+
+# --------------------------------------------------------------------------
+# fixtures
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def start_cluster(tmp_path, request):
+    """Factory: start_cluster(n=3, settings={...}, node_settings={id: {...}}, netns=False).
+    Every cluster is torn down at the end; node logs are printed if the test failed."""
+    clusters: list[cl.Cluster] = []
+
+    def _start(n: int = 3, settings: dict | None = None, netns: bool = False, **kw) -> cl.Cluster:
+        c = cl.Cluster(tmp_path / f"cluster{len(clusters)}", n=n, settings=settings,
+                       netns=netns, **kw)
+        clusters.append(c)
+        return c.start()
+
+    yield _start
+    failed = any(getattr(getattr(request.node, f"rep_{when}", None), "failed", False)
+                 for when in ("setup", "call"))
+    for c in clusters:
+        if failed:
+            print(f"\n===== {c!r}\n{c.log_tails(n=150)}")
+        c.close()
+
+
+@pytest.fixture
+def cluster(start_cluster) -> cl.Cluster:
+    return start_cluster()
+
+
+def _report(res: dict) -> str:
+    slim = {k: v for k, v in res.items() if k not in ("read_back", "high_watermarks")}
+    return json.dumps(slim, indent=1, default=str)[:6000]
+
+
+def _assert_checker_clean(res: dict, allow_delivery_errors: bool = True) -> None:
+    print(checker.counts_line(res))
+    assert res["acknowledged"] > 0, f"nothing was acknowledged\n{_report(res)}"
+    for k in ("lost", "duplicated", "reordered", "offset_mismatch"):
+        assert res[k] == 0, f"checker: {k}={res[k]}\n{_report(res)}"
+    assert not res["read_back"]["incomplete"], f"could not read everything back\n{_report(res)}"
+    assert not res["workload"]["fatal"], f"fatal producer errors\n{_report(res)}"
+    assert not res["workload"]["writer_exceptions"], _report(res)
+    if not allow_delivery_errors:
+        assert res["workload"]["delivery_errors"] == {}, f"delivery errors\n{_report(res)}"
+    assert res["ok"], _report(res)
+
+
+def _sleep_until(t: float) -> None:
+    d = t - time.monotonic()
+    if d > 0:
+        time.sleep(d)
+
+
+# --------------------------------------------------------------------------
+# the harness itself (no broker needed)
+# --------------------------------------------------------------------------
+
+
+def test_checker_analysis_clean_and_interleaved():
+    acked = [(0, 0, "w0-0"), (1, 0, "w0-1"), (0, 1, "w1-0"), (0, 2, "w0-2"), (1, 1, "w1-1"),
+             (0, 3, "w1-2")]
+    read = list(reversed(acked)) + [(1, 2, "w0-3"), (1, 3, "junk")]  # an unacked write, a foreign
+    res = checker.analyze(acked, read)
+    assert res["ok"], res
+    assert (res["acknowledged"], res["read"], res["lost"], res["duplicated"], res["reordered"],
+            res["offset_mismatch"], res["unacked_read"], res["foreign"]) == (6, 7, 0, 0, 0, 0, 1, 1)
+
+
+def test_checker_analysis_finds_loss_duplicates_reordering_and_moved_offsets():
+    acked = [(0, 0, "w0-0"), (0, 1, "w0-1"), (0, 2, "w0-2"), (0, 3, "w0-3"), (1, 0, "w1-0"),
+             (1, 1, "w1-1")]
+    read = [(0, 0, "w0-0"), (0, 1, "w0-2"), (0, 2, "w0-1"),   # reordered (and moved offsets)
+            (0, 3, "w0-3"), (0, 4, "w0-3"),                  # duplicated
+            (1, 0, "w1-0")]                                   # w1-1 lost
+    res = checker.analyze(acked, read)
+    assert not res["ok"]
+    assert res["lost"] == 1 and res["samples"]["lost"] == [[1, 1, "w1-1"]]
+    assert res["duplicated"] == 1 and res["duplicate_records"] == 1
+    assert res["reordered"] == 1
+    assert res["samples"]["reordered"][0]["seq"] == 1
+    assert res["offset_mismatch"] == 2   # w0-1 and w0-2 were acknowledged at other offsets
+
+
+def test_checker_analysis_unknown_offsets_and_same_offset_twice():
+    # an acknowledgement without offset (e.g. DUPLICATE_SEQUENCE_NUMBER) is fine if the value
+    # is in the acknowledged partition
+    assert checker.analyze([(0, -1, "w0-0")], [(0, 7, "w0-0")])["ok"]
+    res = checker.analyze([(0, -1, "w0-0")], [(1, 7, "w0-0")])
+    assert res["offset_mismatch"] == 1 and not res["ok"]
+    # the read-back returned one offset twice (consumer re-fetch): not a duplicate in the log,
+    # but reported
+    res = checker.analyze([(0, 0, "w0-0")], [(0, 0, "w0-0"), (0, 0, "w0-0")])
+    assert res["duplicated"] == 0 and res["same_offset_twice"] == 1 and not res["ok"]
+    # a value acknowledged twice
+    res = checker.analyze([(0, 0, "w0-0"), (0, 1, "w0-0")], [(0, 0, "w0-0")])
+    assert res["acked_twice"] == 1 and not res["ok"]
+    assert checker.parse_value("w12-345") == (12, 345) and checker.parse_value("x") is None
+
+
+def test_checker_failover_times():
+    acks = {0: [(10.0, 9.9), (10.2, 9.95), (13.5, 10.6), (13.6, 13.0)],
+            1: [(10.1, 10.05), (14.0, 12.0)], 2: [(9.0, 8.0)]}
+    ev = [{"t": 10.1, "action": "kill", "node": 2, "partitions": [0, 1], "rel": 3.0},
+          {"t": 10.1, "action": "kill", "node": 3, "partitions": [2], "rel": 3.0},
+          {"t": 10.1, "action": "pause", "node": 1, "partitions": []}]
+    fo = checker.failover_times(ev, acks)
+    assert len(fo) == 2
+    # partition 0: the ack at 10.2 was sent before the kill; 13.5 is the first of a later send
+    assert fo[0]["partitions"] == {0: 3.4, 1: 3.9} and fo[0]["max_s"] == 3.9
+    assert fo[1]["partitions"] == {2: None} and fo[1]["max_s"] is None
+    assert checker.failover_times([{"t": 1.0, "action": "kill", "node": 1, "partitions": [0]}],
+                                  {0: [0.5, 2.5]})[0]["max_s"] == 1.5
+
+
+def test_metadata_v7_parser_and_group_partition():
+    body = (w.int32(9) + w.int32(0)
+            + w.array([w.int32(1) + w.string("h1") + w.int32(9092) + w.string(None),
+                       w.int32(2) + w.string("h2") + w.int32(9093) + w.string("r")])
+            + w.string("cid") + w.int32(2)
+            + w.array([w.int16(0) + w.string("t") + w.int8(0)
+                       + w.array([w.int16(0) + w.int32(0) + w.int32(2) + w.int32(5)
+                                  + w.array([w.int32(2), w.int32(1)]) + w.array([w.int32(2)])
+                                  + w.array([])])]))
+    md = cl.parse_metadata_v7(body)
+    assert md["brokers"] == {1: ("h1", 9092), 2: ("h2", 9093)}
+    assert md["cluster_id"] == "cid" and md["controller_id"] == 2
+    assert md["topics"]["t"]["partitions"][0] == cl.PartState(0, 2, 5, [2, 1], [2], [])
+    req = cl.metadata_request_v7(3, ["t"])
+    assert req[:4] == w.int16(3) + w.int16(7) and req.endswith(w.int8(0))
+    assert cl.java_hash("hello") == 99162322 and cl.java_hash("") == 0
+    assert cl.java_hash("polygenelubricants") == -(1 << 31)   # Integer.MIN_VALUE
+    assert cl.group_partition("polygenelubricants") == 0
+    assert cl.group_partition("hello") == 99162322 % 50
+
+
+def test_segment_parser_and_replica_comparison(tmp_path):
+    def seg(d: Path, base: int, batches):
+        d.mkdir(parents=True, exist_ok=True)
+        data = b"".join(batches)
+        (d / f"{base:020d}.log").write_bytes(data + b"\0" * 64)   # zero-filled tail
+    b0 = w.record_batch([(None, b"a"), (None, b"b")], base_offset=0, base_timestamp=1000)
+    b2 = w.record_batch([(None, b"c")], base_offset=2, base_timestamp=1000)
+    b2x = w.record_batch([(None, b"X")], base_offset=2, base_timestamp=1000)
+    b3 = w.record_batch([(None, b"d")], base_offset=3, base_timestamp=1000)
+    seg(tmp_path / "r1", 0, [b0, b2])
+    seg(tmp_path / "r1", 3, [b3])
+    seg(tmp_path / "r2", 0, [b0, b2, b3[:30]])       # torn tail
+    seg(tmp_path / "r3", 0, [b0, b2x])
+    r1, r2, r3 = (cl.log_batches(tmp_path / r) for r in ("r1", "r2", "r3"))
+    assert [(b, last) for b, last, _ in r1] == [(0, 1), (2, 2), (3, 3)]
+    assert [(b, last) for b, last, _ in r2] == [(0, 1), (2, 2)]
+    assert cl.compare_batches(r1, r2) is None           # r2 lags: a prefix
+    assert cl.compare_batches(r1, r3) == 1              # r3 diverges at its second batch
+
+
+def test_cluster_layout_writes_kraft_properties(tmp_path):
+    c = cl.Cluster(tmp_path, n=3, settings={"log.segment.bytes": 1048576},
+                   node_settings={2: {"replica.lag.time.max.ms": 7000}})
+    c._layout()   # no process started
+    props = {}
+    for i, node in c.nodes.items():
+        node.write_config()
+        lines = [ln for ln in node.config_path.read_text().splitlines() if not ln.startswith("#")]
+        props[i] = dict(ln.split("=", 1) for ln in lines)
+    voters = ",".join(f"{i}@127.0.0.1:{c.node(i).controller_port}" for i in (1, 2, 3))
+    for i, p in props.items():
+        n = c.node(i)
+        assert p["node.id"] == str(i)
+        assert p["process.roles"] == "broker,controller"
+        assert p["listeners"] == (f"PLAINTEXT://127.0.0.1:{n.client_port},"
+                                  f"CONTROLLER://127.0.0.1:{n.controller_port}")
+        assert p["advertised.listeners"] == f"PLAINTEXT://127.0.0.1:{n.client_port}"
+        assert p["controller.listener.names"] == "CONTROLLER"
+        assert p["controller.quorum.voters"] == voters
+        assert p["log.dirs"] == str(n.data_dir)
+        assert (p["broker.session.timeout.ms"], p["broker.heartbeat.interval.ms"]) == ("3000", "500")
+        assert p["offsets.topic.replication.factor"] == "3"
+        assert p["transaction.state.log.replication.factor"] == "3"
+        assert p["log.segment.bytes"] == "1048576"
+        assert p["replica.lag.time.max.ms"] == ("7000" if i == 2 else "5000")
+    ports = [c.node(i).client_port for i in c.ids] + [c.node(i).controller_port for i in c.ids]
+    assert len(set(ports)) == 6
+    assert c.bootstrap == ",".join(f"127.0.0.1:{c.node(i).client_port}" for i in (1, 2, 3))
+
+
+PROBE_SERVER = r"""
+import socket, sys, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 7000)); s.listen(16)
+def h(c):
+    while True:
+        d = c.recv(100)
+        if not d: break
+        c.sendall(d)
+while True:
+    c, _ = s.accept(); threading.Thread(target=h, args=(c,), daemon=True).start()
+"""
+
+PROBE_CLIENT = r"""
+import socket, sys
+try:
+    c = socket.create_connection((sys.argv[1], 7000), timeout=1.0); c.sendall(b"hi")
+    print("ok" if c.recv(10) == b"hi" else "bad")
+except Exception as e:
+    print("cut")
+"""
+
+
+def test_netns_isolation_cuts_nodes_but_not_the_client():
+    ok, why = cl.netns_available()
+    if not ok:
+        pytest.skip(f"netns mode not available: {why}")
+    net = cl.NetnsNetwork(3)
+    servers = []
+    try:
+        net.setup()
+        for i in (1, 2, 3):
+            servers.append(subprocess.Popen(net.wrap(i, [sys.executable, "-c", PROBE_SERVER,
+                                                         net.node_ip(i)])))
+        time.sleep(0.5)
+
+        def reach(src, dst):
+            cmd = [sys.executable, "-c", PROBE_CLIENT, net.node_ip(dst)]
+            if src:
+                cmd = net.wrap(src, cmd)
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=20).stdout.strip()
+
+        def matrix():
+            return {(s, d): reach(s, d) for s in (0, 1, 2, 3) for d in (1, 2, 3) if s != d}
+
+        assert set(matrix().values()) == {"ok"}
+        for i in (2, 3):
+            net.cut(1, i)
+        m = matrix()
+        assert {k: v for k, v in m.items() if v != "ok"} == {
+            (1, 2): "cut", (1, 3): "cut", (2, 1): "cut", (3, 1): "cut"}, m
+        net.heal()
+        assert set(matrix().values()) == {"ok"}
+    finally:
+        for s in servers:
+            s.kill()
+            s.wait()
+        net.teardown()
+    names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert net.token not in names
+
+
+# --------------------------------------------------------------------------
+# (a) formation
+# --------------------------------------------------------------------------
+
+
+def test_three_nodes_form_one_cluster(cluster):
+    c = cluster
+    brokers = {i: (c.node(i).host, c.node(i).client_port) for i in c.ids}
+    for i in c.ids:
+        assert c.node_metadata(i)["brokers"] == brokers, f"node {i}'s Metadata"
+    ids = {i: c.node_describe_cluster(i)["cluster_id"] for i in c.ids}
+    assert len(set(ids.values())) == 1 and None not in ids.values(), f"cluster ids {ids}"
+    dc = c.describe_cluster()
+    assert sorted(n.id for n in dc.nodes) == c.ids
+    assert dc.cluster_id == ids[1]
+    assert dc.controller is not None and dc.controller.id in c.ids
+    md = c.admin().list_topics(timeout=10)
+    assert sorted(md.brokers) == c.ids and md.cluster_id == ids[1]
+
+    topic = unique("rf3")
+    c.create_topic(topic, partitions=6, replication_factor=3)
+    st = c.wait_isr(topic, None, 3)
+    assert sorted(st) == list(range(6))
+    for p, s in st.items():
+        assert sorted(s.replicas) == [1, 2, 3], f"partition {p}: replicas {s.replicas}"
+        assert sorted(s.isr) == [1, 2, 3], f"partition {p}: isr {s.isr}"
+    leaders = {s.leader for s in st.values()}
+    assert len(leaders) >= 2, f"all 6 partitions led by {leaders}"
+    t = c.admin().list_topics(topic=topic, timeout=10).topics[topic]
+    for p, pm in t.partitions.items():
+        assert (pm.leader, sorted(pm.replicas), sorted(pm.isrs)) == (st[p].leader, [1, 2, 3],
+                                                                     [1, 2, 3])
+
+    # data goes through and every replica ends up with the same batches
+    prod = Producer({"bootstrap.servers": c.bootstrap, "acks": "all", "enable.idempotence": True,
+                     "linger.ms": 5})
+    errs = []
+    for i in range(600):
+        prod.produce(topic, value=b"v%d" % i, partition=i % 6,
+                     on_delivery=lambda e, m: errs.append(e) if e else None)
+    assert prod.flush(30) == 0 and not errs, errs
+    hw = checker.high_watermarks(c.bootstrap, topic, 6)
+    assert hw == {p: 100 for p in range(6)}, hw
+    c.wait_replicas_identical(topic, range(6), timeout=30)
+
+
+# --------------------------------------------------------------------------
+# (b) leader SIGKILL during idempotent acks=all production
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(180)
+def test_leader_kill_during_production_loses_nothing_and_node_rejoins(cluster):
+    c = cluster
+    topic = unique("kill")
+    c.create_topic(topic, partitions=6, replication_factor=3)
+    wl = checker.Workload(c.bootstrap, topic, 6, writers=2, rate=250).start()
+    t0 = time.monotonic()
+    assert wl.wait_acks(50, 30), f"no acknowledgements: {wl.summary()}"
+    _sleep_until(t0 + 3)
+
+    victim = c.leader_of(topic, 0)
+    isr_before = c.isr_of(topic, 0)
+    led = c.partitions_led_by(topic, victim)
+    acked_before = wl.acked_count()
+    t_kill = time.monotonic()
+    c.kill(victim)
+    new = c.wait_leader_not(topic, 0, victim, timeout=SESSION_S + 7)
+    elected_s = time.monotonic() - t_kill
+    print(f"partition 0: node {victim} killed, node {new} leads after {elected_s:.2f}s")
+    assert new in isr_before, f"new leader {new} was not in the ISR {isr_before}"
+    for p in led:
+        c.wait_leader_not(topic, p, victim, timeout=5)
+    _sleep_until(t0 + 10)
+    assert wl.acked_count() > acked_before + 100, f"no progress after the kill: {wl.summary()}"
+    wl.stop()
+
+    c.start_node(victim)
+    c.wait_isr(topic, None, 3, timeout=60)
+    res = checker.verify(c.bootstrap, wl)
+    fo = checker.failover_times([{"t": t_kill, "action": "kill", "node": victim,
+                                  "partitions": led}], wl.ack_times())
+    print(f"client failover (kill -> first ack of a later record): {fo}")
+    _assert_checker_clean(res)
+    assert fo[0]["max_s"] is not None, f"a partition of node {victim} never took writes again: {fo}"
+    c.wait_replicas_identical(topic, range(6), timeout=30)
+
+
+# --------------------------------------------------------------------------
+# (c) controlled shutdown
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(180)
+def test_controlled_shutdown_moves_leadership_before_exit(start_cluster):
+    # A long session timeout: leadership that moves within a second or two of the exit was
+    # handed over by the controlled shutdown, not taken after fencing a silent broker.
+    c = start_cluster(settings={"broker.session.timeout.ms": 9000})
+    topic = unique("term")
+    c.create_topic(topic, partitions=6, replication_factor=3)
+    wl = checker.Workload(c.bootstrap, topic, 6, writers=2, rate=250).start()
+    t0 = time.monotonic()
+    assert wl.wait_acks(50, 30), f"no acknowledgements: {wl.summary()}"
+    _sleep_until(t0 + 3)
+
+    victim = c.leader_of(topic, 0)
+    led = c.partitions_led_by(topic, victim)
+    others = [i for i in c.ids if i != victim]
+    t_term = time.monotonic()
+    c.stop(victim)                               # SIGTERM, exit code 0
+    t_exit = time.monotonic()
+
+    def moved():
+        views = c.views(topic, others, timeout=2.0)
+        return all(not isinstance(v, Exception) and p in v and v[p].leader not in (-1, victim)
+                   for v in views.values() for p in led)
+
+    deadline = t_exit + 2.0
+    while not moved():
+        assert time.monotonic() < deadline, (
+            f"partitions {led} of node {victim} still led by it (or leaderless) 2 s after its "
+            f"controlled shutdown; views: {c.views(topic, others)}")
+        time.sleep(0.05)
+    print(f"node {victim}: SIGTERM -> exit {t_exit - t_term:.2f}s, leadership of {led} seen "
+          f"moved {time.monotonic() - t_exit:.2f}s after the exit")
+    time.sleep(3)   # production goes on against the remaining two nodes
+    wl.stop()
+    res = checker.verify(c.bootstrap, wl)
+    _assert_checker_clean(res, allow_delivery_errors=False)
+
+    c.start_node(victim)
+    c.wait_isr(topic, None, 3, timeout=60)
+
+
+# --------------------------------------------------------------------------
+# (d) min.insync.replicas
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(150)
+def test_min_insync_replicas_refuses_acks_all_with_too_small_isr(cluster):
+    c = cluster
+    topic = unique("minisr")
+    c.create_topic(topic, partitions=1, replication_factor=3, config={"min.insync.replicas": "3"})
+    leader = c.leader_of(topic, 0)
+    r = c.produce_raw(leader, topic, 0, ["before"], acks=-1)
+    assert r["error_code"] == 0, r
+    follower = next(i for i in c.replicas_of(topic, 0) if i != leader)
+    c.kill(follower)
+    st = c.wait_isr(topic, 0, 2, timeout=SESSION_S + LAG_S + 10)
+    leader = st[0].leader
+    assert follower not in st[0].isr
+
+    r = c.produce_raw(leader, topic, 0, ["refused"], acks=-1, timeout_ms=5000)
+    assert r["error_code"] == cl.NOT_ENOUGH_REPLICAS, f"raw acks=all Produce to leader {leader}: {r}"
+
+    p = Producer({"bootstrap.servers": c.bootstrap, "acks": "all", "enable.idempotence": False,
+                  "retries": 0, "message.timeout.ms": 15000, "log_level": 2})
+    reports = []
+    p.produce(topic, value=b"refused-too", partition=0, on_delivery=lambda e, m: reports.append(e))
+    assert p.flush(30) == 0
+    assert len(reports) == 1 and reports[0] is not None, f"acks=all accepted with ISR 2 < 3: {reports}"
+    assert reports[0].code() in (KafkaError.NOT_ENOUGH_REPLICAS,
+                                 KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND), reports[0]
+
+    # min.insync.replicas does not apply to acks=1 (as in Kafka)
+    r = c.produce_raw(leader, topic, 0, ["acks1"], acks=1)
+    assert r["error_code"] == 0, f"acks=1 refused: {r}"
+
+    c.start_node(follower)
+    c.wait_isr(topic, 0, 3, timeout=60)
+    r = c.produce_raw(c.leader_of(topic, 0), topic, 0, ["after"], acks=-1)
+    assert r["error_code"] == 0, r
+
+
+# --------------------------------------------------------------------------
+# (e) controller failover while creating topics
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(180)
+def test_topics_created_across_controller_failover(cluster):
+    c = cluster
+    ctl = c.wait_controller(timeout=30)
+    assert c.controller_id() == ctl, "DescribeCluster and Metadata name different controllers"
+    c.kill(ctl)
+    t_kill = time.monotonic()
+    admin = c.admin()
+    names = [unique("ctlfo") for _ in range(8)]
+    errors: dict[str, int] = {}
+    took = {}
+    deadline = t_kill + 90
+    for name in names:
+        while True:
+            fs = admin.create_topics([NewTopic(name, num_partitions=3, replication_factor=2)],
+                                     request_timeout=10)
+            try:
+                fs[name].result(20)
+                break
+            except KafkaException as e:
+                err = e.args[0]
+                if err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                    break   # an earlier attempt did it
+                errors[err.name()] = errors.get(err.name(), 0) + 1
+                # librdkafka sends CreateTopics to the controller its metadata names and
+                # refreshes that only every topic.metadata.refresh.interval.ms (5 min): a
+                # retrying client starts over with fresh metadata.
+                admin = c.admin()
+            assert time.monotonic() < deadline, (
+                f"could not create {name} within 90s of killing controller {ctl}; errors {errors}")
+            time.sleep(0.3)
+        took[name] = round(time.monotonic() - t_kill, 2)
+    print(f"controller {ctl} killed; topics created at {took}; errors meanwhile {errors}")
+
+    new_ctl = c.wait_controller(timeout=SESSION_S + 15, not_in={ctl})
+    assert c.controller_id() == new_ctl != ctl
+
+    def all_led():
+        for name in names:
+            st = c._agreed(name)
+            if st is None or sorted(st) != [0, 1, 2]:
+                return False
+            if any(s.leader in (-1, ctl) for s in st.values()):
+                return False
+        return True
+    c.wait_until(all_led, 30, "every new topic listed with live leaders by every live node")
+
+    c.start_node(ctl)
+    c.wait_until(lambda: set(names) <= set(c.node_metadata(ctl, None)["topics"]), 30,
+                 f"restarted node {ctl} to list every topic")
+    for name in names:
+        c.wait_isr(name, None, 2, timeout=30)
+
+
+# --------------------------------------------------------------------------
+# (f) consumer group across a coordinator kill
+# --------------------------------------------------------------------------
+
+
+def _group_consumer(c: cl.Cluster, group: str) -> Consumer:
+    return Consumer({"bootstrap.servers": c.bootstrap, "group.id": group,
+                     "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                     "session.timeout.ms": 6000, "heartbeat.interval.ms": 500,
+                     "log_level": 2})
+
+
+def _consume_n(cons: Consumer, n: int, timeout: float) -> list:
+    got = []
+    deadline = time.monotonic() + timeout
+    while len(got) < n:
+        assert time.monotonic() < deadline, f"consumed {len(got)} of {n} within {timeout}s"
+        m = cons.poll(0.5)
+        if m is None:
+            continue
+        if m.error():
+            if m.error().fatal():
+                raise AssertionError(f"fatal consumer error {m.error()}")
+            continue
+        got.append((m.partition(), m.offset(), m.value().decode()))
+    return got
+
+
+def _committed(cons: Consumer, tps, timeout: float = 10) -> dict:
+    """{partition: committed offset}, 0 for a partition without a commit (nothing was
+    consumed from it: the group would start it at the earliest offset)."""
+    return {tp.partition: max(tp.offset, 0) for tp in cons.committed(tps, timeout=timeout)}
+
+
+@pytest.mark.timeout(180)
+def test_consumer_group_survives_coordinator_kill(cluster):
+    c = cluster
+    topic = unique("grp")
+    c.create_topic(topic, partitions=3, replication_factor=3)
+    prod = Producer({"bootstrap.servers": c.bootstrap, "acks": "all", "enable.idempotence": True,
+                     "linger.ms": 5})
+    values = [f"v{i}" for i in range(300)]
+    for i, v in enumerate(values):
+        prod.produce(topic, value=v.encode(), partition=i % 3)
+    assert prod.flush(30) == 0
+
+    group = unique("group")
+    coord = c.find_coordinator(group)
+    gp = cl.group_partition(group)
+    c.wait_isr("__consumer_offsets", gp, 3, timeout=30)
+    assert c.leader_of("__consumer_offsets", gp) == coord, (
+        f"coordinator {coord} is not the leader of __consumer_offsets[{gp}]")
+
+    cons = _group_consumer(c, group)
+    cons.subscribe([topic])
+    first = _consume_n(cons, 150, 60)
+    cons.commit(asynchronous=False)
+    tps = [TopicPartition(topic, p) for p in range(3)]
+    committed1 = _committed(cons, tps)
+    cons.close()
+    per_part = {p: sum(1 for q, _, _ in first if q == p) for p in range(3)}
+    assert committed1 == per_part, f"committed {committed1}, consumed {per_part}"
+
+    c.kill(coord)
+    c.wait_leader_not("__consumer_offsets", gp, coord, timeout=SESSION_S + 7)
+    new_coord = c.find_coordinator(group)
+    assert new_coord != coord
+
+    cons = _group_consumer(c, group)
+    try:
+        def same_committed():
+            return _committed(cons, tps, timeout=5) == committed1 or None
+        c.wait_until(same_committed, 30, f"committed offsets {committed1} on the new coordinator")
+        cons.subscribe([topic])
+        second = _consume_n(cons, 150, 60)
+        cons.commit(asynchronous=False)
+        committed2 = _committed(cons, tps)
+    finally:
+        cons.close()
+    first_off = {}
+    for p, off, _ in second:
+        first_off.setdefault(p, off)
+    assert all(first_off.get(p, committed1[p]) == committed1[p] for p in range(3)), (
+        f"resumed at {first_off}, committed {committed1}")
+    got = [v for _, _, v in first] + [v for _, _, v in second]
+    assert sorted(got) == sorted(values), "records missing or read twice across the failover"
+    assert committed2 == {p: 100 for p in range(3)}, committed2
+
+
+# --------------------------------------------------------------------------
+# (g) network partition of a leader (netns mode)
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(240)
+def test_partitioned_leader_cannot_ack_and_catches_up_after_heal(start_cluster):
+    ok, why = cl.netns_available()
+    if not ok:
+        pytest.skip(f"netns mode not available: {why}")
+    c = start_cluster(netns=True)
+    topic = unique("part")
+    c.create_topic(topic, partitions=6, replication_factor=3)
+    wl = checker.Workload(c.bootstrap, topic, 6, writers=2, rate=200).start()
+    assert wl.wait_acks(100, 30), f"no acknowledgements: {wl.summary()}"
+
+    iso = c.leader_of(topic, 0)
+    majority = [i for i in c.ids if i != iso]
+    c.isolate(iso)
+    t_iso = time.monotonic()
+
+    # A write sent straight to the isolated leader is never acknowledged: its followers
+    # cannot fetch it, and it cannot shrink the ISR without the controller quorum. The
+    # probe waits past replica.lag.time.max.ms.
+    probe = {}
+    th = threading.Thread(target=lambda: probe.update(c.produce_raw(
+        iso, topic, 0, [f"isolated-probe-{uuid.uuid4().hex}"], acks=-1, timeout_ms=int(
+            (LAG_S + 4) * 1000), socket_timeout=LAG_S + 12)), daemon=True)
+    th.start()
+
+    new = c.wait_leader_not(topic, 0, iso, timeout=SESSION_S + 10, nodes=majority)
+    t_new = time.monotonic()
+    print(f"node {iso} isolated; majority {majority} elected {new} after {t_new - t_iso:.2f}s")
+    th.join(LAG_S + 20)
+    assert not th.is_alive()
+    assert probe.get("error_code") != 0, f"the isolated leader acknowledged an acks=all write: {probe}"
+    print(f"probe to the isolated leader: {probe}")
+    probe2 = c.produce_raw(iso, topic, 0, [f"isolated-probe-{uuid.uuid4().hex}"], acks=-1,
+                           timeout_ms=3000, socket_timeout=10)
+    assert probe2.get("error_code") != 0, f"the isolated leader acknowledged: {probe2}"
+
+    # the clients follow the new leader although the old one still answers them (with
+    # stale metadata): partition 0 acknowledges records produced after the election
+    def acked_on_new_leader():
+        return any(sent >= t_new for _, sent in wl.ack_times().get(0, []))
+    c.wait_until(acked_on_new_leader, 40, f"an acknowledgement from the new leader {new} of "
+                 f"partition 0 ({wl.summary()})", interval=0.25)
+    fo = checker.failover_times([{"t": t_iso, "action": "isolate", "node": iso,
+                                  "partitions": [0]}], wl.ack_times())
+    print(f"partition 0 took new writes {fo[0]['max_s']}s after the isolation")
+
+    c.heal()
+    c.wait_ready(timeout=60)
+    c.wait_isr(topic, None, 3, timeout=60)
+    wl.stop()
+    res = checker.verify(c.bootstrap, wl)
+    _assert_checker_clean(res)
+    assert res["other_records"] == 0, (
+        f"{res['other_records']} records not written by the workload are in {topic}: the "
+        "isolated leader's unacknowledged probes survived")
+    # the old leader truncated what it had appended alone and holds the same log as the others
+    c.wait_replicas_identical(topic, range(6), timeout=30)
+
+
+# --------------------------------------------------------------------------
+# (h) a short soak with random kills
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(300)
+def test_short_soak_with_random_kills(cluster):
+    duration = float(os.environ.get("VLTAVA_SOAK_SECONDS", "30"))
+    faults = [f for f in os.environ.get("VLTAVA_SOAK_FAULTS", "kill").split(",") if f]
+    seed = int(os.environ.get("VLTAVA_SOAK_SEED", str(random.randrange(1 << 31))))
+    print(f"soak seed {seed} (VLTAVA_SOAK_SEED={seed} reproduces the schedule)")
+    report = checker.run_soak(cluster, duration=duration, seed=seed, faults=faults,
+                              gap=(2.0, 4.0), recovery_timeout=60)
+    text = json.dumps({k: v for k, v in report.items() if k != "counts"}, indent=1, default=str)
+    print(text[:8000])
+    print(checker.counts_line(report["counts"]))
+    assert report["schedule"], "no fault was injected"
+    assert report["ok"], f"soak failed (seed {seed}): {report['violations']}\n" \
+        f"{checker.counts_line(report['counts'])}\n{text[:4000]}"
