@@ -408,7 +408,9 @@ def verify(bootstrap: str, workload: Workload, timeout: float = 90.0) -> dict:
     hw = high_watermarks(bootstrap, workload.topic, workload.partitions)
     targets = {}
     for p in range(workload.partitions):
-        top = max((off for pp, off, _ in acked if pp == p), default=-1)
+        # librdkafka may report an idempotent batch delivered with an unknown
+        # offset (None), e.g. after a DUPLICATE_SEQUENCE_NUMBER answer
+        top = max((off for pp, off, _ in acked if pp == p and off is not None and off >= 0), default=-1)
         targets[p] = max(hw.get(p, -1), top + 1, 0)
     records, info = read_back(bootstrap, workload.topic, workload.partitions, targets, timeout)
     ours = [(p, off, v.decode(errors="replace")) for p, off, k, v in records

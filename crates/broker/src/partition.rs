@@ -310,7 +310,12 @@ impl Partition {
             st.isr_change_sent = Some(now);
             let mut isr = st.isr.clone();
             isr.push(replica);
-            return Ok(Some((st.leader_epoch, st.partition_epoch, isr)));
+            let change = (st.leader_epoch, st.partition_epoch, isr.clone());
+            // the "maximal ISR" (KIP-497): count the follower for the high
+            // watermark before the controller commits it, so that nothing is
+            // acknowledged that a member of the committed ISR may lack
+            st.isr = isr;
+            return Ok(Some(change));
         }
         Ok(None)
     }
@@ -728,6 +733,12 @@ mod tests {
         // ... and is proposed back into the ISR once it reaches the high watermark
         assert_eq!(p.on_follower_fetch(3, 6).unwrap(), None);
         assert_eq!(p.on_follower_fetch(3, 7).unwrap(), Some((0, 1, vec![1, 2, 3])));
+        // from the proposal on, it counts for the high watermark
+        append(&p, 1);
+        p.on_follower_fetch(2, 8).unwrap();
+        assert_eq!(p.high_watermark(), 7);
+        p.on_follower_fetch(3, 8).unwrap();
+        assert_eq!(p.high_watermark(), 8);
         assert_eq!(p.on_follower_fetch(4, 7), Err(ReplicationError::NotLeaderOrFollower));
     }
 

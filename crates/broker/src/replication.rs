@@ -417,7 +417,15 @@ async fn fetch(broker: &Broker, conn: &mut KafkaConn, fetcher: &Fetcher, work: V
             }
             let records = data.records.unwrap_or_default();
             match p.append_replicated(&records, data.high_watermark, f.leader_epoch) {
-                Ok(_) => healthy = true,
+                Ok(leo) => {
+                    healthy = true;
+                    // records the leader deleted (DeleteRecords) go here too
+                    if data.log_start_offset > p.watermarks().log_start_offset && data.log_start_offset <= leo {
+                        if let Err(e) = p.delete_records_before(data.log_start_offset) {
+                            tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "could not follow the leader's log start offset");
+                        }
+                    }
+                }
                 Err(vltava_storage::StorageError::NotLeader) => {}
                 Err(e) => tracing::error!(topic = %p.topic, partition = p.index, error = %e, "follower append failed"),
             }

@@ -214,6 +214,15 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
     let listen = config.listen;
     let (broker, raft_log) = tokio::task::block_in_place(|| open_broker(config))?;
     start_quorum(&broker, raft_log)?;
+    if !broker.config.broker_role {
+        // process.roles=controller: a voter of the metadata quorum only
+        tracing::info!(node_id = broker.config.node_id, "controller-only node started");
+        let _ = shutdown.changed().await;
+        broker.controller.quorum().resign();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        broker.controller.quorum().stop();
+        return Ok(());
+    }
     tokio::spawn(register_and_heartbeat(broker.clone()));
     tokio::spawn(shrink_isrs(broker.clone()));
     // serve once this broker is registered (its roles known), or anyway

@@ -132,6 +132,11 @@ impl MetadataImage {
     fn apply_one(&mut self, record: &MetadataRecord) {
         match record {
             MetadataRecord::Topic { name, topic_id } => {
+                if self.topics.contains_key(name) {
+                    // two nodes created the same topic at once: the first wins,
+                    // the loser's partition records find no topic and are ignored
+                    return;
+                }
                 self.names_by_id.insert(*topic_id, name.clone());
                 self.topics.insert(
                     name.clone(),
@@ -389,6 +394,13 @@ mod tests {
         assert_eq!(t.partitions.iter().map(|p| p.partition).collect::<Vec<_>>(), vec![0, 1]);
         assert_eq!(t.configs.get("retention.ms").map(String::as_str), Some("1000"));
         assert_eq!(img.topic_by_id(&id).unwrap().name, "t");
+        // the same name created again (a race between nodes) does not replace it
+        let twin = img.apply(&[
+            MetadataRecord::Topic { name: "t".into(), topic_id: Uuid::new_v4() },
+            MetadataRecord::TopicConfig { topic_id: id, key: "retention.ms".into(), value: Some("5".into()) },
+        ]);
+        assert_eq!(twin.topic("t").unwrap().topic_id, id);
+        assert_eq!(twin.topic("t").unwrap().partitions.len(), 2);
         let img2 = img.apply(&[MetadataRecord::RemoveTopic { topic_id: id }]);
         assert!(img2.topic("t").is_none());
         assert!(img.topic("t").is_some(), "old images are immutable");

@@ -27,10 +27,8 @@ type TimerMsg = (String, Wake, Instant);
 
 pub struct GroupCoordinator {
     groups: Mutex<HashMap<String, Group>>,
-    /// `__consumer_offsets` partitions this node leads, loaded.
-    owned: Mutex<std::collections::HashSet<i32>>,
-    /// Partitions being loaded.
-    loading: Mutex<std::collections::HashSet<i32>>,
+    /// `__consumer_offsets` partitions this node coordinates.
+    ownership: Ownership,
     config: GroupConfig,
     /// `offsets.topic.num.partitions`
     offsets_partitions: i32,
@@ -56,8 +54,7 @@ impl GroupCoordinator {
         let (timer_tx, timer_rx) = mpsc::unbounded_channel();
         Self {
             groups: Mutex::new(HashMap::new()),
-            owned: Mutex::new(Default::default()),
-            loading: Mutex::new(Default::default()),
+            ownership: Ownership::default(),
             config,
             offsets_partitions: offsets_partitions.max(1),
             timer_tx,
@@ -138,28 +135,27 @@ impl GroupCoordinator {
     /// This node now leads (`leader`) or no longer leads partition `index`
     /// of `__consumer_offsets`: load its groups, or drop them.
     pub fn on_partition_role(&self, broker: &Arc<Broker>, index: i32, leader: bool) {
+        let parts = self.offsets_partitions;
         if !leader {
-            if self.owned.lock().remove(&index) {
-                let parts = self.offsets_partitions;
+            if self.ownership.release(index) {
                 self.groups.lock().retain(|id, _| records::partition_for_group(id, parts) != index);
                 tracing::info!(partition = index, "no longer coordinator for {OFFSETS_TOPIC} partition");
             }
             return;
         }
-        if self.owned.lock().contains(&index) || !self.loading.lock().insert(index) {
+        if !self.ownership.begin_load(index) {
             return;
         }
         let small = broker.partition(OFFSETS_TOPIC, index).is_ok_and(|(p, _)| p.size_bytes() < 4 << 20);
         let load = {
             let broker = broker.clone();
             move || {
-                if let Err(e) = broker.groups.load_partition(&broker, index) {
+                let groups = &broker.groups;
+                groups.groups.lock().retain(|id, _| records::partition_for_group(id, parts) != index);
+                if let Err(e) = groups.load_partition(&broker, index) {
                     tracing::error!(partition = index, error = %e, "loading groups failed");
                 }
-                broker.groups.loading.lock().remove(&index);
-                if broker.partition(OFFSETS_TOPIC, index).is_ok() {
-                    broker.groups.owned.lock().insert(index);
-                }
+                groups.ownership.end_load(index, broker.partition(OFFSETS_TOPIC, index).is_ok());
             }
         };
         if small {
@@ -173,14 +169,7 @@ impl GroupCoordinator {
     /// another broker leads its partition, COORDINATOR_LOAD_IN_PROGRESS
     /// while its state is read back.
     pub fn check_coordinator(&self, group_id: &str) -> Result<(), ResponseError> {
-        let index = records::partition_for_group(group_id, self.offsets_partitions);
-        if self.loading.lock().contains(&index) {
-            return Err(ResponseError::CoordinatorLoadInProgress);
-        }
-        if !self.owned.lock().contains(&index) {
-            return Err(ResponseError::NotCoordinator);
-        }
-        Ok(())
+        self.ownership.check(records::partition_for_group(group_id, self.offsets_partitions))
     }
 
     /// Rebuilds the groups and offsets of one `__consumer_offsets`
@@ -589,6 +578,46 @@ impl GroupCoordinator {
             }
         }
         Ok(results)
+    }
+}
+
+/// Which partitions of an internal topic (`__consumer_offsets`,
+/// `__transaction_state`) this node coordinates: those it leads, once
+/// their state is loaded.
+#[derive(Default)]
+pub struct Ownership {
+    owned: Mutex<std::collections::HashSet<i32>>,
+    loading: Mutex<std::collections::HashSet<i32>>,
+}
+
+impl Ownership {
+    /// NOT_COORDINATOR unless owned; COORDINATOR_LOAD_IN_PROGRESS meanwhile.
+    pub fn check(&self, index: i32) -> Result<(), ResponseError> {
+        if self.loading.lock().contains(&index) {
+            return Err(ResponseError::CoordinatorLoadInProgress);
+        }
+        if !self.owned.lock().contains(&index) {
+            return Err(ResponseError::NotCoordinator);
+        }
+        Ok(())
+    }
+
+    /// Whether the caller should load `index` now (not owned nor loading).
+    pub fn begin_load(&self, index: i32) -> bool {
+        !self.owned.lock().contains(&index) && self.loading.lock().insert(index)
+    }
+
+    /// Loading ended; owned if this node still leads the partition.
+    pub fn end_load(&self, index: i32, still_leader: bool) {
+        if still_leader {
+            self.owned.lock().insert(index);
+        }
+        self.loading.lock().remove(&index);
+    }
+
+    /// Leadership lost: whether it was owned (its state must go).
+    pub fn release(&self, index: i32) -> bool {
+        self.owned.lock().remove(&index)
     }
 }
 

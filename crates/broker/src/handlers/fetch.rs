@@ -85,6 +85,13 @@ pub fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> Resp
     let max_bytes = if request.max_bytes <= 0 { i32::MAX as usize } else { request.max_bytes as usize };
     let read_committed = request.isolation_level == READ_COMMITTED;
     let mut stopping = broker.stopping.subscribe();
+    let broker = broker.clone();
+    let finish = move |mut response: FetchResponse| {
+        if version >= 12 {
+            add_leader_hints(&broker, &mut response, version);
+        }
+        Some(ResponseKind::Fetch(response))
+    };
     Box::pin(async move {
         let deadline = tokio::time::Instant::now() + max_wait;
         loop {
@@ -102,18 +109,54 @@ pub fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> Resp
             let stop = *stopping.borrow_and_update();
             if bytes >= min_bytes || had_error || wakeups.is_empty() || stop || tokio::time::Instant::now() >= deadline
             {
-                return Some(ResponseKind::Fetch(response));
+                return finish(response);
             }
             tokio::select! {
                 _ = futures::future::select_all(wakeups) => {}
                 _ = stopping.changed() => {}
                 _ = tokio::time::sleep_until(deadline) => {
                     let (response, _, _) = read_all(&targets, max_bytes, read_committed, replica.is_some());
-                    return Some(ResponseKind::Fetch(response));
+                    return finish(response);
                 }
             }
         }
     })
+}
+
+/// Fetch v12+: leader hints on NOT_LEADER_OR_FOLLOWER and
+/// FENCED_LEADER_EPOCH (KIP-951); endpoints from v16.
+fn add_leader_hints(broker: &Broker, response: &mut FetchResponse, version: i16) {
+    use kafka_protocol::messages::fetch_response::{LeaderIdAndEpoch, NodeEndpoint};
+    let image = broker.controller.image();
+    let mut endpoints: Vec<NodeEndpoint> = Vec::new();
+    for topic in &mut response.responses {
+        let name = match image.topic_by_id(&topic.topic_id) {
+            Some(t) if version >= 13 => t.name.clone(),
+            _ => topic.topic.0.to_string(),
+        };
+        for p in &mut topic.partitions {
+            if !super::is_leader_error(p.error_code) {
+                continue;
+            }
+            let Some((leader, epoch, endpoint)) = super::leader_hint(&image, &name, p.partition_index) else {
+                continue;
+            };
+            p.current_leader = LeaderIdAndEpoch::default()
+                .with_leader_id(kafka_protocol::messages::BrokerId(leader))
+                .with_leader_epoch(epoch);
+            if let Some((host, port)) = endpoint.filter(|_| version >= 16) {
+                if !endpoints.iter().any(|e| e.node_id.0 == leader) {
+                    endpoints.push(
+                        NodeEndpoint::default()
+                            .with_node_id(kafka_protocol::messages::BrokerId(leader))
+                            .with_host(vltava_protocol::StrBytes::from_string(host))
+                            .with_port(port as i32),
+                    );
+                }
+            }
+        }
+    }
+    response.node_endpoints = endpoints;
 }
 
 fn check_leader_epoch(partition: &Partition, current_leader_epoch: i32) -> Result<(), ResponseError> {

@@ -193,7 +193,38 @@ fn check_records(records: &[u8], settings: &TopicSettings) -> Result<(), (Respon
     Ok(())
 }
 
-pub fn handle(broker: &Arc<Broker>, request: ProduceRequest, _version: i16) -> ResponseFuture {
+/// Produce v10+: leader hints on NOT_LEADER_OR_FOLLOWER (KIP-951).
+fn add_leader_hints(broker: &Broker, response: &mut ProduceResponse) {
+    use kafka_protocol::messages::produce_response::{LeaderIdAndEpoch, NodeEndpoint};
+    let image = broker.controller.image();
+    let mut endpoints: Vec<NodeEndpoint> = Vec::new();
+    for topic in &mut response.responses {
+        for p in &mut topic.partition_responses {
+            if !super::is_leader_error(p.error_code) {
+                continue;
+            }
+            let Some((leader, epoch, endpoint)) = super::leader_hint(&image, topic.name.0.as_str(), p.index) else {
+                continue;
+            };
+            p.current_leader = LeaderIdAndEpoch::default()
+                .with_leader_id(kafka_protocol::messages::BrokerId(leader))
+                .with_leader_epoch(epoch);
+            if let Some((host, port)) = endpoint {
+                if !endpoints.iter().any(|e| e.node_id.0 == leader) {
+                    endpoints.push(
+                        NodeEndpoint::default()
+                            .with_node_id(kafka_protocol::messages::BrokerId(leader))
+                            .with_host(StrBytes::from_string(host))
+                            .with_port(port as i32),
+                    );
+                }
+            }
+        }
+    }
+    response.node_endpoints = endpoints;
+}
+
+pub fn handle(broker: &Arc<Broker>, request: ProduceRequest, version: i16) -> ResponseFuture {
     let acks = request.acks;
     let timeout = std::time::Duration::from_millis(request.timeout_ms.clamp(0, 10 * 60 * 1000) as u64);
     let mut topics = Vec::with_capacity(request.topic_data.len());
@@ -214,6 +245,7 @@ pub fn handle(broker: &Arc<Broker>, request: ProduceRequest, _version: i16) -> R
     if acks == 0 {
         return Box::pin(std::future::ready(None));
     }
+    let broker = broker.clone();
     Box::pin(async move {
         let mut responses = Vec::with_capacity(topics.len());
         for (name, outcomes) in topics {
@@ -230,6 +262,10 @@ pub fn handle(broker: &Arc<Broker>, request: ProduceRequest, _version: i16) -> R
             responses
                 .push(TopicProduceResponse::default().with_name(name).with_partition_responses(partition_responses));
         }
-        Some(ResponseKind::Produce(ProduceResponse::default().with_responses(responses)))
+        let mut response = ProduceResponse::default().with_responses(responses);
+        if version >= 10 {
+            add_leader_hints(&broker, &mut response);
+        }
+        Some(ResponseKind::Produce(response))
     })
 }

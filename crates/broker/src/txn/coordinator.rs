@@ -18,6 +18,7 @@ use vltava_protocol::ResponseError;
 use super::records;
 use super::state::{EndAction, TxnMetadata, TxnState};
 use crate::controller::TopicSpec;
+use crate::group::coordinator::Ownership;
 use crate::group::records::partition_for_group;
 use crate::group::OFFSETS_TOPIC;
 use crate::partition::Partition;
@@ -32,9 +33,8 @@ pub type DurableWaits = Vec<(Arc<Partition>, i64)>;
 
 pub struct TransactionCoordinator {
     txns: Mutex<HashMap<String, TxnMetadata>>,
-    /// `__transaction_state` partitions this node leads, loaded.
-    owned: Mutex<std::collections::HashSet<i32>>,
-    loading: Mutex<std::collections::HashSet<i32>>,
+    /// `__transaction_state` partitions this node coordinates.
+    ownership: Ownership,
     producer_ids: Mutex<Range<i64>>,
     /// `transaction.state.log.num.partitions`
     partitions: i32,
@@ -50,8 +50,7 @@ impl TransactionCoordinator {
     pub fn new(partitions: i32, max_timeout_ms: i32) -> Self {
         Self {
             txns: Mutex::new(HashMap::new()),
-            owned: Mutex::new(Default::default()),
-            loading: Mutex::new(Default::default()),
+            ownership: Ownership::default(),
             producer_ids: Mutex::new(0..0),
             partitions: partitions.max(1),
             max_timeout_ms,
@@ -300,41 +299,33 @@ impl TransactionCoordinator {
     /// This node now leads (`leader`) or no longer leads partition `index`
     /// of `__transaction_state`: load its transactional ids, or drop them.
     pub fn on_partition_role(&self, broker: &Arc<Broker>, index: i32, leader: bool) {
+        let parts = self.partitions;
         if !leader {
-            if self.owned.lock().remove(&index) {
-                let parts = self.partitions;
+            if self.ownership.release(index) {
                 self.txns.lock().retain(|id, _| partition_for_group(id, parts) != index);
             }
             return;
         }
-        if self.owned.lock().contains(&index) || !self.loading.lock().insert(index) {
+        if !self.ownership.begin_load(index) {
             return;
         }
         let broker = broker.clone();
         // completing transactions found half-ended writes and may wait: not
         // on the metadata thread
         broker.runtime.clone().spawn_blocking(move || {
-            if let Err(e) = broker.txns.load_partition(&broker, index) {
+            let txns = &broker.txns;
+            txns.txns.lock().retain(|id, _| partition_for_group(id, parts) != index);
+            if let Err(e) = txns.load_partition(&broker, index) {
                 tracing::error!(partition = index, error = %e, "loading transactions failed");
             }
-            broker.txns.loading.lock().remove(&index);
-            if broker.partition(TRANSACTION_STATE_TOPIC, index).is_ok() {
-                broker.txns.owned.lock().insert(index);
-            }
+            txns.ownership.end_load(index, broker.partition(TRANSACTION_STATE_TOPIC, index).is_ok());
         });
     }
 
     /// NOT_COORDINATOR unless this node leads the transactional id's
     /// partition (COORDINATOR_LOAD_IN_PROGRESS while loading it).
     pub fn check_coordinator(&self, tid: &str) -> Result<(), ResponseError> {
-        let index = partition_for_group(tid, self.partitions);
-        if self.loading.lock().contains(&index) {
-            return Err(ResponseError::CoordinatorLoadInProgress);
-        }
-        if !self.owned.lock().contains(&index) {
-            return Err(ResponseError::NotCoordinator);
-        }
-        Ok(())
+        self.ownership.check(partition_for_group(tid, self.partitions))
     }
 
     /// Rebuilds the transactional ids of one `__transaction_state`
