@@ -274,11 +274,13 @@ impl Partition {
     }
 
     /// Leader: a follower fetched from `fetch_offset`. Returns the ISR to
-    /// propose when the follower has caught up and is not in it.
+    /// propose when the follower has caught up and is not in it (and is
+    /// `eligible`: registered and not fenced).
     pub fn on_follower_fetch(
         &self,
         replica: i32,
         fetch_offset: i64,
+        eligible: bool,
     ) -> Result<Option<(i32, i32, Vec<i32>)>, ReplicationError> {
         let mut st = self.state.lock();
         if st.leader != self.node_id {
@@ -306,7 +308,12 @@ impl Partition {
         self.advance_high_watermark(&st);
         let hw = self.high_watermark();
         let recently_sent = st.isr_change_sent.is_some_and(|t| now.duration_since(t) < Duration::from_millis(500));
-        if !st.isr.contains(&replica) && fetch_offset >= hw && fetch_offset >= st.epoch_start_offset && !recently_sent {
+        if eligible
+            && !st.isr.contains(&replica)
+            && fetch_offset >= hw
+            && fetch_offset >= st.epoch_start_offset
+            && !recently_sent
+        {
             st.isr_change_sent = Some(now);
             let mut isr = st.isr.clone();
             isr.push(replica);
@@ -719,27 +726,28 @@ mod tests {
         assert_eq!(p.apply_state(&image(1, 0, 0, &[1, 2, 3])), RoleChange::BecameLeader);
         append(&p, 5);
         assert_eq!(p.high_watermark(), 0, "followers have not fetched yet");
-        assert_eq!(p.on_follower_fetch(2, 5).unwrap(), None);
+        assert_eq!(p.on_follower_fetch(2, 5, true).unwrap(), None);
         assert_eq!(p.high_watermark(), 0);
-        p.on_follower_fetch(3, 3).unwrap();
+        p.on_follower_fetch(3, 3, true).unwrap();
         assert_eq!(p.high_watermark(), 3);
-        p.on_follower_fetch(3, 5).unwrap();
+        p.on_follower_fetch(3, 5, true).unwrap();
         assert_eq!(p.high_watermark(), 5);
         // a follower outside the ISR does not hold the high watermark back
         assert_eq!(p.apply_state(&image(1, 0, 1, &[1, 2])), RoleChange::Updated);
         append(&p, 2);
-        p.on_follower_fetch(2, 7).unwrap();
+        p.on_follower_fetch(2, 7, true).unwrap();
         assert_eq!(p.high_watermark(), 7);
         // ... and is proposed back into the ISR once it reaches the high watermark
-        assert_eq!(p.on_follower_fetch(3, 6).unwrap(), None);
-        assert_eq!(p.on_follower_fetch(3, 7).unwrap(), Some((0, 1, vec![1, 2, 3])));
+        assert_eq!(p.on_follower_fetch(3, 6, true).unwrap(), None);
+        assert_eq!(p.on_follower_fetch(3, 7, false).unwrap(), None, "a fenced follower is not proposed");
+        assert_eq!(p.on_follower_fetch(3, 7, true).unwrap(), Some((0, 1, vec![1, 2, 3])));
         // from the proposal on, it counts for the high watermark
         append(&p, 1);
-        p.on_follower_fetch(2, 8).unwrap();
+        p.on_follower_fetch(2, 8, true).unwrap();
         assert_eq!(p.high_watermark(), 7);
-        p.on_follower_fetch(3, 8).unwrap();
+        p.on_follower_fetch(3, 8, true).unwrap();
         assert_eq!(p.high_watermark(), 8);
-        assert_eq!(p.on_follower_fetch(4, 7), Err(ReplicationError::NotLeaderOrFollower));
+        assert_eq!(p.on_follower_fetch(4, 7, true), Err(ReplicationError::NotLeaderOrFollower));
     }
 
     #[test]
@@ -749,7 +757,7 @@ mod tests {
         p.apply_state(&image(1, 0, 0, &[1, 2, 3]));
         append(&p, 3);
         std::thread::sleep(Duration::from_millis(60));
-        p.on_follower_fetch(2, 3).unwrap(); // caught up: at the log end
+        p.on_follower_fetch(2, 3, true).unwrap(); // caught up: at the log end
         assert_eq!(p.isr_to_shrink(Duration::from_millis(50)), Some((0, 0, vec![1, 2])));
         // the leader alone is never shrunk
         p.apply_state(&image(1, 0, 1, &[1]));
@@ -768,7 +776,7 @@ mod tests {
         };
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!waiter.is_finished());
-        p.on_follower_fetch(2, 4).unwrap();
+        p.on_follower_fetch(2, 4, true).unwrap();
         assert_eq!(waiter.await.unwrap(), Ok(()));
         // losing leadership ends the wait with NOT_LEADER_OR_FOLLOWER
         append(&p, 1);

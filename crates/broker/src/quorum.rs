@@ -406,8 +406,11 @@ impl Driver {
             tracing::info!(node_id = self.quorum.node_id, term = self.node.raft.term, "became the active controller");
             let image = self.quorum.image();
             for b in image.brokers() {
-                let shutting = self.duty.heard.get(&b.id).is_some_and(|h| h.2);
-                self.duty.heard.insert(b.id, (now, b.incarnation, shutting));
+                // what was heard stays (which process, shutting down or not);
+                // only the clock restarts
+                let (_, incarnation, shutting) =
+                    self.duty.heard.get(&b.id).copied().unwrap_or((now, b.incarnation, false));
+                self.duty.heard.insert(b.id, (now, incarnation, shutting));
             }
         }
         self.duty.was_leader = leader;
@@ -430,18 +433,18 @@ impl Driver {
             let current = incarnation == b.incarnation;
             let record = if !b.fenced && current && shutting_down {
                 tracing::info!(broker = b.id, "controlled shutdown: fencing broker");
-                Some(MetadataRecord::FenceBroker { broker_id: b.id, controlled: true })
+                Some(MetadataRecord::FenceBroker { broker_id: b.id, incarnation: b.incarnation, controlled: true })
             } else if !b.fenced && now.duration_since(seen) > self.settings.session_timeout {
                 tracing::warn!(
                     broker = b.id,
                     silent_ms = now.duration_since(seen).as_millis() as u64,
                     "broker missed heartbeats: fencing it"
                 );
-                Some(MetadataRecord::FenceBroker { broker_id: b.id, controlled: false })
+                Some(MetadataRecord::FenceBroker { broker_id: b.id, incarnation: b.incarnation, controlled: false })
             } else if b.fenced && current && !shutting_down && now.duration_since(seen) < self.settings.session_timeout
             {
                 tracing::info!(broker = b.id, "broker heartbeating again: unfencing it");
-                Some(MetadataRecord::UnfenceBroker { broker_id: b.id })
+                Some(MetadataRecord::UnfenceBroker { broker_id: b.id, incarnation: b.incarnation })
             } else {
                 None
             };

@@ -214,13 +214,13 @@ impl MetadataImage {
                 );
                 self.unfence(*broker_id);
             }
-            MetadataRecord::FenceBroker { broker_id, .. } => {
-                if self.brokers.get(broker_id).is_some_and(|b| !b.fenced) {
+            MetadataRecord::FenceBroker { broker_id, incarnation, .. } => {
+                if self.brokers.get(broker_id).is_some_and(|b| !b.fenced && b.incarnation == *incarnation) {
                     self.fence(*broker_id);
                 }
             }
-            MetadataRecord::UnfenceBroker { broker_id } => {
-                if self.brokers.get(broker_id).is_some_and(|b| b.fenced) {
+            MetadataRecord::UnfenceBroker { broker_id, incarnation } => {
+                if self.brokers.get(broker_id).is_some_and(|b| b.fenced && b.incarnation == *incarnation) {
                     self.unfence(*broker_id);
                 }
             }
@@ -232,7 +232,7 @@ impl MetadataImage {
                     }
                     let mut new_isr: Vec<i32> = live.iter().copied().filter(|r| p.replicas.contains(r)).collect();
                     new_isr.dedup();
-                    if new_isr.is_empty() || !new_isr.contains(&p.leader) {
+                    if new_isr.is_empty() || !new_isr.contains(&p.leader) || new_isr == p.isr {
                         return false;
                     }
                     p.isr = new_isr;
@@ -431,21 +431,21 @@ mod tests {
     #[test]
     fn fencing_moves_leadership_within_the_isr() {
         let (img, _) = cluster(vec![1, 2, 3]);
-        let img = img.apply(&[MetadataRecord::FenceBroker { broker_id: 1, controlled: false }]);
+        let img = img.apply(&[MetadataRecord::FenceBroker { broker_id: 1, incarnation: 1, controlled: false }]);
         let p = p0(&img);
         assert_eq!((p.leader, p.leader_epoch, p.isr.clone()), (2, 1, vec![2, 3]));
         assert_eq!(img.live_brokers(), vec![2, 3]);
         // the last ISR member stays in the ISR; with it fenced there is no leader
         let img = img.apply(&[
-            MetadataRecord::FenceBroker { broker_id: 2, controlled: false },
-            MetadataRecord::FenceBroker { broker_id: 3, controlled: false },
+            MetadataRecord::FenceBroker { broker_id: 2, incarnation: 1, controlled: false },
+            MetadataRecord::FenceBroker { broker_id: 3, incarnation: 1, controlled: false },
         ]);
         let p = p0(&img);
         assert_eq!((p.leader, p.isr.clone()), (-1, vec![3]));
         // unclean election is off: broker 1 returning does not lead
-        let img = img.apply(&[MetadataRecord::UnfenceBroker { broker_id: 1 }]);
+        let img = img.apply(&[MetadataRecord::UnfenceBroker { broker_id: 1, incarnation: 1 }]);
         assert_eq!(p0(&img).leader, -1);
-        let img = img.apply(&[MetadataRecord::UnfenceBroker { broker_id: 3 }]);
+        let img = img.apply(&[MetadataRecord::UnfenceBroker { broker_id: 3, incarnation: 1 }]);
         let p = p0(&img);
         assert_eq!((p.leader, p.leader_epoch), (3, 4));
     }
@@ -457,6 +457,9 @@ mod tests {
             img.apply(&[MetadataRecord::RegisterBroker { broker_id: 1, incarnation: 2, host: "h".into(), port: 9000 }]);
         let p = p0(&img);
         assert_eq!((p.leader, p.isr.clone()), (2, vec![2, 3]), "the restarted broker must catch up first");
+        assert!(!img.broker(1).unwrap().fenced);
+        // a late fence of the old process leaves the new one alone
+        let img = img.apply(&[MetadataRecord::FenceBroker { broker_id: 1, incarnation: 1, controlled: true }]);
         assert!(!img.broker(1).unwrap().fenced);
     }
 

@@ -42,9 +42,11 @@ pub enum MetadataRecord {
     RegisterBroker { broker_id: i32, incarnation: u64, host: String, port: u16 },
     /// A broker missed heartbeats or is shutting down (`controlled`): it
     /// leaves every ISR and its leaderships move to other ISR members.
-    FenceBroker { broker_id: i32, controlled: bool },
-    /// A fenced broker is heartbeating again.
-    UnfenceBroker { broker_id: i32 },
+    /// Applies only to that incarnation (a late record never fences the
+    /// broker's next process).
+    FenceBroker { broker_id: i32, incarnation: u64, controlled: bool },
+    /// A fenced broker (that incarnation) is heartbeating again.
+    UnfenceBroker { broker_id: i32, incarnation: u64 },
     /// A leader's ISR change (KIP-497 AlterPartition); applies only if the
     /// partition is still at `leader_epoch` / `partition_epoch`.
     AlterIsr { topic_id: Uuid, partition: i32, leader_epoch: i32, partition_epoch: i32, isr: Vec<i32> },

@@ -66,7 +66,8 @@ pub fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> Resp
                         .and_then(|part| check_leader_epoch(&part, p.current_leader_epoch).map(|_| part))
                         .and_then(|part| match replica {
                             Some(id) => {
-                                if let Some(isr) = part.on_follower_fetch(id, p.fetch_offset)? {
+                                let eligible = image.broker(id).is_some_and(|b| !b.fenced);
+                                if let Some(isr) = part.on_follower_fetch(id, p.fetch_offset, eligible)? {
                                     broker.controller.alter_isr(part.topic_id, part.index, isr);
                                 }
                                 Ok(part)
