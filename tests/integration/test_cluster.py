@@ -5,8 +5,11 @@ synthetic data, Metadata v7 and segment parsing, network-namespace isolation wit
 TCP servers). The cluster tests then cover: formation, leader SIGKILL under idempotent
 acks=all production (scripts/cluster-checker.py's workload, in-process), controlled
 shutdown, min.insync.replicas, controller failover during CreateTopics, consumer groups
-across a coordinator kill, a network partition of a leader (netns mode, root only), and a
-short random-kill soak.
+across a coordinator kill, a network partition of a leader (netns mode, root only), a
+short random-kill soak, transactions spanning all three brokers across a SIGKILL of their
+coordinator, preferred leader election (ElectLeaders), partition reassignment
+(AlterPartitionReassignments / ListPartitionReassignments through kafka-python's admin),
+and `vltava cluster info` / `vltava topic describe` against the cluster.
 
 Environment: VLTAVA_SOAK_SECONDS (30), VLTAVA_SOAK_FAULTS (kill), VLTAVA_SOAK_SEED.
 On failure every node's log tail is printed.
@@ -26,7 +29,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import (OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer,
+                             TopicPartition)
 from confluent_kafka.admin import NewTopic
 
 import cluster as cl
@@ -707,3 +711,452 @@ def test_short_soak_with_random_kills(cluster):
     assert report["schedule"], "no fault was injected"
     assert report["ok"], f"soak failed (seed {seed}): {report['violations']}\n" \
         f"{checker.counts_line(report['counts'])}\n{text[:4000]}"
+
+
+# --------------------------------------------------------------------------
+# (i) transactions across brokers, and across a transaction coordinator kill
+# --------------------------------------------------------------------------
+
+
+def _read_topic(c: cl.Cluster, topic: str, partitions, isolation: str, expect: int,
+                timeout: float = 30.0, settle: float = 1.5) -> list[tuple[int, int, str]]:
+    """(partition, offset, value) of every record a fresh `isolation` consumer reads from the
+    beginning: until `expect` records came and then `settle` seconds more without the count
+    changing (extra records would show), or until `timeout` (the caller compares)."""
+    cons = Consumer({"bootstrap.servers": c.bootstrap, "group.id": unique("reader"),
+                     "enable.auto.commit": False, "isolation.level": isolation,
+                     "auto.offset.reset": "earliest", "log_level": 2})
+    got = []
+    try:
+        cons.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        deadline = time.monotonic() + timeout
+        quiet_until = None
+        while time.monotonic() < deadline:
+            n = len(got)
+            for m in cons.consume(num_messages=1000, timeout=0.2):
+                if m.error() is None:
+                    got.append((m.partition(), m.offset(), m.value().decode()))
+            if len(got) >= expect:
+                if quiet_until is None or len(got) != n:
+                    quiet_until = time.monotonic() + settle
+                elif time.monotonic() > quiet_until:
+                    break
+    finally:
+        cons.close()
+    return got
+
+
+def _txn(p: Producer, topic: str, name: str, offsets: list, gmd, commit: bool) -> list[str]:
+    """One transaction: 5 records to each of the topic's 6 partitions and the group's
+    `offsets`, committed or aborted. Returns the values written."""
+    p.begin_transaction()
+    values = []
+    for q in range(6):
+        for j in range(5):
+            v = f"{name}-p{q}-{j}"
+            p.produce(topic, value=v.encode(), partition=q)
+            values.append(v)
+    p.send_offsets_to_transaction(offsets, gmd, 30)
+    if commit:
+        p.commit_transaction(30)
+    else:
+        assert p.flush(30) == 0   # the records reach the partitions before the abort
+        p.abort_transaction(30)
+    return values
+
+
+@pytest.mark.timeout(150)
+def test_transactions_across_brokers_and_coordinator_kill(cluster):
+    c = cluster
+    out, src = unique("txout"), unique("txsrc")
+    c.create_topic(out, partitions=6, replication_factor=3)
+    c.create_topic(src, partitions=3, replication_factor=3)
+    leaders = c.leaders(out)
+    assert set(leaders.values()) == set(c.ids), f"{out} not led by every node: {leaders}"
+
+    # the input the group "consumes": 50 records per partition of src
+    prod = Producer({"bootstrap.servers": c.bootstrap, "acks": "all", "linger.ms": 5})
+    for i in range(150):
+        prod.produce(src, value=f"in-{i}".encode(), partition=i % 3)
+    assert prod.flush(30) == 0
+    group = unique("txgroup")
+    member = _group_consumer(c, group)
+    member.subscribe([src])
+    _consume_n(member, 150, 30)          # a real member: generation and member id
+    src_tps = [TopicPartition(src, q) for q in range(3)]
+
+    tid = unique("txid")
+    tp_state = cl.group_partition(tid, 50)
+    t0 = time.monotonic()
+    p1 = Producer({"bootstrap.servers": c.bootstrap, "transactional.id": tid, "linger.ms": 5,
+                   "transaction.timeout.ms": 60000, "log_level": 2})
+    p1.init_transactions(30)
+    coord = c.find_coordinator(tid, key_type=1)
+    c.wait_isr("__transaction_state", tp_state, 3)
+    assert c.leader_of("__transaction_state", tp_state) == coord, (
+        f"coordinator {coord} of {tid!r} is not the leader of __transaction_state[{tp_state}]")
+    print(f"transaction coordinator of {tid!r}: node {coord} (__transaction_state[{tp_state}]); "
+          f"{out} leaders {leaders}")
+
+    gmd = member.consumer_group_metadata()
+    committed_vals, aborted_vals = [], []
+    for k in range(3):
+        committed_vals += _txn(p1, out, f"c{k}", [TopicPartition(src, q, 10 * (k + 1))
+                                                  for q in range(3)], gmd, commit=True)
+    aborted_vals += _txn(p1, out, "a3", [TopicPartition(src, q, 40) for q in range(3)], gmd,
+                         commit=False)
+    print(f"3 committed + 1 aborted transactions in {time.monotonic() - t0:.2f}s")
+
+    got = _read_topic(c, out, range(6), "read_committed", len(committed_vals))
+    assert sorted(v for _, _, v in got) == sorted(committed_vals), (
+        f"read_committed read {len(got)} records, expected the {len(committed_vals)} committed; "
+        f"aborted seen: {sorted(set(v for _, _, v in got) & set(aborted_vals))[:10]}; missing: "
+        f"{sorted(set(committed_vals) - set(v for _, _, v in got))[:10]}")
+    got_all = _read_topic(c, out, range(6), "read_uncommitted",
+                          len(committed_vals) + len(aborted_vals))
+    assert sorted(v for _, _, v in got_all) == sorted(committed_vals + aborted_vals), \
+        "read_uncommitted does not hold every record written (the aborted ones included)"
+    assert _committed(member, src_tps) == {0: 30, 1: 30, 2: 30}, \
+        "group offsets: the aborted transaction's offsets (40) applied, or the committed lost"
+    member.close()   # the group is now empty, its offsets at 30
+
+    # a transaction left open: its records are written (acks=all), the commit never comes
+    p1.begin_transaction()
+    open_vals = [f"open-p{q}" for q in range(6)]
+    for q, v in enumerate(open_vals):
+        p1.produce(out, value=v.encode(), partition=q)
+    assert p1.flush(30) == 0
+
+    c.kill(coord)
+    t_kill = time.monotonic()
+    c.wait_leader_not("__transaction_state", tp_state, coord, timeout=SESSION_S + 7)
+    new_coord = c.find_coordinator(tid, key_type=1)
+    assert new_coord != coord and new_coord == c.leader_of("__transaction_state", tp_state)
+
+    p2 = Producer({"bootstrap.servers": c.bootstrap, "transactional.id": tid, "linger.ms": 5,
+                   "transaction.timeout.ms": 60000, "log_level": 2})
+    p2.init_transactions(30)   # fences p1 and aborts its open transaction
+    print(f"coordinator {coord} killed; node {new_coord} took over; init_transactions done "
+          f"{time.monotonic() - t_kill:.2f}s after the kill")
+
+    # the group resumes where the committed transactions left it
+    member = _group_consumer(c, group)
+    try:
+        member.subscribe([src])
+        rest = _consume_n(member, 60, 40)
+        first = {}
+        for q, off, _ in sorted(rest, key=lambda r: (r[0], r[1])):
+            first.setdefault(q, off)
+        assert first == {0: 30, 1: 30, 2: 30}, f"the group resumed at {first}, committed was 30"
+        committed_vals += _txn(p2, out, "c5", [TopicPartition(src, q, 50) for q in range(3)],
+                               member.consumer_group_metadata(), commit=True)
+        assert _committed(member, src_tps) == {0: 50, 1: 50, 2: 50}
+    finally:
+        member.close()
+
+    got = _read_topic(c, out, range(6), "read_committed", len(committed_vals))
+    seen = [v for _, _, v in got]
+    assert sorted(seen) == sorted(committed_vals), (
+        f"read_committed after the failover: {len(seen)} records, expected {len(committed_vals)}; "
+        f"open/aborted seen: {sorted(set(seen) & set(open_vals + aborted_vals))}; missing: "
+        f"{sorted(set(committed_vals) - set(seen))[:10]}")
+    got_all = _read_topic(c, out, range(6), "read_uncommitted",
+                          len(committed_vals) + len(aborted_vals) + len(open_vals))
+    assert set(open_vals) <= {v for _, _, v in got_all}, "the open transaction's records vanished"
+
+    # the old coordinator comes back, catches up (markers included) and leads its partitions
+    # again: read_committed through it reads the same
+    c.start_node(coord)
+    c.wait_isr(out, None, 3, timeout=SESSION_S + LAG_S + 20)
+    codes = _elect_preferred(c.admin(), [TopicPartition(out, q) for q in range(6)])
+    assert set(codes.values()) <= {0, KafkaError.ELECTION_NOT_NEEDED}, codes
+    c.wait_until(lambda: c.leaders(out) == leaders, 15, f"{out} led as before the kill: {leaders}")
+    got = _read_topic(c, out, range(6), "read_committed", len(committed_vals))
+    assert sorted(v for _, _, v in got) == sorted(committed_vals), (
+        f"read_committed with node {coord} leading again: {len(got)} records, expected "
+        f"{len(committed_vals)}; open/aborted seen: "
+        f"{sorted({v for _, _, v in got} & set(open_vals + aborted_vals))}")
+    del p1
+
+
+# --------------------------------------------------------------------------
+# (j) preferred leader election
+# --------------------------------------------------------------------------
+
+
+def _elect_preferred(admin, tps) -> dict:
+    """{partition: error code (0: elected)} of an ElectLeaders (preferred) request."""
+    from confluent_kafka import ElectionType
+    # no request_timeout=: confluent-kafka 2.16 raises SystemError on any keyword argument here
+    res = admin.elect_leaders(ElectionType.PREFERRED, tps).result(30)
+    def code(e):
+        if e is None:
+            return 0
+        return (e if isinstance(e, KafkaError) else e.args[0]).code()
+    return {tp.partition: code(e) for tp, e in res.items()}
+
+
+@pytest.mark.timeout(150)
+def test_preferred_leader_election_after_restart(start_cluster):
+    c = start_cluster(settings={"auto.leader.rebalance.enable": False})
+    topic = unique("pref")
+    c.create_topic(topic, partitions=6, replication_factor=3)
+    st = c.wait_isr(topic, None, 3)
+    assert all(s.leader == s.replicas[0] for s in st.values()), f"new partitions: {st}"
+    victim = st[0].replicas[0]
+    pref = sorted(p for p, s in st.items() if s.replicas[0] == victim)
+    others = sorted(set(st) - set(pref))
+    prod = Producer({"bootstrap.servers": c.bootstrap, "acks": "all", "enable.idempotence": True,
+                     "linger.ms": 5})
+
+    def produce(tag: str) -> None:
+        for i in range(60):
+            prod.produce(topic, value=f"{tag}-{i}".encode(), partition=i % 6)
+        assert prod.flush(30) == 0
+
+    produce("before")
+    c.kill(victim)
+    for p in pref:
+        c.wait_leader_not(topic, p, victim, timeout=SESSION_S + 7)
+    produce("down")    # the restarted node has to catch up on these
+    admin = c.admin()
+    codes = _elect_preferred(admin, [TopicPartition(topic, p) for p in pref])
+    assert codes == {p: KafkaError.PREFERRED_LEADER_NOT_AVAILABLE for p in pref}, (
+        f"preferred election with the preferred replica {victim} down: {codes}")
+
+    c.start_node(victim)
+    st = c.wait_isr(topic, None, 3, timeout=SESSION_S + LAG_S + 20)
+    moved = {p: st[p].leader for p in pref}
+    assert victim not in moved.values(), (
+        f"leadership went back to {victim} by itself with auto.leader.rebalance.enable=false: {moved}")
+    epochs = {p: st[p].epoch for p in pref}
+
+    admin = c.admin()
+    codes = _elect_preferred(admin, [TopicPartition(topic, p) for p in pref])
+    assert codes == {p: 0 for p in pref}, f"ElectLeaders (preferred) for {pref}: {codes}"
+
+    def preferred_lead():
+        s = c._agreed(topic)
+        return s if s and all(s[p].leader == s[p].replicas[0] for p in range(6)) else None
+    st = c.wait_until(preferred_lead, 15, f"every partition of {topic} led by replicas[0]")
+    assert all(st[p].leader == victim and st[p].epoch > epochs[p] for p in pref), st
+    assert sorted(c.leaders(topic)) == list(range(6))
+
+    codes = _elect_preferred(admin, [TopicPartition(topic, p) for p in range(6)])
+    assert codes == {p: KafkaError.ELECTION_NOT_NEEDED for p in range(6)}, (
+        f"second election (every preferred replica leads): {codes}")
+
+    # clients follow the new leaders: everything produced is there, in order
+    produce("after")
+    got = _read_topic(c, topic, range(6), "read_uncommitted", 180)
+    by_part = {}
+    for p, _, v in sorted(got):
+        by_part.setdefault(p, []).append(v)
+    for p in range(6):
+        want = [f"{tag}-{i}" for tag in ("before", "down", "after") for i in range(p, 60, 6)]
+        assert by_part.get(p) == want, f"partition {p}: {by_part.get(p)}"
+    print(f"node {victim} preferred for {pref} (others {others}) leads them again after the "
+          f"election")
+
+
+# --------------------------------------------------------------------------
+# (k) partition reassignment
+# --------------------------------------------------------------------------
+
+
+def _kafka_python_admin(bootstrap: str):
+    from kafka.admin import KafkaAdminClient
+    return KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=20000,
+                            client_id=unique("reassign"))
+
+
+def _produce_to(c: cl.Cluster, topic: str, partition: int, values) -> None:
+    prod = Producer({"bootstrap.servers": c.bootstrap, "acks": "all", "enable.idempotence": True,
+                     "linger.ms": 5})
+    errs = []
+    for v in values:
+        prod.produce(topic, value=v.encode(), partition=partition,
+                     on_delivery=lambda e, m: errs.append(e) if e else None)
+    assert prod.flush(30) == 0 and not errs, errs
+
+
+@pytest.mark.timeout(180)
+def test_partition_reassignment_moves_replicas_and_removes_the_old_one(cluster):
+    from kafka import TopicPartition as KTP
+    c = cluster
+    topic = unique("move")
+    c.create_topic(topic, partitions=3, replication_factor=2)
+    st = c.wait_isr(topic, None, 2)
+    ctl = c.wait_controller()
+
+    # 1. all nodes up: [a, b] -> [b, c] for a partition led by a (the leader leaves)
+    p1 = 0
+    a, b = st[p1].replicas
+    new = next(i for i in c.ids if i not in (a, b))
+    assert st[p1].leader == a, st[p1]
+    before = [f"p1-before-{i}" for i in range(200)]
+    _produce_to(c, topic, p1, before)
+
+    admin = _kafka_python_admin(c.bootstrap)
+    try:
+        res = admin.alter_partition_reassignments({KTP(topic, p1): [b, new]})
+        assert res == {KTP(topic, p1): None}, f"AlterPartitionReassignments: {res}"
+        listed = admin.list_partition_reassignments([KTP(topic, p1)])
+        print(f"{topic}[{p1}] {[a, b]} -> {[b, new]}; listed at once: {listed}")
+        if listed:   # it may already be complete: the new replica had little to copy
+            r = listed[KTP(topic, p1)]
+            assert sorted(r["replicas"]) == sorted([a, b, new]) and r["removing_replicas"] == [a], r
+    finally:
+        admin.close()
+
+    def moved(p, target):
+        def cond():
+            s = c._agreed(topic)
+            if s is None or s[p].replicas != target or sorted(s[p].isr) != sorted(target) \
+                    or s[p].leader not in target:
+                return None
+            return s
+        return cond
+    st = c.wait_until(moved(p1, [b, new]), 30, f"{topic}[{p1}] on replicas {[b, new]}")
+    print(f"{topic}[{p1}] after the move: {st[p1]}")
+    c.wait_until(lambda: not c.node(a).partition_dir(topic, p1).exists(), 20,
+                 f"node {a} to delete {c.node(a).partition_dir(topic, p1)}")
+    after = [f"p1-after-{i}" for i in range(200)]
+    _produce_to(c, topic, p1, after)
+    got = [v for _, _, v in sorted(_read_topic(c, topic, [p1], "read_uncommitted", 400))]
+    assert got == before + after, f"{topic}[{p1}]: read {len(got)} records, expected 400"
+    c.wait_replicas_identical(topic, [p1], timeout=30)
+
+    # 2. the node to add is down: the reassignment is pending (and listed) until it is back
+    p2, (x, y) = next((p, s.replicas) for p, s in st.items()
+                      if p != p1 and next(i for i in c.ids if i not in s.replicas) != ctl)
+    z = next(i for i in c.ids if i not in (x, y))
+    before2 = [f"p2-before-{i}" for i in range(200)]
+    _produce_to(c, topic, p2, before2)
+    c.kill(z)
+    live = [i for i in c.ids if i != z]
+    c.wait_until(lambda: all(set(c.node_metadata(i)["brokers"]) == set(live) for i in live),
+                 SESSION_S + 10, f"node {z} fenced")
+    admin = _kafka_python_admin(c.bootstrap_of(live))
+    try:
+        res = admin.alter_partition_reassignments({KTP(topic, p2): [y, z]})
+        assert res == {KTP(topic, p2): None}, f"AlterPartitionReassignments: {res}"
+        during = [f"p2-during-{i}" for i in range(200)]
+        _produce_to(c, topic, p2, during)   # ISR [x, y]: acks=all still completes
+        for _ in range(2):   # it stays pending
+            listed = admin.list_partition_reassignments([KTP(topic, p2)])
+            r = listed.get(KTP(topic, p2))
+            assert r is not None, f"reassignment of {topic}[{p2}] to {[y, z]} not listed: {listed}"
+            assert sorted(r["replicas"]) == sorted([x, y, z]), r
+            assert (r["adding_replicas"], r["removing_replicas"]) == ([z], [x]), r
+            time.sleep(1)
+        everything = admin.list_partition_reassignments()
+        assert set(everything) == {KTP(topic, p2)}, f"listing every reassignment: {everything}"
+        s = c.partition_state(topic, p2)
+        assert sorted(s.replicas) == sorted([x, y, z]) and sorted(s.isr) == sorted([x, y]), s
+    finally:
+        admin.close()
+
+    c.start_node(z)
+    st = c.wait_until(moved(p2, [y, z]), 40, f"{topic}[{p2}] on replicas {[y, z]}")
+    c.wait_until(lambda: not c.node(x).partition_dir(topic, p2).exists(), 20,
+                 f"node {x} to delete {c.node(x).partition_dir(topic, p2)}")
+    admin = _kafka_python_admin(c.bootstrap)
+    try:
+        listed = admin.list_partition_reassignments()
+        assert listed == {}, f"reassignments still listed after completion: {listed}"
+    finally:
+        admin.close()
+    after2 = [f"p2-after-{i}" for i in range(200)]
+    _produce_to(c, topic, p2, after2)
+    got = [v for _, _, v in sorted(_read_topic(c, topic, [p2], "read_uncommitted", 600))]
+    assert got == before2 + during + after2, f"{topic}[{p2}]: read {len(got)} records"
+    c.wait_replicas_identical(topic, [p2], timeout=30)
+    # the third partition did not move
+    p3 = next(p for p in range(3) if p not in (p1, p2))
+    assert c.partition_state(topic, p3).replicas == st[p3].replicas
+
+
+# --------------------------------------------------------------------------
+# (l) the command line against the cluster
+# --------------------------------------------------------------------------
+
+
+def _cli(*args, brokers: str) -> subprocess.CompletedProcess:
+    cmd = [cl.vltava_bin(), "--brokers", brokers, *map(str, args)]
+    env = {k: v for k, v in os.environ.items() if k != "VLTAVA_BROKERS"}
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
+    assert p.returncode == 0, f"{' '.join(cmd)} exited {p.returncode}\n{p.stdout}\n{p.stderr}"
+    return p
+
+
+def _cli_cluster_info(c: cl.Cluster, brokers: list[int], controller: int, cluster_id: str):
+    j = json.loads(_cli("cluster", "info", "--json", brokers=c.bootstrap).stdout)
+    assert j["cluster_id"] == cluster_id and j["controller_id"] == controller, j
+    assert [(b["id"], b["host"], b["port"], b["controller"]) for b in j["brokers"]] == [
+        (i, c.node(i).host, c.node(i).client_port, i == controller) for i in brokers], j
+    text = _cli("cluster", "info", brokers=c.bootstrap).stdout
+    fields = dict(ln.split(":", 1) for ln in text.splitlines()[:4])
+    topics = len(c.node_metadata(brokers[0], None)["topics"])
+    assert j["topics"] == topics, (j, topics)
+    assert {k: v.strip() for k, v in fields.items()} == {
+        "cluster id": cluster_id, "controller": str(controller), "topics": str(topics),
+        "brokers": str(len(brokers))}, text
+    rows = [ln.split() for ln in text.splitlines()[6:] if ln.strip()]
+    assert rows == [[str(i), c.node(i).bootstrap] + (["yes"] if i == controller else [])
+                    for i in brokers], text
+
+
+def _cli_topic_describe(c: cl.Cluster, topic: str, st: dict, hw: dict):
+    j = json.loads(_cli("topic", "describe", topic, "--json", brokers=c.bootstrap).stdout)
+    assert j["name"] == topic and j["replication_factor"] == 3, j
+    parts = {r["partition"]: r for r in j["partitions"]}
+    assert sorted(parts) == sorted(st), j
+    for p, s in st.items():
+        r = parts[p]
+        assert (r["leader"], r["replicas"], sorted(r["isr"])) == (s.leader, s.replicas,
+                                                                  sorted(s.isr)), (p, r, s)
+        assert r["high_watermark"] == hw[p] and r["log_start_offset"] == 0, (p, r)
+    text = _cli("topic", "describe", topic, brokers=c.bootstrap).stdout
+    lines = text.splitlines()
+    head = lines.index(next(ln for ln in lines if ln.split()[:1] == ["PARTITION"]))
+    rows = {}
+    for ln in lines[head + 1:]:
+        if ln.strip():
+            f = ln.split()
+            rows[int(f[0])] = (int(f[1]), [int(x) for x in f[2].split(",")],
+                               sorted(int(x) for x in f[3].split(",")), int(f[5]))
+    assert rows == {p: (s.leader, s.replicas, sorted(s.isr), hw[p]) for p, s in st.items()}, text
+
+
+@pytest.mark.timeout(120)
+def test_cli_cluster_info_and_topic_describe(cluster):
+    c = cluster
+    topic = unique("cli")
+    c.create_topic(topic, partitions=6, replication_factor=3)
+    prod = Producer({"bootstrap.servers": c.bootstrap, "acks": "all", "linger.ms": 5})
+    for i in range(60):
+        prod.produce(topic, value=b"v%d" % i, partition=i % 6)
+    assert prod.flush(30) == 0
+    hw = {p: 10 for p in range(6)}
+    # the CLI's consumer may look up a coordinator, which creates __consumer_offsets: create it
+    # first, so that the topic count does not change between two commands
+    c.find_coordinator(unique("g"))
+    c.wait_isr("__consumer_offsets", None, 3)
+    ctl = c.wait_controller()
+    cid = c.node_describe_cluster(1)["cluster_id"]
+    st = c.wait_isr(topic, None, 3)
+    _cli_cluster_info(c, [1, 2, 3], ctl, cid)
+    _cli_topic_describe(c, topic, st, hw)
+
+    # a broker down: two brokers listed, its leaderships moved, the ISRs without it
+    victim = next(i for i in c.ids if i != ctl and c.partitions_led_by(topic, i))
+    c.kill(victim)
+    live = [i for i in c.ids if i != victim]
+    st = c.wait_isr(topic, None, 2, timeout=SESSION_S + LAG_S + 10)
+    c.wait_until(lambda: all(set(c.node_metadata(i)["brokers"]) == set(live) for i in live),
+                 10, f"node {victim} out of the brokers list")
+    assert all(victim not in s.isr and s.leader != victim for s in st.values()), st
+    assert c.wait_controller() == ctl
+    _cli_cluster_info(c, live, ctl, cid)
+    _cli_topic_describe(c, topic, st, hw)
