@@ -1160,3 +1160,46 @@ def test_cli_cluster_info_and_topic_describe(cluster):
     assert c.wait_controller() == ctl
     _cli_cluster_info(c, live, ctl, cid)
     _cli_topic_describe(c, topic, st, hw)
+
+
+def test_follower_behind_the_leaders_log_start_resets_and_rejoins(start_cluster):
+    """A follower away while retention deleted everything it would fetch next
+    starts its log over at the leader's log start offset and rejoins the ISR."""
+    c = start_cluster(settings={"log.retention.check.interval.ms": 300})
+    topic = unique("reset")
+    c.create_topic(topic, partitions=1, replication_factor=3,
+                   config={"segment.bytes": "4096", "retention.bytes": "8192"})
+    leader = c.wait_leader(topic, 0)
+    away = next(i for i in c.ids if i != leader)
+    c.wait_isr(topic, 0, 3)
+    p = Producer({"bootstrap.servers": c.bootstrap, "acks": "all", "linger.ms": 0, "batch.size": 1000})
+    for i in range(100):
+        p.produce(topic, value=f"before-{i:04d}".encode() + b"x" * 100, partition=0)
+    assert p.flush(30) == 0
+    c.kill(away)
+    c.wait_leader(topic, 0)
+    for i in range(600):
+        p.produce(topic, value=f"after-{i:04d}".encode() + b"x" * 100, partition=0)
+    assert p.flush(60) == 0
+
+    def leader_start() -> int:
+        cons = Consumer({"bootstrap.servers": c.bootstrap_of(c.running()), "group.id": "x"})
+        try:
+            lo, _ = cons.get_watermark_offsets(TopicPartition(topic, 0), timeout=10, cached=False)
+        finally:
+            cons.close()
+        return lo
+
+    # retention on the leader deletes past everything the away replica has (100 records)
+    c.wait_until(lambda: leader_start() > 100, 30, "leader log start beyond the away replica's end")
+    start = leader_start()
+    c.restart(away)
+    c.wait_isr(topic, 0, 3, timeout=60)
+    log = c.node(away).log()
+    assert "log reset to start at the leader's log start offset" in log, c.node(away).log_tail(40)
+    # the reset replica holds the leader's records from (at most) its log start to the end
+    away_dir = c.node(away).partition_dir(topic, 0)
+    bases = sorted(int(f.stem) for f in away_dir.glob("*.log"))
+    assert bases and bases[0] >= start, (bases, start)
+    c.wait_until(lambda: c.check_replicas(topic, 0, c.replicas_of(topic, 0))["ends"].get(away) == 700, 30,
+                 "the reset replica reaches the log end")

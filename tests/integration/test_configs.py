@@ -210,12 +210,21 @@ def test_compacted_topic_reads_back_latest_value_per_key(start_broker):
     t = unique("cmp")
     create(bs, t, cleanup_policy="compact", segment_bytes=65536, min_cleanable_dirty_ratio="0.01")
     n, keys = 100_000, 1000
-    p = Producer({"bootstrap.servers": bs, "linger.ms": 5, "compression.type": "lz4"})
+    # batches must stay below segment.bytes (64 KiB), or the broker refuses
+    # them (RECORD_LIST_TOO_LARGE, as Kafka does): bound the producer's batches
+    p = Producer({"bootstrap.servers": bs, "linger.ms": 5, "compression.type": "lz4", "batch.size": 32768})
+    errors = []
+
+    def on_delivery(err, _msg):
+        if err is not None:
+            errors.append(err)
+
     for i in range(n):
-        p.produce(t, key=f"key-{i % keys}", value=f"value-{i}")
+        p.produce(t, key=f"key-{i % keys}", value=f"value-{i}", on_delivery=on_delivery)
         if i % 10000 == 0:
             p.poll(0)
     assert p.flush(60) == 0
+    assert errors == [], errors[:3]
     seg_dir = Path(b.data_dir) / f"{t}-0"
     size_before = sum(f.stat().st_size for f in seg_dir.glob("*.log"))
     # wait until the cleaner has been over (nearly) everything but the active segment

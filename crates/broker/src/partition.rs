@@ -490,6 +490,22 @@ impl Partition {
         }
     }
 
+    /// Follower: the leader's log starts after this log's end (retention
+    /// ran while this replica was away): start over, empty, at `offset`.
+    pub fn reset_to(&self, offset: i64) -> StorageResult<()> {
+        let st = self.state.lock();
+        if st.leader == self.node_id {
+            return Err(vltava_storage::StorageError::NotLeader);
+        }
+        let mut log = self.log.lock();
+        log.reset_to(offset)?;
+        self.epochs.lock().truncate_from(0)?;
+        drop(log);
+        drop(st);
+        self.high_watermark.send_replace(offset);
+        Ok(())
+    }
+
     /// Follower: drops everything at or above `offset` (a divergent tail).
     pub fn truncate_to(&self, offset: i64) -> StorageResult<()> {
         let st = self.state.lock();

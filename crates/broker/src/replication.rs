@@ -406,7 +406,15 @@ async fn fetch(broker: &Broker, conn: &mut KafkaConn, fetcher: &Fetcher, work: V
                 let error = ResponseError::try_from_code(data.error_code);
                 tracing::debug!(topic = %p.topic, partition = p.index, ?error, "replica fetch error");
                 if error == Some(ResponseError::OffsetOutOfRange) {
-                    tracing::warn!(topic = %p.topic, partition = p.index, offset = p.log_end_offset(), "follower offset out of the leader's range");
+                    let leo = p.log_end_offset();
+                    if data.log_start_offset > leo {
+                        // what this replica would fetch next is gone on the leader
+                        if let Err(e) = p.reset_to(data.log_start_offset) {
+                            tracing::error!(topic = %p.topic, partition = p.index, error = %e, "could not reset the follower log");
+                        }
+                    } else {
+                        tracing::warn!(topic = %p.topic, partition = p.index, offset = leo, "follower offset out of the leader's range");
+                    }
                 }
                 continue;
             }

@@ -560,6 +560,41 @@ impl Log {
         Ok(())
     }
 
+    /// Drops the whole log and starts it empty at `offset`, beyond the old
+    /// log end: a follower whose log ends before the leader's log start
+    /// (retention deleted what it would fetch next).
+    pub fn reset_to(&mut self, offset: i64) -> Result<()> {
+        let leo = self.log_end_offset();
+        if offset <= leo {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: leo,
+            });
+        }
+        self.active_mut().close()?;
+        let seg =
+            Segment::create(&self.dir, offset, self.config.index_interval_bytes, self.config.segment_index_bytes)?;
+        let old: Vec<i64> = self.segments.keys().copied().collect();
+        self.segments.insert(offset, seg);
+        for base in old {
+            if let Some(seg) = self.segments.remove(&base) {
+                seg.delete_files()?;
+            }
+        }
+        for snap in snapshot_offsets(&self.dir) {
+            let _ = fs::remove_file(self.snapshot_path(snap));
+        }
+        self.producers = ProducerStateManager::default();
+        self.aborted.clear();
+        self.persist_aborted()?;
+        self.log_start_offset = offset;
+        let path = self.dir.join(LOG_START_OFFSET_FILE);
+        crate::offset_index::write_atomically(&path, offset.to_string().into_bytes().into_iter())?;
+        tracing::info!(dir = %self.dir.display(), offset, "log reset to start at the leader's log start offset");
+        Ok(())
+    }
+
     /// Removes the oldest segment (never the active one) with its files.
     fn delete_oldest_segment(&mut self) -> Result<()> {
         debug_assert!(self.segments.len() > 1, "the active segment is never deleted");

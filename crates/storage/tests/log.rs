@@ -284,3 +284,22 @@ fn transactions_hold_back_the_last_stable_offset() {
     assert_eq!(log.aborted_txns(0, 100).len(), 1, "aborted transactions are rebuilt");
     assert_eq!(log.last_stable_offset(), 12);
 }
+
+#[test]
+fn reset_starts_an_empty_log_beyond_the_old_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config(), false).unwrap();
+    fill(&mut log, 40);
+    assert!(log.segment_count() > 1);
+    assert!(log.reset_to(log.log_end_offset()).is_err(), "only forward");
+    log.reset_to(500).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset(), log.segment_count()), (500, 500, 1));
+    // a leader's batch continues there
+    let mut batch = build_batch(0, 5, &[b"a", b"b"]);
+    vltava_protocol::batch::assign_offsets(&mut batch, 500, 3);
+    log.append_assigned(&batch).unwrap();
+    drop(log);
+    let log = Log::open(dir.path(), small_config(), true).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (500, 502));
+    assert_eq!(read_all(&log, 500), vec![500]);
+}
