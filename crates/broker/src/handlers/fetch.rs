@@ -139,7 +139,9 @@ fn add_leader_hints(broker: &Broker, response: &mut FetchResponse, version: i16)
             if !super::is_leader_error(p.error_code) {
                 continue;
             }
-            let Some((leader, epoch, endpoint)) = super::leader_hint(&image, &name, p.partition_index) else {
+            let Some(super::LeaderHint { leader, epoch, endpoint }) =
+                super::leader_hint(&image, &name, p.partition_index)
+            else {
                 continue;
             };
             p.current_leader = LeaderIdAndEpoch::default()

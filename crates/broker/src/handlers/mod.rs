@@ -41,14 +41,16 @@ pub mod txn;
 /// For NOT_LEADER_OR_FOLLOWER answers (KIP-951): the partition's current
 /// leader and epoch, and that leader's endpoint, so that clients can go
 /// there without a metadata refresh.
-pub fn leader_hint(
-    image: &vltava_metadata::MetadataImage,
-    topic: &str,
-    partition: i32,
-) -> Option<(i32, i32, Option<(String, u16)>)> {
+pub struct LeaderHint {
+    pub leader: i32,
+    pub epoch: i32,
+    pub endpoint: Option<(String, u16)>,
+}
+
+pub fn leader_hint(image: &vltava_metadata::MetadataImage, topic: &str, partition: i32) -> Option<LeaderHint> {
     let p = image.topic(topic)?.partitions.iter().find(|p| p.partition == partition)?;
     let endpoint = image.broker(p.leader).filter(|b| !b.fenced).map(|b| (b.host.clone(), b.port));
-    Some((p.leader, p.leader_epoch, endpoint))
+    Some(LeaderHint { leader: p.leader, epoch: p.leader_epoch, endpoint })
 }
 
 fn is_leader_error(code: i16) -> bool {

@@ -203,7 +203,9 @@ fn add_leader_hints(broker: &Broker, response: &mut ProduceResponse) {
             if !super::is_leader_error(p.error_code) {
                 continue;
             }
-            let Some((leader, epoch, endpoint)) = super::leader_hint(&image, topic.name.0.as_str(), p.index) else {
+            let Some(super::LeaderHint { leader, epoch, endpoint }) =
+                super::leader_hint(&image, topic.name.0.as_str(), p.index)
+            else {
                 continue;
             };
             p.current_leader = LeaderIdAndEpoch::default()
