@@ -34,7 +34,7 @@ use raft::storage::MemStorage;
 use raft::StateRole;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use vltava_metadata::{EntryData, MetadataImage, MetadataRecord, RaftLog};
+use vltava_metadata::{AppliedIds, EntryData, MetadataImage, MetadataRecord, RaftLog};
 
 const TICK: Duration = Duration::from_millis(100);
 const FRAME_RAFT: u8 = 1;
@@ -90,6 +90,8 @@ pub struct Quorum {
     next_id: AtomicU64,
     publisher: OnceLock<Publisher>,
     peers: OnceLock<HashMap<u64, tokio::sync::mpsc::Sender<Bytes>>>,
+    /// Ids of the entries applied so far (handed to the driver at start).
+    applied: parking_lot::Mutex<Option<AppliedIds>>,
 }
 
 /// Why a proposal did not apply.
@@ -100,7 +102,7 @@ pub enum ProposeError {
 }
 
 impl Quorum {
-    pub fn new(node_id: i32, image: MetadataImage) -> Self {
+    pub fn new(node_id: i32, image: MetadataImage, applied: AppliedIds) -> Self {
         let (tx, rx) = mpsc::channel();
         let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos()
             as u64
@@ -114,6 +116,7 @@ impl Quorum {
             next_id: AtomicU64::new(seed),
             publisher: OnceLock::new(),
             peers: OnceLock::new(),
+            applied: parking_lot::Mutex::new(Some(applied)),
         }
     }
 
@@ -131,27 +134,35 @@ impl Quorum {
     }
 
     /// Proposes `records` as one entry and waits until this node applied
-    /// them (retrying while there is no leader), at most `timeout`. Blocks:
-    /// call it from request handlers, never from the driver thread.
+    /// them, at most `timeout`. While there is no leader it retries; when a
+    /// proposal may have been lost (forwarded to a leader that died), it
+    /// proposes the same entry again, whose copy is skipped if the first
+    /// made it after all. Blocks: call it from request handlers, never from
+    /// the driver thread.
     pub fn propose_and_wait(&self, records: Vec<MetadataRecord>, timeout: Duration) -> Result<(), ProposeError> {
+        const RETRY_AFTER: Duration = Duration::from_secs(3);
         let deadline = Instant::now() + timeout;
-        let data = EntryData { id: self.next_id.fetch_add(1, Ordering::Relaxed), records }.encode();
-        let id = EntryData::decode(&data).map(|d| d.id).unwrap_or_default();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed).max(1);
+        let data = EntryData { id, records }.encode();
         loop {
             let (done_tx, done_rx) = mpsc::sync_channel(1);
             if self.tx.send(Cmd::Propose { data: data.clone(), id, done: Some(done_tx) }).is_err() {
                 return Err(ProposeError::Timeout);
             }
-            let wait = || done_rx.recv_timeout(deadline.saturating_duration_since(Instant::now()));
-            let outcome =
-                if tokio::runtime::Handle::try_current().is_ok() { tokio::task::block_in_place(wait) } else { wait() };
+            let wait = deadline.saturating_duration_since(Instant::now()).min(RETRY_AFTER);
+            let wait = || done_rx.recv_timeout(wait);
+            let outcome = if tokio::runtime::Handle::try_current().is_ok() {
+                tokio::task::block_in_place(wait)
+            } else {
+                wait()
+            };
             match outcome {
                 Ok(true) => return Ok(()),
-                // dropped: no leader yet; try again shortly
-                Ok(false) if Instant::now() + Duration::from_millis(100) < deadline => {
-                    std::thread::sleep(Duration::from_millis(100))
-                }
-                _ => return Err(ProposeError::Timeout),
+                _ if Instant::now() + Duration::from_millis(100) >= deadline => return Err(ProposeError::Timeout),
+                // dropped (no leader yet): try again shortly
+                Ok(false) => std::thread::sleep(Duration::from_millis(100)),
+                // not applied in time: maybe lost on the way; propose it again
+                Err(_) => tracing::debug!(id, "metadata proposal not applied yet; proposing it again"),
             }
         }
     }
@@ -233,7 +244,9 @@ impl Quorum {
         }
         let quorum = self.clone();
         std::thread::Builder::new().name("metadata-quorum".into()).spawn(move || {
-            let mut driver = Driver { quorum, node, log, settings, rx, pending: HashMap::new(), duty: Duty::default() };
+            let applied = quorum.applied.lock().take().unwrap_or_default();
+            let mut driver =
+                Driver { quorum, node, log, settings, rx, pending: HashMap::new(), duty: Duty::default(), applied };
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| driver.run()));
             if outcome.is_err() {
                 // a node without its metadata thread would hang: stop loudly
@@ -273,6 +286,7 @@ struct Driver {
     rx: mpsc::Receiver<Cmd>,
     pending: HashMap<u64, (Instant, mpsc::SyncSender<bool>)>,
     duty: Duty,
+    applied: AppliedIds,
 }
 
 impl Driver {
@@ -378,8 +392,10 @@ impl Driver {
                 }
                 continue;
             };
-            image = Arc::new(image.apply(&data.records));
-            changed = true;
+            if self.applied.first_time(data.id) {
+                image = Arc::new(image.apply(&data.records));
+                changed = true;
+            }
             if let Some((_, waiter)) = self.pending.remove(&data.id) {
                 done.push(waiter);
             }

@@ -11,7 +11,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
-use vltava_metadata::{EntryData, MetaProperties, MetadataImage, MetadataRecord, RaftLog, METADATA_DIR};
+use vltava_metadata::{AppliedIds, EntryData, MetaProperties, MetadataImage, MetadataRecord, RaftLog, METADATA_DIR};
 
 use crate::controller::Controller;
 use crate::group::GroupCoordinator;
@@ -59,9 +59,12 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, RaftLog)> {
     let voters: Vec<u64> = config.voters().iter().map(|(id, _)| raft_id(*id)).collect();
     let (raft_log, committed) = RaftLog::open(&data_dir.join(METADATA_DIR), &voters)?;
     let mut image = MetadataImage::default();
+    let mut applied = AppliedIds::default();
     for entry in committed {
         if let Some(data) = EntryData::decode(entry.get_data()) {
-            image = image.apply(&data.records);
+            if applied.first_time(data.id) {
+                image = image.apply(&data.records);
+            }
         }
     }
     if !clean && image.topic_count() > 0 {
@@ -70,7 +73,7 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, RaftLog)> {
     let replicas = ReplicaManager::new(config.node_id, data_dir.clone(), config.static_settings.clone());
     replicas.load(&image, !clean)?;
     tracing::info!(cluster_id = %image.cluster_id.clone().unwrap_or(meta.cluster_id.clone()), node_id = config.node_id, topics = image.topic_count(), partitions = replicas.all().len(), "loaded data dir");
-    let quorum = Arc::new(Quorum::new(config.node_id, image));
+    let quorum = Arc::new(Quorum::new(config.node_id, image, applied));
     let groups = GroupCoordinator::new(config.group.clone(), config.offsets_topic_num_partitions);
     let incarnation =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(1);

@@ -59,6 +59,38 @@ impl EntryData {
     }
 }
 
+/// Ids of recently applied entries. A proposer that cannot tell whether its
+/// entry was lost (forwarded to a controller that then died) proposes the
+/// same entry again; the copy is skipped when applied. Every node applies
+/// the same log from its start, so every node skips the same copies.
+#[derive(Debug, Default, Clone)]
+pub struct AppliedIds {
+    order: std::collections::VecDeque<u64>,
+    seen: std::collections::HashSet<u64>,
+}
+
+/// How many entry ids are remembered (a retry comes within seconds).
+const APPLIED_IDS_KEPT: usize = 100_000;
+
+impl AppliedIds {
+    /// Whether the entry `id` is applied for the first time (id 0: always).
+    pub fn first_time(&mut self, id: u64) -> bool {
+        if id == 0 {
+            return true;
+        }
+        if !self.seen.insert(id) {
+            return false;
+        }
+        self.order.push_back(id);
+        if self.order.len() > APPLIED_IDS_KEPT {
+            if let Some(old) = self.order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        true
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct StoredEntry {
     t: u64,
@@ -218,6 +250,18 @@ mod tests {
 
     fn entry(term: u64, index: u64, data: &str) -> Entry {
         Entry { term, index, data: data.as_bytes().to_vec().into(), ..Default::default() }
+    }
+
+    #[test]
+    fn retried_entries_apply_once() {
+        let mut ids = AppliedIds::default();
+        assert!(ids.first_time(7));
+        assert!(!ids.first_time(7));
+        assert!(ids.first_time(0) && ids.first_time(0), "id 0 is never deduplicated");
+        for i in 100..100 + APPLIED_IDS_KEPT as u64 {
+            assert!(ids.first_time(i));
+        }
+        assert!(ids.first_time(7), "forgotten after APPLIED_IDS_KEPT newer ids");
     }
 
     #[test]
