@@ -151,11 +151,8 @@ impl Quorum {
             }
             let wait = deadline.saturating_duration_since(Instant::now()).min(RETRY_AFTER);
             let wait = || done_rx.recv_timeout(wait);
-            let outcome = if tokio::runtime::Handle::try_current().is_ok() {
-                tokio::task::block_in_place(wait)
-            } else {
-                wait()
-            };
+            let outcome =
+                if tokio::runtime::Handle::try_current().is_ok() { tokio::task::block_in_place(wait) } else { wait() };
             match outcome {
                 Ok(true) => return Ok(()),
                 _ if Instant::now() + Duration::from_millis(100) >= deadline => return Err(ProposeError::Timeout),
