@@ -51,6 +51,14 @@ struct FollowerProgress {
     last_caught_up: Instant,
 }
 
+impl FollowerProgress {
+    /// A follower not heard from yet: caught up as of `now` (it gets a full
+    /// `replica.lag.time.max.ms` to fetch), log end unknown.
+    fn new(now: Instant, leader_leo: i64) -> Self {
+        Self { leo: -1, last_fetch: now, leader_leo_at_last_fetch: leader_leo, last_caught_up: now }
+    }
+}
+
 /// How a metadata change moved this replica.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RoleChange {
@@ -207,22 +215,9 @@ impl Partition {
             self.leader_epoch.store(p.leader_epoch, Ordering::Release);
             if p.leader == self.node_id {
                 let leo = self.log.lock().log_end_offset();
-                let now = Instant::now();
                 st.epoch_start_offset = leo;
-                st.followers = p
-                    .replicas
-                    .iter()
-                    .filter(|r| **r != self.node_id)
-                    .map(|r| {
-                        let progress = FollowerProgress {
-                            leo: -1,
-                            last_fetch: now,
-                            leader_leo_at_last_fetch: leo,
-                            last_caught_up: now,
-                        };
-                        (*r, progress)
-                    })
-                    .collect();
+                // progress is unknown until each follower fetches again
+                st.followers.clear();
                 RoleChange::BecameLeader
             } else {
                 st.followers.clear();
@@ -234,16 +229,12 @@ impl Partition {
             }
         };
         if st.leader == self.node_id {
-            for r in &p.replicas {
-                if *r != self.node_id && !st.followers.contains_key(r) {
-                    let now = Instant::now();
-                    let progress =
-                        FollowerProgress { leo: -1, last_fetch: now, leader_leo_at_last_fetch: 0, last_caught_up: now };
-                    st.followers.insert(*r, progress);
-                }
+            let (leo, now) = (self.log.lock().log_end_offset(), Instant::now());
+            for r in p.replicas.iter().filter(|r| **r != self.node_id) {
+                st.followers.entry(*r).or_insert_with(|| FollowerProgress::new(now, leo));
             }
             st.followers.retain(|r, _| p.replicas.contains(r));
-            self.advance_high_watermark(&st);
+            self.advance_high_watermark(&st, leo);
         }
         drop(st);
         // wake acks=all waiters and fetches: the role or ISR changed
@@ -253,12 +244,11 @@ impl Partition {
     }
 
     /// Leader: the high watermark becomes the smallest log end offset in
-    /// the ISR, if that is higher.
-    fn advance_high_watermark(&self, st: &ReplicaState) {
+    /// the ISR (this log's is `leo`), if that is higher.
+    fn advance_high_watermark(&self, st: &ReplicaState, leo: i64) {
         if st.leader != self.node_id {
             return;
         }
-        let leo = self.log.lock().log_end_offset();
         let mut hw = leo;
         for member in &st.isr {
             if *member == self.node_id {
@@ -291,12 +281,7 @@ impl Partition {
         }
         let leo = self.log.lock().log_end_offset();
         let now = Instant::now();
-        let progress = st.followers.entry(replica).or_insert(FollowerProgress {
-            leo: -1,
-            last_fetch: now,
-            leader_leo_at_last_fetch: leo,
-            last_caught_up: now,
-        });
+        let progress = st.followers.entry(replica).or_insert_with(|| FollowerProgress::new(now, leo));
         if fetch_offset >= leo {
             progress.last_caught_up = now;
         } else if fetch_offset >= progress.leader_leo_at_last_fetch {
@@ -305,7 +290,7 @@ impl Partition {
         progress.leo = fetch_offset;
         progress.last_fetch = now;
         progress.leader_leo_at_last_fetch = leo;
-        self.advance_high_watermark(&st);
+        self.advance_high_watermark(&st, leo);
         let hw = self.high_watermark();
         let recently_sent = st.isr_change_sent.is_some_and(|t| now.duration_since(t) < Duration::from_millis(500));
         if eligible
@@ -544,15 +529,16 @@ impl Partition {
         if st.leader != self.node_id {
             return Err(vltava_storage::StorageError::NotLeader);
         }
-        let offset = {
+        let (offset, leo) = {
             let mut log = self.log.lock();
             let mut epochs = self.epochs.lock();
             if epochs.latest_epoch() != Some(st.leader_epoch) {
                 epochs.assign(st.leader_epoch, log.log_end_offset())?;
             }
-            log.append_txn_marker(producer_id, epoch, commit, st.leader_epoch, coordinator_epoch, now)?
+            let offset = log.append_txn_marker(producer_id, epoch, commit, st.leader_epoch, coordinator_epoch, now)?;
+            (offset, log.log_end_offset())
         };
-        self.advance_high_watermark(&st);
+        self.advance_high_watermark(&st, leo);
         drop(st);
         self.appended.notify_waiters();
         Ok(offset + 1)
@@ -592,16 +578,16 @@ impl Partition {
             return Err(vltava_storage::StorageError::NotLeader);
         }
         let epoch = st.leader_epoch;
-        let info = {
+        let (info, leo) = {
             let mut log = self.log.lock();
             let start = log.log_end_offset();
             let mut epochs = self.epochs.lock();
             if epochs.latest_epoch() != Some(epoch) {
                 epochs.assign(epoch, start)?;
             }
-            log.append(batches, epoch, log_append_time)?
+            (log.append(batches, epoch, log_append_time)?, log.log_end_offset())
         };
-        self.advance_high_watermark(&st);
+        self.advance_high_watermark(&st, leo);
         drop(st);
         self.appended.notify_waiters();
         Ok(info)

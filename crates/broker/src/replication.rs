@@ -201,15 +201,6 @@ impl ReplicaFetchers {
             fetcher.partitions.lock().remove(&key);
         }
     }
-
-    /// Partitions followed, with their leader (for diagnostics).
-    pub fn followed(&self) -> Vec<(i32, Uuid, i32)> {
-        let fetchers = self.fetchers.lock();
-        fetchers
-            .iter()
-            .flat_map(|(leader, f)| f.partitions.lock().keys().map(|(t, p)| (*leader, *t, *p)).collect::<Vec<_>>())
-            .collect()
-    }
 }
 
 async fn run(broker: Arc<Broker>, leader: i32, fetcher: Arc<Fetcher>) {

@@ -24,6 +24,9 @@ use crate::record::MetadataRecord;
 
 const LOG_FILE: &str = "raft.log";
 const STATE_FILE: &str = "raft.state";
+/// The single-node metadata log of vltava before Raft: `CRC32C-hex SPACE
+/// JSON-array NEWLINE`, one atomic batch of records per line.
+const LEGACY_LOG_FILE: &str = "metadata.log";
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetadataError {
@@ -31,6 +34,8 @@ pub enum MetadataError {
     Io { path: String, source: std::io::Error },
     #[error("metadata record encoding: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error("{0}")]
+    Legacy(String),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> MetadataError + '_ {
@@ -137,11 +142,16 @@ impl RaftLog {
             entries.push(entry);
             good_end += line.len();
         }
-        let file = OpenOptions::new().create(true).append(true).open(&path).map_err(io_err(&path))?;
+        let mut file = OpenOptions::new().create(true).append(true).open(&path).map_err(io_err(&path))?;
         if good_end < text.len() {
             tracing::warn!(path = %path.display(), dropped_bytes = text.len() - good_end, "truncating torn tail of the metadata log");
             file.set_len(good_end as u64).map_err(io_err(&path))?;
             file.sync_all().map_err(io_err(&path))?;
+        }
+        if entries.is_empty() {
+            if let Some(entry) = import_legacy(dir, voters, &mut file)? {
+                entries.push(entry);
+            }
         }
         let mut hard_state = load_state(&dir.join(STATE_FILE));
         let last = entries.last().map(|e| e.index).unwrap_or(0);
@@ -171,14 +181,7 @@ impl RaftLog {
         let path = self.dir.join(LOG_FILE);
         let mut out = String::new();
         for e in entries {
-            let stored = StoredEntry {
-                t: e.term,
-                i: e.index,
-                k: e.get_entry_type() as i32,
-                d: String::from_utf8_lossy(e.get_data()).into_owned(),
-            };
-            let json = serde_json::to_string(&stored)?;
-            out.push_str(&format!("{:08x} {json}\n", crc32c::crc32c(json.as_bytes())));
+            out.push_str(&encode_line(e)?);
         }
         self.file.write_all(out.as_bytes()).map_err(io_err(&path))?;
         self.file.sync_data().map_err(io_err(&path))?;
@@ -198,21 +201,74 @@ impl RaftLog {
     }
 
     fn persist_state(&self) -> Result<(), MetadataError> {
-        let hs = self.storage.rl().hard_state().clone();
-        let path = self.dir.join(STATE_FILE);
-        let tmp = self.dir.join(format!("{STATE_FILE}.tmp"));
-        let bytes = hs.write_to_bytes().map_err(|e| io_err(&path)(std::io::Error::other(e.to_string())))?;
-        let mut body = format!("{:08x} ", crc32c::crc32c(&bytes)).into_bytes();
-        body.extend_from_slice(&bytes);
-        let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
-        f.write_all(&body).map_err(io_err(&tmp))?;
-        f.sync_data().map_err(io_err(&tmp))?;
-        fs::rename(&tmp, &path).map_err(io_err(&path))?;
-        if let Ok(d) = File::open(&self.dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        write_state(&self.dir, &self.storage.rl().hard_state().clone())
     }
+}
+
+fn encode_line(e: &Entry) -> Result<String, MetadataError> {
+    let stored = StoredEntry {
+        t: e.term,
+        i: e.index,
+        k: e.get_entry_type() as i32,
+        d: String::from_utf8_lossy(e.get_data()).into_owned(),
+    };
+    let json = serde_json::to_string(&stored)?;
+    Ok(format!("{:08x} {json}\n", crc32c::crc32c(json.as_bytes())))
+}
+
+fn write_state(dir: &Path, hs: &HardState) -> Result<(), MetadataError> {
+    let path = dir.join(STATE_FILE);
+    let tmp = dir.join(format!("{STATE_FILE}.tmp"));
+    let bytes = hs.write_to_bytes().map_err(|e| io_err(&path)(std::io::Error::other(e.to_string())))?;
+    let mut body = format!("{:08x} ", crc32c::crc32c(&bytes)).into_bytes();
+    body.extend_from_slice(&bytes);
+    let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+    f.write_all(&body).map_err(io_err(&tmp))?;
+    f.sync_data().map_err(io_err(&tmp))?;
+    fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// A data dir from before the Raft quorum keeps its topics: its
+/// `metadata.log` becomes the first committed entry of a single voter's
+/// empty Raft log, and is renamed `metadata.log.imported`. A cluster cannot
+/// import it (the voters would disagree): the node refuses to start.
+fn import_legacy(dir: &Path, voters: &[u64], raft_file: &mut File) -> Result<Option<Entry>, MetadataError> {
+    let path = dir.join(LEGACY_LOG_FILE);
+    let text = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(&path)(e)),
+    };
+    let mut records: Vec<MetadataRecord> = Vec::new();
+    for line in text.split_inclusive(|&b| b == b'\n') {
+        // replay stops at the first torn line, as the old log did
+        let parsed = (|| {
+            let line = line.strip_suffix(b"\n")?;
+            let crc = u32::from_str_radix(std::str::from_utf8(line.get(..8)?).ok()?, 16).ok()?;
+            let json = line.get(9..)?;
+            (crc32c::crc32c(json) == crc).then(|| serde_json::from_slice::<Vec<MetadataRecord>>(json).ok())?
+        })();
+        let Some(batch) = parsed else { break };
+        records.extend(batch);
+    }
+    if voters.len() != 1 {
+        return Err(MetadataError::Legacy(format!(
+            "{} was written by a single vltava node before the metadata quorum; start this data dir once as a \
+             single node (without controller.quorum.voters) to convert it",
+            path.display()
+        )));
+    }
+    let entry = Entry { term: 1, index: 1, data: EntryData { id: 1, records }.encode().into(), ..Default::default() };
+    raft_file.write_all(encode_line(&entry)?.as_bytes()).map_err(io_err(dir))?;
+    raft_file.sync_data().map_err(io_err(dir))?;
+    write_state(dir, &HardState { term: 1, vote: voters[0], commit: 1, ..Default::default() })?;
+    fs::rename(&path, dir.join(format!("{LEGACY_LOG_FILE}.imported"))).map_err(io_err(&path))?;
+    tracing::info!(path = %path.display(), "imported the pre-Raft metadata log");
+    Ok(Some(entry))
 }
 
 fn load_state(path: &Path) -> HardState {
@@ -250,6 +306,32 @@ mod tests {
 
     fn entry(term: u64, index: u64, data: &str) -> Entry {
         Entry { term, index, data: data.as_bytes().to_vec().into(), ..Default::default() }
+    }
+
+    #[test]
+    fn a_pre_raft_log_is_imported_once_by_a_single_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = uuid::Uuid::new_v4();
+        let batches = [
+            vec![MetadataRecord::Topic { name: "old".into(), topic_id: id }],
+            vec![MetadataRecord::ProducerIds { broker_id: 1, next_producer_id: 2000 }],
+        ];
+        let mut text = String::new();
+        for b in &batches {
+            let json = serde_json::to_string(b).unwrap();
+            text.push_str(&format!("{:08x} {json}\n", crc32c::crc32c(json.as_bytes())));
+        }
+        text.push_str("0000dead torn");
+        fs::write(dir.path().join(LEGACY_LOG_FILE), &text).unwrap();
+        assert!(matches!(RaftLog::open(dir.path(), &[1, 2, 3]), Err(MetadataError::Legacy(_))));
+        let (_, committed) = RaftLog::open(dir.path(), &[1]).unwrap();
+        let data = EntryData::decode(committed[0].get_data()).unwrap();
+        assert_eq!(data.records.len(), 2);
+        assert!(!dir.path().join(LEGACY_LOG_FILE).exists());
+        // reopened: the Raft log has it; nothing is imported twice
+        let (log, committed) = RaftLog::open(dir.path(), &[1]).unwrap();
+        assert_eq!(committed.len(), 1);
+        assert_eq!(log.storage().rl().hard_state().commit, 1);
     }
 
     #[test]

@@ -31,8 +31,8 @@ pub enum MetadataRecord {
     TopicConfig { topic_id: Uuid, key: String, value: Option<String> },
     /// The topic and all its partitions are gone.
     RemoveTopic { topic_id: Uuid },
-    /// Producer ids below `next_producer_id` have been handed out (kept to
-    /// read logs written before `AllocateProducerIds`).
+    /// Producer ids below `next_producer_id` have been handed out (found in
+    /// pre-Raft metadata logs, which are imported at start).
     ProducerIds { broker_id: i32, next_producer_id: i64 },
     /// `broker_id` takes the next `count` producer ids.
     AllocateProducerIds { broker_id: i32, count: i64 },
