@@ -456,6 +456,15 @@ class Node:
         self.paused = False
 
     @property
+    def faults_path(self) -> Path:
+        """The node's fault-injection control file (see tests/faults/faultfs.c)."""
+        return self.workdir / "faults"
+
+    def inject(self, *rules: str) -> None:
+        """Arm storage faults on this node (Cluster(faultfs=...) only); none clears them."""
+        self.faults_path.write_text("".join(f"{r}\n" for r in rules))
+
+    @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.client_port}"
 
@@ -494,6 +503,9 @@ class Node:
             logf.flush()
             env = dict(os.environ)
             env.setdefault("RUST_BACKTRACE", "1")
+            if self.cluster.faultfs is not None:
+                env["LD_PRELOAD"] = str(self.cluster.faultfs)
+                env["VLTAVA_FAULTS"] = str(self.faults_path)
             self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=logf,
                                          stderr=logf, env=env, cwd=str(self.workdir))
         self.paused = False
@@ -536,7 +548,7 @@ class Node:
 class Cluster:
     def __init__(self, workdir, n: int = 3, settings: dict | None = None,
                  node_settings: dict | None = None, netns: bool = False,
-                 startup_timeout: float = STARTUP_TIMEOUT):
+                 startup_timeout: float = STARTUP_TIMEOUT, faultfs: Path | None = None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.n = n
@@ -544,6 +556,8 @@ class Cluster:
         self.settings = dict(settings or {})
         self.node_settings = {int(k): dict(v) for k, v in (node_settings or {}).items()}
         self.net: NetnsNetwork | None = NetnsNetwork(n) if netns else None
+        # the storage fault injector preloaded into every node (Node.inject arms it)
+        self.faultfs = faultfs
         self.nodes: dict[int, Node] = {}
         self.isolated: set[int] = set()
         self.events: list[dict] = []    # what was done to which node, when (monotonic)

@@ -48,7 +48,8 @@ class BrokerStartError(RuntimeError):
 class Broker:
     """One `vltava server` process, restartable on the same port and data dir."""
 
-    def __init__(self, workdir: Path, sets: dict | None = None, port: int | None = None):
+    def __init__(self, workdir: Path, sets: dict | None = None, port: int | None = None,
+                 env: dict | None = None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.data_dir = self.workdir / "data"
@@ -58,6 +59,7 @@ class Broker:
         self.host = "127.0.0.1"
         self.bootstrap = f"{self.host}:{self.port}"
         self.sets = dict(sets or {})
+        self.env = dict(env or {})      # extra environment of the process
         self.proc: subprocess.Popen | None = None
         self.starts = 0
         self.exit_codes: list[int] = []
@@ -87,6 +89,7 @@ class Broker:
         logf.flush()
         env = dict(os.environ)
         env.setdefault("RUST_BACKTRACE", "1")
+        env.update(self.env)
         self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
                                      stdout=logf, stderr=logf, env=env, cwd=str(self.workdir))
         logf.close()
@@ -224,8 +227,8 @@ def pytest_runtest_makereport(item, call):
 def start_broker(tmp_path, request):
     brokers: list[Broker] = []
 
-    def _start(sets: dict | None = None, **kw) -> Broker:
-        b = Broker(tmp_path / f"broker{len(brokers)}", _normalize_sets(sets, kw))
+    def _start(sets: dict | None = None, env: dict | None = None, **kw) -> Broker:
+        b = Broker(tmp_path / f"broker{len(brokers)}", _normalize_sets(sets, kw), env=env)
         brokers.append(b)
         return b.start()
 
@@ -233,6 +236,19 @@ def start_broker(tmp_path, request):
     _report_logs(request, brokers)
     for b in brokers:
         b.kill()
+
+
+FAULTFS_SRC = REPO_ROOT / "tests" / "faults" / "faultfs.c"
+
+
+@pytest.fixture(scope="session")
+def faultfs(tmp_path_factory) -> Path:
+    """The storage fault injector (tests/faults/faultfs.c), built with gcc: an
+    LD_PRELOAD library that fails chosen fsync/pwrite/write calls of the broker."""
+    out = tmp_path_factory.mktemp("faultfs") / "faultfs.so"
+    subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-o", str(out), str(FAULTFS_SRC), "-ldl"],
+                   check=True)
+    return out
 
 
 @pytest.fixture

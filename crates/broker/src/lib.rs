@@ -66,6 +66,9 @@ impl Broker {
         } else {
             ResponseError::NotLeaderOrFollower
         })?;
+        if partition.is_offline() {
+            return Err(ResponseError::KafkaStorageError);
+        }
         if !partition.is_leader() {
             return Err(ResponseError::NotLeaderOrFollower);
         }
@@ -86,6 +89,15 @@ impl Broker {
     /// Removes a topic; every replica deletes its data when it applies it.
     pub fn delete_topic(&self, topic_id: Uuid) -> Result<(), ControllerError> {
         self.controller.delete_topic(topic_id).map(|_| ())
+    }
+
+    /// A log directory failed: every wait on its partitions looks again
+    /// (and fails with KAFKA_STORAGE_ERROR); the next heartbeat tells the
+    /// controller, which moves the leaderships away.
+    pub fn on_log_dir_failure(&self) {
+        for partition in self.replicas.all() {
+            partition.wake();
+        }
     }
 
     /// A partition of an internal topic changed role here: its

@@ -12,14 +12,14 @@
 //! leader epoch) is added back, both through the controller (AlterIsr).
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::{watch, Notify};
 use uuid::Uuid;
-use vltava_storage::{AppendInfo, FileSlice, LeaderEpochCache, Log, Result as StorageResult};
+use vltava_storage::{AppendInfo, FileSlice, Log, LogDir, Result as StorageResult};
 
 use crate::topic_config::TopicSettings;
 
@@ -86,8 +86,10 @@ pub struct Partition {
     /// acks=all waiters look again.
     high_watermark: watch::Sender<i64>,
     log: Mutex<Log>,
-    epochs: Mutex<LeaderEpochCache>,
-    settings: parking_lot::RwLock<std::sync::Arc<TopicSettings>>,
+    /// The log directory holding `log`; once it is offline this replica
+    /// answers KAFKA_STORAGE_ERROR and acknowledges nothing more.
+    log_dir: Arc<LogDir>,
+    settings: parking_lot::RwLock<Arc<TopicSettings>>,
     leader_epoch: AtomicI32,
     /// Woken after every append (long-polling fetches wait on it).
     appended: Notify,
@@ -111,13 +113,13 @@ impl Partition {
         topic: &str,
         topic_id: Uuid,
         index: i32,
-        dir: &Path,
-        settings: std::sync::Arc<TopicSettings>,
+        log_dir: &Arc<LogDir>,
+        settings: Arc<TopicSettings>,
         recover: bool,
         node_id: i32,
     ) -> StorageResult<Self> {
-        let log = Log::open(dir, settings.log.clone(), recover)?;
-        let epochs = LeaderEpochCache::load(dir)?;
+        let dir = crate::replica_manager::partition_dir(log_dir.path(), topic, index);
+        let log = Log::open_in(log_dir, &dir, settings.log.clone(), recover)?;
         let leo = log.log_end_offset();
         let leader_epoch = -1;
         Ok(Self {
@@ -138,7 +140,7 @@ impl Partition {
             // not known after a restart; the log end is what this replica has
             high_watermark: watch::channel(leo).0,
             log: Mutex::new(log),
-            epochs: Mutex::new(epochs),
+            log_dir: log_dir.clone(),
             settings: parking_lot::RwLock::new(settings),
             leader_epoch: AtomicI32::new(leader_epoch),
             appended: Notify::new(),
@@ -148,11 +150,11 @@ impl Partition {
     }
 
     /// The topic's effective configs, as of the last change.
-    pub fn settings(&self) -> std::sync::Arc<TopicSettings> {
+    pub fn settings(&self) -> Arc<TopicSettings> {
         self.settings.read().clone()
     }
 
-    pub fn set_settings(&self, settings: std::sync::Arc<TopicSettings>) {
+    pub fn set_settings(&self, settings: Arc<TopicSettings>) {
         self.log.lock().set_config(settings.log.clone());
         *self.settings.write() = settings;
     }
@@ -180,7 +182,19 @@ impl Partition {
 
     /// The latest leader epoch in this replica's log.
     pub fn latest_epoch(&self) -> Option<i32> {
-        self.epochs.lock().latest_epoch()
+        self.log.lock().latest_epoch()
+    }
+
+    /// Whether this replica's log directory failed (until restart).
+    pub fn is_offline(&self) -> bool {
+        self.log_dir.is_offline()
+    }
+
+    /// Wakes every wait on this replica (acks=all, long polls) to look at
+    /// its state again, e.g. after its log directory failed.
+    pub fn wake(&self) {
+        self.high_watermark.send_modify(|_| {});
+        self.appended.notify_waiters();
     }
 
     /// The last stable offset is the first offset of the oldest open
@@ -341,6 +355,9 @@ impl Partition {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             {
+                if self.is_offline() {
+                    return Err(ReplicationError::KafkaStorageError);
+                }
                 let st = self.state.lock();
                 if st.leader != self.node_id || st.leader_epoch != epoch {
                     return Err(ReplicationError::NotLeaderOrFollower);
@@ -414,7 +431,6 @@ impl Partition {
         let mut log = self.log.lock();
         let leo = log.log_end_offset();
         let mut start = None;
-        let mut epochs = self.epochs.lock();
         for item in vltava_protocol::batch::Batches::new(records) {
             let Ok((_, batch)) = item else { break };
             let Ok(h) = vltava_protocol::batch::BatchHeader::parse(batch) else { break };
@@ -430,10 +446,6 @@ impl Partition {
             if start.is_none() {
                 start = Some(whole);
             }
-            let epoch = h.partition_leader_epoch();
-            if epochs.latest_epoch().is_none_or(|e| e < epoch) {
-                epochs.assign(epoch, h.base_offset())?;
-            }
             whole += h.total_bytes();
         }
         let from = start.unwrap_or(0).min(whole);
@@ -441,7 +453,6 @@ impl Partition {
             log.append_assigned(&records[from..whole])?;
         }
         let leo = log.log_end_offset();
-        drop(epochs);
         drop(log);
         drop(st);
         let hw = leader_hw.min(leo);
@@ -456,8 +467,7 @@ impl Partition {
 
     /// Follower: the end offset of `epoch` in this replica's log.
     pub fn local_end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
-        let leo = self.log.lock().log_end_offset();
-        self.epochs.lock().end_offset_for(epoch, leo)
+        self.log.lock().end_offset_for_epoch(epoch)
     }
 
     /// Follower: where this log diverges from the leader's, given the
@@ -482,10 +492,7 @@ impl Partition {
         if st.leader == self.node_id {
             return Err(vltava_storage::StorageError::NotLeader);
         }
-        let mut log = self.log.lock();
-        log.reset_to(offset)?;
-        self.epochs.lock().truncate_from(0)?;
-        drop(log);
+        self.log.lock().reset_to(offset)?;
         drop(st);
         self.high_watermark.send_replace(offset);
         Ok(())
@@ -503,7 +510,6 @@ impl Partition {
         }
         tracing::info!(topic = %self.topic, partition = self.index, from = log.log_end_offset(), to = offset, "truncating divergent log tail");
         log.truncate_to(offset)?;
-        self.epochs.lock().truncate_from(offset)?;
         drop(log);
         drop(st);
         if self.high_watermark() > offset {
@@ -531,10 +537,6 @@ impl Partition {
         }
         let (offset, leo) = {
             let mut log = self.log.lock();
-            let mut epochs = self.epochs.lock();
-            if epochs.latest_epoch() != Some(st.leader_epoch) {
-                epochs.assign(st.leader_epoch, log.log_end_offset())?;
-            }
             let offset = log.append_txn_marker(producer_id, epoch, commit, st.leader_epoch, coordinator_epoch, now)?;
             (offset, log.log_end_offset())
         };
@@ -580,11 +582,6 @@ impl Partition {
         let epoch = st.leader_epoch;
         let (info, leo) = {
             let mut log = self.log.lock();
-            let start = log.log_end_offset();
-            let mut epochs = self.epochs.lock();
-            if epochs.latest_epoch() != Some(epoch) {
-                epochs.assign(epoch, start)?;
-            }
             (log.append(batches, epoch, log_append_time)?, log.log_end_offset())
         };
         self.advance_high_watermark(&st, leo);
@@ -594,8 +591,10 @@ impl Partition {
     }
 
     /// Waits until everything below `offset` is on disk. One fsync covers
-    /// every append that happened before it started.
-    pub async fn wait_durable(&self, offset: i64) -> std::io::Result<()> {
+    /// every append that happened before it started. After a failed fsync
+    /// the log directory is offline and this fails for every offset not
+    /// durable before (the storage layer never retries an fsync).
+    pub async fn wait_durable(&self, offset: i64) -> StorageResult<()> {
         if *self.durable.borrow() >= offset {
             return Ok(());
         }
@@ -603,9 +602,13 @@ impl Partition {
         if *self.durable.borrow() >= offset {
             return Ok(());
         }
-        let (file, target) = self.log.lock().flush_target();
-        tokio::task::spawn_blocking(move || file.sync_data()).await.map_err(std::io::Error::other)??;
-        self.durable.send_modify(|d| *d = (*d).max(target));
+        let target = self.log.lock().flush_target()?;
+        let offset = target.offset;
+        let synced = tokio::task::spawn_blocking(move || target.sync()).await;
+        synced.unwrap_or_else(|e| {
+            Err(vltava_storage::StorageError::Io { path: self.topic.clone(), source: std::io::Error::other(e) })
+        })?;
+        self.durable.send_modify(|d| *d = (*d).max(offset));
         Ok(())
     }
 
@@ -635,12 +638,11 @@ impl Partition {
 
     /// End offset of `epoch` for OffsetForLeaderEpoch: `(epoch, end_offset)`.
     pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
-        let leo = self.log.lock().log_end_offset();
-        let epochs = self.epochs.lock();
-        match epochs.end_offset_for(epoch, leo) {
+        let log = self.log.lock();
+        match log.end_offset_for_epoch(epoch) {
             Some(found) => Some(found),
             // nothing written yet: the current epoch ends at the log end
-            None if epochs.latest_epoch().is_none() && epoch == self.leader_epoch() => Some((epoch, leo)),
+            None if log.latest_epoch().is_none() && epoch == self.leader_epoch() => Some((epoch, log.log_end_offset())),
             None => None,
         }
     }
@@ -709,9 +711,9 @@ mod tests {
         }
     }
 
-    fn open(dir: &Path, node: i32) -> Partition {
-        let settings = std::sync::Arc::new(crate::topic_config::settings(&BTreeMap::new(), &BTreeMap::new()));
-        Partition::open("t", Uuid::new_v4(), 0, dir, settings, false, node).unwrap()
+    fn open(dir: &std::path::Path, node: i32) -> Partition {
+        let settings = Arc::new(crate::topic_config::settings(&BTreeMap::new(), &BTreeMap::new()));
+        Partition::open("t", Uuid::new_v4(), 0, &LogDir::new(dir), settings, false, node).unwrap()
     }
 
     fn append(p: &Partition, n: usize) {
@@ -769,7 +771,7 @@ mod tests {
     #[tokio::test]
     async fn acks_all_waits_for_the_isr_and_min_isr() {
         let dir = tempfile::tempdir().unwrap();
-        let p = std::sync::Arc::new(open(dir.path(), 1));
+        let p = Arc::new(open(dir.path(), 1));
         p.apply_state(&image(1, 0, 0, &[1, 2]));
         append(&p, 4);
         let waiter = {

@@ -43,6 +43,8 @@ const FRAME_HEARTBEAT: u8 = 2;
 const FRAME_BYTES_MAX: usize = 64 << 20;
 /// Frames queued per peer before new ones are dropped.
 const PEER_QUEUE: usize = 4096;
+/// Exit status of a node whose metadata log cannot be written (EX_IOERR).
+pub const EXIT_METADATA_LOG_FAILED: i32 = 74;
 
 /// raft-rs ids must be non-zero; Kafka node ids start at 0.
 pub fn raft_id(node_id: i32) -> u64 {
@@ -60,6 +62,11 @@ pub struct Heartbeat {
     pub incarnation: u64,
     /// Controlled shutdown: move my leaderships away.
     pub shutting_down: bool,
+    /// Log directories that failed (I/O errors): this broker serves nothing
+    /// from them until it restarts, so the controller fences it (one log
+    /// directory per broker today) and its leaderships move.
+    #[serde(default)]
+    pub offline_log_dirs: Vec<String>,
 }
 
 enum Cmd {
@@ -264,11 +271,37 @@ pub struct DriverSettings {
     pub auto_leader_rebalance: Option<Duration>,
 }
 
+/// The last heartbeat the active controller heard from a broker.
+#[derive(Debug, Clone, Copy)]
+struct Heard {
+    at: Instant,
+    incarnation: u64,
+    shutting_down: bool,
+    log_dir_failed: bool,
+}
+
+impl Heard {
+    fn new(at: Instant, hb: &Heartbeat) -> Self {
+        Self {
+            at,
+            incarnation: hb.incarnation,
+            shutting_down: hb.shutting_down,
+            log_dir_failed: !hb.offline_log_dirs.is_empty(),
+        }
+    }
+
+    /// Whether the broker asks not to serve (controlled shutdown, or a
+    /// failed log directory).
+    fn must_be_fenced(&self) -> bool {
+        self.shutting_down || self.log_dir_failed
+    }
+}
+
 #[derive(Default)]
 struct Duty {
     was_leader: bool,
-    /// Last heartbeat per broker: when, incarnation, shutting down.
-    heard: HashMap<i32, (Instant, u64, bool)>,
+    /// Last heartbeat per broker.
+    heard: HashMap<i32, Heard>,
     /// Don't repeat a proposal about a broker within a second.
     proposed: HashMap<i32, Instant>,
     cluster_id_proposed: Option<Instant>,
@@ -304,7 +337,7 @@ impl Driver {
                     let _ = self.node.step(*msg);
                 }
                 Ok(Cmd::Heartbeat(hb)) => {
-                    self.duty.heard.insert(hb.broker_id, (Instant::now(), hb.incarnation, hb.shutting_down));
+                    self.duty.heard.insert(hb.broker_id, Heard::new(Instant::now(), &hb));
                 }
                 Ok(Cmd::Resign) => {
                     if self.node.raft.state == StateRole::Leader {
@@ -328,9 +361,14 @@ impl Driver {
             }
             if self.node.has_ready() {
                 if let Err(e) = self.on_ready() {
-                    // the metadata log cannot be written: stop taking part
-                    tracing::error!(error = %e, "metadata log write failed; the quorum driver stops");
-                    return;
+                    // A node that cannot persist Raft state must not linger:
+                    // it would serve a frozen image, drop proposals and keep
+                    // heartbeating, so it would never be fenced. Stop now
+                    // (no clean-shutdown marker: the next start recovers).
+                    let message = format!("cannot write the metadata log: {e:#}; stopping this node");
+                    tracing::error!("{message}");
+                    eprintln!("vltava: {message}");
+                    std::process::exit(EXIT_METADATA_LOG_FAILED);
                 }
             }
         }
@@ -419,11 +457,15 @@ impl Driver {
             tracing::info!(node_id = self.quorum.node_id, term = self.node.raft.term, "became the active controller");
             let image = self.quorum.image();
             for b in image.brokers() {
-                // what was heard stays (which process, shutting down or not);
-                // only the clock restarts
-                let (_, incarnation, shutting) =
-                    self.duty.heard.get(&b.id).copied().unwrap_or((now, b.incarnation, false));
-                self.duty.heard.insert(b.id, (now, incarnation, shutting));
+                // what was heard stays (which process, shutting down or not,
+                // its log directory); only the clock restarts
+                let heard = self.duty.heard.get(&b.id).copied().unwrap_or(Heard {
+                    at: now,
+                    incarnation: b.incarnation,
+                    shutting_down: false,
+                    log_dir_failed: false,
+                });
+                self.duty.heard.insert(b.id, Heard { at: now, ..heard });
             }
         }
         self.duty.was_leader = leader;
@@ -442,10 +484,19 @@ impl Driver {
             if self.duty.proposed.get(&b.id).is_some_and(|t| now.duration_since(*t) < Duration::from_secs(1)) {
                 continue;
             }
-            let (seen, incarnation, shutting_down) = self.duty.heard.get(&b.id).copied().unwrap_or((now, 0, false));
-            let current = incarnation == b.incarnation;
-            let record = if !b.fenced && current && shutting_down {
-                tracing::info!(broker = b.id, "controlled shutdown: fencing broker");
+            let heard = self.duty.heard.get(&b.id).copied().unwrap_or(Heard {
+                at: now,
+                incarnation: 0,
+                shutting_down: false,
+                log_dir_failed: false,
+            });
+            let (seen, current) = (heard.at, heard.incarnation == b.incarnation);
+            let record = if !b.fenced && current && heard.must_be_fenced() {
+                if heard.log_dir_failed {
+                    tracing::warn!(broker = b.id, "broker's log directory failed: fencing it");
+                } else {
+                    tracing::info!(broker = b.id, "controlled shutdown: fencing broker");
+                }
                 Some(MetadataRecord::FenceBroker { broker_id: b.id, incarnation: b.incarnation, controlled: true })
             } else if !b.fenced && now.duration_since(seen) > self.settings.session_timeout {
                 tracing::warn!(
@@ -454,7 +505,10 @@ impl Driver {
                     "broker missed heartbeats: fencing it"
                 );
                 Some(MetadataRecord::FenceBroker { broker_id: b.id, incarnation: b.incarnation, controlled: false })
-            } else if b.fenced && current && !shutting_down && now.duration_since(seen) < self.settings.session_timeout
+            } else if b.fenced
+                && current
+                && !heard.must_be_fenced()
+                && now.duration_since(seen) < self.settings.session_timeout
             {
                 tracing::info!(broker = b.id, "broker heartbeating again: unfencing it");
                 Some(MetadataRecord::UnfenceBroker { broker_id: b.id, incarnation: b.incarnation })

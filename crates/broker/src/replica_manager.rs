@@ -12,6 +12,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use uuid::Uuid;
 use vltava_metadata::{MetadataImage, TopicImage};
+use vltava_storage::LogDir;
 
 use crate::partition::{Partition, RoleChange};
 use crate::topic_config;
@@ -20,6 +21,9 @@ use crate::Broker;
 pub struct ReplicaManager {
     node_id: i32,
     data_dir: PathBuf,
+    /// The one log directory (`log.dirs`); its failure takes every
+    /// partition here offline.
+    log_dir: Arc<LogDir>,
     broker_static: std::collections::BTreeMap<String, String>,
     partitions: RwLock<HashMap<(Uuid, i32), Arc<Partition>>>,
     /// The image the partitions were last reconciled with.
@@ -37,11 +41,16 @@ impl ReplicaManager {
     pub fn new(node_id: i32, data_dir: PathBuf, broker_static: std::collections::BTreeMap<String, String>) -> Self {
         Self {
             node_id,
+            log_dir: LogDir::new(&data_dir),
             data_dir,
             broker_static,
             partitions: RwLock::new(HashMap::new()),
             last_image: parking_lot::Mutex::new(None),
         }
+    }
+
+    pub fn log_dir(&self) -> &Arc<LogDir> {
+        &self.log_dir
     }
 
     pub fn get(&self, topic_id: &Uuid, partition: i32) -> Option<Arc<Partition>> {
@@ -114,12 +123,11 @@ impl ReplicaManager {
         if let Some(open) = self.get(&topic.topic_id, index) {
             return Ok(open);
         }
-        let dir = partition_dir(&self.data_dir, &topic.name, index);
         let partition = Arc::new(Partition::open(
             &topic.name,
             topic.topic_id,
             index,
-            &dir,
+            &self.log_dir,
             settings.clone(),
             recover,
             self.node_id,

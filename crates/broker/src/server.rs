@@ -93,7 +93,14 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, RaftLog)> {
         config,
         stopping: watch::channel(false).0,
     };
-    Ok((Arc::new(broker), raft_log))
+    let broker = Arc::new(broker);
+    let weak = Arc::downgrade(&broker);
+    broker.replicas.log_dir().on_failure(move |_| {
+        if let Some(broker) = weak.upgrade() {
+            broker.on_log_dir_failure();
+        }
+    });
+    Ok((broker, raft_log))
 }
 
 /// Whether the image has this process's registration.
@@ -124,6 +131,16 @@ fn start_quorum(broker: &Arc<Broker>, raft_log: RaftLog) -> anyhow::Result<()> {
     broker.controller.quorum().start(raft_log, &c.voters(), c.controller_listen, settings, publisher)
 }
 
+fn heartbeat(broker: &Broker, shutting_down: bool) -> Heartbeat {
+    let log_dir = broker.replicas.log_dir();
+    Heartbeat {
+        broker_id: broker.config.node_id,
+        incarnation: broker.incarnation,
+        shutting_down,
+        offline_log_dirs: log_dir.is_offline().then(|| log_dir.path().display().to_string()).into_iter().collect(),
+    }
+}
+
 /// Registers this broker with the controller (retrying until the quorum
 /// has it) and then heartbeats every `broker.heartbeat.interval.ms`.
 async fn register_and_heartbeat(broker: Arc<Broker>) {
@@ -144,11 +161,7 @@ async fn register_and_heartbeat(broker: Arc<Broker>) {
             }]);
             last_register = Some(Instant::now());
         }
-        quorum.heartbeat(Heartbeat {
-            broker_id: c.node_id,
-            incarnation: broker.incarnation,
-            shutting_down: broker.shutting_down.load(Ordering::Acquire),
-        });
+        quorum.heartbeat(heartbeat(&broker, broker.shutting_down.load(Ordering::Acquire)));
         let interval = if registered(&broker, &image) { c.broker_heartbeat_interval_ms } else { 100 };
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(interval)) => {}
@@ -188,7 +201,7 @@ async fn controlled_shutdown(broker: &Arc<Broker>) {
     broker.shutting_down.store(true, Ordering::Release);
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        quorum.heartbeat(Heartbeat { broker_id: me, incarnation: broker.incarnation, shutting_down: true });
+        quorum.heartbeat(heartbeat(broker, true));
         let image = quorum.image();
         let leads = image.topics().flat_map(|t| t.partitions.iter()).any(|p| p.leader == me);
         if image.broker(me).is_some_and(|b| b.fenced) && !leads {
@@ -281,6 +294,11 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         connections.abort_all();
     }
     tokio::task::block_in_place(|| -> anyhow::Result<()> {
+        if let Some(failure) = broker.replicas.log_dir().failure() {
+            // no clean-shutdown marker: the next start recovers every log
+            tracing::error!(%failure, "the log directory failed earlier: its logs are recovered at the next start");
+            return Ok(());
+        }
         broker.replicas.close_all()?;
         let marker = broker.config.data_dir.join(CLEAN_SHUTDOWN_FILE);
         std::fs::write(&marker, b"")?;

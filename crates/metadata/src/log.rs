@@ -226,10 +226,7 @@ fn write_state(dir: &Path, hs: &HardState) -> Result<(), MetadataError> {
     f.write_all(&body).map_err(io_err(&tmp))?;
     f.sync_data().map_err(io_err(&tmp))?;
     fs::rename(&tmp, &path).map_err(io_err(&path))?;
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
 }
 
 /// A data dir from before the Raft quorum keeps its topics: its

@@ -16,6 +16,10 @@ pub enum StorageError {
     Producer(#[from] crate::producer_state::ProducerError),
     #[error("append of {bytes} bytes exceeds the segment size limit {segment_bytes}")]
     TooLarge { bytes: usize, segment_bytes: u64 },
+    /// The log directory failed earlier (see `LogDir`): nothing is read or
+    /// written there until restart.
+    #[error("log directory {dir} is offline after an I/O error ({reason}); restart vltava once the disk is fixed")]
+    Offline { dir: String, reason: String },
     /// The partition's role is not leader (set by the broker, which owns roles).
     #[error("this replica is not the leader")]
     NotLeader,

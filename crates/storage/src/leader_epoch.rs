@@ -7,8 +7,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::atomic_file::write_atomically;
 use crate::error::{IoContext, Result};
-use crate::offset_index::write_atomically;
 
 pub const LEADER_EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
 
@@ -84,7 +84,7 @@ impl LeaderEpochCache {
         for (epoch, offset) in &self.entries {
             text.push_str(&format!("{epoch} {offset}\n"));
         }
-        write_atomically(&self.path, text.into_bytes().into_iter())
+        write_atomically(&self.path, text.as_bytes())
     }
 }
 

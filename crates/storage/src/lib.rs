@@ -13,10 +13,12 @@
 //! - after [`Log::open`] with recovery, every complete batch with a valid CRC
 //!   up to the first bad one is kept and the rest of the file is cut.
 
+pub mod atomic_file;
 pub mod cleaner;
 mod error;
 pub mod leader_epoch;
 pub mod log;
+pub mod log_dir;
 pub mod offset_index;
 pub mod producer_state;
 pub mod segment;
@@ -25,7 +27,8 @@ pub mod time_index;
 pub use cleaner::{CleanerConfig, CleaningPlan};
 pub use error::{Result, StorageError};
 pub use leader_epoch::LeaderEpochCache;
-pub use log::{AppendInfo, FileSlice, Log, LogConfig};
+pub use log::{AppendInfo, FileSlice, FlushTarget, Log, LogConfig};
+pub use log_dir::LogDir;
 pub use offset_index::OffsetIndex;
 pub use producer_state::{AbortedTxn, ProducerError, ProducerStateManager};
 pub use segment::Segment;

@@ -8,8 +8,11 @@ use std::sync::Arc;
 
 use vltava_protocol::batch::{assign_offsets, records_of, records_section, set_log_append_time, BatchHeader, Batches};
 
+use crate::atomic_file::{write_atomically, TMP_SUFFIX};
 use crate::cleaner::{self, CleanedSegment, CleanerConfig, CleaningPlan, SegmentSnapshot};
 use crate::error::{IoContext, Result, StorageError};
+use crate::leader_epoch::LeaderEpochCache;
+use crate::log_dir::LogDir;
 use crate::producer_state::{AbortedTxn, ProducerBatch, ProducerCheck, ProducerStateManager};
 use crate::segment::Segment;
 use crate::segment_file_name;
@@ -63,13 +66,46 @@ pub struct FileSlice {
     pub file: Arc<File>,
     pub position: u64,
     pub len: usize,
+    /// A failed read takes the directory offline, as any I/O error does.
+    log_dir: Arc<LogDir>,
 }
 
 impl FileSlice {
-    pub fn read(&self) -> std::io::Result<Vec<u8>> {
+    /// The first `len` bytes of the slice (at most all of it).
+    pub fn prefix(mut self, len: usize) -> Self {
+        self.len = self.len.min(len);
+        self
+    }
+
+    pub fn read(&self) -> Result<Vec<u8>> {
+        self.log_dir.check()?;
         let mut buf = vec![0u8; self.len];
-        self.file.read_exact_at(&mut buf, self.position)?;
-        Ok(buf)
+        let read = self.file.read_exact_at(&mut buf, self.position).ctx(self.log_dir.path());
+        self.log_dir.latch(read.map(|()| buf))
+    }
+}
+
+/// What one fsync for durability covers: the files holding every byte
+/// below `offset`, synced outside the log's lock.
+#[derive(Debug)]
+pub struct FlushTarget {
+    files: Vec<Arc<File>>,
+    /// Everything below this offset is durable once [`Self::sync`] succeeds.
+    pub offset: i64,
+    log_dir: Arc<LogDir>,
+}
+
+impl FlushTarget {
+    /// Fsyncs the data. A failure takes the log directory offline: a
+    /// later fsync that succeeds would not prove the lost pages were
+    /// written, so none is ever tried again.
+    pub fn sync(&self) -> Result<()> {
+        for file in &self.files {
+            self.log_dir.check()?;
+            let synced = file.sync_data().ctx(self.log_dir.path());
+            self.log_dir.latch(synced)?;
+        }
+        Ok(())
     }
 }
 
@@ -83,6 +119,9 @@ pub struct Log {
     cleaned_up_to: i64,
     producers: ProducerStateManager,
     aborted: Vec<AbortedTxn>,
+    /// Which leader epoch wrote from which offset (`leader-epoch-checkpoint`).
+    epochs: LeaderEpochCache,
+    log_dir: Arc<LogDir>,
 }
 
 /// File in a partition directory listing aborted transactions
@@ -138,11 +177,164 @@ fn build_control_batch(
     vltava_protocol::batch::build_control_batch(producer_id, epoch, &key, &value, timestamp_ms)
 }
 
+/// The public surface: every operation that touches files passes the log
+/// directory's latch ([`LogDir`]): refused once the directory is offline,
+/// and an I/O error takes it offline.
 impl Log {
-    /// Opens (or creates) the log in `dir`. With `recover` (after an unclean
-    /// shutdown), the newest segment is re-validated and its torn tail cut;
-    /// older segments were fsynced when they rolled.
+    /// Opens (or creates) the log in `dir`, a log directory of its own (for
+    /// tools and tests; the broker uses [`Self::open_in`]).
     pub fn open(dir: &Path, config: LogConfig, recover: bool) -> Result<Self> {
+        let log_dir = LogDir::new(dir.parent().unwrap_or(dir));
+        Self::open_in(&log_dir, dir, config, recover)
+    }
+
+    /// Opens (or creates) the log in `dir` inside `log_dir`. With `recover`
+    /// (after an unclean shutdown), the newest segment is re-validated and
+    /// its torn tail cut; older segments were fsynced when they rolled.
+    pub fn open_in(log_dir: &Arc<LogDir>, dir: &Path, config: LogConfig, recover: bool) -> Result<Self> {
+        log_dir.check()?;
+        log_dir.latch(Self::open_inner(log_dir, dir, config, recover))
+    }
+
+    fn guarded<T>(&mut self, op: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        self.log_dir.check()?;
+        let result = op(self);
+        self.log_dir.latch(result)
+    }
+
+    fn guarded_ref<T>(&self, op: impl FnOnce(&Self) -> Result<T>) -> Result<T> {
+        self.log_dir.check()?;
+        self.log_dir.latch(op(self))
+    }
+
+    /// Appends producer batches (already validated with
+    /// `vltava_protocol::batch::validate_produced`): assigns offsets from the
+    /// log end offset, stamps the leader epoch and, when given, the
+    /// LogAppendTime, then writes them with one call.
+    pub fn append(
+        &mut self,
+        batches: &mut [u8],
+        leader_epoch: i32,
+        log_append_time: Option<i64>,
+    ) -> Result<AppendInfo> {
+        self.guarded(|log| log.append_inner(batches, leader_epoch, log_append_time))
+    }
+
+    /// Writes a transaction marker (a control batch) for `producer_id`:
+    /// commit or abort of its open transaction. Returns the marker's offset.
+    pub fn append_txn_marker(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        leader_epoch: i32,
+        coordinator_epoch: i32,
+        timestamp_ms: i64,
+    ) -> Result<i64> {
+        self.guarded(|log| {
+            log.append_txn_marker_inner(producer_id, epoch, commit, leader_epoch, coordinator_epoch, timestamp_ms)
+        })
+    }
+
+    /// Appends batches that already carry their offsets and leader epochs
+    /// (a follower's copy of the leader's), which must start at or after
+    /// the log end offset.
+    pub fn append_assigned(&mut self, batches: &[u8]) -> Result<()> {
+        self.guarded(|log| log.append_assigned_inner(batches))
+    }
+
+    /// Closes the active segment and starts a new one at `base_offset`.
+    pub fn roll(&mut self, base_offset: i64) -> Result<()> {
+        self.guarded(|log| log.roll_inner(base_offset))
+    }
+
+    /// What to fsync for everything appended so far to be durable.
+    pub fn flush_target(&self) -> Result<FlushTarget> {
+        self.log_dir.check()?;
+        Ok(FlushTarget {
+            files: vec![self.active().file().clone()],
+            offset: self.log_end_offset(),
+            log_dir: self.log_dir.clone(),
+        })
+    }
+
+    /// Bytes starting at the batch that contains `offset`: at most
+    /// `max_bytes`, but always the whole first batch, and never across a
+    /// segment boundary. `None` at the log end.
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Option<FileSlice>> {
+        self.guarded_ref(|log| log.read_inner(offset, max_bytes))
+    }
+
+    /// [`Self::read`], cut so that no batch at or above `upper` is
+    /// included: read_committed consumers stop at the last stable offset.
+    pub fn read_below(&self, offset: i64, max_bytes: usize, upper: i64) -> Result<Option<FileSlice>> {
+        self.guarded_ref(|log| log.read_below_inner(offset, max_bytes, upper))
+    }
+
+    /// The first batch whose max timestamp is at or after `timestamp`.
+    pub fn batch_at_or_after_timestamp(&self, timestamp: i64) -> Result<Option<Vec<u8>>> {
+        self.guarded_ref(|log| log.batch_at_or_after_timestamp_inner(timestamp))
+    }
+
+    /// Removes every offset at or above `offset` (and the leader epochs
+    /// that start there).
+    pub fn truncate_to(&mut self, offset: i64) -> Result<()> {
+        self.guarded(|log| log.truncate_to_inner(offset))
+    }
+
+    /// Drops the whole log and starts it empty at `offset`, beyond the old
+    /// log end: a follower whose log ends before the leader's log start
+    /// (retention deleted what it would fetch next).
+    pub fn reset_to(&mut self, offset: i64) -> Result<()> {
+        self.guarded(|log| log.reset_to_inner(offset))
+    }
+
+    /// Deletes old segments as `retention.ms` and `retention.bytes` ask
+    /// (`-1` disables either): a segment goes when its newest record is
+    /// older than `retention_ms`, or while the log without it is still at
+    /// least `retention_bytes`. The active segment always stays. Returns the
+    /// number of segments deleted.
+    pub fn enforce_retention(&mut self, now_ms: i64, retention_ms: i64, retention_bytes: i64) -> Result<usize> {
+        self.guarded(|log| log.enforce_retention_inner(now_ms, retention_ms, retention_bytes))
+    }
+
+    /// DeleteRecords: moves the log start offset up to `offset` (at most the
+    /// log end), deletes segments entirely below it, and persists it.
+    pub fn delete_records_before(&mut self, offset: i64) -> Result<i64> {
+        self.guarded(|log| log.delete_records_before_inner(offset))
+    }
+
+    /// Puts cleaned segments in place of the originals, unless a segment
+    /// changed meanwhile (then its cleaned copy is dropped).
+    pub fn swap_cleaned(&mut self, cleaned: Vec<CleanedSegment>, end_offset: i64) -> Result<()> {
+        self.guarded(|log| log.swap_cleaned_inner(cleaned, end_offset))
+    }
+
+    /// Writes indexes and fsyncs every segment (clean shutdown).
+    pub fn close(&mut self) -> Result<()> {
+        self.guarded(|log| log.close_inner())
+    }
+
+    /// The log directory this log lives in.
+    pub fn log_dir(&self) -> &Arc<LogDir> {
+        &self.log_dir
+    }
+
+    /// The latest leader epoch that wrote to this log.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epochs.latest_epoch()
+    }
+
+    /// OffsetForLeaderEpoch: the largest epoch at or below `epoch` that
+    /// this log has, and where it ends (the next epoch's start, or the log
+    /// end for the latest).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        self.epochs.end_offset_for(epoch, self.log_end_offset())
+    }
+}
+
+impl Log {
+    fn open_inner(log_dir: &Arc<LogDir>, dir: &Path, config: LogConfig, recover: bool) -> Result<Self> {
         fs::create_dir_all(dir).ctx(dir)?;
         let mut bases = Vec::new();
         for entry in fs::read_dir(dir).ctx(dir)? {
@@ -153,7 +345,7 @@ impl Log {
                 if let Ok(base) = stem.parse::<i64>() {
                     bases.push(base);
                 }
-            } else if name.ends_with(".tmp-write") || name.ends_with(".cleaned") {
+            } else if name.ends_with(&format!(".{TMP_SUFFIX}")) || name.ends_with(".cleaned") {
                 let _ = fs::remove_file(entry.path());
             }
         }
@@ -186,6 +378,8 @@ impl Log {
             cleaned_up_to: log_start_offset,
             producers: ProducerStateManager::default(),
             aborted: Vec::new(),
+            epochs: LeaderEpochCache::load(dir)?,
+            log_dir: log_dir.clone(),
         };
         log.rebuild_producer_state()?;
         log.check_invariants();
@@ -233,11 +427,7 @@ impl Log {
         self.segments.len()
     }
 
-    /// Appends producer batches (already validated with
-    /// `vltava_protocol::batch::validate_produced`): assigns offsets from the
-    /// log end offset, stamps the leader epoch and, when given, the
-    /// LogAppendTime, then writes them with one call.
-    pub fn append(
+    fn append_inner(
         &mut self,
         batches: &mut [u8],
         leader_epoch: i32,
@@ -276,13 +466,11 @@ impl Log {
             next += delta + 1;
             position += total;
         }
-        self.append_assigned(batches)?;
+        self.append_assigned_inner(batches)?;
         Ok(AppendInfo { base_offset, last_offset: next - 1, max_timestamp, duplicate: false })
     }
 
-    /// Writes a transaction marker (a control batch) for `producer_id`:
-    /// commit or abort of its open transaction. Returns the marker's offset.
-    pub fn append_txn_marker(
+    fn append_txn_marker_inner(
         &mut self,
         producer_id: i64,
         epoch: i16,
@@ -294,14 +482,20 @@ impl Log {
         let offset = self.log_end_offset();
         let mut batch = build_control_batch(producer_id, epoch, commit, coordinator_epoch, timestamp_ms);
         assign_offsets(&mut batch, offset, leader_epoch);
-        self.append_assigned(&batch)?;
+        self.append_assigned_inner(&batch)?;
         Ok(offset)
     }
 
-    /// Updates producer state for batches now in the log.
-    fn note_producer_batches(&mut self, batches: &[u8]) -> Result<()> {
+    /// Updates the leader epochs and producer state for batches now in the
+    /// log: a batch of a newer epoch starts that epoch.
+    fn note_appended(&mut self, batches: &[u8]) -> Result<()> {
         for item in Batches::new(batches) {
             let (_, batch) = item?;
+            let h = BatchHeader::parse(batch)?;
+            let epoch = h.partition_leader_epoch();
+            if epoch >= 0 && self.epochs.latest_epoch().is_none_or(|latest| latest < epoch) {
+                self.epochs.assign(epoch, h.base_offset())?;
+            }
             self.note_producer_batch(batch)?;
         }
         Ok(())
@@ -330,7 +524,7 @@ impl Log {
         for a in &self.aborted {
             text.push_str(&format!("{} {} {}\n", a.producer_id, a.first_offset, a.last_offset));
         }
-        crate::offset_index::write_atomically(&self.dir.join(ABORTED_TXNS_FILE), text.into_bytes().into_iter())
+        write_atomically(&self.dir.join(ABORTED_TXNS_FILE), text.as_bytes())
     }
 
     /// Producer state, for DescribeProducers and the transaction coordinator.
@@ -358,10 +552,7 @@ impl Log {
         if self.producers.is_empty() {
             return Ok(());
         }
-        crate::offset_index::write_atomically(
-            &self.snapshot_path(leo),
-            self.producers.to_snapshot().into_bytes().into_iter(),
-        )?;
+        write_atomically(&self.snapshot_path(leo), self.producers.to_snapshot().as_bytes())?;
         let mut snaps = snapshot_offsets(&self.dir);
         snaps.sort_unstable();
         while snaps.len() > 2 {
@@ -416,10 +607,7 @@ impl Log {
         Ok(())
     }
 
-    /// Appends batches that already carry their offsets (which must start at
-    /// or after the log end offset), rolling the active segment first when
-    /// it is full or old.
-    pub fn append_assigned(&mut self, batches: &[u8]) -> Result<()> {
+    fn append_assigned_inner(&mut self, batches: &[u8]) -> Result<()> {
         if batches.is_empty() {
             return Ok(());
         }
@@ -435,12 +623,11 @@ impl Log {
             return Err(StorageError::TooLarge { bytes: batches.len(), segment_bytes: self.config.segment_bytes });
         }
         if self.should_roll(batches.len() as u64) {
-            self.roll(first.base_offset())?;
+            self.roll_inner(first.base_offset())?;
         }
         self.active_mut().append(batches)?;
         debug_assert!(self.log_end_offset() > leo, "log end offset must advance");
-        self.note_producer_batches(batches)?;
-        Ok(())
+        self.note_appended(batches)
     }
 
     fn should_roll(&self, incoming: u64) -> bool {
@@ -453,9 +640,7 @@ impl Log {
             || active.age_ms() > self.config.segment_ms
     }
 
-    /// Closes the active segment (indexes written, data fsynced) and starts
-    /// a new one at `base_offset`.
-    pub fn roll(&mut self, base_offset: i64) -> Result<()> {
+    fn roll_inner(&mut self, base_offset: i64) -> Result<()> {
         self.active_mut().close()?;
         self.write_producer_snapshot()?;
         let seg =
@@ -465,15 +650,7 @@ impl Log {
         Ok(())
     }
 
-    /// The file and log end offset to fsync for durability up to that offset.
-    pub fn flush_target(&self) -> (Arc<File>, i64) {
-        (self.active().file().clone(), self.log_end_offset())
-    }
-
-    /// Bytes starting at the batch that contains `offset`: at most
-    /// `max_bytes`, but always the whole first batch, and never across a
-    /// segment boundary. `None` at the log end.
-    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Option<FileSlice>> {
+    fn read_inner(&self, offset: i64, max_bytes: usize) -> Result<Option<FileSlice>> {
         let leo = self.log_end_offset();
         if offset < self.log_start_offset || offset > leo {
             return Err(StorageError::OffsetOutOfRange {
@@ -490,20 +667,23 @@ impl Log {
             if let Some(loc) = seg.find_batch(offset)? {
                 let available = (seg.size() - loc.position) as usize;
                 let len = max_bytes.max(loc.total_bytes).min(available);
-                return Ok(Some(FileSlice { file: seg.file().clone(), position: loc.position, len }));
+                return Ok(Some(FileSlice {
+                    file: seg.file().clone(),
+                    position: loc.position,
+                    len,
+                    log_dir: self.log_dir.clone(),
+                }));
             }
         }
         Ok(None)
     }
 
-    /// [`Self::read`], cut so that no batch at or above `upper` is
-    /// included: read_committed consumers stop at the last stable offset.
-    pub fn read_below(&self, offset: i64, max_bytes: usize, upper: i64) -> Result<Option<FileSlice>> {
+    fn read_below_inner(&self, offset: i64, max_bytes: usize, upper: i64) -> Result<Option<FileSlice>> {
         if offset >= upper {
             // still validates the offset range
-            return self.read(offset, 0).map(|_| None);
+            return self.read_inner(offset, 0).map(|_| None);
         }
-        let Some(mut slice) = self.read(offset, max_bytes)? else { return Ok(None) };
+        let Some(mut slice) = self.read_inner(offset, max_bytes)? else { return Ok(None) };
         if upper >= self.log_end_offset() {
             return Ok(Some(slice));
         }
@@ -523,8 +703,7 @@ impl Log {
         Ok(Some(slice))
     }
 
-    /// The first batch whose max timestamp is at or after `timestamp`.
-    pub fn batch_at_or_after_timestamp(&self, timestamp: i64) -> Result<Option<Vec<u8>>> {
+    fn batch_at_or_after_timestamp_inner(&self, timestamp: i64) -> Result<Option<Vec<u8>>> {
         for seg in self.segments.values() {
             if let Some(batch) = seg.find_batch_by_timestamp(timestamp)? {
                 return Ok(Some(batch));
@@ -543,8 +722,7 @@ impl Log {
             .map(|s| (s.max_timestamp(), s.offset_of_max_timestamp()))
     }
 
-    /// Removes every offset at or above `offset`.
-    pub fn truncate_to(&mut self, offset: i64) -> Result<()> {
+    fn truncate_to_inner(&mut self, offset: i64) -> Result<()> {
         let doomed: Vec<i64> = self.segments.range(offset.max(self.log_start_offset) + 1..).map(|(b, _)| *b).collect();
         for base in doomed {
             if self.segments.len() == 1 {
@@ -557,13 +735,10 @@ impl Log {
         self.active_mut().truncate_to(offset)?;
         self.producers.truncate_from(offset);
         self.aborted.retain(|a| a.last_offset < offset);
-        Ok(())
+        self.epochs.truncate_from(offset)
     }
 
-    /// Drops the whole log and starts it empty at `offset`, beyond the old
-    /// log end: a follower whose log ends before the leader's log start
-    /// (retention deleted what it would fetch next).
-    pub fn reset_to(&mut self, offset: i64) -> Result<()> {
+    fn reset_to_inner(&mut self, offset: i64) -> Result<()> {
         let leo = self.log_end_offset();
         if offset <= leo {
             return Err(StorageError::OffsetOutOfRange {
@@ -588,9 +763,10 @@ impl Log {
         self.producers = ProducerStateManager::default();
         self.aborted.clear();
         self.persist_aborted()?;
+        self.epochs.truncate_from(0)?;
         self.log_start_offset = offset;
         let path = self.dir.join(LOG_START_OFFSET_FILE);
-        crate::offset_index::write_atomically(&path, offset.to_string().into_bytes().into_iter())?;
+        write_atomically(&path, offset.to_string().as_bytes())?;
         tracing::info!(dir = %self.dir.display(), offset, "log reset to start at the leader's log start offset");
         Ok(())
     }
@@ -606,12 +782,7 @@ impl Log {
         Ok(())
     }
 
-    /// Deletes old segments as `retention.ms` and `retention.bytes` ask
-    /// (`-1` disables either): a segment goes when its newest record is
-    /// older than `retention_ms`, or while the log without it is still at
-    /// least `retention_bytes`. The active segment always stays. Returns the
-    /// number of segments deleted.
-    pub fn enforce_retention(&mut self, now_ms: i64, retention_ms: i64, retention_bytes: i64) -> Result<usize> {
+    fn enforce_retention_inner(&mut self, now_ms: i64, retention_ms: i64, retention_bytes: i64) -> Result<usize> {
         let mut deleted = 0;
         while self.segments.len() > 1 {
             let first = self.segments.values().next().expect("segments");
@@ -627,9 +798,7 @@ impl Log {
         Ok(deleted)
     }
 
-    /// DeleteRecords: moves the log start offset up to `offset` (at most the
-    /// log end), deletes segments entirely below it, and persists it.
-    pub fn delete_records_before(&mut self, offset: i64) -> Result<i64> {
+    fn delete_records_before_inner(&mut self, offset: i64) -> Result<i64> {
         let leo = self.log_end_offset();
         if offset < 0 || offset > leo {
             return Err(StorageError::OffsetOutOfRange {
@@ -652,7 +821,7 @@ impl Log {
             self.delete_oldest_segment()?;
         }
         let path = self.dir.join(LOG_START_OFFSET_FILE);
-        crate::offset_index::write_atomically(&path, offset.to_string().into_bytes().into_iter())?;
+        write_atomically(&path, offset.to_string().as_bytes())?;
         Ok(self.log_start_offset)
     }
 
@@ -697,9 +866,7 @@ impl Log {
         Some(CleaningPlan { dir: self.dir.clone(), segments, aborted: self.aborted.clone(), end_offset })
     }
 
-    /// Puts cleaned segments in place of the originals, unless a segment
-    /// changed meanwhile (then its cleaned copy is dropped).
-    pub fn swap_cleaned(&mut self, cleaned: Vec<CleanedSegment>, end_offset: i64) -> Result<()> {
+    fn swap_cleaned_inner(&mut self, cleaned: Vec<CleanedSegment>, end_offset: i64) -> Result<()> {
         let active_base = *self.segments.keys().next_back().expect("active segment");
         for c in cleaned {
             let current = self.segments.get(&c.base_offset);
@@ -734,8 +901,7 @@ impl Log {
         Ok(())
     }
 
-    /// Writes indexes and fsyncs every segment (clean shutdown).
-    pub fn close(&mut self) -> Result<()> {
+    fn close_inner(&mut self) -> Result<()> {
         self.active_mut().close()?;
         self.write_producer_snapshot()
     }

@@ -4,9 +4,9 @@
 //! segment rolls or closes, rebuilt from the log when missing or suspect.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::atomic_file::write_atomically;
 use crate::error::{IoContext, Result};
 
 pub const OFFSET_INDEX_ENTRY_BYTES: usize = 8;
@@ -103,31 +103,17 @@ impl OffsetIndex {
     }
 
     pub fn write_to_disk(&self) -> Result<()> {
-        write_atomically(
-            &self.path,
-            self.entries.iter().flat_map(|&(r, p)| {
-                let mut e = [0u8; 8];
-                e[..4].copy_from_slice(&r.to_be_bytes());
-                e[4..].copy_from_slice(&p.to_be_bytes());
-                e
-            }),
-        )
+        let mut bytes = Vec::with_capacity(self.entries.len() * OFFSET_INDEX_ENTRY_BYTES);
+        for &(rel, position) in &self.entries {
+            bytes.extend_from_slice(&rel.to_be_bytes());
+            bytes.extend_from_slice(&position.to_be_bytes());
+        }
+        write_atomically(&self.path, &bytes)
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
-}
-
-/// Writes `bytes` to `path` through a temporary file and a rename, fsynced.
-pub(crate) fn write_atomically(path: &Path, bytes: impl Iterator<Item = u8>) -> Result<()> {
-    let tmp = path.with_extension("tmp-write");
-    let data: Vec<u8> = bytes.collect();
-    let mut f = fs::File::create(&tmp).ctx(&tmp)?;
-    f.write_all(&data).ctx(&tmp)?;
-    f.sync_all().ctx(&tmp)?;
-    fs::rename(&tmp, path).ctx(path)?;
-    Ok(())
 }
 
 #[cfg(test)]

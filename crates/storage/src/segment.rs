@@ -58,7 +58,7 @@ impl Segment {
         let file = open_file(&log_path, true)?;
         file.set_len(0).ctx(&log_path)?;
         // The new file's directory entry must survive a power loss too.
-        File::open(dir).and_then(|d| d.sync_all()).ctx(dir)?;
+        crate::atomic_file::sync_dir(dir)?;
         Ok(Self::assemble(dir, base_offset, log_path, file, 0, index_interval_bytes, index_bytes_max))
     }
 
@@ -244,8 +244,14 @@ impl Segment {
     }
 
     /// Appends batches whose offsets were already assigned; one write call.
+    /// A failed write may have left part of the bytes past the old end:
+    /// they are cut off again (best effort; the caller takes the log
+    /// directory offline, and the next start recovers the segment).
     pub fn append(&mut self, batches: &[u8]) -> Result<()> {
-        self.file.write_all_at(batches, self.size).ctx(&self.log_path)?;
+        if let Err(e) = self.file.write_all_at(batches, self.size) {
+            let _ = self.file.set_len(self.size);
+            return Err(e).ctx(&self.log_path);
+        }
         let mut position = 0usize;
         while position < batches.len() {
             let h = BatchHeader::parse(&batches[position..]).expect("validated before append");
@@ -347,6 +353,8 @@ impl Segment {
             Some(loc) => loc.position,
             None => return Ok(()),
         };
+        // index files on disk would describe bytes that are gone
+        self.delete_index_files()?;
         self.file.set_len(position).ctx(&self.log_path)?;
         self.size = position;
         self.offset_index.truncate_to_position(position as u32);

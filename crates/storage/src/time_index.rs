@@ -7,8 +7,8 @@
 use std::fs;
 use std::path::PathBuf;
 
+use crate::atomic_file::write_atomically;
 use crate::error::{IoContext, Result};
-use crate::offset_index::write_atomically;
 
 pub const TIME_INDEX_ENTRY_BYTES: usize = 12;
 
@@ -76,15 +76,12 @@ impl TimeIndex {
     }
 
     pub fn write_to_disk(&self) -> Result<()> {
-        write_atomically(
-            &self.path,
-            self.entries.iter().flat_map(|&(ts, rel)| {
-                let mut e = [0u8; 12];
-                e[..8].copy_from_slice(&ts.to_be_bytes());
-                e[8..].copy_from_slice(&rel.to_be_bytes());
-                e
-            }),
-        )
+        let mut bytes = Vec::with_capacity(self.entries.len() * 12);
+        for &(ts, rel) in &self.entries {
+            bytes.extend_from_slice(&ts.to_be_bytes());
+            bytes.extend_from_slice(&rel.to_be_bytes());
+        }
+        write_atomically(&self.path, &bytes)
     }
 }
 

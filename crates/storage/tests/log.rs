@@ -303,3 +303,45 @@ fn reset_starts_an_empty_log_beyond_the_old_end() {
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (500, 502));
     assert_eq!(read_all(&log, 500), vec![500]);
 }
+
+#[test]
+fn an_offline_log_dir_refuses_every_log_in_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_dir = vltava_storage::LogDir::new(dir.path());
+    let mut a = Log::open_in(&log_dir, &dir.path().join("a-0"), small_config(), false).unwrap();
+    let b = Log::open_in(&log_dir, &dir.path().join("b-0"), small_config(), false).unwrap();
+    fill(&mut a, 3);
+    let slice = a.read(0, 100).unwrap().unwrap();
+    let flush = a.flush_target().unwrap();
+    assert_eq!(flush.offset, 9);
+    flush.sync().unwrap();
+
+    log_dir.fail("EIO on a-0");
+    let mut batch = build_batch(0, 0, &[b"x"]);
+    assert!(matches!(a.append(&mut batch, 0, None), Err(StorageError::Offline { .. })));
+    assert!(matches!(b.read(0, 100), Err(StorageError::Offline { .. })), "the whole directory is offline");
+    assert!(matches!(a.flush_target(), Err(StorageError::Offline { .. })));
+    assert!(matches!(flush.sync(), Err(StorageError::Offline { .. })), "no fsync is retried after a failure");
+    assert!(matches!(slice.read(), Err(StorageError::Offline { .. })));
+    assert!(matches!(a.close(), Err(StorageError::Offline { .. })));
+    assert_eq!(a.log_end_offset(), 9, "nothing was appended");
+}
+
+#[test]
+fn leader_epochs_start_where_their_first_batch_lands() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config(), false).unwrap();
+    let mut batch = build_batch(0, 0, &[b"a", b"b"]);
+    log.append(&mut batch, 3, None).unwrap();
+    let mut batch = build_batch(0, 0, &[b"c"]);
+    log.append(&mut batch, 5, None).unwrap();
+    assert_eq!(log.latest_epoch(), Some(5));
+    assert_eq!(log.end_offset_for_epoch(3), Some((3, 2)));
+    assert_eq!(log.end_offset_for_epoch(4), Some((3, 2)));
+    assert_eq!(log.end_offset_for_epoch(5), Some((5, 3)));
+    log.truncate_to(2).unwrap();
+    assert_eq!(log.latest_epoch(), Some(3), "truncation drops the epochs starting at or after it");
+    drop(log);
+    let log = Log::open(dir.path(), small_config(), false).unwrap();
+    assert_eq!(log.end_offset_for_epoch(3), Some((3, 2)), "persisted");
+}

@@ -212,8 +212,9 @@ fn read_all(targets: &[Target], max_bytes: usize, read_committed: bool, replica:
             };
             match read {
                 Ok(Some(slice)) => {
-                    let len = if total > 0 { slice.len.min(limit) } else { slice.len };
-                    match (vltava_storage::FileSlice { len, ..slice }).read() {
+                    // only the first partition may exceed the limit (a whole first batch)
+                    let slice = if total > 0 { slice.prefix(limit) } else { slice };
+                    match slice.read() {
                         Ok(bytes) => {
                             total += bytes.len();
                             remaining = remaining.saturating_sub(bytes.len());
