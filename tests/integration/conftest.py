@@ -60,6 +60,7 @@ class Broker:
         self.bootstrap = f"{self.host}:{self.port}"
         self.sets = dict(sets or {})
         self.env = dict(env or {})      # extra environment of the process
+        self.args: list[str] = []       # extra `vltava server` arguments
         self.proc: subprocess.Popen | None = None
         self.starts = 0
         self.exit_codes: list[int] = []
@@ -73,7 +74,7 @@ class Broker:
             if isinstance(v, bool):
                 v = "true" if v else "false"
             cmd += ["--set", f"{k}={v}"]
-        return cmd
+        return cmd + self.args
 
     def start(self, timeout: float = STARTUP_TIMEOUT) -> "Broker":
         binary = vltava_bin()

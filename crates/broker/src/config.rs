@@ -83,6 +83,14 @@ pub struct BrokerConfig {
     pub auto_leader_rebalance_enable: bool,
     /// `leader.imbalance.check.interval.seconds`
     pub leader_imbalance_check_interval_ms: u64,
+    /// `file.delete.delay.ms`: how long a stray partition directory (one the
+    /// metadata no longer assigns here) is kept, renamed `*-stray`, before
+    /// it is deleted.
+    pub file_delete_delay_ms: u64,
+    /// `vltava server --truncate-corrupt-metadata-log` (no config key: a
+    /// one-off decision of the operator): start on a metadata log that is
+    /// corrupt before its tail by dropping everything from the corruption on.
+    pub truncate_corrupt_metadata_log: bool,
 }
 
 impl BrokerConfig {
@@ -135,6 +143,8 @@ impl Default for BrokerConfig {
             controlled_shutdown_enable: true,
             auto_leader_rebalance_enable: true,
             leader_imbalance_check_interval_ms: 300_000,
+            file_delete_delay_ms: 60_000,
+            truncate_corrupt_metadata_log: false,
         }
     }
 }
@@ -233,6 +243,7 @@ impl BrokerConfig {
                     self.transaction_state_replication_factor = num(value)?.clamp(1, i16::MAX as i64) as i16
                 }
                 "controlled.shutdown.enable" => self.controlled_shutdown_enable = boolean(value)?,
+                "file.delete.delay.ms" => self.file_delete_delay_ms = num(value)?.max(0) as u64,
                 "auto.leader.rebalance.enable" => self.auto_leader_rebalance_enable = boolean(value)?,
                 "leader.imbalance.check.interval.seconds" => {
                     self.leader_imbalance_check_interval_ms = num(value)?.max(1) as u64 * 1000

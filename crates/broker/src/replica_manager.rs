@@ -4,15 +4,26 @@
 //! opens the replicas assigned here, gives each its role (leader, or
 //! follower fetching from the leader), and deletes the ones no longer
 //! assigned here.
+//!
+//! Nothing is deleted on doubt. A start never removes a partition directory
+//! the replayed metadata does not know: only an image that has this
+//! process's registration (so the quorum has confirmed everything before
+//! it) decides that a directory is not ours, and then it is renamed
+//! `<topic>-<partition>.<id>-stray` (as in Kafka) and deleted after
+//! `file.delete.delay.ms`. So is a directory holding another topic's data
+//! (`partition.metadata` names a different topic id: a topic deleted and
+//! re-created while this node was away).
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::RwLock;
 use uuid::Uuid;
 use vltava_metadata::{MetadataImage, TopicImage};
-use vltava_storage::LogDir;
+use vltava_storage::{partition_metadata, LogDir};
 
 use crate::partition::{Partition, RoleChange};
 use crate::topic_config;
@@ -28,17 +39,38 @@ pub struct ReplicaManager {
     partitions: RwLock<HashMap<(Uuid, i32), Arc<Partition>>>,
     /// The image the partitions were last reconciled with.
     last_image: parking_lot::Mutex<Option<Arc<MetadataImage>>>,
+    /// Stray directories (renamed) whose deletion is not scheduled yet.
+    strays: parking_lot::Mutex<Vec<PathBuf>>,
+    /// Whether the directories the confirmed metadata does not assign here
+    /// were looked for (once, at the first image with our registration).
+    strays_checked: AtomicBool,
+    /// `file.delete.delay.ms`
+    stray_delete_delay: Duration,
 }
 
 /// Suffix of a partition directory queued for deletion.
 const DELETE_SUFFIX: &str = "-delete";
+/// Suffix of a partition directory the metadata does not assign here.
+const STRAY_SUFFIX: &str = "-stray";
+
+/// Whether a data dir entry is named like a partition directory
+/// (`<topic>-<partition>`).
+fn is_partition_dir_name(name: &str) -> bool {
+    !name.starts_with("__cluster_metadata")
+        && name.rsplit_once('-').is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
 
 pub fn partition_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
     data_dir.join(format!("{topic}-{partition}"))
 }
 
 impl ReplicaManager {
-    pub fn new(node_id: i32, data_dir: PathBuf, broker_static: std::collections::BTreeMap<String, String>) -> Self {
+    pub fn new(
+        node_id: i32,
+        data_dir: PathBuf,
+        broker_static: std::collections::BTreeMap<String, String>,
+        stray_delete_delay: Duration,
+    ) -> Self {
         Self {
             node_id,
             log_dir: LogDir::new(&data_dir),
@@ -46,6 +78,9 @@ impl ReplicaManager {
             broker_static,
             partitions: RwLock::new(HashMap::new()),
             last_image: parking_lot::Mutex::new(None),
+            strays: parking_lot::Mutex::new(Vec::new()),
+            strays_checked: AtomicBool::new(false),
+            stray_delete_delay,
         }
     }
 
@@ -62,30 +97,80 @@ impl ReplicaManager {
     }
 
     /// Opens every partition of the image assigned to this node
-    /// (recovering logs after an unclean shutdown) and removes directories
-    /// no topic owns here any more.
+    /// (recovering logs after an unclean shutdown) and finishes the
+    /// deletions the quorum committed (`-delete` directories). Directories
+    /// the replayed metadata does not assign here are left alone: that
+    /// image may be behind the quorum's.
     pub fn load(&self, image: &MetadataImage, recover: bool) -> anyhow::Result<()> {
-        let mut owned = std::collections::HashSet::new();
         for topic in image.topics() {
-            for p in topic.partitions.iter().filter(|p| p.replicas.contains(&self.node_id)) {
-                owned.insert(format!("{}-{}", topic.name, p.partition));
-            }
             self.open_topic(topic, recover)?;
         }
         for entry in std::fs::read_dir(&self.data_dir)? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().to_string();
-            if !entry.file_type()?.is_dir() || name.starts_with("__cluster_metadata") {
+            if !entry.file_type()?.is_dir() {
                 continue;
             }
-            let is_partition_dir =
-                name.rsplit_once('-').is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-            if name.ends_with(DELETE_SUFFIX) || (is_partition_dir && !owned.contains(&name)) {
+            if name.ends_with(DELETE_SUFFIX) {
                 tracing::info!(dir = %name, "removing directory of a deleted topic");
                 std::fs::remove_dir_all(entry.path())?;
+            } else if name.ends_with(STRAY_SUFFIX) {
+                tracing::warn!(dir = %name, "stray partition directory: deleted once the quorum confirms it");
+                self.strays.lock().push(entry.path());
             }
         }
         Ok(())
+    }
+
+    /// Renames a partition directory that is not (or no longer) ours to
+    /// `<name>.<id>-stray` and queues its deletion.
+    fn make_stray(&self, dir: &Path, why: &str) -> std::io::Result<()> {
+        let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let stray = self.data_dir.join(format!("{name}.{}{STRAY_SUFFIX}", Uuid::new_v4().simple()));
+        std::fs::rename(dir, &stray)?;
+        vltava_storage::atomic_file::sync_dir(&self.data_dir).map_err(std::io::Error::other)?;
+        tracing::warn!(dir = %name, stray = %stray.display(), why, "moved a stray partition directory aside");
+        self.strays.lock().push(stray);
+        Ok(())
+    }
+
+    /// At the first image confirmed by the quorum: every partition
+    /// directory it does not assign here becomes stray.
+    fn find_strays(&self, wanted: &HashSet<String>) {
+        if self.strays_checked.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(&self.data_dir) else { return };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) && is_partition_dir_name(&name) && !wanted.contains(&name) {
+                if let Err(e) = self.make_stray(&entry.path(), "the metadata does not assign this partition here") {
+                    tracing::error!(dir = %name, error = %e, "cannot move a stray partition directory aside");
+                }
+            }
+        }
+    }
+
+    /// Deletes the queued stray directories after `file.delete.delay.ms`.
+    fn schedule_stray_deletion(&self, runtime: &tokio::runtime::Handle) {
+        let delay = self.stray_delete_delay;
+        for stray in self.strays.lock().drain(..) {
+            runtime.spawn(async move {
+                tokio::time::sleep(delay).await;
+                let removed = tokio::task::spawn_blocking(move || {
+                    let result = std::fs::remove_dir_all(&stray);
+                    (stray, result)
+                })
+                .await;
+                match removed {
+                    Ok((stray, Ok(()))) => tracing::info!(dir = %stray.display(), "deleted stray partition directory"),
+                    Ok((stray, Err(e))) => {
+                        tracing::warn!(dir = %stray.display(), error = %e, "could not delete stray partition directory")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "stray deletion task failed"),
+                }
+            });
+        }
     }
 
     /// The topic's effective settings (its configs over the broker's).
@@ -123,6 +208,18 @@ impl ReplicaManager {
         if let Some(open) = self.get(&topic.topic_id, index) {
             return Ok(open);
         }
+        let dir = partition_dir(&self.data_dir, &topic.name, index);
+        let topic_id = *topic.topic_id.as_bytes();
+        if dir.is_dir() {
+            match partition_metadata::read_topic_id(&dir) {
+                Ok(Some(id)) if id != topic_id => self.make_stray(&dir, "it holds a partition of another topic id")?,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(dir = %dir.display(), error = %e, "unreadable partition.metadata");
+                    self.make_stray(&dir, "its partition.metadata is unreadable")?
+                }
+            }
+        }
         let partition = Arc::new(Partition::open(
             &topic.name,
             topic.topic_id,
@@ -132,6 +229,9 @@ impl ReplicaManager {
             recover,
             self.node_id,
         )?);
+        if partition_metadata::read_topic_id(&dir)?.is_none() {
+            partition_metadata::write_topic_id(&dir, topic_id)?;
+        }
         self.partitions.write().insert((topic.topic_id, index), partition.clone());
         Ok(partition)
     }
@@ -140,6 +240,18 @@ impl ReplicaManager {
     /// quorum's thread after every applied change.
     pub fn reconcile(&self, broker: &Arc<Broker>, image: &Arc<MetadataImage>) {
         let previous = self.last_image.lock().replace(image.clone());
+        if !self.strays_checked.load(Ordering::Acquire) {
+            let wanted: HashSet<String> = image
+                .topics()
+                .flat_map(|t| {
+                    t.partitions
+                        .iter()
+                        .filter(|p| p.replicas.contains(&self.node_id))
+                        .map(move |p| format!("{}-{}", t.name, p.partition))
+                })
+                .collect();
+            self.find_strays(&wanted);
+        }
         let mut wanted = HashSet::new();
         for topic in image.topics() {
             let old = previous.as_ref().and_then(|p| p.topic_by_id(&topic.topic_id));
@@ -192,6 +304,7 @@ impl ReplicaManager {
             broker.on_leadership(&partition.topic, partition.index, false);
         }
         self.delete_partitions(&broker.runtime, doomed);
+        self.schedule_stray_deletion(&broker.runtime);
     }
 
     /// Deletes the data of partitions no longer hosted here, in the

@@ -11,7 +11,9 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
-use vltava_metadata::{AppliedIds, EntryData, MetaProperties, MetadataImage, MetadataRecord, RaftLog, METADATA_DIR};
+use vltava_metadata::{
+    AppliedIds, EntryData, MetaProperties, MetadataImage, MetadataRecord, OnCorruption, RaftLog, METADATA_DIR,
+};
 
 use crate::controller::Controller;
 use crate::group::GroupCoordinator;
@@ -57,7 +59,9 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, RaftLog)> {
         sync_dir(&data_dir);
     }
     let voters: Vec<u64> = config.voters().iter().map(|(id, _)| raft_id(*id)).collect();
-    let (raft_log, committed) = RaftLog::open(&data_dir.join(METADATA_DIR), &voters)?;
+    let on_corruption =
+        if config.truncate_corrupt_metadata_log { OnCorruption::Truncate } else { OnCorruption::Refuse };
+    let (raft_log, committed) = RaftLog::open(&data_dir.join(METADATA_DIR), &voters, on_corruption)?;
     let mut image = MetadataImage::default();
     let mut applied = AppliedIds::default();
     for entry in committed {
@@ -70,7 +74,12 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, RaftLog)> {
     if !clean && image.topic_count() > 0 {
         tracing::info!("no clean shutdown marker: recovering the newest segment of every partition");
     }
-    let replicas = ReplicaManager::new(config.node_id, data_dir.clone(), config.static_settings.clone());
+    let replicas = ReplicaManager::new(
+        config.node_id,
+        data_dir.clone(),
+        config.static_settings.clone(),
+        Duration::from_millis(config.file_delete_delay_ms),
+    );
     replicas.load(&image, !clean)?;
     tracing::info!(cluster_id = %image.cluster_id.clone().unwrap_or(meta.cluster_id.clone()), node_id = config.node_id, topics = image.topic_count(), partitions = replicas.all().len(), "loaded data dir");
     let quorum = Arc::new(Quorum::new(config.node_id, image, applied));

@@ -103,6 +103,11 @@ struct ServerArgs {
     /// Any broker config as key=value, e.g. --set auto.create.topics.enable=false. Repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// Start even though the metadata log is corrupt before its end, keeping
+    /// only the entries before the corruption (what was created after it is
+    /// lost). Without it such a node refuses to start.
+    #[arg(long)]
+    truncate_corrupt_metadata_log: bool,
 }
 
 fn server_config(args: &ServerArgs) -> anyhow::Result<BrokerConfig> {
@@ -127,6 +132,7 @@ fn server_config(args: &ServerArgs) -> anyhow::Result<BrokerConfig> {
     }
     let mut config = BrokerConfig::default();
     config.apply(&settings)?;
+    config.truncate_corrupt_metadata_log = args.truncate_corrupt_metadata_log;
     Ok(config)
 }
 

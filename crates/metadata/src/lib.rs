@@ -16,7 +16,7 @@ mod properties;
 mod record;
 
 pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
-pub use log::{AppliedIds, EntryData, MetadataError, RaftLog};
+pub use log::{AppliedIds, EntryData, MetadataError, OnCorruption, RaftLog};
 pub use properties::{MetaProperties, META_PROPERTIES};
 pub use raft;
 pub use record::MetadataRecord;

@@ -5,8 +5,12 @@
 //! `raft.state`, replaced atomically. raft-rs may overwrite a suffix of
 //! the log (a new leader's entries win): the file is append-only and the
 //! replay lets a later entry with the same index replace the earlier one
-//! and everything after it. Replay stops at the first torn or corrupt
-//! line and cuts the file there.
+//! and everything after it. A torn last line (a write cut short by a
+//! crash) is cut off at start; a bad line with valid lines after it, or a
+//! log that ends before the committed index recorded in `raft.state`, is
+//! corruption: [`RaftLog::open`] refuses it (a node that silently dropped
+//! committed metadata would delete the data of the topics it forgot)
+//! unless told to truncate it ([`OnCorruption::Truncate`]).
 //!
 //! Entry data is JSON: `{"id":N,"records":[...]}` ([`EntryData`]). No
 //! snapshots are taken yet: the log keeps every entry.
@@ -36,6 +40,25 @@ pub enum MetadataError {
     Encode(#[from] serde_json::Error),
     #[error("{0}")]
     Legacy(String),
+    #[error(
+        "the metadata log {path} is corrupt at byte {byte}: {reason}. vltava refuses to start rather than drop \
+         committed metadata. Restore the directory from a backup; or, on one of several controllers, move it away \
+         and start the node again to copy the log from the others; or start once with \
+         --truncate-corrupt-metadata-log to keep only the entries before byte {byte} (what was created after it \
+         is lost)"
+    )]
+    Corrupt { path: String, byte: usize, reason: String },
+}
+
+/// What [`RaftLog::open`] does with a log that is corrupt before its tail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnCorruption {
+    /// Refuse to open it ([`MetadataError::Corrupt`]).
+    #[default]
+    Refuse,
+    /// Keep the entries before the first bad line (an operator's explicit
+    /// choice, `--truncate-corrupt-metadata-log`).
+    Truncate,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> MetadataError + '_ {
@@ -121,7 +144,7 @@ pub struct RaftLog {
 impl RaftLog {
     /// Opens (or creates) the log in `dir` for a quorum of `voters` (raft
     /// ids). Returns the log, and the committed entries to apply at start.
-    pub fn open(dir: &Path, voters: &[u64]) -> Result<(Self, Vec<Entry>), MetadataError> {
+    pub fn open(dir: &Path, voters: &[u64], on_corruption: OnCorruption) -> Result<(Self, Vec<Entry>), MetadataError> {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         let path = dir.join(LOG_FILE);
         let text = match fs::read(&path) {
@@ -131,16 +154,44 @@ impl RaftLog {
         };
         let mut entries: Vec<Entry> = Vec::new();
         let mut good_end = 0usize;
-        for line in text.split_inclusive(|&b| b == b'\n') {
-            let Some(entry) = parse_line(line) else { break };
+        let mut bad: Option<&str> = None;
+        let mut lines = text.split_inclusive(|&b| b == b'\n');
+        for line in lines.by_ref() {
+            let Some(entry) = parse_line(line) else {
+                bad = Some("a line fails its checksum");
+                break;
+            };
             // a rewritten suffix: the later entry replaces from its index on
             let first = entries.first().map(|e| e.index).unwrap_or(entry.index);
             if entry.index < first || entry.index > first + entries.len() as u64 {
+                bad = Some("an entry's index does not follow the log");
                 break;
             }
             entries.truncate((entry.index - first) as usize);
             entries.push(entry);
             good_end += line.len();
+        }
+        let mut hard_state = load_state(&dir.join(STATE_FILE))?;
+        let last = entries.last().map(|e| e.index).unwrap_or(0);
+        // Valid lines after the bad one, or committed entries missing: not
+        // a torn tail.
+        let corruption = match bad {
+            Some(reason) if lines.any(|l| parse_line(l).is_some()) => {
+                Some(format!("{reason}, and valid entries follow it"))
+            }
+            _ if hard_state.commit > last => Some(format!(
+                "the log ends at entry {last}, before the committed entry {} recorded in {STATE_FILE}",
+                hard_state.commit
+            )),
+            _ => None,
+        };
+        if let Some(reason) = corruption {
+            let error = MetadataError::Corrupt { path: path.display().to_string(), byte: good_end, reason };
+            if on_corruption == OnCorruption::Refuse {
+                return Err(error);
+            }
+            tracing::error!(%error, "truncating the corrupt metadata log as asked (--truncate-corrupt-metadata-log)");
+            hard_state.commit = hard_state.commit.min(last);
         }
         let mut file = OpenOptions::new().create(true).append(true).open(&path).map_err(io_err(&path))?;
         if good_end < text.len() {
@@ -151,11 +202,9 @@ impl RaftLog {
         if entries.is_empty() {
             if let Some(entry) = import_legacy(dir, voters, &mut file)? {
                 entries.push(entry);
+                hard_state = load_state(&dir.join(STATE_FILE))?;
             }
         }
-        let mut hard_state = load_state(&dir.join(STATE_FILE));
-        let last = entries.last().map(|e| e.index).unwrap_or(0);
-        hard_state.commit = hard_state.commit.min(last);
         let storage = MemStorage::new_with_conf_state(ConfState::from((voters.to_vec(), vec![])));
         {
             let mut core = storage.wl();
@@ -268,16 +317,23 @@ fn import_legacy(dir: &Path, voters: &[u64], raft_file: &mut File) -> Result<Opt
     Ok(Some(entry))
 }
 
-fn load_state(path: &Path) -> HardState {
-    let Ok(bytes) = fs::read(path) else { return HardState::default() };
+/// The persisted hard state; none yet is term 0. A file that fails its
+/// checksum is refused: forgetting a vote or the commit index is unsafe.
+fn load_state(path: &Path) -> Result<HardState, MetadataError> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HardState::default()),
+        Err(e) => return Err(io_err(path)(e)),
+    };
     let parsed = (|| {
         let crc = u32::from_str_radix(std::str::from_utf8(bytes.get(..8)?).ok()?, 16).ok()?;
         let body = bytes.get(9..)?;
         (crc32c::crc32c(body) == crc).then(|| HardState::parse_from_bytes(body).ok())?
     })();
-    parsed.unwrap_or_else(|| {
-        tracing::warn!(path = %path.display(), "unreadable raft hard state; starting from term 0");
-        HardState::default()
+    parsed.ok_or_else(|| MetadataError::Corrupt {
+        path: path.display().to_string(),
+        byte: 0,
+        reason: "the Raft hard state (term, vote, commit) fails its checksum".into(),
     })
 }
 
@@ -320,15 +376,59 @@ mod tests {
         }
         text.push_str("0000dead torn");
         fs::write(dir.path().join(LEGACY_LOG_FILE), &text).unwrap();
-        assert!(matches!(RaftLog::open(dir.path(), &[1, 2, 3]), Err(MetadataError::Legacy(_))));
-        let (_, committed) = RaftLog::open(dir.path(), &[1]).unwrap();
+        assert!(matches!(RaftLog::open(dir.path(), &[1, 2, 3], OnCorruption::Refuse), Err(MetadataError::Legacy(_))));
+        let (_, committed) = RaftLog::open(dir.path(), &[1], OnCorruption::Refuse).unwrap();
         let data = EntryData::decode(committed[0].get_data()).unwrap();
         assert_eq!(data.records.len(), 2);
         assert!(!dir.path().join(LEGACY_LOG_FILE).exists());
         // reopened: the Raft log has it; nothing is imported twice
-        let (log, committed) = RaftLog::open(dir.path(), &[1]).unwrap();
+        let (log, committed) = RaftLog::open(dir.path(), &[1], OnCorruption::Refuse).unwrap();
         assert_eq!(committed.len(), 1);
         assert_eq!(log.storage().rl().hard_state().commit, 1);
+    }
+
+    /// Writes entries 1..=n (committed) and returns the log file's lines.
+    fn committed_log(dir: &Path, n: u64) -> Vec<u8> {
+        let (mut log, _) = RaftLog::open(dir, &[1], OnCorruption::Refuse).unwrap();
+        let entries: Vec<Entry> = (1..=n).map(|i| entry(1, i, &format!("entry-{i}"))).collect();
+        log.append(&entries).unwrap();
+        log.set_hard_state(&HardState { term: 1, vote: 1, commit: n, ..Default::default() }).unwrap();
+        fs::read(dir.join(LOG_FILE)).unwrap()
+    }
+
+    #[test]
+    fn a_corrupt_line_before_the_tail_is_refused_not_truncated() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = committed_log(dir.path(), 8);
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x01;
+        fs::write(dir.path().join(LOG_FILE), &bytes).unwrap();
+        let error = RaftLog::open(dir.path(), &[1], OnCorruption::Refuse).err().expect("refused");
+        let text = error.to_string();
+        assert!(text.contains("raft.log") && text.contains("valid entries follow"), "{text}");
+        assert_eq!(fs::read(dir.path().join(LOG_FILE)).unwrap(), bytes, "nothing was cut");
+        // the operator's explicit choice keeps what precedes the bad line
+        let (log, committed) = RaftLog::open(dir.path(), &[1], OnCorruption::Truncate).unwrap();
+        assert!((1..8).contains(&committed.len()), "{} entries kept", committed.len());
+        assert_eq!(log.storage().rl().hard_state().commit, committed.len() as u64);
+    }
+
+    #[test]
+    fn a_log_shorter_than_its_commit_index_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = committed_log(dir.path(), 5);
+        // the last two committed lines vanished (no torn line to explain it)
+        let cut = bytes.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i + 1).nth(2).unwrap();
+        fs::write(dir.path().join(LOG_FILE), &bytes[..cut]).unwrap();
+        let text = RaftLog::open(dir.path(), &[1], OnCorruption::Refuse).err().expect("refused").to_string();
+        assert!(text.contains("before the committed entry 5"), "{text}");
+        // a torn uncommitted tail is cut quietly
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = committed_log(dir.path(), 5);
+        bytes.extend_from_slice(b"0badc0de {\"t\":1,\"i\":6,");
+        fs::write(dir.path().join(LOG_FILE), &bytes).unwrap();
+        let (_, committed) = RaftLog::open(dir.path(), &[1], OnCorruption::Refuse).unwrap();
+        assert_eq!(committed.len(), 5);
     }
 
     #[test]
@@ -347,7 +447,7 @@ mod tests {
     fn replay_overwrite_and_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let (mut log, committed) = RaftLog::open(dir.path(), &[1]).unwrap();
+            let (mut log, committed) = RaftLog::open(dir.path(), &[1], OnCorruption::Refuse).unwrap();
             assert!(committed.is_empty());
             log.append(&[entry(1, 1, "a"), entry(1, 2, "b"), entry(1, 3, "c")]).unwrap();
             // a new leader rewrites from index 2
@@ -359,7 +459,7 @@ mod tests {
         let path = dir.path().join(LOG_FILE);
         let len = fs::metadata(&path).unwrap().len();
         OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 3).unwrap();
-        let (log, committed) = RaftLog::open(dir.path(), &[1]).unwrap();
+        let (log, committed) = RaftLog::open(dir.path(), &[1], OnCorruption::Refuse).unwrap();
         let data: Vec<_> = committed.iter().map(|e| String::from_utf8(e.data.to_vec()).unwrap()).collect();
         assert_eq!(data, vec!["a", "B"]);
         let hs = log.storage().rl().hard_state().clone();

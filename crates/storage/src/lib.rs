@@ -20,6 +20,7 @@ pub mod leader_epoch;
 pub mod log;
 pub mod log_dir;
 pub mod offset_index;
+pub mod partition_metadata;
 pub mod producer_state;
 pub mod segment;
 pub mod time_index;
