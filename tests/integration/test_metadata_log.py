@@ -56,16 +56,23 @@ def test_corrupt_metadata_log_refuses_to_start_and_deletes_nothing(start_broker)
     acked = _fill(b, topics)
     assert b.stop() == 0
     sizes = {t: _segment_bytes(b.data_dir, t) for t in topics}
-    log = b.data_dir / "__cluster_metadata-0" / "raft.log"
+    log = b.data_dir / "__cluster_metadata-0" / "00000000000000000000.log"
     data = bytearray(log.read_bytes())
-    middle = len(data) // 2
+    # one byte flipped in the records of the batch in the middle of the log
+    batches = []
+    pos = 0
+    while pos + 12 <= len(data):
+        length = int.from_bytes(data[pos + 8:pos + 12], "big")
+        batches.append(pos)
+        pos += 12 + length
+    middle = batches[len(batches) // 2] + 61 + 2
     data[middle] ^= 0x01
     log.write_bytes(bytes(data))
 
     with pytest.raises(BrokerStartError) as refused:
         b.start()
     text = str(refused.value)
-    assert "raft.log" in text and "corrupt at byte" in text, text
+    assert "__cluster_metadata-0" in text and "corrupt at byte" in text, text
     assert "--truncate-corrupt-metadata-log" in text
     byte = int(re.search(r"corrupt at byte (\d+)", text).group(1))
     assert 0 < byte <= middle
@@ -118,3 +125,51 @@ def test_stray_directories_are_deleted_after_the_delay(start_broker):
     _wait_for(lambda: not list(b.data_dir.glob("*-stray")), 60, "stray directories to be deleted")
     assert "deleted stray partition directory" in b.log()
     _check(b, keep, acked)
+
+
+def _set_retention_many(bootstrap, topic, n):
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+    from helpers import admin
+    a = admin(bootstrap)
+    for i in range(n):
+        res = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
+            ConfigEntry("retention.ms", str(3_600_000 + i),
+                        incremental_operation=AlterConfigOpType.SET)])
+        for f in a.incremental_alter_configs([res]).values():
+            f.result(30)
+
+
+def _retention(bootstrap, topic):
+    from confluent_kafka.admin import ConfigResource
+    from helpers import admin
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    a = admin(bootstrap)  # must outlive the future
+    configs = a.describe_configs([res])[res].result(30)
+    return configs["retention.ms"].value
+
+
+def test_snapshots_bound_the_metadata_log_and_a_start_reads_what_follows(start_broker):
+    b = start_broker({"metadata.log.max.record.bytes.between.snapshots": 4096,
+                      "metadata.log.segment.bytes": 8192})
+    topic = unique("snap")
+    acked = _fill(b, [topic], n=20)
+    _set_retention_many(b.bootstrap, topic, 300)
+    meta = b.data_dir / "__cluster_metadata-0"
+    _wait_for(lambda: len(list(meta.glob("*.checkpoint"))) >= 1, 30, "a metadata snapshot")
+    assert "wrote a metadata snapshot" in b.log()
+    assert len(list(meta.glob("*.checkpoint"))) <= 2, "older snapshots are deleted"
+    segments = sorted(meta.glob("*.log"))
+    assert int(segments[0].stem) > 0, f"segments below the snapshot are deleted: {[s.name for s in segments]}"
+    assert _retention(b.bootstrap, topic) == str(3_600_000 + 299)
+
+    # both after a clean stop and after SIGKILL, the image is the snapshot
+    # plus the entries after it
+    assert b.stop() == 0
+    b.start()
+    assert _retention(b.bootstrap, topic) == str(3_600_000 + 299)
+    _check(b, topic, acked)
+    _set_retention_many(b.bootstrap, topic, 5)
+    b.kill()
+    b.start()
+    assert _retention(b.bootstrap, topic) == str(3_600_000 + 4)
+    _check(b, topic, acked)

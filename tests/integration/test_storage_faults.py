@@ -176,13 +176,13 @@ def test_metadata_log_write_failure_stops_the_node(faulty_broker):
     acked = produce_all(make_producer(b.bootstrap), topic, records, partition=0)
     assert not acked.errors()
 
-    control.write_text("write ENOSPC raft.log\n")
+    control.write_text("pwrite ENOSPC __cluster_metadata-0\n")
     from helpers import admin
     a = admin(b.bootstrap)
     a.create_topics([NewTopic(unique("refused"), 1, 1)], request_timeout=5)
     code = wait_until(lambda: b.proc.poll(), 30, "the node to stop")
     assert code == EXIT_METADATA_LOG_FAILED, f"exit code {code}\n{b.log_tail()}"
-    assert "cannot write the metadata log" in b.log()
+    assert "cannot write or read the metadata log" in b.log()
     assert "No space left on device" in b.log()
 
     control.write_text("")
@@ -251,7 +251,7 @@ def test_cluster_fsync_failure_moves_leadership_and_loses_nothing(faulty_cluster
 def test_cluster_controller_that_cannot_write_its_metadata_log_stops(faulty_cluster):
     c = faulty_cluster
     controller = c.wait_controller()
-    c.node(controller).inject("write ENOSPC raft.log")
+    c.node(controller).inject("pwrite ENOSPC __cluster_metadata-0")
     topic = unique("afterctl")
     # the proposal reaches the log of the controller, which stops; another takes over
     deadline = time.monotonic() + 60
@@ -267,7 +267,7 @@ def test_cluster_controller_that_cannot_write_its_metadata_log_stops(faulty_clus
             time.sleep(0.5)
     code = wait_until(lambda: c.node(controller).proc.poll(), 60, "the controller to stop")
     assert code == EXIT_METADATA_LOG_FAILED, c.log_tails([controller])
-    assert "cannot write the metadata log" in c.node(controller).log()
+    assert "cannot write or read the metadata log" in c.node(controller).log()
     c.node(controller).exit_codes.append(code)
     others = [i for i in c.ids if i != controller]
     new = c.wait_controller(not_in=(controller,))
@@ -279,3 +279,31 @@ def test_cluster_controller_that_cannot_write_its_metadata_log_stops(faulty_clus
     c.start_node(controller)
     c.wait_until(lambda: (st := c._agreed(topic)) is not None and 0 in st, 60,
                  f"topic {topic} on every node")
+
+
+@pytest.mark.timeout(300)
+def test_cluster_voter_that_lost_its_metadata_catches_up_from_a_snapshot(tmp_path):
+    """A voter whose metadata directory is gone restarts empty; the leader has
+    compacted the entries it misses, so it sends its snapshot."""
+    settings = {"metadata.log.max.record.bytes.between.snapshots": 4096,
+                "metadata.log.segment.bytes": 8192}
+    with cl.Cluster(tmp_path / "cluster", n=3, settings=settings) as c:
+        controller = c.wait_controller()
+        victim = next(i for i in c.ids if i != controller)
+        first = unique("before")
+        c.create_topic(first, partitions=1, replication_factor=3)
+        # enough entries for snapshots and deleted segments on every voter
+        topics = [unique("many") for _ in range(40)]
+        for t in topics:
+            c.create_topic(t, partitions=1, replication_factor=1, wait_isr=False)
+        c.stop(victim)
+        import shutil
+        shutil.rmtree(c.node(victim).data_dir / "__cluster_metadata-0")
+        c.start_node(victim)
+        c.wait_until(lambda: all(t in c.node_metadata(victim, None)["topics"] for t in topics + [first]),
+                     60, "the wiped voter to know every topic again")
+        assert "installed a metadata snapshot from the leader" in c.node(victim).log()
+        c.wait_isr(first, 0, 3, timeout=60)
+        # and the quorum still works with it
+        last = unique("after")
+        c.create_topic(last, partitions=1, replication_factor=3)

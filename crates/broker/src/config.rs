@@ -91,6 +91,12 @@ pub struct BrokerConfig {
     /// one-off decision of the operator): start on a metadata log that is
     /// corrupt before its tail by dropping everything from the corruption on.
     pub truncate_corrupt_metadata_log: bool,
+    /// `metadata.log.segment.bytes`
+    pub metadata_log_segment_bytes: u64,
+    /// `metadata.log.max.record.bytes.between.snapshots`
+    pub metadata_snapshot_bytes: u64,
+    /// `metadata.log.max.snapshot.interval.ms`
+    pub metadata_snapshot_interval_ms: u64,
 }
 
 impl BrokerConfig {
@@ -145,6 +151,9 @@ impl Default for BrokerConfig {
             leader_imbalance_check_interval_ms: 300_000,
             file_delete_delay_ms: 60_000,
             truncate_corrupt_metadata_log: false,
+            metadata_log_segment_bytes: 16 << 20,
+            metadata_snapshot_bytes: 20 << 20,
+            metadata_snapshot_interval_ms: 3_600_000,
         }
     }
 }
@@ -244,6 +253,15 @@ impl BrokerConfig {
                 }
                 "controlled.shutdown.enable" => self.controlled_shutdown_enable = boolean(value)?,
                 "file.delete.delay.ms" => self.file_delete_delay_ms = num(value)?.max(0) as u64,
+                "metadata.log.segment.bytes" => {
+                    self.metadata_log_segment_bytes = num(value)?.clamp(4096, i32::MAX as i64) as u64
+                }
+                "metadata.log.max.record.bytes.between.snapshots" => {
+                    self.metadata_snapshot_bytes = num(value)?.max(1) as u64
+                }
+                "metadata.log.max.snapshot.interval.ms" => {
+                    self.metadata_snapshot_interval_ms = num(value)?.max(0) as u64
+                }
                 "auto.leader.rebalance.enable" => self.auto_leader_rebalance_enable = boolean(value)?,
                 "leader.imbalance.check.interval.seconds" => {
                     self.leader_imbalance_check_interval_ms = num(value)?.max(1) as u64 * 1000

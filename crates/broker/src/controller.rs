@@ -13,7 +13,7 @@ use uuid::Uuid;
 use vltava_metadata::{MetadataImage, MetadataRecord, TopicImage};
 use vltava_protocol::ResponseError;
 
-use crate::quorum::{ProposeError, Quorum};
+use vltava_quorum::{ProposeError, Quorum};
 
 /// Longest legal topic name (Kafka's limit).
 pub const TOPIC_NAME_BYTES_MAX: usize = 249;
@@ -179,6 +179,7 @@ impl Controller {
                 replicas,
                 leader_epoch: 0,
                 partition_epoch: 0,
+                target_replicas: None,
             });
         }
         self.commit(records)?;
@@ -269,6 +270,7 @@ impl Controller {
                 replicas,
                 leader_epoch: 0,
                 partition_epoch: 0,
+                target_replicas: None,
             })
             .collect();
         self.commit(records)?;

@@ -17,7 +17,6 @@ pub mod group;
 pub mod handlers;
 pub mod log_manager;
 pub mod partition;
-pub mod quorum;
 pub mod replica_manager;
 pub mod replication;
 pub mod server;

@@ -11,13 +11,11 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
-use vltava_metadata::{
-    AppliedIds, EntryData, MetaProperties, MetadataImage, MetadataRecord, OnCorruption, RaftLog, METADATA_DIR,
-};
+use vltava_metadata::{MetaProperties, MetadataImage, MetadataRecord};
+use vltava_quorum::{DutySettings, Heartbeat, NodeSettings, OnCorruption, Publisher, Quorum, QuorumNode, METADATA_DIR};
 
 use crate::controller::Controller;
 use crate::group::GroupCoordinator;
-use crate::quorum::{raft_id, DriverSettings, Heartbeat, Publisher, Quorum};
 use crate::replica_manager::ReplicaManager;
 use crate::replication::ReplicaFetchers;
 use crate::{connection, Broker, BrokerConfig};
@@ -40,7 +38,7 @@ impl ShutdownHandle {
     }
 }
 
-fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, RaftLog)> {
+fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, QuorumNode)> {
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let meta = MetaProperties::load_or_create(&data_dir, config.node_id)?;
@@ -58,19 +56,16 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, RaftLog)> {
         std::fs::remove_file(&marker)?;
         sync_dir(&data_dir);
     }
-    let voters: Vec<u64> = config.voters().iter().map(|(id, _)| raft_id(*id)).collect();
-    let on_corruption =
-        if config.truncate_corrupt_metadata_log { OnCorruption::Truncate } else { OnCorruption::Refuse };
-    let (raft_log, committed) = RaftLog::open(&data_dir.join(METADATA_DIR), &voters, on_corruption)?;
-    let mut image = MetadataImage::default();
-    let mut applied = AppliedIds::default();
-    for entry in committed {
-        if let Some(data) = EntryData::decode(entry.get_data()) {
-            if applied.first_time(data.id) {
-                image = image.apply(&data.records);
-            }
-        }
-    }
+    let settings = NodeSettings {
+        node_id: config.node_id,
+        voters: config.voters().iter().map(|(id, _)| *id).collect(),
+        log: vltava_quorum::LogSettings { segment_bytes: config.metadata_log_segment_bytes },
+        snapshot_bytes: config.metadata_snapshot_bytes,
+        snapshot_interval: Duration::from_millis(config.metadata_snapshot_interval_ms),
+        on_corruption: if config.truncate_corrupt_metadata_log { OnCorruption::Truncate } else { OnCorruption::Refuse },
+    };
+    let node = QuorumNode::open(&data_dir.join(METADATA_DIR), settings, Instant::now())?;
+    let image: Arc<MetadataImage> = node.image().clone();
     if !clean && image.topic_count() > 0 {
         tracing::info!("no clean shutdown marker: recovering the newest segment of every partition");
     }
@@ -82,7 +77,7 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, RaftLog)> {
     );
     replicas.load(&image, !clean)?;
     tracing::info!(cluster_id = %image.cluster_id.clone().unwrap_or(meta.cluster_id.clone()), node_id = config.node_id, topics = image.topic_count(), partitions = replicas.all().len(), "loaded data dir");
-    let quorum = Arc::new(Quorum::new(config.node_id, image, applied));
+    let quorum = Arc::new(Quorum::new(config.node_id, image));
     let groups = GroupCoordinator::new(config.group.clone(), config.offsets_topic_num_partitions);
     let incarnation =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(1);
@@ -109,7 +104,7 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, RaftLog)> {
             broker.on_log_dir_failure();
         }
     });
-    Ok((broker, raft_log))
+    Ok((broker, node))
 }
 
 /// Whether the image has this process's registration.
@@ -120,7 +115,7 @@ fn registered(broker: &Broker, image: &MetadataImage) -> bool {
 /// Starts the metadata quorum; partition roles follow every image that
 /// has this process registered (an older image may give roles the cluster
 /// has moved on from).
-fn start_quorum(broker: &Arc<Broker>, raft_log: RaftLog) -> anyhow::Result<()> {
+fn start_quorum(broker: &Arc<Broker>, node: QuorumNode) -> anyhow::Result<()> {
     let weak: Weak<Broker> = Arc::downgrade(broker);
     let publisher: Publisher = Box::new(move |image| {
         if let Some(broker) = weak.upgrade() {
@@ -130,14 +125,14 @@ fn start_quorum(broker: &Arc<Broker>, raft_log: RaftLog) -> anyhow::Result<()> {
         }
     });
     let c = &broker.config;
-    let settings = DriverSettings {
+    let settings = DutySettings {
         session_timeout: Duration::from_millis(c.broker_session_timeout_ms),
         cluster_id: broker.local_cluster_id.clone(),
         auto_leader_rebalance: c
             .auto_leader_rebalance_enable
             .then(|| Duration::from_millis(c.leader_imbalance_check_interval_ms)),
     };
-    broker.controller.quorum().start(raft_log, &c.voters(), c.controller_listen, settings, publisher)
+    broker.controller.quorum().start(node, &c.voters(), c.controller_listen, settings, publisher)
 }
 
 fn heartbeat(broker: &Broker, shutting_down: bool) -> Heartbeat {
@@ -237,8 +232,8 @@ fn sync_dir(dir: &Path) {
 /// Runs a broker until `shutdown` flips to true.
 pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     let listen = config.listen;
-    let (broker, raft_log) = tokio::task::block_in_place(|| open_broker(config))?;
-    start_quorum(&broker, raft_log)?;
+    let (broker, node) = tokio::task::block_in_place(|| open_broker(config))?;
+    start_quorum(&broker, node)?;
     if !broker.config.broker_role {
         // process.roles=controller: a voter of the metadata quorum only
         tracing::info!(node_id = broker.config.node_id, "controller-only node started");

@@ -60,7 +60,7 @@ impl TopicImage {
 }
 
 /// State after applying every record up to `offset` (exclusive).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MetadataImage {
     pub offset: u64,
     topics: BTreeMap<String, Arc<TopicImage>>,
@@ -112,6 +112,66 @@ impl MetadataImage {
         self.producer_blocks.get(&broker_id).copied()
     }
 
+    /// Records that rebuild this image exactly when applied to an empty one
+    /// (a snapshot's content, KIP-630): the cluster id, brokers (fenced ones
+    /// fenced again), producer id state, then every topic with its
+    /// partitions and configs.
+    pub fn to_records(&self) -> Vec<MetadataRecord> {
+        let mut out = Vec::new();
+        if let Some(cluster_id) = &self.cluster_id {
+            out.push(MetadataRecord::ClusterId { cluster_id: cluster_id.clone() });
+        }
+        for b in self.brokers.values() {
+            out.push(MetadataRecord::RegisterBroker {
+                broker_id: b.id,
+                incarnation: b.incarnation,
+                host: b.host.clone(),
+                port: b.port,
+            });
+            if b.fenced {
+                out.push(MetadataRecord::FenceBroker {
+                    broker_id: b.id,
+                    incarnation: b.incarnation,
+                    controlled: false,
+                });
+            }
+        }
+        out.push(MetadataRecord::ProducerIds { broker_id: -1, next_producer_id: self.next_producer_id });
+        for (broker_id, (start, end)) in &self.producer_blocks {
+            out.push(MetadataRecord::ProducerIdBlock { broker_id: *broker_id, start: *start, end: *end });
+        }
+        for t in self.topics.values() {
+            out.push(MetadataRecord::Topic { name: t.name.clone(), topic_id: t.topic_id });
+            for p in &t.partitions {
+                out.push(MetadataRecord::Partition {
+                    topic_id: t.topic_id,
+                    partition: p.partition,
+                    replicas: p.replicas.clone(),
+                    isr: p.isr.clone(),
+                    leader: p.leader,
+                    leader_epoch: p.leader_epoch,
+                    partition_epoch: p.partition_epoch,
+                    target_replicas: p.target_replicas.clone(),
+                });
+            }
+            for (key, value) in &t.configs {
+                out.push(MetadataRecord::TopicConfig {
+                    topic_id: t.topic_id,
+                    key: key.clone(),
+                    value: Some(value.clone()),
+                });
+            }
+        }
+        out
+    }
+
+    /// The image a snapshot's records rebuild, at `offset`.
+    pub fn from_records(records: &[MetadataRecord], offset: u64) -> Self {
+        let mut image = Self::default().apply(records);
+        image.offset = offset;
+        image
+    }
+
     /// Applies `records` and returns the next image. Records that refer to
     /// unknown topics are ignored with a warning: the controller validates
     /// before appending, so this only happens on a damaged log.
@@ -148,7 +208,16 @@ impl MetadataImage {
                     }),
                 );
             }
-            MetadataRecord::Partition { topic_id, partition, replicas, isr, leader, leader_epoch, partition_epoch } => {
+            MetadataRecord::Partition {
+                topic_id,
+                partition,
+                replicas,
+                isr,
+                leader,
+                leader_epoch,
+                partition_epoch,
+                target_replicas,
+            } => {
                 let Some(topic) = self.topic_mut(topic_id) else {
                     tracing::warn!(%topic_id, partition, "partition record for unknown topic ignored");
                     return;
@@ -160,7 +229,7 @@ impl MetadataImage {
                     leader: *leader,
                     leader_epoch: *leader_epoch,
                     partition_epoch: *partition_epoch,
-                    target_replicas: None,
+                    target_replicas: target_replicas.clone(),
                 };
                 match topic.partitions.iter_mut().find(|p| p.partition == *partition) {
                     Some(existing) => *existing = image,
@@ -196,6 +265,9 @@ impl MetadataImage {
                 let start = self.next_producer_id;
                 self.next_producer_id = start + (*count).max(1);
                 self.producer_blocks.insert(*broker_id, (start, self.next_producer_id));
+            }
+            MetadataRecord::ProducerIdBlock { broker_id, start, end } => {
+                self.producer_blocks.insert(*broker_id, (*start, *end));
             }
             MetadataRecord::RegisterBroker { broker_id, incarnation, host, port } => {
                 if self.brokers.get(broker_id).is_some_and(|b| b.incarnation != *incarnation && !b.fenced) {
@@ -378,6 +450,7 @@ mod tests {
                 leader: 1,
                 leader_epoch: 0,
                 partition_epoch: 0,
+                target_replicas: None,
             },
             MetadataRecord::Partition {
                 topic_id: id,
@@ -387,6 +460,7 @@ mod tests {
                 leader: 1,
                 leader_epoch: 0,
                 partition_epoch: 0,
+                target_replicas: None,
             },
             MetadataRecord::TopicConfig { topic_id: id, key: "retention.ms".into(), value: Some("1000".into()) },
         ]);
@@ -420,6 +494,7 @@ mod tests {
             replicas,
             leader_epoch: 0,
             partition_epoch: 0,
+            target_replicas: None,
         });
         (MetadataImage::default().apply(&records), id)
     }

@@ -2,9 +2,11 @@
 //! id), written on first start, checked on every start after.
 
 use std::fs;
+use std::io::Write;
 use std::path::Path;
 
-use crate::log::MetadataError;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 
 pub const META_PROPERTIES: &str = "meta.properties";
 
@@ -16,9 +18,9 @@ pub struct MetaProperties {
 
 impl MetaProperties {
     /// Reads `meta.properties` from `dir`, or creates it with a new cluster id.
-    pub fn load_or_create(dir: &Path, node_id: i32) -> Result<Self, MetadataError> {
+    pub fn load_or_create(dir: &Path, node_id: i32) -> std::io::Result<Self> {
         let path = dir.join(META_PROPERTIES);
-        let io = |source| MetadataError::Io { path: path.display().to_string(), source };
+        let io = |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()));
         match fs::read_to_string(&path) {
             Ok(text) => {
                 let get = |key: &str| {
@@ -36,8 +38,10 @@ impl MetaProperties {
                 let props = Self { cluster_id: new_cluster_id(), node_id };
                 let text = format!("version=1\ncluster.id={}\nnode.id={}\n", props.cluster_id, props.node_id);
                 let tmp = path.with_extension("tmp");
-                fs::write(&tmp, text).map_err(io)?;
+                let mut file = fs::File::create(&tmp).map_err(io)?;
+                file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).map_err(io)?;
                 fs::rename(&tmp, &path).map_err(io)?;
+                fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
                 Ok(props)
             }
             Err(e) => Err(io(e)),
@@ -48,23 +52,7 @@ impl MetaProperties {
 /// A cluster id as Kafka makes them: a random UUID in URL-safe base64
 /// without padding (22 characters).
 fn new_cluster_id() -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let bytes = uuid::Uuid::new_v4().into_bytes();
-    let mut out = String::with_capacity(22);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for b in bytes {
-        acc = (acc << 8) | b as u32;
-        bits += 8;
-        while bits >= 6 {
-            bits -= 6;
-            out.push(ALPHABET[((acc >> bits) & 63) as usize] as char);
-        }
-    }
-    if bits > 0 {
-        out.push(ALPHABET[((acc << (6 - bits)) & 63) as usize] as char);
-    }
-    out
+    URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes())
 }
 
 #[cfg(test)]

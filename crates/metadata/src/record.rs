@@ -26,6 +26,9 @@ pub enum MetadataRecord {
         leader: i32,
         leader_epoch: i32,
         partition_epoch: i32,
+        /// An ongoing reassignment's target (in snapshots; `None` otherwise).
+        #[serde(default)]
+        target_replicas: Option<Vec<i32>>,
     },
     /// A dynamic topic config: `value: None` removes the key.
     TopicConfig { topic_id: Uuid, key: String, value: Option<String> },
@@ -36,6 +39,8 @@ pub enum MetadataRecord {
     ProducerIds { broker_id: i32, next_producer_id: i64 },
     /// `broker_id` takes the next `count` producer ids.
     AllocateProducerIds { broker_id: i32, count: i64 },
+    /// `broker_id` holds the producer ids `[start, end)` (in snapshots).
+    ProducerIdBlock { broker_id: i32, start: i64, end: i64 },
     /// A broker process started (`incarnation` is new for each start) and
     /// is reachable at `host:port`. It is unfenced; a previous incarnation
     /// is fenced first, so its leaderships get new epochs.

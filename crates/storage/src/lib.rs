@@ -28,11 +28,11 @@ pub mod time_index;
 pub use cleaner::{CleanerConfig, CleaningPlan};
 pub use error::{Result, StorageError};
 pub use leader_epoch::LeaderEpochCache;
-pub use log::{AppendInfo, FileSlice, FlushTarget, Log, LogConfig};
+pub use log::{segment_bases, AppendInfo, FileSlice, FlushTarget, Log, LogConfig};
 pub use log_dir::LogDir;
 pub use offset_index::OffsetIndex;
 pub use producer_state::{AbortedTxn, ProducerError, ProducerStateManager};
-pub use segment::Segment;
+pub use segment::{Segment, SegmentCheck};
 pub use time_index::TimeIndex;
 
 /// File name of a segment part: the 20-digit zero-padded base offset plus `ext`.

@@ -128,6 +128,25 @@ pub struct Log {
 /// (`producer_id first_offset marker_offset` per line), for read_committed.
 pub const ABORTED_TXNS_FILE: &str = "aborted-transactions";
 
+/// Base offsets of the segments in `dir` (`NNNNNNNNNNNNNNNNNNNN.log`),
+/// in order; none when the directory does not exist.
+pub fn segment_bases(dir: &Path) -> Result<Vec<i64>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).ctx(dir),
+    };
+    let mut bases = Vec::new();
+    for entry in entries {
+        let name = entry.ctx(dir)?.file_name();
+        if let Some(base) = name.to_string_lossy().strip_suffix(".log").and_then(|stem| stem.parse::<i64>().ok()) {
+            bases.push(base);
+        }
+    }
+    bases.sort_unstable();
+    Ok(bases)
+}
+
 fn snapshot_offsets(dir: &Path) -> Vec<i64> {
     fs::read_dir(dir)
         .map(|rd| {
@@ -336,20 +355,15 @@ impl Log {
 impl Log {
     fn open_inner(log_dir: &Arc<LogDir>, dir: &Path, config: LogConfig, recover: bool) -> Result<Self> {
         fs::create_dir_all(dir).ctx(dir)?;
-        let mut bases = Vec::new();
         for entry in fs::read_dir(dir).ctx(dir)? {
             let entry = entry.ctx(dir)?;
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            if let Some(stem) = name.strip_suffix(".log") {
-                if let Ok(base) = stem.parse::<i64>() {
-                    bases.push(base);
-                }
-            } else if name.ends_with(&format!(".{TMP_SUFFIX}")) || name.ends_with(".cleaned") {
+            if name.ends_with(&format!(".{TMP_SUFFIX}")) || name.ends_with(".cleaned") {
                 let _ = fs::remove_file(entry.path());
             }
         }
-        bases.sort_unstable();
+        let bases = segment_bases(dir)?;
         let mut segments = BTreeMap::new();
         let newest = bases.last().copied();
         for base in bases {

@@ -28,6 +28,16 @@ pub struct BatchLocation {
     pub total_bytes: usize,
 }
 
+/// What [`Segment::inspect`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentCheck {
+    pub size: u64,
+    /// Bytes of whole, valid batches from the start.
+    pub valid_bytes: u64,
+    /// One past the last offset of those batches.
+    pub next_offset: i64,
+}
+
 #[derive(Debug)]
 pub struct Segment {
     base_offset: i64,
@@ -177,6 +187,41 @@ impl Segment {
 
     /// Validates every batch; truncates the file at the first bad one.
     fn recover(&mut self) -> Result<()> {
+        let valid_end = self.validate(false)?;
+        if valid_end < self.size {
+            tracing::warn!(
+                segment = %self.log_path.display(),
+                kept_bytes = valid_end,
+                dropped_bytes = self.size - valid_end,
+                "truncating torn or invalid tail of segment during recovery"
+            );
+            self.file.set_len(valid_end).ctx(&self.log_path)?;
+            self.file.sync_all().ctx(&self.log_path)?;
+            self.size = valid_end;
+        }
+        Ok(())
+    }
+
+    /// The valid prefix of the segment `base_offset` in `dir` for a log
+    /// whose offsets are dense (the metadata log: every batch starts where
+    /// the previous one ended), without changing anything: for callers that
+    /// must decide whether a bad tail may be cut (the metadata log refuses
+    /// to lose committed entries). The base offset lies outside the CRC, so
+    /// density is what catches a damaged one.
+    pub fn inspect(dir: &Path, base_offset: i64) -> Result<SegmentCheck> {
+        let log_path = dir.join(segment_file_name(base_offset, "log"));
+        let file = OpenOptions::new().read(true).open(&log_path).ctx(&log_path)?;
+        let size = file.metadata().ctx(&log_path)?.len();
+        let mut seg = Self::assemble(dir, base_offset, log_path, file, size, u64::MAX, u64::MAX);
+        let valid_bytes = seg.validate(true)?;
+        Ok(SegmentCheck { size, valid_bytes, next_offset: seg.next_offset })
+    }
+
+    /// Reads batches from the start while they are whole, CRC-valid and in
+    /// offset order (`dense`: each starting where the previous ended), with
+    /// indexes and offsets following; returns where the first bad one
+    /// starts (the size when all are good).
+    fn validate(&mut self, dense: bool) -> Result<u64> {
         self.offset_index.truncate_to_position(0);
         self.time_index.truncate_to_offset(i64::MIN);
         self.next_offset = self.base_offset;
@@ -202,6 +247,9 @@ impl Segment {
             if h.base_offset() < self.next_offset || h.last_offset_delta() < 0 {
                 break position;
             }
+            if dense && h.base_offset() != self.next_offset {
+                break position;
+            }
             buf.resize(total, 0);
             self.file.read_exact_at(&mut buf, position).ctx(&self.log_path)?;
             if verify_crc(&buf).is_err() {
@@ -211,18 +259,7 @@ impl Segment {
             self.note_batch(&h, position, total as u64);
             position += total as u64;
         };
-        if valid_end < self.size {
-            tracing::warn!(
-                segment = %self.log_path.display(),
-                kept_bytes = valid_end,
-                dropped_bytes = self.size - valid_end,
-                "truncating torn or invalid tail of segment during recovery"
-            );
-            self.file.set_len(valid_end).ctx(&self.log_path)?;
-            self.file.sync_all().ctx(&self.log_path)?;
-            self.size = valid_end;
-        }
-        Ok(())
+        Ok(valid_end)
     }
 
     /// Updates offsets, timestamps and indexes for a batch at `position`.

@@ -1,0 +1,161 @@
+//! The controller listener and the connections to the other voters.
+//!
+//! Frames are `u32 length, u8 kind, payload`: kind 1 is a Raft message
+//! (protobuf), kind 2 a broker heartbeat (JSON). One task per peer keeps a
+//! connection and writes its frames, dropping them while the peer is
+//! unreachable (Raft resends what matters). The listener accepts at most
+//! [`CONNECTIONS_MAX`] connections, refuses frames over
+//! [`FRAME_BYTES_MAX`], and hands what it reads to the driver's bounded
+//! queue without waiting: when the driver is behind, a message is dropped,
+//! as the network would.
+
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use protobuf::Message as _;
+use raft::eraftpb::Message;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{watch, Semaphore};
+
+use crate::controller::Heartbeat;
+use crate::driver::Cmd;
+
+pub const FRAME_RAFT: u8 = 1;
+pub const FRAME_HEARTBEAT: u8 = 2;
+/// Largest frame accepted (a snapshot travels in one).
+pub const FRAME_BYTES_MAX: usize = 64 << 20;
+/// Frames queued per peer before new ones are dropped.
+pub const PEER_QUEUE: usize = 4096;
+/// Connections the controller listener accepts at once.
+pub const CONNECTIONS_MAX: usize = 64;
+/// How long a connect or a write to a peer may take.
+const PEER_IO_TIMEOUT: Duration = Duration::from_secs(2);
+/// Pause before reconnecting to an unreachable peer.
+const RECONNECT_BACKOFF: Duration = Duration::from_millis(200);
+
+pub fn frame(kind: u8, payload: &[u8]) -> Bytes {
+    let mut buf = BytesMut::with_capacity(5 + payload.len());
+    buf.put_u32(payload.len() as u32 + 1);
+    buf.put_u8(kind);
+    buf.put_slice(payload);
+    buf.freeze()
+}
+
+pub fn raft_frame(message: &Message) -> Option<Bytes> {
+    match message.write_to_bytes() {
+        Ok(bytes) => Some(frame(FRAME_RAFT, &bytes)),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode a raft message");
+            None
+        }
+    }
+}
+
+pub fn heartbeat_frame(hb: &Heartbeat) -> Bytes {
+    frame(FRAME_HEARTBEAT, &serde_json::to_vec(hb).unwrap_or_default())
+}
+
+/// Keeps a connection to one peer and writes its frames until `rx` closes
+/// or `stop` flips.
+pub async fn peer_sender(addr: String, mut rx: tokio::sync::mpsc::Receiver<Bytes>, mut stop: watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let connect = tokio::time::timeout(PEER_IO_TIMEOUT, tokio::net::TcpStream::connect(&addr)).await;
+        let mut stream = match connect {
+            Ok(Ok(s)) => s,
+            _ => {
+                // drain what piled up, then retry
+                while rx.try_recv().is_ok() {}
+                tokio::select! {
+                    _ = tokio::time::sleep(RECONNECT_BACKOFF) => {}
+                    _ = stop.changed() => return,
+                }
+                if rx.is_closed() {
+                    return;
+                }
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        loop {
+            let frame = tokio::select! {
+                frame = rx.recv() => frame,
+                _ = stop.changed() => return,
+            };
+            let Some(frame) = frame else { return };
+            let write = tokio::time::timeout(PEER_IO_TIMEOUT, stream.write_all(&frame)).await;
+            if !matches!(write, Ok(Ok(()))) {
+                tracing::debug!(peer = %addr, "quorum connection lost");
+                break;
+            }
+        }
+    }
+}
+
+/// Accepts controller connections until `stop` flips.
+pub(crate) async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    tx: SyncSender<Cmd>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.changed() => return,
+        };
+        let Ok((stream, peer)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, max = CONNECTIONS_MAX, "refusing a controller connection: too many");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let (tx, stop) = (tx.clone(), stop.clone());
+        tokio::spawn(async move {
+            read_frames(stream, tx, stop).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn read_frames(mut stream: tokio::net::TcpStream, tx: SyncSender<Cmd>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let len = tokio::select! {
+            len = stream.read_u32() => len,
+            _ = stop.changed() => return,
+        };
+        let Ok(len) = len else { return };
+        let len = len as usize;
+        if len == 0 || len > FRAME_BYTES_MAX {
+            tracing::warn!(len, "bad frame on the controller listener; closing");
+            return;
+        }
+        let mut buf = vec![0u8; len];
+        if stream.read_exact(&mut buf).await.is_err() {
+            return;
+        }
+        let cmd = match buf[0] {
+            FRAME_RAFT => match Message::parse_from_bytes(&buf[1..]) {
+                Ok(m) => Cmd::Step(Box::new(m)),
+                Err(_) => return,
+            },
+            FRAME_HEARTBEAT => match serde_json::from_slice::<Heartbeat>(&buf[1..]) {
+                Ok(h) => Cmd::Heartbeat(h),
+                Err(_) => return,
+            },
+            _ => return,
+        };
+        match tx.try_send(cmd) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => tracing::debug!("the quorum driver is behind: dropped a message"),
+            Err(TrySendError::Disconnected(_)) => return,
+        }
+    }
+}
