@@ -7,7 +7,9 @@ Fixtures:
   broker          a fresh single broker for one test (default configuration)
   start_broker    factory: start_broker({"num.partitions": 3}) or
                   start_broker(num_partitions=3)  (underscores become dots);
-                  every broker it started is killed at teardown
+                  start_broker(sets, config_file=path, port=n) starts it with
+                  `--config path` first; every broker it started is killed at
+                  teardown
   module_broker   one broker shared by all tests of a module (default config)
 """
 
@@ -48,7 +50,8 @@ class BrokerStartError(RuntimeError):
 class Broker:
     """One `vltava server` process, restartable on the same port and data dir."""
 
-    def __init__(self, workdir: Path, sets: dict | None = None, port: int | None = None):
+    def __init__(self, workdir: Path, sets: dict | None = None, port: int | None = None,
+                 config_file: Path | None = None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.data_dir = self.workdir / "data"
@@ -58,6 +61,7 @@ class Broker:
         self.host = "127.0.0.1"
         self.bootstrap = f"{self.host}:{self.port}"
         self.sets = dict(sets or {})
+        self.config_file = config_file
         self.proc: subprocess.Popen | None = None
         self.starts = 0
         self.exit_codes: list[int] = []
@@ -65,8 +69,12 @@ class Broker:
     # -- process control -------------------------------------------------
 
     def command(self) -> list[str]:
-        cmd = [vltava_bin(), "server", "--data-dir", str(self.data_dir),
-               "--listen", f"{self.host}:{self.port}"]
+        cmd = [vltava_bin(), "server"]
+        if self.config_file is not None:
+            cmd += ["--config", str(self.config_file)]
+        cmd += ["--data-dir", str(self.data_dir)]
+        if "listeners" not in self.sets:
+            cmd += ["--listen", f"{self.host}:{self.port}"]
         for k, v in self.sets.items():
             if isinstance(v, bool):
                 v = "true" if v else "false"
@@ -224,8 +232,10 @@ def pytest_runtest_makereport(item, call):
 def start_broker(tmp_path, request):
     brokers: list[Broker] = []
 
-    def _start(sets: dict | None = None, **kw) -> Broker:
-        b = Broker(tmp_path / f"broker{len(brokers)}", _normalize_sets(sets, kw))
+    def _start(sets: dict | None = None, config_file: Path | None = None, port: int | None = None,
+               **kw) -> Broker:
+        b = Broker(tmp_path / f"broker{len(brokers)}", _normalize_sets(sets, kw), port=port,
+                   config_file=config_file)
         brokers.append(b)
         return b.start()
 
