@@ -7,7 +7,9 @@ Fixtures:
   broker          a fresh single broker for one test (default configuration)
   start_broker    factory: start_broker({"num.partitions": 3}) or
                   start_broker(num_partitions=3)  (underscores become dots);
-                  every broker it started is killed at teardown
+                  start_broker(sets, config_file=path, port=n) starts it with
+                  `--config path` first; every broker it started is killed at
+                  teardown
   module_broker   one broker shared by all tests of a module (default config)
 """
 
@@ -49,7 +51,7 @@ class Broker:
     """One `vltava server` process, restartable on the same port and data dir."""
 
     def __init__(self, workdir: Path, sets: dict | None = None, port: int | None = None,
-                 env: dict | None = None):
+                 env: dict | None = None, config_file: Path | None = None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.data_dir = self.workdir / "data"
@@ -61,6 +63,7 @@ class Broker:
         self.sets = dict(sets or {})
         self.env = dict(env or {})      # extra environment of the process
         self.args: list[str] = []       # extra `vltava server` arguments
+        self.config_file = config_file
         self.proc: subprocess.Popen | None = None
         self.starts = 0
         self.exit_codes: list[int] = []
@@ -68,8 +71,12 @@ class Broker:
     # -- process control -------------------------------------------------
 
     def command(self) -> list[str]:
-        cmd = [vltava_bin(), "server", "--data-dir", str(self.data_dir),
-               "--listen", f"{self.host}:{self.port}"]
+        cmd = [vltava_bin(), "server"]
+        if self.config_file is not None:
+            cmd += ["--config", str(self.config_file)]
+        cmd += ["--data-dir", str(self.data_dir)]
+        if "listeners" not in self.sets:
+            cmd += ["--listen", f"{self.host}:{self.port}"]
         for k, v in self.sets.items():
             if isinstance(v, bool):
                 v = "true" if v else "false"
@@ -228,8 +235,10 @@ def pytest_runtest_makereport(item, call):
 def start_broker(tmp_path, request):
     brokers: list[Broker] = []
 
-    def _start(sets: dict | None = None, env: dict | None = None, **kw) -> Broker:
-        b = Broker(tmp_path / f"broker{len(brokers)}", _normalize_sets(sets, kw), env=env)
+    def _start(sets: dict | None = None, env: dict | None = None, config_file: Path | None = None,
+               port: int | None = None, **kw) -> Broker:
+        b = Broker(tmp_path / f"broker{len(brokers)}", _normalize_sets(sets, kw), port=port,
+                   env=env, config_file=config_file)
         brokers.append(b)
         return b.start()
 

@@ -798,3 +798,135 @@ def request(port: int, payload: bytes, host: str = "127.0.0.1", timeout: float =
     """One request on a fresh connection; returns the response frame."""
     with connect(port, host, timeout=timeout) as s:
         return roundtrip(s, payload)
+
+
+# --------------------------------------------------------------------------
+# Classic group protocol (non-flexible versions): JoinGroup v0/v5,
+# SyncGroup v0/v3, OffsetCommit v2/v7, LeaveGroup v0/v3.
+# --------------------------------------------------------------------------
+
+API_OFFSET_COMMIT = 8
+API_JOIN_GROUP = 11
+API_LEAVE_GROUP = 13
+API_SYNC_GROUP = 14
+
+
+def join_group_request(correlation_id: int, version: int, group: str, member_id: str,
+                       session_timeout_ms: int, rebalance_timeout_ms: int | None = None,
+                       protocols=(("range", b""),), instance_id: str | None = None,
+                       protocol_type: str = "consumer") -> bytes:
+    """JoinGroup v0 (no rebalance timeout field) or v5."""
+    assert version in (0, 5)
+    body = string(group) + int32(session_timeout_ms)
+    if version >= 1:
+        body += int32(rebalance_timeout_ms)
+    body += string(member_id)
+    if version >= 5:
+        body += string(instance_id)
+    body += string(protocol_type) + array([string(n) + nbytes(m) for n, m in protocols])
+    return request_header_v1(API_JOIN_GROUP, version, correlation_id) + body
+
+
+def parse_join_group(payload: bytes, version: int) -> dict:
+    r = Reader(payload)
+    out = {"correlation_id": r.int32()}
+    if version >= 2:
+        out["throttle_time_ms"] = r.int32()
+    out.update(error_code=r.int16(), generation_id=r.int32(), protocol_name=r.string(),
+               leader=r.string(), member_id=r.string())
+    members = []
+    for _ in range(r.int32()):
+        m = {"member_id": r.string()}
+        if version >= 5:
+            m["group_instance_id"] = r.string()
+        m["metadata"] = r.nbytes()
+        members.append(m)
+    out["members"] = members
+    if r.remaining():
+        raise ValueError(f"{r.remaining()} trailing bytes in JoinGroup response")
+    return out
+
+
+def sync_group_request(correlation_id: int, version: int, group: str, generation_id: int,
+                       member_id: str, assignments=(), instance_id: str | None = None) -> bytes:
+    """SyncGroup v0 or v3. assignments: [(member_id, bytes)]."""
+    assert version in (0, 3)
+    body = string(group) + int32(generation_id) + string(member_id)
+    if version >= 3:
+        body += string(instance_id)
+    body += array([string(m) + nbytes(a) for m, a in assignments])
+    return request_header_v1(API_SYNC_GROUP, version, correlation_id) + body
+
+
+def parse_sync_group(payload: bytes, version: int) -> dict:
+    r = Reader(payload)
+    out = {"correlation_id": r.int32()}
+    if version >= 1:
+        out["throttle_time_ms"] = r.int32()
+    out.update(error_code=r.int16(), assignment=r.nbytes())
+    if r.remaining():
+        raise ValueError(f"{r.remaining()} trailing bytes in SyncGroup response")
+    return out
+
+
+def offset_commit_request(correlation_id: int, version: int, group: str, generation_id: int,
+                          member_id: str, offsets, instance_id: str | None = None) -> bytes:
+    """OffsetCommit v2 or v7. offsets: [(topic, partition, offset)]."""
+    assert version in (2, 7)
+    body = string(group) + int32(generation_id) + string(member_id)
+    if version == 2:
+        body += int64(-1)  # retention_time_ms: the broker's default
+    if version >= 7:
+        body += string(instance_id)
+    by_topic: dict[str, list] = {}
+    for t, p, o in offsets:
+        by_topic.setdefault(t, []).append((p, o))
+    topics = []
+    for t, parts in by_topic.items():
+        ps = []
+        for p, o in parts:
+            ps.append(int32(p) + int64(o) + (int32(-1) if version >= 6 else b"") + string(None))
+        topics.append(string(t) + array(ps))
+    return request_header_v1(API_OFFSET_COMMIT, version, correlation_id) + body + array(topics)
+
+
+def parse_offset_commit(payload: bytes, version: int) -> dict:
+    """Returns {"correlation_id", "errors": {(topic, partition): error_code}}."""
+    r = Reader(payload)
+    out = {"correlation_id": r.int32(), "errors": {}}
+    if version >= 3:
+        out["throttle_time_ms"] = r.int32()
+    for _ in range(r.int32()):
+        t = r.string()
+        for _ in range(r.int32()):
+            p = r.int32()
+            out["errors"][(t, p)] = r.int16()
+    if r.remaining():
+        raise ValueError(f"{r.remaining()} trailing bytes in OffsetCommit response")
+    return out
+
+
+def leave_group_request(correlation_id: int, version: int, group: str, member_id: str,
+                        instance_id: str | None = None) -> bytes:
+    """LeaveGroup v0 (one member) or v3 (a list of members; one here)."""
+    assert version in (0, 3)
+    body = string(group)
+    if version >= 3:
+        body += array([string(member_id) + string(instance_id)])
+    else:
+        body += string(member_id)
+    return request_header_v1(API_LEAVE_GROUP, version, correlation_id) + body
+
+
+def parse_leave_group(payload: bytes, version: int) -> dict:
+    r = Reader(payload)
+    out = {"correlation_id": r.int32()}
+    if version >= 1:
+        out["throttle_time_ms"] = r.int32()
+    out["error_code"] = r.int16()
+    if version >= 3:
+        out["members"] = [{"member_id": r.string(), "group_instance_id": r.string(),
+                           "error_code": r.int16()} for _ in range(r.int32())]
+    if r.remaining():
+        raise ValueError(f"{r.remaining()} trailing bytes in LeaveGroup response")
+    return out

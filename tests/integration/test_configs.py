@@ -123,6 +123,67 @@ def test_incremental_and_legacy_alter(broker):
     assert d["cleanup.policy"].value == "delete" and d["max.message.bytes"].source == ConfigSource.DEFAULT_CONFIG.value
 
 
+def _watermarks(bs, topic):
+    c = Consumer({"bootstrap.servers": bs, "group.id": unique("wm")})
+    try:
+        return c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+    finally:
+        c.close()
+
+
+def _wait_low_watermark_above_zero(bs, topic, timeout=30):
+    deadline = time.monotonic() + timeout
+    low = 0
+    while time.monotonic() < deadline:
+        low, _ = _watermarks(bs, topic)
+        if low > 0:
+            break
+        time.sleep(0.3)
+    return low
+
+
+def test_subtract_to_an_empty_list_and_back(start_broker):
+    """Kafka 4.1 accepts the empty list for every LIST topic config. An empty
+    cleanup.policy is neither delete nor compact: retention deletes nothing
+    (and keyless records are accepted). Appending delete brings retention back."""
+    b = start_broker(FAST)
+    bs = b.bootstrap
+    a = admin(bs)
+    kept, control = unique("empty"), unique("ctl")
+    for t in (kept, control):
+        create(bs, t, cleanup_policy="delete", segment_bytes=2048, retention_ms=1000)
+
+    def alter(*entries):
+        r = ConfigResource("topic", kept, incremental_configs=list(entries))
+        a.incremental_alter_configs([r])[r].result(15)
+
+    alter(ConfigEntry("cleanup.policy", "delete", incremental_operation=AlterConfigOpType.SUBTRACT),
+          ConfigEntry("leader.replication.throttled.replicas", "0:1", incremental_operation=AlterConfigOpType.APPEND),
+          ConfigEntry("follower.replication.throttled.replicas", "*", incremental_operation=AlterConfigOpType.SET))
+    d = describe(bs, kept)
+    assert (d["cleanup.policy"].value, d["cleanup.policy"].source) == ("", ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
+    assert d["leader.replication.throttled.replicas"].value == "0:1"
+    assert d["follower.replication.throttled.replicas"].value == "*"
+    alter(ConfigEntry("leader.replication.throttled.replicas", "0:1", incremental_operation=AlterConfigOpType.SUBTRACT),
+          ConfigEntry("follower.replication.throttled.replicas", "*", incremental_operation=AlterConfigOpType.SUBTRACT))
+    d = describe(bs, kept)
+    assert d["leader.replication.throttled.replicas"].value == ""
+    assert d["follower.replication.throttled.replicas"].value == ""
+
+    # kept's records are written first, so they are the older ones: when
+    # retention has deleted the control topic's, it has seen kept's too
+    for t in (kept, control):
+        assert produce(bs, t, [(None, b"x" * 100) for _ in range(300)], {"linger.ms": 0, "batch.size": 1000}) == []
+    assert _wait_low_watermark_above_zero(bs, control) > 0, "retention runs on the control topic"
+    assert _watermarks(bs, kept) == (0, 300), "an empty cleanup.policy deletes nothing"
+    assert len(list((Path(b.data_dir) / f"{kept}-0").glob("*.log"))) > 5
+
+    alter(ConfigEntry("cleanup.policy", "delete", incremental_operation=AlterConfigOpType.APPEND))
+    d = describe(bs, kept)
+    assert (d["cleanup.policy"].value, d["cleanup.policy"].source) == ("delete", ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
+    assert _wait_low_watermark_above_zero(bs, kept) > 0, "delete is back: retention applies again"
+
+
 def test_invalid_configs_get_invalid_config_naming_the_key(broker):
     bs = broker.bootstrap
     a = admin(bs)

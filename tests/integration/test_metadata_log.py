@@ -6,7 +6,7 @@ corruption, as directories no topic owned. Now the node refuses to start (naming
 and the byte), deletes nothing, and starts on the truncated log only when the operator
 says so (`--truncate-corrupt-metadata-log`). Partition directories the confirmed
 metadata does not assign to the node are renamed `*-stray` and deleted after
-`file.delete.delay.ms`, as in Kafka; so is a directory of a deleted topic whose name a new
+`log.segment.delete.delay.ms`, as in Kafka; so is a directory of a deleted topic whose name a new
 topic took while the node was away (`partition.metadata` names another topic id).
 """
 
@@ -103,7 +103,7 @@ def test_corrupt_metadata_log_refuses_to_start_and_deletes_nothing(start_broker)
 
 
 def test_stray_directories_are_deleted_after_the_delay(start_broker):
-    b = start_broker(file_delete_delay_ms=3000)
+    b = start_broker(log_segment_delete_delay_ms=3000)
     keep, gone = unique("keep"), unique("gone")
     acked = _fill(b, [keep], n=20)
     assert b.stop() == 0
@@ -121,7 +121,7 @@ def test_stray_directories_are_deleted_after_the_delay(start_broker):
     assert not recreated.exists()
     assert "moved a stray partition directory aside" in b.log()
     _check(b, keep, acked)
-    # then, after file.delete.delay.ms, deleted
+    # then, after log.segment.delete.delay.ms, deleted
     _wait_for(lambda: not list(b.data_dir.glob("*-stray")), 60, "stray directories to be deleted")
     assert "deleted stray partition directory" in b.log()
     _check(b, keep, acked)

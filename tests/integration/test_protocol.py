@@ -1,6 +1,10 @@
 """Well-formed requests for the APIs the clients above use only indirectly:
 DescribeCluster and OffsetForLeaderEpoch, encoded by hand."""
 
+import time
+
+import pytest
+
 import helpers as h
 import kafka_wire as w
 
@@ -104,3 +108,79 @@ def test_metadata_v1_raw(module_broker_alive):
         topics[name] = (err, internal, sorted(parts, key=lambda p: p[1]))
     assert r.remaining() == 0
     assert topics == {topic: (0, 0, [(0, i, 1, [1], [1]) for i in range(3)])}
+
+
+# -- classic groups: a JoinGroup's rebalance timeout ------------------------
+
+NONE = 0
+UNKNOWN_MEMBER_ID = 25
+MEMBER_ID_REQUIRED = 79
+COORDINATOR_RETRIABLE = {14, 15, 16}  # load in progress, not available, not coordinator
+
+
+def _join_until_answered(s, corr, version, group, member_id, session_ms, rebalance_ms, deadline):
+    """JoinGroup, retried while the coordinator is still loading."""
+    while True:
+        r = w.parse_join_group(w.roundtrip(s, w.join_group_request(
+            corr, version, group, member_id, session_ms, rebalance_ms)), version)
+        assert r["correlation_id"] == corr
+        if r["error_code"] not in COORDINATOR_RETRIABLE or time.monotonic() > deadline:
+            return r
+        time.sleep(0.2)
+
+
+def _group_sequence(b, topic, version, rebalance_ms):
+    """JoinGroup (with the MEMBER_ID_REQUIRED round from v4), SyncGroup,
+    OffsetCommit and LeaveGroup of one member, on one connection. Returns
+    each answer's error code."""
+    group = h.unique("rt")
+    sync_v, commit_v, leave_v = (0, 2, 0) if version == 0 else (3, 7, 3)
+    deadline = time.monotonic() + 60
+    with w.connect(b.port, timeout=60) as s:
+        # FindCoordinator first: it creates __consumer_offsets, as clients do
+        while True:
+            fc = w.parse_find_coordinator_v1(w.roundtrip(s, w.find_coordinator_request_v1(0, group, 0)))
+            if fc["error_code"] == NONE or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert (fc["error_code"], fc["port"]) == (NONE, b.port), fc
+        member = ""
+        j = _join_until_answered(s, 1, version, group, member, 10000, rebalance_ms, deadline)
+        if version >= 4:
+            assert j["error_code"] == MEMBER_ID_REQUIRED, j
+            member = j["member_id"]
+            j = _join_until_answered(s, 2, version, group, member, 10000, rebalance_ms, deadline)
+        assert j["error_code"] == NONE, j
+        member, generation = j["member_id"], j["generation_id"]
+        assert j["leader"] == member and generation >= 1, j
+        sy = w.parse_sync_group(w.roundtrip(s, w.sync_group_request(
+            3, sync_v, group, generation, member, [(member, b"assignment")])), sync_v)
+        oc = w.parse_offset_commit(w.roundtrip(s, w.offset_commit_request(
+            4, commit_v, group, generation, member, [(topic, 0, 5)])), commit_v)
+        lv = w.parse_leave_group(w.roundtrip(s, w.leave_group_request(5, leave_v, group, member)), leave_v)
+    assert set(oc["errors"]) == {(topic, 0)}, oc
+    leave_error = lv["error_code"]
+    if leave_v >= 3:
+        assert leave_error == NONE, lv  # v3+: the error is per member
+        [m] = lv["members"]
+        assert m["member_id"] == member, lv
+        leave_error = m["error_code"]
+    return [j["error_code"], sy["error_code"], oc["errors"][(topic, 0)], leave_error]
+
+
+@pytest.mark.parametrize("version,rebalance_ms,expected", [
+    # Kafka's sync deadline is the group's rebalance timeout (the largest of
+    # its members'): at 0 or below the member is removed as the join phase
+    # ends, before its SyncGroup can arrive (GroupMetadataManager
+    # schedulePendingSync / expirePendingSync).
+    (5, 0, [NONE, UNKNOWN_MEMBER_ID, UNKNOWN_MEMBER_ID, UNKNOWN_MEMBER_ID]),
+    (5, -1, [NONE, UNKNOWN_MEMBER_ID, UNKNOWN_MEMBER_ID, UNKNOWN_MEMBER_ID]),
+    (5, 10000, [NONE, NONE, NONE, NONE]),
+    # v0 has no rebalance timeout: Kafka uses the session timeout.
+    (0, None, [NONE, NONE, NONE, NONE]),
+])
+def test_join_group_rebalance_timeout_answers(module_broker_alive, version, rebalance_ms, expected):
+    b = module_broker_alive
+    topic = h.unique("rt")
+    h.create_topic(b.bootstrap, topic, 1)
+    assert _group_sequence(b, topic, version, rebalance_ms) == expected

@@ -1,10 +1,18 @@
 //! Broker configuration with Kafka's names and defaults, read from a
 //! `server.properties`-style file and `--set key=value` overrides.
+//!
+//! Every key of Kafka 4.1's broker config list is either parsed here (vltava
+//! implements it), or classified in `broker_keys` (accepted because it has
+//! no meaning here, or accepted only at values that ask for nothing vltava
+//! lacks). A value vltava cannot honour stops the start with a message
+//! naming the key; keys Kafka 4.1 does not have are logged and ignored, as
+//! Kafka does.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::broker_keys::{self, Verdict};
 use crate::group::state::GroupConfig;
 use crate::topic_config;
 
@@ -83,7 +91,7 @@ pub struct BrokerConfig {
     pub auto_leader_rebalance_enable: bool,
     /// `leader.imbalance.check.interval.seconds`
     pub leader_imbalance_check_interval_ms: u64,
-    /// `file.delete.delay.ms`: how long a stray partition directory (one the
+    /// `log.segment.delete.delay.ms`: how long a stray partition directory (one the
     /// metadata no longer assigns here) is kept, renamed `*-stray`, before
     /// it is deleted.
     pub file_delete_delay_ms: u64,
@@ -97,6 +105,30 @@ pub struct BrokerConfig {
     pub metadata_snapshot_bytes: u64,
     /// `metadata.log.max.snapshot.interval.ms`
     pub metadata_snapshot_interval_ms: u64,
+    /// `delete.topic.enable`: false makes DeleteTopics fail with
+    /// TOPIC_DELETION_DISABLED.
+    pub delete_topic_enable: bool,
+    /// `log.cleaner.enable`: false leaves compacted topics uncompacted.
+    pub log_cleaner_enable: bool,
+    /// `offsets.topic.segment.bytes` / `transaction.state.log.segment.bytes`:
+    /// `segment.bytes` of the internal topics when they are created.
+    pub offsets_topic_segment_bytes: i32,
+    pub transaction_state_segment_bytes: i32,
+    /// `transaction.state.log.min.isr`: `min.insync.replicas` of
+    /// `__transaction_state` when it is created (at most its replication
+    /// factor).
+    pub transaction_state_min_isr: i32,
+    /// `offset.metadata.max.bytes`: the largest metadata string of a commit.
+    pub offset_metadata_max_bytes: usize,
+    /// `fetch.max.bytes`: the most a consumer's Fetch response holds (the
+    /// first batch is returned whole regardless).
+    pub fetch_max_bytes: i32,
+    /// `replica.fetch.min.bytes`
+    pub replica_fetch_min_bytes: i32,
+    /// `socket.listen.backlog.size` of the client listener.
+    pub socket_listen_backlog: u32,
+    /// Keys given that Kafka 4.1 does not have: logged and ignored.
+    pub unknown_keys: Vec<String>,
 }
 
 impl BrokerConfig {
@@ -154,6 +186,16 @@ impl Default for BrokerConfig {
             metadata_log_segment_bytes: 16 << 20,
             metadata_snapshot_bytes: 20 << 20,
             metadata_snapshot_interval_ms: 3_600_000,
+            delete_topic_enable: true,
+            log_cleaner_enable: true,
+            offsets_topic_segment_bytes: 104_857_600,
+            transaction_state_segment_bytes: 104_857_600,
+            transaction_state_min_isr: 2,
+            offset_metadata_max_bytes: 4096,
+            fetch_max_bytes: 57_671_680,
+            replica_fetch_min_bytes: 1,
+            socket_listen_backlog: 50,
+            unknown_keys: Vec::new(),
         }
     }
 }
@@ -189,6 +231,32 @@ fn listener_entries(v: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A listener's `host:port`; an empty host binds every interface, as in
+/// Kafka (`PLAINTEXT://:9092`).
+fn listener_addr(addr: &str) -> Option<SocketAddr> {
+    let addr = addr.trim();
+    match addr.strip_prefix(':') {
+        Some(port) => Some(SocketAddr::from(([0, 0, 0, 0], port.parse::<u16>().ok()?))),
+        None => addr.parse().ok(),
+    }
+}
+
+/// The security protocols Kafka knows; vltava speaks the first only.
+const PROTOCOLS: [&str; 4] = ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
+
+/// `listener.security.protocol.map`: `NAME:PROTOCOL,...`.
+fn parse_protocol_map(v: &str) -> Option<Vec<(String, String)>> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            let (name, protocol) = e.split_once(':')?;
+            let protocol = protocol.trim().to_ascii_uppercase();
+            PROTOCOLS.contains(&protocol.as_str()).then(|| (name.trim().to_ascii_uppercase(), protocol))
+        })
+        .collect()
+}
+
 fn parse_voters(v: &str) -> Option<Vec<(i32, String)>> {
     v.split(',')
         .map(str::trim)
@@ -209,13 +277,39 @@ impl BrokerConfig {
         let mut advertised: Option<(String, String)> = None;
         let mut listeners: Option<(String, String)> = None;
         let mut controller_names = vec!["CONTROLLER".to_string()];
+        let mut protocol_map: Option<(String, String)> = None;
+        let mut inter_broker_listener: Option<String> = None;
+        let mut inter_broker_protocol: Option<String> = None;
+        let mut bootstrap_servers: Option<String> = None;
+        let mut metadata_log_dir: Option<String> = None;
+        let mut ids: Vec<(String, i64)> = Vec::new();
         let mut extra = BTreeMap::new();
         for (key, value) in settings {
             let err = |reason: &str| ConfigError { key: key.clone(), value: value.clone(), reason: reason.to_string() };
             let num = |v: &str| v.parse::<i64>().map_err(|_| err("not a number"));
-            let boolean = |v: &str| v.parse::<bool>().map_err(|_| err("expected true or false"));
+            let boolean = |v: &str| match v.trim() {
+                t if t.eq_ignore_ascii_case("true") => Ok(true),
+                f if f.eq_ignore_ascii_case("false") => Ok(false),
+                _ => Err(err("expected true or false")),
+            };
+            let positive = |v: &str| match num(v)? {
+                n if (1..=i32::MAX as i64).contains(&n) => Ok(n as i32),
+                _ => Err(err("must be between 1 and 2147483647")),
+            };
             match key.as_str() {
-                "node.id" | "broker.id" => self.node_id = num(value)? as i32,
+                "node.id" | "broker.id" => {
+                    let id = num(value)?;
+                    // broker.id=-1 is Kafka's default: no id given
+                    if key == "broker.id" && id == -1 {
+                    } else if !(0..=i32::MAX as i64).contains(&id) {
+                        return Err(err("must be between 0 and 2147483647"));
+                    } else if ids.iter().any(|(k, other)| k != key && *other != id) {
+                        return Err(err("node.id and broker.id must be equal"));
+                    } else {
+                        ids.push((key.clone(), id));
+                        self.node_id = id as i32
+                    }
+                }
                 "listeners" | "listen" => listeners = Some((key.clone(), value.clone())),
                 "advertised.listeners" => advertised = Some((key.clone(), value.clone())),
                 "controller.listener.names" => {
@@ -234,7 +328,38 @@ impl BrokerConfig {
                 "controller.quorum.voters" => {
                     self.quorum_voters = parse_voters(value).ok_or_else(|| err("expected id@host:port,..."))?
                 }
-                "controller.quorum.bootstrap.servers" => {}
+                "controller.quorum.bootstrap.servers" => bootstrap_servers = Some(value.clone()),
+                "listener.security.protocol.map" => {
+                    parse_protocol_map(value).ok_or_else(|| {
+                        err("expected NAME:PROTOCOL,... with PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+                    })?;
+                    protocol_map = Some((key.clone(), value.clone()))
+                }
+                "inter.broker.listener.name" => inter_broker_listener = Some(value.trim().to_ascii_uppercase()),
+                "security.inter.broker.protocol" => {
+                    inter_broker_protocol = Some(value.trim().to_ascii_uppercase());
+                    if !value.trim().eq_ignore_ascii_case("PLAINTEXT") {
+                        return Err(err("brokers talk to each other in PLAINTEXT only: vltava has no TLS or SASL yet"));
+                    }
+                }
+                "metadata.log.dir" => metadata_log_dir = Some(value.trim().to_string()),
+                "delete.topic.enable" => self.delete_topic_enable = boolean(value)?,
+                "log.cleaner.enable" => self.log_cleaner_enable = boolean(value)?,
+                "offsets.topic.segment.bytes" => self.offsets_topic_segment_bytes = positive(value)?,
+                "transaction.state.log.segment.bytes" => self.transaction_state_segment_bytes = positive(value)?,
+                "transaction.state.log.min.isr" => self.transaction_state_min_isr = positive(value)?,
+                "offset.metadata.max.bytes" => self.offset_metadata_max_bytes = num(value)?.max(0) as usize,
+                "fetch.max.bytes" => {
+                    let n = positive(value)?;
+                    if n < 1024 {
+                        return Err(err("must be at least 1024"));
+                    }
+                    self.fetch_max_bytes = n
+                }
+                "replica.fetch.min.bytes" => {
+                    self.replica_fetch_min_bytes = num(value)?.clamp(1, i32::MAX as i64) as i32
+                }
+                "socket.listen.backlog.size" => self.socket_listen_backlog = positive(value)? as u32,
                 "broker.session.timeout.ms" => self.broker_session_timeout_ms = num(value)?.max(100) as u64,
                 "broker.heartbeat.interval.ms" => self.broker_heartbeat_interval_ms = num(value)?.max(10) as u64,
                 "replica.lag.time.max.ms" => self.replica_lag_time_max_ms = num(value)?.max(100) as u64,
@@ -252,7 +377,7 @@ impl BrokerConfig {
                     self.transaction_state_replication_factor = num(value)?.clamp(1, i16::MAX as i64) as i16
                 }
                 "controlled.shutdown.enable" => self.controlled_shutdown_enable = boolean(value)?,
-                "file.delete.delay.ms" => self.file_delete_delay_ms = num(value)?.max(0) as u64,
+                "log.segment.delete.delay.ms" => self.file_delete_delay_ms = num(value)?.max(0) as u64,
                 "metadata.log.segment.bytes" => {
                     self.metadata_log_segment_bytes = num(value)?.clamp(4096, i32::MAX as i64) as u64
                 }
@@ -271,7 +396,18 @@ impl BrokerConfig {
                         return Err(err("unclean leader election is not supported"));
                     }
                 }
-                "log.dirs" | "log.dir" => self.data_dir = PathBuf::from(value.split(',').next().unwrap_or(value)),
+                "log.dirs" | "log.dir" => {
+                    let dirs: Vec<&str> = value.split(',').map(str::trim).filter(|d| !d.is_empty()).collect();
+                    match dirs[..] {
+                        [dir] => self.data_dir = PathBuf::from(dir),
+                        [] => return Err(err("expected a directory")),
+                        _ => {
+                            return Err(err(
+                                "one data directory only: vltava does not spread partitions over several (JBOD)",
+                            ))
+                        }
+                    }
+                }
                 "auto.create.topics.enable" => self.auto_create_topics_enable = boolean(value)?,
                 "num.partitions" => {
                     let n = num(value)?;
@@ -308,22 +444,56 @@ impl BrokerConfig {
                 k if topic_config::is_broker_synonym(k) => {
                     topic_config::validate_broker_synonym(k, value).map_err(|r| err(&r))?
                 }
-                _ => {
-                    extra.insert(key.clone(), value.clone());
-                }
+                k => match broker_keys::check(k, value) {
+                    Verdict::Accepted => {}
+                    Verdict::Refused(reason) => return Err(err(reason)),
+                    Verdict::Unknown => {
+                        extra.insert(key.clone(), value.clone());
+                    }
+                },
             }
             self.static_settings.insert(key.clone(), value.clone());
         }
         let is_controller = |name: &str| controller_names.iter().any(|c| c == name);
+        let explicit_map = protocol_map.as_ref().and_then(|(_, v)| parse_protocol_map(v)).unwrap_or_default();
+        // Kafka: the map names each listener's protocol; a listener named
+        // after a protocol uses it; controller listeners default to PLAINTEXT.
+        let protocol_of = |name: &str| -> Option<String> {
+            match explicit_map.iter().find(|(n, _)| n == name) {
+                Some((_, p)) => Some(p.clone()),
+                None if PROTOCOLS.contains(&name) => Some(name.to_string()),
+                None if is_controller(name) => Some("PLAINTEXT".to_string()),
+                None => None,
+            }
+        };
+        let mut client_listener = "PLAINTEXT".to_string();
         if let Some((key, value)) = listeners {
             let err = |reason: &str| ConfigError { key: key.clone(), value: value.clone(), reason: reason.to_string() };
             let mut client = None;
             for (name, addr) in listener_entries(&value) {
-                let addr: SocketAddr = addr.parse().map_err(|_| err("expected NAME://IP:PORT,..."))?;
+                let addr = listener_addr(&addr).ok_or_else(|| err("expected NAME://IP:PORT,..."))?;
+                match protocol_of(&name).as_deref() {
+                    Some("PLAINTEXT") => {}
+                    Some(protocol) => {
+                        return Err(err(&format!(
+                            "listener {name} uses {protocol}: vltava has no TLS or SASL yet, only PLAINTEXT listeners"
+                        )))
+                    }
+                    None => {
+                        return Err(err(&format!(
+                            "no security protocol for listener {name}: map it in listener.security.protocol.map"
+                        )))
+                    }
+                }
                 if is_controller(&name) {
                     self.controller_listen = Some(addr);
                 } else if client.is_none() {
                     client = Some(addr);
+                    client_listener = name;
+                } else {
+                    return Err(err(
+                        "one client listener only (plus the controller's): vltava serves clients on one address",
+                    ));
                 }
             }
             match client {
@@ -341,7 +511,9 @@ impl BrokerConfig {
                 .find(|(name, _)| !is_controller(name))
                 .ok_or_else(|| err("expected PLAINTEXT://HOST:PORT"))?;
             let (host, port) = addr.rsplit_once(':').ok_or_else(|| err("expected HOST:PORT"))?;
-            self.advertised_host = host.to_string();
+            if !host.is_empty() {
+                self.advertised_host = host.to_string();
+            }
             self.advertised_port = port.parse().map_err(|_| err("bad port"))?;
         }
         if self.quorum_voters.len() > 1 || self.quorum_voters.iter().any(|(id, _)| *id != self.node_id) {
@@ -363,16 +535,407 @@ impl BrokerConfig {
                 });
             }
         }
-        for key in extra.keys() {
-            tracing::warn!(key, "ignoring config key vltava does not know yet");
+        if let Some(name) = &inter_broker_listener {
+            if inter_broker_protocol.is_some() {
+                return Err(ConfigError {
+                    key: "inter.broker.listener.name".into(),
+                    value: name.clone(),
+                    reason: "set either inter.broker.listener.name or security.inter.broker.protocol, not both".into(),
+                });
+            }
+            if *name != client_listener {
+                return Err(ConfigError {
+                    key: "inter.broker.listener.name".into(),
+                    value: name.clone(),
+                    reason: format!("brokers replicate over the client listener, {client_listener}"),
+                });
+            }
         }
+        if let Some(servers) = bootstrap_servers {
+            self.check_bootstrap_servers(&servers)?;
+        }
+        if let Some(dir) = metadata_log_dir {
+            if std::path::Path::new(&dir) != self.data_dir {
+                return Err(ConfigError {
+                    key: "metadata.log.dir".into(),
+                    value: dir,
+                    reason: format!(
+                        "the metadata log is kept in the data directory ({}); a separate directory is not supported",
+                        self.data_dir.display()
+                    ),
+                });
+            }
+        }
+        for key in extra.keys() {
+            tracing::warn!(key, "unknown config key ignored: not a Kafka 4.1 broker config");
+        }
+        self.unknown_keys.extend(extra.into_keys());
         Ok(())
+    }
+
+    /// `controller.quorum.bootstrap.servers` (Kafka's dynamic quorum): with
+    /// `controller.quorum.voters` the voters decide; alone it may name this
+    /// node only (a quorum of one, like `kafka-storage format --standalone`).
+    fn check_bootstrap_servers(&self, servers: &str) -> Result<(), ConfigError> {
+        let err = |reason: String| ConfigError {
+            key: "controller.quorum.bootstrap.servers".into(),
+            value: servers.to_string(),
+            reason,
+        };
+        if !self.quorum_voters.is_empty() {
+            return Ok(());
+        }
+        let entries: Vec<&str> = servers.split(',').map(str::trim).filter(|e| !e.is_empty()).collect();
+        let port_of = |e: &str| e.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok());
+        match entries[..] {
+            [] => Ok(()),
+            [one] => match (port_of(one), self.controller_listen) {
+                (None, _) => Err(err("expected HOST:PORT".into())),
+                (Some(port), Some(own)) if port != own.port() => Err(err(format!(
+                    "names another controller than this node's ({own}): joining a dynamic quorum is not \
+                     supported; list the voters in controller.quorum.voters"
+                ))),
+                _ => Ok(()),
+            },
+            _ => Err(err(
+                "a dynamic quorum of several controllers is not supported: list the voters in controller.quorum.voters"
+                    .into(),
+            )),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Kafka 4.1's broker config keys (its generated broker config list) with
+    /// their default values; keys without a default get a value a typical
+    /// KRaft node has, or the empty value.
+    const KAFKA_41_BROKER_KEYS: &[(&str, &str)] = &[
+        ("node.id", "1"),
+        ("process.roles", "broker,controller"),
+        ("add.partitions.to.txn.retry.backoff.max.ms", "100"),
+        ("add.partitions.to.txn.retry.backoff.ms", "20"),
+        ("advertised.listeners", "PLAINTEXT://localhost:9092"),
+        ("auto.create.topics.enable", "true"),
+        ("auto.leader.rebalance.enable", "true"),
+        ("background.threads", "10"),
+        ("broker.id", "-1"),
+        ("compression.type", "producer"),
+        ("controller.listener.names", "CONTROLLER"),
+        ("controller.quorum.bootstrap.servers", ""),
+        ("controller.quorum.election.backoff.max.ms", "1000"),
+        ("controller.quorum.election.timeout.ms", "1000"),
+        ("controller.quorum.fetch.timeout.ms", "2000"),
+        ("controller.quorum.voters", ""),
+        ("delete.topic.enable", "true"),
+        ("early.start.listeners", ""),
+        ("group.coordinator.threads", "4"),
+        ("leader.imbalance.check.interval.seconds", "300"),
+        ("listeners", "PLAINTEXT://:9092"),
+        ("log.dir", "/tmp/kafka-logs"),
+        ("log.dirs", "/tmp/kraft-combined-logs"),
+        ("log.flush.interval.messages", "9223372036854775807"),
+        ("log.flush.interval.ms", "9223372036854775807"),
+        ("log.flush.offset.checkpoint.interval.ms", "60000"),
+        ("log.flush.scheduler.interval.ms", "9223372036854775807"),
+        ("log.flush.start.offset.checkpoint.interval.ms", "60000"),
+        ("log.retention.bytes", "-1"),
+        ("log.retention.hours", "168"),
+        ("log.retention.minutes", "10080"),
+        ("log.retention.ms", "604800000"),
+        ("log.roll.hours", "168"),
+        ("log.roll.jitter.hours", "0"),
+        ("log.roll.jitter.ms", "0"),
+        ("log.roll.ms", "604800000"),
+        ("log.segment.bytes", "1073741824"),
+        ("log.segment.delete.delay.ms", "60000"),
+        ("message.max.bytes", "1048588"),
+        ("metadata.log.dir", "/tmp/kraft-combined-logs"),
+        ("metadata.log.max.record.bytes.between.snapshots", "20971520"),
+        ("metadata.log.max.snapshot.interval.ms", "3600000"),
+        ("metadata.log.segment.bytes", "1073741824"),
+        ("metadata.log.segment.ms", "604800000"),
+        ("metadata.max.retention.bytes", "104857600"),
+        ("metadata.max.retention.ms", "604800000"),
+        ("min.insync.replicas", "1"),
+        ("num.io.threads", "8"),
+        ("num.network.threads", "3"),
+        ("num.recovery.threads.per.data.dir", "2"),
+        ("num.replica.alter.log.dirs.threads", "1"),
+        ("num.replica.fetchers", "1"),
+        ("offset.metadata.max.bytes", "4096"),
+        ("offsets.commit.timeout.ms", "5000"),
+        ("offsets.load.buffer.size", "5242880"),
+        ("offsets.retention.check.interval.ms", "600000"),
+        ("offsets.retention.minutes", "10080"),
+        ("offsets.topic.compression.codec", "0"),
+        ("offsets.topic.num.partitions", "50"),
+        ("offsets.topic.replication.factor", "3"),
+        ("offsets.topic.segment.bytes", "104857600"),
+        ("queued.max.requests", "500"),
+        ("replica.fetch.min.bytes", "1"),
+        ("replica.fetch.wait.max.ms", "500"),
+        ("replica.high.watermark.checkpoint.interval.ms", "5000"),
+        ("replica.lag.time.max.ms", "30000"),
+        ("replica.socket.receive.buffer.bytes", "65536"),
+        ("replica.socket.timeout.ms", "30000"),
+        ("request.timeout.ms", "30000"),
+        ("sasl.mechanism.controller.protocol", "GSSAPI"),
+        ("share.coordinator.load.buffer.size", "5242880"),
+        ("share.coordinator.state.topic.compression.codec", "0"),
+        ("share.coordinator.state.topic.min.isr", "2"),
+        ("share.coordinator.state.topic.num.partitions", "50"),
+        ("share.coordinator.state.topic.replication.factor", "3"),
+        ("share.coordinator.state.topic.segment.bytes", "104857600"),
+        ("share.coordinator.write.timeout.ms", "5000"),
+        ("socket.receive.buffer.bytes", "102400"),
+        ("socket.request.max.bytes", "104857600"),
+        ("socket.send.buffer.bytes", "102400"),
+        ("transaction.max.timeout.ms", "900000"),
+        ("transaction.state.log.load.buffer.size", "5242880"),
+        ("transaction.state.log.min.isr", "2"),
+        ("transaction.state.log.num.partitions", "50"),
+        ("transaction.state.log.replication.factor", "3"),
+        ("transaction.state.log.segment.bytes", "104857600"),
+        ("transactional.id.expiration.ms", "604800000"),
+        ("unclean.leader.election.enable", "false"),
+        ("broker.heartbeat.interval.ms", "2000"),
+        ("broker.rack", ""),
+        ("broker.session.timeout.ms", "9000"),
+        ("compression.gzip.level", "-1"),
+        ("compression.lz4.level", "9"),
+        ("compression.zstd.level", "3"),
+        ("connections.max.idle.ms", "600000"),
+        ("connections.max.reauth.ms", "0"),
+        ("controlled.shutdown.enable", "true"),
+        ("controller.quorum.append.linger.ms", "25"),
+        ("controller.quorum.request.timeout.ms", "2000"),
+        ("controller.socket.timeout.ms", "30000"),
+        ("default.replication.factor", "1"),
+        ("delegation.token.expiry.time.ms", "86400000"),
+        ("delegation.token.max.lifetime.ms", "604800000"),
+        ("delegation.token.secret.key", ""),
+        ("delete.records.purgatory.purge.interval.requests", "1"),
+        ("fetch.max.bytes", "57671680"),
+        ("fetch.purgatory.purge.interval.requests", "1000"),
+        ("group.consumer.assignors", "uniform,range"),
+        ("group.consumer.heartbeat.interval.ms", "5000"),
+        ("group.consumer.max.heartbeat.interval.ms", "15000"),
+        ("group.consumer.max.session.timeout.ms", "60000"),
+        ("group.consumer.max.size", "2147483647"),
+        ("group.consumer.migration.policy", "bidirectional"),
+        ("group.consumer.min.heartbeat.interval.ms", "5000"),
+        ("group.consumer.min.session.timeout.ms", "45000"),
+        ("group.consumer.session.timeout.ms", "45000"),
+        ("group.coordinator.append.linger.ms", "5"),
+        ("group.coordinator.rebalance.protocols", "classic,consumer,streams"),
+        ("group.initial.rebalance.delay.ms", "3000"),
+        ("group.max.session.timeout.ms", "1800000"),
+        ("group.max.size", "2147483647"),
+        ("group.min.session.timeout.ms", "6000"),
+        ("group.share.assignors", "simple"),
+        ("group.share.delivery.count.limit", "5"),
+        ("group.share.heartbeat.interval.ms", "5000"),
+        ("group.share.max.heartbeat.interval.ms", "15000"),
+        ("group.share.max.record.lock.duration.ms", "60000"),
+        ("group.share.max.session.timeout.ms", "60000"),
+        ("group.share.max.share.sessions", "2000"),
+        ("group.share.max.size", "200"),
+        ("group.share.min.heartbeat.interval.ms", "5000"),
+        ("group.share.min.record.lock.duration.ms", "15000"),
+        ("group.share.min.session.timeout.ms", "45000"),
+        ("group.share.partition.max.record.locks", "2000"),
+        ("group.share.record.lock.duration.ms", "30000"),
+        ("group.share.session.timeout.ms", "45000"),
+        ("group.streams.heartbeat.interval.ms", "5000"),
+        ("group.streams.max.heartbeat.interval.ms", "15000"),
+        ("group.streams.max.session.timeout.ms", "60000"),
+        ("group.streams.max.size", "2147483647"),
+        ("group.streams.max.standby.replicas", "2"),
+        ("group.streams.min.heartbeat.interval.ms", "5000"),
+        ("group.streams.min.session.timeout.ms", "45000"),
+        ("group.streams.num.standby.replicas", "0"),
+        ("group.streams.session.timeout.ms", "45000"),
+        ("initial.broker.registration.timeout.ms", "60000"),
+        ("inter.broker.listener.name", "PLAINTEXT"),
+        ("log.cleaner.backoff.ms", "15000"),
+        ("log.cleaner.dedupe.buffer.size", "134217728"),
+        ("log.cleaner.delete.retention.ms", "86400000"),
+        ("log.cleaner.enable", "true"),
+        ("log.cleaner.io.buffer.load.factor", "0.9"),
+        ("log.cleaner.io.buffer.size", "524288"),
+        ("log.cleaner.io.max.bytes.per.second", "1.7976931348623157E308"),
+        ("log.cleaner.max.compaction.lag.ms", "9223372036854775807"),
+        ("log.cleaner.min.cleanable.ratio", "0.5"),
+        ("log.cleaner.min.compaction.lag.ms", "0"),
+        ("log.cleaner.threads", "1"),
+        ("log.cleanup.policy", "delete"),
+        ("log.index.interval.bytes", "4096"),
+        ("log.index.size.max.bytes", "10485760"),
+        ("log.local.retention.bytes", "-2"),
+        ("log.local.retention.ms", "-2"),
+        ("log.message.timestamp.after.max.ms", "3600000"),
+        ("log.message.timestamp.before.max.ms", "9223372036854775807"),
+        ("log.message.timestamp.type", "CreateTime"),
+        ("log.preallocate", "false"),
+        ("log.retention.check.interval.ms", "300000"),
+        ("max.connection.creation.rate", "2147483647"),
+        ("max.connections", "2147483647"),
+        ("max.connections.per.ip", "2147483647"),
+        ("max.connections.per.ip.overrides", ""),
+        ("max.incremental.fetch.session.cache.slots", "1000"),
+        ("max.request.partition.size.limit", "2000"),
+        ("num.partitions", "1"),
+        ("principal.builder.class", "org.apache.kafka.common.security.authenticator.DefaultKafkaPrincipalBuilder"),
+        ("producer.purgatory.purge.interval.requests", "1000"),
+        ("queued.max.request.bytes", "-1"),
+        ("remote.fetch.max.wait.ms", "500"),
+        ("remote.list.offsets.request.timeout.ms", "30000"),
+        ("remote.log.manager.copier.thread.pool.size", "10"),
+        ("remote.log.manager.copy.max.bytes.per.second", "9223372036854775807"),
+        ("remote.log.manager.copy.quota.window.num", "11"),
+        ("remote.log.manager.copy.quota.window.size.seconds", "1"),
+        ("remote.log.manager.expiration.thread.pool.size", "10"),
+        ("remote.log.manager.fetch.max.bytes.per.second", "9223372036854775807"),
+        ("remote.log.manager.fetch.quota.window.num", "11"),
+        ("remote.log.manager.fetch.quota.window.size.seconds", "1"),
+        ("remote.log.manager.thread.pool.size", "2"),
+        (
+            "remote.log.metadata.manager.class.name",
+            "org.apache.kafka.server.log.remote.metadata.storage.TopicBasedRemoteLogMetadataManager",
+        ),
+        ("remote.log.metadata.manager.class.path", ""),
+        ("remote.log.metadata.manager.impl.prefix", "rlmm.config."),
+        ("remote.log.metadata.manager.listener.name", ""),
+        ("remote.log.reader.max.pending.tasks", "100"),
+        ("remote.log.reader.threads", "10"),
+        ("remote.log.storage.manager.class.name", ""),
+        ("remote.log.storage.manager.class.path", ""),
+        ("remote.log.storage.manager.impl.prefix", "rsm.config."),
+        ("remote.log.storage.system.enable", "false"),
+        ("replica.fetch.backoff.ms", "1000"),
+        ("replica.fetch.max.bytes", "1048576"),
+        ("replica.fetch.response.max.bytes", "10485760"),
+        ("replica.selector.class", ""),
+        ("sasl.client.callback.handler.class", ""),
+        ("sasl.enabled.mechanisms", "GSSAPI"),
+        ("sasl.jaas.config", ""),
+        ("sasl.kerberos.kinit.cmd", "/usr/bin/kinit"),
+        ("sasl.kerberos.min.time.before.relogin", "60000"),
+        ("sasl.kerberos.principal.to.local.rules", "DEFAULT"),
+        ("sasl.kerberos.service.name", ""),
+        ("sasl.kerberos.ticket.renew.jitter", "0.05"),
+        ("sasl.kerberos.ticket.renew.window.factor", "0.8"),
+        ("sasl.login.callback.handler.class", ""),
+        ("sasl.login.class", ""),
+        ("sasl.login.refresh.buffer.seconds", "300"),
+        ("sasl.login.refresh.min.period.seconds", "60"),
+        ("sasl.login.refresh.window.factor", "0.8"),
+        ("sasl.login.refresh.window.jitter", "0.05"),
+        ("sasl.mechanism.inter.broker.protocol", "GSSAPI"),
+        ("sasl.oauthbearer.assertion.algorithm", "RS256"),
+        ("sasl.oauthbearer.assertion.claim.aud", ""),
+        ("sasl.oauthbearer.assertion.claim.iss", ""),
+        ("sasl.oauthbearer.assertion.claim.jti.include", "false"),
+        ("sasl.oauthbearer.assertion.claim.sub", ""),
+        ("sasl.oauthbearer.assertion.file", ""),
+        ("sasl.oauthbearer.assertion.private.key.file", ""),
+        ("sasl.oauthbearer.assertion.private.key.passphrase", ""),
+        ("sasl.oauthbearer.assertion.template.file", ""),
+        ("sasl.oauthbearer.client.credentials.client.id", ""),
+        ("sasl.oauthbearer.client.credentials.client.secret", ""),
+        ("sasl.oauthbearer.jwks.endpoint.url", ""),
+        ("sasl.oauthbearer.jwt.retriever.class", "org.apache.kafka.common.security.oauthbearer.DefaultJwtRetriever"),
+        ("sasl.oauthbearer.jwt.validator.class", "org.apache.kafka.common.security.oauthbearer.DefaultJwtValidator"),
+        ("sasl.oauthbearer.scope", ""),
+        ("sasl.oauthbearer.token.endpoint.url", ""),
+        ("sasl.server.callback.handler.class", ""),
+        ("sasl.server.max.receive.size", "524288"),
+        ("security.inter.broker.protocol", "PLAINTEXT"),
+        ("share.coordinator.append.linger.ms", "5"),
+        ("share.coordinator.snapshot.update.records.per.snapshot", "500"),
+        ("share.coordinator.threads", "1"),
+        ("share.fetch.purgatory.purge.interval.requests", "1000"),
+        ("socket.connection.setup.timeout.max.ms", "30000"),
+        ("socket.connection.setup.timeout.ms", "10000"),
+        ("socket.listen.backlog.size", "50"),
+        ("ssl.cipher.suites", ""),
+        ("ssl.client.auth", "none"),
+        ("ssl.enabled.protocols", "TLSv1.2,TLSv1.3"),
+        ("ssl.key.password", ""),
+        ("ssl.keymanager.algorithm", "SunX509"),
+        ("ssl.keystore.certificate.chain", ""),
+        ("ssl.keystore.key", ""),
+        ("ssl.keystore.location", ""),
+        ("ssl.keystore.password", ""),
+        ("ssl.keystore.type", "JKS"),
+        ("ssl.protocol", "TLSv1.3"),
+        ("ssl.provider", ""),
+        ("ssl.trustmanager.algorithm", "PKIX"),
+        ("ssl.truststore.certificates", ""),
+        ("ssl.truststore.location", ""),
+        ("ssl.truststore.password", ""),
+        ("ssl.truststore.type", "JKS"),
+        ("alter.config.policy.class.name", ""),
+        ("alter.log.dirs.replication.quota.window.num", "11"),
+        ("alter.log.dirs.replication.quota.window.size.seconds", "1"),
+        ("authorizer.class.name", ""),
+        ("client.quota.callback.class", ""),
+        ("connection.failed.authentication.delay.ms", "100"),
+        ("controller.quorum.retry.backoff.ms", "20"),
+        ("controller.quota.window.num", "11"),
+        ("controller.quota.window.size.seconds", "1"),
+        ("create.topic.policy.class.name", ""),
+        ("delegation.token.expiry.check.interval.ms", "3600000"),
+        ("kafka.metrics.polling.interval.secs", "10"),
+        ("kafka.metrics.reporters", ""),
+        (
+            "listener.security.protocol.map",
+            "SASL_SSL:SASL_SSL,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT",
+        ),
+        ("log.dir.failure.timeout.ms", "30000"),
+        ("metadata.max.idle.interval.ms", "500"),
+        ("metric.reporters", "org.apache.kafka.common.metrics.JmxReporter"),
+        ("metrics.num.samples", "2"),
+        ("metrics.recording.level", "INFO"),
+        ("metrics.sample.window.ms", "30000"),
+        ("producer.id.expiration.ms", "86400000"),
+        ("quota.window.num", "11"),
+        ("quota.window.size.seconds", "1"),
+        ("remote.log.index.file.cache.total.size.bytes", "1073741824"),
+        ("remote.log.manager.task.interval.ms", "30000"),
+        ("remote.log.metadata.custom.metadata.max.bytes", "128"),
+        ("replication.quota.window.num", "11"),
+        ("replication.quota.window.size.seconds", "1"),
+        ("sasl.login.connect.timeout.ms", ""),
+        ("sasl.login.read.timeout.ms", ""),
+        ("sasl.login.retry.backoff.max.ms", "10000"),
+        ("sasl.login.retry.backoff.ms", "100"),
+        ("sasl.oauthbearer.assertion.claim.exp.seconds", "300"),
+        ("sasl.oauthbearer.assertion.claim.nbf.seconds", "60"),
+        ("sasl.oauthbearer.clock.skew.seconds", "30"),
+        ("sasl.oauthbearer.expected.audience", ""),
+        ("sasl.oauthbearer.expected.issuer", ""),
+        ("sasl.oauthbearer.jwks.endpoint.refresh.ms", "3600000"),
+        ("sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms", "10000"),
+        ("sasl.oauthbearer.jwks.endpoint.retry.backoff.ms", "100"),
+        ("sasl.oauthbearer.scope.claim.name", "scope"),
+        ("sasl.oauthbearer.sub.claim.name", "sub"),
+        ("security.providers", ""),
+        ("ssl.allow.dn.changes", "false"),
+        ("ssl.allow.san.changes", "false"),
+        ("ssl.endpoint.identification.algorithm", "https"),
+        ("ssl.engine.factory.class", ""),
+        ("ssl.principal.mapping.rules", "DEFAULT"),
+        ("ssl.secure.random.implementation", ""),
+        ("telemetry.max.bytes", "1048576"),
+        ("transaction.abort.timed.out.transaction.cleanup.interval.ms", "10000"),
+        ("transaction.partition.verification.enable", "true"),
+        ("transaction.remove.expired.transaction.cleanup.interval.ms", "3600000"),
+        ("transaction.two.phase.commit.enable", "false"),
+    ];
 
     #[test]
     fn listener_and_advertised() {
@@ -405,5 +968,178 @@ mod tests {
         assert!(bad.apply(&[("controller.quorum.voters".into(), "1@h1:9093,2@h2:9093".into())]).is_err());
         assert!(bad.apply(&[("process.roles".into(), "broker".into())]).is_err());
         assert_eq!(BrokerConfig::default().voters(), vec![(1, String::new())]);
+    }
+
+    fn apply(settings: &[(&str, &str)]) -> Result<BrokerConfig, ConfigError> {
+        let mut c = BrokerConfig::default();
+        let owned: Vec<(String, String)> = settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        c.apply(&owned).map(|()| c)
+    }
+
+    fn refused(settings: &[(&str, &str)]) -> String {
+        match apply(settings) {
+            Ok(_) => panic!("{settings:?} should be refused"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn every_kafka_41_broker_key_at_its_default_is_known() {
+        // Kafka refuses inter.broker.listener.name and
+        // security.inter.broker.protocol together: the latter is checked alone.
+        let all: Vec<(&str, &str)> =
+            KAFKA_41_BROKER_KEYS.iter().copied().filter(|(k, _)| *k != "security.inter.broker.protocol").collect();
+        let c = apply(&all).unwrap();
+        assert!(c.unknown_keys.is_empty(), "unknown: {:?}", c.unknown_keys);
+        assert_eq!(c.listen, "0.0.0.0:9092".parse().unwrap(), "an empty host binds every interface");
+        assert_eq!((c.node_id, c.data_dir.to_str().unwrap()), (1, "/tmp/kraft-combined-logs"));
+        assert!(c.delete_topic_enable && c.log_cleaner_enable);
+        assert_eq!(c.fetch_max_bytes, 57_671_680);
+        assert!(apply(&[("security.inter.broker.protocol", "PLAINTEXT")]).unwrap().unknown_keys.is_empty());
+    }
+
+    #[test]
+    fn kafka_41_default_server_properties_loads_as_a_single_node() {
+        let c = apply(&[
+            ("process.roles", "broker,controller"),
+            ("node.id", "1"),
+            ("controller.quorum.bootstrap.servers", "localhost:9093"),
+            ("listeners", "PLAINTEXT://:9092,CONTROLLER://:9093"),
+            ("inter.broker.listener.name", "PLAINTEXT"),
+            ("advertised.listeners", "PLAINTEXT://localhost:9092,CONTROLLER://localhost:9093"),
+            ("controller.listener.names", "CONTROLLER"),
+            (
+                "listener.security.protocol.map",
+                "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+            ),
+            ("num.network.threads", "3"),
+            ("num.io.threads", "8"),
+            ("socket.send.buffer.bytes", "102400"),
+            ("socket.receive.buffer.bytes", "102400"),
+            ("socket.request.max.bytes", "104857600"),
+            ("log.dirs", "/tmp/kraft-combined-logs"),
+            ("num.partitions", "1"),
+            ("num.recovery.threads.per.data.dir", "1"),
+            ("offsets.topic.replication.factor", "1"),
+            ("share.coordinator.state.topic.replication.factor", "1"),
+            ("share.coordinator.state.topic.min.isr", "1"),
+            ("transaction.state.log.replication.factor", "1"),
+            ("transaction.state.log.min.isr", "1"),
+            ("log.retention.hours", "168"),
+            ("log.segment.bytes", "1073741824"),
+            ("log.retention.check.interval.ms", "300000"),
+        ])
+        .unwrap();
+        assert!(c.unknown_keys.is_empty(), "{:?}", c.unknown_keys);
+        assert_eq!(c.listen, "0.0.0.0:9092".parse().unwrap());
+        assert_eq!(c.controller_listen, Some("0.0.0.0:9093".parse().unwrap()));
+        assert_eq!((c.advertised_host.as_str(), c.advertised_port), ("localhost", 9092));
+        assert_eq!(c.voters(), vec![(1, String::new())], "a quorum of this node alone");
+        assert_eq!((c.offsets_topic_replication_factor, c.transaction_state_min_isr), (1, 1));
+    }
+
+    #[test]
+    fn security_that_does_not_exist_refuses_to_start() {
+        assert!(refused(&[("listeners", "SSL://127.0.0.1:9093")]).contains("SSL"));
+        assert!(refused(&[("listeners", "PLAINTEXT://127.0.0.1:9092,SASL_SSL://127.0.0.1:9094")]).contains("SASL_SSL"));
+        let mapped = refused(&[
+            ("listener.security.protocol.map", "CLIENT:SSL,CONTROLLER:PLAINTEXT"),
+            ("listeners", "CLIENT://127.0.0.1:9092"),
+        ]);
+        assert!(mapped.contains("CLIENT uses SSL"), "{mapped}");
+        assert!(refused(&[("listeners", "CLIENT://127.0.0.1:9092")]).contains("listener.security.protocol.map"));
+        apply(&[("listener.security.protocol.map", "CLIENT:PLAINTEXT"), ("listeners", "CLIENT://127.0.0.1:9092")])
+            .unwrap();
+        assert!(refused(&[("security.inter.broker.protocol", "SSL")]).contains("PLAINTEXT only"));
+        assert!(refused(&[("authorizer.class.name", "org.apache.kafka.metadata.authorizer.StandardAuthorizer")])
+            .contains("authorization"));
+        assert!(refused(&[("listener.security.protocol.map", "PLAINTEXT:TLS")]).contains("NAME:PROTOCOL"));
+        // settings that only SSL/SASL listeners would use are accepted
+        let c = apply(&[
+            ("ssl.keystore.location", "/etc/ks.jks"),
+            ("sasl.enabled.mechanisms", "PLAIN"),
+            ("super.users", "User:admin"),
+        ])
+        .unwrap();
+        assert!(c.unknown_keys.is_empty());
+    }
+
+    #[test]
+    fn behaviour_vltava_does_not_have_refuses_to_start() {
+        for (key, value, why) in [
+            ("log.dirs", "/data/a,/data/b", "JBOD"),
+            ("remote.log.storage.system.enable", "true", "tiered"),
+            ("broker.rack", "rack-1", "rack"),
+            ("max.connections.per.ip", "50", "limits"),
+            ("create.topic.policy.class.name", "com.example.Policy", "policies"),
+            ("group.coordinator.rebalance.protocols", "consumer", "classic"),
+            ("unclean.leader.election.enable", "true", "unclean"),
+            ("process.roles", "broker", "broker-only"),
+        ] {
+            let e = refused(&[(key, value)]);
+            assert!(e.contains(key) && e.contains(why), "{key}={value}: {e}");
+        }
+        let e = refused(&[("log.dirs", "/data/a"), ("metadata.log.dir", "/data/meta")]);
+        assert!(e.contains("metadata.log.dir"), "{e}");
+        apply(&[("log.dirs", "/data/a"), ("metadata.log.dir", "/data/a")]).unwrap();
+        let e = refused(&[
+            ("listeners", "PLAINTEXT://127.0.0.1:9092,CLIENT2://127.0.0.1:9095"),
+            ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CLIENT2:PLAINTEXT"),
+        ]);
+        assert!(e.contains("one client listener"), "{e}");
+        let e = refused(&[("listeners", "PLAINTEXT://127.0.0.1:9092"), ("inter.broker.listener.name", "INTERNAL")]);
+        assert!(e.contains("inter.broker.listener.name"), "{e}");
+        let e =
+            refused(&[("inter.broker.listener.name", "PLAINTEXT"), ("security.inter.broker.protocol", "PLAINTEXT")]);
+        assert!(e.contains("not both"), "{e}");
+        let e = refused(&[("node.id", "1"), ("broker.id", "2")]);
+        assert!(e.contains("equal"), "{e}");
+    }
+
+    #[test]
+    fn controller_quorum_bootstrap_servers_may_name_only_this_node() {
+        let own = [("listeners", "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093")];
+        let with = |servers: &'static str| {
+            let mut s = own.to_vec();
+            s.push(("controller.quorum.bootstrap.servers", servers));
+            s
+        };
+        apply(&with("localhost:9093")).unwrap();
+        assert!(refused(&with("other:9193")).contains("another controller"));
+        assert!(refused(&with("localhost:9093,other:9093")).contains("controller.quorum.voters"));
+        let mut voters = with("h1:9093,h2:9093");
+        voters.push(("controller.quorum.voters", "1@127.0.0.1:9093,2@h2:9093"));
+        apply(&voters).unwrap();
+    }
+
+    #[test]
+    fn implemented_keys_take_effect() {
+        let c = apply(&[
+            ("delete.topic.enable", "false"),
+            ("log.cleaner.enable", "FALSE"),
+            ("offsets.topic.segment.bytes", "1048576"),
+            ("transaction.state.log.segment.bytes", "2097152"),
+            ("transaction.state.log.min.isr", "1"),
+            ("offset.metadata.max.bytes", "100"),
+            ("fetch.max.bytes", "2048"),
+            ("replica.fetch.min.bytes", "10"),
+            ("socket.listen.backlog.size", "128"),
+            ("broker.id", "-1"),
+        ])
+        .unwrap();
+        assert!(!c.delete_topic_enable && !c.log_cleaner_enable);
+        assert_eq!((c.offsets_topic_segment_bytes, c.transaction_state_segment_bytes), (1_048_576, 2_097_152));
+        assert_eq!((c.transaction_state_min_isr, c.offset_metadata_max_bytes), (1, 100));
+        assert_eq!((c.fetch_max_bytes, c.replica_fetch_min_bytes, c.socket_listen_backlog), (2048, 10, 128));
+        assert_eq!(c.node_id, 1, "broker.id=-1 is Kafka's 'not set'");
+        assert!(refused(&[("delete.topic.enable", "no")]).contains("true or false"));
+        assert!(refused(&[("fetch.max.bytes", "100")]).contains("1024"));
+    }
+
+    #[test]
+    fn unknown_keys_are_kept_out_and_listed() {
+        let c =
+            apply(&[("zookeeper.connect", "localhost:2181"), ("no.such.key", "1"), ("num.io.threads", "8")]).unwrap();
+        assert_eq!(c.unknown_keys, vec!["no.such.key".to_string(), "zookeeper.connect".to_string()]);
     }
 }

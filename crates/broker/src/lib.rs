@@ -10,6 +10,7 @@
 //! - [`replica_manager`] and [`partition`]: the partition logs this node hosts;
 //! - [`config`]: broker settings with Kafka's names.
 
+pub mod broker_keys;
 pub mod config;
 pub mod connection;
 pub mod controller;

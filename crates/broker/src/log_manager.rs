@@ -56,7 +56,7 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
                 let b = broker.clone();
                 let _ = tokio::task::spawn_blocking(move || run_retention_once(&b)).await;
             }
-            _ = cleaner.tick() => {
+            _ = cleaner.tick(), if broker.config.log_cleaner_enable => {
                 let b = broker.clone();
                 let _ = tokio::task::spawn_blocking(move || run_cleaner_once(&b)).await;
             }

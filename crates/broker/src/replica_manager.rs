@@ -10,7 +10,7 @@
 //! process's registration (so the quorum has confirmed everything before
 //! it) decides that a directory is not ours, and then it is renamed
 //! `<topic>-<partition>.<id>-stray` (as in Kafka) and deleted after
-//! `file.delete.delay.ms`. So is a directory holding another topic's data
+//! `log.segment.delete.delay.ms`. So is a directory holding another topic's data
 //! (`partition.metadata` names a different topic id: a topic deleted and
 //! re-created while this node was away).
 
@@ -44,7 +44,7 @@ pub struct ReplicaManager {
     /// Whether the directories the confirmed metadata does not assign here
     /// were looked for (once, at the first image with our registration).
     strays_checked: AtomicBool,
-    /// `file.delete.delay.ms`
+    /// `log.segment.delete.delay.ms`
     stray_delete_delay: Duration,
 }
 
@@ -151,7 +151,7 @@ impl ReplicaManager {
         }
     }
 
-    /// Deletes the queued stray directories after `file.delete.delay.ms`.
+    /// Deletes the queued stray directories after `log.segment.delete.delay.ms`.
     fn schedule_stray_deletion(&self, runtime: &tokio::runtime::Handle) {
         let delay = self.stray_delete_delay;
         for stray in self.strays.lock().drain(..) {

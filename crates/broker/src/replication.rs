@@ -366,7 +366,7 @@ async fn fetch(broker: &Broker, conn: &mut KafkaConn, fetcher: &Fetcher, work: V
     let request = FetchRequest::default()
         .with_replica_id(BrokerId(c.node_id))
         .with_max_wait_ms(c.replica_fetch_wait_max_ms)
-        .with_min_bytes(1)
+        .with_min_bytes(c.replica_fetch_min_bytes)
         .with_max_bytes(c.replica_fetch_response_max_bytes)
         .with_isolation_level(0)
         .with_session_id(0)

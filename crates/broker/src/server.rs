@@ -107,6 +107,14 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, QuorumNode)
     Ok((broker, node))
 }
 
+/// The client listener, with `socket.listen.backlog.size`.
+fn bind(addr: std::net::SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
 /// Whether the image has this process's registration.
 fn registered(broker: &Broker, image: &MetadataImage) -> bool {
     image.broker(broker.config.node_id).is_some_and(|b| b.incarnation == broker.incarnation)
@@ -257,7 +265,8 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
     if !registered(&broker, &broker.controller.image()) {
         tracing::warn!("not registered with the metadata quorum yet (are the other controllers up?); serving anyway");
     }
-    let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let listener =
+        bind(listen, broker.config.socket_listen_backlog).with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(%listen, advertised = %format!("{}:{}", broker.config.advertised_host, broker.config.advertised_port), "vltava broker started");
     tokio::spawn(GroupCoordinator::run_timers(broker.clone(), shutdown.clone()));
     tokio::spawn(crate::log_manager::run(broker.clone(), shutdown.clone()));

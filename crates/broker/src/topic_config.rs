@@ -37,8 +37,37 @@ pub struct ConfigDef {
 
 const MAX_LONG: &str = "9223372036854775807";
 
+/// The items of a LIST config as Kafka's ConfigDef parses them: an empty
+/// (or blank) value is the empty list, otherwise items split at commas and
+/// trimmed (an item may then be empty: "a,,b").
+pub fn list_items(v: &str) -> Vec<&str> {
+    let v = v.trim();
+    if v.is_empty() {
+        Vec::new()
+    } else {
+        v.split(',').map(str::trim).collect()
+    }
+}
+
+/// Kafka 4.1: `ValidList.in("compact", "delete")`. The empty list is valid
+/// and means neither: segments are kept for ever and never compacted.
 fn cleanup_policy(v: &str) -> bool {
-    !v.trim().is_empty() && v.split(',').all(|p| matches!(p.trim(), "delete" | "compact"))
+    list_items(v).iter().all(|p| matches!(*p, "delete" | "compact"))
+}
+/// Kafka's ThrottledReplicaListValidator: `*`, or `partition:broker` items
+/// (empty items allowed), or the empty list.
+fn throttled_replicas(v: &str) -> bool {
+    let items = list_items(v);
+    items.concat() == "*"
+        || items.iter().all(|i| {
+            i.is_empty()
+                || i.split_once(':').is_some_and(|(p, b)| {
+                    !p.is_empty()
+                        && !b.is_empty()
+                        && p.bytes().all(|c| c.is_ascii_digit())
+                        && b.bytes().all(|c| c.is_ascii_digit())
+                })
+        })
 }
 fn compression(v: &str) -> bool {
     matches!(v, "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd")
@@ -63,13 +92,15 @@ fn positive(v: &str) -> bool {
 }
 
 pub const TOPIC_CONFIGS: &[ConfigDef] = &[
-    ConfigDef { name: "cleanup.policy", kind: ConfigType::List, default: "delete", synonyms: &[("log.cleanup.policy", 1)], doc: "\"delete\" discards old segments by time or size; \"compact\" keeps the latest value per key; both may be given.", valid: Some(cleanup_policy) },
+    ConfigDef { name: "cleanup.policy", kind: ConfigType::List, default: "delete", synonyms: &[("log.cleanup.policy", 1)], doc: "\"delete\" discards old segments by time or size; \"compact\" keeps the latest value per key; both may be given; an empty list keeps everything (no retention, no compaction).", valid: Some(cleanup_policy) },
     ConfigDef { name: "compression.type", kind: ConfigType::String, default: "producer", synonyms: &[("compression.type", 1)], doc: "Codec stored batches end up with: \"producer\" keeps the producer's, a codec name recompresses to it.", valid: Some(compression) },
     ConfigDef { name: "delete.retention.ms", kind: ConfigType::Long, default: "86400000", synonyms: &[("log.cleaner.delete.retention.ms", 1)], doc: "How long tombstones are kept in compacted topics.", valid: Some(non_negative) },
     ConfigDef { name: "file.delete.delay.ms", kind: ConfigType::Long, default: "60000", synonyms: &[("log.segment.delete.delay.ms", 1)], doc: "Delay before a deleted segment's files are removed.", valid: Some(non_negative) },
+    ConfigDef { name: "follower.replication.throttled.replicas", kind: ConfigType::List, default: "", synonyms: &[], doc: "Replicas (partition:broker, or *) whose follower replication is throttled; accepted and shown, replication is not throttled.", valid: Some(throttled_replicas) },
     ConfigDef { name: "flush.messages", kind: ConfigType::Long, default: MAX_LONG, synonyms: &[("log.flush.interval.messages", 1)], doc: "Accepted for compatibility; durability follows log.flush.on.acks.all.", valid: Some(positive) },
     ConfigDef { name: "flush.ms", kind: ConfigType::Long, default: MAX_LONG, synonyms: &[("log.flush.interval.ms", 1)], doc: "Accepted for compatibility; durability follows log.flush.on.acks.all.", valid: Some(non_negative) },
     ConfigDef { name: "index.interval.bytes", kind: ConfigType::Int, default: "4096", synonyms: &[("log.index.interval.bytes", 1)], doc: "Bytes of log between entries of the offset index.", valid: Some(non_negative) },
+    ConfigDef { name: "leader.replication.throttled.replicas", kind: ConfigType::List, default: "", synonyms: &[], doc: "Replicas (partition:broker, or *) whose leader-side replication is throttled; accepted and shown, replication is not throttled.", valid: Some(throttled_replicas) },
     ConfigDef { name: "max.compaction.lag.ms", kind: ConfigType::Long, default: MAX_LONG, synonyms: &[("log.cleaner.max.compaction.lag.ms", 1)], doc: "Longest a record may stay uncompacted.", valid: Some(positive) },
     ConfigDef { name: "max.message.bytes", kind: ConfigType::Int, default: "1048588", synonyms: &[("message.max.bytes", 1)], doc: "Largest record batch accepted.", valid: Some(non_negative) },
     ConfigDef { name: "message.timestamp.after.max.ms", kind: ConfigType::Long, default: "3600000", synonyms: &[("log.message.timestamp.after.max.ms", 1)], doc: "How far in the future a CreateTime timestamp may be.", valid: Some(non_negative) },
@@ -196,6 +227,7 @@ pub fn settings(topic: &BTreeMap<String, String>, broker_static: &BTreeMap<Strin
     let get = |name: &str| resolve(def(name).expect("known config"), topic, broker_static).value;
     let long = |name: &str| get(name).trim().parse::<i64>().unwrap_or(i64::MAX);
     let policy = get("cleanup.policy");
+    let policy = list_items(&policy);
     let compression = match get("compression.type").as_str() {
         "uncompressed" => Some("uncompressed"),
         "gzip" => Some("gzip"),
@@ -207,8 +239,8 @@ pub fn settings(topic: &BTreeMap<String, String>, broker_static: &BTreeMap<Strin
     TopicSettings {
         retention_ms: long("retention.ms"),
         retention_bytes: long("retention.bytes"),
-        delete: policy.contains("delete"),
-        compact: policy.contains("compact"),
+        delete: policy.contains(&"delete"),
+        compact: policy.contains(&"compact"),
         delete_retention_ms: long("delete.retention.ms"),
         min_compaction_lag_ms: long("min.compaction.lag.ms"),
         max_compaction_lag_ms: long("max.compaction.lag.ms"),
@@ -256,6 +288,36 @@ mod tests {
         assert!(validate_one("cleanup.policy", "shred").is_err());
         assert!(validate_one("no.such.config", "1").unwrap_err().contains("no.such.config"));
         assert!(validate_one("segment.bytes", "10").is_err());
+    }
+
+    #[test]
+    fn list_configs_accept_the_empty_list_as_kafka_does() {
+        for ok in ["", " ", "delete", "compact", "compact,delete", "delete, compact", "delete,delete"] {
+            assert!(validate_one("cleanup.policy", ok).is_ok(), "{ok:?}");
+        }
+        for bad in ["delete,", ",", "Delete", "shred", "delete;compact"] {
+            assert!(validate_one("cleanup.policy", bad).is_err(), "{bad:?}");
+        }
+        for key in ["leader.replication.throttled.replicas", "follower.replication.throttled.replicas"] {
+            for ok in ["", "*", " * ", "0:1", "0:1,1:2", "0:1, 1:2", "0:1,,1:2"] {
+                assert!(validate_one(key, ok).is_ok(), "{key}={ok:?}");
+            }
+            for bad in ["x", "0", "0:", ":1", "*,0:1", "0:1:2", "-1:2"] {
+                assert!(validate_one(key, bad).is_err(), "{key}={bad:?}");
+            }
+            assert_eq!(def(key).unwrap().kind, ConfigType::List);
+        }
+        assert!(validate_broker_synonym("log.cleanup.policy", "").is_ok());
+    }
+
+    #[test]
+    fn an_empty_cleanup_policy_neither_deletes_nor_compacts() {
+        let s = settings(&map(&[("cleanup.policy", "")]), &map(&[]));
+        assert!(!s.delete && !s.compact);
+        let s = settings(&map(&[]), &map(&[("log.cleanup.policy", "")]));
+        assert!(!s.delete && !s.compact, "the broker default may be empty too");
+        let s = settings(&map(&[("cleanup.policy", " compact , delete ")]), &map(&[]));
+        assert!(s.delete && s.compact);
     }
 
     #[test]

@@ -20,9 +20,6 @@ use crate::partition::Partition;
 use crate::Broker;
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
-/// `offset.metadata.max.bytes`
-pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
-
 type TimerMsg = (String, Wake, Instant);
 
 pub struct GroupCoordinator {
@@ -100,7 +97,10 @@ impl GroupCoordinator {
             name: OFFSETS_TOPIC.to_string(),
             num_partitions: self.offsets_partitions,
             replication_factor: internal_topic_replication(broker, broker.config.offsets_topic_replication_factor)?,
-            configs: vec![("cleanup.policy".into(), "compact".into()), ("segment.bytes".into(), "104857600".into())],
+            configs: vec![
+                ("cleanup.policy".into(), "compact".into()),
+                ("segment.bytes".into(), broker.config.offsets_topic_segment_bytes.to_string()),
+            ],
         };
         match broker.create_topic(&spec) {
             Ok(_) => {

@@ -6,7 +6,7 @@
 //! members; deadlines are returned as [`Wake`]s for the coordinator's timer
 //! to call back into [`Group::on_wake`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -177,9 +177,22 @@ pub struct Group {
     /// count once the transaction commits.
     pub pending_txn_offsets: HashMap<i64, Vec<(String, i32, CommittedOffset)>>,
     join_deadline: Option<Instant>,
-    /// Before this instant a new group waits for more members
-    /// (`group.initial.rebalance.delay.ms`).
+    /// The first rebalance of an empty group waits until this instant for
+    /// more members (`group.initial.rebalance.delay.ms`), as Kafka's
+    /// InitialDelayedJoin: the whole delay even when the members'
+    /// rebalance timeout is shorter, then again (at most the delay, at most
+    /// what is left of the rebalance timeout) while new members keep coming.
     initial_delay_until: Option<Instant>,
+    /// The length of the current initial-delay step and what is left of the
+    /// rebalance timeout after it.
+    initial_step: Duration,
+    initial_remaining: Duration,
+    /// A member joined during the current initial-delay step.
+    new_member_added: bool,
+    /// Members of this generation that have not sent SyncGroup yet; those
+    /// still here at `sync_deadline` (the rebalance timeout after the join
+    /// phase) are removed, in CompletingRebalance and in Stable alike.
+    pending_sync: HashSet<String>,
     sync_deadline: Option<Instant>,
     next_join_order: u64,
     pub state_timestamp_ms: i64,
@@ -213,6 +226,10 @@ impl Group {
             pending_txn_offsets: HashMap::new(),
             join_deadline: None,
             initial_delay_until: None,
+            initial_step: Duration::ZERO,
+            initial_remaining: Duration::ZERO,
+            new_member_added: false,
+            pending_sync: HashSet::new(),
             sync_deadline: None,
             next_join_order: 0,
             state_timestamp_ms: now_ms(),
@@ -364,6 +381,9 @@ impl Group {
     }
 
     fn add_member(&mut self, member_id: String, req: &JoinRequest, waiter: oneshot::Sender<JoinResult>, now: Instant) {
+        if self.state == GroupState::PreparingRebalance && self.initial_delay_until.is_some() {
+            self.new_member_added = true;
+        }
         if self.members.is_empty() {
             self.protocol_type = Some(req.protocol_type.clone());
         }
@@ -455,7 +475,7 @@ impl Group {
         match self.state {
             GroupState::PreparingRebalance => {
                 self.update_member(&req.member_id, &req, waiter);
-                self.try_complete_join(now, &mut effects);
+                self.try_complete_join(now, cfg, &mut effects);
             }
             GroupState::CompletingRebalance if unchanged => {
                 let _ = waiter.send(self.current_join_result(&req.member_id));
@@ -546,7 +566,7 @@ impl Group {
             }
             GroupState::PreparingRebalance => {
                 self.members.get_mut(&new_id).expect("inserted").join_waiter = Some(waiter);
-                self.try_complete_join(now, &mut effects);
+                self.try_complete_join(now, cfg, &mut effects);
             }
             _ => {
                 self.members.get_mut(&new_id).expect("inserted").join_waiter = Some(waiter);
@@ -558,12 +578,16 @@ impl Group {
 
     fn rebalance_or_wait(&mut self, now: Instant, cfg: &GroupConfig, effects: &mut Effects) {
         if self.state == GroupState::PreparingRebalance {
-            self.try_complete_join(now, effects);
+            self.try_complete_join(now, cfg, effects);
         } else {
             self.prepare_rebalance(now, cfg, effects);
         }
     }
 
+    /// The group's rebalance timeout: the largest of its members' (Kafka's
+    /// `ClassicGroup.rebalanceTimeoutMs`). Zero or negative timeouts count as
+    /// zero: the join phase then ends at once and members that have not sent
+    /// SyncGroup when it ends are removed at once, as in Kafka.
     fn max_rebalance_timeout(&self) -> Duration {
         let ms = self.members.values().map(|m| m.rebalance_timeout_ms.max(0)).max().unwrap_or(0);
         Duration::from_millis(ms as u64)
@@ -580,33 +604,57 @@ impl Group {
         }
         let initial = self.state == GroupState::Empty;
         self.set_state(GroupState::PreparingRebalance);
+        self.pending_sync.clear();
         self.sync_deadline = None;
+        self.new_member_added = false;
         let timeout = self.max_rebalance_timeout();
-        self.join_deadline = Some(now + timeout);
-        self.initial_delay_until = None;
-        if initial && cfg.initial_rebalance_delay_ms > 0 {
-            let delay = Duration::from_millis(cfg.initial_rebalance_delay_ms).min(timeout);
+        if initial {
+            // Kafka waits the whole initial delay, whatever the rebalance
+            // timeout; only later steps are bounded by it.
+            let delay = Duration::from_millis(cfg.initial_rebalance_delay_ms);
+            self.join_deadline = None;
+            self.initial_step = delay;
+            self.initial_remaining = timeout.saturating_sub(delay);
             self.initial_delay_until = Some(now + delay);
             effects.wakes.push((Wake::Join, now + delay));
+        } else {
+            self.initial_delay_until = None;
+            self.join_deadline = Some(now + timeout);
+            effects.wakes.push((Wake::Join, now + timeout));
         }
-        effects.wakes.push((Wake::Join, now + timeout));
         tracing::info!(group = %self.id, generation = self.generation_id, members = self.members.len(), "preparing rebalance");
-        self.try_complete_join(now, effects);
+        self.try_complete_join(now, cfg, effects);
     }
 
-    fn try_complete_join(&mut self, now: Instant, effects: &mut Effects) {
+    fn try_complete_join(&mut self, now: Instant, cfg: &GroupConfig, effects: &mut Effects) {
         if self.state != GroupState::PreparingRebalance {
             return;
         }
+        if let Some(until) = self.initial_delay_until {
+            if now < until {
+                return;
+            }
+            if self.new_member_added && !self.initial_remaining.is_zero() {
+                // Members are still arriving: wait another step.
+                let step = Duration::from_millis(cfg.initial_rebalance_delay_ms).min(self.initial_remaining);
+                self.initial_remaining = self.initial_remaining.saturating_sub(self.initial_step);
+                self.initial_step = step;
+                self.new_member_added = false;
+                self.initial_delay_until = Some(now + step);
+                effects.wakes.push((Wake::Join, now + step));
+                return;
+            }
+            self.complete_join(now, cfg, effects);
+            return;
+        }
         let all_joined = self.members.values().all(|m| m.join_waiter.is_some()) && self.pending_members.is_empty();
-        let delayed = self.initial_delay_until.is_some_and(|t| now < t);
         let expired = self.join_deadline.is_some_and(|t| now >= t);
-        if (all_joined && !delayed) || expired {
-            self.complete_join(now, effects);
+        if all_joined || expired {
+            self.complete_join(now, cfg, effects);
         }
     }
 
-    fn complete_join(&mut self, now: Instant, effects: &mut Effects) {
+    fn complete_join(&mut self, now: Instant, cfg: &GroupConfig, effects: &mut Effects) {
         let gone: Vec<String> =
             self.members.values().filter(|m| m.join_waiter.is_none()).map(|m| m.member_id.clone()).collect();
         for id in gone {
@@ -616,6 +664,7 @@ impl Group {
         self.pending_members.clear();
         self.join_deadline = None;
         self.initial_delay_until = None;
+        self.new_member_added = false;
         self.generation_id += 1;
         if self.members.is_empty() {
             // The protocol type stays: an empty consumer group is still a consumer group.
@@ -639,7 +688,8 @@ impl Group {
                 let _ = w.send(result);
             }
             m.deadline = now + m.session();
-            effects.wakes.push((Wake::Session(id), m.deadline));
+            effects.wakes.push((Wake::Session(id.clone()), m.deadline));
+            self.pending_sync.insert(id);
         }
         let sync_deadline = now + self.max_rebalance_timeout();
         self.sync_deadline = Some(sync_deadline);
@@ -652,10 +702,30 @@ impl Group {
             members = self.members.len(),
             "rebalance: join phase complete"
         );
+        if sync_deadline <= now {
+            // A zero rebalance timeout: Kafka's sync expiry is queued before
+            // any SyncGroup can arrive, so the members are gone at once.
+            self.expire_pending_sync(now, cfg, effects);
+        }
+    }
+
+    /// The sync deadline passed: members that never sent SyncGroup in this
+    /// generation are removed and the group rebalances without them.
+    fn expire_pending_sync(&mut self, now: Instant, cfg: &GroupConfig, effects: &mut Effects) {
+        if !matches!(self.state, GroupState::CompletingRebalance | GroupState::Stable) || self.pending_sync.is_empty() {
+            return;
+        }
+        let lagging: Vec<String> = self.pending_sync.drain().collect();
+        for id in lagging {
+            tracing::info!(group = %self.id, member = %id, "removing member that did not sync in time");
+            self.remove_member(&id);
+        }
+        self.prepare_rebalance(now, cfg, effects);
     }
 
     fn remove_member(&mut self, member_id: &str) -> Option<Member> {
         let mut m = self.members.remove(member_id)?;
+        self.pending_sync.remove(member_id);
         if let Some(iid) = &m.group_instance_id {
             if self.static_members.get(iid).map(String::as_str) == Some(member_id) {
                 self.static_members.remove(iid);
@@ -731,6 +801,9 @@ impl Group {
             return effects;
         }
         self.touch(member_id, now);
+        if matches!(self.state, GroupState::CompletingRebalance | GroupState::Stable) {
+            self.pending_sync.remove(member_id);
+        }
         match self.state {
             GroupState::Empty | GroupState::Dead => {
                 let _ = waiter.send(SyncResult::error(ResponseError::UnknownMemberId));
@@ -749,7 +822,6 @@ impl Group {
                         m.assignment = by_member.remove(&m.member_id).unwrap_or_default();
                     }
                     self.set_state(GroupState::Stable);
-                    self.sync_deadline = None;
                     effects.persist = true;
                     let ids: Vec<String> = self.members.keys().cloned().collect();
                     for id in ids {
@@ -816,7 +888,7 @@ impl Group {
             None => member_id.to_string(),
         };
         if self.pending_members.remove(&id).is_some() {
-            self.try_complete_join(now, &mut effects);
+            self.try_complete_join(now, cfg, &mut effects);
             return (None, effects);
         }
         if self.remove_member(&id).is_none() {
@@ -830,7 +902,7 @@ impl Group {
     fn after_member_removed(&mut self, now: Instant, cfg: &GroupConfig, effects: &mut Effects) {
         match self.state {
             GroupState::Stable | GroupState::CompletingRebalance => self.prepare_rebalance(now, cfg, effects),
-            GroupState::PreparingRebalance => self.try_complete_join(now, effects),
+            GroupState::PreparingRebalance => self.try_complete_join(now, cfg, effects),
             GroupState::Empty | GroupState::Dead => {}
         }
     }
@@ -855,24 +927,14 @@ impl Group {
             Wake::Pending(id) => {
                 if self.pending_members.get(id).is_some_and(|d| now >= *d) {
                     self.pending_members.remove(id);
-                    self.try_complete_join(now, &mut effects);
+                    self.try_complete_join(now, cfg, &mut effects);
                 }
             }
-            Wake::Join => self.try_complete_join(now, &mut effects),
+            Wake::Join => self.try_complete_join(now, cfg, &mut effects),
             Wake::Sync(generation) => {
-                if self.state != GroupState::CompletingRebalance
-                    || *generation != self.generation_id
-                    || self.sync_deadline.is_some_and(|d| now < d)
-                {
-                    return effects;
+                if *generation == self.generation_id && self.sync_deadline.is_some_and(|d| now >= d) {
+                    self.expire_pending_sync(now, cfg, &mut effects);
                 }
-                let lagging: Vec<String> =
-                    self.members.values().filter(|m| m.sync_waiter.is_none()).map(|m| m.member_id.clone()).collect();
-                for id in lagging {
-                    tracing::info!(group = %self.id, member = %id, "removing member that did not sync in time");
-                    self.remove_member(&id);
-                }
-                self.prepare_rebalance(now, cfg, &mut effects);
             }
         }
         effects
@@ -1115,6 +1177,126 @@ mod tests {
         assert_eq!(g.check_commit(&a, None, 1, now), Ok(()));
         assert_eq!(g.check_commit(&a, None, 0, now), Err(ResponseError::IllegalGeneration));
         assert_eq!(g.check_commit("", None, -1, now), Err(ResponseError::UnknownMemberId));
+    }
+
+    fn with_timeout(mut r: JoinRequest, rebalance_timeout_ms: i32) -> JoinRequest {
+        r.rebalance_timeout_ms = rebalance_timeout_ms;
+        r
+    }
+
+    /// Kafka's answers to a member that joined with a rebalance timeout of 0
+    /// (or less): the join completes, but the sync deadline is the group's
+    /// rebalance timeout, so the member is gone before its SyncGroup.
+    #[test]
+    fn zero_or_negative_rebalance_timeout_removes_the_member_before_it_syncs() {
+        for timeout in [0, -1, i32::MIN] {
+            let now = Instant::now();
+            let mut g = Group::new("g");
+            let (mut rx, _) = join(&mut g, with_timeout(req("", None), timeout), now);
+            let id = rx.try_recv().unwrap().member_id;
+            let (mut rx, e) = join(&mut g, with_timeout(req(&id, None), timeout), now);
+            let joined = rx.try_recv().unwrap();
+            assert_eq!((joined.error, joined.generation_id), (None, 1), "timeout {timeout}: JoinGroup succeeds");
+            assert_eq!(g.state, GroupState::Empty, "timeout {timeout}: removed at the end of the join phase");
+            assert_eq!(g.generation_id, 2);
+            assert!(e.persist, "the empty generation is written");
+            let mut s = sync(&mut g, &id, 1, vec![(id.clone(), Bytes::from_static(b"a"))], now);
+            assert_eq!(s.try_recv().unwrap().error, Some(ResponseError::UnknownMemberId));
+            assert_eq!(g.check_commit(&id, None, 1, now), Err(ResponseError::UnknownMemberId));
+            assert_eq!(g.leave(&id, None, now, &cfg()).0, Some(ResponseError::UnknownMemberId));
+            assert_eq!(g.heartbeat(&id, None, 1, now), Some(ResponseError::UnknownMemberId));
+        }
+    }
+
+    #[test]
+    fn the_largest_rebalance_timeout_of_the_group_counts() {
+        let now = Instant::now();
+        let slow = GroupConfig { initial_rebalance_delay_ms: 3_000, ..cfg() };
+        let at = |n: u64| now + Duration::from_millis(n);
+        let mut g = Group::new("g");
+        let (tx, mut ra) = oneshot::channel();
+        g.join(with_timeout(req("", Some("a")), 0), tx, now, &slow);
+        let (tx, mut rb) = oneshot::channel();
+        g.join(with_timeout(req("", Some("b")), 10_000), tx, now, &slow);
+        g.on_wake(&Wake::Join, at(3_000), &slow);
+        let (a, b) = (ra.try_recv().unwrap(), rb.try_recv().unwrap());
+        assert_eq!(g.state, GroupState::CompletingRebalance, "the group's timeout is b's 10 s");
+        let (leader, follower) = if a.members.is_empty() { (b, a) } else { (a, b) };
+        let mut sf = sync(&mut g, &follower.member_id, 1, vec![], at(12_999));
+        let mut sl = sync(&mut g, &leader.member_id, 1, vec![], at(12_999));
+        assert_eq!((sf.try_recv().unwrap().error, sl.try_recv().unwrap().error), (None, None));
+        g.on_wake(&Wake::Sync(1), at(13_000), &slow);
+        assert_eq!((g.state, g.members.len()), (GroupState::Stable, 2));
+    }
+
+    #[test]
+    fn initial_delay_is_not_cut_short_by_a_zero_rebalance_timeout() {
+        let now = Instant::now();
+        let slow = GroupConfig { initial_rebalance_delay_ms: 3_000, ..cfg() };
+        let mut g = Group::new("g");
+        let (tx, mut rx) = oneshot::channel();
+        let e = g.join(with_timeout(req("", Some("i")), 0), tx, now, &slow);
+        assert!(rx.try_recv().is_err(), "waits the initial delay");
+        assert_eq!(e.wakes, vec![(Wake::Join, now + Duration::from_millis(3_000))]);
+        g.on_wake(&Wake::Join, now + Duration::from_millis(2_999), &slow);
+        assert!(rx.try_recv().is_err());
+        g.on_wake(&Wake::Join, now + Duration::from_millis(3_000), &slow);
+        assert_eq!(rx.try_recv().unwrap().generation_id, 1);
+    }
+
+    #[test]
+    fn initial_delay_extends_while_members_arrive_within_the_rebalance_timeout() {
+        let now = Instant::now();
+        let slow = GroupConfig { initial_rebalance_delay_ms: 3_000, ..cfg() };
+        let ms = |n: u64| now + Duration::from_millis(n);
+        let mut g = Group::new("g");
+        let (tx, mut ra) = oneshot::channel();
+        g.join(with_timeout(req("", Some("a")), 7_000), tx, now, &slow);
+        let (tx, mut rb) = oneshot::channel();
+        g.join(with_timeout(req("", Some("b")), 7_000), tx, ms(1_000), &slow);
+        let e = g.on_wake(&Wake::Join, ms(3_000), &slow);
+        assert!(ra.try_recv().is_err() && rb.try_recv().is_err(), "b arrived: another step");
+        assert_eq!(e.wakes, vec![(Wake::Join, ms(6_000))], "a step of the delay, within the 4 s left");
+        let e = g.on_wake(&Wake::Join, ms(6_000), &slow);
+        assert!(ra.try_recv().is_ok() && rb.try_recv().is_ok(), "nobody new: the join phase ends");
+        assert_eq!(g.state, GroupState::CompletingRebalance);
+        assert!(e.wakes.contains(&(Wake::Sync(1), ms(13_000))));
+    }
+
+    #[test]
+    fn members_that_never_sync_are_removed_at_the_sync_deadline_even_when_stable() {
+        let now = Instant::now();
+        let slow = GroupConfig { initial_rebalance_delay_ms: 3_000, ..cfg() };
+        let at = |n: u64| now + Duration::from_millis(n);
+        let mut g = Group::new("g");
+        let (tx, mut ra) = oneshot::channel();
+        g.join(req("", Some("a")), tx, now, &slow);
+        let (tx, mut rb) = oneshot::channel();
+        g.join(req("", Some("b")), tx, now, &slow);
+        g.on_wake(&Wake::Join, at(3_000), &slow); // b came during the delay: one more step
+        g.on_wake(&Wake::Join, at(6_000), &slow);
+        let (a, b) = (ra.try_recv().unwrap(), rb.try_recv().unwrap());
+        let (leader, follower) = if a.members.is_empty() { (b, a) } else { (a, b) };
+        sync(&mut g, &leader.member_id, 1, vec![], at(6_000)).try_recv().unwrap();
+        assert_eq!(g.state, GroupState::Stable);
+        g.on_wake(&Wake::Sync(1), at(25_999), &slow);
+        assert_eq!(g.members.len(), 2, "not yet");
+        g.on_wake(&Wake::Sync(1), at(26_000), &slow);
+        assert!(!g.members.contains_key(&follower.member_id), "the follower never synced");
+        assert_eq!(g.state, GroupState::PreparingRebalance);
+        assert_eq!(g.heartbeat(&leader.member_id, None, 1, at(26_000)), Some(ResponseError::RebalanceInProgress));
+    }
+
+    #[test]
+    fn a_member_that_synced_in_time_stays() {
+        let now = Instant::now();
+        let mut g = Group::new("g");
+        let (id, mut rx) = join_new(&mut g, now);
+        rx.try_recv().unwrap();
+        sync(&mut g, &id, 1, vec![], now).try_recv().unwrap();
+        let e = g.on_wake(&Wake::Sync(1), now + Duration::from_millis(20_000), &cfg());
+        assert_eq!((g.state, g.members.len()), (GroupState::Stable, 1));
+        assert!(e.wakes.is_empty() && !e.persist);
     }
 
     #[test]

@@ -1,4 +1,6 @@
 //! DeleteTopics: by name (v1-v5 `topic_names`, v6 `topics[].name`) or by id (v6).
+//! With `delete.topic.enable=false` every topic is refused, as Kafka does:
+//! TOPIC_DELETION_DISABLED (v3+) or INVALID_REQUEST (older versions).
 
 use std::sync::Arc;
 
@@ -15,6 +17,20 @@ pub fn handle(broker: &Arc<Broker>, request: DeleteTopicsRequest, version: i16) 
     } else {
         request.topic_names.into_iter().map(|n| (Some(n), Uuid::nil())).collect()
     };
+    if !broker.config.delete_topic_enable {
+        let error = if version >= 3 { ResponseError::TopicDeletionDisabled } else { ResponseError::InvalidRequest };
+        let responses = targets
+            .into_iter()
+            .map(|(name, topic_id)| {
+                DeletableTopicResult::default()
+                    .with_name(name)
+                    .with_topic_id(topic_id)
+                    .with_error_code(error.code())
+                    .with_error_message(Some(StrBytes::from_static_str("Topic deletion is disabled.")))
+            })
+            .collect();
+        return DeleteTopicsResponse::default().with_responses(responses);
+    }
     let responses = targets
         .into_iter()
         .map(|(name, topic_id)| {

@@ -84,6 +84,10 @@ pub fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> Resp
     let max_wait = Duration::from_millis((request.max_wait_ms.max(0) as u64).min(MAX_WAIT_MS_MAX));
     let min_bytes = request.min_bytes.max(0) as usize;
     let max_bytes = if request.max_bytes <= 0 { i32::MAX as usize } else { request.max_bytes as usize };
+    // fetch.max.bytes bounds what a consumer gets (followers use their own
+    // replica.fetch.response.max.bytes), as in Kafka
+    let max_bytes =
+        if replica.is_some() { max_bytes } else { max_bytes.min(broker.config.fetch_max_bytes.max(1024) as usize) };
     let read_committed = request.isolation_level == READ_COMMITTED;
     let mut stopping = broker.stopping.subscribe();
     let broker = broker.clone();

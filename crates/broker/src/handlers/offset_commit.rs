@@ -10,7 +10,6 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, Respon
 use vltava_protocol::ResponseError;
 
 use super::ResponseFuture;
-use crate::group::coordinator::OFFSET_METADATA_BYTES_MAX;
 use crate::group::records::CommittedOffset;
 use crate::Broker;
 
@@ -33,7 +32,7 @@ pub fn handle(broker: &Arc<Broker>, request: OffsetCommitRequest, _version: i16)
                 .is_some_and(|t| p.partition_index >= 0 && (p.partition_index as usize) < t.partitions.len())
             {
                 Some(ResponseError::UnknownTopicOrPartition)
-            } else if metadata.len() > OFFSET_METADATA_BYTES_MAX {
+            } else if metadata.len() > broker.config.offset_metadata_max_bytes {
                 Some(ResponseError::OffsetMetadataTooLarge)
             } else {
                 offsets.push((

@@ -15,7 +15,6 @@ use kafka_protocol::messages::*;
 use vltava_protocol::{ResponseError, StrBytes};
 
 use super::ResponseFuture;
-use crate::group::coordinator::OFFSET_METADATA_BYTES_MAX;
 use crate::group::records::CommittedOffset;
 use crate::txn::coordinator::DurableWaits;
 use crate::Broker;
@@ -149,7 +148,7 @@ pub fn txn_offset_commit(broker: &Arc<Broker>, r: TxnOffsetCommitRequest, _versi
     for t in &r.topics {
         for p in &t.partitions {
             let metadata = p.committed_metadata.as_ref().map(|m| m.to_string()).unwrap_or_default();
-            if metadata.len() > OFFSET_METADATA_BYTES_MAX {
+            if metadata.len() > broker.config.offset_metadata_max_bytes {
                 too_large.push((t.name.0.to_string(), p.partition_index));
                 continue;
             }

@@ -74,14 +74,22 @@ impl TransactionCoordinator {
         if broker.controller.image().topic(TRANSACTION_STATE_TOPIC).is_some() {
             return Ok(());
         }
+        let replication_factor = crate::group::coordinator::internal_topic_replication(
+            broker,
+            broker.config.transaction_state_replication_factor,
+        )?;
+        // transaction.state.log.min.isr, at most the replication factor (which
+        // is itself capped to the controllers there are)
+        let min_isr = broker.config.transaction_state_min_isr.min(replication_factor as i32);
         let spec = TopicSpec {
             name: TRANSACTION_STATE_TOPIC.to_string(),
             num_partitions: self.partitions,
-            replication_factor: crate::group::coordinator::internal_topic_replication(
-                broker,
-                broker.config.transaction_state_replication_factor,
-            )?,
-            configs: vec![("cleanup.policy".into(), "compact".into()), ("segment.bytes".into(), "104857600".into())],
+            replication_factor,
+            configs: vec![
+                ("cleanup.policy".into(), "compact".into()),
+                ("segment.bytes".into(), broker.config.transaction_state_segment_bytes.to_string()),
+                ("min.insync.replicas".into(), min_isr.to_string()),
+            ],
         };
         match broker.create_topic(&spec) {
             Ok(_) | Err(crate::controller::ControllerError { error: ResponseError::TopicAlreadyExists, .. }) => Ok(()),
