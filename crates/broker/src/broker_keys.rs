@@ -107,7 +107,6 @@ pub const GROUPS: &[KeyGroup] = &[
             "group.coordinator.append.linger.ms",
             "initial.broker.registration.timeout.ms",
             "log.dir.failure.timeout.ms",
-            "log.flush.offset.checkpoint.interval.ms",
             "log.flush.scheduler.interval.ms",
             "log.flush.start.offset.checkpoint.interval.ms",
             "offsets.commit.timeout.ms",

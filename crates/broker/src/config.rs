@@ -99,6 +99,9 @@ pub struct BrokerConfig {
     /// one-off decision of the operator): start on a metadata log that is
     /// corrupt before its tail by dropping everything from the corruption on.
     pub truncate_corrupt_metadata_log: bool,
+    /// `log.flush.offset.checkpoint.interval.ms`: how often the recovery
+    /// points are checkpointed.
+    pub recovery_point_checkpoint_interval_ms: u64,
     /// `metadata.log.segment.bytes`
     pub metadata_log_segment_bytes: u64,
     /// `metadata.log.max.record.bytes.between.snapshots`
@@ -183,6 +186,7 @@ impl Default for BrokerConfig {
             leader_imbalance_check_interval_ms: 300_000,
             file_delete_delay_ms: 60_000,
             truncate_corrupt_metadata_log: false,
+            recovery_point_checkpoint_interval_ms: 60_000,
             metadata_log_segment_bytes: 16 << 20,
             metadata_snapshot_bytes: 20 << 20,
             metadata_snapshot_interval_ms: 3_600_000,
@@ -378,6 +382,9 @@ impl BrokerConfig {
                 }
                 "controlled.shutdown.enable" => self.controlled_shutdown_enable = boolean(value)?,
                 "log.segment.delete.delay.ms" => self.file_delete_delay_ms = num(value)?.max(0) as u64,
+                "log.flush.offset.checkpoint.interval.ms" => {
+                    self.recovery_point_checkpoint_interval_ms = num(value)?.max(1) as u64
+                }
                 "metadata.log.segment.bytes" => {
                     self.metadata_log_segment_bytes = num(value)?.clamp(4096, i32::MAX as i64) as u64
                 }

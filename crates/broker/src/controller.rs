@@ -6,7 +6,6 @@
 //! node reaches the same image.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use parking_lot::Mutex;
 use uuid::Uuid;
@@ -15,11 +14,8 @@ use vltava_protocol::ResponseError;
 
 use vltava_quorum::{ProposeError, Quorum};
 
-/// Longest legal topic name (Kafka's limit).
-pub const TOPIC_NAME_BYTES_MAX: usize = 249;
-/// Upper bound on partitions per topic, so a request cannot make us open
-/// millions of files.
-pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
+pub use crate::limits::PARTITIONS_PER_TOPIC_MAX;
+pub use crate::limits::TOPIC_NAME_BYTES_MAX;
 
 /// A refused change: Kafka's error code and a message for the client.
 #[derive(Debug, Clone)]
@@ -65,7 +61,7 @@ pub struct TopicSpec {
 }
 
 /// How long a metadata change may wait for the quorum.
-const PROPOSE_TIMEOUT: Duration = Duration::from_secs(15);
+use crate::limits::PROPOSE_TIMEOUT;
 
 /// Validates changes against the current image, picks replica placement,
 /// and proposes the records to the metadata quorum; returns once this node
@@ -75,6 +71,12 @@ pub struct Controller {
     quorum: Arc<Quorum>,
     /// Serialises this node's own changes (validation sees the last one).
     lock: Mutex<()>,
+    /// Images published by the quorum, and how far this node has acted on
+    /// them (opened partitions, taken roles): a change returns only once
+    /// its image is acted on here.
+    published: std::sync::atomic::AtomicU64,
+    reconciled: Mutex<u64>,
+    reconciled_changed: parking_lot::Condvar,
 }
 
 fn unavailable(_: ProposeError) -> ControllerError {
@@ -86,7 +88,14 @@ fn unavailable(_: ProposeError) -> ControllerError {
 
 impl Controller {
     pub fn new(node_id: i32, quorum: Arc<Quorum>) -> Self {
-        Self { node_id, quorum, lock: Mutex::new(()) }
+        Self {
+            node_id,
+            quorum,
+            lock: Mutex::new(()),
+            published: std::sync::atomic::AtomicU64::new(0),
+            reconciled: Mutex::new(0),
+            reconciled_changed: parking_lot::Condvar::new(),
+        }
     }
 
     pub fn quorum(&self) -> &Arc<Quorum> {
@@ -109,7 +118,39 @@ impl Controller {
     }
 
     fn commit(&self, records: Vec<MetadataRecord>) -> Result<(), ControllerError> {
-        self.quorum.propose_and_wait(records, PROPOSE_TIMEOUT).map_err(unavailable)
+        self.quorum.propose_and_wait(records, PROPOSE_TIMEOUT).map_err(unavailable)?;
+        // the image holding the change is published before the proposer
+        // hears back; wait until this node has acted on it
+        let target = self.published.load(std::sync::atomic::Ordering::Acquire);
+        let deadline = std::time::Instant::now() + PROPOSE_TIMEOUT;
+        let wait = || {
+            let mut reconciled = self.reconciled.lock();
+            while *reconciled < target {
+                if self.reconciled_changed.wait_until(&mut reconciled, deadline).timed_out() {
+                    return false;
+                }
+            }
+            true
+        };
+        let done =
+            if tokio::runtime::Handle::try_current().is_ok() { tokio::task::block_in_place(wait) } else { wait() };
+        if done {
+            Ok(())
+        } else {
+            Err(unavailable(ProposeError::Timeout))
+        }
+    }
+
+    /// The quorum published a new image; its sequence number.
+    pub fn published(&self) -> u64 {
+        self.published.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1
+    }
+
+    /// This node has acted on the images up to `seq`.
+    pub fn reconciled(&self, seq: u64) {
+        let mut reconciled = self.reconciled.lock();
+        *reconciled = (*reconciled).max(seq);
+        self.reconciled_changed.notify_all();
     }
 
     /// Checks a topic creation without doing it.
@@ -292,12 +333,8 @@ impl Controller {
     }
 
     /// A leader's ISR change (not waited for: the image tells the outcome).
-    pub fn alter_isr(
-        &self,
-        topic_id: Uuid,
-        partition: i32,
-        (leader_epoch, partition_epoch, isr): (i32, i32, Vec<i32>),
-    ) {
+    pub fn alter_isr(&self, topic_id: Uuid, partition: i32, change: crate::replica_state::IsrChange) {
+        let crate::replica_state::IsrChange { leader_epoch, partition_epoch, isr } = change;
         tracing::info!(%topic_id, partition, ?isr, "proposing ISR change");
         self.quorum.propose(vec![MetadataRecord::AlterIsr { topic_id, partition, leader_epoch, partition_epoch, isr }]);
     }

@@ -16,9 +16,11 @@ pub mod connection;
 pub mod controller;
 pub mod group;
 pub mod handlers;
+pub mod limits;
 pub mod log_manager;
 pub mod partition;
 pub mod replica_manager;
+pub mod replica_state;
 pub mod replication;
 pub mod server;
 pub mod topic_config;
@@ -60,7 +62,7 @@ impl Broker {
     pub fn partition(&self, name: &str, index: i32) -> Result<(Arc<Partition>, Arc<TopicImage>), ResponseError> {
         let image = self.controller.image();
         let topic = image.topic(name).ok_or(ResponseError::UnknownTopicOrPartition)?;
-        let p = topic.partitions.iter().find(|p| p.partition == index).ok_or(ResponseError::UnknownTopicOrPartition)?;
+        let p = topic.partition(index).ok_or(ResponseError::UnknownTopicOrPartition)?;
         let partition = self.replicas.get(&topic.topic_id, index).ok_or(if p.leader < 0 {
             ResponseError::LeaderNotAvailable
         } else {

@@ -11,7 +11,6 @@
 //! follower that reaches the high watermark (and the start of the current
 //! leader epoch) is added back, both through the controller (AlterIsr).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,68 +18,16 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio::sync::{watch, Notify};
 use uuid::Uuid;
-use vltava_storage::{AppendInfo, FileSlice, Log, LogDir, Result as StorageResult};
+use vltava_storage::{AppendInfo, FileSlice, Log, LogDir, Recovery, Result as StorageResult};
 
 use crate::topic_config::TopicSettings;
 
-/// What the metadata image says about this partition, and the leader's
-/// view of its followers.
-#[derive(Debug, Clone)]
-pub struct ReplicaState {
-    /// The leader's node id, -1 when there is none.
-    pub leader: i32,
-    pub leader_epoch: i32,
-    pub partition_epoch: i32,
-    pub replicas: Vec<i32>,
-    pub isr: Vec<i32>,
-    /// Leader only: progress of each follower.
-    followers: HashMap<i32, FollowerProgress>,
-    /// Leader only: log end offset when this leader epoch began.
-    epoch_start_offset: i64,
-    /// Leader only: when an ISR change was last proposed.
-    isr_change_sent: Option<Instant>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct FollowerProgress {
-    /// The follower's log end offset (its last fetch offset).
-    leo: i64,
-    last_fetch: Instant,
-    /// The leader's log end offset at that fetch.
-    leader_leo_at_last_fetch: i64,
-    last_caught_up: Instant,
-}
-
-impl FollowerProgress {
-    /// A follower not heard from yet: caught up as of `now` (it gets a full
-    /// `replica.lag.time.max.ms` to fetch), log end unknown.
-    fn new(now: Instant, leader_leo: i64) -> Self {
-        Self { leo: -1, last_fetch: now, leader_leo_at_last_fetch: leader_leo, last_caught_up: now }
-    }
-}
-
-/// How a metadata change moved this replica.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RoleChange {
-    None,
-    BecameLeader,
-    /// Follow `leader` from now on (truncating first).
-    BecameFollower {
-        leader: i32,
-    },
-    /// Same role and epoch; the ISR or replica set changed.
-    Updated,
-}
-
-/// Why an acks=all wait ended without success.
-pub type ReplicationError = vltava_protocol::ResponseError;
+pub use crate::replica_state::{IsrChange, ReplicaState, ReplicationError, RoleChange};
 
 pub struct Partition {
     pub topic: String,
     pub topic_id: Uuid,
     pub index: i32,
-    /// This broker's node id.
-    node_id: i32,
     state: Mutex<ReplicaState>,
     /// The high watermark; also bumped (unchanged) on role changes so that
     /// acks=all waiters look again.
@@ -115,28 +62,18 @@ impl Partition {
         index: i32,
         log_dir: &Arc<LogDir>,
         settings: Arc<TopicSettings>,
-        recover: bool,
+        recovery: Recovery,
         node_id: i32,
     ) -> StorageResult<Self> {
         let dir = crate::replica_manager::partition_dir(log_dir.path(), topic, index);
-        let log = Log::open_in(log_dir, &dir, settings.log.clone(), recover)?;
+        let log = Log::open_in(log_dir, &dir, settings.log.clone(), recovery)?;
         let leo = log.log_end_offset();
         let leader_epoch = -1;
         Ok(Self {
             topic: topic.to_string(),
             topic_id,
             index,
-            node_id,
-            state: Mutex::new(ReplicaState {
-                leader: -1,
-                leader_epoch,
-                partition_epoch: -1,
-                replicas: Vec::new(),
-                isr: Vec::new(),
-                followers: HashMap::new(),
-                epoch_start_offset: leo,
-                isr_change_sent: None,
-            }),
+            state: Mutex::new(ReplicaState::new(node_id, leo)),
             // not known after a restart; the log end is what this replica has
             high_watermark: watch::channel(leo).0,
             log: Mutex::new(log),
@@ -164,7 +101,7 @@ impl Partition {
     }
 
     pub fn is_leader(&self) -> bool {
-        self.state.lock().leader == self.node_id
+        self.state.lock().is_leader()
     }
 
     /// The leader, its epoch, replicas and ISR as this replica knows them.
@@ -212,44 +149,18 @@ impl Partition {
     /// Takes the role the metadata image gives this replica.
     pub fn apply_state(&self, p: &vltava_metadata::PartitionImage) -> RoleChange {
         let mut st = self.state.lock();
-        let was_leader = st.leader == self.node_id;
-        let same_epoch = st.leader_epoch == p.leader_epoch && st.leader == p.leader;
-        if same_epoch && st.partition_epoch == p.partition_epoch {
-            return RoleChange::None;
+        let leo = self.log.lock().log_end_offset();
+        let change = st.apply(p, leo, Instant::now());
+        if change == RoleChange::None {
+            return change;
         }
-        st.replicas = p.replicas.clone();
-        st.isr = p.isr.clone();
-        st.partition_epoch = p.partition_epoch;
-        st.isr_change_sent = None;
-        let change = if same_epoch {
-            RoleChange::Updated
-        } else {
-            st.leader = p.leader;
-            st.leader_epoch = p.leader_epoch;
-            self.leader_epoch.store(p.leader_epoch, Ordering::Release);
-            if p.leader == self.node_id {
-                let leo = self.log.lock().log_end_offset();
-                st.epoch_start_offset = leo;
-                // progress is unknown until each follower fetches again
-                st.followers.clear();
-                RoleChange::BecameLeader
-            } else {
-                st.followers.clear();
-                if was_leader || p.leader >= 0 {
-                    RoleChange::BecameFollower { leader: p.leader }
-                } else {
-                    RoleChange::Updated
-                }
+        if change == RoleChange::BecameLeader {
+            if let Err(e) = self.log.lock().start_leader_epoch(st.leader_epoch) {
+                tracing::error!(topic = %self.topic, partition = self.index, error = %e, "cannot record the new leader epoch");
             }
-        };
-        if st.leader == self.node_id {
-            let (leo, now) = (self.log.lock().log_end_offset(), Instant::now());
-            for r in p.replicas.iter().filter(|r| **r != self.node_id) {
-                st.followers.entry(*r).or_insert_with(|| FollowerProgress::new(now, leo));
-            }
-            st.followers.retain(|r, _| p.replicas.contains(r));
-            self.advance_high_watermark(&st, leo);
         }
+        self.leader_epoch.store(st.leader_epoch, Ordering::Release);
+        self.advance_high_watermark(&st, leo);
         drop(st);
         // wake acks=all waiters and fetches: the role or ISR changed
         self.high_watermark.send_modify(|_| {});
@@ -257,23 +168,14 @@ impl Partition {
         change
     }
 
-    /// Leader: the high watermark becomes the smallest log end offset in
-    /// the ISR (this log's is `leo`), if that is higher.
+    /// Leader: the high watermark moves up to what the ISR allows (this
+    /// log ends at `leo`).
     fn advance_high_watermark(&self, st: &ReplicaState, leo: i64) {
-        if st.leader != self.node_id {
-            return;
-        }
-        let mut hw = leo;
-        for member in &st.isr {
-            if *member == self.node_id {
-                continue;
+        if let Some(hw) = st.high_watermark_bound(leo) {
+            if hw > self.high_watermark() {
+                self.high_watermark.send_replace(hw);
+                self.appended.notify_waiters();
             }
-            let follower_leo = st.followers.get(member).map(|f| f.leo).unwrap_or(-1);
-            hw = hw.min(follower_leo);
-        }
-        if hw > self.high_watermark() {
-            self.high_watermark.send_replace(hw);
-            self.appended.notify_waiters();
         }
     }
 
@@ -285,67 +187,19 @@ impl Partition {
         replica: i32,
         fetch_offset: i64,
         eligible: bool,
-    ) -> Result<Option<(i32, i32, Vec<i32>)>, ReplicationError> {
+    ) -> Result<Option<IsrChange>, ReplicationError> {
         let mut st = self.state.lock();
-        if st.leader != self.node_id {
-            return Err(ReplicationError::NotLeaderOrFollower);
-        }
-        if !st.replicas.contains(&replica) {
-            return Err(ReplicationError::NotLeaderOrFollower);
-        }
         let leo = self.log.lock().log_end_offset();
         let now = Instant::now();
-        let progress = st.followers.entry(replica).or_insert_with(|| FollowerProgress::new(now, leo));
-        if fetch_offset >= leo {
-            progress.last_caught_up = now;
-        } else if fetch_offset >= progress.leader_leo_at_last_fetch {
-            progress.last_caught_up = progress.last_fetch;
-        }
-        progress.leo = fetch_offset;
-        progress.last_fetch = now;
-        progress.leader_leo_at_last_fetch = leo;
+        st.on_follower_fetch(replica, fetch_offset, leo, now)?;
         self.advance_high_watermark(&st, leo);
-        let hw = self.high_watermark();
-        let recently_sent = st.isr_change_sent.is_some_and(|t| now.duration_since(t) < Duration::from_millis(500));
-        if eligible
-            && !st.isr.contains(&replica)
-            && fetch_offset >= hw
-            && fetch_offset >= st.epoch_start_offset
-            && !recently_sent
-        {
-            st.isr_change_sent = Some(now);
-            let mut isr = st.isr.clone();
-            isr.push(replica);
-            let change = (st.leader_epoch, st.partition_epoch, isr.clone());
-            // the "maximal ISR" (KIP-497): count the follower for the high
-            // watermark before the controller commits it, so that nothing is
-            // acknowledged that a member of the committed ISR may lack
-            st.isr = isr;
-            return Ok(Some(change));
-        }
-        Ok(None)
+        Ok(st.isr_to_expand(replica, eligible, self.high_watermark(), now))
     }
 
     /// Leader: the ISR without followers that have not caught up within
     /// `lag_max`, if any must go.
-    pub fn isr_to_shrink(&self, lag_max: Duration) -> Option<(i32, i32, Vec<i32>)> {
-        let mut st = self.state.lock();
-        if st.leader != self.node_id || st.isr.len() <= 1 {
-            return None;
-        }
-        let now = Instant::now();
-        if st.isr_change_sent.is_some_and(|t| now.duration_since(t) < Duration::from_millis(500)) {
-            return None;
-        }
-        let lagging = |r: &i32| {
-            *r != self.node_id && st.followers.get(r).is_none_or(|f| now.duration_since(f.last_caught_up) > lag_max)
-        };
-        if !st.isr.iter().any(lagging) {
-            return None;
-        }
-        let isr: Vec<i32> = st.isr.iter().copied().filter(|r| !lagging(r)).collect();
-        st.isr_change_sent = Some(now);
-        Some((st.leader_epoch, st.partition_epoch, isr))
+    pub fn isr_to_shrink(&self, lag_max: Duration) -> Option<IsrChange> {
+        self.state.lock().isr_to_shrink(lag_max, Instant::now())
     }
 
     /// acks=all: waits until the high watermark passes `offset` while this
@@ -359,7 +213,7 @@ impl Partition {
                     return Err(ReplicationError::KafkaStorageError);
                 }
                 let st = self.state.lock();
-                if st.leader != self.node_id || st.leader_epoch != epoch {
+                if !st.is_leader() || st.leader_epoch != epoch {
                     return Err(ReplicationError::NotLeaderOrFollower);
                 }
                 if *rx.borrow_and_update() >= offset {
@@ -399,7 +253,7 @@ impl Partition {
     /// acks=all, errors as Kafka's coordinators report them.
     pub async fn wait_coordinator_write(&self, offset: i64) -> Result<(), ReplicationError> {
         let epoch = self.leader_epoch();
-        self.wait_committed(offset, epoch, true, Duration::from_secs(30)).await.map_err(|e| match e {
+        self.wait_committed(offset, epoch, true, crate::limits::COORDINATOR_WRITE_TIMEOUT).await.map_err(|e| match e {
             ReplicationError::NotLeaderOrFollower => ReplicationError::NotCoordinator,
             ReplicationError::KafkaStorageError => e,
             _ => ReplicationError::CoordinatorNotAvailable,
@@ -409,7 +263,7 @@ impl Partition {
     /// acks=all before the append: the ISR must have `min.insync.replicas`.
     pub fn check_min_isr(&self) -> Result<(), ReplicationError> {
         let st = self.state.lock();
-        if st.leader != self.node_id {
+        if !st.is_leader() {
             return Err(ReplicationError::NotLeaderOrFollower);
         }
         if (st.isr.len() as i32) < self.settings().min_insync_replicas {
@@ -424,7 +278,7 @@ impl Partition {
     /// log end offset.
     pub fn append_replicated(&self, records: &[u8], leader_hw: i64, leader_epoch: i32) -> StorageResult<i64> {
         let st = self.state.lock();
-        if st.leader == self.node_id || st.leader_epoch != leader_epoch {
+        if st.is_leader() || st.leader_epoch != leader_epoch {
             return Err(vltava_storage::StorageError::NotLeader);
         }
         let mut whole = 0;
@@ -489,7 +343,7 @@ impl Partition {
     /// ran while this replica was away): start over, empty, at `offset`.
     pub fn reset_to(&self, offset: i64) -> StorageResult<()> {
         let st = self.state.lock();
-        if st.leader == self.node_id {
+        if st.is_leader() {
             return Err(vltava_storage::StorageError::NotLeader);
         }
         self.log.lock().reset_to(offset)?;
@@ -501,7 +355,7 @@ impl Partition {
     /// Follower: drops everything at or above `offset` (a divergent tail).
     pub fn truncate_to(&self, offset: i64) -> StorageResult<()> {
         let st = self.state.lock();
-        if st.leader == self.node_id {
+        if st.is_leader() {
             return Err(vltava_storage::StorageError::NotLeader);
         }
         let mut log = self.log.lock();
@@ -532,7 +386,7 @@ impl Partition {
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
         let st = self.state.lock();
-        if st.leader != self.node_id {
+        if !st.is_leader() {
             return Err(vltava_storage::StorageError::NotLeader);
         }
         let (offset, leo) = {
@@ -576,7 +430,7 @@ impl Partition {
     /// Appends validated producer batches and wakes waiting fetches.
     pub fn append(&self, batches: &mut [u8], log_append_time: Option<i64>) -> StorageResult<AppendInfo> {
         let st = self.state.lock();
-        if st.leader != self.node_id {
+        if !st.is_leader() {
             return Err(vltava_storage::StorageError::NotLeader);
         }
         let epoch = st.leader_epoch;
@@ -602,14 +456,30 @@ impl Partition {
         if *self.durable.borrow() >= offset {
             return Ok(());
         }
-        let target = self.log.lock().flush_target()?;
+        let target = Arc::new(self.log.lock().flush_target()?);
         let offset = target.offset;
-        let synced = tokio::task::spawn_blocking(move || target.sync()).await;
+        let syncing = target.clone();
+        let synced = tokio::task::spawn_blocking(move || syncing.sync()).await;
         synced.unwrap_or_else(|e| {
             Err(vltava_storage::StorageError::Io { path: self.topic.clone(), source: std::io::Error::other(e) })
         })?;
+        self.log.lock().flushed(&target);
         self.durable.send_modify(|d| *d = (*d).max(offset));
         Ok(())
+    }
+
+    /// Fsyncs segments rolled since the last flush (roll does not wait for
+    /// the disk); the background flush calls it.
+    pub async fn flush_rolled_segments(&self) -> StorageResult<()> {
+        if self.is_offline() || !self.log.lock().has_unflushed_segments() {
+            return Ok(());
+        }
+        self.wait_durable(self.log_end_offset()).await
+    }
+
+    /// Below this offset the log is known fsynced (its recovery point).
+    pub fn recovery_point(&self) -> i64 {
+        self.log.lock().recovery_point()
     }
 
     pub fn read(&self, offset: i64, max_bytes: usize) -> StorageResult<Option<FileSlice>> {
@@ -713,7 +583,7 @@ mod tests {
 
     fn open(dir: &std::path::Path, node: i32) -> Partition {
         let settings = Arc::new(crate::topic_config::settings(&BTreeMap::new(), &BTreeMap::new()));
-        Partition::open("t", Uuid::new_v4(), 0, &LogDir::new(dir), settings, false, node).unwrap()
+        Partition::open("t", Uuid::new_v4(), 0, &LogDir::new(dir), settings, Recovery::None, node).unwrap()
     }
 
     fn append(p: &Partition, n: usize) {
@@ -744,7 +614,7 @@ mod tests {
         // ... and is proposed back into the ISR once it reaches the high watermark
         assert_eq!(p.on_follower_fetch(3, 6, true).unwrap(), None);
         assert_eq!(p.on_follower_fetch(3, 7, false).unwrap(), None, "a fenced follower is not proposed");
-        assert_eq!(p.on_follower_fetch(3, 7, true).unwrap(), Some((0, 1, vec![1, 2, 3])));
+        assert_eq!(p.on_follower_fetch(3, 7, true).unwrap().map(|c| c.isr), Some(vec![1, 2, 3]));
         // from the proposal on, it counts for the high watermark
         append(&p, 1);
         p.on_follower_fetch(2, 8, true).unwrap();
@@ -762,7 +632,7 @@ mod tests {
         append(&p, 3);
         std::thread::sleep(Duration::from_millis(60));
         p.on_follower_fetch(2, 3, true).unwrap(); // caught up: at the log end
-        assert_eq!(p.isr_to_shrink(Duration::from_millis(50)), Some((0, 0, vec![1, 2])));
+        assert_eq!(p.isr_to_shrink(Duration::from_millis(50)).map(|c| c.isr), Some(vec![1, 2]));
         // the leader alone is never shrunk
         p.apply_state(&image(1, 0, 1, &[1]));
         assert_eq!(p.isr_to_shrink(Duration::from_millis(0)), None);

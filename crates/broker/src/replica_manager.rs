@@ -23,7 +23,7 @@ use std::time::Duration;
 use parking_lot::RwLock;
 use uuid::Uuid;
 use vltava_metadata::{MetadataImage, TopicImage};
-use vltava_storage::{partition_metadata, LogDir};
+use vltava_storage::{partition_metadata, LogDir, Recovery};
 
 use crate::partition::{Partition, RoleChange};
 use crate::topic_config;
@@ -46,7 +46,14 @@ pub struct ReplicaManager {
     strays_checked: AtomicBool,
     /// `log.segment.delete.delay.ms`
     stray_delete_delay: Duration,
+    /// Recovery points read from the checkpoint at start (each partition's
+    /// recovery after an unclean shutdown starts there).
+    recovery_points: parking_lot::Mutex<HashMap<(String, i32), i64>>,
 }
+
+/// Kafka's file of every partition's recovery point in a log directory
+/// (`0`, count, then `topic partition offset` lines).
+pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 
 /// Suffix of a partition directory queued for deletion.
 const DELETE_SUFFIX: &str = "-delete";
@@ -81,6 +88,7 @@ impl ReplicaManager {
             strays: parking_lot::Mutex::new(Vec::new()),
             strays_checked: AtomicBool::new(false),
             stray_delete_delay,
+            recovery_points: parking_lot::Mutex::new(HashMap::new()),
         }
     }
 
@@ -102,6 +110,9 @@ impl ReplicaManager {
     /// the replayed metadata does not assign here are left alone: that
     /// image may be behind the quorum's.
     pub fn load(&self, image: &MetadataImage, recover: bool) -> anyhow::Result<()> {
+        if recover {
+            *self.recovery_points.lock() = read_recovery_points(&self.data_dir.join(RECOVERY_POINT_CHECKPOINT));
+        }
         for topic in image.topics() {
             self.open_topic(topic, recover)?;
         }
@@ -220,13 +231,18 @@ impl ReplicaManager {
                 }
             }
         }
+        let recovery = match self.recovery_points.lock().get(&(topic.name.clone(), index)) {
+            _ if !recover => Recovery::None,
+            Some(point) => Recovery::From(*point),
+            None => Recovery::All,
+        };
         let partition = Arc::new(Partition::open(
             &topic.name,
             topic.topic_id,
             index,
             &self.log_dir,
             settings.clone(),
-            recover,
+            recovery,
             self.node_id,
         )?);
         if partition_metadata::read_topic_id(&dir)?.is_none() {
@@ -335,6 +351,44 @@ impl ReplicaManager {
         for partition in self.all() {
             partition.close()?;
         }
+        self.checkpoint_recovery_points()
+    }
+
+    /// Writes every partition's recovery point (Kafka's
+    /// `recovery-point-offset-checkpoint`): after an unclean shutdown, each
+    /// log is re-validated from there on.
+    pub fn checkpoint_recovery_points(&self) -> anyhow::Result<()> {
+        if self.log_dir.is_offline() {
+            return Ok(());
+        }
+        let mut points: Vec<(String, i32, i64)> =
+            self.all().iter().map(|p| (p.topic.clone(), p.index, p.recovery_point())).collect();
+        points.sort();
+        let mut text = format!("0\n{}\n", points.len());
+        for (topic, partition, offset) in &points {
+            text.push_str(&format!("{topic} {partition} {offset}\n"));
+        }
+        let path = self.data_dir.join(RECOVERY_POINT_CHECKPOINT);
+        let written = vltava_storage::atomic_file::write_atomically(&path, text.as_bytes());
+        self.log_dir.latch(written)?;
         Ok(())
     }
+}
+
+/// The recovery points of a checkpoint file (none when it is missing or
+/// unreadable: then every segment is recovered).
+fn read_recovery_points(path: &Path) -> HashMap<(String, i32), i64> {
+    let Ok(text) = std::fs::read_to_string(path) else { return HashMap::new() };
+    let mut lines = text.lines();
+    if lines.next() != Some("0") {
+        return HashMap::new();
+    }
+    lines
+        .skip(1)
+        .filter_map(|line| {
+            let mut parts = line.split_whitespace();
+            let (topic, partition, offset) = (parts.next()?, parts.next()?.parse().ok()?, parts.next()?.parse().ok()?);
+            Some(((topic.to_string(), partition), offset))
+        })
+        .collect()
 }

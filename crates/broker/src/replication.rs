@@ -33,8 +33,10 @@ use crate::Broker;
 
 const FETCH_VERSION: i16 = 12;
 const OFFSET_FOR_LEADER_EPOCH_VERSION: i16 = 4;
-const RESPONSE_BYTES_MAX: usize = 256 << 20;
-const RETRY: Duration = Duration::from_millis(200);
+use crate::limits::{
+    FETCHER_IDLE_WAIT, INTER_BROKER_CONNECT_TIMEOUT, INTER_BROKER_REQUEST_TIMEOUT,
+    INTER_BROKER_RESPONSE_BYTES_MAX as RESPONSE_BYTES_MAX, INTER_BROKER_RETRY as RETRY,
+};
 
 /// A client connection to another broker's Kafka listener.
 pub struct KafkaConn {
@@ -45,7 +47,7 @@ pub struct KafkaConn {
 
 impl KafkaConn {
     pub async fn connect(addr: &str, client_id: String) -> std::io::Result<Self> {
-        let stream = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr))
+        let stream = tokio::time::timeout(INTER_BROKER_CONNECT_TIMEOUT, TcpStream::connect(addr))
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
         stream.set_nodelay(true)?;
@@ -121,40 +123,6 @@ fn decode_response<Resp: Decodable + HeaderVersion>(
     Ok(response)
 }
 
-/// One request to another broker over a blocking socket, for callers that
-/// are not async (the transaction coordinator writing remote markers).
-pub fn call_blocking<Req, Resp>(
-    addr: &str,
-    client_id: &str,
-    api_key: ApiKey,
-    version: i16,
-    request: &Req,
-    timeout: Duration,
-) -> std::io::Result<Resp>
-where
-    Req: Encodable + HeaderVersion,
-    Resp: Decodable + HeaderVersion,
-{
-    use std::io::{Read, Write};
-    use std::net::ToSocketAddrs;
-    let target = addr.to_socket_addrs()?.next().ok_or_else(|| std::io::Error::other("no address"))?;
-    let mut stream = std::net::TcpStream::connect_timeout(&target, Duration::from_secs(1))?;
-    stream.set_nodelay(true)?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
-    let frame = encode_request(api_key, version, 1, &StrBytes::from_string(client_id.to_string()), request)?;
-    stream.write_all(&frame)?;
-    let mut len = [0u8; 4];
-    stream.read_exact(&mut len)?;
-    let len = u32::from_be_bytes(len) as usize;
-    if len > RESPONSE_BYTES_MAX {
-        return Err(std::io::Error::other(format!("response of {len} bytes")));
-    }
-    let mut buf = vec![0u8; len];
-    stream.read_exact(&mut buf)?;
-    decode_response(buf, version, 1)
-}
-
 /// A followed partition.
 #[derive(Clone)]
 struct Followed {
@@ -210,12 +178,14 @@ async fn run(broker: Arc<Broker>, leader: i32, fetcher: Arc<Fetcher>) {
         if *stopping.borrow_and_update() {
             return;
         }
-        let work: Vec<Followed> = fetcher.partitions.lock().values().cloned().collect();
+        // a replica whose log directory failed fetches nothing more
+        let work: Vec<Followed> =
+            fetcher.partitions.lock().values().filter(|f| !f.partition.is_offline()).cloned().collect();
         if work.is_empty() {
             conn = None;
             tokio::select! {
                 _ = fetcher.wake.notified() => {}
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = tokio::time::sleep(FETCHER_IDLE_WAIT) => {}
                 _ = stopping.changed() => {}
             }
             continue;
@@ -256,10 +226,6 @@ async fn run(broker: Arc<Broker>, leader: i32, fetcher: Arc<Fetcher>) {
     }
 }
 
-fn topic_name(broker: &Broker, topic_id: &Uuid) -> Option<String> {
-    broker.controller.image().topic_by_id(topic_id).map(|t| t.name.clone())
-}
-
 /// Cuts each new partition's divergent tail. Returns whether all went well.
 async fn truncate(
     broker: &Broker,
@@ -268,20 +234,21 @@ async fn truncate(
     work: Vec<Followed>,
 ) -> std::io::Result<bool> {
     let pending: Vec<Followed> = work.into_iter().filter(|f| !f.truncated).collect();
-    let mut asks = Vec::new();
+    let image = broker.controller.image();
+    let mut asks: HashMap<(String, i32), Followed> = HashMap::new();
     let mut topics: HashMap<String, Vec<OffsetForLeaderPartition>> = HashMap::new();
     for f in &pending {
         let p = &f.partition;
         match p.latest_epoch() {
             Some(epoch) => {
-                let Some(name) = topic_name(broker, &p.topic_id) else { continue };
-                topics.entry(name).or_default().push(
+                let Some(name) = image.topic_by_id(&p.topic_id).map(|t| t.name.clone()) else { continue };
+                topics.entry(name.clone()).or_default().push(
                     OffsetForLeaderPartition::default()
                         .with_partition(p.index)
                         .with_current_leader_epoch(f.leader_epoch)
                         .with_leader_epoch(epoch),
                 );
-                asks.push(f.clone());
+                asks.insert((name, p.index), f.clone());
             }
             None => {
                 // nothing written under any epoch: keep only what is committed
@@ -306,17 +273,12 @@ async fn truncate(
             .collect(),
     );
     let response: OffsetForLeaderEpochResponse = conn
-        .call(ApiKey::OffsetForLeaderEpoch, OFFSET_FOR_LEADER_EPOCH_VERSION, &request, Duration::from_secs(10))
+        .call(ApiKey::OffsetForLeaderEpoch, OFFSET_FOR_LEADER_EPOCH_VERSION, &request, INTER_BROKER_REQUEST_TIMEOUT)
         .await?;
     let mut all_ok = true;
     for topic in response.topics {
         for r in topic.partitions {
-            let Some(f) = asks.iter().find(|f| {
-                f.partition.index == r.partition
-                    && topic_name(broker, &f.partition.topic_id).as_deref() == Some(topic.topic.0.as_str())
-            }) else {
-                continue;
-            };
+            let Some(f) = asks.get(&(topic.topic.0.to_string(), r.partition)) else { continue };
             if r.error_code != 0 {
                 tracing::debug!(topic = %f.partition.topic, partition = r.partition, error = r.error_code, "OffsetForLeaderEpoch refused");
                 all_ok = false;
@@ -348,10 +310,13 @@ fn mark_truncated(fetcher: &Fetcher, f: &Followed) {
 /// partition made progress or is up to date (false: back off).
 async fn fetch(broker: &Broker, conn: &mut KafkaConn, fetcher: &Fetcher, work: Vec<Followed>) -> std::io::Result<bool> {
     let c = &broker.config;
+    let image = broker.controller.image();
     let mut topics: HashMap<String, Vec<FetchPartition>> = HashMap::new();
+    let mut by_name: HashMap<(String, i32), &Followed> = HashMap::with_capacity(work.len());
     for f in &work {
         let p = &f.partition;
-        let Some(name) = topic_name(broker, &p.topic_id) else { continue };
+        let Some(name) = image.topic_by_id(&p.topic_id).map(|t| t.name.clone()) else { continue };
+        by_name.insert((name.clone(), p.index), f);
         let marks = p.watermarks();
         topics.entry(name).or_default().push(
             FetchPartition::default()
@@ -387,11 +352,7 @@ async fn fetch(broker: &Broker, conn: &mut KafkaConn, fetcher: &Fetcher, work: V
     let mut healthy = false;
     for topic in response.responses {
         for data in topic.partitions {
-            let Some(f) = work.iter().find(|f| {
-                f.partition.index == data.partition_index && f.partition.topic.as_str() == topic.topic.0.as_str()
-            }) else {
-                continue;
-            };
+            let Some(f) = by_name.get(&(topic.topic.0.to_string(), data.partition_index)) else { continue };
             let p = &f.partition;
             if data.error_code != 0 {
                 let error = ResponseError::try_from_code(data.error_code);

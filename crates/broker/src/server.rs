@@ -1,4 +1,12 @@
 //! Startup, the accept loop, the connection limit, and clean shutdown.
+//!
+//! Stopping has one path: the [`ShutdownHandle`] (SIGTERM) stops the accept
+//! loop and the connections' reading; [`run`] then does the controlled
+//! shutdown (leaderships move away), flips `Broker::stopping`, which every
+//! background task (replica fetchers, coordinators' timers, the log
+//! manager, heartbeats) watches, drains the connections, closes the logs,
+//! writes the clean-shutdown marker and stops the quorum (its driver thread
+//! and network tasks).
 //! Shutdown is one `watch` channel: the listener stops accepting, each
 //! connection stops reading, and the logs are closed and marked clean.
 
@@ -18,7 +26,7 @@ use crate::controller::Controller;
 use crate::group::GroupCoordinator;
 use crate::replica_manager::ReplicaManager;
 use crate::replication::ReplicaFetchers;
-use crate::{connection, Broker, BrokerConfig};
+use crate::{connection, limits, Broker, BrokerConfig};
 
 /// Present in the data dir only after a clean shutdown; its absence at
 /// start means logs must be recovered.
@@ -67,7 +75,7 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, QuorumNode)
     let node = QuorumNode::open(&data_dir.join(METADATA_DIR), settings, Instant::now())?;
     let image: Arc<MetadataImage> = node.image().clone();
     if !clean && image.topic_count() > 0 {
-        tracing::info!("no clean shutdown marker: recovering the newest segment of every partition");
+        tracing::info!("no clean shutdown marker: recovering every partition from its recovery point");
     }
     let replicas = ReplicaManager::new(
         config.node_id,
@@ -122,16 +130,30 @@ fn registered(broker: &Broker, image: &MetadataImage) -> bool {
 
 /// Starts the metadata quorum; partition roles follow every image that
 /// has this process registered (an older image may give roles the cluster
-/// has moved on from).
+/// has moved on from). The quorum's thread only hands each image over: a
+/// thread of its own acts on it (opening partitions is file I/O that must
+/// not delay Raft), always on the newest one.
 fn start_quorum(broker: &Arc<Broker>, node: QuorumNode) -> anyhow::Result<()> {
+    let (tx, mut rx) = watch::channel((0u64, broker.controller.image()));
     let weak: Weak<Broker> = Arc::downgrade(broker);
     let publisher: Publisher = Box::new(move |image| {
         if let Some(broker) = weak.upgrade() {
-            if registered(&broker, image) {
-                broker.replicas.reconcile(&broker, image);
-            }
+            let seq = broker.controller.published();
+            tx.send_replace((seq, image.clone()));
         }
     });
+    let weak: Weak<Broker> = Arc::downgrade(broker);
+    let runtime = broker.runtime.clone();
+    std::thread::Builder::new().name("metadata-reconcile".into()).spawn(move || {
+        while runtime.block_on(rx.changed()).is_ok() {
+            let (seq, image) = rx.borrow_and_update().clone();
+            let Some(broker) = weak.upgrade() else { return };
+            if registered(&broker, &image) {
+                broker.replicas.reconcile(&broker, &image);
+            }
+            broker.controller.reconciled(seq);
+        }
+    })?;
     let c = &broker.config;
     let settings = DutySettings {
         session_timeout: Duration::from_millis(c.broker_session_timeout_ms),
@@ -162,9 +184,7 @@ async fn register_and_heartbeat(broker: Arc<Broker>) {
     let mut last_register = None::<Instant>;
     loop {
         let image = quorum.image();
-        if !registered(&broker, &image)
-            && last_register.is_none_or(|t: Instant| t.elapsed() > Duration::from_millis(500))
-        {
+        if !registered(&broker, &image) && last_register.is_none_or(|t: Instant| t.elapsed() > limits::REGISTER_RETRY) {
             quorum.propose(vec![MetadataRecord::RegisterBroker {
                 broker_id: c.node_id,
                 incarnation: broker.incarnation,
@@ -174,9 +194,13 @@ async fn register_and_heartbeat(broker: Arc<Broker>) {
             last_register = Some(Instant::now());
         }
         quorum.heartbeat(heartbeat(&broker, broker.shutting_down.load(Ordering::Acquire)));
-        let interval = if registered(&broker, &image) { c.broker_heartbeat_interval_ms } else { 100 };
+        let interval = if registered(&broker, &image) {
+            Duration::from_millis(c.broker_heartbeat_interval_ms)
+        } else {
+            limits::UNREGISTERED_HEARTBEAT
+        };
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(interval)) => {}
+            _ = tokio::time::sleep(interval) => {}
             _ = stopping.changed() => return,
         }
     }
@@ -185,7 +209,7 @@ async fn register_and_heartbeat(broker: Arc<Broker>) {
 /// Leaders drop followers that stopped catching up from the ISR.
 async fn shrink_isrs(broker: Arc<Broker>) {
     let lag_max = Duration::from_millis(broker.config.replica_lag_time_max_ms);
-    let period = (lag_max / 4).max(Duration::from_millis(100));
+    let period = (lag_max / 4).max(limits::ISR_SHRINK_CHECK_MIN);
     let mut stopping = broker.stopping.subscribe();
     loop {
         tokio::select! {
@@ -211,7 +235,7 @@ async fn controlled_shutdown(broker: &Arc<Broker>) {
     }
     tracing::info!("controlled shutdown: moving leaderships away");
     broker.shutting_down.store(true, Ordering::Release);
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + limits::CONTROLLED_SHUTDOWN_TIMEOUT;
     while Instant::now() < deadline {
         quorum.heartbeat(heartbeat(broker, true));
         let image = quorum.image();
@@ -220,11 +244,11 @@ async fn controlled_shutdown(broker: &Arc<Broker>) {
             tracing::info!("controlled shutdown: no leaderships left");
             break;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(limits::CONTROLLED_SHUTDOWN_POLL).await;
     }
     if quorum.is_leader() {
         quorum.resign();
-        let deadline = Instant::now() + Duration::from_secs(3);
+        let deadline = Instant::now() + limits::RESIGN_TIMEOUT;
         while quorum.is_leader() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -256,7 +280,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
     // serve once this broker is registered (its roles known), or anyway
     // after a while so that an operator can see it is up
     let waited = Instant::now();
-    while !registered(&broker, &broker.controller.image()) && waited.elapsed() < Duration::from_secs(30) {
+    while !registered(&broker, &broker.controller.image()) && waited.elapsed() < limits::SERVE_UNREGISTERED_AFTER {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}
             _ = shutdown.changed() => break,
@@ -268,8 +292,10 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
     let listener =
         bind(listen, broker.config.socket_listen_backlog).with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(%listen, advertised = %format!("{}:{}", broker.config.advertised_host, broker.config.advertised_port), "vltava broker started");
-    tokio::spawn(GroupCoordinator::run_timers(broker.clone(), shutdown.clone()));
-    tokio::spawn(crate::log_manager::run(broker.clone(), shutdown.clone()));
+    // background work stops with the broker (`stopping`), after the
+    // controlled shutdown, not at the signal
+    tokio::spawn(GroupCoordinator::run_timers(broker.clone(), broker.stopping.subscribe()));
+    tokio::spawn(crate::log_manager::run(broker.clone(), broker.stopping.subscribe()));
     let slots = Arc::new(Semaphore::new(broker.config.max_connections));
     let mut connections = JoinSet::new();
     loop {
@@ -279,7 +305,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
                     Ok(a) => a,
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        tokio::time::sleep(limits::ACCEPT_RETRY).await;
                         continue;
                     }
                 };
@@ -303,7 +329,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
     // Waiting fetches answer now instead of at the end of their max wait.
     broker.stopping.send_replace(true);
     let drain = async { while connections.join_next().await.is_some() {} };
-    if tokio::time::timeout(std::time::Duration::from_secs(5), drain).await.is_err() {
+    if tokio::time::timeout(limits::CONNECTION_DRAIN_TIMEOUT, drain).await.is_err() {
         connections.abort_all();
     }
     tokio::task::block_in_place(|| -> anyhow::Result<()> {

@@ -54,6 +54,11 @@ pub struct TopicImage {
 }
 
 impl TopicImage {
+    /// The partition `index` (partitions are kept sorted by index).
+    pub fn partition(&self, index: i32) -> Option<&PartitionImage> {
+        self.partitions.binary_search_by_key(&index, |p| p.partition).ok().map(|i| &self.partitions[i])
+    }
+
     pub fn is_internal(&self) -> bool {
         self.name.starts_with("__")
     }

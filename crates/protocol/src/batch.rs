@@ -546,21 +546,73 @@ fn read_varlong(buf: &[u8]) -> Option<(i64, usize)> {
     None
 }
 
-/// The records section of a batch, decompressed when needed.
+/// The most a compressed records section may expand to: 64 times its
+/// compressed size, and at least 64 MiB. A batch claiming more (a
+/// "compression bomb") is refused instead of filling memory.
+pub fn decompressed_bytes_max(compressed: usize) -> usize {
+    compressed.saturating_mul(64).max(64 << 20)
+}
+
+/// The records section of a batch, decompressed when needed (never past
+/// [`decompressed_bytes_max`]).
 pub fn records_section(batch: &[u8]) -> Result<bytes::Bytes, BatchError> {
-    use kafka_protocol::compression::{Decompressor, Gzip, Lz4, Snappy, Zstd};
     let h = BatchHeader::parse(batch)?;
-    let mut raw = bytes::Bytes::copy_from_slice(&batch[BATCH_HEADER_BYTES..h.total_bytes().min(batch.len())]);
-    let keep = |b: &mut bytes::Bytes| Ok(std::mem::take(b));
+    let raw = &batch[BATCH_HEADER_BYTES..h.total_bytes().min(batch.len())];
+    let limit = decompressed_bytes_max(raw.len());
     let out = match h.compression() {
-        0 => Ok(raw),
-        1 => Gzip::decompress(&mut raw, keep),
-        2 => Snappy::decompress(&mut raw, keep),
-        3 => Lz4::decompress(&mut raw, keep),
-        4 => Zstd::decompress(&mut raw, keep),
+        0 => return Ok(bytes::Bytes::copy_from_slice(raw)),
+        1 => read_bounded(flate2::read::MultiGzDecoder::new(raw), limit),
+        2 => snappy_bounded(raw, limit),
+        3 => lz4::Decoder::new(raw).and_then(|d| read_bounded(d, limit)),
+        4 => zstd::stream::read::Decoder::new(raw).and_then(|d| read_bounded(d, limit)),
         c => return Err(BatchError::Invalid(format!("unknown compression codec {c}"))),
     };
-    out.map_err(|e| BatchError::Invalid(format!("cannot decompress records: {e}")))
+    out.map(bytes::Bytes::from).map_err(|e| BatchError::Invalid(format!("cannot decompress records: {e}")))
+}
+
+fn too_large(limit: usize) -> std::io::Error {
+    std::io::Error::other(format!("the records expand past {limit} bytes"))
+}
+
+fn read_bounded(reader: impl std::io::Read, limit: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    reader.take(limit as u64 + 1).read_to_end(&mut out)?;
+    if out.len() > limit {
+        return Err(too_large(limit));
+    }
+    Ok(out)
+}
+
+/// Snappy as Kafka's clients write it: Java's xerial framing (a 16-byte
+/// header, then `u32 length, raw block` chunks), or one raw block.
+fn snappy_bounded(data: &[u8], limit: usize) -> std::io::Result<Vec<u8>> {
+    const XERIAL_MAGIC: &[u8] = &[0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0];
+    let mut decoder = snap::raw::Decoder::new();
+    let mut out = Vec::new();
+    let mut block = |bytes: &[u8], out: &mut Vec<u8>| -> std::io::Result<()> {
+        let len = snap::raw::decompress_len(bytes).map_err(std::io::Error::other)?;
+        if out.len() + len > limit {
+            return Err(too_large(limit));
+        }
+        let start = out.len();
+        out.resize(start + len, 0);
+        decoder.decompress(bytes, &mut out[start..]).map_err(std::io::Error::other)?;
+        Ok(())
+    };
+    if !data.starts_with(XERIAL_MAGIC) {
+        block(data, &mut out)?;
+        return Ok(out);
+    }
+    let mut rest = data.get(16..).ok_or_else(|| std::io::Error::other("snappy header cut short"))?;
+    while !rest.is_empty() {
+        let len = rest.get(..4).ok_or_else(|| std::io::Error::other("snappy chunk length cut short"))?;
+        let len = u32::from_be_bytes(len.try_into().expect("4 bytes")) as usize;
+        let chunk = rest.get(4..4 + len).ok_or_else(|| std::io::Error::other("snappy chunk cut short"))?;
+        block(chunk, &mut out)?;
+        rest = &rest[4 + len..];
+    }
+    Ok(out)
 }
 
 /// The first record of `batch` whose timestamp is `>= timestamp`, as
@@ -707,6 +759,21 @@ pub fn records_of<'a>(batch: &[u8], records: &'a [u8]) -> Result<Vec<RecordView<
 #[cfg(test)]
 mod keyed_tests {
     use super::*;
+
+    #[test]
+    fn a_compression_bomb_is_refused_not_expanded() {
+        let zeros = vec![0u8; (64 << 20) + 1024];
+        let plain = build_keyed_batch(0, 5, &[(None, Some(&zeros))]);
+        // snappy cannot expand more than ~21 times: it never reaches the bound
+        for codec in [1, 3, 4] {
+            let packed = recompress(&plain, codec).unwrap();
+            assert!(packed.len() < 4 << 20, "codec {codec} compressed {} bytes", packed.len());
+            match records_section(&packed) {
+                Ok(records) => panic!("codec {codec}: expanded to {} bytes", records.len()),
+                Err(e) => assert!(e.to_string().contains("expand past"), "codec {codec}: {e}"),
+            }
+        }
+    }
 
     #[test]
     fn recompress_round_trips_through_every_codec() {

@@ -30,7 +30,7 @@ use raft::eraftpb::{ConfState, Entry, EntryType, HardState, Snapshot, SnapshotMe
 use raft::{GetEntriesContext, RaftState, StorageError as RaftStorageError};
 use vltava_metadata::{EntryData, MetadataImage};
 use vltava_protocol::batch::{assign_offsets, build_keyed_batch, records_of, records_section, verify_crc, Batches};
-use vltava_storage::{Log, LogConfig, LogDir, Segment};
+use vltava_storage::{Log, LogConfig, LogDir, Recovery, Segment};
 
 use crate::applied::AppliedIds;
 use crate::legacy;
@@ -272,7 +272,7 @@ impl MetadataLog {
             }
         }
         let log_dir = LogDir::new(dir);
-        let mut log = Log::open_in(&log_dir, dir, config, false)?;
+        let mut log = Log::open_in(&log_dir, dir, config, Recovery::None)?;
         let mut entries = VecDeque::new();
         if let Some(imported) = legacy_entries {
             let mut out = Vec::new();
@@ -281,7 +281,7 @@ impl MetadataLog {
             }
             if !out.is_empty() {
                 log.append_assigned(&out)?;
-                log.flush_target()?.sync()?;
+                flush(&mut log)?;
             }
             legacy::retire(dir, legacy::JSON_LOG_FILE)?;
             tracing::info!(entries = imported.len(), "imported the metadata log of the previous release");
@@ -301,7 +301,7 @@ impl MetadataLog {
                     ..Default::default()
                 };
                 log.append_assigned(&entry_batch(&entry))?;
-                log.flush_target()?.sync()?;
+                flush(&mut log)?;
                 hard_state = HardState { term: 1, vote: voters[0], commit: 1, ..Default::default() };
                 write_state(dir, &hard_state)?;
                 legacy::retire(dir, legacy::PRE_RAFT_LOG_FILE)?;
@@ -441,7 +441,7 @@ impl MetadataLog {
             out.extend_from_slice(&entry_batch(e));
         }
         self.log.append_assigned(&out)?;
-        self.log.flush_target()?.sync()?;
+        flush(&mut self.log)?;
         self.bytes_since_snapshot += out.len() as u64;
         self.core.0.write().entries.extend(entries.iter().cloned());
         Ok(())
@@ -559,6 +559,14 @@ impl MetadataLog {
     pub fn segment_count(&self) -> usize {
         self.log.segment_count()
     }
+}
+
+/// Fsyncs everything appended (rolled segments and new files included).
+fn flush(log: &mut Log) -> Result<(), QuorumError> {
+    let target = log.flush_target()?;
+    target.sync()?;
+    log.flushed(&target);
+    Ok(())
 }
 
 fn write_state(dir: &Path, hs: &HardState) -> Result<(), QuorumError> {

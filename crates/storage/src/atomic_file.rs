@@ -21,6 +21,16 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
+/// Replaces `path` with `bytes` through a rename, without fsync: for files
+/// that only save work (a torn or lost one is rebuilt), written where an
+/// fsync would stall others.
+pub fn replace(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(TMP_SUFFIX);
+    let mut f = File::create(&tmp).ctx(&tmp)?;
+    f.write_all(bytes).ctx(&tmp)?;
+    fs::rename(&tmp, path).ctx(path)
+}
+
 /// Fsyncs a directory: new, renamed and removed entries become durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).ctx(dir)

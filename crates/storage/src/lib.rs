@@ -28,7 +28,7 @@ pub mod time_index;
 pub use cleaner::{CleanerConfig, CleaningPlan};
 pub use error::{Result, StorageError};
 pub use leader_epoch::LeaderEpochCache;
-pub use log::{segment_bases, AppendInfo, FileSlice, FlushTarget, Log, LogConfig};
+pub use log::{segment_bases, AppendInfo, FileSlice, FlushTarget, Log, LogConfig, Recovery};
 pub use log_dir::LogDir;
 pub use offset_index::OffsetIndex;
 pub use producer_state::{AbortedTxn, ProducerError, ProducerStateManager};

@@ -86,10 +86,17 @@ impl FileSlice {
 }
 
 /// What one fsync for durability covers: the files holding every byte
-/// below `offset`, synced outside the log's lock.
+/// below `offset` (segments rolled since the last flush and the active
+/// one) and, when a segment was created since, the directory; synced
+/// outside the log's lock, then reported back with [`Log::flushed`].
 #[derive(Debug)]
 pub struct FlushTarget {
     files: Vec<Arc<File>>,
+    /// The partition directory, when a new segment file's entry must be
+    /// made durable too.
+    dir: Option<PathBuf>,
+    /// The log's count of segment creations when this target was taken.
+    created: u64,
     /// Everything below this offset is durable once [`Self::sync`] succeeds.
     pub offset: i64,
     log_dir: Arc<LogDir>,
@@ -105,8 +112,25 @@ impl FlushTarget {
             let synced = file.sync_data().ctx(self.log_dir.path());
             self.log_dir.latch(synced)?;
         }
+        if let Some(dir) = &self.dir {
+            self.log_dir.check()?;
+            self.log_dir.latch(crate::atomic_file::sync_dir(dir))?;
+        }
         Ok(())
     }
+}
+
+/// Which segments [`Log::open_in`] re-validates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// After a clean shutdown: none.
+    None,
+    /// After an unclean one, with a recovery point checkpointed: the
+    /// segments holding offsets from it on (below it everything was
+    /// fsynced).
+    From(i64),
+    /// After an unclean one without a checkpoint: every segment.
+    All,
 }
 
 #[derive(Debug)]
@@ -122,6 +146,14 @@ pub struct Log {
     /// Which leader epoch wrote from which offset (`leader-epoch-checkpoint`).
     epochs: LeaderEpochCache,
     log_dir: Arc<LogDir>,
+    /// Rolled segments not fsynced yet (the next flush covers them).
+    unflushed: Vec<Arc<File>>,
+    /// Segment files created (the directory needs an fsync when this
+    /// moved past `dir_synced`).
+    created: u64,
+    dir_synced: u64,
+    /// Everything below this offset is known fsynced (Kafka's recovery point).
+    recovery_point: i64,
 }
 
 /// File in a partition directory listing aborted transactions
@@ -202,17 +234,18 @@ fn build_control_batch(
 impl Log {
     /// Opens (or creates) the log in `dir`, a log directory of its own (for
     /// tools and tests; the broker uses [`Self::open_in`]).
+    /// With `recover` every segment is re-validated.
     pub fn open(dir: &Path, config: LogConfig, recover: bool) -> Result<Self> {
         let log_dir = LogDir::new(dir.parent().unwrap_or(dir));
-        Self::open_in(&log_dir, dir, config, recover)
+        Self::open_in(&log_dir, dir, config, if recover { Recovery::All } else { Recovery::None })
     }
 
-    /// Opens (or creates) the log in `dir` inside `log_dir`. With `recover`
-    /// (after an unclean shutdown), the newest segment is re-validated and
-    /// its torn tail cut; older segments were fsynced when they rolled.
-    pub fn open_in(log_dir: &Arc<LogDir>, dir: &Path, config: LogConfig, recover: bool) -> Result<Self> {
+    /// Opens (or creates) the log in `dir` inside `log_dir`, re-validating
+    /// the segments `recovery` names (a bad batch and what follows it are
+    /// cut).
+    pub fn open_in(log_dir: &Arc<LogDir>, dir: &Path, config: LogConfig, recovery: Recovery) -> Result<Self> {
         log_dir.check()?;
-        log_dir.latch(Self::open_inner(log_dir, dir, config, recover))
+        log_dir.latch(Self::open_inner(log_dir, dir, config, recovery))
     }
 
     fn guarded<T>(&mut self, op: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
@@ -270,11 +303,35 @@ impl Log {
     /// What to fsync for everything appended so far to be durable.
     pub fn flush_target(&self) -> Result<FlushTarget> {
         self.log_dir.check()?;
+        let mut files = self.unflushed.clone();
+        files.push(self.active().file().clone());
         Ok(FlushTarget {
-            files: vec![self.active().file().clone()],
+            files,
+            dir: (self.created != self.dir_synced).then(|| self.dir.clone()),
+            created: self.created,
             offset: self.log_end_offset(),
             log_dir: self.log_dir.clone(),
         })
+    }
+
+    /// `target` was synced: its files and directory state are durable.
+    pub fn flushed(&mut self, target: &FlushTarget) {
+        self.unflushed.retain(|f| !target.files.iter().any(|t| Arc::ptr_eq(t, f)));
+        if target.dir.is_some() {
+            self.dir_synced = self.dir_synced.max(target.created);
+        }
+        self.recovery_point = self.recovery_point.max(target.offset);
+    }
+
+    /// Below this offset everything is known fsynced.
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point
+    }
+
+    /// Whether rolled segments (or a new segment's directory entry) wait
+    /// for a flush.
+    pub fn has_unflushed_segments(&self) -> bool {
+        !self.unflushed.is_empty() || self.created != self.dir_synced
     }
 
     /// Bytes starting at the batch that contains `offset`: at most
@@ -344,6 +401,14 @@ impl Log {
         self.epochs.latest_epoch()
     }
 
+    /// This replica leads at `epoch` from now on: the epoch starts at the
+    /// log end, before anything is written under it (as Kafka's leader
+    /// records it on taking over, so OffsetForLeaderEpoch names it).
+    pub fn start_leader_epoch(&mut self, epoch: i32) -> Result<()> {
+        let leo = self.log_end_offset();
+        self.guarded(|log| log.epochs.assign(epoch, leo))
+    }
+
     /// OffsetForLeaderEpoch: the largest epoch at or below `epoch` that
     /// this log has, and where it ends (the next epoch's start, or the log
     /// end for the latest).
@@ -353,7 +418,7 @@ impl Log {
 }
 
 impl Log {
-    fn open_inner(log_dir: &Arc<LogDir>, dir: &Path, config: LogConfig, recover: bool) -> Result<Self> {
+    fn open_inner(log_dir: &Arc<LogDir>, dir: &Path, config: LogConfig, recovery: Recovery) -> Result<Self> {
         fs::create_dir_all(dir).ctx(dir)?;
         for entry in fs::read_dir(dir).ctx(dir)? {
             let entry = entry.ctx(dir)?;
@@ -364,20 +429,45 @@ impl Log {
             }
         }
         let bases = segment_bases(dir)?;
+        // the segment holding the recovery point and every later one are
+        // re-validated; earlier ones were fsynced
+        let first_recovered = match recovery {
+            Recovery::None => i64::MAX,
+            Recovery::All => i64::MIN,
+            Recovery::From(point) => bases.iter().copied().rfind(|b| *b <= point).unwrap_or(i64::MIN),
+        };
         let mut segments = BTreeMap::new();
-        let newest = bases.last().copied();
+        let mut cut_at = None;
         for base in bases {
-            let seg = Segment::open(
-                dir,
-                base,
-                config.index_interval_bytes,
-                config.segment_index_bytes,
-                recover && Some(base) == newest,
-            )?;
+            if let Some(cut) = cut_at {
+                // after a segment whose tail was bad nothing can be trusted
+                // (none of it was fsynced, or that segment would have been)
+                tracing::warn!(dir = %dir.display(), base_offset = base, after = cut, "removing a segment that follows a cut one");
+                for ext in ["log", "index", "timeindex"] {
+                    let path = dir.join(segment_file_name(base, ext));
+                    match fs::remove_file(&path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e).ctx(&path),
+                    }
+                }
+                continue;
+            }
+            let recover = base >= first_recovered;
+            let size_before = if recover {
+                fs::metadata(dir.join(segment_file_name(base, "log"))).map(|m| m.len()).unwrap_or(0)
+            } else {
+                0
+            };
+            let seg = Segment::open(dir, base, config.index_interval_bytes, config.segment_index_bytes, recover)?;
+            if recover && seg.size() < size_before {
+                cut_at = Some(base);
+            }
             segments.insert(base, seg);
         }
         if segments.is_empty() {
             segments.insert(0, Segment::create(dir, 0, config.index_interval_bytes, config.segment_index_bytes)?);
+            crate::atomic_file::sync_dir(dir)?;
         }
         let first_base = *segments.keys().next().expect("one segment");
         let leo = segments.values().next_back().expect("one segment").next_offset();
@@ -394,6 +484,10 @@ impl Log {
             aborted: Vec::new(),
             epochs: LeaderEpochCache::load(dir)?,
             log_dir: log_dir.clone(),
+            unflushed: Vec::new(),
+            created: 0,
+            dir_synced: 0,
+            recovery_point: leo,
         };
         log.rebuild_producer_state()?;
         log.check_invariants();
@@ -561,12 +655,20 @@ impl Log {
     }
 
     /// Writes `<log end offset>.snapshot` and keeps only the two newest.
-    fn write_producer_snapshot(&self) -> Result<()> {
+    /// Writes `<log end offset>.snapshot` (`durable`: fsynced; a lost or
+    /// torn snapshot only means a longer replay at start).
+    fn write_producer_snapshot(&self, durable: bool) -> Result<()> {
         let leo = self.log_end_offset();
         if self.producers.is_empty() {
             return Ok(());
         }
-        write_atomically(&self.snapshot_path(leo), self.producers.to_snapshot().as_bytes())?;
+        let path = self.snapshot_path(leo);
+        let bytes = self.producers.to_snapshot();
+        if durable {
+            write_atomically(&path, bytes.as_bytes())?;
+        } else {
+            crate::atomic_file::replace(&path, bytes.as_bytes())?;
+        }
         let mut snaps = snapshot_offsets(&self.dir);
         snaps.sort_unstable();
         while snaps.len() > 2 {
@@ -654,11 +756,20 @@ impl Log {
             || active.age_ms() > self.config.segment_ms
     }
 
+    /// Seals the active segment and starts a new one at `base_offset`,
+    /// without waiting for the disk (as Kafka's roll): the sealed segment
+    /// and the new directory entry are fsynced by the next flush (an
+    /// acks=all wait, or the background flush), its indexes written at
+    /// close.
     fn roll_inner(&mut self, base_offset: i64) -> Result<()> {
-        self.active_mut().close()?;
-        self.write_producer_snapshot()?;
+        let sealed = self.active_mut();
+        sealed.seal();
+        let file = sealed.file().clone();
+        self.unflushed.push(file);
+        self.write_producer_snapshot(false)?;
         let seg =
             Segment::create(&self.dir, base_offset, self.config.index_interval_bytes, self.config.segment_index_bytes)?;
+        self.created += 1;
         tracing::debug!(dir = %self.dir.display(), base_offset, "rolled new segment");
         self.segments.insert(base_offset, seg);
         Ok(())
@@ -743,13 +854,20 @@ impl Log {
                 break;
             }
             if let Some(seg) = self.segments.remove(&base) {
+                self.forget_unflushed(&seg);
                 seg.delete_files()?;
             }
         }
         self.active_mut().truncate_to(offset)?;
+        self.recovery_point = self.recovery_point.min(self.log_end_offset());
         self.producers.truncate_from(offset);
         self.aborted.retain(|a| a.last_offset < offset);
         self.epochs.truncate_from(offset)
+    }
+
+    /// A segment that goes needs no flush.
+    fn forget_unflushed(&mut self, seg: &Segment) {
+        self.unflushed.retain(|f| !Arc::ptr_eq(f, seg.file()));
     }
 
     fn reset_to_inner(&mut self, offset: i64) -> Result<()> {
@@ -761,7 +879,6 @@ impl Log {
                 log_end_offset: leo,
             });
         }
-        self.active_mut().close()?;
         let seg =
             Segment::create(&self.dir, offset, self.config.index_interval_bytes, self.config.segment_index_bytes)?;
         let old: Vec<i64> = self.segments.keys().copied().collect();
@@ -771,6 +888,10 @@ impl Log {
                 seg.delete_files()?;
             }
         }
+        self.unflushed.clear();
+        crate::atomic_file::sync_dir(&self.dir)?;
+        self.dir_synced = self.created;
+        self.recovery_point = offset;
         for snap in snapshot_offsets(&self.dir) {
             let _ = fs::remove_file(self.snapshot_path(snap));
         }
@@ -789,6 +910,7 @@ impl Log {
     fn delete_oldest_segment(&mut self) -> Result<()> {
         debug_assert!(self.segments.len() > 1, "the active segment is never deleted");
         let (base, seg) = self.segments.pop_first().expect("more than one segment");
+        self.forget_unflushed(&seg);
         seg.delete_files()?;
         let next_base = *self.segments.keys().next().expect("the active segment remains");
         self.log_start_offset = self.log_start_offset.max(next_base);
@@ -892,6 +1014,7 @@ impl Log {
                 continue;
             }
             let seg = self.segments.remove(&c.base_offset).expect("checked");
+            self.forget_unflushed(&seg);
             match &c.path {
                 Some(path) => {
                     seg.delete_index_files()?;
@@ -916,8 +1039,16 @@ impl Log {
     }
 
     fn close_inner(&mut self) -> Result<()> {
-        self.active_mut().close()?;
-        self.write_producer_snapshot()
+        for seg in self.segments.values_mut() {
+            seg.seal();
+        }
+        let target = self.flush_target()?;
+        target.sync()?;
+        self.flushed(&target);
+        for seg in self.segments.values_mut() {
+            seg.write_indexes()?;
+        }
+        self.write_producer_snapshot(true)
     }
 
     /// Validates every stored batch as recovery would; for tests and tools.

@@ -55,6 +55,8 @@ pub struct Segment {
     created: Instant,
     /// Wall-clock modification time at open, for roll by age across restarts.
     opened_age_ms: u64,
+    /// The index files on disk describe this segment as it is.
+    indexes_on_disk: bool,
 }
 
 fn open_file(path: &Path, create: bool) -> Result<File> {
@@ -62,13 +64,12 @@ fn open_file(path: &Path, create: bool) -> Result<File> {
 }
 
 impl Segment {
-    /// Creates an empty segment.
+    /// Creates an empty segment. The caller fsyncs the directory before
+    /// anything in the new file counts as durable.
     pub fn create(dir: &Path, base_offset: i64, index_interval_bytes: u64, index_bytes_max: u64) -> Result<Self> {
         let log_path = dir.join(segment_file_name(base_offset, "log"));
         let file = open_file(&log_path, true)?;
         file.set_len(0).ctx(&log_path)?;
-        // The new file's directory entry must survive a power loss too.
-        crate::atomic_file::sync_dir(dir)?;
         Ok(Self::assemble(dir, base_offset, log_path, file, 0, index_interval_bytes, index_bytes_max))
     }
 
@@ -99,6 +100,7 @@ impl Segment {
             offset_of_max_timestamp: -1,
             created: Instant::now(),
             opened_age_ms: 0,
+            indexes_on_disk: false,
         }
     }
 
@@ -137,7 +139,10 @@ impl Segment {
                 let start = oi.lookup(i64::MAX) as u64;
                 seg.offset_index = oi;
                 seg.time_index = ti;
+                let entries = seg.offset_index.len();
                 seg.scan_tail_headers(start)?;
+                // the files are current unless the tail added entries
+                seg.indexes_on_disk = seg.offset_index.len() == entries;
             }
             _ => seg.rebuild_indexes(false)?,
         }
@@ -298,6 +303,7 @@ impl Segment {
         }
         debug_assert_eq!(position, batches.len());
         self.size += batches.len() as u64;
+        self.indexes_on_disk = false;
         Ok(())
     }
 
@@ -396,18 +402,33 @@ impl Segment {
         self.size = position;
         self.offset_index.truncate_to_position(position as u32);
         self.time_index.truncate_to_offset(offset);
+        self.indexes_on_disk = false;
         self.rebuild_indexes(false)
     }
 
-    /// Writes indexes (with a final time-index entry) and fsyncs the data.
-    pub fn close(&mut self) -> Result<()> {
+    /// No more appends: the final time-index entry (in memory). A rolled
+    /// segment is sealed at once and flushed later.
+    pub fn seal(&mut self) {
         if self.max_timestamp >= 0 {
             self.time_index.append(self.max_timestamp, self.offset_of_max_timestamp);
         }
-        self.file.sync_all().ctx(&self.log_path)?;
-        self.offset_index.write_to_disk()?;
-        self.time_index.write_to_disk()?;
+    }
+
+    /// Writes the index files, unless they already describe the segment.
+    pub fn write_indexes(&mut self) -> Result<()> {
+        if !self.indexes_on_disk {
+            self.offset_index.write_to_disk()?;
+            self.time_index.write_to_disk()?;
+            self.indexes_on_disk = true;
+        }
         Ok(())
+    }
+
+    /// Seals the segment, fsyncs the data and writes the indexes.
+    pub fn close(&mut self) -> Result<()> {
+        self.seal();
+        self.file.sync_all().ctx(&self.log_path)?;
+        self.write_indexes()
     }
 
     /// Removes the segment's index files (they are rebuilt from the log).

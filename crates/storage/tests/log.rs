@@ -308,8 +308,9 @@ fn reset_starts_an_empty_log_beyond_the_old_end() {
 fn an_offline_log_dir_refuses_every_log_in_it() {
     let dir = tempfile::tempdir().unwrap();
     let log_dir = vltava_storage::LogDir::new(dir.path());
-    let mut a = Log::open_in(&log_dir, &dir.path().join("a-0"), small_config(), false).unwrap();
-    let b = Log::open_in(&log_dir, &dir.path().join("b-0"), small_config(), false).unwrap();
+    let mut a =
+        Log::open_in(&log_dir, &dir.path().join("a-0"), small_config(), vltava_storage::Recovery::None).unwrap();
+    let b = Log::open_in(&log_dir, &dir.path().join("b-0"), small_config(), vltava_storage::Recovery::None).unwrap();
     fill(&mut a, 3);
     let slice = a.read(0, 100).unwrap().unwrap();
     let flush = a.flush_target().unwrap();
@@ -344,4 +345,51 @@ fn leader_epochs_start_where_their_first_batch_lands() {
     drop(log);
     let log = Log::open(dir.path(), small_config(), false).unwrap();
     assert_eq!(log.end_offset_for_epoch(3), Some((3, 2)), "persisted");
+}
+
+#[test]
+fn a_roll_waits_for_no_disk_and_the_next_flush_covers_the_rolled_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config(), false).unwrap();
+    assert!(!log.has_unflushed_segments());
+    fill(&mut log, 200);
+    assert!(log.segment_count() > 3);
+    assert!(log.has_unflushed_segments(), "rolled segments wait for a flush");
+    assert_eq!(log.recovery_point(), 0);
+    let target = log.flush_target().unwrap();
+    assert_eq!(target.offset, 600);
+    target.sync().unwrap();
+    log.flushed(&target);
+    assert!(!log.has_unflushed_segments());
+    assert_eq!(log.recovery_point(), 600);
+    // appends after the target was taken are not covered by it
+    fill(&mut log, 1);
+    let late = log.flush_target().unwrap();
+    log.flushed(&target);
+    assert_eq!(log.recovery_point(), 600);
+    late.sync().unwrap();
+    log.flushed(&late);
+    assert_eq!(log.recovery_point(), 603);
+}
+
+#[test]
+fn recovery_from_a_recovery_point_checks_every_later_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config(), false).unwrap();
+    fill(&mut log, 200);
+    let bases: Vec<i64> = vltava_storage::segment_bases(dir.path()).unwrap();
+    assert!(bases.len() >= 4);
+    drop(log);
+    // a middle segment (after the recovery point) lost its tail in a power
+    // loss: it is cut, and what follows it cannot be trusted
+    let middle = bases[bases.len() / 2];
+    let path = dir.path().join(vltava_storage::segment_file_name(middle, "log"));
+    let len = std::fs::metadata(&path).unwrap().len();
+    OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 5).unwrap();
+    let log_dir = vltava_storage::LogDir::new(dir.path());
+    let log = Log::open_in(&log_dir, dir.path(), small_config(), vltava_storage::Recovery::From(bases[1])).unwrap();
+    let remaining = vltava_storage::segment_bases(dir.path()).unwrap();
+    assert_eq!(remaining.last(), Some(&middle), "segments after the cut one are removed");
+    assert!(log.log_end_offset() < 600 && log.log_end_offset() > middle);
+    assert_eq!(read_all(&log, 0).len() as i64 * 3, log.log_end_offset());
 }

@@ -21,7 +21,6 @@ use crate::partition::Partition;
 use crate::Broker;
 
 /// Longest a fetch may wait, whatever the client asks.
-const MAX_WAIT_MS_MAX: u64 = 5 * 60 * 1000;
 const READ_COMMITTED: i8 = 1;
 
 struct Target {
@@ -81,13 +80,16 @@ pub fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> Resp
             Target { topic, topic_id, partitions }
         })
         .collect();
-    let max_wait = Duration::from_millis((request.max_wait_ms.max(0) as u64).min(MAX_WAIT_MS_MAX));
+    let max_wait = Duration::from_millis((request.max_wait_ms.max(0) as u64).min(crate::limits::FETCH_WAIT_MS_MAX));
     let min_bytes = request.min_bytes.max(0) as usize;
-    let max_bytes = if request.max_bytes <= 0 { i32::MAX as usize } else { request.max_bytes as usize };
-    // fetch.max.bytes bounds what a consumer gets (followers use their own
-    // replica.fetch.response.max.bytes), as in Kafka
-    let max_bytes =
-        if replica.is_some() { max_bytes } else { max_bytes.min(broker.config.fetch_max_bytes.max(1024) as usize) };
+    // fetch.max.bytes bounds what a consumer gets, as in Kafka; a follower
+    // asks for its replica.fetch.response.max.bytes, bounded here by the
+    // larger of the two (a request's 0 or less means "as much as allowed")
+    let c = &broker.config;
+    let cap =
+        if replica.is_some() { c.fetch_max_bytes.max(c.replica_fetch_response_max_bytes) } else { c.fetch_max_bytes };
+    let cap = cap.max(1024) as usize;
+    let max_bytes = if request.max_bytes <= 0 { cap } else { (request.max_bytes as usize).min(cap) };
     let read_committed = request.isolation_level == READ_COMMITTED;
     let mut stopping = broker.stopping.subscribe();
     let broker = broker.clone();

@@ -35,11 +35,7 @@ fn locate(broker: &Broker, key_type: i8, key: &str) -> Result<(i32, String, i32)
     };
     let image = broker.controller.image();
     let index = partition_for_group(key, partitions.max(1));
-    let leader = image
-        .topic(topic)
-        .and_then(|t| t.partitions.iter().find(|p| p.partition == index))
-        .map(|p| p.leader)
-        .unwrap_or(-1);
+    let leader = image.topic(topic).and_then(|t| t.partition(index)).map(|p| p.leader).unwrap_or(-1);
     match image.broker(leader).filter(|b| !b.fenced) {
         Some(b) => Ok((b.id, b.host.clone(), b.port as i32)),
         None => Err((ResponseError::CoordinatorNotAvailable, "The coordinator is not available.".into())),

@@ -48,7 +48,7 @@ pub struct LeaderHint {
 }
 
 pub fn leader_hint(image: &vltava_metadata::MetadataImage, topic: &str, partition: i32) -> Option<LeaderHint> {
-    let p = image.topic(topic)?.partitions.iter().find(|p| p.partition == partition)?;
+    let p = image.topic(topic)?.partition(partition)?;
     let endpoint = image.broker(p.leader).filter(|b| !b.fenced).map(|b| (b.host.clone(), b.port));
     Some(LeaderHint { leader: p.leader, epoch: p.leader_epoch, endpoint })
 }

@@ -51,9 +51,7 @@ pub fn elect_leaders(broker: &Arc<Broker>, request: ElectLeadersRequest, version
     let mut verdicts: Vec<(String, i32, Verdict)> = Vec::new();
     let mut to_elect = Vec::new();
     for (topic, index) in wanted {
-        let found = image
-            .topic(&topic)
-            .and_then(|t| t.partitions.iter().find(|p| p.partition == index).map(|p| (t.topic_id, p.clone())));
+        let found = image.topic(&topic).and_then(|t| t.partition(index).map(|p| (t.topic_id, p.clone())));
         let verdict = match found {
             None => Err((ResponseError::UnknownTopicOrPartition, "unknown partition".to_string())),
             Some(_) if unclean => Err((
@@ -128,7 +126,7 @@ pub fn alter_reassignments(
                     let Some(topic) = &topic else {
                         return fail(ResponseError::UnknownTopicOrPartition, "unknown topic".into());
                     };
-                    let Some(current) = topic.partitions.iter().find(|x| x.partition == p.partition_index) else {
+                    let Some(current) = topic.partition(p.partition_index) else {
                         return fail(ResponseError::UnknownTopicOrPartition, "unknown partition".into());
                     };
                     let Some(replicas) = p.replicas else {

@@ -209,9 +209,23 @@ pub fn txn_offset_commit(broker: &Arc<Broker>, r: TxnOffsetCommitRequest, _versi
 pub fn end_txn(broker: &Arc<Broker>, r: EndTxnRequest, _version: i16) -> ResponseFuture {
     let outcome =
         broker.txns.end_txn(broker, r.transactional_id.0.as_str(), r.producer_id.0, r.producer_epoch, r.committed);
+    let broker = broker.clone();
     Box::pin(async move {
         let error = match outcome {
-            Ok(waits) => wait_all(waits).await,
+            Ok(None) => None,
+            Ok(Some(mut completion)) => match completion.wait_prepared().await {
+                Err(e) => Some(e),
+                Ok(()) => {
+                    // answered once the markers are written, or (the decision
+                    // being durable) after END_TXN_WAIT while they go on
+                    let run = broker.runtime.spawn(completion.run(broker.clone()));
+                    match tokio::time::timeout(crate::limits::END_TXN_WAIT, run).await {
+                        Ok(Ok(result)) => result.err(),
+                        Ok(Err(_)) => Some(ResponseError::CoordinatorNotAvailable),
+                        Err(_) => None,
+                    }
+                }
+            },
             Err(e) => Some(e),
         };
         Some(ResponseKind::EndTxn(EndTxnResponse::default().with_error_code(code(error))))
@@ -383,7 +397,7 @@ pub fn write_txn_markers(
     Box::pin(async move {
         for (m, (t, p), partition, end) in waits {
             let epoch = partition.leader_epoch();
-            if let Err(e) = partition.wait_committed(end, epoch, true, std::time::Duration::from_secs(30)).await {
+            if let Err(e) = partition.wait_committed(end, epoch, true, crate::limits::COORDINATOR_WRITE_TIMEOUT).await {
                 results[m].topics[t].partitions[p].error_code = e.code();
             }
         }

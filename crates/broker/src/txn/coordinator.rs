@@ -5,6 +5,15 @@
 //! Kafka would pick) and reloaded at start. Transactions past their timeout
 //! are aborted, with the producer's epoch bumped so it is fenced.
 //!
+//! Ending a transaction has two halves. [`TransactionCoordinator::prepare`]
+//! runs under the coordinator's lock and does only local work: the Prepare*
+//! record and the markers of the partitions led here. [`Completion::run`]
+//! runs without the lock, on the async runtime: it waits for those writes,
+//! sends WriteTxnMarkers to the leaders of the other partitions (retrying
+//! while leaders move, as long as this node coordinates the transaction),
+//! then writes Complete*. Meanwhile the transactional id answers
+//! CONCURRENT_TRANSACTIONS, as in Kafka.
+//!
 //! Also hands out producer ids to idempotent producers.
 
 use std::collections::HashMap;
@@ -25,11 +34,59 @@ use crate::partition::Partition;
 use crate::Broker;
 
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
-/// Producer ids a broker takes from the controller at a time.
-const PRODUCER_ID_BLOCK: i64 = 1000;
+use crate::limits::{
+    INTER_BROKER_REQUEST_TIMEOUT as MARKER_REQUEST_TIMEOUT, INTER_BROKER_RETRY as MARKER_RETRY, PRODUCER_ID_BLOCK,
+};
 
 /// Writes to wait on (fsync) before answering.
 pub type DurableWaits = Vec<(Arc<Partition>, i64)>;
+
+/// The second half of ending a transaction (see the module documentation).
+pub struct Completion {
+    tid: String,
+    producer_id: i64,
+    producer_epoch: i16,
+    commit: bool,
+    /// Partitions led elsewhere: their markers go through WriteTxnMarkers.
+    remote: Vec<(String, i32)>,
+    /// The Prepare* record and the local markers.
+    waits: DurableWaits,
+}
+
+impl Completion {
+    /// Waits until the Prepare* record and the local markers are durable:
+    /// from then on the decision stands.
+    pub async fn wait_prepared(&mut self) -> Result<(), ResponseError> {
+        for (partition, offset) in std::mem::take(&mut self.waits) {
+            partition.wait_coordinator_write(offset).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the local writes, writes the remote markers, then
+    /// Complete*. Errors are what the prepared writes failed with (the
+    /// end cannot finish here; the next coordinator will).
+    pub async fn run(mut self, broker: Arc<Broker>) -> Result<(), ResponseError> {
+        self.wait_prepared().await?;
+        let mut remote = self.remote.clone();
+        while !remote.is_empty() {
+            remote = send_markers(&broker, self.producer_id, self.producer_epoch, self.commit, remote).await;
+            if remote.is_empty() {
+                break;
+            }
+            if broker.txns.check_coordinator(&self.tid).is_err() || *broker.stopping.borrow() {
+                tracing::warn!(transactional_id = %self.tid, "no longer coordinating this transaction; its markers are left to the next coordinator");
+                return Err(ResponseError::NotCoordinator);
+            }
+            tokio::time::sleep(MARKER_RETRY).await;
+        }
+        let waits = broker.txns.finish_completion(&broker, &self)?;
+        for (partition, offset) in waits {
+            partition.wait_coordinator_write(offset).await?;
+        }
+        Ok(())
+    }
+}
 
 pub struct TransactionCoordinator {
     txns: Mutex<HashMap<String, TxnMetadata>>,
@@ -115,20 +172,14 @@ impl TransactionCoordinator {
         Ok(())
     }
 
-    /// Writes the markers that end `m`'s transaction to every partition in
-    /// it, settles its groups' pending offsets, and moves it to Complete*.
-    fn complete(
-        &self,
-        broker: &Broker,
-        m: &mut TxnMetadata,
-        commit: bool,
-        waits: &mut DurableWaits,
-    ) -> Result<(), ResponseError> {
+    /// The first half of ending `m`'s transaction (under the lock): the
+    /// Prepare* record and the markers of the partitions led here. The
+    /// returned [`Completion`] does the rest.
+    fn prepare(&self, broker: &Broker, m: &mut TxnMetadata, commit: bool) -> Result<Completion, ResponseError> {
+        let mut waits = Vec::new();
         m.state = if commit { TxnState::PrepareCommit } else { TxnState::PrepareAbort };
         m.last_update_ms = now_ms();
-        self.persist(broker, m, waits)?;
-        // markers: partitions led here directly, the others through their
-        // leaders (WriteTxnMarkers)
+        self.persist(broker, m, &mut waits)?;
         let mut remote = Vec::new();
         for (topic, index) in &m.partitions {
             match broker.partition(topic, *index) {
@@ -142,16 +193,35 @@ impl TransactionCoordinator {
                 Err(_) => remote.push((topic.clone(), *index)),
             }
         }
-        if !remote.is_empty() {
-            send_markers(broker, m.producer_id, m.producer_epoch, commit, remote)?;
+        Ok(Completion {
+            tid: m.transactional_id.clone(),
+            producer_id: m.producer_id,
+            producer_epoch: m.producer_epoch,
+            commit,
+            remote,
+            waits,
+        })
+    }
+
+    /// The end of [`Completion::run`] (under the lock): Complete*, unless
+    /// the transactional id moved on meanwhile.
+    fn finish_completion(&self, broker: &Broker, c: &Completion) -> Result<DurableWaits, ResponseError> {
+        let mut waits = Vec::new();
+        let mut txns = self.txns.lock();
+        let Some(m) = txns.get_mut(&c.tid) else { return Ok(waits) };
+        let prepared = if c.commit { TxnState::PrepareCommit } else { TxnState::PrepareAbort };
+        if m.state != prepared || m.producer_id != c.producer_id || m.producer_epoch != c.producer_epoch {
+            return Ok(waits);
         }
-        m.state = if commit { TxnState::CompleteCommit } else { TxnState::CompleteAbort };
+        m.state = if c.commit { TxnState::CompleteCommit } else { TxnState::CompleteAbort };
         m.partitions.clear();
         m.groups.clear();
         m.last_update_ms = now_ms();
-        self.persist(broker, m, waits)?;
-        tracing::info!(transactional_id = %m.transactional_id, producer_id = m.producer_id, epoch = m.producer_epoch, commit, "transaction ended");
-        Ok(())
+        let snapshot = m.clone();
+        drop(txns);
+        self.persist(broker, &snapshot, &mut waits)?;
+        tracing::info!(transactional_id = %c.tid, producer_id = c.producer_id, epoch = c.producer_epoch, commit = c.commit, "transaction ended");
+        Ok(waits)
     }
 
     fn bump_epoch(&self, broker: &Broker, m: &mut TxnMetadata) -> Result<(), ResponseError> {
@@ -169,7 +239,7 @@ impl TransactionCoordinator {
     /// that an older instance is fenced.
     pub fn init_producer_id(
         &self,
-        broker: &Broker,
+        broker: &Arc<Broker>,
         transactional_id: Option<&str>,
         timeout_ms: i32,
         producer_id: i64,
@@ -208,9 +278,13 @@ impl TransactionCoordinator {
                 return Err(ResponseError::ConcurrentTransactions)
             }
             TxnState::Ongoing => {
-                // fence the old instance: abort with a bumped epoch
+                // fence the old instance: abort with a bumped epoch; the
+                // client retries until the abort has completed, as in Kafka
                 self.bump_epoch(broker, m)?;
-                self.complete(broker, m, false, &mut waits)?;
+                let completion = self.prepare(broker, m, false)?;
+                drop(txns);
+                self.spawn(broker, completion);
+                return Err(ResponseError::ConcurrentTransactions);
             }
             _ => {}
         }
@@ -268,6 +342,7 @@ impl TransactionCoordinator {
     }
 
     /// EndTxn: commit or abort the open transaction.
+    /// `None`: the transaction had already ended this way.
     pub fn end_txn(
         &self,
         broker: &Broker,
@@ -275,31 +350,45 @@ impl TransactionCoordinator {
         producer_id: i64,
         epoch: i16,
         commit: bool,
-    ) -> Result<DurableWaits, ResponseError> {
+    ) -> Result<Option<Completion>, ResponseError> {
         self.check_coordinator(tid)?;
         let mut txns = self.txns.lock();
         let m = Self::current(&mut txns, tid, producer_id, epoch)?;
-        let mut waits = Vec::new();
         if m.end_action(commit)? == EndAction::Complete {
-            self.complete(broker, m, commit, &mut waits)?;
+            return self.prepare(broker, m, commit).map(Some);
         }
-        Ok(waits)
+        Ok(None)
+    }
+
+    /// Runs a completion on the runtime, logging how it ended.
+    fn spawn(&self, broker: &Arc<Broker>, completion: Completion) {
+        let (tid, b) = (completion.tid.clone(), broker.clone());
+        broker.runtime.spawn(async move {
+            if let Err(e) = completion.run(b).await {
+                tracing::warn!(transactional_id = %tid, error = ?e, "ending a transaction did not finish here");
+            }
+        });
     }
 
     /// Aborts transactions open longer than their timeout (fencing their
     /// producers with a bumped epoch). Returns how many.
-    pub fn abort_timed_out(&self, broker: &Broker) -> usize {
+    pub fn abort_timed_out(&self, broker: &Arc<Broker>) -> usize {
         let now = now_ms();
-        let mut txns = self.txns.lock();
-        let mut aborted = 0;
-        for m in txns.values_mut() {
-            if m.timed_out(now) {
-                tracing::info!(transactional_id = %m.transactional_id, producer_id = m.producer_id, "aborting a transaction past its timeout");
-                let mut waits = Vec::new();
-                if self.bump_epoch(broker, m).and_then(|_| self.complete(broker, m, false, &mut waits)).is_ok() {
-                    aborted += 1;
+        let mut completions = Vec::new();
+        {
+            let mut txns = self.txns.lock();
+            for m in txns.values_mut() {
+                if m.timed_out(now) {
+                    tracing::info!(transactional_id = %m.transactional_id, producer_id = m.producer_id, "aborting a transaction past its timeout");
+                    if let Ok(c) = self.bump_epoch(broker, m).and_then(|_| self.prepare(broker, m, false)) {
+                        completions.push(c);
+                    }
                 }
             }
+        }
+        let aborted = completions.len();
+        for c in completions {
+            self.spawn(broker, c);
         }
         aborted
     }
@@ -339,7 +428,7 @@ impl TransactionCoordinator {
     /// Rebuilds the transactional ids of one `__transaction_state`
     /// partition; transactions caught between Prepare* and Complete* are
     /// completed now.
-    fn load_partition(&self, broker: &Broker, index: i32) -> anyhow::Result<()> {
+    fn load_partition(&self, broker: &Arc<Broker>, index: i32) -> anyhow::Result<()> {
         let image = broker.controller.image();
         let Some(topic) = image.topic(TRANSACTION_STATE_TOPIC) else { return Ok(()) };
         let mut loaded: HashMap<String, Option<TxnMetadata>> = HashMap::new();
@@ -372,19 +461,20 @@ impl TransactionCoordinator {
                 txns.insert(tid, m);
             }
         }
-        let mut waits = Vec::new();
+        let mut completions = Vec::new();
         for m in txns.values_mut().filter(|m| partition_for_group(&m.transactional_id, self.partitions) == index) {
-            match m.state {
-                TxnState::PrepareCommit => {
-                    self.complete(broker, m, true, &mut waits).map_err(|e| anyhow::anyhow!("{e}"))?
-                }
-                TxnState::PrepareAbort => {
-                    self.complete(broker, m, false, &mut waits).map_err(|e| anyhow::anyhow!("{e}"))?
-                }
-                _ => {}
-            }
+            let commit = match m.state {
+                TxnState::PrepareCommit => true,
+                TxnState::PrepareAbort => false,
+                _ => continue,
+            };
+            completions.push(self.prepare(broker, m, commit).map_err(|e| anyhow::anyhow!("{e}"))?);
         }
         tracing::info!(transactional_ids = txns.len(), "loaded transactions from {TRANSACTION_STATE_TOPIC}");
+        drop(txns);
+        for c in completions {
+            self.spawn(broker, c);
+        }
         Ok(())
     }
 
@@ -419,90 +509,74 @@ pub fn write_marker(
     Ok(end)
 }
 
-/// Sends markers to the leaders of partitions led elsewhere, retrying (the
-/// leaders may move) for a while.
-fn send_markers(
+/// Sends markers to the leaders of partitions led elsewhere, once; returns
+/// the partitions still without one (leader unknown, unreachable, or
+/// refusing: it may be moving).
+async fn send_markers(
     broker: &Broker,
     producer_id: i64,
     producer_epoch: i16,
     commit: bool,
-    mut pending: Vec<(String, i32)>,
-) -> Result<(), ResponseError> {
+    pending: Vec<(String, i32)>,
+) -> Vec<(String, i32)> {
     use kafka_protocol::messages::write_txn_markers_request::{WritableTxnMarker, WritableTxnMarkerTopic};
     use kafka_protocol::messages::{ApiKey, ProducerId, TopicName, WriteTxnMarkersRequest, WriteTxnMarkersResponse};
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    loop {
-        let image = broker.controller.image();
-        let mut by_leader: HashMap<i32, Vec<(String, i32)>> = HashMap::new();
-        for (topic, index) in pending.drain(..) {
-            let leader =
-                image.topic(&topic).and_then(|t| t.partitions.iter().find(|p| p.partition == index)).map(|p| p.leader);
-            match leader {
-                None => {
-                    tracing::warn!(topic, partition = index, "partition of a transaction is gone; no marker written")
-                }
-                Some(leader) => by_leader.entry(leader).or_default().push((topic, index)),
-            }
+    let image = broker.controller.image();
+    let mut left = Vec::new();
+    let mut by_leader: HashMap<i32, Vec<(String, i32)>> = HashMap::new();
+    for (topic, index) in pending {
+        match image.topic(&topic).and_then(|t| t.partition(index)).map(|p| p.leader) {
+            None => tracing::warn!(topic, partition = index, "partition of a transaction is gone; no marker written"),
+            Some(leader) => by_leader.entry(leader).or_default().push((topic, index)),
         }
-        for (leader, parts) in by_leader {
-            let Some(addr) = image.broker(leader).filter(|_| leader >= 0).map(|b| format!("{}:{}", b.host, b.port))
-            else {
-                pending.extend(parts);
-                continue;
-            };
-            let mut topics: HashMap<&str, Vec<i32>> = HashMap::new();
-            for (t, p) in &parts {
-                topics.entry(t.as_str()).or_default().push(*p);
-            }
-            let marker = WritableTxnMarker::default()
-                .with_producer_id(ProducerId(producer_id))
-                .with_producer_epoch(producer_epoch)
-                .with_transaction_result(commit)
-                .with_coordinator_epoch(0)
-                .with_topics(
-                    topics
-                        .into_iter()
-                        .map(|(t, ps)| {
-                            WritableTxnMarkerTopic::default()
-                                .with_name(TopicName(vltava_protocol::StrBytes::from_string(t.to_string())))
-                                .with_partition_indexes(ps)
-                        })
-                        .collect(),
-                );
-            let request = WriteTxnMarkersRequest::default().with_markers(vec![marker]);
-            let client_id = format!("vltava-txn-coordinator-{}", broker.config.node_id);
-            let response: std::io::Result<WriteTxnMarkersResponse> = crate::replication::call_blocking(
-                &addr,
-                &client_id,
-                ApiKey::WriteTxnMarkers,
-                1,
-                &request,
-                std::time::Duration::from_secs(10),
+    }
+    for (leader, parts) in by_leader {
+        let Some(addr) = image.broker(leader).filter(|_| leader >= 0).map(|b| format!("{}:{}", b.host, b.port)) else {
+            left.extend(parts);
+            continue;
+        };
+        let mut topics: HashMap<&str, Vec<i32>> = HashMap::new();
+        for (t, p) in &parts {
+            topics.entry(t.as_str()).or_default().push(*p);
+        }
+        let marker = WritableTxnMarker::default()
+            .with_producer_id(ProducerId(producer_id))
+            .with_producer_epoch(producer_epoch)
+            .with_transaction_result(commit)
+            .with_coordinator_epoch(0)
+            .with_topics(
+                topics
+                    .into_iter()
+                    .map(|(t, ps)| {
+                        WritableTxnMarkerTopic::default()
+                            .with_name(TopicName(vltava_protocol::StrBytes::from_string(t.to_string())))
+                            .with_partition_indexes(ps)
+                    })
+                    .collect(),
             );
-            match response {
-                Ok(r) => {
-                    for result in r.markers.iter().flat_map(|m| m.topics.iter()) {
-                        for p in &result.partitions {
-                            if p.error_code != 0 {
-                                tracing::debug!(topic = %result.name.0, partition = p.partition_index, error = p.error_code, "marker refused; retrying");
-                                pending.push((result.name.0.to_string(), p.partition_index));
-                            }
+        let request = WriteTxnMarkersRequest::default().with_markers(vec![marker]);
+        let client_id = format!("vltava-txn-coordinator-{}", broker.config.node_id);
+        let response: std::io::Result<WriteTxnMarkersResponse> = async {
+            let mut conn = crate::replication::KafkaConn::connect(&addr, client_id).await?;
+            conn.call(ApiKey::WriteTxnMarkers, 1, &request, MARKER_REQUEST_TIMEOUT).await
+        }
+        .await;
+        match response {
+            Ok(r) => {
+                for result in r.markers.iter().flat_map(|m| m.topics.iter()) {
+                    for p in &result.partitions {
+                        if p.error_code != 0 {
+                            tracing::debug!(topic = %result.name.0, partition = p.partition_index, error = p.error_code, "marker refused; retrying");
+                            left.push((result.name.0.to_string(), p.partition_index));
                         }
                     }
                 }
-                Err(e) => {
-                    tracing::debug!(leader, error = %e, "sending transaction markers failed; retrying");
-                    pending.extend(parts);
-                }
+            }
+            Err(e) => {
+                tracing::debug!(leader, error = %e, "sending transaction markers failed; retrying");
+                left.extend(parts);
             }
         }
-        if pending.is_empty() {
-            return Ok(());
-        }
-        if std::time::Instant::now() >= deadline {
-            tracing::error!(?pending, "transaction markers could not be written");
-            return Err(ResponseError::CoordinatorNotAvailable);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
     }
+    left
 }
