@@ -1,7 +1,9 @@
 """Fixtures that start the real `vltava` binary for the integration tests.
 
 Environment:
-  VLTAVA_BIN   path of the broker binary (default: <repo>/target/release/vltava)
+  VLTAVA_BIN           path of the broker binary (default: <repo>/target/release/vltava)
+  VLTAVA_ALLOW_SKIPS   "1" lets a test skip; otherwise a skipped test (or module)
+                       fails, so that nothing is silently left out of a run
 
 Fixtures:
   broker          a fresh single broker for one test (default configuration)
@@ -33,6 +35,11 @@ STOP_TIMEOUT = 30.0
 def vltava_bin() -> str:
     path = os.environ.get("VLTAVA_BIN") or str(REPO_ROOT / "target" / "release" / "vltava")
     return path
+
+
+ALLOW_SKIPS = os.environ.get("VLTAVA_ALLOW_SKIPS", "") == "1"
+SKIPS_FAIL = ("skipped, and a skip fails the run unless VLTAVA_ALLOW_SKIPS=1 "
+              "(see tests/integration/README.md)")
 
 
 def free_port() -> int:
@@ -213,11 +220,31 @@ def _report_logs(request, brokers):
             print(f"\n--- log of {b!r} (tail) ---\n{b.log_tail(150)}")
 
 
+def _skip_reason(longrepr) -> str:
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2])
+    return str(longrepr)
+
+
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
+    # A skip hides whatever the test would have found: it fails unless allowed.
+    # (An xfail is reported as skipped too; it names a known bug and stays one.)
+    if rep.skipped and not hasattr(rep, "wasxfail") and not ALLOW_SKIPS:
+        rep.outcome = "failed"
+        rep.longrepr = f"{SKIPS_FAIL}: {_skip_reason(rep.longrepr)}"
     setattr(item, "rep_" + rep.when, rep)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.skipped and not ALLOW_SKIPS:
+        rep.outcome = "failed"
+        rep.longrepr = f"{SKIPS_FAIL}: {_skip_reason(rep.longrepr)}"
 
 
 @pytest.fixture
