@@ -19,7 +19,9 @@ CONTROLLER listener, `controller.quorum.voters` listing every node,
 
 Two network modes:
 
-* loopback (default): every node on 127.0.0.1 with free ports.
+* loopback (default): every node on 127.0.0.1 with free ports. The ports must be fixed
+  before any node starts (controller.quorum.voters lists them), so another process may
+  take one first: a start that fails on EADDRINUSE is retried on new ports.
 * netns (`netns=True`, root only, see `netns_available()`): node i runs in its own
   network namespace on 10.77.X.i (X: the first /24 of 10.77/16 unused on this host),
   attached with a veth pair to a bridge that holds 10.77.X.254 in the root
@@ -61,6 +63,9 @@ from conftest import free_port, vltava_bin
 
 STARTUP_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
+# Starts retried when a node's fixed port was taken meanwhile (see Cluster.start).
+PORT_ATTEMPTS = 3
+ADDR_IN_USE = "Address already in use"
 
 # Kafka error codes the cluster tests look at.
 NONE = 0
@@ -582,15 +587,25 @@ class Cluster:
     # -- lifecycle ---------------------------------------------------------
 
     def start(self) -> "Cluster":
-        try:
-            self._layout()
-            for node in self.nodes.values():
-                node.spawn()
-            self.wait_ready(timeout=self.startup_timeout)
-        except BaseException:
-            self.close()
-            raise
-        return self
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                self._layout()
+                for node in self.nodes.values():
+                    node.spawn()
+                self.wait_ready(timeout=self.startup_timeout)
+                return self
+            except BaseException:
+                in_use = [i for i, n in self.nodes.items() if ADDR_IN_USE in n.log()]
+                if self.net is not None or not in_use or attempt == PORT_ATTEMPTS:
+                    self.close()
+                    raise
+                # a port picked by free_port() was taken before the node bound it
+                self._kill_all()
+                for i, node in self.nodes.items():
+                    node.workdir.rename(node.workdir.with_name(
+                        f"{node.workdir.name}.addr-in-use-{attempt}"))
+                self.nodes = {}
+        raise AssertionError("unreachable")
 
     def __enter__(self) -> "Cluster":
         return self.start()
@@ -602,6 +617,11 @@ class Cluster:
         if self.closed:
             return
         self.closed = True
+        self._kill_all()
+        if self.net is not None:
+            self.net.teardown()
+
+    def _kill_all(self) -> None:
         for node in self.nodes.values():
             if node.proc is not None and node.proc.poll() is None:
                 with contextlib.suppress(OSError):
@@ -611,8 +631,6 @@ class Cluster:
             if node.proc is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     node.proc.wait(timeout=10)
-        if self.net is not None:
-            self.net.teardown()
 
     def node(self, node_id: int) -> Node:
         return self.nodes[node_id]

@@ -8,7 +8,6 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use vltava_metadata::{AppliedIds, EntryData, MetaProperties, MetadataImage, MetadataRecord, RaftLog, METADATA_DIR};
@@ -213,7 +212,9 @@ fn sync_dir(dir: &Path) {
 }
 
 /// Runs a broker until `shutdown` flips to true.
-pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub async fn run(mut config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    // Bound before anything is advertised: port 0 becomes the port bound.
+    let socket = config.broker_role.then(|| crate::listener::bind(&mut config)).transpose()?;
     let listen = config.listen;
     let (broker, raft_log) = tokio::task::block_in_place(|| open_broker(config))?;
     start_quorum(&broker, raft_log)?;
@@ -240,7 +241,8 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
     if !registered(&broker, &broker.controller.image()) {
         tracing::warn!("not registered with the metadata quorum yet (are the other controllers up?); serving anyway");
     }
-    let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let socket = socket.expect("a broker binds its client port");
+    let listener = crate::listener::listen(socket, broker.config.port_file.as_deref())?;
     tracing::info!(%listen, advertised = %format!("{}:{}", broker.config.advertised_host, broker.config.advertised_port), "vltava broker started");
     tokio::spawn(GroupCoordinator::run_timers(broker.clone(), shutdown.clone()));
     tokio::spawn(crate::log_manager::run(broker.clone(), shutdown.clone()));
