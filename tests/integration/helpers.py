@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 import time
 import uuid
 from collections import namedtuple
@@ -31,6 +32,46 @@ def base_ts() -> int:
 
 def unique(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def wait_until(cond, timeout: float, what: str, interval: float = 0.1):
+    """Polls cond() until it returns something truthy (returned) or `timeout` seconds
+    pass (AssertionError naming `what` and the last value). A deadline, not a verdict:
+    make it generous."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        last = cond()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+        time.sleep(interval)
+
+
+class Worker(threading.Thread):
+    """A thread whose exception is not lost: join() re-raises it in the test (pytest does
+    not fail a test for an exception in another thread)."""
+
+    def __init__(self, fn, *args, name: str | None = None):
+        super().__init__(daemon=True, name=name)
+        self._fn, self._fn_args = fn, args
+        self.error: BaseException | None = None
+        self.result = None
+
+    def run(self):
+        try:
+            self.result = self._fn(*self._fn_args)
+        except BaseException as e:  # noqa: BLE001 - re-raised by join()
+            self.error = e
+
+    def join(self, timeout: float | None = None):
+        super().join(timeout)
+        if self.is_alive():
+            raise AssertionError(f"thread {self.name} still running after {timeout}s")
+        if self.error is not None:
+            raise AssertionError(f"thread {self.name} failed: {self.error!r}") from self.error
+        return self.result
 
 
 # --------------------------------------------------------------------------
@@ -418,3 +459,4 @@ def with_debug(conf: dict) -> dict:
     """`conf` plus librdkafka's `debug` when VLTAVA_RDKAFKA_DEBUG is set
     (e.g. "eos,protocol,msg")."""
     return dict(conf, debug=RDKAFKA_DEBUG) if RDKAFKA_DEBUG else conf
+
