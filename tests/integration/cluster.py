@@ -16,6 +16,9 @@ CONTROLLER listener, `controller.quorum.voters` listing every node,
 `broker.session.timeout.ms=3000`, `broker.heartbeat.interval.ms=500`,
 `replica.lag.time.max.ms=5000`, internal topics with replication factor n.
 `settings={...}` overrides keys on every node, `node_settings={id: {...}}` on one.
+`controllers_only={3}` makes those nodes `process.roles=controller`: voters of the metadata
+quorum with no client listener (they are left out of `bootstrap`, `healthy()`, and the
+brokers every node must list).
 
 Two network modes:
 
@@ -459,6 +462,7 @@ class Node:
         self.starts = 0
         self.exit_codes: list[int] = []
         self.paused = False
+        self.broker = True   # False: process.roles=controller (no client listener)
 
     @property
     def bootstrap(self) -> str:
@@ -541,10 +545,11 @@ class Node:
 class Cluster:
     def __init__(self, workdir, n: int = 3, settings: dict | None = None,
                  node_settings: dict | None = None, netns: bool = False,
-                 startup_timeout: float = STARTUP_TIMEOUT):
+                 startup_timeout: float = STARTUP_TIMEOUT, controllers_only=()):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.n = n
+        self.controllers_only = set(controllers_only)
         self.startup_timeout = startup_timeout
         self.settings = dict(settings or {})
         self.node_settings = {int(k): dict(v) for k, v in (node_settings or {}).items()}
@@ -579,6 +584,11 @@ class Cluster:
                 "controller.quorum.voters": voters,
                 "log.dirs": str(node.data_dir),
             })
+            if i in self.controllers_only:
+                node.broker = False
+                s["process.roles"] = "controller"
+                s["listeners"] = f"CONTROLLER://{host}:{cport}"
+                del s["advertised.listeners"]
             s.update(self.settings)
             s.update(self.node_settings.get(i, {}))
             node.settings = s
@@ -642,17 +652,23 @@ class Cluster:
     def running(self) -> list[int]:
         return [i for i in self.ids if self.nodes[i].is_running()]
 
+    @property
+    def broker_ids(self) -> list[int]:
+        """The nodes that serve clients (all but the controllers_only ones)."""
+        return [i for i in self.ids if self.nodes[i].broker]
+
     def healthy(self) -> list[int]:
-        """Running, not paused, not isolated: nodes whose view is current."""
-        return [i for i in self.running() if not self.nodes[i].paused and i not in self.isolated]
+        """Running brokers, not paused, not isolated: nodes whose view is current."""
+        return [i for i in self.running() if self.nodes[i].broker and not self.nodes[i].paused
+                and i not in self.isolated]
 
     def bootstrap_of(self, ids) -> str:
         return ",".join(self.nodes[i].bootstrap for i in ids)
 
     @property
     def bootstrap(self) -> str:
-        """Every node's client listener (clients skip the dead ones)."""
-        return self.bootstrap_of(self.ids)
+        """Every broker's client listener (clients skip the dead ones)."""
+        return self.bootstrap_of(self.broker_ids)
 
     def _event(self, action: str, node_id: int, **kw) -> dict:
         ev = {"t": time.monotonic(), "wall": time.time(), "action": action, "node": node_id, **kw}
@@ -812,9 +828,11 @@ class Cluster:
         timeout = timeout or self.startup_timeout
         deadline = time.monotonic() + timeout
         last: dict = {}
-        want = set(expect) if expect is not None else set(self.running())
+        want = set(expect) if expect is not None else {
+            i for i in self.running() if self.nodes[i].broker}
+        processes = set(self.running()) | want
         while True:
-            for i in sorted(want):
+            for i in sorted(processes):
                 node = self.nodes[i]
                 if SINGLE_NODE_MARK in node.log():
                     raise ClusterError(
@@ -972,7 +990,7 @@ class Cluster:
 
     def admin(self, **conf):
         from confluent_kafka.admin import AdminClient
-        c = {"bootstrap.servers": self.bootstrap_of(self.healthy() or self.ids),
+        c = {"bootstrap.servers": self.bootstrap_of(self.healthy() or self.broker_ids),
              "allow.auto.create.topics": False}
         c.update(conf)
         return AdminClient(c)
@@ -995,7 +1013,9 @@ class Cluster:
                 ids.add(self.node_metadata(i, (), timeout=3.0)["controller_id"])
             if len(ids) == 1:
                 c = ids.pop()
-                if c in self.healthy() and c not in not_in:
+                live = [i for i in self.running() if not self.nodes[i].paused
+                        and i not in self.isolated]
+                if c in live and c not in not_in:
                     return c
             return None
         return self.wait_until(cond, timeout, f"agreed controller (not {list(not_in)})", 0.2)
