@@ -255,8 +255,10 @@ def test_join_leave_and_kill_move_partitions_without_losing_records(gbroker, mem
         took = wait_until(lambda: a.assignment() == set(range(6)), SESSION_MS / 1000 + WAIT_S,
                           "the killed member's partitions move to a") - t0
         print(f"rebalance after a kill: {took:.2f}s")
-        # a lower bound: no load can make the partitions move early
-        assert took >= SESSION_MS / 1000 - 1.0, "partitions moved before the session expired"
+        # a lower bound: the session runs from c's last heartbeat (at most 500 ms before
+        # the kill, unless c was starved of CPU for seconds); a broker that dropped c when
+        # its connection closed would move the partitions at once
+        assert took >= SESSION_MS / 1000 - 3.0, "partitions moved before the session expired"
     finally:
         stop = True
         t.join(timeout=120)
