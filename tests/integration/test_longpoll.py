@@ -145,10 +145,10 @@ def test_idle_fetch_does_not_spin(broker):
     cpu = cpu1 - cpu0
     # CPU time, not wall-clock time: a busy machine gives the broker less, not more
     assert cpu < 0.5, f"broker used {cpu:.2f}s CPU in {t1 - t0:.1f}s of idle long-polling"
-    # each fetch waits 500 ms, so at most window / 0.5 of them (plus the stats ticks'
-    # slack) fit in the window, however slow the machine; a broker that ignores
-    # max_wait_ms answers thousands
-    assert 1 <= fetches <= window / 0.5 + 4, (
+    # each fetch waits 500 ms, so at most window / 0.5 of them fit in the window however
+    # slow the machine (doubled: the statistics snapshots may be late); a broker that
+    # ignores max_wait_ms answers thousands
+    assert 1 <= fetches <= 2 * window / 0.5 + 10, (
         f"{fetches} Fetch requests in {window:.1f}s with fetch.wait.max.ms=500")
 
 
