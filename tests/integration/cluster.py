@@ -16,10 +16,15 @@ CONTROLLER listener, `controller.quorum.voters` listing every node,
 `broker.session.timeout.ms=3000`, `broker.heartbeat.interval.ms=500`,
 `replica.lag.time.max.ms=5000`, internal topics with replication factor n.
 `settings={...}` overrides keys on every node, `node_settings={id: {...}}` on one.
+`controllers_only={3}` makes those nodes `process.roles=controller`: voters of the metadata
+quorum with no client listener (they are left out of `bootstrap`, `healthy()`, and the
+brokers every node must list).
 
 Two network modes:
 
-* loopback (default): every node on 127.0.0.1 with free ports.
+* loopback (default): every node on 127.0.0.1 with free ports. The ports must be fixed
+  before any node starts (controller.quorum.voters lists them), so another process may
+  take one first: a start that fails on EADDRINUSE is retried on new ports.
 * netns (`netns=True`, root only, see `netns_available()`): node i runs in its own
   network namespace on 10.77.X.i (X: the first /24 of 10.77/16 unused on this host),
   attached with a veth pair to a bridge that holds 10.77.X.254 in the root
@@ -61,6 +66,9 @@ from conftest import free_port, vltava_bin
 
 STARTUP_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
+# Starts retried when a node's fixed port was taken meanwhile (see Cluster.start).
+PORT_ATTEMPTS = 3
+ADDR_IN_USE = "Address already in use"
 
 # Kafka error codes the cluster tests look at.
 NONE = 0
@@ -454,6 +462,7 @@ class Node:
         self.starts = 0
         self.exit_codes: list[int] = []
         self.paused = False
+        self.broker = True   # False: process.roles=controller (no client listener)
 
     @property
     def faults_path(self) -> Path:
@@ -548,10 +557,12 @@ class Node:
 class Cluster:
     def __init__(self, workdir, n: int = 3, settings: dict | None = None,
                  node_settings: dict | None = None, netns: bool = False,
-                 startup_timeout: float = STARTUP_TIMEOUT, faultfs: Path | None = None):
+                 startup_timeout: float = STARTUP_TIMEOUT, faultfs: Path | None = None,
+                 controllers_only=()):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.n = n
+        self.controllers_only = set(controllers_only)
         self.startup_timeout = startup_timeout
         self.settings = dict(settings or {})
         self.node_settings = {int(k): dict(v) for k, v in (node_settings or {}).items()}
@@ -588,6 +599,11 @@ class Cluster:
                 "controller.quorum.voters": voters,
                 "log.dirs": str(node.data_dir),
             })
+            if i in self.controllers_only:
+                node.broker = False
+                s["process.roles"] = "controller"
+                s["listeners"] = f"CONTROLLER://{host}:{cport}"
+                del s["advertised.listeners"]
             s.update(self.settings)
             s.update(self.node_settings.get(i, {}))
             node.settings = s
@@ -596,15 +612,25 @@ class Cluster:
     # -- lifecycle ---------------------------------------------------------
 
     def start(self) -> "Cluster":
-        try:
-            self._layout()
-            for node in self.nodes.values():
-                node.spawn()
-            self.wait_ready(timeout=self.startup_timeout)
-        except BaseException:
-            self.close()
-            raise
-        return self
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                self._layout()
+                for node in self.nodes.values():
+                    node.spawn()
+                self.wait_ready(timeout=self.startup_timeout)
+                return self
+            except BaseException:
+                in_use = [i for i, n in self.nodes.items() if ADDR_IN_USE in n.log()]
+                if self.net is not None or not in_use or attempt == PORT_ATTEMPTS:
+                    self.close()
+                    raise
+                # a port picked by free_port() was taken before the node bound it
+                self._kill_all()
+                for i, node in self.nodes.items():
+                    node.workdir.rename(node.workdir.with_name(
+                        f"{node.workdir.name}.addr-in-use-{attempt}"))
+                self.nodes = {}
+        raise AssertionError("unreachable")
 
     def __enter__(self) -> "Cluster":
         return self.start()
@@ -616,6 +642,11 @@ class Cluster:
         if self.closed:
             return
         self.closed = True
+        self._kill_all()
+        if self.net is not None:
+            self.net.teardown()
+
+    def _kill_all(self) -> None:
         for node in self.nodes.values():
             if node.proc is not None and node.proc.poll() is None:
                 with contextlib.suppress(OSError):
@@ -625,8 +656,6 @@ class Cluster:
             if node.proc is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     node.proc.wait(timeout=10)
-        if self.net is not None:
-            self.net.teardown()
 
     def node(self, node_id: int) -> Node:
         return self.nodes[node_id]
@@ -638,17 +667,23 @@ class Cluster:
     def running(self) -> list[int]:
         return [i for i in self.ids if self.nodes[i].is_running()]
 
+    @property
+    def broker_ids(self) -> list[int]:
+        """The nodes that serve clients (all but the controllers_only ones)."""
+        return [i for i in self.ids if self.nodes[i].broker]
+
     def healthy(self) -> list[int]:
-        """Running, not paused, not isolated: nodes whose view is current."""
-        return [i for i in self.running() if not self.nodes[i].paused and i not in self.isolated]
+        """Running brokers, not paused, not isolated: nodes whose view is current."""
+        return [i for i in self.running() if self.nodes[i].broker and not self.nodes[i].paused
+                and i not in self.isolated]
 
     def bootstrap_of(self, ids) -> str:
         return ",".join(self.nodes[i].bootstrap for i in ids)
 
     @property
     def bootstrap(self) -> str:
-        """Every node's client listener (clients skip the dead ones)."""
-        return self.bootstrap_of(self.ids)
+        """Every broker's client listener (clients skip the dead ones)."""
+        return self.bootstrap_of(self.broker_ids)
 
     def _event(self, action: str, node_id: int, **kw) -> dict:
         ev = {"t": time.monotonic(), "wall": time.time(), "action": action, "node": node_id, **kw}
@@ -808,9 +843,11 @@ class Cluster:
         timeout = timeout or self.startup_timeout
         deadline = time.monotonic() + timeout
         last: dict = {}
-        want = set(expect) if expect is not None else set(self.running())
+        want = set(expect) if expect is not None else {
+            i for i in self.running() if self.nodes[i].broker}
+        processes = set(self.running()) | want
         while True:
-            for i in sorted(want):
+            for i in sorted(processes):
                 node = self.nodes[i]
                 if SINGLE_NODE_MARK in node.log():
                     raise ClusterError(
@@ -968,7 +1005,7 @@ class Cluster:
 
     def admin(self, **conf):
         from confluent_kafka.admin import AdminClient
-        c = {"bootstrap.servers": self.bootstrap_of(self.healthy() or self.ids),
+        c = {"bootstrap.servers": self.bootstrap_of(self.healthy() or self.broker_ids),
              "allow.auto.create.topics": False}
         c.update(conf)
         return AdminClient(c)
@@ -991,7 +1028,9 @@ class Cluster:
                 ids.add(self.node_metadata(i, (), timeout=3.0)["controller_id"])
             if len(ids) == 1:
                 c = ids.pop()
-                if c in self.healthy() and c not in not_in:
+                live = [i for i in self.running() if not self.nodes[i].paused
+                        and i not in self.isolated]
+                if c in live and c not in not_in:
                     return c
             return None
         return self.wait_until(cond, timeout, f"agreed controller (not {list(not_in)})", 0.2)

@@ -7,8 +7,12 @@ Writes one JSON line per event to OUTFILE, flushed at once:
   {"ev": "assign", "parts": [...], "t": time}   (incremental for cooperative)
   {"ev": "revoke", "parts": [...], "t": time}
   {"ev": "rec", "p": partition, "o": offset, "v": value, "t": time}
+  {"ev": "commit_ok", "p": partition, "o": offset, "t": time}
+  {"ev": "commit_error", "p": partition, "o": offset, "err": "...", "t": time}
+  {"ev": "error", "err": "...", "code": "...", "t": time}   (a consumer error)
 Offsets are committed synchronously after each record is written (at least
-once). SIGTERM closes the consumer cleanly (LeaveGroup).
+once): a record is delivered again (to this or another member) only if its
+commit_ok is missing. SIGTERM closes the consumer cleanly (LeaveGroup) and exits 0.
 """
 
 import argparse
@@ -46,6 +50,7 @@ def main():
         "heartbeat.interval.ms": 500,
         "partition.assignment.strategy": args.assignor,
         "topic.metadata.refresh.interval.ms": 2000,
+        "error_cb": lambda err: emit(ev="error", err=str(err), code=err.name(), source="error_cb"),
     }
     if args.instance:
         conf["group.instance.id"] = args.instance
@@ -74,13 +79,15 @@ def main():
         if m is None:
             continue
         if m.error():
-            emit(ev="error", err=str(m.error()))
+            emit(ev="error", err=str(m.error()), code=m.error().name())
             continue
         emit(ev="rec", p=m.partition(), o=m.offset(), v=m.value().decode())
         try:
             c.commit(message=m, asynchronous=False)
         except Exception as e:  # a commit refused during a rebalance: the record may come again
-            emit(ev="commit_error", err=str(e))
+            emit(ev="commit_error", p=m.partition(), o=m.offset(), err=str(e))
+        else:
+            emit(ev="commit_ok", p=m.partition(), o=m.offset())
     c.close()
     emit(ev="closed")
     return 0

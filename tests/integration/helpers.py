@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
+import subprocess
+import threading
 import time
 import uuid
 from collections import namedtuple
+from pathlib import Path
 
 from confluent_kafka import (OFFSET_BEGINNING, TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME,
                              Consumer, KafkaError, KafkaException, Producer, TopicPartition)
@@ -31,6 +35,46 @@ def base_ts() -> int:
 
 def unique(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def wait_until(cond, timeout: float, what: str, interval: float = 0.1):
+    """Polls cond() until it returns something truthy (returned) or `timeout` seconds
+    pass (AssertionError naming `what` and the last value). A deadline, not a verdict:
+    make it generous."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        last = cond()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+        time.sleep(interval)
+
+
+class Worker(threading.Thread):
+    """A thread whose exception is not lost: join() re-raises it in the test (pytest does
+    not fail a test for an exception in another thread)."""
+
+    def __init__(self, fn, *args, name: str | None = None):
+        super().__init__(daemon=True, name=name)
+        self._fn, self._fn_args = fn, args
+        self.error: BaseException | None = None
+        self.result = None
+
+    def run(self):
+        try:
+            self.result = self._fn(*self._fn_args)
+        except BaseException as e:  # noqa: BLE001 - re-raised by join()
+            self.error = e
+
+    def join(self, timeout: float | None = None):
+        super().join(timeout)
+        if self.is_alive():
+            raise AssertionError(f"thread {self.name} still running after {timeout}s")
+        if self.error is not None:
+            raise AssertionError(f"thread {self.name} failed: {self.error!r}") from self.error
+        return self.result
 
 
 # --------------------------------------------------------------------------
@@ -418,3 +462,39 @@ def with_debug(conf: dict) -> dict:
     """`conf` plus librdkafka's `debug` when VLTAVA_RDKAFKA_DEBUG is set
     (e.g. "eos,protocol,msg")."""
     return dict(conf, debug=RDKAFKA_DEBUG) if RDKAFKA_DEBUG else conf
+
+
+# --------------------------------------------------------------------------
+# the Java client (tests/java, compiled by scripts/test-all.sh)
+# --------------------------------------------------------------------------
+
+_REPO = Path(__file__).resolve().parents[2]
+JAVA_LIBS = _REPO / ".cache" / "java-libs"
+JAVA_BUILD = _REPO / "tests" / "java" / "build"
+JAVA_JARS = ["kafka-clients", "slf4j-api", "lz4-java", "snappy-java", "zstd-jni"]
+
+
+def run_java(main_class: str, *args, timeout: float, props: dict | None = None):
+    """Runs tests/java/<main_class>.java (compiled) with the Java client jars; returns the
+    CompletedProcess (text). Fails the test if a prerequisite is missing."""
+    missing = [j for j in JAVA_JARS if not (JAVA_LIBS / f"{j}.jar").is_file()]
+    assert not missing, (f"Java client jars missing from {JAVA_LIBS}: {missing}. "
+                         "Run ./scripts/test-all.sh (it downloads and unpacks them).")
+    assert (JAVA_BUILD / f"{main_class}.class").is_file(), (
+        f"{JAVA_BUILD}/{main_class}.class missing: compile tests/java/{main_class}.java "
+        "(./scripts/test-all.sh does it)")
+    java = shutil.which("java")
+    assert java, "java not found on PATH"
+    cp = os.pathsep.join([str(JAVA_BUILD)] + [str(JAVA_LIBS / f"{j}.jar") for j in JAVA_JARS])
+    cmd = [java, "-Xmx512m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"]
+    cmd += [f"-D{k}={v}" for k, v in (props or {}).items()]
+    cmd += ["-cp", cp, main_class, *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def java_ok_lines(res, main_class: str) -> list[str]:
+    """The "OK ..." lines of a Java run, after checking it exited 0."""
+    out = res.stdout
+    assert res.returncode == 0, (f"{main_class} exited {res.returncode}\nstdout:\n{out[-4000:]}\n"
+                                 f"stderr:\n{res.stderr[-6000:]}")
+    return [line for line in out.splitlines() if line.startswith("OK ")]

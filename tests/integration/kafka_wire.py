@@ -930,3 +930,108 @@ def parse_leave_group(payload: bytes, version: int) -> dict:
     if r.remaining():
         raise ValueError(f"{r.remaining()} trailing bytes in LeaveGroup response")
     return out
+
+
+# --------------------------------------------------------------------------
+# Fetch v4 (non-flexible), and the records of uncompressed v2 batches
+# --------------------------------------------------------------------------
+
+
+def fetch_request_v4(correlation_id: int, topic: str, partition: int, offset: int,
+                     max_wait_ms: int, min_bytes: int = 1, max_bytes: int = 1 << 20,
+                     isolation_level: int = 0) -> bytes:
+    """A consumer's Fetch v4 for one partition."""
+    body = (int32(-1) + int32(max_wait_ms) + int32(min_bytes) + int32(max_bytes)
+            + int8(isolation_level)
+            + array([string(topic) + array([int32(partition) + int64(offset) + int32(max_bytes)])]))
+    return request_header_v1(API_FETCH, 4, correlation_id) + body
+
+
+def parse_fetch_v4(payload: bytes) -> tuple[int, dict]:
+    """(correlation_id, {(topic, partition): {error_code, high_watermark, last_stable_offset,
+    records}})."""
+    r = Reader(payload)
+    corr = r.int32()
+    r.int32()  # throttle
+    out = {}
+    for _ in range(r.int32()):
+        name = r.string()
+        for _ in range(r.int32()):
+            idx, err, hw, lso = r.int32(), r.int16(), r.int64(), r.int64()
+            n = r.int32()
+            for _ in range(max(n, 0)):
+                r.int64(), r.int64()
+            out[(name, idx)] = {"error_code": err, "high_watermark": hw,
+                                "last_stable_offset": lso, "records": r.nbytes() or b""}
+    if r.remaining():
+        raise ValueError(f"{r.remaining()} trailing bytes in Fetch v4 response")
+    return corr, out
+
+
+def decode_records(data: bytes) -> list[tuple[int, bytes | None, bytes | None]]:
+    """(offset, key, value) of every record in uncompressed v2 batches; a partial batch at
+    the end (allowed in a Fetch response) is ignored."""
+    out = []
+    pos = 0
+    while pos + 12 <= len(data):
+        base, length = struct.unpack_from(">qi", data, pos)
+        if pos + 12 + length > len(data):
+            break
+        r = Reader(data[pos + 12:pos + 12 + length])
+        r.int32(), r.int8(), r.uint32()          # leader epoch, magic, crc
+        attrs = r.int16()
+        if attrs & 0x07:
+            raise ValueError("decode_records reads uncompressed batches only")
+        r.int32(), r.int64(), r.int64(), r.int64(), r.int16(), r.int32()
+        for _ in range(r.int32()):
+            r.varint()                            # record length
+            r.int8()
+            r.varint()                            # timestamp delta
+            delta = r.varint()
+            kn = r.varint()
+            key = None if kn < 0 else r.raw(kn)
+            vn = r.varint()
+            value = None if vn < 0 else r.raw(vn)
+            for _ in range(r.varint()):
+                r.raw(r.varint())
+                hn = r.varint()
+                if hn >= 0:
+                    r.raw(hn)
+            if not attrs & BATCH_ATTR_CONTROL:
+                out.append((base + delta, key, value))
+        pos += 12 + length
+    return out
+
+
+# --------------------------------------------------------------------------
+# Old formats: Produce v0-v2 and magic v0/v1 message sets
+# --------------------------------------------------------------------------
+
+
+def message_set_legacy(records, magic: int, base_timestamp: int | None = None) -> bytes:
+    """A message set of magic v0 or v1 messages (one per (key, value)), uncompressed, with
+    offsets 0.. and the CRC-32 (IEEE) Kafka's old formats use."""
+    import zlib
+    if magic not in (0, 1):
+        raise ValueError("magic 0 or 1")
+    if base_timestamp is None:
+        base_timestamp = int(time.time() * 1000)
+    out = b""
+    for i, (key, value) in enumerate(records):
+        body = int8(magic) + int8(0)
+        if magic == 1:
+            body += int64(base_timestamp + i)
+        body += nbytes(key) + nbytes(value)
+        msg = uint32(zlib.crc32(body)) + body
+        out += int64(i) + int32(len(msg)) + msg
+    return out
+
+
+def produce_request_legacy(correlation_id: int, api_version: int, topic: str, partition: int,
+                           records: bytes, acks: int = -1, timeout_ms: int = 10000) -> bytes:
+    """Produce v0-v2: no transactional id."""
+    if not 0 <= api_version <= 2:
+        raise ValueError("Produce v0-v2 only")
+    body = (int16(acks) + int32(timeout_ms)
+            + array([string(topic) + array([int32(partition) + nbytes(records)])]))
+    return request_header_v1(API_PRODUCE, api_version, correlation_id) + body

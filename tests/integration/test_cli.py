@@ -81,35 +81,35 @@ def test_usage_errors_exit_2():
     ["bench", "produce", "--records", "10"],
 ])
 def test_unreachable_broker_one_line_error(args):
-    t0 = time.monotonic()
-    p = cli(*args, brokers="127.0.0.1:1", stdin="a\n", timeout=30)
-    took = time.monotonic() - t0
+    """Nothing listens: the command says so at once, without waiting out its --timeout
+    (120 s here, twice the deadline of the subprocess, which fails the test)."""
+    p = cli("--timeout", 120, *args, brokers="127.0.0.1:1", stdin="a\n", timeout=60)
     assert p.returncode == EXIT_ERROR, p
-    assert took < 10, took
     line = one_line_error(p)
     assert "127.0.0.1:1" in line and "reach" in line, line
 
 
 def test_produce_unreachable_broker_one_line_error():
-    t0 = time.monotonic()
-    p = cli("produce", "x", brokers="127.0.0.1:1", stdin="a\nb\n", timeout=30)
+    p = cli("--timeout", 120, "produce", "x", brokers="127.0.0.1:1", stdin="a\nb\n", timeout=60)
     assert p.returncode == EXIT_ERROR
-    assert time.monotonic() - t0 < 10
     assert "cannot reach" in one_line_error(p)
 
 
 def test_silent_listener_times_out_with_one_line():
-    """A port that accepts connections but never answers: the --timeout applies."""
+    """A port that accepts connections but never answers: the --timeout applies. It is
+    longer than the default (5 s), and the command gives up no earlier than it (a lower
+    bound, which load cannot break)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen(16)
         port = s.getsockname()[1]
         t0 = time.monotonic()
-        p = cli("--timeout", "2", "topic", "list", brokers=f"127.0.0.1:{port}", timeout=30)
+        p = cli("--timeout", 8, "topic", "list", brokers=f"127.0.0.1:{port}", timeout=60)
         took = time.monotonic() - t0
     assert p.returncode == EXIT_ERROR
-    assert took < 10, took
-    assert "no answer within" in one_line_error(p)
+    line = one_line_error(p)
+    assert "no answer within" in line, line
+    assert took >= 8, f"gave up after {took:.1f}s, before its --timeout of 8 s: {line}"
 
 
 # ---------------------------------------------------------------- cluster
@@ -160,10 +160,8 @@ def test_topic_lifecycle(b):
 
     p = cli("topic", "delete", name, brokers=b.bootstrap, check=True)
     assert "deleted" in p.stdout
-    deadline = time.monotonic() + 10
-    while name in cli("topic", "list", brokers=b.bootstrap, check=True).stdout.split():
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    h.wait_until(lambda: name not in cli("topic", "list", brokers=b.bootstrap, check=True).stdout.split(),
+                 60, f"{name} gone from the topic list")
 
 
 def test_topic_create_twice(b):
@@ -341,8 +339,6 @@ def test_group_commands(b):
         stdin="".join(f"k{i}:v{i}\n" for i in range(20)), check=True)
     p = cli("consume", name, "--group", group, "--from-beginning", "--exit-at-end", brokers=b.bootstrap,
             timeout=60)
-    if p.returncode != 0 and "support" in p.stderr:
-        pytest.skip(f"broker without consumer groups: {p.stderr.strip()}")
     assert p.returncode == 0, p.stderr
     assert len(p.stdout.splitlines()) == 20
 

@@ -1,45 +1,21 @@
 """The official Java client (kafka-clients 3.9.x) against the broker, through
-tests/java/RoundTrip.java (compiled by scripts/test-all.sh)."""
-
-import os
-import shutil
-import subprocess
-from pathlib import Path
+tests/java/*.java (compiled by scripts/test-all.sh): RoundTrip (all codecs, the
+client's defaults), TxnRoundTrip (transactions) and GroupRoundTrip (a consumer
+group of two members). test_cluster.py runs them against a 3-node cluster."""
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-LIBS = REPO / ".cache" / "java-libs"
-BUILD = REPO / "tests" / "java" / "build"
-JARS = ["kafka-clients", "slf4j-api", "lz4-java", "snappy-java", "zstd-jni"]
+import helpers as h
+
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 N = 3000
 
 
-def _check_prereqs():
-    missing = [j for j in JARS if not (LIBS / f"{j}.jar").is_file()]
-    assert not missing, (f"Java client jars missing from {LIBS}: {missing}. "
-                         "Run ./scripts/test-all.sh (it downloads and unpacks them).")
-    assert (BUILD / "RoundTrip.class").is_file(), (
-        f"{BUILD}/RoundTrip.class missing: compile tests/java/RoundTrip.java "
-        "(./scripts/test-all.sh does it)")
-    java = shutil.which("java")
-    assert java, "java not found on PATH"
-    return java
-
-
 @pytest.mark.timeout(300)
 def test_java_client_roundtrip(broker):
-    java = _check_prereqs()
-    cp = os.pathsep.join([str(BUILD)] + [str(LIBS / f"{j}.jar") for j in JARS])
-    cmd = [java, "-Xmx512m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-cp", cp,
-           "RoundTrip", broker.bootstrap, str(N), *CODECS]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=270)
-    out = res.stdout
-    assert res.returncode == 0, (f"RoundTrip exited {res.returncode}\nstdout:\n{out[-4000:]}\n"
-                                 f"stderr:\n{res.stderr[-6000:]}")
-    ok_lines = [line for line in out.splitlines() if line.startswith("OK ")]
-    assert ok_lines == [f"OK {c} {N}" for c in CODECS] + [f"OK {N * len(CODECS)}"], out
+    res = h.run_java("RoundTrip", broker.bootstrap, N, *CODECS, timeout=270)
+    ok_lines = h.java_ok_lines(res, "RoundTrip")
+    assert ok_lines == [f"OK {c} {N}" for c in CODECS] + [f"OK {N * len(CODECS)}"], res.stdout
     assert broker.is_running()
 
 
@@ -47,17 +23,20 @@ def test_java_client_roundtrip(broker):
 def test_java_client_transactions(broker):
     """tests/java/TxnRoundTrip.java: one committed transaction of 1,000 records and one
     aborted of 500; read_committed reads exactly the 1,000, read_uncommitted all 1,500."""
-    java = _check_prereqs()
-    assert (BUILD / "TxnRoundTrip.class").is_file(), (
-        f"{BUILD}/TxnRoundTrip.class missing: compile tests/java/TxnRoundTrip.java "
-        "(./scripts/test-all.sh does it)")
-    cp = os.pathsep.join([str(BUILD)] + [str(LIBS / f"{j}.jar") for j in JARS])
-    cmd = [java, "-Xmx512m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-cp", cp,
-           "TxnRoundTrip", broker.bootstrap, "1000", "500"]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=170)
-    out = res.stdout
-    assert res.returncode == 0, (f"TxnRoundTrip exited {res.returncode}\nstdout:\n{out[-4000:]}\n"
-                                 f"stderr:\n{res.stderr[-6000:]}")
-    ok_lines = [line for line in out.splitlines() if line.startswith("OK ")]
-    assert ok_lines == ["OK 1000"], out
+    res = h.run_java("TxnRoundTrip", broker.bootstrap, 1000, 500, timeout=170)
+    assert h.java_ok_lines(res, "TxnRoundTrip") == ["OK 1000"], res.stdout
     assert broker.is_running()
+
+
+@pytest.mark.timeout(300)
+def test_java_client_consumer_group(start_broker):
+    """tests/java/GroupRoundTrip.java: two KafkaConsumers in one group split 4 partitions,
+    read 2,000 records exactly once with synchronous commits (committed offsets = log
+    ends, DescribeGroups: Stable, 2 members, range); one leaves, the other takes over
+    every partition and reads only the 2,000 records produced after."""
+    b = start_broker({"group.initial.rebalance.delay.ms": 0})
+    topic = h.unique("java-group")
+    h.create_topic(b.bootstrap, topic, 4)
+    res = h.run_java("GroupRoundTrip", b.bootstrap, topic, 4, 2000, timeout=270)
+    assert h.java_ok_lines(res, "GroupRoundTrip") == ["OK 4000"], res.stdout
+    assert b.is_running()

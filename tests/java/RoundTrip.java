@@ -37,6 +37,7 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * reads them back and compares every field.
  *
  * Usage: RoundTrip <bootstrap> <n> <codec> [<codec> ...]
+ * (-Drf=N: the topics' replication factor, 1 by default)
  * Prints "OK <codec> <n>" per codec and "OK <total>" at the end; exits 1 on mismatch.
  */
 public class RoundTrip {
@@ -95,7 +96,8 @@ public class RoundTrip {
             for (int c = 2; c < args.length; c++) {
                 String codec = args[c];
                 String topic = "java-rt-" + codec + "-" + UUID.randomUUID().toString().substring(0, 8);
-                admin.createTopics(Collections.singletonList(new NewTopic(topic, PARTITIONS, (short) 1)))
+                short rf = Integer.getInteger("rf", 1).shortValue();
+                admin.createTopics(Collections.singletonList(new NewTopic(topic, PARTITIONS, rf)))
                         .all().get(60, TimeUnit.SECONDS);
                 // wait until the topic is described with all partitions
                 long deadline = System.currentTimeMillis() + 30000;

@@ -25,6 +25,10 @@ pub struct BrokerConfig {
     /// `advertised.listeners`: host and port clients are told to use.
     pub advertised_host: String,
     pub advertised_port: u16,
+    /// Not a Kafka key (`vltava server --port-file`): a file the client
+    /// port is written to once the broker accepts connections, so that a
+    /// `listeners` port of 0 (the system picks) can be read back.
+    pub port_file: Option<PathBuf>,
     /// `log.dirs` (`log.dir`): the data directory.
     pub data_dir: PathBuf,
     /// `auto.create.topics.enable`
@@ -153,6 +157,7 @@ impl Default for BrokerConfig {
             listen,
             advertised_host: listen.ip().to_string(),
             advertised_port: listen.port(),
+            port_file: None,
             data_dir: PathBuf::from("./data"),
             auto_create_topics_enable: true,
             num_partitions: 1,

@@ -112,6 +112,21 @@ impl Controller {
         self.quorum.leader()
     }
 
+    /// The controller id given to clients (Metadata, DescribeCluster): the
+    /// active controller when it is a live broker, else this broker. Clients
+    /// send admin requests to that id, and a controller-only node
+    /// (`process.roles=controller`) has no client listener; any broker
+    /// proposes the change to the quorum itself. (Kafka's KRaft brokers
+    /// likewise name a broker, never a controller.)
+    pub fn controller_for_clients(&self) -> i32 {
+        let active = self.active_controller();
+        if self.image().broker(active).is_some_and(|b| !b.fenced) {
+            active
+        } else {
+            self.node_id
+        }
+    }
+
     /// Number of live (registered, unfenced) brokers.
     pub fn broker_count(&self) -> usize {
         self.image().live_brokers().len()

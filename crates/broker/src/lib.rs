@@ -1,6 +1,7 @@
 //! The vltava broker.
 //!
-//! - [`server`]: the listener, connection limit and shutdown;
+//! - [`server`]: the accept loop, connection limit and shutdown;
+//! - [`listener`]: binding the client port (port 0: the system picks);
 //! - [`connection`]: framing and in-order pipelined responses per client;
 //! - [`handlers`]: one module per Kafka API;
 //! - [`controller`]: topic changes through the metadata log;
@@ -17,6 +18,7 @@ pub mod controller;
 pub mod group;
 pub mod handlers;
 pub mod limits;
+pub mod listener;
 pub mod log_manager;
 pub mod partition;
 pub mod replica_manager;

@@ -16,7 +16,6 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use vltava_metadata::{MetaProperties, MetadataImage, MetadataRecord};
@@ -113,14 +112,6 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, QuorumNode)
         }
     });
     Ok((broker, node))
-}
-
-/// The client listener, with `socket.listen.backlog.size`.
-fn bind(addr: std::net::SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(backlog)
 }
 
 /// Whether the image has this process's registration.
@@ -262,7 +253,9 @@ fn sync_dir(dir: &Path) {
 }
 
 /// Runs a broker until `shutdown` flips to true.
-pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub async fn run(mut config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    // Bound before anything is advertised: port 0 becomes the port bound.
+    let socket = config.broker_role.then(|| crate::listener::bind(&mut config)).transpose()?;
     let listen = config.listen;
     let (broker, node) = tokio::task::block_in_place(|| open_broker(config))?;
     start_quorum(&broker, node)?;
@@ -289,8 +282,9 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
     if !registered(&broker, &broker.controller.image()) {
         tracing::warn!("not registered with the metadata quorum yet (are the other controllers up?); serving anyway");
     }
+    let socket = socket.expect("a broker binds its client port");
     let listener =
-        bind(listen, broker.config.socket_listen_backlog).with_context(|| format!("cannot listen on {listen}"))?;
+        crate::listener::listen(socket, broker.config.socket_listen_backlog, broker.config.port_file.as_deref())?;
     tracing::info!(%listen, advertised = %format!("{}:{}", broker.config.advertised_host, broker.config.advertised_port), "vltava broker started");
     // background work stops with the broker (`stopping`), after the
     // controlled shutdown, not at the signal

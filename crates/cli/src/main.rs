@@ -100,6 +100,10 @@ struct ServerArgs {
     /// HOST:PORT clients are told to connect to; defaults to --listen.
     #[arg(long)]
     advertised_listener: Option<String>,
+    /// Write the client port to this file once connections are accepted
+    /// (with --listen HOST:0, the port the system picked).
+    #[arg(long, value_name = "PATH")]
+    port_file: Option<PathBuf>,
     /// Any broker config as key=value, e.g. --set auto.create.topics.enable=false. Repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
@@ -133,6 +137,7 @@ fn server_config(args: &ServerArgs) -> anyhow::Result<BrokerConfig> {
     let mut config = BrokerConfig::default();
     config.apply(&settings)?;
     config.truncate_corrupt_metadata_log = args.truncate_corrupt_metadata_log;
+    config.port_file = args.port_file.clone();
     Ok(config)
 }
 

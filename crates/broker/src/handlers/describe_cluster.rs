@@ -1,4 +1,5 @@
-//! DescribeCluster: the live brokers and the active controller.
+//! DescribeCluster: the live brokers and the controller (a broker, see
+//! `Controller::controller_for_clients`).
 
 use std::sync::Arc;
 
@@ -22,7 +23,7 @@ pub fn handle(broker: &Arc<Broker>, _request: DescribeClusterRequest, _version: 
         .collect();
     DescribeClusterResponse::default()
         .with_cluster_id(StrBytes::from_string(broker.cluster_id()))
-        .with_controller_id(BrokerId(broker.controller.active_controller()))
+        .with_controller_id(BrokerId(broker.controller.controller_for_clients()))
         .with_endpoint_type(1)
         .with_cluster_authorized_operations(i32::MIN)
         .with_brokers(brokers)

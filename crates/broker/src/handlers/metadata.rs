@@ -111,7 +111,7 @@ pub fn handle(broker: &Arc<Broker>, request: MetadataRequest, version: i16) -> M
     MetadataResponse::default()
         .with_brokers(brokers)
         .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id())))
-        .with_controller_id(BrokerId(broker.controller.active_controller()))
+        .with_controller_id(BrokerId(broker.controller.controller_for_clients()))
         .with_topics(topics)
         .with_cluster_authorized_operations(i32::MIN)
 }
