@@ -212,9 +212,10 @@ def faulty_cluster(tmp_path, faultfs, request):
 
 
 @pytest.mark.timeout(300)
-def test_cluster_fsync_failure_moves_leadership_and_loses_nothing(faulty_cluster):
+@pytest.mark.parametrize("fault", ["fsync", "pwrite"])
+def test_cluster_disk_failure_moves_leadership_and_loses_nothing(faulty_cluster, fault):
     c = faulty_cluster
-    topic = unique("cfsync")
+    topic = unique(f"c{fault}")
     c.create_topic(topic, partitions=1, replication_factor=3)
     victim = c.leader_of(topic, 0)
     conf = {"enable.idempotence": True, "message.timeout.ms": 120000, "linger.ms": 20}
@@ -222,16 +223,16 @@ def test_cluster_fsync_failure_moves_leadership_and_loses_nothing(faulty_cluster
     acked1 = produce_all(make_producer(c.bootstrap, conf), topic, first, partition=0)
     assert not acked1.errors()
 
-    c.node(victim).inject(f"fsync EIO /{topic}-0/ 1")
+    c.node(victim).inject(f"{fault} EIO /{topic}-0/ 1")
     second = make_records(300, seed=10)
     acked2 = produce_all(make_producer(c.bootstrap, conf), topic, second, partition=0,
                          timeout=180)
     assert not acked2.errors(), f"delivery errors: {acked2.errors()}"
     new = c.wait_leader_not(topic, 0, victim, timeout=30)
     assert victim not in c.isr_of(topic, 0)
-    assert "faultfs: fsync" in c.node(victim).log() and OFFLINE_MARK in c.node(victim).log()
+    assert f"faultfs: {fault}" in c.node(victim).log() and OFFLINE_MARK in c.node(victim).log()
     assert c.node(victim).is_running()
-    print(f"node {victim}'s log dir failed; node {new} leads")
+    print(f"node {victim}'s log dir failed ({fault}); node {new} leads")
 
     # exactly the acknowledged records, each once (idempotent retries deduplicated)
     got = consume(c.bootstrap, topic, {0: 500})[0]

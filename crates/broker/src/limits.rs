@@ -26,6 +26,12 @@ pub const UNREGISTERED_HEARTBEAT: Duration = Duration::from_millis(100);
 /// A broker starts serving after this long even if not registered yet.
 pub const SERVE_UNREGISTERED_AFTER: Duration = Duration::from_secs(30);
 
+// ---- groups -----------------------------------------------------------------
+
+/// Most consumer groups one broker coordinates (a client creating groups
+/// without end cannot exhaust its memory).
+pub const GROUPS_MAX: usize = 100_000;
+
 // ---- replication -------------------------------------------------------------
 
 /// A leader proposes an ISR change again after this long without seeing

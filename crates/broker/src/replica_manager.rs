@@ -392,3 +392,33 @@ fn read_recovery_points(path: &Path) -> HashMap<(String, i32), i64> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_directories_are_told_from_the_rest() {
+        assert!(is_partition_dir_name("orders-0"));
+        assert!(is_partition_dir_name("my-topic-12"));
+        assert!(!is_partition_dir_name("orders-0.0123abcd-stray"));
+        assert!(!is_partition_dir_name("orders-0.0123abcd-delete"));
+        assert!(!is_partition_dir_name("__cluster_metadata-0"));
+        assert!(!is_partition_dir_name("orders-"));
+        assert!(!is_partition_dir_name("meta.properties"));
+    }
+
+    #[test]
+    fn recovery_points_round_trip_in_kafkas_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(RECOVERY_POINT_CHECKPOINT);
+        std::fs::write(&path, "0\n2\nmy-topic 3 1200\norders 0 7\n").unwrap();
+        let points = read_recovery_points(&path);
+        assert_eq!(points.get(&("my-topic".to_string(), 3)), Some(&1200));
+        assert_eq!(points.get(&("orders".to_string(), 0)), Some(&7));
+        // an unknown version or a missing file: no checkpoint (recover all)
+        std::fs::write(&path, "1\n1\norders 0 7\n").unwrap();
+        assert!(read_recovery_points(&path).is_empty());
+        assert!(read_recovery_points(&dir.path().join("absent")).is_empty());
+    }
+}

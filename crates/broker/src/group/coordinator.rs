@@ -179,7 +179,10 @@ impl GroupCoordinator {
         let Some(topic) = image.topic(OFFSETS_TOPIC) else { return Ok(()) };
         let now = Instant::now();
         let mut stored_groups = HashMap::new();
-        let mut groups = self.groups.lock();
+        // read without the coordinator's lock (other partitions' groups go
+        // on meanwhile); this partition's groups were dropped when its
+        // loading began, so the loaded ones are added as they are
+        let mut groups: HashMap<String, Group> = HashMap::new();
         let mut offsets_loaded = 0usize;
         if let Some(partition) = broker.replicas.get(&topic.topic_id, index) {
             let mut offset = partition.watermarks().log_start_offset;
@@ -258,6 +261,7 @@ impl GroupCoordinator {
             offsets = offsets_loaded,
             "loaded consumer groups from {OFFSETS_TOPIC}"
         );
+        self.groups.lock().extend(groups);
         Ok(())
     }
 
@@ -294,6 +298,10 @@ impl GroupCoordinator {
             return rx;
         }
         let mut groups = self.groups.lock();
+        if let Err(e) = room_for(&groups, group_id) {
+            let _ = tx.send(JoinResult::error(e, &req.member_id));
+            return rx;
+        }
         let group = groups.entry(group_id.to_string()).or_insert_with(|| Group::new(group_id));
         let effects = group.join(req, tx, Instant::now(), &self.config);
         self.apply(group_id, &effects, group, broker);
@@ -396,6 +404,7 @@ impl GroupCoordinator {
             if generation_id >= 0 || !member_id.is_empty() {
                 return Err(ResponseError::IllegalGeneration);
             }
+            room_for(&groups, group_id)?;
             groups.insert(group_id.to_string(), Group::new(group_id));
         }
         let group = groups.get_mut(group_id).expect("present");
@@ -429,6 +438,7 @@ impl GroupCoordinator {
     ) -> Result<Option<(Arc<Partition>, i64)>, ResponseError> {
         self.check_coordinator(group_id)?;
         let mut groups = self.groups.lock();
+        room_for(&groups, group_id)?;
         let group = groups.entry(group_id.to_string()).or_insert_with(|| Group::new(group_id));
         if generation_id >= 0 || !member_id.is_empty() {
             group.check_commit(member_id, instance_id, generation_id, Instant::now())?;
@@ -624,10 +634,36 @@ impl Ownership {
 /// Replication factor of an internal topic: the configured one, capped by
 /// the number of controller voters (a single node uses 1); while fewer
 /// brokers are alive the coordinator is not available, as in Kafka.
+/// A new group only while this broker coordinates fewer than
+/// [`crate::limits::GROUPS_MAX`] (COORDINATOR_NOT_AVAILABLE beyond: clients
+/// retry, as against a coordinator out of resources).
+fn room_for(groups: &HashMap<String, Group>, group_id: &str) -> Result<(), ResponseError> {
+    if groups.len() >= crate::limits::GROUPS_MAX && !groups.contains_key(group_id) {
+        tracing::warn!(group = group_id, max = crate::limits::GROUPS_MAX, "refusing a new group: too many groups");
+        return Err(ResponseError::CoordinatorNotAvailable);
+    }
+    Ok(())
+}
+
 pub fn internal_topic_replication(broker: &Broker, configured: i16) -> Result<i16, ResponseError> {
     let rf = (configured as usize).min(broker.config.voters().len()).max(1);
     if broker.controller.broker_count() < rf {
         return Err(ResponseError::CoordinatorNotAvailable);
     }
     Ok(rf as i16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_groups_stop_at_the_bound_known_ones_go_on() {
+        let mut groups: HashMap<String, Group> =
+            (0..crate::limits::GROUPS_MAX).map(|i| (format!("g{i}"), Group::new(&format!("g{i}")))).collect();
+        assert_eq!(room_for(&groups, "g7"), Ok(()));
+        assert_eq!(room_for(&groups, "new"), Err(ResponseError::CoordinatorNotAvailable));
+        groups.remove("g7");
+        assert_eq!(room_for(&groups, "new"), Ok(()));
+    }
 }

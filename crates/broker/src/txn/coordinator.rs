@@ -126,6 +126,17 @@ impl TransactionCoordinator {
         Ok(id)
     }
 
+    /// Takes a new block of producer ids now if the current one is used
+    /// up, so that the coordinator's lock is (almost) never held while the
+    /// metadata quorum allocates one.
+    fn reserve_producer_ids(&self, broker: &Broker) -> Result<(), ResponseError> {
+        let mut ids = self.producer_ids.lock();
+        if ids.is_empty() {
+            *ids = broker.controller.allocate_producer_ids(PRODUCER_ID_BLOCK).map_err(|e| e.error)?;
+        }
+        Ok(())
+    }
+
     /// Creates `__transaction_state` if needed.
     pub fn ensure_state_topic(&self, broker: &Broker) -> Result<(), ResponseError> {
         if broker.controller.image().topic(TRANSACTION_STATE_TOPIC).is_some() {
@@ -256,6 +267,7 @@ impl TransactionCoordinator {
         }
         self.ensure_state_topic(broker)?;
         self.check_coordinator(tid)?;
+        self.reserve_producer_ids(broker)?;
         let mut waits = Vec::new();
         let mut txns = self.txns.lock();
         let m = match txns.get_mut(tid) {
