@@ -182,11 +182,17 @@ impl MetadataImage {
     /// before appending, so this only happens on a damaged log.
     pub fn apply(&self, records: &[MetadataRecord]) -> MetadataImage {
         let mut next = self.clone();
-        for record in records {
-            next.apply_one(record);
-        }
-        next.offset = self.offset + records.len() as u64;
+        next.apply_mut(records);
         next
+    }
+
+    /// [`Self::apply`] in place: for a caller that owns the image (a replay
+    /// at start, a batch of entries) and publishes it afterwards.
+    pub fn apply_mut(&mut self, records: &[MetadataRecord]) {
+        for record in records {
+            self.apply_one(record);
+        }
+        self.offset += records.len() as u64;
     }
 
     fn topic_mut(&mut self, id: &Uuid) -> Option<&mut TopicImage> {

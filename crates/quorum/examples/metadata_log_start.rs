@@ -66,12 +66,17 @@ fn fill(dir: &std::path::Path, settings: &NodeSettings, entries: u64) -> Duratio
 
 fn main() {
     let entries: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
-    for (label, snapshot_bytes) in
-        [("default snapshots (20 MiB)", 20u64 << 20), ("snapshot every 1 MiB", 1 << 20), ("no snapshots", u64::MAX)]
-    {
+    let default = NodeSettings::new(0, vec![]);
+    let runs = [
+        ("defaults (snapshot every 20 MiB, 16 MiB segments)", default.snapshot_bytes, default.log.segment_bytes),
+        ("snapshot every 1 MiB, 1 MiB segments", 1 << 20, 1 << 20),
+        ("no snapshots", u64::MAX, default.log.segment_bytes),
+    ];
+    for (label, snapshot_bytes, segment_bytes) in runs {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut settings = NodeSettings::new(0, vec![]);
+        let mut settings = default.clone();
         settings.snapshot_bytes = snapshot_bytes;
+        settings.log.segment_bytes = segment_bytes;
         let wrote = fill(dir.path(), &settings, entries);
         let size: u64 = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.metadata().unwrap().len()).sum();
         let snapshots = vltava_quorum::snapshot::list(dir.path()).len();

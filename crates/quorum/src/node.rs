@@ -112,7 +112,7 @@ impl QuorumNode {
         for entry in &recovered.committed {
             if let Some(data) = decode(entry)? {
                 if applied_ids.first_time(data.id) {
-                    image = image.apply(&data.records);
+                    image.apply_mut(&data.records);
                 }
             }
             applied_index = entry.index;
@@ -298,7 +298,7 @@ impl QuorumNode {
             self.applied_index = entry.index;
             if let Some(data) = decode(&entry)? {
                 if self.applied_ids.first_time(data.id) {
-                    image = image.apply(&data.records);
+                    image.apply_mut(&data.records);
                     changed = true;
                 }
                 progress.applied.push(data.id);

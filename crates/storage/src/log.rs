@@ -97,6 +97,8 @@ pub struct FlushTarget {
     dir: Option<PathBuf>,
     /// The log's count of segment creations when this target was taken.
     created: u64,
+    /// The log's count of truncations when this target was taken.
+    truncations: u64,
     /// Everything below this offset is durable once [`Self::sync`] succeeds.
     pub offset: i64,
     log_dir: Arc<LogDir>,
@@ -154,6 +156,8 @@ pub struct Log {
     dir_synced: u64,
     /// Everything below this offset is known fsynced (Kafka's recovery point).
     recovery_point: i64,
+    /// Truncations so far (a flush taken before one proves nothing after it).
+    truncations: u64,
 }
 
 /// File in a partition directory listing aborted transactions
@@ -309,6 +313,7 @@ impl Log {
             files,
             dir: (self.created != self.dir_synced).then(|| self.dir.clone()),
             created: self.created,
+            truncations: self.truncations,
             offset: self.log_end_offset(),
             log_dir: self.log_dir.clone(),
         })
@@ -320,7 +325,11 @@ impl Log {
         if target.dir.is_some() {
             self.dir_synced = self.dir_synced.max(target.created);
         }
-        self.recovery_point = self.recovery_point.max(target.offset);
+        // after a truncation since the target was taken, what now lies
+        // below its offset may not be what it synced
+        if target.truncations == self.truncations {
+            self.recovery_point = self.recovery_point.max(target.offset);
+        }
     }
 
     /// Below this offset everything is known fsynced.
@@ -488,6 +497,7 @@ impl Log {
             created: 0,
             dir_synced: 0,
             recovery_point: leo,
+            truncations: 0,
         };
         log.rebuild_producer_state()?;
         log.check_invariants();
@@ -859,6 +869,7 @@ impl Log {
             }
         }
         self.active_mut().truncate_to(offset)?;
+        self.truncations += 1;
         self.recovery_point = self.recovery_point.min(self.log_end_offset());
         self.producers.truncate_from(offset);
         self.aborted.retain(|a| a.last_offset < offset);
@@ -891,6 +902,7 @@ impl Log {
         self.unflushed.clear();
         crate::atomic_file::sync_dir(&self.dir)?;
         self.dir_synced = self.created;
+        self.truncations += 1;
         self.recovery_point = offset;
         for snap in snapshot_offsets(&self.dir) {
             let _ = fs::remove_file(self.snapshot_path(snap));

@@ -393,3 +393,22 @@ fn recovery_from_a_recovery_point_checks_every_later_segment() {
     assert!(log.log_end_offset() < 600 && log.log_end_offset() > middle);
     assert_eq!(read_all(&log, 0).len() as i64 * 3, log.log_end_offset());
 }
+
+#[test]
+fn a_flush_taken_before_a_truncation_does_not_move_the_recovery_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config(), false).unwrap();
+    fill(&mut log, 10);
+    let target = log.flush_target().unwrap();
+    assert_eq!(target.offset, 30);
+    target.sync().unwrap();
+    // a follower cuts its tail and takes other batches before the flush is reported
+    log.truncate_to(12).unwrap();
+    fill(&mut log, 10);
+    log.flushed(&target);
+    assert_eq!(log.recovery_point(), 0, "what is below 30 now was not what the target synced");
+    let again = log.flush_target().unwrap();
+    again.sync().unwrap();
+    log.flushed(&again);
+    assert_eq!(log.recovery_point(), 42);
+}
