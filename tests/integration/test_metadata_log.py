@@ -13,13 +13,12 @@ topic took while the node was away (`partition.metadata` names another topic id)
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
 from conftest import BrokerStartError
 from helpers import (all_topics, assert_matches, consume, create_topic, expected_by_partition,
-                     make_producer, make_records, produce_all, unique)
+                     make_producer, make_records, produce_all, unique, wait_until)
 
 
 def _fill(b, topics, n=200):
@@ -41,13 +40,6 @@ def _check(b, topic, acked):
 
 def _segment_bytes(data_dir, topic):
     return sum(p.stat().st_size for p in (data_dir / f"{topic}-0").glob("*.log"))
-
-
-def _wait_for(cond, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, f"timeout after {timeout}s waiting for {what}"
-        time.sleep(0.2)
 
 
 def test_corrupt_metadata_log_refuses_to_start_and_deletes_nothing(start_broker):
@@ -117,12 +109,12 @@ def test_stray_directories_are_deleted_after_the_delay(start_broker):
     (recreated / "partition.metadata").write_text("version: 0\ntopic_id: AAAAAAAAAAAAAAAAAAAAAA\n")
 
     b.start()
-    _wait_for(lambda: not orphan.exists(), 30, "the orphan directory to be moved aside")
+    wait_until(lambda: not orphan.exists(), 30, "the orphan directory to be moved aside")
     assert not recreated.exists()
     assert "moved a stray partition directory aside" in b.log()
     _check(b, keep, acked)
     # then, after log.segment.delete.delay.ms, deleted
-    _wait_for(lambda: not list(b.data_dir.glob("*-stray")), 60, "stray directories to be deleted")
+    wait_until(lambda: not list(b.data_dir.glob("*-stray")), 60, "stray directories to be deleted")
     assert "deleted stray partition directory" in b.log()
     _check(b, keep, acked)
 
@@ -155,7 +147,7 @@ def test_snapshots_bound_the_metadata_log_and_a_start_reads_what_follows(start_b
     acked = _fill(b, [topic], n=20)
     _set_retention_many(b.bootstrap, topic, 300)
     meta = b.data_dir / "__cluster_metadata-0"
-    _wait_for(lambda: len(list(meta.glob("*.checkpoint"))) >= 1, 30, "a metadata snapshot")
+    wait_until(lambda: len(list(meta.glob("*.checkpoint"))) >= 1, 30, "a metadata snapshot")
     assert "wrote a metadata snapshot" in b.log()
     assert len(list(meta.glob("*.checkpoint"))) <= 2, "older snapshots are deleted"
     segments = sorted(meta.glob("*.log"))

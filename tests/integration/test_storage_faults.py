@@ -20,15 +20,14 @@ from __future__ import annotations
 
 import signal
 import time
-from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import NewTopic
 
 import cluster as cl
 import kafka_wire as w
-from helpers import (assert_matches, consume, create_topic, expected_by_partition,
-                     make_producer, make_records, produce_all, unique, watermarks)
+from helpers import (admin, assert_matches, consume, create_topic, expected_by_partition,
+                     make_producer, make_records, produce_all, unique, wait_until, watermarks)
 
 KAFKA_STORAGE_ERROR = 56
 EXIT_METADATA_LOG_FAILED = 74
@@ -73,18 +72,6 @@ def raw_list_offsets(port: int, topic: str, partition: int = 0) -> int:
 def leader(port: int, topic: str, partition: int = 0) -> int:
     md = cl.parse_metadata_v7(w.request(port, cl.metadata_request_v7(next(_corr), [topic])))
     return md["topics"][topic]["partitions"][partition].leader
-
-
-def wait_until(cond, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        last = cond()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timeout after {timeout}s waiting for {what}; last: {last!r}")
-        time.sleep(interval)
 
 
 def read_all(bootstrap: str, topic: str):
@@ -177,7 +164,6 @@ def test_metadata_log_write_failure_stops_the_node(faulty_broker):
     assert not acked.errors()
 
     control.write_text("pwrite ENOSPC __cluster_metadata-0\n")
-    from helpers import admin
     a = admin(b.bootstrap)
     a.create_topics([NewTopic(unique("refused"), 1, 1)], request_timeout=5)
     code = wait_until(lambda: b.proc.poll(), 30, "the node to stop")
