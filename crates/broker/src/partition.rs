@@ -1,15 +1,9 @@
-//! One partition replica hosted by this broker: its log, its role (leader
-//! or follower, from the metadata image), the high watermark, the wake-up
-//! for long-polling fetches, and group commit of fsyncs.
-//!
-//! Replication rules (Kafka's): the leader tracks each follower's log end
-//! offset from its fetches; the high watermark is the smallest log end
-//! offset in the ISR (the leader's included) and never goes back while
-//! this node leads; acks=all completes when it passes the batch. A
-//! follower is caught up when it fetched from the leader's log end; one not
-//! caught up for `replica.lag.time.max.ms` is dropped from the ISR, and a
-//! follower that reaches the high watermark (and the start of the current
-//! leader epoch) is added back, both through the controller (AlterIsr).
+//! One partition replica hosted by this broker: the I/O shell around its
+//! [`ReplicaState`] (role, followers, ISR: the rules are there): its log,
+//! the high watermark (which never goes back while this node leads, and
+//! which acks=all waits on), the wake-up for long-polling fetches, and
+//! group commit of fsyncs. A replica whose log directory failed answers
+//! KAFKA_STORAGE_ERROR and acknowledges nothing more.
 
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
