@@ -55,6 +55,34 @@ pub(crate) enum Cmd {
 /// told their records were applied.
 pub type Publisher = Box<dyn Fn(&Arc<MetadataImage>) + Send + Sync>;
 
+/// What DescribeQuorum reports: the quorum as this node sees it (a
+/// follower knows only its own log end).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QuorumStatus {
+    /// The leader's node id, or -1.
+    pub leader: i32,
+    /// The Raft term (Kafka's leader epoch of the metadata log).
+    pub epoch: i32,
+    /// Offsets below this are committed.
+    pub high_watermark: i64,
+    pub voters: Vec<VoterStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoterStatus {
+    pub node_id: i32,
+    /// -1 when unknown here.
+    pub log_end_offset: i64,
+    /// Wall-clock milliseconds of the last message from it, -1 if unknown.
+    pub last_fetch_ms: i64,
+    /// When it last had everything the leader had, -1 if unknown.
+    pub last_caught_up_ms: i64,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
 /// Why a proposal did not apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProposeError {
@@ -74,6 +102,7 @@ pub struct Quorum {
     peers: OnceLock<HashMap<u64, tokio::sync::mpsc::Sender<Bytes>>>,
     /// Stops the network tasks.
     stop: watch::Sender<bool>,
+    status: RwLock<QuorumStatus>,
 }
 
 impl Quorum {
@@ -91,11 +120,17 @@ impl Quorum {
             next_id: AtomicU64::new(seed),
             peers: OnceLock::new(),
             stop: watch::channel(false).0,
+            status: RwLock::new(QuorumStatus { leader: -1, ..QuorumStatus::default() }),
         }
     }
 
     pub fn image(&self) -> Arc<MetadataImage> {
         self.image.read().clone()
+    }
+
+    /// The quorum as this node sees it (for DescribeQuorum).
+    pub fn status(&self) -> QuorumStatus {
+        self.status.read().clone()
     }
 
     /// The active controller, or -1.
@@ -193,6 +228,8 @@ impl Quorum {
             tokio::spawn(transport::accept_loop(listener, self.tx.clone(), self.stop.subscribe()));
         }
         let rx = self.rx.lock().take().ok_or_else(|| anyhow::anyhow!("quorum already started"))?;
+        let mut voter_ids: Vec<i32> = voters.iter().map(|(id, _)| *id).collect();
+        voter_ids.sort_unstable();
         let quorum = self.clone();
         std::thread::Builder::new().name("metadata-quorum".into()).spawn(move || {
             let mut driver = Driver {
@@ -202,6 +239,9 @@ impl Quorum {
                 publisher,
                 pending: HashMap::new(),
                 duties: ControllerDuties::new(settings),
+                voter_ids,
+                heard_ms: HashMap::new(),
+                caught_up_ms: HashMap::new(),
             };
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| driver.run()));
             if outcome.is_err() {
@@ -221,6 +261,11 @@ struct Driver {
     publisher: Publisher,
     pending: HashMap<u64, (Instant, mpsc::SyncSender<bool>)>,
     duties: ControllerDuties,
+    voter_ids: Vec<i32>,
+    /// When each peer was last heard from (wall clock, ms).
+    heard_ms: HashMap<i32, i64>,
+    /// When each voter last had everything the leader had.
+    caught_up_ms: HashMap<i32, i64>,
 }
 
 impl Driver {
@@ -238,6 +283,7 @@ impl Driver {
                     }
                 }
                 Ok(Cmd::Step(msg)) => {
+                    self.heard_ms.insert(crate::node::node_id(msg.from), now_ms());
                     let _ = self.node.step(*msg);
                 }
                 Ok(Cmd::Heartbeat(hb)) => self.duties.heard(&hb, Instant::now()),
@@ -253,6 +299,7 @@ impl Driver {
                     next_tick = now + TICK;
                 }
                 self.controller_duties(now);
+                self.publish_status();
             }
             if self.node.has_ready() {
                 self.on_ready();
@@ -282,6 +329,41 @@ impl Driver {
             }
         }
         self.quorum.leader.store(self.node.leader(), Ordering::Release);
+        self.publish_status();
+    }
+
+    /// Refreshes what DescribeQuorum reports.
+    fn publish_status(&mut self) {
+        let now = now_ms();
+        let me = self.quorum.node_id;
+        let ends = self.node.voter_log_ends();
+        let leader_end = ends.as_ref().and_then(|e| e.iter().find(|(id, _)| *id == me)).map(|(_, end)| *end);
+        let voters = self
+            .voter_ids
+            .iter()
+            .map(|&id| {
+                let end = match &ends {
+                    Some(ends) => ends.iter().find(|(v, _)| *v == id).map(|(_, e)| *e as i64).unwrap_or(-1),
+                    None if id == me => self.node.log().last_index() as i64,
+                    None => -1,
+                };
+                if id == me || (leader_end.is_some() && end >= 0 && Some(end as u64) == leader_end) {
+                    self.caught_up_ms.insert(id, now);
+                }
+                VoterStatus {
+                    node_id: id,
+                    log_end_offset: end,
+                    last_fetch_ms: if id == me { now } else { self.heard_ms.get(&id).copied().unwrap_or(-1) },
+                    last_caught_up_ms: self.caught_up_ms.get(&id).copied().unwrap_or(-1),
+                }
+            })
+            .collect();
+        *self.quorum.status.write() = QuorumStatus {
+            leader: self.node.leader(),
+            epoch: self.node.term() as i32,
+            high_watermark: self.node.commit_index() as i64,
+            voters,
+        };
     }
 
     fn send(&self, messages: Vec<Message>) {

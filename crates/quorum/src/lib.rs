@@ -31,7 +31,7 @@ pub mod transport;
 
 pub use applied::AppliedIds;
 pub use controller::{DutySettings, Heartbeat};
-pub use driver::{ProposeError, Publisher, Quorum, EXIT_METADATA_LOG_FAILED};
+pub use driver::{ProposeError, Publisher, Quorum, QuorumStatus, VoterStatus, EXIT_METADATA_LOG_FAILED};
 pub use log::{LogSettings, OnCorruption};
 pub use node::{NodeSettings, QuorumNode};
 

@@ -176,6 +176,25 @@ impl QuorumNode {
         self.raw.raft.term
     }
 
+    /// The last entry known committed.
+    pub fn commit_index(&self) -> u64 {
+        self.raw.raft.raft_log.committed
+    }
+
+    /// The leader's view of how far each voter's log goes (this node's own
+    /// last index for itself); `None` on a follower, which knows only its own.
+    pub fn voter_log_ends(&self) -> Option<Vec<(i32, u64)>> {
+        if !self.is_leader() {
+            return None;
+        }
+        let me = self.raw.raft.id;
+        let ends = self.raw.raft.prs().iter().map(|(id, pr)| {
+            let end = if *id == me { self.log.last_index() } else { pr.matched };
+            (node_id(*id), end)
+        });
+        Some(ends.collect())
+    }
+
     pub fn log(&self) -> &MetadataLog {
         &self.log
     }

@@ -21,6 +21,8 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+mod describe_log_dirs;
+mod describe_quorum;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -84,6 +86,12 @@ pub fn dispatch(broker: &Arc<Broker>, session: &Session, request: Request) -> Re
         RequestKind::DeleteTopics(r) => ready(ResponseKind::DeleteTopics(delete_topics::handle(broker, r, version))),
         RequestKind::OffsetForLeaderEpoch(r) => {
             ready(ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, r, version)))
+        }
+        RequestKind::DescribeLogDirs(r) => {
+            ready(ResponseKind::DescribeLogDirs(describe_log_dirs::handle(broker, r, version)))
+        }
+        RequestKind::DescribeQuorum(r) => {
+            ready(ResponseKind::DescribeQuorum(describe_quorum::handle(broker, r, version)))
         }
         RequestKind::DescribeCluster(r) => {
             ready(ResponseKind::DescribeCluster(describe_cluster::handle(broker, r, version)))

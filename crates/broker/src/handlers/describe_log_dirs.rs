@@ -1,0 +1,70 @@
+//! DescribeLogDirs: the log directory of this broker, its partitions' sizes
+//! and offset lag, and (v4) the file system's total and usable bytes. A
+//! failed directory is reported with KAFKA_STORAGE_ERROR, as in Kafka.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::messages::describe_log_dirs_response::{
+    DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
+};
+use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName};
+use vltava_protocol::{ResponseError, StrBytes};
+
+use crate::Broker;
+
+/// Total and available bytes of the file system holding `path`.
+fn file_system_bytes(path: &std::path::Path) -> Option<(i64, i64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a zeroed struct the call fills in.
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    let block = stat.f_frsize as i64;
+    Some((stat.f_blocks as i64 * block, stat.f_bavail as i64 * block))
+}
+
+pub fn handle(broker: &Arc<Broker>, request: DescribeLogDirsRequest, _version: i16) -> DescribeLogDirsResponse {
+    let log_dir = broker.replicas.log_dir();
+    let path = std::fs::canonicalize(log_dir.path()).unwrap_or_else(|_| log_dir.path().to_path_buf());
+    let (total, usable) = file_system_bytes(&path).unwrap_or((-1, -1));
+    let mut result = DescribeLogDirsResult::default()
+        .with_log_dir(StrBytes::from_string(path.display().to_string()))
+        .with_total_bytes(total)
+        .with_usable_bytes(usable);
+    if log_dir.is_offline() {
+        result = result.with_error_code(ResponseError::KafkaStorageError.code());
+        return DescribeLogDirsResponse::default().with_results(vec![result]);
+    }
+    // null topics: every partition here
+    let wanted: Option<BTreeMap<String, Vec<i32>>> =
+        request.topics.map(|topics| topics.into_iter().map(|t| (t.topic.0.to_string(), t.partitions)).collect());
+    let mut topics: BTreeMap<String, Vec<DescribeLogDirsPartition>> = BTreeMap::new();
+    for p in broker.replicas.all() {
+        if wanted.as_ref().is_some_and(|w| !w.get(&p.topic).is_some_and(|parts| parts.contains(&p.index))) {
+            continue;
+        }
+        // Kafka's offset lag of a current (not future) log: how far its end
+        // is behind the high watermark
+        let lag = (p.high_watermark() - p.log_end_offset()).max(0);
+        topics.entry(p.topic.clone()).or_default().push(
+            DescribeLogDirsPartition::default()
+                .with_partition_index(p.index)
+                .with_partition_size(p.size_bytes() as i64)
+                .with_offset_lag(lag)
+                .with_is_future_key(false),
+        );
+    }
+    result.topics = topics
+        .into_iter()
+        .map(|(name, mut partitions)| {
+            partitions.sort_by_key(|p| p.partition_index);
+            DescribeLogDirsTopic::default()
+                .with_name(TopicName(StrBytes::from_string(name)))
+                .with_partitions(partitions)
+        })
+        .collect();
+    DescribeLogDirsResponse::default().with_results(vec![result])
+}

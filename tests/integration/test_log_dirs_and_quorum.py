@@ -1,0 +1,102 @@
+"""DescribeLogDirs and DescribeQuorum through kafka-python's admin client (the calls that
+failed with IncompatibleBrokerVersion before: issue 12), on one node and on three."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from kafka.admin import KafkaAdminClient
+from kafka.protocol.admin import DescribeQuorumRequest
+
+import cluster as cl
+from helpers import create_topic, make_producer, make_records, produce_all, unique, wait_until
+
+
+def _segment_bytes(partition_dir: Path) -> int:
+    return sum(p.stat().st_size for p in partition_dir.glob("*.log"))
+
+
+def test_describe_log_dirs_reports_every_partition_and_its_size(broker):
+    b = broker
+    topic, other = unique("dirs"), unique("dirs-other")
+    create_topic(b.bootstrap, topic, partitions=2)
+    create_topic(b.bootstrap, other, partitions=1)
+    d = produce_all(make_producer(b.bootstrap), topic, make_records(300, seed=21), partition=0)
+    assert not d.errors()
+    a = KafkaAdminClient(bootstrap_servers=b.bootstrap)
+    try:
+        [answer] = a.describe_log_dirs()
+        assert answer["broker"] == 1
+        [log_dir] = answer["log_dirs"]
+        assert log_dir["error_code"] == 0
+        assert Path(log_dir["log_dir"]) == b.data_dir.resolve()
+        assert 0 < log_dir["usable_bytes"] <= log_dir["total_bytes"]
+        sizes = {(t["name"], p["partition_index"]): (p["partition_size"], p["offset_lag"])
+                 for t in log_dir["topics"] for p in t["partitions"]}
+        for partition in (0, 1):
+            on_disk = _segment_bytes(b.data_dir / f"{topic}-{partition}")
+            assert sizes[(topic, partition)] == (on_disk, 0)
+        assert sizes[(topic, 0)][0] > 0 and sizes[(topic, 1)][0] == 0
+        assert (other, 0) in sizes
+        # only what was asked for
+        [answer] = a.describe_log_dirs(topic_partitions={topic: [1]})
+        [log_dir] = answer["log_dirs"]
+        assert [(t["name"], [p["partition_index"] for p in t["partitions"]]) for t in log_dir["topics"]] == \
+            [(topic, [1])]
+    finally:
+        a.close()
+
+
+def test_describe_metadata_quorum_on_one_node(broker):
+    a = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        create_topic(broker.bootstrap, unique("q"))
+        quorum = a.describe_metadata_quorum()
+    finally:
+        a.close()
+    [topic] = quorum["topics"]
+    assert topic["topic_name"] == "__cluster_metadata"
+    [p] = topic["partitions"]
+    assert p["error"] is None and p["leader_id"] == 1 and p["leader_epoch"] >= 1
+    assert p["high_watermark"] > 0
+    [voter] = p["current_voters"]
+    assert voter["replica_id"] == 1 and voter["log_end_offset"] >= p["high_watermark"]
+    assert voter["last_fetch_timestamp"] > 0 and voter["last_caught_up_timestamp"] > 0
+
+
+@pytest.mark.timeout(240)
+def test_describe_metadata_quorum_on_three_nodes(tmp_path):
+    with cl.Cluster(tmp_path / "cluster", n=3) as c:
+        leader = c.wait_controller()
+        c.create_topic(unique("q3"), partitions=1, replication_factor=3)
+        a = KafkaAdminClient(bootstrap_servers=c.bootstrap)
+        try:
+            request = DescribeQuorumRequest(topics=[DescribeQuorumRequest.TopicData(
+                topic_name="__cluster_metadata",
+                partitions=[DescribeQuorumRequest.TopicData.PartitionData(partition_index=0)])])
+
+            def ask(node_id):
+                return a._manager.run(lambda: a._manager.send(request, node_id=node_id))
+
+            def leader_view():
+                r = ask(leader)
+                p = r.topics[0].partitions[0]
+                # the leader knows every voter's log end once they fetched
+                return r if all(v.log_end_offset >= 0 for v in p.current_voters) else None
+            r = wait_until(leader_view, 60, "the leader's view of every voter")
+            p = r.topics[0].partitions[0]
+            assert (p.error_code, p.leader_id) == (0, leader)
+            assert sorted(v.replica_id for v in p.current_voters) == [1, 2, 3]
+            assert all(0 <= p.high_watermark <= v.log_end_offset + 1000 for v in p.current_voters)
+            assert all(v.last_fetch_timestamp > 0 for v in p.current_voters)
+            ports = {n.node_id: n.listeners[0].port for n in r.nodes}
+            assert ports == {i: c.node(i).controller_port for i in c.ids}
+            # a follower answers with the same leader and epoch, knowing its own log end only
+            follower = next(i for i in c.ids if i != leader)
+            f = ask(follower).topics[0].partitions[0]
+            assert (f.leader_id, f.leader_epoch) == (p.leader_id, p.leader_epoch)
+            mine = {v.replica_id: v.log_end_offset for v in f.current_voters}
+            assert mine[follower] >= 0
+        finally:
+            a.close()
