@@ -100,3 +100,29 @@ def test_describe_metadata_quorum_on_three_nodes(tmp_path):
             assert mine[follower] >= 0
         finally:
             a.close()
+
+
+def test_kafka_4_clients_see_a_kafka_4_broker(broker):
+    """kafka-python calls a broker 4.0 only when ListOffsets v10 is offered; its
+    list_partition_offsets then uses v10, including EARLIEST_LOCAL (-4, v9)."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.admin import OffsetSpec
+    b = broker
+    topic = unique("v4")
+    create_topic(b.bootstrap, topic)
+    assert not produce_all(make_producer(b.bootstrap), topic, make_records(30, seed=22), partition=0).errors()
+    c = KafkaConsumer(bootstrap_servers=b.bootstrap)
+    try:
+        tp = TopicPartition(topic, 0)
+        assert c.end_offsets([tp]) == {tp: 30}
+        assert c.config["api_version"] >= (4, 0), c.config["api_version"]
+    finally:
+        c.close()
+    a = KafkaAdminClient(bootstrap_servers=b.bootstrap)
+    try:
+        tp = TopicPartition(topic, 0)
+        offsets = {spec: a.list_partition_offsets({tp: spec})[tp].offset
+                   for spec in (OffsetSpec.EARLIEST, OffsetSpec.EARLIEST_LOCAL, OffsetSpec.LATEST)}
+    finally:
+        a.close()
+    assert offsets == {OffsetSpec.EARLIEST: 0, OffsetSpec.EARLIEST_LOCAL: 0, OffsetSpec.LATEST: 30}

@@ -14,6 +14,7 @@ use crate::Broker;
 
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
+const KEY_TYPE_SHARE: i8 = 2;
 
 fn locate(broker: &Broker, key_type: i8, key: &str) -> Result<(i32, String, i32), (ResponseError, String)> {
     let (topic, partitions) = match key_type {
@@ -31,6 +32,8 @@ fn locate(broker: &Broker, key_type: i8, key: &str) -> Result<(i32, String, i32)
                 .map_err(|e| (e, "the transaction state topic could not be created".into()))?;
             (crate::txn::TRANSACTION_STATE_TOPIC, broker.config.transaction_state_partitions)
         }
+        // v6 (KIP-932) names share groups, which vltava does not have yet
+        KEY_TYPE_SHARE => return Err((ResponseError::InvalidRequest, "Share groups are not enabled.".into())),
         other => return Err((ResponseError::InvalidRequest, format!("unknown coordinator key type {other}"))),
     };
     let image = broker.controller.image();

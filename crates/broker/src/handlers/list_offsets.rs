@@ -1,7 +1,9 @@
-//! ListOffsets: -2 earliest (log start), -1 latest (high watermark, which is
-//! also the last stable offset until transactions), -3 the record with the
-//! largest timestamp, otherwise the first record whose timestamp is at or
-//! after the given one (time index, then a scan of one batch).
+//! ListOffsets: -2 earliest (log start), -1 latest (high watermark, or the
+//! last stable offset for read_committed), -3 the record with the largest
+//! timestamp, -4 the earliest offset kept locally (v9, KIP-405: the log
+//! start, with no tiered storage), otherwise the first record whose
+//! timestamp is at or after the given one (time index, then a scan of one
+//! batch). v10's timeout bounds remote lookups, of which there are none.
 
 use std::sync::Arc;
 
@@ -16,13 +18,14 @@ use crate::Broker;
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
 
 fn lookup(partition: &Partition, timestamp: i64, read_committed: bool) -> Result<(i64, i64), ResponseError> {
     let marks = partition.watermarks();
     match timestamp {
         LATEST if read_committed => Ok((-1, marks.last_stable_offset)),
         LATEST => Ok((-1, marks.high_watermark)),
-        EARLIEST => Ok((-1, marks.log_start_offset)),
+        EARLIEST | EARLIEST_LOCAL => Ok((-1, marks.log_start_offset)),
         MAX_TIMESTAMP => Ok(partition.max_timestamp().unwrap_or((-1, -1))),
         ts if ts < 0 => Err(ResponseError::InvalidRequest),
         ts => {
