@@ -185,3 +185,33 @@ def test_fetch_out_of_range_reset_latest(broker):
     finally:
         c.close()
     assert [(m.offset, m.value) for m in got[0]] == [(5, b"b")]
+
+
+def test_max_timestamp_is_the_record_not_the_batch(module_broker_alive):
+    """ListOffsets -3 (KIP-734) names the first record carrying the largest
+    timestamp, even inside one batch whose timestamps are out of order."""
+    from confluent_kafka.admin import AdminClient, OffsetSpec
+    from kafka import KafkaAdminClient
+    from kafka import TopicPartition as KTP
+    from kafka.admin import OffsetSpec as KOffsetSpec
+    b = module_broker_alive
+    topic = h.unique("maxts")
+    h.create_topic(b.bootstrap, topic, 1)
+    t = h.base_ts()
+    stamps = [t + 5, t + 9, t + 1, t + 9, t + 3]   # largest first seen at offset 1
+    records = [h.Rec(b"k%d" % i, b"v%d" % i, None, ts) for i, ts in enumerate(stamps)]
+    d = h.produce_all(h.make_producer(b.bootstrap, {"linger.ms": 2000}), topic, records, partition=0)
+    assert [d.reports[i] for i in range(5)] == [(None, 0, i) for i in range(5)]
+
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    res = a.list_offsets({TopicPartition(topic, 0): OffsetSpec.max_timestamp()}, request_timeout=10)
+    info = res[TopicPartition(topic, 0)].result(timeout=20)
+    assert (info.offset, info.timestamp) == (1, t + 9)
+
+    ka = KafkaAdminClient(bootstrap_servers=b.bootstrap)
+    try:
+        tp = KTP(topic, 0)
+        got = ka.list_partition_offsets({tp: KOffsetSpec.MAX_TIMESTAMP})[tp]
+    finally:
+        ka.close()
+    assert (got.offset, got.timestamp) == (1, t + 9)

@@ -26,7 +26,14 @@ fn lookup(partition: &Partition, timestamp: i64, read_committed: bool) -> Result
         LATEST if read_committed => Ok((-1, marks.last_stable_offset)),
         LATEST => Ok((-1, marks.high_watermark)),
         EARLIEST | EARLIEST_LOCAL => Ok((-1, marks.log_start_offset)),
-        MAX_TIMESTAMP => Ok(partition.max_timestamp().unwrap_or((-1, -1))),
+        MAX_TIMESTAMP => match partition.max_timestamp() {
+            None => Ok((-1, -1)),
+            // the segment knows the batch; the answer is the record in it
+            // (KIP-734: the first record with the largest timestamp)
+            Some((ts, batch_last_offset)) => {
+                Ok(record_with_timestamp(partition, batch_last_offset, ts).unwrap_or((ts, batch_last_offset)))
+            }
+        },
         ts if ts < 0 => Err(ResponseError::InvalidRequest),
         ts => {
             let batch = partition.batch_at_or_after_timestamp(ts).map_err(|e| {
@@ -46,6 +53,15 @@ fn lookup(partition: &Partition, timestamp: i64, read_committed: bool) -> Result
             }
         }
     }
+}
+
+/// The first record at or after `timestamp` in the batch holding `offset`;
+/// `None` if the batch cannot be read (the caller falls back to the batch).
+fn record_with_timestamp(partition: &Partition, offset: i64, timestamp: i64) -> Option<(i64, i64)> {
+    let slice = partition.read(offset, 1).ok()??;
+    let bytes = slice.read().ok()?;
+    let (_, batch) = vltava_protocol::batch::Batches::new(&bytes).next()?.ok()?;
+    first_record_at_or_after(batch, timestamp).ok()?
 }
 
 pub fn handle(broker: &Arc<Broker>, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
