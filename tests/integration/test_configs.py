@@ -231,6 +231,27 @@ def test_invalid_configs_get_invalid_config_naming_the_key(broker):
     assert e.value.args[0].code() == KafkaError.INVALID_CONFIG
 
 
+def test_message_format_version_is_accepted_and_ignored(broker):
+    """Kafka 3.x tools still set message.format.version; like Kafka 3.x it is accepted,
+    shown, and changes nothing (records stay in format v2)."""
+    bs = broker.bootstrap
+    a = admin(bs)
+    t = unique("mfv")
+    create(bs, t, message_format_version="2.8")
+    assert describe(bs, t)["message.format.version"].value == "2.8"
+    r = ConfigResource("topic", t, incremental_configs=[
+        ConfigEntry("message.format.version", "3.0-IV1", incremental_operation=AlterConfigOpType.SET)])
+    a.incremental_alter_configs([r])[r].result(15)
+    assert describe(bs, t)["message.format.version"].value == "3.0-IV1"
+    produce(bs, t, [(b"k", b"v")])
+    assert [m.value() for m in read_all(bs, t)] == [b"v"]
+    r = ConfigResource("topic", t, incremental_configs=[
+        ConfigEntry("message.format.version", "banana", incremental_operation=AlterConfigOpType.SET)])
+    with pytest.raises(KafkaException) as e:
+        a.incremental_alter_configs([r])[r].result(15)
+    assert e.value.args[0].code() == KafkaError.INVALID_CONFIG and "message.format.version" in e.value.args[0].str()
+
+
 def test_kafka_python_admin_configs(broker):
     from kafka import KafkaAdminClient
     from kafka.admin import ConfigResource as KCR
@@ -335,6 +356,27 @@ def test_compacted_topic_reads_back_latest_value_per_key(start_broker):
     # a record without a key is refused on a compacted topic
     errors = produce_errors(bs, t, [(None, b"no key")])
     assert errors[0] is not None and errors[0].code() == KafkaError.INVALID_RECORD, errors
+
+
+def test_keyless_records_on_a_compacted_topic_are_named(broker):
+    """KIP-467: one batch of 100 records of which 10 lack a key, sent to a compacted
+    topic. Kafka refuses the batch naming the 10 (record_errors); librdkafka then fails
+    those 10 with INVALID_RECORD and the 90 others with _INVALID_DIFFERENT_RECORD (the
+    batch failed because of other records), so the application knows which to resend."""
+    bs = broker.bootstrap
+    t = unique("kip467")
+    create(bs, t, cleanup_policy="compact")
+    records = [(None if i % 10 == 3 else f"k{i}".encode(), f"v{i}".encode()) for i in range(100)]
+    # one batch: everything is queued before the (long) linger expires
+    errors = produce_errors(bs, t, records, conf={"linger.ms": 2000})
+    names = [e.name() if e is not None else None for e in errors]
+    assert [i for i, n in enumerate(names) if n == "INVALID_RECORD"] == list(range(3, 100, 10)), names
+    assert [i for i, n in enumerate(names) if n == "_INVALID_DIFFERENT_RECORD"] == \
+        [i for i in range(100) if i % 10 != 3], names
+    # nothing was written; the 90 keyed records resent alone are accepted
+    produce(bs, t, [r for r in records if r[0] is not None])
+    got = read_all(bs, t)
+    assert [m.value() for m in got] == [v for k, v in records if k is not None]
 
 
 def test_delete_records_moves_the_log_start(broker):

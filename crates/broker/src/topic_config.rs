@@ -75,6 +75,14 @@ fn compression(v: &str) -> bool {
 fn timestamp_type(v: &str) -> bool {
     matches!(v, "CreateTime" | "LogAppendTime")
 }
+/// A Kafka release ("0.10.2", "2.8", "3.0-IV1"): digits and dots, then an
+/// optional "-IV<n>".
+fn message_format_version(v: &str) -> bool {
+    let release =
+        v.split_once("-IV")
+            .map_or(v, |(r, iv)| if iv.bytes().all(|c| c.is_ascii_digit()) && !iv.is_empty() { r } else { "" });
+    !release.is_empty() && release.split('.').all(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()))
+}
 fn ratio(v: &str) -> bool {
     v.parse::<f64>().is_ok_and(|r| (0.0..=1.0).contains(&r))
 }
@@ -103,6 +111,7 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
     ConfigDef { name: "leader.replication.throttled.replicas", kind: ConfigType::List, default: "", synonyms: &[], doc: "Replicas (partition:broker, or *) whose leader-side replication is throttled; accepted and shown, replication is not throttled.", valid: Some(throttled_replicas) },
     ConfigDef { name: "max.compaction.lag.ms", kind: ConfigType::Long, default: MAX_LONG, synonyms: &[("log.cleaner.max.compaction.lag.ms", 1)], doc: "Longest a record may stay uncompacted.", valid: Some(positive) },
     ConfigDef { name: "max.message.bytes", kind: ConfigType::Int, default: "1048588", synonyms: &[("message.max.bytes", 1)], doc: "Largest record batch accepted.", valid: Some(non_negative) },
+    ConfigDef { name: "message.format.version", kind: ConfigType::String, default: "3.0-IV1", synonyms: &[("log.message.format.version", 1)], doc: "Accepted and ignored, as Kafka 3.x does: records are always stored in format v2.", valid: Some(message_format_version) },
     ConfigDef { name: "message.timestamp.after.max.ms", kind: ConfigType::Long, default: "3600000", synonyms: &[("log.message.timestamp.after.max.ms", 1)], doc: "How far in the future a CreateTime timestamp may be.", valid: Some(non_negative) },
     ConfigDef { name: "message.timestamp.before.max.ms", kind: ConfigType::Long, default: MAX_LONG, synonyms: &[("log.message.timestamp.before.max.ms", 1)], doc: "How far in the past a CreateTime timestamp may be.", valid: Some(non_negative) },
     ConfigDef { name: "message.timestamp.type", kind: ConfigType::String, default: "CreateTime", synonyms: &[("log.message.timestamp.type", 1)], doc: "CreateTime keeps the producer's timestamps, LogAppendTime stamps the broker's clock.", valid: Some(timestamp_type) },

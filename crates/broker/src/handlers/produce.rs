@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use vltava_protocol::batch::{records_of, records_section, validate_produced, BatchHeader, Batches};
 use vltava_protocol::{ResponseError, StrBytes};
@@ -94,9 +96,11 @@ fn append_partition(
         let error = ResponseError::try_from_code(e.error_code()).unwrap_or(ResponseError::CorruptMessage);
         return failed(index, error, Some(e.to_string()));
     }
-    if let Err((error, message)) = check_records(&records, &settings) {
+    if let Err(Rejected { error, message, record_errors }) = check_records(&records, &settings) {
         tracing::warn!(topic, partition = index, %message, "rejecting produce batch");
-        return failed(index, error, Some(message));
+        let mut outcome = failed(index, error, Some(message));
+        outcome.response.record_errors = record_errors;
+        return outcome;
     }
     let log_append_time = settings.log_append_time.then(now_ms);
     let mut batches = match settings.compression.and_then(vltava_protocol::batch::codec_id) {
@@ -158,35 +162,67 @@ fn recompress_all(records: &[u8], codec: i16) -> Result<BytesMut, vltava_protoco
     Ok(out)
 }
 
+/// Why a partition's records were refused, with the records at fault
+/// (KIP-467: the client fails those and retries the rest).
+struct Rejected {
+    error: ResponseError,
+    message: String,
+    record_errors: Vec<BatchIndexAndErrorMessage>,
+}
+
+impl Rejected {
+    fn whole(error: ResponseError, message: impl Into<String>) -> Self {
+        Rejected { error, message: message.into(), record_errors: Vec::new() }
+    }
+}
+
 /// Topic-dependent checks: CreateTime within `message.timestamp.before/
 /// after.max.ms` (from the batch header's first and max timestamps), and a
-/// key on every record of a compacted topic.
-fn check_records(records: &[u8], settings: &TopicSettings) -> Result<(), (ResponseError, String)> {
+/// key on every record of a compacted topic (each keyless record named by
+/// its index in the batch, as Kafka's validator does).
+fn check_records(records: &[u8], settings: &TopicSettings) -> Result<(), Rejected> {
     let now = now_ms();
     for (_, batch) in Batches::new(records).flatten() {
-        let h = BatchHeader::parse(batch).map_err(|e| (ResponseError::CorruptMessage, e.to_string()))?;
+        let h = BatchHeader::parse(batch).map_err(|e| Rejected::whole(ResponseError::CorruptMessage, e.to_string()))?;
         if !settings.log_append_time {
             if h.max_timestamp().saturating_sub(now) > settings.timestamp_after_max_ms {
-                return Err((
+                return Err(Rejected::whole(
                     ResponseError::InvalidTimestamp,
                     format!("timestamp {} is too far in the future", h.max_timestamp()),
                 ));
             }
             if now.saturating_sub(h.base_timestamp()) > settings.timestamp_before_max_ms {
-                return Err((
+                return Err(Rejected::whole(
                     ResponseError::InvalidTimestamp,
                     format!("timestamp {} is too far in the past", h.base_timestamp()),
                 ));
             }
         }
         if settings.compact {
-            let section = records_section(batch).map_err(|e| (ResponseError::CorruptMessage, e.to_string()))?;
-            let recs = records_of(batch, &section).map_err(|e| (ResponseError::CorruptMessage, e.to_string()))?;
-            if recs.iter().any(|r| r.key.is_none()) {
-                return Err((
-                    ResponseError::InvalidRecord,
-                    "Compacted topic cannot accept message without key.".into(),
-                ));
+            let corrupt =
+                |e: vltava_protocol::batch::BatchError| Rejected::whole(ResponseError::CorruptMessage, e.to_string());
+            let section = records_section(batch).map_err(corrupt)?;
+            let recs = records_of(batch, &section).map_err(corrupt)?;
+            let keyless: Vec<BatchIndexAndErrorMessage> = recs
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.key.is_none())
+                .map(|(i, _)| {
+                    BatchIndexAndErrorMessage::default().with_batch_index(i as i32).with_batch_index_error_message(
+                        Some(StrBytes::from_static_str("Compacted topic cannot accept message without key.")),
+                    )
+                })
+                .collect();
+            if !keyless.is_empty() {
+                return Err(Rejected {
+                    error: ResponseError::InvalidRecord,
+                    message: format!(
+                        "One or more records have been rejected: {} of {} records have no key, which a compacted topic cannot accept.",
+                        keyless.len(),
+                        recs.len()
+                    ),
+                    record_errors: keyless,
+                });
             }
         }
     }
