@@ -256,3 +256,32 @@ def test_auto_create_disabled(start_broker):
     d2 = h.produce_all(other, name, [h.Rec(None, b"after-create", None, None)])
     assert d2.reports[0][0] is None
     assert d2.reports[0][1:] == (0, 0)
+
+
+def test_authorized_operations_without_an_authorizer(module_broker_alive):
+    """KIP-430: asked for, the topic, cluster and group operations the caller may perform
+    (with no authorizer: every operation the resource type has, as Kafka answers); not
+    asked for, none (librdkafka gives None for Kafka's "not provided")."""
+    from confluent_kafka import TopicCollection
+    from confluent_kafka.admin import AclOperation as Op
+
+    b = module_broker_alive
+    a = h.admin(b.bootstrap)
+    topic = h.unique("ops")
+    h.create_topic(b.bootstrap, topic, 2)
+    asked = a.describe_topics(TopicCollection([topic]), include_authorized_operations=True)
+    assert set(asked[topic].result(30).authorized_operations) == {
+        Op.READ, Op.WRITE, Op.CREATE, Op.DELETE, Op.ALTER, Op.DESCRIBE,
+        Op.DESCRIBE_CONFIGS, Op.ALTER_CONFIGS}
+    plain = a.describe_topics(TopicCollection([topic]))[topic].result(30)
+    assert plain.authorized_operations is None
+    cluster = a.describe_cluster(include_authorized_operations=True).result(30)
+    assert set(cluster.authorized_operations) == {
+        Op.CREATE, Op.ALTER, Op.DESCRIBE, Op.CLUSTER_ACTION, Op.DESCRIBE_CONFIGS,
+        Op.ALTER_CONFIGS, Op.IDEMPOTENT_WRITE}
+    assert a.describe_cluster().result(30).authorized_operations is None
+    group = h.unique("opsg")
+    g = a.describe_consumer_groups([group], include_authorized_operations=True)[group].result(30)
+    assert set(g.authorized_operations) == {Op.READ, Op.DELETE, Op.DESCRIBE}
+    g = a.describe_consumer_groups([group])[group].result(30)
+    assert not g.authorized_operations

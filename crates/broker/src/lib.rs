@@ -11,6 +11,7 @@
 //! - [`replica_manager`] and [`partition`]: the partition logs this node hosts;
 //! - [`config`]: broker settings with Kafka's names.
 
+pub mod authorized;
 pub mod broker_keys;
 pub mod config;
 pub mod connection;

@@ -7,6 +7,7 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use vltava_protocol::StrBytes;
 
+use crate::authorized::{self, ResourceKind};
 use crate::Broker;
 
 pub fn handle(broker: &Arc<Broker>, request: DescribeClusterRequest, _version: i16) -> DescribeClusterResponse {
@@ -27,6 +28,9 @@ pub fn handle(broker: &Arc<Broker>, request: DescribeClusterRequest, _version: i
         .with_cluster_id(StrBytes::from_string(broker.cluster_id()))
         .with_controller_id(BrokerId(broker.controller.controller_for_clients()))
         .with_endpoint_type(1)
-        .with_cluster_authorized_operations(i32::MIN)
+        .with_cluster_authorized_operations(authorized::operations(
+            ResourceKind::Cluster,
+            request.include_cluster_authorized_operations,
+        ))
         .with_brokers(brokers)
 }

@@ -7,6 +7,7 @@ use kafka_protocol::messages::describe_groups_response::{DescribedGroup, Describ
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 use vltava_protocol::StrBytes;
 
+use crate::authorized::{self, ResourceKind};
 use crate::Broker;
 
 pub fn handle(broker: &Arc<Broker>, request: DescribeGroupsRequest, _version: i16) -> DescribeGroupsResponse {
@@ -14,7 +15,9 @@ pub fn handle(broker: &Arc<Broker>, request: DescribeGroupsRequest, _version: i1
         .groups
         .into_iter()
         .map(|id| {
-            let described = DescribedGroup::default().with_group_id(id.clone());
+            let described = DescribedGroup::default().with_group_id(id.clone()).with_authorized_operations(
+                authorized::operations(ResourceKind::Group, request.include_authorized_operations),
+            );
             if let Err(e) = broker.groups.check_coordinator(id.0.as_str()) {
                 return described.with_error_code(e.code()).with_group_state(StrBytes::from_static_str("Dead"));
             }

@@ -12,10 +12,11 @@ use uuid::Uuid;
 use vltava_metadata::{MetadataImage, TopicImage};
 use vltava_protocol::{ResponseError, StrBytes};
 
+use crate::authorized::{self, ResourceKind};
 use crate::controller::TopicSpec;
 use crate::Broker;
 
-pub fn topic_entry(topic: &TopicImage, image: &MetadataImage) -> MetadataResponseTopic {
+pub fn topic_entry(topic: &TopicImage, image: &MetadataImage, ops_asked: bool) -> MetadataResponseTopic {
     let partitions = topic
         .partitions
         .iter()
@@ -43,7 +44,7 @@ pub fn topic_entry(topic: &TopicImage, image: &MetadataImage) -> MetadataRespons
         .with_topic_id(topic.topic_id)
         .with_is_internal(topic.is_internal())
         .with_partitions(partitions)
-        .with_topic_authorized_operations(i32::MIN)
+        .with_topic_authorized_operations(authorized::operations(ResourceKind::Topic, ops_asked))
 }
 
 fn error_entry(name: Option<TopicName>, topic_id: Uuid, error: ResponseError) -> MetadataResponseTopic {
@@ -51,22 +52,25 @@ fn error_entry(name: Option<TopicName>, topic_id: Uuid, error: ResponseError) ->
         .with_name(name)
         .with_topic_id(topic_id)
         .with_error_code(error.code())
-        .with_topic_authorized_operations(i32::MIN)
+        .with_topic_authorized_operations(authorized::NOT_PROVIDED)
 }
 
 pub fn handle(broker: &Arc<Broker>, request: MetadataRequest, version: i16) -> MetadataResponse {
     let c = &broker.config;
     let allow_auto_create = (version < 4 || request.allow_auto_topic_creation) && c.auto_create_topics_enable;
     let image = broker.controller.image();
+    let topic_ops = request.include_topic_authorized_operations;
     let topics = match request.topics {
-        None => image.topics().map(|t| topic_entry(t, &image)).collect(),
-        Some(list) if list.is_empty() && version == 0 => image.topics().map(|t| topic_entry(t, &image)).collect(),
+        None => image.topics().map(|t| topic_entry(t, &image, topic_ops)).collect(),
+        Some(list) if list.is_empty() && version == 0 => {
+            image.topics().map(|t| topic_entry(t, &image, topic_ops)).collect()
+        }
         Some(list) => list
             .into_iter()
             .map(|requested| match requested.name {
                 Some(name) => {
                     if let Some(t) = broker.controller.image().topic(name.0.as_str()) {
-                        return topic_entry(t, &image);
+                        return topic_entry(t, &image, topic_ops);
                     }
                     if !allow_auto_create {
                         return error_entry(Some(name), Uuid::nil(), ResponseError::UnknownTopicOrPartition);
@@ -80,18 +84,19 @@ pub fn handle(broker: &Arc<Broker>, request: MetadataRequest, version: i16) -> M
                     match broker.create_topic(&spec) {
                         Ok(t) => {
                             tracing::info!(topic = %spec.name, partitions = spec.num_partitions, "auto-created topic");
-                            topic_entry(&t, &broker.controller.image())
+                            topic_entry(&t, &broker.controller.image(), topic_ops)
                         }
-                        Err(e) if e.error == ResponseError::TopicAlreadyExists => {
-                            broker.controller.image().topic(&spec.name).map(|t| topic_entry(t, &image)).unwrap_or_else(
-                                || error_entry(Some(name), Uuid::nil(), ResponseError::LeaderNotAvailable),
-                            )
-                        }
+                        Err(e) if e.error == ResponseError::TopicAlreadyExists => broker
+                            .controller
+                            .image()
+                            .topic(&spec.name)
+                            .map(|t| topic_entry(t, &image, topic_ops))
+                            .unwrap_or_else(|| error_entry(Some(name), Uuid::nil(), ResponseError::LeaderNotAvailable)),
                         Err(e) => error_entry(Some(name), Uuid::nil(), e.error),
                     }
                 }
                 None => match image.topic_by_id(&requested.topic_id) {
-                    Some(t) => topic_entry(t, &image),
+                    Some(t) => topic_entry(t, &image, topic_ops),
                     None => error_entry(None, requested.topic_id, ResponseError::UnknownTopicId),
                 },
             })
@@ -113,5 +118,8 @@ pub fn handle(broker: &Arc<Broker>, request: MetadataRequest, version: i16) -> M
         .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id())))
         .with_controller_id(BrokerId(broker.controller.controller_for_clients()))
         .with_topics(topics)
-        .with_cluster_authorized_operations(i32::MIN)
+        .with_cluster_authorized_operations(authorized::operations(
+            ResourceKind::Cluster,
+            request.include_cluster_authorized_operations,
+        ))
 }
