@@ -43,6 +43,11 @@ pub struct BrokerConfig {
     pub max_connections: usize,
     /// `log.flush.on.acks.all` (vltava): fsync before acknowledging acks=all.
     pub flush_on_acks_all: bool,
+    /// `log.dir.min.free.bytes` (vltava): produce is refused with
+    /// KAFKA_STORAGE_ERROR rather than leave less free space in a log
+    /// directory (0: never refused); the rest is kept for the metadata log,
+    /// checkpoints, offset commits and transaction markers.
+    pub log_dir_min_free_bytes: u64,
     /// Every setting given in the config file or with `--set`, as given:
     /// topic configs fall back to their broker synonyms here.
     pub static_settings: BTreeMap<String, String>,
@@ -165,6 +170,7 @@ impl Default for BrokerConfig {
             socket_request_max_bytes: 104_857_600,
             max_connections: 10_000,
             flush_on_acks_all: true,
+            log_dir_min_free_bytes: 64 << 20,
             static_settings: BTreeMap::new(),
             retention_check_interval_ms: 300_000,
             cleaner_backoff_ms: 15_000,
@@ -444,6 +450,7 @@ impl BrokerConfig {
                     self.offsets_topic_num_partitions = n as i32
                 }
                 "log.flush.on.acks.all" => self.flush_on_acks_all = boolean(value)?,
+                "log.dir.min.free.bytes" => self.log_dir_min_free_bytes = num(value)?.max(0) as u64,
                 "transaction.state.log.num.partitions" => {
                     self.transaction_state_partitions = num(value)?.clamp(1, 1000) as i32
                 }

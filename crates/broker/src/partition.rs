@@ -116,6 +116,12 @@ impl Partition {
         self.log.lock().latest_epoch()
     }
 
+    /// Whether the log directory has room for `bytes` more of produced data
+    /// ([`LogDir::admit`]: `log.dir.min.free.bytes` stays free).
+    pub fn admit_produced(&self, bytes: usize) -> StorageResult<()> {
+        self.log_dir.admit(bytes as u64)
+    }
+
     /// Whether this replica's log directory failed (until restart).
     pub fn is_offline(&self) -> bool {
         self.log_dir.is_offline()

@@ -82,6 +82,7 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, QuorumNode)
         config.static_settings.clone(),
         Duration::from_millis(config.file_delete_delay_ms),
     );
+    replicas.log_dir().set_min_free_bytes(config.log_dir_min_free_bytes);
     replicas.load(&image, !clean)?;
     tracing::info!(cluster_id = %image.cluster_id.clone().unwrap_or(meta.cluster_id.clone()), node_id = config.node_id, topics = image.topic_count(), partitions = replicas.all().len(), "loaded data dir");
     let quorum = Arc::new(Quorum::new(config.node_id, image));

@@ -20,6 +20,14 @@ pub enum StorageError {
     /// written there until restart.
     #[error("log directory {dir} is offline after an I/O error ({reason}); restart vltava once the disk is fixed")]
     Offline { dir: String, reason: String },
+    /// Producing would leave less free space in the log directory than
+    /// `log.dir.min.free.bytes` keeps for what must always be written (the
+    /// metadata log, checkpoints, offset commits, transaction markers).
+    /// Refused, not latched: appends resume once space returns.
+    #[error(
+        "log directory {dir} has {free} bytes free, below log.dir.min.free.bytes={min_free}: produce is refused until space is freed"
+    )]
+    DiskFull { dir: String, free: u64, min_free: u64 },
     /// The partition's role is not leader (set by the broker, which owns roles).
     #[error("this replica is not the leader")]
     NotLeader,

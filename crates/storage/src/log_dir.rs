@@ -9,18 +9,51 @@
 //! through the hook given to [`LogDir::on_failure`] (to wake waiters and
 //! tell the controller) and never writes its clean-shutdown marker, so the
 //! next start recovers the logs.
+//!
+//! A full disk is kept from happening rather than latched: [`LogDir::admit`]
+//! refuses produced bytes that would leave less than `min_free_bytes` free
+//! (`log.dir.min.free.bytes`), so the space left stays for what must always
+//! be written (the metadata log, checkpoints, offset commits, transaction
+//! markers, the files a restart writes). Nothing is latched: produce resumes
+//! as soon as retention, deleted topics or the operator free space.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use crate::error::{Result, StorageError};
 
 type FailureHook = Box<dyn Fn(&LogDir) + Send + Sync>;
 
+/// How old the free-space figure may get before [`LogDir::admit`] measures
+/// again, and how often it measures while refusing (to see space return).
+const SPACE_MEASURE_EVERY_MS: u64 = 1_000;
+const SPACE_MEASURE_WHILE_LOW_MS: u64 = 100;
+
 pub struct LogDir {
     path: PathBuf,
     failure: OnceLock<String>,
     hook: OnceLock<FailureHook>,
+    space: SpaceGuard,
+}
+
+/// The file system's size, as `statvfs` tells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Space {
+    pub total_bytes: u64,
+    /// Available to this (unprivileged) process.
+    pub usable_bytes: u64,
+}
+
+/// Free bytes as last measured, less what was admitted since.
+struct SpaceGuard {
+    min_free: AtomicU64,
+    free: AtomicU64,
+    /// Milliseconds after `epoch` of the last measurement (0: never).
+    measured_ms: AtomicU64,
+    epoch: Instant,
+    low: AtomicBool,
 }
 
 impl std::fmt::Debug for LogDir {
@@ -31,7 +64,84 @@ impl std::fmt::Debug for LogDir {
 
 impl LogDir {
     pub fn new(path: impl Into<PathBuf>) -> Arc<Self> {
-        Arc::new(Self { path: path.into(), failure: OnceLock::new(), hook: OnceLock::new() })
+        Arc::new(Self {
+            path: path.into(),
+            failure: OnceLock::new(),
+            hook: OnceLock::new(),
+            space: SpaceGuard {
+                min_free: AtomicU64::new(0),
+                free: AtomicU64::new(0),
+                measured_ms: AtomicU64::new(0),
+                epoch: Instant::now(),
+                low: AtomicBool::new(false),
+            },
+        })
+    }
+
+    /// Free space [`LogDir::admit`] keeps; 0 admits everything.
+    pub fn set_min_free_bytes(&self, bytes: u64) {
+        self.space.min_free.store(bytes, Ordering::Relaxed);
+    }
+
+    /// The file system holding the directory; `None` if it cannot be
+    /// measured.
+    pub fn space(&self) -> Option<Space> {
+        let stat = rustix::fs::statvfs(&self.path).ok()?;
+        Some(Space {
+            total_bytes: stat.f_blocks.saturating_mul(stat.f_frsize),
+            usable_bytes: stat.f_bavail.saturating_mul(stat.f_frsize),
+        })
+    }
+
+    /// Whether `bytes` more of produced data may be written here: refused
+    /// with [`StorageError::DiskFull`] when that would leave less than the
+    /// minimum free. Measures the file system at most every second (every
+    /// 100 ms while refusing) and counts what it admits in between.
+    pub fn admit(&self, bytes: u64) -> Result<()> {
+        self.admit_at(bytes, self.space.epoch.elapsed().as_millis() as u64 + 1)
+    }
+
+    fn admit_at(&self, bytes: u64, now_ms: u64) -> Result<()> {
+        let guard = &self.space;
+        let min_free = guard.min_free.load(Ordering::Relaxed);
+        if min_free == 0 {
+            return Ok(());
+        }
+        let measured_ms = guard.measured_ms.load(Ordering::Relaxed);
+        let since = now_ms.saturating_sub(measured_ms);
+        let short = guard.free.load(Ordering::Relaxed) < min_free.saturating_add(bytes);
+        if measured_ms == 0 || since >= SPACE_MEASURE_EVERY_MS || (short && since >= SPACE_MEASURE_WHILE_LOW_MS) {
+            // unmeasurable: admit, as before the guard existed; the latch
+            // still catches a write that fails
+            let usable = self.space().map_or(u64::MAX, |s| s.usable_bytes);
+            guard.free.store(usable, Ordering::Relaxed);
+            guard.measured_ms.store(now_ms, Ordering::Relaxed);
+        }
+        let admitted = guard.free.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |free| {
+            (free >= min_free.saturating_add(bytes)).then(|| free - bytes)
+        });
+        match admitted {
+            Ok(free) => {
+                // said once space is clearly back, not at every batch that
+                // fits just above the minimum
+                let clear = free - bytes >= min_free.saturating_add(min_free / 16);
+                if clear && guard.low.swap(false, Ordering::Relaxed) {
+                    tracing::info!(dir = %self.path.display(), min_free, "free space is back: accepting produce again");
+                }
+                Ok(())
+            }
+            Err(free) => {
+                if !guard.low.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        dir = %self.path.display(),
+                        free,
+                        min_free,
+                        "free space below log.dir.min.free.bytes: refusing produce with KAFKA_STORAGE_ERROR until space is freed"
+                    );
+                }
+                Err(StorageError::DiskFull { dir: self.path.display().to_string(), free, min_free })
+            }
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -121,5 +231,35 @@ mod tests {
         assert!(dir.failure().unwrap().contains("/data/t-0/0.log"), "the first failure is kept");
         assert!(matches!(dir.check(), Err(StorageError::Offline { .. })));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn admit_keeps_the_minimum_free_and_counts_what_it_admits() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = LogDir::new(tmp.path());
+        assert!(dir.space().unwrap().usable_bytes > 0);
+        assert!(dir.admit_at(u64::MAX / 2, 1).is_ok(), "no minimum: everything is admitted");
+        dir.set_min_free_bytes(1);
+        assert!(dir.admit_at(1, 1).is_ok(), "the first call measures");
+        dir.set_min_free_bytes(u64::MAX / 2);
+        let refused = dir.admit_at(1, 1_000).unwrap_err();
+        assert!(matches!(refused, StorageError::DiskFull { min_free, .. } if min_free == u64::MAX / 2), "{refused}");
+        assert!(refused.to_string().contains("log.dir.min.free.bytes"));
+        assert!(!dir.is_offline(), "refusing is not failing");
+        // measured at 1000 ms: free is the file system's usable bytes
+        let measured = dir.space.free.load(Ordering::Relaxed);
+        dir.set_min_free_bytes(measured - (8 << 10));
+        // too soon to measure again while refusing: the figure stands
+        assert!(matches!(dir.admit_at(16 << 10, 1_050), Err(StorageError::DiskFull { .. })));
+        assert!(dir.admit_at(4 << 10, 1_060).is_ok());
+        assert_eq!(dir.space.free.load(Ordering::Relaxed), measured - (4 << 10), "admitted bytes count");
+        assert!(dir.admit_at(4 << 10, 1_070).is_ok());
+        assert!(matches!(dir.admit_at(1, 1_080), Err(StorageError::DiskFull { .. })), "the minimum is kept");
+        // while refusing it measures again after 100 ms, to see space return
+        assert_eq!(dir.space.measured_ms.load(Ordering::Relaxed), 1_000);
+        let _ = dir.admit_at(1, 1_190);
+        assert_eq!(dir.space.measured_ms.load(Ordering::Relaxed), 1_190);
+        dir.set_min_free_bytes(1);
+        assert!(dir.admit_at(1, 1_200).is_ok());
     }
 }

@@ -13,23 +13,10 @@ use vltava_protocol::{ResponseError, StrBytes};
 
 use crate::Broker;
 
-/// Total and available bytes of the file system holding `path`.
-fn file_system_bytes(path: &std::path::Path) -> Option<(i64, i64)> {
-    use std::os::unix::ffi::OsStrExt;
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: a NUL-terminated path and a zeroed struct the call fills in.
-    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {
-        return None;
-    }
-    let block = stat.f_frsize as i64;
-    Some((stat.f_blocks as i64 * block, stat.f_bavail as i64 * block))
-}
-
 pub fn handle(broker: &Arc<Broker>, request: DescribeLogDirsRequest, _version: i16) -> DescribeLogDirsResponse {
     let log_dir = broker.replicas.log_dir();
     let path = std::fs::canonicalize(log_dir.path()).unwrap_or_else(|_| log_dir.path().to_path_buf());
-    let (total, usable) = file_system_bytes(&path).unwrap_or((-1, -1));
+    let (total, usable) = log_dir.space().map_or((-1, -1), |s| (s.total_bytes as i64, s.usable_bytes as i64));
     let mut result = DescribeLogDirsResult::default()
         .with_log_dir(StrBytes::from_string(path.display().to_string()))
         .with_total_bytes(total)

@@ -102,6 +102,11 @@ fn append_partition(
         outcome.response.record_errors = record_errors;
         return outcome;
     }
+    if let Err(e) = partition.admit_produced(records.len()) {
+        // the log directory said so once; the producer retries
+        tracing::debug!(topic, partition = index, error = %e, "refusing produce: disk space");
+        return failed(index, ResponseError::KafkaStorageError, Some(e.to_string()));
+    }
     let log_append_time = settings.log_append_time.then(now_ms);
     let mut batches = match settings.compression.and_then(vltava_protocol::batch::codec_id) {
         // compression.type other than "producer": recompress as Kafka does
