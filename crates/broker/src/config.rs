@@ -46,8 +46,9 @@ pub struct BrokerConfig {
     /// `log.dir.min.free.bytes` (vltava): produce is refused with
     /// KAFKA_STORAGE_ERROR rather than leave less free space in a log
     /// directory (0: never refused); the rest is kept for the metadata log,
-    /// checkpoints, offset commits and transaction markers.
-    pub log_dir_min_free_bytes: u64,
+    /// checkpoints, offset commits and transaction markers. Unset: the
+    /// smaller of 64 MiB and a tenth of the file system.
+    pub log_dir_min_free_bytes: Option<u64>,
     /// Every setting given in the config file or with `--set`, as given:
     /// topic configs fall back to their broker synonyms here.
     pub static_settings: BTreeMap<String, String>,
@@ -170,7 +171,7 @@ impl Default for BrokerConfig {
             socket_request_max_bytes: 104_857_600,
             max_connections: 10_000,
             flush_on_acks_all: true,
-            log_dir_min_free_bytes: 64 << 20,
+            log_dir_min_free_bytes: None,
             static_settings: BTreeMap::new(),
             retention_check_interval_ms: 300_000,
             cleaner_backoff_ms: 15_000,
@@ -450,7 +451,7 @@ impl BrokerConfig {
                     self.offsets_topic_num_partitions = n as i32
                 }
                 "log.flush.on.acks.all" => self.flush_on_acks_all = boolean(value)?,
-                "log.dir.min.free.bytes" => self.log_dir_min_free_bytes = num(value)?.max(0) as u64,
+                "log.dir.min.free.bytes" => self.log_dir_min_free_bytes = Some(num(value)?.max(0) as u64),
                 "transaction.state.log.num.partitions" => {
                     self.transaction_state_partitions = num(value)?.clamp(1, 1000) as i32
                 }

@@ -62,6 +62,8 @@ pub const PRODUCER_ID_BLOCK: i64 = 1000;
 pub const END_TXN_WAIT: Duration = Duration::from_secs(15);
 
 // ---- storage ----------------------------------------------------------------
+/// `log.dir.min.free.bytes` when unset, if a tenth of the file system is more.
+pub const LOG_DIR_MIN_FREE_BYTES_DEFAULT: u64 = 64 << 20;
 
 /// How often segments rolled since the last flush are fsynced (a roll does
 /// not wait for the disk; acks=all flushes them sooner).

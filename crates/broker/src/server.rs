@@ -82,7 +82,11 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, QuorumNode)
         config.static_settings.clone(),
         Duration::from_millis(config.file_delete_delay_ms),
     );
-    replicas.log_dir().set_min_free_bytes(config.log_dir_min_free_bytes);
+    let min_free = config.log_dir_min_free_bytes.unwrap_or_else(|| {
+        let tenth = replicas.log_dir().space().map_or(u64::MAX, |s| s.total_bytes / 10);
+        tenth.min(crate::limits::LOG_DIR_MIN_FREE_BYTES_DEFAULT)
+    });
+    replicas.log_dir().set_min_free_bytes(min_free);
     replicas.load(&image, !clean)?;
     tracing::info!(cluster_id = %image.cluster_id.clone().unwrap_or(meta.cluster_id.clone()), node_id = config.node_id, topics = image.topic_count(), partitions = replicas.all().len(), "loaded data dir");
     let quorum = Arc::new(Quorum::new(config.node_id, image));
