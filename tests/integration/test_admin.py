@@ -285,3 +285,51 @@ def test_authorized_operations_without_an_authorizer(module_broker_alive):
     assert set(g.authorized_operations) == {Op.READ, Op.DELETE, Op.DESCRIBE}
     g = a.describe_consumer_groups([group])[group].result(30)
     assert not g.authorized_operations
+
+
+def test_describe_topic_partitions_pages_with_a_cursor(module_broker_alive):
+    """KIP-966 with kafka-python: topics in name order, at most response_partition_limit
+    partitions a response, next_cursor where the next page starts (an unknown topic
+    included, answered UNKNOWN_TOPIC_OR_PARTITION); a cursor naming a topic not asked for
+    is INVALID_REQUEST; no topics means every topic."""
+    from kafka import KafkaAdminClient
+
+    b = module_broker_alive
+    p = h.unique("dtp")
+    sizes = {f"{p}-a": 3, f"{p}-b": 2, f"{p}-c": 1}
+    for name, n in sizes.items():
+        h.create_topic(b.bootstrap, name, n)
+    asked = [f"{p}-c", f"{p}-a", f"{p}-zz", f"{p}-b"]
+    a = KafkaAdminClient(bootstrap_servers=b.bootstrap)
+    try:
+        pages, cursor = [], None
+        while True:
+            r = a.describe_topic_partitions(asked, response_partition_limit=2, cursor=cursor)
+            pages.append([(t["name"], t["error_code"], [q["partition_index"] for q in t["partitions"]])
+                          for t in r["topics"]])
+            cursor = r["next_cursor"]
+            if cursor is None:
+                break
+            assert len(pages) < 10, pages
+        assert pages == [
+            [(f"{p}-a", 0, [0, 1])],
+            [(f"{p}-a", 0, [2]), (f"{p}-b", 0, [0])],
+            [(f"{p}-b", 0, [1]), (f"{p}-c", 0, [0])],
+            [(f"{p}-zz", 3, [])],
+        ]
+        whole = a.describe_topic_partitions(asked)
+        assert whole["next_cursor"] is None
+        described = {t["name"]: t for t in whole["topics"]}
+        for name, n in sizes.items():
+            t = described[name]
+            assert len(t["partitions"]) == n and t["topic_id"] is not None and not t["is_internal"]
+            assert all(q["leader_id"] == 1 and q["replica_nodes"] == [1] and q["isr_nodes"] == [1]
+                       for q in t["partitions"])
+        bad = a.describe_topic_partitions([f"{p}-a"], cursor={"topic_name": f"{p}-b",
+                                                               "partition_index": 0})
+        assert [(t["name"], t["error_code"]) for t in bad["topics"]] == [(f"{p}-a", 42)]
+        every = a.describe_topic_partitions([])
+        names = [t["name"] for t in every["topics"]]
+        assert names == sorted(names) and set(sizes) <= set(names)
+    finally:
+        a.close()

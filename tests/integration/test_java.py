@@ -40,3 +40,14 @@ def test_java_client_consumer_group(start_broker):
     res = h.run_java("GroupRoundTrip", b.bootstrap, topic, 4, 2000, timeout=270)
     assert h.java_ok_lines(res, "GroupRoundTrip") == ["OK 4000"], res.stdout
     assert b.is_running()
+
+
+@pytest.mark.timeout(180)
+def test_java_admin_parity(broker):
+    """tests/java/AdminParity.java: describeTopics through DescribeTopicPartitions (two
+    partitions a response, so five pages for 9 partitions), a missing topic, describeCluster
+    with authorized operations, describeLogDirs and describeMetadataQuorum."""
+    res = h.run_java("AdminParity", broker.bootstrap, h.unique("jadm"), timeout=170)
+    assert h.java_ok_lines(res, "AdminParity") == [
+        "OK describeTopics", "OK describeTopics missing", "OK describeCluster",
+        "OK describeLogDirs", "OK describeMetadataQuorum"], res.stdout

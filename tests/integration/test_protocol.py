@@ -213,7 +213,7 @@ API_KEYS = {
     "ElectLeaders": 43, "IncrementalAlterConfigs": 44, "AlterPartitionReassignments": 45,
     "ListPartitionReassignments": 46, "OffsetDelete": 47, "DescribeCluster": 60,
     "DescribeProducers": 61, "DescribeTransactions": 65, "ListTransactions": 66,
-    "DescribeLogDirs": 35, "DescribeQuorum": 55,
+    "DescribeLogDirs": 35, "DescribeQuorum": 55, "DescribeTopicPartitions": 75,
 }
 
 

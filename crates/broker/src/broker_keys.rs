@@ -88,7 +88,6 @@ pub const GROUPS: &[KeyGroup] = &[
             "log.cleaner.dedupe.buffer.size",
             "log.cleaner.io.buffer.load.factor",
             "log.cleaner.io.buffer.size",
-            "max.request.partition.size.limit",
             "offsets.load.buffer.size",
             "queued.max.request.bytes",
             "replica.socket.receive.buffer.bytes",

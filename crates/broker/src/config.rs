@@ -41,6 +41,9 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     /// `max.connections`
     pub max_connections: usize,
+    /// `max.request.partition.size.limit`: most partitions one
+    /// DescribeTopicPartitions response describes.
+    pub max_request_partition_size_limit: i32,
     /// `log.flush.on.acks.all` (vltava): fsync before acknowledging acks=all.
     pub flush_on_acks_all: bool,
     /// `log.dir.min.free.bytes` (vltava): produce is refused with
@@ -170,6 +173,7 @@ impl Default for BrokerConfig {
             default_replication_factor: 1,
             socket_request_max_bytes: 104_857_600,
             max_connections: 10_000,
+            max_request_partition_size_limit: 2000,
             flush_on_acks_all: true,
             log_dir_min_free_bytes: None,
             static_settings: BTreeMap::new(),
@@ -438,6 +442,9 @@ impl BrokerConfig {
                 "default.replication.factor" => self.default_replication_factor = num(value)? as i16,
                 "socket.request.max.bytes" => self.socket_request_max_bytes = num(value)?.max(1024) as usize,
                 "max.connections" => self.max_connections = num(value)?.max(1) as usize,
+                "max.request.partition.size.limit" => {
+                    self.max_request_partition_size_limit = num(value)?.clamp(1, i32::MAX as i64) as i32
+                }
                 "queued.max.requests" => self.queued_max_requests = num(value)?.max(1) as usize,
                 "group.initial.rebalance.delay.ms" => self.group.initial_rebalance_delay_ms = num(value)?.max(0) as u64,
                 "group.min.session.timeout.ms" => self.group.min_session_timeout_ms = num(value)? as i32,

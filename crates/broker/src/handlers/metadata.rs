@@ -9,29 +9,35 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use uuid::Uuid;
-use vltava_metadata::{MetadataImage, TopicImage};
+use vltava_metadata::{MetadataImage, PartitionImage, TopicImage};
 use vltava_protocol::{ResponseError, StrBytes};
 
 use crate::authorized::{self, ResourceKind};
 use crate::controller::TopicSpec;
 use crate::Broker;
 
+/// Replicas on brokers that are gone or fenced.
+pub fn offline_replicas(p: &PartitionImage, image: &MetadataImage) -> Vec<BrokerId> {
+    p.replicas.iter().copied().filter(|r| image.broker(*r).is_none_or(|b| b.fenced)).map(BrokerId).collect()
+}
+
+/// LEADER_NOT_AVAILABLE for a partition without a leader.
+pub fn leader_error(p: &PartitionImage) -> i16 {
+    if p.leader < 0 {
+        ResponseError::LeaderNotAvailable.code()
+    } else {
+        0
+    }
+}
+
 pub fn topic_entry(topic: &TopicImage, image: &MetadataImage, ops_asked: bool) -> MetadataResponseTopic {
     let partitions = topic
         .partitions
         .iter()
         .map(|p| {
-            let offline: Vec<BrokerId> = p
-                .replicas
-                .iter()
-                .copied()
-                .filter(|r| image.broker(*r).is_none_or(|b| b.fenced))
-                .map(BrokerId)
-                .collect();
-            let error = if p.leader < 0 { ResponseError::LeaderNotAvailable.code() } else { 0 };
             MetadataResponsePartition::default()
-                .with_error_code(error)
-                .with_offline_replicas(offline)
+                .with_error_code(leader_error(p))
+                .with_offline_replicas(offline_replicas(p, image))
                 .with_partition_index(p.partition)
                 .with_leader_id(BrokerId(p.leader))
                 .with_leader_epoch(p.leader_epoch)

@@ -22,6 +22,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 mod describe_log_dirs;
+mod describe_topic_partitions;
 mod describe_quorum;
 pub mod fetch;
 pub mod find_coordinator;
@@ -89,6 +90,9 @@ pub fn dispatch(broker: &Arc<Broker>, session: &Session, request: Request) -> Re
         }
         RequestKind::DescribeLogDirs(r) => {
             ready(ResponseKind::DescribeLogDirs(describe_log_dirs::handle(broker, r, version)))
+        }
+        RequestKind::DescribeTopicPartitions(r) => {
+            ready(ResponseKind::DescribeTopicPartitions(describe_topic_partitions::handle(broker, r, version)))
         }
         RequestKind::DescribeQuorum(r) => {
             ready(ResponseKind::DescribeQuorum(describe_quorum::handle(broker, r, version)))

@@ -1,0 +1,119 @@
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.concurrent.TimeUnit;
+
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.DescribeClusterOptions;
+import org.apache.kafka.clients.admin.DescribeTopicsOptions;
+import org.apache.kafka.clients.admin.LogDirDescription;
+import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.QuorumInfo;
+import org.apache.kafka.clients.admin.ReplicaInfo;
+import org.apache.kafka.clients.admin.TopicDescription;
+import org.apache.kafka.common.TopicCollection;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.acl.AclOperation;
+import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
+
+/**
+ * The Java AdminClient (kafka-clients 3.9.x) calls that need Kafka 3.7+/4.x APIs:
+ * describeTopics (DescribeTopicPartitions, paginated by a partition limit per
+ * response), describeCluster with authorized operations, describeLogDirs,
+ * describeMetadataQuorum.
+ *
+ * Usage: AdminParity <bootstrap> <topic prefix>
+ * Prints "OK <check>" per check; exits 1 with "FAIL ..." on the first mismatch.
+ */
+public class AdminParity {
+    static void fail(String msg) {
+        System.out.println("FAIL " + msg);
+        System.out.flush();
+        System.exit(1);
+    }
+
+    static void check(boolean ok, String msg) {
+        if (!ok) fail(msg);
+    }
+
+    public static void main(String[] args) throws Exception {
+        String bootstrap = args[0];
+        String prefix = args[1];
+        Properties props = new Properties();
+        props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        try (Admin admin = Admin.create(props)) {
+            // three topics of 5, 3 and 1 partitions
+            Map<String, Integer> sizes = new TreeMap<>();
+            sizes.put(prefix + "-a", 5);
+            sizes.put(prefix + "-b", 3);
+            sizes.put(prefix + "-c", 1);
+            List<NewTopic> topics = new java.util.ArrayList<>();
+            sizes.forEach((name, n) -> topics.add(new NewTopic(name, n, (short) 1)));
+            admin.createTopics(topics).all().get(30, TimeUnit.SECONDS);
+
+            // describeTopics pages through DescribeTopicPartitions, 2 partitions a response
+            DescribeTopicsOptions paged = new DescribeTopicsOptions()
+                .partitionSizeLimitPerResponse(2).includeAuthorizedOperations(true);
+            Map<String, TopicDescription> described =
+                admin.describeTopics(TopicCollection.ofTopicNames(sizes.keySet()), paged)
+                    .allTopicNames().get(30, TimeUnit.SECONDS);
+            check(described.keySet().equals(sizes.keySet()), "described " + described.keySet());
+            for (Map.Entry<String, Integer> e : sizes.entrySet()) {
+                TopicDescription d = described.get(e.getKey());
+                check(d.partitions().size() == e.getValue(),
+                    e.getKey() + " has " + d.partitions().size() + " partitions");
+                for (int i = 0; i < e.getValue(); i++) {
+                    check(d.partitions().get(i).partition() == i, e.getKey() + " partition order");
+                    check(d.partitions().get(i).leader() != null, e.getKey() + " partition without leader");
+                }
+                check(d.topicId() != null && !d.isInternal(), e.getKey() + " id/internal");
+                check(d.authorizedOperations() != null
+                    && d.authorizedOperations().contains(AclOperation.READ)
+                    && d.authorizedOperations().contains(AclOperation.WRITE),
+                    e.getKey() + " authorized operations " + d.authorizedOperations());
+            }
+            System.out.println("OK describeTopics");
+
+            try {
+                admin.describeTopics(Collections.singleton(prefix + "-missing"))
+                    .allTopicNames().get(30, TimeUnit.SECONDS);
+                fail("describeTopics of a missing topic succeeded");
+            } catch (java.util.concurrent.ExecutionException e) {
+                check(e.getCause() instanceof UnknownTopicOrPartitionException,
+                    "missing topic: " + e.getCause());
+            }
+            System.out.println("OK describeTopics missing");
+
+            Set<AclOperation> clusterOps = admin.describeCluster(
+                    new DescribeClusterOptions().includeAuthorizedOperations(true))
+                .authorizedOperations().get(30, TimeUnit.SECONDS);
+            check(clusterOps != null && clusterOps.contains(AclOperation.IDEMPOTENT_WRITE)
+                && clusterOps.contains(AclOperation.DESCRIBE_CONFIGS), "cluster operations " + clusterOps);
+            System.out.println("OK describeCluster");
+
+            int node = admin.describeCluster().controller().get(30, TimeUnit.SECONDS).id();
+            Map<String, LogDirDescription> dirs = admin.describeLogDirs(Collections.singleton(node))
+                .allDescriptions().get(30, TimeUnit.SECONDS).get(node);
+            check(dirs != null && dirs.size() == 1, "log dirs " + dirs);
+            LogDirDescription dir = dirs.values().iterator().next();
+            check(dir.error() == null, "log dir error " + dir.error());
+            check(dir.totalBytes().isPresent() && dir.usableBytes().isPresent()
+                && dir.usableBytes().getAsLong() <= dir.totalBytes().getAsLong(), "log dir bytes");
+            ReplicaInfo a0 = dir.replicaInfos().get(new TopicPartition(prefix + "-a", 0));
+            check(a0 != null && a0.size() >= 0, "replica info of " + prefix + "-a-0: " + dir.replicaInfos().keySet());
+            System.out.println("OK describeLogDirs");
+
+            QuorumInfo quorum = admin.describeMetadataQuorum().quorumInfo().get(30, TimeUnit.SECONDS);
+            check(quorum.leaderId() == node, "quorum leader " + quorum.leaderId());
+            check(quorum.voters().size() == 1 && quorum.voters().get(0).replicaId() == node,
+                "voters " + quorum.voters());
+            check(quorum.voters().get(0).logEndOffset() > 0, "voter log end offset");
+            System.out.println("OK describeMetadataQuorum");
+        }
+    }
+}
