@@ -46,8 +46,10 @@ def test_java_client_consumer_group(start_broker):
 def test_java_admin_parity(broker):
     """tests/java/AdminParity.java: describeTopics through DescribeTopicPartitions (two
     partitions a response, so five pages for 9 partitions), a missing topic, describeCluster
-    with authorized operations, describeLogDirs and describeMetadataQuorum."""
+    with authorized operations, describeLogDirs, describeMetadataQuorum, describeFeatures
+    (metadata.version 27 finalized, transaction.version supported at 0 only) and
+    updateFeatures (a no-op accepted, transaction.version 2 refused)."""
     res = h.run_java("AdminParity", broker.bootstrap, h.unique("jadm"), timeout=170)
     assert h.java_ok_lines(res, "AdminParity") == [
         "OK describeTopics", "OK describeTopics missing", "OK describeCluster",
-        "OK describeLogDirs", "OK describeMetadataQuorum"], res.stdout
+        "OK describeLogDirs", "OK describeMetadataQuorum", "OK features"], res.stdout

@@ -1,5 +1,6 @@
-"""DescribeLogDirs and DescribeQuorum through kafka-python's admin client (the calls that
-failed with IncompatibleBrokerVersion before: issue 12), on one node and on three."""
+"""DescribeLogDirs, DescribeQuorum and the feature flags (ApiVersions' features,
+UpdateFeatures) through kafka-python's admin client (the calls that failed with
+IncompatibleBrokerVersion before: issue 12), on one node and on three."""
 
 from __future__ import annotations
 
@@ -126,3 +127,37 @@ def test_kafka_4_clients_see_a_kafka_4_broker(broker):
     finally:
         a.close()
     assert offsets == {OffsetSpec.EARLIEST: 0, OffsetSpec.EARLIEST_LOCAL: 0, OffsetSpec.LATEST: 30}
+
+
+def test_features_describe_and_update(broker):
+    """KIP-584: metadata.version is finalized at 27 (4.1-IV1); the features vltava does not
+    implement (transactions v2, the consumer group protocol, ...) are supported at level 0
+    only, so clients keep the older protocols; UpdateFeatures accepts only the current
+    levels and refuses a change with INVALID_UPDATE_VERSION and Kafka's reason."""
+    from kafka.errors import InvalidUpdateVersionError
+
+    a = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        features = a.describe_features()
+        assert features["metadata.version"]["supported"] == (7, 27)
+        assert features["metadata.version"]["finalized"] == (27, 27)
+        assert features["metadata.version"]["finalized_epoch"] >= 0
+        for name in ("kraft.version", "transaction.version", "group.version", "share.version",
+                     "eligible.leader.replicas.version", "streams.version"):
+            assert features[name] == {"supported": (0, 0)}, (name, features[name])
+        assert a.update_features({"metadata.version": 27}) == {"metadata.version": "OK"}
+        assert a.update_features({"transaction.version": ("SAFE_DOWNGRADE", 0)},
+                                 validate_only=True) == {"transaction.version": "OK"}
+        refused = {
+            "transaction.version": (2, "only supports versions 0-0"),
+            "metadata.version": (("SAFE_DOWNGRADE", 21), "might delete metadata"),
+            "no.such.feature": (1, "does not support the given feature"),
+        }
+        for name, (level, reason) in refused.items():
+            with pytest.raises(InvalidUpdateVersionError) as e:
+                a.update_features({name: level})
+            assert reason in str(e.value), str(e.value)
+        # nothing changed
+        assert a.describe_features()["metadata.version"]["finalized"] == (27, 27)
+    finally:
+        a.close()

@@ -11,6 +11,8 @@ import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.DescribeClusterOptions;
 import org.apache.kafka.clients.admin.DescribeTopicsOptions;
+import org.apache.kafka.clients.admin.FeatureMetadata;
+import org.apache.kafka.clients.admin.FeatureUpdate;
 import org.apache.kafka.clients.admin.LogDirDescription;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.QuorumInfo;
@@ -19,13 +21,14 @@ import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.common.TopicCollection;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.acl.AclOperation;
+import org.apache.kafka.common.errors.InvalidUpdateVersionException;
 import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
 
 /**
  * The Java AdminClient (kafka-clients 3.9.x) calls that need Kafka 3.7+/4.x APIs:
  * describeTopics (DescribeTopicPartitions, paginated by a partition limit per
  * response), describeCluster with authorized operations, describeLogDirs,
- * describeMetadataQuorum.
+ * describeMetadataQuorum, describeFeatures and updateFeatures.
  *
  * Usage: AdminParity <bootstrap> <topic prefix>
  * Prints "OK <check>" per check; exits 1 with "FAIL ..." on the first mismatch.
@@ -114,6 +117,27 @@ public class AdminParity {
                 "voters " + quorum.voters());
             check(quorum.voters().get(0).logEndOffset() > 0, "voter log end offset");
             System.out.println("OK describeMetadataQuorum");
+
+            FeatureMetadata features = admin.describeFeatures().featureMetadata().get(30, TimeUnit.SECONDS);
+            check(features.finalizedFeatures().get("metadata.version").maxVersionLevel() == 27,
+                "finalized " + features.finalizedFeatures());
+            check(!features.finalizedFeatures().containsKey("transaction.version"), "transaction.version finalized");
+            check(features.supportedFeatures().get("metadata.version").minVersion() == 7
+                && features.supportedFeatures().get("transaction.version").maxVersion() == 0,
+                "supported " + features.supportedFeatures());
+            check(features.finalizedFeaturesEpoch().isPresent(), "no finalized features epoch");
+            admin.updateFeatures(Collections.singletonMap("metadata.version",
+                    new FeatureUpdate((short) 27, FeatureUpdate.UpgradeType.UPGRADE)),
+                new org.apache.kafka.clients.admin.UpdateFeaturesOptions()).all().get(30, TimeUnit.SECONDS);
+            try {
+                admin.updateFeatures(Collections.singletonMap("transaction.version",
+                        new FeatureUpdate((short) 2, FeatureUpdate.UpgradeType.UPGRADE)),
+                    new org.apache.kafka.clients.admin.UpdateFeaturesOptions()).all().get(30, TimeUnit.SECONDS);
+                fail("transaction.version 2 accepted");
+            } catch (java.util.concurrent.ExecutionException e) {
+                check(e.getCause() instanceof InvalidUpdateVersionException, "transaction.version 2: " + e.getCause());
+            }
+            System.out.println("OK features");
         }
     }
 }

@@ -14,6 +14,7 @@
 pub mod authorized;
 pub mod broker_keys;
 pub mod config;
+pub mod features;
 pub mod connection;
 pub mod controller;
 pub mod group;

@@ -31,6 +31,7 @@ pub const SUPPORTED: &[ApiRange] = &[
     api(ApiKey::DescribeLogDirs, 1, 4),
     api(ApiKey::DescribeQuorum, 0, 2),
     api(ApiKey::DescribeTopicPartitions, 0, 0),
+    api(ApiKey::UpdateFeatures, 0, 2),
     api(ApiKey::FindCoordinator, 0, 6),
     api(ApiKey::JoinGroup, 0, 9),
     api(ApiKey::SyncGroup, 0, 5),

@@ -1,8 +1,11 @@
 //! ApiVersions: the table in `vltava_protocol::api_versions`.
 
-use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::api_versions_response::{ApiVersion, FinalizedFeatureKey, SupportedFeatureKey};
 use kafka_protocol::messages::ApiVersionsResponse;
 use vltava_protocol::api_versions::SUPPORTED;
+use vltava_protocol::StrBytes;
+
+use crate::features;
 
 pub fn response(error_code: i16) -> ApiVersionsResponse {
     let api_keys = SUPPORTED
@@ -24,15 +27,42 @@ pub fn is_valid_software_token(s: &str) -> bool {
 }
 
 /// Answers an ApiVersions request: INVALID_REQUEST for v3+ requests whose
-/// client software name or version breaks Kafka's rule.
-pub fn handle(request: &kafka_protocol::messages::ApiVersionsRequest, version: i16) -> ApiVersionsResponse {
+/// client software name or version breaks Kafka's rule. v3+ carry the
+/// supported and finalized features; their epoch is the metadata offset
+/// the broker has applied (`metadata_offset`), as in Kafka's KRaft mode.
+pub fn handle(
+    request: &kafka_protocol::messages::ApiVersionsRequest,
+    version: i16,
+    metadata_offset: u64,
+) -> ApiVersionsResponse {
     if version >= 3
         && !(is_valid_software_token(&request.client_software_name)
             && is_valid_software_token(&request.client_software_version))
     {
         return ApiVersionsResponse::default().with_error_code(vltava_protocol::ResponseError::InvalidRequest.code());
     }
+    let supported = features::SUPPORTED
+        .iter()
+        .map(|f| {
+            SupportedFeatureKey::default()
+                .with_name(StrBytes::from_static_str(f.name))
+                .with_min_version(f.min)
+                .with_max_version(f.max)
+        })
+        .collect();
+    let finalized = features::finalized()
+        .into_iter()
+        .map(|(name, level)| {
+            FinalizedFeatureKey::default()
+                .with_name(StrBytes::from_static_str(name))
+                .with_min_version_level(level)
+                .with_max_version_level(level)
+        })
+        .collect();
     response(0)
+        .with_supported_features(supported)
+        .with_finalized_features_epoch(metadata_offset as i64)
+        .with_finalized_features(finalized)
 }
 
 #[cfg(test)]

@@ -40,6 +40,7 @@ pub mod produce;
 pub mod reassignments;
 pub mod sync_group;
 pub mod txn;
+mod update_features;
 
 /// For NOT_LEADER_OR_FOLLOWER answers (KIP-951): the partition's current
 /// leader and epoch, and that leader's endpoint, so that clients can go
@@ -78,7 +79,13 @@ fn ready(response: ResponseKind) -> ResponseFuture {
 pub fn dispatch(broker: &Arc<Broker>, session: &Session, request: Request) -> ResponseFuture {
     let version = request.version();
     match request.body {
-        RequestKind::ApiVersions(r) => ready(ResponseKind::ApiVersions(api_versions::handle(&r, version))),
+        RequestKind::ApiVersions(r) => {
+            let offset = broker.controller.image().offset;
+            ready(ResponseKind::ApiVersions(api_versions::handle(&r, version, offset)))
+        }
+        RequestKind::UpdateFeatures(r) => {
+            ready(ResponseKind::UpdateFeatures(update_features::handle(broker, r, version)))
+        }
         RequestKind::Metadata(r) => ready(ResponseKind::Metadata(metadata::handle(broker, r, version))),
         RequestKind::Produce(r) => produce::handle(broker, r, version),
         RequestKind::Fetch(r) => fetch::handle(broker, r, version),
