@@ -48,8 +48,10 @@ def test_java_admin_parity(broker):
     partitions a response, so five pages for 9 partitions), a missing topic, describeCluster
     with authorized operations, describeLogDirs, describeMetadataQuorum, describeFeatures
     (metadata.version 27 finalized, transaction.version supported at 0 only) and
-    updateFeatures (a no-op accepted, transaction.version 2 refused)."""
+    updateFeatures (a no-op accepted, transaction.version 2 refused), and log.retention.ms set
+    as the cluster-wide default ("") then for this broker, seen by a topic with each source."""
     res = h.run_java("AdminParity", broker.bootstrap, h.unique("jadm"), timeout=170)
     assert h.java_ok_lines(res, "AdminParity") == [
         "OK describeTopics", "OK describeTopics missing", "OK describeCluster",
-        "OK describeLogDirs", "OK describeMetadataQuorum", "OK features"], res.stdout
+        "OK describeLogDirs", "OK describeMetadataQuorum", "OK features",
+        "OK dynamic broker configs"], res.stdout

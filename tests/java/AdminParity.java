@@ -9,6 +9,9 @@ import java.util.concurrent.TimeUnit;
 
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.AlterConfigOp;
+import org.apache.kafka.clients.admin.Config;
+import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.DescribeClusterOptions;
 import org.apache.kafka.clients.admin.DescribeTopicsOptions;
 import org.apache.kafka.clients.admin.FeatureMetadata;
@@ -21,6 +24,7 @@ import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.common.TopicCollection;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.acl.AclOperation;
+import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.errors.InvalidUpdateVersionException;
 import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
 
@@ -28,7 +32,8 @@ import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
  * The Java AdminClient (kafka-clients 3.9.x) calls that need Kafka 3.7+/4.x APIs:
  * describeTopics (DescribeTopicPartitions, paginated by a partition limit per
  * response), describeCluster with authorized operations, describeLogDirs,
- * describeMetadataQuorum, describeFeatures and updateFeatures.
+ * describeMetadataQuorum, describeFeatures and updateFeatures, and dynamic broker configs
+ * (the cluster-wide default "" and one broker) seen by a topic.
  *
  * Usage: AdminParity <bootstrap> <topic prefix>
  * Prints "OK <check>" per check; exits 1 with "FAIL ..." on the first mismatch.
@@ -42,6 +47,22 @@ public class AdminParity {
 
     static void check(boolean ok, String msg) {
         if (!ok) fail(msg);
+    }
+
+    /** Sets (or with null deletes) log.retention.ms of a broker resource. */
+    static void setRetention(Admin admin, ConfigResource resource, String value) throws Exception {
+        AlterConfigOp op = value == null
+            ? new AlterConfigOp(new ConfigEntry("log.retention.ms", ""), AlterConfigOp.OpType.DELETE)
+            : new AlterConfigOp(new ConfigEntry("log.retention.ms", value), AlterConfigOp.OpType.SET);
+        admin.incrementalAlterConfigs(Collections.singletonMap(resource, Collections.singletonList(op)))
+            .all().get(30, TimeUnit.SECONDS);
+    }
+
+    static void checkTopicRetention(Admin admin, ConfigResource topic, String value,
+                                    ConfigEntry.ConfigSource source) throws Exception {
+        ConfigEntry e = admin.describeConfigs(Collections.singleton(topic)).all().get(30, TimeUnit.SECONDS)
+            .get(topic).get("retention.ms");
+        check(e.value().equals(value) && e.source() == source, "topic retention.ms " + e);
     }
 
     public static void main(String[] args) throws Exception {
@@ -138,6 +159,27 @@ public class AdminParity {
                 check(e.getCause() instanceof InvalidUpdateVersionException, "transaction.version 2: " + e.getCause());
             }
             System.out.println("OK features");
+
+            // dynamic broker configs: the cluster-wide default, then this broker's own value
+            ConfigResource clusterDefault = new ConfigResource(ConfigResource.Type.BROKER, "");
+            ConfigResource thisBroker = new ConfigResource(ConfigResource.Type.BROKER, String.valueOf(node));
+            ConfigResource topicA = new ConfigResource(ConfigResource.Type.TOPIC, prefix + "-a");
+            setRetention(admin, clusterDefault, "86400000");
+            Config defaults = admin.describeConfigs(Collections.singleton(clusterDefault))
+                .all().get(30, TimeUnit.SECONDS).get(clusterDefault);
+            check(defaults.entries().size() == 1, "cluster defaults " + defaults);
+            ConfigEntry retention = defaults.get("log.retention.ms");
+            check(retention.value().equals("86400000")
+                && retention.source() == ConfigEntry.ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG, "default " + retention);
+            checkTopicRetention(admin, topicA, "86400000", ConfigEntry.ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG);
+            setRetention(admin, thisBroker, "3600000");
+            checkTopicRetention(admin, topicA, "3600000", ConfigEntry.ConfigSource.DYNAMIC_BROKER_CONFIG);
+            setRetention(admin, thisBroker, null);
+            setRetention(admin, clusterDefault, null);
+            checkTopicRetention(admin, topicA, "604800000", ConfigEntry.ConfigSource.DEFAULT_CONFIG);
+            check(admin.describeConfigs(Collections.singleton(clusterDefault)).all().get(30, TimeUnit.SECONDS)
+                .get(clusterDefault).entries().isEmpty(), "cluster defaults left");
+            System.out.println("OK dynamic broker configs");
         }
     }
 }

@@ -283,6 +283,29 @@ impl Controller {
         })
     }
 
+    /// Sets (`Some`) or removes (`None`) dynamic configs of a broker
+    /// resource (a broker id, or "" for the cluster-wide default); returns
+    /// once this node has applied them.
+    pub fn alter_broker_configs(
+        &self,
+        resource: &str,
+        changes: &[(String, Option<String>)],
+    ) -> Result<(), ControllerError> {
+        let _guard = self.lock.lock();
+        let records: Vec<MetadataRecord> = changes
+            .iter()
+            .map(|(key, value)| MetadataRecord::BrokerConfig {
+                resource: resource.to_string(),
+                key: key.clone(),
+                value: value.clone(),
+            })
+            .collect();
+        if !records.is_empty() {
+            self.commit(records)?;
+        }
+        Ok(())
+    }
+
     /// Grows a topic to `count` partitions (Kafka never shrinks one).
     pub fn add_partitions(
         &self,

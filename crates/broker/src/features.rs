@@ -73,7 +73,9 @@ impl UpgradeType {
 /// already; otherwise Kafka's reason (INVALID_UPDATE_VERSION).
 pub fn check_update(name: &str, level: i16, how: UpgradeType, node_id: i32) -> Result<(), String> {
     let Some(range) = SUPPORTED.iter().find(|s| s.name == name) else {
-        return Err(format!("Invalid update version {level} for feature {name}. The controller does not support the given feature."));
+        return Err(format!(
+            "Invalid update version {level} for feature {name}. The controller does not support the given feature."
+        ));
     };
     let now = current(name);
     if level == now {

@@ -14,11 +14,13 @@
 pub mod authorized;
 pub mod broker_keys;
 pub mod config;
-pub mod features;
 pub mod connection;
 pub mod controller;
+pub mod dynamic_broker_config;
+pub mod features;
 pub mod group;
 pub mod handlers;
+pub mod kafka_broker_defaults;
 pub mod limits;
 pub mod listener;
 pub mod log_manager;

@@ -582,7 +582,10 @@ mod tests {
     }
 
     fn open(dir: &std::path::Path, node: i32) -> Partition {
-        let settings = Arc::new(crate::topic_config::settings(&BTreeMap::new(), &BTreeMap::new()));
+        let settings = Arc::new(crate::topic_config::settings(
+            &BTreeMap::new(),
+            crate::topic_config::BrokerLevels::statics(&BTreeMap::new()),
+        ));
         Partition::open("t", Uuid::new_v4(), 0, &LogDir::new(dir), settings, Recovery::None, node).unwrap()
     }
 

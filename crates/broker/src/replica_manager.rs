@@ -114,7 +114,7 @@ impl ReplicaManager {
             *self.recovery_points.lock() = read_recovery_points(&self.data_dir.join(RECOVERY_POINT_CHECKPOINT));
         }
         for topic in image.topics() {
-            self.open_topic(topic, recover)?;
+            self.open_topic(topic, image, recover)?;
         }
         for entry in std::fs::read_dir(&self.data_dir)? {
             let entry = entry?;
@@ -184,14 +184,24 @@ impl ReplicaManager {
         }
     }
 
+    /// The broker-level configs of this node in `image`: its own dynamic
+    /// ones, the cluster-wide dynamic default, the static ones.
+    pub fn broker_levels<'a>(&'a self, image: &'a MetadataImage) -> topic_config::BrokerLevels<'a> {
+        topic_config::BrokerLevels {
+            dynamic: image.broker_configs(&self.node_id.to_string()),
+            dynamic_default: image.broker_configs(""),
+            statics: &self.broker_static,
+        }
+    }
+
     /// The topic's effective settings (its configs over the broker's).
-    pub fn settings(&self, topic: &TopicImage) -> topic_config::TopicSettings {
-        topic_config::settings(&topic.configs, &self.broker_static)
+    pub fn settings(&self, topic: &TopicImage, image: &MetadataImage) -> topic_config::TopicSettings {
+        topic_config::settings(&topic.configs, self.broker_levels(image))
     }
 
     /// Applies a topic's changed configs to its open partitions.
-    pub fn reconfigure(&self, topic: &TopicImage) {
-        let settings = Arc::new(self.settings(topic));
+    pub fn reconfigure(&self, topic: &TopicImage, image: &MetadataImage) {
+        let settings = Arc::new(self.settings(topic, image));
         for p in &topic.partitions {
             if let Some(partition) = self.get(&topic.topic_id, p.partition) {
                 partition.set_settings(settings.clone());
@@ -201,8 +211,8 @@ impl ReplicaManager {
 
     /// Opens (creating as needed) the logs of the partitions of `topic`
     /// assigned to this node.
-    pub fn open_topic(&self, topic: &TopicImage, recover: bool) -> anyhow::Result<()> {
-        let settings = Arc::new(self.settings(topic));
+    pub fn open_topic(&self, topic: &TopicImage, image: &MetadataImage, recover: bool) -> anyhow::Result<()> {
+        let settings = Arc::new(self.settings(topic, image));
         for p in topic.partitions.iter().filter(|p| p.replicas.contains(&self.node_id)) {
             self.open_partition(topic, p.partition, &settings, recover)?;
         }
@@ -268,6 +278,16 @@ impl ReplicaManager {
                 .collect();
             self.find_strays(&wanted);
         }
+        let node = self.node_id.to_string();
+        let broker_configs_changed = previous.as_ref().is_some_and(|p| {
+            p.broker_configs("") != image.broker_configs("") || p.broker_configs(&node) != image.broker_configs(&node)
+        });
+        if broker_configs_changed {
+            // a dynamic broker config changed: every topic may fall back on it
+            for topic in image.topics() {
+                self.reconfigure(topic, image);
+            }
+        }
         let mut wanted = HashSet::new();
         for topic in image.topics() {
             let old = previous.as_ref().and_then(|p| p.topic_by_id(&topic.topic_id));
@@ -283,9 +303,9 @@ impl ReplicaManager {
                 continue;
             }
             if old.is_some_and(|old| old.configs != topic.configs) {
-                self.reconfigure(topic);
+                self.reconfigure(topic, image);
             }
-            let settings = Arc::new(self.settings(topic));
+            let settings = Arc::new(self.settings(topic, image));
             for p in topic.partitions.iter().filter(|p| p.replicas.contains(&self.node_id)) {
                 wanted.insert((topic.topic_id, p.partition));
                 let partition = match self.open_partition(topic, p.partition, &settings, false) {

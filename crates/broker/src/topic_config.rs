@@ -1,7 +1,9 @@
 //! Topic configs with Kafka's names, types, defaults, broker-level synonyms
 //! and documentation. A topic's effective value comes from, in order: its
-//! own dynamic config (metadata log), the broker's static config for the
-//! synonym (`server.properties` / `--set`), the default.
+//! own dynamic config (metadata log), this broker's dynamic config for a
+//! synonym, the cluster-wide dynamic default (both in the metadata log),
+//! the broker's static config (`server.properties` / `--set`), the default:
+//! Kafka's order.
 
 use std::collections::BTreeMap;
 
@@ -10,6 +12,8 @@ use vltava_storage::LogConfig;
 /// Kafka's `ConfigEntry.ConfigType` codes (DescribeConfigs v3+).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigType {
+    /// A broker key whose type vltava does not record.
+    Unknown = 0,
     Boolean = 1,
     String = 2,
     Int = 3,
@@ -20,6 +24,8 @@ pub enum ConfigType {
 
 /// Kafka's `ConfigSource` codes.
 pub const SOURCE_TOPIC: i8 = 1;
+pub const SOURCE_DYNAMIC_BROKER: i8 = 2;
+pub const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 pub const SOURCE_STATIC_BROKER: i8 = 4;
 pub const SOURCE_DEFAULT: i8 = 5;
 
@@ -143,7 +149,7 @@ fn type_ok(kind: ConfigType, v: &str) -> bool {
         ConfigType::Int => v.trim().parse::<i32>().is_ok(),
         ConfigType::Long => v.trim().parse::<i64>().is_ok(),
         ConfigType::Double => v.trim().parse::<f64>().is_ok(),
-        ConfigType::String | ConfigType::List => true,
+        ConfigType::String | ConfigType::List | ConfigType::Unknown => true,
     }
 }
 
@@ -182,23 +188,48 @@ pub struct Resolved {
     pub synonyms: Vec<(String, String, i8)>,
 }
 
-pub fn resolve(
-    def: &ConfigDef,
-    topic: &BTreeMap<String, String>,
-    broker_static: &BTreeMap<String, String>,
-) -> Resolved {
+/// The broker-level configs a topic config falls back on: this broker's
+/// dynamic configs, the cluster-wide dynamic default, the static ones.
+#[derive(Clone, Copy)]
+pub struct BrokerLevels<'a> {
+    pub dynamic: &'a BTreeMap<String, String>,
+    pub dynamic_default: &'a BTreeMap<String, String>,
+    pub statics: &'a BTreeMap<String, String>,
+}
+
+impl<'a> BrokerLevels<'a> {
+    /// Only static configs (no dynamic ones set).
+    pub fn statics(statics: &'a BTreeMap<String, String>) -> Self {
+        static NONE: BTreeMap<String, String> = BTreeMap::new();
+        Self { dynamic: &NONE, dynamic_default: &NONE, statics }
+    }
+
+    /// The levels, most specific first, with their `ConfigSource`.
+    pub fn in_order(&self) -> [(&'a BTreeMap<String, String>, i8); 3] {
+        [
+            (self.dynamic, SOURCE_DYNAMIC_BROKER),
+            (self.dynamic_default, SOURCE_DYNAMIC_DEFAULT_BROKER),
+            (self.statics, SOURCE_STATIC_BROKER),
+        ]
+    }
+}
+
+pub fn resolve(def: &ConfigDef, topic: &BTreeMap<String, String>, broker: BrokerLevels<'_>) -> Resolved {
     let mut synonyms = Vec::new();
     if let Some(v) = topic.get(def.name) {
         synonyms.push((def.name.to_string(), v.clone(), SOURCE_TOPIC));
     }
-    for (name, factor) in def.synonyms {
-        if let Some(v) = broker_static.get(*name) {
-            let scaled = if *factor == 1 {
-                v.clone()
-            } else {
-                v.trim().parse::<i64>().map(|n| (n * factor).to_string()).unwrap_or(v.clone())
-            };
-            synonyms.push((name.to_string(), scaled, SOURCE_STATIC_BROKER));
+    // as Kafka lists them: every synonym at one level, then the next level
+    for (level, source) in broker.in_order() {
+        for (name, factor) in def.synonyms {
+            if let Some(v) = level.get(*name) {
+                let scaled = if *factor == 1 {
+                    v.clone()
+                } else {
+                    v.trim().parse::<i64>().map(|n| (n * factor).to_string()).unwrap_or(v.clone())
+                };
+                synonyms.push((name.to_string(), scaled, source));
+            }
         }
     }
     synonyms.push((
@@ -232,8 +263,8 @@ pub struct TopicSettings {
     pub log: LogConfig,
 }
 
-pub fn settings(topic: &BTreeMap<String, String>, broker_static: &BTreeMap<String, String>) -> TopicSettings {
-    let get = |name: &str| resolve(def(name).expect("known config"), topic, broker_static).value;
+pub fn settings(topic: &BTreeMap<String, String>, broker: BrokerLevels<'_>) -> TopicSettings {
+    let get = |name: &str| resolve(def(name).expect("known config"), topic, broker).value;
     let long = |name: &str| get(name).trim().parse::<i64>().unwrap_or(i64::MAX);
     let policy = get("cleanup.policy");
     let policy = list_items(&policy);
@@ -280,13 +311,40 @@ mod tests {
     #[test]
     fn precedence_topic_then_broker_then_default() {
         let def = def("retention.ms").unwrap();
-        let r = resolve(def, &map(&[]), &map(&[]));
+        let r = resolve(def, &map(&[]), BrokerLevels::statics(&map(&[])));
         assert_eq!((r.value.as_str(), r.source), ("604800000", SOURCE_DEFAULT));
-        let r = resolve(def, &map(&[]), &map(&[("log.retention.hours", "2")]));
+        let r = resolve(def, &map(&[]), BrokerLevels::statics(&map(&[("log.retention.hours", "2")])));
         assert_eq!((r.value.as_str(), r.source), ("7200000", SOURCE_STATIC_BROKER));
-        let r = resolve(def, &map(&[("retention.ms", "5")]), &map(&[("log.retention.hours", "2")]));
+        let r =
+            resolve(def, &map(&[("retention.ms", "5")]), BrokerLevels::statics(&map(&[("log.retention.hours", "2")])));
         assert_eq!((r.value.as_str(), r.source), ("5", SOURCE_TOPIC));
         assert_eq!(r.synonyms.len(), 3);
+    }
+
+    #[test]
+    fn dynamic_levels_come_before_static_in_kafkas_order() {
+        let def = def("retention.ms").unwrap();
+        let statics = map(&[("log.retention.hours", "2")]);
+        let default = map(&[("log.retention.minutes", "3"), ("log.retention.ms", "4")]);
+        let mine = map(&[("log.retention.minutes", "1")]);
+        let levels = BrokerLevels { dynamic: &mine, dynamic_default: &default, statics: &statics };
+        let r = resolve(def, &map(&[]), levels);
+        assert_eq!((r.value.as_str(), r.source), ("60000", SOURCE_DYNAMIC_BROKER));
+        let named: Vec<(&str, i8)> = r.synonyms.iter().map(|(n, _, s)| (n.as_str(), *s)).collect();
+        assert_eq!(
+            named,
+            [
+                ("log.retention.minutes", SOURCE_DYNAMIC_BROKER),
+                ("log.retention.ms", SOURCE_DYNAMIC_DEFAULT_BROKER),
+                ("log.retention.minutes", SOURCE_DYNAMIC_DEFAULT_BROKER),
+                ("log.retention.hours", SOURCE_STATIC_BROKER),
+                ("log.retention.ms", SOURCE_DEFAULT),
+            ]
+        );
+        let none = map(&[]);
+        let r = resolve(def, &map(&[]), BrokerLevels { dynamic: &none, ..levels });
+        assert_eq!((r.value.as_str(), r.source), ("4", SOURCE_DYNAMIC_DEFAULT_BROKER));
+        assert_eq!(settings(&map(&[]), levels).retention_ms, 60_000);
     }
 
     #[test]
@@ -321,17 +379,20 @@ mod tests {
 
     #[test]
     fn an_empty_cleanup_policy_neither_deletes_nor_compacts() {
-        let s = settings(&map(&[("cleanup.policy", "")]), &map(&[]));
+        let s = settings(&map(&[("cleanup.policy", "")]), BrokerLevels::statics(&map(&[])));
         assert!(!s.delete && !s.compact);
-        let s = settings(&map(&[]), &map(&[("log.cleanup.policy", "")]));
+        let s = settings(&map(&[]), BrokerLevels::statics(&map(&[("log.cleanup.policy", "")])));
         assert!(!s.delete && !s.compact, "the broker default may be empty too");
-        let s = settings(&map(&[("cleanup.policy", " compact , delete ")]), &map(&[]));
+        let s = settings(&map(&[("cleanup.policy", " compact , delete ")]), BrokerLevels::statics(&map(&[])));
         assert!(s.delete && s.compact);
     }
 
     #[test]
     fn settings_parse() {
-        let s = settings(&map(&[("cleanup.policy", "compact"), ("segment.bytes", "1024")]), &map(&[]));
+        let s = settings(
+            &map(&[("cleanup.policy", "compact"), ("segment.bytes", "1024")]),
+            BrokerLevels::statics(&map(&[])),
+        );
         assert!(s.compact && !s.delete);
         assert_eq!(s.log.segment_bytes, 1024);
         assert_eq!(s.retention_bytes, -1);

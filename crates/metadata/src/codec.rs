@@ -177,6 +177,7 @@ mod kind {
     pub const ELECT_PREFERRED: u64 = 11;
     pub const REASSIGN: u64 = 12;
     pub const PRODUCER_ID_BLOCK: u64 = 13;
+    pub const BROKER_CONFIG: u64 = 14;
 }
 
 impl MetadataRecord {
@@ -269,6 +270,12 @@ impl MetadataRecord {
                 w.varint(*partition_epoch as i64);
                 w.ints(isr);
             }
+            MetadataRecord::BrokerConfig { resource, key, value } => {
+                header(w, kind::BROKER_CONFIG);
+                w.string(resource);
+                w.string(key);
+                w.opt_string(value.as_deref());
+            }
             MetadataRecord::ElectPreferred { topic_id, partition } => {
                 header(w, kind::ELECT_PREFERRED);
                 w.uuid(topic_id);
@@ -312,6 +319,9 @@ impl MetadataRecord {
                 MetadataRecord::TopicConfig { topic_id: r.uuid()?, key: r.string()?, value: r.opt_string()? }
             }
             kind::REMOVE_TOPIC => MetadataRecord::RemoveTopic { topic_id: r.uuid()? },
+            kind::BROKER_CONFIG => {
+                MetadataRecord::BrokerConfig { resource: r.string()?, key: r.string()?, value: r.opt_string()? }
+            }
             kind::PRODUCER_IDS => MetadataRecord::ProducerIds { broker_id: int(r)?, next_producer_id: r.varint()? },
             kind::ALLOCATE_PRODUCER_IDS => {
                 MetadataRecord::AllocateProducerIds { broker_id: int(r)?, count: r.varint()? }
@@ -425,6 +435,12 @@ mod tests {
             MetadataRecord::AlterIsr { topic_id: id, partition: 1, leader_epoch: 2, partition_epoch: 3, isr: vec![1] },
             MetadataRecord::ElectPreferred { topic_id: id, partition: 4 },
             MetadataRecord::Reassign { topic_id: id, partition: 5, replicas: vec![4, 5] },
+            MetadataRecord::BrokerConfig {
+                resource: String::new(),
+                key: "log.retention.ms".into(),
+                value: Some("1".into()),
+            },
+            MetadataRecord::BrokerConfig { resource: "3".into(), key: "message.max.bytes".into(), value: None },
         ]
     }
 

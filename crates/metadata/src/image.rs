@@ -76,6 +76,9 @@ pub struct MetadataImage {
     producer_blocks: BTreeMap<i32, (i64, i64)>,
     pub cluster_id: Option<String>,
     brokers: BTreeMap<i32, BrokerImage>,
+    /// Dynamic broker configs by resource: a broker id, or "" for the
+    /// cluster-wide default.
+    broker_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl MetadataImage {
@@ -85,6 +88,13 @@ impl MetadataImage {
 
     pub fn topic_by_id(&self, id: &Uuid) -> Option<&Arc<TopicImage>> {
         self.names_by_id.get(id).and_then(|n| self.topics.get(n))
+    }
+
+    /// The dynamic configs of a broker resource (a broker id, or "" for
+    /// the cluster-wide default); empty when none are set.
+    pub fn broker_configs(&self, resource: &str) -> &BTreeMap<String, String> {
+        static NONE: BTreeMap<String, String> = BTreeMap::new();
+        self.broker_configs.get(resource).unwrap_or(&NONE)
     }
 
     pub fn topics(&self) -> impl Iterator<Item = &Arc<TopicImage>> {
@@ -144,6 +154,15 @@ impl MetadataImage {
         out.push(MetadataRecord::ProducerIds { broker_id: -1, next_producer_id: self.next_producer_id });
         for (broker_id, (start, end)) in &self.producer_blocks {
             out.push(MetadataRecord::ProducerIdBlock { broker_id: *broker_id, start: *start, end: *end });
+        }
+        for (resource, configs) in &self.broker_configs {
+            for (key, value) in configs {
+                out.push(MetadataRecord::BrokerConfig {
+                    resource: resource.clone(),
+                    key: key.clone(),
+                    value: Some(value.clone()),
+                });
+            }
         }
         for t in self.topics.values() {
             out.push(MetadataRecord::Topic { name: t.name.clone(), topic_id: t.topic_id });
@@ -259,6 +278,19 @@ impl MetadataImage {
                     None => topic.configs.remove(key),
                 };
             }
+            MetadataRecord::BrokerConfig { resource, key, value } => match value {
+                Some(v) => {
+                    self.broker_configs.entry(resource.clone()).or_default().insert(key.clone(), v.clone());
+                }
+                None => {
+                    if let Some(configs) = self.broker_configs.get_mut(resource) {
+                        configs.remove(key);
+                        if configs.is_empty() {
+                            self.broker_configs.remove(resource);
+                        }
+                    }
+                }
+            },
             MetadataRecord::ProducerIds { next_producer_id, .. } => {
                 self.next_producer_id = self.next_producer_id.max(*next_producer_id);
             }
@@ -447,6 +479,28 @@ fn finish_reassignment(p: &mut PartitionImage, live: &dyn Fn(i32) -> bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn broker_configs_are_set_removed_and_kept_in_snapshots() {
+        let set = |resource: &str, key: &str, value: Option<&str>| MetadataRecord::BrokerConfig {
+            resource: resource.into(),
+            key: key.into(),
+            value: value.map(Into::into),
+        };
+        let img = MetadataImage::default().apply(&[
+            set("", "log.retention.ms", Some("1000")),
+            set("1", "message.max.bytes", Some("2000")),
+            set("1", "log.retention.ms", Some("5")),
+            set("", "log.retention.ms", Some("2000")),
+            set("1", "log.retention.ms", None),
+            set("2", "nothing.set", None),
+        ]);
+        assert_eq!(img.broker_configs("").get("log.retention.ms").map(String::as_str), Some("2000"));
+        assert_eq!(img.broker_configs("1").len(), 1);
+        assert!(img.broker_configs("2").is_empty() && img.broker_configs("7").is_empty());
+        let rebuilt = MetadataImage::from_records(&img.to_records(), img.offset);
+        assert_eq!(rebuilt, img);
+    }
 
     #[test]
     fn apply_create_config_remove() {

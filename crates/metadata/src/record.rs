@@ -60,4 +60,8 @@ pub enum MetadataRecord {
     /// Reassignment: the partition's replica set becomes `replicas`; the
     /// ISR keeps its members that stay and the leader moves if it left.
     Reassign { topic_id: Uuid, partition: i32, replicas: Vec<i32> },
+    /// A dynamic broker config (Kafka's ConfigRecord for a BROKER
+    /// resource): `resource` is a broker id, or "" for the cluster-wide
+    /// default; `value: None` removes the key.
+    BrokerConfig { resource: String, key: String, value: Option<String> },
 }

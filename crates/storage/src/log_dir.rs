@@ -78,6 +78,11 @@ impl LogDir {
         })
     }
 
+    /// The free space [`LogDir::admit`] keeps.
+    pub fn min_free_bytes(&self) -> u64 {
+        self.space.min_free.load(Ordering::Relaxed)
+    }
+
     /// Free space [`LogDir::admit`] keeps; 0 admits everything.
     pub fn set_min_free_bytes(&self, bytes: u64) {
         self.space.min_free.store(bytes, Ordering::Relaxed);

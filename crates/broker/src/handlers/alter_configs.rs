@@ -1,7 +1,8 @@
-//! AlterConfigs (replace a topic's dynamic configs) and
-//! IncrementalAlterConfigs (SET, DELETE, APPEND, SUBTRACT per key).
-//! Invalid names or values get INVALID_CONFIG naming the key; broker
-//! configs are static (server.properties) and refused here.
+//! AlterConfigs (replace a resource's dynamic configs) and
+//! IncrementalAlterConfigs (SET, DELETE, APPEND, SUBTRACT per key), for
+//! topics and for BROKER resources (one broker, or "" for the cluster-wide
+//! default: see `dynamic_broker_config` for which keys change). Invalid
+//! names or values get INVALID_CONFIG naming the key.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,9 +10,11 @@ use std::sync::Arc;
 use kafka_protocol::messages::{
     AlterConfigsRequest, AlterConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
+use vltava_metadata::TopicImage;
 use vltava_protocol::{ResponseError, StrBytes};
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use crate::dynamic_broker_config;
 use crate::topic_config::{self, ConfigType};
 use crate::Broker;
 
@@ -21,49 +24,112 @@ const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
 
 type Outcome = Result<(), (ResponseError, String)>;
+type Changes = Vec<(String, Option<String>)>;
 
 fn invalid(msg: String) -> (ResponseError, String) {
     (ResponseError::InvalidConfig, msg)
 }
 
-/// Computes the changes against the topic's current configs, validates
+/// The resource whose dynamic configs change.
+enum Target {
+    Topic(Arc<TopicImage>),
+    /// A broker id, or "" for the cluster-wide default.
+    Broker(String),
+}
+
+impl Target {
+    fn find(broker: &Broker, resource_type: i8, name: &str) -> Result<Self, (ResponseError, String)> {
+        match resource_type {
+            RESOURCE_TOPIC => {
+                let image = broker.controller.image();
+                let topic = image
+                    .topic(name)
+                    .cloned()
+                    .ok_or((ResponseError::UnknownTopicOrPartition, format!("Topic '{name}' does not exist.")))?;
+                Ok(Target::Topic(topic))
+            }
+            RESOURCE_BROKER if dynamic_broker_config::valid_resource(name) => Ok(Target::Broker(name.to_string())),
+            RESOURCE_BROKER => Err((ResponseError::InvalidRequest, format!("Invalid broker name {name}"))),
+            other => Err((ResponseError::InvalidRequest, format!("Unsupported resource type {other}"))),
+        }
+    }
+
+    /// The resource's dynamic configs now.
+    fn current(&self, broker: &Broker) -> BTreeMap<String, String> {
+        match self {
+            Target::Topic(t) => t.configs.clone(),
+            Target::Broker(name) => broker.controller.image().broker_configs(name).clone(),
+        }
+    }
+
+    /// Whether `key` is a LIST config here (APPEND and SUBTRACT need one);
+    /// an error for a key the resource does not have.
+    fn is_list(&self, key: &str) -> Result<bool, (ResponseError, String)> {
+        let def = match self {
+            Target::Topic(_) => topic_config::def(key),
+            Target::Broker(_) => topic_config::TOPIC_CONFIGS.iter().find(|d| d.synonyms.iter().any(|(s, _)| *s == key)),
+        };
+        match (def, self) {
+            (Some(d), _) => Ok(d.kind == ConfigType::List),
+            (None, Target::Topic(_)) => Err(invalid(format!("Unknown topic config name: {key}"))),
+            (None, Target::Broker(_)) => Ok(key == "metric.reporters"),
+        }
+    }
+
+    /// The value APPEND and SUBTRACT start from: a topic's effective value,
+    /// a broker resource's own dynamic value (empty when unset).
+    fn list_value(&self, broker: &Broker, key: &str, current: &BTreeMap<String, String>) -> String {
+        match self {
+            Target::Topic(_) => {
+                let def = topic_config::def(key).expect("checked by is_list");
+                let image = broker.controller.image();
+                topic_config::resolve(def, current, broker.replicas.broker_levels(&image)).value
+            }
+            Target::Broker(_) => current.get(key).cloned().unwrap_or_default(),
+        }
+    }
+
+    fn check(&self, key: &str, value: Option<&str>) -> Outcome {
+        match (self, value) {
+            (Target::Topic(_), Some(v)) => topic_config::validate_one(key, v).map_err(invalid),
+            (Target::Topic(_), None) if topic_config::def(key).is_none() => {
+                Err(invalid(format!("Unknown topic config name: {key}")))
+            }
+            (Target::Topic(_), None) => Ok(()),
+            (Target::Broker(_), value) => dynamic_broker_config::check(key, value),
+        }
+    }
+}
+
+/// Computes the changes against the resource's current configs, validates
 /// them, and applies them unless `validate_only`.
 fn apply(
     broker: &Broker,
     resource_type: i8,
     name: &str,
     validate_only: bool,
-    changes: impl FnOnce(&BTreeMap<String, String>) -> Result<Vec<(String, Option<String>)>, (ResponseError, String)>,
+    changes: impl FnOnce(&Target, &BTreeMap<String, String>) -> Result<Changes, (ResponseError, String)>,
 ) -> Outcome {
-    match resource_type {
-        RESOURCE_TOPIC => {}
-        RESOURCE_BROKER => {
-            return Err((
-                ResponseError::InvalidRequest,
-                "Dynamic broker configs are not supported; set them in server.properties or with --set.".into(),
-            ))
-        }
-        other => return Err((ResponseError::InvalidRequest, format!("Unsupported resource type {other}"))),
-    }
-    let image = broker.controller.image();
-    let topic =
-        image.topic(name).ok_or((ResponseError::UnknownTopicOrPartition, format!("Topic '{name}' does not exist.")))?;
-    let changes = changes(&topic.configs)?;
+    let target = Target::find(broker, resource_type, name)?;
+    let changes = changes(&target, &target.current(broker))?;
     for (key, value) in &changes {
-        match value {
-            Some(v) => topic_config::validate_one(key, v).map_err(invalid)?,
-            None if topic_config::def(key).is_none() => {
-                return Err(invalid(format!("Unknown topic config name: {key}")))
-            }
-            None => {}
-        }
+        target.check(key, value.as_deref())?;
     }
     if validate_only {
         return Ok(());
     }
-    // every replica takes the new settings when it applies the change
-    broker.controller.alter_topic_configs(topic.topic_id, &changes).map_err(|e| (e.error, e.message))?;
-    tracing::info!(topic = name, changes = ?changes, "altered topic configs");
+    // every node takes the new settings when it applies the change
+    match &target {
+        Target::Topic(topic) => {
+            broker.controller.alter_topic_configs(topic.topic_id, &changes).map_err(|e| (e.error, e.message))?;
+            tracing::info!(topic = name, changes = ?changes, "altered topic configs");
+        }
+        Target::Broker(resource) => {
+            broker.controller.alter_broker_configs(resource, &changes).map_err(|e| (e.error, e.message))?;
+            let scope = if resource.is_empty() { "cluster default" } else { resource.as_str() };
+            tracing::info!(broker = scope, changes = ?changes, "altered dynamic broker configs");
+        }
+    }
     Ok(())
 }
 
@@ -81,8 +147,8 @@ pub fn handle_alter(broker: &Arc<Broker>, request: AlterConfigsRequest, _version
         .into_iter()
         .map(|res| {
             let outcome =
-                apply(broker, res.resource_type, res.resource_name.as_str(), request.validate_only, |current| {
-                    // The request's set replaces every dynamic config of the topic.
+                apply(broker, res.resource_type, res.resource_name.as_str(), request.validate_only, |_, current| {
+                    // The request's set replaces every dynamic config of the resource.
                     let mut changes: Vec<(String, Option<String>)> = res
                         .configs
                         .iter()
@@ -112,31 +178,32 @@ pub fn handle_incremental(
     _version: i16,
 ) -> IncrementalAlterConfigsResponse {
     use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
-    let statics = broker.config.static_settings.clone();
     let responses = request
         .resources
         .into_iter()
         .map(|res| {
-            let outcome =
-                apply(broker, res.resource_type, res.resource_name.as_str(), request.validate_only, |current| {
+            let outcome = apply(
+                broker,
+                res.resource_type,
+                res.resource_name.as_str(),
+                request.validate_only,
+                |target, current| {
                     let mut changes = Vec::new();
                     for c in &res.configs {
                         let key = c.name.to_string();
                         let value = c.value.as_ref().map(|v| v.to_string());
-                        let def = topic_config::def(&key)
-                            .ok_or_else(|| invalid(format!("Unknown topic config name: {key}")))?;
                         let change = match c.config_operation {
                             OP_SET => {
                                 Some(value.ok_or_else(|| invalid(format!("Null value for configuration {key}")))?)
                             }
                             OP_DELETE => None,
                             OP_APPEND | OP_SUBTRACT => {
-                                if def.kind != ConfigType::List {
+                                if !target.is_list(&key)? {
                                     return Err(invalid(format!(
                                         "Config value append is not allowed for config key: {key}"
                                     )));
                                 }
-                                let effective = topic_config::resolve(def, current, &statics).value;
+                                let effective = target.list_value(broker, &key, current);
                                 let mut items: Vec<String> = effective
                                     .split(',')
                                     .map(|s| s.trim().to_string())
@@ -166,7 +233,8 @@ pub fn handle_incremental(
                         changes.push((key, change));
                     }
                     Ok(changes)
-                });
+                },
+            );
             let (code, msg) = to_parts(outcome);
             AlterConfigsResourceResponse::default()
                 .with_error_code(code)

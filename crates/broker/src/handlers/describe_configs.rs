@@ -1,6 +1,7 @@
 //! DescribeConfigs: a topic's configs with their effective values and
-//! sources (topic, static broker config, default), synonyms and
-//! documentation when asked; or the broker's own settings.
+//! sources (topic, dynamic broker or cluster default, static broker config,
+//! default), synonyms and documentation when asked; or a broker's settings
+//! (this broker's id), or the cluster-wide dynamic defaults ("").
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,7 +12,11 @@ use kafka_protocol::messages::describe_configs_response::{
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use vltava_protocol::{ResponseError, StrBytes};
 
-use crate::topic_config::{self, ConfigType, SOURCE_DEFAULT, SOURCE_STATIC_BROKER, TOPIC_CONFIGS};
+use crate::dynamic_broker_config;
+use crate::topic_config::{
+    self, BrokerLevels, ConfigType, SOURCE_DEFAULT, SOURCE_DYNAMIC_BROKER, SOURCE_DYNAMIC_DEFAULT_BROKER,
+    SOURCE_STATIC_BROKER, TOPIC_CONFIGS,
+};
 use crate::Broker;
 
 pub const RESOURCE_TOPIC: i8 = 2;
@@ -24,13 +29,15 @@ struct Entry {
     kind: ConfigType,
     doc: &'static str,
     synonyms: Vec<(String, String, i8)>,
+    /// Not changeable while running (a broker key vltava reads at start).
+    read_only: bool,
 }
 
-fn topic_entries(topic: &BTreeMap<String, String>, broker_static: &BTreeMap<String, String>) -> Vec<Entry> {
+fn topic_entries(topic: &BTreeMap<String, String>, levels: BrokerLevels<'_>) -> Vec<Entry> {
     TOPIC_CONFIGS
         .iter()
         .map(|def| {
-            let r = topic_config::resolve(def, topic, broker_static);
+            let r = topic_config::resolve(def, topic, levels);
             Entry {
                 name: def.name.to_string(),
                 value: r.value,
@@ -38,75 +45,117 @@ fn topic_entries(topic: &BTreeMap<String, String>, broker_static: &BTreeMap<Stri
                 kind: def.kind,
                 doc: def.doc,
                 synonyms: r.synonyms,
+                read_only: false,
             }
         })
         .collect()
 }
 
-/// Broker-level settings: every topic config's broker synonym plus the
-/// broker's own keys.
+/// The type and documentation of a dynamic broker key.
+fn broker_key_info(key: &str) -> (ConfigType, &'static str) {
+    match TOPIC_CONFIGS.iter().find(|d| d.synonyms.iter().any(|(s, _)| *s == key)) {
+        Some(def) => (def.kind, def.doc),
+        None => (ConfigType::String, "Accepted and shown; no effect in vltava."),
+    }
+}
+
+/// The cluster-wide dynamic defaults, as Kafka describes the "" broker
+/// resource: only what is set.
+fn cluster_default_entries(defaults: &BTreeMap<String, String>) -> Vec<Entry> {
+    defaults
+        .iter()
+        .map(|(key, value)| {
+            let (kind, doc) = broker_key_info(key);
+            Entry {
+                name: key.clone(),
+                value: value.clone(),
+                source: SOURCE_DYNAMIC_DEFAULT_BROKER,
+                kind,
+                doc,
+                synonyms: vec![(key.clone(), value.clone(), SOURCE_DYNAMIC_DEFAULT_BROKER)],
+                read_only: false,
+            }
+        })
+        .collect()
+}
+
+/// Whether a broker key is secret (Kafka's PASSWORD type): described
+/// without its value.
+fn is_sensitive(key: &str) -> bool {
+    key.ends_with(".password") || key == "sasl.jaas.config" || key == "ssl.keystore.key"
+}
+
+/// Everything a broker runs with, as Kafka describes its own id: every
+/// topic config's broker synonym (with the dynamic levels), every other
+/// Kafka 4.1 broker key and vltava's own keys, and any other key set
+/// dynamically. Keys vltava reads at start only are read-only.
 fn broker_entries(broker: &Broker) -> Vec<Entry> {
     let c = &broker.config;
     let statics = &c.static_settings;
+    let image = broker.controller.image();
+    let levels = broker.replicas.broker_levels(&image);
     let mut entries: Vec<Entry> = TOPIC_CONFIGS
         .iter()
         .map(|def| {
-            let r = topic_config::resolve(def, &BTreeMap::new(), statics);
+            let r = topic_config::resolve(def, &BTreeMap::new(), levels);
             let name = def.synonyms.first().map(|s| s.0).unwrap_or(def.name).to_string();
             let synonyms = r.synonyms.clone();
-            Entry { name, value: r.value, source: r.source, kind: def.kind, doc: def.doc, synonyms }
+            Entry { name, value: r.value, source: r.source, kind: def.kind, doc: def.doc, synonyms, read_only: false }
         })
         .collect();
-    let own: [(&str, String, ConfigType, &'static str); 8] = [
-        ("node.id", c.node_id.to_string(), ConfigType::Int, "This broker's id."),
-        ("num.partitions", c.num_partitions.to_string(), ConfigType::Int, "Partitions of auto-created topics."),
-        (
-            "auto.create.topics.enable",
-            c.auto_create_topics_enable.to_string(),
-            ConfigType::Boolean,
-            "Create unknown topics on Metadata requests.",
-        ),
-        (
-            "default.replication.factor",
-            c.default_replication_factor.to_string(),
-            ConfigType::Int,
-            "Replication factor of auto-created topics.",
-        ),
-        (
-            "log.retention.check.interval.ms",
-            c.retention_check_interval_ms.to_string(),
-            ConfigType::Long,
-            "How often retention runs.",
-        ),
-        (
-            "log.cleaner.backoff.ms",
-            c.cleaner_backoff_ms.to_string(),
-            ConfigType::Long,
-            "How often the log cleaner looks for work.",
-        ),
-        (
-            "socket.request.max.bytes",
-            c.socket_request_max_bytes.to_string(),
-            ConfigType::Int,
-            "Largest request accepted.",
-        ),
-        (
-            "offsets.topic.num.partitions",
-            c.offsets_topic_num_partitions.to_string(),
-            ConfigType::Int,
-            "Partitions of __consumer_offsets.",
-        ),
-    ];
-    for (name, value, kind, doc) in own {
-        let source = if statics.contains_key(name) { SOURCE_STATIC_BROKER } else { SOURCE_DEFAULT };
+    let effective = c.effective_values();
+    let min_free = broker.replicas.log_dir().min_free_bytes().to_string();
+    let vltava_keys = [("log.flush.on.acks.all", "true"), ("log.dir.min.free.bytes", min_free.as_str())];
+    let keys = crate::kafka_broker_defaults::KAFKA_41_BROKER_KEYS.iter().chain(vltava_keys.iter());
+    for (key, kafka_default) in keys {
+        if entries.iter().any(|e| e.name == *key) {
+            continue;
+        }
+        // the other synonyms of a topic config (log.retention.hours, ...)
+        // change dynamically too
+        let dynamic = dynamic_broker_config::WITHOUT_EFFECT.contains(key) || topic_config::is_broker_synonym(key);
+        let given = |k: &str| statics.contains_key(k) || (*key == "listeners" && statics.contains_key("listen"));
+        let static_source = if given(key) { SOURCE_STATIC_BROKER } else { SOURCE_DEFAULT };
+        let (value, source) =
+            [(levels.dynamic, SOURCE_DYNAMIC_BROKER), (levels.dynamic_default, SOURCE_DYNAMIC_DEFAULT_BROKER)]
+                .into_iter()
+                .filter(|_| dynamic)
+                .find_map(|(level, source)| level.get(*key).map(|v| (v.clone(), source)))
+                // what the broker runs with, in Kafka's form (listeners as
+                // PLAINTEXT://host:port even when given as host:port)
+                .or_else(|| effective.iter().find(|(k, _)| k == key).map(|(_, v)| (v.clone(), static_source)))
+                .or_else(|| statics.get(*key).map(|v| (v.clone(), SOURCE_STATIC_BROKER)))
+                .unwrap_or_else(|| (kafka_default.to_string(), SOURCE_DEFAULT));
         entries.push(Entry {
-            name: name.to_string(),
-            synonyms: vec![(name.to_string(), value.clone(), source)],
+            name: key.to_string(),
+            synonyms: vec![(key.to_string(), value.clone(), source)],
             value,
             source,
-            kind,
-            doc,
+            kind: ConfigType::Unknown,
+            doc: "",
+            read_only: !dynamic,
         });
+    }
+    // other keys set dynamically (replication throttles)
+    for (level, source) in
+        [(levels.dynamic, SOURCE_DYNAMIC_BROKER), (levels.dynamic_default, SOURCE_DYNAMIC_DEFAULT_BROKER)]
+    {
+        for (key, value) in level {
+            if entries.iter().any(|e| &e.name == key) {
+                continue;
+            }
+            let (kind, doc) = broker_key_info(key);
+            let synonyms = vec![(key.clone(), value.clone(), source)];
+            entries.push(Entry {
+                name: key.clone(),
+                value: value.clone(),
+                source,
+                kind,
+                doc,
+                synonyms,
+                read_only: false,
+            });
+        }
     }
     entries
 }
@@ -121,7 +170,10 @@ pub fn handle(broker: &Arc<Broker>, request: DescribeConfigsRequest, _version: i
                 .with_resource_name(res.resource_name.clone());
             let entries = match res.resource_type {
                 RESOURCE_TOPIC => match broker.controller.image().topic(res.resource_name.as_str()) {
-                    Some(t) => topic_entries(&t.configs, &broker.config.static_settings),
+                    Some(t) => {
+                        let image = broker.controller.image();
+                        topic_entries(&t.configs, broker.replicas.broker_levels(&image))
+                    }
                     None => {
                         return result
                             .with_error_code(ResponseError::UnknownTopicOrPartition.code())
@@ -133,12 +185,15 @@ pub fn handle(broker: &Arc<Broker>, request: DescribeConfigsRequest, _version: i
                 },
                 RESOURCE_BROKER => {
                     let name = res.resource_name.as_str();
-                    if !name.is_empty() && name != broker.config.node_id.to_string() {
+                    if name.is_empty() {
+                        cluster_default_entries(broker.controller.image().broker_configs(""))
+                    } else if name != broker.config.node_id.to_string() {
                         return result
                             .with_error_code(ResponseError::InvalidRequest.code())
                             .with_error_message(Some(StrBytes::from_string(format!("Unexpected broker id {name}"))));
+                    } else {
+                        broker_entries(broker)
                     }
-                    broker_entries(broker)
                 }
                 other => {
                     return result
@@ -152,13 +207,14 @@ pub fn handle(broker: &Arc<Broker>, request: DescribeConfigsRequest, _version: i
                 .into_iter()
                 .filter(|e| wanted.as_ref().is_none_or(|w| w.contains(&e.name)))
                 .map(|e| {
+                    let sensitive = is_sensitive(&e.name);
                     let synonyms = if request.include_synonyms {
                         e.synonyms
                             .into_iter()
                             .map(|(n, v, s)| {
                                 DescribeConfigsSynonym::default()
                                     .with_name(StrBytes::from_string(n))
-                                    .with_value(Some(StrBytes::from_string(v)))
+                                    .with_value((!sensitive).then(|| StrBytes::from_string(v)))
                                     .with_source(s)
                             })
                             .collect()
@@ -166,12 +222,17 @@ pub fn handle(broker: &Arc<Broker>, request: DescribeConfigsRequest, _version: i
                         Vec::new()
                     };
                     DescribeConfigsResourceResult::default()
+                        .with_is_sensitive(sensitive)
+                        .with_value((!sensitive).then(|| StrBytes::from_string(e.value)))
                         .with_name(StrBytes::from_string(e.name))
-                        .with_value(Some(StrBytes::from_string(e.value)))
                         .with_config_source(e.source)
+                        .with_read_only(e.read_only)
                         .with_config_type(e.kind as i8)
                         .with_synonyms(synonyms)
-                        .with_documentation(request.include_documentation.then(|| StrBytes::from_static_str(e.doc)))
+                        .with_documentation(
+                            (request.include_documentation && !e.doc.is_empty())
+                                .then(|| StrBytes::from_static_str(e.doc)),
+                        )
                 })
                 .collect();
             result.with_configs(configs)

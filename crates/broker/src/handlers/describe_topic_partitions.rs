@@ -137,5 +137,7 @@ fn refused(request: &DescribeTopicPartitionsRequest, error: ResponseError) -> De
 }
 
 fn cursor_at(topic: &str, partition: i32) -> Cursor {
-    Cursor::default().with_topic_name(TopicName(StrBytes::from_string(topic.to_string()))).with_partition_index(partition)
+    Cursor::default()
+        .with_topic_name(TopicName(StrBytes::from_string(topic.to_string())))
+        .with_partition_index(partition)
 }
