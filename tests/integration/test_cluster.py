@@ -1358,3 +1358,31 @@ def test_java_client_against_the_cluster(cluster):
     res = run_java("GroupRoundTrip", c.bootstrap, topic, 6, 1200, timeout=200)
     assert java_ok_lines(res, "GroupRoundTrip") == ["OK 2400"], res.stdout
     c.wait_replicas_identical(topic, range(6), timeout=WAIT_S)
+
+
+def test_a_dynamic_broker_config_applies_on_that_broker_only(cluster):
+    """IncrementalAlterConfigs on BROKER "<id>" (librdkafka sends it to that broker) is
+    stored in the metadata log and applied by that node alone: its partitions refuse a
+    5000-byte record under message.max.bytes=2000, the others' still take it."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+    c = cluster
+    topic = unique("dyncl")
+    c.create_topic(topic, partitions=6, replication_factor=3)
+    st = c.wait_isr(topic, None, 3)
+    target = st[0].leader
+    r = ConfigResource(ConfigResource.Type.BROKER, str(target), incremental_configs=[
+        ConfigEntry("message.max.bytes", "2000", incremental_operation=AlterConfigOpType.SET)])
+    a = c.admin()
+    a.incremental_alter_configs([r])[r].result(30)
+    prod = Producer({"bootstrap.servers": c.bootstrap, "acks": "all", "retries": 0,
+                     "enable.idempotence": False})
+    outcome = {}
+    for p in range(6):
+        prod.produce(topic, value=b"x" * 5000, partition=p,
+                     on_delivery=lambda e, m, p=p: outcome.__setitem__(p, e))
+    assert prod.flush(30) == 0
+    refused = {p for p, e in outcome.items() if e is not None}
+    led_by_target = {p for p, s in st.items() if s.leader == target}
+    assert refused == led_by_target, (refused, led_by_target, outcome)
+    assert all(outcome[p].code() == KafkaError.MSG_SIZE_TOO_LARGE for p in refused)
