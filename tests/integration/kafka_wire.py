@@ -471,6 +471,26 @@ def describe_cluster_request_v0(correlation_id: int, include_authorized_operatio
             + EMPTY_TAGGED_FIELDS)
 
 
+API_UNREGISTER_BROKER = 64
+
+
+def unregister_broker_request_v0(correlation_id: int, broker_id: int) -> bytes:
+    """UnregisterBroker v0 (flexible: request header v2)."""
+    return request_header_v2(API_UNREGISTER_BROKER, 0, correlation_id) + int32(broker_id) + EMPTY_TAGGED_FIELDS
+
+
+def parse_unregister_broker_v0(payload: bytes) -> dict:
+    r = Reader(payload)
+    out = {"correlation_id": r.int32()}
+    r.tagged_fields()
+    out["throttle_time_ms"] = r.int32()
+    out["error_code"] = r.int16()
+    out["error_message"] = r.compact_string()
+    r.tagged_fields()
+    out["remaining"] = r.remaining()
+    return out
+
+
 def parse_describe_cluster_v0(payload: bytes):
     """Response header v1 (correlation id + tagged fields) + DescribeCluster v0 body."""
     r = Reader(payload)

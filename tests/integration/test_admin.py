@@ -333,3 +333,22 @@ def test_describe_topic_partitions_pages_with_a_cursor(module_broker_alive):
         assert names == sorted(names) and set(sizes) <= set(names)
     finally:
         a.close()
+
+
+def test_list_config_resources(module_broker_alive):
+    """KIP-1142 with kafka-python: every topic, every broker (and its loggers); no
+    client-metrics subscriptions nor group configs exist here."""
+    from kafka import KafkaAdminClient
+
+    b = module_broker_alive
+    topic = h.unique("lcr")
+    h.create_topic(b.bootstrap, topic, 1)
+    a = KafkaAdminClient(bootstrap_servers=b.bootstrap)
+    try:
+        every = a.list_config_resources()
+        assert topic in every["topic"] and every["broker"] == ["1"] and every["broker_logger"] == ["1"]
+        assert set(every) == {"topic", "broker", "broker_logger"}, every
+        assert a.list_config_resources(["BROKER"]) == {"broker": ["1"]}
+        assert a.list_config_resources(["CLIENT_METRICS", "GROUP"]) == {}
+    finally:
+        a.close()

@@ -1386,3 +1386,32 @@ def test_a_dynamic_broker_config_applies_on_that_broker_only(cluster):
     led_by_target = {p for p, s in st.items() if s.leader == target}
     assert refused == led_by_target, (refused, led_by_target, outcome)
     assert all(outcome[p].code() == KafkaError.MSG_SIZE_TOO_LARGE for p in refused)
+
+
+def test_unregister_broker_removes_a_dead_node_and_a_live_one_registers_again(cluster):
+    """UnregisterBroker (kafka-cluster.sh unregister): a killed node is fenced (its
+    leaderships move) and leaves the cluster's broker list; an unknown id gets
+    BROKER_ID_NOT_REGISTERED; once the node starts again it registers itself again."""
+    c = cluster
+    topic = unique("unreg")
+    c.create_topic(topic, partitions=3, replication_factor=3)
+    c.wait_isr(topic, None, 3)
+    gone = c.leader_of(topic, 0)
+    asker = next(i for i in c.ids if i != gone)
+    c.kill(gone)
+
+    def unregister(node_id):
+        return w.parse_unregister_broker_v0(
+            c.node_request(asker, w.unregister_broker_request_v0(4242, node_id), timeout=30))
+
+    answer = unregister(gone)
+    assert (answer["error_code"], answer["remaining"]) == (0, 0), answer
+    listed = c.node_describe_cluster(asker)["brokers"]
+    assert gone not in {b["broker_id"] for b in listed}, listed
+    c.wait_leader_not(topic, 0, gone)
+    assert unregister(77)["error_code"] == 102, "BROKER_ID_NOT_REGISTERED"
+
+    c.start_node(gone)
+    wait_until(lambda: gone in {b["broker_id"] for b in c.node_describe_cluster(asker)["brokers"]}, 60,
+               f"node {gone} to register again")
+    c.wait_isr(topic, None, 3, timeout=60)

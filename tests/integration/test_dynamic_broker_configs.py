@@ -128,3 +128,40 @@ def test_kafka_python_alters_a_broker_config_it_finds_dynamic(broker):
     a.create_topics([NewTopic(t, 1, 1)])[t].result(30)
     entry = describe(a, ConfigResource.Type.TOPIC, t)["retention.ms"]
     assert (entry.value, entry.source) == ("7200000", ConfigSource.DYNAMIC_BROKER_CONFIG.value)
+
+
+def test_broker_loggers_change_log_levels_at_runtime(broker):
+    """BROKER_LOGGER (kafka-configs --entity-type broker-loggers) with kafka-python: the
+    loggers and their levels; TRACE on the connection logger shows each request in the
+    broker's log at once; DELETE puts it back to the root level; unknown loggers and
+    levels get INVALID_CONFIG with Kafka's messages."""
+    from kafka.admin import ConfigResource as KResource
+    from kafka.admin import ConfigResourceType, KafkaAdminClient
+
+    logger = "vltava_broker::connection"
+    k = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+
+    def loggers():
+        r = k.describe_configs([KResource(ConfigResourceType.BROKER_LOGGER, "1")], config_filter="all")
+        return {name: c["value"] for name, c in r["broker_logger"]["1"].items()}
+
+    def alter(configs):
+        r = k.alter_configs([KResource(ConfigResourceType.BROKER_LOGGER, "1", configs)],
+                            raise_on_unknown=False)
+        return r["broker_logger"]["1"]
+
+    try:
+        before = loggers()
+        assert before["root"] == "INFO" and before[logger] == "INFO", before
+        assert "TRACE vltava_broker::connection" not in broker.log()
+        assert alter({logger: "TRACE"}) == "OK"
+        assert loggers()[logger] == "TRACE"
+        k.list_topics()
+        wait_until(lambda: "api_key=Metadata" in broker.log(), 30, "a TRACE line per request")
+        assert alter({logger: ("DELETE", None)}) == "OK"
+        assert loggers()[logger] == "INFO"
+        assert "does not exist" in alter({"kafka.server": "TRACE"})
+        assert "not a supported log level" in alter({logger: "LOUD"})
+        assert "Error 40" in alter({"kafka.server": "TRACE"}), "INVALID_CONFIG"
+    finally:
+        k.close()

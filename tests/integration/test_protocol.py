@@ -214,7 +214,7 @@ API_KEYS = {
     "ListPartitionReassignments": 46, "OffsetDelete": 47, "DescribeCluster": 60,
     "DescribeProducers": 61, "DescribeTransactions": 65, "ListTransactions": 66,
     "DescribeLogDirs": 35, "DescribeQuorum": 55, "DescribeTopicPartitions": 75,
-    "UpdateFeatures": 57,
+    "UpdateFeatures": 57, "UnregisterBroker": 64, "ListConfigResources": 74,
 }
 
 

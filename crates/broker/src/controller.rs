@@ -306,6 +306,21 @@ impl Controller {
         Ok(())
     }
 
+    /// Removes a broker's registration (it is fenced first); BROKER_ID_NOT_REGISTERED
+    /// when the cluster does not know it.
+    pub fn unregister_broker(&self, broker_id: i32) -> Result<(), ControllerError> {
+        let _guard = self.lock.lock();
+        if self.image().broker(broker_id).is_none() {
+            return Err(ControllerError::new(
+                ResponseError::BrokerIdNotRegistered,
+                format!("Broker ID {broker_id} is not currently registered"),
+            ));
+        }
+        self.commit(vec![MetadataRecord::UnregisterBroker { broker_id }])?;
+        tracing::info!(broker = broker_id, "unregistered broker");
+        Ok(())
+    }
+
     /// Grows a topic to `count` partitions (Kafka never shrinks one).
     pub fn add_partitions(
         &self,

@@ -23,6 +23,7 @@ pub mod handlers;
 pub mod kafka_broker_defaults;
 pub mod limits;
 pub mod listener;
+pub mod log_levels;
 pub mod log_manager;
 pub mod partition;
 pub mod replica_manager;

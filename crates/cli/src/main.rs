@@ -142,11 +142,8 @@ fn server_config(args: &ServerArgs) -> anyhow::Result<BrokerConfig> {
 }
 
 fn run_server(args: &ServerArgs) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    // reloadable: BROKER_LOGGER configs change the levels at runtime
+    vltava_broker::log_levels::init();
     let config = server_config(args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {

@@ -178,6 +178,7 @@ mod kind {
     pub const REASSIGN: u64 = 12;
     pub const PRODUCER_ID_BLOCK: u64 = 13;
     pub const BROKER_CONFIG: u64 = 14;
+    pub const UNREGISTER_BROKER: u64 = 15;
 }
 
 impl MetadataRecord {
@@ -270,6 +271,10 @@ impl MetadataRecord {
                 w.varint(*partition_epoch as i64);
                 w.ints(isr);
             }
+            MetadataRecord::UnregisterBroker { broker_id } => {
+                header(w, kind::UNREGISTER_BROKER);
+                w.varint(*broker_id as i64);
+            }
             MetadataRecord::BrokerConfig { resource, key, value } => {
                 header(w, kind::BROKER_CONFIG);
                 w.string(resource);
@@ -319,6 +324,7 @@ impl MetadataRecord {
                 MetadataRecord::TopicConfig { topic_id: r.uuid()?, key: r.string()?, value: r.opt_string()? }
             }
             kind::REMOVE_TOPIC => MetadataRecord::RemoveTopic { topic_id: r.uuid()? },
+            kind::UNREGISTER_BROKER => MetadataRecord::UnregisterBroker { broker_id: int(r)? },
             kind::BROKER_CONFIG => {
                 MetadataRecord::BrokerConfig { resource: r.string()?, key: r.string()?, value: r.opt_string()? }
             }
@@ -441,6 +447,7 @@ mod tests {
                 value: Some("1".into()),
             },
             MetadataRecord::BrokerConfig { resource: "3".into(), key: "message.max.bytes".into(), value: None },
+            MetadataRecord::UnregisterBroker { broker_id: 4 },
         ]
     }
 

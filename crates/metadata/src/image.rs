@@ -334,6 +334,12 @@ impl MetadataImage {
                     self.fence(*broker_id);
                 }
             }
+            MetadataRecord::UnregisterBroker { broker_id } => {
+                if self.brokers.contains_key(broker_id) {
+                    self.fence(*broker_id);
+                    self.brokers.remove(broker_id);
+                }
+            }
             MetadataRecord::UnfenceBroker { broker_id, incarnation } => {
                 if self.brokers.get(broker_id).is_some_and(|b| b.fenced && b.incarnation == *incarnation) {
                     self.unfence(*broker_id);
@@ -588,6 +594,22 @@ mod tests {
         let img = img.apply(&[MetadataRecord::UnfenceBroker { broker_id: 3, incarnation: 1 }]);
         let p = p0(&img);
         assert_eq!((p.leader, p.leader_epoch), (3, 4));
+    }
+
+    #[test]
+    fn unregistering_fences_then_forgets_the_broker() {
+        let (img, _) = cluster(vec![1, 2, 3]);
+        let img = img.apply(&[MetadataRecord::UnregisterBroker { broker_id: 1 }]);
+        let p = p0(&img);
+        assert_eq!((p.leader, p.isr.clone()), (2, vec![2, 3]));
+        assert!(img.broker(1).is_none() && img.live_brokers() == vec![2, 3]);
+        assert_eq!(p.replicas, vec![1, 2, 3], "the replica assignment stays");
+        let again = img.apply(&[MetadataRecord::UnregisterBroker { broker_id: 1 }]);
+        assert_eq!(again.broker(1), None, "unknown: nothing changes");
+        // the process, still running, registers again
+        let img =
+            img.apply(&[MetadataRecord::RegisterBroker { broker_id: 1, incarnation: 2, host: "h".into(), port: 1 }]);
+        assert_eq!(img.live_brokers(), vec![1, 2, 3]);
     }
 
     #[test]

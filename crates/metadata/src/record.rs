@@ -50,6 +50,10 @@ pub enum MetadataRecord {
     /// Applies only to that incarnation (a late record never fences the
     /// broker's next process).
     FenceBroker { broker_id: i32, incarnation: u64, controlled: bool },
+    /// The broker is removed from the cluster (Kafka's UnregisterBroker):
+    /// fenced first (it leaves every ISR, its leaderships move), then its
+    /// registration is gone. A process still running registers again.
+    UnregisterBroker { broker_id: i32 },
     /// A fenced broker (that incarnation) is heartbeating again.
     UnfenceBroker { broker_id: i32, incarnation: u64 },
     /// A leader's ISR change (KIP-497 AlterPartition); applies only if the

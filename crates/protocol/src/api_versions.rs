@@ -32,6 +32,8 @@ pub const SUPPORTED: &[ApiRange] = &[
     api(ApiKey::DescribeQuorum, 0, 2),
     api(ApiKey::DescribeTopicPartitions, 0, 0),
     api(ApiKey::UpdateFeatures, 0, 2),
+    api(ApiKey::UnregisterBroker, 0, 0),
+    api(ApiKey::ListConfigResources, 0, 1),
     api(ApiKey::FindCoordinator, 0, 6),
     api(ApiKey::JoinGroup, 0, 9),
     api(ApiKey::SyncGroup, 0, 5),

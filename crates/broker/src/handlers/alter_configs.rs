@@ -13,7 +13,7 @@ use kafka_protocol::messages::{
 use vltava_metadata::TopicImage;
 use vltava_protocol::{ResponseError, StrBytes};
 
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_TOPIC};
 use crate::dynamic_broker_config;
 use crate::topic_config::{self, ConfigType};
 use crate::Broker;
@@ -133,6 +133,39 @@ fn apply(
     Ok(())
 }
 
+/// BROKER_LOGGER: this broker's log levels, changed in this process (SET a
+/// level, DELETE back to the root level), never through the metadata log.
+fn alter_loggers(
+    broker: &Broker,
+    name: &str,
+    validate_only: bool,
+    configs: &[kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig],
+) -> Outcome {
+    if name != broker.config.node_id.to_string() {
+        return Err((ResponseError::InvalidRequest, format!("Unexpected broker id {name}")));
+    }
+    let mut changes = Vec::new();
+    for c in configs {
+        let logger = c.name.to_string();
+        let level = match c.config_operation {
+            OP_SET => Some(c.value.as_ref().map(|v| v.to_string()).unwrap_or_default()),
+            OP_DELETE => None,
+            op => {
+                return Err((
+                    ResponseError::InvalidRequest,
+                    format!("Operation {op} is not allowed for the broker logger {logger}"),
+                ))
+            }
+        };
+        crate::log_levels::check(&logger, level.as_deref()).map_err(invalid)?;
+        changes.push((logger, level));
+    }
+    if validate_only {
+        return Ok(());
+    }
+    crate::log_levels::apply(&changes).map_err(|e| (ResponseError::InvalidRequest, e))
+}
+
 fn to_parts(outcome: Outcome) -> (i16, Option<StrBytes>) {
     match outcome {
         Ok(()) => (0, None),
@@ -182,6 +215,15 @@ pub fn handle_incremental(
         .resources
         .into_iter()
         .map(|res| {
+            if res.resource_type == RESOURCE_BROKER_LOGGER {
+                let outcome = alter_loggers(broker, res.resource_name.as_str(), request.validate_only, &res.configs);
+                let (code, msg) = to_parts(outcome);
+                return AlterConfigsResourceResponse::default()
+                    .with_error_code(code)
+                    .with_error_message(msg)
+                    .with_resource_type(res.resource_type)
+                    .with_resource_name(res.resource_name);
+            }
             let outcome = apply(
                 broker,
                 res.resource_type,

@@ -21,6 +21,9 @@ use crate::Broker;
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
+pub const RESOURCE_BROKER_LOGGER: i8 = 8;
+/// Kafka's `ConfigSource.DYNAMIC_BROKER_LOGGER_CONFIG`.
+const SOURCE_BROKER_LOGGER: i8 = 6;
 
 struct Entry {
     name: String,
@@ -194,6 +197,25 @@ pub fn handle(broker: &Arc<Broker>, request: DescribeConfigsRequest, _version: i
                     } else {
                         broker_entries(broker)
                     }
+                }
+                RESOURCE_BROKER_LOGGER => {
+                    if res.resource_name.as_str() != broker.config.node_id.to_string() {
+                        return result.with_error_code(ResponseError::InvalidRequest.code()).with_error_message(Some(
+                            StrBytes::from_string(format!("Unexpected broker id {}", res.resource_name.as_str())),
+                        ));
+                    }
+                    crate::log_levels::levels()
+                        .into_iter()
+                        .map(|(logger, level)| Entry {
+                            synonyms: vec![(logger.clone(), level.clone(), SOURCE_BROKER_LOGGER)],
+                            name: logger,
+                            value: level,
+                            source: SOURCE_BROKER_LOGGER,
+                            kind: ConfigType::String,
+                            doc: "",
+                            read_only: false,
+                        })
+                        .collect()
                 }
                 other => {
                     return result

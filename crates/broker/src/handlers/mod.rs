@@ -29,6 +29,7 @@ pub mod find_coordinator;
 pub mod heartbeat;
 pub mod join_group;
 pub mod leave_group;
+mod list_config_resources;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
@@ -40,6 +41,7 @@ pub mod produce;
 pub mod reassignments;
 pub mod sync_group;
 pub mod txn;
+mod unregister_broker;
 mod update_features;
 
 /// For NOT_LEADER_OR_FOLLOWER answers (KIP-951): the partition's current
@@ -82,6 +84,12 @@ pub fn dispatch(broker: &Arc<Broker>, session: &Session, request: Request) -> Re
         RequestKind::ApiVersions(r) => {
             let offset = broker.controller.image().offset;
             ready(ResponseKind::ApiVersions(api_versions::handle(&r, version, offset)))
+        }
+        RequestKind::UnregisterBroker(r) => {
+            ready(ResponseKind::UnregisterBroker(unregister_broker::handle(broker, r, version)))
+        }
+        RequestKind::ListConfigResources(r) => {
+            ready(ResponseKind::ListConfigResources(list_config_resources::handle(broker, r, version)))
         }
         RequestKind::UpdateFeatures(r) => {
             ready(ResponseKind::UpdateFeatures(update_features::handle(broker, r, version)))

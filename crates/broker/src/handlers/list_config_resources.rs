@@ -1,0 +1,46 @@
+//! ListConfigResources (KIP-1142; v0 was KIP-714's
+//! ListClientMetricsResources): the resources DescribeConfigs can describe.
+//! TOPIC lists every topic, BROKER every registered broker, BROKER_LOGGER
+//! every registered broker too; CLIENT_METRICS and GROUP list nothing, as
+//! vltava has no client-metrics subscriptions nor group configs. No types
+//! means all of them; an unknown type is INVALID_REQUEST.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::list_config_resources_response::ConfigResource;
+use kafka_protocol::messages::{ListConfigResourcesRequest, ListConfigResourcesResponse};
+use vltava_protocol::{ResponseError, StrBytes};
+
+use crate::Broker;
+
+const TOPIC: i8 = 2;
+const BROKER: i8 = 4;
+const BROKER_LOGGER: i8 = 8;
+const CLIENT_METRICS: i8 = 16;
+const GROUP: i8 = 32;
+const ALL: [i8; 5] = [TOPIC, BROKER, BROKER_LOGGER, CLIENT_METRICS, GROUP];
+
+pub fn handle(broker: &Arc<Broker>, request: ListConfigResourcesRequest, version: i16) -> ListConfigResourcesResponse {
+    // v0 lists client-metrics resources only
+    let types: Vec<i8> = match version {
+        0 => vec![CLIENT_METRICS],
+        _ if request.resource_types.is_empty() => ALL.to_vec(),
+        _ => request.resource_types.clone(),
+    };
+    if types.iter().any(|t| !ALL.contains(t)) {
+        return ListConfigResourcesResponse::default().with_error_code(ResponseError::InvalidRequest.code());
+    }
+    let image = broker.controller.image();
+    let resource = |name: String, kind: i8| {
+        ConfigResource::default().with_resource_name(StrBytes::from_string(name)).with_resource_type(kind)
+    };
+    let mut resources = Vec::new();
+    for kind in types {
+        match kind {
+            TOPIC => resources.extend(image.topics().map(|t| resource(t.name.clone(), TOPIC))),
+            BROKER | BROKER_LOGGER => resources.extend(image.brokers().map(|b| resource(b.id.to_string(), kind))),
+            _ => {}
+        }
+    }
+    ListConfigResourcesResponse::default().with_config_resources(resources)
+}
