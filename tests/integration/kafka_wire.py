@@ -479,13 +479,20 @@ def unregister_broker_request_v0(correlation_id: int, broker_id: int) -> bytes:
     return request_header_v2(API_UNREGISTER_BROKER, 0, correlation_id) + int32(broker_id) + EMPTY_TAGGED_FIELDS
 
 
-def parse_unregister_broker_v0(payload: bytes) -> dict:
+def _flexible_head(payload: bytes) -> tuple[Reader, dict]:
+    """Response header v1 (correlation id + tagged fields), then the throttle time, error
+    code and error message that open these flexible admin responses."""
     r = Reader(payload)
     out = {"correlation_id": r.int32()}
     r.tagged_fields()
     out["throttle_time_ms"] = r.int32()
     out["error_code"] = r.int16()
     out["error_message"] = r.compact_string()
+    return r, out
+
+
+def parse_unregister_broker_v0(payload: bytes) -> dict:
+    r, out = _flexible_head(payload)
     r.tagged_fields()
     out["remaining"] = r.remaining()
     return out
@@ -493,12 +500,7 @@ def parse_unregister_broker_v0(payload: bytes) -> dict:
 
 def parse_describe_cluster_v0(payload: bytes):
     """Response header v1 (correlation id + tagged fields) + DescribeCluster v0 body."""
-    r = Reader(payload)
-    out = {"correlation_id": r.int32()}
-    r.tagged_fields()
-    out["throttle_time_ms"] = r.int32()
-    out["error_code"] = r.int16()
-    out["error_message"] = r.compact_string()
+    r, out = _flexible_head(payload)
     out["cluster_id"] = r.compact_string()
     out["controller_id"] = r.int32()
     brokers = []
