@@ -57,7 +57,8 @@ def test_help_lists_commands_examples_and_exit_codes():
                  "Exit codes", "not found"):
         assert word in p.stdout, word
     for sub in (["topic", "create"], ["topic", "describe"], ["produce"], ["consume"], ["group", "reset-offsets"],
-                ["cluster", "info"], ["bench", "produce"], ["bench", "consume"], ["bench", "e2e"]):
+                ["cluster", "info"], ["cluster", "describe-quorum"], ["cluster", "features"],
+                ["bench", "produce"], ["bench", "consume"], ["bench", "e2e"]):
         p = cli(*sub, "--help", check=True)
         assert "Examples:" in p.stdout, sub
 
@@ -75,6 +76,8 @@ def test_usage_errors_exit_2():
 @pytest.mark.parametrize("args", [
     ["topic", "list"],
     ["cluster", "info"],
+    ["cluster", "describe-quorum"],
+    ["cluster", "features"],
     ["topic", "describe", "x"],
     ["consume", "x", "--from-beginning", "--exit-at-end"],
     ["group", "list"],
@@ -95,16 +98,18 @@ def test_produce_unreachable_broker_one_line_error():
     assert "cannot reach" in one_line_error(p)
 
 
-def test_silent_listener_times_out_with_one_line():
+@pytest.mark.parametrize("args", [["topic", "list"], ["cluster", "features"]])
+def test_silent_listener_times_out_with_one_line(args):
     """A port that accepts connections but never answers: the --timeout applies. It is
     longer than the default (5 s), and the command gives up no earlier than it (a lower
-    bound, which load cannot break)."""
+    bound, which load cannot break). `cluster features` speaks the protocol itself
+    (connection.rs), `topic list` through librdkafka."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen(16)
         port = s.getsockname()[1]
         t0 = time.monotonic()
-        p = cli("--timeout", 8, "topic", "list", brokers=f"127.0.0.1:{port}", timeout=60)
+        p = cli("--timeout", 8, *args, brokers=f"127.0.0.1:{port}", timeout=60)
         took = time.monotonic() - t0
     assert p.returncode == EXIT_ERROR
     line = one_line_error(p)
@@ -130,6 +135,67 @@ def test_brokers_from_environment(b):
     p = subprocess.run([vltava_bin(), "cluster", "info", "--json"], capture_output=True, env=env, timeout=30)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["brokers"][0]["port"] == b.port
+
+
+def _table(text: str, header: str) -> list[list[str]]:
+    """The rows (split on white space) of the table whose header line starts with
+    `header`, up to the next blank line."""
+    lines = text.splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.split()[:1] == [header])
+    rows = []
+    for ln in lines[start + 1:]:
+        if not ln.strip():
+            break
+        rows.append(ln.split())
+    return rows
+
+
+def _fields(text: str) -> dict:
+    """The `name: value` lines before the first blank line."""
+    head = text.split("\n\n", 1)[0]
+    return {k.strip(): v.strip() for k, v in (ln.split(":", 1) for ln in head.splitlines())}
+
+
+def test_cluster_describe_quorum(b):
+    """One node: it leads epoch >= 1 of the metadata quorum alone, its log end is the
+    high watermark (lag 0), and it heard from itself just now."""
+    cli("topic", "create", h.unique("cli-quorum"), brokers=b.bootstrap, check=True)
+    q = json.loads(cli("cluster", "describe-quorum", "--json", brokers=b.bootstrap, check=True).stdout)
+    assert q["leader_id"] == 1 and q["leader_epoch"] >= 1 and q["high_watermark"] > 0, q
+    assert q["answered_by"] == b.bootstrap and q["leader_error"] is None and q["observers"] == [], q
+    [voter] = q["voters"]
+    assert voter["id"] == 1 and voter["log_end_offset"] >= q["high_watermark"] > 0, q
+    assert voter["lag"] == 0, q
+    # ages from the broker's clock to ours: recent, never negative
+    for age in ("last_fetch_age_ms", "last_caught_up_age_ms"):
+        assert 0 <= voter[age] < 600_000, q
+
+    text = cli("cluster", "describe-quorum", brokers=b.bootstrap, check=True).stdout
+    fields = _fields(text)
+    assert fields["leader"] == "1" and int(fields["leader epoch"]) >= 1, text
+    assert int(fields["high watermark"]) > 0, text
+    [row] = _table(text, "ROLE")
+    assert row[:2] == ["voter", "1"] and int(row[2]) > 0 and row[3] == "0", text
+    assert all(int(age) >= 0 for age in row[4:6]), text
+
+
+def test_cluster_features(b):
+    """KIP-584 flags from ApiVersions v3+: metadata.version finalized at 27 (supported
+    7-27), every other feature supported at 0 only and not finalized."""
+    f = json.loads(cli("cluster", "features", "--json", brokers=b.bootstrap, check=True).stdout)
+    assert f["finalized"] == [{"name": "metadata.version", "level": 27}], f
+    assert f["finalized_epoch"] >= 0, f
+    supported = {x["name"]: (x["min"], x["max"]) for x in f["supported"]}
+    assert supported["metadata.version"] == (7, 27), f
+    for name in ("kraft.version", "transaction.version", "group.version", "share.version"):
+        assert supported[name] == (0, 0), (name, f)
+
+    text = cli("cluster", "features", brokers=b.bootstrap, check=True).stdout
+    assert int(_fields(text)["finalized epoch"]) == f["finalized_epoch"], text
+    assert _table(text, "FINALIZED") == [["metadata.version", "27"]], text
+    rows = {r[0]: r[1:] for r in _table(text, "SUPPORTED")}
+    assert rows["metadata.version"] == ["7", "27"] and rows["transaction.version"] == ["0", "0"], text
+    assert len(rows) == len(supported), text
 
 
 # ---------------------------------------------------------------- topics

@@ -217,7 +217,7 @@ pub fn fetch_metadata<C: ClientContext>(
 }
 
 /// The HOST:PORT pairs of a bootstrap list (`PLAINTEXT://` style prefixes dropped).
-fn bootstrap_addresses(brokers: &str) -> Vec<String> {
+pub fn bootstrap_addresses(brokers: &str) -> Vec<String> {
     brokers
         .split(',')
         .map(|b| b.trim())
@@ -245,9 +245,7 @@ fn all_refused(brokers: &str) -> Option<String> {
         for sa in resolved {
             match TcpStream::connect_timeout(&sa, PROBE_CONNECT_TIMEOUT) {
                 Ok(_) => return None,
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                    reasons.push(format!("{addr}: connection refused (is a broker running there?)"))
-                }
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => reasons.push(refused_reason(&addr)),
                 // Timeouts and the like: let librdkafka try, with its own timeout.
                 Err(_) => return None,
             }
@@ -259,6 +257,11 @@ fn all_refused(brokers: &str) -> Option<String> {
         reasons.dedup();
         Some(reasons.join("; "))
     }
+}
+
+/// Why a broker address gave nothing: it refuses connections.
+pub fn refused_reason(addr: &str) -> String {
+    format!("{addr}: connection refused (is a broker running there?)")
 }
 
 /// The one-line error for a request that no broker answered.

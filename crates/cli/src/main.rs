@@ -1,13 +1,15 @@
 //! `vltava`: the broker and the command-line tools, in one binary.
 //!
 //! `vltava server` runs a broker; every other command is a Kafka client
-//! (librdkafka through the `rdkafka` crate), so it works against any
+//! (librdkafka through the `rdkafka` crate, and `connection.rs` for the few
+//! requests librdkafka has no call for), so it works against any
 //! Kafka-compatible cluster.
 
 mod alloc;
 mod bench;
 mod client;
 mod cluster;
+mod connection;
 mod consume;
 mod group;
 mod produce;
@@ -77,7 +79,7 @@ enum Command {
     /// List, describe, delete consumer groups and reset their offsets.
     #[command(subcommand)]
     Group(group::GroupCommand),
-    /// Show the cluster: brokers, controller, cluster id.
+    /// Show the cluster: brokers, controller, cluster id, metadata quorum, feature flags.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
     /// Measure a Kafka-compatible cluster: produce and consume throughput,
