@@ -1,4 +1,4 @@
-"""The `vltava` command line (topic, produce, consume, group, cluster, bench)
+"""The `vltava` command line (topic, produce, consume, group, cluster, log-dirs, bench)
 against the real broker: output, exit codes (0 ok, 1 error, 2 usage, 3 not
 found), an unreachable broker and a missing topic."""
 
@@ -53,12 +53,12 @@ def b(module_broker_alive):
 
 def test_help_lists_commands_examples_and_exit_codes():
     p = cli("--help", check=True)
-    for word in ("server", "topic", "produce", "consume", "group", "cluster", "bench", "--brokers",
+    for word in ("server", "topic", "produce", "consume", "group", "cluster", "log-dirs", "bench", "--brokers",
                  "Exit codes", "not found"):
         assert word in p.stdout, word
     for sub in (["topic", "create"], ["topic", "describe"], ["produce"], ["consume"], ["group", "reset-offsets"],
                 ["cluster", "info"], ["cluster", "describe-quorum"], ["cluster", "features"],
-                ["bench", "produce"], ["bench", "consume"], ["bench", "e2e"]):
+                ["log-dirs", "describe"], ["bench", "produce"], ["bench", "consume"], ["bench", "e2e"]):
         p = cli(*sub, "--help", check=True)
         assert "Examples:" in p.stdout, sub
 
@@ -78,6 +78,7 @@ def test_usage_errors_exit_2():
     ["cluster", "info"],
     ["cluster", "describe-quorum"],
     ["cluster", "features"],
+    ["log-dirs", "describe"],
     ["topic", "describe", "x"],
     ["consume", "x", "--from-beginning", "--exit-at-end"],
     ["group", "list"],
@@ -196,6 +197,58 @@ def test_cluster_features(b):
     rows = {r[0]: r[1:] for r in _table(text, "SUPPORTED")}
     assert rows["metadata.version"] == ["7", "27"] and rows["transaction.version"] == ["0", "0"], text
     assert len(rows) == len(supported), text
+
+
+def _segment_bytes(partition_dir) -> int:
+    return sum(p.stat().st_size for p in partition_dir.glob("*.log"))
+
+
+def _log_dir_partitions(report: dict) -> dict:
+    """{(broker, topic, partition): (size_bytes, offset_lag)} of a `log-dirs describe --json`."""
+    return {(br["broker"], p["topic"], p["partition"]): (p["size_bytes"], p["offset_lag"])
+            for br in report["brokers"] for d in br["log_dirs"] for p in d["partitions"]}
+
+
+def test_log_dirs_describe(b):
+    topic, other = h.unique("cli-dirs"), h.unique("cli-dirs-other")
+    cli("topic", "create", topic, "-p", 2, brokers=b.bootstrap, check=True)
+    cli("topic", "create", other, "-p", 1, brokers=b.bootstrap, check=True)
+    cli("produce", topic, "--partition", 0, "--acks", "all", brokers=b.bootstrap,
+        stdin="".join(f"record-{i:04d}-{'x' * 100}\n" for i in range(500)), check=True)
+
+    report = json.loads(cli("log-dirs", "describe", "--json", brokers=b.bootstrap, check=True).stdout)
+    [broker] = report["brokers"]
+    assert (broker["broker"], broker["address"], broker["error"]) == (1, b.bootstrap, None), broker
+    [log_dir] = broker["log_dirs"]
+    assert log_dir["path"] == str(b.data_dir.resolve()) and log_dir["error"] is None, log_dir
+    assert 0 < log_dir["usable_bytes"] <= log_dir["total_bytes"], log_dir
+    sizes = _log_dir_partitions(report)
+    on_disk = _segment_bytes(b.data_dir / f"{topic}-0")
+    assert on_disk > 500 * 100
+    assert sizes[(1, topic, 0)] == (on_disk, 0), sizes
+    assert sizes[(1, topic, 1)] == (0, 0), sizes
+    assert (1, other, 0) in sizes
+
+    # --topic: that topic's partitions only; --broker 1: the same broker
+    filtered = json.loads(cli("log-dirs", "describe", "--topic", topic, "--broker", 1, "--json",
+                              brokers=b.bootstrap, check=True).stdout)
+    assert set(_log_dir_partitions(filtered)) == {(1, topic, 0), (1, topic, 1)}, filtered
+
+    text = cli("log-dirs", "describe", "--topic", topic, brokers=b.bootstrap, check=True).stdout
+    assert f"broker 1 at {b.bootstrap}" in text, text
+    rows = {int(r[1]): r[2:] for r in _table(text, "TOPIC")}
+    assert sorted(rows) == [0, 1], text
+    assert rows[0][0] != "0B" and rows[0][1] == "0", text
+    assert rows[1] == ["0B", "0"], text
+    assert other not in text
+
+    p = cli("log-dirs", "describe", "--broker", 99, brokers=b.bootstrap)
+    assert p.returncode == EXIT_NOT_FOUND, p
+    line = one_line_error(p)
+    assert "broker 99 is not in the cluster" in line, line
+    p = cli("log-dirs", "describe", "--topic", h.unique("cli-nodirs"), brokers=b.bootstrap)
+    assert p.returncode == EXIT_NOT_FOUND, p
+    assert "does not exist" in one_line_error(p)
 
 
 # ---------------------------------------------------------------- topics

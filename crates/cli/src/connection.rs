@@ -412,6 +412,42 @@ pub fn brokers(conn: &mut BrokerConnection) -> anyhow::Result<Vec<BrokerAddress>
     Ok(brokers)
 }
 
+/// The partitions of some topics, and the topics that do not exist.
+pub struct TopicPartitions {
+    pub partitions: Vec<(String, Vec<i32>)>,
+    pub missing: Vec<String>,
+}
+
+/// The partitions of `topics` from Metadata, never creating a topic.
+pub fn topic_partitions(conn: &mut BrokerConnection, topics: &[String]) -> anyhow::Result<TopicPartitions> {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::TopicName;
+    let request = MetadataRequest::default().with_allow_auto_topic_creation(false).with_topics(Some(
+        topics
+            .iter()
+            .map(|t| MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(t.clone())))))
+            .collect(),
+    ));
+    let (answer, _) = conn.send(&request).map_err(|e| conn.error(e))?;
+    let mut partitions = Vec::new();
+    let mut missing = Vec::new();
+    for name in topics {
+        let found = answer.topics.iter().find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == name));
+        match found {
+            Some(t) if t.error_code == 0 => {
+                let mut ids: Vec<i32> = t.partitions.iter().map(|p| p.partition_index).collect();
+                ids.sort_unstable();
+                partitions.push((name.clone(), ids));
+            }
+            Some(t) if t.error_code != ResponseError::UnknownTopicOrPartition.code() => {
+                return Err(anyhow::anyhow!("topic {name:?}: {}", error_name(t.error_code)))
+            }
+            _ => missing.push(name.clone()),
+        }
+    }
+    Ok(TopicPartitions { partitions, missing })
+}
+
 /// Kafka's name of an error code, e.g. `KAFKA_STORAGE_ERROR` for 56.
 pub fn error_name(code: i16) -> String {
     match ResponseError::try_from_code(code) {

@@ -12,6 +12,7 @@ mod cluster;
 mod connection;
 mod consume;
 mod group;
+mod log_dirs;
 mod produce;
 mod topic;
 
@@ -82,6 +83,9 @@ enum Command {
     /// Show the cluster: brokers, controller, cluster id, metadata quorum, feature flags.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Show the brokers' log directories: partition sizes, offset lag, free space.
+    #[command(subcommand)]
+    LogDirs(log_dirs::LogDirsCommand),
     /// Measure a Kafka-compatible cluster: produce and consume throughput,
     /// end-to-end latency.
     #[command(subcommand)]
@@ -184,6 +188,7 @@ fn main() -> ExitCode {
         Command::Consume(cmd) => consume::run(args, cmd),
         Command::Group(cmd) => group::run(args, cmd),
         Command::Cluster(cmd) => cluster::run(args, cmd),
+        Command::LogDirs(cmd) => log_dirs::run(args, cmd),
         Command::Bench(cmd) => bench::run(args, cmd),
     };
     match result {
