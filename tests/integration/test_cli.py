@@ -251,6 +251,58 @@ def test_log_dirs_describe(b):
     assert "does not exist" in one_line_error(p)
 
 
+def test_log_dirs_describe_failed_dir(start_broker, faultfs, tmp_path):
+    """A log directory taken offline by a failed fsync is reported with
+    KAFKA_STORAGE_ERROR (the broker still answers); the controller fences that broker,
+    so it is found through DescribeCluster's fenced brokers (Metadata leaves it out);
+    topic describe names the failure for the replicas it held instead of failing."""
+    control = tmp_path / "faults"
+    control.write_text("")
+    br = start_broker(env={"LD_PRELOAD": str(faultfs), "VLTAVA_FAULTS": str(control)})
+    name = h.unique("cli-faildir")
+    cli("topic", "create", name, "-p", 1, brokers=br.bootstrap, check=True)
+    control.write_text(f"fsync EIO /{name}-0/ 1\n")
+    p = cli("-X", "message.timeout.ms=5000", "produce", name, "--acks", "all", brokers=br.bootstrap, stdin="x\n",
+            timeout=120)
+    assert p.returncode == EXIT_ERROR, p
+
+    def dir_error():
+        r = json.loads(cli("log-dirs", "describe", "--json", brokers=br.bootstrap, check=True).stdout)
+        return r if r["brokers"] and r["brokers"][0]["fenced"] and r["brokers"][0]["log_dirs"][0]["error"] else None
+    report = h.wait_until(dir_error, 60, "the fenced broker's failed log dir in log-dirs describe")
+    [broker] = report["brokers"]
+    assert (broker["broker"], broker["error"]) == (1, None), broker
+    [log_dir] = broker["log_dirs"]
+    assert (log_dir["error"], log_dir["partitions"]) == ("KAFKA_STORAGE_ERROR", []), log_dir
+    text = cli("log-dirs", "describe", brokers=br.bootstrap, check=True).stdout
+    assert f"broker 1 at {br.bootstrap} (fenced)" in text and "error KAFKA_STORAGE_ERROR" in text, text
+
+    d = json.loads(cli("topic", "describe", name, "--json", brokers=br.bootstrap, check=True).stdout)
+    [replica] = d["partitions"][0]["replica_sizes"]
+    assert replica["size_bytes"] is None and "KAFKA_STORAGE_ERROR" in replica["error"], d
+    assert "KAFKA_STORAGE_ERROR" in d["size_error"], d
+
+
+def test_topic_describe_size_on_disk(b):
+    name = h.unique("cli-size")
+    cli("topic", "create", name, "-p", 2, brokers=b.bootstrap, check=True)
+    cli("produce", name, "--partition", 1, "--acks", "all", brokers=b.bootstrap,
+        stdin="".join(f"value-{i}\n" for i in range(200)), check=True)
+    on_disk = _segment_bytes(b.data_dir / f"{name}-1")
+    assert on_disk > 0
+
+    d = json.loads(cli("topic", "describe", name, "--json", brokers=b.bootstrap, check=True).stdout)
+    parts = {p["partition"]: p for p in d["partitions"]}
+    assert parts[1]["replica_sizes"] == [{"broker": 1, "size_bytes": on_disk, "error": None}], parts[1]
+    assert parts[0]["replica_sizes"] == [{"broker": 1, "size_bytes": 0, "error": None}], parts[0]
+    assert (d["size_bytes"], d["size_error"]) == (on_disk, None), d
+
+    text = cli("topic", "describe", name, brokers=b.bootstrap, check=True).stdout
+    assert _fields(text)["size on disk"].endswith("(all replicas)"), text
+    sizes = {int(r[0]): r[7] for r in _table(text, "PARTITION")}
+    assert sizes[0] == "1=0B" and sizes[1].startswith("1=") and sizes[1] != "1=0B", text
+
+
 # ---------------------------------------------------------------- topics
 
 

@@ -2,9 +2,10 @@
 //! total and usable bytes) and the size and offset lag of the partitions in
 //! them. librdkafka has no call for DescribeLogDirs, so it is sent through
 //! [`crate::connection`], to each broker itself (a broker describes only its
-//! own directories).
+//! own directories). `topic describe` takes its replica sizes from the same
+//! query ([`ReplicaSizes`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use anyhow::anyhow;
@@ -250,5 +251,86 @@ fn print_table(answers: &[BrokerLogDirs]) {
                 );
             }
         }
+    }
+}
+
+/// The size of one replica, or why it is not known (one line).
+pub type ReplicaSize = Result<i64, String>;
+
+/// What one broker said about a topic's replicas.
+struct BrokerSizes {
+    /// Partition -> bytes, summed over the broker's log dirs.
+    sizes: BTreeMap<i32, i64>,
+    /// `path: ERROR` of each directory that reported an error.
+    failed_dirs: Vec<String>,
+}
+
+/// The sizes of one topic's replicas, per broker and partition, for
+/// `topic describe`.
+pub struct ReplicaSizes {
+    by_broker: BTreeMap<i32, Result<BrokerSizes, String>>,
+}
+
+impl ReplicaSizes {
+    /// Asks each broker in `replica_brokers` about `partitions` of `topic`;
+    /// `brokers` are the addresses of the cluster's brokers.
+    pub fn of_topic(
+        brokers: &[BrokerAddress],
+        replica_brokers: &BTreeSet<i32>,
+        topic: &str,
+        partitions: Vec<i32>,
+        timeout: Duration,
+    ) -> Self {
+        let asked: Vec<BrokerAddress> = brokers.iter().filter(|b| replica_brokers.contains(&b.id)).cloned().collect();
+        let wanted = [(topic.to_string(), partitions)];
+        let mut sizes = ReplicaSizes::unknown(replica_brokers, "not among the cluster's brokers");
+        for answer in query(&asked, Some(&wanted), timeout) {
+            let found = answer.dirs.map(|dirs| {
+                let mut found = BrokerSizes { sizes: BTreeMap::new(), failed_dirs: Vec::new() };
+                for d in &dirs {
+                    if let Some(error) = &d.error {
+                        found.failed_dirs.push(format!("{}: {error}", d.path));
+                    }
+                    for p in d.partitions.iter().filter(|p| p.topic == topic && !p.is_future) {
+                        *found.sizes.entry(p.partition).or_insert(0) += p.size_bytes;
+                    }
+                }
+                found
+            });
+            sizes.by_broker.insert(answer.broker.id, found);
+        }
+        sizes
+    }
+
+    /// Sizes that cannot be asked for at all (`why`, one line).
+    pub fn unknown(replica_brokers: &BTreeSet<i32>, why: &str) -> Self {
+        ReplicaSizes { by_broker: replica_brokers.iter().map(|id| (*id, Err(why.to_string()))).collect() }
+    }
+
+    /// The size of `partition`'s replica on `broker`.
+    pub fn replica(&self, broker: i32, partition: i32) -> ReplicaSize {
+        match self.by_broker.get(&broker) {
+            None => Err("not asked".to_string()),
+            Some(Err(why)) => Err(why.clone()),
+            Some(Ok(found)) => found.sizes.get(&partition).copied().ok_or_else(|| {
+                if found.failed_dirs.is_empty() {
+                    "not in the broker's log dirs".to_string()
+                } else {
+                    format!("not in the broker's log dirs; failed: {}", found.failed_dirs.join(", "))
+                }
+            }),
+        }
+    }
+
+    /// Why the brokers that gave no sizes gave none, and the directories
+    /// that failed, one entry each.
+    pub fn failures(&self) -> Vec<String> {
+        self.by_broker
+            .iter()
+            .flat_map(|(id, r)| match r {
+                Err(why) => vec![format!("broker {id}: {why}")],
+                Ok(found) => found.failed_dirs.iter().map(|d| format!("broker {id}: log dir {d}")).collect(),
+            })
+            .collect()
     }
 }
