@@ -1,4 +1,4 @@
-"""The `vltava` command line (topic, produce, consume, group, cluster, bench)
+"""The `vltava` command line (topic, produce, consume, group, cluster, log-dirs, bench)
 against the real broker: output, exit codes (0 ok, 1 error, 2 usage, 3 not
 found), an unreachable broker and a missing topic."""
 
@@ -53,11 +53,12 @@ def b(module_broker_alive):
 
 def test_help_lists_commands_examples_and_exit_codes():
     p = cli("--help", check=True)
-    for word in ("server", "topic", "produce", "consume", "group", "cluster", "bench", "--brokers",
+    for word in ("server", "topic", "produce", "consume", "group", "cluster", "log-dirs", "bench", "--brokers",
                  "Exit codes", "not found"):
         assert word in p.stdout, word
     for sub in (["topic", "create"], ["topic", "describe"], ["produce"], ["consume"], ["group", "reset-offsets"],
-                ["cluster", "info"], ["bench", "produce"], ["bench", "consume"], ["bench", "e2e"]):
+                ["cluster", "info"], ["cluster", "describe-quorum"], ["cluster", "features"],
+                ["log-dirs", "describe"], ["bench", "produce"], ["bench", "consume"], ["bench", "e2e"]):
         p = cli(*sub, "--help", check=True)
         assert "Examples:" in p.stdout, sub
 
@@ -75,6 +76,9 @@ def test_usage_errors_exit_2():
 @pytest.mark.parametrize("args", [
     ["topic", "list"],
     ["cluster", "info"],
+    ["cluster", "describe-quorum"],
+    ["cluster", "features"],
+    ["log-dirs", "describe"],
     ["topic", "describe", "x"],
     ["consume", "x", "--from-beginning", "--exit-at-end"],
     ["group", "list"],
@@ -95,16 +99,18 @@ def test_produce_unreachable_broker_one_line_error():
     assert "cannot reach" in one_line_error(p)
 
 
-def test_silent_listener_times_out_with_one_line():
+@pytest.mark.parametrize("args", [["topic", "list"], ["cluster", "features"]])
+def test_silent_listener_times_out_with_one_line(args):
     """A port that accepts connections but never answers: the --timeout applies. It is
     longer than the default (5 s), and the command gives up no earlier than it (a lower
-    bound, which load cannot break)."""
+    bound, which load cannot break). `cluster features` speaks the protocol itself
+    (connection.rs), `topic list` through librdkafka."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen(16)
         port = s.getsockname()[1]
         t0 = time.monotonic()
-        p = cli("--timeout", 8, "topic", "list", brokers=f"127.0.0.1:{port}", timeout=60)
+        p = cli("--timeout", 8, *args, brokers=f"127.0.0.1:{port}", timeout=60)
         took = time.monotonic() - t0
     assert p.returncode == EXIT_ERROR
     line = one_line_error(p)
@@ -130,6 +136,171 @@ def test_brokers_from_environment(b):
     p = subprocess.run([vltava_bin(), "cluster", "info", "--json"], capture_output=True, env=env, timeout=30)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["brokers"][0]["port"] == b.port
+
+
+def _table(text: str, header: str) -> list[list[str]]:
+    """The rows (split on white space) of the table whose header line starts with
+    `header`, up to the next blank line."""
+    lines = text.splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.split()[:1] == [header])
+    rows = []
+    for ln in lines[start + 1:]:
+        if not ln.strip():
+            break
+        rows.append(ln.split())
+    return rows
+
+
+def _fields(text: str) -> dict:
+    """The `name: value` lines before the first blank line."""
+    head = text.split("\n\n", 1)[0]
+    return {k.strip(): v.strip() for k, v in (ln.split(":", 1) for ln in head.splitlines())}
+
+
+def test_cluster_describe_quorum(b):
+    """One node: it leads epoch >= 1 of the metadata quorum alone, its log end is the
+    high watermark (lag 0), and it heard from itself just now."""
+    cli("topic", "create", h.unique("cli-quorum"), brokers=b.bootstrap, check=True)
+    q = json.loads(cli("cluster", "describe-quorum", "--json", brokers=b.bootstrap, check=True).stdout)
+    assert q["leader_id"] == 1 and q["leader_epoch"] >= 1 and q["high_watermark"] > 0, q
+    assert q["answered_by"] == b.bootstrap and q["leader_error"] is None and q["observers"] == [], q
+    [voter] = q["voters"]
+    assert voter["id"] == 1 and voter["log_end_offset"] >= q["high_watermark"] > 0, q
+    assert voter["lag"] == 0, q
+    # ages from the broker's clock to ours: recent, never negative
+    for age in ("last_fetch_age_ms", "last_caught_up_age_ms"):
+        assert 0 <= voter[age] < 600_000, q
+
+    text = cli("cluster", "describe-quorum", brokers=b.bootstrap, check=True).stdout
+    fields = _fields(text)
+    assert fields["leader"] == "1" and int(fields["leader epoch"]) >= 1, text
+    assert int(fields["high watermark"]) > 0, text
+    [row] = _table(text, "ROLE")
+    assert row[:2] == ["voter", "1"] and int(row[2]) > 0 and row[3] == "0", text
+    assert all(int(age) >= 0 for age in row[4:6]), text
+
+
+def test_cluster_features(b):
+    """KIP-584 flags from ApiVersions v3+: metadata.version finalized at 27 (supported
+    7-27), every other feature supported at 0 only and not finalized."""
+    f = json.loads(cli("cluster", "features", "--json", brokers=b.bootstrap, check=True).stdout)
+    assert f["finalized"] == [{"name": "metadata.version", "level": 27}], f
+    assert f["finalized_epoch"] >= 0, f
+    supported = {x["name"]: (x["min"], x["max"]) for x in f["supported"]}
+    assert supported["metadata.version"] == (7, 27), f
+    for name in ("kraft.version", "transaction.version", "group.version", "share.version"):
+        assert supported[name] == (0, 0), (name, f)
+
+    text = cli("cluster", "features", brokers=b.bootstrap, check=True).stdout
+    assert int(_fields(text)["finalized epoch"]) == f["finalized_epoch"], text
+    assert _table(text, "FINALIZED") == [["metadata.version", "27"]], text
+    rows = {r[0]: r[1:] for r in _table(text, "SUPPORTED")}
+    assert rows["metadata.version"] == ["7", "27"] and rows["transaction.version"] == ["0", "0"], text
+    assert len(rows) == len(supported), text
+
+
+def _segment_bytes(partition_dir) -> int:
+    return sum(p.stat().st_size for p in partition_dir.glob("*.log"))
+
+
+def _log_dir_partitions(report: dict) -> dict:
+    """{(broker, topic, partition): (size_bytes, offset_lag)} of a `log-dirs describe --json`."""
+    return {(br["broker"], p["topic"], p["partition"]): (p["size_bytes"], p["offset_lag"])
+            for br in report["brokers"] for d in br["log_dirs"] for p in d["partitions"]}
+
+
+def test_log_dirs_describe(b):
+    topic, other = h.unique("cli-dirs"), h.unique("cli-dirs-other")
+    cli("topic", "create", topic, "-p", 2, brokers=b.bootstrap, check=True)
+    cli("topic", "create", other, "-p", 1, brokers=b.bootstrap, check=True)
+    cli("produce", topic, "--partition", 0, "--acks", "all", brokers=b.bootstrap,
+        stdin="".join(f"record-{i:04d}-{'x' * 100}\n" for i in range(500)), check=True)
+
+    report = json.loads(cli("log-dirs", "describe", "--json", brokers=b.bootstrap, check=True).stdout)
+    [broker] = report["brokers"]
+    assert (broker["broker"], broker["address"], broker["error"]) == (1, b.bootstrap, None), broker
+    [log_dir] = broker["log_dirs"]
+    assert log_dir["path"] == str(b.data_dir.resolve()) and log_dir["error"] is None, log_dir
+    assert 0 < log_dir["usable_bytes"] <= log_dir["total_bytes"], log_dir
+    sizes = _log_dir_partitions(report)
+    on_disk = _segment_bytes(b.data_dir / f"{topic}-0")
+    assert on_disk > 500 * 100
+    assert sizes[(1, topic, 0)] == (on_disk, 0), sizes
+    assert sizes[(1, topic, 1)] == (0, 0), sizes
+    assert (1, other, 0) in sizes
+
+    # --topic: that topic's partitions only; --broker 1: the same broker
+    filtered = json.loads(cli("log-dirs", "describe", "--topic", topic, "--broker", 1, "--json",
+                              brokers=b.bootstrap, check=True).stdout)
+    assert set(_log_dir_partitions(filtered)) == {(1, topic, 0), (1, topic, 1)}, filtered
+
+    text = cli("log-dirs", "describe", "--topic", topic, brokers=b.bootstrap, check=True).stdout
+    assert f"broker 1 at {b.bootstrap}" in text, text
+    rows = {int(r[1]): r[2:] for r in _table(text, "TOPIC")}
+    assert sorted(rows) == [0, 1], text
+    assert rows[0][0] != "0B" and rows[0][1] == "0", text
+    assert rows[1] == ["0B", "0"], text
+    assert other not in text
+
+    p = cli("log-dirs", "describe", "--broker", 99, brokers=b.bootstrap)
+    assert p.returncode == EXIT_NOT_FOUND, p
+    line = one_line_error(p)
+    assert "broker 99 is not in the cluster" in line, line
+    p = cli("log-dirs", "describe", "--topic", h.unique("cli-nodirs"), brokers=b.bootstrap)
+    assert p.returncode == EXIT_NOT_FOUND, p
+    assert "does not exist" in one_line_error(p)
+
+
+def test_log_dirs_describe_failed_dir(start_broker, faultfs, tmp_path):
+    """A log directory taken offline by a failed fsync is reported with
+    KAFKA_STORAGE_ERROR (the broker still answers); the controller fences that broker,
+    so it is found through DescribeCluster's fenced brokers (Metadata leaves it out);
+    topic describe names the failure for the replicas it held instead of failing."""
+    control = tmp_path / "faults"
+    control.write_text("")
+    br = start_broker(env={"LD_PRELOAD": str(faultfs), "VLTAVA_FAULTS": str(control)})
+    name = h.unique("cli-faildir")
+    cli("topic", "create", name, "-p", 1, brokers=br.bootstrap, check=True)
+    control.write_text(f"fsync EIO /{name}-0/ 1\n")
+    p = cli("-X", "message.timeout.ms=5000", "produce", name, "--acks", "all", brokers=br.bootstrap, stdin="x\n",
+            timeout=120)
+    assert p.returncode == EXIT_ERROR, p
+
+    def dir_error():
+        r = json.loads(cli("log-dirs", "describe", "--json", brokers=br.bootstrap, check=True).stdout)
+        return r if r["brokers"] and r["brokers"][0]["fenced"] and r["brokers"][0]["log_dirs"][0]["error"] else None
+    report = h.wait_until(dir_error, 60, "the fenced broker's failed log dir in log-dirs describe")
+    [broker] = report["brokers"]
+    assert (broker["broker"], broker["error"]) == (1, None), broker
+    [log_dir] = broker["log_dirs"]
+    assert (log_dir["error"], log_dir["partitions"]) == ("KAFKA_STORAGE_ERROR", []), log_dir
+    text = cli("log-dirs", "describe", brokers=br.bootstrap, check=True).stdout
+    assert f"broker 1 at {br.bootstrap} (fenced)" in text and "error KAFKA_STORAGE_ERROR" in text, text
+
+    d = json.loads(cli("topic", "describe", name, "--json", brokers=br.bootstrap, check=True).stdout)
+    [replica] = d["partitions"][0]["replica_sizes"]
+    assert replica["size_bytes"] is None and "KAFKA_STORAGE_ERROR" in replica["error"], d
+    assert "KAFKA_STORAGE_ERROR" in d["size_error"], d
+
+
+def test_topic_describe_size_on_disk(b):
+    name = h.unique("cli-size")
+    cli("topic", "create", name, "-p", 2, brokers=b.bootstrap, check=True)
+    cli("produce", name, "--partition", 1, "--acks", "all", brokers=b.bootstrap,
+        stdin="".join(f"value-{i}\n" for i in range(200)), check=True)
+    on_disk = _segment_bytes(b.data_dir / f"{name}-1")
+    assert on_disk > 0
+
+    d = json.loads(cli("topic", "describe", name, "--json", brokers=b.bootstrap, check=True).stdout)
+    parts = {p["partition"]: p for p in d["partitions"]}
+    assert parts[1]["replica_sizes"] == [{"broker": 1, "size_bytes": on_disk, "error": None}], parts[1]
+    assert parts[0]["replica_sizes"] == [{"broker": 1, "size_bytes": 0, "error": None}], parts[0]
+    assert (d["size_bytes"], d["size_error"]) == (on_disk, None), d
+
+    text = cli("topic", "describe", name, brokers=b.bootstrap, check=True).stdout
+    assert _fields(text)["size on disk"].endswith("(all replicas)"), text
+    sizes = {int(r[0]): r[7] for r in _table(text, "PARTITION")}
+    assert sizes[0] == "1=0B" and sizes[1].startswith("1=") and sizes[1] != "1=0B", text
 
 
 # ---------------------------------------------------------------- topics

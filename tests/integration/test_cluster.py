@@ -9,7 +9,8 @@ across a coordinator kill, a network partition of a leader (netns mode, root onl
 short random-kill soak, transactions spanning all three brokers across a SIGKILL of their
 coordinator, preferred leader election (ElectLeaders), partition reassignment
 (AlterPartitionReassignments / ListPartitionReassignments through kafka-python's admin),
-and `vltava cluster info` / `vltava topic describe` against the cluster.
+and `vltava cluster info` / `topic describe` / `log-dirs describe` /
+`cluster describe-quorum` against the cluster.
 
 Environment: VLTAVA_SOAK_SECONDS (30), VLTAVA_SOAK_FAULTS (kill), VLTAVA_SOAK_SEED (19).
 On failure every node's log tail is printed.
@@ -1195,6 +1196,57 @@ def test_cli_cluster_info_and_topic_describe(cluster):
     assert c.wait_controller() == ctl
     _cli_cluster_info(c, live, ctl, cid)
     _cli_topic_describe(c, topic, st, hw)
+
+
+def _segment_bytes(partition_dir: Path) -> int:
+    return sum(p.stat().st_size for p in partition_dir.glob("*.log"))
+
+
+@pytest.mark.timeout(180)
+def test_cli_log_dirs_and_describe_quorum(cluster):
+    """`log-dirs describe` asks each of the three brokers itself; `describe-quorum` shows
+    the leader's view of three voters; with a broker down, `topic describe` says so for its
+    replicas and still succeeds."""
+    c = cluster
+    topic = unique("cli-dirs")
+    c.create_topic(topic, partitions=1, replication_factor=3)
+    _produce_to(c, topic, 0, [f"value-{i}" for i in range(100)])
+    c.wait_isr(topic, None, 3)
+    ctl = c.wait_controller()
+
+    report = json.loads(_cli("log-dirs", "describe", "--topic", topic, "--json", brokers=c.bootstrap).stdout)
+    assert [(b["broker"], b["address"], b["error"]) for b in report["brokers"]] == [
+        (i, c.node(i).bootstrap, None) for i in c.ids], report
+    for b in report["brokers"]:
+        [d] = b["log_dirs"]
+        [p] = d["partitions"]
+        on_disk = _segment_bytes(c.node(b["broker"]).partition_dir(topic, 0))
+        assert (p["topic"], p["partition"], p["size_bytes"], p["offset_lag"]) == (topic, 0, on_disk, 0), b
+        assert on_disk > 0
+
+    def leader_view():
+        q = json.loads(_cli("cluster", "describe-quorum", "--json", brokers=c.bootstrap).stdout)
+        return q if all(v["log_end_offset"] is not None for v in q["voters"]) else None
+    q = wait_until(leader_view, WAIT_S, "every voter's log end in describe-quorum")
+    assert q["leader_id"] == ctl and q["answered_by"] == c.node(ctl).bootstrap and q["leader_error"] is None, q
+    assert sorted(v["id"] for v in q["voters"]) == [1, 2, 3], q
+    text = _cli("cluster", "describe-quorum", brokers=c.bootstrap).stdout
+    assert sorted(ln.split()[1] for ln in text.splitlines() if ln.startswith("voter")) == ["1", "2", "3"], text
+
+    victim = next(i for i in c.ids if i != ctl)
+    c.kill(victim)
+    d = json.loads(_cli("topic", "describe", topic, "--json", brokers=c.bootstrap).stdout)
+    sizes = {r["broker"]: r for r in d["partitions"][0]["replica_sizes"]}
+    assert sorted(sizes) == [1, 2, 3], d
+    assert sizes[victim]["size_bytes"] is None and sizes[victim]["error"], d
+    assert f"broker {victim}:" in d["size_error"], d
+    for i in c.ids:
+        if i != victim:
+            assert sizes[i] == {"broker": i, "size_bytes": _segment_bytes(c.node(i).partition_dir(topic, 0)),
+                                "error": None}, d
+    text = _cli("topic", "describe", topic, brokers=c.bootstrap).stdout
+    size_line = next(ln for ln in text.splitlines() if ln.startswith("size on disk:"))
+    assert f"unknown on broker {victim}:" in size_line and f"{victim}=?" in text, text
 
 
 def test_follower_behind_the_leaders_log_start_resets_and_rejoins(start_cluster):

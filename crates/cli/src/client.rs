@@ -2,7 +2,8 @@
 //! `-X key=value`, `--timeout`, `-v`), building librdkafka configurations
 //! from them, a client context that keeps librdkafka's log lines quiet unless
 //! `-v` is given (but remembers the last error for the one-line message), the
-//! reachability check, and the mapping from errors to exit codes.
+//! reachability check, the mapping from errors to exit codes, and byte
+//! counts for people.
 
 use std::fmt;
 use std::sync::Mutex;
@@ -20,7 +21,7 @@ use rdkafka::ClientConfig;
 pub const EXIT_OK: u8 = 0;
 /// Exit code of a command that failed (broker unreachable, request refused, ...).
 pub const EXIT_ERROR: u8 = 1;
-/// Exit code of a command whose topic or group does not exist.
+/// Exit code of a command whose topic, group or broker does not exist.
 pub const EXIT_NOT_FOUND: u8 = 3;
 
 /// The exit codes, as shown at the end of `vltava --help`.
@@ -29,7 +30,7 @@ Exit codes:
   0  success
   1  error (broker unreachable, request refused, delivery failed, ...)
   2  usage error (unknown flag, missing argument)
-  3  not found (the topic or group does not exist)";
+  3  not found (the topic, group or broker does not exist)";
 
 /// The group id of consumers that only use manual assignment. librdkafka
 /// needs a group id for `assign()`, but such a consumer never joins the group
@@ -217,7 +218,7 @@ pub fn fetch_metadata<C: ClientContext>(
 }
 
 /// The HOST:PORT pairs of a bootstrap list (`PLAINTEXT://` style prefixes dropped).
-fn bootstrap_addresses(brokers: &str) -> Vec<String> {
+pub fn bootstrap_addresses(brokers: &str) -> Vec<String> {
     brokers
         .split(',')
         .map(|b| b.trim())
@@ -245,9 +246,7 @@ fn all_refused(brokers: &str) -> Option<String> {
         for sa in resolved {
             match TcpStream::connect_timeout(&sa, PROBE_CONNECT_TIMEOUT) {
                 Ok(_) => return None,
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                    reasons.push(format!("{addr}: connection refused (is a broker running there?)"))
-                }
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => reasons.push(refused_reason(&addr)),
                 // Timeouts and the like: let librdkafka try, with its own timeout.
                 Err(_) => return None,
             }
@@ -259,6 +258,11 @@ fn all_refused(brokers: &str) -> Option<String> {
         reasons.dedup();
         Some(reasons.join("; "))
     }
+}
+
+/// Why a broker address gave nothing: it refuses connections.
+pub fn refused_reason(addr: &str) -> String {
+    format!("{addr}: connection refused (is a broker running there?)")
 }
 
 /// The one-line error for a request that no broker answered.
@@ -339,6 +343,21 @@ pub fn topic_partitions(md: &Metadata, topic: &str) -> anyhow::Result<Vec<i32>> 
     Ok(ids)
 }
 
+/// A byte count for people: `0B`, `512B`, `39.8KiB`, `1.2GiB`.
+pub fn human_bytes(bytes: i64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes.abs() < 1024 {
+        return format!("{bytes}B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value.abs() >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1}{}", UNITS[unit])
+}
+
 /// Set by SIGINT/SIGTERM for the commands that stop cleanly (consume, bench).
 static STOP_REQUESTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -409,6 +428,15 @@ mod tests {
         assert_eq!(unescape(r"\\n"), "\\n");
         assert_eq!(unescape(r"x\q"), "x\\q");
         assert_eq!(unescape("tail\\"), "tail\\");
+    }
+
+    #[test]
+    fn byte_counts_for_people() {
+        assert_eq!(human_bytes(0), "0B");
+        assert_eq!(human_bytes(1023), "1023B");
+        assert_eq!(human_bytes(1024), "1.0KiB");
+        assert_eq!(human_bytes(40_765), "39.8KiB");
+        assert_eq!(human_bytes(5 * 1024 * 1024 * 1024), "5.0GiB");
     }
 
     #[test]

@@ -1,11 +1,22 @@
-//! `vltava cluster info`: the brokers from Metadata, the controller and the
-//! cluster id.
+//! `vltava cluster ...`: `info` (the brokers from Metadata, the controller
+//! and the cluster id, through librdkafka), `describe-quorum` (the metadata
+//! quorum from DescribeQuorum) and `features` (the feature flags of
+//! ApiVersions v3+); librdkafka has no call for the last two, so they are
+//! sent through [`crate::connection`].
 
-use serde_json::json;
+use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+use kafka_protocol::messages::describe_quorum_response::ReplicaState;
+use kafka_protocol::messages::{DescribeQuorumRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use serde_json::{json, Value};
 
 use rdkafka::consumer::Consumer;
 
 use crate::client::{self, ClientArgs};
+use crate::connection::{self, error_name, BrokerConnection};
+
+/// The metadata log's topic; its partition 0 is the quorum's log.
+const METADATA_TOPIC: &str = "__cluster_metadata";
 
 #[derive(clap::Subcommand)]
 pub enum ClusterCommand {
@@ -17,11 +28,34 @@ pub enum ClusterCommand {
     ///   vltava --brokers kafka1:9092 cluster info
     #[command(verbatim_doc_comment)]
     #[command(after_help = client::EXIT_CODES_HELP)]
-    Info(InfoArgs),
+    Info(JsonArgs),
+    /// Show the metadata quorum (KRaft): leader, epoch, high watermark, and
+    /// each voter's and observer's log end offset, lag behind the leader and
+    /// the age of its last fetch and of the last time it was caught up.
+    ///
+    /// Asks DescribeQuorum of a bootstrap broker, then of the quorum leader
+    /// when it is a broker (only the leader knows every voter's progress).
+    /// Ages are in milliseconds; "-" when unknown.
+    ///
+    /// Examples:
+    ///   vltava cluster describe-quorum
+    ///   vltava cluster describe-quorum --json
+    #[command(verbatim_doc_comment)]
+    #[command(after_help = client::EXIT_CODES_HELP)]
+    DescribeQuorum(JsonArgs),
+    /// Show the feature flags (KIP-584) a broker reports in ApiVersions:
+    /// the supported range of each feature and the finalized levels.
+    ///
+    /// Examples:
+    ///   vltava cluster features
+    ///   vltava cluster features --json
+    #[command(verbatim_doc_comment)]
+    #[command(after_help = client::EXIT_CODES_HELP)]
+    Features(JsonArgs),
 }
 
 #[derive(clap::Args)]
-pub struct InfoArgs {
+pub struct JsonArgs {
     /// One JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -30,10 +64,12 @@ pub struct InfoArgs {
 pub fn run(args: &ClientArgs, cmd: &ClusterCommand) -> anyhow::Result<()> {
     match cmd {
         ClusterCommand::Info(a) => info(args, a),
+        ClusterCommand::DescribeQuorum(a) => describe_quorum(args, a),
+        ClusterCommand::Features(a) => features(args, a),
     }
 }
 
-fn info(args: &ClientArgs, a: &InfoArgs) -> anyhow::Result<()> {
+fn info(args: &ClientArgs, a: &JsonArgs) -> anyhow::Result<()> {
     let consumer = args.metadata_consumer()?;
     let client = consumer.client();
     let md = client::fetch_metadata(client, &client.context().sink, args, None)?;
@@ -69,4 +105,254 @@ fn info(args: &ClientArgs, a: &InfoArgs) -> anyhow::Result<()> {
         println!("{id:>4}  {:<30}  {mark}", format!("{host}:{port}"));
     }
     Ok(())
+}
+
+/// The quorum as one node described it.
+struct QuorumView {
+    /// The broker that answered (HOST:PORT).
+    answered_by: String,
+    leader_id: i32,
+    leader_epoch: i32,
+    high_watermark: i64,
+    voters: Vec<ReplicaState>,
+    observers: Vec<ReplicaState>,
+}
+
+/// DescribeQuorum for `__cluster_metadata` partition 0 on `conn`.
+fn ask_quorum(conn: &mut BrokerConnection) -> anyhow::Result<QuorumView> {
+    let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(TopicName(StrBytes::from_static_str(METADATA_TOPIC)))
+        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+    let (answer, _) = conn.send(&request).map_err(|e| conn.error(e))?;
+    let refused = |code: i16, message: Option<&StrBytes>| {
+        let detail = message.map(|m| format!(" ({})", m.as_str())).unwrap_or_default();
+        anyhow::anyhow!("{}: DescribeQuorum: {}{detail}", conn.address(), error_name(code))
+    };
+    if answer.error_code != 0 {
+        return Err(refused(answer.error_code, answer.error_message.as_ref()));
+    }
+    let partition = answer
+        .topics
+        .into_iter()
+        .filter(|t| t.topic_name.0.as_str() == METADATA_TOPIC)
+        .flat_map(|t| t.partitions)
+        .find(|p| p.partition_index == 0)
+        .ok_or_else(|| anyhow::anyhow!("{}: DescribeQuorum: no answer for {METADATA_TOPIC}-0", conn.address()))?;
+    if partition.error_code != 0 {
+        return Err(refused(partition.error_code, partition.error_message.as_ref()));
+    }
+    Ok(QuorumView {
+        answered_by: conn.address().to_string(),
+        leader_id: partition.leader_id.0,
+        leader_epoch: partition.leader_epoch,
+        high_watermark: partition.high_watermark,
+        voters: partition.current_voters,
+        observers: partition.observers,
+    })
+}
+
+fn describe_quorum(args: &ClientArgs, a: &JsonArgs) -> anyhow::Result<()> {
+    let mut conn = connection::connect_bootstrap(args)?;
+    let brokers = connection::brokers(&mut conn)?;
+    let mut view = ask_quorum(&mut conn)?;
+    // A follower knows only its own progress: ask the leader when it is a
+    // broker; keep the follower's view, saying why, if the leader cannot be asked.
+    let mut leader_error = None;
+    if let Some(leader) = brokers.iter().find(|b| b.id == view.leader_id && b.address() != conn.address()) {
+        let from_leader = BrokerConnection::open(&leader.address(), conn.deadline())
+            .map_err(|e| anyhow::anyhow!(connection::failure_line(&leader.address(), &e, conn.deadline().budget)))
+            .and_then(|mut c| ask_quorum(&mut c));
+        match from_leader {
+            Ok(leader_view) => view = leader_view,
+            Err(e) => leader_error = Some(format!("{e:#}")),
+        }
+    }
+    let now = now_ms();
+    let leader_end = view.voters.iter().find(|v| v.replica_id.0 == view.leader_id).map(|v| v.log_end_offset);
+    let rows: Vec<(&str, ReplicaRow)> = view
+        .voters
+        .iter()
+        .map(|r| ("voter", ReplicaRow::new(r, leader_end, now)))
+        .chain(view.observers.iter().map(|r| ("observer", ReplicaRow::new(r, leader_end, now))))
+        .collect();
+    if a.json {
+        let list =
+            |role: &str| -> Vec<Value> { rows.iter().filter(|(r, _)| *r == role).map(|(_, row)| row.json()).collect() };
+        let out = json!({
+            "leader_id": (view.leader_id >= 0).then_some(view.leader_id),
+            "leader_epoch": view.leader_epoch,
+            "high_watermark": view.high_watermark,
+            "answered_by": view.answered_by,
+            "leader_error": leader_error,
+            "voters": list("voter"),
+            "observers": list("observer"),
+        });
+        println!("{out}");
+        return Ok(());
+    }
+    let leader = if view.leader_id >= 0 { view.leader_id.to_string() } else { "none".to_string() };
+    println!("leader:          {leader}");
+    println!("leader epoch:    {}", view.leader_epoch);
+    println!("high watermark:  {}", view.high_watermark);
+    match &leader_error {
+        None => println!("answered by:     {}", view.answered_by),
+        Some(why) => {
+            println!("answered by:     {} (a follower; the leader could not be asked: {why})", view.answered_by)
+        }
+    }
+    println!();
+    println!(
+        "{:<8}  {:>6}  {:>14}  {:>8}  {:>17}  {:>21}",
+        "ROLE", "ID", "LOG-END-OFFSET", "LAG", "LAST-FETCH-AGE-MS", "LAST-CAUGHT-UP-AGE-MS"
+    );
+    let dash = |v: Option<i64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
+    for (role, row) in &rows {
+        println!(
+            "{role:<8}  {:>6}  {:>14}  {:>8}  {:>17}  {:>21}",
+            row.id,
+            dash(row.log_end_offset),
+            dash(row.lag),
+            dash(row.last_fetch_age_ms),
+            dash(row.last_caught_up_age_ms)
+        );
+    }
+    Ok(())
+}
+
+/// Milliseconds since the Unix epoch, as brokers stamp times.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// One voter or observer, with unknown values (-1 on the wire) as `None`.
+struct ReplicaRow {
+    id: i32,
+    log_end_offset: Option<i64>,
+    lag: Option<i64>,
+    last_fetch_age_ms: Option<i64>,
+    last_caught_up_age_ms: Option<i64>,
+}
+
+impl ReplicaRow {
+    fn new(r: &ReplicaState, leader_end: Option<i64>, now_ms: i64) -> Self {
+        let known = |v: i64| (v >= 0).then_some(v);
+        // A clock behind the broker's would make an age negative: say 0.
+        let age = |t: i64| known(t).map(|t| (now_ms - t).max(0));
+        let log_end_offset = known(r.log_end_offset);
+        let lag = match (leader_end.and_then(known), log_end_offset) {
+            (Some(leader), Some(own)) => Some((leader - own).max(0)),
+            _ => None,
+        };
+        ReplicaRow {
+            id: r.replica_id.0,
+            log_end_offset,
+            lag,
+            last_fetch_age_ms: age(r.last_fetch_timestamp),
+            last_caught_up_age_ms: age(r.last_caught_up_timestamp),
+        }
+    }
+
+    fn json(&self) -> Value {
+        json!({"id": self.id, "log_end_offset": self.log_end_offset, "lag": self.lag,
+               "last_fetch_age_ms": self.last_fetch_age_ms, "last_caught_up_age_ms": self.last_caught_up_age_ms})
+    }
+}
+
+/// The lowest ApiVersions version that carries feature flags.
+const FEATURES_API_VERSIONS_MIN: i16 = 3;
+
+fn features(args: &ClientArgs, a: &JsonArgs) -> anyhow::Result<()> {
+    let conn = connection::connect_bootstrap(args)?;
+    if conn.api_versions_version() < FEATURES_API_VERSIONS_MIN {
+        return Err(anyhow::anyhow!(
+            "{}: the broker answers ApiVersions up to v{}, which carries no feature flags (v{FEATURES_API_VERSIONS_MIN}+)",
+            conn.address(),
+            conn.api_versions_version()
+        ));
+    }
+    let versions = conn.api_versions();
+    let mut supported: Vec<(String, i16, i16)> = versions
+        .supported_features
+        .iter()
+        .map(|f| (f.name.as_str().to_string(), f.min_version, f.max_version))
+        .collect();
+    supported.sort();
+    // Since KIP-584's v3 the finalized range's max is the level; its min is unused.
+    let mut finalized: Vec<(String, i16)> =
+        versions.finalized_features.iter().map(|f| (f.name.as_str().to_string(), f.max_version_level)).collect();
+    finalized.sort();
+    let epoch = versions.finalized_features_epoch;
+    if a.json {
+        let out = json!({
+            "answered_by": conn.address(),
+            "finalized_epoch": (epoch >= 0).then_some(epoch),
+            "finalized": finalized.iter().map(|(name, level)| json!({"name": name, "level": level})).collect::<Vec<_>>(),
+            "supported": supported.iter().map(|(name, min, max)| json!({"name": name, "min": min, "max": max})).collect::<Vec<_>>(),
+        });
+        println!("{out}");
+        return Ok(());
+    }
+    let width =
+        supported.iter().map(|f| f.0.len()).chain(finalized.iter().map(|f| f.0.len())).max().unwrap_or(0).max(9);
+    println!("answered by:      {}", conn.address());
+    println!("finalized epoch:  {}", if epoch >= 0 { epoch.to_string() } else { "-".to_string() });
+    println!();
+    println!("{:<width$}  {:>5}", "FINALIZED", "LEVEL");
+    for (name, level) in &finalized {
+        println!("{name:<width$}  {level:>5}");
+    }
+    println!();
+    println!("{:<width$}  {:>5}  {:>5}", "SUPPORTED", "MIN", "MAX");
+    for (name, min, max) in &supported {
+        println!("{name:<width$}  {min:>5}  {max:>5}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::BrokerId;
+
+    use super::*;
+
+    fn replica(id: i32, log_end_offset: i64, last_fetch: i64, last_caught_up: i64) -> ReplicaState {
+        ReplicaState::default()
+            .with_replica_id(BrokerId(id))
+            .with_log_end_offset(log_end_offset)
+            .with_last_fetch_timestamp(last_fetch)
+            .with_last_caught_up_timestamp(last_caught_up)
+    }
+
+    #[test]
+    fn lag_is_the_leaders_log_end_minus_the_replicas() {
+        let row = ReplicaRow::new(&replica(2, 90, 9_000, 8_000), Some(100), 10_000);
+        assert_eq!((row.log_end_offset, row.lag), (Some(90), Some(10)));
+        assert_eq!((row.last_fetch_age_ms, row.last_caught_up_age_ms), (Some(1_000), Some(2_000)));
+    }
+
+    #[test]
+    fn unknown_values_stay_unknown() {
+        // A follower's view: another voter's progress is -1, and so is the leader's.
+        let row = ReplicaRow::new(&replica(3, -1, -1, -1), Some(100), 10_000);
+        assert_eq!(
+            (row.log_end_offset, row.lag, row.last_fetch_age_ms, row.last_caught_up_age_ms),
+            (None, None, None, None)
+        );
+        let row = ReplicaRow::new(&replica(3, 50, 9_000, 9_000), Some(-1), 10_000);
+        assert_eq!(row.lag, None);
+        let row = ReplicaRow::new(&replica(3, 50, 9_000, 9_000), None, 10_000);
+        assert_eq!(row.lag, None);
+    }
+
+    #[test]
+    fn a_broker_clock_ahead_of_ours_gives_age_zero() {
+        let row = ReplicaRow::new(&replica(1, 5, 10_500, 10_500), Some(5), 10_000);
+        assert_eq!((row.last_fetch_age_ms, row.last_caught_up_age_ms, row.lag), (Some(0), Some(0), Some(0)));
+        let json = row.json();
+        assert_eq!(json["id"], 1);
+        assert_eq!(json["lag"], 0);
+    }
 }

@@ -1,15 +1,18 @@
 //! `vltava`: the broker and the command-line tools, in one binary.
 //!
 //! `vltava server` runs a broker; every other command is a Kafka client
-//! (librdkafka through the `rdkafka` crate), so it works against any
+//! (librdkafka through the `rdkafka` crate, and `connection.rs` for the few
+//! requests librdkafka has no call for), so it works against any
 //! Kafka-compatible cluster.
 
 mod alloc;
 mod bench;
 mod client;
 mod cluster;
+mod connection;
 mod consume;
 mod group;
+mod log_dirs;
 mod produce;
 mod topic;
 
@@ -77,9 +80,12 @@ enum Command {
     /// List, describe, delete consumer groups and reset their offsets.
     #[command(subcommand)]
     Group(group::GroupCommand),
-    /// Show the cluster: brokers, controller, cluster id.
+    /// Show the cluster: brokers, controller, cluster id, metadata quorum, feature flags.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Show the brokers' log directories: partition sizes, offset lag, free space.
+    #[command(subcommand)]
+    LogDirs(log_dirs::LogDirsCommand),
     /// Measure a Kafka-compatible cluster: produce and consume throughput,
     /// end-to-end latency.
     #[command(subcommand)]
@@ -179,6 +185,7 @@ fn main() -> ExitCode {
         Command::Consume(cmd) => consume::run(args, cmd),
         Command::Group(cmd) => group::run(args, cmd),
         Command::Cluster(cmd) => cluster::run(args, cmd),
+        Command::LogDirs(cmd) => log_dirs::run(args, cmd),
         Command::Bench(cmd) => bench::run(args, cmd),
     };
     match result {

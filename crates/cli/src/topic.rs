@@ -1,9 +1,10 @@
 //! `vltava topic ...`: create, list, describe, delete, alter-config and
 //! add-partitions, through librdkafka's admin client (CreateTopics,
 //! DeleteTopics, CreatePartitions, DescribeConfigs, AlterConfigs) and
-//! metadata/ListOffsets for describe.
+//! metadata/ListOffsets for describe, whose replica sizes come from
+//! DescribeLogDirs ([`crate::log_dirs`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{anyhow, Context as _};
 use futures::executor::block_on;
@@ -16,7 +17,10 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::metadata::Metadata;
 use serde_json::json;
 
+use crate::client::human_bytes;
 use crate::client::{self, describe_code, CliContext, ClientArgs, NotFound};
+use crate::connection;
+use crate::log_dirs::ReplicaSizes;
 
 #[derive(clap::Subcommand)]
 pub enum TopicCommand {
@@ -36,10 +40,13 @@ pub enum TopicCommand {
     ///   vltava topic list --json
     #[command(verbatim_doc_comment)]
     List(ListArgs),
-    /// Show a topic's partitions, leaders, replicas, ISR, offsets and configs.
+    /// Show a topic's partitions, leaders, replicas, ISR, offsets, size on
+    /// disk and configs.
     ///
-    /// Size on disk needs DescribeLogDirs, which librdkafka does not offer,
-    /// and configs need DescribeConfigs; either shows "n/a" when unavailable.
+    /// Sizes come from DescribeLogDirs sent to each replica's broker (SIZE:
+    /// BROKER=SIZE per replica, "?" where the broker could not be asked,
+    /// which "size on disk" names); configs from DescribeConfigs ("n/a" when
+    /// unavailable).
     ///
     /// Examples:
     ///   vltava topic describe orders
@@ -322,7 +329,10 @@ fn describe(args: &ClientArgs, a: &DescribeArgs) -> anyhow::Result<()> {
             .map_err(|e| client::describe_kafka_error(&e));
     }
     let configs = non_default_configs(&admin, &a.name);
-    let size_on_disk = "n/a (needs DescribeLogDirs, which librdkafka does not offer)";
+    let sizes = replica_sizes(args, &a.name, &rows);
+    let size_total: i64 =
+        rows.iter().flat_map(|r| r.replicas.iter().filter_map(|b| sizes.replica(*b, r.id).ok())).sum();
+    let size_failures = sizes.failures();
 
     if a.json {
         let partitions: Vec<_> = rows
@@ -332,18 +342,27 @@ fn describe(args: &ClientArgs, a: &DescribeArgs) -> anyhow::Result<()> {
                     Ok((l, h)) => (json!(l), json!(h), serde_json::Value::Null),
                     Err(e) => (serde_json::Value::Null, serde_json::Value::Null, json!(e)),
                 };
+                let replica_sizes: Vec<_> = r
+                    .replicas
+                    .iter()
+                    .map(|b| match sizes.replica(*b, r.id) {
+                        Ok(bytes) => json!({"broker": b, "size_bytes": bytes, "error": null}),
+                        Err(why) => json!({"broker": b, "size_bytes": null, "error": why}),
+                    })
+                    .collect();
                 json!({"partition": r.id, "leader": r.leader, "replicas": r.replicas, "isr": r.isr,
-                       "log_start_offset": low, "high_watermark": high, "offsets_error": err})
+                       "log_start_offset": low, "high_watermark": high, "offsets_error": err,
+                       "replica_sizes": replica_sizes})
             })
             .collect();
         let out = json!({
             "name": a.name,
             "partitions": partitions,
             "replication_factor": replication_factor(topic),
-            "size_bytes": serde_json::Value::Null,
+            "size_bytes": size_total,
             "configs": match &configs { Ok(c) => json!(c), Err(_) => serde_json::Value::Null },
             "configs_error": match &configs { Ok(_) => serde_json::Value::Null, Err(e) => json!(e) },
-            "size_error": "librdkafka has no DescribeLogDirs",
+            "size_error": if size_failures.is_empty() { serde_json::Value::Null } else { json!(size_failures.join("; ")) },
         });
         println!("{out}");
         return Ok(());
@@ -352,7 +371,11 @@ fn describe(args: &ClientArgs, a: &DescribeArgs) -> anyhow::Result<()> {
     println!("topic:              {}", a.name);
     println!("partitions:         {}", rows.len());
     println!("replication factor: {}", replication_factor(topic));
-    println!("size on disk:       {size_on_disk}");
+    if size_failures.is_empty() {
+        println!("size on disk:       {} (all replicas)", human_bytes(size_total));
+    } else {
+        println!("size on disk:       at least {} (unknown on {})", human_bytes(size_total), size_failures.join("; "));
+    }
     match &configs {
         Ok(c) if c.is_empty() => println!("configs:            (all defaults)"),
         Ok(c) => {
@@ -363,7 +386,7 @@ fn describe(args: &ClientArgs, a: &DescribeArgs) -> anyhow::Result<()> {
     }
     println!();
     println!(
-        "{:>9}  {:>6}  {:<10}  {:<10}  {:>12}  {:>14}  {:>10}",
+        "{:>9}  {:>6}  {:<10}  {:<10}  {:>12}  {:>14}  {:>10}  SIZE",
         "PARTITION", "LEADER", "REPLICAS", "ISR", "START-OFFSET", "HIGH-WATERMARK", "RECORDS"
     );
     let list = |v: &[i32]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
@@ -372,18 +395,39 @@ fn describe(args: &ClientArgs, a: &DescribeArgs) -> anyhow::Result<()> {
             Ok((l, h)) => (l.to_string(), h.to_string(), (h - l).to_string()),
             Err(e) => (format!("n/a ({e})"), "n/a".into(), "n/a".into()),
         };
+        let size: Vec<String> = r
+            .replicas
+            .iter()
+            .map(|b| match sizes.replica(*b, r.id) {
+                Ok(bytes) => format!("{b}={}", human_bytes(bytes)),
+                Err(_) => format!("{b}=?"),
+            })
+            .collect();
         println!(
-            "{:>9}  {:>6}  {:<10}  {:<10}  {:>12}  {:>14}  {:>10}",
+            "{:>9}  {:>6}  {:<10}  {:<10}  {:>12}  {:>14}  {:>10}  {}",
             r.id,
             r.leader,
             list(&r.replicas),
             list(&r.isr),
             low,
             high,
-            count
+            count,
+            size.join(",")
         );
     }
     Ok(())
+}
+
+/// The sizes of the topic's replicas, asked of every replica broker (fenced
+/// ones too: a broker whose log dir failed is fenced).
+fn replica_sizes(args: &ClientArgs, topic: &str, rows: &[PartitionRow]) -> ReplicaSizes {
+    let replica_brokers: BTreeSet<i32> = rows.iter().flat_map(|r| r.replicas.iter().copied()).collect();
+    let partitions = rows.iter().map(|r| r.id).collect();
+    let brokers = connection::connect_bootstrap(args).and_then(|mut conn| connection::brokers(&mut conn));
+    match brokers {
+        Ok(brokers) => ReplicaSizes::of_topic(&brokers, &replica_brokers, topic, partitions, args.timeout()),
+        Err(e) => ReplicaSizes::unknown(&replica_brokers, &format!("{e:#}")),
+    }
 }
 
 fn delete(args: &ClientArgs, a: &DeleteArgs) -> anyhow::Result<()> {
