@@ -5,7 +5,8 @@ What must hold (issue 12): producing stops with KAFKA_STORAGE_ERROR while
 `log.dir.min.free.bytes` is still free, so the metadata log, checkpoints and offset
 commits keep working; every acknowledged record stays readable, before and after a
 restart on the full disk; and produce resumes by itself once space is freed
-(here by DeleteRecords), without a restart.
+(here by DeleteRecords), without a restart. A second log directory (JBOD) on another
+file system keeps taking writes meanwhile.
 """
 
 from __future__ import annotations
@@ -31,8 +32,11 @@ _corr = iter(range(1, 1 << 30))
 
 @pytest.fixture
 def full_disk_broker(tmp_path, request):
-    """A broker whose data dir is a 24 MiB tmpfs, keeping 6 MiB free."""
-    b = Broker(tmp_path / "broker", {"log.dir.min.free.bytes": MIN_FREE,
+    """A broker whose first log dir is a 24 MiB tmpfs, keeping 6 MiB free, and whose
+    second one (`second`) is on the test's file system."""
+    second = tmp_path / "second"
+    b = Broker(tmp_path / "broker", {"log.dirs": f"{tmp_path / 'broker' / 'data'},{second}",
+                                     "log.dir.min.free.bytes": MIN_FREE,
                                      "log.segment.delete.delay.ms": 0,
                                      "log.retention.check.interval.ms": 500})
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={DISK_BYTES}", "tmpfs",
@@ -107,6 +111,11 @@ def test_full_disk_refuses_produce_keeps_every_acked_record_and_resumes(full_dis
     topic = unique("full")
     a = admin(b.bootstrap)
     a.create_topics([NewTopic(topic, 1, 1, config={"segment.bytes": str(1 << 20)})])[topic].result(30)
+    # the next topic goes to the second directory (it hosts fewer partitions)
+    elsewhere = unique("elsewhere")
+    a.create_topics([NewTopic(elsewhere, 1, 1)])[elsewhere].result(30)
+    assert (b.data_dir / f"{topic}-0").is_dir()
+    assert (b.data_dir.parent.parent / "second" / f"{elsewhere}-0").is_dir()
 
     acked, refused = fill(b.bootstrap, b.port, topic)
     assert len(acked) * VALUE > 10 << 20, f"only {len(acked)} records acknowledged"
@@ -116,6 +125,7 @@ def test_full_disk_refuses_produce_keeps_every_acked_record_and_resumes(full_dis
     assert "free space below log.dir.min.free.bytes" in b.log()
     assert "taking the log directory offline" not in b.log()
     assert raw_produce(b.port, topic, b"still-full") == KAFKA_STORAGE_ERROR
+    assert raw_produce(b.port, elsewhere, b"the other directory has room") == 0
     assert_readable(b.bootstrap, topic, acked)
     # the rest of the broker works: a group commits its offsets on the same disk
     c = consume_and_commit(b.bootstrap, topic, unique("g"))

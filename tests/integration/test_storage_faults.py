@@ -178,6 +178,63 @@ def test_metadata_log_write_failure_stops_the_node(faulty_broker):
 
 
 # --------------------------------------------------------------------------
+# several log directories (JBOD): one fails, the others go on
+# --------------------------------------------------------------------------
+
+
+def test_one_failed_log_dir_of_two_takes_only_its_partitions_offline(faulty_broker, tmp_path):
+    """log.dirs with two directories: partitions are spread over both; an fsync EIO in
+    one takes only its partitions offline (KAFKA_STORAGE_ERROR, then no leader), while
+    the other directory's partitions keep taking writes and serving reads, and the
+    broker stays unfenced. After a restart without the fault every acknowledged record
+    of both directories is there."""
+    dirs = [tmp_path / "disk-a", tmp_path / "disk-b"]
+    b, control = faulty_broker(**{"log.dirs": ",".join(map(str, dirs))})
+    topic = unique("jbod")
+    create_topic(b.bootstrap, topic, partitions=4)
+    where = {p: next(i for i, d in enumerate(dirs) if (d / f"{topic}-{p}").is_dir()) for p in range(4)}
+    assert sorted(where.values()) == [0, 0, 1, 1], f"placement {where}"
+    on_b = [p for p in range(4) if where[p] == 1]
+    on_a = [p for p in range(4) if where[p] == 0]
+    before = make_records(40, seed=11)
+    acked = produce_all(make_producer(b.bootstrap), topic, before, partitions=[i % 4 for i in range(40)])
+    assert not acked.errors()
+
+    control.write_text(f"fsync EIO /disk-b/{topic}-\n")
+    assert raw_produce(b.port, topic, [b"on-b"], partition=on_b[0]) == KAFKA_STORAGE_ERROR
+    assert "taking the log directory offline" in b.log()
+    # the other directory goes on, and the broker is not fenced
+    for p in on_a:
+        assert raw_produce(b.port, topic, [b"on-a"], partition=p) == 0
+    wait_until(lambda: all(leader(b.port, topic, p) == -1 for p in on_b), 30,
+               "the failed directory's partitions to lose their leader")
+    assert all(leader(b.port, topic, p) == 1 for p in on_a)
+    from kafka.admin import KafkaAdminClient
+    k = KafkaAdminClient(bootstrap_servers=b.bootstrap)
+    try:
+        [answer] = k.describe_log_dirs()
+        by_dir = {d["log_dir"]: d for d in answer["log_dirs"]}
+    finally:
+        k.close()
+    assert by_dir[str(dirs[1].resolve())]["error_code"] == KAFKA_STORAGE_ERROR, by_dir
+    ok = by_dir[str(dirs[0].resolve())]
+    assert ok["error_code"] == 0
+    assert {p["partition_index"] for t in ok["topics"] if t["name"] == topic for p in t["partitions"]} == set(on_a)
+    assert b.is_running()
+
+    control.write_text("")
+    b.stop()
+    b.start()
+    high = {p: watermarks(b.bootstrap, topic, p)[1] for p in range(4)}
+    got = consume(b.bootstrap, topic, high)
+    expected = expected_by_partition(before, acked)
+    for p in range(4):
+        assert_matches({p: got[p][:len(expected[p])]}, {p: expected[p]})
+    assert all(leader(b.port, topic, p) == 1 for p in range(4))
+    assert raw_produce(b.port, topic, [b"again"], partition=on_b[0]) == 0
+
+
+# --------------------------------------------------------------------------
 # three nodes: leadership moves away from the failed directory
 # --------------------------------------------------------------------------
 

@@ -29,8 +29,12 @@ pub struct BrokerConfig {
     /// port is written to once the broker accepts connections, so that a
     /// `listeners` port of 0 (the system picks) can be read back.
     pub port_file: Option<PathBuf>,
-    /// `log.dirs` (`log.dir`): the data directory.
+    /// `log.dirs` (`log.dir`): the first data directory, which also holds
+    /// `meta.properties` and the metadata log (`metadata.log.dir`).
     pub data_dir: PathBuf,
+    /// The other directories of `log.dirs` (JBOD): partitions are spread
+    /// over all of them.
+    pub extra_data_dirs: Vec<PathBuf>,
     /// `auto.create.topics.enable`
     pub auto_create_topics_enable: bool,
     /// `num.partitions`: partitions of auto-created topics.
@@ -148,6 +152,11 @@ pub struct BrokerConfig {
 }
 
 impl BrokerConfig {
+    /// Every data directory (`log.dirs`), the first one first.
+    pub fn log_dirs(&self) -> Vec<PathBuf> {
+        std::iter::once(self.data_dir.clone()).chain(self.extra_data_dirs.iter().cloned()).collect()
+    }
+
     /// Voters as (node id, address); a lone node votes for itself.
     pub fn voters(&self) -> Vec<(i32, String)> {
         if self.quorum_voters.is_empty() {
@@ -178,7 +187,7 @@ impl BrokerConfig {
             ("process.roles", roles.to_string()),
             ("listeners", listeners),
             ("advertised.listeners", format!("PLAINTEXT://{}:{}", self.advertised_host, self.advertised_port)),
-            ("log.dirs", self.data_dir.display().to_string()),
+            ("log.dirs", self.log_dirs().iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(",")),
             ("log.dir", self.data_dir.display().to_string()),
             ("metadata.log.dir", self.data_dir.display().to_string()),
             ("controller.quorum.voters", voters.join(",")),
@@ -206,6 +215,7 @@ impl Default for BrokerConfig {
             advertised_port: listen.port(),
             port_file: None,
             data_dir: PathBuf::from("./data"),
+            extra_data_dirs: Vec::new(),
             auto_create_topics_enable: true,
             num_partitions: 1,
             default_replication_factor: 1,
@@ -469,16 +479,14 @@ impl BrokerConfig {
                     }
                 }
                 "log.dirs" | "log.dir" => {
-                    let dirs: Vec<&str> = value.split(',').map(str::trim).filter(|d| !d.is_empty()).collect();
-                    match dirs[..] {
-                        [dir] => self.data_dir = PathBuf::from(dir),
-                        [] => return Err(err("expected a directory")),
-                        _ => {
-                            return Err(err(
-                                "one data directory only: vltava does not spread partitions over several (JBOD)",
-                            ))
-                        }
+                    let dirs: Vec<PathBuf> =
+                        value.split(',').map(str::trim).filter(|d| !d.is_empty()).map(PathBuf::from).collect();
+                    let Some((first, rest)) = dirs.split_first() else { return Err(err("expected a directory")) };
+                    if dirs.iter().enumerate().any(|(i, d)| dirs[..i].contains(d)) {
+                        return Err(err("a directory is listed twice"));
                     }
+                    self.data_dir = first.clone();
+                    self.extra_data_dirs = rest.to_vec();
                 }
                 "auto.create.topics.enable" => self.auto_create_topics_enable = boolean(value)?,
                 "num.partitions" => {
@@ -818,7 +826,6 @@ mod tests {
     #[test]
     fn behaviour_vltava_does_not_have_refuses_to_start() {
         for (key, value, why) in [
-            ("log.dirs", "/data/a,/data/b", "JBOD"),
             ("remote.log.storage.system.enable", "true", "tiered"),
             ("broker.rack", "rack-1", "rack"),
             ("max.connections.per.ip", "50", "limits"),
@@ -833,6 +840,10 @@ mod tests {
         let e = refused(&[("log.dirs", "/data/a"), ("metadata.log.dir", "/data/meta")]);
         assert!(e.contains("metadata.log.dir"), "{e}");
         apply(&[("log.dirs", "/data/a"), ("metadata.log.dir", "/data/a")]).unwrap();
+        // several log directories (JBOD): the first holds the metadata log
+        let c = apply(&[("log.dirs", "/data/a, /data/b,/data/c")]).unwrap();
+        assert_eq!(c.log_dirs(), ["/data/a", "/data/b", "/data/c"].map(PathBuf::from));
+        assert!(refused(&[("log.dirs", "/data/a,/data/a")]).contains("listed twice"));
         let e = refused(&[
             ("listeners", "PLAINTEXT://127.0.0.1:9092,CLIENT2://127.0.0.1:9095"),
             ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CLIENT2:PLAINTEXT"),

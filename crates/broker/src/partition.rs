@@ -116,6 +116,11 @@ impl Partition {
         self.log.lock().latest_epoch()
     }
 
+    /// The log directory holding this replica.
+    pub fn log_dir(&self) -> &Arc<LogDir> {
+        &self.log_dir
+    }
+
     /// Whether the log directory has room for `bytes` more of produced data
     /// ([`LogDir::admit`]: `log.dir.min.free.bytes` stays free).
     pub fn admit_produced(&self, bytes: usize) -> StorageResult<()> {

@@ -1,5 +1,9 @@
 //! The partitions this broker hosts, by topic id and index, and their
-//! directories under the data dir (`<topic>-<partition>`, as in Kafka).
+//! directories (`<topic>-<partition>`, as in Kafka) in one of the log
+//! directories (`log.dirs`, JBOD): a new replica goes to the online
+//! directory hosting the fewest partitions, an existing one is opened where
+//! it is. Each directory fails alone (its `LogDir` latch): its partitions
+//! answer KAFKA_STORAGE_ERROR, the others go on.
 //! [`ReplicaManager::reconcile`] makes them match each new metadata image:
 //! opens the replicas assigned here, gives each its role (leader, or
 //! follower fetching from the leader), and deletes the ones no longer
@@ -31,10 +35,8 @@ use crate::Broker;
 
 pub struct ReplicaManager {
     node_id: i32,
-    data_dir: PathBuf,
-    /// The one log directory (`log.dirs`); its failure takes every
-    /// partition here offline.
-    log_dir: Arc<LogDir>,
+    /// The log directories (`log.dirs`), the first one first.
+    log_dirs: Vec<Arc<LogDir>>,
     broker_static: std::collections::BTreeMap<String, String>,
     partitions: RwLock<HashMap<(Uuid, i32), Arc<Partition>>>,
     /// The image the partitions were last reconciled with.
@@ -74,14 +76,13 @@ pub fn partition_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
 impl ReplicaManager {
     pub fn new(
         node_id: i32,
-        data_dir: PathBuf,
+        data_dirs: &[PathBuf],
         broker_static: std::collections::BTreeMap<String, String>,
         stray_delete_delay: Duration,
     ) -> Self {
         Self {
             node_id,
-            log_dir: LogDir::new(&data_dir),
-            data_dir,
+            log_dirs: data_dirs.iter().map(LogDir::new).collect(),
             broker_static,
             partitions: RwLock::new(HashMap::new()),
             last_image: parking_lot::Mutex::new(None),
@@ -92,8 +93,26 @@ impl ReplicaManager {
         }
     }
 
-    pub fn log_dir(&self) -> &Arc<LogDir> {
-        &self.log_dir
+    /// Every log directory, the first (`meta.properties`, the metadata
+    /// log) first.
+    pub fn log_dirs(&self) -> &[Arc<LogDir>] {
+        &self.log_dirs
+    }
+
+    /// Where a partition's directory is: the log directory that has it, or
+    /// for a new one the online directory hosting the fewest partitions.
+    fn place(&self, topic: &str, index: i32) -> anyhow::Result<Arc<LogDir>> {
+        if let Some(found) = self.log_dirs.iter().find(|d| partition_dir(d.path(), topic, index).is_dir()) {
+            return Ok(found.clone());
+        }
+        let hosted = self.partitions.read();
+        let load = |dir: &Arc<LogDir>| hosted.values().filter(|p| Arc::ptr_eq(p.log_dir(), dir)).count();
+        self.log_dirs
+            .iter()
+            .filter(|d| !d.is_offline())
+            .min_by_key(|d| load(d))
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("every log directory is offline"))
     }
 
     pub fn get(&self, topic_id: &Uuid, partition: i32) -> Option<Arc<Partition>> {
@@ -111,23 +130,28 @@ impl ReplicaManager {
     /// image may be behind the quorum's.
     pub fn load(&self, image: &MetadataImage, recover: bool) -> anyhow::Result<()> {
         if recover {
-            *self.recovery_points.lock() = read_recovery_points(&self.data_dir.join(RECOVERY_POINT_CHECKPOINT));
+            let mut points = self.recovery_points.lock();
+            for dir in &self.log_dirs {
+                points.extend(read_recovery_points(&dir.path().join(RECOVERY_POINT_CHECKPOINT)));
+            }
         }
         for topic in image.topics() {
             self.open_topic(topic, image, recover)?;
         }
-        for entry in std::fs::read_dir(&self.data_dir)? {
-            let entry = entry?;
-            let name = entry.file_name().to_string_lossy().to_string();
-            if !entry.file_type()?.is_dir() {
-                continue;
-            }
-            if name.ends_with(DELETE_SUFFIX) {
-                tracing::info!(dir = %name, "removing directory of a deleted topic");
-                std::fs::remove_dir_all(entry.path())?;
-            } else if name.ends_with(STRAY_SUFFIX) {
-                tracing::warn!(dir = %name, "stray partition directory: deleted once the quorum confirms it");
-                self.strays.lock().push(entry.path());
+        for dir in &self.log_dirs {
+            for entry in std::fs::read_dir(dir.path())? {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy().to_string();
+                if !entry.file_type()?.is_dir() {
+                    continue;
+                }
+                if name.ends_with(DELETE_SUFFIX) {
+                    tracing::info!(dir = %name, "removing directory of a deleted topic");
+                    std::fs::remove_dir_all(entry.path())?;
+                } else if name.ends_with(STRAY_SUFFIX) {
+                    tracing::warn!(dir = %name, "stray partition directory: deleted once the quorum confirms it");
+                    self.strays.lock().push(entry.path());
+                }
             }
         }
         Ok(())
@@ -137,9 +161,10 @@ impl ReplicaManager {
     /// `<name>.<id>-stray` and queues its deletion.
     fn make_stray(&self, dir: &Path, why: &str) -> std::io::Result<()> {
         let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-        let stray = self.data_dir.join(format!("{name}.{}{STRAY_SUFFIX}", Uuid::new_v4().simple()));
+        let parent = dir.parent().unwrap_or(dir);
+        let stray = parent.join(format!("{name}.{}{STRAY_SUFFIX}", Uuid::new_v4().simple()));
         std::fs::rename(dir, &stray)?;
-        vltava_storage::atomic_file::sync_dir(&self.data_dir).map_err(std::io::Error::other)?;
+        vltava_storage::atomic_file::sync_dir(parent).map_err(std::io::Error::other)?;
         tracing::warn!(dir = %name, stray = %stray.display(), why, "moved a stray partition directory aside");
         self.strays.lock().push(stray);
         Ok(())
@@ -151,7 +176,7 @@ impl ReplicaManager {
         if self.strays_checked.swap(true, Ordering::AcqRel) {
             return;
         }
-        let Ok(entries) = std::fs::read_dir(&self.data_dir) else { return };
+        let entries = self.log_dirs.iter().filter_map(|d| std::fs::read_dir(d.path()).ok()).flatten();
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().to_string();
             if entry.file_type().is_ok_and(|t| t.is_dir()) && is_partition_dir_name(&name) && !wanted.contains(&name) {
@@ -229,7 +254,8 @@ impl ReplicaManager {
         if let Some(open) = self.get(&topic.topic_id, index) {
             return Ok(open);
         }
-        let dir = partition_dir(&self.data_dir, &topic.name, index);
+        let log_dir = self.place(&topic.name, index)?;
+        let dir = partition_dir(log_dir.path(), &topic.name, index);
         let topic_id = *topic.topic_id.as_bytes();
         if dir.is_dir() {
             match partition_metadata::read_topic_id(&dir) {
@@ -250,7 +276,7 @@ impl ReplicaManager {
             &topic.name,
             topic.topic_id,
             index,
-            &self.log_dir,
+            &log_dir,
             settings.clone(),
             recovery,
             self.node_id,
@@ -347,8 +373,8 @@ impl ReplicaManager {
     /// background (readers holding a segment keep it until they finish).
     fn delete_partitions(&self, runtime: &tokio::runtime::Handle, removed: Vec<Arc<Partition>>) {
         for partition in removed {
-            let dir = partition_dir(&self.data_dir, &partition.topic, partition.index);
-            let doomed = self.data_dir.join(format!(
+            let dir = partition_dir(partition.log_dir().path(), &partition.topic, partition.index);
+            let doomed = partition.log_dir().path().join(format!(
                 "{}-{}.{}{DELETE_SUFFIX}",
                 partition.topic,
                 partition.index,
@@ -366,10 +392,13 @@ impl ReplicaManager {
         }
     }
 
-    /// Clean shutdown of every log.
+    /// Clean shutdown of every log in an online directory.
     pub fn close_all(&self) -> anyhow::Result<()> {
-        for partition in self.all() {
-            partition.close()?;
+        for partition in self.all().iter().filter(|p| !p.is_offline()) {
+            if let Err(e) = partition.close() {
+                // its directory failed now: no clean-shutdown marker then
+                tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "cannot close log");
+            }
         }
         self.checkpoint_recovery_points()
     }
@@ -378,19 +407,25 @@ impl ReplicaManager {
     /// `recovery-point-offset-checkpoint`): after an unclean shutdown, each
     /// log is re-validated from there on.
     pub fn checkpoint_recovery_points(&self) -> anyhow::Result<()> {
-        if self.log_dir.is_offline() {
-            return Ok(());
+        let hosted = self.all();
+        for dir in self.log_dirs.iter().filter(|d| !d.is_offline()) {
+            let mut points: Vec<(String, i32, i64)> = hosted
+                .iter()
+                .filter(|p| Arc::ptr_eq(p.log_dir(), dir))
+                .map(|p| (p.topic.clone(), p.index, p.recovery_point()))
+                .collect();
+            points.sort();
+            let mut text = format!("0\n{}\n", points.len());
+            for (topic, partition, offset) in &points {
+                text.push_str(&format!("{topic} {partition} {offset}\n"));
+            }
+            let path = dir.path().join(RECOVERY_POINT_CHECKPOINT);
+            let written = vltava_storage::atomic_file::write_atomically(&path, text.as_bytes());
+            // a failed directory stops here; the others are checkpointed
+            if let Err(e) = dir.latch(written) {
+                tracing::error!(dir = %dir.path().display(), error = %e, "cannot checkpoint recovery points");
+            }
         }
-        let mut points: Vec<(String, i32, i64)> =
-            self.all().iter().map(|p| (p.topic.clone(), p.index, p.recovery_point())).collect();
-        points.sort();
-        let mut text = format!("0\n{}\n", points.len());
-        for (topic, partition, offset) in &points {
-            text.push_str(&format!("{topic} {partition} {offset}\n"));
-        }
-        let path = self.data_dir.join(RECOVERY_POINT_CHECKPOINT);
-        let written = vltava_storage::atomic_file::write_atomically(&path, text.as_bytes());
-        self.log_dir.latch(written)?;
         Ok(())
     }
 }

@@ -47,7 +47,9 @@ impl ShutdownHandle {
 
 fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, QuorumNode)> {
     let data_dir = config.data_dir.clone();
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    for dir in config.log_dirs() {
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create data dir {}", dir.display()))?;
+    }
     let meta = MetaProperties::load_or_create(&data_dir, config.node_id)?;
     if meta.node_id != config.node_id {
         anyhow::bail!(
@@ -78,15 +80,17 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, QuorumNode)
     }
     let replicas = ReplicaManager::new(
         config.node_id,
-        data_dir.clone(),
+        &config.log_dirs(),
         config.static_settings.clone(),
         Duration::from_millis(config.file_delete_delay_ms),
     );
-    let min_free = config.log_dir_min_free_bytes.unwrap_or_else(|| {
-        let tenth = replicas.log_dir().space().map_or(u64::MAX, |s| s.total_bytes / 10);
-        tenth.min(crate::limits::LOG_DIR_MIN_FREE_BYTES_DEFAULT)
-    });
-    replicas.log_dir().set_min_free_bytes(min_free);
+    for dir in replicas.log_dirs() {
+        let min_free = config.log_dir_min_free_bytes.unwrap_or_else(|| {
+            let tenth = dir.space().map_or(u64::MAX, |s| s.total_bytes / 10);
+            tenth.min(crate::limits::LOG_DIR_MIN_FREE_BYTES_DEFAULT)
+        });
+        dir.set_min_free_bytes(min_free);
+    }
     replicas.load(&image, !clean)?;
     tracing::info!(cluster_id = %image.cluster_id.clone().unwrap_or(meta.cluster_id.clone()), node_id = config.node_id, topics = image.topic_count(), partitions = replicas.all().len(), "loaded data dir");
     let quorum = Arc::new(Quorum::new(config.node_id, image));
@@ -110,12 +114,14 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, QuorumNode)
         stopping: watch::channel(false).0,
     };
     let broker = Arc::new(broker);
-    let weak = Arc::downgrade(&broker);
-    broker.replicas.log_dir().on_failure(move |_| {
-        if let Some(broker) = weak.upgrade() {
-            broker.on_log_dir_failure();
-        }
-    });
+    for dir in broker.replicas.log_dirs() {
+        let weak = Arc::downgrade(&broker);
+        dir.on_failure(move |_| {
+            if let Some(broker) = weak.upgrade() {
+                broker.on_log_dir_failure();
+            }
+        });
+    }
     Ok((broker, node))
 }
 
@@ -162,12 +168,17 @@ fn start_quorum(broker: &Arc<Broker>, node: QuorumNode) -> anyhow::Result<()> {
 }
 
 fn heartbeat(broker: &Broker, shutting_down: bool) -> Heartbeat {
-    let log_dir = broker.replicas.log_dir();
+    let dirs = broker.replicas.log_dirs();
+    let offline = dirs.iter().filter(|d| d.is_offline());
+    let offline_replicas =
+        broker.replicas.all().iter().filter(|p| p.is_offline()).map(|p| (p.topic_id, p.index)).collect();
     Heartbeat {
         broker_id: broker.config.node_id,
         incarnation: broker.incarnation,
         shutting_down,
-        offline_log_dirs: log_dir.is_offline().then(|| log_dir.path().display().to_string()).into_iter().collect(),
+        offline_log_dirs: offline.map(|d| d.path().display().to_string()).collect(),
+        log_dirs: dirs.len(),
+        offline_replicas,
     }
 }
 
@@ -332,12 +343,12 @@ pub async fn run(mut config: BrokerConfig, mut shutdown: watch::Receiver<bool>) 
         connections.abort_all();
     }
     tokio::task::block_in_place(|| -> anyhow::Result<()> {
-        if let Some(failure) = broker.replicas.log_dir().failure() {
+        broker.replicas.close_all()?;
+        if let Some(failure) = broker.replicas.log_dirs().iter().find_map(|d| d.failure()) {
             // no clean-shutdown marker: the next start recovers every log
-            tracing::error!(%failure, "the log directory failed earlier: its logs are recovered at the next start");
+            tracing::error!(%failure, "a log directory failed earlier: its logs are recovered at the next start");
             return Ok(());
         }
-        broker.replicas.close_all()?;
         let marker = broker.config.data_dir.join(CLEAN_SHUTDOWN_FILE);
         std::fs::write(&marker, b"")?;
         sync_dir(&broker.config.data_dir);

@@ -127,12 +127,13 @@ fn server_config(args: &ServerArgs) -> anyhow::Result<BrokerConfig> {
             std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
         settings.extend(parse_properties(&text));
     }
+    // --set log.dirs=a,b (several directories) wins over --data-dir
+    if let Some(dir) = &args.data_dir {
+        settings.push(("log.dirs".into(), dir.display().to_string()));
+    }
     for kv in &args.set {
         let (k, v) = kv.split_once('=').with_context(|| format!("--set expects KEY=VALUE, got {kv:?}"))?;
         settings.push((k.trim().to_string(), v.trim().to_string()));
-    }
-    if let Some(dir) = &args.data_dir {
-        settings.push(("log.dirs".into(), dir.display().to_string()));
     }
     if let Some(listen) = &args.listen {
         settings.push(("listeners".into(), listen.clone()));

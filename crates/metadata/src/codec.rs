@@ -179,6 +179,7 @@ mod kind {
     pub const PRODUCER_ID_BLOCK: u64 = 13;
     pub const BROKER_CONFIG: u64 = 14;
     pub const UNREGISTER_BROKER: u64 = 15;
+    pub const OFFLINE_REPLICAS: u64 = 16;
 }
 
 impl MetadataRecord {
@@ -271,6 +272,16 @@ impl MetadataRecord {
                 w.varint(*partition_epoch as i64);
                 w.ints(isr);
             }
+            MetadataRecord::OfflineReplicas { broker_id, incarnation, replicas } => {
+                header(w, kind::OFFLINE_REPLICAS);
+                w.varint(*broker_id as i64);
+                w.uvarint(*incarnation);
+                w.uvarint(replicas.len() as u64);
+                for (topic_id, partition) in replicas {
+                    w.uuid(topic_id);
+                    w.varint(*partition as i64);
+                }
+            }
             MetadataRecord::UnregisterBroker { broker_id } => {
                 header(w, kind::UNREGISTER_BROKER);
                 w.varint(*broker_id as i64);
@@ -325,6 +336,12 @@ impl MetadataRecord {
             }
             kind::REMOVE_TOPIC => MetadataRecord::RemoveTopic { topic_id: r.uuid()? },
             kind::UNREGISTER_BROKER => MetadataRecord::UnregisterBroker { broker_id: int(r)? },
+            kind::OFFLINE_REPLICAS => {
+                let (broker_id, incarnation) = (int(r)?, r.uvarint()?);
+                let count = r.length()?;
+                let replicas = (0..count).map(|_| Ok((r.uuid()?, int(r)?))).collect::<Result<_, CodecError>>()?;
+                MetadataRecord::OfflineReplicas { broker_id, incarnation, replicas }
+            }
             kind::BROKER_CONFIG => {
                 MetadataRecord::BrokerConfig { resource: r.string()?, key: r.string()?, value: r.opt_string()? }
             }
@@ -448,6 +465,8 @@ mod tests {
             },
             MetadataRecord::BrokerConfig { resource: "3".into(), key: "message.max.bytes".into(), value: None },
             MetadataRecord::UnregisterBroker { broker_id: 4 },
+            MetadataRecord::OfflineReplicas { broker_id: 2, incarnation: 9, replicas: vec![(id, 0), (id, 7)] },
+            MetadataRecord::OfflineReplicas { broker_id: 2, incarnation: 9, replicas: vec![] },
         ]
     }
 

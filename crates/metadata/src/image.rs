@@ -43,6 +43,9 @@ pub struct BrokerImage {
     pub port: u16,
     /// Fenced brokers lead nothing and are not in any ISR.
     pub fenced: bool,
+    /// Replicas in a failed log directory of this incarnation: out of
+    /// their ISR, never elected.
+    pub offline_replicas: std::collections::BTreeSet<(Uuid, i32)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,6 +146,13 @@ impl MetadataImage {
                 host: b.host.clone(),
                 port: b.port,
             });
+            if !b.offline_replicas.is_empty() {
+                out.push(MetadataRecord::OfflineReplicas {
+                    broker_id: b.id,
+                    incarnation: b.incarnation,
+                    replicas: b.offline_replicas.iter().copied().collect(),
+                });
+            }
             if b.fenced {
                 out.push(MetadataRecord::FenceBroker {
                     broker_id: b.id,
@@ -325,6 +335,7 @@ impl MetadataImage {
                         host: host.clone(),
                         port: *port,
                         fenced: false,
+                        offline_replicas: Default::default(),
                     },
                 );
                 self.unfence(*broker_id);
@@ -332,6 +343,25 @@ impl MetadataImage {
             MetadataRecord::FenceBroker { broker_id, incarnation, .. } => {
                 if self.brokers.get(broker_id).is_some_and(|b| !b.fenced && b.incarnation == *incarnation) {
                     self.fence(*broker_id);
+                }
+            }
+            MetadataRecord::OfflineReplicas { broker_id, incarnation, replicas } => {
+                let Some(b) = self.brokers.get_mut(broker_id).filter(|b| b.incarnation == *incarnation) else {
+                    return;
+                };
+                let new: Vec<(Uuid, i32)> =
+                    replicas.iter().copied().filter(|r| b.offline_replicas.insert(*r)).collect();
+                for (topic_id, partition) in new {
+                    self.change_partition(&topic_id, partition, |p, live| {
+                        let before = (p.leader, p.isr.clone());
+                        if p.isr.len() > 1 {
+                            p.isr.retain(|r| r != broker_id);
+                        }
+                        if p.leader == *broker_id || p.leader == -1 {
+                            elect(p, live);
+                        }
+                        before != (p.leader, p.isr.clone())
+                    });
                 }
             }
             MetadataRecord::UnregisterBroker { broker_id } => {
@@ -399,7 +429,13 @@ impl MetadataImage {
         partition: i32,
         change: impl FnOnce(&mut PartitionImage, &dyn Fn(i32) -> bool) -> bool,
     ) {
-        let live: std::collections::HashSet<i32> = self.live_brokers().into_iter().collect();
+        // live, and this replica not in a failed log directory
+        let live: std::collections::HashSet<i32> = self
+            .brokers
+            .values()
+            .filter(|b| !b.fenced && !b.offline_replicas.contains(&(*topic_id, partition)))
+            .map(|b| b.id)
+            .collect();
         let is_live = |id: i32| live.contains(&id);
         let Some(topic) = self.topic_mut(topic_id) else { return };
         let Some(p) = topic.partitions.iter_mut().find(|p| p.partition == partition) else { return };
@@ -594,6 +630,43 @@ mod tests {
         let img = img.apply(&[MetadataRecord::UnfenceBroker { broker_id: 3, incarnation: 1 }]);
         let p = p0(&img);
         assert_eq!((p.leader, p.leader_epoch), (3, 4));
+    }
+
+    #[test]
+    fn offline_replicas_lose_isr_and_leadership_until_the_broker_registers_again() {
+        let (img, id) = cluster(vec![1, 2, 3]);
+        let offline =
+            |incarnation| MetadataRecord::OfflineReplicas { broker_id: 1, incarnation, replicas: vec![(id, 0)] };
+        // another incarnation's report changes nothing
+        assert_eq!(img.apply(&[offline(7)]), MetadataImage { offset: img.offset + 1, ..img.clone() });
+        let img = img.apply(&[offline(1)]);
+        let p = p0(&img);
+        assert_eq!((p.leader, p.isr.clone(), p.leader_epoch), (2, vec![2, 3], 1));
+        assert_eq!(img.live_brokers(), vec![1, 2, 3], "the broker itself stays");
+        // when 2 and 3 are fenced, 1 is not elected for this partition
+        let img = img.apply(&[
+            MetadataRecord::FenceBroker { broker_id: 2, incarnation: 1, controlled: false },
+            MetadataRecord::FenceBroker { broker_id: 3, incarnation: 1, controlled: false },
+        ]);
+        assert_eq!(p0(&img).leader, -1);
+        let rebuilt = MetadataImage::from_records(&img.to_records(), img.offset);
+        assert_eq!(rebuilt.broker(1).unwrap().offline_replicas.len(), 1, "kept in snapshots");
+        // a new incarnation (the restart recovered the directory) starts clean
+        let img =
+            img.apply(&[MetadataRecord::RegisterBroker { broker_id: 1, incarnation: 2, host: "h".into(), port: 1 }]);
+        assert!(img.broker(1).unwrap().offline_replicas.is_empty());
+
+        // one replica (a single node): it keeps its ISR place but leads no more,
+        // even when its broker is fenced and unfenced
+        let (img, id) = cluster(vec![1]);
+        let img =
+            img.apply(&[MetadataRecord::OfflineReplicas { broker_id: 1, incarnation: 1, replicas: vec![(id, 0)] }]);
+        assert_eq!((p0(&img).leader, p0(&img).isr.clone()), (-1, vec![1]));
+        let img = img.apply(&[
+            MetadataRecord::FenceBroker { broker_id: 1, incarnation: 1, controlled: false },
+            MetadataRecord::UnfenceBroker { broker_id: 1, incarnation: 1 },
+        ]);
+        assert_eq!(p0(&img).leader, -1);
     }
 
     #[test]

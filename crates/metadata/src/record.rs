@@ -54,6 +54,10 @@ pub enum MetadataRecord {
     /// fenced first (it leaves every ISR, its leaderships move), then its
     /// registration is gone. A process still running registers again.
     UnregisterBroker { broker_id: i32 },
+    /// Replicas of that broker incarnation that sit in a failed log
+    /// directory (JBOD): each leaves its partition's ISR and leadership,
+    /// as a fenced broker would, until the broker registers again.
+    OfflineReplicas { broker_id: i32, incarnation: u64, replicas: Vec<(Uuid, i32)> },
     /// A fenced broker (that incarnation) is heartbeating again.
     UnfenceBroker { broker_id: i32, incarnation: u64 },
     /// A leader's ISR change (KIP-497 AlterPartition); applies only if the

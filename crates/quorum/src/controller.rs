@@ -19,10 +19,17 @@ pub struct Heartbeat {
     /// Controlled shutdown: move my leaderships away.
     pub shutting_down: bool,
     /// Log directories that failed (I/O errors): this broker serves nothing
-    /// from them until it restarts, so the controller fences it (one log
-    /// directory per broker today) and its leaderships move.
+    /// from them until it restarts.
     #[serde(default)]
     pub offline_log_dirs: Vec<String>,
+    /// How many log directories the broker has: when every one failed, the
+    /// controller fences the broker (its leaderships move); when only some
+    /// did, `offline_replicas` go offline alone.
+    #[serde(default)]
+    pub log_dirs: usize,
+    /// The replicas (topic id, partition) in the failed directories.
+    #[serde(default)]
+    pub offline_replicas: Vec<(uuid::Uuid, i32)>,
 }
 
 /// Timings the active controller works with.
@@ -49,7 +56,8 @@ impl Heard {
             at,
             incarnation: hb.incarnation,
             shutting_down: hb.shutting_down,
-            log_dir_failed: !hb.offline_log_dirs.is_empty(),
+            // an old heartbeat without the count: one directory
+            log_dir_failed: !hb.offline_log_dirs.is_empty() && hb.offline_log_dirs.len() >= hb.log_dirs,
         }
     }
 
@@ -67,6 +75,8 @@ pub struct ControllerDuties {
     settings: DutySettings,
     was_leader: bool,
     heard: HashMap<i32, Heard>,
+    /// The replicas each broker last reported in failed log directories.
+    offline: HashMap<i32, (u64, Vec<(uuid::Uuid, i32)>)>,
     proposed: HashMap<i32, Instant>,
     cluster_id_proposed: Option<Instant>,
     last_rebalance: Option<Instant>,
@@ -78,6 +88,7 @@ impl ControllerDuties {
             settings,
             was_leader: false,
             heard: HashMap::new(),
+            offline: HashMap::new(),
             proposed: HashMap::new(),
             cluster_id_proposed: None,
             last_rebalance: None,
@@ -86,6 +97,11 @@ impl ControllerDuties {
 
     pub fn heard(&mut self, hb: &Heartbeat, now: Instant) {
         self.heard.insert(hb.broker_id, Heard::new(now, hb));
+        if hb.offline_replicas.is_empty() {
+            self.offline.remove(&hb.broker_id);
+        } else {
+            self.offline.insert(hb.broker_id, (hb.incarnation, hb.offline_replicas.clone()));
+        }
     }
 
     /// What the controller proposes now (nothing unless `leader`).
@@ -124,6 +140,13 @@ impl ControllerDuties {
                 log_dir_failed: false,
             });
             let (silent, current) = (now.duration_since(heard.at), heard.incarnation == b.incarnation);
+            // replicas in a failed directory the image does not have offline yet
+            let newly_offline: Vec<(uuid::Uuid, i32)> = match self.offline.get(&b.id) {
+                Some((incarnation, replicas)) if *incarnation == b.incarnation => {
+                    replicas.iter().copied().filter(|r| !b.offline_replicas.contains(r)).collect()
+                }
+                _ => Vec::new(),
+            };
             let record = if !b.fenced && current && heard.must_be_fenced() {
                 if heard.log_dir_failed {
                     tracing::warn!(broker = b.id, "broker's log directory failed: fencing it");
@@ -138,6 +161,17 @@ impl ControllerDuties {
                     "broker missed heartbeats: fencing it"
                 );
                 Some(MetadataRecord::FenceBroker { broker_id: b.id, incarnation: b.incarnation, controlled: false })
+            } else if !b.fenced && current && !newly_offline.is_empty() {
+                tracing::warn!(
+                    broker = b.id,
+                    replicas = newly_offline.len(),
+                    "replicas in a failed log directory: moving their leadership"
+                );
+                Some(MetadataRecord::OfflineReplicas {
+                    broker_id: b.id,
+                    incarnation: b.incarnation,
+                    replicas: newly_offline,
+                })
             } else if b.fenced && current && !heard.must_be_fenced() && silent < self.settings.session_timeout {
                 tracing::info!(broker = b.id, "broker heartbeating again: unfencing it");
                 Some(MetadataRecord::UnfenceBroker { broker_id: b.id, incarnation: b.incarnation })
@@ -194,6 +228,8 @@ mod tests {
             incarnation: inc,
             shutting_down,
             offline_log_dirs: if failed { vec!["/data".into()] } else { vec![] },
+            log_dirs: 1,
+            offline_replicas: vec![],
         }
     }
 
@@ -235,5 +271,39 @@ mod tests {
                 MetadataRecord::UnfenceBroker { broker_id: 2, incarnation: 20 },
             ]
         );
+    }
+
+    #[test]
+    fn a_failed_directory_among_several_takes_its_replicas_offline_not_the_broker() {
+        let settings = DutySettings {
+            session_timeout: Duration::from_secs(3),
+            cluster_id: "c".into(),
+            auto_leader_rebalance: None,
+        };
+        let mut duties = ControllerDuties::new(settings);
+        let image = image_with(&[(1, 10)]);
+        let t0 = Instant::now();
+        assert!(duties.on_tick(&image, true, t0).is_empty());
+        let replica = (uuid::Uuid::new_v4(), 3);
+        let mut one_of_two = hb(1, 10, false, true);
+        one_of_two.log_dirs = 2;
+        one_of_two.offline_replicas = vec![replica];
+        duties.heard(&one_of_two, t0 + Duration::from_millis(500));
+        let records = duties.on_tick(&image, true, t0 + Duration::from_millis(500));
+        assert_eq!(
+            records,
+            vec![MetadataRecord::OfflineReplicas { broker_id: 1, incarnation: 10, replicas: vec![replica] }]
+        );
+        // once the image has them, nothing more is proposed
+        let image = image.apply(&records);
+        let t = t0 + Duration::from_secs(2);
+        duties.heard(&one_of_two, t);
+        assert!(duties.on_tick(&image, true, t).is_empty());
+        // every directory failed: the broker is fenced
+        let mut all = one_of_two.clone();
+        all.log_dirs = 1;
+        duties.heard(&all, t0 + Duration::from_millis(2600));
+        let records = duties.on_tick(&image, true, t0 + Duration::from_millis(2600));
+        assert!(matches!(records[..], [MetadataRecord::FenceBroker { broker_id: 1, .. }]), "{records:?}");
     }
 }

@@ -107,7 +107,7 @@ fn broker_entries(broker: &Broker) -> Vec<Entry> {
         })
         .collect();
     let effective = c.effective_values();
-    let min_free = broker.replicas.log_dir().min_free_bytes().to_string();
+    let min_free = broker.replicas.log_dirs()[0].min_free_bytes().to_string();
     let vltava_keys = [("log.flush.on.acks.all", "true"), ("log.dir.min.free.bytes", min_free.as_str())];
     let keys = crate::kafka_broker_defaults::KAFKA_41_BROKER_KEYS.iter().chain(vltava_keys.iter());
     for (key, kafka_default) in keys {
