@@ -292,6 +292,53 @@ def test_cluster_disk_failure_moves_leadership_and_loses_nothing(faulty_cluster,
 
 
 @pytest.mark.timeout(300)
+def test_cluster_one_failed_log_dir_moves_only_its_partitions(tmp_path, faultfs, request):
+    """3 nodes with two log directories each: EIO on fsync in one directory of a leader
+    moves the leadership of that directory's partitions only. The node stays in the
+    cluster, keeps leading and replicating its other directory's partitions, and an
+    idempotent acks=all producer sees no error."""
+    root = tmp_path / "cluster"
+    dirs = {i: f"{root / f'node{i}' / 'data'},{root / f'node{i}' / 'data-b'}" for i in (1, 2, 3)}
+    c = cl.Cluster(root, n=3, faultfs=faultfs, node_settings={i: {"log.dirs": d} for i, d in dirs.items()})
+    for i in (1, 2, 3):
+        (root / f"node{i}").mkdir(parents=True, exist_ok=True)
+        (root / f"node{i}" / "faults").write_text("")
+    c.start()
+    try:
+        topic = unique("cjbod")
+        c.create_topic(topic, partitions=6, replication_factor=3)
+        c.wait_isr(topic, None, 3)
+        victim = c.leader_of(topic, 0)
+        base = root / f"node{victim}"
+        failing = "data-b" if (base / "data-b" / f"{topic}-0").is_dir() else "data"
+        in_failing = {p for p in range(6) if (base / failing / f"{topic}-{p}").is_dir()}
+        healthy = set(range(6)) - in_failing
+        assert in_failing and healthy, f"node {victim}: {in_failing} in {failing}, {healthy} elsewhere"
+
+        conf = {"enable.idempotence": True, "message.timeout.ms": 120000, "linger.ms": 20}
+        c.node(victim).inject(f"fsync EIO /{failing}/{topic}- 1")
+        records = make_records(600, seed=12)
+        acked = produce_all(make_producer(c.bootstrap, conf), topic, records,
+                            partitions=[i % 6 for i in range(600)], timeout=180)
+        assert not acked.errors(), f"delivery errors: {acked.errors()}"
+        c.wait_leader_not(topic, 0, victim, timeout=30)
+        st = c.wait_isr(topic, sorted(healthy)[0], 3, timeout=60)
+        assert victim in st[sorted(healthy)[0]].isr
+        assert all(victim not in c.isr_of(topic, p) for p in in_failing)
+        assert c.node(victim).is_running()
+        listed = {b["broker_id"] for b in c.node_describe_cluster(victim)["brokers"]}
+        assert victim in listed, f"node {victim} left the cluster: {listed}"
+        got = consume(c.bootstrap, topic, {p: 100 for p in range(6)})
+        expected = expected_by_partition(records, acked)
+        assert_matches(got, expected)
+    except BaseException:
+        print(c.log_tails(n=150))
+        raise
+    finally:
+        c.close()
+
+
+@pytest.mark.timeout(300)
 def test_cluster_controller_that_cannot_write_its_metadata_log_stops(faulty_cluster):
     c = faulty_cluster
     controller = c.wait_controller()
