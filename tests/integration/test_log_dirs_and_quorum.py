@@ -93,12 +93,14 @@ def test_describe_metadata_quorum_on_three_nodes(tmp_path):
             assert all(v.last_fetch_timestamp > 0 for v in p.current_voters)
             ports = {n.node_id: n.listeners[0].port for n in r.nodes}
             assert ports == {i: c.node(i).controller_port for i in c.ids}
-            # a follower answers with the same leader and epoch, knowing its own log end only
+            # a follower forwards the request to the leader (as Kafka forwards it to the
+            # active controller): every voter's progress, not only its own
             follower = next(i for i in c.ids if i != leader)
             f = ask(follower).topics[0].partitions[0]
             assert (f.leader_id, f.leader_epoch) == (p.leader_id, p.leader_epoch)
-            mine = {v.replica_id: v.log_end_offset for v in f.current_voters}
-            assert mine[follower] >= 0
+            assert sorted(v.replica_id for v in f.current_voters) == [1, 2, 3]
+            assert all(v.log_end_offset >= 0 and v.last_fetch_timestamp > 0 for v in f.current_voters), \
+                f.current_voters
         finally:
             a.close()
 

@@ -109,9 +109,7 @@ pub fn dispatch(broker: &Arc<Broker>, session: &Session, request: Request) -> Re
         RequestKind::DescribeTopicPartitions(r) => {
             ready(ResponseKind::DescribeTopicPartitions(describe_topic_partitions::handle(broker, r, version)))
         }
-        RequestKind::DescribeQuorum(r) => {
-            ready(ResponseKind::DescribeQuorum(describe_quorum::handle(broker, r, version)))
-        }
+        RequestKind::DescribeQuorum(r) => describe_quorum::handle(broker, session, r, version),
         RequestKind::DescribeCluster(r) => {
             ready(ResponseKind::DescribeCluster(describe_cluster::handle(broker, r, version)))
         }
