@@ -58,7 +58,7 @@ def test_help_lists_commands_examples_and_exit_codes():
         assert word in p.stdout, word
     for sub in (["topic", "create"], ["topic", "describe"], ["produce"], ["consume"], ["group", "reset-offsets"],
                 ["cluster", "info"], ["cluster", "describe-quorum"], ["cluster", "features"],
-                ["log-dirs", "describe"], ["bench", "produce"], ["bench", "consume"], ["bench", "e2e"]):
+                ["log-dirs", "describe"], ["log-dirs", "move"], ["bench", "produce"], ["bench", "consume"], ["bench", "e2e"]):
         p = cli(*sub, "--help", check=True)
         assert "Examples:" in p.stdout, sub
 
@@ -596,3 +596,27 @@ def test_bench_e2e_json(b):
     assert r["records_sent"] == 4000 and r["records"] == 4000 and r["lost"] == 0 and r["errors"] == 0
     lat = r["latency_ms"]
     assert 0 < lat["p50"] <= lat["p99"] <= lat["p999"] <= lat["max"]
+
+
+def test_log_dirs_move(start_broker, tmp_path):
+    """log-dirs move: AlterReplicaLogDirs to the broker, then waits until DescribeLogDirs
+    shows the replica in the destination; every record is still there. A directory the
+    broker does not have fails with LOG_DIR_NOT_FOUND; an unknown partition exits 3."""
+    first, second = tmp_path / "disk-a", tmp_path / "disk-b"
+    br = start_broker({"log.dirs": f"{first},{second}"})
+    name = h.unique("cli-move")
+    cli("topic", "create", name, "-p", 1, brokers=br.bootstrap, check=True)
+    here, there = (first, second) if (first / f"{name}-0").is_dir() else (second, first)
+    values = [f"m{i:04d}" for i in range(300)]
+    cli("produce", name, "--acks", "all", brokers=br.bootstrap, stdin="".join(v + "\n" for v in values), check=True)
+    out = json.loads(cli("log-dirs", "move", "--broker", 1, "--topic", name, "--partition", 0, "--dir", there,
+                         "--json", brokers=br.bootstrap, check=True).stdout)
+    assert (out["broker"], out["partition"], out["dir"]) == (1, 0, str(there.resolve())), out
+    assert (there / f"{name}-0").is_dir() and not (here / f"{name}-0").exists()
+    got = cli("consume", name, "-n", 300, "--from-beginning", brokers=br.bootstrap, check=True).stdout.split()
+    assert got == values
+    bad = cli("log-dirs", "move", "--broker", 1, "-t", name, "-p", 0, "--dir", tmp_path / "nowhere",
+              brokers=br.bootstrap)
+    assert bad.returncode == EXIT_ERROR and "LOG_DIR_NOT_FOUND" in bad.stderr, bad
+    missing = cli("log-dirs", "move", "--broker", 1, "-t", name, "-p", 5, "--dir", there, brokers=br.bootstrap)
+    assert missing.returncode == EXIT_NOT_FOUND, missing

@@ -163,3 +163,74 @@ def test_features_describe_and_update(broker):
         assert a.describe_features()["metadata.version"]["finalized"] == (27, 27)
     finally:
         a.close()
+
+
+@pytest.mark.timeout(240)
+def test_alter_replica_log_dirs_moves_a_replica_while_it_takes_writes(start_broker, tmp_path):
+    """AlterReplicaLogDirs with kafka-python: a partition with a few MiB moves to the other
+    log directory while an idempotent acks=all producer keeps writing to it; every
+    acknowledged record is read back in order, DescribeLogDirs then shows it in the new
+    directory, the old one is gone, and a restart opens it there. A directory that is not
+    this broker's is LOG_DIR_NOT_FOUND."""
+    import threading
+
+    from kafka import TopicPartitionReplica
+    from kafka.errors import LogDirNotFoundError, NoError
+
+    from helpers import Worker, consume, expected_by_partition, assert_matches
+
+    first, second = tmp_path / "disk-a", tmp_path / "disk-b"
+    b = start_broker({"log.dirs": f"{first},{second}", "log.segment.bytes": 1 << 20})
+    topic = unique("mv")
+    create_topic(b.bootstrap, topic, partitions=1)
+    here = first if (first / f"{topic}-0").is_dir() else second
+    there = second if here == first else first
+    before = make_records(3000, seed=31, value_size=1000)
+    acked_before = produce_all(make_producer(b.bootstrap), topic, before, partition=0)
+    assert not acked_before.errors()
+
+    stop = threading.Event()
+
+    def keep_writing():
+        sent = []
+        producer = make_producer(b.bootstrap, {"enable.idempotence": True, "acks": "all"})
+        n = 0
+        while not stop.is_set():
+            batch = make_records(50, seed=1000 + n)
+            sent.append((batch, produce_all(producer, topic, batch, partition=0, timeout=60)))
+            n += 1
+        return sent
+
+    writer = Worker(keep_writing, name="writer")
+    writer.start()
+    a = KafkaAdminClient(bootstrap_servers=b.bootstrap)
+    try:
+        result = a.alter_replica_log_dirs({TopicPartitionReplica(topic, 0, 1): str(there)})
+        assert list(result.values()) == [NoError], result
+        wait_until(lambda: (there / f"{topic}-0").is_dir() and not (here / f"{topic}-0").exists(), 60,
+                   "the replica to move")
+        stop.set()
+        sent = writer.join(120)
+        assert sent, "the writer wrote during the move"
+        answer = a.describe_log_dirs()[0]
+        where = {d["log_dir"]: [t["name"] for t in d["topics"]] for d in answer["log_dirs"]}
+        assert topic in where[str(there.resolve())] and topic not in where[str(here.resolve())], where
+        bad = a.alter_replica_log_dirs({TopicPartitionReplica(topic, 0, 1): str(tmp_path / "elsewhere")})
+        assert list(bad.values()) == [LogDirNotFoundError], bad
+    finally:
+        stop.set()
+        a.close()
+
+    def check():
+        expected = expected_by_partition(before, acked_before)[0]
+        for batch, acked in sent:
+            assert not acked.errors(), acked.errors()
+            expected += expected_by_partition(batch, acked)[0]
+        got = consume(b.bootstrap, topic, {0: len(expected)})[0]
+        assert_matches({0: got}, {0: expected})
+
+    check()
+    b.stop()
+    b.start()
+    assert (there / f"{topic}-0").is_dir() and not (here / f"{topic}-0").exists()
+    check()

@@ -25,6 +25,7 @@ pub mod limits;
 pub mod listener;
 pub mod log_levels;
 pub mod log_manager;
+pub mod log_mover;
 pub mod partition;
 pub mod replica_manager;
 pub mod replica_state;

@@ -28,8 +28,9 @@ pub struct Partition {
     high_watermark: watch::Sender<i64>,
     log: Mutex<Log>,
     /// The log directory holding `log`; once it is offline this replica
-    /// answers KAFKA_STORAGE_ERROR and acknowledges nothing more.
-    log_dir: Arc<LogDir>,
+    /// answers KAFKA_STORAGE_ERROR and acknowledges nothing more. Changed
+    /// (with `log`) when the replica moves to another directory.
+    log_dir: parking_lot::RwLock<Arc<LogDir>>,
     settings: parking_lot::RwLock<Arc<TopicSettings>>,
     leader_epoch: AtomicI32,
     /// Woken after every append (long-polling fetches wait on it).
@@ -71,7 +72,7 @@ impl Partition {
             // not known after a restart; the log end is what this replica has
             high_watermark: watch::channel(leo).0,
             log: Mutex::new(log),
-            log_dir: log_dir.clone(),
+            log_dir: parking_lot::RwLock::new(log_dir.clone()),
             settings: parking_lot::RwLock::new(settings),
             leader_epoch: AtomicI32::new(leader_epoch),
             appended: Notify::new(),
@@ -117,19 +118,40 @@ impl Partition {
     }
 
     /// The log directory holding this replica.
-    pub fn log_dir(&self) -> &Arc<LogDir> {
-        &self.log_dir
+    pub fn log_dir(&self) -> Arc<LogDir> {
+        self.log_dir.read().clone()
+    }
+
+    /// This replica's directory.
+    pub fn dir(&self) -> std::path::PathBuf {
+        crate::replica_manager::partition_dir(self.log_dir().path(), &self.topic, self.index)
+    }
+
+    /// See [`Log::rewrites`].
+    pub fn log_rewrites(&self) -> u64 {
+        self.log.lock().rewrites()
+    }
+
+    /// The last step of a move to another log directory, with appends held:
+    /// `finish` gets the log (to close it and complete the copy) and
+    /// returns the log that replaces it and its directory.
+    pub fn swap_log(&self, finish: impl FnOnce(&mut Log) -> anyhow::Result<(Log, Arc<LogDir>)>) -> anyhow::Result<()> {
+        let mut log = self.log.lock();
+        let (next, dir) = finish(&mut log)?;
+        *log = next;
+        *self.log_dir.write() = dir;
+        Ok(())
     }
 
     /// Whether the log directory has room for `bytes` more of produced data
     /// ([`LogDir::admit`]: `log.dir.min.free.bytes` stays free).
     pub fn admit_produced(&self, bytes: usize) -> StorageResult<()> {
-        self.log_dir.admit(bytes as u64)
+        self.log_dir.read().admit(bytes as u64)
     }
 
     /// Whether this replica's log directory failed (until restart).
     pub fn is_offline(&self) -> bool {
-        self.log_dir.is_offline()
+        self.log_dir.read().is_offline()
     }
 
     /// Wakes every wait on this replica (acks=all, long polls) to look at

@@ -51,6 +51,8 @@ pub struct ReplicaManager {
     /// Recovery points read from the checkpoint at start (each partition's
     /// recovery after an unclean shutdown starts there).
     recovery_points: parking_lot::Mutex<HashMap<(String, i32), i64>>,
+    /// Replicas moving to another log directory now.
+    moving: Arc<parking_lot::Mutex<HashSet<(Uuid, i32)>>>,
 }
 
 /// Kafka's file of every partition's recovery point in a log directory
@@ -90,7 +92,63 @@ impl ReplicaManager {
             strays_checked: AtomicBool::new(false),
             stray_delete_delay,
             recovery_points: parking_lot::Mutex::new(HashMap::new()),
+            moving: Arc::new(parking_lot::Mutex::new(HashSet::new())),
         }
+    }
+
+    /// The log directory at `path` (as a client names it: canonical or as
+    /// configured).
+    pub fn log_dir_at(&self, path: &str) -> Option<Arc<LogDir>> {
+        let wanted = std::fs::canonicalize(path).unwrap_or_else(|_| PathBuf::from(path));
+        self.log_dirs
+            .iter()
+            .find(|d| d.path() == Path::new(path) || std::fs::canonicalize(d.path()).is_ok_and(|c| c == wanted))
+            .cloned()
+    }
+
+    /// Starts moving `partition` to `target` in the background
+    /// (AlterReplicaLogDirs); nothing when it is there already or moving.
+    pub fn move_replica(&self, runtime: &tokio::runtime::Handle, partition: Arc<Partition>, target: Arc<LogDir>) {
+        if Arc::ptr_eq(&partition.log_dir(), &target) {
+            return;
+        }
+        if !self.moving.lock().insert((partition.topic_id, partition.index)) {
+            return;
+        }
+        let started = std::time::Instant::now();
+        let moving = partition.clone();
+        let done = runtime.spawn_blocking(move || {
+            let result = crate::log_mover::move_replica(&moving, &target);
+            (moving, target, result)
+        });
+        let manager_moves = self.moving.clone();
+        runtime.spawn(async move {
+            let Ok((partition, target, result)) = done.await else { return };
+            manager_moves.lock().remove(&(partition.topic_id, partition.index));
+            match result {
+                Ok(old) => {
+                    tracing::info!(topic = %partition.topic, partition = partition.index, dir = %target.path().display(), ms = started.elapsed().as_millis() as u64, "moved replica to another log directory");
+                    let doomed = old.with_file_name(format!(
+                        "{}-{}.{}{DELETE_SUFFIX}",
+                        partition.topic,
+                        partition.index,
+                        partition.topic_id.simple()
+                    ));
+                    let removed = std::fs::rename(&old, &doomed).and_then(|()| std::fs::remove_dir_all(&doomed));
+                    if let Err(e) = removed {
+                        tracing::warn!(dir = %old.display(), error = %e, "could not remove the moved replica's old directory");
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(topic = %partition.topic, partition = partition.index, dir = %target.path().display(), error = %e, "moving replica to another log directory failed; it stays where it was")
+                }
+            }
+        });
+    }
+
+    /// Whether `partition` is moving to another log directory now.
+    pub fn is_moving(&self, topic_id: &Uuid, partition: i32) -> bool {
+        self.moving.lock().contains(&(*topic_id, partition))
     }
 
     /// Every log directory, the first (`meta.properties`, the metadata
@@ -106,7 +164,7 @@ impl ReplicaManager {
             return Ok(found.clone());
         }
         let hosted = self.partitions.read();
-        let load = |dir: &Arc<LogDir>| hosted.values().filter(|p| Arc::ptr_eq(p.log_dir(), dir)).count();
+        let load = |dir: &Arc<LogDir>| hosted.values().filter(|p| Arc::ptr_eq(&p.log_dir(), dir)).count();
         self.log_dirs
             .iter()
             .filter(|d| !d.is_offline())
@@ -147,6 +205,9 @@ impl ReplicaManager {
                 }
                 if name.ends_with(DELETE_SUFFIX) {
                     tracing::info!(dir = %name, "removing directory of a deleted topic");
+                    std::fs::remove_dir_all(entry.path())?;
+                } else if name.ends_with(crate::log_mover::FUTURE_SUFFIX) {
+                    tracing::info!(dir = %name, "removing an unfinished move to this log directory");
                     std::fs::remove_dir_all(entry.path())?;
                 } else if name.ends_with(STRAY_SUFFIX) {
                     tracing::warn!(dir = %name, "stray partition directory: deleted once the quorum confirms it");
@@ -411,7 +472,7 @@ impl ReplicaManager {
         for dir in self.log_dirs.iter().filter(|d| !d.is_offline()) {
             let mut points: Vec<(String, i32, i64)> = hosted
                 .iter()
-                .filter(|p| Arc::ptr_eq(p.log_dir(), dir))
+                .filter(|p| Arc::ptr_eq(&p.log_dir(), dir))
                 .map(|p| (p.topic.clone(), p.index, p.recovery_point()))
                 .collect();
             points.sort();

@@ -1,6 +1,8 @@
 //! `vltava log-dirs describe`: each broker's log directories (path, error,
 //! total and usable bytes) and the size and offset lag of the partitions in
-//! them. librdkafka has no call for DescribeLogDirs, so it is sent through
+//! them; `vltava log-dirs move`: a replica to another log directory of its
+//! broker (AlterReplicaLogDirs), waiting until it is there. librdkafka has
+//! no call for either, so they are sent through
 //! [`crate::connection`], to each broker itself (a broker describes only its
 //! own directories). `topic describe` takes its replica sizes from the same
 //! query ([`ReplicaSizes`]).
@@ -37,6 +39,36 @@ pub enum LogDirsCommand {
     #[command(verbatim_doc_comment)]
     #[command(after_help = client::EXIT_CODES_HELP)]
     Describe(DescribeArgs),
+    /// Move a partition's replica on one broker to another of that broker's
+    /// log directories (AlterReplicaLogDirs), then wait until DescribeLogDirs
+    /// shows it there (within --timeout). The replica keeps serving while it
+    /// is copied.
+    ///
+    /// Examples:
+    ///   vltava log-dirs move --broker 1 --topic orders --partition 0 --dir /disks/b
+    ///   vltava log-dirs move --broker 2 -t orders -p 3 --dir /disks/a --json
+    #[command(verbatim_doc_comment)]
+    #[command(after_help = client::EXIT_CODES_HELP)]
+    Move(MoveArgs),
+}
+
+#[derive(clap::Args)]
+pub struct MoveArgs {
+    /// The broker holding the replica (its node id).
+    #[arg(long = "broker", value_name = "ID")]
+    broker_id: i32,
+    /// The partition's topic.
+    #[arg(short = 't', long = "topic", value_name = "NAME")]
+    topic: String,
+    /// The partition.
+    #[arg(short = 'p', long = "partition", value_name = "N")]
+    partition: i32,
+    /// The destination: one of the broker's log directories, as it names them.
+    #[arg(long = "dir", value_name = "PATH")]
+    dir: String,
+    /// One JSON object on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -55,7 +87,72 @@ pub struct DescribeArgs {
 pub fn run(args: &ClientArgs, cmd: &LogDirsCommand) -> anyhow::Result<()> {
     match cmd {
         LogDirsCommand::Describe(a) => describe(args, a),
+        LogDirsCommand::Move(a) => move_replica(args, a),
     }
+}
+
+fn move_replica(args: &ClientArgs, a: &MoveArgs) -> anyhow::Result<()> {
+    use kafka_protocol::messages::alter_replica_log_dirs_request::{AlterReplicaLogDir, AlterReplicaLogDirTopic};
+    use kafka_protocol::messages::AlterReplicaLogDirsRequest;
+
+    let mut conn = connection::connect_bootstrap(args)?;
+    let topics = connection::topic_partitions(&mut conn, std::slice::from_ref(&a.topic))?;
+    let all = connection::brokers(&mut conn)?;
+    drop(conn);
+    if !topics.missing.is_empty() || !topics.partitions.iter().any(|(_, ps)| ps.contains(&a.partition)) {
+        return Err(NotFound(format!("partition {}-{} does not exist", a.topic, a.partition)).into());
+    }
+    let broker = chosen_brokers(&all, &[a.broker_id])?.remove(0);
+    let deadline = Deadline::after(args.timeout());
+    let address = broker.address();
+    let failure = |e| anyhow!(connection::failure_line(&address, &e, args.timeout()));
+    let mut conn = BrokerConnection::open(&address, deadline).map_err(failure)?;
+    let request = AlterReplicaLogDirsRequest::default().with_dirs(vec![AlterReplicaLogDir::default()
+        .with_path(StrBytes::from_string(a.dir.clone()))
+        .with_topics(vec![AlterReplicaLogDirTopic::default()
+            .with_name(TopicName(StrBytes::from_string(a.topic.clone())))
+            .with_partitions(vec![a.partition])])]);
+    let (answer, _) = conn.send(&request).map_err(failure)?;
+    let code = answer.results.iter().flat_map(|t| t.partitions.iter()).map(|p| p.error_code).next().unwrap_or(0);
+    if code != 0 {
+        return Err(anyhow!("{}-{} on broker {}: {}", a.topic, a.partition, broker.id, error_name(code)));
+    }
+    // wait until the broker shows the replica in the destination
+    let wanted = [(a.topic.clone(), vec![a.partition])];
+    let there = loop {
+        let left = deadline.at.saturating_duration_since(std::time::Instant::now());
+        let answers = query(std::slice::from_ref(&broker), Some(&wanted), left.max(Duration::from_millis(100)));
+        let dirs = answers.into_iter().next().and_then(|b| b.dirs.ok()).unwrap_or_default();
+        let holder = dirs
+            .iter()
+            .find(|d| d.partitions.iter().any(|p| p.topic == a.topic && p.partition == a.partition && !p.is_future));
+        match holder {
+            Some(d) if same_dir(&d.path, &a.dir) => break d.path.clone(),
+            _ if left.is_zero() => {
+                let now = holder.map_or("nowhere".to_string(), |d| d.path.clone());
+                return Err(anyhow!(
+                    "{}-{} on broker {} is still in {now} after {:?}",
+                    a.topic,
+                    a.partition,
+                    broker.id,
+                    args.timeout()
+                ));
+            }
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
+    };
+    if a.json {
+        println!("{}", json!({"broker": broker.id, "topic": a.topic, "partition": a.partition, "dir": there}));
+    } else {
+        println!("moved {}-{} on broker {} to {there}", a.topic, a.partition, broker.id);
+    }
+    Ok(())
+}
+
+/// Whether a broker's directory name and the one given are the same place.
+fn same_dir(reported: &str, given: &str) -> bool {
+    let canonical = |p: &str| std::fs::canonicalize(p).unwrap_or_else(|_| std::path::PathBuf::from(p));
+    reported == given || canonical(reported) == canonical(given)
 }
 
 /// One partition in a log directory.

@@ -158,6 +158,8 @@ pub struct Log {
     recovery_point: i64,
     /// Truncations so far (a flush taken before one proves nothing after it).
     truncations: u64,
+    /// Segments replaced by the cleaner so far.
+    cleaner_swaps: u64,
 }
 
 /// File in a partition directory listing aborted transactions
@@ -400,6 +402,13 @@ impl Log {
         self.guarded(|log| log.close_inner())
     }
 
+    /// How many times bytes already written were rewritten in place
+    /// (truncations, segments replaced by the cleaner): a copy of the files
+    /// taken before a change of this count must start over.
+    pub fn rewrites(&self) -> u64 {
+        self.truncations + self.cleaner_swaps
+    }
+
     /// The log directory this log lives in.
     pub fn log_dir(&self) -> &Arc<LogDir> {
         &self.log_dir
@@ -498,6 +507,7 @@ impl Log {
             dir_synced: 0,
             recovery_point: leo,
             truncations: 0,
+            cleaner_swaps: 0,
         };
         log.rebuild_producer_state()?;
         log.check_invariants();
@@ -1018,7 +1028,10 @@ impl Log {
         let active_base = *self.segments.keys().next_back().expect("active segment");
         for c in cleaned {
             let current = self.segments.get(&c.base_offset);
-            let unchanged = current.is_some_and(|s| s.size() == c.old_size) && c.base_offset != active_base;
+            // a cleaned file written for another directory (the log moved to
+            // another log directory meanwhile) is dropped, not renamed across
+            let here = c.path.as_ref().is_none_or(|p| p.parent() == Some(self.dir.as_path()));
+            let unchanged = here && current.is_some_and(|s| s.size() == c.old_size) && c.base_offset != active_base;
             if !unchanged {
                 if let Some(path) = &c.path {
                     let _ = fs::remove_file(path);
@@ -1026,6 +1039,7 @@ impl Log {
                 continue;
             }
             let seg = self.segments.remove(&c.base_offset).expect("checked");
+            self.cleaner_swaps += 1;
             self.forget_unflushed(&seg);
             match &c.path {
                 Some(path) => {

@@ -43,7 +43,7 @@ fn describe(
         return result.with_error_code(ResponseError::KafkaStorageError.code());
     }
     let mut topics: BTreeMap<String, Vec<DescribeLogDirsPartition>> = BTreeMap::new();
-    for p in hosted.iter().filter(|p| Arc::ptr_eq(p.log_dir(), log_dir)) {
+    for p in hosted.iter().filter(|p| Arc::ptr_eq(&p.log_dir(), log_dir)) {
         if wanted.is_some_and(|w| !w.get(&p.topic).is_some_and(|parts| parts.contains(&p.index))) {
             continue;
         }

@@ -23,12 +23,7 @@ const FORWARDED: &str = "vltava-describe-quorum-forward";
 /// How long a follower waits for the leader's answer.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub fn handle(
-    broker: &Arc<Broker>,
-    session: &Session,
-    request: DescribeQuorumRequest,
-    version: i16,
-) -> ResponseFuture {
+pub fn handle(broker: &Arc<Broker>, session: &Session, request: DescribeQuorumRequest, version: i16) -> ResponseFuture {
     let leader = broker.controller.quorum().status().leader;
     let me = broker.config.node_id;
     let leader_address = broker.controller.image().broker(leader).map(|b| format!("{}:{}", b.host, b.port));
@@ -45,7 +40,9 @@ pub fn handle(
             };
             match asked.await {
                 Ok(answer) => return Some(ResponseKind::DescribeQuorum(answer)),
-                Err(e) => tracing::debug!(leader, %addr, error = %e, "cannot forward DescribeQuorum; answering locally"),
+                Err(e) => {
+                    tracing::debug!(leader, %addr, error = %e, "cannot forward DescribeQuorum; answering locally")
+                }
             }
         }
         Some(ResponseKind::DescribeQuorum(local(&broker, request)))

@@ -12,6 +12,7 @@ use vltava_protocol::request::Request;
 use crate::Broker;
 
 pub mod alter_configs;
+mod alter_replica_log_dirs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
@@ -102,6 +103,9 @@ pub fn dispatch(broker: &Arc<Broker>, session: &Session, request: Request) -> Re
         RequestKind::DeleteTopics(r) => ready(ResponseKind::DeleteTopics(delete_topics::handle(broker, r, version))),
         RequestKind::OffsetForLeaderEpoch(r) => {
             ready(ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, r, version)))
+        }
+        RequestKind::AlterReplicaLogDirs(r) => {
+            ready(ResponseKind::AlterReplicaLogDirs(alter_replica_log_dirs::handle(broker, r, version)))
         }
         RequestKind::DescribeLogDirs(r) => {
             ready(ResponseKind::DescribeLogDirs(describe_log_dirs::handle(broker, r, version)))
