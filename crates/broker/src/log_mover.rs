@@ -35,9 +35,10 @@ const QUIET_BYTES: u64 = 1 << 20;
 #[derive(Default)]
 struct Copied(HashMap<OsString, (u64, SystemTime)>);
 
-/// Moves `partition` into `target`; returns the directory it left (to be
-/// deleted by the caller).
-pub fn move_replica(partition: &Partition, target: &Arc<LogDir>) -> anyhow::Result<PathBuf> {
+/// Moves `partition` into `target`; returns the old directory, renamed
+/// `doomed_name` (a `-delete` name: a start deletes it), for the caller to
+/// delete.
+pub fn move_replica(partition: &Partition, target: &Arc<LogDir>, doomed_name: &str) -> anyhow::Result<PathBuf> {
     let source = partition.dir();
     let destination = partition_dir(target.path(), &partition.topic, partition.index);
     anyhow::ensure!(!destination.exists(), "{} exists already", destination.display());
@@ -48,11 +49,12 @@ pub fn move_replica(partition: &Partition, target: &Arc<LogDir>) -> anyhow::Resu
         uuid::Uuid::new_v4().simple()
     ));
     fs::create_dir_all(&future).with_context(|| format!("cannot create {}", future.display()))?;
-    let moved = copy_and_swap(partition, target, &source, &future, &destination);
+    let doomed = source.with_file_name(doomed_name);
+    let moved = copy_and_swap(partition, target, &source, &future, &destination, &doomed);
     if moved.is_err() {
         let _ = fs::remove_dir_all(&future);
     }
-    moved.map(|()| source)
+    moved.map(|()| doomed)
 }
 
 fn copy_and_swap(
@@ -61,6 +63,7 @@ fn copy_and_swap(
     source: &Path,
     future: &Path,
     destination: &Path,
+    doomed: &Path,
 ) -> anyhow::Result<()> {
     let mut copied = Copied::default();
     let mut rewrites = partition.log_rewrites();
@@ -82,6 +85,9 @@ fn copy_and_swap(
     let mut failure = None;
     partition.swap_log(|log: &mut Log| {
         log.close().context("cannot close the log before moving it")?;
+        // Both renames happen with appends held: a crash between them leaves
+        // two identical copies; after them only the new one (the old is
+        // `-delete`, removed at start), so nothing acknowledged is lost.
         let finished = (|| -> anyhow::Result<Log> {
             if log.rewrites() != rewrites {
                 restart(future, &mut copied)?;
@@ -90,12 +96,18 @@ fn copy_and_swap(
             fs::rename(future, destination)
                 .with_context(|| format!("cannot rename {} to {}", future.display(), destination.display()))?;
             atomic_file::sync_dir(target.path())?;
+            fs::rename(source, doomed)
+                .with_context(|| format!("cannot rename {} to {}", source.display(), doomed.display()))?;
+            atomic_file::sync_dir(source_dir.path())?;
             Ok(Log::open_in(target, destination, config.clone(), Recovery::None)?)
         })();
         match finished {
             Ok(moved) => Ok((moved, target.clone())),
             Err(e) => {
                 // the closed log opens again where it was: the replica stays
+                if doomed.exists() && !source.exists() {
+                    fs::rename(doomed, source)?;
+                }
                 let _ = fs::remove_dir_all(destination);
                 failure = Some(e);
                 Ok((Log::open_in(&source_dir, source, config.clone(), Recovery::None)?, source_dir.clone()))

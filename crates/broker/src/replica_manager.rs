@@ -117,8 +117,9 @@ impl ReplicaManager {
         }
         let started = std::time::Instant::now();
         let moving = partition.clone();
+        let doomed_name = format!("{}-{}.{}{DELETE_SUFFIX}", partition.topic, partition.index, Uuid::new_v4().simple());
         let done = runtime.spawn_blocking(move || {
-            let result = crate::log_mover::move_replica(&moving, &target);
+            let result = crate::log_mover::move_replica(&moving, &target, &doomed_name);
             (moving, target, result)
         });
         let manager_moves = self.moving.clone();
@@ -126,17 +127,13 @@ impl ReplicaManager {
             let Ok((partition, target, result)) = done.await else { return };
             manager_moves.lock().remove(&(partition.topic_id, partition.index));
             match result {
-                Ok(old) => {
+                Ok(doomed) => {
                     tracing::info!(topic = %partition.topic, partition = partition.index, dir = %target.path().display(), ms = started.elapsed().as_millis() as u64, "moved replica to another log directory");
-                    let doomed = old.with_file_name(format!(
-                        "{}-{}.{}{DELETE_SUFFIX}",
-                        partition.topic,
-                        partition.index,
-                        partition.topic_id.simple()
-                    ));
-                    let removed = std::fs::rename(&old, &doomed).and_then(|()| std::fs::remove_dir_all(&doomed));
-                    if let Err(e) = removed {
-                        tracing::warn!(dir = %old.display(), error = %e, "could not remove the moved replica's old directory");
+                    let removed = tokio::task::spawn_blocking(move || {
+                        std::fs::remove_dir_all(&doomed).map_err(|e| (doomed, e))
+                    });
+                    if let Ok(Err((doomed, e))) = removed.await {
+                        tracing::warn!(dir = %doomed.display(), error = %e, "could not remove the moved replica's old directory");
                     }
                 }
                 Err(e) => {
@@ -190,7 +187,11 @@ impl ReplicaManager {
         if recover {
             let mut points = self.recovery_points.lock();
             for dir in &self.log_dirs {
-                points.extend(read_recovery_points(&dir.path().join(RECOVERY_POINT_CHECKPOINT)));
+                // a replica moved between directories may be in two files:
+                // the lower point re-validates more, never less
+                for (key, point) in read_recovery_points(&dir.path().join(RECOVERY_POINT_CHECKPOINT)) {
+                    points.entry(key).and_modify(|p| *p = (*p).min(point)).or_insert(point);
+                }
             }
         }
         for topic in image.topics() {
