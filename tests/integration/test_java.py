@@ -43,15 +43,22 @@ def test_java_client_consumer_group(start_broker):
 
 
 @pytest.mark.timeout(180)
-def test_java_admin_parity(broker):
+def test_java_admin_parity(start_broker, tmp_path):
     """tests/java/AdminParity.java: describeTopics through DescribeTopicPartitions (two
     partitions a response, so five pages for 9 partitions), a missing topic, describeCluster
     with authorized operations, describeLogDirs, describeMetadataQuorum, describeFeatures
     (metadata.version 27 finalized, transaction.version supported at 0 only) and
     updateFeatures (a no-op accepted, transaction.version 2 refused), and log.retention.ms set
-    as the cluster-wide default ("") then for this broker, seen by a topic with each source."""
-    res = h.run_java("AdminParity", broker.bootstrap, h.unique("jadm"), timeout=170)
-    assert h.java_ok_lines(res, "AdminParity") == [
+    as the cluster-wide default ("") then for this broker, seen by a topic with each source;
+    on a broker with two log directories, alterReplicaLogDirs moves a replica to the other
+    one and describeReplicaLogDirs shows it there."""
+    first, second = tmp_path / "disk-a", tmp_path / "disk-b"
+    broker = start_broker({"log.dirs": f"{first},{second}"})
+    prefix = h.unique("jadm")
+    res = h.run_java("AdminParity", broker.bootstrap, prefix, second, timeout=170)
+    lines = h.java_ok_lines(res, "AdminParity")
+    assert lines == [
         "OK describeTopics", "OK describeTopics missing", "OK describeCluster",
         "OK describeLogDirs", "OK describeMetadataQuorum", "OK features",
-        "OK dynamic broker configs"], res.stdout
+        "OK dynamic broker configs", "OK alterReplicaLogDirs"], res.stdout
+    assert (second / f"{prefix}-c-0").is_dir() and not (first / f"{prefix}-c-0").exists()

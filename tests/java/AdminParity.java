@@ -13,6 +13,7 @@ import org.apache.kafka.clients.admin.AlterConfigOp;
 import org.apache.kafka.clients.admin.Config;
 import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.DescribeClusterOptions;
+import org.apache.kafka.clients.admin.DescribeReplicaLogDirsResult.ReplicaLogDirInfo;
 import org.apache.kafka.clients.admin.DescribeTopicsOptions;
 import org.apache.kafka.clients.admin.FeatureMetadata;
 import org.apache.kafka.clients.admin.FeatureUpdate;
@@ -23,6 +24,7 @@ import org.apache.kafka.clients.admin.ReplicaInfo;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.common.TopicCollection;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.TopicPartitionReplica;
 import org.apache.kafka.common.acl.AclOperation;
 import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.errors.InvalidUpdateVersionException;
@@ -35,7 +37,10 @@ import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
  * describeMetadataQuorum, describeFeatures and updateFeatures, and dynamic broker configs
  * (the cluster-wide default "" and one broker) seen by a topic.
  *
- * Usage: AdminParity <bootstrap> <topic prefix>
+ * With a third argument, the broker's other log directory, alterReplicaLogDirs moves
+ * <prefix>-c's partition there and describeReplicaLogDirs must then show it there.
+ *
+ * Usage: AdminParity <bootstrap> <topic prefix> [<other log dir>]
  * Prints "OK <check>" per check; exits 1 with "FAIL ..." on the first mismatch.
  */
 public class AdminParity {
@@ -123,13 +128,16 @@ public class AdminParity {
             int node = admin.describeCluster().controller().get(30, TimeUnit.SECONDS).id();
             Map<String, LogDirDescription> dirs = admin.describeLogDirs(Collections.singleton(node))
                 .allDescriptions().get(30, TimeUnit.SECONDS).get(node);
-            check(dirs != null && dirs.size() == 1, "log dirs " + dirs);
-            LogDirDescription dir = dirs.values().iterator().next();
-            check(dir.error() == null, "log dir error " + dir.error());
-            check(dir.totalBytes().isPresent() && dir.usableBytes().isPresent()
-                && dir.usableBytes().getAsLong() <= dir.totalBytes().getAsLong(), "log dir bytes");
-            ReplicaInfo a0 = dir.replicaInfos().get(new TopicPartition(prefix + "-a", 0));
-            check(a0 != null && a0.size() >= 0, "replica info of " + prefix + "-a-0: " + dir.replicaInfos().keySet());
+            check(dirs != null && dirs.size() == (args.length > 2 ? 2 : 1), "log dirs " + dirs);
+            ReplicaInfo a0 = null;
+            for (LogDirDescription dir : dirs.values()) {
+                check(dir.error() == null, "log dir error " + dir.error());
+                check(dir.totalBytes().isPresent() && dir.usableBytes().isPresent()
+                    && dir.usableBytes().getAsLong() <= dir.totalBytes().getAsLong(), "log dir bytes");
+                ReplicaInfo found = dir.replicaInfos().get(new TopicPartition(prefix + "-a", 0));
+                a0 = found != null ? found : a0;
+            }
+            check(a0 != null && a0.size() >= 0, "no replica info of " + prefix + "-a-0 in " + dirs.keySet());
             System.out.println("OK describeLogDirs");
 
             QuorumInfo quorum = admin.describeMetadataQuorum().quorumInfo().get(30, TimeUnit.SECONDS);
@@ -180,6 +188,22 @@ public class AdminParity {
             check(admin.describeConfigs(Collections.singleton(clusterDefault)).all().get(30, TimeUnit.SECONDS)
                 .get(clusterDefault).entries().isEmpty(), "cluster defaults left");
             System.out.println("OK dynamic broker configs");
+
+            if (args.length > 2) {
+                TopicPartitionReplica replica = new TopicPartitionReplica(prefix + "-c", 0, node);
+                admin.alterReplicaLogDirs(Collections.singletonMap(replica, args[2]))
+                    .all().get(30, TimeUnit.SECONDS);
+                String canonical = new java.io.File(args[2]).getCanonicalPath();
+                long deadline = System.currentTimeMillis() + 60_000;
+                while (true) {
+                    ReplicaLogDirInfo info = admin.describeReplicaLogDirs(Collections.singleton(replica))
+                        .all().get(30, TimeUnit.SECONDS).get(replica);
+                    if (canonical.equals(info.getCurrentReplicaLogDir())) break;
+                    check(System.currentTimeMillis() < deadline, "replica still in " + info.getCurrentReplicaLogDir());
+                    Thread.sleep(100);
+                }
+                System.out.println("OK alterReplicaLogDirs");
+            }
         }
     }
 }
