@@ -11,7 +11,8 @@ from kafka.admin import KafkaAdminClient
 from kafka.protocol.admin import DescribeQuorumRequest
 
 import cluster as cl
-from helpers import create_topic, make_producer, make_records, produce_all, unique, wait_until
+from helpers import (assert_matches, consume, create_topic, expected_by_partition, make_producer, make_records,
+                     produce_all, unique, wait_until)
 
 
 def _segment_bytes(partition_dir: Path) -> int:
@@ -177,7 +178,7 @@ def test_alter_replica_log_dirs_moves_a_replica_while_it_takes_writes(start_brok
     from kafka import TopicPartitionReplica
     from kafka.errors import LogDirNotFoundError, NoError
 
-    from helpers import Worker, consume, expected_by_partition, assert_matches
+    from helpers import Worker
 
     first, second = tmp_path / "disk-a", tmp_path / "disk-b"
     b = start_broker({"log.dirs": f"{first},{second}", "log.segment.bytes": 1 << 20})
@@ -234,3 +235,48 @@ def test_alter_replica_log_dirs_moves_a_replica_while_it_takes_writes(start_brok
     b.start()
     assert (there / f"{topic}-0").is_dir() and not (here / f"{topic}-0").exists()
     check()
+
+
+def test_a_log_dir_without_its_meta_properties_refuses_the_start(start_broker, tmp_path):
+    """Every log directory carries the node's meta.properties (written at the first start).
+    A directory that lost it (an unmounted disk: an empty mount point) would otherwise get
+    its partitions created again, empty: the start is refused, naming the directory, and
+    nothing is touched. Mounted back, every record is there. A new empty disk is accepted
+    once it has the node's meta.properties, as `kafka-storage format` would write it."""
+    from conftest import BrokerStartError
+
+    first, second = tmp_path / "disk-a", tmp_path / "disk-b"
+    b = start_broker({"log.dirs": f"{first},{second}"})
+    assert (first / "meta.properties").read_text() == (second / "meta.properties").read_text()
+    topic = unique("mnt")
+    create_topic(b.bootstrap, topic, partitions=2)
+    records = make_records(40, seed=41)
+    acked = produce_all(make_producer(b.bootstrap), topic, records, partitions=[i % 2 for i in range(40)])
+    assert not acked.errors()
+    assert any((second / f"{topic}-{p}").is_dir() for p in (0, 1))
+    b.stop()
+
+    # the second disk is not mounted: an empty directory in its place
+    second.rename(tmp_path / "disk-b-unmounted")
+    second.mkdir()
+    with pytest.raises(BrokerStartError):
+        b.start(timeout=30)
+    assert "has no meta.properties" in b.log() and str(second) in b.log()
+    assert list(second.iterdir()) == [], "nothing created in the unmounted directory"
+
+    second.rmdir()
+    (tmp_path / "disk-b-unmounted").rename(second)
+    b.start()
+    got = consume(b.bootstrap, topic, {0: 20, 1: 20})
+    assert_matches(got, expected_by_partition(records, acked))
+
+    # a new, empty disk: refused until it has the node's meta.properties
+    third = tmp_path / "disk-c"
+    third.mkdir()
+    b.stop()
+    b.sets["log.dirs"] = f"{first},{second},{third}"
+    with pytest.raises(BrokerStartError):
+        b.start(timeout=30)
+    (third / "meta.properties").write_bytes((first / "meta.properties").read_bytes())
+    b.start()
+    assert b.is_running()

@@ -47,10 +47,10 @@ impl ShutdownHandle {
 
 fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, QuorumNode)> {
     let data_dir = config.data_dir.clone();
-    for dir in config.log_dirs() {
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create data dir {}", dir.display()))?;
-    }
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    let fresh = MetaProperties::load(&data_dir, config.node_id)?.is_none();
     let meta = MetaProperties::load_or_create(&data_dir, config.node_id)?;
+    check_other_log_dirs(&config, &meta, fresh)?;
     if meta.node_id != config.node_id {
         anyhow::bail!(
             "data dir {} belongs to node.id {}, but this broker is node.id {}",
@@ -123,6 +123,35 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, QuorumNode)
         });
     }
     Ok((broker, node))
+}
+
+/// Every log directory carries this node's `meta.properties`, as in Kafka
+/// (where `kafka-storage format` writes it into each). A node's first start
+/// writes it into all of them; after that a directory without it is either a
+/// new disk or one that is not mounted (its partitions would be created
+/// again, empty), so the start is refused with what to do.
+fn check_other_log_dirs(config: &BrokerConfig, meta: &MetaProperties, fresh: bool) -> anyhow::Result<()> {
+    for dir in &config.extra_data_dirs {
+        match MetaProperties::load(dir, config.node_id)? {
+            Some(theirs) if theirs == *meta => {}
+            Some(theirs) => anyhow::bail!(
+                "log directory {} belongs to node.id {} of cluster {}, not to node.id {} of cluster {}",
+                dir.display(),
+                theirs.node_id,
+                theirs.cluster_id,
+                meta.node_id,
+                meta.cluster_id
+            ),
+            None if fresh => meta.write(dir).with_context(|| format!("cannot initialize log directory {}", dir.display()))?,
+            None => anyhow::bail!(
+                "log directory {dir} has no meta.properties, but {first} does: {dir} is a new disk or one that is not mounted. \
+                 If it should hold data, mount it; if it is new and empty, copy {first}/meta.properties into it (as kafka-storage format would)",
+                dir = dir.display(),
+                first = config.data_dir.display()
+            ),
+        }
+    }
+    Ok(())
 }
 
 /// Whether the image has this process's registration.

@@ -19,8 +19,17 @@ pub struct MetaProperties {
 impl MetaProperties {
     /// Reads `meta.properties` from `dir`, or creates it with a new cluster id.
     pub fn load_or_create(dir: &Path, node_id: i32) -> std::io::Result<Self> {
+        if let Some(props) = Self::load(dir, node_id)? {
+            return Ok(props);
+        }
+        let props = Self { cluster_id: new_cluster_id(), node_id };
+        props.write(dir)?;
+        Ok(props)
+    }
+
+    /// Reads `meta.properties` from `dir`; `None` when there is none.
+    pub fn load(dir: &Path, node_id: i32) -> std::io::Result<Option<Self>> {
         let path = dir.join(META_PROPERTIES);
-        let io = |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()));
         match fs::read_to_string(&path) {
             Ok(text) => {
                 let get = |key: &str| {
@@ -31,21 +40,24 @@ impl MetaProperties {
                 };
                 let cluster_id = get("cluster.id").unwrap_or_else(new_cluster_id);
                 let node_id = get("node.id").and_then(|v| v.parse().ok()).unwrap_or(node_id);
-                Ok(Self { cluster_id, node_id })
+                Ok(Some(Self { cluster_id, node_id }))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                fs::create_dir_all(dir).map_err(io)?;
-                let props = Self { cluster_id: new_cluster_id(), node_id };
-                let text = format!("version=1\ncluster.id={}\nnode.id={}\n", props.cluster_id, props.node_id);
-                let tmp = path.with_extension("tmp");
-                let mut file = fs::File::create(&tmp).map_err(io)?;
-                file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).map_err(io)?;
-                fs::rename(&tmp, &path).map_err(io)?;
-                fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-                Ok(props)
-            }
-            Err(e) => Err(io(e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
         }
+    }
+
+    /// Writes `meta.properties` into `dir` (created if needed), durably.
+    pub fn write(&self, dir: &Path) -> std::io::Result<()> {
+        let path = dir.join(META_PROPERTIES);
+        let io = |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+        fs::create_dir_all(dir).map_err(io)?;
+        let text = format!("version=1\ncluster.id={}\nnode.id={}\n", self.cluster_id, self.node_id);
+        let tmp = path.with_extension("tmp");
+        let mut file = fs::File::create(&tmp).map_err(io)?;
+        file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).map_err(io)?;
+        fs::rename(&tmp, &path).map_err(io)?;
+        fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)
     }
 }
 
