@@ -143,11 +143,6 @@ impl ReplicaManager {
         });
     }
 
-    /// Whether `partition` is moving to another log directory now.
-    pub fn is_moving(&self, topic_id: &Uuid, partition: i32) -> bool {
-        self.moving.lock().contains(&(*topic_id, partition))
-    }
-
     /// Every log directory, the first (`meta.properties`, the metadata
     /// log) first.
     pub fn log_dirs(&self) -> &[Arc<LogDir>] {
