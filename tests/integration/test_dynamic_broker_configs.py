@@ -165,3 +165,30 @@ def test_broker_loggers_change_log_levels_at_runtime(broker):
         assert "Error 40" in alter({"kafka.server": "TRACE"}), "INVALID_CONFIG"
     finally:
         k.close()
+
+
+def test_broker_loggers_start_from_rust_log_and_keep_it(start_broker):
+    """RUST_LOG's levels are the loggers' levels shown at start, and changing another
+    logger keeps them (the filter is rebuilt from all of them, not from the root alone)."""
+    from kafka.admin import ConfigResource as KResource
+    from kafka.admin import ConfigResourceType, KafkaAdminClient
+
+    b = start_broker(env={"RUST_LOG": "warn,vltava_broker::connection=trace"})
+    k = KafkaAdminClient(bootstrap_servers=b.bootstrap)
+    try:
+        def loggers():
+            r = k.describe_configs([KResource(ConfigResourceType.BROKER_LOGGER, "1")], config_filter="all")
+            return {name: c["value"] for name, c in r["broker_logger"]["1"].items()}
+
+        got = loggers()
+        assert (got["root"], got["vltava_broker::connection"], got["vltava_storage"]) == ("WARN", "TRACE", "WARN"), got
+        r = k.alter_configs([KResource(ConfigResourceType.BROKER_LOGGER, "1", {"vltava_storage": "DEBUG"})],
+                            raise_on_unknown=False)
+        assert r["broker_logger"]["1"] == "OK"
+        assert loggers()["vltava_broker::connection"] == "TRACE"
+        before = b.log().count("api_key=Metadata")
+        k.list_topics()
+        wait_until(lambda: b.log().count("api_key=Metadata") > before, 30,
+                   "the connection logger still at TRACE after another logger changed")
+    finally:
+        k.close()

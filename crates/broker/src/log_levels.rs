@@ -50,25 +50,54 @@ const LEVELS: &[(&str, &str)] = &[
 
 struct Levels {
     root: String,
-    /// Logger -> Kafka level name, as set.
+    /// Logger -> Kafka level name, from `RUST_LOG` or set since.
     set: BTreeMap<String, String>,
+    /// `RUST_LOG` directives that name no logger of ours (other crates,
+    /// span filters): kept as given underneath.
+    other: Vec<String>,
     handle: reload::Handle<EnvFilter, Registry>,
+}
+
+impl Levels {
+    /// The filter these levels make.
+    fn filter(&self) -> (EnvFilter, Vec<String>) {
+        let tracing_level = |kafka: &str| LEVELS.iter().find(|(k, _)| *k == kafka).map_or("info", |(_, t)| t);
+        let mut directives = vec![tracing_level(&self.root).to_string()];
+        directives.extend(self.other.iter().cloned());
+        directives.extend(self.set.iter().map(|(logger, l)| format!("{logger}={}", tracing_level(l))));
+        // every part is a known level or came from a RUST_LOG that parsed
+        let filter = EnvFilter::try_new(directives.join(",")).unwrap_or_else(|_| EnvFilter::new("info"));
+        (filter, directives)
+    }
 }
 
 static STATE: OnceLock<Mutex<Levels>> = OnceLock::new();
 
-/// Installs the process's logger: to stderr, filtered by `RUST_LOG` (a
-/// level, or `info` when unset or not a plain level: then `RUST_LOG`'s
-/// directives stay underneath what is set here).
+/// The Kafka name of a plain tracing level (`debug` -> DEBUG).
+fn kafka_level(tracing: &str) -> Option<&'static str> {
+    let tracing = tracing.trim().to_ascii_lowercase();
+    LEVELS.iter().find(|(kafka, t)| *t == tracing && *kafka != "FATAL").map(|(kafka, _)| *kafka)
+}
+
+/// Installs the process's logger: to stderr, filtered by `RUST_LOG` (`info`
+/// when unset or unparsable). Its plain level is the root level, its
+/// `logger=level` directives for vltava's loggers are those loggers' levels
+/// (shown and changeable), and the rest stays as given.
 pub fn init() {
-    let from_env = std::env::var("RUST_LOG").ok();
-    let root = from_env
-        .as_deref()
-        .and_then(|v| LEVELS.iter().find(|(kafka, _)| kafka.eq_ignore_ascii_case(v.trim())))
-        .map_or("INFO", |(kafka, _)| kafka)
-        .to_string();
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let (layer, handle) = reload::Layer::new(filter);
+    let from_env = std::env::var("RUST_LOG").ok().filter(|v| EnvFilter::try_new(v).is_ok());
+    let mut root = "INFO".to_string();
+    let mut set = BTreeMap::new();
+    let mut other = Vec::new();
+    for directive in from_env.iter().flat_map(|v| v.split(',')).map(str::trim).filter(|d| !d.is_empty()) {
+        match directive.split_once('=') {
+            None if kafka_level(directive).is_some() => root = kafka_level(directive).unwrap_or("INFO").to_string(),
+            Some((logger, level)) if LOGGERS.contains(&logger) && kafka_level(level).is_some() => {
+                set.insert(logger.to_string(), kafka_level(level).unwrap_or("INFO").to_string());
+            }
+            _ => other.push(directive.to_string()),
+        }
+    }
+    let (layer, handle) = reload::Layer::new(EnvFilter::new("info"));
     tracing_subscriber::registry()
         .with(layer)
         .with(
@@ -77,7 +106,9 @@ pub fn init() {
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
         )
         .init();
-    let _ = STATE.set(Mutex::new(Levels { root, set: BTreeMap::new(), handle }));
+    let levels = Levels { root, set, other, handle };
+    let _ = levels.handle.reload(levels.filter().0);
+    let _ = STATE.set(Mutex::new(levels));
 }
 
 /// Every logger and its level (Kafka's names), `root` first.
@@ -91,7 +122,6 @@ pub fn levels() -> Vec<(String, String)> {
         let level = state.set.get(*logger).cloned().unwrap_or_else(|| state.root.clone());
         out.push((logger.to_string(), level));
     }
-    out.extend(state.set.iter().filter(|(k, _)| !LOGGERS.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())));
     out
 }
 
@@ -129,10 +159,7 @@ pub fn apply(changes: &[(String, Option<String>)]) -> Result<(), String> {
             }
         }
     }
-    let tracing_level = |kafka: &str| LEVELS.iter().find(|(k, _)| *k == kafka).map_or("info", |(_, t)| t);
-    let mut directives = vec![tracing_level(&state.root).to_string()];
-    directives.extend(state.set.iter().map(|(logger, l)| format!("{logger}={}", tracing_level(l))));
-    let filter = EnvFilter::try_new(directives.join(",")).map_err(|e| e.to_string())?;
+    let (filter, directives) = state.filter();
     state.handle.reload(filter).map_err(|e| e.to_string())?;
     tracing::info!(levels = ?directives, "log levels changed");
     Ok(())
@@ -152,5 +179,9 @@ mod tests {
         assert!(check("vltava_broker", Some("LOUD")).unwrap_err().contains("Valid log4j levels"));
         assert!(check("kafka.server", Some("INFO")).unwrap_err().contains("does not exist"));
         assert_eq!(levels()[0].0, ROOT);
+        assert_eq!(
+            (kafka_level("debug"), kafka_level(" WARN "), kafka_level("loud")),
+            (Some("DEBUG"), Some("WARN"), None)
+        );
     }
 }

@@ -206,11 +206,13 @@ impl<'a> BrokerLevels<'a> {
 
     /// The levels, most specific first, with their `ConfigSource`.
     pub fn in_order(&self) -> [(&'a BTreeMap<String, String>, i8); 3] {
-        [
-            (self.dynamic, SOURCE_DYNAMIC_BROKER),
-            (self.dynamic_default, SOURCE_DYNAMIC_DEFAULT_BROKER),
-            (self.statics, SOURCE_STATIC_BROKER),
-        ]
+        let [broker, cluster] = self.dynamic_levels();
+        [broker, cluster, (self.statics, SOURCE_STATIC_BROKER)]
+    }
+
+    /// The two dynamic levels (the metadata log's), most specific first.
+    pub fn dynamic_levels(&self) -> [(&'a BTreeMap<String, String>, i8); 2] {
+        [(self.dynamic, SOURCE_DYNAMIC_BROKER), (self.dynamic_default, SOURCE_DYNAMIC_DEFAULT_BROKER)]
     }
 }
 

@@ -14,8 +14,7 @@ use vltava_protocol::{ResponseError, StrBytes};
 
 use crate::dynamic_broker_config;
 use crate::topic_config::{
-    self, BrokerLevels, ConfigType, SOURCE_DEFAULT, SOURCE_DYNAMIC_BROKER, SOURCE_DYNAMIC_DEFAULT_BROKER,
-    SOURCE_STATIC_BROKER, TOPIC_CONFIGS,
+    self, BrokerLevels, ConfigType, SOURCE_DEFAULT, SOURCE_DYNAMIC_DEFAULT_BROKER, SOURCE_STATIC_BROKER, TOPIC_CONFIGS,
 };
 use crate::Broker;
 
@@ -106,12 +105,13 @@ fn broker_entries(broker: &Broker) -> Vec<Entry> {
             Entry { name, value: r.value, source: r.source, kind: def.kind, doc: def.doc, synonyms, read_only: false }
         })
         .collect();
+    let mut named: std::collections::HashSet<String> = entries.iter().map(|e| e.name.clone()).collect();
     let effective = c.effective_values();
     let min_free = broker.replicas.log_dirs()[0].min_free_bytes().to_string();
     let vltava_keys = [("log.flush.on.acks.all", "true"), ("log.dir.min.free.bytes", min_free.as_str())];
     let keys = crate::kafka_broker_defaults::KAFKA_41_BROKER_KEYS.iter().chain(vltava_keys.iter());
     for (key, kafka_default) in keys {
-        if entries.iter().any(|e| e.name == *key) {
+        if !named.insert(key.to_string()) {
             continue;
         }
         // the other synonyms of a topic config (log.retention.hours, ...)
@@ -119,16 +119,16 @@ fn broker_entries(broker: &Broker) -> Vec<Entry> {
         let dynamic = dynamic_broker_config::WITHOUT_EFFECT.contains(key) || topic_config::is_broker_synonym(key);
         let given = |k: &str| statics.contains_key(k) || (*key == "listeners" && statics.contains_key("listen"));
         let static_source = if given(key) { SOURCE_STATIC_BROKER } else { SOURCE_DEFAULT };
-        let (value, source) =
-            [(levels.dynamic, SOURCE_DYNAMIC_BROKER), (levels.dynamic_default, SOURCE_DYNAMIC_DEFAULT_BROKER)]
-                .into_iter()
-                .filter(|_| dynamic)
-                .find_map(|(level, source)| level.get(*key).map(|v| (v.clone(), source)))
-                // what the broker runs with, in Kafka's form (listeners as
-                // PLAINTEXT://host:port even when given as host:port)
-                .or_else(|| effective.iter().find(|(k, _)| k == key).map(|(_, v)| (v.clone(), static_source)))
-                .or_else(|| statics.get(*key).map(|v| (v.clone(), SOURCE_STATIC_BROKER)))
-                .unwrap_or_else(|| (kafka_default.to_string(), SOURCE_DEFAULT));
+        let (value, source) = levels
+            .dynamic_levels()
+            .into_iter()
+            .filter(|_| dynamic)
+            .find_map(|(level, source)| level.get(*key).map(|v| (v.clone(), source)))
+            // what the broker runs with, in Kafka's form (listeners as
+            // PLAINTEXT://host:port even when given as host:port)
+            .or_else(|| effective.iter().find(|(k, _)| k == key).map(|(_, v)| (v.clone(), static_source)))
+            .or_else(|| statics.get(*key).map(|v| (v.clone(), SOURCE_STATIC_BROKER)))
+            .unwrap_or_else(|| (kafka_default.to_string(), SOURCE_DEFAULT));
         entries.push(Entry {
             name: key.to_string(),
             synonyms: vec![(key.to_string(), value.clone(), source)],
@@ -140,11 +140,9 @@ fn broker_entries(broker: &Broker) -> Vec<Entry> {
         });
     }
     // other keys set dynamically (replication throttles)
-    for (level, source) in
-        [(levels.dynamic, SOURCE_DYNAMIC_BROKER), (levels.dynamic_default, SOURCE_DYNAMIC_DEFAULT_BROKER)]
-    {
+    for (level, source) in levels.dynamic_levels() {
         for (key, value) in level {
-            if entries.iter().any(|e| &e.name == key) {
+            if !named.insert(key.clone()) {
                 continue;
             }
             let (kind, doc) = broker_key_info(key);
