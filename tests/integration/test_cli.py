@@ -163,7 +163,7 @@ def test_cluster_describe_quorum(b):
     cli("topic", "create", h.unique("cli-quorum"), brokers=b.bootstrap, check=True)
     q = json.loads(cli("cluster", "describe-quorum", "--json", brokers=b.bootstrap, check=True).stdout)
     assert q["leader_id"] == 1 and q["leader_epoch"] >= 1 and q["high_watermark"] > 0, q
-    assert q["answered_by"] == b.bootstrap and q["leader_error"] is None and q["observers"] == [], q
+    assert q["answered_by"] == b.bootstrap and q["observers"] == [], q
     [voter] = q["voters"]
     assert voter["id"] == 1 and voter["log_end_offset"] >= q["high_watermark"] > 0, q
     assert voter["lag"] == 0, q

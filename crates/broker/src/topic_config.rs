@@ -138,9 +138,14 @@ pub fn def(name: &str) -> Option<&'static ConfigDef> {
     TOPIC_CONFIGS.iter().find(|d| d.name == name)
 }
 
+/// The topic config whose broker-level synonym `key` is.
+pub fn def_of_synonym(key: &str) -> Option<&'static ConfigDef> {
+    TOPIC_CONFIGS.iter().find(|d| d.synonyms.iter().any(|(s, _)| *s == key))
+}
+
 /// Whether `key` is a broker-level synonym of some topic config.
 pub fn is_broker_synonym(key: &str) -> bool {
-    TOPIC_CONFIGS.iter().any(|d| d.synonyms.iter().any(|(s, _)| *s == key))
+    def_of_synonym(key).is_some()
 }
 
 fn type_ok(kind: ConfigType, v: &str) -> bool {
@@ -155,8 +160,7 @@ fn type_ok(kind: ConfigType, v: &str) -> bool {
 
 /// Checks a broker-level synonym's value against its topic config's type.
 pub fn validate_broker_synonym(key: &str, value: &str) -> Result<(), String> {
-    let def =
-        TOPIC_CONFIGS.iter().find(|d| d.synonyms.iter().any(|(s, _)| *s == key)).ok_or("not a topic config synonym")?;
+    let def = def_of_synonym(key).ok_or("not a topic config synonym")?;
     let factor = def.synonyms.iter().find(|(s, _)| *s == key).map(|s| s.1).unwrap_or(1);
     let scaled = if factor == 1 {
         value.to_string()

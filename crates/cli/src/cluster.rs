@@ -152,21 +152,10 @@ fn ask_quorum(conn: &mut BrokerConnection) -> anyhow::Result<QuorumView> {
 }
 
 fn describe_quorum(args: &ClientArgs, a: &JsonArgs) -> anyhow::Result<()> {
+    // any broker answers with the leader's view (it forwards the request
+    // to the quorum leader, as Kafka's brokers forward it to the controller)
     let mut conn = connection::connect_bootstrap(args)?;
-    let brokers = connection::brokers(&mut conn)?;
-    let mut view = ask_quorum(&mut conn)?;
-    // A follower knows only its own progress: ask the leader when it is a
-    // broker; keep the follower's view, saying why, if the leader cannot be asked.
-    let mut leader_error = None;
-    if let Some(leader) = brokers.iter().find(|b| b.id == view.leader_id && b.address() != conn.address()) {
-        let from_leader = BrokerConnection::open(&leader.address(), conn.deadline())
-            .map_err(|e| anyhow::anyhow!(connection::failure_line(&leader.address(), &e, conn.deadline().budget)))
-            .and_then(|mut c| ask_quorum(&mut c));
-        match from_leader {
-            Ok(leader_view) => view = leader_view,
-            Err(e) => leader_error = Some(format!("{e:#}")),
-        }
-    }
+    let view = ask_quorum(&mut conn)?;
     let now = now_ms();
     let leader_end = view.voters.iter().find(|v| v.replica_id.0 == view.leader_id).map(|v| v.log_end_offset);
     let rows: Vec<(&str, ReplicaRow)> = view
@@ -183,7 +172,6 @@ fn describe_quorum(args: &ClientArgs, a: &JsonArgs) -> anyhow::Result<()> {
             "leader_epoch": view.leader_epoch,
             "high_watermark": view.high_watermark,
             "answered_by": view.answered_by,
-            "leader_error": leader_error,
             "voters": list("voter"),
             "observers": list("observer"),
         });
@@ -194,12 +182,7 @@ fn describe_quorum(args: &ClientArgs, a: &JsonArgs) -> anyhow::Result<()> {
     println!("leader:          {leader}");
     println!("leader epoch:    {}", view.leader_epoch);
     println!("high watermark:  {}", view.high_watermark);
-    match &leader_error {
-        None => println!("answered by:     {}", view.answered_by),
-        Some(why) => {
-            println!("answered by:     {} (a follower; the leader could not be asked: {why})", view.answered_by)
-        }
-    }
+    println!("answered by:     {}", view.answered_by);
     println!();
     println!(
         "{:<8}  {:>6}  {:>14}  {:>8}  {:>17}  {:>21}",

@@ -113,10 +113,6 @@ impl BrokerConnection {
         &self.address
     }
 
-    pub fn deadline(&self) -> Deadline {
-        self.deadline
-    }
-
     /// A failure on this connection as a one-line error naming the broker.
     pub fn error(&self, err: ConnectionError) -> anyhow::Error {
         anyhow::anyhow!(failure_line(&self.address, &err, self.deadline.budget))

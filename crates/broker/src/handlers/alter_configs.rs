@@ -67,7 +67,7 @@ impl Target {
     fn is_list(&self, key: &str) -> Result<bool, (ResponseError, String)> {
         let def = match self {
             Target::Topic(_) => topic_config::def(key),
-            Target::Broker(_) => topic_config::TOPIC_CONFIGS.iter().find(|d| d.synonyms.iter().any(|(s, _)| *s == key)),
+            Target::Broker(_) => topic_config::def_of_synonym(key),
         };
         match (def, self) {
             (Some(d), _) => Ok(d.kind == ConfigType::List),

@@ -55,7 +55,7 @@ fn topic_entries(topic: &BTreeMap<String, String>, levels: BrokerLevels<'_>) -> 
 
 /// The type and documentation of a dynamic broker key.
 fn broker_key_info(key: &str) -> (ConfigType, &'static str) {
-    match TOPIC_CONFIGS.iter().find(|d| d.synonyms.iter().any(|(s, _)| *s == key)) {
+    match topic_config::def_of_synonym(key) {
         Some(def) => (def.kind, def.doc),
         None => (ConfigType::String, "Accepted and shown; no effect in vltava."),
     }
