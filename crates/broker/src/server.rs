@@ -48,8 +48,10 @@ impl ShutdownHandle {
 fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, QuorumNode)> {
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
-    let fresh = MetaProperties::load(&data_dir, config.node_id)?.is_none();
-    let meta = MetaProperties::load_or_create(&data_dir, config.node_id)?;
+    let (meta, fresh) = match MetaProperties::load(&data_dir, config.node_id)? {
+        Some(meta) => (meta, false),
+        None => (MetaProperties::load_or_create(&data_dir, config.node_id)?, true),
+    };
     check_other_log_dirs(&config, &meta, fresh)?;
     if meta.node_id != config.node_id {
         anyhow::bail!(

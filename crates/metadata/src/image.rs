@@ -643,12 +643,6 @@ mod tests {
         let p = p0(&img);
         assert_eq!((p.leader, p.isr.clone(), p.leader_epoch), (2, vec![2, 3], 1));
         assert_eq!(img.live_brokers(), vec![1, 2, 3], "the broker itself stays");
-        // when 2 and 3 are fenced, 1 is not elected for this partition
-        let img = img.apply(&[
-            MetadataRecord::FenceBroker { broker_id: 2, incarnation: 1, controlled: false },
-            MetadataRecord::FenceBroker { broker_id: 3, incarnation: 1, controlled: false },
-        ]);
-        assert_eq!(p0(&img).leader, -1);
         let rebuilt = MetadataImage::from_records(&img.to_records(), img.offset);
         assert_eq!(rebuilt.broker(1).unwrap().offline_replicas.len(), 1, "kept in snapshots");
         // a new incarnation (the restart recovered the directory) starts clean
