@@ -57,7 +57,14 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut
                 let (api_key, version, correlation_id) = (request.api_key, request.version(), request.correlation_id());
                 tracing::trace!(%peer, ?api_key, version, correlation_id, client_id = request.client_id(), "request");
                 let session = Session { peer, client_id: request.client_id().to_string() };
-                Pending { api_key, version, correlation_id, response: handlers::dispatch(&broker, &session, request) }
+                // transactions v2: partitions are added to the transaction
+                // before this request is handled and the next one read
+                let added = match crate::txn::implicit::needed(&broker, &request) {
+                    Some(adding) => Some(adding.await),
+                    None => None,
+                };
+                let response = handlers::dispatch(&broker, &session, request, added);
+                Pending { api_key, version, correlation_id, response }
             }
             Err(RequestError::UnsupportedVersion { prefix, api_key: ApiKey::ApiVersions }) => {
                 // Answer in v0 with UNSUPPORTED_VERSION and our ranges so the

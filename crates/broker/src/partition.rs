@@ -434,6 +434,13 @@ impl Partition {
 
     /// Active producers: id, epoch, last sequence, last timestamp, open
     /// transaction's first offset.
+    /// Whether the log has an open transaction of this producer at this
+    /// epoch (a transactions v2 write needs no add to the transaction).
+    pub fn in_transaction(&self, producer_id: i64, epoch: i16) -> bool {
+        let log = self.log.lock();
+        log.producer_state().entry(producer_id).is_some_and(|e| e.epoch == epoch && e.txn_first_offset.is_some())
+    }
+
     pub fn producers(&self) -> Vec<(i64, i16, i32, i64, Option<i64>)> {
         let log = self.log.lock();
         log.producer_state()

@@ -17,6 +17,7 @@ use vltava_protocol::{ResponseError, StrBytes};
 use super::ResponseFuture;
 use crate::partition::Partition;
 use crate::topic_config::TopicSettings;
+use crate::txn::implicit::Added;
 use crate::Broker;
 
 struct Outcome {
@@ -267,7 +268,9 @@ fn add_leader_hints(broker: &Broker, response: &mut ProduceResponse) {
     response.node_endpoints = endpoints;
 }
 
-pub fn handle(broker: &Arc<Broker>, request: ProduceRequest, version: i16) -> ResponseFuture {
+/// `added`: partitions a transactions v2 producer's first write could not
+/// be added to its transaction for (Produce v12, see `txn::implicit`).
+pub fn handle(broker: &Arc<Broker>, request: ProduceRequest, version: i16, added: &Added) -> ResponseFuture {
     let acks = request.acks;
     let timeout = std::time::Duration::from_millis(request.timeout_ms.clamp(0, 10 * 60 * 1000) as u64);
     let mut topics = Vec::with_capacity(request.topic_data.len());
@@ -279,6 +282,9 @@ pub fn handle(broker: &Arc<Broker>, request: ProduceRequest, version: i16) -> Re
             .map(|p| {
                 if !matches!(acks, -1..=1) {
                     return failed(p.index, ResponseError::InvalidRequiredAcks, None);
+                }
+                if let Some(e) = added.error(&name, p.index) {
+                    return failed(p.index, e, Some("the partition could not be added to the transaction".into()));
                 }
                 produce_partition(broker, &name, p.index, p.records, acks)
             })
