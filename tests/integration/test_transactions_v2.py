@@ -196,6 +196,17 @@ def test_produce_v12_and_txn_offset_commit_v5_add_implicitly_and_end_txn_v5_bump
         state = describe_txn(broker.port, tid)
         assert state["state"] == "CompleteCommit" and state["producer_epoch"] == epoch + 1, state
 
+        # the bumped epoch is in __transaction_state (Kafka's value v1): after a restart the
+        # coordinator still tells the retry of that end from a new one
+        conn.close()
+        broker.restart()
+        conn = Conn(broker.port)
+        retried = h.wait_until(
+            lambda: (lambda r: r if r[0] not in COORDINATOR_NOT_READY else None)(
+                end_txn_v5(conn, tid, pid, epoch, commit=True)),
+            60, "the transaction coordinator to load after the restart")
+        assert retried == (NONE, pid, epoch + 1)
+
         # a write left over from the ended transaction (its old epoch) is fenced by the
         # commit markers, which carry the new epoch
         err, _ = produce_v12(conn, tid, topic, 0, pid, epoch, 3, [b"zombie"])
@@ -283,3 +294,28 @@ def test_partition_led_elsewhere_is_added_at_the_remote_coordinator(start_cluste
         assert err == INVALID_PRODUCER_EPOCH, err
     finally:
         conn.close()
+
+
+def test_v2_transaction_past_its_timeout_is_aborted_and_its_producer_fenced(start_broker):
+    """The coordinator aborts a v2 transaction left open past its timeout with the epoch
+    bumped twice (the fence, then the v2 end), as Kafka's: the producer, still at its old
+    epoch, is told PRODUCER_FENCED by EndTxn and INVALID_PRODUCER_EPOCH by the leader."""
+    b = start_broker({"transaction.abort.timed.out.transaction.cleanup.interval.ms": "300"})
+    topic, tid = h.unique("tv2t"), h.unique("tv2t-tid")
+    h.create_topic(b.bootstrap, topic, 1)
+    out = w.parse_init_producer_id_response(
+        w.request(b.port, w.init_producer_id_request(7, tid, transaction_timeout_ms=1000)))
+    assert out["error_code"] == NONE, out
+    pid, epoch = out["producer_id"], out["producer_epoch"]
+    conn = Conn(b.port)
+    try:
+        assert produce_v12(conn, tid, topic, 0, pid, epoch, 0, [b"left-open"]) == (NONE, 0)
+        h.wait_until(lambda: describe_txn(b.port, tid)["state"] == "CompleteAbort", 60,
+                     "the timed-out transaction to be aborted")
+        assert describe_txn(b.port, tid)["producer_epoch"] == epoch + 2
+        assert end_txn_v5(conn, tid, pid, epoch, commit=True)[0] == PRODUCER_FENCED
+        err, _ = produce_v12(conn, tid, topic, 0, pid, epoch, 1, [b"late"])
+        assert err == INVALID_PRODUCER_EPOCH, err
+    finally:
+        conn.close()
+    assert read_committed(b.bootstrap, topic, [0]) == {0: []}

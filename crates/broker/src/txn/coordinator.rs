@@ -478,7 +478,10 @@ impl TransactionCoordinator {
             for m in txns.values_mut() {
                 if m.timed_out(now) {
                     tracing::info!(transactional_id = %m.transactional_id, producer_id = m.producer_id, "aborting a transaction past its timeout");
-                    if let Ok(c) = self.bump_epoch(broker, m).and_then(|_| self.prepare(broker, m, false, false)) {
+                    // a v2 producer's end bumps again, as Kafka's: the client,
+                    // still at the fenced epoch, is told PRODUCER_FENCED
+                    let v2 = m.client_version >= 2;
+                    if let Ok(c) = self.bump_epoch(broker, m).and_then(|_| self.prepare(broker, m, false, v2)) {
                         completions.push(c);
                     }
                 }
