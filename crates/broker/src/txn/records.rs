@@ -23,12 +23,7 @@ pub fn value(m: &TxnMetadata) -> Vec<u8> {
     if m.client_version > 0 || m.previous_producer_id >= 0 || m.next_producer_id >= 0 {
         return value_v1(m);
     }
-    let mut out = Vec::with_capacity(64);
-    out.put_i16(0);
-    out.put_i64(m.producer_id);
-    out.put_i16(m.producer_epoch);
-    out.put_i32(m.timeout_ms);
-    out.put_i8(m.state.code());
+    let mut out = head(0, m);
     let by_topic = by_topic(m);
     out.put_i32(by_topic.len() as i32);
     for (t, ps) in by_topic {
@@ -57,13 +52,19 @@ fn put_compact_str(out: &mut Vec<u8>, s: &str) {
     out.put_slice(s.as_bytes());
 }
 
-fn value_v1(m: &TxnMetadata) -> Vec<u8> {
+/// The fields before the partitions, the same in v0 and v1.
+fn head(version: i16, m: &TxnMetadata) -> Vec<u8> {
     let mut out = Vec::with_capacity(80);
-    out.put_i16(1);
+    out.put_i16(version);
     out.put_i64(m.producer_id);
     out.put_i16(m.producer_epoch);
     out.put_i32(m.timeout_ms);
     out.put_i8(m.state.code());
+    out
+}
+
+fn value_v1(m: &TxnMetadata) -> Vec<u8> {
+    let mut out = head(1, m);
     let by_topic = by_topic(m);
     put_uvarint(&mut out, by_topic.len() as u64 + 1);
     for (t, ps) in by_topic {
