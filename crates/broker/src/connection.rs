@@ -18,6 +18,8 @@ use crate::handlers::{self, ResponseFuture, Session};
 use crate::Broker;
 
 struct Pending {
+    /// When the request was read (RequestMetrics' total time starts there).
+    received: std::time::Instant,
     api_key: ApiKey,
     version: i16,
     correlation_id: i32,
@@ -30,6 +32,7 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut
     let (tx, rx) = mpsc::channel::<Pending>(broker.config.queued_max_requests);
     let writer = tokio::spawn(write_responses(rx, write_half, peer));
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
+    crate::broker_metrics::connection(LISTENER, true);
     loop {
         let mut prefix = [0u8; FRAME_PREFIX_BYTES];
         let read = tokio::select! {
@@ -52,6 +55,7 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut
             Ok(n) if n == len => {}
             _ => break,
         }
+        let received = std::time::Instant::now();
         let pending = match decode_request(Bytes::from(frame)) {
             Ok(request) => {
                 let (api_key, version, correlation_id) = (request.api_key, request.version(), request.correlation_id());
@@ -64,13 +68,14 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut
                     None => None,
                 };
                 let response = handlers::dispatch(&broker, &session, request, added);
-                Pending { api_key, version, correlation_id, response }
+                Pending { received, api_key, version, correlation_id, response }
             }
             Err(RequestError::UnsupportedVersion { prefix, api_key: ApiKey::ApiVersions }) => {
                 // Answer in v0 with UNSUPPORTED_VERSION and our ranges so the
                 // client can retry with a version we know.
                 let body = handlers::api_versions::response(35);
                 Pending {
+                    received,
                     api_key: ApiKey::ApiVersions,
                     version: 0,
                     correlation_id: prefix.correlation_id,
@@ -88,7 +93,11 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut
     }
     drop(tx);
     let _ = writer.await;
+    crate::broker_metrics::connection(LISTENER, false);
 }
+
+/// The `listener` label of connection metrics (one plaintext listener).
+const LISTENER: &str = "PLAINTEXT";
 
 async fn write_responses(
     mut rx: mpsc::Receiver<Pending>,
@@ -97,7 +106,9 @@ async fn write_responses(
 ) {
     let mut out = BufWriter::with_capacity(64 * 1024, write_half);
     while let Some(pending) = rx.recv().await {
+        let api = crate::broker_metrics::api_name(pending.api_key);
         let Some(body) = pending.response.await else {
+            crate::broker_metrics::request_done(api, pending.received.elapsed());
             continue;
         };
         match encode_response(pending.api_key, pending.version, pending.correlation_id, &body) {
@@ -115,6 +126,7 @@ async fn write_responses(
         if rx.is_empty() && out.flush().await.is_err() {
             return;
         }
+        crate::broker_metrics::request_done(api, pending.received.elapsed());
     }
     let _ = out.flush().await;
 }

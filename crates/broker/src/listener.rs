@@ -39,10 +39,16 @@ pub fn listen(socket: TcpSocket, backlog: u32, port_file: Option<&Path>) -> anyh
     let addr = socket.local_addr().context("listener address")?;
     let listener = socket.listen(backlog).with_context(|| format!("cannot listen on {addr}"))?;
     if let Some(path) = port_file {
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, format!("{}\n", addr.port()))
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .with_context(|| format!("cannot write the port file {}", path.display()))?;
+        write_port_file(path, addr.port())?;
     }
     Ok(listener)
+}
+
+/// Writes a port file whole (written aside and renamed into place).
+pub fn write_port_file(path: &Path, port: u16) -> anyhow::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, format!("{port}\n"))
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .with_context(|| format!("cannot write the port file {}", path.display()))
 }

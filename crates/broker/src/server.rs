@@ -305,7 +305,20 @@ pub async fn run(mut config: BrokerConfig, mut shutdown: watch::Receiver<bool>) 
     // Bound before anything is advertised: port 0 becomes the port bound.
     let socket = config.broker_role.then(|| crate::listener::bind(&mut config)).transpose()?;
     let listen = config.listen;
+    // up before the logs are recovered: live, not ready
+    let admin = Arc::new(crate::admin::AdminState::default());
+    if let Some(addr) = config.admin_listen {
+        let bound = crate::admin::start(addr, admin.clone(), shutdown.clone()).await?;
+        config.admin_listen = Some(bound);
+        if let Some(path) = &config.port_file {
+            // `--port-file PATH`: the admin port goes to PATH.admin
+            let mut admin_file = path.clone().into_os_string();
+            admin_file.push(".admin");
+            crate::listener::write_port_file(std::path::Path::new(&admin_file), bound.port())?;
+        }
+    }
     let (broker, node) = tokio::task::block_in_place(|| open_broker(config))?;
+    admin.set_broker(broker.clone());
     start_quorum(&broker, node)?;
     if !broker.config.broker_role {
         // process.roles=controller: a voter of the metadata quorum only

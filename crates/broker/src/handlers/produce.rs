@@ -119,6 +119,11 @@ fn append_partition(
     };
     match partition.append(&mut batches, log_append_time) {
         Ok(info) => {
+            crate::broker_metrics::produced(
+                topic,
+                (info.last_offset - info.base_offset + 1) as u64,
+                records.len() as u64,
+            );
             let watermarks = partition.watermarks();
             let durable = (acks == -1).then(|| AcksAll {
                 partition: partition.clone(),
@@ -289,6 +294,9 @@ pub fn handle(broker: &Arc<Broker>, request: ProduceRequest, version: i16, added
                 produce_partition(broker, &name, p.index, p.records, acks)
             })
             .collect();
+        if outcomes.iter().any(|o| o.response.error_code != 0) {
+            crate::broker_metrics::produce_failed(&name);
+        }
         topics.push((topic.name, outcomes));
     }
     if acks == 0 {
