@@ -8,9 +8,12 @@ import re
 import urllib.error
 import urllib.request
 
-from confluent_kafka import KafkaError
+import pytest
+from confluent_kafka import KafkaError, TopicPartition
 
 import helpers as h
+from conftest import free_port
+from test_cluster import start_cluster  # noqa: F401 - the cluster fixture
 
 LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
 LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
@@ -58,7 +61,8 @@ def test_metrics_after_a_known_workload(broker):
     p = h.make_producer(broker.bootstrap)
     h.produce_all(p, topic, records[:200], partition=0)
     h.produce_all(p, topic, records[200:], partition=1)
-    c = h.make_consumer(broker.bootstrap, {"group.id": h.unique("metrics-g"), "auto.offset.reset": "earliest"})
+    group = h.unique("metrics-g")
+    c = h.make_consumer(broker.bootstrap, {"group.id": group, "auto.offset.reset": "earliest"})
     try:
         c.subscribe([topic])
         got = 0
@@ -71,6 +75,7 @@ def test_metrics_after_a_known_workload(broker):
                 got += 1
             return got >= 300
         h.wait_until(read, 60, "the consumer to read the 300 records")
+        c.commit(offsets=[TopicPartition(topic, 0, 200), TopicPartition(topic, 1, 100)], asynchronous=False)
     finally:
         c.close()
 
@@ -101,6 +106,16 @@ def test_metrics_after_a_known_workload(broker):
     assert value(s, "kafka_server_socket_server_metrics_connection_count", listener="PLAINTEXT") >= 1
     assert value(s, "process_resident_memory_bytes") > 1 << 20
     assert value(s, "process_open_fds") > 10
+    # acks=all appends were fsynced, in group commits covering every record
+    assert value(s, "kafka_log_logflushstats_logflushrateandtimems_count") >= 1
+    assert value(s, "vltava_log_flush_group_commit_records_sum") >= 300
+
+    # the consumer committed everything; 20 more records are its lag
+    h.produce_all(p, topic, h.make_records(20, seed=2), partition=0)
+    lag = h.wait_until(lambda: value(scrape(broker), "kafka_consumergroup_lag", group=group, topic=topic,
+                                     partition=0) == 20, 30, "the group's lag on partition 0 to be 20")
+    assert lag
+    assert value(scrape(broker), "kafka_consumergroup_lag", group=group, topic=topic, partition=1) == 0
 
 
 def test_per_partition_series_can_be_switched_off(start_broker):
@@ -110,3 +125,25 @@ def test_per_partition_series_can_be_switched_off(start_broker):
     s = scrape(b)
     assert not [k for k in s if k[0].startswith("kafka_log_log_")], "per-partition series"
     assert value(s, "kafka_server_replicamanager_partitioncount") >= 1
+
+
+@pytest.mark.timeout(240)
+def test_under_replicated_partitions_rise_with_a_dead_follower_and_fall_when_it_returns(start_cluster):
+    admin_port = free_port()
+    c = start_cluster(3, node_settings={1: {"admin.listeners": f"http://127.0.0.1:{admin_port}"}})
+    node1 = type("Node1", (), {"admin_url": f"http://127.0.0.1:{admin_port}"})()
+    topic = h.unique("urp")
+    c.create_topic(topic, partitions=6, replication_factor=3)
+
+    def urp():
+        return value(scrape(node1), "kafka_server_replicamanager_underreplicatedpartitions")
+
+    h.wait_until(lambda: value(scrape(node1), "kafka_server_replicamanager_leadercount") >= 1 and urp() == 0,
+                 60, "node 1 to lead fully replicated partitions")
+    c.kill(2)
+    h.wait_until(lambda: urp() >= 1, 60, "node 1 to report under-replicated partitions")
+    c.start_node(2)
+    h.wait_until(lambda: urp() == 0, 90, "the partitions to be fully replicated again")
+    s = scrape(node1)
+    assert value(s, "kafka_server_replicamanager_isrshrinks_total") >= 1
+    assert value(s, "kafka_server_replicamanager_isrexpands_total") >= 1

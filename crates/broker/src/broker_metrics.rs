@@ -32,6 +32,18 @@ pub const CONNECTIONS: &str = "kafka_server_socket_server_metrics_connection_cou
 /// `kafka.server:type=socket-server-metrics,name=connection-creation-total,listener=...`
 pub const CONNECTIONS_CREATED: &str = "kafka_server_socket_server_metrics_connection_creation_total";
 
+/// `kafka.server:type=ReplicaManager,name=IsrShrinksPerSec` / `IsrExpandsPerSec`
+pub const ISR_SHRINKS: &str = "kafka_server_replicamanager_isrshrinks_total";
+pub const ISR_EXPANDS: &str = "kafka_server_replicamanager_isrexpands_total";
+/// `kafka.log:type=LogFlushStats,name=LogFlushRateAndTimeMs`
+pub const FLUSH_TIME: &str = "kafka_log_logflushstats_logflushrateandtimems";
+/// Records one fsync made durable (vltava's group commit: every append
+/// before an fsync starts shares it).
+pub const FLUSH_RECORDS: &str = "vltava_log_flush_group_commit_records";
+
+/// Group-commit batch buckets, in records.
+const RECORD_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0, 10000.0, 50000.0, 100000.0];
+
 /// Request latency buckets, in milliseconds.
 const LATENCY_BUCKETS_MS: &[f64] =
     &[0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0];
@@ -47,6 +59,8 @@ pub fn handle() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("timems".into()), LATENCY_BUCKETS_MS)
+            .expect("buckets are not empty")
+            .set_buckets_for_metric(Matcher::Suffix("records".into()), RECORD_BUCKETS)
             .expect("buckets are not empty")
             .idle_timeout(MetricKindMask::GAUGE, Some(GAUGE_IDLE))
             .build_recorder();
@@ -91,6 +105,23 @@ pub fn produce_failed(topic: &str) {
 /// Bytes of a topic sent to consumers and followers.
 pub fn fetched(topic: &str, bytes: u64) {
     counter!(BYTES_OUT, "topic" => topic.to_string()).increment(bytes);
+}
+
+/// A leader's ISR lost members.
+pub fn isr_shrunk() {
+    counter!(ISR_SHRINKS).increment(1);
+}
+
+/// A leader added a follower to its ISR.
+pub fn isr_expanded() {
+    counter!(ISR_EXPANDS).increment(1);
+}
+
+/// An fsync of a partition's log took `elapsed` and made `records` more
+/// offsets durable.
+pub fn flushed(elapsed: Duration, records: u64) {
+    histogram!(FLUSH_TIME).record(elapsed.as_secs_f64() * 1000.0);
+    histogram!(FLUSH_RECORDS).record(records as f64);
 }
 
 /// A connection was accepted (`opened`) or closed on a listener.
@@ -201,8 +232,11 @@ fn state_gauges(broker: &Broker) {
 
     // coordinators
     let mut by_state: std::collections::BTreeMap<&'static str, usize> = std::collections::BTreeMap::new();
-    for (_, _, state) in broker.groups.list() {
+    for (group, _, state) in broker.groups.list() {
         *by_state.entry(state.name()).or_default() += 1;
+        if per_partition {
+            group_lag(broker, &image, &group);
+        }
     }
     for state in ["Empty", "PreparingRebalance", "CompletingRebalance", "Stable", "Dead"] {
         let count = by_state.get(state).copied().unwrap_or(0);
@@ -210,4 +244,18 @@ fn state_gauges(broker: &Broker) {
     }
     gauge!("kafka_coordinator_transaction_transactionstatemanager_transactionalids")
         .set(broker.txns.snapshot().len() as f64);
+}
+
+/// `kafka_consumergroup_lag{group,topic,partition}` (the name Kafka
+/// dashboards know from kafka_exporter): the high watermark less the
+/// committed offset, for the group's partitions with a replica here.
+fn group_lag(broker: &Broker, image: &vltava_metadata::MetadataImage, group: &str) {
+    let Ok(offsets) = broker.groups.fetch_offsets(group, None) else { return };
+    for (topic, index, committed) in offsets {
+        let (Some(committed), Some(t)) = (committed, image.topic(&topic)) else { continue };
+        let Some(p) = broker.replicas.get(&t.topic_id, index) else { continue };
+        let lag = (p.watermarks().high_watermark - committed.offset).max(0);
+        let labels = [("group", group.to_string()), ("topic", topic), ("partition", index.to_string())];
+        gauge!("kafka_consumergroup_lag", &labels).set(lag as f64);
+    }
 }
