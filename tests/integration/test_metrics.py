@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 import helpers as h
 from conftest import free_port
@@ -147,3 +147,43 @@ def test_under_replicated_partitions_rise_with_a_dead_follower_and_fall_when_it_
     s = scrape(node1)
     assert value(s, "kafka_server_replicamanager_isrshrinks_total") >= 1
     assert value(s, "kafka_server_replicamanager_isrexpands_total") >= 1
+
+
+def test_the_dashboard_and_alert_rules_use_only_served_names(broker):
+    """deploy/: every metric name in the Grafana dashboard and the Prometheus alert rules
+    is one /metrics serves (after a little work, so that counters and the lag exist)."""
+    import json
+    from pathlib import Path
+
+    deploy = Path(__file__).resolve().parents[2] / "deploy"
+    exprs = [t["expr"] for p in json.loads((deploy / "grafana" / "vltava-dashboard.json").read_text())["panels"]
+             for t in p["targets"]]
+    exprs += re.findall(r"^\s*expr: (.+)$", (deploy / "prometheus" / "alerts.yml").read_text(), re.M)
+    assert len(exprs) > 20, exprs
+    used = {n for e in exprs for n in re.findall(r"\b((?:kafka|vltava|process)_[a-z0-9_]+)", e)}
+
+    topic, group = h.unique("dash"), h.unique("dash-g")
+    h.create_topic(broker.bootstrap, topic, 1)
+    p = h.make_producer(broker.bootstrap)
+    h.produce_all(p, topic, h.make_records(10), partition=0)
+    c = h.make_consumer(broker.bootstrap, {"group.id": group})
+    try:
+        c.assign([TopicPartition(topic, 0, 0)])
+        h.wait_until(lambda: any(not m.error() for m in c.consume(10, 0.5)), 30, "a record")
+
+        def committed():
+            try:
+                c.commit(offsets=[TopicPartition(topic, 0, 5)], asynchronous=False)
+                return True
+            except KafkaException as e:  # the group coordinator may still be loading
+                if e.args[0].retriable() or e.args[0].code() in (KafkaError.NOT_COORDINATOR,
+                                                                 KafkaError.COORDINATOR_LOAD_IN_PROGRESS):
+                    return None
+                raise
+        h.wait_until(committed, 60, "the offset commit")
+    finally:
+        c.close()
+    served = {name for name, _ in scrape(broker)}
+    # histograms are served as _bucket/_sum/_count, counters as _total
+    missing = {n for n in used if n not in served}
+    assert not missing, (missing, sorted(served))

@@ -68,6 +68,9 @@ pub fn handle() -> &'static PrometheusHandle {
         if metrics::set_global_recorder(recorder).is_err() {
             tracing::warn!("a metrics recorder was already installed; /metrics shows only this broker's gauges");
         }
+        // broker-wide counters are served from 0, as Kafka's meters
+        counter!(ISR_SHRINKS).increment(0);
+        counter!(ISR_EXPANDS).increment(0);
         handle
     })
 }
