@@ -52,6 +52,17 @@ def wait_until(cond, timeout: float, what: str, interval: float = 0.1):
         time.sleep(interval)
 
 
+def http_get(url: str, timeout: float = 30.0) -> tuple[int, str]:
+    """(status, body) of a GET, error statuses included."""
+    import urllib.error
+    import urllib.request
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
 class Worker(threading.Thread):
     """A thread whose exception is not lost: join() re-raises it in the test (pytest does
     not fail a test for an exception in another thread)."""

@@ -5,8 +5,6 @@ standard Kafka rules render them), checked after a known workload."""
 from __future__ import annotations
 
 import re
-import urllib.error
-import urllib.request
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
@@ -19,12 +17,7 @@ LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
 LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
-def get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=30) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
+get = h.http_get
 
 
 def scrape(broker) -> dict[tuple[str, frozenset], float]:

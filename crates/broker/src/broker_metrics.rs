@@ -127,6 +127,20 @@ pub fn flushed(elapsed: Duration, records: u64) {
     histogram!(FLUSH_RECORDS).record(records as f64);
 }
 
+/// A client's measured rate of a quota `key` and the throttle it was
+/// given (Kafka's `kafka.server:type=Produce|Fetch,user=,client-id=`
+/// byte-rate and throttle-time).
+pub fn quota(key: &str, client: &crate::quotas::Client, rate: f64, throttle: Duration) {
+    let kind = match key {
+        crate::quotas::PRODUCER_BYTE_RATE => "produce",
+        crate::quotas::CONSUMER_BYTE_RATE => "fetch",
+        _ => return,
+    };
+    let labels = [("user", client.user.clone()), ("client_id", client.client_id.clone())];
+    gauge!(format!("kafka_server_{kind}_byte_rate"), &labels).set(rate);
+    gauge!(format!("kafka_server_{kind}_throttle_time"), &labels).set(throttle.as_secs_f64() * 1000.0);
+}
+
 /// A connection was accepted (`opened`) or closed on a listener.
 pub fn connection(listener: &str, opened: bool) {
     let g = gauge!(CONNECTIONS, "listener" => listener.to_string());

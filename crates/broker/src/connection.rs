@@ -20,6 +20,8 @@ use crate::Broker;
 struct Pending {
     /// When the request was read (RequestMetrics' total time starts there).
     received: std::time::Instant,
+    /// What the request counts against a byte-rate quota.
+    quota: Option<QuotaUse>,
     api_key: ApiKey,
     version: i16,
     correlation_id: i32,
@@ -30,7 +32,10 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut
     let _ = stream.set_nodelay(true);
     let (read_half, write_half) = stream.into_split();
     let (tx, rx) = mpsc::channel::<Pending>(broker.config.queued_max_requests);
-    let writer = tokio::spawn(write_responses(rx, write_half, peer));
+    // until when the writer, having answered a client over its quota, holds
+    // the next request back (Kafka mutes the channel, KIP-219)
+    let muted = Arc::new(parking_lot::Mutex::new(None::<tokio::time::Instant>));
+    let writer = tokio::spawn(write_responses(broker.clone(), rx, write_half, peer, muted.clone()));
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     crate::broker_metrics::connection(LISTENER, true);
     loop {
@@ -55,7 +60,15 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut
             Ok(n) if n == len => {}
             _ => break,
         }
+        let muted_until = *muted.lock();
+        if let Some(until) = muted_until {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => {}
+                _ = shutdown.changed() => break,
+            }
+        }
         let received = std::time::Instant::now();
+        let frame_len = frame.len();
         let pending = match decode_request(Bytes::from(frame)) {
             Ok(request) => {
                 let (api_key, version, correlation_id) = (request.api_key, request.version(), request.correlation_id());
@@ -67,8 +80,14 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut
                     Some(adding) => Some(adding.await),
                     None => None,
                 };
+                let mut quota = QuotaUse::of(&request.body, frame_len, &session);
+                if let Some(q) = quota.as_mut() {
+                    // a Produce counts as it is read: the next request of an
+                    // over-quota client waits, however many it pipelined
+                    q.record_request(&broker, &muted);
+                }
                 let response = handlers::dispatch(&broker, &session, request, added);
-                Pending { received, api_key, version, correlation_id, response }
+                Pending { received, quota, api_key, version, correlation_id, response }
             }
             Err(RequestError::UnsupportedVersion { prefix, api_key: ApiKey::ApiVersions }) => {
                 // Answer in v0 with UNSUPPORTED_VERSION and our ranges so the
@@ -76,6 +95,7 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut
                 let body = handlers::api_versions::response(35);
                 Pending {
                     received,
+                    quota: None,
                     api_key: ApiKey::ApiVersions,
                     version: 0,
                     correlation_id: prefix.correlation_id,
@@ -100,14 +120,23 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut
 const LISTENER: &str = "PLAINTEXT";
 
 async fn write_responses(
+    broker: Arc<Broker>,
     mut rx: mpsc::Receiver<Pending>,
     write_half: tokio::net::tcp::OwnedWriteHalf,
     peer: SocketAddr,
+    muted: Arc<Muted>,
 ) {
     let mut out = BufWriter::with_capacity(64 * 1024, write_half);
     while let Some(pending) = rx.recv().await {
         let api = crate::broker_metrics::api_name(pending.api_key);
-        let Some(body) = pending.response.await else {
+        let mut body = pending.response.await;
+        if let Some(quota) = &pending.quota {
+            let throttle = quota.record_response(&broker, body.as_ref(), &muted);
+            if !throttle.is_zero() {
+                set_throttle(body.as_mut(), throttle);
+            }
+        }
+        let Some(body) = body else {
             crate::broker_metrics::request_done(api, pending.received.elapsed());
             continue;
         };
@@ -129,4 +158,81 @@ async fn write_responses(
         crate::broker_metrics::request_done(api, pending.received.elapsed());
     }
     let _ = out.flush().await;
+}
+
+/// A request subject to a byte-rate quota: a Produce (its size, counted
+/// when it is read) or a consumer's Fetch (the records it is answered
+/// with, counted when answered).
+struct QuotaUse {
+    client: crate::quotas::Client,
+    key: &'static str,
+    /// Produce: the request's size.
+    bytes: Option<usize>,
+    /// Produce: the throttle counted when it was read.
+    throttle: std::time::Duration,
+}
+
+type Muted = parking_lot::Mutex<Option<tokio::time::Instant>>;
+
+impl QuotaUse {
+    fn of(body: &kafka_protocol::messages::RequestKind, frame_len: usize, session: &Session) -> Option<Self> {
+        use kafka_protocol::messages::RequestKind;
+        let (key, bytes) = match body {
+            RequestKind::Produce(_) => (crate::quotas::PRODUCER_BYTE_RATE, Some(frame_len)),
+            // followers replicate outside client quotas
+            RequestKind::Fetch(f) if f.replica_id.0 < 0 && f.replica_state.replica_id.0 < 0 => {
+                (crate::quotas::CONSUMER_BYTE_RATE, None)
+            }
+            _ => return None,
+        };
+        // the principal's name: ANONYMOUS until clients authenticate
+        let client = crate::quotas::Client { user: "ANONYMOUS".into(), client_id: session.client_id.clone() };
+        Some(QuotaUse { client, key, bytes, throttle: std::time::Duration::ZERO })
+    }
+
+    /// A Produce: records its size now, muting the connection when over.
+    fn record_request(&mut self, broker: &Broker, muted: &Muted) {
+        if let Some(bytes) = self.bytes {
+            self.throttle = broker.quotas.record(&broker.controller.image(), self.key, &self.client, bytes as f64);
+            mute(muted, self.throttle);
+        }
+    }
+
+    /// The throttle to answer with: a Produce's, or a Fetch's from the
+    /// records it is answered with (muting the connection when over).
+    fn record_response(&self, broker: &Broker, response: Option<&ResponseKind>, muted: &Muted) -> std::time::Duration {
+        if self.bytes.is_some() {
+            return self.throttle;
+        }
+        let bytes: usize = match response {
+            Some(ResponseKind::Fetch(f)) => f
+                .responses
+                .iter()
+                .flat_map(|t| t.partitions.iter())
+                .filter_map(|p| p.records.as_ref())
+                .map(|r| r.len())
+                .sum(),
+            _ => 0,
+        };
+        let throttle = broker.quotas.record(&broker.controller.image(), self.key, &self.client, bytes as f64);
+        mute(muted, throttle);
+        throttle
+    }
+}
+
+/// Holds the connection's next request back for `throttle`.
+fn mute(muted: &Muted, throttle: std::time::Duration) {
+    if !throttle.is_zero() {
+        *muted.lock() = Some(tokio::time::Instant::now() + throttle);
+    }
+}
+
+/// Tells the client to back off (`throttle_time_ms`).
+fn set_throttle(body: Option<&mut ResponseKind>, throttle: std::time::Duration) {
+    let ms = throttle.as_millis().min(i32::MAX as u128) as i32;
+    match body {
+        Some(ResponseKind::Produce(r)) => r.throttle_time_ms = ms,
+        Some(ResponseKind::Fetch(r)) => r.throttle_time_ms = ms,
+        _ => {}
+    }
 }

@@ -306,6 +306,13 @@ impl Controller {
         Ok(())
     }
 
+    /// Sets or removes client quotas (records already checked); returns
+    /// once this node has applied them.
+    pub fn alter_client_quotas(&self, records: Vec<MetadataRecord>) -> Result<(), ControllerError> {
+        let _guard = self.lock.lock();
+        self.commit(records)
+    }
+
     /// Finalizes feature levels (already checked by `features`); returns
     /// once this node has applied them.
     pub fn set_feature_levels(&self, levels: &[(String, i16)]) -> Result<(), ControllerError> {

@@ -29,6 +29,7 @@ pub mod log_levels;
 pub mod log_manager;
 pub mod log_mover;
 pub mod partition;
+pub mod quotas;
 pub mod replica_manager;
 pub mod replica_state;
 pub mod replication;
@@ -63,6 +64,8 @@ pub struct Broker {
     pub runtime: tokio::runtime::Handle,
     pub groups: group::GroupCoordinator,
     pub txns: txn::TransactionCoordinator,
+    /// Client quota sensors (the quotas are in the metadata image).
+    pub quotas: quotas::QuotaManager,
     /// Flips to true when the broker starts shutting down.
     pub stopping: tokio::sync::watch::Sender<bool>,
 }

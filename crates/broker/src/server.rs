@@ -111,6 +111,7 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, QuorumNode)
             config.transaction_state_partitions,
             config.transaction_max_timeout_ms,
         ),
+        quotas: crate::quotas::QuotaManager::default(),
         local_cluster_id: meta.cluster_id,
         config,
         stopping: watch::channel(false).0,

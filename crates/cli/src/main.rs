@@ -14,6 +14,7 @@ mod consume;
 mod group;
 mod log_dirs;
 mod produce;
+mod quota;
 mod topic;
 
 use std::path::PathBuf;
@@ -86,6 +87,9 @@ enum Command {
     /// Show the brokers' log directories: partition sizes, offset lag, free space.
     #[command(subcommand)]
     LogDirs(log_dirs::LogDirsCommand),
+    /// Show and change client quotas (byte rates per user and client id).
+    #[command(subcommand)]
+    Quota(quota::QuotaCommand),
     /// Measure a Kafka-compatible cluster: produce and consume throughput,
     /// end-to-end latency.
     #[command(subcommand)]
@@ -187,6 +191,7 @@ fn main() -> ExitCode {
         Command::Group(cmd) => group::run(args, cmd),
         Command::Cluster(cmd) => cluster::run(args, cmd),
         Command::LogDirs(cmd) => log_dirs::run(args, cmd),
+        Command::Quota(cmd) => quota::run(args, cmd),
         Command::Bench(cmd) => bench::run(args, cmd),
     };
     match result {

@@ -181,6 +181,7 @@ mod kind {
     pub const UNREGISTER_BROKER: u64 = 15;
     pub const OFFLINE_REPLICAS: u64 = 16;
     pub const FEATURE_LEVEL: u64 = 17;
+    pub const CLIENT_QUOTA: u64 = 19;
 }
 
 impl MetadataRecord {
@@ -293,6 +294,22 @@ impl MetadataRecord {
                 w.string(key);
                 w.opt_string(value.as_deref());
             }
+            MetadataRecord::ClientQuota { entity, key, value } => {
+                header(w, kind::CLIENT_QUOTA);
+                w.uvarint(entity.len() as u64);
+                for (entity_type, name) in entity {
+                    w.string(entity_type);
+                    w.opt_string(name.as_deref());
+                }
+                w.string(key);
+                match value {
+                    Some(v) => {
+                        w.uvarint(1);
+                        w.uvarint(v.0);
+                    }
+                    None => w.uvarint(0),
+                }
+            }
             MetadataRecord::FeatureLevel { name, level } => {
                 header(w, kind::FEATURE_LEVEL);
                 w.string(name);
@@ -350,6 +367,18 @@ impl MetadataRecord {
             }
             kind::BROKER_CONFIG => {
                 MetadataRecord::BrokerConfig { resource: r.string()?, key: r.string()?, value: r.opt_string()? }
+            }
+            kind::CLIENT_QUOTA => {
+                let count = r.length()?;
+                let entity =
+                    (0..count).map(|_| Ok((r.string()?, r.opt_string()?))).collect::<Result<_, CodecError>>()?;
+                let key = r.string()?;
+                let value = match r.uvarint()? {
+                    0 => None,
+                    1 => Some(crate::record::QuotaValue(r.uvarint()?)),
+                    other => return err(format!("quota value tag {other}")),
+                };
+                MetadataRecord::ClientQuota { entity, key, value }
             }
             kind::FEATURE_LEVEL => MetadataRecord::FeatureLevel {
                 name: r.string()?,
@@ -479,6 +508,16 @@ mod tests {
             MetadataRecord::OfflineReplicas { broker_id: 2, incarnation: 9, replicas: vec![] },
             MetadataRecord::FeatureLevel { name: "transaction.version".into(), level: 2 },
             MetadataRecord::FeatureLevel { name: "group.version".into(), level: 0 },
+            MetadataRecord::ClientQuota {
+                entity: vec![("user".into(), Some("alice".into())), ("client-id".into(), None)],
+                key: "producer_byte_rate".into(),
+                value: Some(crate::record::QuotaValue::new(1048576.5)),
+            },
+            MetadataRecord::ClientQuota {
+                entity: vec![("ip".into(), None)],
+                key: "connection_creation_rate".into(),
+                value: None,
+            },
         ]
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::record::MetadataRecord;
+use crate::record::{MetadataRecord, QuotaValue};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionImage {
@@ -84,7 +84,13 @@ pub struct MetadataImage {
     broker_configs: BTreeMap<String, BTreeMap<String, String>>,
     /// Finalized feature levels above 0 (KIP-584), by feature name.
     features: BTreeMap<String, i16>,
+    /// Client quotas by entity (sorted by entity type), then key.
+    client_quotas: BTreeMap<QuotaEntity, BTreeMap<String, QuotaValue>>,
 }
+
+/// A client quota entity: `(entity type, name)` pairs sorted by type; a
+/// `None` name is the type's default.
+pub type QuotaEntity = Vec<(String, Option<String>)>;
 
 impl MetadataImage {
     pub fn topic(&self, name: &str) -> Option<&Arc<TopicImage>> {
@@ -100,6 +106,16 @@ impl MetadataImage {
     pub fn broker_configs(&self, resource: &str) -> &BTreeMap<String, String> {
         static NONE: BTreeMap<String, String> = BTreeMap::new();
         self.broker_configs.get(resource).unwrap_or(&NONE)
+    }
+
+    /// Every entity with client quotas, and its quotas.
+    pub fn client_quotas(&self) -> impl Iterator<Item = (&QuotaEntity, &BTreeMap<String, QuotaValue>)> {
+        self.client_quotas.iter()
+    }
+
+    /// The quotas of exactly this entity (its pairs sorted by type).
+    pub fn client_quota(&self, entity: &QuotaEntity) -> Option<&BTreeMap<String, QuotaValue>> {
+        self.client_quotas.get(entity)
     }
 
     /// A feature's finalized level (0 when it was never raised).
@@ -153,6 +169,11 @@ impl MetadataImage {
         }
         for (name, level) in &self.features {
             out.push(MetadataRecord::FeatureLevel { name: name.clone(), level: *level });
+        }
+        for (entity, quotas) in &self.client_quotas {
+            for (key, value) in quotas {
+                out.push(MetadataRecord::ClientQuota { entity: entity.clone(), key: key.clone(), value: Some(*value) });
+            }
         }
         for b in self.brokers.values() {
             out.push(MetadataRecord::RegisterBroker {
@@ -322,6 +343,23 @@ impl MetadataImage {
             MetadataRecord::RemoveTopic { topic_id } => {
                 if let Some(name) = self.names_by_id.remove(topic_id) {
                     self.topics.remove(&name);
+                }
+            }
+            MetadataRecord::ClientQuota { entity, key, value } => {
+                let mut entity = entity.clone();
+                entity.sort();
+                match value {
+                    Some(v) => {
+                        self.client_quotas.entry(entity).or_default().insert(key.clone(), *v);
+                    }
+                    None => {
+                        if let Some(quotas) = self.client_quotas.get_mut(&entity) {
+                            quotas.remove(key);
+                            if quotas.is_empty() {
+                                self.client_quotas.remove(&entity);
+                            }
+                        }
+                    }
                 }
             }
             MetadataRecord::FeatureLevel { name, level } => {
@@ -562,6 +600,28 @@ mod tests {
         assert_eq!(img.broker_configs("").get("log.retention.ms").map(String::as_str), Some("2000"));
         assert_eq!(img.broker_configs("1").len(), 1);
         assert!(img.broker_configs("2").is_empty() && img.broker_configs("7").is_empty());
+        let rebuilt = MetadataImage::from_records(&img.to_records(), img.offset);
+        assert_eq!(rebuilt, img);
+    }
+
+    #[test]
+    fn client_quotas_are_set_removed_and_kept_in_snapshots() {
+        let quota = |entity: &[(&str, Option<&str>)], key: &str, value: Option<f64>| MetadataRecord::ClientQuota {
+            entity: entity.iter().map(|(t, n)| (t.to_string(), n.map(str::to_string))).collect(),
+            key: key.into(),
+            value: value.map(QuotaValue::new),
+        };
+        let img = MetadataImage::default().apply(&[
+            quota(&[("user", Some("u")), ("client-id", Some("c"))], "producer_byte_rate", Some(1024.0)),
+            quota(&[("client-id", Some("c")), ("user", Some("u"))], "consumer_byte_rate", Some(2048.0)),
+            quota(&[("client-id", None)], "producer_byte_rate", Some(10.0)),
+            quota(&[("client-id", None)], "producer_byte_rate", None),
+        ]);
+        let both: QuotaEntity = vec![("client-id".into(), Some("c".into())), ("user".into(), Some("u".into()))];
+        let q = img.client_quota(&both).expect("one entity whatever the order of its pairs");
+        assert_eq!(q.get("producer_byte_rate").map(|v| v.get()), Some(1024.0));
+        assert_eq!(q.get("consumer_byte_rate").map(|v| v.get()), Some(2048.0));
+        assert_eq!(img.client_quotas().count(), 1, "a removed last key removes the entity");
         let rebuilt = MetadataImage::from_records(&img.to_records(), img.offset);
         assert_eq!(rebuilt, img);
     }

@@ -15,6 +15,6 @@ mod properties;
 mod record;
 
 pub use codec::{CodecError, EntryData};
-pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
+pub use image::{BrokerImage, MetadataImage, PartitionImage, QuotaEntity, TopicImage};
 pub use properties::{MetaProperties, META_PROPERTIES};
-pub use record::MetadataRecord;
+pub use record::{MetadataRecord, QuotaValue};

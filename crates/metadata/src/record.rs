@@ -75,4 +75,23 @@ pub enum MetadataRecord {
     /// A feature flag's finalized level (KIP-584, Kafka's
     /// FeatureLevelRecord); level 0 removes it from the finalized list.
     FeatureLevel { name: String, level: i16 },
+    /// A client quota (Kafka's ClientQuotaRecord): for the entity (entity
+    /// types `user`, `client-id`, `ip`, each with a name, or `None` for the
+    /// type's default), `key` (e.g. `producer_byte_rate`) is set to
+    /// `value`, or removed (`None`).
+    ClientQuota { entity: Vec<(String, Option<String>)>, key: String, value: Option<QuotaValue> },
+}
+
+/// A quota's value: an `f64` kept as its bits, so that records and images
+/// compare exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaValue(pub u64);
+
+impl QuotaValue {
+    pub fn new(value: f64) -> Self {
+        QuotaValue(value.to_bits())
+    }
+    pub fn get(self) -> f64 {
+        f64::from_bits(self.0)
+    }
 }

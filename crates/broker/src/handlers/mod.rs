@@ -14,6 +14,7 @@ use crate::Broker;
 pub mod alter_configs;
 mod alter_replica_log_dirs;
 pub mod api_versions;
+mod client_quotas;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
@@ -98,6 +99,12 @@ pub fn dispatch(
         }
         RequestKind::ListConfigResources(r) => {
             ready(ResponseKind::ListConfigResources(list_config_resources::handle(broker, r, version)))
+        }
+        RequestKind::DescribeClientQuotas(r) => {
+            ready(ResponseKind::DescribeClientQuotas(client_quotas::describe(broker, r, version)))
+        }
+        RequestKind::AlterClientQuotas(r) => {
+            ready(ResponseKind::AlterClientQuotas(client_quotas::alter(broker, r, version)))
         }
         RequestKind::UpdateFeatures(r) => {
             ready(ResponseKind::UpdateFeatures(update_features::handle(broker, r, version)))

@@ -1,0 +1,202 @@
+//! Client quotas as Kafka enforces them (KIP-13, KIP-55, KIP-219): the
+//! quotas live in the metadata log (`ClientQuota` records, set by
+//! AlterClientQuotas); each request's bytes are recorded against the quota
+//! entity that applies to its user and client id, and a client over its
+//! rate is told how long to back off (`throttle_time_ms`) while the
+//! broker holds its next request back for that long (Kafka mutes the
+//! channel).
+//!
+//! Which quota applies (Kafka's precedence, first match wins):
+//! user+client-id, user+default client-id, user, default user+client-id,
+//! default user+default client-id, default user, client-id, default
+//! client-id. The rate is measured per matched entity with its defaults
+//! filled in by the request's own names (every user under a default user
+//! quota has a rate of its own).
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use vltava_metadata::{MetadataImage, QuotaEntity};
+
+/// `quota.window.num` and `quota.window.size.seconds`: the rate is taken
+/// over this many one-second samples.
+const SAMPLES: usize = 11;
+const SAMPLE: Duration = Duration::from_secs(1);
+
+pub const PRODUCER_BYTE_RATE: &str = "producer_byte_rate";
+pub const CONSUMER_BYTE_RATE: &str = "consumer_byte_rate";
+pub const REQUEST_PERCENTAGE: &str = "request_percentage";
+pub const CONTROLLER_MUTATION_RATE: &str = "controller_mutation_rate";
+pub const CONNECTION_CREATION_RATE: &str = "connection_creation_rate";
+
+/// The keys AlterClientQuotas accepts, and for which entity types.
+pub fn key_allowed(key: &str, entity_types: &[&str]) -> bool {
+    let ip = entity_types == ["ip"];
+    match key {
+        CONNECTION_CREATION_RATE => ip,
+        PRODUCER_BYTE_RATE | CONSUMER_BYTE_RATE | REQUEST_PERCENTAGE | CONTROLLER_MUTATION_RATE => {
+            !ip && entity_types.iter().all(|t| *t == "user" || *t == "client-id")
+        }
+        _ => false,
+    }
+}
+
+/// A rate over the last `SAMPLES` seconds (Kafka's sampled Rate).
+#[derive(Debug, Default)]
+struct Sensor {
+    /// (sample start, amount recorded in it)
+    samples: VecDeque<(Instant, f64)>,
+}
+
+impl Sensor {
+    fn record(&mut self, amount: f64, now: Instant) {
+        match self.samples.back_mut() {
+            Some((start, sum)) if now.duration_since(*start) < SAMPLE => *sum += amount,
+            _ => self.samples.push_back((now, amount)),
+        }
+        while self.samples.front().is_some_and(|(start, _)| now.duration_since(*start) >= SAMPLE * SAMPLES as u32) {
+            self.samples.pop_front();
+        }
+    }
+
+    /// The window the rate is taken over: from the oldest sample to now,
+    /// at least `SAMPLES - 1` samples long (as Kafka's, so that a first
+    /// burst is not measured over a few milliseconds).
+    fn window(&self, now: Instant) -> Duration {
+        let elapsed = self.samples.front().map_or(Duration::ZERO, |(start, _)| now.duration_since(*start));
+        elapsed.max(SAMPLE * (SAMPLES as u32 - 1))
+    }
+
+    /// Per second.
+    fn rate(&self, now: Instant) -> f64 {
+        let total: f64 = self.samples.iter().map(|(_, v)| v).sum();
+        total / self.window(now).as_secs_f64()
+    }
+}
+
+/// Who a request comes from, for quotas.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Client {
+    pub user: String,
+    pub client_id: String,
+}
+
+/// The quota of `key` that applies to `client`, with the entity its rate
+/// is measured on (defaults filled in), by Kafka's precedence.
+pub fn applicable(image: &MetadataImage, key: &str, client: &Client) -> Option<(QuotaEntity, f64)> {
+    let user = |name: Option<&str>| ("user".to_string(), name.map(str::to_string));
+    let id = |name: Option<&str>| ("client-id".to_string(), name.map(str::to_string));
+    let (u, c) = (Some(client.user.as_str()), Some(client.client_id.as_str()));
+    // (the entity as stored, sorted by type: client-id before user)
+    let candidates: [QuotaEntity; 8] = [
+        vec![id(c), user(u)],
+        vec![id(None), user(u)],
+        vec![user(u)],
+        vec![id(c), user(None)],
+        vec![id(None), user(None)],
+        vec![user(None)],
+        vec![id(c)],
+        vec![id(None)],
+    ];
+    candidates.into_iter().find_map(|entity| {
+        let value = image.client_quota(&entity)?.get(key)?.get();
+        // measured per actual user and client id
+        let measured = entity
+            .into_iter()
+            .map(|(t, _)| {
+                let name = if t == "user" { client.user.clone() } else { client.client_id.clone() };
+                (t, Some(name))
+            })
+            .collect();
+        Some((measured, value))
+    })
+}
+
+/// The broker's quota sensors.
+#[derive(Default)]
+pub struct QuotaManager {
+    sensors: Mutex<HashMap<(&'static str, QuotaEntity), Sensor>>,
+}
+
+impl QuotaManager {
+    /// Records `amount` (bytes) against `client`'s quota of `key`; returns
+    /// how long it must back off (zero when within its quota or with none).
+    pub fn record(&self, image: &MetadataImage, key: &'static str, client: &Client, amount: f64) -> Duration {
+        let Some((entity, quota)) = applicable(image, key, client) else { return Duration::ZERO };
+        let now = Instant::now();
+        let (rate, wait) = {
+            let mut sensors = self.sensors.lock();
+            let sensor = sensors.entry((key, entity)).or_default();
+            sensor.record(amount, now);
+            let rate = sensor.rate(now);
+            (rate, throttle(rate, quota, sensor.window(now)))
+        };
+        crate::broker_metrics::quota(key, client, rate, wait);
+        wait
+    }
+}
+
+/// Kafka's throttle time: how long at no traffic brings the rate over
+/// `window` back to `quota`, at most one whole window.
+fn throttle(rate: f64, quota: f64, window: Duration) -> Duration {
+    if quota <= 0.0 {
+        return window;
+    }
+    if rate <= quota {
+        return Duration::ZERO;
+    }
+    let ms = (rate - quota) / quota * window.as_millis() as f64;
+    Duration::from_millis(ms as u64).min(SAMPLE * SAMPLES as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vltava_metadata::{MetadataRecord, QuotaValue};
+
+    fn quota(entity: &[(&str, Option<&str>)], key: &str, value: f64) -> MetadataRecord {
+        MetadataRecord::ClientQuota {
+            entity: entity.iter().map(|(t, n)| (t.to_string(), n.map(str::to_string))).collect(),
+            key: key.into(),
+            value: Some(QuotaValue::new(value)),
+        }
+    }
+
+    #[test]
+    fn kafkas_precedence_picks_the_most_specific_quota() {
+        let c = Client { user: "alice".into(), client_id: "app".into() };
+        let other = Client { user: "bob".into(), client_id: "other".into() };
+        let k = PRODUCER_BYTE_RATE;
+        let mut img = MetadataImage::default().apply(&[quota(&[("client-id", None)], k, 1.0)]);
+        assert_eq!(applicable(&img, k, &c).map(|q| q.1), Some(1.0), "default client-id");
+        img = img.apply(&[quota(&[("client-id", Some("app"))], k, 2.0)]);
+        assert_eq!(applicable(&img, k, &c).map(|q| q.1), Some(2.0));
+        img = img.apply(&[quota(&[("user", None)], k, 3.0)]);
+        assert_eq!(applicable(&img, k, &c).map(|q| q.1), Some(3.0), "any user quota beats client-id ones");
+        img = img.apply(&[quota(&[("user", Some("alice"))], k, 4.0)]);
+        img = img.apply(&[quota(&[("user", Some("alice")), ("client-id", Some("app"))], k, 5.0)]);
+        let (entity, value) = applicable(&img, k, &c).unwrap();
+        assert_eq!(value, 5.0);
+        assert_eq!(entity, vec![("client-id".into(), Some("app".into())), ("user".into(), Some("alice".into()))]);
+        let (entity, value) = applicable(&img, k, &other).unwrap();
+        assert_eq!((entity, value), (vec![("user".into(), Some("bob".into()))], 3.0), "measured per user");
+        assert_eq!(applicable(&img, CONSUMER_BYTE_RATE, &c), None);
+    }
+
+    #[test]
+    fn over_the_rate_means_a_throttle_that_brings_it_back() {
+        let window = Duration::from_secs(10);
+        assert_eq!(throttle(100.0, 100.0, window), Duration::ZERO);
+        assert_eq!(throttle(150.0, 100.0, window), Duration::from_secs(5));
+        assert_eq!(throttle(10_000.0, 1.0, window), Duration::from_secs(11), "at most the whole window");
+        let mut s = Sensor::default();
+        let t0 = Instant::now();
+        s.record(10_000.0, t0);
+        assert_eq!(s.rate(t0), 1000.0, "a first burst counts over the minimum window");
+        s.record(10_000.0, t0 + Duration::from_secs(30));
+        assert_eq!(s.samples.len(), 1, "old samples expire");
+        assert!(key_allowed(CONNECTION_CREATION_RATE, &["ip"]) && !key_allowed(PRODUCER_BYTE_RATE, &["ip"]));
+        assert!(key_allowed(PRODUCER_BYTE_RATE, &["user", "client-id"]) && !key_allowed("bogus", &["user"]));
+    }
+}

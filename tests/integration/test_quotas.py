@@ -1,0 +1,157 @@
+"""Client quotas (issue 14): `vltava quota alter|describe` (AlterClientQuotas /
+DescribeClientQuotas v1 through the CLI's own connection), Kafka's entity rules and
+errors, and byte-rate quotas enforced on real clients: a throttled confluent-kafka
+producer or consumer settles at its quota (the broker answers with throttle_time_ms and
+holds the client's next request back) while another client id is not throttled."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+
+import helpers as h
+from conftest import vltava_bin
+
+QUOTA = 512 * 1024          # bytes per second
+VALUE = b"q" * 16 * 1024
+
+
+def cli(b, *args, check=True):
+    res = subprocess.run([vltava_bin(), "--brokers", b.bootstrap, "quota", *map(str, args)],
+                         capture_output=True, text=True, timeout=60)
+    if check:
+        assert res.returncode == 0, (res.stdout, res.stderr)
+    return res
+
+
+def quotas(b, *entity) -> list:
+    return json.loads(cli(b, "describe", *entity, "--json").stdout)["quotas"]
+
+
+def test_alter_and_describe_client_quotas(broker):
+    assert quotas(broker) == []
+    cli(broker, "alter", "--client-id", "app", "--producer-byte-rate", 1048576, "--consumer-byte-rate", 2e6)
+    cli(broker, "alter", "--user", "alice", "--client-id-default", "--producer-byte-rate", 4096)
+    cli(broker, "alter", "--user-default", "--request-percentage", 50)
+    cli(broker, "alter", "--ip", "127.0.0.1", "--connection-creation-rate", 10)
+    got = {json.dumps(q["entity"], sort_keys=True): q["quotas"] for q in quotas(broker)}
+    assert got == {
+        '{"client-id": "app"}': {"consumer_byte_rate": 2e6, "producer_byte_rate": 1048576.0},
+        '{"client-id": null, "user": "alice"}': {"producer_byte_rate": 4096.0},
+        '{"user": null}': {"request_percentage": 50.0},
+        '{"ip": "127.0.0.1"}': {"connection_creation_rate": 10.0},
+    }, got
+    # filters: exact entity, a default entity
+    assert quotas(broker, "--client-id", "app") == [
+        {"entity": {"client-id": "app"}, "quotas": {"consumer_byte_rate": 2e6, "producer_byte_rate": 1048576.0}}]
+    assert quotas(broker, "--user-default") == [{"entity": {"user": None}, "quotas": {"request_percentage": 50.0}}]
+    # removing the last key removes the entity; validate-only changes nothing
+    cli(broker, "alter", "--client-id", "app", "--delete", "consumer_byte_rate", "--delete", "producer_byte_rate")
+    cli(broker, "alter", "--client-id", "other", "--producer-byte-rate", 1, "--validate-only")
+    assert not [q for q in quotas(broker) if "client-id" in q["entity"] and len(q["entity"]) == 1]
+    # refused as Kafka refuses them: INVALID_REQUEST with the reason
+    bad = [
+        (["--client-id", "x", "--connection-creation-rate", 1], "Invalid configuration key"),
+        (["--ip", "not-an-ip", "--connection-creation-rate", 1], "not a valid IP address"),
+        (["--client-id", "x", "--producer-byte-rate", 0], "must be positive"),
+        (["--client-id", "x", "--delete", "bogus_key"], "Invalid configuration key"),
+    ]
+    for args, reason in bad:
+        res = cli(broker, "alter", *args, check=False)
+        assert res.returncode != 0 and "INVALID_REQUEST" in res.stderr and reason in res.stderr, (args, res.stderr)
+    # kept in the metadata log
+    broker.restart()
+    assert len(quotas(broker)) == 3
+
+
+WINDOW = 11  # seconds: quota.window.num (11) samples of quota.window.size.seconds (1)
+
+
+def _rate_in(events, start, end) -> float:
+    """Bytes per second of `events` [(time, bytes)] between `start` and `end`."""
+    return sum(n for t, n in events if start <= t < end) / (end - start)
+
+
+def _check_rate(events, t0: float, t1: float, quota: float) -> None:
+    """What a quota means the way Kafka measures it: a rate over 11 one-second samples,
+    taken over at least 10 seconds, so a client may send 10 seconds' worth at once when its
+    oldest sample expires (the first window's burst). Over `t1 - t0` seconds the client gets
+    at most its quota for that time plus one such burst (20% slack), and no less than 80%
+    of its quota for that time (it is not held below it)."""
+    assert events, "nothing delivered"
+    duration = t1 - t0
+    total = sum(n for t, n in events if t0 <= t < t1)
+    assert total <= 1.2 * quota * (duration + WINDOW - 1), ("over the quota", total / duration, quota)
+    assert total >= 0.8 * quota * duration, ("held below the quota", total / duration, quota)
+
+
+def _produce_for(bootstrap: str, topic: str, client_id: str, seconds: float, events: list, errors: list):
+    p = Producer({"bootstrap.servers": bootstrap, "client.id": client_id, "linger.ms": 5, "acks": 1,
+                  "batch.size": 65536, "queue.buffering.max.kbytes": 4096})
+
+    def done(err, msg):
+        if err is not None:
+            errors.append(err)
+        else:
+            events.append((time.monotonic(), len(msg.value())))
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            p.produce(topic, VALUE, on_delivery=done)
+        except BufferError:
+            p.poll(0.05)
+        p.poll(0)
+    assert p.flush(60) == 0
+
+
+@pytest.mark.timeout(180)
+def test_producer_byte_rate_is_enforced_and_other_clients_are_not_throttled(broker):
+    topic = h.unique("quota-p")
+    h.create_topic(broker.bootstrap, topic, 1)
+    cli(broker, "alter", "--client-id", "slow", "--producer-byte-rate", QUOTA)
+    t0 = time.monotonic()
+    slow, fast, errors = [], [], []
+    workers = [h.Worker(_produce_for, broker.bootstrap, topic, "slow", 16, slow, errors),
+               h.Worker(_produce_for, broker.bootstrap, topic, "fast", 6, fast, errors)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(120)
+    assert not errors, errors[:3]
+    _check_rate(slow, t0, t0 + 16, QUOTA)
+    # the other client id got far more through meanwhile
+    assert _rate_in(fast, t0 + 1, t0 + 5) > 3 * QUOTA, _rate_in(fast, t0 + 1, t0 + 5)
+    status, text = h.http_get(f"{broker.admin_url}/metrics")
+    assert status == 200
+    assert 'kafka_server_produce_throttle_time{user="ANONYMOUS",client_id="slow"}' in text, text[-2000:]
+
+
+@pytest.mark.timeout(180)
+def test_consumer_byte_rate_is_enforced(broker):
+    topic = h.unique("quota-c")
+    h.create_topic(broker.bootstrap, topic, 1)
+    events, errors = [], []
+    _produce_for(broker.bootstrap, topic, "filler", 5, events, errors)
+    total = sum(n for _, n in events)
+    assert not errors and total > 16 * QUOTA, (total, errors[:3])
+    cli(broker, "alter", "--client-id", "reader", "--consumer-byte-rate", QUOTA)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "client.id": "reader", "group.id": h.unique("qg"),
+                  "enable.auto.commit": False, "max.partition.fetch.bytes": 262144})
+    try:
+        c.assign([TopicPartition(topic, 0, 0)])
+        got = []
+        t0 = time.monotonic()
+        while time.monotonic() < t0 + 14:
+            for m in c.consume(100, 0.2):
+                if m.error():
+                    assert m.error().code() == KafkaError._PARTITION_EOF, m.error()
+                    continue
+                got.append((time.monotonic(), len(m.value())))
+    finally:
+        c.close()
+    _check_rate(got, t0, t0 + 14, QUOTA)
