@@ -50,6 +50,7 @@ def test_java_admin_parity(start_broker, tmp_path):
     (metadata.version 27 and transaction.version 2 finalized, group.version supported at 0
     only) and updateFeatures (a no-op accepted, transaction.version 3 refused), and log.retention.ms set
     as the cluster-wide default ("") then for this broker, seen by a topic with each source;
+    client quotas altered and described (a user+client-id entity, the default client id);
     on a broker with two log directories, alterReplicaLogDirs moves a replica to the other
     one and describeReplicaLogDirs shows it there."""
     first, second = tmp_path / "disk-a", tmp_path / "disk-b"
@@ -60,5 +61,5 @@ def test_java_admin_parity(start_broker, tmp_path):
     assert lines == [
         "OK describeTopics", "OK describeTopics missing", "OK describeCluster",
         "OK describeLogDirs", "OK describeMetadataQuorum", "OK features",
-        "OK dynamic broker configs", "OK alterReplicaLogDirs"], res.stdout
+        "OK dynamic broker configs", "OK client quotas", "OK alterReplicaLogDirs"], res.stdout
     assert (second / f"{prefix}-c-0").is_dir() and not (first / f"{prefix}-c-0").exists()

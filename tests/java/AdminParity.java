@@ -26,6 +26,10 @@ import org.apache.kafka.common.TopicCollection;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.TopicPartitionReplica;
 import org.apache.kafka.common.acl.AclOperation;
+import org.apache.kafka.common.quota.ClientQuotaAlteration;
+import org.apache.kafka.common.quota.ClientQuotaEntity;
+import org.apache.kafka.common.quota.ClientQuotaFilter;
+import org.apache.kafka.common.quota.ClientQuotaFilterComponent;
 import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.errors.InvalidUpdateVersionException;
 import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
@@ -191,6 +195,33 @@ public class AdminParity {
             check(admin.describeConfigs(Collections.singleton(clusterDefault)).all().get(30, TimeUnit.SECONDS)
                 .get(clusterDefault).entries().isEmpty(), "cluster defaults left");
             System.out.println("OK dynamic broker configs");
+
+            // client quotas: a user+client-id entity and the default client id
+            ClientQuotaEntity both = new ClientQuotaEntity(Map.of(
+                ClientQuotaEntity.USER, "alice", ClientQuotaEntity.CLIENT_ID, prefix + "-app"));
+            ClientQuotaEntity defaultClient = new ClientQuotaEntity(
+                Collections.singletonMap(ClientQuotaEntity.CLIENT_ID, null));
+            admin.alterClientQuotas(List.of(
+                new ClientQuotaAlteration(both, List.of(
+                    new ClientQuotaAlteration.Op("producer_byte_rate", 1048576.0),
+                    new ClientQuotaAlteration.Op("consumer_byte_rate", 2097152.0))),
+                new ClientQuotaAlteration(defaultClient, List.of(
+                    new ClientQuotaAlteration.Op("producer_byte_rate", 4096.0))))).all().get(30, TimeUnit.SECONDS);
+            Map<ClientQuotaEntity, Map<String, Double>> quotas = admin.describeClientQuotas(ClientQuotaFilter.containsOnly(
+                List.of(ClientQuotaFilterComponent.ofEntity(ClientQuotaEntity.USER, "alice"),
+                    ClientQuotaFilterComponent.ofEntity(ClientQuotaEntity.CLIENT_ID, prefix + "-app"))))
+                .entities().get(30, TimeUnit.SECONDS);
+            check(quotas.equals(Map.of(both, Map.of("producer_byte_rate", 1048576.0, "consumer_byte_rate", 2097152.0))),
+                "quotas of alice/app " + quotas);
+            quotas = admin.describeClientQuotas(ClientQuotaFilter.contains(
+                List.of(ClientQuotaFilterComponent.ofDefaultEntity(ClientQuotaEntity.CLIENT_ID))))
+                .entities().get(30, TimeUnit.SECONDS);
+            check(quotas.equals(Map.of(defaultClient, Map.of("producer_byte_rate", 4096.0))), "default client " + quotas);
+            admin.alterClientQuotas(List.of(new ClientQuotaAlteration(defaultClient, List.of(
+                new ClientQuotaAlteration.Op("producer_byte_rate", null))))).all().get(30, TimeUnit.SECONDS);
+            check(admin.describeClientQuotas(ClientQuotaFilter.all()).entities().get(30, TimeUnit.SECONDS).size() == 1,
+                "a removed quota is gone");
+            System.out.println("OK client quotas");
 
             if (args.length > 2) {
                 TopicPartitionReplica replica = new TopicPartitionReplica(prefix + "-c", 0, node);
