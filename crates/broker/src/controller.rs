@@ -136,8 +136,19 @@ impl Controller {
         self.quorum.propose_and_wait(records, PROPOSE_TIMEOUT).map_err(unavailable)?;
         // the image holding the change is published before the proposer
         // hears back; wait until this node has acted on it
+        if self.wait_reconciled(PROPOSE_TIMEOUT) {
+            Ok(())
+        } else {
+            Err(unavailable(ProposeError::Timeout))
+        }
+    }
+
+    /// Waits (at most `timeout`) until this node has acted on every image
+    /// published so far (roles taken, coordinators loading); whether it
+    /// has.
+    pub fn wait_reconciled(&self, timeout: std::time::Duration) -> bool {
         let target = self.published.load(std::sync::atomic::Ordering::Acquire);
-        let deadline = std::time::Instant::now() + PROPOSE_TIMEOUT;
+        let deadline = std::time::Instant::now() + timeout;
         let wait = || {
             let mut reconciled = self.reconciled.lock();
             while *reconciled < target {
@@ -147,12 +158,10 @@ impl Controller {
             }
             true
         };
-        let done =
-            if tokio::runtime::Handle::try_current().is_ok() { tokio::task::block_in_place(wait) } else { wait() };
-        if done {
-            Ok(())
+        if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::task::block_in_place(wait)
         } else {
-            Err(unavailable(ProposeError::Timeout))
+            wait()
         }
     }
 

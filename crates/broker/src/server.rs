@@ -343,6 +343,10 @@ pub async fn run(mut config: BrokerConfig, mut shutdown: watch::Receiver<bool>) 
     }
     if !registered(&broker, &broker.controller.image()) {
         tracing::warn!("not registered with the metadata quorum yet (are the other controllers up?); serving anyway");
+    } else if !broker.controller.wait_reconciled(limits::SERVE_UNREGISTERED_AFTER) {
+        // the first requests should find the partitions this registration
+        // gives it led here, and their coordinators loading
+        tracing::warn!("the partitions' roles are still being taken; serving anyway");
     }
     let socket = socket.expect("a broker binds its client port");
     let listener =
