@@ -2,20 +2,31 @@
 //! request's handler in arrival order, and a writer that sends responses in
 //! that same order, however long each takes (pipelining with in-order
 //! replies). Bad input closes this connection only.
+//!
+//! A PLAINTEXT connection reads and writes the socket's own halves; an SSL
+//! one first completes its TLS handshake (bounded by
+//! [`limits::TLS_HANDSHAKE_TIMEOUT`]: a client that connects and says
+//! nothing is dropped), takes its principal from the client certificate,
+//! and then runs the same reader and writer over the TLS stream's halves.
+//! A plaintext client on an SSL port fails the handshake; a TLS client on
+//! a PLAINTEXT port sends a "frame length" far above
+//! `socket.request.max.bytes`: both are closed.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, ResponseKind};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use vltava_protocol::frame::{request_frame_len, FRAME_PREFIX_BYTES};
 use vltava_protocol::request::{decode_request, encode_response, RequestError};
+use vltava_security::KafkaPrincipal;
 
 use crate::handlers::{self, ResponseFuture, Session};
-use crate::Broker;
+use crate::listener::Listener;
+use crate::{limits, Broker};
 
 struct Pending {
     api_key: ApiKey,
@@ -24,9 +35,60 @@ struct Pending {
     response: ResponseFuture,
 }
 
-pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut shutdown: watch::Receiver<bool>) {
+/// Serves a connection accepted on `listener` until the client closes it,
+/// it sends something unacceptable, or the broker shuts down.
+pub async fn serve(
+    broker: Arc<Broker>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: Arc<Listener>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let _ = stream.set_nodelay(true);
-    let (read_half, write_half) = stream.into_split();
+    let Some(tls) = &listener.tls else {
+        let (read_half, write_half) = stream.into_split();
+        let principal = Arc::new(KafkaPrincipal::anonymous());
+        return serve_stream(broker, read_half, write_half, peer, listener.name.clone(), principal, shutdown).await;
+    };
+    let handshake = tokio::time::timeout(limits::TLS_HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream));
+    let stream = tokio::select! {
+        done = handshake => match done {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                tracing::info!(%peer, listener = %listener.name, error = %e, "closing connection: TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::info!(%peer, listener = %listener.name, "closing connection: no TLS handshake within {:?}", limits::TLS_HANDSHAKE_TIMEOUT);
+                return;
+            }
+        },
+        _ = shutdown.changed() => return,
+    };
+    let principal = match tls.principal(stream.get_ref().1) {
+        Ok(principal) => Arc::new(principal),
+        Err(e) => {
+            tracing::warn!(%peer, listener = %listener.name, error = %e, "closing connection: no principal for the client certificate");
+            return;
+        }
+    };
+    tracing::debug!(%peer, listener = %listener.name, %principal, "TLS connection");
+    let (read_half, write_half) = tokio::io::split(stream);
+    serve_stream(broker, read_half, write_half, peer, listener.name.clone(), principal, shutdown).await
+}
+
+async fn serve_stream<R, W>(
+    broker: Arc<Broker>,
+    read_half: R,
+    write_half: W,
+    peer: SocketAddr,
+    listener: Arc<str>,
+    principal: Arc<KafkaPrincipal>,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let (tx, rx) = mpsc::channel::<Pending>(broker.config.queued_max_requests);
     let writer = tokio::spawn(write_responses(rx, write_half, peer));
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
@@ -56,7 +118,12 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut
             Ok(request) => {
                 let (api_key, version, correlation_id) = (request.api_key, request.version(), request.correlation_id());
                 tracing::trace!(%peer, ?api_key, version, correlation_id, client_id = request.client_id(), "request");
-                let session = Session { peer, client_id: request.client_id().to_string() };
+                let session = Session {
+                    peer,
+                    client_id: request.client_id().to_string(),
+                    listener: listener.clone(),
+                    principal: principal.clone(),
+                };
                 Pending { api_key, version, correlation_id, response: handlers::dispatch(&broker, &session, request) }
             }
             Err(RequestError::UnsupportedVersion { prefix, api_key: ApiKey::ApiVersions }) => {
@@ -83,11 +150,7 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut
     let _ = writer.await;
 }
 
-async fn write_responses(
-    mut rx: mpsc::Receiver<Pending>,
-    write_half: tokio::net::tcp::OwnedWriteHalf,
-    peer: SocketAddr,
-) {
+async fn write_responses<W: AsyncWrite + Unpin>(mut rx: mpsc::Receiver<Pending>, write_half: W, peer: SocketAddr) {
     let mut out = BufWriter::with_capacity(64 * 1024, write_half);
     while let Some(pending) = rx.recv().await {
         let Some(body) = pending.response.await else {
@@ -110,4 +173,6 @@ async fn write_responses(
         }
     }
     let _ = out.flush().await;
+    // a TLS stream sends its close_notify
+    let _ = out.shutdown().await;
 }

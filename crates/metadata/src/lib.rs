@@ -17,4 +17,4 @@ mod record;
 pub use codec::{CodecError, EntryData};
 pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
 pub use properties::{MetaProperties, META_PROPERTIES};
-pub use record::MetadataRecord;
+pub use record::{BrokerEndpoint, MetadataRecord};
