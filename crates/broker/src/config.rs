@@ -677,19 +677,17 @@ mod tests {
 
     #[test]
     fn security_that_does_not_exist_refuses_to_start() {
-        assert!(refused(&[("listeners", "SASL_PLAINTEXT://127.0.0.1:9093")]).contains("SASL_PLAINTEXT"));
+        assert!(refused(&[("listeners", "SSL://127.0.0.1:9093")]).contains("SSL"));
         assert!(refused(&[("listeners", "PLAINTEXT://127.0.0.1:9092,SASL_SSL://127.0.0.1:9094")]).contains("SASL_SSL"));
         let mapped = refused(&[
-            ("listener.security.protocol.map", "CLIENT:SASL_SSL,CONTROLLER:PLAINTEXT"),
+            ("listener.security.protocol.map", "CLIENT:SSL,CONTROLLER:PLAINTEXT"),
             ("listeners", "CLIENT://127.0.0.1:9092"),
         ]);
-        assert!(mapped.contains("CLIENT uses SASL_SSL"), "{mapped}");
-        // SSL listeners are served (listeners.rs tests them)
-        apply(&[("listener.security.protocol.map", "CLIENT:SSL"), ("listeners", "CLIENT://127.0.0.1:9092")]).unwrap();
+        assert!(mapped.contains("CLIENT uses SSL"), "{mapped}");
         assert!(refused(&[("listeners", "CLIENT://127.0.0.1:9092")]).contains("listener.security.protocol.map"));
         apply(&[("listener.security.protocol.map", "CLIENT:PLAINTEXT"), ("listeners", "CLIENT://127.0.0.1:9092")])
             .unwrap();
-        assert!(refused(&[("security.inter.broker.protocol", "SASL_SSL")]).contains("no SASL yet"));
+        assert!(refused(&[("security.inter.broker.protocol", "SSL")]).contains("PLAINTEXT only"));
         assert!(refused(&[("authorizer.class.name", "org.apache.kafka.metadata.authorizer.StandardAuthorizer")])
             .contains("authorization"));
         assert!(refused(&[("listener.security.protocol.map", "PLAINTEXT:TLS")]).contains("NAME:PROTOCOL"));

@@ -182,6 +182,18 @@ impl BrokerConfig {
                 ));
             }
             let ssl = if protocol.uses_tls() { Some(ssl_settings_for(s, &name)?) } else { None };
+            if ssl.as_ref().is_some_and(|ssl| !ssl.has_keystore()) {
+                return Err(err(
+                    listeners_key,
+                    &listeners_value,
+                    format!(
+                        "listener {name} uses {protocol}: it needs a certificate, ssl.keystore.location (or \
+                         ssl.keystore.key and ssl.keystore.certificate.chain; per listener \
+                         listener.name.{}.ssl.keystore.location)",
+                        name.to_ascii_lowercase()
+                    ),
+                ));
+            }
             clients.push(ListenerConfig { protocol, ssl, ..ListenerConfig::plaintext(&name, addr) });
         }
         if clients.is_empty() && self.broker_role {
@@ -249,11 +261,13 @@ impl BrokerConfig {
                     Some(l) => l.name.clone(),
                     None if !self.broker_role => p.name().to_string(),
                     None => {
+                        let mut have: Vec<&str> = clients.iter().map(|l| l.protocol.name()).collect();
+                        have.dedup();
                         return Err(err(
                             "security.inter.broker.protocol",
                             &protocol,
-                            format!("no {p} listener in {listeners_key}={listeners_value}"),
-                        ))
+                            format!("no {p} listener: {listeners_key}={listeners_value} has {} only", have.join(", ")),
+                        ));
                     }
                 }
             }
@@ -340,6 +354,7 @@ mod tests {
             ("listener.security.protocol.map", "INTERNAL:SSL,EXTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT"),
             ("advertised.listeners", "INTERNAL://kafka-1:9093,EXTERNAL://kafka.example:443"),
             ("inter.broker.listener.name", "internal"),
+            ("ssl.keystore.location", "/etc/broker.pem"),
             ("ssl.truststore.location", "/etc/ca.pem"),
             ("listener.name.internal.ssl.client.auth", "required"),
             ("ssl.client.auth", "none"),
@@ -362,11 +377,16 @@ mod tests {
         let c = apply(&[
             ("listeners", "PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9093"),
             ("security.inter.broker.protocol", "SSL"),
+            ("ssl.keystore.location", "/etc/broker.pem"),
             ("ssl.truststore.location", "/etc/ca.pem"),
         ])
         .unwrap();
         assert_eq!((c.inter_broker_listener.as_str(), c.listen.port()), ("SSL", 9093));
-        let c = apply(&[("listeners", "SSL://127.0.0.1:9093,PLAINTEXT://127.0.0.1:9092")]).unwrap();
+        let c = apply(&[
+            ("listeners", "SSL://127.0.0.1:9093,PLAINTEXT://127.0.0.1:9092"),
+            ("ssl.keystore.location", "/etc/broker.pem"),
+        ])
+        .unwrap();
         assert_eq!(c.inter_broker_listener, "PLAINTEXT", "Kafka's default security.inter.broker.protocol");
         // a bare --advertised-listener HOST:PORT is the first listener's
         let c = apply(&[
@@ -387,14 +407,20 @@ mod tests {
         assert!(e.contains("no SASL yet"), "{e}");
         let e = refused(&[("listeners", "SSL://127.0.0.1:9093"), ("ssl.keystore.type", "JKS")]);
         assert!(e.contains("PKCS12"), "{e}");
+        let e = refused(&[("listeners", "SSL://127.0.0.1:9093")]);
+        assert!(e.contains("listener SSL uses SSL") && e.contains("ssl.keystore.location"), "{e}");
         let e = refused(&[("listeners", "PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9092")]);
         assert!(e.contains("same port"), "{e}");
         let e = refused(&[
             ("listeners", "SSL://127.0.0.1:9093,CONTROLLER://127.0.0.1:9094"),
             ("controller.quorum.voters", "1@127.0.0.1:9094,2@127.0.0.1:9194"),
+            ("ssl.keystore.location", "/etc/broker.pem"),
         ]);
         assert!(e.contains("truststore"), "{e}");
-        apply(&[("listeners", "SSL://127.0.0.1:9093")]).expect("a lone node needs no truststore");
+        apply(&[("listeners", "SSL://127.0.0.1:9093"), ("ssl.keystore.location", "/etc/broker.pem")])
+            .expect("a lone node needs no truststore");
+        let e = refused(&[("listeners", "PLAINTEXT://127.0.0.1:9092"), ("security.inter.broker.protocol", "SSL")]);
+        assert!(e.contains("no SSL listener") && e.contains("PLAINTEXT only"), "{e}");
         let e = refused(&[("listeners", "PLAINTEXT://127.0.0.1:9092"), ("advertised.listeners", "SSL://h:1")]);
         assert!(e.contains("not a listener"), "{e}");
         let e = refused(&[
