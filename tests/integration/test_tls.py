@@ -403,7 +403,9 @@ def test_bad_input_on_either_port_closes_only_that_connection(start_broker, pki)
 class SslInterBrokerCluster(Cluster):
     """Every node gets an SSL listener (client certificates required) on a free port
     and uses it as the inter-broker listener: replication and broker-to-broker calls
-    go over mutual TLS. Each node has its own certificate."""
+    go over mutual TLS; its CONTROLLER listener is SSL too (client certificates
+    required), so the Raft traffic and heartbeats are mutual TLS. Each node has its own
+    certificate. The PLAINTEXT listener stays for the cluster helpers' raw requests."""
 
     def __init__(self, workdir, pki, **kw):
         super().__init__(workdir, **kw)
@@ -423,11 +425,21 @@ class SslInterBrokerCluster(Cluster):
             s["ssl.keystore.location"] = str(cert.keystore_pem)
             s["ssl.truststore.location"] = str(self.pki["ca"].cert)
             s["ssl.client.auth"] = "required"
+            s["listener.security.protocol.map"] = "PLAINTEXT:PLAINTEXT,SSL:SSL,CONTROLLER:SSL"
 
 
 @pytest.mark.timeout(300)
 def test_three_nodes_replicate_over_an_ssl_inter_broker_listener(tmp_path, pki):
     with SslInterBrokerCluster(tmp_path, pki, n=3) as c:
+        # the quorum formed over TLS: a controller was elected and every broker registered
+        c.wait_controller(timeout=60)
+        ctx = ssl.create_default_context(cafile=str(pki["ca"].cert))
+        ctx.load_cert_chain(str(pki["alice"].cert), str(pki["alice"].key))
+        for i, node in c.nodes.items():
+            with socket.create_connection(("127.0.0.1", node.controller_port), timeout=10) as raw:
+                with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as t:
+                    subject = dict(x[0] for x in t.getpeercert()["subject"])
+                    assert subject["commonName"] == f"broker-{i}", subject
         topic = h.unique("ssl-rf3")
         c.create_topic(topic, partitions=3, replication_factor=3)
         c.wait_isr(topic, None, 3, timeout=60)

@@ -91,6 +91,9 @@ pub struct BrokerConfig {
     /// The listener named in `controller.listener.names`: where the quorum
     /// and broker heartbeats reach this node.
     pub controller_listen: Option<SocketAddr>,
+    /// The controller listener's TLS settings when it is SSL: its
+    /// connections, and this node's to the other controllers, use TLS.
+    pub controller_ssl: Option<vltava_security::SslSettings>,
     /// `controller.quorum.voters`: `id@host:port` of every voter; empty
     /// means a quorum of this node alone.
     pub quorum_voters: Vec<(i32, String)>,
@@ -244,6 +247,7 @@ impl Default for BrokerConfig {
             broker_role: true,
             controller_role: true,
             controller_listen: None,
+            controller_ssl: None,
             quorum_voters: Vec::new(),
             broker_session_timeout_ms: 9_000,
             broker_heartbeat_interval_ms: 2_000,

@@ -160,27 +160,6 @@ impl BrokerConfig {
                     ),
                 ));
             }
-            if is_controller(&name) {
-                if protocol.uses_tls() {
-                    return Err(err(
-                        listeners_key,
-                        &listeners_value,
-                        format!("controller listener {name} uses {protocol}: the controller listener is PLAINTEXT only for now"),
-                    ));
-                }
-                controller = Some(addr);
-                continue;
-            }
-            if clients.iter().any(|l| l.name == name) {
-                return Err(err(listeners_key, &listeners_value, format!("listener {name} is listed twice")));
-            }
-            if let Some(other) = clients.iter().find(|l| l.addr.port() == addr.port() && addr.port() != 0) {
-                return Err(err(
-                    listeners_key,
-                    &listeners_value,
-                    format!("listeners {} and {name} use the same port {}", other.name, addr.port()),
-                ));
-            }
             let ssl = if protocol.uses_tls() { Some(ssl_settings_for(s, &name)?) } else { None };
             if ssl.as_ref().is_some_and(|ssl| !ssl.has_keystore()) {
                 return Err(err(
@@ -192,6 +171,20 @@ impl BrokerConfig {
                          listener.name.{}.ssl.keystore.location)",
                         name.to_ascii_lowercase()
                     ),
+                ));
+            }
+            if is_controller(&name) {
+                controller = Some((addr, name, ssl));
+                continue;
+            }
+            if clients.iter().any(|l| l.name == name) {
+                return Err(err(listeners_key, &listeners_value, format!("listener {name} is listed twice")));
+            }
+            if let Some(other) = clients.iter().find(|l| l.addr.port() == addr.port() && addr.port() != 0) {
+                return Err(err(
+                    listeners_key,
+                    &listeners_value,
+                    format!("listeners {} and {name} use the same port {}", other.name, addr.port()),
                 ));
             }
             clients.push(ListenerConfig { protocol, ssl, ..ListenerConfig::plaintext(&name, addr) });
@@ -282,20 +275,30 @@ impl BrokerConfig {
         // a lone node never connects to itself; brokers of a cluster
         // check each other's certificates
         let several_nodes = self.quorum_voters.len() > 1;
-        if let Some(l) = clients.iter().find(|l| l.name == inter_broker).filter(|_| several_nodes) {
-            if l.protocol.uses_tls() && !l.ssl.as_ref().is_some_and(SslSettings::has_truststore) {
+        let inter_broker_ssl = clients.iter().find(|l| l.name == inter_broker).and_then(|l| l.ssl.as_ref());
+        let controller_ssl = controller.as_ref().and_then(|(_, name, ssl)| Some((name, ssl.as_ref()?)));
+        for (what, name, ssl) in [("inter-broker", &inter_broker, inter_broker_ssl)]
+            .into_iter()
+            .chain(controller_ssl.map(|(name, ssl)| ("controller", name, Some(ssl))))
+        {
+            if several_nodes && ssl.is_some_and(|ssl| !ssl.has_truststore()) {
                 return Err(err(
                     "ssl.truststore.location",
                     "",
                     format!(
-                        "the inter-broker listener {inter_broker} is SSL: brokers need a truststore to check each other \
+                        "the {what} listener {name} is SSL: nodes need a truststore to check each other \
                          (ssl.truststore.location or listener.name.{}.ssl.truststore.location)",
-                        inter_broker.to_ascii_lowercase()
+                        name.to_ascii_lowercase()
                     ),
                 ));
             }
         }
-        self.controller_listen = controller;
+        let (controller_listen, controller_ssl) = match controller {
+            Some((addr, _, ssl)) => (Some(addr), ssl),
+            None => (None, None),
+        };
+        self.controller_listen = controller_listen;
+        self.controller_ssl = controller_ssl;
         self.listeners = clients;
         self.inter_broker_listener = inter_broker;
         self.sync_inter_broker_endpoint();
@@ -370,6 +373,16 @@ mod tests {
         assert_eq!(c.inter_broker_listener, "INTERNAL");
         assert_eq!((c.listen.port(), c.advertised_host.as_str()), (9093, "kafka-1"), "the inter-broker listener's");
         assert_eq!(c.controller_listen.unwrap().port(), 9095);
+        assert!(c.controller_ssl.is_none());
+        let c = apply(&[
+            ("listeners", "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"),
+            ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:SSL"),
+            ("listener.name.controller.ssl.keystore.location", "/etc/controller.pem"),
+            ("listener.name.controller.ssl.truststore.location", "/etc/ca.pem"),
+        ])
+        .unwrap();
+        let ssl = c.controller_ssl.expect("an SSL controller listener");
+        assert_eq!(ssl.keystore_location.unwrap().to_str(), Some("/etc/controller.pem"));
     }
 
     #[test]
@@ -409,7 +422,10 @@ mod tests {
         assert!(e.contains("PKCS12"), "{e}");
         let e = refused(&[("listeners", "SSL://127.0.0.1:9093")]);
         assert!(e.contains("listener SSL uses SSL") && e.contains("ssl.keystore.location"), "{e}");
-        let e = refused(&[("listeners", "PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9092")]);
+        let e = refused(&[
+            ("listeners", "PLAINTEXT://127.0.0.1:9092,OTHER://127.0.0.1:9092"),
+            ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,OTHER:PLAINTEXT"),
+        ]);
         assert!(e.contains("same port"), "{e}");
         let e = refused(&[
             ("listeners", "SSL://127.0.0.1:9093,CONTROLLER://127.0.0.1:9094"),
@@ -426,8 +442,10 @@ mod tests {
         let e = refused(&[
             ("listeners", "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"),
             ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:SSL"),
+            ("listener.name.controller.ssl.keystore.location", "/etc/controller.pem"),
+            ("controller.quorum.voters", "1@127.0.0.1:9093,2@127.0.0.1:9193"),
         ]);
-        assert!(e.contains("controller listener"), "{e}");
+        assert!(e.contains("controller listener CONTROLLER is SSL") && e.contains("truststore"), "{e}");
     }
 
     #[test]

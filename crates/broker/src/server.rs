@@ -144,6 +144,21 @@ fn inter_broker_tls(config: &BrokerConfig) -> anyhow::Result<Option<Arc<vltava_s
     Ok(Some(Arc::new(connector)))
 }
 
+/// TLS for the quorum's traffic when the controller listener is SSL: the
+/// listener's settings serve both sides (its keystore is this node's
+/// certificate to the other controllers, as in Kafka).
+fn controller_tls(config: &BrokerConfig) -> anyhow::Result<Option<Arc<vltava_quorum::ControllerTls>>> {
+    let Some(ssl) = &config.controller_ssl else { return Ok(None) };
+    let acceptor = vltava_security::TlsAcceptorSource::new(ssl.clone()).context("the controller listener")?;
+    // without a truststore, a lone controller (config.rs requires one with several)
+    let connector = ssl
+        .has_truststore()
+        .then(|| vltava_security::TlsConnectorSource::new(ssl.clone()))
+        .transpose()
+        .context("the controller listener (connecting to the other controllers)")?;
+    Ok(Some(Arc::new(vltava_quorum::ControllerTls { acceptor, connector })))
+}
+
 /// Every log directory carries this node's `meta.properties`, as in Kafka
 /// (where `kafka-storage format` writes it into each). A node's first start
 /// writes it into all of them; after that a directory without it is either a
@@ -212,7 +227,8 @@ fn start_quorum(broker: &Arc<Broker>, node: QuorumNode) -> anyhow::Result<()> {
             .auto_leader_rebalance_enable
             .then(|| Duration::from_millis(c.leader_imbalance_check_interval_ms)),
     };
-    broker.controller.quorum().start(node, &c.voters(), c.controller_listen, settings, publisher)
+    let tls = controller_tls(c)?;
+    broker.controller.quorum().start(node, &c.voters(), c.controller_listen, settings, publisher, tls)
 }
 
 fn heartbeat(broker: &Broker, shutting_down: bool) -> Heartbeat {
