@@ -314,6 +314,26 @@ def test_unusable_security_settings_refuse_to_start(start_broker, pki, case, tmp
         assert text in log, log[-3000:]
 
 
+@pytest.mark.timeout(120)
+def test_inline_pem_keystore_in_a_properties_file(start_broker, pki, tmp_path):
+    """ssl.keystore.key and ssl.keystore.certificate.chain written inline in
+    server.properties with Java line continuations, as Kafka's documentation shows."""
+    def continued(pem: str) -> str:
+        return " \\\n    ".join(pem.strip().splitlines())
+
+    broker = pki["broker"]
+    props = tmp_path / "server.properties"
+    props.write_text(
+        "ssl.keystore.type=PEM\n"
+        f"ssl.keystore.key={continued(broker.key.read_text())}\n"
+        f"ssl.keystore.certificate.chain={continued(broker.cert.read_text() + pki['ca'].cert.read_text())}\n")
+    ssl_port = free_port()
+    b = start_broker({"listeners": f"PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:{ssl_port}"}, config_file=props)
+    assert int(peer_certificate(ssl_port, pki)["serialNumber"], 16) == broker.serial()
+    assert advertised_ports(ck_conf(ssl_port, pki)) == [ssl_port]
+    assert b.is_running()
+
+
 # ------------------------------------------------------------------- rotation
 
 

@@ -301,12 +301,41 @@ pub fn is_known_key(key: &str) -> bool {
 }
 
 pub fn parse_properties(text: &str) -> Vec<(String, String)> {
-    text.lines()
-        .map(str::trim)
+    logical_lines(text)
+        .iter()
+        .map(|l| l.trim())
         .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
         .filter_map(|l| l.split_once('=').or_else(|| l.split_once(':')))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect()
+}
+
+/// The lines of a properties file with Java's continuations joined: a line
+/// ending in an odd number of backslashes goes on with the next one, whose
+/// leading white space is dropped (how Kafka users write inline PEM values
+/// such as `ssl.keystore.certificate.chain`). A comment line never continues.
+fn logical_lines(text: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        let line = match &current {
+            Some(_) => line.trim_start(),
+            None if line.trim_start().starts_with(['#', '!']) => {
+                lines.push(line.to_string());
+                continue;
+            }
+            None => line,
+        };
+        let backslashes = line.len() - line.trim_end_matches('\\').len();
+        let (part, continues) = if backslashes % 2 == 1 { (&line[..line.len() - 1], true) } else { (line, false) };
+        let joined = current.get_or_insert_with(String::new);
+        joined.push_str(part);
+        if !continues {
+            lines.extend(current.take());
+        }
+    }
+    lines.extend(current);
+    lines
 }
 
 fn parse_voters(v: &str) -> Option<Vec<(i32, String)>> {
@@ -585,6 +614,15 @@ mod tests {
         c.apply(&[("advertised.listeners".into(), "PLAINTEXT://kafka.example:9092".into())]).unwrap();
         assert_eq!((c.advertised_host.as_str(), c.advertised_port), ("kafka.example", 9092));
         assert!(c.apply(&[("num.partitions".into(), "0".into())]).is_err());
+    }
+
+    #[test]
+    fn properties_continue_lines_as_java_does() {
+        let text = "a=1\\\n   2\\\n 3\nb=x\\\\\n# c=4\\\nd=5\\";
+        assert_eq!(
+            parse_properties(text),
+            [("a", "123"), ("b", "x\\\\"), ("d", "5")].map(|(k, v)| (k.to_string(), v.to_string()))
+        );
     }
 
     #[test]

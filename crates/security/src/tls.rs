@@ -239,6 +239,7 @@ fn read_file(key: &str, path: &Path) -> Result<Vec<u8>, SecurityError> {
 /// This side's certificate chain and private key, if a keystore is set.
 fn keystore(s: &SslSettings) -> Result<Option<KeyPair>, SecurityError> {
     if let (Some(key), Some(chain)) = (&s.keystore_key, &s.keystore_certificate_chain) {
+        let (key, chain) = (inline_pem(key), inline_pem(chain));
         return pem_key_pair("ssl.keystore.key", key.as_bytes(), chain.as_bytes()).map(Some);
     }
     let Some(path) = &s.keystore_location else { return Ok(None) };
@@ -289,7 +290,7 @@ fn pem_key_pair(key_name: &str, key_pem: &[u8], chain_pem: &[u8]) -> Result<KeyP
 /// The certificates to trust, if a truststore is set.
 fn truststore(s: &SslSettings) -> Result<Option<RootCertStore>, SecurityError> {
     let (key, certs) = if let Some(pem) = &s.truststore_certificates {
-        ("ssl.truststore.certificates", pem_certs("ssl.truststore.certificates", pem.as_bytes())?)
+        ("ssl.truststore.certificates", pem_certs("ssl.truststore.certificates", inline_pem(pem).as_bytes())?)
     } else if let Some(path) = &s.truststore_location {
         let bytes = read_file("ssl.truststore.location", path)?;
         let certs = match s.truststore_type {
@@ -319,8 +320,47 @@ fn truststore(s: &SslSettings) -> Result<Option<RootCertStore>, SecurityError> {
     Ok(Some(roots))
 }
 
+/// An inline PEM value as written in a properties file, where Java's line
+/// continuations have joined its lines: each `-----BEGIN ...-----` block
+/// rewritten with its base64 body on lines of 64 characters.
+fn inline_pem(value: &str) -> String {
+    static BLOCK: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let block = BLOCK.get_or_init(|| {
+        regex::Regex::new(r"(?s)-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END ([A-Z0-9 ]+)-----").expect("valid")
+    });
+    let mut out = String::with_capacity(value.len() + value.len() / 64 + 64);
+    for m in block.captures_iter(value) {
+        let body: String = m[2].chars().filter(|c| !c.is_whitespace()).collect();
+        out.push_str(&format!("-----BEGIN {}-----\n", &m[1]));
+        for line in body.as_bytes().chunks(64) {
+            out.push_str(&String::from_utf8_lossy(line));
+            out.push('\n');
+        }
+        out.push_str(&format!("-----END {}-----\n", &m[3]));
+    }
+    out
+}
+
 fn pem_certs(key: &str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, SecurityError> {
     CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| SecurityError::new(format!("{key}: unreadable PEM certificate: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_pem_joined_by_line_continuations_is_rewrapped() {
+        let body = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0NTY3ODk=";
+        let one_line = format!("-----BEGIN CERTIFICATE-----{body}-----END CERTIFICATE----- -----BEGIN CERTIFICATE----- {body} -----END CERTIFICATE-----");
+        let pem = inline_pem(&one_line);
+        assert!(pem.lines().all(|l| l.len() <= 64 || l.starts_with("-----")), "{pem}");
+        let certs = pem_certs("k", pem.as_bytes()).unwrap();
+        assert_eq!(certs.len(), 2);
+        assert_eq!(certs[0].as_ref(), b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789");
+        // a PEM value with its own line breaks comes out the same
+        assert_eq!(inline_pem(&pem), pem);
+    }
 }
