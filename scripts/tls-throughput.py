@@ -6,7 +6,8 @@ SSL listener (certificates made with openssl, as tests/integration/tls_certs.py 
 then, with confluent-kafka (librdkafka with OpenSSL), for each listener in turn
 (alternating, best of --rounds): produces --records records of --value-bytes with
 acks=1 into a fresh 3-partition topic, and consumes them all back (no group, from the
-beginning). Prints MB/s for each and the TLS/plaintext ratios.
+beginning). Prints MB/s for each (and the broker's CPU seconds per GB moved) and the
+TLS/plaintext ratios.
 
 Not a test: a measurement (the `vltava bench` client is built without TLS so that the
 default build needs no OpenSSL headers).
@@ -16,6 +17,7 @@ Usage: .venv/bin/python scripts/tls-throughput.py [--records N] [--value-bytes B
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import subprocess
 import sys
@@ -48,6 +50,13 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
         except OSError:
             time.sleep(0.1)
     raise SystemExit(f"vltava did not listen on {port} within {timeout}s")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def produce(conf: dict, topic: str, records: int, value: bytes) -> float:
@@ -118,11 +127,17 @@ def main() -> None:
                 for name, conf in confs.items():
                     topic = f"bench-{name}-{r}"
                     admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result(30)
+                    cpu0 = cpu_seconds(proc.pid)
                     p = mb / produce(conf, topic, args.records, value)
+                    cpu1 = cpu_seconds(proc.pid)
                     c = mb / consume(conf, topic, args.records)
-                    print(f"round {r + 1} {name:9s} produce {p:7.1f} MB/s  consume {c:7.1f} MB/s", flush=True)
+                    cpu2 = cpu_seconds(proc.pid)
+                    print(f"round {r + 1} {name:9s} produce {p:7.1f} MB/s  consume {c:7.1f} MB/s"
+                          f"  (broker CPU per GB: produce {(cpu1 - cpu0) / mb * 1000:.2f} s,"
+                          f" consume {(cpu2 - cpu1) / mb * 1000:.2f} s)", flush=True)
                     best[(name, "produce")] = max(best[(name, "produce")], p)
                     best[(name, "consume")] = max(best[(name, "consume")], c)
+            del admin
             print(f"\n{args.records} records of {args.value_bytes} bytes, acks=1, best of {args.rounds}:")
             for what in ("produce", "consume"):
                 pt, t = best[("plaintext", what)], best[("tls", what)]

@@ -85,3 +85,6 @@ pub const ACCEPT_RETRY: Duration = Duration::from_millis(10);
 /// or the connection is closed (one that says nothing holds no slot for
 /// longer).
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bytes read from a TLS connection's socket at once (rustls alone reads
+/// 4 KiB at a time).
+pub const TLS_SOCKET_READ_BUFFER_BYTES: usize = 64 * 1024;

@@ -66,7 +66,9 @@ impl KafkaConn {
             let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
             let name = vltava_security::TlsConnectorSource::server_name(host)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-            Ok(Box::new(tls.connector().connect(name, stream).await?))
+            // rustls reads 4 KiB at a time: buffer the socket under it
+            let buffered = tokio::io::BufReader::with_capacity(crate::limits::TLS_SOCKET_READ_BUFFER_BYTES, stream);
+            Ok(Box::new(tls.connector().connect(name, buffered).await?))
         };
         let stream = tokio::time::timeout(INTER_BROKER_CONNECT_TIMEOUT, connect)
             .await
