@@ -405,6 +405,8 @@ def test_bad_input_on_either_port_closes_only_that_connection(start_broker, pki)
         with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
             with ctx.wrap_socket(raw, server_hostname="127.0.0.1"):
                 pass
+    h.wait_until(lambda: "a TLS client on a PLAINTEXT listener" in b.log(), timeout=15,
+                 what="the broker to name the TLS client on its PLAINTEXT listener")
     # a client that connects to the TLS port and says nothing is dropped (bounded handshake)
     silent = kafka_wire.connect(ssl_port, timeout=40)
     t0 = time.monotonic()

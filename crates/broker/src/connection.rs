@@ -28,6 +28,10 @@ use crate::handlers::{self, ResponseFuture, Session};
 use crate::listener::Listener;
 use crate::{limits, Broker};
 
+/// The first byte of a TLS record carrying a handshake (a ClientHello),
+/// followed by the major version 3: what a TLS client sends first.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
 struct Pending {
     api_key: ApiKey,
     version: i16,
@@ -106,6 +110,10 @@ async fn serve_stream<R, W>(
         }
         let len = match request_frame_len(prefix, broker.config.socket_request_max_bytes) {
             Ok(len) => len,
+            Err(_) if prefix[..2] == [TLS_HANDSHAKE_RECORD, 3] => {
+                tracing::warn!(%peer, %listener, "closing connection: a TLS client on a PLAINTEXT listener");
+                break;
+            }
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "closing connection: bad frame length");
                 break;
