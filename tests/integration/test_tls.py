@@ -260,6 +260,56 @@ def test_mutual_tls_required_refuses_clients_without_a_trusted_certificate(start
     assert b.is_running()
 
 
+def tls_version(port: int, pki, maximum=None, cert: str | None = None) -> str:
+    ctx = ssl.create_default_context(cafile=str(pki["ca"].cert))
+    if maximum is not None:
+        ctx.maximum_version = maximum
+    if cert:
+        ctx.load_cert_chain(str(pki[cert].cert), str(pki[cert].key))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            return s.version()
+
+
+def tls_api_versions(port: int, pki, cert: str | None = None) -> bool:
+    """Whether ApiVersions over TLS is answered (False: the connection was refused)."""
+    ctx = ssl.create_default_context(cafile=str(pki["ca"].cert))
+    if cert:
+        ctx.load_cert_chain(str(pki[cert].cert), str(pki[cert].key))
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                corr, err, apis, _ = kafka_wire.parse_api_versions_v0(
+                    kafka_wire.roundtrip(s, kafka_wire.api_versions_request_v0(3)))
+                return corr == 3 and err == 0 and bool(apis)
+    except (ssl.SSLError, ConnectionError, kafka_wire.ConnectionClosed) as e:
+        print(f"ApiVersions over TLS refused: {e!r}")
+        return False
+
+
+@pytest.mark.timeout(120)
+def test_client_auth_requested_and_enabled_protocols(start_broker, pki):
+    """ssl.client.auth=requested takes clients with or without a trusted certificate
+    (not one from another CA); ssl.enabled.protocols=TLSv1.3 on one listener refuses a
+    TLS 1.2 client there, while the other listener speaks both."""
+    b, ports = start_tls_broker(start_broker, pki, listeners={"SSL": "SSL", "REQ": "SSL", "TLS13": "SSL"}, extra={
+        "listener.name.req.ssl.client.auth": "requested",
+        "listener.name.tls13.ssl.enabled.protocols": "TLSv1.3",
+    })
+    assert advertised_ports(ck_conf(ports["REQ"], pki)) == [ports["REQ"]]
+    assert advertised_ports(ck_conf(ports["REQ"], pki, cert="alice")) == [ports["REQ"]]
+    # a certificate that is presented must be trusted (Python's ssl sends it whatever
+    # CAs the server names; the server's verdict comes after the TLS 1.3 handshake)
+    assert tls_api_versions(ports["REQ"], pki, cert="alice")
+    assert tls_api_versions(ports["REQ"], pki)
+    assert not tls_api_versions(ports["REQ"], pki, cert="mallory")
+    assert tls_version(ports["TLS13"], pki) == "TLSv1.3"
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        tls_version(ports["TLS13"], pki, maximum=ssl.TLSVersion.TLSv1_2)
+    assert tls_version(ports["SSL"], pki, maximum=ssl.TLSVersion.TLSv1_2) == "TLSv1.2"
+    assert b.is_running()
+
+
 @pytest.mark.timeout(120)
 def test_principal_mapping_rules_decide_who_may_connect(start_broker, pki):
     """ssl.principal.mapping.rules with one RULE and no DEFAULT: a certificate whose
