@@ -180,7 +180,7 @@ mod kind {
     pub const BROKER_CONFIG: u64 = 14;
     pub const UNREGISTER_BROKER: u64 = 15;
     pub const OFFLINE_REPLICAS: u64 = 16;
-    pub const BROKER_ENDPOINTS: u64 = 17;
+    pub const BROKER_ENDPOINTS: u64 = 18;
 }
 
 impl MetadataRecord {
