@@ -84,6 +84,8 @@ NOT_CONTROLLER = 41
 # `node_settings` override them. {n} is the cluster size.
 DEFAULT_SETTINGS = {
     "process.roles": "broker,controller",
+    # no admin HTTP listener unless a test asks for one (its default port is shared)
+    "admin.listeners": "",
     "controller.listener.names": "CONTROLLER",
     "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
     "inter.broker.listener.name": "PLAINTEXT",

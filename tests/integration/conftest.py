@@ -78,11 +78,21 @@ class Broker:
         self.env = dict(env or {})      # extra environment of the process
         self.args: list[str] = []       # extra `vltava server` arguments
         self.config_file = config_file
+        # the admin HTTP listener (/metrics, /health): port 0 at the first start (read
+        # back from PORT_FILE.admin), then the same port across restarts
+        self.admin_port = 0
         self.proc: subprocess.Popen | None = None
         self.starts = 0
         self.exit_codes: list[int] = []
 
     # -- process control -------------------------------------------------
+
+    @property
+    def admin_url(self) -> str:
+        if not self.admin_port:
+            text = (self.port_file.parent / (self.port_file.name + ".admin")).read_text()
+            self.admin_port = int(text.strip())
+        return f"http://{self.host}:{self.admin_port}"
 
     @property
     def bootstrap(self) -> str:
@@ -97,6 +107,8 @@ class Broker:
         cmd += ["--data-dir", str(self.data_dir), "--port-file", str(self.port_file)]
         if "listeners" not in self.sets:
             cmd += ["--listen", f"{self.host}:{self.port}"]
+        if "admin.listeners" not in self.sets:
+            cmd += ["--set", f"admin.listeners=http://{self.host}:{self.admin_port}"]
         for k, v in self.sets.items():
             if isinstance(v, bool):
                 v = "true" if v else "false"

@@ -133,26 +133,40 @@ def test_kafka_4_clients_see_a_kafka_4_broker(broker):
 
 
 def test_features_describe_and_update(broker):
-    """KIP-584: metadata.version is finalized at 27 (4.1-IV1); the features vltava does not
-    implement (transactions v2, the consumer group protocol, ...) are supported at level 0
-    only, so clients keep the older protocols; UpdateFeatures accepts only the current
-    levels and refuses a change with INVALID_UPDATE_VERSION and Kafka's reason."""
+    """KIP-584: metadata.version is finalized at 27 (4.1-IV1) and transaction.version at 2
+    (a new cluster starts with transactions v2, as Kafka 4.x's); the features vltava does
+    not implement (the consumer group protocol, ...) are supported at level 0 only, so
+    clients keep the older protocols. UpdateFeatures moves transaction.version within 0-2
+    (a downgrade only with a downgrade type) through the metadata log, and refuses other
+    changes with INVALID_UPDATE_VERSION and Kafka's reason."""
     from kafka.errors import InvalidUpdateVersionError
+
+    def described():
+        # kafka-python answers from the ApiVersions of its connection: a new client each time
+        fresh = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        try:
+            return fresh.describe_features()
+        finally:
+            fresh.close()
 
     a = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
     try:
-        features = a.describe_features()
+        features = described()
         assert features["metadata.version"]["supported"] == (7, 27)
         assert features["metadata.version"]["finalized"] == (27, 27)
         assert features["metadata.version"]["finalized_epoch"] >= 0
-        for name in ("kraft.version", "transaction.version", "group.version", "share.version",
+        assert features["transaction.version"]["supported"] == (0, 2)
+        assert features["transaction.version"]["finalized"] == (2, 2)
+        for name in ("kraft.version", "group.version", "share.version",
                      "eligible.leader.replicas.version", "streams.version"):
             assert features[name] == {"supported": (0, 0)}, (name, features[name])
         assert a.update_features({"metadata.version": 27}) == {"metadata.version": "OK"}
         assert a.update_features({"transaction.version": ("SAFE_DOWNGRADE", 0)},
                                  validate_only=True) == {"transaction.version": "OK"}
+        assert described()["transaction.version"]["finalized"] == (2, 2), "validate only"
         refused = {
-            "transaction.version": (2, "only supports versions 0-0"),
+            "transaction.version": (3, "only supports versions 0-2"),
+            "group.version": (1, "only supports versions 0-0"),
             "metadata.version": (("SAFE_DOWNGRADE", 21), "might delete metadata"),
             "no.such.feature": (1, "does not support the given feature"),
         }
@@ -160,10 +174,23 @@ def test_features_describe_and_update(broker):
             with pytest.raises(InvalidUpdateVersionError) as e:
                 a.update_features({name: level})
             assert reason in str(e.value), str(e.value)
-        # nothing changed
-        assert a.describe_features()["metadata.version"]["finalized"] == (27, 27)
+        with pytest.raises(InvalidUpdateVersionError) as e:
+            a.update_features({"transaction.version": 1})
+        assert "without setting the upgrade type" in str(e.value), str(e.value)
+        assert described()["transaction.version"]["finalized"] == (2, 2), "nothing changed"
+        # a real downgrade and upgrade, kept across a restart
+        assert a.update_features({"transaction.version": ("SAFE_DOWNGRADE", 0)}) == {"transaction.version": "OK"}
+        assert "finalized" not in described()["transaction.version"]
     finally:
         a.close()
+    broker.restart()
+    assert "finalized" not in described()["transaction.version"], "level 0 survives a restart"
+    a = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        assert a.update_features({"transaction.version": 2}) == {"transaction.version": "OK"}
+    finally:
+        a.close()
+    assert described()["transaction.version"]["finalized"] == (2, 2)
 
 
 @pytest.mark.timeout(240)

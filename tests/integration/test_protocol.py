@@ -283,7 +283,7 @@ def test_produce_v0_to_v2_close_the_connection(module_broker_alive):
     assert h.watermarks(b.bootstrap, topic, 0) == (0, 0)
     with w.connect(b.port) as s:   # a new connection still works
         _, err, apis, _ = w.parse_api_versions_v0(w.roundtrip(s, w.api_versions_request_v0(79)))
-        assert err == 0 and apis[w.API_PRODUCE] == (0, 11)
+        assert err == 0 and apis[w.API_PRODUCE] == (0, 12)
 
 
 def test_kafka_python_as_an_old_client_is_refused(module_broker_alive):
@@ -332,9 +332,8 @@ KAFKA_41_ISSUE_12 = {
     55: 2, 57: 2, 60: 2, 64: 0, 74: 1, 75: 0, 80: 0, 81: 0, 82: 0,
 }
 # What is still short of it, and what vltava advertises there (None: not at all):
-# transactions v2 (KIP-890 part 2: Produce 12, AddPartitionsToTxn 5, AddOffsetsToTxn 4,
-# EndTxn 5, TxnOffsetCommit 5), the dynamic quorum (KIP-853).
-ISSUE_12_GAPS = {0: 11, 24: 3, 25: 3, 26: 4, 28: 3, 80: None, 81: None, 82: None}
+# the dynamic quorum (KIP-853).
+ISSUE_12_GAPS = {80: None, 81: None, 82: None}
 
 
 def test_api_versions_against_kafka_41_for_issue_12(module_broker_alive):

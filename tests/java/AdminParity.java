@@ -150,9 +150,12 @@ public class AdminParity {
             FeatureMetadata features = admin.describeFeatures().featureMetadata().get(30, TimeUnit.SECONDS);
             check(features.finalizedFeatures().get("metadata.version").maxVersionLevel() == 27,
                 "finalized " + features.finalizedFeatures());
-            check(!features.finalizedFeatures().containsKey("transaction.version"), "transaction.version finalized");
+            check(features.finalizedFeatures().get("transaction.version").maxVersionLevel() == 2,
+                "transaction.version not finalized at 2: " + features.finalizedFeatures());
+            check(!features.finalizedFeatures().containsKey("group.version"), "group.version finalized");
             check(features.supportedFeatures().get("metadata.version").minVersion() == 7
-                && features.supportedFeatures().get("transaction.version").maxVersion() == 0,
+                && features.supportedFeatures().get("transaction.version").maxVersion() == 2
+                && features.supportedFeatures().get("group.version").maxVersion() == 0,
                 "supported " + features.supportedFeatures());
             check(features.finalizedFeaturesEpoch().isPresent(), "no finalized features epoch");
             admin.updateFeatures(Collections.singletonMap("metadata.version",
@@ -160,11 +163,11 @@ public class AdminParity {
                 new org.apache.kafka.clients.admin.UpdateFeaturesOptions()).all().get(30, TimeUnit.SECONDS);
             try {
                 admin.updateFeatures(Collections.singletonMap("transaction.version",
-                        new FeatureUpdate((short) 2, FeatureUpdate.UpgradeType.UPGRADE)),
+                        new FeatureUpdate((short) 3, FeatureUpdate.UpgradeType.UPGRADE)),
                     new org.apache.kafka.clients.admin.UpdateFeaturesOptions()).all().get(30, TimeUnit.SECONDS);
-                fail("transaction.version 2 accepted");
+                fail("transaction.version 3 accepted");
             } catch (java.util.concurrent.ExecutionException e) {
-                check(e.getCause() instanceof InvalidUpdateVersionException, "transaction.version 2: " + e.getCause());
+                check(e.getCause() instanceof InvalidUpdateVersionException, "transaction.version 3: " + e.getCause());
             }
             System.out.println("OK features");
 

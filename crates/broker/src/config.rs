@@ -59,6 +59,12 @@ pub struct BrokerConfig {
     pub max_request_partition_size_limit: i32,
     /// `log.flush.on.acks.all` (vltava): fsync before acknowledging acks=all.
     pub flush_on_acks_all: bool,
+    /// `admin.listeners` (vltava): the HTTP listener serving `/metrics` and
+    /// `/health/*` (`http://host:port`; empty: none).
+    pub admin_listen: Option<SocketAddr>,
+    /// `metrics.per.partition.enable` (vltava): per-partition series on
+    /// `/metrics` (log sizes and offsets); off for very many partitions.
+    pub metrics_per_partition: bool,
     /// `log.dir.min.free.bytes` (vltava): produce is refused with
     /// KAFKA_STORAGE_ERROR rather than leave less free space in a log
     /// directory (0: never refused); the rest is kept for the metadata log,
@@ -210,6 +216,8 @@ impl BrokerConfig {
             ("offsets.topic.num.partitions", self.offsets_topic_num_partitions.to_string()),
             ("transaction.state.log.num.partitions", self.transaction_state_partitions.to_string()),
             ("log.flush.on.acks.all", self.flush_on_acks_all.to_string()),
+            ("admin.listeners", self.admin_listen.map(|a| format!("http://{a}")).unwrap_or_default()),
+            ("metrics.per.partition.enable", self.metrics_per_partition.to_string()),
         ]
     }
 }
@@ -234,6 +242,8 @@ impl Default for BrokerConfig {
             max_connections: 10_000,
             max_request_partition_size_limit: 2000,
             flush_on_acks_all: true,
+            admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9644))),
+            metrics_per_partition: true,
             log_dir_min_free_bytes: None,
             static_settings: BTreeMap::new(),
             retention_check_interval_ms: 300_000,
@@ -308,6 +318,21 @@ pub fn parse_properties(text: &str) -> Vec<(String, String)> {
         .filter_map(|l| l.split_once('=').or_else(|| l.split_once(':')))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect()
+}
+
+/// `admin.listeners`: one `http://host:port` (a name resolved now), or
+/// nothing (`Some(None)`: no admin listener); `None` when malformed.
+fn parse_admin_listeners(value: &str) -> Option<Option<SocketAddr>> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Some(None);
+    }
+    let hostport = value.strip_prefix("http://")?;
+    if hostport.contains(',') {
+        return None;
+    }
+    use std::net::ToSocketAddrs;
+    hostport.to_socket_addrs().ok()?.next().map(Some)
 }
 
 /// The lines of a properties file with Java's continuations joined: a line
@@ -501,6 +526,11 @@ impl BrokerConfig {
                     self.offsets_topic_num_partitions = n as i32
                 }
                 "log.flush.on.acks.all" => self.flush_on_acks_all = boolean(value)?,
+                "admin.listeners" => {
+                    self.admin_listen =
+                        parse_admin_listeners(value).ok_or_else(|| err("expected http://host:port, or nothing"))?
+                }
+                "metrics.per.partition.enable" => self.metrics_per_partition = boolean(value)?,
                 "log.dir.min.free.bytes" => self.log_dir_min_free_bytes = Some(num(value)?.max(0) as u64),
                 "transaction.state.log.num.partitions" => {
                     self.transaction_state_partitions = num(value)?.clamp(1, 1000) as i32

@@ -33,6 +33,8 @@ use crate::{limits, Broker};
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
 struct Pending {
+    /// When the request was read (RequestMetrics' total time starts there).
+    received: std::time::Instant,
     api_key: ApiKey,
     version: i16,
     correlation_id: i32,
@@ -99,6 +101,7 @@ async fn serve_stream<R, W>(
     let (tx, rx) = mpsc::channel::<Pending>(broker.config.queued_max_requests);
     let writer = tokio::spawn(write_responses(rx, write_half, peer));
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
+    crate::broker_metrics::connection(&listener, true);
     loop {
         let mut prefix = [0u8; FRAME_PREFIX_BYTES];
         let read = tokio::select! {
@@ -125,6 +128,7 @@ async fn serve_stream<R, W>(
             Ok(n) if n == len => {}
             _ => break,
         }
+        let received = std::time::Instant::now();
         let pending = match decode_request(Bytes::from(frame)) {
             Ok(request) => {
                 let (api_key, version, correlation_id) = (request.api_key, request.version(), request.correlation_id());
@@ -135,13 +139,21 @@ async fn serve_stream<R, W>(
                     listener: listener.clone(),
                     principal: principal.clone(),
                 };
-                Pending { api_key, version, correlation_id, response: handlers::dispatch(&broker, &session, request) }
+                // transactions v2: partitions are added to the transaction
+                // before this request is handled and the next one read
+                let added = match crate::txn::implicit::needed(&broker, &request) {
+                    Some(adding) => Some(adding.await),
+                    None => None,
+                };
+                let response = handlers::dispatch(&broker, &session, request, added);
+                Pending { received, api_key, version, correlation_id, response }
             }
             Err(RequestError::UnsupportedVersion { prefix, api_key: ApiKey::ApiVersions }) => {
                 // Answer in v0 with UNSUPPORTED_VERSION and our ranges so the
                 // client can retry with a version we know.
                 let body = handlers::api_versions::response(35);
                 Pending {
+                    received,
                     api_key: ApiKey::ApiVersions,
                     version: 0,
                     correlation_id: prefix.correlation_id,
@@ -159,12 +171,15 @@ async fn serve_stream<R, W>(
     }
     drop(tx);
     let _ = writer.await;
+    crate::broker_metrics::connection(&listener, false);
 }
 
 async fn write_responses<W: AsyncWrite + Unpin>(mut rx: mpsc::Receiver<Pending>, write_half: W, peer: SocketAddr) {
     let mut out = BufWriter::with_capacity(64 * 1024, write_half);
     while let Some(pending) = rx.recv().await {
+        let api = crate::broker_metrics::api_name(pending.api_key);
         let Some(body) = pending.response.await else {
+            crate::broker_metrics::request_done(api, pending.received.elapsed());
             continue;
         };
         match encode_response(pending.api_key, pending.version, pending.correlation_id, &body) {
@@ -182,6 +197,7 @@ async fn write_responses<W: AsyncWrite + Unpin>(mut rx: mpsc::Receiver<Pending>,
         if rx.is_empty() && out.flush().await.is_err() {
             return;
         }
+        crate::broker_metrics::request_done(api, pending.received.elapsed());
     }
     let _ = out.flush().await;
     // a TLS stream sends its close_notify

@@ -306,6 +306,19 @@ impl Controller {
         Ok(())
     }
 
+    /// Finalizes feature levels (already checked by `features`); returns
+    /// once this node has applied them.
+    pub fn set_feature_levels(&self, levels: &[(String, i16)]) -> Result<(), ControllerError> {
+        let _guard = self.lock.lock();
+        let records = levels
+            .iter()
+            .map(|(name, level)| MetadataRecord::FeatureLevel { name: name.clone(), level: *level })
+            .collect();
+        self.commit(records)?;
+        tracing::info!(?levels, "finalized feature levels");
+        Ok(())
+    }
+
     /// Removes a broker's registration (it is fenced first); BROKER_ID_NOT_REGISTERED
     /// when the cluster does not know it.
     pub fn unregister_broker(&self, broker_id: i32) -> Result<(), ControllerError> {

@@ -2,14 +2,18 @@
 //! finalized, and what UpdateFeatures may change.
 //!
 //! vltava runs Kafka 4.1's latest production `metadata.version` (4.1-IV1,
-//! level 27) and no other feature above level 0: transactions v2
-//! (`transaction.version` 2), the consumer group protocol (`group.version`
-//! 1), share groups, the dynamic quorum (`kraft.version` 1) and eligible
-//! leader replicas are not implemented, so they are supported at level 0
-//! only. Clients then use what a cluster without those features offers
-//! (e.g. the Java producer keeps transactions v1). With nothing to raise,
-//! UpdateFeatures can only confirm the current levels; every change is
-//! refused with INVALID_UPDATE_VERSION, as Kafka refuses an unsupported one.
+//! level 27). `transaction.version` is supported up to 2 (KIP-890 part 2:
+//! an epoch bump per transaction, partitions added by the brokers); its
+//! finalized level lives in the metadata log (`FeatureLevel` records), a
+//! new cluster starts at 2 as Kafka 4.x does, and UpdateFeatures moves it.
+//! The Java producer (4.0+) uses transactions v2 only when the finalized
+//! level is 2; the broker answers each request by its version either way.
+//! The consumer group protocol (`group.version` 1), share groups, the
+//! dynamic quorum (`kraft.version` 1) and eligible leader replicas are
+//! not implemented and stay at level 0, so clients use what a cluster
+//! without them offers.
+
+use vltava_metadata::MetadataImage;
 
 /// `metadata.version`: its level names a Kafka release.
 pub const METADATA_VERSION: &str = "metadata.version";
@@ -34,20 +38,41 @@ const fn supported(name: &'static str, min: i16, max: i16) -> Supported {
 pub const SUPPORTED: &[Supported] = &[
     supported(METADATA_VERSION, METADATA_VERSION_MIN, METADATA_VERSION_LEVEL),
     supported("kraft.version", 0, 0),
-    supported("transaction.version", 0, 0),
+    supported(TRANSACTION_VERSION, 0, 2),
     supported("group.version", 0, 0),
     supported("eligible.leader.replicas.version", 0, 0),
     supported("share.version", 0, 0),
     supported("streams.version", 0, 0),
 ];
 
+/// `transaction.version`: 2 is transactions v2 (KIP-890 part 2).
+pub const TRANSACTION_VERSION: &str = "transaction.version";
+
+/// The levels a new cluster is created with (besides `metadata.version`,
+/// which is not in the log: vltava runs one).
+pub const BOOTSTRAP: &[(&str, i16)] = &[(TRANSACTION_VERSION, 2)];
+
 /// The finalized levels (features at level 0 are not listed, as in Kafka).
-pub fn finalized() -> Vec<(&'static str, i16)> {
-    vec![(METADATA_VERSION, METADATA_VERSION_LEVEL)]
+/// A cluster not bootstrapped yet (its first controller writes the cluster
+/// id and these levels together, moments after its election) reports the
+/// levels it is about to have.
+pub fn finalized(image: &MetadataImage) -> Vec<(String, i16)> {
+    let levels: Vec<(String, i16)> = if image.cluster_id.is_none() {
+        BOOTSTRAP.iter().map(|(name, level)| (name.to_string(), *level)).collect()
+    } else {
+        image.features().map(|(name, level)| (name.to_string(), level)).collect()
+    };
+    std::iter::once((METADATA_VERSION.to_string(), METADATA_VERSION_LEVEL))
+        .chain(
+            levels.into_iter().filter(|(name, level)| {
+                *level > 0 && name != METADATA_VERSION && SUPPORTED.iter().any(|s| s.name == name)
+            }),
+        )
+        .collect()
 }
 
-fn current(name: &str) -> i16 {
-    finalized().into_iter().find(|(n, _)| *n == name).map_or(0, |(_, level)| level)
+fn current(image: &MetadataImage, name: &str) -> i16 {
+    finalized(image).into_iter().find(|(n, _)| n == name).map_or(0, |(_, level)| level)
 }
 
 /// UpdateFeatures' `upgrade_type`.
@@ -69,17 +94,24 @@ impl UpgradeType {
     }
 }
 
-/// Whether `name` may be set to `level`: `Ok` only when that is its level
-/// already; otherwise Kafka's reason (INVALID_UPDATE_VERSION).
-pub fn check_update(name: &str, level: i16, how: UpgradeType, node_id: i32) -> Result<(), String> {
+/// Whether `name` may be set to `level`: `Ok(true)` when that is a change
+/// to make, `Ok(false)` when it is the level already; otherwise Kafka's
+/// reason (INVALID_UPDATE_VERSION). `metadata.version` stays where it is.
+pub fn check_update(
+    image: &MetadataImage,
+    name: &str,
+    level: i16,
+    how: UpgradeType,
+    node_id: i32,
+) -> Result<bool, String> {
     let Some(range) = SUPPORTED.iter().find(|s| s.name == name) else {
         return Err(format!(
             "Invalid update version {level} for feature {name}. The controller does not support the given feature."
         ));
     };
-    let now = current(name);
+    let now = current(image, name);
     if level == now {
-        return Ok(());
+        return Ok(false);
     }
     if level > range.max || (level < range.min && level != 0) {
         return Err(format!(
@@ -99,24 +131,45 @@ pub fn check_update(name: &str, level: i16, how: UpgradeType, node_id: i32) -> R
             ));
         }
     }
-    Err(format!("Invalid update version {level} for feature {name}: vltava runs it at level {now} only."))
+    if name == METADATA_VERSION {
+        return Err(format!("Invalid update version {level} for feature {name}: vltava runs it at level {now} only."));
+    }
+    Ok(true)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vltava_metadata::MetadataRecord;
+
+    fn at(level: i16) -> MetadataImage {
+        MetadataImage::default().apply(&[
+            MetadataRecord::ClusterId { cluster_id: "c".into() },
+            MetadataRecord::FeatureLevel { name: TRANSACTION_VERSION.into(), level },
+        ])
+    }
 
     #[test]
-    fn only_the_current_levels_are_accepted() {
-        assert!(check_update(METADATA_VERSION, 27, UpgradeType::Upgrade, 1).is_ok());
-        assert!(check_update("transaction.version", 0, UpgradeType::SafeDowngrade, 1).is_ok());
-        let too_high = check_update("transaction.version", 2, UpgradeType::Upgrade, 1).unwrap_err();
-        assert!(too_high.contains("only supports versions 0-0"), "{too_high}");
-        let down = check_update(METADATA_VERSION, 21, UpgradeType::Upgrade, 1).unwrap_err();
+    fn levels_within_the_supported_range_change_and_others_are_refused() {
+        let img = at(2);
+        assert_eq!(finalized(&img), vec![(METADATA_VERSION.to_string(), 27), (TRANSACTION_VERSION.to_string(), 2)]);
+        assert_eq!(finalized(&at(0)), vec![(METADATA_VERSION.to_string(), 27)], "level 0 is not listed");
+        assert_eq!(finalized(&MetadataImage::default()), finalized(&img), "before the bootstrap: its levels");
+        assert_eq!(check_update(&img, METADATA_VERSION, 27, UpgradeType::Upgrade, 1), Ok(false));
+        assert_eq!(check_update(&img, TRANSACTION_VERSION, 2, UpgradeType::Upgrade, 1), Ok(false));
+        assert_eq!(check_update(&img, TRANSACTION_VERSION, 0, UpgradeType::SafeDowngrade, 1), Ok(true));
+        assert_eq!(check_update(&at(0), TRANSACTION_VERSION, 2, UpgradeType::Upgrade, 1), Ok(true));
+        let down = check_update(&img, TRANSACTION_VERSION, 1, UpgradeType::Upgrade, 1).unwrap_err();
         assert!(down.contains("without setting the upgrade type"), "{down}");
-        let down = check_update(METADATA_VERSION, 21, UpgradeType::UnsafeDowngrade, 1).unwrap_err();
+        let too_high = check_update(&img, TRANSACTION_VERSION, 3, UpgradeType::Upgrade, 1).unwrap_err();
+        assert!(too_high.contains("only supports versions 0-2"), "{too_high}");
+        let unsupported = check_update(&img, "group.version", 1, UpgradeType::Upgrade, 1).unwrap_err();
+        assert!(unsupported.contains("only supports versions 0-0"), "{unsupported}");
+        let down = check_update(&img, METADATA_VERSION, 21, UpgradeType::Upgrade, 1).unwrap_err();
+        assert!(down.contains("without setting the upgrade type"), "{down}");
+        let down = check_update(&img, METADATA_VERSION, 21, UpgradeType::UnsafeDowngrade, 1).unwrap_err();
         assert!(down.contains("might delete metadata"), "{down}");
-        assert!(check_update("no.such.feature", 1, UpgradeType::Upgrade, 1).is_err());
-        assert!(check_update(METADATA_VERSION, 28, UpgradeType::Upgrade, 1).is_err());
+        assert!(check_update(&img, "no.such.feature", 1, UpgradeType::Upgrade, 1).is_err());
+        assert!(check_update(&img, METADATA_VERSION, 28, UpgradeType::Upgrade, 1).is_err());
     }
 }

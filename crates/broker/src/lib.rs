@@ -12,8 +12,10 @@
 //! - [`replica_manager`] and [`partition`]: the partition logs this node hosts;
 //! - [`config`]: broker settings with Kafka's names.
 
+pub mod admin;
 pub mod authorized;
 pub mod broker_keys;
+pub mod broker_metrics;
 pub mod config;
 pub mod connection;
 pub mod controller;

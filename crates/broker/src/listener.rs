@@ -78,10 +78,16 @@ pub fn listen(sockets: Vec<TcpSocket>, backlog: u32, port_file: Option<&Path>) -
     }
     if let (Some(path), Some(first)) = (port_file, listeners.first()) {
         let port = first.local_addr().context("listener address")?.port();
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, format!("{port}\n"))
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .with_context(|| format!("cannot write the port file {}", path.display()))?;
+        write_port_file(path, port)?;
     }
     Ok(listeners)
+}
+
+/// Writes a port file whole (written aside and renamed into place).
+pub fn write_port_file(path: &Path, port: u16) -> anyhow::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, format!("{port}\n"))
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .with_context(|| format!("cannot write the port file {}", path.display()))
 }

@@ -177,9 +177,15 @@ impl Partition {
     pub fn apply_state(&self, p: &vltava_metadata::PartitionImage) -> RoleChange {
         let mut st = self.state.lock();
         let leo = self.log.lock().log_end_offset();
+        let isr_before = st.isr.len();
         let change = st.apply(p, leo, Instant::now());
         if change == RoleChange::None {
             return change;
+        }
+        if change == RoleChange::Updated && st.is_leader() && st.isr.len() < isr_before {
+            // a shrink counts once the metadata log has it (an expansion
+            // counts when proposed: see `on_follower_fetch`)
+            crate::broker_metrics::isr_shrunk();
         }
         if change == RoleChange::BecameLeader {
             if let Err(e) = self.log.lock().start_leader_epoch(st.leader_epoch) {
@@ -220,7 +226,12 @@ impl Partition {
         let now = Instant::now();
         st.on_follower_fetch(replica, fetch_offset, leo, now)?;
         self.advance_high_watermark(&st, leo);
-        Ok(st.isr_to_expand(replica, eligible, self.high_watermark(), now))
+        let change = st.isr_to_expand(replica, eligible, self.high_watermark(), now);
+        if change.is_some() {
+            // the leader counts the follower in at once (KIP-497's maximal ISR)
+            crate::broker_metrics::isr_expanded();
+        }
+        Ok(change)
     }
 
     /// Leader: the ISR without followers that have not caught up within
@@ -434,6 +445,13 @@ impl Partition {
 
     /// Active producers: id, epoch, last sequence, last timestamp, open
     /// transaction's first offset.
+    /// Whether the log has an open transaction of this producer at this
+    /// epoch (a transactions v2 write needs no add to the transaction).
+    pub fn in_transaction(&self, producer_id: i64, epoch: i16) -> bool {
+        let log = self.log.lock();
+        log.producer_state().entry(producer_id).is_some_and(|e| e.epoch == epoch && e.txn_first_offset.is_some())
+    }
+
     pub fn producers(&self) -> Vec<(i64, i16, i32, i64, Option<i64>)> {
         let log = self.log.lock();
         log.producer_state()
@@ -486,10 +504,12 @@ impl Partition {
         let target = Arc::new(self.log.lock().flush_target()?);
         let offset = target.offset;
         let syncing = target.clone();
+        let (started, before) = (Instant::now(), *self.durable.borrow());
         let synced = tokio::task::spawn_blocking(move || syncing.sync()).await;
         synced.unwrap_or_else(|e| {
             Err(vltava_storage::StorageError::Io { path: self.topic.clone(), source: std::io::Error::other(e) })
         })?;
+        crate::broker_metrics::flushed(started.elapsed(), (offset - before).max(0) as u64);
         self.log.lock().flushed(&target);
         self.durable.send_modify(|d| *d = (*d).max(offset));
         Ok(())

@@ -223,6 +223,7 @@ fn start_quorum(broker: &Arc<Broker>, node: QuorumNode) -> anyhow::Result<()> {
     let settings = DutySettings {
         session_timeout: Duration::from_millis(c.broker_session_timeout_ms),
         cluster_id: broker.local_cluster_id.clone(),
+        bootstrap_features: crate::features::BOOTSTRAP.iter().map(|(name, level)| (name.to_string(), *level)).collect(),
         auto_leader_rebalance: c
             .auto_leader_rebalance_enable
             .then(|| Duration::from_millis(c.leader_imbalance_check_interval_ms)),
@@ -362,7 +363,20 @@ pub async fn run(mut config: BrokerConfig, mut shutdown: watch::Receiver<bool>) 
     let listeners = crate::listener::prepare(&config)?;
     // Bound before anything is advertised: port 0 becomes the port bound.
     let sockets = config.broker_role.then(|| crate::listener::bind(&mut config)).transpose()?;
+    // up before the logs are recovered: live, not ready
+    let admin = Arc::new(crate::admin::AdminState::default());
+    if let Some(addr) = config.admin_listen {
+        let bound = crate::admin::start(addr, admin.clone(), shutdown.clone()).await?;
+        config.admin_listen = Some(bound);
+        if let Some(path) = &config.port_file {
+            // `--port-file PATH`: the admin port goes to PATH.admin
+            let mut admin_file = path.clone().into_os_string();
+            admin_file.push(".admin");
+            crate::listener::write_port_file(std::path::Path::new(&admin_file), bound.port())?;
+        }
+    }
     let (broker, node) = tokio::task::block_in_place(|| open_broker(config))?;
+    admin.set_broker(broker.clone());
     start_quorum(&broker, node)?;
     if !broker.config.broker_role {
         // process.roles=controller: a voter of the metadata quorum only

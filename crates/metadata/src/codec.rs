@@ -180,6 +180,7 @@ mod kind {
     pub const BROKER_CONFIG: u64 = 14;
     pub const UNREGISTER_BROKER: u64 = 15;
     pub const OFFLINE_REPLICAS: u64 = 16;
+    pub const FEATURE_LEVEL: u64 = 17;
     pub const BROKER_ENDPOINTS: u64 = 18;
 }
 
@@ -304,6 +305,11 @@ impl MetadataRecord {
                 w.string(key);
                 w.opt_string(value.as_deref());
             }
+            MetadataRecord::FeatureLevel { name, level } => {
+                header(w, kind::FEATURE_LEVEL);
+                w.string(name);
+                w.varint(*level as i64);
+            }
             MetadataRecord::ElectPreferred { topic_id, partition } => {
                 header(w, kind::ELECT_PREFERRED);
                 w.uuid(topic_id);
@@ -371,6 +377,10 @@ impl MetadataRecord {
             kind::BROKER_CONFIG => {
                 MetadataRecord::BrokerConfig { resource: r.string()?, key: r.string()?, value: r.opt_string()? }
             }
+            kind::FEATURE_LEVEL => MetadataRecord::FeatureLevel {
+                name: r.string()?,
+                level: i16::try_from(r.varint()?).or_else(|_| err("feature level out of range"))?,
+            },
             kind::PRODUCER_IDS => MetadataRecord::ProducerIds { broker_id: int(r)?, next_producer_id: r.varint()? },
             kind::ALLOCATE_PRODUCER_IDS => {
                 MetadataRecord::AllocateProducerIds { broker_id: int(r)?, count: r.varint()? }
@@ -493,6 +503,8 @@ mod tests {
             MetadataRecord::UnregisterBroker { broker_id: 4 },
             MetadataRecord::OfflineReplicas { broker_id: 2, incarnation: 9, replicas: vec![(id, 0), (id, 7)] },
             MetadataRecord::OfflineReplicas { broker_id: 2, incarnation: 9, replicas: vec![] },
+            MetadataRecord::FeatureLevel { name: "transaction.version".into(), level: 2 },
+            MetadataRecord::FeatureLevel { name: "group.version".into(), level: 0 },
             MetadataRecord::BrokerEndpoints {
                 broker_id: 2,
                 incarnation: 9,

@@ -96,6 +96,8 @@ pub struct MetadataImage {
     /// Dynamic broker configs by resource: a broker id, or "" for the
     /// cluster-wide default.
     broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Finalized feature levels above 0 (KIP-584), by feature name.
+    features: BTreeMap<String, i16>,
 }
 
 impl MetadataImage {
@@ -112,6 +114,16 @@ impl MetadataImage {
     pub fn broker_configs(&self, resource: &str) -> &BTreeMap<String, String> {
         static NONE: BTreeMap<String, String> = BTreeMap::new();
         self.broker_configs.get(resource).unwrap_or(&NONE)
+    }
+
+    /// A feature's finalized level (0 when it was never raised).
+    pub fn feature_level(&self, name: &str) -> i16 {
+        self.features.get(name).copied().unwrap_or(0)
+    }
+
+    /// The finalized features above level 0, by name.
+    pub fn features(&self) -> impl Iterator<Item = (&str, i16)> {
+        self.features.iter().map(|(name, level)| (name.as_str(), *level))
     }
 
     pub fn topics(&self) -> impl Iterator<Item = &Arc<TopicImage>> {
@@ -152,6 +164,9 @@ impl MetadataImage {
         let mut out = Vec::new();
         if let Some(cluster_id) = &self.cluster_id {
             out.push(MetadataRecord::ClusterId { cluster_id: cluster_id.clone() });
+        }
+        for (name, level) in &self.features {
+            out.push(MetadataRecord::FeatureLevel { name: name.clone(), level: *level });
         }
         for b in self.brokers.values() {
             out.push(MetadataRecord::RegisterBroker {
@@ -328,6 +343,13 @@ impl MetadataImage {
             MetadataRecord::RemoveTopic { topic_id } => {
                 if let Some(name) = self.names_by_id.remove(topic_id) {
                     self.topics.remove(&name);
+                }
+            }
+            MetadataRecord::FeatureLevel { name, level } => {
+                if *level > 0 {
+                    self.features.insert(name.clone(), *level);
+                } else {
+                    self.features.remove(name);
                 }
             }
             MetadataRecord::ClusterId { cluster_id } => {
@@ -567,6 +589,21 @@ mod tests {
         assert_eq!(img.broker_configs("").get("log.retention.ms").map(String::as_str), Some("2000"));
         assert_eq!(img.broker_configs("1").len(), 1);
         assert!(img.broker_configs("2").is_empty() && img.broker_configs("7").is_empty());
+        let rebuilt = MetadataImage::from_records(&img.to_records(), img.offset);
+        assert_eq!(rebuilt, img);
+    }
+
+    #[test]
+    fn feature_levels_are_finalized_lowered_and_kept_in_snapshots() {
+        let level = |name: &str, level: i16| MetadataRecord::FeatureLevel { name: name.into(), level };
+        let img = MetadataImage::default().apply(&[
+            level("transaction.version", 2),
+            level("group.version", 1),
+            level("group.version", 0),
+        ]);
+        assert_eq!(img.feature_level("transaction.version"), 2);
+        assert_eq!(img.feature_level("group.version"), 0, "level 0 is not finalized");
+        assert_eq!(img.features().collect::<Vec<_>>(), vec![("transaction.version", 2)]);
         let rebuilt = MetadataImage::from_records(&img.to_records(), img.offset);
         assert_eq!(rebuilt, img);
     }

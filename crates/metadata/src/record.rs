@@ -79,6 +79,9 @@ pub enum MetadataRecord {
     /// resource): `resource` is a broker id, or "" for the cluster-wide
     /// default; `value: None` removes the key.
     BrokerConfig { resource: String, key: String, value: Option<String> },
+    /// A feature flag's finalized level (KIP-584, Kafka's
+    /// FeatureLevelRecord); level 0 removes it from the finalized list.
+    FeatureLevel { name: String, level: i16 },
 }
 
 /// One listener of a broker: its name (`PLAINTEXT`, `SSL`, `INTERNAL`, ...)

@@ -19,7 +19,7 @@ const fn api(key: ApiKey, min: i16, max: i16) -> ApiRange {
 /// (librdkafka refuses compressed produce otherwise, KAFKA-18659), but v0-v2
 /// are refused when used: see [`Produce_VERSION_DECODABLE_MIN`].
 pub const SUPPORTED: &[ApiRange] = &[
-    api(ApiKey::Produce, 0, 11),
+    api(ApiKey::Produce, 0, 12),
     api(ApiKey::Fetch, 4, 17),
     api(ApiKey::ListOffsets, 1, 10),
     api(ApiKey::Metadata, 0, 13),
@@ -52,10 +52,10 @@ pub const SUPPORTED: &[ApiRange] = &[
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::DeleteRecords, 0, 2),
     api(ApiKey::InitProducerId, 0, 5),
-    api(ApiKey::AddPartitionsToTxn, 0, 3),
-    api(ApiKey::AddOffsetsToTxn, 0, 3),
-    api(ApiKey::TxnOffsetCommit, 0, 3),
-    api(ApiKey::EndTxn, 0, 4),
+    api(ApiKey::AddPartitionsToTxn, 0, 5),
+    api(ApiKey::AddOffsetsToTxn, 0, 4),
+    api(ApiKey::TxnOffsetCommit, 0, 5),
+    api(ApiKey::EndTxn, 0, 5),
     api(ApiKey::DescribeProducers, 0, 0),
     api(ApiKey::DescribeTransactions, 0, 0),
     api(ApiKey::ListTransactions, 0, 1),
@@ -102,6 +102,7 @@ mod tests {
         assert_eq!(supported_range(ApiKey::Produce).unwrap().min, 0);
         assert!(!is_supported(ApiKey::Produce, 2));
         assert!(is_supported(ApiKey::Produce, 3));
-        assert!(!is_supported(ApiKey::Produce, 12));
+        assert!(is_supported(ApiKey::Produce, 12));
+        assert!(!is_supported(ApiKey::Produce, 13));
     }
 }

@@ -39,6 +39,11 @@ pub struct DutySettings {
     /// Proposed as the cluster id if the log has none yet.
     pub cluster_id: String,
     pub auto_leader_rebalance: Option<Duration>,
+    /// Feature levels a new cluster starts with, written with its cluster
+    /// id (Kafka's bootstrap feature levels at format time). A cluster
+    /// created before a feature existed keeps it at 0 until UpdateFeatures
+    /// raises it.
+    pub bootstrap_features: Vec<(String, i16)>,
 }
 
 /// The last heartbeat the active controller heard from a broker.
@@ -127,6 +132,12 @@ impl ControllerDuties {
         let mut records = Vec::new();
         if image.cluster_id.is_none() && self.cluster_id_proposed.is_none_or(|t| now.duration_since(t) > REPEAT_AFTER) {
             records.push(MetadataRecord::ClusterId { cluster_id: self.settings.cluster_id.clone() });
+            records.extend(
+                self.settings
+                    .bootstrap_features
+                    .iter()
+                    .map(|(name, level)| MetadataRecord::FeatureLevel { name: name.clone(), level: *level }),
+            );
             self.cluster_id_proposed = Some(now);
         }
         for b in image.brokers() {
@@ -238,6 +249,7 @@ mod tests {
         let settings = DutySettings {
             session_timeout: Duration::from_secs(3),
             cluster_id: "c".into(),
+            bootstrap_features: vec![("transaction.version".into(), 2)],
             auto_leader_rebalance: None,
         };
         let mut duties = ControllerDuties::new(settings);
@@ -278,6 +290,7 @@ mod tests {
         let settings = DutySettings {
             session_timeout: Duration::from_secs(3),
             cluster_id: "c".into(),
+            bootstrap_features: vec![("transaction.version".into(), 2)],
             auto_leader_rebalance: None,
         };
         let mut duties = ControllerDuties::new(settings);

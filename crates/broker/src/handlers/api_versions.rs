@@ -28,12 +28,13 @@ pub fn is_valid_software_token(s: &str) -> bool {
 
 /// Answers an ApiVersions request: INVALID_REQUEST for v3+ requests whose
 /// client software name or version breaks Kafka's rule. v3+ carry the
-/// supported and finalized features; their epoch is the metadata offset
-/// the broker has applied (`metadata_offset`), as in Kafka's KRaft mode.
+/// supported and finalized features (from the metadata `image`); their
+/// epoch is the metadata offset the broker has applied, as in Kafka's KRaft
+/// mode.
 pub fn handle(
     request: &kafka_protocol::messages::ApiVersionsRequest,
     version: i16,
-    metadata_offset: u64,
+    image: &vltava_metadata::MetadataImage,
 ) -> ApiVersionsResponse {
     if version >= 3
         && !(is_valid_software_token(&request.client_software_name)
@@ -50,18 +51,18 @@ pub fn handle(
                 .with_max_version(f.max)
         })
         .collect();
-    let finalized = features::finalized()
+    let finalized = features::finalized(image)
         .into_iter()
         .map(|(name, level)| {
             FinalizedFeatureKey::default()
-                .with_name(StrBytes::from_static_str(name))
+                .with_name(StrBytes::from_string(name))
                 .with_min_version_level(level)
                 .with_max_version_level(level)
         })
         .collect();
     response(0)
         .with_supported_features(supported)
-        .with_finalized_features_epoch(metadata_offset as i64)
+        .with_finalized_features_epoch(image.offset as i64)
         .with_finalized_features(finalized)
 }
 

@@ -94,12 +94,19 @@ fn ready(response: ResponseKind) -> ResponseFuture {
     Box::pin(std::future::ready(Some(response)))
 }
 
-pub fn dispatch(broker: &Arc<Broker>, session: &Session, request: Request) -> ResponseFuture {
+/// Starts a request's handler. `added`: what adding partitions to a
+/// transaction for it came to (transactions v2, see `txn::implicit`).
+pub fn dispatch(
+    broker: &Arc<Broker>,
+    session: &Session,
+    request: Request,
+    added: Option<crate::txn::implicit::Added>,
+) -> ResponseFuture {
+    let added = added.unwrap_or_default();
     let version = request.version();
     match request.body {
         RequestKind::ApiVersions(r) => {
-            let offset = broker.controller.image().offset;
-            ready(ResponseKind::ApiVersions(api_versions::handle(&r, version, offset)))
+            ready(ResponseKind::ApiVersions(api_versions::handle(&r, version, &broker.controller.image())))
         }
         RequestKind::UnregisterBroker(r) => {
             ready(ResponseKind::UnregisterBroker(unregister_broker::handle(broker, r, version)))
@@ -111,7 +118,7 @@ pub fn dispatch(broker: &Arc<Broker>, session: &Session, request: Request) -> Re
             ready(ResponseKind::UpdateFeatures(update_features::handle(broker, r, version)))
         }
         RequestKind::Metadata(r) => ready(ResponseKind::Metadata(metadata::handle(broker, session, r, version))),
-        RequestKind::Produce(r) => produce::handle(broker, session, r, version),
+        RequestKind::Produce(r) => produce::handle(broker, session, r, version, &added),
         RequestKind::Fetch(r) => fetch::handle(broker, session, r, version),
         RequestKind::ListOffsets(r) => ready(ResponseKind::ListOffsets(list_offsets::handle(broker, r, version))),
         RequestKind::CreateTopics(r) => ready(ResponseKind::CreateTopics(create_topics::handle(broker, r, version))),
@@ -148,7 +155,7 @@ pub fn dispatch(broker: &Arc<Broker>, session: &Session, request: Request) -> Re
         RequestKind::InitProducerId(r) => txn::init_producer_id(broker, r, version),
         RequestKind::AddPartitionsToTxn(r) => txn::add_partitions(broker, r, version),
         RequestKind::AddOffsetsToTxn(r) => txn::add_offsets(broker, r, version),
-        RequestKind::TxnOffsetCommit(r) => txn::txn_offset_commit(broker, r, version),
+        RequestKind::TxnOffsetCommit(r) => txn::txn_offset_commit(broker, r, version, &added),
         RequestKind::EndTxn(r) => txn::end_txn(broker, r, version),
         RequestKind::WriteTxnMarkers(r) => txn::write_txn_markers(broker, r, version),
         RequestKind::DescribeProducers(r) => {

@@ -17,6 +17,7 @@ use vltava_protocol::{ResponseError, StrBytes};
 use super::ResponseFuture;
 use crate::partition::Partition;
 use crate::topic_config::TopicSettings;
+use crate::txn::implicit::Added;
 use crate::Broker;
 
 struct Outcome {
@@ -118,6 +119,11 @@ fn append_partition(
     };
     match partition.append(&mut batches, log_append_time) {
         Ok(info) => {
+            crate::broker_metrics::produced(
+                topic,
+                (info.last_offset - info.base_offset + 1) as u64,
+                records.len() as u64,
+            );
             let watermarks = partition.watermarks();
             let durable = (acks == -1).then(|| AcksAll {
                 partition: partition.clone(),
@@ -267,7 +273,15 @@ fn add_leader_hints(broker: &Broker, listener: &str, response: &mut ProduceRespo
     response.node_endpoints = endpoints;
 }
 
-pub fn handle(broker: &Arc<Broker>, session: &super::Session, request: ProduceRequest, version: i16) -> ResponseFuture {
+/// `added`: partitions a transactions v2 producer's first write could not
+/// be added to its transaction for (Produce v12, see `txn::implicit`).
+pub fn handle(
+    broker: &Arc<Broker>,
+    session: &super::Session,
+    request: ProduceRequest,
+    version: i16,
+    added: &Added,
+) -> ResponseFuture {
     let listener = session.listener.clone();
     let acks = request.acks;
     let timeout = std::time::Duration::from_millis(request.timeout_ms.clamp(0, 10 * 60 * 1000) as u64);
@@ -281,9 +295,15 @@ pub fn handle(broker: &Arc<Broker>, session: &super::Session, request: ProduceRe
                 if !matches!(acks, -1..=1) {
                     return failed(p.index, ResponseError::InvalidRequiredAcks, None);
                 }
+                if let Some(e) = added.error(&name, p.index) {
+                    return failed(p.index, e, Some("the partition could not be added to the transaction".into()));
+                }
                 produce_partition(broker, &name, p.index, p.records, acks)
             })
             .collect();
+        if outcomes.iter().any(|o| o.response.error_code != 0) {
+            crate::broker_metrics::produce_failed(&name);
+        }
         topics.push((topic.name, outcomes));
     }
     if acks == 0 {

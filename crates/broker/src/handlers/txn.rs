@@ -59,7 +59,10 @@ pub fn init_producer_id(broker: &Arc<Broker>, r: InitProducerIdRequest, _version
     })
 }
 
-pub fn add_partitions(broker: &Arc<Broker>, r: AddPartitionsToTxnRequest, _version: i16) -> ResponseFuture {
+pub fn add_partitions(broker: &Arc<Broker>, r: AddPartitionsToTxnRequest, version: i16) -> ResponseFuture {
+    if version >= 4 {
+        return add_partitions_for_brokers(broker, r, version);
+    }
     let image = broker.controller.image();
     let mut unknown = Vec::new();
     let mut wanted = Vec::new();
@@ -82,6 +85,7 @@ pub fn add_partitions(broker: &Arc<Broker>, r: AddPartitionsToTxnRequest, _versi
             r.v3_and_below_producer_epoch,
             &wanted,
             None,
+            false,
         )
     } else {
         Err(ResponseError::OperationNotAttempted)
@@ -119,6 +123,75 @@ pub fn add_partitions(broker: &Arc<Broker>, r: AddPartitionsToTxnRequest, _versi
     })
 }
 
+/// AddPartitionsToTxn v4+, which brokers send (KIP-890): several
+/// transactions per request, each either verified (`verify_only`: is each
+/// partition in the open transaction?) or added to (v5: for a transactions
+/// v2 producer whose first write to the partition reached its leader).
+fn add_partitions_for_brokers(broker: &Arc<Broker>, r: AddPartitionsToTxnRequest, version: i16) -> ResponseFuture {
+    use kafka_protocol::messages::add_partitions_to_txn_response::AddPartitionsToTxnResult;
+    let image = broker.controller.image();
+    // per transaction: its partitions, an error for each (or none), and the
+    // writes of an add to wait on
+    let mut answers = Vec::with_capacity(r.transactions.len());
+    for t in r.transactions {
+        let wanted: Vec<(String, i32)> =
+            t.topics.iter().flat_map(|tp| tp.partitions.iter().map(|p| (tp.name.0.to_string(), *p))).collect();
+        let known = |(topic, p): &(String, i32)| {
+            image.topic(topic).is_some_and(|ti| *p >= 0 && (*p as usize) < ti.partitions.len())
+        };
+        let tid = t.transactional_id.0.as_str();
+        let mut waits = Vec::new();
+        let outcome = if t.verify_only {
+            broker.txns.verify_in_txn(tid, t.producer_id.0, t.producer_epoch, &wanted)
+        } else if !wanted.iter().all(known) {
+            // Kafka adds nothing when any partition is unknown
+            let unknown = |p| {
+                if known(p) {
+                    ResponseError::OperationNotAttempted
+                } else {
+                    ResponseError::UnknownTopicOrPartition
+                }
+            };
+            Ok(wanted.iter().map(|p| Some(unknown(p))).collect())
+        } else {
+            broker.txns.add_to_txn(broker, tid, t.producer_id.0, t.producer_epoch, &wanted, None, version >= 5).map(
+                |w| {
+                    waits = w;
+                    vec![None; wanted.len()]
+                },
+            )
+        };
+        let errors = outcome.unwrap_or_else(|e| vec![Some(e); wanted.len()]);
+        answers.push((t.transactional_id, wanted, errors, waits));
+    }
+    Box::pin(async move {
+        let mut results = Vec::with_capacity(answers.len());
+        for (tid, wanted, mut errors, waits) in answers {
+            if let Some(e) = wait_all(waits).await {
+                errors.iter_mut().for_each(|slot| *slot = Some(e));
+            }
+            let mut by_topic: Vec<AddPartitionsToTxnTopicResult> = Vec::new();
+            for ((topic, p), e) in wanted.into_iter().zip(errors) {
+                let result = AddPartitionsToTxnPartitionResult::default()
+                    .with_partition_index(p)
+                    .with_partition_error_code(code(e));
+                match by_topic.iter_mut().find(|t| t.name.0.as_str() == topic) {
+                    Some(t) => t.results_by_partition.push(result),
+                    None => by_topic.push(
+                        AddPartitionsToTxnTopicResult::default()
+                            .with_name(TopicName(StrBytes::from_string(topic)))
+                            .with_results_by_partition(vec![result]),
+                    ),
+                }
+            }
+            results.push(AddPartitionsToTxnResult::default().with_transactional_id(tid).with_topic_results(by_topic));
+        }
+        Some(ResponseKind::AddPartitionsToTxn(
+            AddPartitionsToTxnResponse::default().with_results_by_transaction(results),
+        ))
+    })
+}
+
 pub fn add_offsets(broker: &Arc<Broker>, r: AddOffsetsToTxnRequest, _version: i16) -> ResponseFuture {
     let group = r.group_id.0.to_string();
     let outcome = broker.groups.ensure_offsets_topic(broker).and_then(|_| {
@@ -130,6 +203,7 @@ pub fn add_offsets(broker: &Arc<Broker>, r: AddOffsetsToTxnRequest, _version: i1
             r.producer_epoch,
             &[partition],
             Some(&group),
+            false,
         )
     });
     Box::pin(async move {
@@ -141,7 +215,16 @@ pub fn add_offsets(broker: &Arc<Broker>, r: AddOffsetsToTxnRequest, _version: i1
     })
 }
 
-pub fn txn_offset_commit(broker: &Arc<Broker>, r: TxnOffsetCommitRequest, _version: i16) -> ResponseFuture {
+/// `added`: v5 (transactions v2) adds the group's `__consumer_offsets`
+/// partition to the transaction first, as AddOffsetsToTxn would have; a
+/// failure there answers every partition.
+pub fn txn_offset_commit(
+    broker: &Arc<Broker>,
+    r: TxnOffsetCommitRequest,
+    _version: i16,
+    added: &crate::txn::implicit::Added,
+) -> ResponseFuture {
+    let not_added = added.failed.values().next().copied();
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
     let mut offsets = Vec::new();
     let mut too_large = Vec::new();
@@ -164,16 +247,19 @@ pub fn txn_offset_commit(broker: &Arc<Broker>, r: TxnOffsetCommitRequest, _versi
             ));
         }
     }
-    let outcome = broker.groups.txn_commit(
-        broker,
-        r.group_id.0.as_str(),
-        r.producer_id.0,
-        r.producer_epoch,
-        r.member_id.as_str(),
-        r.group_instance_id.as_ref().map(|s| s.as_str()),
-        r.generation_id,
-        offsets,
-    );
+    let outcome = match not_added {
+        Some(e) => Err(e),
+        None => broker.groups.txn_commit(
+            broker,
+            r.group_id.0.as_str(),
+            r.producer_id.0,
+            r.producer_epoch,
+            r.member_id.as_str(),
+            r.group_instance_id.as_ref().map(|s| s.as_str()),
+            r.generation_id,
+            offsets,
+        ),
+    };
     Box::pin(async move {
         let error = match outcome {
             Ok(Some((partition, offset))) => wait_all(vec![(partition, offset)]).await,
@@ -206,29 +292,44 @@ pub fn txn_offset_commit(broker: &Arc<Broker>, r: TxnOffsetCommitRequest, _versi
     })
 }
 
-pub fn end_txn(broker: &Arc<Broker>, r: EndTxnRequest, _version: i16) -> ResponseFuture {
-    let outcome =
-        broker.txns.end_txn(broker, r.transactional_id.0.as_str(), r.producer_id.0, r.producer_epoch, r.committed);
+/// EndTxn; v5+ is transactions v2: the epoch is bumped in every end and
+/// the response carries the producer id and epoch to continue with.
+pub fn end_txn(broker: &Arc<Broker>, r: EndTxnRequest, version: i16) -> ResponseFuture {
+    let outcome = broker.txns.end_txn(
+        broker,
+        r.transactional_id.0.as_str(),
+        r.producer_id.0,
+        r.producer_epoch,
+        r.committed,
+        version >= 5,
+    );
     let broker = broker.clone();
     Box::pin(async move {
-        let error = match outcome {
-            Ok(None) => None,
-            Ok(Some(mut completion)) => match completion.wait_prepared().await {
-                Err(e) => Some(e),
+        let (error, reply) = match outcome {
+            Ok((None, reply)) => (None, reply),
+            Ok((Some(mut completion), reply)) => match completion.wait_prepared().await {
+                Err(e) => (Some(e), reply),
                 Ok(()) => {
                     // answered once the markers are written, or (the decision
                     // being durable) after END_TXN_WAIT while they go on
                     let run = broker.runtime.spawn(completion.run(broker.clone()));
-                    match tokio::time::timeout(crate::limits::END_TXN_WAIT, run).await {
+                    let error = match tokio::time::timeout(crate::limits::END_TXN_WAIT, run).await {
                         Ok(Ok(result)) => result.err(),
                         Ok(Err(_)) => Some(ResponseError::CoordinatorNotAvailable),
                         Err(_) => None,
-                    }
+                    };
+                    (error, reply)
                 }
             },
-            Err(e) => Some(e),
+            Err(e) => (Some(e), (-1, -1)),
         };
-        Some(ResponseKind::EndTxn(EndTxnResponse::default().with_error_code(code(error))))
+        let (producer_id, epoch) = if error.is_some() { (-1, -1) } else { reply };
+        Some(ResponseKind::EndTxn(
+            EndTxnResponse::default()
+                .with_error_code(code(error))
+                .with_producer_id(ProducerId(producer_id))
+                .with_producer_epoch(epoch),
+        ))
     })
 }
 

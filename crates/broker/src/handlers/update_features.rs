@@ -1,8 +1,8 @@
-//! UpdateFeatures (KIP-584): checked against `features` (see there: every
-//! feature is at the only level vltava runs, so a request is accepted only
-//! when it changes nothing). v0-v1 answer per feature; v2 answers with the
-//! first failure as the top-level error, as Kafka does. A feature named
-//! twice is INVALID_REQUEST.
+//! UpdateFeatures (KIP-584): each update checked against `features`, then
+//! the changes committed together as `FeatureLevel` records (unless
+//! `validate_only`). As Kafka's controller, one refused update refuses the
+//! request: v2 answers with it as the top-level error, v0-v1 with it for
+//! every feature. A feature named twice is INVALID_REQUEST.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -24,37 +24,50 @@ pub fn handle(broker: &Arc<Broker>, request: UpdateFeaturesRequest, version: i16
                 twice.feature
             ))));
     }
-    let results: Vec<UpdatableFeatureResult> = request
+    let image = broker.controller.image();
+    let mut changes = Vec::new();
+    let mut refused: Option<(ResponseError, String)> = None;
+    for update in &request.feature_updates {
+        // v0 has allow_downgrade instead of upgrade_type
+        let how = if version == 0 {
+            Some(if update.allow_downgrade { UpgradeType::SafeDowngrade } else { UpgradeType::Upgrade })
+        } else {
+            UpgradeType::from_code(update.upgrade_type)
+        };
+        let checked = match how {
+            Some(how) => {
+                features::check_update(&image, &update.feature, update.max_version_level, how, broker.config.node_id)
+                    .map_err(|m| (ResponseError::InvalidUpdateVersion, m))
+            }
+            None => Err((ResponseError::InvalidRequest, format!("Unknown upgrade type {}", update.upgrade_type))),
+        };
+        match checked {
+            Ok(true) => changes.push((update.feature.to_string(), update.max_version_level)),
+            Ok(false) => {}
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    if refused.is_none() && !changes.is_empty() && !request.validate_only {
+        if let Err(e) = broker.controller.set_feature_levels(&changes) {
+            refused = Some((e.error, e.message));
+        }
+    }
+    let (code, message) = refused.map_or((0, None), |(e, m)| (e.code(), Some(StrBytes::from_string(m))));
+    if version >= 2 {
+        return UpdateFeaturesResponse::default().with_error_code(code).with_error_message(message);
+    }
+    let results = request
         .feature_updates
         .iter()
         .map(|update| {
-            // v0 has allow_downgrade instead of upgrade_type
-            let how = if version == 0 {
-                Some(if update.allow_downgrade { UpgradeType::SafeDowngrade } else { UpgradeType::Upgrade })
-            } else {
-                UpgradeType::from_code(update.upgrade_type)
-            };
-            let checked = match how {
-                Some(how) => {
-                    features::check_update(&update.feature, update.max_version_level, how, broker.config.node_id)
-                        .map_err(|m| (ResponseError::InvalidUpdateVersion, m))
-                }
-                None => Err((ResponseError::InvalidRequest, format!("Unknown upgrade type {}", update.upgrade_type))),
-            };
-            let result = UpdatableFeatureResult::default().with_feature(update.feature.clone());
-            match checked {
-                Ok(()) => result,
-                Err((error, message)) => {
-                    result.with_error_code(error.code()).with_error_message(Some(StrBytes::from_string(message)))
-                }
-            }
+            UpdatableFeatureResult::default()
+                .with_feature(update.feature.clone())
+                .with_error_code(code)
+                .with_error_message(message.clone())
         })
         .collect();
-    if version >= 2 {
-        let failed = results.iter().find(|r| r.error_code != 0);
-        return UpdateFeaturesResponse::default()
-            .with_error_code(failed.map_or(0, |r| r.error_code))
-            .with_error_message(failed.and_then(|r| r.error_message.clone()));
-    }
     UpdateFeaturesResponse::default().with_results(results)
 }

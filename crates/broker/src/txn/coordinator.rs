@@ -25,7 +25,7 @@ use vltava_protocol::batch::{build_keyed_batch, records_of, records_section, Bat
 use vltava_protocol::ResponseError;
 
 use super::records;
-use super::state::{EndAction, TxnMetadata, TxnState};
+use super::state::{epoch_exhausted, EndAction, TxnMetadata, TxnState};
 use crate::controller::TopicSpec;
 use crate::group::coordinator::Ownership;
 use crate::group::records::partition_for_group;
@@ -51,6 +51,8 @@ pub struct Completion {
     remote: Vec<(String, i32)>,
     /// The Prepare* record and the local markers.
     waits: DurableWaits,
+    /// The producer id and epoch the client continues with (EndTxn v5).
+    pub reply: (i64, i16),
 }
 
 impl Completion {
@@ -185,8 +187,25 @@ impl TransactionCoordinator {
 
     /// The first half of ending `m`'s transaction (under the lock): the
     /// Prepare* record and the markers of the partitions led here. The
-    /// returned [`Completion`] does the rest.
-    fn prepare(&self, broker: &Broker, m: &mut TxnMetadata, commit: bool) -> Result<Completion, ResponseError> {
+    /// returned [`Completion`] does the rest. With `bump` (transactions
+    /// v2) the epoch goes up by one first, so the markers fence whatever
+    /// the producer sent at the old one; an epoch that runs out moves the
+    /// producer to a new id when the end completes.
+    fn prepare(
+        &self,
+        broker: &Broker,
+        m: &mut TxnMetadata,
+        commit: bool,
+        bump: bool,
+    ) -> Result<Completion, ResponseError> {
+        if bump {
+            if epoch_exhausted(m.producer_epoch) {
+                m.next_producer_id = self.next_producer_id(broker)?;
+            }
+            m.producer_epoch = m.producer_epoch.saturating_add(1);
+            m.client_version = 2;
+        }
+        let reply = if m.next_producer_id >= 0 { (m.next_producer_id, 0) } else { (m.producer_id, m.producer_epoch) };
         let mut waits = Vec::new();
         m.state = if commit { TxnState::PrepareCommit } else { TxnState::PrepareAbort };
         m.last_update_ms = now_ms();
@@ -211,6 +230,7 @@ impl TransactionCoordinator {
             commit,
             remote,
             waits,
+            reply,
         })
     }
 
@@ -225,6 +245,11 @@ impl TransactionCoordinator {
             return Ok(waits);
         }
         m.state = if c.commit { TxnState::CompleteCommit } else { TxnState::CompleteAbort };
+        if m.next_producer_id >= 0 {
+            // the epoch ran out in this end: the producer continues on a new id
+            m.previous_producer_id = m.producer_id;
+            (m.producer_id, m.producer_epoch, m.next_producer_id) = (m.next_producer_id, 0, -1);
+        }
         m.partitions.clear();
         m.groups.clear();
         m.last_update_ms = now_ms();
@@ -293,7 +318,7 @@ impl TransactionCoordinator {
                 // fence the old instance: abort with a bumped epoch; the
                 // client retries until the abort has completed, as in Kafka
                 self.bump_epoch(broker, m)?;
-                let completion = self.prepare(broker, m, false)?;
+                let completion = self.prepare(broker, m, false, false)?;
                 drop(txns);
                 self.spawn(broker, completion);
                 return Err(ResponseError::ConcurrentTransactions);
@@ -327,7 +352,9 @@ impl TransactionCoordinator {
     }
 
     /// AddPartitionsToTxn / AddOffsetsToTxn: start the transaction if
-    /// needed and add the partitions (and group) to it.
+    /// needed and add the partitions (and group) to it. `v2`: a broker adds
+    /// them for a transactions v2 client (Produce v12, TxnOffsetCommit v5).
+    #[allow(clippy::too_many_arguments)]
     pub fn add_to_txn(
         &self,
         broker: &Broker,
@@ -336,10 +363,14 @@ impl TransactionCoordinator {
         epoch: i16,
         partitions: &[(String, i32)],
         group: Option<&str>,
+        v2: bool,
     ) -> Result<DurableWaits, ResponseError> {
         self.check_coordinator(tid)?;
         let mut txns = self.txns.lock();
         let m = Self::current(&mut txns, tid, producer_id, epoch)?;
+        if v2 {
+            m.client_version = 2;
+        }
         let mut waits = Vec::new();
         if m.add(partitions, group, now_ms())? {
             let snapshot = m.clone();
@@ -348,13 +379,44 @@ impl TransactionCoordinator {
         Ok(waits)
     }
 
+    /// AddPartitionsToTxn v4+ with `verify_only` (KIP-890 part 1): which of
+    /// `partitions` the open transaction holds (NONE), or not
+    /// (TRANSACTION_ABORTABLE); one error for all when the producer or
+    /// state is wrong.
+    pub fn verify_in_txn(
+        &self,
+        tid: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
+        self.check_coordinator(tid)?;
+        let mut txns = self.txns.lock();
+        let m = txns.get_mut(tid).ok_or(ResponseError::InvalidProducerIdMapping)?;
+        if m.producer_id != producer_id {
+            return Err(ResponseError::InvalidProducerIdMapping);
+        }
+        if m.producer_epoch != epoch {
+            return Err(ResponseError::ProducerFenced);
+        }
+        if matches!(m.state, TxnState::PrepareCommit | TxnState::PrepareAbort) {
+            return Err(ResponseError::ConcurrentTransactions);
+        }
+        Ok(partitions
+            .iter()
+            .map(|p| (!m.partitions.contains(p)).then_some(ResponseError::TransactionAbortable))
+            .collect())
+    }
+
     /// The `__consumer_offsets` partition a group's offsets go to.
     pub fn offsets_partition_of(&self, broker: &Broker, group: &str) -> (String, i32) {
         (OFFSETS_TOPIC.to_string(), partition_for_group(group, broker.config.offsets_topic_num_partitions))
     }
 
-    /// EndTxn: commit or abort the open transaction.
-    /// `None`: the transaction had already ended this way.
+    /// EndTxn: commit or abort the open transaction. `v2` (EndTxn v5+,
+    /// transactions v2) bumps the epoch in every end. Returns the second
+    /// half of the end, if there is one to run, and the producer id and
+    /// epoch the client continues with.
     pub fn end_txn(
         &self,
         broker: &Broker,
@@ -362,14 +424,38 @@ impl TransactionCoordinator {
         producer_id: i64,
         epoch: i16,
         commit: bool,
-    ) -> Result<Option<Completion>, ResponseError> {
+        v2: bool,
+    ) -> Result<(Option<Completion>, (i64, i16)), ResponseError> {
         self.check_coordinator(tid)?;
-        let mut txns = self.txns.lock();
-        let m = Self::current(&mut txns, tid, producer_id, epoch)?;
-        if m.end_action(commit)? == EndAction::Complete {
-            return self.prepare(broker, m, commit).map(Some);
+        if v2 {
+            self.reserve_producer_ids(broker)?;
         }
-        Ok(None)
+        let mut txns = self.txns.lock();
+        if !v2 {
+            let m = Self::current(&mut txns, tid, producer_id, epoch)?;
+            let current = (m.producer_id, m.producer_epoch);
+            if m.end_action(commit)? == EndAction::Complete {
+                return self.prepare(broker, m, commit, false).map(|c| (Some(c), current));
+            }
+            return Ok((None, current));
+        }
+        let m = txns.get_mut(tid).ok_or(ResponseError::InvalidProducerIdMapping)?;
+        match m.end_action_v2(producer_id, epoch, commit)? {
+            EndAction::AlreadyDone => Ok((None, (m.producer_id, m.producer_epoch))),
+            EndAction::Complete => self.prepare(broker, m, commit, true).map(|c| {
+                let reply = c.reply;
+                (Some(c), reply)
+            }),
+            EndAction::AbortEmpty => {
+                m.partitions.clear();
+                m.groups.clear();
+                m.start_ms = now_ms();
+                self.prepare(broker, m, false, true).map(|c| {
+                    let reply = c.reply;
+                    (Some(c), reply)
+                })
+            }
+        }
     }
 
     /// Runs a completion on the runtime, logging how it ended.
@@ -392,7 +478,10 @@ impl TransactionCoordinator {
             for m in txns.values_mut() {
                 if m.timed_out(now) {
                     tracing::info!(transactional_id = %m.transactional_id, producer_id = m.producer_id, "aborting a transaction past its timeout");
-                    if let Ok(c) = self.bump_epoch(broker, m).and_then(|_| self.prepare(broker, m, false)) {
+                    // a v2 producer's end bumps again, as Kafka's: the client,
+                    // still at the fenced epoch, is told PRODUCER_FENCED
+                    let v2 = m.client_version >= 2;
+                    if let Ok(c) = self.bump_epoch(broker, m).and_then(|_| self.prepare(broker, m, false, v2)) {
                         completions.push(c);
                     }
                 }
@@ -429,6 +518,11 @@ impl TransactionCoordinator {
             }
             txns.ownership.end_load(index, broker.partition(TRANSACTION_STATE_TOPIC, index).is_ok());
         });
+    }
+
+    /// The `__transaction_state` partition of a transactional id.
+    pub fn partition_of(&self, tid: &str) -> i32 {
+        partition_for_group(tid, self.partitions)
     }
 
     /// NOT_COORDINATOR unless this node leads the transactional id's
@@ -480,7 +574,8 @@ impl TransactionCoordinator {
                 TxnState::PrepareAbort => false,
                 _ => continue,
             };
-            completions.push(self.prepare(broker, m, commit).map_err(|e| anyhow::anyhow!("{e}"))?);
+            // the epoch of a v2 end was bumped before its Prepare* record
+            completions.push(self.prepare(broker, m, commit, false).map_err(|e| anyhow::anyhow!("{e}"))?);
         }
         tracing::info!(transactional_ids = txns.len(), "loaded transactions from {TRANSACTION_STATE_TOPIC}");
         drop(txns);

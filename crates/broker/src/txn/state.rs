@@ -71,6 +71,17 @@ pub struct TxnMetadata {
     pub groups: BTreeSet<String>,
     pub last_update_ms: i64,
     pub start_ms: i64,
+    /// The transaction version the client uses (0 or 2, KIP-890 part 2):
+    /// 2 once a transaction was started by a broker's implicit add or ended
+    /// by EndTxn v5.
+    pub client_version: i16,
+    /// The producer id before the last rotation (transactions v2: an epoch
+    /// that runs out ends a transaction with a new producer id), so a
+    /// retried EndTxn of that transaction is recognised; -1 when none.
+    pub previous_producer_id: i64,
+    /// The producer id the ending transaction moves to (epoch exhausted);
+    /// -1 when none.
+    pub next_producer_id: i64,
 }
 
 impl TxnMetadata {
@@ -85,8 +96,17 @@ impl TxnMetadata {
             groups: BTreeSet::new(),
             last_update_ms: -1,
             start_ms: -1,
+            client_version: 0,
+            previous_producer_id: -1,
+            next_producer_id: -1,
         }
     }
+}
+
+/// Kafka never hands out the last epochs of a producer id, so that the
+/// coordinator can always fence with a bump.
+pub fn epoch_exhausted(epoch: i16) -> bool {
+    epoch >= i16::MAX - 1
 }
 
 /// What EndTxn has to do, decided from the state alone.
@@ -96,6 +116,9 @@ pub enum EndAction {
     Complete,
     /// A retry of an EndTxn that already completed the same way.
     AlreadyDone,
+    /// Transactions v2: an abort with no transaction open still bumps the
+    /// epoch (the client aborts to fence what it may have sent).
+    AbortEmpty,
 }
 
 impl TxnMetadata {
@@ -160,6 +183,41 @@ impl TxnMetadata {
         }
     }
 
+    /// EndTxn v5+ (transactions v2, KIP-890 part 2): every end bumps the
+    /// epoch, so a request at the epoch before the current one is a retry
+    /// of an end that happened, and one at the current epoch is a new end.
+    /// Checks the producer too (its id may have rotated in that end).
+    pub fn end_action_v2(&self, producer_id: i64, epoch: i16, commit: bool) -> Result<EndAction, ResponseError> {
+        let retry_on_bump = self.producer_epoch > 0 && epoch == self.producer_epoch - 1;
+        let retry_on_rotation = self.previous_producer_id == producer_id
+            && producer_id != self.producer_id
+            && epoch_exhausted(epoch)
+            && self.producer_epoch == 0;
+        if self.producer_id != producer_id && !retry_on_rotation {
+            return Err(ResponseError::InvalidProducerIdMapping);
+        }
+        let retry = (retry_on_bump && self.producer_id == producer_id) || retry_on_rotation;
+        let valid = match self.state {
+            TxnState::PrepareCommit | TxnState::PrepareAbort => retry,
+            TxnState::CompleteCommit | TxnState::CompleteAbort => retry || epoch == self.producer_epoch,
+            _ => epoch == self.producer_epoch,
+        };
+        if !valid {
+            return Err(ResponseError::ProducerFenced);
+        }
+        match (self.state, commit) {
+            (TxnState::Ongoing, _) => Ok(EndAction::Complete),
+            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) if retry => Ok(EndAction::AlreadyDone),
+            (TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort, false) if !retry => {
+                Ok(EndAction::AbortEmpty)
+            }
+            (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
+                Err(ResponseError::ConcurrentTransactions)
+            }
+            _ => Err(ResponseError::InvalidTxnState),
+        }
+    }
+
     /// Whether the open transaction is past its timeout at `now_ms`.
     pub fn timed_out(&self, now_ms: i64) -> bool {
         self.state == TxnState::Ongoing && now_ms - self.start_ms > self.timeout_ms as i64
@@ -196,6 +254,34 @@ mod tests {
         assert_eq!(m.partitions.len(), 2);
         assert!(m.groups.contains("g"));
         assert!(!m.timed_out(1100) && m.timed_out(1101));
+    }
+
+    #[test]
+    fn v2_ends_bump_the_epoch_so_retries_are_told_from_new_ends() {
+        let mut m = txn(); // epoch 2
+        assert_eq!(m.end_action_v2(7, 2, false), Ok(EndAction::AbortEmpty), "abort with nothing open");
+        assert_eq!(m.end_action_v2(7, 2, true), Err(ResponseError::InvalidTxnState), "commit with nothing open");
+        m.add(&[("a".into(), 0)], None, 0).unwrap();
+        assert_eq!(m.end_action_v2(7, 2, true), Ok(EndAction::Complete));
+        assert_eq!(m.end_action_v2(7, 1, true), Err(ResponseError::ProducerFenced));
+        assert_eq!(m.end_action_v2(7, 3, true), Err(ResponseError::ProducerFenced));
+        assert_eq!(m.end_action_v2(8, 2, true), Err(ResponseError::InvalidProducerIdMapping));
+        // ended: the epoch is now 3
+        m.producer_epoch = 3;
+        m.state = TxnState::PrepareCommit;
+        assert_eq!(m.end_action_v2(7, 2, true), Err(ResponseError::ConcurrentTransactions), "retry while ending");
+        assert_eq!(m.end_action_v2(7, 2, false), Err(ResponseError::InvalidTxnState));
+        assert_eq!(m.end_action_v2(7, 3, true), Err(ResponseError::ProducerFenced), "not a retry while ending");
+        m.state = TxnState::CompleteCommit;
+        assert_eq!(m.end_action_v2(7, 2, true), Ok(EndAction::AlreadyDone), "retried commit");
+        assert_eq!(m.end_action_v2(7, 2, false), Err(ResponseError::InvalidTxnState), "retried abort of a commit");
+        assert_eq!(m.end_action_v2(7, 3, false), Ok(EndAction::AbortEmpty), "a new, empty abort");
+        assert_eq!(m.end_action_v2(7, 3, true), Err(ResponseError::InvalidTxnState), "a new, empty commit");
+        // the epoch ran out: the producer id rotated in the last end
+        let mut r = TxnMetadata::new("t", 9, 1000);
+        (r.previous_producer_id, r.producer_epoch, r.state) = (7, 0, TxnState::CompleteAbort);
+        assert_eq!(r.end_action_v2(7, i16::MAX - 1, false), Ok(EndAction::AlreadyDone));
+        assert_eq!(r.end_action_v2(7, 5, false), Err(ResponseError::InvalidProducerIdMapping));
     }
 
     #[test]

@@ -1,0 +1,100 @@
+//! The admin HTTP listener (`admin.listeners`): `/metrics` (Prometheus
+//! text, see `broker_metrics`), `/health/live` and `/health/ready`. It is
+//! bound before the logs are recovered, so an orchestrator sees a live but
+//! not ready broker meanwhile. axum on the broker's tokio runtime: the one
+//! HTTP stack for what vltava serves over HTTP.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use tokio::sync::watch;
+
+use crate::Broker;
+
+/// What the admin listener serves from: the broker once it is open.
+#[derive(Default)]
+pub struct AdminState {
+    broker: OnceLock<Arc<Broker>>,
+}
+
+impl AdminState {
+    pub fn set_broker(&self, broker: Arc<Broker>) {
+        let _ = self.broker.set(broker);
+    }
+}
+
+/// Binds `addr` (port 0: the system picks; the bound address is returned)
+/// and serves until `shutdown` flips.
+pub async fn start(
+    addr: SocketAddr,
+    state: Arc<AdminState>,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot bind the admin listener (admin.listeners) on {addr}: {e}"))?;
+    let bound = listener.local_addr()?;
+    // the recorder exists before the first request is counted
+    crate::broker_metrics::handle();
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/health/live", get(|| async { "live\n" }))
+        .route("/health/ready", get(ready))
+        .with_state(state);
+    tokio::spawn(async move {
+        let stop = async move {
+            while !*shutdown.borrow() {
+                if shutdown.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
+            tracing::error!(error = %e, "admin listener failed");
+        }
+    });
+    tracing::info!(%bound, "admin listener started (/metrics, /health/live, /health/ready)");
+    Ok(bound)
+}
+
+async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
+    let broker = state.broker.get().cloned();
+    // scrape-time gauges walk every partition: not on a runtime worker
+    let text =
+        tokio::task::spawn_blocking(move || crate::broker_metrics::render(broker.as_deref())).await.unwrap_or_default();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
+}
+
+/// Ready: the logs are recovered, this process is registered with the
+/// metadata quorum and not fenced, and no log directory failed.
+async fn ready(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
+    let Some(broker) = state.broker.get() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "not ready: recovering logs\n".to_string());
+    };
+    match not_ready(broker) {
+        None => (StatusCode::OK, "ready\n".to_string()),
+        Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")),
+    }
+}
+
+fn not_ready(broker: &Broker) -> Option<String> {
+    if *broker.stopping.borrow() {
+        return Some("shutting down".into());
+    }
+    let image = broker.controller.image();
+    let Some(me) = image.broker(broker.config.node_id).filter(|b| b.incarnation == broker.incarnation) else {
+        return Some("not registered with the metadata quorum".into());
+    };
+    if me.fenced {
+        return Some("fenced by the controller".into());
+    }
+    if let Some(dir) = broker.replicas.log_dirs().iter().find(|d| d.is_offline()) {
+        return Some(format!("log directory {} is offline", dir.path().display()));
+    }
+    None
+}
