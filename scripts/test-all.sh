@@ -55,6 +55,8 @@ command -v ip >/dev/null 2>&1 || apt_install iproute2
 # librdkafka with its own configure script and make (see the build step).
 command -v g++ >/dev/null 2>&1 || apt_install g++
 command -v javac >/dev/null 2>&1 || apt_install default-jdk-headless
+# openssl: test_tls.py makes its certificates with the openssl CLI.
+command -v openssl >/dev/null 2>&1 || apt_install openssl
 command -v python3 >/dev/null 2>&1 || apt_install python3
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || apt_install python3-venv
 done_step "system packages" ok

@@ -404,30 +404,37 @@ pub const GROUPS: &[KeyGroup] = &[
             "ssl.allow.dn.changes",
             "ssl.allow.san.changes",
             "ssl.cipher.suites",
+            "ssl.engine.factory.class",
+            "ssl.keymanager.algorithm",
+            "ssl.protocol",
+            "ssl.provider",
+            "ssl.secure.random.implementation",
+            "ssl.trustmanager.algorithm",
+            "super.users",
+        ],
+        rule: Rule::Any,
+        reason: "used only by SASL listeners and an authorizer, which vltava refuses at start (security comes later); \
+                 rustls chooses the TLS cipher suites, provider and key managers",
+    },
+    KeyGroup {
+        keys: &[
             "ssl.client.auth",
             "ssl.enabled.protocols",
             "ssl.endpoint.identification.algorithm",
-            "ssl.engine.factory.class",
             "ssl.key.password",
-            "ssl.keymanager.algorithm",
             "ssl.keystore.certificate.chain",
             "ssl.keystore.key",
             "ssl.keystore.location",
             "ssl.keystore.password",
             "ssl.keystore.type",
             "ssl.principal.mapping.rules",
-            "ssl.protocol",
-            "ssl.provider",
-            "ssl.secure.random.implementation",
-            "ssl.trustmanager.algorithm",
             "ssl.truststore.certificates",
             "ssl.truststore.location",
             "ssl.truststore.password",
             "ssl.truststore.type",
-            "super.users",
         ],
         rule: Rule::Any,
-        reason: "used only by SSL/SASL listeners and an authorizer, which vltava refuses at start (security comes later)",
+        reason: "TLS settings, read per listener by listeners.rs (listener.name.<l>.ssl.* before ssl.*)",
     },
 ];
 
@@ -451,8 +458,8 @@ pub fn check(key: &str, value: &str) -> Verdict {
     }
     if let Some(rest) = key.strip_prefix("listener.name.") {
         // listener.name.<listener>.<key>, or .<listener>.<mechanism>.sasl.<...>:
-        // per-listener SSL/SASL settings, used only by SSL/SASL listeners,
-        // which are refused at start
+        // per-listener SSL settings (read by listeners.rs) and SASL ones
+        // (used only by SASL listeners, which are refused at start)
         let Some((_, setting)) = rest.split_once('.') else { return Verdict::Unknown };
         if setting.starts_with("ssl.") || setting.contains("sasl.") || setting.ends_with("connections.max.reauth.ms") {
             return Verdict::Accepted;

@@ -14,17 +14,26 @@ use std::path::PathBuf;
 
 use crate::broker_keys::{self, Verdict};
 use crate::group::state::GroupConfig;
+use crate::listeners::{self, ListenerConfig};
 use crate::topic_config;
 
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     /// `node.id` (`broker.id`).
     pub node_id: i32,
-    /// `listeners`: where to accept connections.
+    /// The inter-broker listener's address (`listeners`) and its
+    /// advertised host and port (`advertised.listeners`): what this broker
+    /// registers, where other brokers reach it.
     pub listen: SocketAddr,
-    /// `advertised.listeners`: host and port clients are told to use.
     pub advertised_host: String,
     pub advertised_port: u16,
+    /// Every client listener (not the controller's), each with its name,
+    /// security protocol, advertised endpoint and TLS settings
+    /// (`listeners.rs`).
+    pub listeners: Vec<ListenerConfig>,
+    /// `inter.broker.listener.name`: the listener replication and
+    /// broker-to-broker calls use.
+    pub inter_broker_listener: String,
     /// Not a Kafka key (`vltava server --port-file`): a file the client
     /// port is written to once the broker accepts connections, so that a
     /// `listeners` port of 0 (the system picks) can be read back.
@@ -88,6 +97,9 @@ pub struct BrokerConfig {
     /// The listener named in `controller.listener.names`: where the quorum
     /// and broker heartbeats reach this node.
     pub controller_listen: Option<SocketAddr>,
+    /// The controller listener's TLS settings when it is SSL: its
+    /// connections, and this node's to the other controllers, use TLS.
+    pub controller_ssl: Option<vltava_security::SslSettings>,
     /// `controller.quorum.voters`: `id@host:port` of every voter; empty
     /// means a quorum of this node alone.
     pub quorum_voters: Vec<(i32, String)>,
@@ -182,17 +194,14 @@ impl BrokerConfig {
             (true, false) => "broker",
             _ => "controller",
         };
-        let mut listeners = format!("PLAINTEXT://{}", self.listen);
-        if let Some(controller) = self.controller_listen {
-            listeners.push_str(&format!(",CONTROLLER://{controller}"));
-        }
         let voters: Vec<String> = self.quorum_voters.iter().map(|(id, addr)| format!("{id}@{addr}")).collect();
         vec![
             ("node.id", self.node_id.to_string()),
             ("broker.id", self.node_id.to_string()),
             ("process.roles", roles.to_string()),
-            ("listeners", listeners),
-            ("advertised.listeners", format!("PLAINTEXT://{}:{}", self.advertised_host, self.advertised_port)),
+            ("listeners", self.listeners_value()),
+            ("advertised.listeners", self.advertised_listeners_value()),
+            ("inter.broker.listener.name", self.inter_broker_listener.clone()),
             ("log.dirs", self.log_dirs().iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(",")),
             ("log.dir", self.data_dir.display().to_string()),
             ("metadata.log.dir", self.data_dir.display().to_string()),
@@ -221,6 +230,8 @@ impl Default for BrokerConfig {
             listen,
             advertised_host: listen.ip().to_string(),
             advertised_port: listen.port(),
+            listeners: vec![ListenerConfig::plaintext("PLAINTEXT", listen)],
+            inter_broker_listener: "PLAINTEXT".to_string(),
             port_file: None,
             data_dir: PathBuf::from("./data"),
             extra_data_dirs: Vec::new(),
@@ -246,6 +257,7 @@ impl Default for BrokerConfig {
             broker_role: true,
             controller_role: true,
             controller_listen: None,
+            controller_ssl: None,
             quorum_voters: Vec::new(),
             broker_session_timeout_ms: 9_000,
             broker_heartbeat_interval_ms: 2_000,
@@ -299,8 +311,9 @@ pub fn is_known_key(key: &str) -> bool {
 }
 
 pub fn parse_properties(text: &str) -> Vec<(String, String)> {
-    text.lines()
-        .map(str::trim)
+    logical_lines(text)
+        .iter()
+        .map(|l| l.trim())
         .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
         .filter_map(|l| l.split_once('=').or_else(|| l.split_once(':')))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
@@ -322,43 +335,32 @@ fn parse_admin_listeners(value: &str) -> Option<Option<SocketAddr>> {
     hostport.to_socket_addrs().ok()?.next().map(Some)
 }
 
-/// `NAME://host:port` entries of a listeners list (`PLAINTEXT` when a
-/// bare `host:port` is given).
-fn listener_entries(v: &str) -> Vec<(String, String)> {
-    v.split(',')
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
-        .map(|e| match e.split_once("://") {
-            Some((name, addr)) => (name.to_ascii_uppercase(), addr.to_string()),
-            None => ("PLAINTEXT".to_string(), e.to_string()),
-        })
-        .collect()
-}
-
-/// A listener's `host:port`; an empty host binds every interface, as in
-/// Kafka (`PLAINTEXT://:9092`).
-fn listener_addr(addr: &str) -> Option<SocketAddr> {
-    let addr = addr.trim();
-    match addr.strip_prefix(':') {
-        Some(port) => Some(SocketAddr::from(([0, 0, 0, 0], port.parse::<u16>().ok()?))),
-        None => addr.parse().ok(),
+/// The lines of a properties file with Java's continuations joined: a line
+/// ending in an odd number of backslashes goes on with the next one, whose
+/// leading white space is dropped (how Kafka users write inline PEM values
+/// such as `ssl.keystore.certificate.chain`). A comment line never continues.
+fn logical_lines(text: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        let line = match &current {
+            Some(_) => line.trim_start(),
+            None if line.trim_start().starts_with(['#', '!']) => {
+                lines.push(line.to_string());
+                continue;
+            }
+            None => line,
+        };
+        let backslashes = line.len() - line.trim_end_matches('\\').len();
+        let (part, continues) = if backslashes % 2 == 1 { (&line[..line.len() - 1], true) } else { (line, false) };
+        let joined = current.get_or_insert_with(String::new);
+        joined.push_str(part);
+        if !continues {
+            lines.extend(current.take());
+        }
     }
-}
-
-/// The security protocols Kafka knows; vltava speaks the first only.
-const PROTOCOLS: [&str; 4] = ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
-
-/// `listener.security.protocol.map`: `NAME:PROTOCOL,...`.
-fn parse_protocol_map(v: &str) -> Option<Vec<(String, String)>> {
-    v.split(',')
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
-        .map(|e| {
-            let (name, protocol) = e.split_once(':')?;
-            let protocol = protocol.trim().to_ascii_uppercase();
-            PROTOCOLS.contains(&protocol.as_str()).then(|| (name.trim().to_ascii_uppercase(), protocol))
-        })
-        .collect()
+    lines.extend(current);
+    lines
 }
 
 fn parse_voters(v: &str) -> Option<Vec<(i32, String)>> {
@@ -378,12 +380,6 @@ impl BrokerConfig {
     /// Applies settings in order; later ones win. Unknown keys are kept
     /// out with a warning so that a Kafka `server.properties` loads.
     pub fn apply(&mut self, settings: &[(String, String)]) -> Result<(), ConfigError> {
-        let mut advertised: Option<(String, String)> = None;
-        let mut listeners: Option<(String, String)> = None;
-        let mut controller_names = vec!["CONTROLLER".to_string()];
-        let mut protocol_map: Option<(String, String)> = None;
-        let mut inter_broker_listener: Option<String> = None;
-        let mut inter_broker_protocol: Option<String> = None;
         let mut bootstrap_servers: Option<String> = None;
         let mut metadata_log_dir: Option<String> = None;
         let mut ids: Vec<(String, i64)> = Vec::new();
@@ -414,11 +410,9 @@ impl BrokerConfig {
                         self.node_id = id as i32
                     }
                 }
-                "listeners" | "listen" => listeners = Some((key.clone(), value.clone())),
-                "advertised.listeners" => advertised = Some((key.clone(), value.clone())),
-                "controller.listener.names" => {
-                    controller_names = value.split(',').map(|n| n.trim().to_ascii_uppercase()).collect()
-                }
+                // resolved together once all are known (listeners.rs)
+                "listeners" | "listen" | "advertised.listeners" | "controller.listener.names" => {}
+                "inter.broker.listener.name" | "security.inter.broker.protocol" => {}
                 "process.roles" => {
                     let roles: Vec<&str> = value.split(',').map(str::trim).collect();
                     self.broker_role = roles.contains(&"broker");
@@ -434,17 +428,9 @@ impl BrokerConfig {
                 }
                 "controller.quorum.bootstrap.servers" => bootstrap_servers = Some(value.clone()),
                 "listener.security.protocol.map" => {
-                    parse_protocol_map(value).ok_or_else(|| {
+                    listeners::parse_protocol_map(value).ok_or_else(|| {
                         err("expected NAME:PROTOCOL,... with PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
                     })?;
-                    protocol_map = Some((key.clone(), value.clone()))
-                }
-                "inter.broker.listener.name" => inter_broker_listener = Some(value.trim().to_ascii_uppercase()),
-                "security.inter.broker.protocol" => {
-                    inter_broker_protocol = Some(value.trim().to_ascii_uppercase());
-                    if !value.trim().eq_ignore_ascii_case("PLAINTEXT") {
-                        return Err(err("brokers talk to each other in PLAINTEXT only: vltava has no TLS or SASL yet"));
-                    }
                 }
                 "metadata.log.dir" => metadata_log_dir = Some(value.trim().to_string()),
                 "delete.topic.enable" => self.delete_topic_enable = boolean(value)?,
@@ -568,67 +554,8 @@ impl BrokerConfig {
             }
             self.static_settings.insert(key.clone(), value.clone());
         }
-        let is_controller = |name: &str| controller_names.iter().any(|c| c == name);
-        let explicit_map = protocol_map.as_ref().and_then(|(_, v)| parse_protocol_map(v)).unwrap_or_default();
-        // Kafka: the map names each listener's protocol; a listener named
-        // after a protocol uses it; controller listeners default to PLAINTEXT.
-        let protocol_of = |name: &str| -> Option<String> {
-            match explicit_map.iter().find(|(n, _)| n == name) {
-                Some((_, p)) => Some(p.clone()),
-                None if PROTOCOLS.contains(&name) => Some(name.to_string()),
-                None if is_controller(name) => Some("PLAINTEXT".to_string()),
-                None => None,
-            }
-        };
-        let mut client_listener = "PLAINTEXT".to_string();
-        if let Some((key, value)) = listeners {
-            let err = |reason: &str| ConfigError { key: key.clone(), value: value.clone(), reason: reason.to_string() };
-            let mut client = None;
-            for (name, addr) in listener_entries(&value) {
-                let addr = listener_addr(&addr).ok_or_else(|| err("expected NAME://IP:PORT,..."))?;
-                match protocol_of(&name).as_deref() {
-                    Some("PLAINTEXT") => {}
-                    Some(protocol) => {
-                        return Err(err(&format!(
-                            "listener {name} uses {protocol}: vltava has no TLS or SASL yet, only PLAINTEXT listeners"
-                        )))
-                    }
-                    None => {
-                        return Err(err(&format!(
-                            "no security protocol for listener {name}: map it in listener.security.protocol.map"
-                        )))
-                    }
-                }
-                if is_controller(&name) {
-                    self.controller_listen = Some(addr);
-                } else if client.is_none() {
-                    client = Some(addr);
-                    client_listener = name;
-                } else {
-                    return Err(err(
-                        "one client listener only (plus the controller's): vltava serves clients on one address",
-                    ));
-                }
-            }
-            match client {
-                Some(addr) => self.listen = addr,
-                None if !self.broker_role => {}
-                None => return Err(err("no client (non-controller) listener")),
-            }
-            self.advertised_host = self.listen.ip().to_string();
-            self.advertised_port = self.listen.port();
-        }
-        if let Some((key, value)) = advertised {
-            let err = |reason: &str| ConfigError { key: key.clone(), value: value.clone(), reason: reason.to_string() };
-            let (_, addr) = listener_entries(&value)
-                .into_iter()
-                .find(|(name, _)| !is_controller(name))
-                .ok_or_else(|| err("expected PLAINTEXT://HOST:PORT"))?;
-            let (host, port) = addr.rsplit_once(':').ok_or_else(|| err("expected HOST:PORT"))?;
-            if !host.is_empty() {
-                self.advertised_host = host.to_string();
-            }
-            self.advertised_port = port.parse().map_err(|_| err("bad port"))?;
+        if settings.iter().any(|(key, _)| listeners::is_listener_key(key)) {
+            self.resolve_listeners()?;
         }
         if self.quorum_voters.len() > 1 || self.quorum_voters.iter().any(|(id, _)| *id != self.node_id) {
             if !self.quorum_voters.iter().any(|(id, _)| *id == self.node_id) {
@@ -646,22 +573,6 @@ impl BrokerConfig {
                     key: "listeners".into(),
                     value: String::new(),
                     reason: "a controller listener (controller.listener.names) is required with several voters".into(),
-                });
-            }
-        }
-        if let Some(name) = &inter_broker_listener {
-            if inter_broker_protocol.is_some() {
-                return Err(ConfigError {
-                    key: "inter.broker.listener.name".into(),
-                    value: name.clone(),
-                    reason: "set either inter.broker.listener.name or security.inter.broker.protocol, not both".into(),
-                });
-            }
-            if *name != client_listener {
-                return Err(ConfigError {
-                    key: "inter.broker.listener.name".into(),
-                    value: name.clone(),
-                    reason: format!("brokers replicate over the client listener, {client_listener}"),
                 });
             }
         }
@@ -733,6 +644,15 @@ mod tests {
         c.apply(&[("advertised.listeners".into(), "PLAINTEXT://kafka.example:9092".into())]).unwrap();
         assert_eq!((c.advertised_host.as_str(), c.advertised_port), ("kafka.example", 9092));
         assert!(c.apply(&[("num.partitions".into(), "0".into())]).is_err());
+    }
+
+    #[test]
+    fn properties_continue_lines_as_java_does() {
+        let text = "a=1\\\n   2\\\n 3\nb=x\\\\\n# c=4\\\nd=5\\";
+        assert_eq!(
+            parse_properties(text),
+            [("a", "123"), ("b", "x\\\\"), ("d", "5")].map(|(k, v)| (k.to_string(), v.to_string()))
+        );
     }
 
     #[test]
@@ -874,11 +794,13 @@ mod tests {
         let c = apply(&[("log.dirs", "/data/a, /data/b,/data/c")]).unwrap();
         assert_eq!(c.log_dirs(), ["/data/a", "/data/b", "/data/c"].map(PathBuf::from));
         assert!(refused(&[("log.dirs", "/data/a,/data/a")]).contains("listed twice"));
-        let e = refused(&[
+        // several client listeners are served (listeners.rs tests them)
+        let c = apply(&[
             ("listeners", "PLAINTEXT://127.0.0.1:9092,CLIENT2://127.0.0.1:9095"),
             ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CLIENT2:PLAINTEXT"),
-        ]);
-        assert!(e.contains("one client listener"), "{e}");
+        ])
+        .unwrap();
+        assert_eq!(c.listeners.len(), 2);
         let e = refused(&[("listeners", "PLAINTEXT://127.0.0.1:9092"), ("inter.broker.listener.name", "INTERNAL")]);
         assert!(e.contains("inter.broker.listener.name"), "{e}");
         let e =

@@ -2,20 +2,35 @@
 //! request's handler in arrival order, and a writer that sends responses in
 //! that same order, however long each takes (pipelining with in-order
 //! replies). Bad input closes this connection only.
+//!
+//! A PLAINTEXT connection reads and writes the socket's own halves; an SSL
+//! one first completes its TLS handshake (bounded by
+//! [`limits::TLS_HANDSHAKE_TIMEOUT`]: a client that connects and says
+//! nothing is dropped), takes its principal from the client certificate,
+//! and then runs the same reader and writer over the TLS stream's halves.
+//! A plaintext client on an SSL port fails the handshake; a TLS client on
+//! a PLAINTEXT port sends a "frame length" far above
+//! `socket.request.max.bytes`: both are closed.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, ResponseKind};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use vltava_protocol::frame::{request_frame_len, FRAME_PREFIX_BYTES};
 use vltava_protocol::request::{decode_request, encode_response, RequestError};
+use vltava_security::KafkaPrincipal;
 
 use crate::handlers::{self, ResponseFuture, Session};
-use crate::Broker;
+use crate::listener::Listener;
+use crate::{limits, Broker};
+
+/// The first byte of a TLS record carrying a handshake (a ClientHello),
+/// followed by the major version 3: what a TLS client sends first.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
 struct Pending {
     /// When the request was read (RequestMetrics' total time starts there).
@@ -28,16 +43,70 @@ struct Pending {
     response: ResponseFuture,
 }
 
-pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut shutdown: watch::Receiver<bool>) {
+/// Serves a connection accepted on `listener` until the client closes it,
+/// it sends something unacceptable, or the broker shuts down.
+pub async fn serve(
+    broker: Arc<Broker>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: Arc<Listener>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let _ = stream.set_nodelay(true);
-    let (read_half, write_half) = stream.into_split();
+    let Some(tls) = &listener.tls else {
+        let (read_half, write_half) = stream.into_split();
+        let principal = Arc::new(KafkaPrincipal::anonymous());
+        return serve_stream(broker, read_half, write_half, peer, listener.name.clone(), principal, shutdown).await;
+    };
+    // rustls reads the socket 4 KiB at a time: a buffer under it saves
+    // syscalls (writes go straight through)
+    let buffered = BufReader::with_capacity(limits::TLS_SOCKET_READ_BUFFER_BYTES, stream);
+    let handshake = tokio::time::timeout(limits::TLS_HANDSHAKE_TIMEOUT, tls.acceptor().accept(buffered));
+    let stream = tokio::select! {
+        done = handshake => match done {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                tracing::info!(%peer, listener = %listener.name, error = %e, "closing connection: TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::info!(%peer, listener = %listener.name, "closing connection: no TLS handshake within {:?}", limits::TLS_HANDSHAKE_TIMEOUT);
+                return;
+            }
+        },
+        _ = shutdown.changed() => return,
+    };
+    let principal = match tls.principal(stream.get_ref().1) {
+        Ok(principal) => Arc::new(principal),
+        Err(e) => {
+            tracing::warn!(%peer, listener = %listener.name, error = %e, "closing connection: no principal for the client certificate");
+            return;
+        }
+    };
+    tracing::debug!(%peer, listener = %listener.name, %principal, "TLS connection");
+    let (read_half, write_half) = tokio::io::split(stream);
+    serve_stream(broker, read_half, write_half, peer, listener.name.clone(), principal, shutdown).await
+}
+
+async fn serve_stream<R, W>(
+    broker: Arc<Broker>,
+    read_half: R,
+    write_half: W,
+    peer: SocketAddr,
+    listener: Arc<str>,
+    principal: Arc<KafkaPrincipal>,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let (tx, rx) = mpsc::channel::<Pending>(broker.config.queued_max_requests);
     // until when the writer, having answered a client over its quota, holds
     // the next request back (Kafka mutes the channel, KIP-219)
     let muted = Arc::new(parking_lot::Mutex::new(None::<tokio::time::Instant>));
     let writer = tokio::spawn(write_responses(broker.clone(), rx, write_half, peer, muted.clone()));
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
-    crate::broker_metrics::connection(LISTENER, true);
+    crate::broker_metrics::connection(&listener, true);
     loop {
         let mut prefix = [0u8; FRAME_PREFIX_BYTES];
         let read = tokio::select! {
@@ -49,6 +118,10 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut
         }
         let len = match request_frame_len(prefix, broker.config.socket_request_max_bytes) {
             Ok(len) => len,
+            Err(_) if prefix[..2] == [TLS_HANDSHAKE_RECORD, 3] => {
+                tracing::warn!(%peer, %listener, "closing connection: a TLS client on a PLAINTEXT listener");
+                break;
+            }
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "closing connection: bad frame length");
                 break;
@@ -73,7 +146,12 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut
             Ok(request) => {
                 let (api_key, version, correlation_id) = (request.api_key, request.version(), request.correlation_id());
                 tracing::trace!(%peer, ?api_key, version, correlation_id, client_id = request.client_id(), "request");
-                let session = Session { peer, client_id: request.client_id().to_string() };
+                let session = Session {
+                    peer,
+                    client_id: request.client_id().to_string(),
+                    listener: listener.clone(),
+                    principal: principal.clone(),
+                };
                 // transactions v2: partitions are added to the transaction
                 // before this request is handled and the next one read
                 let added = match crate::txn::implicit::needed(&broker, &request) {
@@ -113,16 +191,13 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut
     }
     drop(tx);
     let _ = writer.await;
-    crate::broker_metrics::connection(LISTENER, false);
+    crate::broker_metrics::connection(&listener, false);
 }
 
-/// The `listener` label of connection metrics (one plaintext listener).
-const LISTENER: &str = "PLAINTEXT";
-
-async fn write_responses(
+async fn write_responses<W: AsyncWrite + Unpin>(
     broker: Arc<Broker>,
     mut rx: mpsc::Receiver<Pending>,
-    write_half: tokio::net::tcp::OwnedWriteHalf,
+    write_half: W,
     peer: SocketAddr,
     muted: Arc<Muted>,
 ) {
@@ -158,6 +233,8 @@ async fn write_responses(
         crate::broker_metrics::request_done(api, pending.received.elapsed());
     }
     let _ = out.flush().await;
+    // a TLS stream sends its close_notify
+    let _ = out.shutdown().await;
 }
 
 /// A request subject to a byte-rate quota: a Produce (its size, counted
@@ -185,8 +262,9 @@ impl QuotaUse {
             }
             _ => return None,
         };
-        // the principal's name: ANONYMOUS until clients authenticate
-        let client = crate::quotas::Client { user: "ANONYMOUS".into(), client_id: session.client_id.clone() };
+        // the principal's name (ANONYMOUS without a client certificate)
+        let client =
+            crate::quotas::Client { user: session.principal.name.clone(), client_id: session.client_id.clone() };
         Some(QuotaUse { client, key, bytes, throttle: std::time::Duration::ZERO })
     }
 

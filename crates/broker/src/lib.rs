@@ -1,7 +1,8 @@
 //! The vltava broker.
 //!
 //! - [`server`]: the accept loop, connection limit and shutdown;
-//! - [`listener`]: binding the client port (port 0: the system picks);
+//! - [`listeners`]: which listeners, their security protocols and TLS settings;
+//! - [`listener`]: binding the listeners' ports (port 0: the system picks);
 //! - [`connection`]: framing and in-order pipelined responses per client;
 //! - [`handlers`]: one module per Kafka API;
 //! - [`controller`]: topic changes through the metadata log;
@@ -25,6 +26,7 @@ pub mod handlers;
 pub mod kafka_broker_defaults;
 pub mod limits;
 pub mod listener;
+pub mod listeners;
 pub mod log_levels;
 pub mod log_manager;
 pub mod log_mover;
@@ -66,6 +68,8 @@ pub struct Broker {
     pub txns: txn::TransactionCoordinator,
     /// Client quota sensors (the quotas are in the metadata image).
     pub quotas: quotas::QuotaManager,
+    /// TLS to other brokers, when the inter-broker listener is SSL.
+    pub inter_broker_tls: Option<Arc<vltava_security::TlsConnectorSource>>,
     /// Flips to true when the broker starts shutting down.
     pub stopping: tokio::sync::watch::Sender<bool>,
 }

@@ -81,3 +81,10 @@ pub const RESIGN_TIMEOUT: Duration = Duration::from_secs(3);
 pub const CONNECTION_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause after a failed accept (out of file descriptors, ...).
 pub const ACCEPT_RETRY: Duration = Duration::from_millis(10);
+/// A TLS client must finish its handshake within this after connecting,
+/// or the connection is closed (one that says nothing holds no slot for
+/// longer).
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bytes read from a TLS connection's socket at once (rustls alone reads
+/// 4 KiB at a time).
+pub const TLS_SOCKET_READ_BUFFER_BYTES: usize = 64 * 1024;

@@ -22,7 +22,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 use parking_lot::Mutex;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -38,19 +38,41 @@ use crate::limits::{
     INTER_BROKER_RESPONSE_BYTES_MAX as RESPONSE_BYTES_MAX, INTER_BROKER_RETRY as RETRY,
 };
 
-/// A client connection to another broker's Kafka listener.
+/// A byte stream to another broker: TCP, or TLS over TCP.
+trait BrokerStream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> BrokerStream for T {}
+
+/// A client connection to another broker's Kafka listener (the
+/// inter-broker listener: over TLS when it is SSL).
 pub struct KafkaConn {
-    stream: TcpStream,
+    stream: Box<dyn BrokerStream>,
     correlation_id: i32,
     client_id: StrBytes,
 }
 
 impl KafkaConn {
-    pub async fn connect(addr: &str, client_id: String) -> std::io::Result<Self> {
-        let stream = tokio::time::timeout(INTER_BROKER_CONNECT_TIMEOUT, TcpStream::connect(addr))
+    /// Connects to `addr` (`host:port`), with TLS when `tls` is given (the
+    /// server's certificate checked against `host`); connecting and the
+    /// handshake together take at most `INTER_BROKER_CONNECT_TIMEOUT`.
+    pub async fn connect(
+        addr: &str,
+        tls: Option<&vltava_security::TlsConnectorSource>,
+        client_id: String,
+    ) -> std::io::Result<Self> {
+        let connect = async {
+            let stream = TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            let Some(tls) = tls else { return Ok::<Box<dyn BrokerStream>, std::io::Error>(Box::new(stream)) };
+            let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+            let name = vltava_security::TlsConnectorSource::server_name(host)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+            // rustls reads 4 KiB at a time: buffer the socket under it
+            let buffered = tokio::io::BufReader::with_capacity(crate::limits::TLS_SOCKET_READ_BUFFER_BYTES, stream);
+            Ok(Box::new(tls.connector().connect(name, buffered).await?))
+        };
+        let stream = tokio::time::timeout(INTER_BROKER_CONNECT_TIMEOUT, connect)
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
-        stream.set_nodelay(true)?;
         Ok(Self { stream, correlation_id: 0, client_id: StrBytes::from_string(client_id) })
     }
 
@@ -196,7 +218,13 @@ async fn run(broker: Arc<Broker>, leader: i32, fetcher: Arc<Fetcher>) {
                 tokio::time::sleep(RETRY).await;
                 continue;
             };
-            match KafkaConn::connect(&endpoint, format!("vltava-replica-fetcher-{}", broker.config.node_id)).await {
+            match KafkaConn::connect(
+                &endpoint,
+                broker.inter_broker_tls.as_deref(),
+                format!("vltava-replica-fetcher-{}", broker.config.node_id),
+            )
+            .await
+            {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     tracing::debug!(leader, %endpoint, error = %e, "cannot reach leader");

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
-use vltava_metadata::{MetaProperties, MetadataImage, MetadataRecord};
+use vltava_metadata::{BrokerEndpoint, MetaProperties, MetadataImage, MetadataRecord};
 use vltava_quorum::{DutySettings, Heartbeat, NodeSettings, OnCorruption, Publisher, Quorum, QuorumNode, METADATA_DIR};
 
 use crate::controller::Controller;
@@ -46,6 +46,7 @@ impl ShutdownHandle {
 }
 
 fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, QuorumNode)> {
+    let inter_broker_tls = inter_broker_tls(&config)?;
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let (meta, fresh) = match MetaProperties::load(&data_dir, config.node_id)? {
@@ -113,6 +114,7 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, QuorumNode)
         ),
         quotas: crate::quotas::QuotaManager::default(),
         local_cluster_id: meta.cluster_id,
+        inter_broker_tls,
         config,
         stopping: watch::channel(false).0,
     };
@@ -126,6 +128,36 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, QuorumNode)
         });
     }
     Ok((broker, node))
+}
+
+/// The client side of TLS to other brokers when the inter-broker listener
+/// is SSL: its truststore checks them, its keystore (if any) is this
+/// broker's client certificate.
+fn inter_broker_tls(config: &BrokerConfig) -> anyhow::Result<Option<Arc<vltava_security::TlsConnectorSource>>> {
+    let Some(listener) = config.inter_broker().filter(|l| l.protocol.uses_tls()) else { return Ok(None) };
+    let ssl = listener.ssl.clone().context("an SSL listener has ssl settings")?;
+    if !ssl.has_truststore() {
+        // a lone node (config.rs requires a truststore with several)
+        return Ok(None);
+    }
+    let connector = vltava_security::TlsConnectorSource::new(ssl)
+        .with_context(|| format!("inter-broker listener {} (connecting to other brokers)", listener.name))?;
+    Ok(Some(Arc::new(connector)))
+}
+
+/// TLS for the quorum's traffic when the controller listener is SSL: the
+/// listener's settings serve both sides (its keystore is this node's
+/// certificate to the other controllers, as in Kafka).
+fn controller_tls(config: &BrokerConfig) -> anyhow::Result<Option<Arc<vltava_quorum::ControllerTls>>> {
+    let Some(ssl) = &config.controller_ssl else { return Ok(None) };
+    let acceptor = vltava_security::TlsAcceptorSource::new(ssl.clone()).context("the controller listener")?;
+    // without a truststore, a lone controller (config.rs requires one with several)
+    let connector = ssl
+        .has_truststore()
+        .then(|| vltava_security::TlsConnectorSource::new(ssl.clone()))
+        .transpose()
+        .context("the controller listener (connecting to the other controllers)")?;
+    Ok(Some(Arc::new(vltava_quorum::ControllerTls { acceptor, connector })))
 }
 
 /// Every log directory carries this node's `meta.properties`, as in Kafka
@@ -197,7 +229,8 @@ fn start_quorum(broker: &Arc<Broker>, node: QuorumNode) -> anyhow::Result<()> {
             .auto_leader_rebalance_enable
             .then(|| Duration::from_millis(c.leader_imbalance_check_interval_ms)),
     };
-    broker.controller.quorum().start(node, &c.voters(), c.controller_listen, settings, publisher)
+    let tls = controller_tls(c)?;
+    broker.controller.quorum().start(node, &c.voters(), c.controller_listen, settings, publisher, tls)
 }
 
 fn heartbeat(broker: &Broker, shutting_down: bool) -> Heartbeat {
@@ -215,6 +248,35 @@ fn heartbeat(broker: &Broker, shutting_down: bool) -> Heartbeat {
     }
 }
 
+/// This broker's registration: the inter-broker listener's endpoint, and
+/// with several client listeners every one of them by name (older nodes
+/// do not know `BrokerEndpoints`: a single listener needs none).
+fn registration(broker: &Broker) -> Vec<MetadataRecord> {
+    let c = &broker.config;
+    let mut records = vec![MetadataRecord::RegisterBroker {
+        broker_id: c.node_id,
+        incarnation: broker.incarnation,
+        host: c.advertised_host.clone(),
+        port: c.advertised_port,
+    }];
+    if c.listeners.len() > 1 {
+        records.push(MetadataRecord::BrokerEndpoints {
+            broker_id: c.node_id,
+            incarnation: broker.incarnation,
+            endpoints: c
+                .listeners
+                .iter()
+                .map(|l| BrokerEndpoint {
+                    listener: l.name.clone(),
+                    host: l.advertised_host.clone(),
+                    port: l.advertised_port,
+                })
+                .collect(),
+        });
+    }
+    records
+}
+
 /// Registers this broker with the controller (retrying until the quorum
 /// has it) and then heartbeats every `broker.heartbeat.interval.ms`.
 async fn register_and_heartbeat(broker: Arc<Broker>) {
@@ -225,12 +287,7 @@ async fn register_and_heartbeat(broker: Arc<Broker>) {
     loop {
         let image = quorum.image();
         if !registered(&broker, &image) && last_register.is_none_or(|t: Instant| t.elapsed() > limits::REGISTER_RETRY) {
-            quorum.propose(vec![MetadataRecord::RegisterBroker {
-                broker_id: c.node_id,
-                incarnation: broker.incarnation,
-                host: c.advertised_host.clone(),
-                port: c.advertised_port,
-            }]);
+            quorum.propose(registration(&broker));
             last_register = Some(Instant::now());
         }
         quorum.heartbeat(heartbeat(&broker, broker.shutting_down.load(Ordering::Acquire)));
@@ -303,9 +360,10 @@ fn sync_dir(dir: &Path) {
 
 /// Runs a broker until `shutdown` flips to true.
 pub async fn run(mut config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    // Key stores load first: a bad one refuses the start.
+    let listeners = crate::listener::prepare(&config)?;
     // Bound before anything is advertised: port 0 becomes the port bound.
-    let socket = config.broker_role.then(|| crate::listener::bind(&mut config)).transpose()?;
-    let listen = config.listen;
+    let sockets = config.broker_role.then(|| crate::listener::bind(&mut config)).transpose()?;
     // up before the logs are recovered: live, not ready
     let admin = Arc::new(crate::admin::AdminState::default());
     if let Some(addr) = config.admin_listen {
@@ -332,10 +390,12 @@ pub async fn run(mut config: BrokerConfig, mut shutdown: watch::Receiver<bool>) 
     }
     tokio::spawn(register_and_heartbeat(broker.clone()));
     tokio::spawn(shrink_isrs(broker.clone()));
-    // serve once this broker is registered (its roles known), or anyway
-    // after a while so that an operator can see it is up
+    // serve once this broker is registered (its roles known) in a cluster
+    // whose id is written (until then each node would report the id it
+    // proposes), or anyway after a while so that an operator can see it is up
+    let ready = |image: &MetadataImage| registered(&broker, image) && image.cluster_id.is_some();
     let waited = Instant::now();
-    while !registered(&broker, &broker.controller.image()) && waited.elapsed() < limits::SERVE_UNREGISTERED_AFTER {
+    while !ready(&broker.controller.image()) && waited.elapsed() < limits::SERVE_UNREGISTERED_AFTER {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}
             _ = shutdown.changed() => break,
@@ -348,10 +408,13 @@ pub async fn run(mut config: BrokerConfig, mut shutdown: watch::Receiver<bool>) 
         // gives it led here, and their coordinators loading
         tracing::warn!("the partitions' roles are still being taken; serving anyway");
     }
-    let socket = socket.expect("a broker binds its client port");
-    let listener =
-        crate::listener::listen(socket, broker.config.socket_listen_backlog, broker.config.port_file.as_deref())?;
-    tracing::info!(%listen, advertised = %format!("{}:{}", broker.config.advertised_host, broker.config.advertised_port), "vltava broker started");
+    let sockets = sockets.expect("a broker binds its client ports");
+    let accepting =
+        crate::listener::listen(sockets, broker.config.socket_listen_backlog, broker.config.port_file.as_deref())?;
+    for l in &broker.config.listeners {
+        tracing::info!(listener = %l.name, protocol = %l.protocol, listen = %l.addr, advertised = %format!("{}:{}", l.advertised_host, l.advertised_port), "listening");
+    }
+    tracing::info!(inter_broker_listener = %broker.config.inter_broker_listener, "vltava broker started");
     // background work stops with the broker (`stopping`), after the
     // controlled shutdown, not at the signal
     tokio::spawn(GroupCoordinator::run_timers(broker.clone(), broker.stopping.subscribe()));
@@ -359,8 +422,9 @@ pub async fn run(mut config: BrokerConfig, mut shutdown: watch::Receiver<bool>) 
     let slots = Arc::new(Semaphore::new(broker.config.max_connections));
     let mut connections = JoinSet::new();
     loop {
+        let accepts = accepting.iter().enumerate().map(|(i, l)| Box::pin(async move { (i, l.accept().await) }));
         tokio::select! {
-            accepted = listener.accept() => {
+            ((index, accepted), _, _) = futures::future::select_all(accepts) => {
                 let (stream, peer) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
@@ -373,9 +437,9 @@ pub async fn run(mut config: BrokerConfig, mut shutdown: watch::Receiver<bool>) 
                     tracing::warn!(%peer, max = broker.config.max_connections, "refusing connection: max.connections reached");
                     continue;
                 };
-                let (broker, shutdown) = (broker.clone(), shutdown.clone());
+                let (broker, shutdown, listener) = (broker.clone(), shutdown.clone(), listeners[index].clone());
                 connections.spawn(async move {
-                    connection::serve(broker, stream, peer, shutdown).await;
+                    connection::serve(broker, stream, peer, listener, shutdown).await;
                     drop(permit);
                 });
             }
@@ -384,7 +448,7 @@ pub async fn run(mut config: BrokerConfig, mut shutdown: watch::Receiver<bool>) 
         }
     }
     controlled_shutdown(&broker).await;
-    drop(listener);
+    drop(accepting);
     tracing::info!("shutting down: closing connections");
     // Waiting fetches answer now instead of at the end of their max wait.
     broker.stopping.send_replace(true);

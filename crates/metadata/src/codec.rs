@@ -10,7 +10,7 @@
 
 use uuid::Uuid;
 
-use crate::record::MetadataRecord;
+use crate::record::{BrokerEndpoint, MetadataRecord};
 
 /// Version of the record frame.
 const FRAME_VERSION: u64 = 0;
@@ -181,6 +181,7 @@ mod kind {
     pub const UNREGISTER_BROKER: u64 = 15;
     pub const OFFLINE_REPLICAS: u64 = 16;
     pub const FEATURE_LEVEL: u64 = 17;
+    pub const BROKER_ENDPOINTS: u64 = 18;
     pub const CLIENT_QUOTA: u64 = 19;
 }
 
@@ -274,6 +275,17 @@ impl MetadataRecord {
                 w.varint(*partition_epoch as i64);
                 w.ints(isr);
             }
+            MetadataRecord::BrokerEndpoints { broker_id, incarnation, endpoints } => {
+                header(w, kind::BROKER_ENDPOINTS);
+                w.varint(*broker_id as i64);
+                w.uvarint(*incarnation);
+                w.uvarint(endpoints.len() as u64);
+                for e in endpoints {
+                    w.string(&e.listener);
+                    w.string(&e.host);
+                    w.uvarint(e.port as u64);
+                }
+            }
             MetadataRecord::OfflineReplicas { broker_id, incarnation, replicas } => {
                 header(w, kind::OFFLINE_REPLICAS);
                 w.varint(*broker_id as i64);
@@ -364,6 +376,20 @@ impl MetadataRecord {
                 let count = r.length()?;
                 let replicas = (0..count).map(|_| Ok((r.uuid()?, int(r)?))).collect::<Result<_, CodecError>>()?;
                 MetadataRecord::OfflineReplicas { broker_id, incarnation, replicas }
+            }
+            kind::BROKER_ENDPOINTS => {
+                let (broker_id, incarnation) = (int(r)?, r.uvarint()?);
+                let count = r.length()?;
+                let endpoints = (0..count)
+                    .map(|_| {
+                        Ok(BrokerEndpoint {
+                            listener: r.string()?,
+                            host: r.string()?,
+                            port: u16::try_from(r.uvarint()?).or_else(|_| err("port out of range"))?,
+                        })
+                    })
+                    .collect::<Result<_, CodecError>>()?;
+                MetadataRecord::BrokerEndpoints { broker_id, incarnation, endpoints }
             }
             kind::BROKER_CONFIG => {
                 MetadataRecord::BrokerConfig { resource: r.string()?, key: r.string()?, value: r.opt_string()? }
@@ -517,6 +543,14 @@ mod tests {
                 entity: vec![("ip".into(), None)],
                 key: "connection_creation_rate".into(),
                 value: None,
+            },
+            MetadataRecord::BrokerEndpoints {
+                broker_id: 2,
+                incarnation: 9,
+                endpoints: vec![
+                    BrokerEndpoint { listener: "INTERNAL".into(), host: "kafka-2".into(), port: 9093 },
+                    BrokerEndpoint { listener: "EXTERNAL".into(), host: "kafka.example".into(), port: u16::MAX },
+                ],
             },
         ]
     }

@@ -46,6 +46,20 @@ pub struct BrokerImage {
     /// Replicas in a failed log directory of this incarnation: out of
     /// their ISR, never elected.
     pub offline_replicas: std::collections::BTreeSet<(Uuid, i32)>,
+    /// Its listeners by name (`BrokerEndpoints`); empty: `host:port` serves
+    /// every listener.
+    pub endpoints: Vec<crate::BrokerEndpoint>,
+}
+
+impl BrokerImage {
+    /// Where a client of `listener` reaches this broker (Kafka advertises
+    /// per listener name): `None` if the broker has no such listener.
+    pub fn endpoint(&self, listener: &str) -> Option<(&str, u16)> {
+        if self.endpoints.is_empty() {
+            return Some((&self.host, self.port));
+        }
+        self.endpoints.iter().find(|e| e.listener == listener).map(|e| (e.host.as_str(), e.port))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,6 +196,13 @@ impl MetadataImage {
                 host: b.host.clone(),
                 port: b.port,
             });
+            if !b.endpoints.is_empty() {
+                out.push(MetadataRecord::BrokerEndpoints {
+                    broker_id: b.id,
+                    incarnation: b.incarnation,
+                    endpoints: b.endpoints.clone(),
+                });
+            }
             if !b.offline_replicas.is_empty() {
                 out.push(MetadataRecord::OfflineReplicas {
                     broker_id: b.id,
@@ -396,6 +417,7 @@ impl MetadataImage {
                         port: *port,
                         fenced: false,
                         offline_replicas: Default::default(),
+                        endpoints: Vec::new(),
                     },
                 );
                 self.unfence(*broker_id);
@@ -403,6 +425,11 @@ impl MetadataImage {
             MetadataRecord::FenceBroker { broker_id, incarnation, .. } => {
                 if self.brokers.get(broker_id).is_some_and(|b| !b.fenced && b.incarnation == *incarnation) {
                     self.fence(*broker_id);
+                }
+            }
+            MetadataRecord::BrokerEndpoints { broker_id, incarnation, endpoints } => {
+                if let Some(b) = self.brokers.get_mut(broker_id).filter(|b| b.incarnation == *incarnation) {
+                    b.endpoints = endpoints.clone();
                 }
             }
             MetadataRecord::OfflineReplicas { broker_id, incarnation, replicas } => {
@@ -639,6 +666,37 @@ mod tests {
         assert_eq!(img.features().collect::<Vec<_>>(), vec![("transaction.version", 2)]);
         let rebuilt = MetadataImage::from_records(&img.to_records(), img.offset);
         assert_eq!(rebuilt, img);
+    }
+
+    #[test]
+    fn broker_endpoints_by_listener_name_follow_the_incarnation() {
+        let register = |incarnation| MetadataRecord::RegisterBroker {
+            broker_id: 1,
+            incarnation,
+            host: "internal-1".into(),
+            port: 9093,
+        };
+        let endpoint = |listener: &str, host: &str, port| crate::BrokerEndpoint {
+            listener: listener.into(),
+            host: host.into(),
+            port,
+        };
+        let img = MetadataImage::default().apply(&[register(1)]);
+        assert_eq!(img.broker(1).unwrap().endpoint("ANY"), Some(("internal-1", 9093)), "no endpoints: one for all");
+        let endpoints = vec![endpoint("INTERNAL", "internal-1", 9093), endpoint("EXTERNAL", "kafka.example", 443)];
+        let img = img.apply(&[
+            MetadataRecord::BrokerEndpoints { broker_id: 1, incarnation: 1, endpoints: endpoints.clone() },
+            // a late record of another incarnation changes nothing
+            MetadataRecord::BrokerEndpoints { broker_id: 1, incarnation: 0, endpoints: vec![] },
+        ]);
+        let b = img.broker(1).unwrap();
+        assert_eq!(b.endpoint("EXTERNAL"), Some(("kafka.example", 443)));
+        assert_eq!(b.endpoint("INTERNAL"), Some(("internal-1", 9093)));
+        assert_eq!(b.endpoint("OTHER"), None);
+        assert_eq!(MetadataImage::from_records(&img.to_records(), img.offset), img);
+        // a new incarnation registers anew: its endpoints come with it
+        let img = img.apply(&[register(2)]);
+        assert!(img.broker(1).unwrap().endpoints.is_empty());
     }
 
     #[test]

@@ -58,6 +58,13 @@ pub enum MetadataRecord {
     /// directory (JBOD): each leaves its partition's ISR and leadership,
     /// as a fenced broker would, until the broker registers again.
     OfflineReplicas { broker_id: i32, incarnation: u64, replicas: Vec<(Uuid, i32)> },
+    /// Every listener of that broker incarnation, by listener name (Kafka's
+    /// BrokerRegistration endpoints): Metadata answers a client with the
+    /// endpoints of the listener it connected to. Written after
+    /// `RegisterBroker` by brokers with more than one client listener; a
+    /// broker without it is reached at its registered host and port on
+    /// every listener.
+    BrokerEndpoints { broker_id: i32, incarnation: u64, endpoints: Vec<BrokerEndpoint> },
     /// A fenced broker (that incarnation) is heartbeating again.
     UnfenceBroker { broker_id: i32, incarnation: u64 },
     /// A leader's ISR change (KIP-497 AlterPartition); applies only if the
@@ -94,4 +101,13 @@ impl QuotaValue {
     pub fn get(self) -> f64 {
         f64::from_bits(self.0)
     }
+}
+
+/// One listener of a broker: its name (`PLAINTEXT`, `SSL`, `INTERNAL`, ...)
+/// and the host and port advertised for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerEndpoint {
+    pub listener: String,
+    pub host: String,
+    pub port: u16,
 }

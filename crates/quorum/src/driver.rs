@@ -209,6 +209,7 @@ impl Quorum {
         listen: Option<SocketAddr>,
         settings: DutySettings,
         publisher: Publisher,
+        tls: Option<Arc<transport::ControllerTls>>,
     ) -> anyhow::Result<()> {
         let mut peers = HashMap::new();
         for (id, addr) in voters {
@@ -216,7 +217,7 @@ impl Quorum {
                 continue;
             }
             let (tx, rx) = tokio::sync::mpsc::channel(transport::PEER_QUEUE);
-            tokio::spawn(transport::peer_sender(addr.clone(), rx, self.stop.subscribe()));
+            tokio::spawn(transport::peer_sender(addr.clone(), tls.clone(), rx, self.stop.subscribe()));
             peers.insert(raft_id(*id), tx);
         }
         let _ = self.peers.set(peers);
@@ -225,7 +226,7 @@ impl Quorum {
                 .map_err(|e| anyhow::anyhow!("cannot listen on controller listener {listen}: {e}"))?;
             listener.set_nonblocking(true)?;
             let listener = tokio::net::TcpListener::from_std(listener)?;
-            tokio::spawn(transport::accept_loop(listener, self.tx.clone(), self.stop.subscribe()));
+            tokio::spawn(transport::accept_loop(listener, tls, self.tx.clone(), self.stop.subscribe()));
         }
         let rx = self.rx.lock().take().ok_or_else(|| anyhow::anyhow!("quorum already started"))?;
         let mut voter_ids: Vec<i32> = voters.iter().map(|(id, _)| *id).collect();

@@ -34,6 +34,7 @@ pub use controller::{DutySettings, Heartbeat};
 pub use driver::{ProposeError, Publisher, Quorum, QuorumStatus, VoterStatus, EXIT_METADATA_LOG_FAILED};
 pub use log::{LogSettings, OnCorruption};
 pub use node::{NodeSettings, QuorumNode};
+pub use transport::ControllerTls;
 
 /// Name of the directory holding the metadata log, as in KRaft.
 pub const METADATA_DIR: &str = "__cluster_metadata-0";

@@ -8,6 +8,11 @@
 //! [`FRAME_BYTES_MAX`], and hands what it reads to the driver's bounded
 //! queue without waiting: when the driver is behind, a message is dropped,
 //! as the network would.
+//!
+//! When the controller listener is SSL ([`ControllerTls`]), the listener
+//! completes a TLS handshake (within [`PEER_IO_TIMEOUT`]) before reading
+//! frames, and the peer connections are TLS with the same listener's
+//! settings (its keystore is this node's client certificate).
 
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
@@ -16,8 +21,9 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use protobuf::Message as _;
 use raft::eraftpb::Message;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{watch, Semaphore};
+use vltava_security::{TlsAcceptorSource, TlsConnectorSource};
 
 use crate::controller::Heartbeat;
 use crate::driver::Cmd;
@@ -34,6 +40,30 @@ pub const CONNECTIONS_MAX: usize = 64;
 const PEER_IO_TIMEOUT: Duration = Duration::from_secs(2);
 /// Pause before reconnecting to an unreachable peer.
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(200);
+
+/// TLS on the controller listener and to the other controllers.
+pub struct ControllerTls {
+    pub acceptor: TlsAcceptorSource,
+    /// `None` without a truststore: a lone controller dials no one.
+    pub connector: Option<TlsConnectorSource>,
+}
+
+/// A byte stream to a peer: TCP, or TLS over TCP.
+trait PeerStream: AsyncWrite + Unpin + Send {}
+impl<T: AsyncWrite + Unpin + Send> PeerStream for T {}
+
+async fn connect(addr: &str, tls: Option<&ControllerTls>) -> std::io::Result<Box<dyn PeerStream>> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    let _ = stream.set_nodelay(true);
+    let Some(tls) = tls else { return Ok(Box::new(stream)) };
+    let connector = tls.connector.as_ref().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no truststore to check the other controllers")
+    })?;
+    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+    let name =
+        TlsConnectorSource::server_name(host).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    Ok(Box::new(connector.connector().connect(name, stream).await?))
+}
 
 pub fn frame(kind: u8, payload: &[u8]) -> Bytes {
     let mut buf = BytesMut::with_capacity(5 + payload.len());
@@ -59,15 +89,23 @@ pub fn heartbeat_frame(hb: &Heartbeat) -> Bytes {
 
 /// Keeps a connection to one peer and writes its frames until `rx` closes
 /// or `stop` flips.
-pub async fn peer_sender(addr: String, mut rx: tokio::sync::mpsc::Receiver<Bytes>, mut stop: watch::Receiver<bool>) {
+pub async fn peer_sender(
+    addr: String,
+    tls: Option<Arc<ControllerTls>>,
+    mut rx: tokio::sync::mpsc::Receiver<Bytes>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         if *stop.borrow() {
             return;
         }
-        let connect = tokio::time::timeout(PEER_IO_TIMEOUT, tokio::net::TcpStream::connect(&addr)).await;
-        let mut stream = match connect {
+        let connected = tokio::time::timeout(PEER_IO_TIMEOUT, connect(&addr, tls.as_deref())).await;
+        let mut stream = match connected {
             Ok(Ok(s)) => s,
-            _ => {
+            failed => {
+                if let Ok(Err(e)) = failed {
+                    tracing::debug!(peer = %addr, error = %e, "cannot connect to a controller");
+                }
                 // drain what piled up, then retry
                 while rx.try_recv().is_ok() {}
                 tokio::select! {
@@ -80,7 +118,6 @@ pub async fn peer_sender(addr: String, mut rx: tokio::sync::mpsc::Receiver<Bytes
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
         loop {
             let frame = tokio::select! {
                 frame = rx.recv() => frame,
@@ -99,6 +136,7 @@ pub async fn peer_sender(addr: String, mut rx: tokio::sync::mpsc::Receiver<Bytes
 /// Accepts controller connections until `stop` flips.
 pub(crate) async fn accept_loop(
     listener: tokio::net::TcpListener,
+    tls: Option<Arc<ControllerTls>>,
     tx: SyncSender<Cmd>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -117,15 +155,25 @@ pub(crate) async fn accept_loop(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let (tx, stop) = (tx.clone(), stop.clone());
+        let (tx, stop, tls) = (tx.clone(), stop.clone(), tls.clone());
         tokio::spawn(async move {
-            read_frames(stream, tx, stop).await;
+            match tls {
+                None => read_frames(stream, tx, stop).await,
+                Some(tls) => {
+                    let handshake = tokio::time::timeout(PEER_IO_TIMEOUT, tls.acceptor.acceptor().accept(stream));
+                    match handshake.await {
+                        Ok(Ok(stream)) => read_frames(stream, tx, stop).await,
+                        Ok(Err(e)) => tracing::info!(%peer, error = %e, "controller connection: TLS handshake failed"),
+                        Err(_) => tracing::info!(%peer, "controller connection: no TLS handshake in time"),
+                    }
+                }
+            }
             drop(permit);
         });
     }
 }
 
-async fn read_frames(mut stream: tokio::net::TcpStream, tx: SyncSender<Cmd>, mut stop: watch::Receiver<bool>) {
+async fn read_frames<S: AsyncRead + Unpin>(mut stream: S, tx: SyncSender<Cmd>, mut stop: watch::Receiver<bool>) {
     loop {
         let len = tokio::select! {
             len = stream.read_u32() => len,

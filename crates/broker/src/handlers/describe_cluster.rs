@@ -10,18 +10,26 @@ use vltava_protocol::StrBytes;
 use crate::authorized::{self, ResourceKind};
 use crate::Broker;
 
-pub fn handle(broker: &Arc<Broker>, request: DescribeClusterRequest, _version: i16) -> DescribeClusterResponse {
+pub fn handle(
+    broker: &Arc<Broker>,
+    session: &super::Session,
+    request: DescribeClusterRequest,
+    _version: i16,
+) -> DescribeClusterResponse {
     let image = broker.controller.image();
     // v2: fenced brokers too when asked, flagged
     let brokers = image
         .brokers()
         .filter(|b| !b.fenced || request.include_fenced_brokers)
-        .map(|b| {
-            DescribeClusterBroker::default()
-                .with_broker_id(BrokerId(b.id))
-                .with_host(StrBytes::from_string(b.host.clone()))
-                .with_port(b.port as i32)
-                .with_is_fenced(b.fenced)
+        .filter_map(|b| {
+            let (host, port) = b.endpoint(&session.listener)?;
+            Some(
+                DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(b.id))
+                    .with_host(StrBytes::from_string(host.to_string()))
+                    .with_port(port as i32)
+                    .with_is_fenced(b.fenced),
+            )
         })
         .collect();
     DescribeClusterResponse::default()

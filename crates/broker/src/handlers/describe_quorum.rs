@@ -35,7 +35,12 @@ pub fn handle(broker: &Arc<Broker>, session: &Session, request: DescribeQuorumRe
     Box::pin(async move {
         if let Some(addr) = forward {
             let asked = async {
-                let mut conn = crate::replication::KafkaConn::connect(&addr, FORWARDED.to_string()).await?;
+                let mut conn = crate::replication::KafkaConn::connect(
+                    &addr,
+                    broker.inter_broker_tls.as_deref(),
+                    FORWARDED.to_string(),
+                )
+                .await?;
                 conn.call::<_, DescribeQuorumResponse>(ApiKey::DescribeQuorum, version, &request, FORWARD_TIMEOUT).await
             };
             match asked.await {

@@ -29,7 +29,8 @@ struct Target {
     partitions: Vec<(FetchPartition, Result<Arc<Partition>, ResponseError>)>,
 }
 
-pub fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> ResponseFuture {
+pub fn handle(broker: &Arc<Broker>, session: &super::Session, request: FetchRequest, version: i16) -> ResponseFuture {
+    let listener = session.listener.clone();
     if request.session_id != 0 {
         let response = FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
         return Box::pin(std::future::ready(Some(ResponseKind::Fetch(response))));
@@ -109,7 +110,7 @@ pub fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> Resp
             }
         }
         if version >= 12 {
-            add_leader_hints(&broker, &mut response, version);
+            add_leader_hints(&broker, &listener, &mut response, version);
         }
         Some(ResponseKind::Fetch(response))
     };
@@ -146,7 +147,7 @@ pub fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> Resp
 
 /// Fetch v12+: leader hints on NOT_LEADER_OR_FOLLOWER and
 /// FENCED_LEADER_EPOCH (KIP-951); endpoints from v16.
-fn add_leader_hints(broker: &Broker, response: &mut FetchResponse, version: i16) {
+fn add_leader_hints(broker: &Broker, listener: &str, response: &mut FetchResponse, version: i16) {
     use kafka_protocol::messages::fetch_response::{LeaderIdAndEpoch, NodeEndpoint};
     let image = broker.controller.image();
     let mut endpoints: Vec<NodeEndpoint> = Vec::new();
@@ -160,7 +161,7 @@ fn add_leader_hints(broker: &Broker, response: &mut FetchResponse, version: i16)
                 continue;
             }
             let Some(super::LeaderHint { leader, epoch, endpoint }) =
-                super::leader_hint(&image, &name, p.partition_index)
+                super::leader_hint(&image, listener, &name, p.partition_index)
             else {
                 continue;
             };

@@ -16,7 +16,12 @@ const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
 const KEY_TYPE_SHARE: i8 = 2;
 
-fn locate(broker: &Broker, key_type: i8, key: &str) -> Result<(i32, String, i32), (ResponseError, String)> {
+fn locate(
+    broker: &Broker,
+    listener: &str,
+    key_type: i8,
+    key: &str,
+) -> Result<(i32, String, i32), (ResponseError, String)> {
     let (topic, partitions) = match key_type {
         KEY_TYPE_GROUP => {
             broker
@@ -39,15 +44,20 @@ fn locate(broker: &Broker, key_type: i8, key: &str) -> Result<(i32, String, i32)
     let image = broker.controller.image();
     let index = partition_for_group(key, partitions.max(1));
     let leader = image.topic(topic).and_then(|t| t.partition(index)).map(|p| p.leader).unwrap_or(-1);
-    match image.broker(leader).filter(|b| !b.fenced) {
-        Some(b) => Ok((b.id, b.host.clone(), b.port as i32)),
+    match image.broker(leader).filter(|b| !b.fenced).and_then(|b| Some((b.id, b.endpoint(listener)?))) {
+        Some((id, (host, port))) => Ok((id, host.to_string(), port as i32)),
         None => Err((ResponseError::CoordinatorNotAvailable, "The coordinator is not available.".into())),
     }
 }
 
-pub fn handle(broker: &Arc<Broker>, request: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
+pub fn handle(
+    broker: &Arc<Broker>,
+    session: &super::Session,
+    request: FindCoordinatorRequest,
+    version: i16,
+) -> FindCoordinatorResponse {
     if version < 4 {
-        return match locate(broker, request.key_type, request.key.as_str()) {
+        return match locate(broker, &session.listener, request.key_type, request.key.as_str()) {
             Ok((node, host, port)) => FindCoordinatorResponse::default()
                 .with_node_id(BrokerId(node))
                 .with_host(StrBytes::from_string(host))
@@ -63,7 +73,7 @@ pub fn handle(broker: &Arc<Broker>, request: FindCoordinatorRequest, version: i1
         .coordinator_keys
         .into_iter()
         .map(|key| {
-            let found = locate(broker, request.key_type, key.as_str());
+            let found = locate(broker, &session.listener, request.key_type, key.as_str());
             let c = Coordinator::default().with_key(key);
             match found {
                 Ok((node, host, port)) => {

@@ -61,7 +61,12 @@ fn error_entry(name: Option<TopicName>, topic_id: Uuid, error: ResponseError) ->
         .with_topic_authorized_operations(authorized::NOT_PROVIDED)
 }
 
-pub fn handle(broker: &Arc<Broker>, request: MetadataRequest, version: i16) -> MetadataResponse {
+pub fn handle(
+    broker: &Arc<Broker>,
+    session: &super::Session,
+    request: MetadataRequest,
+    version: i16,
+) -> MetadataResponse {
     let c = &broker.config;
     let allow_auto_create = (version < 4 || request.allow_auto_topic_creation) && c.auto_create_topics_enable;
     let image = broker.controller.image();
@@ -112,11 +117,16 @@ pub fn handle(broker: &Arc<Broker>, request: MetadataRequest, version: i16) -> M
     let brokers = image
         .brokers()
         .filter(|b| !b.fenced)
-        .map(|b| {
-            MetadataResponseBroker::default()
-                .with_node_id(BrokerId(b.id))
-                .with_host(StrBytes::from_string(b.host.clone()))
-                .with_port(b.port as i32)
+        // each broker's endpoint on the listener this client uses (Kafka
+        // leaves out brokers without that listener)
+        .filter_map(|b| {
+            let (host, port) = b.endpoint(&session.listener)?;
+            Some(
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(b.id))
+                    .with_host(StrBytes::from_string(host.to_string()))
+                    .with_port(port as i32),
+            )
         })
         .collect();
     MetadataResponse::default()

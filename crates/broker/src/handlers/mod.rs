@@ -55,9 +55,18 @@ pub struct LeaderHint {
     pub endpoint: Option<(String, u16)>,
 }
 
-pub fn leader_hint(image: &vltava_metadata::MetadataImage, topic: &str, partition: i32) -> Option<LeaderHint> {
+pub fn leader_hint(
+    image: &vltava_metadata::MetadataImage,
+    listener: &str,
+    topic: &str,
+    partition: i32,
+) -> Option<LeaderHint> {
     let p = image.topic(topic)?.partition(partition)?;
-    let endpoint = image.broker(p.leader).filter(|b| !b.fenced).map(|b| (b.host.clone(), b.port));
+    let endpoint = image
+        .broker(p.leader)
+        .filter(|b| !b.fenced)
+        .and_then(|b| b.endpoint(listener))
+        .map(|(host, port)| (host.to_string(), port));
     Some(LeaderHint { leader: p.leader, epoch: p.leader_epoch, endpoint })
 }
 
@@ -66,11 +75,17 @@ fn is_leader_error(code: i16) -> bool {
         || code == vltava_protocol::ResponseError::FencedLeaderEpoch.code()
 }
 
-/// Who sent a request.
+/// Who sent a request, and on which listener (Metadata and the other
+/// answers that name brokers give that listener's endpoints).
 #[derive(Debug, Clone)]
 pub struct Session {
     pub peer: std::net::SocketAddr,
     pub client_id: String,
+    /// The listener's name (`PLAINTEXT`, `SSL`, `INTERNAL`, ...).
+    pub listener: Arc<str>,
+    /// Who the connection authenticated as (`User:ANONYMOUS` without a
+    /// client certificate); what authorization will check.
+    pub principal: Arc<vltava_security::KafkaPrincipal>,
 }
 
 /// The eventual response; `None` means send nothing (acks=0 produce).
@@ -109,9 +124,9 @@ pub fn dispatch(
         RequestKind::UpdateFeatures(r) => {
             ready(ResponseKind::UpdateFeatures(update_features::handle(broker, r, version)))
         }
-        RequestKind::Metadata(r) => ready(ResponseKind::Metadata(metadata::handle(broker, r, version))),
-        RequestKind::Produce(r) => produce::handle(broker, r, version, &added),
-        RequestKind::Fetch(r) => fetch::handle(broker, r, version),
+        RequestKind::Metadata(r) => ready(ResponseKind::Metadata(metadata::handle(broker, session, r, version))),
+        RequestKind::Produce(r) => produce::handle(broker, session, r, version, &added),
+        RequestKind::Fetch(r) => fetch::handle(broker, session, r, version),
         RequestKind::ListOffsets(r) => ready(ResponseKind::ListOffsets(list_offsets::handle(broker, r, version))),
         RequestKind::CreateTopics(r) => ready(ResponseKind::CreateTopics(create_topics::handle(broker, r, version))),
         RequestKind::DeleteTopics(r) => ready(ResponseKind::DeleteTopics(delete_topics::handle(broker, r, version))),
@@ -129,7 +144,7 @@ pub fn dispatch(
         }
         RequestKind::DescribeQuorum(r) => describe_quorum::handle(broker, session, r, version),
         RequestKind::DescribeCluster(r) => {
-            ready(ResponseKind::DescribeCluster(describe_cluster::handle(broker, r, version)))
+            ready(ResponseKind::DescribeCluster(describe_cluster::handle(broker, session, r, version)))
         }
         RequestKind::DescribeConfigs(r) => {
             ready(ResponseKind::DescribeConfigs(describe_configs::handle(broker, r, version)))
@@ -160,7 +175,7 @@ pub fn dispatch(
             ready(ResponseKind::ListTransactions(txn::list_transactions(broker, r, version)))
         }
         RequestKind::FindCoordinator(r) => {
-            ready(ResponseKind::FindCoordinator(find_coordinator::handle(broker, r, version)))
+            ready(ResponseKind::FindCoordinator(find_coordinator::handle(broker, session, r, version)))
         }
         RequestKind::JoinGroup(r) => join_group::handle(broker, session, r, version),
         RequestKind::SyncGroup(r) => sync_group::handle(broker, r, version),

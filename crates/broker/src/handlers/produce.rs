@@ -241,7 +241,7 @@ fn check_records(records: &[u8], settings: &TopicSettings) -> Result<(), Rejecte
 }
 
 /// Produce v10+: leader hints on NOT_LEADER_OR_FOLLOWER (KIP-951).
-fn add_leader_hints(broker: &Broker, response: &mut ProduceResponse) {
+fn add_leader_hints(broker: &Broker, listener: &str, response: &mut ProduceResponse) {
     use kafka_protocol::messages::produce_response::{LeaderIdAndEpoch, NodeEndpoint};
     let image = broker.controller.image();
     let mut endpoints: Vec<NodeEndpoint> = Vec::new();
@@ -251,7 +251,7 @@ fn add_leader_hints(broker: &Broker, response: &mut ProduceResponse) {
                 continue;
             }
             let Some(super::LeaderHint { leader, epoch, endpoint }) =
-                super::leader_hint(&image, topic.name.0.as_str(), p.index)
+                super::leader_hint(&image, listener, topic.name.0.as_str(), p.index)
             else {
                 continue;
             };
@@ -275,7 +275,14 @@ fn add_leader_hints(broker: &Broker, response: &mut ProduceResponse) {
 
 /// `added`: partitions a transactions v2 producer's first write could not
 /// be added to its transaction for (Produce v12, see `txn::implicit`).
-pub fn handle(broker: &Arc<Broker>, request: ProduceRequest, version: i16, added: &Added) -> ResponseFuture {
+pub fn handle(
+    broker: &Arc<Broker>,
+    session: &super::Session,
+    request: ProduceRequest,
+    version: i16,
+    added: &Added,
+) -> ResponseFuture {
+    let listener = session.listener.clone();
     let acks = request.acks;
     let timeout = std::time::Duration::from_millis(request.timeout_ms.clamp(0, 10 * 60 * 1000) as u64);
     let mut topics = Vec::with_capacity(request.topic_data.len());
@@ -321,7 +328,7 @@ pub fn handle(broker: &Arc<Broker>, request: ProduceRequest, version: i16, added
         }
         let mut response = ProduceResponse::default().with_responses(responses);
         if version >= 10 {
-            add_leader_hints(&broker, &mut response);
+            add_leader_hints(&broker, &listener, &mut response);
         }
         Some(ResponseKind::Produce(response))
     })
