@@ -215,7 +215,7 @@ API_KEYS = {
     "DescribeProducers": 61, "DescribeTransactions": 65, "ListTransactions": 66,
     "DescribeLogDirs": 35, "DescribeQuorum": 55, "DescribeTopicPartitions": 75,
     "UpdateFeatures": 57, "UnregisterBroker": 64, "ListConfigResources": 74,
-    "AlterReplicaLogDirs": 34,
+    "AlterReplicaLogDirs": 34, "DescribeClientQuotas": 48, "AlterClientQuotas": 49,
 }
 
 
