@@ -9,6 +9,8 @@
 //! - [`log`]: the log on disk (`__cluster_metadata-0`): Raft entries as
 //!   record batches on the storage crate's `Log`, the hard state, and
 //!   snapshots ([`snapshot`], KIP-630) that bound it;
+//! - [`membership`]: the voter set (KIP-853) as raft-rs membership
+//!   changes whose context carries each member's endpoint;
 //! - [`node`]: one voter as a state machine (no threads, sockets or
 //!   clocks), which the tests drive by hand;
 //! - [`transport`]: the controller listener and the connections to peers;
@@ -25,6 +27,7 @@ pub mod controller;
 pub mod driver;
 mod legacy;
 pub mod log;
+pub mod membership;
 pub mod node;
 pub mod snapshot;
 pub mod transport;
@@ -33,6 +36,7 @@ pub use applied::AppliedIds;
 pub use controller::{DutySettings, Heartbeat};
 pub use driver::{ProposeError, Publisher, Quorum, QuorumStatus, VoterStatus, EXIT_METADATA_LOG_FAILED};
 pub use log::{LogSettings, OnCorruption};
+pub use membership::{Membership, VoterChange};
 pub use node::{NodeSettings, QuorumNode};
 
 /// Name of the directory holding the metadata log, as in KRaft.
