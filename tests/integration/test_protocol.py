@@ -215,7 +215,7 @@ API_KEYS = {
     "DescribeProducers": 61, "DescribeTransactions": 65, "ListTransactions": 66,
     "DescribeLogDirs": 35, "DescribeQuorum": 55, "DescribeTopicPartitions": 75,
     "UpdateFeatures": 57, "UnregisterBroker": 64, "ListConfigResources": 74,
-    "AlterReplicaLogDirs": 34,
+    "AlterReplicaLogDirs": 34, "AddRaftVoter": 80, "RemoveRaftVoter": 81, "UpdateRaftVoter": 82,
 }
 
 
@@ -333,8 +333,8 @@ KAFKA_41_ISSUE_12 = {
 }
 # What is still short of it, and what vltava advertises there (None: not at all):
 # transactions v2 (KIP-890 part 2: Produce 12, AddPartitionsToTxn 5, AddOffsetsToTxn 4,
-# EndTxn 5, TxnOffsetCommit 5), the dynamic quorum (KIP-853).
-ISSUE_12_GAPS = {0: 11, 24: 3, 25: 3, 26: 4, 28: 3, 80: None, 81: None, 82: None}
+# EndTxn 5, TxnOffsetCommit 5).
+ISSUE_12_GAPS = {0: 11, 24: 3, 25: 3, 26: 4, 28: 3}
 
 
 def test_api_versions_against_kafka_41_for_issue_12(module_broker_alive):

@@ -4,10 +4,12 @@
 //! vltava runs Kafka 4.1's latest production `metadata.version` (4.1-IV1,
 //! level 27) and no other feature above level 0: transactions v2
 //! (`transaction.version` 2), the consumer group protocol (`group.version`
-//! 1), share groups, the dynamic quorum (`kraft.version` 1) and eligible
-//! leader replicas are not implemented, so they are supported at level 0
-//! only. Clients then use what a cluster without those features offers
-//! (e.g. the Java producer keeps transactions v1). With nothing to raise,
+//! 1), share groups and eligible leader replicas are not implemented, so
+//! they are supported at level 0 only. `kraft.version` 1 names Kafka's KRaft
+//! voter records; vltava's voter changes (KIP-853's APIs) ride on raft-rs's
+//! membership changes instead and do not depend on it, so it stays 0.
+//! Clients then use what a cluster without those features offers (e.g.
+//! the Java producer keeps transactions v1). With nothing to raise,
 //! UpdateFeatures can only confirm the current levels; every change is
 //! refused with INVALID_UPDATE_VERSION, as Kafka refuses an unsupported one.
 

@@ -34,7 +34,10 @@ pub mod transport;
 
 pub use applied::AppliedIds;
 pub use controller::{DutySettings, Heartbeat};
-pub use driver::{ProposeError, Publisher, Quorum, QuorumStatus, VoterStatus, EXIT_METADATA_LOG_FAILED};
+pub use driver::{
+    ProposeError, Publisher, Quorum, QuorumNetwork, QuorumStatus, VoterError, VoterOp, VoterStatus,
+    EXIT_METADATA_LOG_FAILED,
+};
 pub use log::{LogSettings, OnCorruption};
 pub use membership::{Membership, VoterChange};
 pub use node::{NodeSettings, QuorumNode};

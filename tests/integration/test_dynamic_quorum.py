@@ -1,0 +1,206 @@
+"""The dynamic controller quorum (KIP-853) on a running cluster: a fourth controller,
+started with controller.quorum.bootstrap.servers, joins the 3-node quorum as an observer
+and is made a voter with `vltava cluster add-controller`; then the quorum leader is removed
+with `vltava cluster remove-controller`, all while a confluent-kafka acks=all producer
+writes. Every acknowledged record is read back; DescribeQuorum (the CLI and kafka-python's
+admin) shows the new voters; the added voter restarts as a voter; with the removed node
+stopped and one more original voter
+killed, the quorum (two of its three voters) still elects a leader and creates topics,
+which it could not if the removed node still counted or the new one did not."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+
+import pytest
+from confluent_kafka import Producer
+from kafka import KafkaAdminClient
+
+import cluster as cl
+from conftest import free_port
+from helpers import Worker, unique, wait_until
+from test_cluster import _read_topic, start_cluster  # noqa: F401 - the fixture
+
+WAIT_S = 60.0
+
+
+def _vltava(c: cl.Cluster, *args, timeout: float = 10.0) -> subprocess.CompletedProcess:
+    cmd = [cl.vltava_bin(), "--brokers", c.bootstrap_of(c.healthy()), "--timeout", str(timeout),
+           *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 30)
+
+
+def _quorum(c: cl.Cluster) -> dict | None:
+    """describe-quorum's answer, None when it failed (a node stopping meanwhile)."""
+    p = _vltava(c, "cluster", "describe-quorum", "--json")
+    return json.loads(p.stdout) if p.returncode == 0 else None
+
+
+def _add_node(c: cl.Cluster, node_id: int) -> cl.Node:
+    """A broker+controller that joins the quorum: bootstrap servers, no voters."""
+    node = cl.Node(c, node_id, c.workdir / f"node{node_id}", "127.0.0.1", free_port(), free_port())
+    s = {k: (v.format(n=3) if isinstance(v, str) else v) for k, v in cl.DEFAULT_SETTINGS.items()}
+    s.update({
+        "node.id": node_id,
+        "listeners": f"PLAINTEXT://{node.host}:{node.client_port},CONTROLLER://{node.host}:{node.controller_port}",
+        "advertised.listeners": f"PLAINTEXT://{node.host}:{node.client_port}",
+        "controller.quorum.bootstrap.servers": ",".join(
+            f"{c.node(i).host}:{c.node(i).controller_port}" for i in c.ids),
+        "log.dirs": str(node.data_dir),
+    })
+    node.settings = s
+    c.nodes[node_id] = node
+    node.spawn()
+    return node
+
+
+class ProducerLoop:
+    """An acks=all idempotent producer writing numbered values until stopped; what was
+    acknowledged is kept as (partition, offset, value)."""
+
+    def __init__(self, c: cl.Cluster, topic: str):
+        self.c, self.topic = c, topic
+        self.acked: list[tuple[int, int, str]] = []
+        self.errors: list[str] = []
+        self.stop = threading.Event()
+        self.worker = Worker(self._run, name="producer")
+
+    def _run(self):
+        p = Producer({"bootstrap.servers": self.c.bootstrap, "acks": "all", "enable.idempotence": True,
+                      "linger.ms": 5, "message.timeout.ms": 120000})
+
+        def done(err, msg):
+            if err is not None:
+                self.errors.append(str(err))
+            else:
+                self.acked.append((msg.partition(), msg.offset(), msg.value().decode()))
+        n = 0
+        while not self.stop.is_set():
+            p.produce(self.topic, value=f"v-{n}".encode(), on_delivery=done)
+            n += 1
+            p.poll(0.005)
+        assert p.flush(150) == 0, "records still in flight after 150 s"
+
+    def acked_count(self) -> int:
+        return len(self.acked)
+
+
+@pytest.mark.timeout(600)
+def test_controller_added_and_removed_while_a_producer_runs(start_cluster):  # noqa: F811
+    c = start_cluster()
+    topic = unique("kip853")
+    c.create_topic(topic, partitions=3, replication_factor=3)
+    producer = ProducerLoop(c, topic)
+    producer.worker.start()
+    wait_until(lambda: producer.acked_count() > 200, WAIT_S, "the producer under way")
+
+    # node 4 joins as an observer: DescribeQuorum lists it, the voters are unchanged
+    _add_node(c, 4)
+    c.wait_ready(expect={1, 2, 3, 4})
+    q = wait_until(lambda: (q := _quorum(c)) and [o["id"] for o in q["observers"]] == [4] and q,
+                   WAIT_S, "node 4 an observer of the quorum")
+    assert sorted(v["id"] for v in q["voters"]) == [1, 2, 3], q
+
+    # made a voter once caught up (a change already in flight answers REQUEST_TIMED_OUT:
+    # the tool is run again)
+    def added():
+        p = _vltava(c, "cluster", "add-controller", "--config", c.node(4).config_path, timeout=30)
+        assert p.returncode == 0 or "REQUEST_TIMED_OUT" in p.stderr, p.stderr
+        return p if p.returncode == 0 else None
+    p = wait_until(added, WAIT_S * 2, "add-controller to succeed")
+    assert "controller 4 (127.0.0.1:" in p.stdout, p.stdout
+    again = _vltava(c, "cluster", "add-controller", "--config", c.node(4).config_path, timeout=30)
+    assert again.returncode != 0 and "DUPLICATE_VOTER" in again.stderr, again.stderr
+    q = wait_until(lambda: (q := _quorum(c)) and sorted(v["id"] for v in q["voters"]) == [1, 2, 3, 4] and q,
+                   WAIT_S, "node 4 a voter")
+    wait_until(lambda: (q := _quorum(c)) and all(v["log_end_offset"] is not None for v in q["voters"]),
+               WAIT_S, "every voter's log end known to the leader")
+    before = producer.acked_count()
+    wait_until(lambda: producer.acked_count() > before + 100, WAIT_S, "the producer going on")
+
+    # the quorum leader (an original controller) is removed: it hands the leadership over
+    victim = q["leader_id"]
+    assert victim in (1, 2, 3), q
+    missing = _vltava(c, "cluster", "remove-controller", "--controller-id", 9)
+    assert missing.returncode != 0 and "VOTER_NOT_FOUND" in missing.stderr, missing.stderr
+    p = _vltava(c, "cluster", "remove-controller", "--controller-id", victim, timeout=30)
+    assert p.returncode == 0, p.stderr
+    voters = sorted({1, 2, 3, 4} - {victim})
+    q = wait_until(lambda: (q := _quorum(c)) and sorted(v["id"] for v in q["voters"]) == voters
+                   and q["leader_id"] in voters and q, WAIT_S, f"voters {voters} with a leader among them")
+    a = KafkaAdminClient(bootstrap_servers=c.bootstrap_of(voters if 4 in voters else c.healthy()),
+                         request_timeout_ms=20000)
+    try:
+        described = a.describe_metadata_quorum()
+    finally:
+        a.close()
+    [part] = described["topics"][0]["partitions"]
+    assert sorted(v["replica_id"] for v in part["current_voters"]) == voters, described
+    assert part["leader_id"] in voters, described
+    before = producer.acked_count()
+    wait_until(lambda: producer.acked_count() > before + 100, WAIT_S, "the producer going on after the removal")
+
+    # the added voter restarts from its own log (its config names no voters): a voter again
+    c.restart(4)
+    wait_until(lambda: (q := _quorum(c)) and sorted(v["id"] for v in q["voters"]) == voters
+               and q["leader_id"] in voters
+               and all(v["log_end_offset"] is not None for v in q["voters"] if v["id"] != victim),
+               WAIT_S, "node 4 back among the voters after its restart")
+    before = producer.acked_count()
+    wait_until(lambda: producer.acked_count() > before + 100, WAIT_S, "the producer going on after the restart")
+
+    # the removed node stops; the producer keeps writing through its leaderships moving
+    c.stop(victim)
+    c.wait_ready(expect=set(c.ids) - {victim})
+    before = producer.acked_count()
+    wait_until(lambda: producer.acked_count() > before + 100, WAIT_S, "the producer going on without the node")
+    producer.stop.set()
+    producer.worker.join(200)
+
+    # voters {a, b, 4}: with one more original voter gone, two of three still elect a
+    # leader and create topics (with the removed node still a voter, two of four would not)
+    other = next(i for i in voters if i != 4)
+    c.kill(other)
+    live = [i for i in voters if i != other]
+    c.wait_ready(expect=set(live))
+    q = wait_until(lambda: (q := _quorum(c)) and q["leader_id"] in live and q, WAIT_S,
+                   f"a quorum leader among {live}")
+    later = unique("kip853-later")
+    c.create_topic(later, partitions=2, replication_factor=2)
+    c.wait_isr(later, None, 2)
+
+    acked = producer.acked
+    assert len(acked) > 300, len(acked)
+    read = _read_topic(c, topic, [0, 1, 2], "read_committed", len(acked), timeout=90)
+    missing_records = set(acked) - set(read)
+    assert not missing_records, f"{len(missing_records)} acknowledged records lost: {sorted(missing_records)[:10]}"
+    print(f"acked {len(acked)} records, read {len(read)}, delivery errors {len(producer.errors)}")
+
+
+@pytest.mark.timeout(300)
+def test_a_removed_follower_becomes_an_observer_and_keeps_serving(start_cluster):  # noqa: F811
+    """RemoveRaftVoter of a follower: the leader stops sending it the log as soon as the
+    removal applies, so the node may not learn of it; it then asks to join and is added back
+    as an observer. As a broker it keeps up with the metadata (a topic created afterwards is
+    in its own Metadata), and it does not disrupt the two remaining voters' leader."""
+    c = start_cluster()
+    q = wait_until(lambda: (q := _quorum(c)) and q["leader_id"] in c.ids and q, WAIT_S, "a quorum leader")
+    leader = q["leader_id"]
+    follower = next(i for i in c.ids if i != leader)
+    p = _vltava(c, "cluster", "remove-controller", "--controller-id", follower, timeout=30)
+    assert p.returncode == 0, p.stderr
+    rest = sorted(set(c.ids) - {follower})
+    wait_until(lambda: (q := _quorum(c)) and sorted(v["id"] for v in q["voters"]) == rest
+               and [o["id"] for o in q["observers"]] == [follower], WAIT_S,
+               f"voters {rest}, node {follower} an observer")
+    topic = unique("after-removal")
+    c.create_topic(topic, partitions=2, replication_factor=3)
+    wait_until(lambda: sorted(c.views(topic, [follower])[follower]) == [0, 1], WAIT_S,
+               f"{topic} in node {follower}'s own Metadata")
+    # the remaining voters keep their leader: the removed node campaigns for nothing
+    time.sleep(3)
+    q = _quorum(c)
+    assert q is not None and q["leader_id"] == leader, q
