@@ -35,6 +35,7 @@ use crate::controller::{ControllerDuties, DutySettings, Heartbeat};
 use crate::membership::{Membership, VoterChange};
 use crate::node::{raft_id, QuorumNode};
 use crate::transport::{self, JoinRequest};
+use crate::voter_change::{LeaderView, Step, VoterChangeInFlight, VoterError, VoterOp};
 
 /// How often the Raft clock ticks.
 pub const TICK: Duration = Duration::from_millis(100);
@@ -96,34 +97,6 @@ pub struct QuorumStatus {
     pub observers: Vec<VoterStatus>,
     /// The controller endpoint (`host:port`) of each member, where known.
     pub endpoints: Vec<(i32, String)>,
-}
-
-/// A voter change asked of the quorum (Kafka's AddRaftVoter,
-/// RemoveRaftVoter, UpdateRaftVoter).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum VoterOp {
-    /// Make `id` a voter once its log has caught up (added as a learner
-    /// first if it did not join yet).
-    Add { id: i32, endpoint: String },
-    /// Remove a voter (or an observer).
-    Remove { id: i32 },
-    /// Record a voter's new controller endpoint.
-    Update { id: i32, endpoint: String },
-}
-
-/// Why a voter change was refused; each is one Kafka error code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum VoterError {
-    /// This node does not lead the quorum (any more).
-    NotLeader,
-    /// AddRaftVoter of a voter.
-    Duplicate,
-    /// Remove or update of a node that is no voter.
-    NotFound,
-    /// Another voter change is in flight, or this one did not finish in
-    /// time (the new voter did not catch up).
-    TimedOut(String),
-    Invalid(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -370,16 +343,9 @@ struct Peer {
     tx: tokio::sync::mpsc::Sender<Bytes>,
 }
 
-/// The voter change the leader is carrying out.
+/// The voter change the leader is carrying out, and who waits for it.
 struct VoterOpInFlight {
-    op: VoterOp,
-    deadline: Instant,
-    /// The index of the membership change proposed last, until applied.
-    waiting_for: Option<u64>,
-    /// The last change (the one the operation asked for) is proposed.
-    final_proposed: bool,
-    /// AddRaftVoter: the learner must have the log up to here.
-    catch_up_to: Option<u64>,
+    change: VoterChangeInFlight,
     done: mpsc::SyncSender<Result<(), VoterError>>,
 }
 
@@ -557,103 +523,43 @@ impl Driver {
     }
 
     fn start_voter_op(&mut self, op: VoterOp, timeout: Duration, done: mpsc::SyncSender<Result<(), VoterError>>) {
-        let refused = match &op {
-            _ if !self.node.is_leader() => Some(VoterError::NotLeader),
-            _ if self.voter_op.is_some() || self.node.has_pending_change() => {
-                Some(VoterError::TimedOut("another voter change is in flight; try again once it completes".into()))
+        let node = &self.node;
+        let matched = |id| node.matched(id).unwrap_or(0);
+        let view = leader_view(node, &self.membership, &matched);
+        match VoterChangeInFlight::start(op, &view, self.voter_op.is_some(), Instant::now(), timeout) {
+            Ok(change) => {
+                tracing::info!(op = ?change.op, "voter change asked");
+                self.voter_op = Some(VoterOpInFlight { change, done });
+                self.advance_voter_op();
             }
-            VoterOp::Add { id, .. } if self.membership.is_voter(*id) => Some(VoterError::Duplicate),
-            VoterOp::Add { endpoint, .. } | VoterOp::Update { endpoint, .. } if endpoint.is_empty() => {
-                Some(VoterError::Invalid("no controller endpoint given".into()))
+            Err(refused) => {
+                let _ = done.send(Err(refused));
             }
-            VoterOp::Remove { id } if !self.membership.is_member(*id) => Some(VoterError::NotFound),
-            VoterOp::Remove { id } if self.membership.voters == [*id] => {
-                Some(VoterError::Invalid(format!("node {id} is the last voter; a quorum cannot be empty")))
-            }
-            VoterOp::Update { id, .. } if !self.membership.is_voter(*id) => Some(VoterError::NotFound),
-            _ => None,
-        };
-        if let Some(refused) = refused {
-            let _ = done.send(Err(refused));
-            return;
         }
-        tracing::info!(?op, "voter change asked");
-        self.voter_op = Some(VoterOpInFlight {
-            op,
-            deadline: Instant::now() + timeout,
-            waiting_for: None,
-            final_proposed: false,
-            catch_up_to: None,
-            done,
-        });
-        self.advance_voter_op();
     }
 
-    /// Moves the voter change in flight on: for AddRaftVoter, the learner
-    /// first (if the node did not join yet), then, once its log reached the
-    /// commit index seen when it became a learner, its promotion.
+    /// Moves the voter change in flight on ([`VoterChangeInFlight::next`]).
     fn advance_voter_op(&mut self) {
         let Some(op) = &mut self.voter_op else { return };
-        let outcome: Option<Result<(), VoterError>> = 'step: {
-            if !self.node.is_leader() {
-                break 'step Some(Err(VoterError::NotLeader));
-            }
-            if let Some(index) = op.waiting_for {
-                if self.node.applied_index() < index {
-                    break 'step (Instant::now() >= op.deadline)
-                        .then(|| Err(VoterError::TimedOut("the voter change did not commit in time".into())));
-                }
-                op.waiting_for = None;
-                if op.final_proposed {
-                    break 'step Some(Ok(()));
-                }
-            }
-            let change = match &op.op {
-                VoterOp::Add { id, endpoint } if !self.membership.is_member(*id) => {
-                    VoterChange::AddLearner { id: *id, endpoint: endpoint.clone() }
-                }
-                VoterOp::Add { id, .. } if self.membership.is_voter(*id) => break 'step Some(Ok(())),
-                VoterOp::Add { id, endpoint } => {
-                    let target = *op.catch_up_to.get_or_insert(self.node.commit_index());
-                    if self.node.matched(*id).unwrap_or(0) < target {
-                        break 'step (Instant::now() >= op.deadline).then(|| {
-                            Err(VoterError::TimedOut(format!(
-                                "node {id} did not catch up with the metadata log in time (it has {} of {target} \
-                                 entries): is it running with controller.quorum.bootstrap.servers?",
-                                self.node.matched(*id).unwrap_or(0)
-                            )))
-                        });
-                    }
-                    op.final_proposed = true;
-                    VoterChange::AddVoter { id: *id, endpoint: endpoint.clone() }
-                }
-                VoterOp::Remove { id } => {
-                    op.final_proposed = true;
-                    VoterChange::Remove { id: *id }
-                }
-                VoterOp::Update { id, endpoint } => {
-                    op.final_proposed = true;
-                    VoterChange::AddVoter { id: *id, endpoint: endpoint.clone() }
-                }
-            };
-            if self.node.has_pending_change() {
-                // a learner added on a join request: wait for it
-                op.final_proposed = false;
-                break 'step None;
-            }
-            match self.node.propose_change(&change) {
-                Ok(index) => {
-                    op.waiting_for = Some(index);
-                    None
-                }
-                Err(_) => Some(Err(VoterError::NotLeader)),
-            }
+        let node = &mut self.node;
+        let step = {
+            let matched = |id| node.matched(id).unwrap_or(0);
+            op.change.next(&leader_view(node, &self.membership, &matched), Instant::now())
         };
-        if let Some(outcome) = outcome {
-            if let Some(op) = self.voter_op.take() {
-                tracing::info!(op = ?op.op, ?outcome, "voter change done");
-                let _ = op.done.send(outcome);
-            }
+        let outcome = match step {
+            Step::Wait => return,
+            Step::Done(outcome) => outcome,
+            Step::Propose(change) => match node.propose_change(&change) {
+                Ok(index) => {
+                    op.change.proposed(index);
+                    return;
+                }
+                Err(_) => Err(VoterError::NotLeader),
+            },
+        };
+        if let Some(op) = self.voter_op.take() {
+            tracing::info!(op = ?op.change.op, ?outcome, "voter change done");
+            let _ = op.done.send(outcome);
         }
     }
 
@@ -715,5 +621,17 @@ impl Driver {
             let data = EntryData { id: 0, records }.encode();
             let _ = self.node.propose(data);
         }
+    }
+}
+
+/// What a voter change needs to know of the leader.
+fn leader_view<'a>(node: &QuorumNode, membership: &'a Membership, matched: &'a dyn Fn(i32) -> u64) -> LeaderView<'a> {
+    LeaderView {
+        is_leader: node.is_leader(),
+        pending_change: node.has_pending_change(),
+        membership,
+        applied_index: node.applied_index(),
+        commit_index: node.commit_index(),
+        matched,
     }
 }

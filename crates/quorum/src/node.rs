@@ -221,19 +221,10 @@ impl QuorumNode {
     /// resigns once its removal commits. raft-rs keeps such a leader
     /// leading (without a vote of its own) until it is told.
     fn resign_if_removed(&mut self) {
-        let me = self.raw.raft.id;
-        if !self.is_leader() || self.raw.raft.prs().conf().voters().contains(me) {
+        if !self.resigning() || self.raw.raft.lead_transferee.is_some() {
             return;
         }
-        if self.raw.raft.lead_transferee.is_some() {
-            return;
-        }
-        let voters: Vec<u64> = self.raw.raft.prs().conf().voters().ids().iter().collect();
-        let target = voters
-            .into_iter()
-            .filter(|id| *id != me)
-            .max_by_key(|id| self.raw.raft.prs().get(*id).map_or(0, |pr| pr.matched));
-        if let Some(target) = target {
+        if let Some(target) = self.handover_target() {
             tracing::info!(to = node_id(target), "removed from the voters: handing the leadership over");
             self.raw.transfer_leader(target);
         }
@@ -252,14 +243,27 @@ impl QuorumNode {
         self.applied_index
     }
 
+    /// Whether this node leads the quorum. A leader removed from the voters
+    /// does not: it only hands the leadership over (raft-rs still calls it
+    /// leader until the next term reaches it).
     pub fn is_leader(&self) -> bool {
+        self.raft_leader() && !self.resigning()
+    }
+
+    /// raft-rs's own view: this node is in the leader state.
+    fn raft_leader(&self) -> bool {
         self.raw.raft.state == StateRole::Leader
     }
 
-    /// The leader's node id, or -1.
+    fn resigning(&self) -> bool {
+        self.raft_leader() && !self.raw.raft.prs().conf().voters().contains(self.raw.raft.id)
+    }
+
+    /// The leader's node id, or -1 (also while this node resigns).
     pub fn leader(&self) -> i32 {
         match self.raw.raft.leader_id {
             raft::INVALID_ID => -1,
+            _ if self.resigning() => -1,
             id => node_id(id),
         }
     }
@@ -276,7 +280,7 @@ impl QuorumNode {
     /// The leader's view of how far each voter's log goes (this node's own
     /// last index for itself); `None` on a follower, which knows only its own.
     pub fn voter_log_ends(&self) -> Option<Vec<(i32, u64)>> {
-        if !self.is_leader() {
+        if !self.raft_leader() {
             return None;
         }
         let me = self.raw.raft.id;
@@ -324,7 +328,7 @@ impl QuorumNode {
                 self.outbox.push(behind);
                 message.commit = last;
             }
-            MessageType::MsgAppendResponse if message.reject && self.is_leader() => {
+            MessageType::MsgAppendResponse if message.reject && self.raft_leader() => {
                 if let Some(pr) = self.raw.raft.mut_prs().get_mut(message.from) {
                     if message.reject_hint < pr.matched {
                         tracing::warn!(
@@ -358,11 +362,20 @@ impl QuorumNode {
         if !self.is_leader() {
             return;
         }
-        let me = self.raw.raft.id;
-        let target = self.raw.raft.prs().iter().map(|(id, _)| *id).find(|id| *id != me);
-        if let Some(target) = target {
+        if let Some(target) = self.handover_target() {
             self.raw.transfer_leader(target);
         }
+    }
+
+    /// The voter (not a learner: raft-rs ignores a transfer to one) other
+    /// than this node whose log is furthest ahead.
+    fn handover_target(&self) -> Option<u64> {
+        let me = self.raw.raft.id;
+        let voters: Vec<u64> = self.raw.raft.prs().conf().voters().ids().iter().collect();
+        voters
+            .into_iter()
+            .filter(|id| *id != me)
+            .max_by_key(|id| self.raw.raft.prs().get(*id).map_or(0, |pr| pr.matched))
     }
 
     pub fn has_ready(&self) -> bool {
