@@ -11,6 +11,8 @@ which it could not if the removed node still counted or the new one did not."""
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import subprocess
 import threading
 import time
@@ -192,6 +194,19 @@ def test_a_removed_follower_becomes_an_observer_and_keeps_serving(start_cluster)
     c = start_cluster()
     q = wait_until(lambda: (q := _quorum(c)) and q["leader_id"] in c.ids and q, WAIT_S, "a quorum leader")
     leader = q["leader_id"]
+    # join requests the leader refuses (a negative id, no endpoint) change nothing;
+    # malformed join and members frames close the connection
+    ctl = (c.node(leader).host, c.node(leader).controller_port)
+    with socket.create_connection(ctl, timeout=10) as s:
+        for payload in (b'\x03{"node_id": -5, "endpoint": "h:1"}', b'\x03{"node_id": 9, "endpoint": ""}'):
+            s.sendall(struct.pack(">I", len(payload)) + payload)
+    for payload in (b"\x03not json", b"\x04[[1]]", b"\x09"):
+        with socket.create_connection(ctl, timeout=10) as s:
+            s.sendall(struct.pack(">I", len(payload)) + payload)
+            assert s.recv(1) == b"", payload
+    time.sleep(1)
+    q = _quorum(c)
+    assert q is not None and q["observers"] == [] and len(q["voters"]) == 3, q
     follower = next(i for i in c.ids if i != leader)
     p = _vltava(c, "cluster", "remove-controller", "--controller-id", follower, timeout=30)
     assert p.returncode == 0, p.stderr
