@@ -22,6 +22,7 @@ from confluent_kafka import Producer
 from kafka import KafkaAdminClient
 
 import cluster as cl
+import kafka_wire as w
 from conftest import free_port
 from helpers import Worker, unique, wait_until
 from test_cluster import _read_topic, start_cluster  # noqa: F401 - the fixture
@@ -57,6 +58,36 @@ def _add_node(c: cl.Cluster, node_id: int) -> cl.Node:
     c.nodes[node_id] = node
     node.spawn()
     return node
+
+
+API_UPDATE_RAFT_VOTER = 82
+VOTER_NOT_FOUND = 127
+
+
+def _update_raft_voter(c: cl.Cluster, via: int, voter_id: int, host: str, port: int) -> int:
+    """UpdateRaftVoter v0 (no client here speaks it) sent to node `via`; its error code."""
+    listener = w.compact_string("CONTROLLER") + w.compact_string(host) + struct.pack(">H", port) \
+        + w.EMPTY_TAGGED_FIELDS
+    body = (w.compact_string(None) + w.int32(-1) + w.int32(voter_id) + bytes(16)
+            + w.compact_array([listener])
+            + w.int16(0) + w.int16(1) + w.EMPTY_TAGGED_FIELDS   # kraft.version range
+            + w.EMPTY_TAGGED_FIELDS)
+    payload = w.request_header_v2(API_UPDATE_RAFT_VOTER, 0, 82) + body
+    with w.connect(c.node(via).client_port, c.node(via).host, timeout=30) as s:
+        answer = w.roundtrip(s, payload)
+    corr, tags, _throttle, error = struct.unpack(">iBih", answer[:11])
+    assert (corr, tags) == (82, 0), answer
+    return error
+
+
+def _endpoints(c: cl.Cluster) -> dict:
+    """{node id: (host, port)} of DescribeQuorum's nodes, through kafka-python."""
+    a = KafkaAdminClient(bootstrap_servers=c.bootstrap_of(c.healthy()), request_timeout_ms=20000)
+    try:
+        nodes = a.describe_metadata_quorum()["nodes"]
+    finally:
+        a.close()
+    return {n["node_id"]: (n["listeners"][0]["host"], n["listeners"][0]["port"]) for n in nodes}
 
 
 class ProducerLoop:
@@ -222,3 +253,17 @@ def test_a_removed_follower_becomes_an_observer_and_keeps_serving(start_cluster)
     time.sleep(3)
     q = _quorum(c)
     assert q is not None and q["leader_id"] == leader, q
+
+    # UpdateRaftVoter (sent to the removed node, which forwards it): the other voter's
+    # endpoint becomes another name of the same listener, DescribeQuorum shows it, and the
+    # quorum still commits through it; an observer or an unknown node is VOTER_NOT_FOUND
+    other = next(i for i in rest if i != leader)
+    node = c.node(other)
+    assert _update_raft_voter(c, follower, 9, node.host, node.controller_port) == VOTER_NOT_FOUND
+    assert _update_raft_voter(c, leader, follower, "localhost", c.node(follower).controller_port) \
+        == VOTER_NOT_FOUND
+    assert _update_raft_voter(c, follower, other, "localhost", node.controller_port) == 0
+    wait_until(lambda: _endpoints(c).get(other) == ("localhost", node.controller_port), WAIT_S,
+               f"node {other}'s new endpoint in DescribeQuorum")
+    later = unique("after-update")
+    c.create_topic(later, partitions=1, replication_factor=3)
