@@ -255,20 +255,20 @@ mod tests {
         );
     }
 
+    /// A removal of `id` from voters 1, 2, 3, proposed as entry 11.
+    fn removal_proposed(id: i32, now: Instant) -> VoterChangeInFlight {
+        let m = membership(&[1, 2, 3], &[]);
+        let op = VoterOp::Remove { id };
+        let mut c = VoterChangeInFlight::start(op, &view(&m, 10, NO_LOG), false, now, Duration::from_secs(3)).unwrap();
+        assert_eq!(c.next(&view(&m, 10, NO_LOG), now), Step::Propose(VoterChange::Remove { id }));
+        c.proposed(11);
+        c
+    }
+
     #[test]
     fn a_leader_that_removed_itself_reports_success() {
         let now = Instant::now();
-        let m = membership(&[1, 2, 3], &[]);
-        let mut c = VoterChangeInFlight::start(
-            VoterOp::Remove { id: 1 },
-            &view(&m, 10, NO_LOG),
-            false,
-            now,
-            Duration::from_secs(3),
-        )
-        .unwrap();
-        assert_eq!(c.next(&view(&m, 10, NO_LOG), now), Step::Propose(VoterChange::Remove { id: 1 }));
-        c.proposed(11);
+        let mut c = removal_proposed(1, now);
         let m = membership(&[2, 3], &[]);
         let resigning = LeaderView { is_leader: false, ..view(&m, 11, NO_LOG) };
         assert_eq!(c.next(&resigning, now), Step::Done(Ok(())));
@@ -277,17 +277,8 @@ mod tests {
     #[test]
     fn losing_the_leadership_ends_the_change() {
         let now = Instant::now();
+        let mut c = removal_proposed(3, now);
         let m = membership(&[1, 2, 3], &[]);
-        let mut c = VoterChangeInFlight::start(
-            VoterOp::Remove { id: 3 },
-            &view(&m, 10, NO_LOG),
-            false,
-            now,
-            Duration::from_secs(3),
-        )
-        .unwrap();
-        assert_eq!(c.next(&view(&m, 10, NO_LOG), now), Step::Propose(VoterChange::Remove { id: 3 }));
-        c.proposed(11);
         let follower = LeaderView { is_leader: false, ..view(&m, 10, NO_LOG) };
         assert_eq!(c.next(&follower, now), Step::Done(Err(VoterError::NotLeader)));
     }
