@@ -236,6 +236,10 @@ def test_a_removed_follower_becomes_an_observer_and_keeps_serving(start_cluster)
             s.sendall(struct.pack(">I", len(payload)) + payload)
             assert s.recv(1) == b"", payload
     time.sleep(1)
+    # a controller that never joins is not added: REQUEST_TIMED_OUT, nothing written
+    p = _vltava(c, "cluster", "add-controller", "--controller-id", 7, "--controller-endpoint", "127.0.0.1:9",
+                timeout=4)
+    assert p.returncode != 0 and "REQUEST_TIMED_OUT" in p.stderr and "did not join" in p.stderr, p.stderr
     q = _quorum(c)
     assert q is not None and q["observers"] == [] and len(q["voters"]) == 3, q
     follower = next(i for i in c.ids if i != leader)

@@ -509,7 +509,9 @@ impl Driver {
             }
             return;
         }
-        if self.voter_op.is_some() || self.node.has_pending_change() {
+        // one membership change at a time (a voter change in flight waits
+        // for this one: AddRaftVoter may be waiting for this very node)
+        if self.node.has_pending_change() {
             return;
         }
         if join.endpoint.is_empty() || join.endpoint.len() > transport::ENDPOINT_BYTES_MAX {

@@ -4,10 +4,11 @@
 //! to do next ([`Step`]). The driver proposes what it asks and tells it the
 //! index of the entry; raft-rs takes one membership change at a time.
 //!
-//! AddRaftVoter adds the node as a learner first when it has not joined by
-//! itself, then waits until the learner's log reaches the commit index seen
-//! when it became a learner (Kafka's "caught up"), then promotes it; past
-//! the deadline it fails with REQUEST_TIMED_OUT, as Kafka's does.
+//! AddRaftVoter waits for the node to have joined (a learner: Kafka's
+//! observer), then until the learner's log reaches the commit index of the
+//! moment it was first seen a learner (Kafka's "caught up"), then promotes
+//! it; past the deadline it fails with REQUEST_TIMED_OUT, as Kafka's does,
+//! having written nothing.
 
 use std::time::{Duration, Instant};
 
@@ -16,8 +17,7 @@ use crate::membership::{Membership, VoterChange};
 /// A voter change asked of the quorum.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VoterOp {
-    /// Make `id` a voter once its log has caught up (added as a learner
-    /// first if it did not join yet).
+    /// Make `id` a voter once it has joined and its log has caught up.
     Add { id: i32, endpoint: String },
     /// Remove a voter (or an observer).
     Remove { id: i32 },
@@ -146,8 +146,17 @@ impl VoterChangeInFlight {
         let m = view.membership;
         let (change, last) = match &self.op {
             VoterOp::Add { id, .. } if m.is_voter(*id) => return Step::Done(Ok(())),
-            VoterOp::Add { id, endpoint } if !m.is_member(*id) => {
-                (VoterChange::AddLearner { id: *id, endpoint: endpoint.clone() }, false)
+            // as Kafka's leader waits for the new voter to fetch: nothing is
+            // written for a node that never shows up
+            VoterOp::Add { id, .. } if !m.is_member(*id) => {
+                return if late {
+                    Step::Done(Err(VoterError::TimedOut(format!(
+                        "node {id} did not join the metadata quorum in time: start it with \
+                         controller.quorum.bootstrap.servers naming the controllers"
+                    ))))
+                } else {
+                    Step::Wait
+                };
             }
             VoterOp::Add { id, endpoint } => {
                 let target = *self.catch_up_to.get_or_insert(view.commit_index);
@@ -219,27 +228,41 @@ mod tests {
     }
 
     #[test]
-    fn add_goes_learner_then_caught_up_then_voter() {
+    fn add_waits_for_the_learner_then_its_catching_up_then_promotes_it() {
         let now = Instant::now();
         let op = VoterOp::Add { id: 4, endpoint: "h4:9093".into() };
         let m = membership(&[1, 2, 3], &[]);
         let mut c = VoterChangeInFlight::start(op, &view(&m, 10, NO_LOG), false, now, Duration::from_secs(30)).unwrap();
-        assert_eq!(
-            c.next(&view(&m, 10, NO_LOG), now),
-            Step::Propose(VoterChange::AddLearner { id: 4, endpoint: "h4:9093".into() })
-        );
-        c.proposed(11);
-        assert_eq!(c.next(&view(&m, 10, NO_LOG), now), Step::Wait, "not applied yet");
+        assert_eq!(c.next(&view(&m, 10, NO_LOG), now), Step::Wait, "not joined yet: nothing proposed");
+        // it joined (a learner added on its own request is being applied)
+        let joining = LeaderView { pending_change: true, ..view(&m, 10, NO_LOG) };
+        assert_eq!(c.next(&joining, now), Step::Wait);
         let m = membership(&[1, 2, 3], &[4]);
-        // the commit index (50) when it became a learner is the mark to reach
+        // the commit index (50) when it is first seen a learner is the mark to reach
         let behind: &dyn Fn(i32) -> u64 = &|_| 49;
         assert_eq!(c.next(&view(&m, 11, behind), now), Step::Wait);
         let caught_up: &dyn Fn(i32) -> u64 = &|_| 50;
         let promote = c.next(&view(&m, 11, caught_up), now);
         assert_eq!(promote, Step::Propose(VoterChange::AddVoter { id: 4, endpoint: "h4:9093".into() }));
         c.proposed(12);
+        assert_eq!(c.next(&view(&m, 11, caught_up), now), Step::Wait, "not applied yet");
         let m = membership(&[1, 2, 3, 4], &[]);
         assert_eq!(c.next(&view(&m, 12, caught_up), now), Step::Done(Ok(())));
+    }
+
+    #[test]
+    fn a_node_that_never_joins_times_out_and_nothing_is_written() {
+        let now = Instant::now();
+        let m = membership(&[1, 2, 3], &[]);
+        let op = VoterOp::Add { id: 7, endpoint: "h7:9093".into() };
+        let mut c = VoterChangeInFlight::start(op, &view(&m, 10, NO_LOG), false, now, Duration::from_secs(3)).unwrap();
+        assert_eq!(c.next(&view(&m, 10, NO_LOG), now), Step::Wait);
+        let later = now + Duration::from_secs(3);
+        let step = c.next(&view(&m, 10, NO_LOG), later);
+        assert!(
+            matches!(&step, Step::Done(Err(VoterError::TimedOut(why))) if why.contains("did not join")),
+            "{step:?}"
+        );
     }
 
     #[test]
