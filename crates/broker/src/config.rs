@@ -103,6 +103,9 @@ pub struct BrokerConfig {
     /// `controller.quorum.voters`: `id@host:port` of every voter; empty
     /// means a quorum of this node alone.
     pub quorum_voters: Vec<(i32, String)>,
+    /// `controller.quorum.bootstrap.servers` (KIP-853's dynamic quorum),
+    /// `host:port` each; used without `controller.quorum.voters` only.
+    pub quorum_bootstrap_servers: Vec<String>,
     /// `broker.session.timeout.ms`: a broker silent this long is fenced.
     pub broker_session_timeout_ms: u64,
     /// `broker.heartbeat.interval.ms`
@@ -173,6 +176,20 @@ impl BrokerConfig {
     /// Every data directory (`log.dirs`), the first one first.
     pub fn log_dirs(&self) -> Vec<PathBuf> {
         std::iter::once(self.data_dir.clone()).chain(self.extra_data_dirs.iter().cloned()).collect()
+    }
+
+    /// Whether this node joins a quorum that exists (its bootstrap servers
+    /// name another controller than itself): it starts as an observer until
+    /// the quorum adds it, instead of a quorum of its own.
+    pub fn joins_quorum(&self) -> bool {
+        let own_port = self.controller_listen.map(|l| l.port());
+        let port_of = |e: &String| e.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok());
+        self.quorum_voters.is_empty()
+            && match &self.quorum_bootstrap_servers[..] {
+                [] => false,
+                [one] => port_of(one) != own_port,
+                _ => true,
+            }
     }
 
     /// Voters as (node id, address); a lone node votes for itself.
@@ -259,6 +276,7 @@ impl Default for BrokerConfig {
             controller_listen: None,
             controller_ssl: None,
             quorum_voters: Vec::new(),
+            quorum_bootstrap_servers: Vec::new(),
             broker_session_timeout_ms: 9_000,
             broker_heartbeat_interval_ms: 2_000,
             replica_lag_time_max_ms: 30_000,
@@ -599,9 +617,11 @@ impl BrokerConfig {
     }
 
     /// `controller.quorum.bootstrap.servers` (Kafka's dynamic quorum): with
-    /// `controller.quorum.voters` the voters decide; alone it may name this
-    /// node only (a quorum of one, like `kafka-storage format --standalone`).
-    fn check_bootstrap_servers(&self, servers: &str) -> Result<(), ConfigError> {
+    /// `controller.quorum.voters` the voters decide. Alone, naming only this
+    /// node it starts a quorum of one (like `kafka-storage format
+    /// --standalone`); naming others, this node joins their quorum as an
+    /// observer, which needs a controller listener for the leader to reach.
+    fn check_bootstrap_servers(&mut self, servers: &str) -> Result<(), ConfigError> {
         let err = |reason: String| ConfigError {
             key: "controller.quorum.bootstrap.servers".into(),
             value: servers.to_string(),
@@ -610,23 +630,24 @@ impl BrokerConfig {
         if !self.quorum_voters.is_empty() {
             return Ok(());
         }
-        let entries: Vec<&str> = servers.split(',').map(str::trim).filter(|e| !e.is_empty()).collect();
-        let port_of = |e: &str| e.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok());
-        match entries[..] {
-            [] => Ok(()),
-            [one] => match (port_of(one), self.controller_listen) {
-                (None, _) => Err(err("expected HOST:PORT".into())),
-                (Some(port), Some(own)) if port != own.port() => Err(err(format!(
-                    "names another controller than this node's ({own}): joining a dynamic quorum is not \
-                     supported; list the voters in controller.quorum.voters"
-                ))),
-                _ => Ok(()),
-            },
-            _ => Err(err(
-                "a dynamic quorum of several controllers is not supported: list the voters in controller.quorum.voters"
-                    .into(),
-            )),
+        let entries: Vec<String> =
+            servers.split(',').map(str::trim).filter(|e| !e.is_empty()).map(str::to_string).collect();
+        if entries.iter().any(|e| {
+            e.rsplit_once(':')
+                .and_then(|(h, p)| (!h.is_empty()).then_some(p))
+                .and_then(|p| p.parse::<u16>().ok())
+                .is_none()
+        }) {
+            return Err(err("expected HOST:PORT,...".into()));
         }
+        self.quorum_bootstrap_servers = entries;
+        if self.joins_quorum() && self.controller_listen.is_none() {
+            return Err(err(
+                "joining the quorum of other controllers needs a controller listener (controller.listener.names)"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -811,19 +832,32 @@ mod tests {
     }
 
     #[test]
-    fn controller_quorum_bootstrap_servers_may_name_only_this_node() {
+    fn controller_quorum_bootstrap_servers_start_alone_or_join() {
         let own = [("listeners", "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093")];
         let with = |servers: &'static str| {
             let mut s = own.to_vec();
             s.push(("controller.quorum.bootstrap.servers", servers));
             s
         };
-        apply(&with("localhost:9093")).unwrap();
-        assert!(refused(&with("other:9193")).contains("another controller"));
-        assert!(refused(&with("localhost:9093,other:9093")).contains("controller.quorum.voters"));
+        // naming only this node: a quorum of one
+        let alone = apply(&with("localhost:9093")).unwrap();
+        assert!(!alone.joins_quorum());
+        assert_eq!(alone.voters(), vec![(1, String::new())]);
+        // naming others: this node joins them
+        for servers in ["other:9193", "localhost:9093,other:9093"] {
+            let c = apply(&with(servers)).unwrap();
+            assert!(c.joins_quorum(), "{servers}");
+            assert_eq!(c.quorum_bootstrap_servers.len(), servers.split(',').count());
+        }
+        assert!(refused(&with("other")).contains("HOST:PORT"));
+        assert!(refused(&with(":9093")).contains("HOST:PORT"));
+        let e =
+            refused(&[("listeners", "PLAINTEXT://127.0.0.1:9092"), ("controller.quorum.bootstrap.servers", "h:9093")]);
+        assert!(e.contains("controller listener"), "{e}");
+        // with the voters listed, they decide
         let mut voters = with("h1:9093,h2:9093");
         voters.push(("controller.quorum.voters", "1@127.0.0.1:9093,2@h2:9093"));
-        apply(&voters).unwrap();
+        assert!(!apply(&voters).unwrap().joins_quorum());
     }
 
     #[test]

@@ -8,10 +8,12 @@
 //! new cluster starts at 2 as Kafka 4.x does, and UpdateFeatures moves it.
 //! The Java producer (4.0+) uses transactions v2 only when the finalized
 //! level is 2; the broker answers each request by its version either way.
-//! The consumer group protocol (`group.version` 1), share groups, the
-//! dynamic quorum (`kraft.version` 1) and eligible leader replicas are
-//! not implemented and stay at level 0, so clients use what a cluster
-//! without them offers.
+//! The consumer group protocol (`group.version` 1), share groups and
+//! eligible leader replicas are not implemented and stay at level 0, so
+//! clients use what a cluster without them offers. `kraft.version` 1 names
+//! Kafka's KRaft voter records; vltava's voter changes (KIP-853's APIs)
+//! ride on raft-rs's membership changes instead and do not depend on it,
+//! so it stays 0.
 
 use vltava_metadata::MetadataImage;
 

@@ -19,7 +19,9 @@ use anyhow::Context;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use vltava_metadata::{BrokerEndpoint, MetaProperties, MetadataImage, MetadataRecord};
-use vltava_quorum::{DutySettings, Heartbeat, NodeSettings, OnCorruption, Publisher, Quorum, QuorumNode, METADATA_DIR};
+use vltava_quorum::{
+    DutySettings, Heartbeat, NodeSettings, OnCorruption, Publisher, Quorum, QuorumNetwork, QuorumNode, METADATA_DIR,
+};
 
 use crate::controller::Controller;
 use crate::group::GroupCoordinator;
@@ -68,9 +70,19 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, QuorumNode)
         std::fs::remove_file(&marker)?;
         sync_dir(&data_dir);
     }
+    let own_endpoint = controller_endpoint(&config);
     let settings = NodeSettings {
         node_id: config.node_id,
         voters: config.voters().iter().map(|(id, _)| *id).collect(),
+        endpoints: config
+            .voters()
+            .into_iter()
+            .map(|(id, addr)| match own_endpoint.clone() {
+                Some(own) if id == config.node_id && addr.is_empty() => (id, own),
+                _ => (id, addr),
+            })
+            .collect(),
+        join: config.joins_quorum(),
         log: vltava_quorum::LogSettings { segment_bytes: config.metadata_log_segment_bytes },
         snapshot_bytes: config.metadata_snapshot_bytes,
         snapshot_interval: Duration::from_millis(config.metadata_snapshot_interval_ms),
@@ -229,8 +241,25 @@ fn start_quorum(broker: &Arc<Broker>, node: QuorumNode) -> anyhow::Result<()> {
             .auto_leader_rebalance_enable
             .then(|| Duration::from_millis(c.leader_imbalance_check_interval_ms)),
     };
-    let tls = controller_tls(c)?;
-    broker.controller.quorum().start(node, &c.voters(), c.controller_listen, settings, publisher, tls)
+    let network = QuorumNetwork {
+        listen: c.controller_listen,
+        endpoint: controller_endpoint(c),
+        bootstrap: c.quorum_bootstrap_servers.clone(),
+        tls: controller_tls(c)?,
+    };
+    broker.controller.quorum().start(node, network, settings, publisher)
+}
+
+/// This node's controller endpoint as the other controllers reach it: the
+/// controller listener, with the advertised host when it binds every
+/// interface.
+fn controller_endpoint(c: &BrokerConfig) -> Option<String> {
+    let listen = c.controller_listen?;
+    Some(if listen.ip().is_unspecified() {
+        format!("{}:{}", c.advertised_host, listen.port())
+    } else {
+        listen.to_string()
+    })
 }
 
 fn heartbeat(broker: &Broker, shutting_down: bool) -> Heartbeat {

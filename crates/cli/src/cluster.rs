@@ -1,12 +1,15 @@
 //! `vltava cluster ...`: `info` (the brokers from Metadata, the controller
 //! and the cluster id, through librdkafka), `describe-quorum` (the metadata
-//! quorum from DescribeQuorum) and `features` (the feature flags of
-//! ApiVersions v3+); librdkafka has no call for the last two, so they are
-//! sent through [`crate::connection`].
+//! quorum from DescribeQuorum), `features` (the feature flags of
+//! ApiVersions v3+), and `add-controller` / `remove-controller` (KIP-853's
+//! AddRaftVoter / RemoveRaftVoter, like Kafka's `kafka-metadata-quorum`);
+//! librdkafka has no call for the last four, so they are sent through
+//! [`crate::connection`].
 
+use kafka_protocol::messages::add_raft_voter_request::Listener;
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
 use kafka_protocol::messages::describe_quorum_response::ReplicaState;
-use kafka_protocol::messages::{DescribeQuorumRequest, TopicName};
+use kafka_protocol::messages::{AddRaftVoterRequest, DescribeQuorumRequest, RemoveRaftVoterRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use serde_json::{json, Value};
 
@@ -52,6 +55,57 @@ pub enum ClusterCommand {
     #[command(verbatim_doc_comment)]
     #[command(after_help = client::EXIT_CODES_HELP)]
     Features(JsonArgs),
+    /// Make a running controller a voter of the metadata quorum (KIP-853's
+    /// AddRaftVoter), like Kafka's `kafka-metadata-quorum add-controller`.
+    ///
+    /// Start the new controller first with controller.quorum.bootstrap.servers
+    /// naming the quorum (and no controller.quorum.voters): it joins as an
+    /// observer and copies the metadata log. The quorum leader makes it a
+    /// voter once it has caught up; give --timeout enough for that. Its node
+    /// id and controller endpoint come from its server.properties (--config)
+    /// or from --controller-id and --controller-endpoint.
+    ///
+    /// Examples:
+    ///   vltava --timeout 60 cluster add-controller --config node4/server.properties
+    ///   vltava cluster add-controller --controller-id 4 --controller-endpoint kafka4:9093
+    #[command(verbatim_doc_comment)]
+    #[command(after_help = client::EXIT_CODES_HELP)]
+    AddController(AddControllerArgs),
+    /// Remove a voter from the metadata quorum (KIP-853's RemoveRaftVoter),
+    /// like Kafka's `kafka-metadata-quorum remove-controller`. Removing the
+    /// leader works: it hands the leadership to another voter.
+    ///
+    /// Examples:
+    ///   vltava cluster remove-controller --controller-id 1
+    #[command(verbatim_doc_comment)]
+    #[command(after_help = client::EXIT_CODES_HELP)]
+    RemoveController(RemoveControllerArgs),
+}
+
+#[derive(clap::Args)]
+pub struct AddControllerArgs {
+    /// The new controller's server.properties: node.id and its controller
+    /// listener (advertised.listeners, else listeners, named by
+    /// controller.listener.names).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["controller_id", "controller_endpoint"])]
+    config: Option<std::path::PathBuf>,
+    /// The new controller's node id.
+    #[arg(long, value_name = "ID", requires = "controller_endpoint")]
+    controller_id: Option<i32>,
+    /// The new controller's controller listener, HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT", requires = "controller_id")]
+    controller_endpoint: Option<String>,
+}
+
+#[derive(clap::Args)]
+pub struct RemoveControllerArgs {
+    /// The node id of the voter to remove.
+    #[arg(long, value_name = "ID")]
+    controller_id: i32,
+    /// Its metadata directory id (a UUID); vltava's voters are known by node
+    /// id alone, so this is accepted for Kafka's syntax and not checked.
+    #[arg(long, value_name = "UUID")]
+    controller_directory_id: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -66,7 +120,110 @@ pub fn run(args: &ClientArgs, cmd: &ClusterCommand) -> anyhow::Result<()> {
         ClusterCommand::Info(a) => info(args, a),
         ClusterCommand::DescribeQuorum(a) => describe_quorum(args, a),
         ClusterCommand::Features(a) => features(args, a),
+        ClusterCommand::AddController(a) => add_controller(args, a),
+        ClusterCommand::RemoveController(a) => remove_controller(args, a),
     }
+}
+
+/// The wait asked of the quorum leader: the --timeout less what the
+/// connection and the answer need, so the answer arrives within it.
+fn leader_wait_ms(args: &ClientArgs) -> i32 {
+    let budget = args.timeout().saturating_sub(std::time::Duration::from_secs(1));
+    i32::try_from(budget.as_millis()).unwrap_or(i32::MAX).max(100)
+}
+
+fn add_controller(args: &ClientArgs, a: &AddControllerArgs) -> anyhow::Result<()> {
+    let (id, endpoint) = match (&a.config, a.controller_id, &a.controller_endpoint) {
+        (Some(path), _, _) => controller_of_config(path)?,
+        (None, Some(id), Some(endpoint)) => (id, endpoint.clone()),
+        _ => anyhow::bail!("give the new controller's --config, or --controller-id and --controller-endpoint"),
+    };
+    let (host, port) = split_endpoint(&endpoint)?;
+    let request = AddRaftVoterRequest::default()
+        .with_cluster_id(None)
+        .with_timeout_ms(leader_wait_ms(args))
+        .with_voter_id(id)
+        .with_listeners(vec![Listener::default()
+            .with_name(StrBytes::from_static_str("CONTROLLER"))
+            .with_host(StrBytes::from_string(host))
+            .with_port(port)]);
+    let mut conn = connection::connect_bootstrap(args)?;
+    let (answer, _) = conn.send(&request).map_err(|e| conn.error(e))?;
+    refused(&conn, "AddRaftVoter", answer.error_code, answer.error_message.as_ref())?;
+    println!("controller {id} ({endpoint}) is a voter of the metadata quorum");
+    Ok(())
+}
+
+fn remove_controller(args: &ClientArgs, a: &RemoveControllerArgs) -> anyhow::Result<()> {
+    let directory_id = match &a.controller_directory_id {
+        Some(text) => uuid::Uuid::parse_str(text)
+            .map_err(|e| anyhow::anyhow!("--controller-directory-id {text}: not a UUID ({e})"))?,
+        None => uuid::Uuid::nil(),
+    };
+    let request =
+        RemoveRaftVoterRequest::default().with_voter_id(a.controller_id).with_voter_directory_id(directory_id);
+    let mut conn = connection::connect_bootstrap(args)?;
+    let (answer, _) = conn.send(&request).map_err(|e| conn.error(e))?;
+    refused(&conn, "RemoveRaftVoter", answer.error_code, answer.error_message.as_ref())?;
+    println!("controller {} is no longer a voter of the metadata quorum", a.controller_id);
+    Ok(())
+}
+
+/// A request's error code as the one-line error of this tool.
+fn refused(conn: &BrokerConnection, api: &str, code: i16, message: Option<&StrBytes>) -> anyhow::Result<()> {
+    if code == 0 {
+        return Ok(());
+    }
+    let detail = message.map(|m| format!(" ({})", m.as_str())).unwrap_or_default();
+    Err(anyhow::anyhow!("{}: {api}: {}{detail}", conn.address(), error_name(code)))
+}
+
+fn split_endpoint(endpoint: &str) -> anyhow::Result<(String, u16)> {
+    let bad = || anyhow::anyhow!("controller endpoint {endpoint}: expected HOST:PORT");
+    let (host, port) = endpoint.rsplit_once(':').ok_or_else(bad)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    if host.is_empty() || port == 0 {
+        return Err(bad());
+    }
+    Ok((host.to_string(), port))
+}
+
+/// The node id and controller endpoint in a controller's server.properties,
+/// as Kafka's `add-controller` reads them from its `--command-config`.
+fn controller_of_config(path: &std::path::Path) -> anyhow::Result<(i32, String)> {
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    controller_of_properties(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+fn controller_of_properties(text: &str) -> anyhow::Result<(i32, String)> {
+    let get = |key: &str| {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.starts_with('#') && !l.starts_with('!'))
+            .filter_map(|l| l.split_once('='))
+            .rfind(|(k, _)| k.trim() == key)
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let id = get("node.id").ok_or_else(|| anyhow::anyhow!("no node.id"))?;
+    let id: i32 = id.parse().map_err(|_| anyhow::anyhow!("node.id {id} is not a number"))?;
+    let names = get("controller.listener.names").unwrap_or_else(|| "CONTROLLER".to_string());
+    let names: Vec<String> = names.split(',').map(|n| n.trim().to_ascii_uppercase()).collect();
+    let controller_of = |listeners: Option<String>| {
+        listeners?.split(',').find_map(|entry| {
+            let (name, addr) = entry.trim().split_once("://")?;
+            names.contains(&name.trim().to_ascii_uppercase()).then(|| addr.to_string())
+        })
+    };
+    let endpoint = controller_of(get("advertised.listeners"))
+        .or_else(|| controller_of(get("listeners")))
+        .ok_or_else(|| anyhow::anyhow!("no controller listener ({}) in listeners", names.join(",")))?;
+    let (host, port) = endpoint
+        .rsplit_once(':')
+        .ok_or_else(|| anyhow::anyhow!("controller listener {endpoint}: expected HOST:PORT"))?;
+    // a listener on every interface: the host others reach is the node's name
+    let host = if host.is_empty() || host == "0.0.0.0" { "localhost" } else { host };
+    Ok((id, format!("{host}:{port}")))
 }
 
 fn info(args: &ClientArgs, a: &JsonArgs) -> anyhow::Result<()> {
@@ -328,6 +485,26 @@ mod tests {
         assert_eq!(row.lag, None);
         let row = ReplicaRow::new(&replica(3, 50, 9_000, 9_000), None, 10_000);
         assert_eq!(row.lag, None);
+    }
+
+    #[test]
+    fn a_controllers_id_and_endpoint_come_from_its_config() {
+        let props = "node.id=4\nprocess.roles=broker,controller\n\
+                     listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093\n";
+        assert_eq!(controller_of_properties(props).unwrap(), (4, "127.0.0.1:9093".to_string()));
+        let advertised = "node.id=5\ncontroller.listener.names=CTL\nlisteners=CTL://:9095\n\
+                          advertised.listeners=CTL://kafka5:9095\n";
+        assert_eq!(controller_of_properties(advertised).unwrap(), (5, "kafka5:9095".to_string()));
+        assert!(controller_of_properties("node.id=5\nlisteners=PLAINTEXT://:9092\n")
+            .unwrap_err()
+            .to_string()
+            .contains("no controller listener"));
+        assert!(controller_of_properties("listeners=CONTROLLER://:9093\n")
+            .unwrap_err()
+            .to_string()
+            .contains("node.id"));
+        assert!(split_endpoint("kafka4").is_err() && split_endpoint("kafka4:0").is_err());
+        assert_eq!(split_endpoint("[::1]:9093").unwrap(), ("::1".to_string(), 9093));
     }
 
     #[test]

@@ -9,11 +9,15 @@
 //! - [`log`]: the log on disk (`__cluster_metadata-0`): Raft entries as
 //!   record batches on the storage crate's `Log`, the hard state, and
 //!   snapshots ([`snapshot`], KIP-630) that bound it;
+//! - [`membership`]: the voter set (KIP-853) as raft-rs membership
+//!   changes whose context carries each member's endpoint;
 //! - [`node`]: one voter as a state machine (no threads, sockets or
 //!   clocks), which the tests drive by hand;
 //! - [`transport`]: the controller listener and the connections to peers;
 //! - [`controller`]: the active controller's duties (fencing, unfencing,
 //!   preferred leaders, the cluster id);
+//! - [`voter_change`]: a voter change (KIP-853) as the leader carries it
+//!   out, a state machine without I/O;
 //! - [`driver`]: the thread that runs a node, and [`Quorum`], the broker's
 //!   handle on it;
 //! - [`legacy`]: the logs of earlier releases, imported once.
@@ -25,16 +29,20 @@ pub mod controller;
 pub mod driver;
 mod legacy;
 pub mod log;
+pub mod membership;
 pub mod node;
 pub mod snapshot;
 pub mod transport;
+pub mod voter_change;
 
 pub use applied::AppliedIds;
 pub use controller::{DutySettings, Heartbeat};
-pub use driver::{ProposeError, Publisher, Quorum, QuorumStatus, VoterStatus, EXIT_METADATA_LOG_FAILED};
+pub use driver::{ProposeError, Publisher, Quorum, QuorumNetwork, QuorumStatus, VoterStatus, EXIT_METADATA_LOG_FAILED};
 pub use log::{LogSettings, OnCorruption};
+pub use membership::{Membership, VoterChange};
 pub use node::{NodeSettings, QuorumNode};
 pub use transport::ControllerTls;
+pub use voter_change::{VoterError, VoterOp};
 
 /// Name of the directory holding the metadata log, as in KRaft.
 pub const METADATA_DIR: &str = "__cluster_metadata-0";

@@ -18,7 +18,7 @@
 //! hold every committed entry, or a bad batch before the tail, is
 //! corruption and refused ([`OnCorruption`]).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -79,7 +79,11 @@ pub struct Recovered {
 /// state, the snapshot itself.
 struct Core {
     hard_state: HardState,
+    /// The membership as of the last applied entry (what a snapshot taken
+    /// now records).
     conf_state: ConfState,
+    /// Controller endpoints of the members, by raft id.
+    endpoints: BTreeMap<u64, String>,
     snapshot: Snapshot,
     entries: VecDeque<Entry>,
 }
@@ -195,7 +199,10 @@ fn batch_entry(batch: &[u8]) -> Result<Entry, String> {
 
 impl MetadataLog {
     /// Opens (or creates) the metadata log in `dir` for a quorum of
-    /// `voters` (raft ids), importing the formats of earlier releases.
+    /// `voters` (raft ids), importing the formats of earlier releases. The
+    /// newest snapshot's membership, when there is one, replaces `voters`:
+    /// the log decides who votes once it has said so (the membership
+    /// changes after the snapshot are for the caller to apply).
     pub fn open(
         dir: &Path,
         voters: &[u64],
@@ -375,6 +382,11 @@ impl MetadataLog {
             log.truncate_to(offset)?;
             hard_state.commit = hard_state.commit.min(last);
         }
+        let conf_state = match &snapshot {
+            Some(s) => ConfState::from((s.voters.clone(), s.learners.clone())),
+            None => ConfState::from((voters.to_vec(), vec![])),
+        };
+        let endpoints = snapshot.as_ref().map(|s| s.endpoints.clone()).unwrap_or_default();
         let mut snap = Snapshot::default();
         if let Some(s) = &snapshot {
             let bytes =
@@ -383,11 +395,11 @@ impl MetadataLog {
             let meta = snap.mut_metadata();
             meta.index = s.index;
             meta.term = s.term;
-            meta.set_conf_state(ConfState::from((voters.to_vec(), vec![])));
+            meta.set_conf_state(conf_state.clone());
             hard_state.commit = hard_state.commit.max(s.index);
         }
         let committed: Vec<Entry> = entries.iter().filter(|e| e.index <= hard_state.commit).cloned().collect();
-        let core = Core { hard_state, conf_state: ConfState::from((voters.to_vec(), vec![])), snapshot: snap, entries };
+        let core = Core { hard_state, conf_state, endpoints, snapshot: snap, entries };
         let this = Self {
             dir: dir.to_path_buf(),
             log,
@@ -400,6 +412,20 @@ impl MetadataLog {
     /// The storage to give raft-rs.
     pub fn storage(&self) -> LogStorage {
         self.core.clone()
+    }
+
+    /// The membership as of the last applied entry, with its endpoints.
+    pub fn membership(&self) -> (ConfState, BTreeMap<u64, String>) {
+        let core = self.core.0.read();
+        (core.conf_state.clone(), core.endpoints.clone())
+    }
+
+    /// Records the membership after an applied change (in memory: the
+    /// change itself is in the log, and the next snapshot records it).
+    pub fn set_membership(&mut self, conf_state: ConfState, endpoints: BTreeMap<u64, String>) {
+        let mut core = self.core.0.write();
+        core.conf_state = conf_state;
+        core.endpoints = endpoints;
     }
 
     pub fn hard_state(&self) -> HardState {
@@ -518,6 +544,10 @@ impl MetadataLog {
             let mut core = self.core.0.write();
             core.entries.clear();
             core.snapshot = snapshot.clone();
+            core.conf_state = meta.get_conf_state().clone();
+            if !content.endpoints.is_empty() {
+                core.endpoints = content.endpoints.clone();
+            }
             core.hard_state.commit = meta.index;
             core.hard_state.term = core.hard_state.term.max(meta.term);
             core.hard_state.clone()
@@ -550,6 +580,8 @@ impl MetadataLog {
             index,
             term,
             voters: core.conf_state.voters.clone(),
+            learners: core.conf_state.learners.clone(),
+            endpoints: core.endpoints.clone(),
             image: image.clone(),
             applied: applied.clone(),
         }

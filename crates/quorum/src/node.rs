@@ -8,17 +8,19 @@
 //! drive several of them by hand (elections, partitions, restarts,
 //! snapshots).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use raft::eraftpb::{Entry, EntryType, Message, MessageType};
+use raft::eraftpb::{ConfChangeV2, Entry, EntryType, Message, MessageType};
 use raft::prelude::{Config, RawNode};
 use raft::StateRole;
 use vltava_metadata::{EntryData, MetadataImage};
 
 use crate::applied::AppliedIds;
 use crate::log::{LogSettings, LogStorage, MetadataLog, OnCorruption};
+use crate::membership::{self, Membership, VoterChange};
 use crate::QuorumError;
 
 /// raft-rs ids must be non-zero; Kafka node ids start at 0.
@@ -43,7 +45,15 @@ const INFLIGHT_MESSAGES_MAX: usize = 256;
 pub struct NodeSettings {
     pub node_id: i32,
     /// Every voter's node id (this node's included); empty: this node alone.
+    /// Only the start of a log: once the log holds a membership (a
+    /// snapshot, a change), that decides.
     pub voters: Vec<i32>,
+    /// The controller endpoints (`host:port`) known from the configuration.
+    pub endpoints: Vec<(i32, String)>,
+    /// This node joins an existing quorum (`controller.quorum.bootstrap.servers`
+    /// naming others): a log without a membership starts with none, and
+    /// the leader adds this node as a learner.
+    pub join: bool,
     pub log: LogSettings,
     /// `metadata.log.max.record.bytes.between.snapshots`: snapshot after
     /// this many bytes of new entries.
@@ -59,6 +69,8 @@ impl NodeSettings {
         Self {
             node_id,
             voters,
+            endpoints: Vec::new(),
+            join: false,
             log: LogSettings::default(),
             snapshot_bytes: 20 << 20,
             snapshot_interval: Duration::from_secs(3600),
@@ -67,7 +79,9 @@ impl NodeSettings {
     }
 
     fn raft_voters(&self) -> Vec<u64> {
-        if self.voters.is_empty() {
+        if self.join {
+            Vec::new()
+        } else if self.voters.is_empty() {
             vec![raft_id(self.node_id)]
         } else {
             self.voters.iter().map(|v| raft_id(*v)).collect()
@@ -85,6 +99,10 @@ pub struct Progress {
     pub applied: Vec<u64>,
     /// The image changed.
     pub image_changed: bool,
+    /// The membership changed (voters, learners or endpoints).
+    pub membership_changed: bool,
+    /// Log indexes of the membership changes applied.
+    pub applied_changes: Vec<u64>,
 }
 
 pub struct QuorumNode {
@@ -97,6 +115,8 @@ pub struct QuorumNode {
     last_snapshot: Instant,
     /// Messages of our own to send with the next ready state.
     outbox: Vec<Message>,
+    /// A member was added since the last snapshot taken for it.
+    added_a_member: bool,
 }
 
 impl QuorumNode {
@@ -104,13 +124,16 @@ impl QuorumNode {
     /// newest snapshot and the committed entries after it.
     pub fn open(dir: &Path, settings: NodeSettings, now: Instant) -> Result<Self, QuorumError> {
         let voters = settings.raft_voters();
-        let (log, recovered) = MetadataLog::open(dir, &voters, &settings.log, settings.on_corruption)?;
+        let (mut log, recovered) = MetadataLog::open(dir, &voters, &settings.log, settings.on_corruption)?;
         let (mut image, mut applied_ids, mut applied_index) = match recovered.snapshot {
             Some(s) => (s.image, s.applied, s.index),
             None => (MetadataImage::default(), AppliedIds::default(), 0),
         };
+        let mut changes = Vec::new();
         for entry in &recovered.committed {
-            if let Some(data) = decode(entry)? {
+            if let Some(cc) = membership::conf_change_of(entry) {
+                changes.push((entry.index, cc));
+            } else if let Some(data) = decode(entry)? {
                 if applied_ids.first_time(data.id) {
                     image.apply_mut(&data.records);
                 }
@@ -131,7 +154,21 @@ impl QuorumNode {
         config.validate()?;
         let logger = slog::Logger::root(slog::Discard, slog::o!());
         let mut raw = RawNode::new(&config, log.storage(), &logger)?;
-        if voters == [raft_id(settings.node_id)] {
+        // the configured endpoints, then what the log says
+        let (mut conf, logged) = log.membership();
+        let mut endpoints: BTreeMap<u64, String> =
+            settings.endpoints.iter().filter(|(_, e)| !e.is_empty()).map(|(id, e)| (raft_id(*id), e.clone())).collect();
+        endpoints.extend(logged);
+        // raft-rs starts from the membership as of the snapshot; the
+        // committed changes after it are applied as they were the first time
+        for (index, cc) in changes {
+            if let Some(next) = apply_change(&mut raw, index, cc, &mut endpoints) {
+                conf = next;
+            }
+        }
+        endpoints.retain(|id, _| conf.voters.contains(id) || conf.learners.contains(id));
+        log.set_membership(conf.clone(), endpoints);
+        if conf.voters == [raft_id(settings.node_id)] {
             // a quorum of one elects itself at once
             let _ = raw.campaign();
         }
@@ -144,7 +181,53 @@ impl QuorumNode {
             settings,
             last_snapshot: now,
             outbox: Vec::new(),
+            added_a_member: false,
         })
+    }
+
+    /// Voters, learners and their endpoints, as of the last applied entry.
+    pub fn membership(&self) -> Membership {
+        let (conf, endpoints) = self.log.membership();
+        Membership::new(&conf, &endpoints)
+    }
+
+    /// Whether a membership change is proposed and not applied yet (raft-rs
+    /// takes one at a time).
+    pub fn has_pending_change(&self) -> bool {
+        self.raw.raft.has_pending_conf()
+    }
+
+    /// Proposes a membership change (on the leader); returns the index of
+    /// its entry, whose application [`Progress::applied_changes`] reports.
+    /// The caller checks that the change makes sense ([`Membership`]).
+    pub fn propose_change(&mut self, change: &VoterChange) -> raft::Result<u64> {
+        if !self.is_leader() || self.has_pending_change() {
+            return Err(raft::Error::ProposalDropped);
+        }
+        self.raw.propose_conf_change(Vec::new(), change.conf_change())?;
+        Ok(self.raw.raft.raft_log.last_index())
+    }
+
+    /// The leader's knowledge of how far `id`'s log matches its own.
+    pub fn matched(&self, id: i32) -> Option<u64> {
+        if !self.is_leader() {
+            return None;
+        }
+        self.raw.raft.prs().get(raft_id(id)).map(|pr| pr.matched)
+    }
+
+    /// A leader that is no longer a voter (RemoveRaftVoter of itself) hands
+    /// the leadership to the voter furthest ahead, as Kafka's leader
+    /// resigns once its removal commits. raft-rs keeps such a leader
+    /// leading (without a vote of its own) until it is told.
+    fn resign_if_removed(&mut self) {
+        if !self.resigning() || self.raw.raft.lead_transferee.is_some() {
+            return;
+        }
+        if let Some(target) = self.handover_target() {
+            tracing::info!(to = node_id(target), "removed from the voters: handing the leadership over");
+            self.raw.transfer_leader(target);
+        }
     }
 
     pub fn image(&self) -> &Arc<MetadataImage> {
@@ -160,14 +243,27 @@ impl QuorumNode {
         self.applied_index
     }
 
+    /// Whether this node leads the quorum. A leader removed from the voters
+    /// does not: it only hands the leadership over (raft-rs still calls it
+    /// leader until the next term reaches it).
     pub fn is_leader(&self) -> bool {
+        self.raft_leader() && !self.resigning()
+    }
+
+    /// raft-rs's own view: this node is in the leader state.
+    fn raft_leader(&self) -> bool {
         self.raw.raft.state == StateRole::Leader
     }
 
-    /// The leader's node id, or -1.
+    fn resigning(&self) -> bool {
+        self.raft_leader() && !self.raw.raft.prs().conf().voters().contains(self.raw.raft.id)
+    }
+
+    /// The leader's node id, or -1 (also while this node resigns).
     pub fn leader(&self) -> i32 {
         match self.raw.raft.leader_id {
             raft::INVALID_ID => -1,
+            _ if self.resigning() => -1,
             id => node_id(id),
         }
     }
@@ -184,7 +280,7 @@ impl QuorumNode {
     /// The leader's view of how far each voter's log goes (this node's own
     /// last index for itself); `None` on a follower, which knows only its own.
     pub fn voter_log_ends(&self) -> Option<Vec<(i32, u64)>> {
-        if !self.is_leader() {
+        if !self.raft_leader() {
             return None;
         }
         let me = self.raw.raft.id;
@@ -201,6 +297,7 @@ impl QuorumNode {
 
     pub fn tick(&mut self) {
         self.raw.tick();
+        self.resign_if_removed();
     }
 
     /// Steps a message from a peer.
@@ -231,7 +328,7 @@ impl QuorumNode {
                 self.outbox.push(behind);
                 message.commit = last;
             }
-            MessageType::MsgAppendResponse if message.reject && self.is_leader() => {
+            MessageType::MsgAppendResponse if message.reject && self.raft_leader() => {
                 if let Some(pr) = self.raw.raft.mut_prs().get_mut(message.from) {
                     if message.reject_hint < pr.matched {
                         tracing::warn!(
@@ -265,11 +362,20 @@ impl QuorumNode {
         if !self.is_leader() {
             return;
         }
-        let me = self.raw.raft.id;
-        let target = self.raw.raft.prs().iter().map(|(id, _)| *id).find(|id| *id != me);
-        if let Some(target) = target {
+        if let Some(target) = self.handover_target() {
             self.raw.transfer_leader(target);
         }
+    }
+
+    /// The voter (not a learner: raft-rs ignores a transfer to one) other
+    /// than this node whose log is furthest ahead.
+    fn handover_target(&self) -> Option<u64> {
+        let me = self.raw.raft.id;
+        let voters: Vec<u64> = self.raw.raft.prs().conf().voters().ids().iter().collect();
+        voters
+            .into_iter()
+            .filter(|id| *id != me)
+            .max_by_key(|id| self.raw.raft.prs().get(*id).map_or(0, |pr| pr.matched))
     }
 
     pub fn has_ready(&self) -> bool {
@@ -292,6 +398,7 @@ impl QuorumNode {
             self.applied_ids = content.applied;
             self.applied_index = content.index;
             progress.image_changed = true;
+            progress.membership_changed = true;
         }
         self.apply(ready.take_committed_entries(), &mut progress)?;
         self.log.append(ready.entries())?;
@@ -306,7 +413,15 @@ impl QuorumNode {
         progress.messages.extend(light.take_messages());
         self.apply(light.take_committed_entries(), &mut progress)?;
         self.raw.advance_apply();
+        if progress.membership_changed && self.added_a_member {
+            // A node that joins has no log to start from, and raft-rs
+            // refuses a snapshot whose membership lacks it: a snapshot
+            // taken now, after its addition, is what the leader sends it.
+            self.added_a_member = false;
+            self.snapshot_now(now)?;
+        }
         self.maybe_snapshot(now)?;
+        self.resign_if_removed();
         Ok(progress)
     }
 
@@ -315,7 +430,19 @@ impl QuorumNode {
         let mut changed = false;
         for entry in entries {
             self.applied_index = entry.index;
-            if let Some(data) = decode(&entry)? {
+            if let Some(cc) = membership::conf_change_of(&entry) {
+                let (before, mut endpoints) = self.log.membership();
+                if let Some(conf) = apply_change(&mut self.raw, entry.index, cc, &mut endpoints) {
+                    self.added_a_member |= conf
+                        .learners
+                        .iter()
+                        .chain(&conf.voters)
+                        .any(|id| !before.learners.contains(id) && !before.voters.contains(id));
+                    self.log.set_membership(conf, endpoints);
+                    progress.membership_changed = true;
+                }
+                progress.applied_changes.push(entry.index);
+            } else if let Some(data) = decode(&entry)? {
                 if self.applied_ids.first_time(data.id) {
                     image.apply_mut(&data.records);
                     changed = true;
@@ -354,6 +481,30 @@ impl QuorumNode {
         self.log.take_snapshot(&content)?;
         self.last_snapshot = now;
         Ok(())
+    }
+}
+
+/// Applies a committed membership change to raft-rs and the endpoints;
+/// returns the new membership. A change raft-rs refuses (or cannot read) is
+/// skipped, the same way on every node: the leader checks changes before
+/// proposing them, so this is a bug's trace, not a reason to stop.
+fn apply_change(
+    raw: &mut RawNode<LogStorage>,
+    index: u64,
+    cc: Result<ConfChangeV2, String>,
+    endpoints: &mut BTreeMap<u64, String>,
+) -> Option<raft::eraftpb::ConfState> {
+    let applied = cc.and_then(|cc| raw.apply_conf_change(&cc).map(|conf| (cc, conf)).map_err(|e| e.to_string()));
+    match applied {
+        Ok((cc, conf)) => {
+            membership::note_endpoints(&cc, &conf, endpoints);
+            tracing::info!(index, voters = ?conf.voters.iter().map(|v| node_id(*v)).collect::<Vec<_>>(), learners = ?conf.learners.iter().map(|v| node_id(*v)).collect::<Vec<_>>(), "metadata quorum membership changed");
+            Some(conf)
+        }
+        Err(reason) => {
+            tracing::error!(index, %reason, "skipping a membership change raft-rs refuses");
+            None
+        }
     }
 }
 

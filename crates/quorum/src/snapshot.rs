@@ -4,8 +4,10 @@
 //! first entry after it). The content is record batches, CRC-checked like
 //! the log's:
 //!
-//! - a `header` record: format version (1), index, term, the image's record
-//!   count, and the voters;
+//! - a `header` record: format version, index, term, the image's record
+//!   count, the voters, and (format 2) the learners and every member's
+//!   controller endpoint ([`crate::membership`]); format 1, written before
+//!   the membership could change, has the voters only;
 //! - the image as metadata records ([`MetadataImage::to_records`]), in
 //!   batches of at most [`RECORDS_PER_BATCH`];
 //! - an `applied` record: the ids of recently applied proposals, so that a
@@ -15,6 +17,7 @@
 //! The same bytes travel in raft-rs's snapshot message to a follower that
 //! is too far behind for the leader's log (our FetchSnapshot).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use vltava_metadata::codec::{Reader, Writer};
@@ -23,7 +26,11 @@ use vltava_protocol::batch::{build_keyed_batch, records_of, records_section, ver
 
 use crate::applied::AppliedIds;
 
-const FORMAT: u8 = 1;
+const FORMAT: u8 = 2;
+/// The format before learners and endpoints were recorded.
+const FORMAT_VOTERS_ONLY: u8 = 1;
+/// Members a header may list (a bound on what a corrupt length asks for).
+const MEMBERS_MAX: u64 = 1024;
 const HEADER_KEY: &[u8] = b"header";
 const APPLIED_KEY: &[u8] = b"applied";
 pub const RECORDS_PER_BATCH: usize = 1000;
@@ -36,6 +43,9 @@ pub struct SnapshotContent {
     pub index: u64,
     pub term: u64,
     pub voters: Vec<u64>,
+    pub learners: Vec<u64>,
+    /// Controller endpoints of the members, by raft id (format 1: none).
+    pub endpoints: BTreeMap<u64, String>,
     pub image: MetadataImage,
     pub applied: AppliedIds,
 }
@@ -67,9 +77,16 @@ impl SnapshotContent {
         header.bytes(&self.index.to_be_bytes());
         header.bytes(&self.term.to_be_bytes());
         header.bytes(&(records.len() as u64).to_be_bytes());
-        header.uvarint(self.voters.len() as u64);
-        for v in &self.voters {
-            header.uvarint(*v);
+        for ids in [&self.voters, &self.learners] {
+            header.uvarint(ids.len() as u64);
+            for v in ids {
+                header.uvarint(*v);
+            }
+        }
+        header.uvarint(self.endpoints.len() as u64);
+        for (id, endpoint) in &self.endpoints {
+            header.uvarint(*id);
+            header.string(endpoint);
         }
         let header = header.into_bytes();
         let mut out = build_keyed_batch(0, 0, &[(Some(HEADER_KEY), Some(&header))]);
@@ -122,12 +139,25 @@ impl SnapshotContent {
         let u64_at = |r: &mut Reader<'_>| -> Result<u64, String> {
             Ok(u64::from_be_bytes(r.take(8).map_err(|e| e.to_string())?.try_into().expect("8 bytes")))
         };
-        if r.take(1).map_err(|e| e.to_string())?[0] != FORMAT {
-            return Err("unknown snapshot format".into());
+        let format = r.take(1).map_err(|e| e.to_string())?[0];
+        if format != FORMAT && format != FORMAT_VOTERS_ONLY {
+            return Err(format!("unknown snapshot format {format}"));
         }
         let (index, term, count) = (u64_at(&mut r)?, u64_at(&mut r)?, u64_at(&mut r)?);
-        let voters_len = r.uvarint().map_err(|e| e.to_string())?.min(1024);
-        let voters = (0..voters_len).map(|_| r.uvarint().map_err(|e| e.to_string())).collect::<Result<Vec<_>, _>>()?;
+        let ids = |r: &mut Reader<'_>| -> Result<Vec<u64>, String> {
+            let len = r.uvarint().map_err(|e| e.to_string())?.min(MEMBERS_MAX);
+            (0..len).map(|_| r.uvarint().map_err(|e| e.to_string())).collect()
+        };
+        let voters = ids(&mut r)?;
+        let (mut learners, mut endpoints) = (Vec::new(), BTreeMap::new());
+        if format == FORMAT {
+            learners = ids(&mut r)?;
+            let len = r.uvarint().map_err(|e| e.to_string())?.min(MEMBERS_MAX);
+            for _ in 0..len {
+                let id = r.uvarint().map_err(|e| e.to_string())?;
+                endpoints.insert(id, r.string().map_err(|e| e.to_string())?);
+            }
+        }
         if count != records.len() as u64 {
             return Err(format!("{} image records, the header says {count}", records.len()));
         }
@@ -139,6 +169,8 @@ impl SnapshotContent {
             index,
             term,
             voters,
+            learners,
+            endpoints,
             image: MetadataImage::from_records(&records, index),
             applied: AppliedIds::from_ids(ids),
         })
@@ -185,6 +217,8 @@ mod tests {
             index: 42,
             term: 3,
             voters: vec![1, 2, 3],
+            learners: vec![5],
+            endpoints: BTreeMap::from([(1, "h1:9093".into()), (5, "h5:9093".into())]),
             image: sample_image(),
             applied: AppliedIds::from_ids([5, 6, 7]),
         };
@@ -200,5 +234,36 @@ mod tests {
         }
         assert!(SnapshotContent::decode(&bytes[..bytes.len() - 1]).is_err());
         assert_eq!(file_name(42, 3), "00000000000000000042-0000000003.checkpoint");
+    }
+
+    /// Snapshots written before the membership could change (format 1:
+    /// voters only) are still read: their learners and endpoints are none.
+    #[test]
+    fn a_format_1_snapshot_is_read() {
+        let mut content = SnapshotContent {
+            index: 7,
+            term: 2,
+            voters: vec![1, 2, 3],
+            learners: vec![],
+            endpoints: BTreeMap::new(),
+            image: MetadataImage::default(),
+            applied: AppliedIds::from_ids([1]),
+        };
+        content.image.offset = 7;
+        let mut header = Writer::default();
+        header.bytes(&[FORMAT_VOTERS_ONLY]);
+        header.bytes(&7u64.to_be_bytes());
+        header.bytes(&2u64.to_be_bytes());
+        header.bytes(&0u64.to_be_bytes());
+        header.uvarint(3);
+        for v in [1, 2, 3] {
+            header.uvarint(v);
+        }
+        let mut bytes = build_keyed_batch(0, 0, &[(Some(HEADER_KEY), Some(&header.into_bytes()))]);
+        let mut applied = Writer::default();
+        applied.uvarint(1);
+        applied.bytes(&1u64.to_be_bytes());
+        bytes.extend_from_slice(&build_keyed_batch(1, 0, &[(Some(APPLIED_KEY), Some(&applied.into_bytes()))]));
+        assert_eq!(SnapshotContent::decode(&bytes).unwrap(), content);
     }
 }

@@ -1,7 +1,12 @@
 //! The controller listener and the connections to the other voters.
 //!
 //! Frames are `u32 length, u8 kind, payload`: kind 1 is a Raft message
-//! (protobuf), kind 2 a broker heartbeat (JSON). One task per peer keeps a
+//! (protobuf), kind 2 a broker heartbeat (JSON), kind 3 a controller's
+//! request to join the quorum (JSON [`JoinRequest`]), kind 4 the leader's
+//! answer to a joining learner: the members' endpoints (JSON), so that it
+//! can answer the leader before the log tells it where the others are. Peers are the
+//! members of the replicated membership ([`crate::membership`]), so a
+//! controller added at runtime is reached at the endpoint the log records. One task per peer keeps a
 //! connection and writes its frames, dropping them while the peer is
 //! unreachable (Raft resends what matters). The listener accepts at most
 //! [`CONNECTIONS_MAX`] connections, refuses frames over
@@ -25,11 +30,19 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{watch, Semaphore};
 use vltava_security::{TlsAcceptorSource, TlsConnectorSource};
 
+use serde::{Deserialize, Serialize};
+
 use crate::controller::Heartbeat;
 use crate::driver::Cmd;
 
 pub const FRAME_RAFT: u8 = 1;
 pub const FRAME_HEARTBEAT: u8 = 2;
+pub const FRAME_JOIN: u8 = 3;
+pub const FRAME_MEMBERS: u8 = 4;
+/// Most members a members frame may list.
+pub const MEMBERS_MAX: usize = 1024;
+/// Longest controller endpoint a join request may name.
+pub const ENDPOINT_BYTES_MAX: usize = 1024;
 /// Largest frame accepted (a snapshot travels in one).
 pub const FRAME_BYTES_MAX: usize = 64 << 20;
 /// Frames queued per peer before new ones are dropped.
@@ -81,6 +94,23 @@ pub fn raft_frame(message: &Message) -> Option<Bytes> {
             None
         }
     }
+}
+
+/// A controller that is no member of the quorum asks to receive its log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinRequest {
+    pub node_id: i32,
+    /// Its controller listener, `host:port`.
+    pub endpoint: String,
+}
+
+pub fn join_frame(join: &JoinRequest) -> Bytes {
+    frame(FRAME_JOIN, &serde_json::to_vec(join).unwrap_or_default())
+}
+
+/// The members' endpoints, `(node id, host:port)`.
+pub fn members_frame(endpoints: &[(i32, String)]) -> Bytes {
+    frame(FRAME_MEMBERS, &serde_json::to_vec(endpoints).unwrap_or_default())
 }
 
 pub fn heartbeat_frame(hb: &Heartbeat) -> Bytes {
@@ -197,6 +227,16 @@ async fn read_frames<S: AsyncRead + Unpin>(mut stream: S, tx: SyncSender<Cmd>, m
             FRAME_HEARTBEAT => match serde_json::from_slice::<Heartbeat>(&buf[1..]) {
                 Ok(h) => Cmd::Heartbeat(h),
                 Err(_) => return,
+            },
+            FRAME_JOIN => match serde_json::from_slice::<JoinRequest>(&buf[1..]) {
+                Ok(j) => Cmd::Join(j),
+                Err(_) => return,
+            },
+            FRAME_MEMBERS => match serde_json::from_slice::<Vec<(i32, String)>>(&buf[1..]) {
+                Ok(m) if m.len() <= MEMBERS_MAX && m.iter().all(|(_, e)| e.len() <= ENDPOINT_BYTES_MAX) => {
+                    Cmd::Members(m)
+                }
+                _ => return,
             },
             _ => return,
         };

@@ -1,7 +1,8 @@
 //! Several quorum nodes driven by hand, without threads or sockets: the
 //! test owns the network (it delivers, drops or holds messages) and the
 //! clock (ticks). Elections, proposals, a partitioned leader, restarts from
-//! disk, snapshots, and a wiped voter catching up from one.
+//! disk, snapshots, a wiped voter catching up from one, and membership
+//! changes (a learner joining, promoted, the leader removed).
 
 use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 use raft::eraftpb::Message;
 use vltava_metadata::{EntryData, MetadataRecord};
 use vltava_quorum::node::{node_id, NodeSettings, QuorumNode};
+use vltava_quorum::VoterChange;
 
 struct Sim {
     dirs: Vec<tempfile::TempDir>,
@@ -54,6 +56,34 @@ impl Sim {
         QuorumNode::open(&self.dir(id), settings, self.now).unwrap()
     }
 
+    /// Starts node `id` as a new controller that joins the quorum (no
+    /// voters of its own: an empty log and no membership).
+    fn add_joining_node(&mut self, id: i32) {
+        assert_eq!(id as usize, self.nodes.len() + 1);
+        self.dirs.push(tempfile::tempdir().unwrap());
+        let node = self.open_joining(id);
+        self.nodes.push(Some(node));
+    }
+
+    fn open_joining(&self, id: i32) -> QuorumNode {
+        let settings = NodeSettings { node_id: id, voters: Vec::new(), join: true, ..self.settings.clone() };
+        QuorumNode::open(&self.dir(id), settings, self.now).unwrap()
+    }
+
+    /// Proposes a membership change on the leader and waits until every
+    /// node that is up applied it.
+    fn change(&mut self, change: VoterChange) {
+        let leader = self.wait_leader();
+        let index = self.node(leader).propose_change(&change).expect("the leader takes the change");
+        for _ in 0..100 {
+            self.ticks(1);
+            if self.up().iter().all(|id| self.nodes[(*id - 1) as usize].as_ref().unwrap().applied_index() >= index) {
+                return;
+            }
+        }
+        panic!("{change:?} not applied everywhere");
+    }
+
     fn node(&mut self, id: i32) -> &mut QuorumNode {
         self.nodes[(id - 1) as usize].as_mut().expect("node is up")
     }
@@ -96,9 +126,15 @@ impl Sim {
         }
     }
 
-    /// The leader every node that is up and connected agrees on.
+    /// The leader every member that is up and connected agrees on (a node
+    /// out of the membership hears from no leader).
     fn leader(&mut self) -> Option<i32> {
-        let connected: Vec<i32> = self.up().into_iter().filter(|id| !self.isolated.contains(id)).collect();
+        let connected: Vec<i32> = self
+            .up()
+            .into_iter()
+            .filter(|id| !self.isolated.contains(id))
+            .filter(|id| self.nodes[(*id - 1) as usize].as_ref().unwrap().membership().is_member(*id))
+            .collect();
         let leaders: HashSet<i32> =
             connected.iter().map(|id| self.nodes[(*id - 1) as usize].as_ref().unwrap().leader()).collect();
         let leader = *leaders.iter().next()?;
@@ -222,4 +258,101 @@ fn snapshots_bound_the_log_and_a_wiped_voter_catches_up_from_one() {
     sim.nodes[(victim - 1) as usize] = None;
     let reopened = sim.open(victim);
     assert_eq!(reopened.image().topic_count(), created.len());
+}
+
+#[test]
+fn a_learner_joins_is_promoted_and_the_leader_is_removed() {
+    let mut sim = Sim::new(3, u64::MAX);
+    let leader = sim.wait_leader();
+    let mut created: Vec<String> = (0..20).map(|_| sim.create_topic(leader)).collect();
+
+    // node 4 starts with nothing: it is no voter and never campaigns
+    sim.add_joining_node(4);
+    sim.ticks(30);
+    assert_eq!(sim.node(4).membership().voters, Vec::<i32>::new());
+    assert_eq!(sim.node(4).image().topic_count(), 0, "not a member yet: nothing sent to it");
+    assert_eq!(sim.leader(), Some(leader));
+
+    // added as a learner, it receives the log (a snapshot: its log is empty)
+    sim.change(VoterChange::AddLearner { id: 4, endpoint: "h4:9093".into() });
+    sim.ticks(10);
+    created.sort();
+    assert_eq!(sim.topics(4), created, "the learner has every topic");
+    for id in 1..=4 {
+        let m = sim.node(id).membership();
+        assert_eq!((m.voters.clone(), m.learners.clone()), (vec![1, 2, 3], vec![4]), "node {id}");
+        assert_eq!(m.endpoints.get(&4).map(String::as_str), Some("h4:9093"), "node {id}");
+    }
+    assert!(sim.node(4).log().snapshot_index() > 0, "it started from a snapshot");
+    // a membership change is one at a time
+    let index = sim.node(leader).propose_change(&VoterChange::AddVoter { id: 4, endpoint: "h4:9093".into() });
+    assert!(index.is_ok());
+    assert!(sim.node(leader).has_pending_change());
+    assert!(sim.node(leader).propose_change(&VoterChange::Remove { id: 4 }).is_err());
+    sim.ticks(5);
+    assert!(!sim.node(leader).has_pending_change());
+    for id in 1..=4 {
+        assert_eq!(sim.node(id).membership().voters, vec![1, 2, 3, 4], "node {id}");
+    }
+
+    // the leader removes itself: it hands the leadership over
+    sim.change(VoterChange::Remove { id: leader });
+    sim.ticks(30);
+    let new = sim.wait_leader();
+    assert_ne!(new, leader);
+    assert!(!sim.node(leader).is_leader());
+    let voters: Vec<i32> = (1..=4).filter(|id| *id != leader).collect();
+    for id in 1..=4 {
+        assert_eq!(sim.node(id).membership().voters, voters, "node {id}");
+    }
+    let after = sim.create_topic(new);
+    sim.ticks(3);
+    assert!(sim.topics(4).contains(&after));
+
+    // the removed node restarts: it stays out, and the quorum keeps its leader
+    sim.nodes[(leader - 1) as usize] = None;
+    let removed = sim.open(leader);
+    assert!(!removed.membership().is_voter(leader), "its log says it was removed");
+    sim.nodes[(leader - 1) as usize] = Some(removed);
+    sim.ticks(60);
+    assert_eq!(sim.leader(), Some(new), "the removed node did not disrupt the quorum");
+
+    // node 4 restarts from its snapshot and log: still a voter, endpoints kept
+    sim.nodes[3] = None;
+    let reopened = sim.open_joining(4);
+    let m = reopened.membership();
+    assert_eq!(m.voters, voters);
+    assert_eq!(m.endpoints.get(&4).map(String::as_str), Some("h4:9093"));
+    assert!(reopened.image().topic(&after).is_some());
+    sim.nodes[3] = Some(reopened);
+    // with the old leader's replacement in, losing one more voter keeps a majority
+    let other = voters.iter().copied().find(|id| *id != 4 && *id != new).unwrap();
+    sim.nodes[(other - 1) as usize] = None;
+    sim.ticks(40);
+    let leader = sim.wait_leader();
+    let last = sim.create_topic(leader);
+    sim.ticks(3);
+    assert!(sim.topics(4).contains(&last), "voters {voters:?} without {other}: still a quorum");
+}
+
+#[test]
+fn a_snapshot_records_the_membership() {
+    let mut sim = Sim::new(3, u64::MAX);
+    let leader = sim.wait_leader();
+    sim.create_topic(leader);
+    sim.add_joining_node(4);
+    sim.change(VoterChange::AddLearner { id: 4, endpoint: "h4:9093".into() });
+    sim.change(VoterChange::AddVoter { id: 4, endpoint: "h4:9094".into() });
+    sim.change(VoterChange::Remove { id: 3 });
+    sim.ticks(5);
+    let now = sim.now;
+    sim.node(1).snapshot_now(now).unwrap();
+    // a node that restarts from that snapshot alone (its configuration still
+    // says 1, 2, 3) has the membership the log decided
+    sim.nodes[0] = None;
+    let reopened = sim.open(1);
+    let m = reopened.membership();
+    assert_eq!((m.voters.clone(), m.learners.clone()), (vec![1, 2, 4], vec![]));
+    assert_eq!(m.endpoints.get(&4).map(String::as_str), Some("h4:9094"), "UpdateRaftVoter's endpoint");
+    assert!(!m.endpoints.contains_key(&3));
 }

@@ -40,6 +40,8 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+mod quorum_leader;
+mod raft_voters;
 pub mod reassignments;
 pub mod sync_group;
 pub mod txn;
@@ -143,6 +145,9 @@ pub fn dispatch(
             ready(ResponseKind::DescribeTopicPartitions(describe_topic_partitions::handle(broker, r, version)))
         }
         RequestKind::DescribeQuorum(r) => describe_quorum::handle(broker, session, r, version),
+        RequestKind::AddRaftVoter(r) => raft_voters::add(broker, session, r, version),
+        RequestKind::RemoveRaftVoter(r) => raft_voters::remove(broker, session, r, version),
+        RequestKind::UpdateRaftVoter(r) => raft_voters::update(broker, session, r, version),
         RequestKind::DescribeCluster(r) => {
             ready(ResponseKind::DescribeCluster(describe_cluster::handle(broker, session, r, version)))
         }
