@@ -94,10 +94,26 @@ pub fn request_done(api: &'static str, elapsed: Duration) {
     histogram!(REQUEST_TOTAL_TIME, "request" => api).record(elapsed.as_secs_f64() * 1000.0);
 }
 
-/// Records appended to a topic by producers.
-pub fn produced(topic: &str, messages: u64, bytes: u64) {
-    counter!(MESSAGES_IN, "topic" => topic.to_string()).increment(messages);
-    counter!(BYTES_IN, "topic" => topic.to_string()).increment(bytes);
+/// A topic's produce counters, registered once (by each of its partitions
+/// here, as handles to the same series) so that an append only adds.
+pub struct TopicCounters {
+    messages_in: metrics::Counter,
+    bytes_in: metrics::Counter,
+}
+
+impl TopicCounters {
+    pub fn new(topic: &str) -> Self {
+        Self {
+            messages_in: counter!(MESSAGES_IN, "topic" => topic.to_string()),
+            bytes_in: counter!(BYTES_IN, "topic" => topic.to_string()),
+        }
+    }
+
+    /// Records appended to the topic by producers.
+    pub fn produced(&self, messages: u64, bytes: u64) {
+        self.messages_in.increment(messages);
+        self.bytes_in.increment(bytes);
+    }
 }
 
 /// A produce to a topic failed.
@@ -259,8 +275,7 @@ fn state_gauges(broker: &Broker) {
         let count = by_state.get(state).copied().unwrap_or(0);
         gauge!("kafka_coordinator_group_groupmetadatamanager_numgroups", "state" => state).set(count as f64);
     }
-    gauge!("kafka_coordinator_transaction_transactionstatemanager_transactionalids")
-        .set(broker.txns.snapshot().len() as f64);
+    gauge!("kafka_coordinator_transaction_transactionstatemanager_transactionalids").set(broker.txns.count() as f64);
 }
 
 /// `kafka_consumergroup_lag{group,topic,partition}` (the name Kafka

@@ -158,7 +158,7 @@ async fn serve_stream<R, W>(
                     Some(adding) => Some(adding.await),
                     None => None,
                 };
-                let mut quota = QuotaUse::of(&request.body, frame_len, &session);
+                let mut quota = QuotaUse::of(&broker, &request.body, frame_len, &session);
                 if let Some(q) = quota.as_mut() {
                     // a Produce counts as it is read: the next request of an
                     // over-quota client waits, however many it pipelined
@@ -252,7 +252,12 @@ struct QuotaUse {
 type Muted = parking_lot::Mutex<Option<tokio::time::Instant>>;
 
 impl QuotaUse {
-    fn of(body: &kafka_protocol::messages::RequestKind, frame_len: usize, session: &Session) -> Option<Self> {
+    fn of(
+        broker: &Broker,
+        body: &kafka_protocol::messages::RequestKind,
+        frame_len: usize,
+        session: &Session,
+    ) -> Option<Self> {
         use kafka_protocol::messages::RequestKind;
         let (key, bytes) = match body {
             RequestKind::Produce(_) => (crate::quotas::PRODUCER_BYTE_RATE, Some(frame_len)),
@@ -262,6 +267,8 @@ impl QuotaUse {
             }
             _ => return None,
         };
+        // with no quota anywhere (the usual case) nothing is measured
+        broker.controller.image().client_quotas().next()?;
         // the principal's name (ANONYMOUS without a client certificate)
         let client =
             crate::quotas::Client { user: session.principal.name.clone(), client_id: session.client_id.clone() };

@@ -39,6 +39,8 @@ pub struct Partition {
     durable: watch::Sender<i64>,
     /// Serialises fsyncs so that waiters share one (group commit).
     flush_lock: tokio::sync::Mutex<()>,
+    /// The topic's BrokerTopicMetrics counters, registered once.
+    pub metrics: crate::broker_metrics::TopicCounters,
 }
 
 /// Offsets a fetch or list-offsets needs, read under one lock.
@@ -78,6 +80,7 @@ impl Partition {
             appended: Notify::new(),
             durable: watch::channel(leo).0,
             flush_lock: tokio::sync::Mutex::new(()),
+            metrics: crate::broker_metrics::TopicCounters::new(topic),
         })
     }
 

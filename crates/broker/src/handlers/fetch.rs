@@ -95,18 +95,16 @@ pub fn handle(broker: &Arc<Broker>, session: &super::Session, request: FetchRequ
     let mut stopping = broker.stopping.subscribe();
     let broker = broker.clone();
     let finish = move |mut response: FetchResponse| {
+        let image = broker.controller.image();
         for topic in &response.responses {
             let bytes: usize = topic.partitions.iter().filter_map(|p| p.records.as_ref()).map(|r| r.len()).sum();
-            if bytes == 0 {
-                continue;
-            }
-            if topic.topic.0.is_empty() {
-                // v13+ names topics by id
-                if let Some(t) = broker.controller.image().topic_by_id(&topic.topic_id) {
-                    crate::broker_metrics::fetched(&t.name, bytes as u64);
-                }
-            } else {
-                crate::broker_metrics::fetched(topic.topic.0.as_str(), bytes as u64);
+            // v13+ names topics by id
+            let name = match topic.topic.0.as_str() {
+                "" => image.topic_by_id(&topic.topic_id).map(|t| t.name.as_str()),
+                name => Some(name),
+            };
+            if let (true, Some(name)) = (bytes > 0, name) {
+                crate::broker_metrics::fetched(name, bytes as u64);
             }
         }
         if version >= 12 {

@@ -119,11 +119,7 @@ fn append_partition(
     };
     match partition.append(&mut batches, log_append_time) {
         Ok(info) => {
-            crate::broker_metrics::produced(
-                topic,
-                (info.last_offset - info.base_offset + 1) as u64,
-                records.len() as u64,
-            );
+            partition.metrics.produced((info.last_offset - info.base_offset + 1) as u64, records.len() as u64);
             let watermarks = partition.watermarks();
             let durable = (acks == -1).then(|| AcksAll {
                 partition: partition.clone(),

@@ -585,6 +585,11 @@ impl TransactionCoordinator {
         Ok(())
     }
 
+    /// How many transactional ids this node coordinates.
+    pub fn count(&self) -> usize {
+        self.txns.lock().len()
+    }
+
     /// Transactional ids with their metadata, for Describe/ListTransactions.
     pub fn snapshot(&self) -> Vec<TxnMetadata> {
         let mut all: Vec<TxnMetadata> = self.txns.lock().values().cloned().collect();
