@@ -3,25 +3,12 @@
 //! Kafka's `AclOperation` with code `n` on the resource. A client that does
 //! not ask gets `i32::MIN`, Kafka's "not provided".
 //!
-//! With no authorizer (today: no listener authenticates), every operation
-//! a resource type supports is allowed, as Kafka answers without
-//! `authorizer.class.name`. An authorizer narrows these per principal.
+//! With no authorizer every operation a resource type supports is allowed,
+//! as Kafka answers without `authorizer.class.name`; with it, the bits are
+//! the operations the session's principal is authorized for
+//! ([`for_session`]).
 
-/// Kafka's `AclOperation` codes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum AclOperation {
-    Read = 3,
-    Write = 4,
-    Create = 5,
-    Delete = 6,
-    Alter = 7,
-    Describe = 8,
-    ClusterAction = 9,
-    DescribeConfigs = 10,
-    AlterConfigs = 11,
-    IdempotentWrite = 12,
-}
+pub use vltava_metadata::AclOperation;
 
 /// The resource types whose operations clients ask about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +41,35 @@ pub fn operations(kind: ResourceKind, asked: bool) -> i32 {
         return NOT_PROVIDED;
     }
     kind.supported().iter().fold(0, |bits, op| bits | 1 << *op as u8)
+}
+
+impl ResourceKind {
+    fn acl_type(self) -> vltava_metadata::ResourceType {
+        match self {
+            ResourceKind::Topic => vltava_metadata::ResourceType::Topic,
+            ResourceKind::Group => vltava_metadata::ResourceType::Group,
+            ResourceKind::Cluster => vltava_metadata::ResourceType::Cluster,
+        }
+    }
+}
+
+/// The bit field of the operations `session` may perform on the resource
+/// `name` of `kind` when `asked`, [`NOT_PROVIDED`] otherwise.
+pub fn for_session(
+    broker: &crate::Broker,
+    image: &vltava_metadata::MetadataImage,
+    session: &crate::handlers::Session,
+    kind: ResourceKind,
+    name: &str,
+    asked: bool,
+) -> i32 {
+    if !asked || !broker.authorizer_enabled() {
+        return operations(kind, asked);
+    }
+    kind.supported()
+        .iter()
+        .filter(|op| broker.authorize_in(image, session, **op, kind.acl_type(), name))
+        .fold(0, |bits, op| bits | 1 << *op as u8)
 }
 
 #[cfg(test)]

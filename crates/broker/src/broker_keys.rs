@@ -336,13 +336,7 @@ pub const GROUPS: &[KeyGroup] = &[
         reason: "recompression uses each codec's default level",
     },
     KeyGroup {
-        keys: &["authorizer.class.name"],
-        rule: Rule::Only(unset),
-        reason: "ACL authorization is not supported yet",
-    },
-    KeyGroup {
         keys: &[
-            "allow.everyone.if.no.acl.found",
             "connection.failed.authentication.delay.ms",
             "connections.max.reauth.ms",
             "delegation.token.expiry.check.interval.ms",
@@ -410,7 +404,6 @@ pub const GROUPS: &[KeyGroup] = &[
             "ssl.provider",
             "ssl.secure.random.implementation",
             "ssl.trustmanager.algorithm",
-            "super.users",
         ],
         rule: Rule::Any,
         reason: "used only by SASL listeners and an authorizer, which vltava refuses at start (security comes later); \
@@ -498,11 +491,6 @@ mod tests {
         assert!(matches!(check("log.cleaner.io.max.bytes.per.second", "1048576"), Verdict::Refused(_)));
         assert_eq!(check("broker.rack", ""), Verdict::Accepted);
         assert!(matches!(check("broker.rack", "eu-1a"), Verdict::Refused(r) if r.contains("rack")));
-        assert!(matches!(
-            check("authorizer.class.name", "org.apache.kafka.metadata.authorizer.StandardAuthorizer"),
-            Verdict::Refused(_)
-        ));
-        assert_eq!(check("authorizer.class.name", ""), Verdict::Accepted);
         assert_eq!(check("group.coordinator.rebalance.protocols", "classic,consumer,streams"), Verdict::Accepted);
         assert!(matches!(check("group.coordinator.rebalance.protocols", "consumer"), Verdict::Refused(_)));
         assert_eq!(check("compression.zstd.level", "3"), Verdict::Accepted);

@@ -168,6 +168,8 @@ pub struct BrokerConfig {
     pub replica_fetch_min_bytes: i32,
     /// `socket.listen.backlog.size` of the client listener.
     pub socket_listen_backlog: u32,
+    /// `authorizer.class.name`, `super.users`, `allow.everyone.if.no.acl.found`.
+    pub authorizer: crate::authorizer::AuthorizerConfig,
     /// Keys given that Kafka 4.1 does not have: logged and ignored.
     pub unknown_keys: Vec<String>,
 }
@@ -303,6 +305,7 @@ impl Default for BrokerConfig {
             fetch_max_bytes: 57_671_680,
             replica_fetch_min_bytes: 1,
             socket_listen_backlog: 50,
+            authorizer: Default::default(),
             unknown_keys: Vec::new(),
         }
     }
@@ -559,6 +562,9 @@ impl BrokerConfig {
                 }
                 "log.retention.check.interval.ms" => self.retention_check_interval_ms = num(value)?.max(1) as u64,
                 "log.cleaner.backoff.ms" => self.cleaner_backoff_ms = num(value)?.max(1) as u64,
+                k if crate::authorizer::AuthorizerConfig::is_key(k) => {
+                    self.authorizer.set(k, value).map_err(|r| err(&r))?
+                }
                 k if topic_config::is_broker_synonym(k) => {
                     topic_config::validate_broker_synonym(k, value).map_err(|r| err(&r))?
                 }
@@ -781,8 +787,8 @@ mod tests {
         apply(&[("listener.security.protocol.map", "CLIENT:PLAINTEXT"), ("listeners", "CLIENT://127.0.0.1:9092")])
             .unwrap();
         assert!(refused(&[("security.inter.broker.protocol", "SSL")]).contains("PLAINTEXT only"));
-        assert!(refused(&[("authorizer.class.name", "org.apache.kafka.metadata.authorizer.StandardAuthorizer")])
-            .contains("authorization"));
+        assert!(refused(&[("authorizer.class.name", "kafka.security.authorizer.AclAuthorizer")])
+            .contains("StandardAuthorizer"));
         assert!(refused(&[("listener.security.protocol.map", "PLAINTEXT:TLS")]).contains("NAME:PROTOCOL"));
         // settings that only SSL/SASL listeners would use are accepted
         let c = apply(&[

@@ -10,10 +10,12 @@
 //! - [`txn`]: producer ids and transactions;
 //! - [`log_manager`]: retention and compaction in the background;
 //! - [`replica_manager`] and [`partition`]: the partition logs this node hosts;
+//! - [`authorizer`]: ACL checks (Kafka's StandardAuthorizer);
 //! - [`config`]: broker settings with Kafka's names.
 
 pub mod admin;
 pub mod authorized;
+pub mod authorizer;
 pub mod broker_keys;
 pub mod broker_metrics;
 pub mod config;

@@ -183,6 +183,8 @@ mod kind {
     pub const FEATURE_LEVEL: u64 = 17;
     pub const BROKER_ENDPOINTS: u64 = 18;
     pub const CLIENT_QUOTA: u64 = 19;
+    pub const ACL: u64 = 22;
+    pub const REMOVE_ACL: u64 = 23;
 }
 
 impl MetadataRecord {
@@ -322,6 +324,21 @@ impl MetadataRecord {
                     None => w.uvarint(0),
                 }
             }
+            MetadataRecord::Acl { id, acl } => {
+                header(w, kind::ACL);
+                w.uuid(id);
+                w.varint(acl.resource_type.code() as i64);
+                w.string(&acl.resource_name);
+                w.varint(acl.pattern_type.code() as i64);
+                w.string(&acl.principal);
+                w.string(&acl.host);
+                w.varint(acl.operation.code() as i64);
+                w.varint(acl.permission.code() as i64);
+            }
+            MetadataRecord::RemoveAcl { id } => {
+                header(w, kind::REMOVE_ACL);
+                w.uuid(id);
+            }
             MetadataRecord::FeatureLevel { name, level } => {
                 header(w, kind::FEATURE_LEVEL);
                 w.string(name);
@@ -406,6 +423,25 @@ impl MetadataRecord {
                 };
                 MetadataRecord::ClientQuota { entity, key, value }
             }
+            kind::ACL => {
+                use crate::acl::{AclBinding, AclOperation, AclPermission, PatternType, ResourceType};
+                fn code<T>(r: &mut Reader, what: &str, from: fn(i8) -> Option<T>) -> Result<T, CodecError> {
+                    let v = r.varint()?;
+                    i8::try_from(v).ok().and_then(from).map_or_else(|| err(format!("{what} {v}")), Ok)
+                }
+                let id = r.uuid()?;
+                let acl = AclBinding {
+                    resource_type: code(r, "ACL resource type", ResourceType::from_code)?,
+                    resource_name: r.string()?,
+                    pattern_type: code(r, "ACL pattern type", PatternType::from_code)?,
+                    principal: r.string()?,
+                    host: r.string()?,
+                    operation: code(r, "ACL operation", AclOperation::from_code)?,
+                    permission: code(r, "ACL permission", AclPermission::from_code)?,
+                };
+                MetadataRecord::Acl { id, acl }
+            }
+            kind::REMOVE_ACL => MetadataRecord::RemoveAcl { id: r.uuid()? },
             kind::FEATURE_LEVEL => MetadataRecord::FeatureLevel {
                 name: r.string()?,
                 level: i16::try_from(r.varint()?).or_else(|_| err("feature level out of range"))?,
@@ -544,6 +580,19 @@ mod tests {
                 key: "connection_creation_rate".into(),
                 value: None,
             },
+            MetadataRecord::Acl {
+                id: Uuid::from_u128(7),
+                acl: crate::acl::AclBinding {
+                    resource_type: crate::acl::ResourceType::TransactionalId,
+                    resource_name: "tx-".into(),
+                    pattern_type: crate::acl::PatternType::Prefixed,
+                    principal: "User:CN=alice,O=acme".into(),
+                    host: "10.0.0.1".into(),
+                    operation: crate::acl::AclOperation::Write,
+                    permission: crate::acl::AclPermission::Deny,
+                },
+            },
+            MetadataRecord::RemoveAcl { id: Uuid::from_u128(7) },
             MetadataRecord::BrokerEndpoints {
                 broker_id: 2,
                 incarnation: 9,

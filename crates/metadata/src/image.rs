@@ -100,6 +100,9 @@ pub struct MetadataImage {
     features: BTreeMap<String, i16>,
     /// Client quotas by entity (sorted by entity type), then key.
     client_quotas: BTreeMap<QuotaEntity, BTreeMap<String, QuotaValue>>,
+    /// Every ACL, indexed for authorization (shared between images until
+    /// an ACL changes).
+    acls: Arc<crate::acl::Acls>,
 }
 
 /// A client quota entity: `(entity type, name)` pairs sorted by type; a
@@ -130,6 +133,11 @@ impl MetadataImage {
     /// The quotas of exactly this entity (its pairs sorted by type).
     pub fn client_quota(&self, entity: &QuotaEntity) -> Option<&BTreeMap<String, QuotaValue>> {
         self.client_quotas.get(entity)
+    }
+
+    /// Every ACL (the authorizer's bindings).
+    pub fn acls(&self) -> &crate::acl::Acls {
+        &self.acls
     }
 
     /// A feature's finalized level (0 when it was never raised).
@@ -188,6 +196,9 @@ impl MetadataImage {
             for (key, value) in quotas {
                 out.push(MetadataRecord::ClientQuota { entity: entity.clone(), key: key.clone(), value: Some(*value) });
             }
+        }
+        for acl in self.acls.iter() {
+            out.push(MetadataRecord::Acl { id: acl.id, acl: acl.binding.clone() });
         }
         for b in self.brokers.values() {
             out.push(MetadataRecord::RegisterBroker {
@@ -381,6 +392,12 @@ impl MetadataImage {
                             }
                         }
                     }
+                }
+            }
+            MetadataRecord::Acl { id, acl } => Arc::make_mut(&mut self.acls).insert(*id, acl.clone()),
+            MetadataRecord::RemoveAcl { id } => {
+                if self.acls.by_id_contains(id) {
+                    Arc::make_mut(&mut self.acls).remove(id);
                 }
             }
             MetadataRecord::FeatureLevel { name, level } => {
@@ -651,6 +668,31 @@ mod tests {
         assert_eq!(img.client_quotas().count(), 1, "a removed last key removes the entity");
         let rebuilt = MetadataImage::from_records(&img.to_records(), img.offset);
         assert_eq!(rebuilt, img);
+    }
+
+    #[test]
+    fn acls_are_added_removed_and_kept_in_snapshots() {
+        use crate::acl::{AclBinding, AclOperation, AclPermission, PatternType, ResourceType};
+        let acl = |name: &str| AclBinding {
+            resource_type: ResourceType::Topic,
+            resource_name: name.into(),
+            pattern_type: PatternType::Literal,
+            principal: "User:alice".into(),
+            host: "*".into(),
+            operation: AclOperation::Read,
+            permission: AclPermission::Allow,
+        };
+        let img = MetadataImage::default().apply(&[
+            MetadataRecord::Acl { id: Uuid::from_u128(1), acl: acl("a") },
+            MetadataRecord::Acl { id: Uuid::from_u128(2), acl: acl("b") },
+            MetadataRecord::RemoveAcl { id: Uuid::from_u128(1) },
+            MetadataRecord::RemoveAcl { id: Uuid::from_u128(9) },
+        ]);
+        assert_eq!(img.acls().len(), 1);
+        assert_eq!(img.acls().find(&acl("b")), Some(Uuid::from_u128(2)));
+        let rebuilt = MetadataImage::from_records(&img.to_records(), img.offset);
+        assert_eq!(rebuilt, img);
+        assert_eq!(rebuilt.acls().find(&acl("b")), Some(Uuid::from_u128(2)));
     }
 
     #[test]

@@ -9,11 +9,13 @@
 //!
 //! This crate knows nothing about the network, Raft or the partition logs.
 
+pub mod acl;
 pub mod codec;
 mod image;
 mod properties;
 mod record;
 
+pub use acl::{AclBinding, AclFilter, AclOperation, AclPermission, Acls, PatternType, ResourceType};
 pub use codec::{CodecError, EntryData};
 pub use image::{BrokerImage, MetadataImage, PartitionImage, QuotaEntity, TopicImage};
 pub use properties::{MetaProperties, META_PROPERTIES};

@@ -87,6 +87,10 @@ pub enum MetadataRecord {
     /// type's default), `key` (e.g. `producer_byte_rate`) is set to
     /// `value`, or removed (`None`).
     ClientQuota { entity: Vec<(String, Option<String>)>, key: String, value: Option<QuotaValue> },
+    /// An ACL exists (Kafka's AccessControlEntryRecord), with its id.
+    Acl { id: Uuid, acl: crate::acl::AclBinding },
+    /// The ACL with this id is gone (RemoveAccessControlEntryRecord).
+    RemoveAcl { id: Uuid },
 }
 
 /// A quota's value: an `f64` kept as its bits, so that records and images
