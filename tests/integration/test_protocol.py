@@ -216,6 +216,7 @@ API_KEYS = {
     "DescribeLogDirs": 35, "DescribeQuorum": 55, "DescribeTopicPartitions": 75,
     "UpdateFeatures": 57, "UnregisterBroker": 64, "ListConfigResources": 74,
     "AlterReplicaLogDirs": 34, "DescribeClientQuotas": 48, "AlterClientQuotas": 49,
+    "DescribeAcls": 29, "CreateAcls": 30, "DeleteAcls": 31,
     "AddRaftVoter": 80, "RemoveRaftVoter": 81, "UpdateRaftVoter": 82,
 }
 

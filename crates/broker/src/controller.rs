@@ -322,6 +322,40 @@ impl Controller {
         self.commit(records)
     }
 
+    /// Adds ACL bindings (already checked); one equal to an existing
+    /// binding is not added again. Returns once this node has applied them.
+    pub fn create_acls(&self, bindings: Vec<vltava_metadata::AclBinding>) -> Result<(), ControllerError> {
+        let _guard = self.lock.lock();
+        let image = self.image();
+        let mut records: Vec<MetadataRecord> = Vec::new();
+        for acl in bindings {
+            let duplicate = records.iter().any(|r| matches!(r, MetadataRecord::Acl { acl: a, .. } if *a == acl));
+            if image.acls().find(&acl).is_none() && !duplicate {
+                records.push(MetadataRecord::Acl { id: Uuid::new_v4(), acl });
+            }
+        }
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.commit(records)
+    }
+
+    /// Removes the ACL bindings with these ids; returns once this node has
+    /// applied it.
+    pub fn delete_acls(&self, ids: Vec<Uuid>) -> Result<(), ControllerError> {
+        let _guard = self.lock.lock();
+        let image = self.image();
+        let records: Vec<MetadataRecord> = ids
+            .into_iter()
+            .filter(|id| image.acls().by_id_contains(id))
+            .map(|id| MetadataRecord::RemoveAcl { id })
+            .collect();
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.commit(records)
+    }
+
     /// Finalizes feature levels (already checked by `features`); returns
     /// once this node has applied them.
     pub fn set_feature_levels(&self, levels: &[(String, i16)]) -> Result<(), ControllerError> {

@@ -13,7 +13,8 @@ use kafka_protocol::messages::{
 use vltava_metadata::TopicImage;
 use vltava_protocol::{ResponseError, StrBytes};
 
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_TOPIC};
+use super::describe_configs::{config_denied, RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_TOPIC};
+use super::Session;
 use crate::dynamic_broker_config;
 use crate::topic_config::{self, ConfigType};
 use crate::Broker;
@@ -173,13 +174,23 @@ fn to_parts(outcome: Outcome) -> (i16, Option<StrBytes>) {
     }
 }
 
-pub fn handle_alter(broker: &Arc<Broker>, request: AlterConfigsRequest, _version: i16) -> AlterConfigsResponse {
+const ALTER_CONFIGS: vltava_metadata::AclOperation = vltava_metadata::AclOperation::AlterConfigs;
+
+pub fn handle_alter(
+    broker: &Arc<Broker>,
+    session: &Session,
+    request: AlterConfigsRequest,
+    _version: i16,
+) -> AlterConfigsResponse {
     use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
     let responses = request
         .resources
         .into_iter()
         .map(|res| {
-            let outcome =
+            let denied = config_denied(broker, session, res.resource_type, &res.resource_name, ALTER_CONFIGS);
+            let outcome = if let Some(denied) = denied {
+                Err(denied)
+            } else {
                 apply(broker, res.resource_type, res.resource_name.as_str(), request.validate_only, |_, current| {
                     // The request's set replaces every dynamic config of the resource.
                     let mut changes: Vec<(String, Option<String>)> = res
@@ -193,7 +204,8 @@ pub fn handle_alter(broker: &Arc<Broker>, request: AlterConfigsRequest, _version
                         }
                     }
                     Ok(changes)
-                });
+                })
+            };
             let (code, msg) = to_parts(outcome);
             AlterConfigsResourceResponse::default()
                 .with_error_code(code)
@@ -207,6 +219,7 @@ pub fn handle_alter(broker: &Arc<Broker>, request: AlterConfigsRequest, _version
 
 pub fn handle_incremental(
     broker: &Arc<Broker>,
+    session: &Session,
     request: IncrementalAlterConfigsRequest,
     _version: i16,
 ) -> IncrementalAlterConfigsResponse {
@@ -215,6 +228,14 @@ pub fn handle_incremental(
         .resources
         .into_iter()
         .map(|res| {
+            if let Some(denied) = config_denied(broker, session, res.resource_type, &res.resource_name, ALTER_CONFIGS) {
+                let (code, msg) = to_parts(Err(denied));
+                return AlterConfigsResourceResponse::default()
+                    .with_error_code(code)
+                    .with_error_message(msg)
+                    .with_resource_type(res.resource_type)
+                    .with_resource_name(res.resource_name);
+            }
             if res.resource_type == RESOURCE_BROKER_LOGGER {
                 let outcome = alter_loggers(broker, res.resource_name.as_str(), request.validate_only, &res.configs);
                 let (code, msg) = to_parts(outcome);

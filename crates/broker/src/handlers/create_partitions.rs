@@ -7,14 +7,25 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use vltava_protocol::{ResponseError, StrBytes};
 
+use super::Session;
 use crate::Broker;
+use vltava_metadata::{AclOperation, ResourceType};
 
-pub fn handle(broker: &Arc<Broker>, request: CreatePartitionsRequest, _version: i16) -> CreatePartitionsResponse {
+pub fn handle(
+    broker: &Arc<Broker>,
+    session: &Session,
+    request: CreatePartitionsRequest,
+    _version: i16,
+) -> CreatePartitionsResponse {
     let results = request
         .topics
         .into_iter()
         .map(|topic| {
             let result = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
+            // ACLs: ALTER on the topic
+            if !broker.authorize(session, AclOperation::Alter, ResourceType::Topic, &topic.name) {
+                return result.with_error_code(ResponseError::TopicAuthorizationFailed.code());
+            }
             let node = broker.config.node_id;
             if let Some(assignments) = &topic.assignments {
                 if assignments.iter().any(|a| a.broker_ids.is_empty() || a.broker_ids.iter().any(|b| b.0 != node)) {

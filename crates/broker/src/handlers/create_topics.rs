@@ -10,7 +10,9 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use vltava_protocol::{ResponseError, StrBytes};
 
 use crate::controller::{ControllerError, TopicSpec};
+use super::Session;
 use crate::Broker;
+use vltava_metadata::{AclOperation, ResourceType};
 
 fn spec_for(broker: &Broker, topic: &CreatableTopic) -> Result<TopicSpec, ControllerError> {
     let c = &broker.config;
@@ -44,7 +46,9 @@ fn spec_for(broker: &Broker, topic: &CreatableTopic) -> Result<TopicSpec, Contro
     Ok(TopicSpec { name: topic.name.0.to_string(), num_partitions, replication_factor, configs })
 }
 
-pub fn handle(broker: &Arc<Broker>, request: CreateTopicsRequest, _version: i16) -> CreateTopicsResponse {
+pub fn handle(broker: &Arc<Broker>, session: &Session, request: CreateTopicsRequest, _version: i16) -> CreateTopicsResponse {
+    // ACLs: CREATE on the cluster, or on each topic
+    let cluster_create = broker.authorize_cluster(session, AclOperation::Create);
     let mut seen: HashMap<String, usize> = HashMap::new();
     for t in &request.topics {
         *seen.entry(t.name.0.to_string()).or_default() += 1;
@@ -64,6 +68,11 @@ pub fn handle(broker: &Arc<Broker>, request: CreateTopicsRequest, _version: i16)
                         "Create topics request from client contains a duplicate topic {}",
                         name.0
                     )),
+                ));
+            }
+            if !cluster_create && !broker.authorize(session, AclOperation::Create, ResourceType::Topic, &name) {
+                return result.with_error_code(ResponseError::TopicAuthorizationFailed.code()).with_error_message(Some(
+                    StrBytes::from_static_str("Authorization failed."),
                 ));
             }
             let outcome = spec_for(broker, topic).and_then(|spec| {

@@ -8,18 +8,25 @@ use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use vltava_protocol::ResponseError;
 use vltava_storage::StorageError;
 
+use super::Session;
 use crate::Broker;
+use vltava_metadata::{AclOperation, ResourceType};
 
-pub fn handle(broker: &Arc<Broker>, request: DeleteRecordsRequest, _version: i16) -> DeleteRecordsResponse {
+pub fn handle(broker: &Arc<Broker>, session: &Session, request: DeleteRecordsRequest, _version: i16) -> DeleteRecordsResponse {
     let topics = request
         .topics
         .into_iter()
         .map(|topic| {
+            // ACLs: DELETE on the topic
+            let denied = !broker.authorize(session, AclOperation::Delete, ResourceType::Topic, &topic.name);
             let partitions = topic
                 .partitions
                 .into_iter()
                 .map(|p| {
                     let result = DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index).with_low_watermark(-1);
+                    if denied {
+                        return result.with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                    }
                     let partition = match broker.partition(topic.name.0.as_str(), p.partition_index) {
                         Ok((part, _)) => part,
                         Err(e) => return result.with_error_code(e.code()),

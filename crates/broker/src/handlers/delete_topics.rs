@@ -9,9 +9,11 @@ use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicN
 use uuid::Uuid;
 use vltava_protocol::{ResponseError, StrBytes};
 
+use super::Session;
 use crate::Broker;
+use vltava_metadata::{AclOperation, ResourceType};
 
-pub fn handle(broker: &Arc<Broker>, request: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
+pub fn handle(broker: &Arc<Broker>, session: &Session, request: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
     let targets: Vec<(Option<TopicName>, Uuid)> = if version >= 6 {
         request.topics.into_iter().map(|t| (t.name, t.topic_id)).collect()
     } else {
@@ -40,6 +42,17 @@ pub fn handle(broker: &Arc<Broker>, request: DeleteTopicsRequest, version: i16) 
                 None => image.topic_by_id(&topic_id).cloned(),
             };
             let result = DeletableTopicResult::default().with_name(name.clone()).with_topic_id(topic_id);
+            // ACLs: DELETE on the topic (a topic id the principal may not
+            // DESCRIBE stays unknown, as in Kafka)
+            let named = name.as_ref().map(|n| n.0.to_string()).or_else(|| found.as_ref().map(|t| t.name.clone()));
+            if let Some(n) = &named {
+                if name.is_none() && !broker.authorize_in(&image, session, AclOperation::Describe, ResourceType::Topic, n) {
+                    return result.with_error_code(ResponseError::UnknownTopicId.code());
+                }
+                if !broker.authorize_in(&image, session, AclOperation::Delete, ResourceType::Topic, n) {
+                    return result.with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                }
+            }
             let Some(topic) = found else {
                 let error =
                     if name.is_some() { ResponseError::UnknownTopicOrPartition } else { ResponseError::UnknownTopicId };

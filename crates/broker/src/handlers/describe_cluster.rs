@@ -36,8 +36,12 @@ pub fn handle(
         .with_cluster_id(StrBytes::from_string(broker.cluster_id()))
         .with_controller_id(BrokerId(broker.controller.controller_for_clients()))
         .with_endpoint_type(1)
-        .with_cluster_authorized_operations(authorized::operations(
+        .with_cluster_authorized_operations(authorized::for_session(
+            broker,
+            &image,
+            session,
             ResourceKind::Cluster,
+            crate::authorizer::CLUSTER_NAME,
             request.include_cluster_authorized_operations,
         ))
         .with_brokers(brokers)

@@ -161,7 +161,36 @@ fn broker_entries(broker: &Broker) -> Vec<Entry> {
     entries
 }
 
-pub fn handle(broker: &Arc<Broker>, request: DescribeConfigsRequest, _version: i16) -> DescribeConfigsResponse {
+/// ACLs of the config APIs: `op` (DESCRIBE_CONFIGS or ALTER_CONFIGS) on
+/// the topic, on the group, or on the cluster for broker, logger and
+/// client-metrics resources; the error when the session may not.
+pub fn config_denied(
+    broker: &Broker,
+    session: &super::Session,
+    resource_type: i8,
+    name: &str,
+    op: vltava_metadata::AclOperation,
+) -> Option<(ResponseError, String)> {
+    use vltava_metadata::ResourceType;
+    const RESOURCE_GROUP: i8 = 32;
+    let (allowed, error) = match resource_type {
+        RESOURCE_TOPIC => {
+            (broker.authorize(session, op, ResourceType::Topic, name), ResponseError::TopicAuthorizationFailed)
+        }
+        RESOURCE_GROUP => {
+            (broker.authorize(session, op, ResourceType::Group, name), ResponseError::GroupAuthorizationFailed)
+        }
+        _ => (broker.authorize_cluster(session, op), ResponseError::ClusterAuthorizationFailed),
+    };
+    (!allowed).then(|| (error, error.to_string()))
+}
+
+pub fn handle(
+    broker: &Arc<Broker>,
+    session: &super::Session,
+    request: DescribeConfigsRequest,
+    _version: i16,
+) -> DescribeConfigsResponse {
     let results = request
         .resources
         .into_iter()
@@ -169,6 +198,10 @@ pub fn handle(broker: &Arc<Broker>, request: DescribeConfigsRequest, _version: i
             let result = DescribeConfigsResult::default()
                 .with_resource_type(res.resource_type)
                 .with_resource_name(res.resource_name.clone());
+            let op = vltava_metadata::AclOperation::DescribeConfigs;
+            if let Some((e, message)) = config_denied(broker, session, res.resource_type, &res.resource_name, op) {
+                return result.with_error_code(e.code()).with_error_message(Some(StrBytes::from_string(message)));
+            }
             let entries = match res.resource_type {
                 RESOURCE_TOPIC => match broker.controller.image().topic(res.resource_name.as_str()) {
                     Some(t) => {

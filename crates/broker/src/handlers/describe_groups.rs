@@ -8,15 +8,29 @@ use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 use vltava_protocol::StrBytes;
 
 use crate::authorized::{self, ResourceKind};
+use super::Session;
 use crate::Broker;
+use vltava_metadata::{AclOperation, ResourceType};
 
-pub fn handle(broker: &Arc<Broker>, request: DescribeGroupsRequest, _version: i16) -> DescribeGroupsResponse {
+pub fn handle(
+    broker: &Arc<Broker>,
+    session: &Session,
+    request: DescribeGroupsRequest,
+    _version: i16,
+) -> DescribeGroupsResponse {
+    let image = broker.controller.image();
     let groups = request
         .groups
         .into_iter()
         .map(|id| {
+            if !broker.authorize_in(&image, session, AclOperation::Describe, ResourceType::Group, &id) {
+                return DescribedGroup::default()
+                    .with_group_id(id)
+                    .with_error_code(vltava_protocol::ResponseError::GroupAuthorizationFailed.code())
+                    .with_authorized_operations(authorized::NOT_PROVIDED);
+            }
             let described = DescribedGroup::default().with_group_id(id.clone()).with_authorized_operations(
-                authorized::operations(ResourceKind::Group, request.include_authorized_operations),
+                authorized::for_session(broker, &image, session, ResourceKind::Group, &id, request.include_authorized_operations),
             );
             if let Err(e) = broker.groups.check_coordinator(id.0.as_str()) {
                 return described.with_error_code(e.code()).with_group_state(StrBytes::from_static_str("Dead"));

@@ -14,23 +14,27 @@ use kafka_protocol::messages::describe_topic_partitions_response::{
 };
 use kafka_protocol::messages::{BrokerId, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse, TopicName};
 use uuid::Uuid;
-use vltava_metadata::{MetadataImage, TopicImage};
+use vltava_metadata::{AclOperation, MetadataImage, ResourceType, TopicImage};
 use vltava_protocol::{ResponseError, StrBytes};
 
 use super::metadata::{leader_error, offline_replicas};
 use crate::authorized::{self, ResourceKind};
 use crate::controller::validate_topic_name;
+use super::Session;
 use crate::Broker;
 
 pub fn handle(
     broker: &Arc<Broker>,
+    session: &Session,
     request: DescribeTopicPartitionsRequest,
     _version: i16,
 ) -> DescribeTopicPartitionsResponse {
     let image = broker.controller.image();
     let every_topic = request.topics.is_empty();
+    // ACLs: DESCRIBE on the topic (every topic: only those)
+    let may = |name: &str| broker.authorize_in(&image, session, AclOperation::Describe, ResourceType::Topic, name);
     let names: BTreeSet<String> = if every_topic {
-        image.topics().map(|t| t.name.clone()).collect()
+        image.topics().filter(|t| may(&t.name)).map(|t| t.name.clone()).collect()
     } else {
         request.topics.iter().map(|t| t.name.0.to_string()).collect()
     };
@@ -51,6 +55,12 @@ pub fn handle(
             response.next_cursor = Some(cursor_at(name, 0));
             break;
         }
+        if !may(name) {
+            response.topics.push(
+                unknown(name).with_error_code(ResponseError::TopicAuthorizationFailed.code()),
+            );
+            continue;
+        }
         let Some(topic) = image.topic(name) else {
             if !every_topic {
                 response.topics.push(unknown(name));
@@ -61,7 +71,8 @@ pub fn handle(
             Some((t, p)) if t == name => *p,
             _ => 0,
         };
-        let (entry, next) = describe(topic, &image, first, left);
+        let ops = authorized::for_session(broker, &image, session, ResourceKind::Topic, name, true);
+        let (entry, next) = describe(topic, &image, first, left, ops);
         left -= entry.partitions.len();
         response.topics.push(entry);
         if let Some(next) = next {
@@ -79,6 +90,7 @@ fn describe(
     image: &MetadataImage,
     first: i32,
     most: usize,
+    authorized_operations: i32,
 ) -> (DescribeTopicPartitionsResponseTopic, Option<i32>) {
     let wanted: Vec<_> = topic.partitions.iter().filter(|p| p.partition >= first).collect();
     let next = wanted.get(most).map(|p| p.partition);
@@ -105,7 +117,7 @@ fn describe(
         .with_topic_id(topic.topic_id)
         .with_is_internal(topic.is_internal())
         .with_partitions(partitions)
-        .with_topic_authorized_operations(authorized::operations(ResourceKind::Topic, true));
+        .with_topic_authorized_operations(authorized_operations);
     (entry, next)
 }
 

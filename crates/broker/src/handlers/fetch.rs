@@ -13,10 +13,12 @@ use kafka_protocol::messages::fetch_request::FetchPartition;
 use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, ResponseKind, TopicName};
 use uuid::Uuid;
+use vltava_metadata::{AclOperation, ResourceType};
 use vltava_protocol::ResponseError;
 use vltava_storage::StorageError;
 
 use super::ResponseFuture;
+use crate::authorizer::CLUSTER_NAME;
 use crate::partition::Partition;
 use crate::Broker;
 
@@ -40,6 +42,11 @@ pub fn handle(broker: &Arc<Broker>, session: &super::Session, request: FetchRequ
     // the follower's progress; consumers read below the high watermark
     let replica_id = if version >= 15 { request.replica_state.replica_id.0 } else { request.replica_id.0 };
     let replica = (replica_id >= 0).then_some(replica_id);
+    // ACLs: a follower needs CLUSTER_ACTION, a consumer READ on each topic
+    let authorizing = broker.authorizer_enabled();
+    let follower_denied = authorizing
+        && replica.is_some()
+        && !broker.authorize_in(&image, session, AclOperation::ClusterAction, ResourceType::Cluster, CLUSTER_NAME);
     let targets: Vec<Target> = request
         .topics
         .into_iter()
@@ -51,12 +58,16 @@ pub fn handle(broker: &Arc<Broker>, session: &super::Session, request: FetchRequ
             };
             let unknown =
                 if version >= 13 { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition };
+            let denied = follower_denied
+                || (authorizing
+                    && replica.is_none()
+                    && (found.is_some() || version < 13)
+                    && !broker.authorize_in(&image, session, AclOperation::Read, ResourceType::Topic, topic.0.as_str()));
             let partitions = t
                 .partitions
                 .into_iter()
                 .map(|p| {
-                    let resolved = found
-                        .ok_or(unknown)
+                    let resolved = (if denied { Err(ResponseError::TopicAuthorizationFailed) } else { found.ok_or(unknown) })
                         .and_then(|img| {
                             broker
                                 .replicas

@@ -10,7 +10,9 @@ use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinator
 use vltava_protocol::{ResponseError, StrBytes};
 
 use crate::group::records::partition_for_group;
+use super::Session;
 use crate::Broker;
+use vltava_metadata::{AclOperation, ResourceType};
 
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
@@ -18,10 +20,22 @@ const KEY_TYPE_SHARE: i8 = 2;
 
 fn locate(
     broker: &Broker,
-    listener: &str,
+    session: &Session,
     key_type: i8,
     key: &str,
 ) -> Result<(i32, String, i32), (ResponseError, String)> {
+    let listener: &str = &session.listener;
+    // ACLs: DESCRIBE on the group or transactional id
+    let denied = |error: ResponseError| Err((error, error.to_string()));
+    match key_type {
+        KEY_TYPE_GROUP if !broker.authorize(session, AclOperation::Describe, ResourceType::Group, key) => {
+            return denied(ResponseError::GroupAuthorizationFailed)
+        }
+        KEY_TYPE_TRANSACTION if !broker.authorize(session, AclOperation::Describe, ResourceType::TransactionalId, key) => {
+            return denied(ResponseError::TransactionalIdAuthorizationFailed)
+        }
+        _ => {}
+    }
     let (topic, partitions) = match key_type {
         KEY_TYPE_GROUP => {
             broker
@@ -52,12 +66,12 @@ fn locate(
 
 pub fn handle(
     broker: &Arc<Broker>,
-    session: &super::Session,
+    session: &Session,
     request: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
     if version < 4 {
-        return match locate(broker, &session.listener, request.key_type, request.key.as_str()) {
+        return match locate(broker, session, request.key_type, request.key.as_str()) {
             Ok((node, host, port)) => FindCoordinatorResponse::default()
                 .with_node_id(BrokerId(node))
                 .with_host(StrBytes::from_string(host))
@@ -73,7 +87,7 @@ pub fn handle(
         .coordinator_keys
         .into_iter()
         .map(|key| {
-            let found = locate(broker, &session.listener, request.key_type, key.as_str());
+            let found = locate(broker, session, request.key_type, key.as_str());
             let c = Coordinator::default().with_key(key);
             match found {
                 Ok((node, host, port)) => {

@@ -5,9 +5,14 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
+use super::Session;
 use crate::Broker;
+use vltava_metadata::{AclOperation, ResourceType};
 
-pub fn handle(broker: &Arc<Broker>, request: HeartbeatRequest, _version: i16) -> HeartbeatResponse {
+pub fn handle(broker: &Arc<Broker>, session: &Session, request: HeartbeatRequest, _version: i16) -> HeartbeatResponse {
+    if !broker.authorize(session, AclOperation::Read, ResourceType::Group, &request.group_id) {
+        return HeartbeatResponse::default().with_error_code(vltava_protocol::ResponseError::GroupAuthorizationFailed.code());
+    }
     let error = broker.groups.heartbeat(
         request.group_id.0.as_str(),
         request.member_id.as_str(),

@@ -10,6 +10,7 @@ use vltava_protocol::{ResponseError, StrBytes};
 use super::{ResponseFuture, Session};
 use crate::group::state::{JoinRequest, JoinResult};
 use crate::Broker;
+use vltava_metadata::{AclOperation, ResourceType};
 
 fn response(result: JoinResult) -> JoinGroupResponse {
     let members = result
@@ -37,6 +38,13 @@ pub fn handle(broker: &Arc<Broker>, session: &Session, request: JoinGroupRequest
     if group_id.is_empty() {
         let r = JoinGroupResponse::default()
             .with_error_code(ResponseError::InvalidGroupId.code())
+            .with_generation_id(-1)
+            .with_member_id(request.member_id);
+        return Box::pin(std::future::ready(Some(ResponseKind::JoinGroup(r))));
+    }
+    if !broker.authorize(session, AclOperation::Read, ResourceType::Group, &group_id) {
+        let r = JoinGroupResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code())
             .with_generation_id(-1)
             .with_member_id(request.member_id);
         return Box::pin(std::future::ready(Some(ResponseKind::JoinGroup(r))));

@@ -5,9 +5,14 @@ use std::sync::Arc;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
+use super::Session;
 use crate::Broker;
+use vltava_metadata::{AclOperation, ResourceType};
 
-pub fn handle(broker: &Arc<Broker>, request: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+pub fn handle(broker: &Arc<Broker>, session: &Session, request: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+    if !broker.authorize(session, AclOperation::Read, ResourceType::Group, &request.group_id) {
+        return LeaveGroupResponse::default().with_error_code(vltava_protocol::ResponseError::GroupAuthorizationFailed.code());
+    }
     let members: Vec<(String, Option<String>)> = if version >= 3 {
         request
             .members

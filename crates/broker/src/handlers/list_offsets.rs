@@ -13,7 +13,9 @@ use vltava_protocol::batch::first_record_at_or_after;
 use vltava_protocol::ResponseError;
 
 use crate::partition::Partition;
+use super::Session;
 use crate::Broker;
+use vltava_metadata::{AclOperation, ResourceType};
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -64,17 +66,23 @@ fn record_with_timestamp(partition: &Partition, offset: i64, timestamp: i64) -> 
     first_record_at_or_after(batch, timestamp).ok()?
 }
 
-pub fn handle(broker: &Arc<Broker>, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+pub fn handle(broker: &Arc<Broker>, session: &Session, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
     let topics = request
         .topics
         .into_iter()
         .map(|topic| {
+            // ACLs: DESCRIBE on the topic
+            let denied = !broker.authorize(session, AclOperation::Describe, ResourceType::Topic, &topic.name);
             let partitions = topic
                 .partitions
                 .into_iter()
                 .map(|p| {
                     let response = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
-                    let found = broker.partition(topic.name.0.as_str(), p.partition_index).map(|(part, _)| part);
+                    let found = if denied {
+                        Err(ResponseError::TopicAuthorizationFailed)
+                    } else {
+                        broker.partition(topic.name.0.as_str(), p.partition_index).map(|(part, _)| part)
+                    };
                     let result = found.and_then(|part| {
                         let epoch = part.leader_epoch();
                         if p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {

@@ -9,7 +9,7 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use uuid::Uuid;
-use vltava_metadata::{MetadataImage, PartitionImage, TopicImage};
+use vltava_metadata::{AclOperation, MetadataImage, PartitionImage, ResourceType, TopicImage};
 use vltava_protocol::{ResponseError, StrBytes};
 
 use crate::authorized::{self, ResourceKind};
@@ -30,7 +30,7 @@ pub fn leader_error(p: &PartitionImage) -> i16 {
     }
 }
 
-pub fn topic_entry(topic: &TopicImage, image: &MetadataImage, ops_asked: bool) -> MetadataResponseTopic {
+pub fn topic_entry(topic: &TopicImage, image: &MetadataImage, authorized_operations: i32) -> MetadataResponseTopic {
     let partitions = topic
         .partitions
         .iter()
@@ -50,7 +50,7 @@ pub fn topic_entry(topic: &TopicImage, image: &MetadataImage, ops_asked: bool) -
         .with_topic_id(topic.topic_id)
         .with_is_internal(topic.is_internal())
         .with_partitions(partitions)
-        .with_topic_authorized_operations(authorized::operations(ResourceKind::Topic, ops_asked))
+        .with_topic_authorized_operations(authorized_operations)
 }
 
 fn error_entry(name: Option<TopicName>, topic_id: Uuid, error: ResponseError) -> MetadataResponseTopic {
@@ -71,20 +71,44 @@ pub fn handle(
     let allow_auto_create = (version < 4 || request.allow_auto_topic_creation) && c.auto_create_topics_enable;
     let image = broker.controller.image();
     let topic_ops = request.include_topic_authorized_operations;
+    // ACLs: a topic the principal may not DESCRIBE is left out of "all
+    // topics" and refused when named; auto-creation needs CREATE on the
+    // cluster or the topic
+    let may = |image: &MetadataImage, op: AclOperation, name: &str| {
+        broker.authorize_in(image, session, op, ResourceType::Topic, name)
+    };
+    let entry = |t: &TopicImage, image: &MetadataImage| {
+        let ops = authorized::for_session(broker, image, session, ResourceKind::Topic, &t.name, topic_ops);
+        topic_entry(t, image, ops)
+    };
+    let all = |image: &MetadataImage| -> Vec<MetadataResponseTopic> {
+        image.topics().filter(|t| may(image, AclOperation::Describe, &t.name)).map(|t| entry(t, image)).collect()
+    };
     let topics = match request.topics {
-        None => image.topics().map(|t| topic_entry(t, &image, topic_ops)).collect(),
-        Some(list) if list.is_empty() && version == 0 => {
-            image.topics().map(|t| topic_entry(t, &image, topic_ops)).collect()
-        }
+        None => all(&image),
+        Some(list) if list.is_empty() && version == 0 => all(&image),
         Some(list) => list
             .into_iter()
             .map(|requested| match requested.name {
                 Some(name) => {
+                    if !may(&image, AclOperation::Describe, name.0.as_str()) {
+                        return error_entry(Some(name), Uuid::nil(), ResponseError::TopicAuthorizationFailed);
+                    }
                     if let Some(t) = broker.controller.image().topic(name.0.as_str()) {
-                        return topic_entry(t, &image, topic_ops);
+                        return entry(t, &image);
                     }
                     if !allow_auto_create {
                         return error_entry(Some(name), Uuid::nil(), ResponseError::UnknownTopicOrPartition);
+                    }
+                    let may_create = broker.authorize_in(
+                        &image,
+                        session,
+                        AclOperation::Create,
+                        ResourceType::Cluster,
+                        crate::authorizer::CLUSTER_NAME,
+                    ) || may(&image, AclOperation::Create, name.0.as_str());
+                    if !may_create {
+                        return error_entry(Some(name), Uuid::nil(), ResponseError::TopicAuthorizationFailed);
                     }
                     let spec = TopicSpec {
                         name: name.0.to_string(),
@@ -95,19 +119,22 @@ pub fn handle(
                     match broker.create_topic(&spec) {
                         Ok(t) => {
                             tracing::info!(topic = %spec.name, partitions = spec.num_partitions, "auto-created topic");
-                            topic_entry(&t, &broker.controller.image(), topic_ops)
+                            entry(&t, &broker.controller.image())
                         }
                         Err(e) if e.error == ResponseError::TopicAlreadyExists => broker
                             .controller
                             .image()
                             .topic(&spec.name)
-                            .map(|t| topic_entry(t, &image, topic_ops))
+                            .map(|t| entry(t, &image))
                             .unwrap_or_else(|| error_entry(Some(name), Uuid::nil(), ResponseError::LeaderNotAvailable)),
                         Err(e) => error_entry(Some(name), Uuid::nil(), e.error),
                     }
                 }
                 None => match image.topic_by_id(&requested.topic_id) {
-                    Some(t) => topic_entry(t, &image, topic_ops),
+                    Some(t) if !may(&image, AclOperation::Describe, &t.name) => {
+                        error_entry(None, requested.topic_id, ResponseError::TopicAuthorizationFailed)
+                    }
+                    Some(t) => entry(t, &image),
                     None => error_entry(None, requested.topic_id, ResponseError::UnknownTopicId),
                 },
             })
@@ -134,8 +161,12 @@ pub fn handle(
         .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id())))
         .with_controller_id(BrokerId(broker.controller.controller_for_clients()))
         .with_topics(topics)
-        .with_cluster_authorized_operations(authorized::operations(
+        .with_cluster_authorized_operations(authorized::for_session(
+            broker,
+            &image,
+            session,
             ResourceKind::Cluster,
+            crate::authorizer::CLUSTER_NAME,
             request.include_cluster_authorized_operations,
         ))
 }

@@ -11,10 +11,12 @@ use vltava_protocol::request::Request;
 
 use crate::Broker;
 
+mod acls;
 pub mod alter_configs;
 mod alter_replica_log_dirs;
 pub mod api_versions;
 mod client_quotas;
+mod cluster_acl;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
@@ -107,6 +109,11 @@ pub fn dispatch(
 ) -> ResponseFuture {
     let added = added.unwrap_or_default();
     let version = request.version();
+    if broker.authorizer_enabled() {
+        if let Some(denied) = cluster_acl::denied(broker, session, &request.body) {
+            return ready(denied);
+        }
+    }
     match request.body {
         RequestKind::ApiVersions(r) => {
             ready(ResponseKind::ApiVersions(api_versions::handle(&r, version, &broker.controller.image())))
@@ -129,11 +136,17 @@ pub fn dispatch(
         RequestKind::Metadata(r) => ready(ResponseKind::Metadata(metadata::handle(broker, session, r, version))),
         RequestKind::Produce(r) => produce::handle(broker, session, r, version, &added),
         RequestKind::Fetch(r) => fetch::handle(broker, session, r, version),
-        RequestKind::ListOffsets(r) => ready(ResponseKind::ListOffsets(list_offsets::handle(broker, r, version))),
-        RequestKind::CreateTopics(r) => ready(ResponseKind::CreateTopics(create_topics::handle(broker, r, version))),
-        RequestKind::DeleteTopics(r) => ready(ResponseKind::DeleteTopics(delete_topics::handle(broker, r, version))),
+        RequestKind::ListOffsets(r) => {
+            ready(ResponseKind::ListOffsets(list_offsets::handle(broker, session, r, version)))
+        }
+        RequestKind::CreateTopics(r) => {
+            ready(ResponseKind::CreateTopics(create_topics::handle(broker, session, r, version)))
+        }
+        RequestKind::DeleteTopics(r) => {
+            ready(ResponseKind::DeleteTopics(delete_topics::handle(broker, session, r, version)))
+        }
         RequestKind::OffsetForLeaderEpoch(r) => {
-            ready(ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, r, version)))
+            ready(ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, session, r, version)))
         }
         RequestKind::AlterReplicaLogDirs(r) => {
             ready(ResponseKind::AlterReplicaLogDirs(alter_replica_log_dirs::handle(broker, r, version)))
@@ -142,7 +155,7 @@ pub fn dispatch(
             ready(ResponseKind::DescribeLogDirs(describe_log_dirs::handle(broker, r, version)))
         }
         RequestKind::DescribeTopicPartitions(r) => {
-            ready(ResponseKind::DescribeTopicPartitions(describe_topic_partitions::handle(broker, r, version)))
+            ready(ResponseKind::DescribeTopicPartitions(describe_topic_partitions::handle(broker, session, r, version)))
         }
         RequestKind::DescribeQuorum(r) => describe_quorum::handle(broker, session, r, version),
         RequestKind::AddRaftVoter(r) => raft_voters::add(broker, session, r, version),
@@ -152,48 +165,50 @@ pub fn dispatch(
             ready(ResponseKind::DescribeCluster(describe_cluster::handle(broker, session, r, version)))
         }
         RequestKind::DescribeConfigs(r) => {
-            ready(ResponseKind::DescribeConfigs(describe_configs::handle(broker, r, version)))
+            ready(ResponseKind::DescribeConfigs(describe_configs::handle(broker, session, r, version)))
         }
         RequestKind::AlterConfigs(r) => {
-            ready(ResponseKind::AlterConfigs(alter_configs::handle_alter(broker, r, version)))
+            ready(ResponseKind::AlterConfigs(alter_configs::handle_alter(broker, session, r, version)))
         }
         RequestKind::IncrementalAlterConfigs(r) => {
-            ready(ResponseKind::IncrementalAlterConfigs(alter_configs::handle_incremental(broker, r, version)))
+            ready(ResponseKind::IncrementalAlterConfigs(alter_configs::handle_incremental(broker, session, r, version)))
         }
         RequestKind::CreatePartitions(r) => {
-            ready(ResponseKind::CreatePartitions(create_partitions::handle(broker, r, version)))
+            ready(ResponseKind::CreatePartitions(create_partitions::handle(broker, session, r, version)))
         }
-        RequestKind::DeleteRecords(r) => ready(ResponseKind::DeleteRecords(delete_records::handle(broker, r, version))),
-        RequestKind::InitProducerId(r) => txn::init_producer_id(broker, r, version),
-        RequestKind::AddPartitionsToTxn(r) => txn::add_partitions(broker, r, version),
-        RequestKind::AddOffsetsToTxn(r) => txn::add_offsets(broker, r, version),
-        RequestKind::TxnOffsetCommit(r) => txn::txn_offset_commit(broker, r, version, &added),
-        RequestKind::EndTxn(r) => txn::end_txn(broker, r, version),
-        RequestKind::WriteTxnMarkers(r) => txn::write_txn_markers(broker, r, version),
+        RequestKind::DeleteRecords(r) => {
+            ready(ResponseKind::DeleteRecords(delete_records::handle(broker, session, r, version)))
+        }
+        RequestKind::InitProducerId(r) => txn::init_producer_id(broker, session, r, version),
+        RequestKind::AddPartitionsToTxn(r) => txn::add_partitions(broker, session, r, version),
+        RequestKind::AddOffsetsToTxn(r) => txn::add_offsets(broker, session, r, version),
+        RequestKind::TxnOffsetCommit(r) => txn::txn_offset_commit(broker, session, r, version, &added),
+        RequestKind::EndTxn(r) => txn::end_txn(broker, session, r, version),
+        RequestKind::WriteTxnMarkers(r) => txn::write_txn_markers(broker, session, r, version),
         RequestKind::DescribeProducers(r) => {
-            ready(ResponseKind::DescribeProducers(txn::describe_producers(broker, r, version)))
+            ready(ResponseKind::DescribeProducers(txn::describe_producers(broker, session, r, version)))
         }
         RequestKind::DescribeTransactions(r) => {
-            ready(ResponseKind::DescribeTransactions(txn::describe_transactions(broker, r, version)))
+            ready(ResponseKind::DescribeTransactions(txn::describe_transactions(broker, session, r, version)))
         }
         RequestKind::ListTransactions(r) => {
-            ready(ResponseKind::ListTransactions(txn::list_transactions(broker, r, version)))
+            ready(ResponseKind::ListTransactions(txn::list_transactions(broker, session, r, version)))
         }
         RequestKind::FindCoordinator(r) => {
             ready(ResponseKind::FindCoordinator(find_coordinator::handle(broker, session, r, version)))
         }
         RequestKind::JoinGroup(r) => join_group::handle(broker, session, r, version),
-        RequestKind::SyncGroup(r) => sync_group::handle(broker, r, version),
-        RequestKind::Heartbeat(r) => ready(ResponseKind::Heartbeat(heartbeat::handle(broker, r, version))),
-        RequestKind::LeaveGroup(r) => ready(ResponseKind::LeaveGroup(leave_group::handle(broker, r, version))),
-        RequestKind::OffsetCommit(r) => offset_commit::handle(broker, r, version),
-        RequestKind::OffsetFetch(r) => ready(ResponseKind::OffsetFetch(offset_fetch::handle(broker, r, version))),
-        RequestKind::ListGroups(r) => ready(ResponseKind::ListGroups(list_groups::handle(broker, r, version))),
+        RequestKind::SyncGroup(r) => sync_group::handle(broker, session, r, version),
+        RequestKind::Heartbeat(r) => ready(ResponseKind::Heartbeat(heartbeat::handle(broker, session, r, version))),
+        RequestKind::LeaveGroup(r) => ready(ResponseKind::LeaveGroup(leave_group::handle(broker, session, r, version))),
+        RequestKind::OffsetCommit(r) => offset_commit::handle(broker, session, r, version),
+        RequestKind::OffsetFetch(r) => ready(ResponseKind::OffsetFetch(offset_fetch::handle(broker, session, r, version))),
+        RequestKind::ListGroups(r) => ready(ResponseKind::ListGroups(list_groups::handle(broker, session, r, version))),
         RequestKind::DescribeGroups(r) => {
-            ready(ResponseKind::DescribeGroups(describe_groups::handle(broker, r, version)))
+            ready(ResponseKind::DescribeGroups(describe_groups::handle(broker, session, r, version)))
         }
-        RequestKind::DeleteGroups(r) => ready(ResponseKind::DeleteGroups(delete_groups::handle(broker, r, version))),
-        RequestKind::OffsetDelete(r) => ready(ResponseKind::OffsetDelete(offset_delete::handle(broker, r, version))),
+        RequestKind::DeleteGroups(r) => ready(ResponseKind::DeleteGroups(delete_groups::handle(broker, session, r, version))),
+        RequestKind::OffsetDelete(r) => ready(ResponseKind::OffsetDelete(offset_delete::handle(broker, session, r, version))),
         RequestKind::ElectLeaders(r) => {
             ready(ResponseKind::ElectLeaders(reassignments::elect_leaders(broker, r, version)))
         }
@@ -203,6 +218,9 @@ pub fn dispatch(
         RequestKind::ListPartitionReassignments(r) => {
             ready(ResponseKind::ListPartitionReassignments(reassignments::list_reassignments(broker, r, version)))
         }
+        RequestKind::CreateAcls(r) => ready(ResponseKind::CreateAcls(acls::create(broker, session, r, version))),
+        RequestKind::DescribeAcls(r) => ready(ResponseKind::DescribeAcls(acls::describe(broker, session, r, version))),
+        RequestKind::DeleteAcls(r) => ready(ResponseKind::DeleteAcls(acls::delete(broker, session, r, version))),
         other => {
             // decode_request only lets supported APIs through.
             tracing::error!(api = ?std::mem::discriminant(&other), "request kind without a handler");

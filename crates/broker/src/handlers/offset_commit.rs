@@ -11,24 +11,33 @@ use vltava_protocol::ResponseError;
 
 use super::ResponseFuture;
 use crate::group::records::CommittedOffset;
+use super::Session;
 use crate::Broker;
+use vltava_metadata::{AclOperation, ResourceType};
 
 /// A partition index and the error it is refused with, if any.
 type PartitionVerdict = (i32, Option<ResponseError>);
 
-pub fn handle(broker: &Arc<Broker>, request: OffsetCommitRequest, _version: i16) -> ResponseFuture {
+pub fn handle(broker: &Arc<Broker>, session: &Session, request: OffsetCommitRequest, _version: i16) -> ResponseFuture {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
     let image = broker.controller.image();
     // Per-partition verdicts first; valid offsets are committed together.
     let mut verdicts: Vec<(TopicName, Vec<PartitionVerdict>)> = Vec::new();
     let mut offsets = Vec::new();
+    // ACLs: READ on the group (else every partition fails), then on each topic
+    let group_denied = !broker.authorize_in(&image, session, AclOperation::Read, ResourceType::Group, &request.group_id);
     for topic in &request.topics {
         let name = topic.name.0.to_string();
         let known = image.topic(&name);
+        let topic_denied = !broker.authorize_in(&image, session, AclOperation::Read, ResourceType::Topic, &name);
         let mut parts = Vec::new();
         for p in &topic.partitions {
             let metadata = p.committed_metadata.as_ref().map(|m| m.to_string()).unwrap_or_default();
-            let error = if !known
+            let error = if group_denied {
+                Some(ResponseError::GroupAuthorizationFailed)
+            } else if topic_denied {
+                Some(ResponseError::TopicAuthorizationFailed)
+            } else if !known
                 .is_some_and(|t| p.partition_index >= 0 && (p.partition_index as usize) < t.partitions.len())
             {
                 Some(ResponseError::UnknownTopicOrPartition)
@@ -51,14 +60,17 @@ pub fn handle(broker: &Arc<Broker>, request: OffsetCommitRequest, _version: i16)
         }
         verdicts.push((topic.name.clone(), parts));
     }
-    let outcome = broker.groups.commit(
+    if group_denied {
+        offsets.clear();
+    }
+    let outcome = if group_denied { Ok(None) } else { broker.groups.commit(
         broker,
         request.group_id.0.as_str(),
         request.member_id.as_str(),
         request.group_instance_id.as_ref().map(|s| s.as_str()),
         request.generation_id_or_member_epoch,
         offsets,
-    );
+    ) };
     Box::pin(async move {
         let group_error = match outcome {
             Ok(Some((partition, offset))) => partition.wait_coordinator_write(offset).await.err(),

@@ -12,7 +12,10 @@ use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse,
 use vltava_protocol::StrBytes;
 
 use crate::group::records::CommittedOffset;
+use super::Session;
 use crate::Broker;
+use vltava_metadata::{AclOperation, MetadataImage, ResourceType};
+use vltava_protocol::ResponseError;
 
 type Rows = Vec<(String, i32, Option<CommittedOffset>)>;
 
@@ -31,7 +34,29 @@ fn fields(c: &Option<CommittedOffset>) -> (i64, i32, String) {
     }
 }
 
-pub fn handle(broker: &Arc<Broker>, request: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+/// The committed offsets of a group, as the session may see them: DESCRIBE
+/// on the group, and on each topic (a named topic it may not DESCRIBE gets
+/// TOPIC_AUTHORIZATION_FAILED; "all topics" leaves such topics out).
+fn authorized_offsets(
+    broker: &Broker,
+    image: &MetadataImage,
+    session: &Session,
+    group: &str,
+    wanted: Option<Vec<(String, i32)>>,
+) -> Result<Rows, ResponseError> {
+    if !broker.authorize_in(image, session, AclOperation::Describe, ResourceType::Group, group) {
+        return Err(ResponseError::GroupAuthorizationFailed);
+    }
+    let named = wanted.is_some();
+    let may = |t: &str| broker.authorize_in(image, session, AclOperation::Describe, ResourceType::Topic, t);
+    let rows = broker.groups.fetch_offsets(group, wanted)?;
+    Ok(rows.into_iter().filter(|(t, _, _)| named || may(t)).collect())
+}
+
+pub fn handle(broker: &Arc<Broker>, session: &Session, request: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+    let image = broker.controller.image();
+    let denied = |t: &str| !broker.authorize_in(&image, session, AclOperation::Describe, ResourceType::Topic, t);
+    let error_of = |t: &str| if denied(t) { ResponseError::TopicAuthorizationFailed.code() } else { 0 };
     if version >= 8 {
         let groups = request
             .groups
@@ -42,7 +67,7 @@ pub fn handle(broker: &Arc<Broker>, request: OffsetFetchRequest, version: i16) -
                         .flat_map(|t| t.partition_indexes.into_iter().map(move |p| (t.name.0.to_string(), p)))
                         .collect()
                 });
-                let rows = match broker.groups.fetch_offsets(g.group_id.0.as_str(), wanted) {
+                let rows = match authorized_offsets(broker, &image, session, g.group_id.0.as_str(), wanted) {
                     Ok(rows) => rows,
                     Err(e) => {
                         return OffsetFetchResponseGroup::default()
@@ -53,14 +78,16 @@ pub fn handle(broker: &Arc<Broker>, request: OffsetFetchRequest, version: i16) -
                 let topics = by_topic(rows)
                     .into_iter()
                     .map(|(t, parts)| {
+                        let error = error_of(&t);
                         OffsetFetchResponseTopics::default()
                             .with_name(TopicName(StrBytes::from_string(t)))
                             .with_partitions(
                                 parts
                                     .into_iter()
                                     .map(|(p, c)| {
-                                        let (offset, epoch, metadata) = fields(&c);
+                                        let (offset, epoch, metadata) = if error == 0 { fields(&c) } else { fields(&None) };
                                         OffsetFetchResponsePartitions::default()
+                                            .with_error_code(error)
                                             .with_partition_index(p)
                                             .with_committed_offset(offset)
                                             .with_committed_leader_epoch(epoch)
@@ -78,19 +105,21 @@ pub fn handle(broker: &Arc<Broker>, request: OffsetFetchRequest, version: i16) -
     let wanted = request.topics.map(|ts| {
         ts.into_iter().flat_map(|t| t.partition_indexes.into_iter().map(move |p| (t.name.0.to_string(), p))).collect()
     });
-    let rows = match broker.groups.fetch_offsets(request.group_id.0.as_str(), wanted) {
+    let rows = match authorized_offsets(broker, &image, session, request.group_id.0.as_str(), wanted) {
         Ok(rows) => rows,
         Err(e) => return OffsetFetchResponse::default().with_error_code(e.code()),
     };
     let topics = by_topic(rows)
         .into_iter()
         .map(|(t, parts)| {
+            let error = error_of(&t);
             OffsetFetchResponseTopic::default().with_name(TopicName(StrBytes::from_string(t))).with_partitions(
                 parts
                     .into_iter()
                     .map(|(p, c)| {
-                        let (offset, epoch, metadata) = fields(&c);
+                        let (offset, epoch, metadata) = if error == 0 { fields(&c) } else { fields(&None) };
                         OffsetFetchResponsePartition::default()
+                            .with_error_code(error)
                             .with_partition_index(p)
                             .with_committed_offset(offset)
                             .with_committed_leader_epoch(epoch)

@@ -12,6 +12,7 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use vltava_protocol::batch::{records_of, records_section, validate_produced, BatchHeader, Batches};
+use vltava_metadata::{AclOperation, ResourceType};
 use vltava_protocol::{ResponseError, StrBytes};
 
 use super::ResponseFuture;
@@ -281,13 +282,28 @@ pub fn handle(
     let listener = session.listener.clone();
     let acks = request.acks;
     let timeout = std::time::Duration::from_millis(request.timeout_ms.clamp(0, 10 * 60 * 1000) as u64);
+    // ACLs (authorizer on only): WRITE on the transactional id, then on each topic
+    let image = broker.authorizer_enabled().then(|| broker.controller.image());
+    let txn_denied = match (&image, &request.transactional_id) {
+        (Some(image), Some(id)) => !broker.authorize_in(image, session, AclOperation::Write, ResourceType::TransactionalId, id),
+        _ => false,
+    };
     let mut topics = Vec::with_capacity(request.topic_data.len());
     for topic in request.topic_data {
         let name = topic.name.0.to_string();
+        let topic_denied = image
+            .as_ref()
+            .is_some_and(|image| !broker.authorize_in(image, session, AclOperation::Write, ResourceType::Topic, &name));
         let outcomes: Vec<Outcome> = topic
             .partition_data
             .into_iter()
             .map(|p| {
+                if txn_denied {
+                    return failed(p.index, ResponseError::TransactionalIdAuthorizationFailed, None);
+                }
+                if topic_denied {
+                    return failed(p.index, ResponseError::TopicAuthorizationFailed, None);
+                }
                 if !matches!(acks, -1..=1) {
                     return failed(p.index, ResponseError::InvalidRequiredAcks, None);
                 }

@@ -7,9 +7,15 @@ use kafka_protocol::messages::{ResponseKind, SyncGroupRequest, SyncGroupResponse
 use vltava_protocol::{ResponseError, StrBytes};
 
 use super::ResponseFuture;
+use super::Session;
 use crate::Broker;
+use vltava_metadata::{AclOperation, ResourceType};
 
-pub fn handle(broker: &Arc<Broker>, request: SyncGroupRequest, _version: i16) -> ResponseFuture {
+pub fn handle(broker: &Arc<Broker>, session: &Session, request: SyncGroupRequest, _version: i16) -> ResponseFuture {
+    if !broker.authorize(session, AclOperation::Read, ResourceType::Group, &request.group_id) {
+        let r = SyncGroupResponse::default().with_error_code(ResponseError::GroupAuthorizationFailed.code());
+        return Box::pin(std::future::ready(Some(ResponseKind::SyncGroup(r))));
+    }
     let assignments = request.assignments.into_iter().map(|a| (a.member_id.to_string(), a.assignment)).collect();
     let rx = broker.groups.sync(
         broker,

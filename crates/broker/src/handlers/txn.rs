@@ -14,7 +14,9 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 use kafka_protocol::messages::*;
 use vltava_protocol::{ResponseError, StrBytes};
 
-use super::ResponseFuture;
+use vltava_metadata::{AclOperation, ResourceType};
+
+use super::{ResponseFuture, Session};
 use crate::group::records::CommittedOffset;
 use crate::txn::coordinator::DurableWaits;
 use crate::Broker;
@@ -32,8 +34,41 @@ fn code(e: Option<ResponseError>) -> i16 {
     e.map(|e| e.code()).unwrap_or(0)
 }
 
-pub fn init_producer_id(broker: &Arc<Broker>, r: InitProducerIdRequest, _version: i16) -> ResponseFuture {
+fn ready(response: ResponseKind) -> ResponseFuture {
+    Box::pin(std::future::ready(Some(response)))
+}
+
+/// WRITE on the transactional id.
+fn may_write_txn(broker: &Broker, session: &Session, tid: &str) -> bool {
+    broker.authorize(session, AclOperation::Write, ResourceType::TransactionalId, tid)
+}
+
+pub fn init_producer_id(
+    broker: &Arc<Broker>,
+    session: &Session,
+    r: InitProducerIdRequest,
+    _version: i16,
+) -> ResponseFuture {
     let tid = r.transactional_id.as_ref().map(|t| t.0.to_string());
+    // ACLs: WRITE on the transactional id; an idempotent producer needs
+    // IDEMPOTENT_WRITE on the cluster or WRITE on some topic
+    let denied = match &tid {
+        Some(t) if !may_write_txn(broker, session, t) => Some(ResponseError::TransactionalIdAuthorizationFailed),
+        None if !broker.authorize_cluster(session, AclOperation::IdempotentWrite)
+            && !broker.authorize_any(session, AclOperation::Write, ResourceType::Topic) =>
+        {
+            Some(ResponseError::ClusterAuthorizationFailed)
+        }
+        _ => None,
+    };
+    if let Some(e) = denied {
+        return ready(ResponseKind::InitProducerId(
+            InitProducerIdResponse::default()
+                .with_error_code(e.code())
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        ));
+    }
     let result = broker.txns.init_producer_id(
         broker,
         tid.as_deref(),
@@ -59,20 +94,38 @@ pub fn init_producer_id(broker: &Arc<Broker>, r: InitProducerIdRequest, _version
     })
 }
 
-pub fn add_partitions(broker: &Arc<Broker>, r: AddPartitionsToTxnRequest, version: i16) -> ResponseFuture {
+pub fn add_partitions(
+    broker: &Arc<Broker>,
+    session: &Session,
+    r: AddPartitionsToTxnRequest,
+    version: i16,
+) -> ResponseFuture {
     if version >= 4 {
+        // sent by brokers: CLUSTER_ACTION
+        if !broker.authorize_cluster(session, AclOperation::ClusterAction) {
+            return ready(ResponseKind::AddPartitionsToTxn(
+                AddPartitionsToTxnResponse::default().with_error_code(ResponseError::ClusterAuthorizationFailed.code()),
+            ));
+        }
         return add_partitions_for_brokers(broker, r, version);
     }
     let image = broker.controller.image();
+    let txn_denied = !may_write_txn(broker, session, &r.v3_and_below_transactional_id);
+    // partitions refused (unknown, or no WRITE on the topic), with why
     let mut unknown = Vec::new();
     let mut wanted = Vec::new();
     for t in &r.v3_and_below_topics {
+        let denied = !broker.authorize_in(&image, session, AclOperation::Write, ResourceType::Topic, &t.name);
         for p in &t.partitions {
             let known = image.topic(t.name.0.as_str()).is_some_and(|ti| *p >= 0 && (*p as usize) < ti.partitions.len());
-            if known {
+            if txn_denied {
+                unknown.push(((t.name.0.to_string(), *p), ResponseError::TransactionalIdAuthorizationFailed));
+            } else if denied {
+                unknown.push(((t.name.0.to_string(), *p), ResponseError::TopicAuthorizationFailed));
+            } else if known {
                 wanted.push((t.name.0.to_string(), *p));
             } else {
-                unknown.push((t.name.0.to_string(), *p));
+                unknown.push(((t.name.0.to_string(), *p), ResponseError::UnknownTopicOrPartition));
             }
         }
     }
@@ -104,10 +157,9 @@ pub fn add_partitions(broker: &Arc<Broker>, r: AddPartitionsToTxnRequest, versio
                     .partitions
                     .iter()
                     .map(|p| {
-                        let e = if unknown.contains(&(name.clone(), *p)) {
-                            Some(ResponseError::UnknownTopicOrPartition)
-                        } else {
-                            error
+                        let e = match unknown.iter().find(|(tp, _)| tp.0 == name && tp.1 == *p) {
+                            Some((_, why)) => Some(*why),
+                            None => error,
                         };
                         AddPartitionsToTxnPartitionResult::default()
                             .with_partition_index(*p)
@@ -192,8 +244,18 @@ fn add_partitions_for_brokers(broker: &Arc<Broker>, r: AddPartitionsToTxnRequest
     })
 }
 
-pub fn add_offsets(broker: &Arc<Broker>, r: AddOffsetsToTxnRequest, _version: i16) -> ResponseFuture {
+pub fn add_offsets(broker: &Arc<Broker>, session: &Session, r: AddOffsetsToTxnRequest, _version: i16) -> ResponseFuture {
     let group = r.group_id.0.to_string();
+    let denied = if !may_write_txn(broker, session, &r.transactional_id) {
+        Some(ResponseError::TransactionalIdAuthorizationFailed)
+    } else if !broker.authorize(session, AclOperation::Read, ResourceType::Group, &group) {
+        Some(ResponseError::GroupAuthorizationFailed)
+    } else {
+        None
+    };
+    if let Some(e) = denied {
+        return ready(ResponseKind::AddOffsetsToTxn(AddOffsetsToTxnResponse::default().with_error_code(e.code())));
+    }
     let outcome = broker.groups.ensure_offsets_topic(broker).and_then(|_| {
         let partition = broker.txns.offsets_partition_of(broker, &group);
         broker.txns.add_to_txn(
@@ -220,15 +282,34 @@ pub fn add_offsets(broker: &Arc<Broker>, r: AddOffsetsToTxnRequest, _version: i1
 /// failure there answers every partition.
 pub fn txn_offset_commit(
     broker: &Arc<Broker>,
+    session: &Session,
     r: TxnOffsetCommitRequest,
     _version: i16,
     added: &crate::txn::implicit::Added,
 ) -> ResponseFuture {
-    let not_added = added.failed.values().next().copied();
+    // ACLs: WRITE on the transactional id, READ on the group (either
+    // failing answers every partition), READ on each topic
+    let denied = if !may_write_txn(broker, session, &r.transactional_id) {
+        Some(ResponseError::TransactionalIdAuthorizationFailed)
+    } else if !broker.authorize(session, AclOperation::Read, ResourceType::Group, &r.group_id) {
+        Some(ResponseError::GroupAuthorizationFailed)
+    } else {
+        None
+    };
+    let topic_denied: Vec<String> = r
+        .topics
+        .iter()
+        .filter(|t| !broker.authorize(session, AclOperation::Read, ResourceType::Topic, &t.name))
+        .map(|t| t.name.0.to_string())
+        .collect();
+    let not_added = denied.or(added.failed.values().next().copied());
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
     let mut offsets = Vec::new();
     let mut too_large = Vec::new();
     for t in &r.topics {
+        if topic_denied.iter().any(|d| *d == *t.name.0) {
+            continue;
+        }
         for p in &t.partitions {
             let metadata = p.committed_metadata.as_ref().map(|m| m.to_string()).unwrap_or_default();
             if metadata.len() > broker.config.offset_metadata_max_bytes {
@@ -275,7 +356,9 @@ pub fn txn_offset_commit(
                     .partitions
                     .iter()
                     .map(|p| {
-                        let e = if too_large.contains(&(name.clone(), p.partition_index)) {
+                        let e = if denied.is_none() && topic_denied.contains(&name) {
+                            Some(ResponseError::TopicAuthorizationFailed)
+                        } else if too_large.contains(&(name.clone(), p.partition_index)) {
                             Some(ResponseError::OffsetMetadataTooLarge)
                         } else {
                             error
@@ -294,7 +377,15 @@ pub fn txn_offset_commit(
 
 /// EndTxn; v5+ is transactions v2: the epoch is bumped in every end and
 /// the response carries the producer id and epoch to continue with.
-pub fn end_txn(broker: &Arc<Broker>, r: EndTxnRequest, version: i16) -> ResponseFuture {
+pub fn end_txn(broker: &Arc<Broker>, session: &Session, r: EndTxnRequest, version: i16) -> ResponseFuture {
+    if !may_write_txn(broker, session, &r.transactional_id) {
+        return ready(ResponseKind::EndTxn(
+            EndTxnResponse::default()
+                .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code())
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        ));
+    }
     let outcome = broker.txns.end_txn(
         broker,
         r.transactional_id.0.as_str(),
@@ -335,6 +426,7 @@ pub fn end_txn(broker: &Arc<Broker>, r: EndTxnRequest, version: i16) -> Response
 
 pub fn describe_producers(
     broker: &Arc<Broker>,
+    session: &Session,
     r: DescribeProducersRequest,
     _version: i16,
 ) -> DescribeProducersResponse {
@@ -343,12 +435,18 @@ pub fn describe_producers(
         .topics
         .into_iter()
         .map(|t| {
+            let denied = !broker.authorize(session, AclOperation::Read, ResourceType::Topic, &t.name);
             let partitions = t
                 .partition_indexes
                 .iter()
                 .map(|p| {
                     let resp = PartitionResponse::default().with_partition_index(*p);
-                    match broker.partition(t.name.0.as_str(), *p) {
+                    let found = if denied {
+                        Err(ResponseError::TopicAuthorizationFailed)
+                    } else {
+                        broker.partition(t.name.0.as_str(), *p)
+                    };
+                    match found {
                         Err(e) => resp.with_error_code(e.code()),
                         Ok((part, _)) => resp.with_active_producers(
                             part.producers()
@@ -375,6 +473,7 @@ pub fn describe_producers(
 
 pub fn describe_transactions(
     broker: &Arc<Broker>,
+    session: &Session,
     r: DescribeTransactionsRequest,
     _version: i16,
 ) -> DescribeTransactionsResponse {
@@ -384,6 +483,11 @@ pub fn describe_transactions(
         .transactional_ids
         .into_iter()
         .map(|tid| {
+            if !broker.authorize(session, AclOperation::Describe, ResourceType::TransactionalId, &tid) {
+                return TransactionState::default()
+                    .with_transactional_id(tid)
+                    .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
+            }
             let Some(m) = all.iter().find(|m| m.transactional_id == tid.0.as_str()) else {
                 return TransactionState::default()
                     .with_transactional_id(tid)
@@ -415,7 +519,12 @@ pub fn describe_transactions(
     DescribeTransactionsResponse::default().with_transaction_states(states)
 }
 
-pub fn list_transactions(broker: &Arc<Broker>, r: ListTransactionsRequest, _version: i16) -> ListTransactionsResponse {
+pub fn list_transactions(
+    broker: &Arc<Broker>,
+    session: &Session,
+    r: ListTransactionsRequest,
+    _version: i16,
+) -> ListTransactionsResponse {
     use kafka_protocol::messages::list_transactions_response::TransactionState;
     let states: Vec<String> = r.state_filters.iter().map(|s| s.to_string()).collect();
     let pids: Vec<i64> = r.producer_id_filters.iter().map(|p| p.0).collect();
@@ -437,6 +546,7 @@ pub fn list_transactions(broker: &Arc<Broker>, r: ListTransactionsRequest, _vers
         .into_iter()
         .filter(|m| states.is_empty() || states.iter().any(|s| s == m.state.name()))
         .filter(|m| pids.is_empty() || pids.contains(&m.producer_id))
+        .filter(|m| broker.authorize(session, AclOperation::Describe, ResourceType::TransactionalId, &m.transactional_id))
         .filter(|m| {
             r.duration_filter < 0
                 || (m.state == crate::txn::state::TxnState::Ongoing && now - m.start_ms >= r.duration_filter)
@@ -456,12 +566,15 @@ pub fn list_transactions(broker: &Arc<Broker>, r: ListTransactionsRequest, _vers
 /// committed like acks=all writes.
 pub fn write_txn_markers(
     broker: &Arc<Broker>,
+    session: &Session,
     r: kafka_protocol::messages::WriteTxnMarkersRequest,
     _version: i16,
 ) -> ResponseFuture {
     use kafka_protocol::messages::write_txn_markers_response::{
         WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
     };
+    // sent by transaction coordinators: CLUSTER_ACTION
+    let denied = !broker.authorize_cluster(session, AclOperation::ClusterAction);
     let mut waits = Vec::new();
     let mut results = Vec::new();
     for marker in r.markers {
@@ -469,7 +582,12 @@ pub fn write_txn_markers(
         for topic in marker.topics {
             let mut partitions = Vec::new();
             for index in topic.partition_indexes {
-                let outcome = broker.partition(topic.name.0.as_str(), index).and_then(|(partition, _)| {
+                let found = if denied {
+                    Err(ResponseError::ClusterAuthorizationFailed)
+                } else {
+                    broker.partition(topic.name.0.as_str(), index)
+                };
+                let outcome = found.and_then(|(partition, _)| {
                     crate::txn::coordinator::write_marker(
                         broker,
                         &partition,
