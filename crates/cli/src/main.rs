@@ -5,6 +5,7 @@
 //! requests librdkafka has no call for), so it works against any
 //! Kafka-compatible cluster.
 
+mod acl;
 mod alloc;
 mod bench;
 mod client;
@@ -90,6 +91,9 @@ enum Command {
     /// Show and change client quotas (byte rates per user and client id).
     #[command(subcommand)]
     Quota(quota::QuotaCommand),
+    /// Create, list and delete ACLs (with authorizer.class.name set).
+    #[command(subcommand)]
+    Acl(acl::AclCommand),
     /// Measure a Kafka-compatible cluster: produce and consume throughput,
     /// end-to-end latency.
     #[command(subcommand)]
@@ -192,6 +196,7 @@ fn main() -> ExitCode {
         Command::Cluster(cmd) => cluster::run(args, cmd),
         Command::LogDirs(cmd) => log_dirs::run(args, cmd),
         Command::Quota(cmd) => quota::run(args, cmd),
+        Command::Acl(cmd) => acl::run(args, cmd),
         Command::Bench(cmd) => bench::run(args, cmd),
     };
     match result {
