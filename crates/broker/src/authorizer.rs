@@ -154,7 +154,9 @@ impl AuthorizerConfig {
         let covered = |allow: &AclBinding| {
             denies.iter().any(|d| match d.pattern_type {
                 PatternType::Literal if d.resource_name == WILDCARD => true,
-                PatternType::Literal => allow.pattern_type == PatternType::Literal && d.resource_name == allow.resource_name,
+                PatternType::Literal => {
+                    allow.pattern_type == PatternType::Literal && d.resource_name == allow.resource_name
+                }
                 _ => allow.resource_name.starts_with(&d.resource_name) && allow.resource_name != WILDCARD,
             })
         };
@@ -215,8 +217,7 @@ impl Broker {
 
     /// [`Self::authorize_in`] on the current image.
     pub fn authorize(&self, session: &Session, op: AclOperation, resource_type: ResourceType, name: &str) -> bool {
-        !self.config.authorizer.enabled
-            || self.authorize_in(&self.controller.image(), session, op, resource_type, name)
+        !self.config.authorizer.enabled || self.authorize_in(&self.controller.image(), session, op, resource_type, name)
     }
 
     /// `op` on the cluster resource.
@@ -360,7 +361,14 @@ mod tests {
         assert!(a.authorize(&img, &user("alice"), LOCAL, Read, Topic, "t"));
         assert!(!a.authorize(&img, &user("alice"), OTHER, Read, Topic, "t"));
         assert!(!a.authorize(&img, &user("bobby"), LOCAL, Write, Topic, "t"));
-        assert!(!a.authorize(&img, &KafkaPrincipal { principal_type: "Group".into(), name: "bob".into() }, LOCAL, Write, Topic, "t"));
+        assert!(!a.authorize(
+            &img,
+            &KafkaPrincipal { principal_type: "Group".into(), name: "bob".into() },
+            LOCAL,
+            Write,
+            Topic,
+            "t"
+        ));
         assert!(a.authorize(&img, &user("admin"), OTHER, ClusterAction, Cluster, CLUSTER_NAME));
         assert!(!a.authorize(&img, &user("ANONYMOUS"), LOCAL, ClusterAction, Cluster, CLUSTER_NAME));
     }
@@ -381,10 +389,8 @@ mod tests {
             Acl(Topic, "app-x", L, "User:alice", "*", Write, DENY),
         ]);
         assert!(a.authorize_any(&img, &user("alice"), LOCAL, Write, Topic));
-        let img = image(&[
-            Acl(Topic, "t", L, "User:alice", "*", Write, ALLOW),
-            Acl(Topic, "*", L, "User:*", "*", All, DENY),
-        ]);
+        let img =
+            image(&[Acl(Topic, "t", L, "User:alice", "*", Write, ALLOW), Acl(Topic, "*", L, "User:*", "*", All, DENY)]);
         assert!(!a.authorize_any(&img, &user("alice"), LOCAL, Write, Topic));
     }
 

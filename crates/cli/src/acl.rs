@@ -93,8 +93,9 @@ impl ResourceArgs {
     fn pattern_type(&self, default: PatternType) -> anyhow::Result<PatternType> {
         match &self.resource_pattern_type {
             None => Ok(default),
-            Some(t) => PatternType::parse(t)
-                .ok_or_else(|| anyhow::anyhow!("--resource-pattern-type {t}: expected literal, prefixed, match or any")),
+            Some(t) => PatternType::parse(t).ok_or_else(|| {
+                anyhow::anyhow!("--resource-pattern-type {t}: expected literal, prefixed, match or any")
+            }),
         }
     }
 }

@@ -349,7 +349,10 @@ mod tests {
         acls.insert(Uuid::from_u128(2), binding(t, "*", PatternType::Literal, AclOperation::Read));
         acls.insert(Uuid::from_u128(3), binding(t, "ord", PatternType::Prefixed, AclOperation::Read));
         acls.insert(Uuid::from_u128(4), binding(t, "orders-eu", PatternType::Prefixed, AclOperation::Read));
-        acls.insert(Uuid::from_u128(5), binding(ResourceType::Group, "orders", PatternType::Literal, AclOperation::Read));
+        acls.insert(
+            Uuid::from_u128(5),
+            binding(ResourceType::Group, "orders", PatternType::Literal, AclOperation::Read),
+        );
         assert_eq!(matching(&acls, t, "orders"), ["LITERAL:*", "LITERAL:orders", "PREFIXED:ord"]);
         assert_eq!(matching(&acls, t, "orders-eu-1"), ["LITERAL:*", "PREFIXED:ord", "PREFIXED:orders-eu"]);
         assert_eq!(matching(&acls, t, "or"), ["LITERAL:*"]);
@@ -380,9 +383,11 @@ mod tests {
             permission: AclPermission::Any,
         };
         assert!(any.matches(&lit) && any.matches(&wild) && any.matches(&pre));
-        let matching = AclFilter { resource_name: Some("orders".into()), pattern_type: PatternType::Match, ..any.clone() };
+        let matching =
+            AclFilter { resource_name: Some("orders".into()), pattern_type: PatternType::Match, ..any.clone() };
         assert!(matching.matches(&lit) && matching.matches(&wild) && matching.matches(&pre));
-        let exact = AclFilter { resource_name: Some("orders".into()), pattern_type: PatternType::Literal, ..any.clone() };
+        let exact =
+            AclFilter { resource_name: Some("orders".into()), pattern_type: PatternType::Literal, ..any.clone() };
         assert!(exact.matches(&lit) && !exact.matches(&wild) && !exact.matches(&pre));
         let named_any = AclFilter { resource_name: Some("ord".into()), ..any.clone() };
         assert!(named_any.matches(&pre) && !named_any.matches(&lit));

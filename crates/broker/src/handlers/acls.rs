@@ -114,7 +114,9 @@ pub fn create(broker: &Arc<Broker>, session: &Session, r: CreateAclsRequest, _ve
                 bindings.push(b);
             }
             Err(message) => {
-                result = result.with_error_code(ResponseError::InvalidRequest.code()).with_error_message(Some(text(&message)))
+                result = result
+                    .with_error_code(ResponseError::InvalidRequest.code())
+                    .with_error_message(Some(text(&message)))
             }
         }
         results.push(result);
@@ -130,7 +132,12 @@ pub fn create(broker: &Arc<Broker>, session: &Session, r: CreateAclsRequest, _ve
     CreateAclsResponse::default().with_results(results)
 }
 
-pub fn describe(broker: &Arc<Broker>, session: &Session, r: DescribeAclsRequest, _version: i16) -> DescribeAclsResponse {
+pub fn describe(
+    broker: &Arc<Broker>,
+    session: &Session,
+    r: DescribeAclsRequest,
+    _version: i16,
+) -> DescribeAclsResponse {
     let failed = |error: ResponseError, message: &str| {
         DescribeAclsResponse::default().with_error_code(error.code()).with_error_message(Some(text(message)))
     };
@@ -155,16 +162,13 @@ pub fn describe(broker: &Arc<Broker>, session: &Session, r: DescribeAclsRequest,
     let image = broker.controller.image();
     let mut by_resource: BTreeMap<(i8, &str, i8), Vec<describe_acls_response::AclDescription>> = BTreeMap::new();
     for acl in image.acls().iter().map(|a| &a.binding).filter(|b| f.matches(b)) {
-        by_resource
-            .entry((acl.resource_type.code(), &acl.resource_name, acl.pattern_type.code()))
-            .or_default()
-            .push(
-                describe_acls_response::AclDescription::default()
-                    .with_principal(text(&acl.principal))
-                    .with_host(text(&acl.host))
-                    .with_operation(acl.operation.code())
-                    .with_permission_type(acl.permission.code()),
-            );
+        by_resource.entry((acl.resource_type.code(), &acl.resource_name, acl.pattern_type.code())).or_default().push(
+            describe_acls_response::AclDescription::default()
+                .with_principal(text(&acl.principal))
+                .with_host(text(&acl.host))
+                .with_operation(acl.operation.code())
+                .with_permission_type(acl.permission.code()),
+        );
     }
     let resources = by_resource
         .into_iter()

@@ -99,17 +99,19 @@ pub fn denied(broker: &Broker, session: &Session, request: &RequestKind) -> Opti
                     .iter()
                     .flatten()
                     .map(|t| {
-                        elect_leaders_response::ReplicaElectionResult::default().with_topic(t.topic.clone()).with_partition_result(
-                            t.partitions
-                                .iter()
-                                .map(|p| {
-                                    elect_leaders_response::PartitionResult::default()
-                                        .with_partition_id(*p)
-                                        .with_error_code(code)
-                                        .with_error_message(message())
-                                })
-                                .collect(),
-                        )
+                        elect_leaders_response::ReplicaElectionResult::default()
+                            .with_topic(t.topic.clone())
+                            .with_partition_result(
+                                t.partitions
+                                    .iter()
+                                    .map(|p| {
+                                        elect_leaders_response::PartitionResult::default()
+                                            .with_partition_id(*p)
+                                            .with_error_code(code)
+                                            .with_error_message(message())
+                                    })
+                                    .collect(),
+                            )
                     })
                     .collect(),
             ),

@@ -9,8 +9,8 @@ use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use vltava_protocol::{ResponseError, StrBytes};
 
-use crate::controller::{ControllerError, TopicSpec};
 use super::Session;
+use crate::controller::{ControllerError, TopicSpec};
 use crate::Broker;
 use vltava_metadata::{AclOperation, ResourceType};
 
@@ -46,7 +46,12 @@ fn spec_for(broker: &Broker, topic: &CreatableTopic) -> Result<TopicSpec, Contro
     Ok(TopicSpec { name: topic.name.0.to_string(), num_partitions, replication_factor, configs })
 }
 
-pub fn handle(broker: &Arc<Broker>, session: &Session, request: CreateTopicsRequest, _version: i16) -> CreateTopicsResponse {
+pub fn handle(
+    broker: &Arc<Broker>,
+    session: &Session,
+    request: CreateTopicsRequest,
+    _version: i16,
+) -> CreateTopicsResponse {
     // ACLs: CREATE on the cluster, or on each topic
     let cluster_create = broker.authorize_cluster(session, AclOperation::Create);
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -71,9 +76,9 @@ pub fn handle(broker: &Arc<Broker>, session: &Session, request: CreateTopicsRequ
                 ));
             }
             if !cluster_create && !broker.authorize(session, AclOperation::Create, ResourceType::Topic, &name) {
-                return result.with_error_code(ResponseError::TopicAuthorizationFailed.code()).with_error_message(Some(
-                    StrBytes::from_static_str("Authorization failed."),
-                ));
+                return result
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_error_message(Some(StrBytes::from_static_str("Authorization failed.")));
             }
             let outcome = spec_for(broker, topic).and_then(|spec| {
                 if request.validate_only {

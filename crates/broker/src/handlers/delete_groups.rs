@@ -9,7 +9,12 @@ use super::Session;
 use crate::Broker;
 use vltava_metadata::{AclOperation, ResourceType};
 
-pub fn handle(broker: &Arc<Broker>, session: &Session, request: DeleteGroupsRequest, _version: i16) -> DeleteGroupsResponse {
+pub fn handle(
+    broker: &Arc<Broker>,
+    session: &Session,
+    request: DeleteGroupsRequest,
+    _version: i16,
+) -> DeleteGroupsResponse {
     let results = request
         .groups_names
         .into_iter()

@@ -12,7 +12,12 @@ use super::Session;
 use crate::Broker;
 use vltava_metadata::{AclOperation, ResourceType};
 
-pub fn handle(broker: &Arc<Broker>, session: &Session, request: DeleteRecordsRequest, _version: i16) -> DeleteRecordsResponse {
+pub fn handle(
+    broker: &Arc<Broker>,
+    session: &Session,
+    request: DeleteRecordsRequest,
+    _version: i16,
+) -> DeleteRecordsResponse {
     let topics = request
         .topics
         .into_iter()

@@ -13,7 +13,12 @@ use super::Session;
 use crate::Broker;
 use vltava_metadata::{AclOperation, ResourceType};
 
-pub fn handle(broker: &Arc<Broker>, session: &Session, request: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
+pub fn handle(
+    broker: &Arc<Broker>,
+    session: &Session,
+    request: DeleteTopicsRequest,
+    version: i16,
+) -> DeleteTopicsResponse {
     let targets: Vec<(Option<TopicName>, Uuid)> = if version >= 6 {
         request.topics.into_iter().map(|t| (t.name, t.topic_id)).collect()
     } else {
@@ -46,7 +51,9 @@ pub fn handle(broker: &Arc<Broker>, session: &Session, request: DeleteTopicsRequ
             // DESCRIBE stays unknown, as in Kafka)
             let named = name.as_ref().map(|n| n.0.to_string()).or_else(|| found.as_ref().map(|t| t.name.clone()));
             if let Some(n) = &named {
-                if name.is_none() && !broker.authorize_in(&image, session, AclOperation::Describe, ResourceType::Topic, n) {
+                if name.is_none()
+                    && !broker.authorize_in(&image, session, AclOperation::Describe, ResourceType::Topic, n)
+                {
                     return result.with_error_code(ResponseError::UnknownTopicId.code());
                 }
                 if !broker.authorize_in(&image, session, AclOperation::Delete, ResourceType::Topic, n) {

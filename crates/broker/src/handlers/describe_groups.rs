@@ -7,8 +7,8 @@ use kafka_protocol::messages::describe_groups_response::{DescribedGroup, Describ
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 use vltava_protocol::StrBytes;
 
-use crate::authorized::{self, ResourceKind};
 use super::Session;
+use crate::authorized::{self, ResourceKind};
 use crate::Broker;
 use vltava_metadata::{AclOperation, ResourceType};
 
@@ -30,7 +30,14 @@ pub fn handle(
                     .with_authorized_operations(authorized::NOT_PROVIDED);
             }
             let described = DescribedGroup::default().with_group_id(id.clone()).with_authorized_operations(
-                authorized::for_session(broker, &image, session, ResourceKind::Group, &id, request.include_authorized_operations),
+                authorized::for_session(
+                    broker,
+                    &image,
+                    session,
+                    ResourceKind::Group,
+                    &id,
+                    request.include_authorized_operations,
+                ),
             );
             if let Err(e) = broker.groups.check_coordinator(id.0.as_str()) {
                 return described.with_error_code(e.code()).with_group_state(StrBytes::from_static_str("Dead"));

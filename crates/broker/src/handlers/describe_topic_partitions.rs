@@ -18,9 +18,9 @@ use vltava_metadata::{AclOperation, MetadataImage, ResourceType, TopicImage};
 use vltava_protocol::{ResponseError, StrBytes};
 
 use super::metadata::{leader_error, offline_replicas};
+use super::Session;
 use crate::authorized::{self, ResourceKind};
 use crate::controller::validate_topic_name;
-use super::Session;
 use crate::Broker;
 
 pub fn handle(
@@ -56,9 +56,7 @@ pub fn handle(
             break;
         }
         if !may(name) {
-            response.topics.push(
-                unknown(name).with_error_code(ResponseError::TopicAuthorizationFailed.code()),
-            );
+            response.topics.push(unknown(name).with_error_code(ResponseError::TopicAuthorizationFailed.code()));
             continue;
         }
         let Some(topic) = image.topic(name) else {

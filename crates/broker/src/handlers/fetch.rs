@@ -62,30 +62,37 @@ pub fn handle(broker: &Arc<Broker>, session: &super::Session, request: FetchRequ
                 || (authorizing
                     && replica.is_none()
                     && (found.is_some() || version < 13)
-                    && !broker.authorize_in(&image, session, AclOperation::Read, ResourceType::Topic, topic.0.as_str()));
+                    && !broker.authorize_in(
+                        &image,
+                        session,
+                        AclOperation::Read,
+                        ResourceType::Topic,
+                        topic.0.as_str(),
+                    ));
             let partitions = t
                 .partitions
                 .into_iter()
                 .map(|p| {
-                    let resolved = (if denied { Err(ResponseError::TopicAuthorizationFailed) } else { found.ok_or(unknown) })
-                        .and_then(|img| {
-                            broker
-                                .replicas
-                                .get(&img.topic_id, p.partition)
-                                .ok_or(ResponseError::UnknownTopicOrPartition)
-                        })
-                        .and_then(|part| check_leader_epoch(&part, p.current_leader_epoch).map(|_| part))
-                        .and_then(|part| match replica {
-                            Some(id) => {
-                                let eligible = image.broker(id).is_some_and(|b| !b.fenced);
-                                if let Some(isr) = part.on_follower_fetch(id, p.fetch_offset, eligible)? {
-                                    broker.controller.alter_isr(part.topic_id, part.index, isr);
+                    let resolved =
+                        (if denied { Err(ResponseError::TopicAuthorizationFailed) } else { found.ok_or(unknown) })
+                            .and_then(|img| {
+                                broker
+                                    .replicas
+                                    .get(&img.topic_id, p.partition)
+                                    .ok_or(ResponseError::UnknownTopicOrPartition)
+                            })
+                            .and_then(|part| check_leader_epoch(&part, p.current_leader_epoch).map(|_| part))
+                            .and_then(|part| match replica {
+                                Some(id) => {
+                                    let eligible = image.broker(id).is_some_and(|b| !b.fenced);
+                                    if let Some(isr) = part.on_follower_fetch(id, p.fetch_offset, eligible)? {
+                                        broker.controller.alter_isr(part.topic_id, part.index, isr);
+                                    }
+                                    Ok(part)
                                 }
-                                Ok(part)
-                            }
-                            None if part.is_leader() => Ok(part),
-                            None => Err(ResponseError::NotLeaderOrFollower),
-                        });
+                                None if part.is_leader() => Ok(part),
+                                None => Err(ResponseError::NotLeaderOrFollower),
+                            });
                     (p, resolved)
                 })
                 .collect();

@@ -9,8 +9,8 @@ use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use vltava_protocol::{ResponseError, StrBytes};
 
-use crate::group::records::partition_for_group;
 use super::Session;
+use crate::group::records::partition_for_group;
 use crate::Broker;
 use vltava_metadata::{AclOperation, ResourceType};
 
@@ -31,7 +31,9 @@ fn locate(
         KEY_TYPE_GROUP if !broker.authorize(session, AclOperation::Describe, ResourceType::Group, key) => {
             return denied(ResponseError::GroupAuthorizationFailed)
         }
-        KEY_TYPE_TRANSACTION if !broker.authorize(session, AclOperation::Describe, ResourceType::TransactionalId, key) => {
+        KEY_TYPE_TRANSACTION
+            if !broker.authorize(session, AclOperation::Describe, ResourceType::TransactionalId, key) =>
+        {
             return denied(ResponseError::TransactionalIdAuthorizationFailed)
         }
         _ => {}

@@ -11,7 +11,8 @@ use vltava_metadata::{AclOperation, ResourceType};
 
 pub fn handle(broker: &Arc<Broker>, session: &Session, request: HeartbeatRequest, _version: i16) -> HeartbeatResponse {
     if !broker.authorize(session, AclOperation::Read, ResourceType::Group, &request.group_id) {
-        return HeartbeatResponse::default().with_error_code(vltava_protocol::ResponseError::GroupAuthorizationFailed.code());
+        return HeartbeatResponse::default()
+            .with_error_code(vltava_protocol::ResponseError::GroupAuthorizationFailed.code());
     }
     let error = broker.groups.heartbeat(
         request.group_id.0.as_str(),

@@ -11,7 +11,8 @@ use vltava_metadata::{AclOperation, ResourceType};
 
 pub fn handle(broker: &Arc<Broker>, session: &Session, request: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
     if !broker.authorize(session, AclOperation::Read, ResourceType::Group, &request.group_id) {
-        return LeaveGroupResponse::default().with_error_code(vltava_protocol::ResponseError::GroupAuthorizationFailed.code());
+        return LeaveGroupResponse::default()
+            .with_error_code(vltava_protocol::ResponseError::GroupAuthorizationFailed.code());
     }
     let members: Vec<(String, Option<String>)> = if version >= 3 {
         request

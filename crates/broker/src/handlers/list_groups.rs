@@ -10,18 +10,31 @@ use super::Session;
 use crate::Broker;
 use vltava_metadata::{AclOperation, ResourceType};
 
-pub fn handle(broker: &Arc<Broker>, session: &Session, request: ListGroupsRequest, _version: i16) -> ListGroupsResponse {
+pub fn handle(
+    broker: &Arc<Broker>,
+    session: &Session,
+    request: ListGroupsRequest,
+    _version: i16,
+) -> ListGroupsResponse {
     // DESCRIBE on the cluster lists every group; otherwise only the groups
     // the principal may DESCRIBE
     let image = broker.controller.image();
-    let all = broker.authorize_in(&image, session, AclOperation::Describe, ResourceType::Cluster, crate::authorizer::CLUSTER_NAME);
+    let all = broker.authorize_in(
+        &image,
+        session,
+        AclOperation::Describe,
+        ResourceType::Cluster,
+        crate::authorizer::CLUSTER_NAME,
+    );
     let states: Vec<String> = request.states_filter.iter().map(|s| s.to_lowercase()).collect();
     let types: Vec<String> = request.types_filter.iter().map(|s| s.to_lowercase()).collect();
     let groups = broker
         .groups
         .list()
         .into_iter()
-        .filter(|(id, _, _)| all || broker.authorize_in(&image, session, AclOperation::Describe, ResourceType::Group, id))
+        .filter(|(id, _, _)| {
+            all || broker.authorize_in(&image, session, AclOperation::Describe, ResourceType::Group, id)
+        })
         .filter(|(_, _, state)| states.is_empty() || states.contains(&state.name().to_lowercase()))
         .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
         .map(|(id, protocol_type, state)| {

@@ -12,8 +12,8 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use vltava_protocol::batch::first_record_at_or_after;
 use vltava_protocol::ResponseError;
 
-use crate::partition::Partition;
 use super::Session;
+use crate::partition::Partition;
 use crate::Broker;
 use vltava_metadata::{AclOperation, ResourceType};
 
@@ -66,7 +66,12 @@ fn record_with_timestamp(partition: &Partition, offset: i64, timestamp: i64) -> 
     first_record_at_or_after(batch, timestamp).ok()?
 }
 
-pub fn handle(broker: &Arc<Broker>, session: &Session, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+pub fn handle(
+    broker: &Arc<Broker>,
+    session: &Session,
+    request: ListOffsetsRequest,
+    version: i16,
+) -> ListOffsetsResponse {
     let topics = request
         .topics
         .into_iter()

@@ -121,12 +121,11 @@ pub fn handle(
                             tracing::info!(topic = %spec.name, partitions = spec.num_partitions, "auto-created topic");
                             entry(&t, &broker.controller.image())
                         }
-                        Err(e) if e.error == ResponseError::TopicAlreadyExists => broker
-                            .controller
-                            .image()
-                            .topic(&spec.name)
-                            .map(|t| entry(t, &image))
-                            .unwrap_or_else(|| error_entry(Some(name), Uuid::nil(), ResponseError::LeaderNotAvailable)),
+                        Err(e) if e.error == ResponseError::TopicAlreadyExists => {
+                            broker.controller.image().topic(&spec.name).map(|t| entry(t, &image)).unwrap_or_else(|| {
+                                error_entry(Some(name), Uuid::nil(), ResponseError::LeaderNotAvailable)
+                            })
+                        }
                         Err(e) => error_entry(Some(name), Uuid::nil(), e.error),
                     }
                 }

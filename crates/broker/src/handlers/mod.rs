@@ -202,13 +202,19 @@ pub fn dispatch(
         RequestKind::Heartbeat(r) => ready(ResponseKind::Heartbeat(heartbeat::handle(broker, session, r, version))),
         RequestKind::LeaveGroup(r) => ready(ResponseKind::LeaveGroup(leave_group::handle(broker, session, r, version))),
         RequestKind::OffsetCommit(r) => offset_commit::handle(broker, session, r, version),
-        RequestKind::OffsetFetch(r) => ready(ResponseKind::OffsetFetch(offset_fetch::handle(broker, session, r, version))),
+        RequestKind::OffsetFetch(r) => {
+            ready(ResponseKind::OffsetFetch(offset_fetch::handle(broker, session, r, version)))
+        }
         RequestKind::ListGroups(r) => ready(ResponseKind::ListGroups(list_groups::handle(broker, session, r, version))),
         RequestKind::DescribeGroups(r) => {
             ready(ResponseKind::DescribeGroups(describe_groups::handle(broker, session, r, version)))
         }
-        RequestKind::DeleteGroups(r) => ready(ResponseKind::DeleteGroups(delete_groups::handle(broker, session, r, version))),
-        RequestKind::OffsetDelete(r) => ready(ResponseKind::OffsetDelete(offset_delete::handle(broker, session, r, version))),
+        RequestKind::DeleteGroups(r) => {
+            ready(ResponseKind::DeleteGroups(delete_groups::handle(broker, session, r, version)))
+        }
+        RequestKind::OffsetDelete(r) => {
+            ready(ResponseKind::OffsetDelete(offset_delete::handle(broker, session, r, version)))
+        }
         RequestKind::ElectLeaders(r) => {
             ready(ResponseKind::ElectLeaders(reassignments::elect_leaders(broker, r, version)))
         }

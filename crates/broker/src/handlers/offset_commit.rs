@@ -10,8 +10,8 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, Respon
 use vltava_protocol::ResponseError;
 
 use super::ResponseFuture;
-use crate::group::records::CommittedOffset;
 use super::Session;
+use crate::group::records::CommittedOffset;
 use crate::Broker;
 use vltava_metadata::{AclOperation, ResourceType};
 
@@ -25,7 +25,8 @@ pub fn handle(broker: &Arc<Broker>, session: &Session, request: OffsetCommitRequ
     let mut verdicts: Vec<(TopicName, Vec<PartitionVerdict>)> = Vec::new();
     let mut offsets = Vec::new();
     // ACLs: READ on the group (else every partition fails), then on each topic
-    let group_denied = !broker.authorize_in(&image, session, AclOperation::Read, ResourceType::Group, &request.group_id);
+    let group_denied =
+        !broker.authorize_in(&image, session, AclOperation::Read, ResourceType::Group, &request.group_id);
     for topic in &request.topics {
         let name = topic.name.0.to_string();
         let known = image.topic(&name);
@@ -63,14 +64,18 @@ pub fn handle(broker: &Arc<Broker>, session: &Session, request: OffsetCommitRequ
     if group_denied {
         offsets.clear();
     }
-    let outcome = if group_denied { Ok(None) } else { broker.groups.commit(
-        broker,
-        request.group_id.0.as_str(),
-        request.member_id.as_str(),
-        request.group_instance_id.as_ref().map(|s| s.as_str()),
-        request.generation_id_or_member_epoch,
-        offsets,
-    ) };
+    let outcome = if group_denied {
+        Ok(None)
+    } else {
+        broker.groups.commit(
+            broker,
+            request.group_id.0.as_str(),
+            request.member_id.as_str(),
+            request.group_instance_id.as_ref().map(|s| s.as_str()),
+            request.generation_id_or_member_epoch,
+            offsets,
+        )
+    };
     Box::pin(async move {
         let group_error = match outcome {
             Ok(Some((partition, offset))) => partition.wait_coordinator_write(offset).await.err(),

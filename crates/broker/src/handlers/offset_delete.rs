@@ -10,10 +10,16 @@ use super::Session;
 use crate::Broker;
 use vltava_metadata::{AclOperation, ResourceType};
 
-pub fn handle(broker: &Arc<Broker>, session: &Session, request: OffsetDeleteRequest, _version: i16) -> OffsetDeleteResponse {
+pub fn handle(
+    broker: &Arc<Broker>,
+    session: &Session,
+    request: OffsetDeleteRequest,
+    _version: i16,
+) -> OffsetDeleteResponse {
     // ACLs: DELETE on the group, READ on each topic
     if !broker.authorize(session, AclOperation::Delete, ResourceType::Group, &request.group_id) {
-        return OffsetDeleteResponse::default().with_error_code(vltava_protocol::ResponseError::GroupAuthorizationFailed.code());
+        return OffsetDeleteResponse::default()
+            .with_error_code(vltava_protocol::ResponseError::GroupAuthorizationFailed.code());
     }
     let image = broker.controller.image();
     let denied = |t: &str| !broker.authorize_in(&image, session, AclOperation::Read, ResourceType::Topic, t);

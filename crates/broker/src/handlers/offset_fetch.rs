@@ -11,8 +11,8 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName};
 use vltava_protocol::StrBytes;
 
-use crate::group::records::CommittedOffset;
 use super::Session;
+use crate::group::records::CommittedOffset;
 use crate::Broker;
 use vltava_metadata::{AclOperation, MetadataImage, ResourceType};
 use vltava_protocol::ResponseError;
@@ -53,7 +53,12 @@ fn authorized_offsets(
     Ok(rows.into_iter().filter(|(t, _, _)| named || may(t)).collect())
 }
 
-pub fn handle(broker: &Arc<Broker>, session: &Session, request: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+pub fn handle(
+    broker: &Arc<Broker>,
+    session: &Session,
+    request: OffsetFetchRequest,
+    version: i16,
+) -> OffsetFetchResponse {
     let image = broker.controller.image();
     let denied = |t: &str| !broker.authorize_in(&image, session, AclOperation::Describe, ResourceType::Topic, t);
     let error_of = |t: &str| if denied(t) { ResponseError::TopicAuthorizationFailed.code() } else { 0 };
@@ -85,7 +90,8 @@ pub fn handle(broker: &Arc<Broker>, session: &Session, request: OffsetFetchReque
                                 parts
                                     .into_iter()
                                     .map(|(p, c)| {
-                                        let (offset, epoch, metadata) = if error == 0 { fields(&c) } else { fields(&None) };
+                                        let (offset, epoch, metadata) =
+                                            if error == 0 { fields(&c) } else { fields(&None) };
                                         OffsetFetchResponsePartitions::default()
                                             .with_error_code(error)
                                             .with_partition_index(p)

@@ -11,8 +11,8 @@ use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
-use vltava_protocol::batch::{records_of, records_section, validate_produced, BatchHeader, Batches};
 use vltava_metadata::{AclOperation, ResourceType};
+use vltava_protocol::batch::{records_of, records_section, validate_produced, BatchHeader, Batches};
 use vltava_protocol::{ResponseError, StrBytes};
 
 use super::ResponseFuture;
@@ -285,7 +285,9 @@ pub fn handle(
     // ACLs (authorizer on only): WRITE on the transactional id, then on each topic
     let image = broker.authorizer_enabled().then(|| broker.controller.image());
     let txn_denied = match (&image, &request.transactional_id) {
-        (Some(image), Some(id)) => !broker.authorize_in(image, session, AclOperation::Write, ResourceType::TransactionalId, id),
+        (Some(image), Some(id)) => {
+            !broker.authorize_in(image, session, AclOperation::Write, ResourceType::TransactionalId, id)
+        }
         _ => false,
     };
     let mut topics = Vec::with_capacity(request.topic_data.len());

@@ -244,7 +244,12 @@ fn add_partitions_for_brokers(broker: &Arc<Broker>, r: AddPartitionsToTxnRequest
     })
 }
 
-pub fn add_offsets(broker: &Arc<Broker>, session: &Session, r: AddOffsetsToTxnRequest, _version: i16) -> ResponseFuture {
+pub fn add_offsets(
+    broker: &Arc<Broker>,
+    session: &Session,
+    r: AddOffsetsToTxnRequest,
+    _version: i16,
+) -> ResponseFuture {
     let group = r.group_id.0.to_string();
     let denied = if !may_write_txn(broker, session, &r.transactional_id) {
         Some(ResponseError::TransactionalIdAuthorizationFailed)
@@ -546,7 +551,9 @@ pub fn list_transactions(
         .into_iter()
         .filter(|m| states.is_empty() || states.iter().any(|s| s == m.state.name()))
         .filter(|m| pids.is_empty() || pids.contains(&m.producer_id))
-        .filter(|m| broker.authorize(session, AclOperation::Describe, ResourceType::TransactionalId, &m.transactional_id))
+        .filter(|m| {
+            broker.authorize(session, AclOperation::Describe, ResourceType::TransactionalId, &m.transactional_id)
+        })
         .filter(|m| {
             r.duration_filter < 0
                 || (m.state == crate::txn::state::TxnState::Ongoing && now - m.start_ms >= r.duration_filter)
