@@ -70,7 +70,7 @@ def test_delete_topic_enable_false_refuses_delete_topics(start_broker):
     ({"listeners": "CLIENT://127.0.0.1:{port}", "listener.security.protocol.map": "CLIENT:SASL_SSL"},
      "listener CLIENT uses SASL_SSL"),
     ({"security.inter.broker.protocol": "SSL"}, "security.inter.broker.protocol"),
-    ({"authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer"}, "authorizer.class.name"),
+    ({"authorizer.class.name": "kafka.security.authorizer.AclAuthorizer"}, "authorizer.class.name"),
     ({"remote.log.storage.system.enable": "true"}, "tiered storage"),
 ])
 def test_values_asking_for_what_vltava_lacks_refuse_to_start(start_broker, sets, expected):

@@ -12,7 +12,7 @@ use serde_json::json;
 use vltava_metadata::{AclOperation, AclPermission, PatternType, ResourceType};
 
 use crate::client::{self, ClientArgs};
-use crate::connection::{self, error_name};
+use crate::connection;
 
 #[derive(clap::Subcommand)]
 pub enum AclCommand {
@@ -222,12 +222,7 @@ fn create(args: &ClientArgs, a: &ChangeArgs) -> anyhow::Result<()> {
     let (response, _) = conn.send(&request).map_err(|e| conn.error(e))?;
     for (c, r) in creations.iter().zip(&response.results) {
         if r.error_code != 0 {
-            return Err(anyhow::anyhow!(
-                "{}: {}{}",
-                conn.address(),
-                error_name(r.error_code),
-                r.error_message.as_ref().map(|m| format!(": {m}")).unwrap_or_default()
-            ));
+            return Err(connection::refused(conn.address(), r.error_code, r.error_message.as_deref()));
         }
         println!(
             "created {}",
@@ -266,12 +261,7 @@ fn list(args: &ClientArgs, a: &ListArgs) -> anyhow::Result<()> {
             .with_permission_type(AclPermission::Any.code());
         let (response, _) = conn.send(&request).map_err(|e| conn.error(e))?;
         if response.error_code != 0 {
-            return Err(anyhow::anyhow!(
-                "{}: {}{}",
-                conn.address(),
-                error_name(response.error_code),
-                response.error_message.map(|m| format!(": {m}")).unwrap_or_default()
-            ));
+            return Err(connection::refused(conn.address(), response.error_code, response.error_message.as_deref()));
         }
         for r in response.resources {
             for acl in r.acls {
@@ -354,12 +344,7 @@ fn delete(args: &ClientArgs, a: &ChangeArgs) -> anyhow::Result<()> {
     let mut deleted = 0;
     for r in &response.filter_results {
         if r.error_code != 0 {
-            return Err(anyhow::anyhow!(
-                "{}: {}{}",
-                conn.address(),
-                error_name(r.error_code),
-                r.error_message.as_ref().map(|m| format!(": {m}")).unwrap_or_default()
-            ));
+            return Err(connection::refused(conn.address(), r.error_code, r.error_message.as_deref()));
         }
         for m in &r.matching_acls {
             deleted += 1;

@@ -444,6 +444,11 @@ pub fn topic_partitions(conn: &mut BrokerConnection, topics: &[String]) -> anyho
     Ok(TopicPartitions { partitions, missing })
 }
 
+/// A broker's refusal as one error: `address: ERROR_NAME: message`.
+pub fn refused(address: &str, code: i16, message: Option<&str>) -> anyhow::Error {
+    anyhow::anyhow!("{address}: {}{}", error_name(code), message.map(|m| format!(": {m}")).unwrap_or_default())
+}
+
 /// Kafka's name of an error code, e.g. `KAFKA_STORAGE_ERROR` for 56.
 pub fn error_name(code: i16) -> String {
     match ResponseError::try_from_code(code) {

@@ -12,7 +12,7 @@ use kafka_protocol::protocol::StrBytes;
 use serde_json::json;
 
 use crate::client::{self, ClientArgs};
-use crate::connection::{self, error_name};
+use crate::connection;
 
 #[derive(clap::Subcommand)]
 pub enum QuotaCommand {
@@ -142,12 +142,7 @@ fn describe(args: &ClientArgs, a: &DescribeArgs) -> anyhow::Result<()> {
     let request = DescribeClientQuotasRequest::default().with_components(components).with_strict(strict);
     let (response, _) = conn.send(&request).map_err(|e| conn.error(e))?;
     if response.error_code != 0 {
-        return Err(anyhow::anyhow!(
-            "{}: {}{}",
-            conn.address(),
-            error_name(response.error_code),
-            response.error_message.map(|m| format!(": {m}")).unwrap_or_default()
-        ));
+        return Err(connection::refused(conn.address(), response.error_code, response.error_message.as_deref()));
     }
     let mut entries: Vec<(Entity, Vec<(String, f64)>)> = response
         .entries
@@ -228,12 +223,7 @@ fn alter(args: &ClientArgs, a: &AlterArgs) -> anyhow::Result<()> {
     let (response, _) = conn.send(&request).map_err(|e| conn.error(e))?;
     for e in &response.entries {
         if e.error_code != 0 {
-            return Err(anyhow::anyhow!(
-                "{}: {}{}",
-                conn.address(),
-                error_name(e.error_code),
-                e.error_message.as_ref().map(|m| format!(": {m}")).unwrap_or_default()
-            ));
+            return Err(connection::refused(conn.address(), e.error_code, e.error_message.as_deref()));
         }
     }
     let who: Vec<String> = entity.iter().map(|(t, n)| format!("{t}={}", name_of(n))).collect();
