@@ -351,9 +351,11 @@ def test_matrix_java_client(acl_broker, pki, tmp_path):
                          f"alice-java-{who}", timeout=280)
         assert res.returncode == 0, (res.stdout[-3000:], res.stderr[-3000:])
         results[who] = dict(line.split()[1:3] for line in res.stdout.splitlines() if line.startswith("RESULT "))
-    assert results["alice"] == {"produce": "OK", "commit": "OK", "create-topic": "OK", "transaction": "OK"}, results
+    assert results["alice"] == {"produce": "OK", "commit": "OK", "create-topic": "OK", "transaction": "OK",
+                                "describe-acls": "ClusterAuthorizationException"}, results
     assert results["bob"] == {"produce": "TopicAuthorizationException", "commit": "GroupAuthorizationException",
                               "create-topic": "TopicAuthorizationException",
+                              "describe-acls": "ClusterAuthorizationException",
                               "transaction": "TransactionalIdAuthorizationException"}, results
 
 

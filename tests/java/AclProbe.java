@@ -7,6 +7,7 @@ import java.util.concurrent.TimeUnit;
 
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.common.acl.AclBindingFilter;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
@@ -25,7 +26,7 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  *
  * Usage: AclProbe <bootstrap> <client.properties> <topic> <group> <transactional.id> <new topic>
  * Steps: produce (to topic), commit (offset 0 for the group), create-topic,
- * transaction (init + send + commit with the transactional id).
+ * describe-acls, transaction (init + send + commit with the transactional id).
  */
 public class AclProbe {
     interface Step {
@@ -92,6 +93,15 @@ public class AclProbe {
             try (Admin admin = Admin.create(ap)) {
                 admin.createTopics(Collections.singleton(new NewTopic(newTopic, 1, (short) 1)))
                         .all().get(30, TimeUnit.SECONDS);
+            }
+        });
+
+        step("describe-acls", () -> {
+            Properties ap = new Properties();
+            ap.putAll(security);
+            ap.put("bootstrap.servers", bootstrap);
+            try (Admin admin = Admin.create(ap)) {
+                admin.describeAcls(AclBindingFilter.ANY).values().get(30, TimeUnit.SECONDS);
             }
         });
 
