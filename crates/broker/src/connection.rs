@@ -154,7 +154,7 @@ async fn serve_stream<R, W>(
                 };
                 // transactions v2: partitions are added to the transaction
                 // before this request is handled and the next one read
-                let added = match crate::txn::implicit::needed(&broker, &request) {
+                let added = match crate::txn::implicit::needed(&broker, &session, &request) {
                     Some(adding) => Some(adding.await),
                     None => None,
                 };

@@ -40,12 +40,28 @@ struct Wanted {
     partitions: Vec<(String, i32)>,
 }
 
-/// The adds a request needs before it is handled, if any.
-pub fn needed(broker: &Arc<Broker>, request: &Request) -> Option<BoxFuture<'static, Added>> {
+/// The adds a request needs before it is handled, if any. Only for what
+/// the session may write (as Kafka authorizes a Produce or TxnOffsetCommit
+/// before it verifies the transaction): the request's own handler answers
+/// the rest with the authorization error, and nothing unauthorized reaches
+/// the coordinator, which sees this broker's principal.
+pub fn needed(
+    broker: &Arc<Broker>,
+    session: &crate::handlers::Session,
+    request: &Request,
+) -> Option<BoxFuture<'static, Added>> {
+    use vltava_metadata::{AclOperation, ResourceType};
     let version = request.version();
+    let may = |op, rt, name: &str| broker.authorize(session, op, rt, name);
     let (wanted, for_produce) = match &request.body {
-        RequestKind::Produce(r) if version >= 12 => (produce_partitions(broker, r)?, true),
-        RequestKind::TxnOffsetCommit(r) if version >= 5 => (offsets_partition(broker, r), false),
+        RequestKind::Produce(r) if version >= 12 => (produce_partitions(broker, r, &may)?, true),
+        RequestKind::TxnOffsetCommit(r)
+            if version >= 5
+                && may(AclOperation::Write, ResourceType::TransactionalId, &r.transactional_id)
+                && may(AclOperation::Read, ResourceType::Group, &r.group_id) =>
+        {
+            (offsets_partition(broker, r), false)
+        }
         _ => return None,
     };
     let broker = broker.clone();
@@ -64,11 +80,22 @@ pub fn needed(broker: &Arc<Broker>, request: &Request) -> Option<BoxFuture<'stat
 
 /// The transactional partitions of a Produce that this node leads and
 /// whose log has no open transaction of the batch's producer and epoch.
-fn produce_partitions(broker: &Broker, r: &ProduceRequest) -> Option<Wanted> {
+fn produce_partitions(
+    broker: &Broker,
+    r: &ProduceRequest,
+    may: &dyn Fn(vltava_metadata::AclOperation, vltava_metadata::ResourceType, &str) -> bool,
+) -> Option<Wanted> {
+    use vltava_metadata::{AclOperation, ResourceType};
     let transactional_id = r.transactional_id.as_ref()?.0.to_string();
+    if !may(AclOperation::Write, ResourceType::TransactionalId, &transactional_id) {
+        return None;
+    }
     let mut producer = None;
     let mut partitions = Vec::new();
     for topic in &r.topic_data {
+        if !may(AclOperation::Write, ResourceType::Topic, &topic.name) {
+            continue;
+        }
         for p in &topic.partition_data {
             let Some(header) = p.records.as_deref().and_then(|b| BatchHeader::parse(b).ok()) else { continue };
             if !header.is_transactional() {
