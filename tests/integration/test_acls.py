@@ -491,3 +491,52 @@ def test_an_unknown_authorizer_class_refuses_to_start(start_broker):
     with pytest.raises(BrokerStartError) as e:
         start_broker({"authorizer.class.name": "kafka.security.authorizer.AclAuthorizer"})
     assert "StandardAuthorizer" in str(e.value)
+
+
+@pytest.mark.timeout(120)
+def test_bad_acls_and_filters_are_invalid_requests(start_broker, pki):
+    """Raw CreateAcls / DescribeAcls / DeleteAcls v1 (as User:ANONYMOUS, a super user):
+    a binding or filter with an unknown or filter-only code is INVALID_REQUEST, as in
+    Kafka; the valid ones next to it go through."""
+    import kafka_wire as w
+    b, _port = start_acl_broker(start_broker, pki)
+    TOPIC, ANY, MATCH, LITERAL, READ, ALLOW = 2, 1, 2, 3, 3, 3
+    INVALID_REQUEST = 42
+
+    def creation(rt, pt, principal="User:alice", op=READ, perm=ALLOW, name="t"):
+        return (w.int8(rt) + w.string(name) + w.int8(pt) + w.string(principal) + w.string("*")
+                + w.int8(op) + w.int8(perm))
+
+    def filt(rt=ANY, pt=ANY, op=ANY, perm=ANY):
+        return w.int8(rt) + w.string(None) + w.int8(pt) + w.string(None) + w.string(None) + w.int8(op) + w.int8(perm)
+
+    with w.connect(b.port) as s:
+        # CreateAcls v1: MATCH pattern, ANY resource type, ANY operation, no colon: refused; one valid
+        body = w.array([creation(TOPIC, MATCH), creation(ANY, LITERAL), creation(TOPIC, LITERAL, op=ANY),
+                        creation(TOPIC, LITERAL, principal="alice"), creation(TOPIC, LITERAL)])
+        r = w.Reader(w.roundtrip(s, w.request_header_v1(30, 1, 1) + body))
+        assert r.int32() == 1 and r.int32() == 0
+        codes = []
+        for _ in range(r.int32()):
+            codes.append(r.int16())
+            r.string()
+        assert codes == [INVALID_REQUEST] * 4 + [0], codes
+        # DescribeAcls v1: an UNKNOWN (0) pattern type is INVALID_REQUEST; ANY finds the one binding
+        r = w.Reader(w.roundtrip(s, w.request_header_v1(29, 1, 2) + filt(pt=0)))
+        assert r.int32() == 2 and r.int32() == 0 and r.int16() == INVALID_REQUEST
+        r = w.Reader(w.roundtrip(s, w.request_header_v1(29, 1, 3) + filt()))
+        assert r.int32() == 3 and r.int32() == 0 and r.int16() == 0
+        r.string()
+        assert r.int32() == 1, "one resource with ACLs"
+        # DeleteAcls v1: a filter with an UNKNOWN operation is INVALID_REQUEST, the other deletes
+        body = w.array([filt(op=0), filt(rt=TOPIC)])
+        r = w.Reader(w.roundtrip(s, w.request_header_v1(31, 1, 4) + body))
+        assert r.int32() == 4 and r.int32() == 0
+        assert r.int32() == 2
+        assert r.int16() == INVALID_REQUEST
+        r.string()
+        assert r.int32() == 0
+        assert r.int16() == 0
+        r.string()
+        assert r.int32() == 1, "the valid filter deleted the binding"
+    assert acl_list(b.bootstrap) == []
