@@ -12,9 +12,10 @@ an MTLS listener (SSL, client certificates required) the clients use.
   errors;
 - prefixed ACLs, DENY over ALLOW, super users, allow.everyone.if.no.acl.found;
 - Metadata and ListGroups show only what the principal may DESCRIBE; the
-  authorized-operations fields;
+  authorized-operations fields; auto-creation needs CREATE;
 - ACLs survive a restart and reach every node of a three-node cluster;
-- `vltava acl create|list|delete`, and Kafka's errors for bad ACLs and filters.
+- `vltava acl create|list|delete`, and Kafka's errors for bad ACLs and filters
+  (raw requests), and without an authorizer (SECURITY_DISABLED).
 """
 
 from __future__ import annotations
@@ -540,3 +541,36 @@ def test_bad_acls_and_filters_are_invalid_requests(start_broker, pki):
         r.string()
         assert r.int32() == 1, "the valid filter deleted the binding"
     assert acl_list(b.bootstrap) == []
+
+
+def tls_metadata_error(port: int, pki, who: str, topic: str) -> int:
+    """A Metadata v1 request (which auto-creates) for `topic` over mutual TLS as `who`:
+    the topic's error code."""
+    import socket
+    import ssl
+
+    import kafka_wire as w
+    ctx = ssl.create_default_context(cafile=str(pki["ca"].cert))
+    ctx.load_cert_chain(str(pki[who].cert), str(pki[who].key))
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            r = w.Reader(w.roundtrip(s, w.metadata_request_v1(7, [topic])))
+    assert r.int32() == 7
+    for _ in range(r.int32()):
+        r.int32(), r.string(), r.int32(), r.string()
+    r.int32()
+    assert r.int32() == 1
+    return r.int16()
+
+
+@pytest.mark.timeout(120)
+def test_auto_creation_needs_create(acl_broker, pki):
+    b, port = acl_broker
+    # alice may CREATE alice-*: Metadata creates it; bob may not: TOPIC_AUTHORIZATION_FAILED
+    # (and no topic is made); a topic nobody may DESCRIBE is refused the same way
+    assert tls_metadata_error(port, pki, "alice", "alice-auto") == 0
+    assert tls_metadata_error(port, pki, "bob", "bob-auto") == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    assert tls_metadata_error(port, pki, "bob", "secret") == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    ad = AdminClient({"bootstrap.servers": b.bootstrap})
+    topics = set(ad.list_topics(timeout=30).topics)
+    assert "alice-auto" in topics and "bob-auto" not in topics, topics
