@@ -5,7 +5,8 @@
 //! Checked on the broker that received the request, with the client's
 //! principal, before anything is forwarded to the quorum leader.
 //! (APIs checked per topic, group or transactional id check in their own
-//! handlers.)
+//! handlers.) Describe/AlterUserScramCredentials are listed for when SASL's
+//! handlers exist: DESCRIBE and ALTER on the cluster, as in Kafka.
 
 use kafka_protocol::messages::*;
 use vltava_metadata::AclOperation;
@@ -24,8 +25,10 @@ fn needed(request: &RequestKind) -> Option<AclOperation> {
         | RequestKind::AddRaftVoter(_)
         | RequestKind::RemoveRaftVoter(_)
         | RequestKind::ElectLeaders(_)
-        | RequestKind::AlterPartitionReassignments(_) => Alter,
+        | RequestKind::AlterPartitionReassignments(_)
+        | RequestKind::AlterUserScramCredentials(_) => Alter,
         RequestKind::DescribeLogDirs(_)
+        | RequestKind::DescribeUserScramCredentials(_)
         | RequestKind::DescribeQuorum(_)
         | RequestKind::ListPartitionReassignments(_) => Describe,
         RequestKind::ListConfigResources(_) | RequestKind::DescribeClientQuotas(_) => DescribeConfigs,
@@ -134,6 +137,29 @@ pub fn denied(broker: &Broker, session: &Session, request: &RequestKind) -> Opti
         RequestKind::DescribeClientQuotas(_) => ResponseKind::DescribeClientQuotas(
             DescribeClientQuotasResponse::default().with_error_code(code).with_error_message(message()),
         ),
+        RequestKind::DescribeUserScramCredentials(_) => ResponseKind::DescribeUserScramCredentials(
+            DescribeUserScramCredentialsResponse::default().with_error_code(code).with_error_message(message()),
+        ),
+        RequestKind::AlterUserScramCredentials(r) => {
+            // one result per user named, as Kafka answers
+            let mut users: Vec<&StrBytes> =
+                r.deletions.iter().map(|d| &d.name).chain(r.upsertions.iter().map(|u| &u.name)).collect();
+            users.sort();
+            users.dedup();
+            ResponseKind::AlterUserScramCredentials(
+                AlterUserScramCredentialsResponse::default().with_results(
+                    users
+                        .into_iter()
+                        .map(|user| {
+                            alter_user_scram_credentials_response::AlterUserScramCredentialsResult::default()
+                                .with_user(user.clone())
+                                .with_error_code(code)
+                                .with_error_message(message())
+                        })
+                        .collect(),
+                ),
+            )
+        }
         RequestKind::AlterClientQuotas(r) => ResponseKind::AlterClientQuotas(
             AlterClientQuotasResponse::default().with_entries(
                 r.entries
