@@ -9,7 +9,7 @@ an MTLS listener (SSL, client certificates required) the clients use.
 - an ACL matrix for each API family (produce, consume in a group, offsets, topic
   create/delete/describe, configs, transactions, cluster admin): an allowed and a
   denied principal, with confluent-kafka's, kafka-python's and the Java client's
-  errors;
+  errors (and kcat's for produce and listing);
 - prefixed ACLs, DENY over ALLOW, super users, allow.everyone.if.no.acl.found;
 - Metadata and ListGroups show only what the principal may DESCRIBE; the
   authorized-operations fields; auto-creation needs CREATE;
@@ -574,3 +574,22 @@ def test_auto_creation_needs_create(acl_broker, pki):
     ad = AdminClient({"bootstrap.servers": b.bootstrap})
     topics = set(ad.list_topics(timeout=30).topics)
     assert "alice-auto" in topics and "bob-auto" not in topics, topics
+
+
+@pytest.mark.timeout(180)
+def test_kcat(acl_broker, pki):
+    """kcat (librdkafka) over mutual TLS: alice writes and lists orders; bob's records
+    are refused with TOPIC_AUTHORIZATION_FAILED and his listing hides secret."""
+    _b, port = acl_broker
+
+    def kcat(who, *args, stdin=None):
+        opts = ["-b", f"127.0.0.1:{port}", "-X", "security.protocol=ssl", "-X", f"ssl.ca.location={pki['ca'].cert}",
+                "-X", f"ssl.certificate.location={pki[who].cert}", "-X", f"ssl.key.location={pki[who].key}"]
+        return subprocess.run(["kcat", *opts, *args], input=stdin, capture_output=True, text=True, timeout=60)
+
+    res = kcat("alice", "-P", "-t", "orders", "-X", "acks=all", stdin="a1\na2\n")
+    assert res.returncode == 0, res.stderr
+    res = kcat("bob", "-P", "-t", "orders", "-X", "acks=all", "-X", "message.timeout.ms=15000", stdin="b1\n")
+    assert "authorization failed" in res.stderr.lower(), res.stderr
+    listed = {t["topic"] for t in json.loads(kcat("bob", "-L", "-J").stdout)["topics"]}
+    assert listed == {"orders"}, listed
