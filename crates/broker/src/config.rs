@@ -65,6 +65,8 @@ pub struct BrokerConfig {
     /// `metrics.per.partition.enable` (vltava): per-partition series on
     /// `/metrics` (log sizes and offsets); off for very many partitions.
     pub metrics_per_partition: bool,
+    /// `telemetry.max.bytes`: the largest PushTelemetry payload (KIP-714).
+    pub telemetry_max_bytes: i32,
     /// `log.dir.min.free.bytes` (vltava): produce is refused with
     /// KAFKA_STORAGE_ERROR rather than leave less free space in a log
     /// directory (0: never refused); the rest is kept for the metadata log,
@@ -235,6 +237,7 @@ impl BrokerConfig {
             ("log.flush.on.acks.all", self.flush_on_acks_all.to_string()),
             ("admin.listeners", self.admin_listen.map(|a| format!("http://{a}")).unwrap_or_default()),
             ("metrics.per.partition.enable", self.metrics_per_partition.to_string()),
+            ("telemetry.max.bytes", self.telemetry_max_bytes.to_string()),
         ]
     }
 }
@@ -261,6 +264,7 @@ impl Default for BrokerConfig {
             flush_on_acks_all: true,
             admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9644))),
             metrics_per_partition: true,
+            telemetry_max_bytes: 1_048_576,
             log_dir_min_free_bytes: None,
             static_settings: BTreeMap::new(),
             retention_check_interval_ms: 300_000,
@@ -549,6 +553,13 @@ impl BrokerConfig {
                         parse_admin_listeners(value).ok_or_else(|| err("expected http://host:port, or nothing"))?
                 }
                 "metrics.per.partition.enable" => self.metrics_per_partition = boolean(value)?,
+                "telemetry.max.bytes" => {
+                    let n = num(value)?;
+                    if !(1..=i32::MAX as i64).contains(&n) {
+                        return Err(err("must be at least 1"));
+                    }
+                    self.telemetry_max_bytes = n as i32
+                }
                 "log.dir.min.free.bytes" => self.log_dir_min_free_bytes = Some(num(value)?.max(0) as u64),
                 "transaction.state.log.num.partitions" => {
                     self.transaction_state_partitions = num(value)?.clamp(1, 1000) as i32

@@ -191,6 +191,7 @@ async fn serve_stream<R, W>(
     }
     drop(tx);
     let _ = writer.await;
+    broker.client_metrics.disconnected(&peer);
     crate::broker_metrics::connection(&listener, false);
 }
 

@@ -16,6 +16,7 @@ pub mod admin;
 pub mod authorized;
 pub mod broker_keys;
 pub mod broker_metrics;
+pub mod client_metrics;
 pub mod config;
 pub mod connection;
 pub mod controller;
@@ -68,6 +69,8 @@ pub struct Broker {
     pub txns: txn::TransactionCoordinator,
     /// Client quota sensors (the quotas are in the metadata image).
     pub quotas: quotas::QuotaManager,
+    /// Client instances pushing their metrics (KIP-714).
+    pub client_metrics: client_metrics::ClientMetrics,
     /// TLS to other brokers, when the inter-broker listener is SSL.
     pub inter_broker_tls: Option<Arc<vltava_security::TlsConnectorSource>>,
     /// Flips to true when the broker starts shutting down.

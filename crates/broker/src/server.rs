@@ -125,6 +125,7 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, QuorumNode)
             config.transaction_max_timeout_ms,
         ),
         quotas: crate::quotas::QuotaManager::default(),
+        client_metrics: crate::client_metrics::ClientMetrics::default(),
         local_cluster_id: meta.cluster_id,
         inter_broker_tls,
         config,

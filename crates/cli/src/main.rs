@@ -8,6 +8,7 @@
 mod alloc;
 mod bench;
 mod client;
+mod client_metrics;
 mod cluster;
 mod connection;
 mod consume;
@@ -90,6 +91,9 @@ enum Command {
     /// Show and change client quotas (byte rates per user and client id).
     #[command(subcommand)]
     Quota(quota::QuotaCommand),
+    /// Client-metrics subscriptions (KIP-714): which metrics clients push.
+    #[command(subcommand)]
+    ClientMetrics(client_metrics::ClientMetricsCommand),
     /// Measure a Kafka-compatible cluster: produce and consume throughput,
     /// end-to-end latency.
     #[command(subcommand)]
@@ -192,6 +196,7 @@ fn main() -> ExitCode {
         Command::Cluster(cmd) => cluster::run(args, cmd),
         Command::LogDirs(cmd) => log_dirs::run(args, cmd),
         Command::Quota(cmd) => quota::run(args, cmd),
+        Command::ClientMetrics(cmd) => client_metrics::run(args, cmd),
         Command::Bench(cmd) => bench::run(args, cmd),
     };
     match result {

@@ -183,6 +183,7 @@ mod kind {
     pub const FEATURE_LEVEL: u64 = 17;
     pub const BROKER_ENDPOINTS: u64 = 18;
     pub const CLIENT_QUOTA: u64 = 19;
+    pub const RESOURCE_CONFIG: u64 = 26;
 }
 
 impl MetadataRecord {
@@ -322,6 +323,13 @@ impl MetadataRecord {
                     None => w.uvarint(0),
                 }
             }
+            MetadataRecord::ResourceConfig { resource_type, name, key, value } => {
+                header(w, kind::RESOURCE_CONFIG);
+                w.varint(*resource_type as i64);
+                w.string(name);
+                w.string(key);
+                w.opt_string(value.as_deref());
+            }
             MetadataRecord::FeatureLevel { name, level } => {
                 header(w, kind::FEATURE_LEVEL);
                 w.string(name);
@@ -406,6 +414,12 @@ impl MetadataRecord {
                 };
                 MetadataRecord::ClientQuota { entity, key, value }
             }
+            kind::RESOURCE_CONFIG => MetadataRecord::ResourceConfig {
+                resource_type: i8::try_from(r.varint()?).or_else(|_| err("resource type out of range"))?,
+                name: r.string()?,
+                key: r.string()?,
+                value: r.opt_string()?,
+            },
             kind::FEATURE_LEVEL => MetadataRecord::FeatureLevel {
                 name: r.string()?,
                 level: i16::try_from(r.varint()?).or_else(|_| err("feature level out of range"))?,
@@ -544,6 +558,13 @@ mod tests {
                 key: "connection_creation_rate".into(),
                 value: None,
             },
+            MetadataRecord::ResourceConfig {
+                resource_type: 16,
+                name: "all-metrics".into(),
+                key: "metrics".into(),
+                value: Some("*".into()),
+            },
+            MetadataRecord::ResourceConfig { resource_type: 16, name: "x".into(), key: "match".into(), value: None },
             MetadataRecord::BrokerEndpoints {
                 broker_id: 2,
                 incarnation: 9,
