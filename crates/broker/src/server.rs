@@ -467,6 +467,24 @@ pub async fn run(mut config: BrokerConfig, mut shutdown: watch::Receiver<bool>) 
                     tracing::warn!(%peer, max = broker.config.max_connections, "refusing connection: max.connections reached");
                     continue;
                 };
+                let image = broker.controller.image();
+                let hold = if image.client_quotas().next().is_some() {
+                    broker.quotas.connection_created(&image, peer.ip())
+                } else {
+                    std::time::Duration::ZERO
+                };
+                if !hold.is_zero() {
+                    tracing::info!(%peer, ?hold, "closing connection: its address is over connection_creation_rate");
+                    let mut stop = shutdown.clone();
+                    connections.spawn(async move {
+                        tokio::select! {
+                            _ = tokio::time::sleep(hold) => {}
+                            _ = stop.changed() => {}
+                        }
+                        drop((stream, permit));
+                    });
+                    continue;
+                }
                 let (broker, shutdown, listener) = (broker.clone(), shutdown.clone(), listeners[index].clone());
                 connections.spawn(async move {
                     connection::serve(broker, stream, peer, listener, shutdown).await;
