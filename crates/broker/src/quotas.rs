@@ -158,6 +158,50 @@ impl QuotaManager {
     }
 }
 
+/// A request's topic mutations under a `controller_mutation_rate` quota
+/// (KIP-599): partitions created or deleted by CreateTopics,
+/// CreatePartitions and DeleteTopics.
+pub struct Mutations<'a> {
+    manager: &'a QuotaManager,
+    entity: QuotaEntity,
+    quota: f64,
+    /// Strict (the request versions that know THROTTLING_QUOTA_EXCEEDED): a
+    /// topic is refused while the rate is over the quota. Otherwise every
+    /// topic goes through and only the throttle tells the client.
+    strict: bool,
+}
+
+impl QuotaManager {
+    /// The mutation quota of `client`, if one applies.
+    pub fn mutations(&self, image: &MetadataImage, client: &Client, strict: bool) -> Option<Mutations<'_>> {
+        let (entity, quota) = applicable(image, CONTROLLER_MUTATION_RATE, client)?;
+        Some(Mutations { manager: self, entity, quota, strict })
+    }
+}
+
+impl Mutations<'_> {
+    /// Whether a topic mutating `partitions` partitions may go ahead (and
+    /// then it counts, even past the quota: Kafka lets one request burst).
+    pub fn admit(&self, partitions: u32) -> bool {
+        let now = Instant::now();
+        let mut sensors = self.manager.sensors.lock();
+        let sensor = sensors.entry((CONTROLLER_MUTATION_RATE, self.entity.clone())).or_default();
+        if self.strict && sensor.rate(now) > self.quota {
+            return false;
+        }
+        sensor.record(partitions as f64, now);
+        true
+    }
+
+    /// How long the client must back off now.
+    pub fn throttle(&self) -> Duration {
+        let now = Instant::now();
+        let mut sensors = self.manager.sensors.lock();
+        let sensor = sensors.entry((CONTROLLER_MUTATION_RATE, self.entity.clone())).or_default();
+        throttle(sensor.rate(now), self.quota, sensor.window(now))
+    }
+}
+
 /// The `connection_creation_rate` of an IP address (its own, else the IP
 /// default), measured per address.
 pub fn ip_quota(image: &MetadataImage, ip: std::net::IpAddr) -> Option<(QuotaEntity, f64)> {
@@ -229,6 +273,21 @@ mod tests {
         assert_eq!(s.samples.len(), 1, "old samples expire");
         assert!(key_allowed(CONNECTION_CREATION_RATE, &["ip"]) && !key_allowed(PRODUCER_BYTE_RATE, &["ip"]));
         assert!(key_allowed(REQUEST_PERCENTAGE, &["client-id"]));
+    }
+
+    #[test]
+    fn mutations_over_the_rate_are_refused_only_in_strict_mode() {
+        let img =
+            MetadataImage::default().apply(&[quota(&[("client-id", Some("admin"))], CONTROLLER_MUTATION_RATE, 1.0)]);
+        let qm = QuotaManager::default();
+        let c = Client { user: "u".into(), client_id: "admin".into() };
+        assert!(qm.mutations(&img, &Client { user: "u".into(), client_id: "other".into() }, true).is_none());
+        let strict = qm.mutations(&img, &c, true).unwrap();
+        assert!(strict.admit(50), "under the rate: admitted, even for a burst past it");
+        assert!(!strict.admit(1), "over the rate: refused");
+        assert!(!strict.throttle().is_zero());
+        let permissive = qm.mutations(&img, &c, false).unwrap();
+        assert!(permissive.admit(1), "older versions are only throttled");
     }
 
     #[test]
