@@ -397,7 +397,13 @@ pub async fn run(mut config: BrokerConfig, mut shutdown: watch::Receiver<bool>) 
     // up before the logs are recovered: live, not ready
     let admin = Arc::new(crate::admin::AdminState::default());
     if let Some(addr) = config.admin_listen {
-        let bound = crate::admin::start(addr, admin.clone(), shutdown.clone()).await?;
+        let tls = match &config.admin_ssl {
+            Some(ssl) => Some(Arc::new(
+                vltava_security::TlsAcceptorSource::new(ssl.clone()).context("the admin listener (admin.listeners)")?,
+            )),
+            None => None,
+        };
+        let bound = crate::admin::start(addr, tls, admin.clone(), shutdown.clone()).await?;
         config.admin_listen = Some(bound);
         if let Some(path) = &config.port_file {
             // `--port-file PATH`: the admin port goes to PATH.admin
