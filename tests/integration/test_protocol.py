@@ -218,6 +218,7 @@ API_KEYS = {
     "AlterReplicaLogDirs": 34, "DescribeClientQuotas": 48, "AlterClientQuotas": 49,
     "DescribeAcls": 29, "CreateAcls": 30, "DeleteAcls": 31,
     "AddRaftVoter": 80, "RemoveRaftVoter": 81, "UpdateRaftVoter": 82,
+    "GetTelemetrySubscriptions": 71, "PushTelemetry": 72,
 }
 
 

@@ -155,3 +155,73 @@ def test_consumer_byte_rate_is_enforced(broker):
     finally:
         c.close()
     _check_rate(got, t0, t0 + 14, QUOTA)
+
+
+class KpConn:
+    """A connection sending kafka-python's message classes with a chosen client id."""
+
+    def __init__(self, port: int, client_id: str):
+        import kafka_wire as w
+        self.w, self.client_id, self.corr = w, client_id, 0
+        self.sock = w.connect(port, timeout=30.0)
+
+    def call(self, request, version: int, response_cls):
+        self.corr += 1
+        request.with_header(correlation_id=self.corr, client_id=self.client_id)
+        self.sock.sendall(request.encode(version=version, header=True, framed=True))
+        response = response_cls.decode(self.w.recv_frame(self.sock), version=version, header=True)
+        assert response.header.correlation_id == self.corr
+        return response
+
+
+def test_request_percentage_throttles_a_busy_client_only(broker):
+    """request_percentage: the time spent handling a client's requests, as a percentage
+    of one thread. A client id with a tiny quota sending Metadata requests back to back
+    is soon told to back off (throttle_time_ms) and held back; another client id sending
+    the same requests is never throttled."""
+    from kafka.protocol.metadata.metadata import MetadataRequest, MetadataResponse
+    topic = h.unique("rq")
+    h.create_topic(broker.bootstrap, topic)
+    cli(broker, "alter", "--client-id", "busy", "--request-percentage", 0.01)
+    busy, idle = KpConn(broker.port, "busy"), KpConn(broker.port, "idle")
+    request = MetadataRequest[8](topics=[MetadataRequest.MetadataRequestTopic(name=topic)],
+                                 allow_auto_topic_creation=False, include_cluster_authorized_operations=False,
+                                 include_topic_authorized_operations=False)
+    try:
+        idle_throttles = []
+
+        def throttled():
+            idle_throttles.append(idle.call(request, 8, MetadataResponse).throttle_time_ms)
+            return busy.call(request, 8, MetadataResponse).throttle_time_ms > 0
+
+        h.wait_until(throttled, 120, "a throttle_time_ms for the busy client id", interval=0)
+        assert set(idle_throttles) == {0}, "the client id without a quota is never throttled"
+    finally:
+        busy.sock.close()
+        idle.sock.close()
+
+
+def test_connection_creation_rate_closes_connections_over_an_ip_quota(broker):
+    """connection_creation_rate per IP (KIP-612): connections from an address over its
+    rate are closed (after their throttle time) without being served; another address
+    (127.0.0.2, also this machine) is not limited, and the broker serves on."""
+    import socket
+    import kafka_wire as w
+    cli(broker, "alter", "--ip", "127.0.0.1", "--connection-creation-rate", 1)
+
+    def answered(source: str) -> bool:
+        s = socket.create_connection(("127.0.0.1", broker.port), timeout=30, source_address=(source, 0))
+        try:
+            s.sendall(w.frame(w.api_versions_request_v0(1)))
+            w.recv_frame(s)
+            return True
+        except (w.ConnectionClosed, ConnectionError):
+            return False
+        finally:
+            s.close()
+
+    refused = h.wait_until(lambda: not answered("127.0.0.1"), 120, "a connection over the IP's rate closed unserved")
+    assert refused
+    for _ in range(20):
+        assert answered("127.0.0.2"), "another address is not limited"
+    h.create_topic(broker.bootstrap, h.unique("after-ip-quota"))

@@ -531,3 +531,34 @@ def test_three_nodes_replicate_over_an_ssl_inter_broker_listener(tmp_path, pki):
         ck_round_trip(conf, h.unique("ssl-group"), n=100)
         for node in c.nodes.values():
             assert "TLS handshake failed" not in node.log(), node.log_tail()
+
+
+def test_the_admin_listener_over_https_and_mutual_tls(start_broker, pki):
+    """admin.listeners=https://...: /metrics and /health over TLS with the listeners'
+    ssl.* keys (listener.name.admin.ssl.* first); with ssl.client.auth=required only a
+    client with a certificate the truststore vouches for gets an answer; plain HTTP on
+    the port gets none."""
+    import urllib.error
+    import urllib.request
+    b, _ = start_tls_broker(start_broker, pki, {"admin.listeners": "https://127.0.0.1:0",
+                                               "listener.name.admin.ssl.client.auth": "required"})
+    port = int((b.port_file.parent / (b.port_file.name + ".admin")).read_text().strip())
+    url = f"https://localhost:{port}"
+
+    def get(path: str, cert: str | None):
+        ctx = ssl.create_default_context(cafile=str(pki["ca"].cert))
+        if cert:
+            ctx.load_cert_chain(str(pki[cert].cert), str(pki[cert].key))
+        with urllib.request.urlopen(url + path, context=ctx, timeout=30) as r:
+            return r.status, r.read().decode()
+
+    assert get("/health/live", "alice") == (200, "live\n")
+    status, text = get("/metrics", "alice")
+    assert status == 200 and "process_open_fds" in text, text[:300]
+    for cert in (None, "mallory"):
+        with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
+            get("/health/live", cert)
+    import http.client
+    with pytest.raises((urllib.error.URLError, http.client.HTTPException, OSError)):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/health/live", timeout=30).read()
+    assert get("/health/ready", "bob")[0] == 200, "the listener serves on after refusals"

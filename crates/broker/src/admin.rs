@@ -2,7 +2,9 @@
 //! text, see `broker_metrics`), `/health/live` and `/health/ready`. It is
 //! bound before the logs are recovered, so an orchestrator sees a live but
 //! not ready broker meanwhile. axum on the broker's tokio runtime: the one
-//! HTTP stack for what vltava serves over HTTP.
+//! HTTP stack for what vltava serves over HTTP. `https://` serves it over
+//! TLS with the Kafka listeners' `ssl.*` keys (`listener.name.admin.ssl.*`
+//! first), mutual TLS included (`ssl.client.auth=required`).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -32,6 +34,7 @@ impl AdminState {
 /// and serves until `shutdown` flips.
 pub async fn start(
     addr: SocketAddr,
+    tls: Option<Arc<vltava_security::TlsAcceptorSource>>,
     state: Arc<AdminState>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<SocketAddr> {
@@ -54,12 +57,74 @@ pub async fn start(
                 }
             }
         };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
+        let served = match tls {
+            None => axum::serve(listener, app).with_graceful_shutdown(stop).await,
+            Some(tls) => axum::serve(TlsListener::new(listener, tls), app).with_graceful_shutdown(stop).await,
+        };
+        if let Err(e) = served {
             tracing::error!(error = %e, "admin listener failed");
         }
     });
     tracing::info!(%bound, "admin listener started (/metrics, /health/live, /health/ready)");
     Ok(bound)
+}
+
+/// Connections whose TLS handshake completed, each handshake on a task of
+/// its own (bounded by `TLS_HANDSHAKE_TIMEOUT`) so that a slow client holds
+/// up no one else.
+struct TlsListener {
+    handshaken: tokio::sync::mpsc::Receiver<(tokio_rustls::server::TlsStream<tokio::net::TcpStream>, SocketAddr)>,
+    local: SocketAddr,
+}
+
+impl TlsListener {
+    fn new(listener: tokio::net::TcpListener, tls: Arc<vltava_security::TlsAcceptorSource>) -> Self {
+        let local = listener.local_addr().expect("a bound listener has an address");
+        let (tx, handshaken) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                let (stream, peer) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "admin listener: accept failed");
+                        tokio::time::sleep(crate::limits::ACCEPT_RETRY).await;
+                        continue;
+                    }
+                };
+                let (acceptor, sender) = (tls.acceptor(), tx.clone());
+                tokio::spawn(async move {
+                    match tokio::time::timeout(crate::limits::TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            let _ = sender.send((stream, peer)).await;
+                        }
+                        Ok(Err(e)) => tracing::info!(%peer, error = %e, "admin listener: TLS handshake failed"),
+                        Err(_) => tracing::info!(%peer, "admin listener: no TLS handshake in time"),
+                    }
+                });
+                if tx.is_closed() {
+                    return;
+                }
+            }
+        });
+        Self { handshaken, local }
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.handshaken.recv().await {
+            Some(connection) => connection,
+            // the accepting task ends only with the listener: wait for shutdown
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
 }
 
 async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse {

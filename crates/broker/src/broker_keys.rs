@@ -143,10 +143,9 @@ pub const GROUPS: &[KeyGroup] = &[
             "metrics.num.samples",
             "metrics.recording.level",
             "metrics.sample.window.ms",
-            "telemetry.max.bytes",
         ],
         rule: Rule::Any,
-        reason: "JMX metrics plumbing; vltava has no metrics reporters and does not offer PushTelemetry",
+        reason: "JMX metrics plumbing; vltava has no metrics reporters (it serves /metrics itself)",
     },
     KeyGroup {
         keys: &[

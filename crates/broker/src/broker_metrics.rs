@@ -175,6 +175,7 @@ pub fn render(broker: Option<&Broker>) -> String {
     process_gauges();
     if let Some(broker) = broker {
         state_gauges(broker);
+        broker.client_metrics.export();
     }
     handle.run_upkeep();
     handle.render()

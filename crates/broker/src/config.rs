@@ -62,9 +62,14 @@ pub struct BrokerConfig {
     /// `admin.listeners` (vltava): the HTTP listener serving `/metrics` and
     /// `/health/*` (`http://host:port`; empty: none).
     pub admin_listen: Option<SocketAddr>,
+    /// `admin.listeners=https://...`: the admin listener's TLS, from
+    /// `listener.name.admin.ssl.*` over the top-level `ssl.*` keys.
+    pub admin_ssl: Option<vltava_security::SslSettings>,
     /// `metrics.per.partition.enable` (vltava): per-partition series on
     /// `/metrics` (log sizes and offsets); off for very many partitions.
     pub metrics_per_partition: bool,
+    /// `telemetry.max.bytes`: the largest PushTelemetry payload (KIP-714).
+    pub telemetry_max_bytes: i32,
     /// `log.dir.min.free.bytes` (vltava): produce is refused with
     /// KAFKA_STORAGE_ERROR rather than leave less free space in a log
     /// directory (0: never refused); the rest is kept for the metadata log,
@@ -235,8 +240,14 @@ impl BrokerConfig {
             ("offsets.topic.num.partitions", self.offsets_topic_num_partitions.to_string()),
             ("transaction.state.log.num.partitions", self.transaction_state_partitions.to_string()),
             ("log.flush.on.acks.all", self.flush_on_acks_all.to_string()),
-            ("admin.listeners", self.admin_listen.map(|a| format!("http://{a}")).unwrap_or_default()),
+            (
+                "admin.listeners",
+                self.admin_listen
+                    .map(|a| format!("{}://{a}", if self.admin_ssl.is_some() { "https" } else { "http" }))
+                    .unwrap_or_default(),
+            ),
             ("metrics.per.partition.enable", self.metrics_per_partition.to_string()),
+            ("telemetry.max.bytes", self.telemetry_max_bytes.to_string()),
         ]
     }
 }
@@ -262,7 +273,9 @@ impl Default for BrokerConfig {
             max_request_partition_size_limit: 2000,
             flush_on_acks_all: true,
             admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9644))),
+            admin_ssl: None,
             metrics_per_partition: true,
+            telemetry_max_bytes: 1_048_576,
             log_dir_min_free_bytes: None,
             static_settings: BTreeMap::new(),
             retention_check_interval_ms: 300_000,
@@ -343,17 +356,22 @@ pub fn parse_properties(text: &str) -> Vec<(String, String)> {
 
 /// `admin.listeners`: one `http://host:port` (a name resolved now), or
 /// nothing (`Some(None)`: no admin listener); `None` when malformed.
-fn parse_admin_listeners(value: &str) -> Option<Option<SocketAddr>> {
+/// `admin.listeners`: nothing, or one `http://host:port` or
+/// `https://host:port` (the address, and whether it is TLS).
+fn parse_admin_listeners(value: &str) -> Option<Option<(SocketAddr, bool)>> {
     let value = value.trim();
     if value.is_empty() {
         return Some(None);
     }
-    let hostport = value.strip_prefix("http://")?;
+    let (hostport, tls) = match value.strip_prefix("https://") {
+        Some(rest) => (rest, true),
+        None => (value.strip_prefix("http://")?, false),
+    };
     if hostport.contains(',') {
         return None;
     }
     use std::net::ToSocketAddrs;
-    hostport.to_socket_addrs().ok()?.next().map(Some)
+    hostport.to_socket_addrs().ok()?.next().map(|a| Some((a, tls)))
 }
 
 /// The lines of a properties file with Java's continuations joined: a line
@@ -548,10 +566,18 @@ impl BrokerConfig {
                 }
                 "log.flush.on.acks.all" => self.flush_on_acks_all = boolean(value)?,
                 "admin.listeners" => {
-                    self.admin_listen =
-                        parse_admin_listeners(value).ok_or_else(|| err("expected http://host:port, or nothing"))?
+                    let parsed = parse_admin_listeners(value)
+                        .ok_or_else(|| err("expected http://host:port, https://host:port, or nothing"))?;
+                    self.admin_listen = parsed.map(|(addr, _)| addr);
                 }
                 "metrics.per.partition.enable" => self.metrics_per_partition = boolean(value)?,
+                "telemetry.max.bytes" => {
+                    let n = num(value)?;
+                    if !(1..=i32::MAX as i64).contains(&n) {
+                        return Err(err("must be at least 1"));
+                    }
+                    self.telemetry_max_bytes = n as i32
+                }
                 "log.dir.min.free.bytes" => self.log_dir_min_free_bytes = Some(num(value)?.max(0) as u64),
                 "transaction.state.log.num.partitions" => {
                     self.transaction_state_partitions = num(value)?.clamp(1, 1000) as i32
@@ -581,6 +607,13 @@ impl BrokerConfig {
         if settings.iter().any(|(key, _)| listeners::is_listener_key(key)) {
             self.resolve_listeners()?;
         }
+        // the admin listener's TLS settings, whichever call set them
+        self.admin_ssl = match self.static_settings.get("admin.listeners") {
+            Some(v) if v.trim().starts_with("https://") => {
+                Some(listeners::ssl_settings_for(&self.static_settings, "admin")?)
+            }
+            _ => None,
+        };
         if self.quorum_voters.len() > 1 || self.quorum_voters.iter().any(|(id, _)| *id != self.node_id) {
             if !self.quorum_voters.iter().any(|(id, _)| *id == self.node_id) {
                 return Err(ConfigError {

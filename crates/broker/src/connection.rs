@@ -37,6 +37,8 @@ struct Pending {
     received: std::time::Instant,
     /// What the request counts against a byte-rate quota.
     quota: Option<QuotaUse>,
+    /// Its handling time, when a `request_percentage` quota applies.
+    handling: Option<Handling>,
     api_key: ApiKey,
     version: i16,
     correlation_id: i32,
@@ -164,8 +166,14 @@ async fn serve_stream<R, W>(
                     // over-quota client waits, however many it pipelined
                     q.record_request(&broker, &muted);
                 }
-                let response = handlers::dispatch(&broker, &session, request, added);
-                Pending { received, quota, api_key, version, correlation_id, response }
+                let handling = Handling::of(&broker, &request.body, &session);
+                let started = std::time::Instant::now();
+                let mut response = handlers::dispatch(&broker, &session, request, added);
+                if let Some(h) = &handling {
+                    h.add(started.elapsed());
+                    response = h.timed(response);
+                }
+                Pending { received, quota, handling, api_key, version, correlation_id, response }
             }
             Err(RequestError::UnsupportedVersion { prefix, api_key: ApiKey::ApiVersions }) => {
                 // Answer in v0 with UNSUPPORTED_VERSION and our ranges so the
@@ -174,6 +182,7 @@ async fn serve_stream<R, W>(
                 Pending {
                     received,
                     quota: None,
+                    handling: None,
                     api_key: ApiKey::ApiVersions,
                     version: 0,
                     correlation_id: prefix.correlation_id,
@@ -191,6 +200,7 @@ async fn serve_stream<R, W>(
     }
     drop(tx);
     let _ = writer.await;
+    broker.client_metrics.disconnected(&peer);
     crate::broker_metrics::connection(&listener, false);
 }
 
@@ -205,11 +215,15 @@ async fn write_responses<W: AsyncWrite + Unpin>(
     while let Some(pending) = rx.recv().await {
         let api = crate::broker_metrics::api_name(pending.api_key);
         let mut body = pending.response.await;
+        let mut throttle = std::time::Duration::ZERO;
         if let Some(quota) = &pending.quota {
-            let throttle = quota.record_response(&broker, body.as_ref(), &muted);
-            if !throttle.is_zero() {
-                set_throttle(body.as_mut(), throttle);
-            }
+            throttle = quota.record_response(&broker, body.as_ref(), &muted);
+        }
+        if let Some(handling) = &pending.handling {
+            throttle = throttle.max(handling.record(&broker, &muted));
+        }
+        if !throttle.is_zero() {
+            set_throttle(body.as_mut(), pending.version, throttle);
         }
         let Some(body) = body else {
             crate::broker_metrics::request_done(api, pending.received.elapsed());
@@ -305,6 +319,65 @@ impl QuotaUse {
     }
 }
 
+/// A request whose handling time counts against a `request_percentage`
+/// quota: the time its handler ran and its response future was polled.
+struct Handling {
+    client: crate::quotas::Client,
+    nanos: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Handling {
+    fn of(broker: &Broker, body: &kafka_protocol::messages::RequestKind, session: &Session) -> Option<Self> {
+        use kafka_protocol::messages::RequestKind;
+        let image = broker.controller.image();
+        // with no quota anywhere (the usual case) nothing is measured
+        image.client_quotas().next()?;
+        // exempt as in Kafka: what clients need to connect and what
+        // brokers send each other
+        let exempt = match body {
+            RequestKind::ApiVersions(_)
+            | RequestKind::SaslHandshake(_)
+            | RequestKind::SaslAuthenticate(_)
+            | RequestKind::WriteTxnMarkers(_) => true,
+            RequestKind::Fetch(f) => f.replica_id.0 >= 0 || f.replica_state.replica_id.0 >= 0,
+            _ => false,
+        };
+        if exempt {
+            return None;
+        }
+        let client =
+            crate::quotas::Client { user: session.principal.name.clone(), client_id: session.client_id.clone() };
+        crate::quotas::applicable(&image, crate::quotas::REQUEST_PERCENTAGE, &client)?;
+        Some(Handling { client, nanos: Arc::default() })
+    }
+
+    fn add(&self, spent: std::time::Duration) {
+        self.nanos.fetch_add(spent.as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// `response`, adding the time each poll of it takes.
+    fn timed(&self, response: ResponseFuture) -> ResponseFuture {
+        let nanos = self.nanos.clone();
+        let mut response = response;
+        Box::pin(std::future::poll_fn(move |cx| {
+            let started = std::time::Instant::now();
+            let polled = response.as_mut().poll(cx);
+            nanos.fetch_add(started.elapsed().as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
+            polled
+        }))
+    }
+
+    /// Records the handling time (as percent-seconds of one thread) and
+    /// mutes the connection when over the quota; the throttle.
+    fn record(&self, broker: &Broker, muted: &Muted) -> std::time::Duration {
+        let seconds = self.nanos.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e9;
+        let image = broker.controller.image();
+        let throttle = broker.quotas.record(&image, crate::quotas::REQUEST_PERCENTAGE, &self.client, seconds * 100.0);
+        mute(muted, throttle);
+        throttle
+    }
+}
+
 /// Holds the connection's next request back for `throttle`.
 fn mute(muted: &Muted, throttle: std::time::Duration) {
     if !throttle.is_zero() {
@@ -313,11 +386,19 @@ fn mute(muted: &Muted, throttle: std::time::Duration) {
 }
 
 /// Tells the client to back off (`throttle_time_ms`).
-fn set_throttle(body: Option<&mut ResponseKind>, throttle: std::time::Duration) {
+/// Only the responses (and versions) with the field: others are held
+/// back by the muted connection alone.
+fn set_throttle(body: Option<&mut ResponseKind>, version: i16, throttle: std::time::Duration) {
     let ms = throttle.as_millis().min(i32::MAX as u128) as i32;
     match body {
         Some(ResponseKind::Produce(r)) => r.throttle_time_ms = ms,
         Some(ResponseKind::Fetch(r)) => r.throttle_time_ms = ms,
+        Some(ResponseKind::Metadata(r)) if version >= 3 => r.throttle_time_ms = ms,
+        Some(ResponseKind::ListOffsets(r)) if version >= 2 => r.throttle_time_ms = ms,
+        Some(ResponseKind::FindCoordinator(r)) if version >= 1 => r.throttle_time_ms = ms,
+        Some(ResponseKind::OffsetCommit(r)) if version >= 3 => r.throttle_time_ms = ms,
+        Some(ResponseKind::OffsetFetch(r)) if version >= 3 => r.throttle_time_ms = ms,
+        Some(ResponseKind::Heartbeat(r)) if version >= 1 => r.throttle_time_ms = ms,
         _ => {}
     }
 }

@@ -315,6 +315,31 @@ impl Controller {
         Ok(())
     }
 
+    /// Sets (`Some`) or removes (`None`) configs of a resource other than
+    /// a topic or broker (a client-metrics subscription); returns once
+    /// this node has applied them.
+    pub fn alter_resource_configs(
+        &self,
+        resource_type: i8,
+        name: &str,
+        changes: &[(String, Option<String>)],
+    ) -> Result<(), ControllerError> {
+        let _guard = self.lock.lock();
+        let records: Vec<MetadataRecord> = changes
+            .iter()
+            .map(|(key, value)| MetadataRecord::ResourceConfig {
+                resource_type,
+                name: name.to_string(),
+                key: key.clone(),
+                value: value.clone(),
+            })
+            .collect();
+        if !records.is_empty() {
+            self.commit(records)?;
+        }
+        Ok(())
+    }
+
     /// Sets or removes client quotas (records already checked); returns
     /// once this node has applied them.
     pub fn alter_client_quotas(&self, records: Vec<MetadataRecord>) -> Result<(), ControllerError> {

@@ -18,6 +18,7 @@ pub mod authorized;
 pub mod authorizer;
 pub mod broker_keys;
 pub mod broker_metrics;
+pub mod client_metrics;
 pub mod config;
 pub mod connection;
 pub mod controller;
@@ -70,6 +71,8 @@ pub struct Broker {
     pub txns: txn::TransactionCoordinator,
     /// Client quota sensors (the quotas are in the metadata image).
     pub quotas: quotas::QuotaManager,
+    /// Client instances pushing their metrics (KIP-714).
+    pub client_metrics: client_metrics::ClientMetrics,
     /// TLS to other brokers, when the inter-broker listener is SSL.
     pub inter_broker_tls: Option<Arc<vltava_security::TlsConnectorSource>>,
     /// Flips to true when the broker starts shutting down.

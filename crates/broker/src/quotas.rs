@@ -12,6 +12,14 @@
 //! client-id. The rate is measured per matched entity with its defaults
 //! filled in by the request's own names (every user under a default user
 //! quota has a rate of its own).
+//!
+//! What is measured: `producer_byte_rate` a Produce's size when it is read,
+//! `consumer_byte_rate` a consumer Fetch's records when answered,
+//! `request_percentage` the time spent handling each request (its handler
+//! called and its response future polled: Kafka's request handler time),
+//! as a percentage of one thread; `connection_creation_rate` connections
+//! accepted per IP address (over it, a connection is closed after its
+//! throttle time, as Kafka's KIP-612).
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -120,21 +128,88 @@ pub struct QuotaManager {
 }
 
 impl QuotaManager {
-    /// Records `amount` (bytes) against `client`'s quota of `key`; returns
-    /// how long it must back off (zero when within its quota or with none).
+    /// Records `amount` (bytes; for `request_percentage`, percent-seconds
+    /// of request handling) against `client`'s quota of `key`; returns how
+    /// long it must back off (zero when within its quota or with none).
     pub fn record(&self, image: &MetadataImage, key: &'static str, client: &Client, amount: f64) -> Duration {
         let Some((entity, quota)) = applicable(image, key, client) else { return Duration::ZERO };
-        let now = Instant::now();
-        let (rate, wait) = {
-            let mut sensors = self.sensors.lock();
-            let sensor = sensors.entry((key, entity)).or_default();
-            sensor.record(amount, now);
-            let rate = sensor.rate(now);
-            (rate, throttle(rate, quota, sensor.window(now)))
-        };
+        let (rate, wait) = self.sample(key, entity, quota, amount);
         crate::broker_metrics::quota(key, client, rate, wait);
         wait
     }
+
+    /// A connection from `ip` was accepted: how long to hold it before
+    /// closing it when the IP is over its `connection_creation_rate`
+    /// (Kafka's KIP-612 delayed close), zero when within it or with none.
+    pub fn connection_created(&self, image: &MetadataImage, ip: std::net::IpAddr) -> Duration {
+        let Some((entity, quota)) = ip_quota(image, ip) else { return Duration::ZERO };
+        self.sample(CONNECTION_CREATION_RATE, entity, quota, 1.0).1
+    }
+
+    /// Records `amount` on the sensor of `(key, entity)`: its rate and the
+    /// throttle that brings it back under `quota`.
+    fn sample(&self, key: &'static str, entity: QuotaEntity, quota: f64, amount: f64) -> (f64, Duration) {
+        let now = Instant::now();
+        let mut sensors = self.sensors.lock();
+        let sensor = sensors.entry((key, entity)).or_default();
+        sensor.record(amount, now);
+        let rate = sensor.rate(now);
+        (rate, throttle(rate, quota, sensor.window(now)))
+    }
+}
+
+/// A request's topic mutations under a `controller_mutation_rate` quota
+/// (KIP-599): partitions created or deleted by CreateTopics,
+/// CreatePartitions and DeleteTopics.
+pub struct Mutations<'a> {
+    manager: &'a QuotaManager,
+    entity: QuotaEntity,
+    quota: f64,
+    /// Strict (the request versions that know THROTTLING_QUOTA_EXCEEDED): a
+    /// topic is refused while the rate is over the quota. Otherwise every
+    /// topic goes through and only the throttle tells the client.
+    strict: bool,
+}
+
+impl QuotaManager {
+    /// The mutation quota of `client`, if one applies.
+    pub fn mutations(&self, image: &MetadataImage, client: &Client, strict: bool) -> Option<Mutations<'_>> {
+        let (entity, quota) = applicable(image, CONTROLLER_MUTATION_RATE, client)?;
+        Some(Mutations { manager: self, entity, quota, strict })
+    }
+}
+
+impl Mutations<'_> {
+    /// Whether a topic mutating `partitions` partitions may go ahead (and
+    /// then it counts, even past the quota: Kafka lets one request burst).
+    pub fn admit(&self, partitions: u32) -> bool {
+        let now = Instant::now();
+        let mut sensors = self.manager.sensors.lock();
+        let sensor = sensors.entry((CONTROLLER_MUTATION_RATE, self.entity.clone())).or_default();
+        if self.strict && sensor.rate(now) > self.quota {
+            return false;
+        }
+        sensor.record(partitions as f64, now);
+        true
+    }
+
+    /// How long the client must back off now.
+    pub fn throttle(&self) -> Duration {
+        let now = Instant::now();
+        let mut sensors = self.manager.sensors.lock();
+        let sensor = sensors.entry((CONTROLLER_MUTATION_RATE, self.entity.clone())).or_default();
+        throttle(sensor.rate(now), self.quota, sensor.window(now))
+    }
+}
+
+/// The `connection_creation_rate` of an IP address (its own, else the IP
+/// default), measured per address.
+pub fn ip_quota(image: &MetadataImage, ip: std::net::IpAddr) -> Option<(QuotaEntity, f64)> {
+    let addr = ip.to_string();
+    let own: QuotaEntity = vec![("ip".to_string(), Some(addr))];
+    let default: QuotaEntity = vec![("ip".to_string(), None)];
+    let value = [&own, &default].into_iter().find_map(|e| image.client_quota(e)?.get(CONNECTION_CREATION_RATE))?;
+    Some((own, value.get()))
 }
 
 /// Kafka's throttle time: how long at no traffic brings the rate over
@@ -197,6 +272,38 @@ mod tests {
         s.record(10_000.0, t0 + Duration::from_secs(30));
         assert_eq!(s.samples.len(), 1, "old samples expire");
         assert!(key_allowed(CONNECTION_CREATION_RATE, &["ip"]) && !key_allowed(PRODUCER_BYTE_RATE, &["ip"]));
+        assert!(key_allowed(REQUEST_PERCENTAGE, &["client-id"]));
+    }
+
+    #[test]
+    fn mutations_over_the_rate_are_refused_only_in_strict_mode() {
+        let img =
+            MetadataImage::default().apply(&[quota(&[("client-id", Some("admin"))], CONTROLLER_MUTATION_RATE, 1.0)]);
+        let qm = QuotaManager::default();
+        let c = Client { user: "u".into(), client_id: "admin".into() };
+        assert!(qm.mutations(&img, &Client { user: "u".into(), client_id: "other".into() }, true).is_none());
+        let strict = qm.mutations(&img, &c, true).unwrap();
+        assert!(strict.admit(50), "under the rate: admitted, even for a burst past it");
+        assert!(!strict.admit(1), "over the rate: refused");
+        assert!(!strict.throttle().is_zero());
+        let permissive = qm.mutations(&img, &c, false).unwrap();
+        assert!(permissive.admit(1), "older versions are only throttled");
+    }
+
+    #[test]
+    fn an_ip_uses_its_own_connection_rate_else_the_default() {
+        let k = CONNECTION_CREATION_RATE;
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let mut img = MetadataImage::default();
+        assert_eq!(ip_quota(&img, ip("10.0.0.1")), None);
+        img = img.apply(&[quota(&[("ip", None)], k, 5.0), quota(&[("ip", Some("10.0.0.1"))], k, 2.0)]);
+        assert_eq!(ip_quota(&img, ip("10.0.0.1")).map(|q| q.1), Some(2.0));
+        let (entity, value) = ip_quota(&img, ip("10.0.0.2")).unwrap();
+        assert_eq!((entity, value), (vec![("ip".into(), Some("10.0.0.2".into()))], 5.0), "measured per address");
+        let qm = QuotaManager::default();
+        let over = (0..100).map(|_| qm.connection_created(&img, ip("10.0.0.1"))).filter(|t| !t.is_zero()).count();
+        assert!(over > 0, "100 connections at once are over 2 per second");
+        assert!(qm.connection_created(&img, ip("10.0.0.3")).is_zero(), "another address has its own rate");
         assert!(key_allowed(PRODUCER_BYTE_RATE, &["user", "client-id"]) && !key_allowed("bogus", &["user"]));
     }
 }

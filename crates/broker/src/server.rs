@@ -125,6 +125,7 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, QuorumNode)
             config.transaction_max_timeout_ms,
         ),
         quotas: crate::quotas::QuotaManager::default(),
+        client_metrics: crate::client_metrics::ClientMetrics::default(),
         local_cluster_id: meta.cluster_id,
         inter_broker_tls,
         config,
@@ -396,7 +397,13 @@ pub async fn run(mut config: BrokerConfig, mut shutdown: watch::Receiver<bool>) 
     // up before the logs are recovered: live, not ready
     let admin = Arc::new(crate::admin::AdminState::default());
     if let Some(addr) = config.admin_listen {
-        let bound = crate::admin::start(addr, admin.clone(), shutdown.clone()).await?;
+        let tls = match &config.admin_ssl {
+            Some(ssl) => Some(Arc::new(
+                vltava_security::TlsAcceptorSource::new(ssl.clone()).context("the admin listener (admin.listeners)")?,
+            )),
+            None => None,
+        };
+        let bound = crate::admin::start(addr, tls, admin.clone(), shutdown.clone()).await?;
         config.admin_listen = Some(bound);
         if let Some(path) = &config.port_file {
             // `--port-file PATH`: the admin port goes to PATH.admin
@@ -466,6 +473,24 @@ pub async fn run(mut config: BrokerConfig, mut shutdown: watch::Receiver<bool>) 
                     tracing::warn!(%peer, max = broker.config.max_connections, "refusing connection: max.connections reached");
                     continue;
                 };
+                let image = broker.controller.image();
+                let hold = if image.client_quotas().next().is_some() {
+                    broker.quotas.connection_created(&image, peer.ip())
+                } else {
+                    std::time::Duration::ZERO
+                };
+                if !hold.is_zero() {
+                    tracing::info!(%peer, ?hold, "closing connection: its address is over connection_creation_rate");
+                    let mut stop = shutdown.clone();
+                    connections.spawn(async move {
+                        tokio::select! {
+                            _ = tokio::time::sleep(hold) => {}
+                            _ = stop.changed() => {}
+                        }
+                        drop((stream, permit));
+                    });
+                    continue;
+                }
                 let (broker, shutdown, listener) = (broker.clone(), shutdown.clone(), listeners[index].clone());
                 connections.spawn(async move {
                     connection::serve(broker, stream, peer, listener, shutdown).await;

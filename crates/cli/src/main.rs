@@ -9,6 +9,7 @@ mod acl;
 mod alloc;
 mod bench;
 mod client;
+mod client_metrics;
 mod cluster;
 mod connection;
 mod consume;
@@ -94,6 +95,9 @@ enum Command {
     /// Create, list and delete ACLs (with authorizer.class.name set).
     #[command(subcommand)]
     Acl(acl::AclCommand),
+    /// Client-metrics subscriptions (KIP-714): which metrics clients push.
+    #[command(subcommand)]
+    ClientMetrics(client_metrics::ClientMetricsCommand),
     /// Measure a Kafka-compatible cluster: produce and consume throughput,
     /// end-to-end latency.
     #[command(subcommand)]
@@ -197,6 +201,7 @@ fn main() -> ExitCode {
         Command::LogDirs(cmd) => log_dirs::run(args, cmd),
         Command::Quota(cmd) => quota::run(args, cmd),
         Command::Acl(cmd) => acl::run(args, cmd),
+        Command::ClientMetrics(cmd) => client_metrics::run(args, cmd),
         Command::Bench(cmd) => bench::run(args, cmd),
     };
     match result {

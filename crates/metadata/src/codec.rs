@@ -185,6 +185,7 @@ mod kind {
     pub const CLIENT_QUOTA: u64 = 19;
     pub const ACL: u64 = 22;
     pub const REMOVE_ACL: u64 = 23;
+    pub const RESOURCE_CONFIG: u64 = 26;
 }
 
 impl MetadataRecord {
@@ -339,6 +340,13 @@ impl MetadataRecord {
                 header(w, kind::REMOVE_ACL);
                 w.uuid(id);
             }
+            MetadataRecord::ResourceConfig { resource_type, name, key, value } => {
+                header(w, kind::RESOURCE_CONFIG);
+                w.varint(*resource_type as i64);
+                w.string(name);
+                w.string(key);
+                w.opt_string(value.as_deref());
+            }
             MetadataRecord::FeatureLevel { name, level } => {
                 header(w, kind::FEATURE_LEVEL);
                 w.string(name);
@@ -442,6 +450,12 @@ impl MetadataRecord {
                 MetadataRecord::Acl { id, acl }
             }
             kind::REMOVE_ACL => MetadataRecord::RemoveAcl { id: r.uuid()? },
+            kind::RESOURCE_CONFIG => MetadataRecord::ResourceConfig {
+                resource_type: i8::try_from(r.varint()?).or_else(|_| err("resource type out of range"))?,
+                name: r.string()?,
+                key: r.string()?,
+                value: r.opt_string()?,
+            },
             kind::FEATURE_LEVEL => MetadataRecord::FeatureLevel {
                 name: r.string()?,
                 level: i16::try_from(r.varint()?).or_else(|_| err("feature level out of range"))?,
@@ -593,6 +607,13 @@ mod tests {
                 },
             },
             MetadataRecord::RemoveAcl { id: Uuid::from_u128(7) },
+            MetadataRecord::ResourceConfig {
+                resource_type: 16,
+                name: "all-metrics".into(),
+                key: "metrics".into(),
+                value: Some("*".into()),
+            },
+            MetadataRecord::ResourceConfig { resource_type: 16, name: "x".into(), key: "match".into(), value: None },
             MetadataRecord::BrokerEndpoints {
                 broker_id: 2,
                 incarnation: 9,

@@ -103,6 +103,9 @@ pub struct MetadataImage {
     /// Every ACL, indexed for authorization (shared between images until
     /// an ACL changes).
     acls: Arc<crate::acl::Acls>,
+    /// Configs of other resources (client-metrics subscriptions), by
+    /// (Kafka's resource type, name), then key.
+    resource_configs: BTreeMap<(i8, String), BTreeMap<String, String>>,
 }
 
 /// A client quota entity: `(entity type, name)` pairs sorted by type; a
@@ -123,6 +126,20 @@ impl MetadataImage {
     pub fn broker_configs(&self, resource: &str) -> &BTreeMap<String, String> {
         static NONE: BTreeMap<String, String> = BTreeMap::new();
         self.broker_configs.get(resource).unwrap_or(&NONE)
+    }
+
+    /// Every resource of `resource_type` with configs, and its configs
+    /// (e.g. the client-metrics subscriptions, type 16).
+    pub fn resource_configs(&self, resource_type: i8) -> impl Iterator<Item = (&str, &BTreeMap<String, String>)> {
+        self.resource_configs
+            .range((resource_type, String::new())..)
+            .take_while(move |((t, _), _)| *t == resource_type)
+            .map(|((_, name), configs)| (name.as_str(), configs))
+    }
+
+    /// The configs of one resource; `None` when it has none.
+    pub fn resource_config(&self, resource_type: i8, name: &str) -> Option<&BTreeMap<String, String>> {
+        self.resource_configs.get(&(resource_type, name.to_string()))
     }
 
     /// Every entity with client quotas, and its quotas.
@@ -199,6 +216,16 @@ impl MetadataImage {
         }
         for acl in self.acls.iter() {
             out.push(MetadataRecord::Acl { id: acl.id, acl: acl.binding.clone() });
+        }
+        for ((resource_type, name), configs) in &self.resource_configs {
+            for (key, value) in configs {
+                out.push(MetadataRecord::ResourceConfig {
+                    resource_type: *resource_type,
+                    name: name.clone(),
+                    key: key.clone(),
+                    value: Some(value.clone()),
+                });
+            }
         }
         for b in self.brokers.values() {
             out.push(MetadataRecord::RegisterBroker {
@@ -355,6 +382,22 @@ impl MetadataImage {
                     Some(v) => topic.configs.insert(key.clone(), v.clone()),
                     None => topic.configs.remove(key),
                 };
+            }
+            MetadataRecord::ResourceConfig { resource_type, name, key, value } => {
+                let resource = (*resource_type, name.clone());
+                match value {
+                    Some(v) => {
+                        self.resource_configs.entry(resource).or_default().insert(key.clone(), v.clone());
+                    }
+                    None => {
+                        if let Some(configs) = self.resource_configs.get_mut(&resource) {
+                            configs.remove(key);
+                            if configs.is_empty() {
+                                self.resource_configs.remove(&resource);
+                            }
+                        }
+                    }
+                }
             }
             MetadataRecord::BrokerConfig { resource, key, value } => match value {
                 Some(v) => {
@@ -693,6 +736,29 @@ mod tests {
         let rebuilt = MetadataImage::from_records(&img.to_records(), img.offset);
         assert_eq!(rebuilt, img);
         assert_eq!(rebuilt.acls().find(&acl("b")), Some(Uuid::from_u128(2)));
+    }
+
+    #[test]
+    fn resource_configs_are_set_removed_and_kept_in_snapshots() {
+        let set = |kind: i8, name: &str, key: &str, value: Option<&str>| MetadataRecord::ResourceConfig {
+            resource_type: kind,
+            name: name.into(),
+            key: key.into(),
+            value: value.map(Into::into),
+        };
+        let img = MetadataImage::default().apply(&[
+            set(16, "all", "metrics", Some("*")),
+            set(16, "all", "interval.ms", Some("1000")),
+            set(16, "gone", "metrics", Some("org.apache.kafka.")),
+            set(16, "gone", "metrics", None),
+            set(32, "g", "consumer.session.timeout.ms", Some("45000")),
+        ]);
+        let subs: Vec<_> = img.resource_configs(16).map(|(name, c)| (name, c.len())).collect();
+        assert_eq!(subs, vec![("all", 2)], "a resource whose last key is removed is gone");
+        assert_eq!(img.resource_config(32, "g").map(|c| c.len()), Some(1));
+        assert!(img.resource_config(16, "gone").is_none());
+        let rebuilt = MetadataImage::from_records(&img.to_records(), img.offset);
+        assert_eq!(rebuilt, img);
     }
 
     #[test]

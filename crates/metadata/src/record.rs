@@ -91,6 +91,12 @@ pub enum MetadataRecord {
     Acl { id: Uuid, acl: crate::acl::AclBinding },
     /// The ACL with this id is gone (RemoveAccessControlEntryRecord).
     RemoveAcl { id: Uuid },
+    /// A config of a resource other than a topic or a broker (Kafka's
+    /// ConfigRecord): `resource_type` is Kafka's ConfigResource type (16
+    /// CLIENT_METRICS: a client-metrics subscription, KIP-714), `name` the
+    /// resource; `value: None` removes the key, and a resource without keys
+    /// is gone.
+    ResourceConfig { resource_type: i8, name: String, key: String, value: Option<String> },
 }
 
 /// A quota's value: an `f64` kept as its bits, so that records and images

@@ -558,16 +558,25 @@ pub fn decompressed_bytes_max(compressed: usize) -> usize {
 pub fn records_section(batch: &[u8]) -> Result<bytes::Bytes, BatchError> {
     let h = BatchHeader::parse(batch)?;
     let raw = &batch[BATCH_HEADER_BYTES..h.total_bytes().min(batch.len())];
-    let limit = decompressed_bytes_max(raw.len());
-    let out = match h.compression() {
-        0 => return Ok(bytes::Bytes::copy_from_slice(raw)),
+    if h.compression() == 0 {
+        return Ok(bytes::Bytes::copy_from_slice(raw));
+    }
+    decompress(h.compression(), raw, decompressed_bytes_max(raw.len())).map(bytes::Bytes::from)
+}
+
+/// `raw` decompressed with Kafka's codec `codec` (0 none, 1 gzip, 2 snappy,
+/// 3 lz4, 4 zstd), refused once it expands past `limit` bytes.
+pub fn decompress(codec: i16, raw: &[u8], limit: usize) -> Result<Vec<u8>, BatchError> {
+    let out = match codec {
+        0 if raw.len() > limit => Err(too_large(limit)),
+        0 => Ok(raw.to_vec()),
         1 => read_bounded(flate2::read::MultiGzDecoder::new(raw), limit),
         2 => snappy_bounded(raw, limit),
         3 => lz4::Decoder::new(raw).and_then(|d| read_bounded(d, limit)),
         4 => zstd::stream::read::Decoder::new(raw).and_then(|d| read_bounded(d, limit)),
         c => return Err(BatchError::Invalid(format!("unknown compression codec {c}"))),
     };
-    out.map(bytes::Bytes::from).map_err(|e| BatchError::Invalid(format!("cannot decompress records: {e}")))
+    out.map_err(|e| BatchError::Invalid(format!("cannot decompress: {e}")))
 }
 
 fn too_large(limit: usize) -> std::io::Error {

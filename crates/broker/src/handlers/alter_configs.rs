@@ -1,7 +1,8 @@
 //! AlterConfigs (replace a resource's dynamic configs) and
 //! IncrementalAlterConfigs (SET, DELETE, APPEND, SUBTRACT per key), for
-//! topics and for BROKER resources (one broker, or "" for the cluster-wide
-//! default: see `dynamic_broker_config` for which keys change). Invalid
+//! topics, for BROKER resources (one broker, or "" for the cluster-wide
+//! default: see `dynamic_broker_config` for which keys change) and for
+//! CLIENT_METRICS subscriptions (see `client_metrics`). Invalid
 //! names or values get INVALID_CONFIG naming the key.
 
 use std::collections::BTreeMap;
@@ -15,6 +16,7 @@ use vltava_protocol::{ResponseError, StrBytes};
 
 use super::describe_configs::{config_denied, RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_TOPIC};
 use super::Session;
+use crate::client_metrics::{self, RESOURCE_CLIENT_METRICS};
 use crate::dynamic_broker_config;
 use crate::topic_config::{self, ConfigType};
 use crate::Broker;
@@ -36,6 +38,8 @@ enum Target {
     Topic(Arc<TopicImage>),
     /// A broker id, or "" for the cluster-wide default.
     Broker(String),
+    /// A client-metrics subscription (KIP-714).
+    ClientMetrics(String),
 }
 
 impl Target {
@@ -51,6 +55,8 @@ impl Target {
             }
             RESOURCE_BROKER if dynamic_broker_config::valid_resource(name) => Ok(Target::Broker(name.to_string())),
             RESOURCE_BROKER => Err((ResponseError::InvalidRequest, format!("Invalid broker name {name}"))),
+            RESOURCE_CLIENT_METRICS if client_metrics::valid_name(name) => Ok(Target::ClientMetrics(name.to_string())),
+            RESOURCE_CLIENT_METRICS => Err((ResponseError::InvalidRequest, "Subscription name can't be empty".into())),
             other => Err((ResponseError::InvalidRequest, format!("Unsupported resource type {other}"))),
         }
     }
@@ -60,6 +66,9 @@ impl Target {
         match self {
             Target::Topic(t) => t.configs.clone(),
             Target::Broker(name) => broker.controller.image().broker_configs(name).clone(),
+            Target::ClientMetrics(name) => {
+                broker.controller.image().resource_config(RESOURCE_CLIENT_METRICS, name).cloned().unwrap_or_default()
+            }
         }
     }
 
@@ -69,11 +78,16 @@ impl Target {
         let def = match self {
             Target::Topic(_) => topic_config::def(key),
             Target::Broker(_) => topic_config::def_of_synonym(key),
+            Target::ClientMetrics(_) => {
+                client_metrics::check(key, None).map_err(invalid)?;
+                return Ok(key != client_metrics::INTERVAL_MS);
+            }
         };
         match (def, self) {
             (Some(d), _) => Ok(d.kind == ConfigType::List),
             (None, Target::Topic(_)) => Err(invalid(format!("Unknown topic config name: {key}"))),
             (None, Target::Broker(_)) => Ok(key == "metric.reporters"),
+            (None, Target::ClientMetrics(_)) => unreachable!("answered above"),
         }
     }
 
@@ -86,7 +100,7 @@ impl Target {
                 let image = broker.controller.image();
                 topic_config::resolve(def, current, broker.replicas.broker_levels(&image)).value
             }
-            Target::Broker(_) => current.get(key).cloned().unwrap_or_default(),
+            Target::Broker(_) | Target::ClientMetrics(_) => current.get(key).cloned().unwrap_or_default(),
         }
     }
 
@@ -98,6 +112,7 @@ impl Target {
             }
             (Target::Topic(_), None) => Ok(()),
             (Target::Broker(_), value) => dynamic_broker_config::check(key, value),
+            (Target::ClientMetrics(_), value) => client_metrics::check(key, value).map_err(invalid),
         }
     }
 }
@@ -129,6 +144,13 @@ fn apply(
             broker.controller.alter_broker_configs(resource, &changes).map_err(|e| (e.error, e.message))?;
             let scope = if resource.is_empty() { "cluster default" } else { resource.as_str() };
             tracing::info!(broker = scope, changes = ?changes, "altered dynamic broker configs");
+        }
+        Target::ClientMetrics(subscription) => {
+            broker
+                .controller
+                .alter_resource_configs(RESOURCE_CLIENT_METRICS, subscription, &changes)
+                .map_err(|e| (e.error, e.message))?;
+            tracing::info!(subscription, changes = ?changes, "altered client metrics subscription");
         }
     }
     Ok(())

@@ -1,7 +1,8 @@
 //! DescribeConfigs: a topic's configs with their effective values and
 //! sources (topic, dynamic broker or cluster default, static broker config,
 //! default), synonyms and documentation when asked; or a broker's settings
-//! (this broker's id), or the cluster-wide dynamic defaults ("").
+//! (this broker's id), or the cluster-wide dynamic defaults (""); or a
+//! client-metrics subscription's keys (KIP-714).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,6 +24,8 @@ pub const RESOURCE_BROKER: i8 = 4;
 pub const RESOURCE_BROKER_LOGGER: i8 = 8;
 /// Kafka's `ConfigSource.DYNAMIC_BROKER_LOGGER_CONFIG`.
 const SOURCE_BROKER_LOGGER: i8 = 6;
+/// Kafka's `ConfigSource.CLIENT_METRICS_CONFIG`.
+const SOURCE_CLIENT_METRICS: i8 = 7;
 
 struct Entry {
     name: String,
@@ -185,6 +188,37 @@ pub fn config_denied(
     (!allowed).then(|| (error, error.to_string()))
 }
 
+/// A subscription's keys: those set, and Kafka's defaults of the others
+/// (nothing for a subscription that does not exist).
+fn client_metrics_entries(image: &vltava_metadata::MetadataImage, name: &str) -> Vec<Entry> {
+    use crate::client_metrics::{self, RESOURCE_CLIENT_METRICS};
+    let Some(set) = image.resource_config(RESOURCE_CLIENT_METRICS, name) else {
+        return Vec::new();
+    };
+    client_metrics::defaults()
+        .into_iter()
+        .map(|(key, default)| {
+            let (value, source) = match set.get(key) {
+                Some(v) => (v.clone(), SOURCE_CLIENT_METRICS),
+                None => (default, SOURCE_DEFAULT),
+            };
+            Entry {
+                name: key.to_string(),
+                synonyms: vec![(key.to_string(), value.clone(), source)],
+                value,
+                source,
+                kind: if key == client_metrics::INTERVAL_MS { ConfigType::Int } else { ConfigType::List },
+                doc: match key {
+                    client_metrics::METRICS => "Metric name prefixes the matching clients push (* for all).",
+                    client_metrics::INTERVAL_MS => "How often the matching clients push their metrics.",
+                    _ => "selector=regex pairs a client must all match (client_id, client_instance_id, client_software_name, client_software_version, client_source_address, client_source_port).",
+                },
+                read_only: false,
+            }
+        })
+        .collect()
+}
+
 pub fn handle(
     broker: &Arc<Broker>,
     session: &super::Session,
@@ -248,14 +282,18 @@ pub fn handle(
                         })
                         .collect()
                 }
+                crate::client_metrics::RESOURCE_CLIENT_METRICS => {
+                    client_metrics_entries(&broker.controller.image(), res.resource_name.as_str())
+                }
                 other => {
                     return result
                         .with_error_code(ResponseError::InvalidRequest.code())
                         .with_error_message(Some(StrBytes::from_string(format!("Unsupported resource type {other}"))));
                 }
             };
+            // null or empty: every key (Kafka's ConfigHelper reads both so)
             let wanted: Option<Vec<String>> =
-                res.configuration_keys.map(|ks| ks.iter().map(|k| k.to_string()).collect());
+                res.configuration_keys.filter(|ks| !ks.is_empty()).map(|ks| ks.iter().map(|k| k.to_string()).collect());
             let configs = entries
                 .into_iter()
                 .filter(|e| wanted.as_ref().is_none_or(|w| w.contains(&e.name)))

@@ -1,8 +1,8 @@
 //! ListConfigResources (KIP-1142; v0 was KIP-714's
 //! ListClientMetricsResources): the resources DescribeConfigs can describe.
 //! TOPIC lists every topic, BROKER every registered broker, BROKER_LOGGER
-//! every registered broker too; CLIENT_METRICS and GROUP list nothing, as
-//! vltava has no client-metrics subscriptions nor group configs. No types
+//! every registered broker too; CLIENT_METRICS every client-metrics
+//! subscription; GROUP nothing, as vltava has no group configs. No types
 //! means all of them; an unknown type is INVALID_REQUEST.
 
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use crate::Broker;
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
 const BROKER_LOGGER: i8 = 8;
-const CLIENT_METRICS: i8 = 16;
+const CLIENT_METRICS: i8 = crate::client_metrics::RESOURCE_CLIENT_METRICS;
 const GROUP: i8 = 32;
 const ALL: [i8; 5] = [TOPIC, BROKER, BROKER_LOGGER, CLIENT_METRICS, GROUP];
 
@@ -39,6 +39,9 @@ pub fn handle(broker: &Arc<Broker>, request: ListConfigResourcesRequest, version
         match kind {
             TOPIC => resources.extend(image.topics().map(|t| resource(t.name.clone(), TOPIC))),
             BROKER | BROKER_LOGGER => resources.extend(image.brokers().map(|b| resource(b.id.to_string(), kind))),
+            CLIENT_METRICS => {
+                resources.extend(image.resource_configs(CLIENT_METRICS).map(|(name, _)| resource(name.into(), kind)))
+            }
             _ => {}
         }
     }

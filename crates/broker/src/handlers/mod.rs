@@ -46,6 +46,7 @@ mod quorum_leader;
 mod raft_voters;
 pub mod reassignments;
 pub mod sync_group;
+mod telemetry;
 pub mod txn;
 mod unregister_broker;
 mod update_features;
@@ -116,6 +117,11 @@ pub fn dispatch(
     }
     match request.body {
         RequestKind::ApiVersions(r) => {
+            broker.client_metrics.announced(
+                session.peer,
+                r.client_software_name.as_str(),
+                r.client_software_version.as_str(),
+            );
             ready(ResponseKind::ApiVersions(api_versions::handle(&r, version, &broker.controller.image())))
         }
         RequestKind::UnregisterBroker(r) => {
@@ -129,6 +135,12 @@ pub fn dispatch(
         }
         RequestKind::AlterClientQuotas(r) => {
             ready(ResponseKind::AlterClientQuotas(client_quotas::alter(broker, r, version)))
+        }
+        RequestKind::GetTelemetrySubscriptions(r) => {
+            ready(ResponseKind::GetTelemetrySubscriptions(telemetry::get_subscriptions(broker, session, r, version)))
+        }
+        RequestKind::PushTelemetry(r) => {
+            ready(ResponseKind::PushTelemetry(telemetry::push(broker, session, r, version)))
         }
         RequestKind::UpdateFeatures(r) => {
             ready(ResponseKind::UpdateFeatures(update_features::handle(broker, r, version)))
