@@ -225,3 +225,40 @@ def test_connection_creation_rate_closes_connections_over_an_ip_quota(broker):
     for _ in range(20):
         assert answered("127.0.0.2"), "another address is not limited"
     h.create_topic(broker.bootstrap, h.unique("after-ip-quota"))
+
+
+def test_controller_mutation_rate_refuses_topics_over_it_in_strict_versions(broker):
+    """controller_mutation_rate (KIP-599): partitions created or deleted per second. In
+    CreateTopics v6+ (and DeleteTopics v5+, CreatePartitions v3+) a topic is refused with
+    THROTTLING_QUOTA_EXCEEDED while the client id is over its rate, and the response says
+    how long to back off; the request that crossed it went through whole (a burst); older
+    versions are only throttled; other client ids are not limited."""
+    from kafka.protocol.admin.topics import CreateTopicsRequest, CreateTopicsResponse
+    cli(broker, "alter", "--client-id", "mutator", "--controller-mutation-rate", 1)
+    T = CreateTopicsRequest.CreatableTopic
+
+    def create(conn, version, *names, partitions=20):
+        req = CreateTopicsRequest[version](topics=[T(name=n, num_partitions=partitions, replication_factor=1,
+                                                     assignments=[], configs=[]) for n in names],
+                                           timeout_ms=30000, validate_only=False)
+        resp = conn.call(req, version, CreateTopicsResponse)
+        return resp.throttle_time_ms, {t.name: t.error_code for t in resp.topics}
+
+    mutator, other = KpConn(broker.port, "mutator"), KpConn(broker.port, "other")
+    try:
+        burst, refused = h.unique("burst"), h.unique("refused")
+        throttle, errors = create(mutator, 6, burst)
+        assert errors == {burst: 0} and throttle > 0, (throttle, errors)
+        throttle, errors = create(mutator, 6, refused)
+        assert errors == {refused: 89} and throttle > 0, (throttle, errors)   # THROTTLING_QUOTA_EXCEEDED
+        # an older version is not refused, only told to back off
+        older = h.unique("older")
+        throttle, errors = create(mutator, 5, older, partitions=1)
+        assert errors == {older: 0} and throttle > 0, (throttle, errors)
+        free = h.unique("free")
+        assert create(other, 6, free) == (0, {free: 0})
+        names = set(h.all_topics(broker.bootstrap))
+        assert {burst, older, free} <= names and refused not in names
+    finally:
+        mutator.sock.close()
+        other.sock.close()

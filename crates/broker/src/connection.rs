@@ -284,8 +284,7 @@ impl QuotaUse {
         // with no quota anywhere (the usual case) nothing is measured
         broker.controller.image().client_quotas().next()?;
         // the principal's name (ANONYMOUS without a client certificate)
-        let client =
-            crate::quotas::Client { user: session.principal.name.clone(), client_id: session.client_id.clone() };
+        let client = crate::quotas::Client::of(session);
         Some(QuotaUse { client, key, bytes, throttle: std::time::Duration::ZERO })
     }
 
@@ -345,8 +344,7 @@ impl Handling {
         if exempt {
             return None;
         }
-        let client =
-            crate::quotas::Client { user: session.principal.name.clone(), client_id: session.client_id.clone() };
+        let client = crate::quotas::Client::of(session);
         crate::quotas::applicable(&image, crate::quotas::REQUEST_PERCENTAGE, &client)?;
         Some(Handling { client, nanos: Arc::default() })
     }

@@ -179,6 +179,17 @@ impl QuotaManager {
     }
 }
 
+impl Client {
+    /// The quota identity of a request: the principal's name (ANONYMOUS
+    /// without authentication) and the client id.
+    pub fn of(session: &crate::handlers::Session) -> Self {
+        Client { user: session.principal.name.clone(), client_id: session.client_id.clone() }
+    }
+}
+
+/// What a topic refused under `controller_mutation_rate` is answered with.
+pub const MUTATION_REFUSED: &str = "The throttling quota has been exceeded.";
+
 impl Mutations<'_> {
     /// Whether a topic mutating `partitions` partitions may go ahead (and
     /// then it counts, even past the quota: Kafka lets one request burst).

@@ -15,8 +15,12 @@ pub fn handle(
     broker: &Arc<Broker>,
     session: &Session,
     request: CreatePartitionsRequest,
-    _version: i16,
+    version: i16,
 ) -> CreatePartitionsResponse {
+    // controller_mutation_rate (KIP-599): strict from v3
+    let image = broker.controller.image();
+    let client = crate::quotas::Client::of(session);
+    let mutations = if request.validate_only { None } else { broker.quotas.mutations(&image, &client, version >= 3) };
     let results = request
         .topics
         .into_iter()
@@ -34,6 +38,12 @@ pub fn handle(
                     );
                 }
             }
+            let adding = image.topic(topic.name.0.as_str()).map_or(0, |t| topic.count - t.partitions.len() as i32);
+            if adding > 0 && mutations.as_ref().is_some_and(|m| !m.admit(adding as u32)) {
+                return result
+                    .with_error_code(ResponseError::ThrottlingQuotaExceeded.code())
+                    .with_error_message(Some(StrBytes::from_static_str(crate::quotas::MUTATION_REFUSED)));
+            }
             let outcome =
                 broker.controller.add_partitions(topic.name.0.as_str(), topic.count, request.validate_only).map(|t| {
                     if !request.validate_only {
@@ -48,5 +58,6 @@ pub fn handle(
             }
         })
         .collect();
-    CreatePartitionsResponse::default().with_results(results)
+    let throttle = mutations.map_or(0, |m| m.throttle().as_millis().min(i32::MAX as u128) as i32);
+    CreatePartitionsResponse::default().with_results(results).with_throttle_time_ms(throttle)
 }

@@ -50,10 +50,14 @@ pub fn handle(
     broker: &Arc<Broker>,
     session: &Session,
     request: CreateTopicsRequest,
-    _version: i16,
+    version: i16,
 ) -> CreateTopicsResponse {
     // ACLs: CREATE on the cluster, or on each topic
     let cluster_create = broker.authorize_cluster(session, AclOperation::Create);
+    // controller_mutation_rate (KIP-599): strict from v6
+    let image = broker.controller.image();
+    let client = crate::quotas::Client::of(session);
+    let mutations = if request.validate_only { None } else { broker.quotas.mutations(&image, &client, version >= 6) };
     let mut seen: HashMap<String, usize> = HashMap::new();
     for t in &request.topics {
         *seen.entry(t.name.0.to_string()).or_default() += 1;
@@ -81,6 +85,12 @@ pub fn handle(
                     .with_error_message(Some(StrBytes::from_static_str("Authorization failed.")));
             }
             let outcome = spec_for(broker, topic).and_then(|spec| {
+                if mutations.as_ref().is_some_and(|m| !m.admit(spec.num_partitions.max(0) as u32)) {
+                    return Err(ControllerError {
+                        error: ResponseError::ThrottlingQuotaExceeded,
+                        message: crate::quotas::MUTATION_REFUSED.into(),
+                    });
+                }
                 if request.validate_only {
                     broker
                         .controller
@@ -105,5 +115,6 @@ pub fn handle(
             }
         })
         .collect();
-    CreateTopicsResponse::default().with_topics(results)
+    let throttle = mutations.map_or(0, |m| m.throttle().as_millis().min(i32::MAX as u128) as i32);
+    CreateTopicsResponse::default().with_topics(results).with_throttle_time_ms(throttle)
 }

@@ -38,6 +38,9 @@ pub fn handle(
             .collect();
         return DeleteTopicsResponse::default().with_responses(responses);
     }
+    // controller_mutation_rate (KIP-599): strict from v5
+    let client = crate::quotas::Client::of(session);
+    let mutations = broker.quotas.mutations(&broker.controller.image(), &client, version >= 5);
     let responses = targets
         .into_iter()
         .map(|(name, topic_id)| {
@@ -65,6 +68,11 @@ pub fn handle(
                     if name.is_some() { ResponseError::UnknownTopicOrPartition } else { ResponseError::UnknownTopicId };
                 return result.with_error_code(error.code());
             };
+            if mutations.as_ref().is_some_and(|m| !m.admit(topic.partitions.len() as u32)) {
+                return result
+                    .with_error_code(ResponseError::ThrottlingQuotaExceeded.code())
+                    .with_error_message(Some(StrBytes::from_static_str(crate::quotas::MUTATION_REFUSED)));
+            }
             match broker.delete_topic(topic.topic_id) {
                 Ok(()) => {
                     tracing::info!(topic = %topic.name, "deleted topic");
@@ -78,5 +86,7 @@ pub fn handle(
             }
         })
         .collect();
-    DeleteTopicsResponse::default().with_responses(responses)
+    DeleteTopicsResponse::default()
+        .with_responses(responses)
+        .with_throttle_time_ms(mutations.map_or(0, |m| m.throttle().as_millis().min(i32::MAX as u128) as i32))
 }
