@@ -204,6 +204,11 @@ impl Mutations<'_> {
         true
     }
 
+    /// `throttle` as a response's `throttle_time_ms`.
+    pub fn throttle_ms(&self) -> i32 {
+        self.throttle().as_millis().min(i32::MAX as u128) as i32
+    }
+
     /// How long the client must back off now.
     pub fn throttle(&self) -> Duration {
         let now = Instant::now();

@@ -58,6 +58,6 @@ pub fn handle(
             }
         })
         .collect();
-    let throttle = mutations.map_or(0, |m| m.throttle().as_millis().min(i32::MAX as u128) as i32);
+    let throttle = mutations.map_or(0, |m| m.throttle_ms());
     CreatePartitionsResponse::default().with_results(results).with_throttle_time_ms(throttle)
 }

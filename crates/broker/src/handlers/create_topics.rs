@@ -115,6 +115,6 @@ pub fn handle(
             }
         })
         .collect();
-    let throttle = mutations.map_or(0, |m| m.throttle().as_millis().min(i32::MAX as u128) as i32);
+    let throttle = mutations.map_or(0, |m| m.throttle_ms());
     CreateTopicsResponse::default().with_topics(results).with_throttle_time_ms(throttle)
 }

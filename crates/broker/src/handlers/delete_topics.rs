@@ -88,5 +88,5 @@ pub fn handle(
         .collect();
     DeleteTopicsResponse::default()
         .with_responses(responses)
-        .with_throttle_time_ms(mutations.map_or(0, |m| m.throttle().as_millis().min(i32::MAX as u128) as i32))
+        .with_throttle_time_ms(mutations.map_or(0, |m| m.throttle_ms()))
 }
