@@ -183,6 +183,8 @@ mod kind {
     pub const FEATURE_LEVEL: u64 = 17;
     pub const BROKER_ENDPOINTS: u64 = 18;
     pub const CLIENT_QUOTA: u64 = 19;
+    pub const DELEGATION_TOKEN: u64 = 24;
+    pub const REMOVE_DELEGATION_TOKEN: u64 = 25;
 }
 
 impl MetadataRecord {
@@ -322,6 +324,23 @@ impl MetadataRecord {
                     None => w.uvarint(0),
                 }
             }
+            MetadataRecord::DelegationToken(t) => {
+                header(w, kind::DELEGATION_TOKEN);
+                w.string(&t.token_id);
+                w.string(&t.owner);
+                w.string(&t.requester);
+                w.uvarint(t.renewers.len() as u64);
+                for renewer in &t.renewers {
+                    w.string(renewer);
+                }
+                w.varint(t.issue_timestamp_ms);
+                w.varint(t.max_timestamp_ms);
+                w.varint(t.expiry_timestamp_ms);
+            }
+            MetadataRecord::RemoveDelegationToken { token_id } => {
+                header(w, kind::REMOVE_DELEGATION_TOKEN);
+                w.string(token_id);
+            }
             MetadataRecord::FeatureLevel { name, level } => {
                 header(w, kind::FEATURE_LEVEL);
                 w.string(name);
@@ -406,6 +425,21 @@ impl MetadataRecord {
                 };
                 MetadataRecord::ClientQuota { entity, key, value }
             }
+            kind::DELEGATION_TOKEN => {
+                let (token_id, owner, requester) = (r.string()?, r.string()?, r.string()?);
+                let count = r.length()?;
+                let renewers = (0..count).map(|_| r.string()).collect::<Result<_, CodecError>>()?;
+                MetadataRecord::DelegationToken(crate::record::DelegationTokenInfo {
+                    token_id,
+                    owner,
+                    requester,
+                    renewers,
+                    issue_timestamp_ms: r.varint()?,
+                    max_timestamp_ms: r.varint()?,
+                    expiry_timestamp_ms: r.varint()?,
+                })
+            }
+            kind::REMOVE_DELEGATION_TOKEN => MetadataRecord::RemoveDelegationToken { token_id: r.string()? },
             kind::FEATURE_LEVEL => MetadataRecord::FeatureLevel {
                 name: r.string()?,
                 level: i16::try_from(r.varint()?).or_else(|_| err("feature level out of range"))?,
@@ -544,6 +578,25 @@ mod tests {
                 key: "connection_creation_rate".into(),
                 value: None,
             },
+            MetadataRecord::DelegationToken(crate::record::DelegationTokenInfo {
+                token_id: "tok-1".into(),
+                owner: "User:alice".into(),
+                requester: "User:admin".into(),
+                renewers: vec!["User:bob".into(), "Group:ops".into()],
+                issue_timestamp_ms: 1_700_000_000_000,
+                max_timestamp_ms: i64::MAX,
+                expiry_timestamp_ms: -1,
+            }),
+            MetadataRecord::DelegationToken(crate::record::DelegationTokenInfo {
+                token_id: String::new(),
+                owner: "User:alice".into(),
+                requester: "User:alice".into(),
+                renewers: vec![],
+                issue_timestamp_ms: 0,
+                max_timestamp_ms: 0,
+                expiry_timestamp_ms: 0,
+            }),
+            MetadataRecord::RemoveDelegationToken { token_id: "tok-1".into() },
             MetadataRecord::BrokerEndpoints {
                 broker_id: 2,
                 incarnation: 9,

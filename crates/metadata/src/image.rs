@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::record::{MetadataRecord, QuotaValue};
+use crate::record::{DelegationTokenInfo, MetadataRecord, QuotaValue};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionImage {
@@ -100,6 +100,8 @@ pub struct MetadataImage {
     features: BTreeMap<String, i16>,
     /// Client quotas by entity (sorted by entity type), then key.
     client_quotas: BTreeMap<QuotaEntity, BTreeMap<String, QuotaValue>>,
+    /// Delegation tokens by token id.
+    delegation_tokens: BTreeMap<String, Arc<DelegationTokenInfo>>,
 }
 
 /// A client quota entity: `(entity type, name)` pairs sorted by type; a
@@ -125,6 +127,15 @@ impl MetadataImage {
     /// Every entity with client quotas, and its quotas.
     pub fn client_quotas(&self) -> impl Iterator<Item = (&QuotaEntity, &BTreeMap<String, QuotaValue>)> {
         self.client_quotas.iter()
+    }
+
+    /// Every delegation token, by token id.
+    pub fn delegation_tokens(&self) -> impl Iterator<Item = &Arc<DelegationTokenInfo>> {
+        self.delegation_tokens.values()
+    }
+
+    pub fn delegation_token(&self, token_id: &str) -> Option<&Arc<DelegationTokenInfo>> {
+        self.delegation_tokens.get(token_id)
     }
 
     /// The quotas of exactly this entity (its pairs sorted by type).
@@ -188,6 +199,9 @@ impl MetadataImage {
             for (key, value) in quotas {
                 out.push(MetadataRecord::ClientQuota { entity: entity.clone(), key: key.clone(), value: Some(*value) });
             }
+        }
+        for token in self.delegation_tokens.values() {
+            out.push(MetadataRecord::DelegationToken(token.as_ref().clone()));
         }
         for b in self.brokers.values() {
             out.push(MetadataRecord::RegisterBroker {
@@ -382,6 +396,12 @@ impl MetadataImage {
                         }
                     }
                 }
+            }
+            MetadataRecord::DelegationToken(token) => {
+                self.delegation_tokens.insert(token.token_id.clone(), Arc::new(token.clone()));
+            }
+            MetadataRecord::RemoveDelegationToken { token_id } => {
+                self.delegation_tokens.remove(token_id);
             }
             MetadataRecord::FeatureLevel { name, level } => {
                 if *level > 0 {
@@ -649,6 +669,34 @@ mod tests {
         assert_eq!(q.get("producer_byte_rate").map(|v| v.get()), Some(1024.0));
         assert_eq!(q.get("consumer_byte_rate").map(|v| v.get()), Some(2048.0));
         assert_eq!(img.client_quotas().count(), 1, "a removed last key removes the entity");
+        let rebuilt = MetadataImage::from_records(&img.to_records(), img.offset);
+        assert_eq!(rebuilt, img);
+    }
+
+    #[test]
+    fn delegation_tokens_are_created_renewed_removed_and_kept_in_snapshots() {
+        let token = |id: &str, expiry: i64| {
+            MetadataRecord::DelegationToken(DelegationTokenInfo {
+                token_id: id.into(),
+                owner: "User:alice".into(),
+                requester: "User:alice".into(),
+                renewers: vec!["User:bob".into()],
+                issue_timestamp_ms: 1000,
+                max_timestamp_ms: 9000,
+                expiry_timestamp_ms: expiry,
+            })
+        };
+        let img = MetadataImage::default().apply(&[
+            token("a", 2000),
+            token("b", 3000),
+            token("a", 5000),
+            token("c", 4000),
+            MetadataRecord::RemoveDelegationToken { token_id: "c".into() },
+            MetadataRecord::RemoveDelegationToken { token_id: "unknown".into() },
+        ]);
+        assert_eq!(img.delegation_token("a").map(|t| t.expiry_timestamp_ms), Some(5000), "a renewal replaces");
+        assert!(img.delegation_token("c").is_none());
+        assert_eq!(img.delegation_tokens().count(), 2);
         let rebuilt = MetadataImage::from_records(&img.to_records(), img.offset);
         assert_eq!(rebuilt, img);
     }

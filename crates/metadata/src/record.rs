@@ -87,6 +87,27 @@ pub enum MetadataRecord {
     /// type's default), `key` (e.g. `producer_byte_rate`) is set to
     /// `value`, or removed (`None`).
     ClientQuota { entity: Vec<(String, Option<String>)>, key: String, value: Option<QuotaValue> },
+    /// A delegation token was created or renewed (Kafka's
+    /// DelegationTokenRecord): the whole token, replacing any with its id.
+    DelegationToken(DelegationTokenInfo),
+    /// A delegation token was expired, or passed its expiry (Kafka's
+    /// RemoveDelegationTokenRecord).
+    RemoveDelegationToken { token_id: String },
+}
+
+/// A delegation token as the metadata log keeps it (never its HMAC, which
+/// every node derives from `delegation.token.secret.key`). Principals are
+/// in `Type:name` form; times are epoch milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DelegationTokenInfo {
+    pub token_id: String,
+    pub owner: String,
+    /// Who asked for it (CreateDelegationToken v3 may name another owner).
+    pub requester: String,
+    pub renewers: Vec<String>,
+    pub issue_timestamp_ms: i64,
+    pub max_timestamp_ms: i64,
+    pub expiry_timestamp_ms: i64,
 }
 
 /// A quota's value: an `f64` kept as its bits, so that records and images
