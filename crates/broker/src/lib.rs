@@ -19,6 +19,7 @@ pub mod broker_metrics;
 pub mod config;
 pub mod connection;
 pub mod controller;
+pub mod delegation_tokens;
 pub mod dynamic_broker_config;
 pub mod features;
 pub mod group;
@@ -68,6 +69,8 @@ pub struct Broker {
     pub txns: txn::TransactionCoordinator,
     /// Client quota sensors (the quotas are in the metadata image).
     pub quotas: quotas::QuotaManager,
+    /// `delegation.token.*` (tokens are in the metadata image).
+    pub delegation_tokens: delegation_tokens::TokenSettings,
     /// TLS to other brokers, when the inter-broker listener is SSL.
     pub inter_broker_tls: Option<Arc<vltava_security::TlsConnectorSource>>,
     /// Flips to true when the broker starts shutting down.

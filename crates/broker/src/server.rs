@@ -125,6 +125,8 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, QuorumNode)
             config.transaction_max_timeout_ms,
         ),
         quotas: crate::quotas::QuotaManager::default(),
+        delegation_tokens: crate::delegation_tokens::TokenSettings::from_settings(&config.static_settings)
+            .map_err(|(key, reason)| anyhow::anyhow!("invalid config {key}: {reason}"))?,
         local_cluster_id: meta.cluster_id,
         inter_broker_tls,
         config,
@@ -408,6 +410,7 @@ pub async fn run(mut config: BrokerConfig, mut shutdown: watch::Receiver<bool>) 
     let (broker, node) = tokio::task::block_in_place(|| open_broker(config))?;
     admin.set_broker(broker.clone());
     start_quorum(&broker, node)?;
+    tokio::spawn(crate::delegation_tokens::run_expiry_sweep(broker.clone()));
     if !broker.config.broker_role {
         // process.roles=controller: a voter of the metadata quorum only
         tracing::info!(node_id = broker.config.node_id, "controller-only node started");

@@ -17,6 +17,7 @@ pub mod api_versions;
 mod client_quotas;
 pub mod create_partitions;
 pub mod create_topics;
+mod delegation_tokens;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
@@ -88,6 +89,9 @@ pub struct Session {
     /// Who the connection authenticated as (`User:ANONYMOUS` without a
     /// client certificate); what authorization will check.
     pub principal: Arc<vltava_security::KafkaPrincipal>,
+    /// Authenticated with a delegation token (SCRAM `tokenauth=true`):
+    /// such a connection may not create, renew or expire tokens.
+    pub token_authenticated: bool,
 }
 
 /// The eventual response; `None` means send nothing (acks=0 produce).
@@ -122,6 +126,18 @@ pub fn dispatch(
         }
         RequestKind::AlterClientQuotas(r) => {
             ready(ResponseKind::AlterClientQuotas(client_quotas::alter(broker, r, version)))
+        }
+        RequestKind::CreateDelegationToken(r) => {
+            ready(ResponseKind::CreateDelegationToken(delegation_tokens::create(broker, session, r, version)))
+        }
+        RequestKind::RenewDelegationToken(r) => {
+            ready(ResponseKind::RenewDelegationToken(delegation_tokens::renew(broker, session, r, version)))
+        }
+        RequestKind::ExpireDelegationToken(r) => {
+            ready(ResponseKind::ExpireDelegationToken(delegation_tokens::expire(broker, session, r, version)))
+        }
+        RequestKind::DescribeDelegationToken(r) => {
+            ready(ResponseKind::DescribeDelegationToken(delegation_tokens::describe(broker, session, r, version)))
         }
         RequestKind::UpdateFeatures(r) => {
             ready(ResponseKind::UpdateFeatures(update_features::handle(broker, r, version)))
