@@ -597,6 +597,10 @@ impl BrokerConfig {
         if let Some(servers) = bootstrap_servers {
             self.check_bootstrap_servers(&servers)?;
         }
+        if let Err((key, reason)) = crate::delegation_tokens::TokenSettings::from_settings(&self.static_settings) {
+            let value = self.static_settings.get(&key).cloned().unwrap_or_default();
+            return Err(ConfigError { key, value, reason });
+        }
         if let Some(dir) = metadata_log_dir {
             if std::path::Path::new(&dir) != self.data_dir {
                 return Err(ConfigError {

@@ -57,7 +57,7 @@ impl TokenSettings {
                 None => Ok(default),
                 Some(v) => match v.trim().parse::<i64>() {
                     Ok(n) if n >= 1 => Ok(n),
-                    _ => Err((key.to_string(), format!("{v}: expected a number of milliseconds of at least 1"))),
+                    _ => Err((key.to_string(), "expected a number of milliseconds of at least 1".to_string())),
                 },
             }
         };
