@@ -31,6 +31,7 @@ pub mod listeners;
 pub mod log_levels;
 pub mod log_manager;
 pub mod log_mover;
+pub mod oauthbearer;
 pub mod partition;
 pub mod quotas;
 pub mod replica_manager;

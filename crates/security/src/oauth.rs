@@ -173,6 +173,12 @@ fn now_ms() -> i64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
+impl std::fmt::Debug for OAuthValidator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthValidator").field("settings", &self.settings).finish()
+    }
+}
+
 impl OAuthValidator {
     /// Reads the JWKS now (a missing or bad one refuses the start).
     pub fn new(settings: OAuthSettings) -> Result<Self, SecurityError> {
