@@ -217,6 +217,7 @@ API_KEYS = {
     "UpdateFeatures": 57, "UnregisterBroker": 64, "ListConfigResources": 74,
     "AlterReplicaLogDirs": 34, "DescribeClientQuotas": 48, "AlterClientQuotas": 49,
     "AddRaftVoter": 80, "RemoveRaftVoter": 81, "UpdateRaftVoter": 82,
+    "SaslHandshake": 17, "SaslAuthenticate": 36,
 }
 
 

@@ -87,6 +87,30 @@ pub enum MetadataRecord {
     /// type's default), `key` (e.g. `producer_byte_rate`) is set to
     /// `value`, or removed (`None`).
     ClientQuota { entity: Vec<(String, Option<String>)>, key: String, value: Option<QuotaValue> },
+    /// A user's SCRAM credential for one mechanism (Kafka's
+    /// UserScramCredentialRecord; `mechanism` is Kafka's ScramMechanism
+    /// code, 1 = SCRAM-SHA-256, 2 = SCRAM-SHA-512): salted, never the
+    /// password. Replaces the user's credential of that mechanism.
+    UserScramCredential { name: String, mechanism: i8, credential: ScramCredentialData },
+    /// The user's credential of that mechanism is gone (Kafka's
+    /// RemoveUserScramCredentialRecord).
+    RemoveUserScramCredential { name: String, mechanism: i8 },
+}
+
+/// A stored SCRAM credential: salt, StoredKey, ServerKey and iterations
+/// (RFC 5802).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScramCredentialData {
+    pub salt: Vec<u8>,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+    pub iterations: i32,
+}
+
+impl std::fmt::Debug for ScramCredentialData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScramCredentialData").field("iterations", &self.iterations).finish_non_exhaustive()
+    }
 }
 
 /// A quota's value: an `f64` kept as its bits, so that records and images

@@ -68,6 +68,8 @@ pub const SUPPORTED: &[ApiRange] = &[
     api(ApiKey::AlterPartitionReassignments, 0, 1),
     api(ApiKey::ListPartitionReassignments, 0, 0),
     api(ApiKey::WriteTxnMarkers, 1, 1),
+    api(ApiKey::SaslHandshake, 0, 1),
+    api(ApiKey::SaslAuthenticate, 0, 2),
 ];
 
 /// Produce v0-v2 carry magic 0/1 message sets; the codec starts at v3.

@@ -6,12 +6,15 @@
 //! - [`tls`]: rustls server and client configurations built from them,
 //!   rebuilt when the keystore or truststore files change;
 //! - [`principal`]: who is on the other end (`User:ANONYMOUS`, or the TLS
-//!   certificate's subject mapped by `ssl.principal.mapping.rules`).
+//!   certificate's subject mapped by `ssl.principal.mapping.rules`);
+//! - [`sasl`]: SASL mechanisms (PLAIN, SCRAM-SHA-256/512) on rsasl, Kafka's
+//!   JAAS config syntax, SCRAM credentials.
 //!
 //! Knows nothing of Kafka requests, topics or files other than key stores.
 
 pub mod principal;
 pub mod protocol;
+pub mod sasl;
 pub mod ssl_settings;
 pub mod tls;
 
