@@ -219,6 +219,7 @@ API_KEYS = {
     "AddRaftVoter": 80, "RemoveRaftVoter": 81, "UpdateRaftVoter": 82,
     "CreateDelegationToken": 38, "RenewDelegationToken": 39, "ExpireDelegationToken": 40,
     "DescribeDelegationToken": 41,
+    "SaslHandshake": 17, "SaslAuthenticate": 36,
 }
 
 

@@ -37,6 +37,7 @@ pub mod quotas;
 pub mod replica_manager;
 pub mod replica_state;
 pub mod replication;
+pub mod sasl;
 pub mod server;
 pub mod topic_config;
 pub mod txn;

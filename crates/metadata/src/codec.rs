@@ -185,6 +185,8 @@ mod kind {
     pub const CLIENT_QUOTA: u64 = 19;
     pub const DELEGATION_TOKEN: u64 = 24;
     pub const REMOVE_DELEGATION_TOKEN: u64 = 25;
+    pub const USER_SCRAM_CREDENTIAL: u64 = 20;
+    pub const REMOVE_USER_SCRAM_CREDENTIAL: u64 = 21;
 }
 
 impl MetadataRecord {
@@ -341,6 +343,23 @@ impl MetadataRecord {
                 header(w, kind::REMOVE_DELEGATION_TOKEN);
                 w.string(token_id);
             }
+            MetadataRecord::UserScramCredential { name, mechanism, credential } => {
+                header(w, kind::USER_SCRAM_CREDENTIAL);
+                w.string(name);
+                w.varint(*mechanism as i64);
+                w.uvarint(credential.salt.len() as u64);
+                w.bytes(&credential.salt);
+                w.uvarint(credential.stored_key.len() as u64);
+                w.bytes(&credential.stored_key);
+                w.uvarint(credential.server_key.len() as u64);
+                w.bytes(&credential.server_key);
+                w.varint(credential.iterations as i64);
+            }
+            MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
+                header(w, kind::REMOVE_USER_SCRAM_CREDENTIAL);
+                w.string(name);
+                w.varint(*mechanism as i64);
+            }
             MetadataRecord::FeatureLevel { name, level } => {
                 header(w, kind::FEATURE_LEVEL);
                 w.string(name);
@@ -440,6 +459,25 @@ impl MetadataRecord {
                 })
             }
             kind::REMOVE_DELEGATION_TOKEN => MetadataRecord::RemoveDelegationToken { token_id: r.string()? },
+            kind::USER_SCRAM_CREDENTIAL => {
+                let name = r.string()?;
+                let mechanism = i8::try_from(r.varint()?).or_else(|_| err("SCRAM mechanism out of range"))?;
+                let mut blob = || -> Result<Vec<u8>, CodecError> {
+                    let len = r.length()?;
+                    Ok(r.take(len)?.to_vec())
+                };
+                let (salt, stored_key, server_key) = (blob()?, blob()?, blob()?);
+                let iterations = i32::try_from(r.varint()?).or_else(|_| err("SCRAM iterations out of range"))?;
+                MetadataRecord::UserScramCredential {
+                    name,
+                    mechanism,
+                    credential: crate::record::ScramCredentialData { salt, stored_key, server_key, iterations },
+                }
+            }
+            kind::REMOVE_USER_SCRAM_CREDENTIAL => MetadataRecord::RemoveUserScramCredential {
+                name: r.string()?,
+                mechanism: i8::try_from(r.varint()?).or_else(|_| err("SCRAM mechanism out of range"))?,
+            },
             kind::FEATURE_LEVEL => MetadataRecord::FeatureLevel {
                 name: r.string()?,
                 level: i16::try_from(r.varint()?).or_else(|_| err("feature level out of range"))?,
@@ -597,6 +635,17 @@ mod tests {
                 expiry_timestamp_ms: 0,
             }),
             MetadataRecord::RemoveDelegationToken { token_id: "tok-1".into() },
+            MetadataRecord::UserScramCredential {
+                name: "alice".into(),
+                mechanism: 2,
+                credential: crate::record::ScramCredentialData {
+                    salt: vec![1, 2, 3],
+                    stored_key: vec![7; 64],
+                    server_key: vec![9; 64],
+                    iterations: 8192,
+                },
+            },
+            MetadataRecord::RemoveUserScramCredential { name: "bob".into(), mechanism: 1 },
             MetadataRecord::BrokerEndpoints {
                 broker_id: 2,
                 incarnation: 9,

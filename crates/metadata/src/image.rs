@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::record::{DelegationTokenInfo, MetadataRecord, QuotaValue};
+use crate::record::{DelegationTokenInfo, MetadataRecord, QuotaValue, ScramCredentialData};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionImage {
@@ -102,6 +102,8 @@ pub struct MetadataImage {
     client_quotas: BTreeMap<QuotaEntity, BTreeMap<String, QuotaValue>>,
     /// Delegation tokens by token id.
     delegation_tokens: BTreeMap<String, Arc<DelegationTokenInfo>>,
+    /// SCRAM credentials by user, then mechanism code.
+    scram_credentials: BTreeMap<String, BTreeMap<i8, ScramCredentialData>>,
 }
 
 /// A client quota entity: `(entity type, name)` pairs sorted by type; a
@@ -122,6 +124,17 @@ impl MetadataImage {
     pub fn broker_configs(&self, resource: &str) -> &BTreeMap<String, String> {
         static NONE: BTreeMap<String, String> = BTreeMap::new();
         self.broker_configs.get(resource).unwrap_or(&NONE)
+    }
+
+    /// The SCRAM credential of `user` for mechanism `mechanism` (Kafka's
+    /// code: 1 = SHA-256, 2 = SHA-512).
+    pub fn scram_credential(&self, user: &str, mechanism: i8) -> Option<&ScramCredentialData> {
+        self.scram_credentials.get(user)?.get(&mechanism)
+    }
+
+    /// Every user with SCRAM credentials, and them by mechanism code.
+    pub fn scram_users(&self) -> impl Iterator<Item = (&String, &BTreeMap<i8, ScramCredentialData>)> {
+        self.scram_credentials.iter()
     }
 
     /// Every entity with client quotas, and its quotas.
@@ -202,6 +215,15 @@ impl MetadataImage {
         }
         for token in self.delegation_tokens.values() {
             out.push(MetadataRecord::DelegationToken(token.as_ref().clone()));
+        }
+        for (name, credentials) in &self.scram_credentials {
+            for (mechanism, credential) in credentials {
+                out.push(MetadataRecord::UserScramCredential {
+                    name: name.clone(),
+                    mechanism: *mechanism,
+                    credential: credential.clone(),
+                });
+            }
         }
         for b in self.brokers.values() {
             out.push(MetadataRecord::RegisterBroker {
@@ -378,6 +400,17 @@ impl MetadataImage {
             MetadataRecord::RemoveTopic { topic_id } => {
                 if let Some(name) = self.names_by_id.remove(topic_id) {
                     self.topics.remove(&name);
+                }
+            }
+            MetadataRecord::UserScramCredential { name, mechanism, credential } => {
+                self.scram_credentials.entry(name.clone()).or_default().insert(*mechanism, credential.clone());
+            }
+            MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
+                if let Some(credentials) = self.scram_credentials.get_mut(name) {
+                    credentials.remove(mechanism);
+                    if credentials.is_empty() {
+                        self.scram_credentials.remove(name);
+                    }
                 }
             }
             MetadataRecord::ClientQuota { entity, key, value } => {
@@ -649,6 +682,31 @@ mod tests {
         assert!(img.broker_configs("2").is_empty() && img.broker_configs("7").is_empty());
         let rebuilt = MetadataImage::from_records(&img.to_records(), img.offset);
         assert_eq!(rebuilt, img);
+    }
+
+    #[test]
+    fn scram_credentials_are_set_removed_and_kept_in_snapshots() {
+        let credential = |i: i32| crate::ScramCredentialData {
+            salt: vec![1; 32],
+            stored_key: vec![2; 32],
+            server_key: vec![3; 32],
+            iterations: i,
+        };
+        let img = MetadataImage::default().apply(&[
+            MetadataRecord::UserScramCredential { name: "alice".into(), mechanism: 1, credential: credential(4096) },
+            MetadataRecord::UserScramCredential { name: "alice".into(), mechanism: 2, credential: credential(8192) },
+            MetadataRecord::UserScramCredential { name: "bob".into(), mechanism: 2, credential: credential(4096) },
+            MetadataRecord::UserScramCredential { name: "alice".into(), mechanism: 1, credential: credential(5000) },
+            MetadataRecord::RemoveUserScramCredential { name: "bob".into(), mechanism: 2 },
+            MetadataRecord::RemoveUserScramCredential { name: "carol".into(), mechanism: 2 },
+        ]);
+        assert_eq!(img.scram_credential("alice", 1).unwrap().iterations, 5000);
+        assert_eq!(img.scram_credential("alice", 2).unwrap().iterations, 8192);
+        assert!(img.scram_credential("bob", 2).is_none());
+        assert_eq!(img.scram_users().count(), 1, "a user without credentials is gone");
+        let rebuilt = MetadataImage::default().apply(&img.to_records());
+        assert_eq!(rebuilt.scram_credential("alice", 1), img.scram_credential("alice", 1));
+        assert_eq!(rebuilt.scram_users().count(), 1);
     }
 
     #[test]

@@ -17,4 +17,4 @@ mod record;
 pub use codec::{CodecError, EntryData};
 pub use image::{BrokerImage, MetadataImage, PartitionImage, QuotaEntity, TopicImage};
 pub use properties::{MetaProperties, META_PROPERTIES};
-pub use record::{BrokerEndpoint, DelegationTokenInfo, MetadataRecord, QuotaValue};
+pub use record::{BrokerEndpoint, DelegationTokenInfo, MetadataRecord, QuotaValue, ScramCredentialData};

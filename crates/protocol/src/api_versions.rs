@@ -72,6 +72,8 @@ pub const SUPPORTED: &[ApiRange] = &[
     api(ApiKey::RenewDelegationToken, 1, 2),
     api(ApiKey::ExpireDelegationToken, 1, 2),
     api(ApiKey::DescribeDelegationToken, 1, 3),
+    api(ApiKey::SaslHandshake, 0, 1),
+    api(ApiKey::SaslAuthenticate, 0, 2),
 ];
 
 /// Produce v0-v2 carry magic 0/1 message sets; the codec starts at v3.

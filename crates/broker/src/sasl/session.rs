@@ -1,0 +1,326 @@
+//! One connection's SASL state, as Kafka's SaslServerAuthenticator keeps
+//! it. On a SASL listener a connection starts unauthenticated: only
+//! ApiVersions and SaslHandshake are served, anything else closes the
+//! connection. SaslHandshake names a mechanism (UNSUPPORTED_SASL_MECHANISM
+//! and a close if it is not enabled); then the client's tokens arrive in
+//! SaslAuthenticate requests (handshake v1), or as bare size-prefixed
+//! frames (handshake v0, before KIP-152). A failed exchange answers
+//! SASL_AUTHENTICATION_FAILED and closes.
+//!
+//! Re-authentication (KIP-368): with `connections.max.reauth.ms` (or a
+//! credential that expires) SaslAuthenticate v1+ tells the client its
+//! session lifetime; a request after that closes the connection unless a
+//! new SaslHandshake + SaslAuthenticate (same mechanism, same principal)
+//! came first.
+//!
+//! On PLAINTEXT and SSL listeners SaslHandshake and SaslAuthenticate are
+//! answered ILLEGAL_SASL_STATE, as Kafka does.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::{
+    ApiKey, RequestKind, ResponseKind, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+    SaslHandshakeResponse,
+};
+use vltava_protocol::{ResponseError, StrBytes};
+use vltava_security::sasl::{SaslAuthenticator, SaslExchange, SaslStep};
+use vltava_security::KafkaPrincipal;
+
+/// What the connection does with a request.
+#[derive(Debug)]
+pub enum Admission {
+    /// Serve it as usual.
+    Serve,
+    /// Answer it with this (SASL) response; close after it if `close`.
+    Answer { response: Box<ResponseKind>, close: bool },
+    /// Close the connection without an answer.
+    Close(String),
+}
+
+/// What the connection does with a bare frame in handshake v0 mode.
+#[derive(Debug)]
+pub enum RawAdmission {
+    /// Send this token size-prefixed.
+    Reply(Bytes),
+    /// Close (a failed exchange).
+    Close,
+}
+
+enum State {
+    /// Waiting for SaslHandshake (ApiVersions is served meanwhile).
+    Handshake,
+    /// The mechanism is chosen; tokens come next.
+    Authenticating { exchange: Box<SaslExchange>, raw: bool },
+    /// Authenticated; `reauth` holds a re-authentication in progress.
+    Authenticated { reauth: Option<Box<SaslExchange>> },
+}
+
+/// One connection's authentication.
+pub struct Authentication {
+    listener: Arc<str>,
+    peer: SocketAddr,
+    /// `None` on PLAINTEXT and SSL listeners.
+    authenticator: Option<SaslAuthenticator>,
+    state: State,
+    principal: Arc<KafkaPrincipal>,
+    /// The mechanism of the authenticated session.
+    mechanism: Option<String>,
+    /// When the session ends (KIP-368), if it does.
+    expires: Option<Instant>,
+}
+
+impl Authentication {
+    /// A connection on a listener without SASL: authenticated from the
+    /// start as `principal` (ANONYMOUS, or its TLS certificate's subject).
+    pub fn none(listener: Arc<str>, peer: SocketAddr, principal: Arc<KafkaPrincipal>) -> Self {
+        Self {
+            listener,
+            peer,
+            authenticator: None,
+            state: State::Authenticated { reauth: None },
+            principal,
+            mechanism: None,
+            expires: None,
+        }
+    }
+
+    /// A connection on a SASL listener: unauthenticated.
+    pub fn sasl(listener: Arc<str>, peer: SocketAddr, authenticator: SaslAuthenticator) -> Self {
+        Self {
+            listener,
+            peer,
+            authenticator: Some(authenticator),
+            state: State::Handshake,
+            principal: Arc::new(KafkaPrincipal::anonymous()),
+            mechanism: None,
+            expires: None,
+        }
+    }
+
+    pub fn principal(&self) -> &Arc<KafkaPrincipal> {
+        &self.principal
+    }
+
+    /// Whether the next frame is a bare SASL token (handshake v0).
+    pub fn expects_raw_token(&self) -> bool {
+        matches!(self.state, State::Authenticating { raw: true, .. })
+    }
+
+    /// Decides on a decoded request (`version` is its API version).
+    pub fn admit(&mut self, api_key: ApiKey, body: &RequestKind, version: i16) -> Admission {
+        let Some(authenticator) = self.authenticator.clone() else {
+            return match body {
+                RequestKind::SaslHandshake(_) => Admission::Answer {
+                    response: Box::new(ResponseKind::SaslHandshake(
+                        SaslHandshakeResponse::default().with_error_code(ResponseError::IllegalSaslState.code()),
+                    )),
+                    close: false,
+                },
+                RequestKind::SaslAuthenticate(_) => Admission::Answer {
+                    response: Box::new(ResponseKind::SaslAuthenticate(
+                        SaslAuthenticateResponse::default()
+                            .with_error_code(ResponseError::IllegalSaslState.code())
+                            .with_error_message(Some(StrBytes::from_static_str(
+                                "SaslAuthenticate on a listener without SASL",
+                            ))),
+                    )),
+                    close: false,
+                },
+                _ => Admission::Serve,
+            };
+        };
+        let state = std::mem::replace(&mut self.state, State::Handshake);
+        match (state, body) {
+            (State::Handshake, RequestKind::ApiVersions(_)) => {
+                self.state = State::Handshake;
+                Admission::Serve
+            }
+            (State::Handshake, RequestKind::SaslHandshake(r)) => self.handshake(&authenticator, r, version, false),
+            (State::Handshake, _) => {
+                Admission::Close(format!("unexpected {api_key:?} request before SASL authentication"))
+            }
+            (State::Authenticating { exchange, raw: false }, RequestKind::SaslAuthenticate(r)) => {
+                self.authenticate(exchange, r, version, false)
+            }
+            (State::Authenticating { .. }, _) => {
+                Admission::Close(format!("unexpected {api_key:?} request during SASL authentication"))
+            }
+            (State::Authenticated { reauth: None }, RequestKind::SaslHandshake(r)) => {
+                self.state = State::Authenticated { reauth: None };
+                self.handshake(&authenticator, r, version, true)
+            }
+            (State::Authenticated { reauth: Some(exchange) }, RequestKind::SaslAuthenticate(r)) => {
+                self.authenticate(exchange, r, version, true)
+            }
+            (State::Authenticated { reauth }, RequestKind::SaslHandshake(_) | RequestKind::SaslAuthenticate(_)) => {
+                self.state = State::Authenticated { reauth };
+                Admission::Close("unexpected SASL request during re-authentication".into())
+            }
+            (State::Authenticated { reauth }, _) => {
+                self.state = State::Authenticated { reauth };
+                if self.expires.is_some_and(|at| Instant::now() >= at) {
+                    return Admission::Close("the SASL session expired without re-authentication".into());
+                }
+                Admission::Serve
+            }
+        }
+    }
+
+    fn handshake(
+        &mut self,
+        authenticator: &SaslAuthenticator,
+        r: &SaslHandshakeRequest,
+        version: i16,
+        reauth: bool,
+    ) -> Admission {
+        let mechanism = r.mechanism.to_string();
+        let enabled: Vec<StrBytes> =
+            authenticator.mechanisms().iter().map(|m| StrBytes::from_string(m.clone())).collect();
+        let refuse = |code: ResponseError| Admission::Answer {
+            response: Box::new(ResponseKind::SaslHandshake(
+                SaslHandshakeResponse::default().with_error_code(code.code()).with_mechanisms(enabled.clone()),
+            )),
+            close: true,
+        };
+        if reauth && (version < 1 || self.mechanism.as_deref() != Some(mechanism.as_str())) {
+            // KIP-368: a session re-authenticates with its mechanism, v1+
+            tracing::info!(peer = %self.peer, listener = %self.listener, mechanism, "closing connection: re-authentication with another mechanism");
+            return refuse(ResponseError::IllegalSaslState);
+        }
+        let Some(exchange) = authenticator.start(&mechanism) else {
+            super::log_failed_login(self.peer, &self.listener, &mechanism, None, "unsupported SASL mechanism");
+            return refuse(ResponseError::UnsupportedSaslMechanism);
+        };
+        let exchange = Box::new(exchange);
+        self.state = if reauth {
+            State::Authenticated { reauth: Some(exchange) }
+        } else {
+            State::Authenticating { exchange, raw: version == 0 }
+        };
+        Admission::Answer {
+            response: Box::new(ResponseKind::SaslHandshake(SaslHandshakeResponse::default().with_mechanisms(enabled))),
+            close: false,
+        }
+    }
+
+    fn authenticate(
+        &mut self,
+        mut exchange: Box<SaslExchange>,
+        r: &SaslAuthenticateRequest,
+        version: i16,
+        reauth: bool,
+    ) -> Admission {
+        match exchange.step(&r.auth_bytes) {
+            Ok(SaslStep::Challenge(challenge)) => {
+                self.state = if reauth {
+                    State::Authenticated { reauth: Some(exchange) }
+                } else {
+                    State::Authenticating { exchange, raw: false }
+                };
+                Admission::Answer {
+                    response: Box::new(ResponseKind::SaslAuthenticate(
+                        SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(challenge)),
+                    )),
+                    close: false,
+                }
+            }
+            Ok(SaslStep::Done(done)) => {
+                if reauth && done.principal != *self.principal {
+                    let message = format!(
+                        "Cannot change principals during re-authentication from {}: {}",
+                        self.principal, done.principal
+                    );
+                    super::log_failed_login(self.peer, &self.listener, exchange.mechanism(), exchange.user(), &message);
+                    return fail(message);
+                }
+                let lifetime_ms = self.begin_session(exchange.mechanism(), done.principal, done.credential_expiry_ms);
+                self.state = State::Authenticated { reauth: None };
+                let mut response = SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(done.response));
+                if version >= 1 {
+                    response.session_lifetime_ms = lifetime_ms;
+                }
+                Admission::Answer { response: Box::new(ResponseKind::SaslAuthenticate(response)), close: false }
+            }
+            Err(failure) => {
+                super::log_failed_login(
+                    self.peer,
+                    &self.listener,
+                    exchange.mechanism(),
+                    failure.user.as_deref(),
+                    &failure.message,
+                );
+                if reauth {
+                    self.state = State::Authenticated { reauth: None };
+                }
+                fail(failure.message)
+            }
+        }
+    }
+
+    /// A bare token of a handshake-v0 exchange.
+    pub fn raw_token(&mut self, token: &[u8]) -> RawAdmission {
+        let State::Authenticating { mut exchange, raw: true } = std::mem::replace(&mut self.state, State::Handshake)
+        else {
+            return RawAdmission::Close;
+        };
+        match exchange.step(token) {
+            Ok(SaslStep::Challenge(challenge)) => {
+                self.state = State::Authenticating { exchange, raw: true };
+                RawAdmission::Reply(Bytes::from(challenge))
+            }
+            Ok(SaslStep::Done(done)) => {
+                self.begin_session(exchange.mechanism(), done.principal, done.credential_expiry_ms);
+                self.state = State::Authenticated { reauth: None };
+                RawAdmission::Reply(Bytes::from(done.response))
+            }
+            Err(failure) => {
+                super::log_failed_login(
+                    self.peer,
+                    &self.listener,
+                    exchange.mechanism(),
+                    failure.user.as_deref(),
+                    &failure.message,
+                );
+                RawAdmission::Close
+            }
+        }
+    }
+
+    /// Starts an authenticated session; its lifetime in ms (0: unbounded),
+    /// as Kafka computes it: the shorter of `connections.max.reauth.ms`
+    /// and the credential's remaining life.
+    fn begin_session(&mut self, mechanism: &str, principal: KafkaPrincipal, credential_expiry_ms: Option<i64>) -> i64 {
+        let max_reauth_ms = self
+            .authenticator
+            .as_ref()
+            .and_then(|a| a.settings().connections_max_reauth_ms.get(mechanism).copied())
+            .filter(|ms| *ms > 0);
+        let now_ms =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let remaining_ms = credential_expiry_ms.map(|at| (at - now_ms).max(0));
+        let lifetime_ms = match (max_reauth_ms, remaining_ms) {
+            (None, None) => None,
+            (Some(a), None) | (None, Some(a)) => Some(a),
+            (Some(a), Some(b)) => Some(a.min(b)),
+        };
+        self.expires = lifetime_ms.map(|ms| Instant::now() + Duration::from_millis(ms as u64));
+        tracing::debug!(peer = %self.peer, listener = %self.listener, mechanism, %principal, ?lifetime_ms, "SASL authenticated");
+        self.principal = Arc::new(principal);
+        self.mechanism = Some(mechanism.to_string());
+        lifetime_ms.unwrap_or(0)
+    }
+}
+
+fn fail(message: String) -> Admission {
+    Admission::Answer {
+        response: Box::new(ResponseKind::SaslAuthenticate(
+            SaslAuthenticateResponse::default()
+                .with_error_code(ResponseError::SaslAuthenticationFailed.code())
+                .with_error_message(Some(StrBytes::from_string(message))),
+        )),
+        close: true,
+    }
+}
