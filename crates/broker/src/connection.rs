@@ -201,7 +201,6 @@ async fn serve_stream<R, W>(
                     client_id: request.client_id().to_string(),
                     listener: listener.clone(),
                     principal: auth.principal().clone(),
-                    token_authenticated: false,
                 };
                 // transactions v2: partitions are added to the transaction
                 // before this request is handled and the next one read

@@ -235,6 +235,36 @@ pub fn token_for_login(image: &MetadataImage, token_id: &str, now_ms: i64) -> Op
     image.delegation_token(token_id).filter(|t| !expired(t, now_ms)).cloned()
 }
 
+/// The SCRAM identity of a delegation token (`tokenauth=true`): the user
+/// name is the token id, the password its HMAC in base64; the principal is
+/// the token's owner, marked token-authenticated; the session ends at the
+/// token's expiry.
+pub fn scram_identity(
+    broker: &Broker,
+    image: &MetadataImage,
+    mechanism: vltava_security::sasl::ScramMechanism,
+    token_id: &str,
+) -> Option<vltava_security::sasl::ScramIdentity> {
+    let token = token_for_login(image, token_id, now_ms())?;
+    let password = broker.delegation_tokens.password(token_id)?;
+    let mut principal = KafkaPrincipal::parse(&token.owner)?;
+    principal.token_authenticated = true;
+    Some(vltava_security::sasl::ScramIdentity {
+        credential: vltava_security::sasl::ScramCredential::generate(
+            mechanism,
+            &password,
+            None,
+            TOKEN_SCRAM_ITERATIONS,
+        ),
+        principal,
+        expiry_ms: Some(token.expiry_timestamp_ms),
+    })
+}
+
+/// Iterations of the SCRAM credential derived from a token's HMAC (Kafka's
+/// token cache uses SCRAM's minimum, 4096).
+const TOKEN_SCRAM_ITERATIONS: i32 = 4096;
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

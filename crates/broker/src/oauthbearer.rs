@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 use vltava_security::oauth::{OAuthSettings, OAuthValidator};
 
+use crate::config::ConfigError;
+
 /// Reads one key of listener `listener` for OAUTHBEARER.
 fn lookup<'a>(settings: &'a BTreeMap<String, String>, listener: &str, key: &str) -> Option<&'a String> {
     let prefixed = format!("listener.name.{}.oauthbearer.{key}", listener.to_ascii_lowercase());
@@ -17,9 +19,13 @@ fn lookup<'a>(settings: &'a BTreeMap<String, String>, listener: &str, key: &str)
 }
 
 /// The validator for `listener`, from the broker's settings.
-pub fn validator(settings: &BTreeMap<String, String>, listener: &str) -> anyhow::Result<Arc<OAuthValidator>> {
-    let oauth = OAuthSettings::from_keys(|key| lookup(settings, listener, key).cloned())
-        .map_err(|e| anyhow::anyhow!("listener {listener}: {e}"))?;
+pub fn validator(settings: &BTreeMap<String, String>, listener: &str) -> Result<Arc<OAuthValidator>, ConfigError> {
+    let refused = |e: vltava_security::SecurityError| ConfigError {
+        key: format!("listener.name.{}.oauthbearer.*", listener.to_ascii_lowercase()),
+        value: String::new(),
+        reason: format!("listener {listener}: {e}"),
+    };
+    let oauth = OAuthSettings::from_keys(|key| lookup(settings, listener, key).cloned()).map_err(refused)?;
     if oauth.is_unsecured() {
         tracing::warn!(
             listener,
@@ -29,7 +35,7 @@ pub fn validator(settings: &BTreeMap<String, String>, listener: &str) -> anyhow:
     } else {
         tracing::info!(listener, jwks = ?oauth.jwks_file, "OAUTHBEARER validates signed JWTs against the JWKS");
     }
-    Ok(Arc::new(OAuthValidator::new(oauth).map_err(|e| anyhow::anyhow!("listener {listener}: {e}"))?))
+    Ok(Arc::new(OAuthValidator::new(oauth).map_err(refused)?))
 }
 
 #[cfg(test)]
@@ -51,6 +57,6 @@ mod tests {
             [("sasl.oauthbearer.jwks.endpoint.url".to_string(), "file:///nonexistent/jwks.json".to_string())]
                 .into_iter()
                 .collect();
-        assert!(validator(&bad, "SASL").unwrap_err().to_string().contains("jwks"));
+        assert!(validator(&bad, "SASL").unwrap_err().reason.contains("jwks"));
     }
 }

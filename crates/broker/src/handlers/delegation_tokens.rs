@@ -27,7 +27,7 @@ use crate::Broker;
 fn requests_allowed(broker: &Broker, session: &Session) -> bool {
     let sasl =
         broker.config.listeners.iter().find(|l| *l.name == *session.listener).is_some_and(|l| l.protocol.uses_sasl());
-    sasl && !session.token_authenticated
+    sasl && !session.principal.token_authenticated
 }
 
 fn str(s: &str) -> StrBytes {
@@ -47,7 +47,9 @@ pub fn create(
 ) -> CreateDelegationTokenResponse {
     let requester = session.principal.as_ref().clone();
     let owner = match (&r.owner_principal_type, &r.owner_principal_name) {
-        (Some(t), Some(n)) if !n.is_empty() => KafkaPrincipal { principal_type: t.to_string(), name: n.to_string() },
+        (Some(t), Some(n)) if !n.is_empty() => {
+            KafkaPrincipal { principal_type: t.to_string(), name: n.to_string(), token_authenticated: false }
+        }
         _ => requester.clone(),
     };
     let answer = |error: Option<ResponseError>| {
@@ -76,7 +78,11 @@ pub fn create(
     let renewers: Vec<KafkaPrincipal> = r
         .renewers
         .iter()
-        .map(|p| KafkaPrincipal { principal_type: p.principal_type.to_string(), name: p.principal_name.to_string() })
+        .map(|p| KafkaPrincipal {
+            principal_type: p.principal_type.to_string(),
+            name: p.principal_name.to_string(),
+            token_authenticated: false,
+        })
         .collect();
     let settings = &broker.delegation_tokens;
     let token = match tokens::create(

@@ -89,9 +89,6 @@ pub struct Session {
     /// Who the connection authenticated as (`User:ANONYMOUS` without a
     /// client certificate); what authorization will check.
     pub principal: Arc<vltava_security::KafkaPrincipal>,
-    /// Authenticated with a delegation token (SCRAM `tokenauth=true`):
-    /// such a connection may not create, renew or expire tokens.
-    pub token_authenticated: bool,
 }
 
 /// The eventual response; `None` means send nothing (acks=0 produce).

@@ -66,6 +66,9 @@ pub fn listener_settings(settings: &BTreeMap<String, String>, name: &str) -> Res
         })?;
         server.plain_users = module.plain_users();
     }
+    if server.mechanisms.iter().any(|m| m == sasl::OAUTHBEARER) {
+        server.oauthbearer = Some(crate::oauthbearer::validator(settings, name)?);
+    }
     for mechanism in &server.mechanisms {
         let prefixed = format!(
             "listener.name.{}.{}.connections.max.reauth.ms",
@@ -101,11 +104,10 @@ impl SaslCallbacks for BrokerSaslCallbacks {
         user: &str,
         extensions: &ScramExtensions,
     ) -> Option<ScramIdentity> {
-        if extensions.token_auth() {
-            // delegation tokens: not served yet
-            return None;
-        }
         let image = self.broker.controller.image();
+        if extensions.token_auth() {
+            return crate::delegation_tokens::scram_identity(&self.broker, &image, mechanism, user);
+        }
         let credential = image.scram_credential(user, mechanism.code())?;
         Some(ScramIdentity {
             credential: vltava_security::sasl::ScramCredential {

@@ -22,9 +22,10 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use rsasl::callback::{Context, Request, SessionCallback, SessionData};
+use rsasl::mechanisms::oauthbearer::properties::{OAuthBearerError, OAuthBearerValidate};
 use rsasl::mechanisms::scram::properties::ScramStoredPassword;
 use rsasl::prelude::{Mechname, SASLConfig, SASLServer, Session, SessionError, State};
-use rsasl::property::{AuthId, AuthzId, Password};
+use rsasl::property::{AuthId, AuthzId, OAuthBearerToken, Password};
 use rsasl::validate::{Validate, Validation, ValidationError};
 
 use crate::{KafkaPrincipal, SecurityError};
@@ -33,9 +34,10 @@ pub use scram::{ScramCredential, ScramExtensions, ScramMechanism};
 pub const PLAIN: &str = "PLAIN";
 pub const SCRAM_SHA_256: &str = "SCRAM-SHA-256";
 pub const SCRAM_SHA_512: &str = "SCRAM-SHA-512";
+pub const OAUTHBEARER: &str = "OAUTHBEARER";
 
 /// Mechanisms this build can serve, as `sasl.enabled.mechanisms` names them.
-pub const SUPPORTED_MECHANISMS: &[&str] = &[PLAIN, SCRAM_SHA_256, SCRAM_SHA_512];
+pub const SUPPORTED_MECHANISMS: &[&str] = &[PLAIN, SCRAM_SHA_256, SCRAM_SHA_512, OAUTHBEARER];
 
 /// Kafka's default `sasl.enabled.mechanisms`.
 pub const DEFAULT_ENABLED_MECHANISMS: &str = "GSSAPI";
@@ -82,6 +84,9 @@ pub struct SaslServerSettings {
     /// `connections.max.reauth.ms` by mechanism (KIP-368); absent or 0: a
     /// session does not expire (unless its credential does).
     pub connections_max_reauth_ms: BTreeMap<String, i64>,
+    /// OAUTHBEARER's token validator (`crate::oauth`), when the listener
+    /// enables it.
+    pub oauthbearer: Option<Arc<crate::oauth::OAuthValidator>>,
 }
 
 impl SaslServerSettings {
@@ -160,6 +165,8 @@ struct ExchangeCallback {
     extensions: Mutex<ScramExtensions>,
     /// The identity the SCRAM credential belongs to.
     scram_identity: Mutex<Option<ScramIdentity>>,
+    /// OAUTHBEARER: the token as validated, or why it was refused.
+    oauth: Mutex<Option<Result<crate::oauth::ValidToken, String>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -168,6 +175,17 @@ struct Refused(&'static str);
 
 impl SessionCallback for ExchangeCallback {
     fn callback(&self, _data: &SessionData, context: &Context, request: &mut Request) -> Result<(), SessionError> {
+        if request.is::<OAuthBearerValidate>() {
+            let Some(validator) = &self.settings.oauthbearer else { return Ok(()) };
+            let auth = context.get_ref::<OAuthBearerToken>().unwrap_or_default();
+            let token = auth.get(..7).filter(|s| s.eq_ignore_ascii_case("bearer ")).map_or(auth, |_| &auth[7..]);
+            let result = validator.validate(token.trim());
+            let refused = OAuthBearerError::new("invalid_token", None, None);
+            let answer = if result.is_ok() { Ok(()) } else { Err(refused) };
+            *self.oauth.lock() = Some(result);
+            request.satisfy::<OAuthBearerValidate>(&answer)?;
+            return Ok(());
+        }
         if request.is::<ScramStoredPassword>() {
             let (Some(mechanism), Some(user)) = (ScramMechanism::parse(&self.mechanism), context.get_ref::<AuthId>())
             else {
@@ -197,6 +215,18 @@ impl SessionCallback for ExchangeCallback {
         validate: &mut Validate<'_>,
     ) -> Result<(), ValidationError> {
         let authzid = context.get_ref::<AuthzId>().filter(|a| !a.is_empty());
+        if self.mechanism == OAUTHBEARER {
+            // a refused token was answered with Kafka's error challenge;
+            // the exchange then ends without an outcome
+            let Some(Ok(token)) = self.oauth.lock().clone() else { return Ok(()) };
+            if authzid.is_some_and(|a| a != token.principal_name) {
+                return Err(ValidationError::Boxed(Box::new(Refused(
+                    "Authentication failed: Client requested an authorization id that is different from the token's principal",
+                ))));
+            }
+            validate.with::<Outcome, _>(|| Ok((KafkaPrincipal::user(token.principal_name), Some(token.expiry_ms))))?;
+            return Ok(());
+        }
         let Some(user) = context.get_ref::<AuthId>() else { return Err(ValidationError::MissingRequiredProperty) };
         // Kafka: an authorization id other than the user is refused
         if authzid.is_some_and(|a| a != user) {
@@ -285,13 +315,15 @@ impl SaslAuthenticator {
             return None;
         }
         match mechanism {
-            PLAIN | SCRAM_SHA_256 | SCRAM_SHA_512 => {
+            OAUTHBEARER if self.settings.oauthbearer.is_none() => None,
+            PLAIN | SCRAM_SHA_256 | SCRAM_SHA_512 | OAUTHBEARER => {
                 let callback = Arc::new(ExchangeCallback {
                     settings: self.settings.clone(),
                     callbacks: self.callbacks.clone(),
                     mechanism: mechanism.to_string(),
                     extensions: Mutex::default(),
                     scram_identity: Mutex::default(),
+                    oauth: Mutex::default(),
                 });
                 let config =
                     SASLConfig::builder().with_defaults().with_callback(SharedCallback(callback.clone())).ok()?;
@@ -325,6 +357,7 @@ impl SaslExchange {
         if self.steps == 1 {
             if self.mechanism == PLAIN {
                 self.user = token.split(|b| *b == 0).nth(1).map(|u| String::from_utf8_lossy(u).into_owned());
+            } else if self.mechanism == OAUTHBEARER {
             } else {
                 self.user = scram::client_first_username(token);
                 *self.callback.extensions.lock() = ScramExtensions::of_client_first(token);
@@ -361,6 +394,16 @@ impl SaslExchange {
             Ok(Ok(State::Finished(_))) => match self.session.validation() {
                 Some((principal, credential_expiry_ms)) => {
                     Ok(SaslStep::Done(Authenticated { principal, response: out, credential_expiry_ms }))
+                }
+                // Kafka's OAUTHBEARER: the client acknowledged the error
+                // challenge; the failure carries it, the log the reason
+                None if self.mechanism == OAUTHBEARER => {
+                    let reason = match self.callback.oauth.lock().clone() {
+                        Some(Err(reason)) => reason,
+                        _ => "no token validated".to_string(),
+                    };
+                    let json = String::from_utf8_lossy(crate::oauth::INVALID_TOKEN_CHALLENGE);
+                    Err(failure(&self.user, &format!("{json}: {reason}")))
                 }
                 None => Err(failure(&self.user, &message(invalid.to_string()))),
             },
@@ -448,6 +491,57 @@ mod tests {
         }
         let mut ex = auth.start(PLAIN).unwrap();
         assert!(ex.step(b"bob\0alice\0alice-secret").unwrap_err().message.contains("authorization id"));
+    }
+
+    #[test]
+    fn oauthbearer_accepts_valid_tokens_and_answers_kafkas_error_challenge() {
+        let b64 = |v: &str| {
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v)
+        };
+        let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let token =
+            |exp: i64| format!("{}.{}.", b64(r#"{"alg":"none"}"#), b64(&format!(r#"{{"sub":"alice","exp":{exp}}}"#)));
+        let validator = crate::oauth::OAuthValidator::new(
+            crate::oauth::OAuthSettings::from_keys(|_| None).expect("unsecured settings"),
+        )
+        .unwrap();
+        let settings = SaslServerSettings {
+            mechanisms: vec![OAUTHBEARER.into()],
+            oauthbearer: Some(Arc::new(validator)),
+            ..Default::default()
+        };
+        let auth = SaslAuthenticator::new(settings, Arc::new(Users(vec![])));
+        let first = |t: &str| format!("n,,\u{1}auth=Bearer {t}\u{1}\u{1}").into_bytes();
+        let mut ex = auth.start(OAUTHBEARER).unwrap();
+        match ex.step(&first(&token(now_s + 60))).unwrap() {
+            SaslStep::Done(a) => {
+                assert_eq!(a.principal, KafkaPrincipal::user("alice"));
+                assert_eq!(a.credential_expiry_ms, Some((now_s + 60) * 1000));
+            }
+            other => panic!("not authenticated: {other:?}"),
+        }
+        let mut ex = auth.start(OAUTHBEARER).unwrap();
+        match ex.step(&first(&token(now_s - 3600))).unwrap() {
+            SaslStep::Challenge(c) => assert_eq!(c, crate::oauth::INVALID_TOKEN_CHALLENGE),
+            other => panic!("no error challenge: {other:?}"),
+        }
+        let failure = ex.step(b"\x01").unwrap_err();
+        assert!(failure.message.starts_with(r#"{"status":"invalid_token"}"#), "{}", failure.message);
+        assert!(failure.message.contains("expired"), "{}", failure.message);
+        for junk in [&b""[..], b"n,,", b"\xff", b"n,,\x01auth=Bearer\x01\x01"] {
+            let mut ex = auth.start(OAUTHBEARER).unwrap();
+            let mut result = ex.step(junk);
+            if let Ok(SaslStep::Challenge(_)) = result {
+                result = ex.step(b"\x01");
+            }
+            assert!(result.is_err(), "{junk:?}");
+        }
+        let without = SaslAuthenticator::new(
+            SaslServerSettings { mechanisms: vec![OAUTHBEARER.into()], ..Default::default() },
+            Arc::new(Users(vec![])),
+        );
+        assert!(without.start(OAUTHBEARER).is_none(), "OAUTHBEARER needs a validator");
     }
 
     #[test]
