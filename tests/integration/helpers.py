@@ -482,7 +482,9 @@ def with_debug(conf: dict) -> dict:
 _REPO = Path(__file__).resolve().parents[2]
 JAVA_LIBS = _REPO / ".cache" / "java-libs"
 JAVA_BUILD = _REPO / "tests" / "java" / "build"
-JAVA_JARS = ["kafka-clients", "slf4j-api", "lz4-java", "snappy-java", "zstd-jni"]
+# jackson: the OAUTHBEARER login modules parse JSON with it
+JAVA_JARS = ["kafka-clients", "slf4j-api", "lz4-java", "snappy-java", "zstd-jni",
+             "jackson-databind", "jackson-core", "jackson-annotations"]
 
 
 def run_java(main_class: str, *args, timeout: float, props: dict | None = None):
