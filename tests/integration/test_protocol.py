@@ -218,6 +218,7 @@ API_KEYS = {
     "AlterReplicaLogDirs": 34, "DescribeClientQuotas": 48, "AlterClientQuotas": 49,
     "AddRaftVoter": 80, "RemoveRaftVoter": 81, "UpdateRaftVoter": 82,
     "SaslHandshake": 17, "SaslAuthenticate": 36,
+    "DescribeUserScramCredentials": 50, "AlterUserScramCredentials": 51,
 }
 
 

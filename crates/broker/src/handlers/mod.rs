@@ -43,6 +43,7 @@ pub mod produce;
 mod quorum_leader;
 mod raft_voters;
 pub mod reassignments;
+mod scram_credentials;
 pub mod sync_group;
 pub mod txn;
 mod unregister_broker;
@@ -122,6 +123,12 @@ pub fn dispatch(
         }
         RequestKind::AlterClientQuotas(r) => {
             ready(ResponseKind::AlterClientQuotas(client_quotas::alter(broker, r, version)))
+        }
+        RequestKind::DescribeUserScramCredentials(r) => {
+            ready(ResponseKind::DescribeUserScramCredentials(scram_credentials::describe(broker, r, version)))
+        }
+        RequestKind::AlterUserScramCredentials(r) => {
+            ready(ResponseKind::AlterUserScramCredentials(scram_credentials::alter(broker, r, version)))
         }
         RequestKind::UpdateFeatures(r) => {
             ready(ResponseKind::UpdateFeatures(update_features::handle(broker, r, version)))
