@@ -386,3 +386,174 @@ def test_old_librdkafka_scram_is_refused_as_kafka_4(sasl_broker):
     assert res.returncode != 0 and "Authentication failed" in res.stderr, res.stderr
     ck_round_trip(ck_conf(ports["SASL_PLAINTEXT"], "SCRAM-SHA-512", "admin", "admin-secret"), h.unique("new"), n=20)
     assert b.is_running()
+
+
+def create_topics_v2(sock, name: str, cid: int = 5) -> bytes:
+    body = (w.int32(1) + w.string(name) + w.int32(1) + w.int16(1) + w.int32(0) + w.int32(0)
+            + w.int32(10000) + w.int8(0))
+    return w.frame(w.request_header_v1(19, 2, cid) + body)
+
+
+@pytest.mark.timeout(180)
+def test_bad_input_is_refused_and_nothing_is_written(sasl_broker):
+    b, ports = sasl_broker(args=ADD_SCRAM)
+    port = ports["SASL_PLAINTEXT"]
+    before = set(AdminClient({"bootstrap.servers": b.bootstrap}).list_topics(timeout=30).topics)
+    # a request before authentication (CreateTopics): the connection closes, nothing is created
+    s = w.connect(port)
+    s.sendall(create_topics_v2(s, "never-created"))
+    assert w.wait_closed(s)[0]
+    # ApiVersions is served before the handshake; Metadata is not
+    s = w.connect(port)
+    corr, err, apis, _ = w.parse_api_versions_v0(w.roundtrip(s, w.api_versions_request_v0(3)))
+    assert (corr, err) == (3, 0) and API_SASL_HANDSHAKE in apis
+    s.sendall(w.frame(w.request_header_v1(API_METADATA, 1, 4) + w.int32(-1)))
+    assert w.wait_closed(s)[0]
+    # SaslAuthenticate before SaslHandshake: closed
+    s = w.connect(port)
+    s.sendall(w.frame(w.request_header_v1(API_SASL_AUTHENTICATE, 1, 1) + w.nbytes(b"\0alice\0alice-secret")))
+    assert w.wait_closed(s)[0]
+    # an unknown or disabled mechanism: UNSUPPORTED_SASL_MECHANISM with the enabled ones, then closed
+    for mechanism in ("GSSAPI", "OAUTHBEARER", "NOPE"):
+        s = w.connect(port)
+        code, offered = handshake(s, mechanism)
+        assert code == UNSUPPORTED_SASL_MECHANISM and offered == ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+        assert w.wait_closed(s)[0]
+    # garbage inside the exchange: SASL_AUTHENTICATION_FAILED, then closed
+    for mechanism, tokens in (
+        ("PLAIN", [b"garbage-without-separators"]),
+        ("PLAIN", [b"\xff\xfe\x00\x00\x00"]),
+        ("SCRAM-SHA-512", [b"\x00\x01\x02 not scram"]),
+        ("SCRAM-SHA-256", [b"n,,n=admin,r=abcdefgh", b"c=biws,r=wrong-nonce,p=AAAA"]),
+        ("SCRAM-SHA-512", [b"n,,n=admin,r=abcdefgh", b"\xff" * 300]),
+    ):
+        s = w.connect(port)
+        assert handshake(s, mechanism)[0] == 0
+        for i, token in enumerate(tokens):
+            code, message, _, _ = authenticate(s, token, cid=10 + i)
+            if i < len(tokens) - 1:
+                assert code == 0, message
+        assert code == SASL_AUTHENTICATION_FAILED, (mechanism, tokens, code, message)
+        assert w.wait_closed(s)[0]
+    # a second handshake while authenticating: closed
+    s = w.connect(port)
+    assert handshake(s, "PLAIN")[0] == 0
+    s.sendall(w.frame(w.request_header_v1(API_SASL_HANDSHAKE, 1, 7) + w.string("PLAIN")))
+    assert w.wait_closed(s)[0]
+    # on a listener without SASL the SASL APIs answer ILLEGAL_SASL_STATE and the connection stays
+    s = w.connect(b.port)
+    assert handshake(s, "PLAIN")[0] == ILLEGAL_SASL_STATE
+    assert metadata(s)
+    s.close()
+    # handshake v0: bare tokens without SaslAuthenticate framing
+    s = w.connect(port)
+    assert handshake(s, "PLAIN", version=0)[0] == 0
+    assert w.roundtrip(s, b"\0alice\0alice-secret") == b""
+    assert metadata(s)
+    s.close()
+    s = w.connect(port)
+    assert handshake(s, "PLAIN", version=0)[0] == 0
+    s.sendall(w.frame(b"\0alice\0wrong"))
+    assert w.wait_closed(s)[0]
+    # nothing was written, and the broker serves everyone else
+    after = set(AdminClient({"bootstrap.servers": b.bootstrap}).list_topics(timeout=30).topics)
+    assert after == before, after - before
+    ck_round_trip(ck_conf(port, "PLAIN", "alice", "alice-secret"), h.unique("after-bad"), n=20)
+    assert b.is_running()
+
+
+@pytest.mark.timeout(180)
+def test_reauthentication_keeps_librdkafka_going_and_drops_clients_that_do_not(sasl_broker):
+    lifetime_ms = 2000
+    b, ports = sasl_broker(args=ADD_SCRAM, extra={"connections.max.reauth.ms": lifetime_ms})
+    port = ports["SASL_PLAINTEXT"]
+    # a raw client is told its session lifetime (SaslAuthenticate v1+)
+    s, (code, _, _, lifetime) = plain_login(port, "alice", "alice-secret")
+    assert (code, lifetime) == (0, lifetime_ms)
+    started = time.monotonic()
+    assert metadata(s)
+    # one that re-authenticates in time keeps its connection past the first lifetime
+    r, (code, _, _, _) = plain_login(port, "alice", "alice-secret")
+    assert code == 0
+    r_started = time.monotonic()
+    h.wait_until(lambda: time.monotonic() > r_started + lifetime_ms / 2000, 10, "half a lifetime")
+    assert handshake(r, "PLAIN", cid=20)[0] == 0
+    assert authenticate(r, b"\0alice\0alice-secret", cid=21)[0] == 0
+    h.wait_until(lambda: time.monotonic() > started + lifetime_ms / 1000 + 0.3, 10, "the first lifetime")
+    assert metadata(r, cid=22), "a re-authenticated session was closed"
+    # the one that did not re-authenticate is disconnected on its next request
+    s.sendall(w.frame(w.request_header_v1(API_METADATA, 1, 9) + w.int32(-1)))
+    assert w.wait_closed(s)[0], "an expired session was served"
+    # another principal on re-authentication: refused
+    assert handshake(r, "PLAIN", cid=23)[0] == 0
+    code, message, _, _ = authenticate(r, b"\0bob\0" + b'b"o\\b-secret', cid=24)
+    assert code == SASL_AUTHENTICATION_FAILED and "principal" in message, message
+    assert w.wait_closed(r)[0]
+    # librdkafka (SCRAM-SHA-512) re-authenticates and keeps producing across several lifetimes
+    conf = ck_conf(port, "SCRAM-SHA-512", "admin", "admin-secret")
+    topic = h.unique("reauth")
+    admin = AdminClient(dict(conf))
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    p = Producer({**conf, "acks": "all", "linger.ms": 0})
+    failed, delivered = [], []
+    t0 = time.monotonic()
+    i = 0
+    while time.monotonic() < t0 + 4 * lifetime_ms / 1000:
+        p.produce(topic, value=f"v{i}".encode(),
+                  on_delivery=lambda err, m: failed.append(err) if err else delivered.append(m.offset()))
+        i += 1
+        p.poll(0.05)
+    assert p.flush(60) == 0
+    assert not failed, failed[:3]
+    assert len(delivered) == i and i > 20
+    # only the raw client's session expired: librdkafka re-authenticated each time
+    assert b.log().count("expired without re-authentication") == 1, b.log_tail(40)
+    assert b.is_running()
+
+
+def vltava_cli(*args, timeout: float = 60):
+    import subprocess
+    from conftest import vltava_bin
+    return subprocess.run([vltava_bin(), *map(str, args)], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.timeout(180)
+def test_user_commands_and_command_config(sasl_broker, tmp_path):
+    import json
+    b, ports = sasl_broker(args=ADD_SCRAM)
+    port = ports["SASL_PLAINTEXT"]
+    # over the PLAINTEXT listener
+    res = vltava_cli("-b", b.bootstrap, "user", "create", "carol", "--password", "carol-secret",
+                     "--mechanism", "SCRAM-SHA-256", "--iterations", "8192")
+    assert res.returncode == 0, res.stderr
+    # over SASL_PLAINTEXT with SCRAM, the login read from --command-config
+    props = tmp_path / "client.properties"
+    props.write_text("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\n"
+                     "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+                     "username=\"admin\" password=\"admin-secret\";\n")
+    res = vltava_cli("-b", f"127.0.0.1:{port}", "--command-config", props, "user", "list", "--json")
+    assert res.returncode == 0, res.stderr
+    users = {u["name"]: u["credentials"] for u in json.loads(res.stdout)["users"]}
+    assert users["carol"] == [{"mechanism": "SCRAM-SHA-256", "iterations": 8192}], users
+    assert sorted(c["mechanism"] for c in users["admin"]) == ["SCRAM-SHA-256", "SCRAM-SHA-512"]
+    # -X wins over the file: a wrong password is refused
+    res = vltava_cli("-b", f"127.0.0.1:{port}", "--command-config", props, "-X", "sasl.password=wrong",
+                     "user", "list")
+    assert res.returncode != 0 and "SASL_AUTHENTICATION_FAILED" in res.stderr, res.stderr
+    # the new user logs in with librdkafka, then is deleted and cannot
+    carol = ck_conf(port, "SCRAM-SHA-256", "carol", "carol-secret")
+    ck_round_trip(carol, h.unique("carol"), n=20)
+    res = vltava_cli("-b", f"127.0.0.1:{port}", "--command-config", props, "user", "delete", "carol")
+    assert res.returncode == 0, res.stderr
+    assert "Authentication failed" in ck_auth_error(carol)
+    res = vltava_cli("-b", b.bootstrap, "user", "delete", "carol")
+    assert res.returncode != 0 and "RESOURCE_NOT_FOUND" in res.stderr, res.stderr
+    # librdkafka-based commands take --command-config too (PLAIN here)
+    plain = tmp_path / "plain.properties"
+    plain.write_text("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n"
+                     "sasl.username=alice\nsasl.password=alice-secret\n")
+    topic = h.unique("cli")
+    res = vltava_cli("-b", f"127.0.0.1:{port}", "--command-config", plain, "topic", "create", topic)
+    assert res.returncode == 0, res.stderr
+    res = vltava_cli("-b", f"127.0.0.1:{port}", "--command-config", plain, "topic", "list")
+    assert res.returncode == 0 and topic in res.stdout.split(), res.stderr
