@@ -220,6 +220,7 @@ API_KEYS = {
     "CreateDelegationToken": 38, "RenewDelegationToken": 39, "ExpireDelegationToken": 40,
     "DescribeDelegationToken": 41,
     "SaslHandshake": 17, "SaslAuthenticate": 36,
+    "DescribeUserScramCredentials": 50, "AlterUserScramCredentials": 51,
 }
 
 

@@ -137,6 +137,9 @@ pub struct BrokerConfig {
     /// one-off decision of the operator): start on a metadata log that is
     /// corrupt before its tail by dropping everything from the corruption on.
     pub truncate_corrupt_metadata_log: bool,
+    /// `vltava server --add-scram`: SCRAM users a new cluster starts with
+    /// (written with its cluster id, as `kafka-storage format --add-scram`).
+    pub bootstrap_scram: Vec<vltava_security::sasl::scram::AddScram>,
     /// `log.flush.offset.checkpoint.interval.ms`: how often the recovery
     /// points are checkpointed.
     pub recovery_point_checkpoint_interval_ms: u64,
@@ -290,6 +293,7 @@ impl Default for BrokerConfig {
             leader_imbalance_check_interval_ms: 300_000,
             file_delete_delay_ms: 60_000,
             truncate_corrupt_metadata_log: false,
+            bootstrap_scram: Vec::new(),
             recovery_point_checkpoint_interval_ms: 60_000,
             metadata_log_segment_bytes: 16 << 20,
             metadata_snapshot_bytes: 20 << 20,

@@ -239,6 +239,7 @@ fn start_quorum(broker: &Arc<Broker>, node: QuorumNode) -> anyhow::Result<()> {
         session_timeout: Duration::from_millis(c.broker_session_timeout_ms),
         cluster_id: broker.local_cluster_id.clone(),
         bootstrap_features: crate::features::BOOTSTRAP.iter().map(|(name, level)| (name.to_string(), *level)).collect(),
+        bootstrap_records: crate::sasl::bootstrap_records(&c.bootstrap_scram),
         auto_leader_rebalance: c
             .auto_leader_rebalance_enable
             .then(|| Duration::from_millis(c.leader_imbalance_check_interval_ms)),

@@ -15,6 +15,7 @@ mod group;
 mod log_dirs;
 mod produce;
 mod quota;
+mod user;
 mod topic;
 
 use std::path::PathBuf;
@@ -90,6 +91,9 @@ enum Command {
     /// Show and change client quotas (byte rates per user and client id).
     #[command(subcommand)]
     Quota(quota::QuotaCommand),
+    /// Create, list and delete SCRAM users (SASL SCRAM-SHA-256/512).
+    #[command(subcommand)]
+    User(user::UserCommand),
     /// Measure a Kafka-compatible cluster: produce and consume throughput,
     /// end-to-end latency.
     #[command(subcommand)]
@@ -122,6 +126,12 @@ struct ServerArgs {
     /// lost). Without it such a node refuses to start.
     #[arg(long)]
     truncate_corrupt_metadata_log: bool,
+    /// A SCRAM user a new cluster starts with, as `kafka-storage format
+    /// --add-scram`: 'SCRAM-SHA-512=[name=admin,password=admin-secret]'
+    /// (also salt=BASE64, iterations=N). Repeatable; applied once, with the
+    /// cluster id.
+    #[arg(long = "add-scram", value_name = "MECHANISM=[name=..,password=..]")]
+    add_scram: Vec<String>,
 }
 
 fn server_config(args: &ServerArgs) -> anyhow::Result<BrokerConfig> {
@@ -149,6 +159,9 @@ fn server_config(args: &ServerArgs) -> anyhow::Result<BrokerConfig> {
     config.apply(&settings)?;
     config.truncate_corrupt_metadata_log = args.truncate_corrupt_metadata_log;
     config.port_file = args.port_file.clone();
+    for spec in &args.add_scram {
+        config.bootstrap_scram.push(vltava_security::sasl::scram::AddScram::parse(spec)?);
+    }
     Ok(config)
 }
 
@@ -192,6 +205,7 @@ fn main() -> ExitCode {
         Command::Cluster(cmd) => cluster::run(args, cmd),
         Command::LogDirs(cmd) => log_dirs::run(args, cmd),
         Command::Quota(cmd) => quota::run(args, cmd),
+        Command::User(cmd) => user::run(args, cmd),
         Command::Bench(cmd) => bench::run(args, cmd),
     };
     match result {

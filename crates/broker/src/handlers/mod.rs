@@ -44,6 +44,7 @@ pub mod produce;
 mod quorum_leader;
 mod raft_voters;
 pub mod reassignments;
+mod scram_credentials;
 pub mod sync_group;
 pub mod txn;
 mod unregister_broker;
@@ -135,6 +136,12 @@ pub fn dispatch(
         }
         RequestKind::DescribeDelegationToken(r) => {
             ready(ResponseKind::DescribeDelegationToken(delegation_tokens::describe(broker, session, r, version)))
+        }
+        RequestKind::DescribeUserScramCredentials(r) => {
+            ready(ResponseKind::DescribeUserScramCredentials(scram_credentials::describe(broker, r, version)))
+        }
+        RequestKind::AlterUserScramCredentials(r) => {
+            ready(ResponseKind::AlterUserScramCredentials(scram_credentials::alter(broker, r, version)))
         }
         RequestKind::UpdateFeatures(r) => {
             ready(ResponseKind::UpdateFeatures(update_features::handle(broker, r, version)))

@@ -153,3 +153,26 @@ pub fn log_failed_login(peer: std::net::SocketAddr, listener: &str, mechanism: &
         tracing::warn!(%peer, %listener, mechanism, user = user.unwrap_or("-"), reason, "failed SASL authentication");
     }
 }
+
+/// The records of `--add-scram` users (written with a new cluster's id).
+pub fn bootstrap_records(users: &[vltava_security::sasl::scram::AddScram]) -> Vec<vltava_metadata::MetadataRecord> {
+    users.iter().map(|u| scram_record(&u.user, u.mechanism, &u.credential)).collect()
+}
+
+/// The metadata record that stores `user`'s credential for `mechanism`.
+pub fn scram_record(
+    user: &str,
+    mechanism: ScramMechanism,
+    credential: &vltava_security::sasl::ScramCredential,
+) -> vltava_metadata::MetadataRecord {
+    vltava_metadata::MetadataRecord::UserScramCredential {
+        name: user.to_string(),
+        mechanism: mechanism.code(),
+        credential: vltava_metadata::ScramCredentialData {
+            salt: credential.salt.clone(),
+            stored_key: credential.stored_key.clone(),
+            server_key: credential.server_key.clone(),
+            iterations: credential.iterations,
+        },
+    }
+}
