@@ -16,6 +16,7 @@
 pub mod client;
 pub mod jaas;
 pub mod scram;
+mod scram_server;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -268,6 +269,9 @@ pub struct SaslExchange {
     session: Session<Outcome>,
     user: Option<String>,
     steps: usize,
+    /// A delegation-token login (`tokenauth=true`) runs on our own SCRAM
+    /// server (`scram_server`), not rsasl's.
+    token_login: Option<scram_server::ScramServerExchange>,
 }
 
 impl std::fmt::Debug for SaslExchange {
@@ -329,7 +333,14 @@ impl SaslAuthenticator {
                     SASLConfig::builder().with_defaults().with_callback(SharedCallback(callback.clone())).ok()?;
                 let name = Mechname::parse(mechanism.as_bytes()).ok()?;
                 let session = SASLServer::<Outcome>::new(config).start_suggested(name).ok()?;
-                Some(SaslExchange { mechanism: mechanism.to_string(), callback, session, user: None, steps: 0 })
+                Some(SaslExchange {
+                    mechanism: mechanism.to_string(),
+                    callback,
+                    session,
+                    user: None,
+                    steps: 0,
+                    token_login: None,
+                })
             }
             _ => None,
         }
@@ -360,8 +371,15 @@ impl SaslExchange {
             } else if self.mechanism == OAUTHBEARER {
             } else {
                 self.user = scram::client_first_username(token);
-                *self.callback.extensions.lock() = ScramExtensions::of_client_first(token);
+                let extensions = ScramExtensions::of_client_first(token);
+                if let Some(m) = ScramMechanism::parse(&self.mechanism).filter(|_| extensions.token_auth()) {
+                    self.token_login = Some(scram_server::ScramServerExchange::new(m, self.callback.callbacks.clone()));
+                }
+                *self.callback.extensions.lock() = extensions;
             }
+        }
+        if let Some(login) = self.token_login.as_mut() {
+            return login.step(token).map_err(|message| failure(&self.user, &message));
         }
         let mut out = Vec::new();
         let state = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
