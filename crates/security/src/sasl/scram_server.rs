@@ -148,3 +148,70 @@ impl ScramServerExchange {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sasl::ScramCredential;
+    use crate::KafkaPrincipal;
+
+    /// A token store: user "tok" with password "hmac-b64", owned by alice.
+    struct Tokens;
+    impl SaslCallbacks for Tokens {
+        fn scram_credential(&self, m: ScramMechanism, user: &str, ext: &ScramExtensions) -> Option<ScramIdentity> {
+            (user == "tok" && ext.token_auth()).then(|| ScramIdentity {
+                credential: ScramCredential::generate(m, "hmac-b64", None, 4096),
+                principal: KafkaPrincipal::user("alice"),
+                expiry_ms: Some(42),
+            })
+        }
+    }
+
+    /// The client side of RFC 5802, with `tokenauth=true` after the nonce.
+    fn login(mechanism: ScramMechanism, password: &str, tamper: bool) -> Result<Authenticated, String> {
+        let mut server = ScramServerExchange::new(mechanism, Arc::new(Tokens));
+        let bare = "n=tok,r=clientnonce,tokenauth=true";
+        let SaslStep::Challenge(first) = server.step(format!("n,,{bare}").as_bytes())? else { panic!("no challenge") };
+        let first = String::from_utf8(first).unwrap();
+        let attr = |k: &str| first.split(',').find_map(|a| a.strip_prefix(k)).unwrap().to_string();
+        let (nonce, salt, iterations) = (attr("r="), B64.decode(attr("s=")).unwrap(), attr("i=").parse().unwrap());
+        assert!(nonce.starts_with("clientnonce") && nonce.len() > "clientnonce".len());
+        let salted = ScramCredential::salted_password(mechanism, password.as_bytes(), &salt, iterations);
+        let client_key = hmac(mechanism, &salted, b"Client Key");
+        let stored_key = hash(mechanism, &client_key);
+        let without_proof = format!("c=biws,r={nonce}");
+        let signed = if tamper { bare.replace(",tokenauth=true", "") } else { bare.to_string() };
+        let auth_message = format!("{signed},{first},{without_proof}");
+        let signature = hmac(mechanism, &stored_key, auth_message.as_bytes());
+        let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(a, b)| a ^ b).collect();
+        match server.step(format!("{without_proof},p={}", B64.encode(proof)).as_bytes())? {
+            SaslStep::Done(done) => {
+                let server_key = hmac(mechanism, &salted, b"Server Key");
+                let expected = format!("v={}", B64.encode(hmac(mechanism, &server_key, auth_message.as_bytes())));
+                assert_eq!(done.response, expected.into_bytes());
+                Ok(done)
+            }
+            SaslStep::Challenge(_) => panic!("a third step"),
+        }
+    }
+
+    #[test]
+    fn token_logins_sign_the_message_as_sent() {
+        for m in ScramMechanism::ALL {
+            let done = login(m, "hmac-b64", false).unwrap();
+            assert_eq!((done.principal, done.credential_expiry_ms), (KafkaPrincipal::user("alice"), Some(42)));
+            assert!(login(m, "wrong", false).is_err());
+            assert!(login(m, "hmac-b64", true).is_err(), "a proof over another message");
+        }
+        let mut server = ScramServerExchange::new(ScramMechanism::Sha512, Arc::new(Tokens));
+        assert!(server.step(b"n,,n=tok,r=x").is_err(), "no tokenauth: no token");
+        for junk in [&b""[..], b"\xff", b"n,,", b"x,,n=tok,r=a,tokenauth=true", b"n,,r=a"] {
+            assert!(ScramServerExchange::new(ScramMechanism::Sha256, Arc::new(Tokens)).step(junk).is_err());
+        }
+        let mut server = ScramServerExchange::new(ScramMechanism::Sha256, Arc::new(Tokens));
+        server.step(b"n,,n=tok,r=abc,tokenauth=true").unwrap();
+        for junk in [&b"c=biws,r=abc,p=AAAA"[..], b"garbage", b"c=biws,p=!!"] {
+            assert!(server.step(junk).is_err());
+        }
+    }
+}
