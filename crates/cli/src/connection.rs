@@ -419,7 +419,8 @@ fn sasl_login(args: &ClientArgs) -> anyhow::Result<Option<(String, String, Strin
     .to_ascii_uppercase();
     let (mut user, mut password) = (args.client_property("sasl.username")?, args.client_property("sasl.password")?);
     if let Some(jaas) = args.client_property("sasl.jaas.config")? {
-        let module = vltava_security::sasl::jaas::parse_one(&jaas).map_err(|e| anyhow::anyhow!("sasl.jaas.config: {e}"))?;
+        let module =
+            vltava_security::sasl::jaas::parse_one(&jaas).map_err(|e| anyhow::anyhow!("sasl.jaas.config: {e}"))?;
         if let Some((u, p)) = module.login() {
             user = user.or(Some(u));
             password = password.or(Some(p));

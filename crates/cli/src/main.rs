@@ -15,8 +15,8 @@ mod group;
 mod log_dirs;
 mod produce;
 mod quota;
-mod user;
 mod topic;
+mod user;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

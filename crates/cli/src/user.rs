@@ -81,7 +81,8 @@ pub fn run(args: &ClientArgs, cmd: &UserCommand) -> anyhow::Result<()> {
 }
 
 fn mechanism(name: &str) -> anyhow::Result<ScramMechanism> {
-    ScramMechanism::parse(name).ok_or_else(|| anyhow::anyhow!("unknown mechanism {name}: SCRAM-SHA-256 or SCRAM-SHA-512"))
+    ScramMechanism::parse(name)
+        .ok_or_else(|| anyhow::anyhow!("unknown mechanism {name}: SCRAM-SHA-256 or SCRAM-SHA-512"))
 }
 
 fn alter(conn: &mut BrokerConnection, request: AlterUserScramCredentialsRequest) -> anyhow::Result<()> {
@@ -156,8 +157,7 @@ fn list(args: &ClientArgs, a: &ListArgs) -> anyhow::Result<()> {
         let list: Vec<_> = users
             .iter()
             .map(|(name, infos)| {
-                let creds: Vec<_> =
-                    infos.iter().map(|(m, i)| json!({"mechanism": m, "iterations": i})).collect();
+                let creds: Vec<_> = infos.iter().map(|(m, i)| json!({"mechanism": m, "iterations": i})).collect();
                 json!({"name": name, "credentials": creds})
             })
             .collect();
@@ -186,8 +186,9 @@ fn delete(args: &ClientArgs, a: &DeleteArgs) -> anyhow::Result<()> {
     };
     // one request per mechanism: Kafka refuses a user twice in one request
     for m in &mechanisms {
-        let deletion =
-            ScramCredentialDeletion::default().with_name(StrBytes::from_string(a.name.clone())).with_mechanism(m.code());
+        let deletion = ScramCredentialDeletion::default()
+            .with_name(StrBytes::from_string(a.name.clone()))
+            .with_mechanism(m.code());
         alter(&mut conn, AlterUserScramCredentialsRequest::default().with_deletions(vec![deletion]))?;
     }
     println!("user {} deleted ({} credentials)", a.name, mechanisms.len());

@@ -61,7 +61,9 @@ pub fn describe(
                 results.push(if count[&name] > 1 {
                     with_error(
                         ResponseError::DuplicateResource,
-                        format!("Cannot describe SCRAM credentials for the same user twice in a single request: {name}"),
+                        format!(
+                            "Cannot describe SCRAM credentials for the same user twice in a single request: {name}"
+                        ),
                     )
                 } else {
                     match image.scram_users().find(|(n, _)| **n == name) {
@@ -142,7 +144,10 @@ pub fn alter(
                 return Err((ResponseError::UnacceptableCredential, "Too many iterations".into()));
             }
             if u.salt.is_empty() || u.salted_password.is_empty() {
-                return Err((ResponseError::UnacceptableCredential, "Salt and salted password must not be empty".into()));
+                return Err((
+                    ResponseError::UnacceptableCredential,
+                    "Salt and salted password must not be empty".into(),
+                ));
             }
             Ok(m)
         });
