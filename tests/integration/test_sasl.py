@@ -11,9 +11,8 @@ check) and its SASL listeners on ports picked free just before the start.
 
 from __future__ import annotations
 
-import socket
-import struct
 import time
+import uuid
 
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
@@ -21,6 +20,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 import helpers as h
 import kafka_wire as w
+from cluster import Cluster
 from conftest import Broker, BrokerStartError, _report_logs, free_port
 from tls_certs import CertAuthority
 
@@ -557,3 +557,125 @@ def test_user_commands_and_command_config(sasl_broker, tmp_path):
     assert res.returncode == 0, res.stderr
     res = vltava_cli("-b", f"127.0.0.1:{port}", "--command-config", plain, "topic", "list")
     assert res.returncode == 0 and topic in res.stdout.split(), res.stderr
+
+
+# ------------------------------------------------------------------ cluster
+
+BROKER_JAAS = ('org.apache.kafka.common.security.scram.ScramLoginModule required '
+               'username="broker" password="broker-secret";')
+
+
+class SaslSslCluster(Cluster):
+    """Every node gets a SASL_SSL listener (SCRAM-SHA-512) on a free port and uses it as
+    the inter-broker listener: replication, WriteTxnMarkers and forwarded requests log
+    in as the SCRAM user `broker` (from the listener's JAAS config), created with the
+    cluster by --add-scram, as are `admin` and the clients' users. The CONTROLLER
+    listener is SSL (the quorum transport has no SASL). The PLAINTEXT listener stays for
+    the cluster helpers' raw requests."""
+
+    def __init__(self, workdir, pki, **kw):
+        super().__init__(workdir, **kw)
+        self.pki = pki
+        self.sasl_ports: dict[int, int] = {}
+
+    def _layout(self) -> None:
+        super()._layout()
+        for i, node in self.nodes.items():
+            port = free_port()
+            self.sasl_ports[i] = port
+            cert = self.pki["ca"].issue(f"node{i}-{uuid.uuid4().hex[:6]}", cn="localhost")
+            s = node.settings
+            s["listeners"] = s["listeners"].replace(",CONTROLLER", f",SASL_SSL://{node.host}:{port},CONTROLLER")
+            s["advertised.listeners"] += f",SASL_SSL://{node.host}:{port}"
+            s["inter.broker.listener.name"] = "SASL_SSL"
+            s["listener.security.protocol.map"] = "PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:SSL"
+            s["ssl.keystore.location"] = str(cert.keystore_pem)
+            s["ssl.truststore.location"] = str(self.pki["ca"].cert)
+            s["sasl.enabled.mechanisms"] = "SCRAM-SHA-512"
+            s["sasl.mechanism.inter.broker.protocol"] = "SCRAM-SHA-512"
+            s["listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config"] = BROKER_JAAS
+            base = node.command
+            node.command = lambda base=base: base() + [
+                "--add-scram", "SCRAM-SHA-512=[name=broker,password=broker-secret]",
+                "--add-scram", "SCRAM-SHA-512=[name=admin,password=admin-secret]"]
+
+
+def scram_users_of(port: int) -> list[str]:
+    """DescribeUserScramCredentials v0 (all users) on one node: the user names."""
+    with w.connect(port) as s:
+        resp = w.roundtrip(s, w.request_header_v2(50, 0, 7) + w.uvarint(0) + w.EMPTY_TAGGED_FIELDS)
+    r = w.Reader(resp)
+    assert r.int32() == 7
+    r.tagged_fields()
+    r.int32()
+    assert r.int16() == 0
+    r.compact_string()
+    users = []
+    for _ in range(r.uvarint() - 1):
+        users.append(r.compact_string())
+        assert r.int16() == 0
+        r.compact_string()
+        for _ in range(r.uvarint() - 1):
+            r.int8()
+            r.int32()
+            r.tagged_fields()
+        r.tagged_fields()
+    return sorted(users)
+
+
+@pytest.mark.timeout(400)
+def test_three_nodes_over_sasl_ssl_survive_a_leader_sigkill(tmp_path, pki):
+    import signal
+    with SaslSslCluster(tmp_path, pki, n=3) as c:
+        c.wait_controller(timeout=60)
+        # the --add-scram users are on every node
+        for node in c.nodes.values():
+            c.wait_until(lambda node=node: scram_users_of(node.client_port) == ["admin", "broker"], 60,
+                         f"the SCRAM users on node {node.node_id}")
+        topic = h.unique("sasl-rf3")
+        c.create_topic(topic, partitions=1, replication_factor=3)
+        # followers fetch over SASL_SSL, logged in as `broker`
+        c.wait_isr(topic, 0, 3, timeout=90)
+        bootstrap = ",".join(f"localhost:{p}" for p in c.sasl_ports.values())
+        conf = {**ck_conf(0, "SCRAM-SHA-512", "admin", "admin-secret", pki), "bootstrap.servers": bootstrap}
+        acked: list[bytes] = []
+        errors = []
+
+        def produce(n: int, start: int):
+            p = Producer({**conf, "acks": "all", "enable.idempotence": True, "message.timeout.ms": 120000})
+            for i in range(start, start + n):
+                p.produce(topic, value=f"v{i}".encode(),
+                          on_delivery=lambda err, m: errors.append(err) if err else acked.append(m.value()))
+                p.poll(0)
+            assert p.flush(150) == 0
+
+        produce(N, 0)
+        assert not errors, errors[:3]
+        leader = c.leader_of(topic, 0)
+        c.kill(leader, signal.SIGKILL)
+        c.wait_leader_not(topic, 0, leader, timeout=60)
+        produce(N, N)
+        assert not errors, errors[:3]
+        assert len(acked) == 2 * N
+        # every acked record is there, read over SASL_SSL from the new leader
+        from confluent_kafka import OFFSET_BEGINNING
+        cons = Consumer({**conf, "group.id": f"{topic}-g", "enable.auto.commit": False})
+        consume_errors = []
+        try:
+            cons.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+            seen = set()
+            deadline = time.monotonic() + 90
+            while len(seen) < 2 * N and time.monotonic() < deadline:
+                m = cons.poll(0.5)
+                if m is not None and m.error() is None:
+                    seen.add(m.value())
+                elif m is not None:
+                    consume_errors.append(m.error())
+        finally:
+            cons.close()
+        assert set(acked) <= seen, f"lost {len(set(acked) - seen)} acked records; errors {consume_errors[:3]}"
+        # the killed node comes back, logs in again and catches up
+        c.start_node(leader)
+        c.wait_isr(topic, 0, 3, timeout=90)
+        for node in c.nodes.values():
+            assert "failed SASL authentication" not in node.log(), node.log_tail()

@@ -75,6 +75,8 @@ pub struct Broker {
     pub delegation_tokens: delegation_tokens::TokenSettings,
     /// TLS to other brokers, when the inter-broker listener is SSL.
     pub inter_broker_tls: Option<Arc<vltava_security::TlsConnectorSource>>,
+    /// SASL login to other brokers, when the inter-broker listener is SASL.
+    pub inter_broker_sasl: Option<Arc<sasl::login::InterBrokerLogin>>,
     /// Flips to true when the broker starts shutting down.
     pub stopping: tokio::sync::watch::Sender<bool>,
 }

@@ -266,19 +266,6 @@ impl BrokerConfig {
         // a lone node never connects to itself; brokers of a cluster
         // check each other's certificates
         let several_nodes = self.quorum_voters.len() > 1;
-        // brokers log in to each other's SASL listeners only later: a
-        // cluster's inter-broker listener is PLAINTEXT or SSL for now
-        if let Some(l) = clients.iter().find(|l| l.name == inter_broker && l.protocol.uses_sasl() && several_nodes) {
-            return Err(err(
-                "inter.broker.listener.name",
-                &inter_broker,
-                format!(
-                    "the inter-broker listener {} is {}: brokers do not log in to each other with SASL yet; \
-                     name a PLAINTEXT or SSL listener in inter.broker.listener.name",
-                    l.name, l.protocol
-                ),
-            ));
-        }
         let inter_broker_ssl = clients.iter().find(|l| l.name == inter_broker).and_then(|l| l.ssl.as_ref());
         let controller_ssl = controller.as_ref().and_then(|(_, name, ssl)| Some((name, ssl.as_ref()?)));
         for (what, name, ssl) in [("inter-broker", &inter_broker, inter_broker_ssl)]

@@ -49,6 +49,7 @@ impl ShutdownHandle {
 
 fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, QuorumNode)> {
     let inter_broker_tls = inter_broker_tls(&config)?;
+    let inter_broker_sasl = crate::sasl::login::inter_broker_login(&config)?;
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let (meta, fresh) = match MetaProperties::load(&data_dir, config.node_id)? {
@@ -129,6 +130,7 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, QuorumNode)
             .map_err(|(key, reason)| anyhow::anyhow!("invalid config {key}: {reason}"))?,
         local_cluster_id: meta.cluster_id,
         inter_broker_tls,
+        inter_broker_sasl,
         config,
         stopping: watch::channel(false).0,
     };

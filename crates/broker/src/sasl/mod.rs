@@ -5,11 +5,13 @@
 //!   `listener.name.<l>.<mechanism>.sasl.jaas.config`,
 //!   `listener.name.<l>.<mechanism>.connections.max.reauth.ms`), and what
 //!   the mechanisms look up in the broker ([`BrokerSaslCallbacks`]);
+//! - [`login`]: this broker's login to the other brokers' SASL listener;
 //! - [`session`]: one connection's authentication state machine
 //!   (SaslHandshake, SaslAuthenticate, re-authentication, expiry).
 //!
 //! The mechanisms themselves are in `vltava_security::sasl`.
 
+pub mod login;
 pub mod session;
 
 use std::collections::BTreeMap;
