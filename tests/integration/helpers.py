@@ -511,3 +511,33 @@ def java_ok_lines(res, main_class: str) -> list[str]:
     assert res.returncode == 0, (f"{main_class} exited {res.returncode}\nstdout:\n{out[-4000:]}\n"
                                  f"stderr:\n{res.stderr[-6000:]}")
     return [line for line in out.splitlines() if line.startswith("OK ")]
+
+
+def kp_round_trip(conf: dict, topic: str, n: int, partitions: int = 2) -> None:
+    """kafka-python with the client settings `conf` (bootstrap_servers, security...):
+    create the topic (admin), produce n with acks=all, read them all in a consumer group
+    and commit."""
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+    from kafka.admin import NewTopic as KNewTopic
+    admin = KafkaAdminClient(**conf)
+    try:
+        admin.create_topics([KNewTopic(topic, num_partitions=partitions, replication_factor=1)])
+    finally:
+        admin.close()
+    producer = KafkaProducer(acks="all", **conf)
+    futures = [producer.send(topic, key=str(i).encode(), value=f"v{i}".encode()) for i in range(n)]
+    producer.flush(60)
+    assert all(f.get(30).offset >= 0 for f in futures)
+    producer.close()
+    consumer = KafkaConsumer(topic, group_id=f"{topic}-g", auto_offset_reset="earliest",
+                             enable_auto_commit=False, **conf)
+    try:
+        seen = set()
+        deadline = time.monotonic() + 60
+        while len(seen) < n and time.monotonic() < deadline:
+            for msgs in consumer.poll(timeout_ms=500).values():
+                seen.update(m.value for m in msgs)
+        assert len(seen) == n, f"read {len(seen)} of {n}"
+        consumer.commit()
+    finally:
+        consumer.close()
