@@ -203,3 +203,23 @@ def test_tokens_disabled_without_a_secret(token_broker, tmp_path):
 def test_a_bad_token_setting_refuses_the_start(start_broker):
     with pytest.raises(BrokerStartError, match="delegation.token.expiry.time.ms"):
         start_broker({"delegation.token.expiry.time.ms": "0"})
+
+
+@pytest.mark.timeout(300)
+def test_mutual_tls_may_ask_for_tokens_one_way_tls_may_not(start_broker, tmp_path, tmp_path_factory):
+    """Kafka allows token requests on two-way TLS (the certificate's principal owns
+    the token) and refuses them on one-way TLS."""
+    from test_tls import start_tls_broker
+    from tls_certs import CertAuthority
+    ca = CertAuthority(tmp_path_factory.mktemp("pki") / "ca")
+    pki = {"ca": ca, "broker": ca.issue("broker", cn="localhost"), "alice": ca.issue("alice", cn="alice")}
+    _b, ports = start_tls_broker(start_broker, pki, extra={"delegation.token.secret.key": SECRET})
+    trust = {"security.protocol": "SSL", "ssl.truststore.type": "PEM", "ssl.truststore.location": pki["ca"].cert}
+    one_way = write_props(tmp_path / "ssl.properties", trust)
+    assert run_tokens(f"127.0.0.1:{ports['SSL']}", one_way, "create") == ["ERR UnsupportedByAuthenticationException"]
+    p12 = pki["alice"].pkcs12("alice-secret")
+    two_way = write_props(tmp_path / "mtls.properties", {
+        **trust, "ssl.keystore.type": "PKCS12", "ssl.keystore.location": p12,
+        "ssl.keystore.password": "alice-secret", "ssl.key.password": "alice-secret"})
+    t = create_token(f"127.0.0.1:{ports['MTLS']}", two_way)
+    assert t["owner"].startswith("User:CN=alice,"), t

@@ -2,9 +2,11 @@
 //! DescribeDelegationToken (KIP-48), decided by `delegation_tokens` and
 //! written to the metadata log through the controller. As in Kafka, token
 //! requests are refused (DELEGATION_TOKEN_REQUEST_NOT_ALLOWED) on
-//! connections not authenticated by SASL and on those authenticated with a
+//! PLAINTEXT and one-way TLS connections and on those authenticated with a
 //! token; only a token's owner, requester and renewers may renew, expire
-//! or describe it.
+//! or describe it, and a principal creates tokens for itself only (what an
+//! authorizer would widen: CREATE_TOKENS / DESCRIBE_TOKENS on the owner,
+//! DESCRIBE on the token).
 
 use std::sync::Arc;
 
@@ -22,12 +24,19 @@ use super::Session;
 use crate::delegation_tokens::{self as tokens, now_ms};
 use crate::Broker;
 
-/// Kafka's `allowTokenRequests`: a SASL connection not authenticated with
-/// a delegation token.
+/// Kafka's `allowTokenRequests`: not on PLAINTEXT, not on one-way TLS (an
+/// SSL connection without a client certificate), not on a connection
+/// authenticated with a delegation token.
 fn requests_allowed(broker: &Broker, session: &Session) -> bool {
-    let sasl =
-        broker.config.listeners.iter().find(|l| *l.name == *session.listener).is_some_and(|l| l.protocol.uses_sasl());
-    sasl && !session.principal.token_authenticated
+    use vltava_security::SecurityProtocol;
+    let protocol = broker.config.listeners.iter().find(|l| *l.name == *session.listener).map(|l| l.protocol);
+    let anonymous = *session.principal == KafkaPrincipal::anonymous();
+    let secured = match protocol {
+        Some(SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl) => true,
+        Some(SecurityProtocol::Ssl) => !anonymous,
+        Some(SecurityProtocol::Plaintext) | None => false,
+    };
+    secured && !session.principal.token_authenticated
 }
 
 fn str(s: &str) -> StrBytes {
