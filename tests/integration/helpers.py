@@ -509,3 +509,33 @@ def java_ok_lines(res, main_class: str) -> list[str]:
     assert res.returncode == 0, (f"{main_class} exited {res.returncode}\nstdout:\n{out[-4000:]}\n"
                                  f"stderr:\n{res.stderr[-6000:]}")
     return [line for line in out.splitlines() if line.startswith("OK ")]
+
+
+def ck_round_trip(conf: dict, topic: str, n: int = 300) -> None:
+    """confluent-kafka: create the topic (admin), produce n with acks=all, read them all
+    in a consumer group and commit."""
+    admin = AdminClient(dict(conf))
+    admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(30)
+    p = Producer({**conf, "acks": "all", "linger.ms": 5})
+    failed = []
+    for i in range(n):
+        p.produce(topic, key=str(i).encode(), value=f"v{i}".encode(),
+                  on_delivery=lambda err, _m: err and failed.append(err))
+    assert p.flush(60) == 0, "records still queued after 60 s"
+    assert not failed, failed[:3]
+    c = Consumer({**conf, "group.id": f"{topic}-g", "auto.offset.reset": "earliest",
+                  "enable.auto.commit": False})
+    try:
+        c.subscribe([topic])
+        seen = set()
+        deadline = time.monotonic() + 60
+        while len(seen) < n and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and m.error() is None:
+                seen.add(m.value())
+        assert len(seen) == n, f"read {len(seen)} of {n}"
+        c.commit(asynchronous=False)
+        committed = c.committed([TopicPartition(topic, 0), TopicPartition(topic, 1)], timeout=30)
+        assert sum(tp.offset for tp in committed) == n, committed
+    finally:
+        c.close()

@@ -19,6 +19,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 import helpers as h
+from helpers import ck_round_trip
 import kafka_wire as w
 from cluster import Cluster
 from conftest import Broker, BrokerStartError, _report_logs, free_port
@@ -104,36 +105,6 @@ def ck_conf(port: int, mechanism: str, user: str, password: str, pki=None) -> di
     if pki:
         conf["ssl.ca.location"] = str(pki["ca"].cert)
     return conf
-
-
-def ck_round_trip(conf: dict, topic: str, n: int = N) -> None:
-    """confluent-kafka: create the topic (admin), produce n with acks=all, read them all
-    in a consumer group and commit."""
-    admin = AdminClient(dict(conf))
-    admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(30)
-    p = Producer({**conf, "acks": "all", "linger.ms": 5})
-    failed = []
-    for i in range(n):
-        p.produce(topic, key=str(i).encode(), value=f"v{i}".encode(),
-                  on_delivery=lambda err, _m: err and failed.append(err))
-    assert p.flush(60) == 0, "records still queued after 60 s"
-    assert not failed, failed[:3]
-    c = Consumer({**conf, "group.id": f"{topic}-g", "auto.offset.reset": "earliest",
-                  "enable.auto.commit": False})
-    try:
-        c.subscribe([topic])
-        seen = set()
-        deadline = time.monotonic() + 60
-        while len(seen) < n and time.monotonic() < deadline:
-            m = c.poll(0.5)
-            if m is not None and m.error() is None:
-                seen.add(m.value())
-        assert len(seen) == n, f"read {len(seen)} of {n}"
-        c.commit(asynchronous=False)
-        committed = c.committed([TopicPartition(topic, 0), TopicPartition(topic, 1)], timeout=30)
-        assert sum(tp.offset for tp in committed) == n, committed
-    finally:
-        c.close()
 
 
 def ck_auth_error(conf: dict) -> str:

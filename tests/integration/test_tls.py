@@ -25,6 +25,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 import helpers as h
+from helpers import ck_round_trip
 import kafka_wire
 from cluster import Cluster
 from conftest import BrokerStartError, free_port
@@ -79,36 +80,6 @@ def ck_conf(port: int, pki, cert: str | None = None) -> dict:
         conf["ssl.certificate.location"] = str(pki[cert].cert)
         conf["ssl.key.location"] = str(pki[cert].key)
     return conf
-
-
-def ck_round_trip(conf: dict, topic: str, n: int = N) -> None:
-    """confluent-kafka: create the topic (admin), produce n with acks=all, read them all
-    in a consumer group and commit."""
-    admin = AdminClient(dict(conf))
-    admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(30)
-    p = Producer({**conf, "acks": "all", "linger.ms": 5})
-    failed = []
-    for i in range(n):
-        p.produce(topic, key=str(i).encode(), value=f"v{i}".encode(),
-                  on_delivery=lambda err, _m: err and failed.append(err))
-    assert p.flush(60) == 0, "records still queued after 60 s"
-    assert not failed, failed[:3]
-    c = Consumer({**conf, "group.id": f"{topic}-g", "auto.offset.reset": "earliest",
-                  "enable.auto.commit": False})
-    try:
-        c.subscribe([topic])
-        seen = set()
-        deadline = time.monotonic() + 60
-        while len(seen) < n and time.monotonic() < deadline:
-            m = c.poll(0.5)
-            if m is not None and m.error() is None:
-                seen.add(m.value())
-        assert len(seen) == n, f"read {len(seen)} of {n}"
-        c.commit(asynchronous=False)
-        committed = c.committed([TopicPartition(topic, 0), TopicPartition(topic, 1)], timeout=30)
-        assert sum(tp.offset for tp in committed) == n, committed
-    finally:
-        c.close()
 
 
 def advertised_ports(conf: dict) -> list[int]:
@@ -347,7 +318,7 @@ def test_unusable_security_settings_refuse_to_start(start_broker, pki, case, tmp
     expected = {
         "wrong PKCS12 password": ["listener SSL (SSL)", "ssl.keystore.password"],
         "missing keystore": ["listener SSL (SSL)", "/nonexistent/keystore.pem"],
-        "SASL listener": ["listener SSL uses SASL_SSL", "no SASL yet"],
+        "SASL listener": ["listener SSL", "SASL mechanism GSSAPI", "not supported"],
     }[case]
     if case == "wrong PKCS12 password":
         sets.update({"ssl.keystore.type": "PKCS12", "ssl.keystore.password": "wrong",
