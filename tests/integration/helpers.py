@@ -539,3 +539,59 @@ def ck_round_trip(conf: dict, topic: str, n: int = 300) -> None:
         assert sum(tp.offset for tp in committed) == n, committed
     finally:
         c.close()
+
+
+def kp_round_trip(conf: dict, topic: str, port: int, n: int = 300) -> None:
+    """kafka-python with `conf` (KafkaAdminClient/Producer/Consumer keyword arguments):
+    create the topic and check that the cluster is the broker at `port` (admin),
+    produce n with acks=all, read them all in a consumer group and commit."""
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+    from kafka.admin import NewTopic as KNewTopic
+
+    admin = KafkaAdminClient(**conf)
+    try:
+        admin.create_topics([KNewTopic(topic, num_partitions=2, replication_factor=1)])
+        cluster = admin.describe_cluster()
+        assert [br["port"] for br in cluster["brokers"]] == [port], cluster
+    finally:
+        admin.close()
+    producer = KafkaProducer(acks="all", **conf)
+    futures = [producer.send(topic, key=str(i).encode(), value=f"v{i}".encode()) for i in range(n)]
+    producer.flush(60)
+    assert all(f.get(30).offset >= 0 for f in futures)
+    producer.close()
+    consumer = KafkaConsumer(topic, group_id=f"{topic}-g", auto_offset_reset="earliest",
+                             enable_auto_commit=False, **conf)
+    try:
+        seen = set()
+        deadline = time.monotonic() + 60
+        while len(seen) < n and time.monotonic() < deadline:
+            for msgs in consumer.poll(timeout_ms=500).values():
+                seen.update(m.value for m in msgs)
+        assert len(seen) == n, f"{topic}: read {len(seen)} of {n}"
+        consumer.commit()
+    finally:
+        consumer.close()
+
+
+def kcat(*args: str, stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(["kcat", *args], input=stdin, capture_output=True, text=True, timeout=timeout)
+
+
+def kcat_round_trip(opts: list, topic: str, n: int = 300) -> dict:
+    """kcat with `opts` (-b and -X): produce n lines with acks=all, read them all in a
+    consumer group (balanced consumer). Returns the `-L -J` metadata."""
+    import json
+    lines = [f"line-{i}" for i in range(n)]
+    res = kcat(*opts, "-P", "-t", topic, "-X", "acks=all", stdin="\n".join(lines) + "\n")
+    assert res.returncode == 0, res.stderr
+    res = kcat(*opts, "-L", "-J", "-t", topic)
+    assert res.returncode == 0, res.stderr
+    metadata = json.loads(res.stdout)
+    got: list[str] = []
+    deadline = time.monotonic() + 90
+    while len(got) < n and time.monotonic() < deadline:
+        res = kcat(*opts, "-G", f"{topic}-g", "-o", "beginning", "-e", topic, timeout=60)
+        got += [line for line in res.stdout.splitlines() if line.startswith("line-")]
+    assert sorted(got) == sorted(lines), f"{len(got)} of {n}, stderr: {res.stderr[-2000:]}"
+    return metadata
