@@ -24,7 +24,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 import helpers as h
 from conftest import BrokerStartError, free_port
-from test_tls import ck_round_trip
 
 N = 200
 ISSUER = "https://idp.test"
@@ -113,7 +112,7 @@ def test_confluent_kafka_with_unsecured_jwt(start_broker):
     assert "unsecured" in b.log().lower(), "no warning about unsecured tokens at start"
     conf = {**sasl_conf(port), "enable.sasl.oauthbearer.unsecure.jwt": True,
             "sasl.oauthbearer.config": "principal=alice"}
-    ck_round_trip(conf, h.unique("ck-unsecured"))
+    h.ck_round_trip(conf, h.unique("ck-unsecured"))
     assert b.is_running()
 
 
@@ -144,7 +143,7 @@ def test_confluent_kafka_with_signed_tokens_from_oauth_cb(start_broker, tmp_path
         calls.append(1)
         return key.sign("alice")
 
-    ck_round_trip({**sasl_conf(port), "oauth_cb": oauth_cb}, h.unique("ck-signed"))
+    h.ck_round_trip({**sasl_conf(port), "oauth_cb": oauth_cb}, h.unique("ck-signed"))
     assert calls, "oauth_cb never called"
 
     # refused: expired, signed by an unknown key, by a key claiming a known kid,
@@ -177,7 +176,7 @@ def test_confluent_kafka_with_signed_tokens_from_oauth_cb(start_broker, tmp_path
 
     # a key rotated into the JWKS file is accepted without a restart
     write_jwks(jwks, key, stranger)
-    ck_round_trip({**sasl_conf(port), "oauth_cb": lambda _c: stranger.sign("carol")}, h.unique("rotated"), n=20)
+    h.ck_round_trip({**sasl_conf(port), "oauth_cb": lambda _c: stranger.sign("carol")}, h.unique("rotated"), n=20)
     assert b.is_running()
 
 
@@ -199,7 +198,7 @@ def test_kafka_python_with_a_token_provider(start_broker, tmp_path):
 
     conf = dict(bootstrap_servers=f"127.0.0.1:{port}", security_protocol="SASL_PLAINTEXT",
                 sasl_mechanism="OAUTHBEARER", sasl_oauth_token_provider=Provider(key.sign("dave")[0]))
-    h.kp_round_trip(conf, h.unique("kp-oauth"), N)
+    h.kp_round_trip(conf, h.unique("kp-oauth"), port, N)
 
     expired = dict(conf, sasl_oauth_token_provider=Provider(key.sign("dave", lifetime_s=-600)[0]))
     with pytest.raises(KPError):

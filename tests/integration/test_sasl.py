@@ -19,6 +19,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 import helpers as h
+from helpers import ck_round_trip
 import kafka_wire as w
 from cluster import Cluster
 from conftest import Broker, BrokerStartError, _report_logs, free_port
@@ -104,36 +105,6 @@ def ck_conf(port: int, mechanism: str, user: str, password: str, pki=None) -> di
     if pki:
         conf["ssl.ca.location"] = str(pki["ca"].cert)
     return conf
-
-
-def ck_round_trip(conf: dict, topic: str, n: int = N) -> None:
-    """confluent-kafka: create the topic (admin), produce n with acks=all, read them all
-    in a consumer group and commit."""
-    admin = AdminClient(dict(conf))
-    admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(30)
-    p = Producer({**conf, "acks": "all", "linger.ms": 5})
-    failed = []
-    for i in range(n):
-        p.produce(topic, key=str(i).encode(), value=f"v{i}".encode(),
-                  on_delivery=lambda err, _m: err and failed.append(err))
-    assert p.flush(60) == 0, "records still queued after 60 s"
-    assert not failed, failed[:3]
-    c = Consumer({**conf, "group.id": f"{topic}-g", "auto.offset.reset": "earliest",
-                  "enable.auto.commit": False})
-    try:
-        c.subscribe([topic])
-        seen = set()
-        deadline = time.monotonic() + 60
-        while len(seen) < n and time.monotonic() < deadline:
-            m = c.poll(0.5)
-            if m is not None and m.error() is None:
-                seen.add(m.value())
-        assert len(seen) == n, f"read {len(seen)} of {n}"
-        c.commit(asynchronous=False)
-        committed = c.committed([TopicPartition(topic, 0), TopicPartition(topic, 1)], timeout=30)
-        assert sum(tp.offset for tp in committed) == n, committed
-    finally:
-        c.close()
 
 
 def ck_auth_error(conf: dict) -> str:
@@ -292,9 +263,6 @@ def test_scram_users_from_add_scram_and_admin_clients(sasl_broker, pki):
 
 @pytest.mark.timeout(300)
 def test_kafka_python_kcat_and_java_over_scram_and_plain(sasl_broker, pki, tmp_path):
-    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
-    from kafka.admin import NewTopic as KNewTopic
-
     b, ports = sasl_broker(pki, args=ADD_SCRAM)
     ssl_port, plain_port = ports["SASL_SSL"], ports["SASL_PLAINTEXT"]
     # kafka-python: SCRAM-SHA-512 over SASL_SSL, PLAIN over SASL_PLAINTEXT
@@ -305,30 +273,7 @@ def test_kafka_python_kcat_and_java_over_scram_and_plain(sasl_broker, pki, tmp_p
                           sasl_plain_username="alice", sasl_plain_password="alice-secret")),
     ):
         conf["bootstrap_servers"] = f"127.0.0.1:{port}"
-        topic = h.unique("kp")
-        admin = KafkaAdminClient(**conf)
-        try:
-            admin.create_topics([KNewTopic(topic, num_partitions=2, replication_factor=1)])
-            assert [br["port"] for br in admin.describe_cluster()["brokers"]] == [port]
-        finally:
-            admin.close()
-        producer = KafkaProducer(acks="all", **conf)
-        futures = [producer.send(topic, key=str(i).encode(), value=f"v{i}".encode()) for i in range(N)]
-        producer.flush(60)
-        assert all(f.get(30).offset >= 0 for f in futures)
-        producer.close()
-        consumer = KafkaConsumer(topic, group_id=f"{topic}-g", auto_offset_reset="earliest",
-                                 enable_auto_commit=False, **conf)
-        try:
-            seen = set()
-            deadline = time.monotonic() + 60
-            while len(seen) < N and time.monotonic() < deadline:
-                for msgs in consumer.poll(timeout_ms=500).values():
-                    seen.update(m.value for m in msgs)
-            assert len(seen) == N, f"read {len(seen)} of {N}"
-            consumer.commit()
-        finally:
-            consumer.close()
+        h.kp_round_trip(conf, h.unique("kp"), port, n=N)
     # kcat (Debian's, librdkafka 2.0.2): PLAIN over SASL_SSL and SASL_PLAINTEXT. Its
     # SCRAM repeats the client nonce in client-final (fixed in librdkafka 2.6.1), which
     # Kafka 4 refuses as this broker does (see test_old_librdkafka_scram_is_refused_as_kafka_4)
@@ -338,18 +283,7 @@ def test_kafka_python_kcat_and_java_over_scram_and_plain(sasl_broker, pki, tmp_p
         ["-b", f"127.0.0.1:{plain_port}", "-X", "security.protocol=sasl_plaintext",
          "-X", "sasl.mechanisms=PLAIN", "-X", "sasl.username=alice", "-X", "sasl.password=alice-secret"],
     ):
-        topic = h.unique("kcat")
-        lines = [f"line-{i}" for i in range(N)]
-        res = kcat(*opts, "-P", "-t", topic, "-X", "acks=all", stdin="\n".join(lines) + "\n")
-        assert res.returncode == 0, res.stderr
-        res = kcat(*opts, "-L", "-J", "-t", topic)
-        assert res.returncode == 0, res.stderr
-        got: list[str] = []
-        deadline = time.monotonic() + 90
-        while len(got) < N and time.monotonic() < deadline:
-            res = kcat(*opts, "-G", f"{topic}-g", "-o", "beginning", "-e", topic, timeout=60)
-            got += [line for line in res.stdout.splitlines() if line.startswith("line-")]
-        assert sorted(got) == sorted(lines), f"{len(got)} of {N}, stderr: {res.stderr[-2000:]}"
+        h.kcat_round_trip(opts, h.unique("kcat"), n=N)
     # the Java client 3.9.1: SCRAM-SHA-512 over SASL_SSL, PLAIN over SASL_PLAINTEXT
     for port, props in (
         (ssl_port, {"security.protocol": "SASL_SSL", "ssl.truststore.type": "PEM",
@@ -369,9 +303,7 @@ def test_kafka_python_kcat_and_java_over_scram_and_plain(sasl_broker, pki, tmp_p
     assert b.is_running()
 
 
-def kcat(*args: str, stdin: str | None = None, timeout: float = 60):
-    import subprocess
-    return subprocess.run(["kcat", *args], input=stdin, capture_output=True, text=True, timeout=timeout)
+kcat = h.kcat
 
 
 @pytest.mark.timeout(120)

@@ -118,7 +118,10 @@ fn create(args: &ClientArgs, a: &CreateArgs) -> anyhow::Result<()> {
 }
 
 /// Every user's mechanisms and iterations (all users, or the one named).
-fn describe(conn: &mut BrokerConnection, user: Option<&str>) -> anyhow::Result<Vec<(String, Vec<(String, i32)>)>> {
+/// A user's name and its credentials: (mechanism name, iterations).
+type UserCredentials = (String, Vec<(String, i32)>);
+
+fn describe(conn: &mut BrokerConnection, user: Option<&str>) -> anyhow::Result<Vec<UserCredentials>> {
     let users = user.map(|u| vec![UserName::default().with_name(StrBytes::from_string(u.to_string()))]);
     let (response, _) =
         conn.send(&DescribeUserScramCredentialsRequest::default().with_users(users)).map_err(|e| conn.error(e))?;

@@ -245,19 +245,23 @@ impl Authentication {
                 Admission::Answer { response: Box::new(ResponseKind::SaslAuthenticate(response)), close: false }
             }
             Err(failure) => {
-                super::log_failed_login(
-                    self.peer,
-                    &self.listener,
-                    exchange.mechanism(),
-                    failure.user.as_deref(),
-                    &failure.message,
-                );
+                self.log_failure(&exchange, &failure);
                 if reauth {
                     self.state = State::Authenticated { reauth: None };
                 }
                 fail(failure.message)
             }
         }
+    }
+
+    fn log_failure(&self, exchange: &SaslExchange, failure: &vltava_security::sasl::SaslFailure) {
+        super::log_failed_login(
+            self.peer,
+            &self.listener,
+            exchange.mechanism(),
+            failure.user.as_deref(),
+            &failure.message,
+        );
     }
 
     /// A bare token of a handshake-v0 exchange.
@@ -277,13 +281,7 @@ impl Authentication {
                 RawAdmission::Reply(Bytes::from(done.response))
             }
             Err(failure) => {
-                super::log_failed_login(
-                    self.peer,
-                    &self.listener,
-                    exchange.mechanism(),
-                    failure.user.as_deref(),
-                    &failure.message,
-                );
+                self.log_failure(&exchange, &failure);
                 RawAdmission::Close
             }
         }
