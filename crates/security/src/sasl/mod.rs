@@ -369,6 +369,8 @@ impl SaslExchange {
             if self.mechanism == PLAIN {
                 self.user = token.split(|b| *b == 0).nth(1).map(|u| String::from_utf8_lossy(u).into_owned());
             } else if self.mechanism == OAUTHBEARER {
+                let claim = self.callback.settings.oauthbearer.as_ref().map(|v| v.settings().sub_claim_name.clone());
+                self.user = claim.and_then(|c| crate::oauth::claimed_subject(token, &c));
             } else {
                 self.user = scram::client_first_username(token);
                 let extensions = ScramExtensions::of_client_first(token);
