@@ -159,7 +159,7 @@ async fn serve_stream<R, W>(
         let received = std::time::Instant::now();
         let frame_len = frame.len();
         if auth.expects_raw_token() {
-            let RawAdmission::Reply(token) = auth.raw_token(&frame) else { break };
+            let RawAdmission::Reply(token) = auth.raw_token(&frame, received) else { break };
             let response: ResponseFuture = Box::pin(std::future::ready(None));
             let (api_key, version, correlation_id) = (ApiKey::SaslAuthenticate, 0, 0);
             let raw_token = Some(token);
@@ -173,7 +173,7 @@ async fn serve_stream<R, W>(
             Ok(request) => {
                 let (api_key, version, correlation_id) = (request.api_key, request.version(), request.correlation_id());
                 tracing::trace!(%peer, ?api_key, version, correlation_id, client_id = request.client_id(), "request");
-                match auth.admit(api_key, &request.body, version) {
+                match auth.admit(api_key, &request.body, version, received) {
                     Admission::Serve => {}
                     Admission::Answer { response, close } => {
                         let response: ResponseFuture = Box::pin(std::future::ready(Some(*response)));
