@@ -377,7 +377,7 @@ def test_bad_input_is_refused_and_nothing_is_written(sasl_broker):
     assert handshake(s, "PLAIN")[0] == ILLEGAL_SASL_STATE
     assert metadata(s)
     s.close()
-    # handshake v0: bare tokens without SaslAuthenticate framing
+    # handshake v0: bare tokens without SaslAuthenticate framing (a short one too)
     s = w.connect(port)
     assert handshake(s, "PLAIN", version=0)[0] == 0
     assert w.roundtrip(s, b"\0alice\0alice-secret") == b""
@@ -385,7 +385,11 @@ def test_bad_input_is_refused_and_nothing_is_written(sasl_broker):
     s.close()
     s = w.connect(port)
     assert handshake(s, "PLAIN", version=0)[0] == 0
-    s.sendall(w.frame(b"\0alice\0wrong"))
+    s.sendall(w.frame(b"\0a\0b"))
+    assert w.wait_closed(s)[0]
+    # a frame over 512 KiB before authentication (sasl.server.max.receive.size) closes
+    s = w.connect(port)
+    s.sendall(w.int32(600 * 1024) + b"x" * 1024)
     assert w.wait_closed(s)[0]
     # nothing was written, and the broker serves everyone else
     after = set(AdminClient({"bootstrap.servers": b.bootstrap}).list_topics(timeout=30).topics)

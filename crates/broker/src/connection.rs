@@ -132,7 +132,12 @@ async fn serve_stream<R, W>(
         if read.is_err() {
             break; // closed by the client
         }
-        let len = match request_frame_len(prefix, broker.config.socket_request_max_bytes) {
+        let len = match request_frame_len(prefix, auth.frame_bytes_max(broker.config.socket_request_max_bytes)) {
+            // a bare SASL token (handshake v0) may be shorter than a request
+            _ if auth.expects_raw_token() => match crate::sasl::session::raw_token_len(prefix) {
+                Some(len) => len,
+                None => break,
+            },
             Ok(len) => len,
             Err(_) if prefix[..2] == [TLS_HANDSHAKE_RECORD, 3] => {
                 tracing::warn!(%peer, %listener, "closing connection: a TLS client on a PLAINTEXT listener");

@@ -29,6 +29,16 @@ use vltava_protocol::{ResponseError, StrBytes};
 use vltava_security::sasl::{SaslAuthenticator, SaslExchange, SaslStep};
 use vltava_security::KafkaPrincipal;
 
+/// Largest frame a client may send before it is authenticated (Kafka's
+/// `sasl.server.max.receive.size` default): a stranger cannot make the
+/// broker read `socket.request.max.bytes`.
+pub const UNAUTHENTICATED_FRAME_BYTES_MAX: usize = 512 * 1024;
+
+/// The length of a bare SASL token frame (handshake v0), if acceptable.
+pub fn raw_token_len(prefix: [u8; 4]) -> Option<usize> {
+    usize::try_from(i32::from_be_bytes(prefix)).ok().filter(|len| *len <= UNAUTHENTICATED_FRAME_BYTES_MAX)
+}
+
 /// What the connection does with a request.
 #[derive(Debug)]
 pub enum Admission {
@@ -102,6 +112,15 @@ impl Authentication {
 
     pub fn principal(&self) -> &Arc<KafkaPrincipal> {
         &self.principal
+    }
+
+    /// The largest frame to read next: `authenticated_max` once
+    /// authenticated, [`UNAUTHENTICATED_FRAME_BYTES_MAX`] before.
+    pub fn frame_bytes_max(&self, authenticated_max: usize) -> usize {
+        match self.state {
+            State::Authenticated { .. } => authenticated_max,
+            _ => authenticated_max.min(UNAUTHENTICATED_FRAME_BYTES_MAX),
+        }
     }
 
     /// Whether the next frame is a bare SASL token (handshake v0).
@@ -415,6 +434,7 @@ mod tests {
         let mut auth = sasl(None);
         let versions = RequestKind::ApiVersions(ApiVersionsRequest::default());
         assert!(matches!(auth.admit(ApiKey::ApiVersions, &versions, 3, clock()), Admission::Serve));
+        assert_eq!(auth.frame_bytes_max(100 << 20), UNAUTHENTICATED_FRAME_BYTES_MAX);
         assert!(matches!(metadata(&mut auth), Admission::Close(_)));
         let mut auth = sasl(None);
         assert!(matches!(authenticate(&mut auth, b"\0alice\0pw", 1), Admission::Close(_)));
@@ -434,6 +454,7 @@ mod tests {
         handshake(&mut auth, "PLAIN", 1);
         assert_eq!(answered(authenticate(&mut auth, b"\0alice\0pw", 2)), (0, false, 0));
         assert_eq!(auth.principal().to_string(), "User:alice");
+        assert_eq!(auth.frame_bytes_max(100 << 20), 100 << 20);
         assert!(matches!(metadata(&mut auth), Admission::Serve));
         let mut auth = sasl(None);
         handshake(&mut auth, "PLAIN", 1);
