@@ -132,7 +132,12 @@ async fn serve_stream<R, W>(
         if read.is_err() {
             break; // closed by the client
         }
-        let len = match request_frame_len(prefix, broker.config.socket_request_max_bytes) {
+        let len = match request_frame_len(prefix, auth.frame_bytes_max(broker.config.socket_request_max_bytes)) {
+            // a bare SASL token (handshake v0) may be shorter than a request
+            _ if auth.expects_raw_token() => match crate::sasl::session::raw_token_len(prefix) {
+                Some(len) => len,
+                None => break,
+            },
             Ok(len) => len,
             Err(_) if prefix[..2] == [TLS_HANDSHAKE_RECORD, 3] => {
                 tracing::warn!(%peer, %listener, "closing connection: a TLS client on a PLAINTEXT listener");
@@ -159,7 +164,7 @@ async fn serve_stream<R, W>(
         let received = std::time::Instant::now();
         let frame_len = frame.len();
         if auth.expects_raw_token() {
-            let RawAdmission::Reply(token) = auth.raw_token(&frame) else { break };
+            let RawAdmission::Reply(token) = auth.raw_token(&frame, received) else { break };
             let response: ResponseFuture = Box::pin(std::future::ready(None));
             let (api_key, version, correlation_id) = (ApiKey::SaslAuthenticate, 0, 0);
             let raw_token = Some(token);
@@ -173,7 +178,7 @@ async fn serve_stream<R, W>(
             Ok(request) => {
                 let (api_key, version, correlation_id) = (request.api_key, request.version(), request.correlation_id());
                 tracing::trace!(%peer, ?api_key, version, correlation_id, client_id = request.client_id(), "request");
-                match auth.admit(api_key, &request.body, version) {
+                match auth.admit(api_key, &request.body, version, received) {
                     Admission::Serve => {}
                     Admission::Answer { response, close } => {
                         let response: ResponseFuture = Box::pin(std::future::ready(Some(*response)));

@@ -29,6 +29,16 @@ use vltava_protocol::{ResponseError, StrBytes};
 use vltava_security::sasl::{SaslAuthenticator, SaslExchange, SaslStep};
 use vltava_security::KafkaPrincipal;
 
+/// Largest frame a client may send before it is authenticated (Kafka's
+/// `sasl.server.max.receive.size` default): a stranger cannot make the
+/// broker read `socket.request.max.bytes`.
+pub const UNAUTHENTICATED_FRAME_BYTES_MAX: usize = 512 * 1024;
+
+/// The length of a bare SASL token frame (handshake v0), if acceptable.
+pub fn raw_token_len(prefix: [u8; 4]) -> Option<usize> {
+    usize::try_from(i32::from_be_bytes(prefix)).ok().filter(|len| *len <= UNAUTHENTICATED_FRAME_BYTES_MAX)
+}
+
 /// What the connection does with a request.
 #[derive(Debug)]
 pub enum Admission {
@@ -104,13 +114,22 @@ impl Authentication {
         &self.principal
     }
 
+    /// The largest frame to read next: `authenticated_max` once
+    /// authenticated, [`UNAUTHENTICATED_FRAME_BYTES_MAX`] before.
+    pub fn frame_bytes_max(&self, authenticated_max: usize) -> usize {
+        match self.state {
+            State::Authenticated { .. } => authenticated_max,
+            _ => authenticated_max.min(UNAUTHENTICATED_FRAME_BYTES_MAX),
+        }
+    }
+
     /// Whether the next frame is a bare SASL token (handshake v0).
     pub fn expects_raw_token(&self) -> bool {
         matches!(self.state, State::Authenticating { raw: true, .. })
     }
 
-    /// Decides on a decoded request (`version` is its API version).
-    pub fn admit(&mut self, api_key: ApiKey, body: &RequestKind, version: i16) -> Admission {
+    /// Decides on a decoded request (`version` is its API version) read at `now`.
+    pub fn admit(&mut self, api_key: ApiKey, body: &RequestKind, version: i16, now: Instant) -> Admission {
         let Some(authenticator) = self.authenticator.clone() else {
             return match body {
                 RequestKind::SaslHandshake(_) => Admission::Answer {
@@ -143,7 +162,7 @@ impl Authentication {
                 Admission::Close(format!("unexpected {api_key:?} request before SASL authentication"))
             }
             (State::Authenticating { exchange, raw: false }, RequestKind::SaslAuthenticate(r)) => {
-                self.authenticate(exchange, r, version, false)
+                self.authenticate(exchange, r, version, false, now)
             }
             (State::Authenticating { .. }, _) => {
                 Admission::Close(format!("unexpected {api_key:?} request during SASL authentication"))
@@ -153,7 +172,7 @@ impl Authentication {
                 self.handshake(&authenticator, r, version, true)
             }
             (State::Authenticated { reauth: Some(exchange) }, RequestKind::SaslAuthenticate(r)) => {
-                self.authenticate(exchange, r, version, true)
+                self.authenticate(exchange, r, version, true, now)
             }
             (State::Authenticated { reauth }, RequestKind::SaslHandshake(_) | RequestKind::SaslAuthenticate(_)) => {
                 self.state = State::Authenticated { reauth };
@@ -161,7 +180,7 @@ impl Authentication {
             }
             (State::Authenticated { reauth }, _) => {
                 self.state = State::Authenticated { reauth };
-                if self.expires.is_some_and(|at| Instant::now() >= at) {
+                if self.expires.is_some_and(|at| now >= at) {
                     return Admission::Close("the SASL session expired without re-authentication".into());
                 }
                 Admission::Serve
@@ -212,6 +231,7 @@ impl Authentication {
         r: &SaslAuthenticateRequest,
         version: i16,
         reauth: bool,
+        now: Instant,
     ) -> Admission {
         match exchange.step(&r.auth_bytes) {
             Ok(SaslStep::Challenge(challenge)) => {
@@ -236,7 +256,8 @@ impl Authentication {
                     super::log_failed_login(self.peer, &self.listener, exchange.mechanism(), exchange.user(), &message);
                     return fail(message);
                 }
-                let lifetime_ms = self.begin_session(exchange.mechanism(), done.principal, done.credential_expiry_ms);
+                let lifetime_ms =
+                    self.begin_session(exchange.mechanism(), done.principal, done.credential_expiry_ms, now);
                 self.state = State::Authenticated { reauth: None };
                 let mut response = SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(done.response));
                 if version >= 1 {
@@ -264,8 +285,8 @@ impl Authentication {
         );
     }
 
-    /// A bare token of a handshake-v0 exchange.
-    pub fn raw_token(&mut self, token: &[u8]) -> RawAdmission {
+    /// A bare token of a handshake-v0 exchange, read at `now`.
+    pub fn raw_token(&mut self, token: &[u8], now: Instant) -> RawAdmission {
         let State::Authenticating { mut exchange, raw: true } = std::mem::replace(&mut self.state, State::Handshake)
         else {
             return RawAdmission::Close;
@@ -276,7 +297,7 @@ impl Authentication {
                 RawAdmission::Reply(Bytes::from(challenge))
             }
             Ok(SaslStep::Done(done)) => {
-                self.begin_session(exchange.mechanism(), done.principal, done.credential_expiry_ms);
+                self.begin_session(exchange.mechanism(), done.principal, done.credential_expiry_ms, now);
                 self.state = State::Authenticated { reauth: None };
                 RawAdmission::Reply(Bytes::from(done.response))
             }
@@ -290,7 +311,13 @@ impl Authentication {
     /// Starts an authenticated session; its lifetime in ms (0: unbounded),
     /// as Kafka computes it: the shorter of `connections.max.reauth.ms`
     /// and the credential's remaining life.
-    fn begin_session(&mut self, mechanism: &str, principal: KafkaPrincipal, credential_expiry_ms: Option<i64>) -> i64 {
+    fn begin_session(
+        &mut self,
+        mechanism: &str,
+        principal: KafkaPrincipal,
+        credential_expiry_ms: Option<i64>,
+        now: Instant,
+    ) -> i64 {
         let max_reauth_ms = self
             .authenticator
             .as_ref()
@@ -304,7 +331,7 @@ impl Authentication {
             (Some(a), None) | (None, Some(a)) => Some(a),
             (Some(a), Some(b)) => Some(a.min(b)),
         };
-        self.expires = lifetime_ms.map(|ms| Instant::now() + Duration::from_millis(ms as u64));
+        self.expires = lifetime_ms.map(|ms| now + Duration::from_millis(ms as u64));
         tracing::debug!(peer = %self.peer, listener = %self.listener, mechanism, %principal, ?lifetime_ms, "SASL authenticated");
         self.principal = Arc::new(principal);
         self.mechanism = Some(mechanism.to_string());
@@ -320,5 +347,171 @@ fn fail(message: String) -> Admission {
                 .with_error_message(Some(StrBytes::from_string(message))),
         )),
         close: true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use kafka_protocol::messages::{ApiVersionsRequest, MetadataRequest};
+    use vltava_security::sasl::{
+        SaslCallbacks, SaslServerSettings, ScramExtensions, ScramIdentity, ScramMechanism, PLAIN,
+    };
+
+    use super::*;
+
+    thread_local! {
+        /// The tests' clock: starts now, moves only by `advance`.
+        static NOW: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+    }
+
+    fn clock() -> Instant {
+        NOW.with(|n| {
+            let now = n.get().unwrap_or_else(Instant::now);
+            n.set(Some(now));
+            now
+        })
+    }
+
+    fn advance(by: Duration) {
+        let at = clock() + by;
+        NOW.with(|n| n.set(Some(at)));
+    }
+
+    struct NoScram;
+    impl SaslCallbacks for NoScram {
+        fn scram_credential(&self, _: ScramMechanism, _: &str, _: &ScramExtensions) -> Option<ScramIdentity> {
+            None
+        }
+    }
+
+    fn sasl(reauth_ms: Option<i64>) -> Authentication {
+        let mut settings = SaslServerSettings {
+            mechanisms: vec![PLAIN.into()],
+            plain_users: [("alice".to_string(), "pw".to_string()), ("bob".to_string(), "pw2".to_string())].into(),
+            connections_max_reauth_ms: BTreeMap::new(),
+        };
+        if let Some(ms) = reauth_ms {
+            settings.connections_max_reauth_ms.insert(PLAIN.into(), ms);
+        }
+        let authenticator = SaslAuthenticator::new(settings, Arc::new(NoScram));
+        Authentication::sasl(Arc::from("SASL_PLAINTEXT"), "127.0.0.1:1".parse().unwrap(), authenticator)
+    }
+
+    fn handshake(auth: &mut Authentication, mechanism: &'static str, version: i16) -> Admission {
+        let r = RequestKind::SaslHandshake(
+            SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism)),
+        );
+        auth.admit(ApiKey::SaslHandshake, &r, version, clock())
+    }
+
+    fn authenticate(auth: &mut Authentication, token: &'static [u8], version: i16) -> Admission {
+        let r = RequestKind::SaslAuthenticate(
+            SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from_static(token)),
+        );
+        auth.admit(ApiKey::SaslAuthenticate, &r, version, clock())
+    }
+
+    fn metadata(auth: &mut Authentication) -> Admission {
+        auth.admit(ApiKey::Metadata, &RequestKind::Metadata(MetadataRequest::default()), 12, clock())
+    }
+
+    /// The error code and close flag of an answer.
+    fn answered(a: Admission) -> (i16, bool, i64) {
+        match a {
+            Admission::Answer { response, close } => match *response {
+                ResponseKind::SaslHandshake(r) => (r.error_code, close, 0),
+                ResponseKind::SaslAuthenticate(r) => (r.error_code, close, r.session_lifetime_ms),
+                other => panic!("unexpected answer {other:?}"),
+            },
+            other => panic!("not an answer: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_api_versions_and_the_handshake_before_authentication() {
+        let mut auth = sasl(None);
+        let versions = RequestKind::ApiVersions(ApiVersionsRequest::default());
+        assert!(matches!(auth.admit(ApiKey::ApiVersions, &versions, 3, clock()), Admission::Serve));
+        assert_eq!(auth.frame_bytes_max(100 << 20), UNAUTHENTICATED_FRAME_BYTES_MAX);
+        assert!(matches!(metadata(&mut auth), Admission::Close(_)));
+        let mut auth = sasl(None);
+        assert!(matches!(authenticate(&mut auth, b"\0alice\0pw", 1), Admission::Close(_)));
+        let mut auth = sasl(None);
+        assert_eq!(
+            answered(handshake(&mut auth, "GSSAPI", 1)),
+            (ResponseError::UnsupportedSaslMechanism.code(), true, 0)
+        );
+    }
+
+    #[test]
+    fn plain_login_then_requests_are_served_as_the_user() {
+        let mut auth = sasl(None);
+        assert_eq!(answered(handshake(&mut auth, "PLAIN", 1)), (0, false, 0));
+        assert!(matches!(metadata(&mut auth), Admission::Close(_)), "nothing but SaslAuthenticate now");
+        let mut auth = sasl(None);
+        handshake(&mut auth, "PLAIN", 1);
+        assert_eq!(answered(authenticate(&mut auth, b"\0alice\0pw", 2)), (0, false, 0));
+        assert_eq!(auth.principal().to_string(), "User:alice");
+        assert_eq!(auth.frame_bytes_max(100 << 20), 100 << 20);
+        assert!(matches!(metadata(&mut auth), Admission::Serve));
+        let mut auth = sasl(None);
+        handshake(&mut auth, "PLAIN", 1);
+        assert_eq!(
+            answered(authenticate(&mut auth, b"\0alice\0no", 1)),
+            (ResponseError::SaslAuthenticationFailed.code(), true, 0)
+        );
+    }
+
+    #[test]
+    fn handshake_v0_takes_bare_tokens() {
+        let mut auth = sasl(None);
+        handshake(&mut auth, "PLAIN", 0);
+        assert!(auth.expects_raw_token());
+        assert!(matches!(auth.raw_token(b"\0alice\0pw", clock()), RawAdmission::Reply(t) if t.is_empty()));
+        assert!(!auth.expects_raw_token());
+        assert!(matches!(metadata(&mut auth), Admission::Serve));
+        let mut auth = sasl(None);
+        handshake(&mut auth, "PLAIN", 0);
+        assert!(matches!(auth.raw_token(b"garbage", clock()), RawAdmission::Close));
+    }
+
+    #[test]
+    fn sessions_expire_unless_reauthenticated_as_the_same_principal() {
+        let mut auth = sasl(Some(1));
+        handshake(&mut auth, "PLAIN", 1);
+        assert_eq!(answered(authenticate(&mut auth, b"\0alice\0pw", 1)), (0, false, 1));
+        advance(Duration::from_millis(5));
+        // re-authentication is allowed after expiry, and renews the session
+        assert_eq!(answered(handshake(&mut auth, "PLAIN", 1)), (0, false, 0));
+        assert_eq!(answered(authenticate(&mut auth, b"\0alice\0pw", 1)), (0, false, 1));
+        advance(Duration::from_millis(5));
+        assert!(matches!(metadata(&mut auth), Admission::Close(_)), "an expired session is closed");
+        // another principal on re-authentication fails
+        let mut auth = sasl(Some(60_000));
+        handshake(&mut auth, "PLAIN", 1);
+        authenticate(&mut auth, b"\0alice\0pw", 1);
+        handshake(&mut auth, "PLAIN", 1);
+        assert_eq!(
+            answered(authenticate(&mut auth, b"\0bob\0pw2", 1)).0,
+            ResponseError::SaslAuthenticationFailed.code()
+        );
+        // handshake v0 cannot re-authenticate
+        let mut auth = sasl(Some(60_000));
+        handshake(&mut auth, "PLAIN", 1);
+        authenticate(&mut auth, b"\0alice\0pw", 1);
+        assert_eq!(answered(handshake(&mut auth, "PLAIN", 0)), (ResponseError::IllegalSaslState.code(), true, 0));
+    }
+
+    #[test]
+    fn listeners_without_sasl_answer_illegal_sasl_state() {
+        let mut auth = Authentication::none(
+            Arc::from("PLAINTEXT"),
+            "127.0.0.1:1".parse().unwrap(),
+            Arc::new(KafkaPrincipal::anonymous()),
+        );
+        assert_eq!(answered(handshake(&mut auth, "PLAIN", 1)), (ResponseError::IllegalSaslState.code(), false, 0));
+        assert!(matches!(metadata(&mut auth), Admission::Serve));
     }
 }
