@@ -391,6 +391,7 @@ mod tests {
             mechanisms: vec![PLAIN.into()],
             plain_users: [("alice".to_string(), "pw".to_string()), ("bob".to_string(), "pw2".to_string())].into(),
             connections_max_reauth_ms: BTreeMap::new(),
+            oauthbearer: None,
         };
         if let Some(ms) = reauth_ms {
             settings.connections_max_reauth_ms.insert(PLAIN.into(), ms);
