@@ -501,13 +501,18 @@ BROKER_JAAS = ('org.apache.kafka.common.security.scram.ScramLoginModule required
                'username="broker" password="broker-secret";')
 
 
+CONTROLLER_JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+                   'username="controller" password="controller-secret" user_controller="controller-secret";')
+
+
 class SaslSslCluster(Cluster):
     """Every node gets a SASL_SSL listener (SCRAM-SHA-512) on a free port and uses it as
     the inter-broker listener: replication, WriteTxnMarkers and forwarded requests log
     in as the SCRAM user `broker` (from the listener's JAAS config), created with the
-    cluster by --add-scram, as are `admin` and the clients' users. The CONTROLLER
-    listener is SSL (the quorum transport has no SASL). The PLAINTEXT listener stays for
-    the cluster helpers' raw requests."""
+    cluster by --add-scram, as is `admin`. The CONTROLLER listener is SASL_SSL with
+    PLAIN (as Kafka, SCRAM is not offered there: its users live in the metadata log):
+    the Raft traffic and heartbeats log in as `controller`. The PLAINTEXT listener
+    stays for the cluster helpers' raw requests."""
 
     def __init__(self, workdir, pki, **kw):
         super().__init__(workdir, **kw)
@@ -524,7 +529,10 @@ class SaslSslCluster(Cluster):
             s["listeners"] = s["listeners"].replace(",CONTROLLER", f",SASL_SSL://{node.host}:{port},CONTROLLER")
             s["advertised.listeners"] += f",SASL_SSL://{node.host}:{port}"
             s["inter.broker.listener.name"] = "SASL_SSL"
-            s["listener.security.protocol.map"] = "PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:SSL"
+            s["listener.security.protocol.map"] = "PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:SASL_SSL"
+            s["listener.name.controller.sasl.enabled.mechanisms"] = "PLAIN"
+            s["sasl.mechanism.controller.protocol"] = "PLAIN"
+            s["listener.name.controller.plain.sasl.jaas.config"] = CONTROLLER_JAAS
             s["ssl.keystore.location"] = str(cert.keystore_pem)
             s["ssl.truststore.location"] = str(self.pki["ca"].cert)
             s["sasl.enabled.mechanisms"] = "SCRAM-SHA-512"
@@ -568,6 +576,17 @@ def test_three_nodes_over_sasl_ssl_survive_a_leader_sigkill(tmp_path, pki):
         for node in c.nodes.values():
             c.wait_until(lambda node=node: scram_users_of(node.client_port) == ["admin", "broker"], 60,
                          f"the SCRAM users on node {node.node_id}")
+        # the controller listener takes the controllers' PLAIN login and refuses a wrong one
+        import socket
+        import ssl
+        import struct
+        ctx = ssl.create_default_context(cafile=str(pki["ca"].cert))
+        for password, status in ((b"controller-secret", 2), (b"wrong", 1)):
+            with socket.create_connection(("127.0.0.1", c.nodes[1].controller_port), timeout=10) as raw:
+                with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as t:
+                    payload = b"\x05PLAIN\x00\x00controller\x00" + password
+                    t.sendall(struct.pack(">I", len(payload)) + payload)
+                    assert w.recv_frame(t)[:2] == bytes([5, status])
         topic = h.unique("sasl-rf3")
         c.create_topic(topic, partitions=1, replication_factor=3)
         # followers fetch over SASL_SSL, logged in as `broker`
@@ -625,5 +644,8 @@ def test_three_nodes_over_sasl_ssl_survive_a_leader_sigkill(tmp_path, pki):
         finally:
             cons.close()
         assert set(acked) <= in_group, f"the group read {len(in_group)} of {len(set(acked))}"
+        # no broker or controller login failed, but the wrong password above
         for node in c.nodes.values():
-            assert "failed SASL authentication" not in node.log(), node.log_tail()
+            assert "vltava_broker::sasl: failed SASL authentication" not in node.log(), node.log_tail()
+            failed = node.log().count("failed SASL authentication on the controller listener")
+            assert failed == (1 if node.node_id == 1 else 0), node.log_tail()

@@ -100,6 +100,8 @@ pub struct BrokerConfig {
     /// The controller listener's TLS settings when it is SSL: its
     /// connections, and this node's to the other controllers, use TLS.
     pub controller_ssl: Option<vltava_security::SslSettings>,
+    /// The controller listener's name when it is SASL_SSL.
+    pub controller_sasl_listener: Option<String>,
     /// `controller.quorum.voters`: `id@host:port` of every voter; empty
     /// means a quorum of this node alone.
     pub quorum_voters: Vec<(i32, String)>,
@@ -278,6 +280,7 @@ impl Default for BrokerConfig {
             controller_role: true,
             controller_listen: None,
             controller_ssl: None,
+            controller_sasl_listener: None,
             quorum_voters: Vec::new(),
             quorum_bootstrap_servers: Vec::new(),
             broker_session_timeout_ms: 9_000,

@@ -140,6 +140,7 @@ impl BrokerConfig {
         };
         let mut clients: Vec<ListenerConfig> = Vec::new();
         let mut controller = None;
+        let mut controller_sasl_listener = None;
         for (name, addr) in listener_entries(&listeners_value) {
             let name = name.unwrap_or_else(|| "PLAINTEXT".into());
             let addr = listener_addr(&addr)
@@ -151,12 +152,17 @@ impl BrokerConfig {
                     format!("no security protocol for listener {name}: map it in listener.security.protocol.map"),
                 )
             })?;
-            if protocol.uses_sasl() && is_controller(&name) && self.quorum_voters.len() > 1 {
+            if protocol == SecurityProtocol::SaslPlaintext && is_controller(&name) && self.quorum_voters.len() > 1 {
                 return Err(err(
                     listeners_key,
                     &listeners_value,
-                    format!("controller listener {name} uses {protocol}: the controller quorum speaks PLAINTEXT or SSL only"),
+                    format!(
+                        "controller listener {name} uses {protocol}: the controller quorum speaks PLAINTEXT, SSL or SASL_SSL"
+                    ),
                 ));
+            }
+            if is_controller(&name) && protocol.uses_sasl() {
+                controller_sasl_listener = Some(name.clone());
             }
             let ssl = if protocol.uses_tls() { Some(ssl_settings_for(s, &name)?) } else { None };
             if ssl.as_ref().is_some_and(|ssl| !ssl.has_keystore()) {
@@ -290,6 +296,7 @@ impl BrokerConfig {
         };
         self.controller_listen = controller_listen;
         self.controller_ssl = controller_ssl;
+        self.controller_sasl_listener = controller_sasl_listener;
         self.listeners = clients;
         self.inter_broker_listener = inter_broker;
         self.sync_inter_broker_endpoint();

@@ -173,7 +173,11 @@ fn controller_tls(config: &BrokerConfig) -> anyhow::Result<Option<Arc<vltava_quo
         .then(|| vltava_security::TlsConnectorSource::new(ssl.clone()))
         .transpose()
         .context("the controller listener (connecting to the other controllers)")?;
-    Ok(Some(Arc::new(vltava_quorum::ControllerTls { acceptor, connector })))
+    let sasl = match &config.controller_sasl_listener {
+        Some(name) => Some(crate::sasl::login::controller_sasl(config, name)?),
+        None => None,
+    };
+    Ok(Some(Arc::new(vltava_quorum::ControllerTls { acceptor, connector, sasl })))
 }
 
 /// Every log directory carries this node's `meta.properties`, as in Kafka

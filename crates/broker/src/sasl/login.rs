@@ -71,6 +71,46 @@ pub fn inter_broker_login(config: &BrokerConfig) -> Result<Option<Arc<InterBroke
     Ok(Some(Arc::new(InterBrokerLogin { mechanism, user, password })))
 }
 
+/// SASL on a SASL_SSL controller listener `name`: PLAIN only (Kafka keeps
+/// SCRAM off controller listeners: its users live in the metadata log the
+/// quorum carries), users and this node's login from
+/// `listener.name.<name>.plain.sasl.jaas.config`, the login's mechanism
+/// from `sasl.mechanism.controller.protocol`.
+pub fn controller_sasl(config: &BrokerConfig, name: &str) -> Result<vltava_quorum::ControllerSasl, ConfigError> {
+    struct NoScram;
+    impl vltava_security::sasl::SaslCallbacks for NoScram {
+        fn scram_credential(
+            &self,
+            _: vltava_security::sasl::ScramMechanism,
+            _: &str,
+            _: &vltava_security::sasl::ScramExtensions,
+        ) -> Option<vltava_security::sasl::ScramIdentity> {
+            None
+        }
+    }
+    let settings = &config.static_settings;
+    let server = super::listener_settings(settings, name)?;
+    if server.mechanisms != [vltava_security::sasl::PLAIN] {
+        return Err(ConfigError {
+            key: format!("listener.name.{}.sasl.enabled.mechanisms", name.to_ascii_lowercase()),
+            value: server.mechanisms.join(","),
+            reason: "the controller listener takes PLAIN only (SCRAM users live in the metadata log)".into(),
+        });
+    }
+    let key = "sasl.mechanism.controller.protocol";
+    let mechanism = settings.get(key).map_or("GSSAPI".to_string(), |m| m.trim().to_ascii_uppercase());
+    if mechanism != vltava_security::sasl::PLAIN {
+        return Err(ConfigError { key: key.into(), value: mechanism, reason: "set it to PLAIN".into() });
+    }
+    let login = super::jaas_config(settings, name, &mechanism)?.and_then(|m| m.login()).ok_or_else(|| ConfigError {
+        key: format!("listener.name.{}.plain.sasl.jaas.config", name.to_ascii_lowercase()),
+        value: String::new(),
+        reason: "controllers log in to each other with its username and password options".into(),
+    })?;
+    let authenticator = vltava_security::sasl::SaslAuthenticator::new(server, Arc::new(NoScram));
+    Ok(vltava_quorum::ControllerSasl { authenticator, login: Some((mechanism, login.0, login.1)) })
+}
+
 impl KafkaConn {
     /// Connects to another broker's inter-broker listener: TLS when it is
     /// SSL, then a SASL login when it is SASL.
