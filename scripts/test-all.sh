@@ -73,7 +73,7 @@ done_step "python venv" ok
 # ---------------------------------------------------------------- java client
 begin "java client"
 JAVA_LIBS=.cache/java-libs
-JARS=(kafka-clients slf4j-api lz4-java snappy-java zstd-jni)
+JARS=(kafka-clients slf4j-api lz4-java snappy-java zstd-jni jackson-databind jackson-core jackson-annotations)
 need_jars=0
 for j in "${JARS[@]}"; do [[ -f "$JAVA_LIBS/$j.jar" ]] || need_jars=1; done
 if [[ $need_jars -eq 1 ]]; then

@@ -482,7 +482,9 @@ def with_debug(conf: dict) -> dict:
 _REPO = Path(__file__).resolve().parents[2]
 JAVA_LIBS = _REPO / ".cache" / "java-libs"
 JAVA_BUILD = _REPO / "tests" / "java" / "build"
-JAVA_JARS = ["kafka-clients", "slf4j-api", "lz4-java", "snappy-java", "zstd-jni"]
+# jackson: the OAUTHBEARER login modules parse JSON with it
+JAVA_JARS = ["kafka-clients", "slf4j-api", "lz4-java", "snappy-java", "zstd-jni",
+             "jackson-databind", "jackson-core", "jackson-annotations"]
 
 
 def run_java(main_class: str, *args, timeout: float, props: dict | None = None):
@@ -509,3 +511,89 @@ def java_ok_lines(res, main_class: str) -> list[str]:
     assert res.returncode == 0, (f"{main_class} exited {res.returncode}\nstdout:\n{out[-4000:]}\n"
                                  f"stderr:\n{res.stderr[-6000:]}")
     return [line for line in out.splitlines() if line.startswith("OK ")]
+
+
+def ck_round_trip(conf: dict, topic: str, n: int = 300) -> None:
+    """confluent-kafka: create the topic (admin), produce n with acks=all, read them all
+    in a consumer group and commit."""
+    admin = AdminClient(dict(conf))
+    admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(30)
+    p = Producer({**conf, "acks": "all", "linger.ms": 5})
+    failed = []
+    for i in range(n):
+        p.produce(topic, key=str(i).encode(), value=f"v{i}".encode(),
+                  on_delivery=lambda err, _m: err and failed.append(err))
+    assert p.flush(60) == 0, "records still queued after 60 s"
+    assert not failed, failed[:3]
+    c = Consumer({**conf, "group.id": f"{topic}-g", "auto.offset.reset": "earliest",
+                  "enable.auto.commit": False})
+    try:
+        c.subscribe([topic])
+        seen = set()
+        deadline = time.monotonic() + 60
+        while len(seen) < n and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and m.error() is None:
+                seen.add(m.value())
+        assert len(seen) == n, f"read {len(seen)} of {n}"
+        c.commit(asynchronous=False)
+        committed = c.committed([TopicPartition(topic, 0), TopicPartition(topic, 1)], timeout=30)
+        assert sum(tp.offset for tp in committed) == n, committed
+    finally:
+        c.close()
+
+
+def kp_round_trip(conf: dict, topic: str, port: int, n: int = 300) -> None:
+    """kafka-python with `conf` (KafkaAdminClient/Producer/Consumer keyword arguments):
+    create the topic and check that the cluster is the broker at `port` (admin),
+    produce n with acks=all, read them all in a consumer group and commit."""
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+    from kafka.admin import NewTopic as KNewTopic
+
+    admin = KafkaAdminClient(**conf)
+    try:
+        admin.create_topics([KNewTopic(topic, num_partitions=2, replication_factor=1)])
+        cluster = admin.describe_cluster()
+        assert [br["port"] for br in cluster["brokers"]] == [port], cluster
+    finally:
+        admin.close()
+    producer = KafkaProducer(acks="all", **conf)
+    futures = [producer.send(topic, key=str(i).encode(), value=f"v{i}".encode()) for i in range(n)]
+    producer.flush(60)
+    assert all(f.get(30).offset >= 0 for f in futures)
+    producer.close()
+    consumer = KafkaConsumer(topic, group_id=f"{topic}-g", auto_offset_reset="earliest",
+                             enable_auto_commit=False, **conf)
+    try:
+        seen = set()
+        deadline = time.monotonic() + 60
+        while len(seen) < n and time.monotonic() < deadline:
+            for msgs in consumer.poll(timeout_ms=500).values():
+                seen.update(m.value for m in msgs)
+        assert len(seen) == n, f"{topic}: read {len(seen)} of {n}"
+        consumer.commit()
+    finally:
+        consumer.close()
+
+
+def kcat(*args: str, stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(["kcat", *args], input=stdin, capture_output=True, text=True, timeout=timeout)
+
+
+def kcat_round_trip(opts: list, topic: str, n: int = 300) -> dict:
+    """kcat with `opts` (-b and -X): produce n lines with acks=all, read them all in a
+    consumer group (balanced consumer). Returns the `-L -J` metadata."""
+    import json
+    lines = [f"line-{i}" for i in range(n)]
+    res = kcat(*opts, "-P", "-t", topic, "-X", "acks=all", stdin="\n".join(lines) + "\n")
+    assert res.returncode == 0, res.stderr
+    res = kcat(*opts, "-L", "-J", "-t", topic)
+    assert res.returncode == 0, res.stderr
+    metadata = json.loads(res.stdout)
+    got: list[str] = []
+    deadline = time.monotonic() + 90
+    while len(got) < n and time.monotonic() < deadline:
+        res = kcat(*opts, "-G", f"{topic}-g", "-o", "beginning", "-e", topic, timeout=60)
+        got += [line for line in res.stdout.splitlines() if line.startswith("line-")]
+    assert sorted(got) == sorted(lines), f"{len(got)} of {n}, stderr: {res.stderr[-2000:]}"
+    return metadata

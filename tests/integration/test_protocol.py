@@ -219,6 +219,10 @@ API_KEYS = {
     "DescribeAcls": 29, "CreateAcls": 30, "DeleteAcls": 31,
     "AddRaftVoter": 80, "RemoveRaftVoter": 81, "UpdateRaftVoter": 82,
     "GetTelemetrySubscriptions": 71, "PushTelemetry": 72,
+    "CreateDelegationToken": 38, "RenewDelegationToken": 39, "ExpireDelegationToken": 40,
+    "DescribeDelegationToken": 41,
+    "SaslHandshake": 17, "SaslAuthenticate": 36,
+    "DescribeUserScramCredentials": 50, "AlterUserScramCredentials": 51,
 }
 
 

@@ -361,14 +361,7 @@ mod tests {
         assert!(a.authorize(&img, &user("alice"), LOCAL, Read, Topic, "t"));
         assert!(!a.authorize(&img, &user("alice"), OTHER, Read, Topic, "t"));
         assert!(!a.authorize(&img, &user("bobby"), LOCAL, Write, Topic, "t"));
-        assert!(!a.authorize(
-            &img,
-            &KafkaPrincipal { principal_type: "Group".into(), name: "bob".into() },
-            LOCAL,
-            Write,
-            Topic,
-            "t"
-        ));
+        assert!(!a.authorize(&img, &KafkaPrincipal::parse("Group:bob").unwrap(), LOCAL, Write, Topic, "t"));
         assert!(a.authorize(&img, &user("admin"), OTHER, ClusterAction, Cluster, CLUSTER_NAME));
         assert!(!a.authorize(&img, &user("ANONYMOUS"), LOCAL, ClusterAction, Cluster, CLUSTER_NAME));
     }

@@ -405,7 +405,7 @@ pub const GROUPS: &[KeyGroup] = &[
             "ssl.trustmanager.algorithm",
         ],
         rule: Rule::Any,
-        reason: "used only by SASL listeners and an authorizer, which vltava refuses at start (security comes later); \
+        reason: "SASL settings (read per listener by sasl/), or for mechanisms and an authorizer vltava does not have yet; \
                  rustls chooses the TLS cipher suites, provider and key managers",
     },
     KeyGroup {
@@ -451,7 +451,7 @@ pub fn check(key: &str, value: &str) -> Verdict {
     if let Some(rest) = key.strip_prefix("listener.name.") {
         // listener.name.<listener>.<key>, or .<listener>.<mechanism>.sasl.<...>:
         // per-listener SSL settings (read by listeners.rs) and SASL ones
-        // (used only by SASL listeners, which are refused at start)
+        // (read by sasl/ for SASL listeners)
         let Some((_, setting)) = rest.split_once('.') else { return Verdict::Unknown };
         if setting.starts_with("ssl.") || setting.contains("sasl.") || setting.ends_with("connections.max.reauth.ms") {
             return Verdict::Accepted;

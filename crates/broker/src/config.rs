@@ -105,6 +105,8 @@ pub struct BrokerConfig {
     /// The controller listener's TLS settings when it is SSL: its
     /// connections, and this node's to the other controllers, use TLS.
     pub controller_ssl: Option<vltava_security::SslSettings>,
+    /// The controller listener's name when it is SASL_SSL.
+    pub controller_sasl_listener: Option<String>,
     /// `controller.quorum.voters`: `id@host:port` of every voter; empty
     /// means a quorum of this node alone.
     pub quorum_voters: Vec<(i32, String)>,
@@ -142,6 +144,9 @@ pub struct BrokerConfig {
     /// one-off decision of the operator): start on a metadata log that is
     /// corrupt before its tail by dropping everything from the corruption on.
     pub truncate_corrupt_metadata_log: bool,
+    /// `vltava server --add-scram`: SCRAM users a new cluster starts with
+    /// (written with its cluster id, as `kafka-storage format --add-scram`).
+    pub bootstrap_scram: Vec<vltava_security::sasl::scram::AddScram>,
     /// `log.flush.offset.checkpoint.interval.ms`: how often the recovery
     /// points are checkpointed.
     pub recovery_point_checkpoint_interval_ms: u64,
@@ -290,6 +295,7 @@ impl Default for BrokerConfig {
             controller_role: true,
             controller_listen: None,
             controller_ssl: None,
+            controller_sasl_listener: None,
             quorum_voters: Vec::new(),
             quorum_bootstrap_servers: Vec::new(),
             broker_session_timeout_ms: 9_000,
@@ -305,6 +311,7 @@ impl Default for BrokerConfig {
             leader_imbalance_check_interval_ms: 300_000,
             file_delete_delay_ms: 60_000,
             truncate_corrupt_metadata_log: false,
+            bootstrap_scram: Vec::new(),
             recovery_point_checkpoint_interval_ms: 60_000,
             metadata_log_segment_bytes: 16 << 20,
             metadata_snapshot_bytes: 20 << 20,
@@ -635,6 +642,10 @@ impl BrokerConfig {
         }
         if let Some(servers) = bootstrap_servers {
             self.check_bootstrap_servers(&servers)?;
+        }
+        if let Err((key, reason)) = crate::delegation_tokens::TokenSettings::from_settings(&self.static_settings) {
+            let value = self.static_settings.get(&key).cloned().unwrap_or_default();
+            return Err(ConfigError { key, value, reason });
         }
         if let Some(dir) = metadata_log_dir {
             if std::path::Path::new(&dir) != self.data_dir {

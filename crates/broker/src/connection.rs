@@ -11,6 +11,10 @@
 //! A plaintext client on an SSL port fails the handshake; a TLS client on
 //! a PLAINTEXT port sends a "frame length" far above
 //! `socket.request.max.bytes`: both are closed.
+//!
+//! On SASL listeners every request first passes the connection's
+//! [`Authentication`] (see `sasl::session`), which answers the SASL APIs
+//! itself and keeps other requests out until the client is authenticated.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +30,7 @@ use vltava_security::KafkaPrincipal;
 
 use crate::handlers::{self, ResponseFuture, Session};
 use crate::listener::Listener;
+use crate::sasl::session::{Admission, Authentication, RawAdmission};
 use crate::{limits, Broker};
 
 /// The first byte of a TLS record carrying a handshake (a ClientHello),
@@ -43,6 +48,8 @@ struct Pending {
     version: i16,
     correlation_id: i32,
     response: ResponseFuture,
+    /// A bare SASL token to send instead (handshake v0).
+    raw_token: Option<Bytes>,
 }
 
 /// Serves a connection accepted on `listener` until the client closes it,
@@ -55,10 +62,18 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
+    let authentication = |principal: Arc<KafkaPrincipal>| match &listener.sasl {
+        Some(settings) => {
+            let callbacks = Arc::new(crate::sasl::BrokerSaslCallbacks { broker: broker.clone() });
+            let authenticator = vltava_security::sasl::SaslAuthenticator::new((**settings).clone(), callbacks);
+            Authentication::sasl(listener.name.clone(), peer, authenticator)
+        }
+        None => Authentication::none(listener.name.clone(), peer, principal),
+    };
     let Some(tls) = &listener.tls else {
         let (read_half, write_half) = stream.into_split();
-        let principal = Arc::new(KafkaPrincipal::anonymous());
-        return serve_stream(broker, read_half, write_half, peer, listener.name.clone(), principal, shutdown).await;
+        let auth = authentication(Arc::new(KafkaPrincipal::anonymous()));
+        return serve_stream(broker, read_half, write_half, peer, listener.name.clone(), auth, shutdown).await;
     };
     // rustls reads the socket 4 KiB at a time: a buffer under it saves
     // syscalls (writes go straight through)
@@ -86,8 +101,9 @@ pub async fn serve(
         }
     };
     tracing::debug!(%peer, listener = %listener.name, %principal, "TLS connection");
+    let auth = authentication(principal);
     let (read_half, write_half) = tokio::io::split(stream);
-    serve_stream(broker, read_half, write_half, peer, listener.name.clone(), principal, shutdown).await
+    serve_stream(broker, read_half, write_half, peer, listener.name.clone(), auth, shutdown).await
 }
 
 async fn serve_stream<R, W>(
@@ -96,7 +112,7 @@ async fn serve_stream<R, W>(
     write_half: W,
     peer: SocketAddr,
     listener: Arc<str>,
-    principal: Arc<KafkaPrincipal>,
+    mut auth: Authentication,
     mut shutdown: watch::Receiver<bool>,
 ) where
     R: AsyncRead + Unpin + Send + 'static,
@@ -118,7 +134,12 @@ async fn serve_stream<R, W>(
         if read.is_err() {
             break; // closed by the client
         }
-        let len = match request_frame_len(prefix, broker.config.socket_request_max_bytes) {
+        let len = match request_frame_len(prefix, auth.frame_bytes_max(broker.config.socket_request_max_bytes)) {
+            // a bare SASL token (handshake v0) may be shorter than a request
+            _ if auth.expects_raw_token() => match crate::sasl::session::raw_token_len(prefix) {
+                Some(len) => len,
+                None => break,
+            },
             Ok(len) => len,
             Err(_) if prefix[..2] == [TLS_HANDSHAKE_RECORD, 3] => {
                 tracing::warn!(%peer, %listener, "closing connection: a TLS client on a PLAINTEXT listener");
@@ -144,15 +165,59 @@ async fn serve_stream<R, W>(
         }
         let received = std::time::Instant::now();
         let frame_len = frame.len();
+        if auth.expects_raw_token() {
+            let RawAdmission::Reply(token) = auth.raw_token(&frame, received) else { break };
+            let response: ResponseFuture = Box::pin(std::future::ready(None));
+            let (api_key, version, correlation_id) = (ApiKey::SaslAuthenticate, 0, 0);
+            let raw_token = Some(token);
+            let pending = Pending {
+                received,
+                quota: None,
+                handling: None,
+                api_key,
+                version,
+                correlation_id,
+                response,
+                raw_token,
+            };
+            if tx.send(pending).await.is_err() {
+                break;
+            }
+            continue;
+        }
         let pending = match decode_request(Bytes::from(frame)) {
             Ok(request) => {
                 let (api_key, version, correlation_id) = (request.api_key, request.version(), request.correlation_id());
                 tracing::trace!(%peer, ?api_key, version, correlation_id, client_id = request.client_id(), "request");
+                match auth.admit(api_key, &request.body, version, received) {
+                    Admission::Serve => {}
+                    Admission::Answer { response, close } => {
+                        let response: ResponseFuture = Box::pin(std::future::ready(Some(*response)));
+                        let pending = Pending {
+                            received,
+                            quota: None,
+                            handling: None,
+                            api_key,
+                            version,
+                            correlation_id,
+                            response,
+                            raw_token: None,
+                        };
+                        if tx.send(pending).await.is_err() || close {
+                            break;
+                        }
+                        continue;
+                    }
+                    Admission::Close(reason) => {
+                        tracing::info!(%peer, %listener, reason, "closing connection");
+                        break;
+                    }
+                }
                 let session = Session {
                     peer,
                     client_id: request.client_id().to_string(),
                     listener: listener.clone(),
-                    principal: principal.clone(),
+                    principal: auth.principal().clone(),
                 };
                 // transactions v2: partitions are added to the transaction
                 // before this request is handled and the next one read
@@ -173,7 +238,7 @@ async fn serve_stream<R, W>(
                     h.add(started.elapsed());
                     response = h.timed(response);
                 }
-                Pending { received, quota, handling, api_key, version, correlation_id, response }
+                Pending { received, quota, handling, api_key, version, correlation_id, response, raw_token: None }
             }
             Err(RequestError::UnsupportedVersion { prefix, api_key: ApiKey::ApiVersions }) => {
                 // Answer in v0 with UNSUPPORTED_VERSION and our ranges so the
@@ -187,6 +252,7 @@ async fn serve_stream<R, W>(
                     version: 0,
                     correlation_id: prefix.correlation_id,
                     response: Box::pin(async move { Some(ResponseKind::ApiVersions(body)) }),
+                    raw_token: None,
                 }
             }
             Err(e) => {
@@ -214,6 +280,13 @@ async fn write_responses<W: AsyncWrite + Unpin>(
     let mut out = BufWriter::with_capacity(64 * 1024, write_half);
     while let Some(pending) = rx.recv().await {
         let api = crate::broker_metrics::api_name(pending.api_key);
+        if let Some(token) = &pending.raw_token {
+            let len = (token.len() as u32).to_be_bytes();
+            if out.write_all(&len).await.is_err() || out.write_all(token).await.is_err() || out.flush().await.is_err() {
+                return;
+            }
+            continue;
+        }
         let mut body = pending.response.await;
         let mut throttle = std::time::Duration::ZERO;
         if let Some(quota) = &pending.quota {

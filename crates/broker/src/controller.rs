@@ -381,6 +381,20 @@ impl Controller {
         self.commit(records)
     }
 
+    /// Writes delegation token changes (already decided by
+    /// `delegation_tokens`); returns once this node has applied them.
+    pub fn alter_delegation_tokens(&self, records: Vec<MetadataRecord>) -> Result<(), ControllerError> {
+        let _guard = self.lock.lock();
+        self.commit(records)
+    }
+
+    /// Stores or removes SCRAM credentials (already checked by
+    /// `handlers::scram_credentials`).
+    pub fn alter_scram_credentials(&self, records: Vec<MetadataRecord>) -> Result<(), ControllerError> {
+        let _guard = self.lock.lock();
+        self.commit(records)
+    }
+
     /// Finalizes feature levels (already checked by `features`); returns
     /// once this node has applied them.
     pub fn set_feature_levels(&self, levels: &[(String, i16)]) -> Result<(), ControllerError> {

@@ -22,6 +22,7 @@ pub mod client_metrics;
 pub mod config;
 pub mod connection;
 pub mod controller;
+pub mod delegation_tokens;
 pub mod dynamic_broker_config;
 pub mod features;
 pub mod group;
@@ -33,11 +34,13 @@ pub mod listeners;
 pub mod log_levels;
 pub mod log_manager;
 pub mod log_mover;
+pub mod oauthbearer;
 pub mod partition;
 pub mod quotas;
 pub mod replica_manager;
 pub mod replica_state;
 pub mod replication;
+pub mod sasl;
 pub mod server;
 pub mod topic_config;
 pub mod txn;
@@ -73,8 +76,12 @@ pub struct Broker {
     pub quotas: quotas::QuotaManager,
     /// Client instances pushing their metrics (KIP-714).
     pub client_metrics: client_metrics::ClientMetrics,
+    /// `delegation.token.*` (tokens are in the metadata image).
+    pub delegation_tokens: delegation_tokens::TokenSettings,
     /// TLS to other brokers, when the inter-broker listener is SSL.
     pub inter_broker_tls: Option<Arc<vltava_security::TlsConnectorSource>>,
+    /// SASL login to other brokers, when the inter-broker listener is SASL.
+    pub inter_broker_sasl: Option<Arc<sasl::login::InterBrokerLogin>>,
     /// Flips to true when the broker starts shutting down.
     pub stopping: tokio::sync::watch::Sender<bool>,
 }

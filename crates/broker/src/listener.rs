@@ -5,7 +5,8 @@
 //! accepted. Binding and listening are two steps: between them the port is
 //! reserved but connections are refused, as before the broker is ready.
 //! TLS acceptors are built (key stores loaded) before anything starts, so
-//! a bad keystore refuses the start with a message naming it.
+//! a bad keystore refuses the start with a message naming it, and so are
+//! SASL settings (an unsupported mechanism, a bad JAAS config).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -22,6 +23,8 @@ pub struct Listener {
     pub name: Arc<str>,
     /// TLS for SSL listeners; `None` for PLAINTEXT.
     pub tls: Option<TlsAcceptorSource>,
+    /// SASL for SASL_PLAINTEXT and SASL_SSL listeners.
+    pub sasl: Option<Arc<vltava_security::sasl::SaslServerSettings>>,
 }
 
 /// Loads every SSL listener's key and trust stores.
@@ -36,7 +39,13 @@ pub fn prepare(config: &BrokerConfig) -> anyhow::Result<Vec<Arc<Listener>>> {
                 .map(TlsAcceptorSource::new)
                 .transpose()
                 .with_context(|| format!("listener {} ({})", l.name, l.protocol))?;
-            Ok(Arc::new(Listener { name: Arc::from(l.name.as_str()), tls }))
+            let sasl = l
+                .protocol
+                .uses_sasl()
+                .then(|| crate::sasl::listener_settings(&config.static_settings, &l.name))
+                .transpose()?
+                .map(Arc::new);
+            Ok(Arc::new(Listener { name: Arc::from(l.name.as_str()), tls, sasl }))
         })
         .collect()
 }

@@ -7,8 +7,8 @@
 //! read with Kafka's per-listener overrides,
 //! `listener.name.<lowercase name>.ssl.*` before `ssl.*`.
 //!
-//! PLAINTEXT and SSL are served; SASL_PLAINTEXT and SASL_SSL refuse the
-//! start until SASL exists.
+//! Every protocol is served on client listeners; a SASL listener's own
+//! settings are read by `sasl` when the listener is prepared.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -140,6 +140,7 @@ impl BrokerConfig {
         };
         let mut clients: Vec<ListenerConfig> = Vec::new();
         let mut controller = None;
+        let mut controller_sasl_listener = None;
         for (name, addr) in listener_entries(&listeners_value) {
             let name = name.unwrap_or_else(|| "PLAINTEXT".into());
             let addr = listener_addr(&addr)
@@ -151,14 +152,17 @@ impl BrokerConfig {
                     format!("no security protocol for listener {name}: map it in listener.security.protocol.map"),
                 )
             })?;
-            if protocol.uses_sasl() {
+            if protocol == SecurityProtocol::SaslPlaintext && is_controller(&name) && self.quorum_voters.len() > 1 {
                 return Err(err(
                     listeners_key,
                     &listeners_value,
                     format!(
-                        "listener {name} uses {protocol}: vltava has no SASL yet, only PLAINTEXT and SSL listeners"
+                        "controller listener {name} uses {protocol}: the controller quorum speaks PLAINTEXT, SSL or SASL_SSL"
                     ),
                 ));
+            }
+            if is_controller(&name) && protocol.uses_sasl() {
+                controller_sasl_listener = Some(name.clone());
             }
             let ssl = if protocol.uses_tls() { Some(ssl_settings_for(s, &name)?) } else { None };
             if ssl.as_ref().is_some_and(|ssl| !ssl.has_keystore()) {
@@ -242,13 +246,6 @@ impl BrokerConfig {
             (None, Some(protocol)) => {
                 let p = SecurityProtocol::parse(&protocol)
                     .ok_or_else(|| err("security.inter.broker.protocol", &protocol, "unknown protocol".into()))?;
-                if p.uses_sasl() {
-                    return Err(err(
-                        "security.inter.broker.protocol",
-                        &protocol,
-                        "vltava has no SASL yet: brokers talk to each other over PLAINTEXT or SSL".into(),
-                    ));
-                }
                 // Kafka: the listener named after the protocol
                 match clients.iter().find(|l| l.name == p.name()).or_else(|| clients.iter().find(|l| l.protocol == p)) {
                     Some(l) => l.name.clone(),
@@ -299,6 +296,7 @@ impl BrokerConfig {
         };
         self.controller_listen = controller_listen;
         self.controller_ssl = controller_ssl;
+        self.controller_sasl_listener = controller_sasl_listener;
         self.listeners = clients;
         self.inter_broker_listener = inter_broker;
         self.sync_inter_broker_endpoint();
@@ -415,9 +413,9 @@ mod tests {
     fn what_cannot_be_served_refuses_to_start() {
         let refused = |s: &[(&str, &str)]| apply(s).unwrap_err().to_string();
         let e = refused(&[("listeners", "SASL_SSL://127.0.0.1:9094")]);
-        assert!(e.contains("SASL_SSL") && e.contains("no SASL yet"), "{e}");
+        assert!(e.contains("SASL_SSL") && e.contains("ssl.keystore.location"), "{e}");
         let e = refused(&[("security.inter.broker.protocol", "SASL_PLAINTEXT")]);
-        assert!(e.contains("no SASL yet"), "{e}");
+        assert!(e.contains("no SASL_PLAINTEXT listener"), "{e}");
         let e = refused(&[("listeners", "SSL://127.0.0.1:9093"), ("ssl.keystore.type", "JKS")]);
         assert!(e.contains("PKCS12"), "{e}");
         let e = refused(&[("listeners", "SSL://127.0.0.1:9093")]);

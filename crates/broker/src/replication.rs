@@ -218,9 +218,9 @@ async fn run(broker: Arc<Broker>, leader: i32, fetcher: Arc<Fetcher>) {
                 tokio::time::sleep(RETRY).await;
                 continue;
             };
-            match KafkaConn::connect(
+            match KafkaConn::connect_to_broker(
+                &broker,
                 &endpoint,
-                broker.inter_broker_tls.as_deref(),
                 format!("vltava-replica-fetcher-{}", broker.config.node_id),
             )
             .await

@@ -49,6 +49,7 @@ impl ShutdownHandle {
 
 fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, QuorumNode)> {
     let inter_broker_tls = inter_broker_tls(&config)?;
+    let inter_broker_sasl = crate::sasl::login::inter_broker_login(&config)?;
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let (meta, fresh) = match MetaProperties::load(&data_dir, config.node_id)? {
@@ -126,8 +127,11 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, QuorumNode)
         ),
         quotas: crate::quotas::QuotaManager::default(),
         client_metrics: crate::client_metrics::ClientMetrics::default(),
+        delegation_tokens: crate::delegation_tokens::TokenSettings::from_settings(&config.static_settings)
+            .map_err(|(key, reason)| anyhow::anyhow!("invalid config {key}: {reason}"))?,
         local_cluster_id: meta.cluster_id,
         inter_broker_tls,
+        inter_broker_sasl,
         config,
         stopping: watch::channel(false).0,
     };
@@ -170,7 +174,11 @@ fn controller_tls(config: &BrokerConfig) -> anyhow::Result<Option<Arc<vltava_quo
         .then(|| vltava_security::TlsConnectorSource::new(ssl.clone()))
         .transpose()
         .context("the controller listener (connecting to the other controllers)")?;
-    Ok(Some(Arc::new(vltava_quorum::ControllerTls { acceptor, connector })))
+    let sasl = match &config.controller_sasl_listener {
+        Some(name) => Some(crate::sasl::login::controller_sasl(config, name)?),
+        None => None,
+    };
+    Ok(Some(Arc::new(vltava_quorum::ControllerTls { acceptor, connector, sasl })))
 }
 
 /// Every log directory carries this node's `meta.properties`, as in Kafka
@@ -238,6 +246,7 @@ fn start_quorum(broker: &Arc<Broker>, node: QuorumNode) -> anyhow::Result<()> {
         session_timeout: Duration::from_millis(c.broker_session_timeout_ms),
         cluster_id: broker.local_cluster_id.clone(),
         bootstrap_features: crate::features::BOOTSTRAP.iter().map(|(name, level)| (name.to_string(), *level)).collect(),
+        bootstrap_records: crate::sasl::bootstrap_records(&c.bootstrap_scram),
         auto_leader_rebalance: c
             .auto_leader_rebalance_enable
             .then(|| Duration::from_millis(c.leader_imbalance_check_interval_ms)),
@@ -415,6 +424,7 @@ pub async fn run(mut config: BrokerConfig, mut shutdown: watch::Receiver<bool>) 
     let (broker, node) = tokio::task::block_in_place(|| open_broker(config))?;
     admin.set_broker(broker.clone());
     start_quorum(&broker, node)?;
+    tokio::spawn(crate::delegation_tokens::run_expiry_sweep(broker.clone()));
     if !broker.config.broker_role {
         // process.roles=controller: a voter of the metadata quorum only
         tracing::info!(node_id = broker.config.node_id, "controller-only node started");

@@ -46,6 +46,10 @@ pub struct ClientArgs {
     /// A librdkafka client property, e.g. -X security.protocol=ssl. Repeatable; applied last.
     #[arg(short = 'X', value_name = "KEY=VALUE", global = true)]
     pub properties: Vec<String>,
+    /// A Kafka client properties file (as Kafka's tools take), applied
+    /// before the -X properties (which win).
+    #[arg(long = "command-config", value_name = "FILE", global = true)]
+    pub command_config: Option<std::path::PathBuf>,
     /// Seconds to wait for the cluster to answer metadata and admin requests.
     #[arg(long = "timeout", value_name = "SECONDS", global = true, default_value_t = 5.0)]
     pub timeout_secs: f64,
@@ -75,11 +79,31 @@ impl ClientArgs {
         for (k, v) in defaults {
             config.set(*k, *v);
         }
-        for kv in &self.properties {
-            let (k, v) = parse_key_value(kv).with_context(|| "-X expects KEY=VALUE")?;
+        for (k, v) in self.client_properties()? {
             config.set(k, v);
         }
         Ok(config)
+    }
+
+    /// The client properties of `--command-config` then `-X`, in that
+    /// order (a later one wins).
+    pub fn client_properties(&self) -> anyhow::Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        if let Some(path) = &self.command_config {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --command-config {}", path.display()))?;
+            out.extend(vltava_broker::config::parse_properties(&text));
+        }
+        for kv in &self.properties {
+            let (k, v) = parse_key_value(kv).with_context(|| "-X expects KEY=VALUE")?;
+            out.push((k.to_string(), v.to_string()));
+        }
+        Ok(out)
+    }
+
+    /// The last value given to client property `key`.
+    pub fn client_property(&self, key: &str) -> anyhow::Result<Option<String>> {
+        Ok(self.client_properties()?.into_iter().rev().find(|(k, _)| k == key).map(|(_, v)| v))
     }
 
     /// A consumer that is used only for metadata, watermarks and manual

@@ -150,6 +150,45 @@ impl BrokerConnection {
         Ok(max)
     }
 
+    /// Authenticates with SASL (SaslHandshake v1, then SaslAuthenticate).
+    pub fn authenticate(&mut self, mechanism: &str, user: &str, password: &str) -> Result<(), ConnectionError> {
+        use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
+        let (handshake, _) =
+            self.send(&SaslHandshakeRequest::default().with_mechanism(StrBytes::from_string(mechanism.to_string())))?;
+        if handshake.error_code != 0 {
+            let offered: Vec<String> = handshake.mechanisms.iter().map(|m| m.to_string()).collect();
+            return Err(ConnectionError::Protocol(format!(
+                "SASL mechanism {mechanism}: {} (the broker offers {})",
+                error_name(handshake.error_code),
+                offered.join(", ")
+            )));
+        }
+        let mut login = vltava_security::sasl::client::SaslLogin::start(mechanism, user, password)
+            .map_err(|e| ConnectionError::Protocol(e.to_string()))?;
+        let mut token = login.first_token().map_err(|e| ConnectionError::Protocol(e.to_string()))?;
+        loop {
+            // PLAIN's only token (or SCRAM's last) leaves nothing to check
+            let last = login.is_done();
+            let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
+            let (answer, _) = self.send(&request)?;
+            if answer.error_code != 0 {
+                return Err(ConnectionError::Protocol(format!(
+                    "{}: {}",
+                    error_name(answer.error_code),
+                    answer.error_message.map(|m| m.to_string()).unwrap_or_default()
+                )));
+            }
+            if last {
+                return Ok(());
+            }
+            match login.step(&answer.auth_bytes).map_err(|e| ConnectionError::Protocol(e.to_string()))? {
+                Some(next) => token = next,
+                None if login.is_done() => return Ok(()),
+                None => return Err(ConnectionError::Protocol("the SASL exchange ended early".into())),
+            }
+        }
+    }
+
     /// Sends `request` at the highest common version; returns the answer and that version.
     pub fn send<R: Request>(&mut self, request: &R) -> Result<(R::Response, i16), ConnectionError> {
         let version = self.version_of::<R>()?;
@@ -307,6 +346,15 @@ fn connect(address: &str, deadline: Instant) -> Result<TcpStream, ConnectionErro
 /// within `--timeout`; else the one-line error the other commands give.
 pub fn connect_bootstrap(args: &ClientArgs) -> anyhow::Result<BrokerConnection> {
     require_plaintext(args)?;
+    let login = sasl_login(args)?;
+    let mut conn = connect_first(args)?;
+    if let Some((mechanism, user, password)) = login {
+        conn.authenticate(&mechanism, &user, &password).map_err(|e| conn.error(e))?;
+    }
+    Ok(conn)
+}
+
+fn connect_first(args: &ClientArgs) -> anyhow::Result<BrokerConnection> {
     let started = Instant::now();
     let deadline = Deadline::after(args.timeout());
     let mut unreachable = Vec::new();
@@ -343,19 +391,47 @@ pub fn failure_line(address: &str, err: &ConnectionError, timeout: Duration) -> 
     }
 }
 
-/// This client speaks plaintext only: refuse `-X security.protocol=ssl` and
-/// the like rather than fail obscurely.
+/// This client speaks PLAINTEXT and SASL_PLAINTEXT (PLAIN, SCRAM): refuse
+/// `security.protocol=ssl` and the like rather than fail obscurely.
 pub fn require_plaintext(args: &ClientArgs) -> anyhow::Result<()> {
-    for kv in &args.properties {
-        if let Ok((key, value)) = client::parse_key_value(kv) {
-            if key == "security.protocol" && !value.eq_ignore_ascii_case("plaintext") {
-                return Err(anyhow::anyhow!(
-                    "this command speaks to brokers in PLAINTEXT only; -X security.protocol={value} is not supported"
-                ));
-            }
+    if let Some(value) = args.client_property("security.protocol")? {
+        if !value.eq_ignore_ascii_case("plaintext") && !value.eq_ignore_ascii_case("sasl_plaintext") {
+            return Err(anyhow::anyhow!(
+                "this command speaks to brokers in PLAINTEXT or SASL_PLAINTEXT only; security.protocol={value} is not supported"
+            ));
         }
     }
     Ok(())
+}
+
+/// The SASL login of the client properties (`security.protocol=SASL_PLAINTEXT`,
+/// `sasl.mechanism`, `sasl.username`/`sasl.password` or a `sasl.jaas.config`
+/// with `username`/`password`), if they ask for one.
+fn sasl_login(args: &ClientArgs) -> anyhow::Result<Option<(String, String, String)>> {
+    let protocol = args.client_property("security.protocol")?.unwrap_or_default();
+    if !protocol.eq_ignore_ascii_case("sasl_plaintext") {
+        return Ok(None);
+    }
+    let mechanism = match args.client_property("sasl.mechanism")? {
+        Some(m) => m,
+        None => args.client_property("sasl.mechanisms")?.unwrap_or_else(|| "GSSAPI".into()),
+    }
+    .to_ascii_uppercase();
+    let (mut user, mut password) = (args.client_property("sasl.username")?, args.client_property("sasl.password")?);
+    if let Some(jaas) = args.client_property("sasl.jaas.config")? {
+        let module =
+            vltava_security::sasl::jaas::parse_one(&jaas).map_err(|e| anyhow::anyhow!("sasl.jaas.config: {e}"))?;
+        if let Some((u, p)) = module.login() {
+            user = user.or(Some(u));
+            password = password.or(Some(p));
+        }
+    }
+    match (user, password) {
+        (Some(u), Some(p)) => Ok(Some((mechanism, u, p))),
+        _ => Err(anyhow::anyhow!(
+            "security.protocol=SASL_PLAINTEXT needs sasl.username and sasl.password (or sasl.jaas.config)"
+        )),
+    }
 }
 
 /// A broker of the cluster.

@@ -18,6 +18,7 @@ mod log_dirs;
 mod produce;
 mod quota;
 mod topic;
+mod user;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -98,6 +99,9 @@ enum Command {
     /// Client-metrics subscriptions (KIP-714): which metrics clients push.
     #[command(subcommand)]
     ClientMetrics(client_metrics::ClientMetricsCommand),
+    /// Create, list and delete SCRAM users (SASL SCRAM-SHA-256/512).
+    #[command(subcommand)]
+    User(user::UserCommand),
     /// Measure a Kafka-compatible cluster: produce and consume throughput,
     /// end-to-end latency.
     #[command(subcommand)]
@@ -130,6 +134,12 @@ struct ServerArgs {
     /// lost). Without it such a node refuses to start.
     #[arg(long)]
     truncate_corrupt_metadata_log: bool,
+    /// A SCRAM user a new cluster starts with, as `kafka-storage format
+    /// --add-scram`: 'SCRAM-SHA-512=[name=admin,password=admin-secret]'
+    /// (also salt=BASE64, iterations=N). Repeatable; applied once, with the
+    /// cluster id.
+    #[arg(long = "add-scram", value_name = "MECHANISM=[name=..,password=..]")]
+    add_scram: Vec<String>,
 }
 
 fn server_config(args: &ServerArgs) -> anyhow::Result<BrokerConfig> {
@@ -157,6 +167,9 @@ fn server_config(args: &ServerArgs) -> anyhow::Result<BrokerConfig> {
     config.apply(&settings)?;
     config.truncate_corrupt_metadata_log = args.truncate_corrupt_metadata_log;
     config.port_file = args.port_file.clone();
+    for spec in &args.add_scram {
+        config.bootstrap_scram.push(vltava_security::sasl::scram::AddScram::parse(spec)?);
+    }
     Ok(config)
 }
 
@@ -202,6 +215,7 @@ fn main() -> ExitCode {
         Command::Quota(cmd) => quota::run(args, cmd),
         Command::Acl(cmd) => acl::run(args, cmd),
         Command::ClientMetrics(cmd) => client_metrics::run(args, cmd),
+        Command::User(cmd) => user::run(args, cmd),
         Command::Bench(cmd) => bench::run(args, cmd),
     };
     match result {

@@ -186,6 +186,10 @@ mod kind {
     pub const ACL: u64 = 22;
     pub const REMOVE_ACL: u64 = 23;
     pub const RESOURCE_CONFIG: u64 = 26;
+    pub const DELEGATION_TOKEN: u64 = 24;
+    pub const REMOVE_DELEGATION_TOKEN: u64 = 25;
+    pub const USER_SCRAM_CREDENTIAL: u64 = 20;
+    pub const REMOVE_USER_SCRAM_CREDENTIAL: u64 = 21;
 }
 
 impl MetadataRecord {
@@ -347,6 +351,40 @@ impl MetadataRecord {
                 w.string(key);
                 w.opt_string(value.as_deref());
             }
+            MetadataRecord::DelegationToken(t) => {
+                header(w, kind::DELEGATION_TOKEN);
+                w.string(&t.token_id);
+                w.string(&t.owner);
+                w.string(&t.requester);
+                w.uvarint(t.renewers.len() as u64);
+                for renewer in &t.renewers {
+                    w.string(renewer);
+                }
+                w.varint(t.issue_timestamp_ms);
+                w.varint(t.max_timestamp_ms);
+                w.varint(t.expiry_timestamp_ms);
+            }
+            MetadataRecord::RemoveDelegationToken { token_id } => {
+                header(w, kind::REMOVE_DELEGATION_TOKEN);
+                w.string(token_id);
+            }
+            MetadataRecord::UserScramCredential { name, mechanism, credential } => {
+                header(w, kind::USER_SCRAM_CREDENTIAL);
+                w.string(name);
+                w.varint(*mechanism as i64);
+                w.uvarint(credential.salt.len() as u64);
+                w.bytes(&credential.salt);
+                w.uvarint(credential.stored_key.len() as u64);
+                w.bytes(&credential.stored_key);
+                w.uvarint(credential.server_key.len() as u64);
+                w.bytes(&credential.server_key);
+                w.varint(credential.iterations as i64);
+            }
+            MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
+                header(w, kind::REMOVE_USER_SCRAM_CREDENTIAL);
+                w.string(name);
+                w.varint(*mechanism as i64);
+            }
             MetadataRecord::FeatureLevel { name, level } => {
                 header(w, kind::FEATURE_LEVEL);
                 w.string(name);
@@ -455,6 +493,40 @@ impl MetadataRecord {
                 name: r.string()?,
                 key: r.string()?,
                 value: r.opt_string()?,
+            },
+            kind::DELEGATION_TOKEN => {
+                let (token_id, owner, requester) = (r.string()?, r.string()?, r.string()?);
+                let count = r.length()?;
+                let renewers = (0..count).map(|_| r.string()).collect::<Result<_, CodecError>>()?;
+                MetadataRecord::DelegationToken(crate::record::DelegationTokenInfo {
+                    token_id,
+                    owner,
+                    requester,
+                    renewers,
+                    issue_timestamp_ms: r.varint()?,
+                    max_timestamp_ms: r.varint()?,
+                    expiry_timestamp_ms: r.varint()?,
+                })
+            }
+            kind::REMOVE_DELEGATION_TOKEN => MetadataRecord::RemoveDelegationToken { token_id: r.string()? },
+            kind::USER_SCRAM_CREDENTIAL => {
+                let name = r.string()?;
+                let mechanism = i8::try_from(r.varint()?).or_else(|_| err("SCRAM mechanism out of range"))?;
+                let mut blob = || -> Result<Vec<u8>, CodecError> {
+                    let len = r.length()?;
+                    Ok(r.take(len)?.to_vec())
+                };
+                let (salt, stored_key, server_key) = (blob()?, blob()?, blob()?);
+                let iterations = i32::try_from(r.varint()?).or_else(|_| err("SCRAM iterations out of range"))?;
+                MetadataRecord::UserScramCredential {
+                    name,
+                    mechanism,
+                    credential: crate::record::ScramCredentialData { salt, stored_key, server_key, iterations },
+                }
+            }
+            kind::REMOVE_USER_SCRAM_CREDENTIAL => MetadataRecord::RemoveUserScramCredential {
+                name: r.string()?,
+                mechanism: i8::try_from(r.varint()?).or_else(|_| err("SCRAM mechanism out of range"))?,
             },
             kind::FEATURE_LEVEL => MetadataRecord::FeatureLevel {
                 name: r.string()?,
@@ -614,6 +686,36 @@ mod tests {
                 value: Some("*".into()),
             },
             MetadataRecord::ResourceConfig { resource_type: 16, name: "x".into(), key: "match".into(), value: None },
+            MetadataRecord::DelegationToken(crate::record::DelegationTokenInfo {
+                token_id: "tok-1".into(),
+                owner: "User:alice".into(),
+                requester: "User:admin".into(),
+                renewers: vec!["User:bob".into(), "Group:ops".into()],
+                issue_timestamp_ms: 1_700_000_000_000,
+                max_timestamp_ms: i64::MAX,
+                expiry_timestamp_ms: -1,
+            }),
+            MetadataRecord::DelegationToken(crate::record::DelegationTokenInfo {
+                token_id: String::new(),
+                owner: "User:alice".into(),
+                requester: "User:alice".into(),
+                renewers: vec![],
+                issue_timestamp_ms: 0,
+                max_timestamp_ms: 0,
+                expiry_timestamp_ms: 0,
+            }),
+            MetadataRecord::RemoveDelegationToken { token_id: "tok-1".into() },
+            MetadataRecord::UserScramCredential {
+                name: "alice".into(),
+                mechanism: 2,
+                credential: crate::record::ScramCredentialData {
+                    salt: vec![1, 2, 3],
+                    stored_key: vec![7; 64],
+                    server_key: vec![9; 64],
+                    iterations: 8192,
+                },
+            },
+            MetadataRecord::RemoveUserScramCredential { name: "bob".into(), mechanism: 1 },
             MetadataRecord::BrokerEndpoints {
                 broker_id: 2,
                 incarnation: 9,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::record::{MetadataRecord, QuotaValue};
+use crate::record::{DelegationTokenInfo, MetadataRecord, QuotaValue, ScramCredentialData};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionImage {
@@ -106,6 +106,10 @@ pub struct MetadataImage {
     /// Configs of other resources (client-metrics subscriptions), by
     /// (Kafka's resource type, name), then key.
     resource_configs: BTreeMap<(i8, String), BTreeMap<String, String>>,
+    /// Delegation tokens by token id.
+    delegation_tokens: BTreeMap<String, Arc<DelegationTokenInfo>>,
+    /// SCRAM credentials by user, then mechanism code.
+    scram_credentials: BTreeMap<String, BTreeMap<i8, ScramCredentialData>>,
 }
 
 /// A client quota entity: `(entity type, name)` pairs sorted by type; a
@@ -142,9 +146,29 @@ impl MetadataImage {
         self.resource_configs.get(&(resource_type, name.to_string()))
     }
 
+    /// The SCRAM credential of `user` for mechanism `mechanism` (Kafka's
+    /// code: 1 = SHA-256, 2 = SHA-512).
+    pub fn scram_credential(&self, user: &str, mechanism: i8) -> Option<&ScramCredentialData> {
+        self.scram_credentials.get(user)?.get(&mechanism)
+    }
+
+    /// Every user with SCRAM credentials, and them by mechanism code.
+    pub fn scram_users(&self) -> impl Iterator<Item = (&String, &BTreeMap<i8, ScramCredentialData>)> {
+        self.scram_credentials.iter()
+    }
+
     /// Every entity with client quotas, and its quotas.
     pub fn client_quotas(&self) -> impl Iterator<Item = (&QuotaEntity, &BTreeMap<String, QuotaValue>)> {
         self.client_quotas.iter()
+    }
+
+    /// Every delegation token, by token id.
+    pub fn delegation_tokens(&self) -> impl Iterator<Item = &Arc<DelegationTokenInfo>> {
+        self.delegation_tokens.values()
+    }
+
+    pub fn delegation_token(&self, token_id: &str) -> Option<&Arc<DelegationTokenInfo>> {
+        self.delegation_tokens.get(token_id)
     }
 
     /// The quotas of exactly this entity (its pairs sorted by type).
@@ -224,6 +248,18 @@ impl MetadataImage {
                     name: name.clone(),
                     key: key.clone(),
                     value: Some(value.clone()),
+                });
+            }
+        }
+        for token in self.delegation_tokens.values() {
+            out.push(MetadataRecord::DelegationToken(token.as_ref().clone()));
+        }
+        for (name, credentials) in &self.scram_credentials {
+            for (mechanism, credential) in credentials {
+                out.push(MetadataRecord::UserScramCredential {
+                    name: name.clone(),
+                    mechanism: *mechanism,
+                    credential: credential.clone(),
                 });
             }
         }
@@ -420,6 +456,17 @@ impl MetadataImage {
                     self.topics.remove(&name);
                 }
             }
+            MetadataRecord::UserScramCredential { name, mechanism, credential } => {
+                self.scram_credentials.entry(name.clone()).or_default().insert(*mechanism, credential.clone());
+            }
+            MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
+                if let Some(credentials) = self.scram_credentials.get_mut(name) {
+                    credentials.remove(mechanism);
+                    if credentials.is_empty() {
+                        self.scram_credentials.remove(name);
+                    }
+                }
+            }
             MetadataRecord::ClientQuota { entity, key, value } => {
                 let mut entity = entity.clone();
                 entity.sort();
@@ -442,6 +489,12 @@ impl MetadataImage {
                 if self.acls.by_id_contains(id) {
                     Arc::make_mut(&mut self.acls).remove(id);
                 }
+            }
+            MetadataRecord::DelegationToken(token) => {
+                self.delegation_tokens.insert(token.token_id.clone(), Arc::new(token.clone()));
+            }
+            MetadataRecord::RemoveDelegationToken { token_id } => {
+                self.delegation_tokens.remove(token_id);
             }
             MetadataRecord::FeatureLevel { name, level } => {
                 if *level > 0 {
@@ -692,6 +745,31 @@ mod tests {
     }
 
     #[test]
+    fn scram_credentials_are_set_removed_and_kept_in_snapshots() {
+        let credential = |i: i32| crate::ScramCredentialData {
+            salt: vec![1; 32],
+            stored_key: vec![2; 32],
+            server_key: vec![3; 32],
+            iterations: i,
+        };
+        let img = MetadataImage::default().apply(&[
+            MetadataRecord::UserScramCredential { name: "alice".into(), mechanism: 1, credential: credential(4096) },
+            MetadataRecord::UserScramCredential { name: "alice".into(), mechanism: 2, credential: credential(8192) },
+            MetadataRecord::UserScramCredential { name: "bob".into(), mechanism: 2, credential: credential(4096) },
+            MetadataRecord::UserScramCredential { name: "alice".into(), mechanism: 1, credential: credential(5000) },
+            MetadataRecord::RemoveUserScramCredential { name: "bob".into(), mechanism: 2 },
+            MetadataRecord::RemoveUserScramCredential { name: "carol".into(), mechanism: 2 },
+        ]);
+        assert_eq!(img.scram_credential("alice", 1).unwrap().iterations, 5000);
+        assert_eq!(img.scram_credential("alice", 2).unwrap().iterations, 8192);
+        assert!(img.scram_credential("bob", 2).is_none());
+        assert_eq!(img.scram_users().count(), 1, "a user without credentials is gone");
+        let rebuilt = MetadataImage::default().apply(&img.to_records());
+        assert_eq!(rebuilt.scram_credential("alice", 1), img.scram_credential("alice", 1));
+        assert_eq!(rebuilt.scram_users().count(), 1);
+    }
+
+    #[test]
     fn client_quotas_are_set_removed_and_kept_in_snapshots() {
         let quota = |entity: &[(&str, Option<&str>)], key: &str, value: Option<f64>| MetadataRecord::ClientQuota {
             entity: entity.iter().map(|(t, n)| (t.to_string(), n.map(str::to_string))).collect(),
@@ -757,6 +835,34 @@ mod tests {
         assert_eq!(subs, vec![("all", 2)], "a resource whose last key is removed is gone");
         assert_eq!(img.resource_config(32, "g").map(|c| c.len()), Some(1));
         assert!(img.resource_config(16, "gone").is_none());
+        let rebuilt = MetadataImage::from_records(&img.to_records(), img.offset);
+        assert_eq!(rebuilt, img);
+    }
+
+    #[test]
+    fn delegation_tokens_are_created_renewed_removed_and_kept_in_snapshots() {
+        let token = |id: &str, expiry: i64| {
+            MetadataRecord::DelegationToken(DelegationTokenInfo {
+                token_id: id.into(),
+                owner: "User:alice".into(),
+                requester: "User:alice".into(),
+                renewers: vec!["User:bob".into()],
+                issue_timestamp_ms: 1000,
+                max_timestamp_ms: 9000,
+                expiry_timestamp_ms: expiry,
+            })
+        };
+        let img = MetadataImage::default().apply(&[
+            token("a", 2000),
+            token("b", 3000),
+            token("a", 5000),
+            token("c", 4000),
+            MetadataRecord::RemoveDelegationToken { token_id: "c".into() },
+            MetadataRecord::RemoveDelegationToken { token_id: "unknown".into() },
+        ]);
+        assert_eq!(img.delegation_token("a").map(|t| t.expiry_timestamp_ms), Some(5000), "a renewal replaces");
+        assert!(img.delegation_token("c").is_none());
+        assert_eq!(img.delegation_tokens().count(), 2);
         let rebuilt = MetadataImage::from_records(&img.to_records(), img.offset);
         assert_eq!(rebuilt, img);
     }

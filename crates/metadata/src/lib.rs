@@ -19,4 +19,4 @@ pub use acl::{AclBinding, AclFilter, AclOperation, AclPermission, Acls, PatternT
 pub use codec::{CodecError, EntryData};
 pub use image::{BrokerImage, MetadataImage, PartitionImage, QuotaEntity, TopicImage};
 pub use properties::{MetaProperties, META_PROPERTIES};
-pub use record::{BrokerEndpoint, MetadataRecord, QuotaValue};
+pub use record::{BrokerEndpoint, DelegationTokenInfo, MetadataRecord, QuotaValue, ScramCredentialData};

@@ -97,6 +97,51 @@ pub enum MetadataRecord {
     /// resource; `value: None` removes the key, and a resource without keys
     /// is gone.
     ResourceConfig { resource_type: i8, name: String, key: String, value: Option<String> },
+    /// A delegation token was created or renewed (Kafka's
+    /// DelegationTokenRecord): the whole token, replacing any with its id.
+    DelegationToken(DelegationTokenInfo),
+    /// A delegation token was expired, or passed its expiry (Kafka's
+    /// RemoveDelegationTokenRecord).
+    RemoveDelegationToken { token_id: String },
+    /// A user's SCRAM credential for one mechanism (Kafka's
+    /// UserScramCredentialRecord; `mechanism` is Kafka's ScramMechanism
+    /// code, 1 = SCRAM-SHA-256, 2 = SCRAM-SHA-512): salted, never the
+    /// password. Replaces the user's credential of that mechanism.
+    UserScramCredential { name: String, mechanism: i8, credential: ScramCredentialData },
+    /// The user's credential of that mechanism is gone (Kafka's
+    /// RemoveUserScramCredentialRecord).
+    RemoveUserScramCredential { name: String, mechanism: i8 },
+}
+
+/// A delegation token as the metadata log keeps it (never its HMAC, which
+/// every node derives from `delegation.token.secret.key`). Principals are
+/// in `Type:name` form; times are epoch milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DelegationTokenInfo {
+    pub token_id: String,
+    pub owner: String,
+    /// Who asked for it (CreateDelegationToken v3 may name another owner).
+    pub requester: String,
+    pub renewers: Vec<String>,
+    pub issue_timestamp_ms: i64,
+    pub max_timestamp_ms: i64,
+    pub expiry_timestamp_ms: i64,
+}
+
+/// A stored SCRAM credential: salt, StoredKey, ServerKey and iterations
+/// (RFC 5802).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScramCredentialData {
+    pub salt: Vec<u8>,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+    pub iterations: i32,
+}
+
+impl std::fmt::Debug for ScramCredentialData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScramCredentialData").field("iterations", &self.iterations).finish_non_exhaustive()
+    }
 }
 
 /// A quota's value: an `f64` kept as its bits, so that records and images

@@ -73,6 +73,14 @@ pub const SUPPORTED: &[ApiRange] = &[
     api(ApiKey::AlterPartitionReassignments, 0, 1),
     api(ApiKey::ListPartitionReassignments, 0, 0),
     api(ApiKey::WriteTxnMarkers, 1, 1),
+    api(ApiKey::CreateDelegationToken, 1, 3),
+    api(ApiKey::RenewDelegationToken, 1, 2),
+    api(ApiKey::ExpireDelegationToken, 1, 2),
+    api(ApiKey::DescribeDelegationToken, 1, 3),
+    api(ApiKey::SaslHandshake, 0, 1),
+    api(ApiKey::SaslAuthenticate, 0, 2),
+    api(ApiKey::DescribeUserScramCredentials, 0, 0),
+    api(ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// Produce v0-v2 carry magic 0/1 message sets; the codec starts at v3.

@@ -44,6 +44,9 @@ pub struct DutySettings {
     /// created before a feature existed keeps it at 0 until UpdateFeatures
     /// raises it.
     pub bootstrap_features: Vec<(String, i16)>,
+    /// Other records a new cluster starts with, written with its cluster
+    /// id (the SCRAM users of `--add-scram`).
+    pub bootstrap_records: Vec<MetadataRecord>,
 }
 
 /// The last heartbeat the active controller heard from a broker.
@@ -138,6 +141,7 @@ impl ControllerDuties {
                     .iter()
                     .map(|(name, level)| MetadataRecord::FeatureLevel { name: name.clone(), level: *level }),
             );
+            records.extend(self.settings.bootstrap_records.iter().cloned());
             self.cluster_id_proposed = Some(now);
         }
         for b in image.brokers() {
@@ -250,6 +254,7 @@ mod tests {
             session_timeout: Duration::from_secs(3),
             cluster_id: "c".into(),
             bootstrap_features: vec![("transaction.version".into(), 2)],
+            bootstrap_records: Vec::new(),
             auto_leader_rebalance: None,
         };
         let mut duties = ControllerDuties::new(settings);
@@ -291,6 +296,7 @@ mod tests {
             session_timeout: Duration::from_secs(3),
             cluster_id: "c".into(),
             bootstrap_features: vec![("transaction.version".into(), 2)],
+            bootstrap_records: Vec::new(),
             auto_leader_rebalance: None,
         };
         let mut duties = ControllerDuties::new(settings);

@@ -31,6 +31,7 @@ mod legacy;
 pub mod log;
 pub mod membership;
 pub mod node;
+pub mod sasl;
 pub mod snapshot;
 pub mod transport;
 pub mod voter_change;
@@ -41,6 +42,7 @@ pub use driver::{ProposeError, Publisher, Quorum, QuorumNetwork, QuorumStatus, V
 pub use log::{LogSettings, OnCorruption};
 pub use membership::{Membership, VoterChange};
 pub use node::{NodeSettings, QuorumNode};
+pub use sasl::ControllerSasl;
 pub use transport::ControllerTls;
 pub use voter_change::{VoterError, VoterOp};
 

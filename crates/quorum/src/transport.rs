@@ -59,6 +59,8 @@ pub struct ControllerTls {
     pub acceptor: TlsAcceptorSource,
     /// `None` without a truststore: a lone controller dials no one.
     pub connector: Option<TlsConnectorSource>,
+    /// SASL on top, for a SASL_SSL controller listener.
+    pub sasl: Option<crate::sasl::ControllerSasl>,
 }
 
 /// A byte stream to a peer: TCP, or TLS over TCP.
@@ -75,7 +77,11 @@ async fn connect(addr: &str, tls: Option<&ControllerTls>) -> std::io::Result<Box
     let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
     let name =
         TlsConnectorSource::server_name(host).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    Ok(Box::new(connector.connector().connect(name, stream).await?))
+    let mut stream = connector.connector().connect(name, stream).await?;
+    if let Some(login) = tls.sasl.as_ref().and_then(|s| s.login.as_ref()) {
+        crate::sasl::login(login, &mut stream).await?;
+    }
+    Ok(Box::new(stream))
 }
 
 pub fn frame(kind: u8, payload: &[u8]) -> Bytes {
@@ -192,7 +198,23 @@ pub(crate) async fn accept_loop(
                 Some(tls) => {
                     let handshake = tokio::time::timeout(PEER_IO_TIMEOUT, tls.acceptor.acceptor().accept(stream));
                     match handshake.await {
-                        Ok(Ok(stream)) => read_frames(stream, tx, stop).await,
+                        Ok(Ok(mut stream)) => {
+                            if let Some(sasl) = &tls.sasl {
+                                let login = crate::sasl::accept(sasl, &mut stream, peer);
+                                match tokio::time::timeout(PEER_IO_TIMEOUT, login).await {
+                                    Ok(Ok(())) => {}
+                                    Ok(Err(e)) => {
+                                        tracing::info!(%peer, error = %e, "controller connection: SASL failed");
+                                        return;
+                                    }
+                                    Err(_) => {
+                                        tracing::info!(%peer, "controller connection: no SASL login in time");
+                                        return;
+                                    }
+                                }
+                            }
+                            read_frames(stream, tx, stop).await
+                        }
                         Ok(Err(e)) => tracing::info!(%peer, error = %e, "controller connection: TLS handshake failed"),
                         Err(_) => tracing::info!(%peer, "controller connection: no TLS handshake in time"),
                     }

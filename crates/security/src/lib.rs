@@ -5,13 +5,18 @@
 //! - [`ssl_settings`]: one listener's `ssl.*` keys as Kafka names them;
 //! - [`tls`]: rustls server and client configurations built from them,
 //!   rebuilt when the keystore or truststore files change;
+//! - [`oauth`]: OAUTHBEARER tokens (signed JWTs against a JWKS, or unsecured);
 //! - [`principal`]: who is on the other end (`User:ANONYMOUS`, or the TLS
-//!   certificate's subject mapped by `ssl.principal.mapping.rules`).
+//!   certificate's subject mapped by `ssl.principal.mapping.rules`);
+//! - [`sasl`]: SASL mechanisms (PLAIN, SCRAM-SHA-256/512) on rsasl, Kafka's
+//!   JAAS config syntax, SCRAM credentials.
 //!
 //! Knows nothing of Kafka requests, topics or files other than key stores.
 
+pub mod oauth;
 pub mod principal;
 pub mod protocol;
+pub mod sasl;
 pub mod ssl_settings;
 pub mod tls;
 

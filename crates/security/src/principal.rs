@@ -17,17 +17,41 @@ use regex::Regex;
 use crate::SecurityError;
 
 /// Kafka's `KafkaPrincipal`: a type (always `User` here) and a name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone)]
 pub struct KafkaPrincipal {
     pub principal_type: String,
     pub name: String,
+    /// Authenticated with a delegation token (Kafka's
+    /// `tokenAuthenticated`); not part of its identity, as in Kafka.
+    pub token_authenticated: bool,
+}
+
+impl PartialEq for KafkaPrincipal {
+    fn eq(&self, other: &Self) -> bool {
+        self.principal_type == other.principal_type && self.name == other.name
+    }
+}
+
+impl Eq for KafkaPrincipal {}
+
+impl std::hash::Hash for KafkaPrincipal {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.principal_type.hash(state);
+        self.name.hash(state);
+    }
 }
 
 impl KafkaPrincipal {
     pub const USER_TYPE: &'static str = "User";
 
     pub fn user(name: impl Into<String>) -> Self {
-        Self { principal_type: Self::USER_TYPE.to_string(), name: name.into() }
+        Self { principal_type: Self::USER_TYPE.to_string(), name: name.into(), token_authenticated: false }
+    }
+
+    /// `Type:name` as Kafka's `SecurityUtils.parseKafkaPrincipal` reads it.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (principal_type, name) = text.split_once(':')?;
+        Some(Self { principal_type: principal_type.to_string(), name: name.to_string(), token_authenticated: false })
     }
 
     /// `User:ANONYMOUS`: no certificate and no SASL.

@@ -19,6 +19,7 @@ mod client_quotas;
 mod cluster_acl;
 pub mod create_partitions;
 pub mod create_topics;
+mod delegation_tokens;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
@@ -45,6 +46,7 @@ pub mod produce;
 mod quorum_leader;
 mod raft_voters;
 pub mod reassignments;
+mod scram_credentials;
 pub mod sync_group;
 mod telemetry;
 pub mod txn;
@@ -141,6 +143,24 @@ pub fn dispatch(
         }
         RequestKind::PushTelemetry(r) => {
             ready(ResponseKind::PushTelemetry(telemetry::push(broker, session, r, version)))
+        }
+        RequestKind::CreateDelegationToken(r) => {
+            ready(ResponseKind::CreateDelegationToken(delegation_tokens::create(broker, session, r, version)))
+        }
+        RequestKind::RenewDelegationToken(r) => {
+            ready(ResponseKind::RenewDelegationToken(delegation_tokens::renew(broker, session, r, version)))
+        }
+        RequestKind::ExpireDelegationToken(r) => {
+            ready(ResponseKind::ExpireDelegationToken(delegation_tokens::expire(broker, session, r, version)))
+        }
+        RequestKind::DescribeDelegationToken(r) => {
+            ready(ResponseKind::DescribeDelegationToken(delegation_tokens::describe(broker, session, r, version)))
+        }
+        RequestKind::DescribeUserScramCredentials(r) => {
+            ready(ResponseKind::DescribeUserScramCredentials(scram_credentials::describe(broker, r, version)))
+        }
+        RequestKind::AlterUserScramCredentials(r) => {
+            ready(ResponseKind::AlterUserScramCredentials(scram_credentials::alter(broker, r, version)))
         }
         RequestKind::UpdateFeatures(r) => {
             ready(ResponseKind::UpdateFeatures(update_features::handle(broker, r, version)))

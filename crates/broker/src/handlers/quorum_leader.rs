@@ -41,7 +41,6 @@ where
     Req: Encodable + HeaderVersion,
     Resp: Decodable + HeaderVersion,
 {
-    let tls = broker.inter_broker_tls.as_deref();
-    let mut conn = crate::replication::KafkaConn::connect(addr, tls, FORWARDED.to_string()).await?;
+    let mut conn = crate::replication::KafkaConn::connect_to_broker(broker, addr, FORWARDED.to_string()).await?;
     conn.call::<Req, Resp>(api_key, version, request, timeout).await
 }

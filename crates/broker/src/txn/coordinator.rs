@@ -669,8 +669,7 @@ async fn send_markers(
         let request = WriteTxnMarkersRequest::default().with_markers(vec![marker]);
         let client_id = format!("vltava-txn-coordinator-{}", broker.config.node_id);
         let response: std::io::Result<WriteTxnMarkersResponse> = async {
-            let mut conn =
-                crate::replication::KafkaConn::connect(&addr, broker.inter_broker_tls.as_deref(), client_id).await?;
+            let mut conn = crate::replication::KafkaConn::connect_to_broker(broker, &addr, client_id).await?;
             conn.call(ApiKey::WriteTxnMarkers, 1, &request, MARKER_REQUEST_TIMEOUT).await
         }
         .await;

@@ -190,8 +190,7 @@ async fn add_remote(
     let request = AddPartitionsToTxnRequest::default().with_transactions(vec![transaction]);
     let client_id = format!("vltava-partition-leader-{}", broker.config.node_id);
     let response: std::io::Result<AddPartitionsToTxnResponse> = async {
-        let mut conn =
-            crate::replication::KafkaConn::connect(addr, broker.inter_broker_tls.as_deref(), client_id).await?;
+        let mut conn = crate::replication::KafkaConn::connect_to_broker(broker, addr, client_id).await?;
         conn.call(ApiKey::AddPartitionsToTxn, 5, &request, INTER_BROKER_REQUEST_TIMEOUT).await
     }
     .await;
