@@ -11,6 +11,7 @@ check) and its SASL listeners on ports picked free just before the start.
 
 from __future__ import annotations
 
+import subprocess
 import time
 import uuid
 
@@ -22,7 +23,7 @@ import helpers as h
 from helpers import ck_round_trip
 import kafka_wire as w
 from cluster import Cluster
-from conftest import Broker, BrokerStartError, _report_logs, free_port
+from conftest import Broker, BrokerStartError, _report_logs, free_port, vltava_bin
 from tls_certs import CertAuthority
 
 N = 200
@@ -448,8 +449,6 @@ def test_reauthentication_keeps_librdkafka_going_and_drops_clients_that_do_not(s
 
 
 def vltava_cli(*args, timeout: float = 60):
-    import subprocess
-    from conftest import vltava_bin
     return subprocess.run([vltava_bin(), *map(str, args)], capture_output=True, text=True, timeout=timeout)
 
 
@@ -649,3 +648,45 @@ def test_three_nodes_over_sasl_ssl_survive_a_leader_sigkill(tmp_path, pki):
             assert "vltava_broker::sasl: failed SASL authentication" not in node.log(), node.log_tail()
             failed = node.log().count("failed SASL authentication on the controller listener")
             assert failed == (1 if node.node_id == 1 else 0), node.log_tail()
+
+
+@pytest.mark.timeout(240)
+def test_a_user_quota_applies_to_the_authenticated_user(sasl_broker):
+    """Quotas on `user` entities match the SASL principal's name (issue 14): alice, over
+    her producer_byte_rate, is told to back off (throttle_time_ms, seen by librdkafka's
+    throttle callback) and her series appears on /metrics; bob, with the same client id
+    and no quota, never is."""
+    b, ports = sasl_broker()
+    port = ports["SASL_PLAINTEXT"]
+    res = subprocess.run([vltava_bin(), "--brokers", b.bootstrap, "quota", "alter", "--user", "alice",
+                          "--producer-byte-rate", "65536"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    topic = h.unique("user-quota")
+    h.create_topic(b.bootstrap, topic)
+    value = b"u" * 16384
+
+    def producer(user, password, throttles):
+        conf = ck_conf(port, "PLAIN", user, password)
+        conf.update({"client.id": "shared-app", "linger.ms": 5, "acks": 1,
+                     "throttle_cb": lambda event: throttles.append(event.throttle_time)})
+        return Producer(conf)
+
+    alice_throttles, bob_throttles = [], []
+    alice = producer("alice", "alice-secret", alice_throttles)
+    bob = producer("bob", 'b"o\\b-secret', bob_throttles)
+
+    def throttled():
+        for p in (alice, bob):
+            for _ in range(20):
+                try:
+                    p.produce(topic, value)
+                except BufferError:
+                    break
+            p.poll(0.05)
+        return any(t > 0 for t in alice_throttles)
+
+    h.wait_until(throttled, 120, "a throttle for alice", interval=0)
+    assert alice.flush(60) == 0 and bob.flush(60) == 0
+    assert not [t for t in bob_throttles if t > 0], bob_throttles
+    _, text = h.http_get(b.admin_url + "/metrics")
+    assert 'kafka_server_produce_throttle_time{user="alice",client_id="shared-app"}' in text
