@@ -8,12 +8,13 @@ SASL-authenticated, on one authenticated with a token, and when tokens are disab
 
 from __future__ import annotations
 
+import subprocess
 import time
 
 import pytest
 
 import helpers as h
-from conftest import Broker, BrokerStartError, free_port
+from conftest import Broker, BrokerStartError, free_port, vltava_bin
 
 N = 100
 USERS = {"alice": "alice-secret", "bob": "bob-secret", "carol": "carol-secret"}
@@ -223,3 +224,31 @@ def test_mutual_tls_may_ask_for_tokens_one_way_tls_may_not(start_broker, tmp_pat
         "ssl.keystore.password": "alice-secret", "ssl.key.password": "alice-secret"})
     t = create_token(f"127.0.0.1:{ports['MTLS']}", two_way)
     assert t["owner"].startswith("User:CN=alice,"), t
+
+
+@pytest.mark.timeout(300)
+def test_an_authorizer_widens_who_may_create_and_describe_tokens(token_broker, tmp_path):
+    """With the StandardAuthorizer, as Kafka: CREATE_TOKENS on the USER resource lets
+    carol create a token owned by alice (refused without it), and DESCRIBE_TOKENS on
+    alice lets bob see alice's tokens; without those ACLs each sees only their own."""
+    b, port = token_broker({
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users": "User:ANONYMOUS",      # the PLAINTEXT listener: brokers and the CLI
+        "allow.everyone.if.no.acl.found": "false",
+    })
+    sasl = f"127.0.0.1:{port}"
+    alice, bob, carol = (scram_props(tmp_path, u, USERS[u]) for u in ("alice", "bob", "carol"))
+    own = create_token(sasl, alice)
+    assert run_tokens(sasl, carol, "create-for", "alice") == [
+        "ERR DelegationTokenAuthorizationException"]
+    assert described(sasl, bob) == {}
+    acl = lambda *args: subprocess.run([vltava_bin(), "--brokers", b.bootstrap, "acl", "create", *args],  # noqa: E731
+                                       capture_output=True, text=True, timeout=60)
+    for args in (["--allow-principal", "User:carol", "--operation", "create-tokens", "--user-principal", "User:alice"],
+                 ["--allow-principal", "User:bob", "--operation", "describe-tokens", "--user-principal", "User:alice"]):
+        res = acl(*args)
+        assert res.returncode == 0, res.stderr
+    lines = run_tokens(sasl, carol, "create-for", "alice")
+    assert len(lines) == 1 and lines[0].startswith("OK token ") and lines[0].split()[4] == "User:alice", lines
+    seen = described(sasl, bob)
+    assert set(seen) == {own["id"], lines[0].split()[2]} and all(o == "User:alice" for o, _ in seen.values()), seen

@@ -22,6 +22,7 @@ import org.apache.kafka.common.security.token.delegation.TokenInformation;
  *
  * Usage: DelegationTokens <bootstrap> <client.properties> <op> [args]
  *   create [renewer,...]         prints "OK token <id> <hmac base64> <owner> <expiry> <max>"
+ *   create-for <owner>           the same, for another owner (CREATE_TOKENS on that user)
  *   renew <hmac base64> <ms>     prints "OK renewed <expiry>"
  *   expire <hmac base64> <ms>    prints "OK expired <expiry>"
  *   describe [owner,...]         prints "OK described <n>" then "OK token <id> <owner> <renewers>" each
@@ -49,6 +50,15 @@ public class DelegationTokens {
                 case "create": {
                     CreateDelegationTokenOptions o = new CreateDelegationTokenOptions();
                     if (args.length > 3) o.renewers(principals(args[3]));
+                    DelegationToken t = admin.createDelegationToken(o).delegationToken().get(60, TimeUnit.SECONDS);
+                    TokenInformation i = t.tokenInfo();
+                    System.out.println("OK token " + i.tokenId() + " " + t.hmacAsBase64String() + " "
+                            + i.ownerAsString() + " " + i.expiryTimestamp() + " " + i.maxTimestamp());
+                    break;
+                }
+                case "create-for": {
+                    CreateDelegationTokenOptions o = new CreateDelegationTokenOptions();
+                    o.owner(new KafkaPrincipal(KafkaPrincipal.USER_TYPE, args[3]));
                     DelegationToken t = admin.createDelegationToken(o).delegationToken().get(60, TimeUnit.SECONDS);
                     TokenInformation i = t.tokenInfo();
                     System.out.println("OK token " + i.tokenId() + " " + t.hmacAsBase64String() + " "

@@ -5,8 +5,9 @@
 //! PLAINTEXT and one-way TLS connections and on those authenticated with a
 //! token; only a token's owner, requester and renewers may renew, expire
 //! or describe it, and a principal creates tokens for itself only (what an
-//! authorizer would widen: CREATE_TOKENS / DESCRIBE_TOKENS on the owner,
-//! DESCRIBE on the token).
+//! authorizer widens that as Kafka's: CREATE_TOKENS on the owner's USER
+//! resource to create another's token; DESCRIBE on the token or
+//! DESCRIBE_TOKENS on its owner to describe it).
 
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ use kafka_protocol::messages::{
     DescribeDelegationTokenRequest, DescribeDelegationTokenResponse, ExpireDelegationTokenRequest,
     ExpireDelegationTokenResponse, RenewDelegationTokenRequest, RenewDelegationTokenResponse,
 };
-use vltava_metadata::{DelegationTokenInfo, MetadataRecord};
+use vltava_metadata::{AclOperation, DelegationTokenInfo, MetadataRecord, ResourceType};
 use vltava_protocol::{ResponseError, StrBytes};
 use vltava_security::KafkaPrincipal;
 
@@ -74,9 +75,12 @@ pub fn create(
     if !requests_allowed(broker, session) {
         return answer(Some(ResponseError::DelegationTokenRequestNotAllowed));
     }
-    // Without an authorizer only a principal's own tokens may be created
-    // (Kafka checks CREATE_TOKENS on the USER resource for another owner).
-    if owner != requester {
+    // another owner's token needs CREATE_TOKENS on that USER (so never
+    // without an authorizer)
+    if owner != requester
+        && !(broker.config.authorizer.enabled
+            && broker.authorize(session, AclOperation::CreateTokens, ResourceType::User, &owner.to_string()))
+    {
         return answer(Some(ResponseError::DelegationTokenAuthorizationFailed));
     }
     if owner.principal_type != KafkaPrincipal::USER_TYPE
@@ -223,7 +227,15 @@ pub fn describe(
     let image = broker.controller.image();
     let tokens = image
         .delegation_tokens()
-        .filter(|t| tokens::describable(t, &requester, owners.as_deref()))
+        .filter(|t| {
+            // with an authorizer, also tokens the principal may DESCRIBE, or
+            // whose owner it may DESCRIBE_TOKENS of
+            tokens::describable(t, &requester, owners.as_deref())
+                || (broker.config.authorizer.enabled
+                    && tokens::describable(t, &t.owner, owners.as_deref())
+                    && (broker.authorize(session, AclOperation::Describe, ResourceType::DelegationToken, &t.token_id)
+                        || broker.authorize(session, AclOperation::DescribeTokens, ResourceType::User, &t.owner)))
+        })
         .map(|t| described(broker, t))
         .collect();
     DescribeDelegationTokenResponse::default().with_tokens(tokens)
