@@ -690,3 +690,25 @@ def test_a_user_quota_applies_to_the_authenticated_user(sasl_broker):
     assert not [t for t in bob_throttles if t > 0], bob_throttles
     _, text = h.http_get(b.admin_url + "/metrics")
     assert 'kafka_server_produce_throttle_time{user="alice",client_id="shared-app"}' in text
+
+
+@pytest.mark.timeout(180)
+def test_commands_over_sasl_ssl_with_scram(sasl_broker, pki, tmp_path):
+    """Every kind of `vltava` command over SASL_SSL with SCRAM-SHA-512: the ones sending
+    Kafka requests themselves (`user`) and the librdkafka ones (`topic`, `produce`,
+    `consume`), from one --command-config file."""
+    b, ports = sasl_broker(pki=pki, args=ADD_SCRAM)
+    addr = f"localhost:{ports['SASL_SSL']}"
+    props = tmp_path / "sasl-ssl.properties"
+    props.write_text(f"security.protocol=SASL_SSL\nssl.ca.location={pki['ca'].cert}\n"
+                     "sasl.mechanism=SCRAM-SHA-512\nsasl.username=admin\nsasl.password=admin-secret\n")
+    res = vltava_cli("-b", addr, "--command-config", props, "user", "list")
+    assert res.returncode == 0 and "admin" in res.stdout, res.stderr
+    topic = h.unique("sasl-ssl-cli")
+    res = vltava_cli("-b", addr, "--command-config", props, "topic", "create", topic)
+    assert res.returncode == 0, res.stderr
+    res = subprocess.run([vltava_bin(), "-b", addr, "--command-config", str(props), "produce", topic],
+                         input="one\ntwo\n", capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    res = vltava_cli("-b", addr, "--command-config", props, "consume", topic, "--from-beginning", "--count", "2")
+    assert res.returncode == 0 and res.stdout.split() == ["one", "two"], (res.stdout, res.stderr)

@@ -488,3 +488,36 @@ def test_the_admin_listener_over_https_and_mutual_tls(start_broker, pki):
     with pytest.raises((urllib.error.URLError, http.client.HTTPException, OSError)):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/health/live", timeout=30).read()
     assert get("/health/ready", "bob")[0] == 200, "the listener serves on after refusals"
+
+
+def test_vltava_bench_and_admin_commands_over_tls(start_broker, pki, tmp_path):
+    """The command-line tools speak TLS: `vltava bench` (librdkafka with OpenSSL) with
+    -X security.protocol=ssl, and the commands that send Kafka requests themselves
+    (`quota`, `cluster`) from a --command-config file with librdkafka's ssl.* keys."""
+    import subprocess
+    from conftest import vltava_bin
+    b, ports = start_tls_broker(start_broker, pki)
+    ssl_addr = f"localhost:{ports['SSL']}"
+    topic = h.unique("bench-tls")
+    res = subprocess.run([vltava_bin(), "bench", "produce", "-b", ssl_addr, "-X", "security.protocol=ssl",
+                          "-X", f"ssl.ca.location={pki['ca'].cert}", "--topic", topic, "--records", "20000",
+                          "--record-size", "100", "--partitions", "2", "--json"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert h.watermarks(b.bootstrap, topic, 0)[1] + h.watermarks(b.bootstrap, topic, 1)[1] == 20000
+    props = tmp_path / "client.properties"
+    props.write_text(f"security.protocol=SSL\nssl.ca.location={pki['ca'].cert}\n")
+    for args in (["quota", "describe", "--json"], ["cluster", "describe-quorum"]):
+        res = subprocess.run([vltava_bin(), "--brokers", ssl_addr, "--command-config", str(props), *args],
+                             capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0, (args, res.stderr)
+    # mutual TLS: the client certificate from the same file
+    mtls = tmp_path / "mtls.properties"
+    mtls.write_text(f"security.protocol=SSL\nssl.ca.location={pki['ca'].cert}\n"
+                    f"ssl.certificate.location={pki['alice'].cert}\nssl.key.location={pki['alice'].key}\n")
+    res = subprocess.run([vltava_bin(), "--brokers", f"localhost:{ports['MTLS']}", "--command-config", str(mtls),
+                          "quota", "describe"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    res = subprocess.run([vltava_bin(), "--brokers", f"localhost:{ports['MTLS']}", "--command-config", str(props),
+                          "quota", "describe"], capture_output=True, text=True, timeout=60)
+    assert res.returncode != 0, "no client certificate on a listener that requires one"

@@ -12,6 +12,7 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -81,9 +82,48 @@ impl Deadline {
     }
 }
 
+/// A connection's byte stream: the socket, or TLS over it.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    fn socket(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(t) => &t.sock,
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(t) => t.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(t) => t.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(t) => t.flush(),
+        }
+    }
+}
+
 /// An open, version-negotiated connection to one broker.
 pub struct BrokerConnection {
-    stream: TcpStream,
+    stream: Stream,
     address: String,
     deadline: Deadline,
     correlation_id: i32,
@@ -94,9 +134,30 @@ pub struct BrokerConnection {
 impl BrokerConnection {
     /// Connects to `address` (HOST:PORT) and asks ApiVersions; the
     /// connection and every request on it must finish before `deadline`.
+    #[cfg(test)]
     pub fn open(address: &str, deadline: Deadline) -> Result<Self, ConnectionError> {
-        let stream = connect(address, deadline.at)?;
-        stream.set_nodelay(true)?;
+        Self::open_with(address, deadline, None)
+    }
+
+    /// [`open`](Self::open), over TLS with `tls` when given.
+    pub fn open_with(
+        address: &str,
+        deadline: Deadline,
+        tls: Option<&Arc<rustls::ClientConfig>>,
+    ) -> Result<Self, ConnectionError> {
+        let socket = connect(address, deadline.at)?;
+        socket.set_nodelay(true)?;
+        let stream = match tls {
+            None => Stream::Plain(socket),
+            Some(config) => {
+                let host = address.rsplit_once(':').map_or(address, |(h, _)| h).trim_matches(['[', ']']);
+                let name = vltava_security::TlsConnectorSource::server_name(host)
+                    .map_err(|e| ConnectionError::Unreachable(format!("{address}: {e}")))?;
+                let tls = rustls::ClientConnection::new(config.clone(), name)
+                    .map_err(|e| ConnectionError::Unreachable(format!("{address}: {e}")))?;
+                Stream::Tls(Box::new(rustls::StreamOwned::new(tls, socket)))
+            }
+        };
         let mut conn = BrokerConnection {
             stream,
             address: address.to_string(),
@@ -291,7 +352,7 @@ impl BrokerConnection {
 
     fn write_all(&mut self, mut buf: &[u8]) -> Result<(), ConnectionError> {
         while !buf.is_empty() {
-            self.stream.set_write_timeout(Some(self.remaining()?))?;
+            self.stream.socket().set_write_timeout(Some(self.remaining()?))?;
             match self.stream.write(buf) {
                 Ok(0) => return Err(ConnectionError::Io(io::ErrorKind::WriteZero.into())),
                 Ok(n) => buf = &buf[n..],
@@ -304,7 +365,7 @@ impl BrokerConnection {
 
     fn read_exact(&mut self, mut buf: &mut [u8]) -> Result<(), ConnectionError> {
         while !buf.is_empty() {
-            self.stream.set_read_timeout(Some(self.remaining()?))?;
+            self.stream.socket().set_read_timeout(Some(self.remaining()?))?;
             match self.stream.read(buf) {
                 Ok(0) => {
                     return Err(ConnectionError::Io(io::Error::new(
@@ -342,24 +403,49 @@ fn connect(address: &str, deadline: Instant) -> Result<TcpStream, ConnectionErro
     Err(last)
 }
 
+/// How a command's connections are secured, from its client properties
+/// (`--command-config`, `-X`): TLS for SSL and SASL_SSL, a SASL login for
+/// SASL_PLAINTEXT and SASL_SSL.
+#[derive(Clone, Default)]
+pub struct Security {
+    tls: Option<Arc<rustls::ClientConfig>>,
+    login: Option<(String, String, String)>,
+}
+
+impl Security {
+    pub fn of(args: &ClientArgs) -> anyhow::Result<Self> {
+        Ok(Security { tls: tls_config(args)?, login: sasl_login(args)? })
+    }
+}
+
+impl BrokerConnection {
+    /// [`open`](Self::open) with `security`: TLS, then the SASL login.
+    pub fn open_secured(address: &str, deadline: Deadline, security: &Security) -> Result<Self, ConnectionError> {
+        let mut conn = Self::open_with(address, deadline, security.tls.as_ref())?;
+        if let Some((mechanism, user, password)) = &security.login {
+            conn.authenticate(mechanism, user, password)?;
+        }
+        Ok(conn)
+    }
+}
+
 /// A connection to the first bootstrap broker (`--brokers`) that answers,
 /// within `--timeout`; else the one-line error the other commands give.
 pub fn connect_bootstrap(args: &ClientArgs) -> anyhow::Result<BrokerConnection> {
-    require_plaintext(args)?;
-    let login = sasl_login(args)?;
-    let mut conn = connect_first(args)?;
-    if let Some((mechanism, user, password)) = login {
-        conn.authenticate(&mechanism, &user, &password).map_err(|e| conn.error(e))?;
+    let security = Security::of(args)?;
+    let mut conn = connect_first(args, security.tls.as_ref())?;
+    if let Some((mechanism, user, password)) = &security.login {
+        conn.authenticate(mechanism, user, password).map_err(|e| conn.error(e))?;
     }
     Ok(conn)
 }
 
-fn connect_first(args: &ClientArgs) -> anyhow::Result<BrokerConnection> {
+fn connect_first(args: &ClientArgs, tls: Option<&Arc<rustls::ClientConfig>>) -> anyhow::Result<BrokerConnection> {
     let started = Instant::now();
     let deadline = Deadline::after(args.timeout());
     let mut unreachable = Vec::new();
     for address in client::bootstrap_addresses(&args.brokers) {
-        match BrokerConnection::open(&address, deadline) {
+        match BrokerConnection::open_with(&address, deadline, tls) {
             Ok(conn) => return Ok(conn),
             Err(ConnectionError::Unreachable(why)) => unreachable.push(why),
             // No time left for the others.
@@ -393,15 +479,39 @@ pub fn failure_line(address: &str, err: &ConnectionError, timeout: Duration) -> 
 
 /// This client speaks PLAINTEXT and SASL_PLAINTEXT (PLAIN, SCRAM): refuse
 /// `security.protocol=ssl` and the like rather than fail obscurely.
-pub fn require_plaintext(args: &ClientArgs) -> anyhow::Result<()> {
-    if let Some(value) = args.client_property("security.protocol")? {
-        if !value.eq_ignore_ascii_case("plaintext") && !value.eq_ignore_ascii_case("sasl_plaintext") {
-            return Err(anyhow::anyhow!(
-                "this command speaks to brokers in PLAINTEXT or SASL_PLAINTEXT only; security.protocol={value} is not supported"
-            ));
-        }
+/// The TLS configuration of the client properties when
+/// `security.protocol` is SSL or SASL_SSL: librdkafka's keys
+/// (`ssl.ca.location`, `ssl.certificate.location` + `ssl.key.location`,
+/// `ssl.endpoint.identification.algorithm`) or the Java client's
+/// (`ssl.truststore.*`, `ssl.keystore.*`).
+fn tls_config(args: &ClientArgs) -> anyhow::Result<Option<Arc<rustls::ClientConfig>>> {
+    let protocol = args.client_property("security.protocol")?.unwrap_or_default().to_ascii_lowercase();
+    match protocol.as_str() {
+        "" | "plaintext" | "sasl_plaintext" => return Ok(None),
+        "ssl" | "sasl_ssl" => {}
+        other => return Err(anyhow::anyhow!("security.protocol={other} is not one of Kafka's")),
     }
-    Ok(())
+    let props = args.client_properties()?;
+    let get = |key: &str| props.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    let read = |key: &str| -> anyhow::Result<Option<String>> {
+        get(key)
+            .map(|path| std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{key}={path}: {e}")))
+            .transpose()
+    };
+    let (cert, key) = (read("ssl.certificate.location")?, read("ssl.key.location")?);
+    let settings = vltava_security::SslSettings::from_keys(|k| match k {
+        "ssl.truststore.location" => get(k).or_else(|| get("ssl.ca.location")),
+        "ssl.keystore.certificate.chain" => get(k).or_else(|| cert.clone()),
+        "ssl.keystore.key" => get(k).or_else(|| key.clone()),
+        // librdkafka's "none" turns it off, as Java's empty value
+        "ssl.endpoint.identification.algorithm" => {
+            get(k).map(|v| if v.eq_ignore_ascii_case("none") { String::new() } else { v })
+        }
+        _ => get(k),
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = vltava_security::tls::client_tls_config(&settings).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Some(config))
 }
 
 /// The SASL login of the client properties (`security.protocol=SASL_PLAINTEXT`,
@@ -409,7 +519,7 @@ pub fn require_plaintext(args: &ClientArgs) -> anyhow::Result<()> {
 /// with `username`/`password`), if they ask for one.
 fn sasl_login(args: &ClientArgs) -> anyhow::Result<Option<(String, String, String)>> {
     let protocol = args.client_property("security.protocol")?.unwrap_or_default();
-    if !protocol.eq_ignore_ascii_case("sasl_plaintext") {
+    if !protocol.eq_ignore_ascii_case("sasl_plaintext") && !protocol.eq_ignore_ascii_case("sasl_ssl") {
         return Ok(None);
     }
     let mechanism = match args.client_property("sasl.mechanism")? {
@@ -429,7 +539,7 @@ fn sasl_login(args: &ClientArgs) -> anyhow::Result<Option<(String, String, Strin
     match (user, password) {
         (Some(u), Some(p)) => Ok(Some((mechanism, u, p))),
         _ => Err(anyhow::anyhow!(
-            "security.protocol=SASL_PLAINTEXT needs sasl.username and sasl.password (or sasl.jaas.config)"
+            "security.protocol={protocol} needs sasl.username and sasl.password (or sasl.jaas.config)"
         )),
     }
 }

@@ -106,7 +106,8 @@ fn move_replica(args: &ClientArgs, a: &MoveArgs) -> anyhow::Result<()> {
     let deadline = Deadline::after(args.timeout());
     let address = broker.address();
     let failure = |e| anyhow!(connection::failure_line(&address, &e, args.timeout()));
-    let mut conn = BrokerConnection::open(&address, deadline).map_err(failure)?;
+    let security = connection::Security::of(args)?;
+    let mut conn = BrokerConnection::open_secured(&address, deadline, &security).map_err(failure)?;
     let request = AlterReplicaLogDirsRequest::default().with_dirs(vec![AlterReplicaLogDir::default()
         .with_path(StrBytes::from_string(a.dir.clone()))
         .with_topics(vec![AlterReplicaLogDirTopic::default()
@@ -121,7 +122,8 @@ fn move_replica(args: &ClientArgs, a: &MoveArgs) -> anyhow::Result<()> {
     let wanted = [(a.topic.clone(), vec![a.partition])];
     let there = loop {
         let left = deadline.at.saturating_duration_since(std::time::Instant::now());
-        let answers = query(std::slice::from_ref(&broker), Some(&wanted), left.max(Duration::from_millis(100)));
+        let answers =
+            query(std::slice::from_ref(&broker), Some(&wanted), left.max(Duration::from_millis(100)), &security);
         let dirs = answers.into_iter().next().and_then(|b| b.dirs.ok()).unwrap_or_default();
         let holder = dirs
             .iter()
@@ -189,7 +191,12 @@ pub struct BrokerLogDirs {
 pub type Wanted<'a> = Option<&'a [(String, Vec<i32>)]>;
 
 /// Sends DescribeLogDirs to each of `brokers`, several at a time, each within `timeout`.
-pub fn query(brokers: &[BrokerAddress], wanted: Wanted<'_>, timeout: Duration) -> Vec<BrokerLogDirs> {
+pub fn query(
+    brokers: &[BrokerAddress],
+    wanted: Wanted<'_>,
+    timeout: Duration,
+    security: &connection::Security,
+) -> Vec<BrokerLogDirs> {
     let request = DescribeLogDirsRequest::default().with_topics(wanted.map(|topics| {
         topics
             .iter()
@@ -204,7 +211,7 @@ pub fn query(brokers: &[BrokerAddress], wanted: Wanted<'_>, timeout: Duration) -
     for chunk in brokers.chunks(BROKERS_ASKED_AT_ONCE) {
         std::thread::scope(|scope| {
             let asked: Vec<_> =
-                chunk.iter().map(|b| (b, scope.spawn(|| ask(&b.address(), &request, timeout)))).collect();
+                chunk.iter().map(|b| (b, scope.spawn(|| ask(&b.address(), &request, timeout, security)))).collect();
             for (broker, handle) in asked {
                 let dirs = handle.join().unwrap_or_else(|_| Err("the request thread panicked".to_string()));
                 out.push(BrokerLogDirs { broker: broker.clone(), dirs });
@@ -215,10 +222,15 @@ pub fn query(brokers: &[BrokerAddress], wanted: Wanted<'_>, timeout: Duration) -
 }
 
 /// DescribeLogDirs to the broker at `address`.
-fn ask(address: &str, request: &DescribeLogDirsRequest, timeout: Duration) -> Result<Vec<LogDir>, String> {
+fn ask(
+    address: &str,
+    request: &DescribeLogDirsRequest,
+    timeout: Duration,
+    security: &connection::Security,
+) -> Result<Vec<LogDir>, String> {
     let deadline = Deadline::after(timeout);
     let failure = |e| connection::failure_line(address, &e, timeout);
-    let mut conn = BrokerConnection::open(address, deadline).map_err(failure)?;
+    let mut conn = BrokerConnection::open_secured(address, deadline, security).map_err(failure)?;
     let (answer, version) = conn.send(request).map_err(failure)?;
     if answer.error_code != 0 {
         return Err(format!("{address}: DescribeLogDirs: {}", error_name(answer.error_code)));
@@ -260,7 +272,7 @@ fn describe(args: &ClientArgs, a: &DescribeArgs) -> anyhow::Result<()> {
     }
     let brokers = chosen_brokers(&all, &a.broker_ids)?;
     let wanted = (!a.topics.is_empty()).then_some(topics.partitions.as_slice());
-    let answers = query(&brokers, wanted, args.timeout());
+    let answers = query(&brokers, wanted, args.timeout(), &connection::Security::of(args)?);
     if a.json {
         let list: Vec<Value> = answers.iter().map(broker_json).collect();
         println!("{}", json!({ "brokers": list }));
@@ -377,11 +389,12 @@ impl ReplicaSizes {
         topic: &str,
         partitions: Vec<i32>,
         timeout: Duration,
+        security: &connection::Security,
     ) -> Self {
         let asked: Vec<BrokerAddress> = brokers.iter().filter(|b| replica_brokers.contains(&b.id)).cloned().collect();
         let wanted = [(topic.to_string(), partitions)];
         let mut sizes = ReplicaSizes::unknown(replica_brokers, "not among the cluster's brokers");
-        for answer in query(&asked, Some(&wanted), timeout) {
+        for answer in query(&asked, Some(&wanted), timeout, security) {
             let found = answer.dirs.map(|dirs| {
                 let mut found = BrokerSizes { sizes: BTreeMap::new(), failed_dirs: Vec::new() };
                 for d in &dirs {

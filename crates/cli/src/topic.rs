@@ -425,7 +425,12 @@ fn replica_sizes(args: &ClientArgs, topic: &str, rows: &[PartitionRow]) -> Repli
     let partitions = rows.iter().map(|r| r.id).collect();
     let brokers = connection::connect_bootstrap(args).and_then(|mut conn| connection::brokers(&mut conn));
     match brokers {
-        Ok(brokers) => ReplicaSizes::of_topic(&brokers, &replica_brokers, topic, partitions, args.timeout()),
+        Ok(brokers) => match crate::connection::Security::of(args) {
+            Ok(security) => {
+                ReplicaSizes::of_topic(&brokers, &replica_brokers, topic, partitions, args.timeout(), &security)
+            }
+            Err(e) => ReplicaSizes::unknown(&replica_brokers, &format!("{e:#}")),
+        },
         Err(e) => ReplicaSizes::unknown(&replica_brokers, &format!("{e:#}")),
     }
 }

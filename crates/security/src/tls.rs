@@ -161,6 +161,13 @@ fn server_config(s: &SslSettings) -> Result<ServerConfig, SecurityError> {
     builder.with_single_cert(chain, key).map_err(|e| SecurityError::new(format!("ssl.keystore: {e}")))
 }
 
+/// A rustls client configuration from `ssl.*` settings (truststore,
+/// optional keystore for mutual TLS, endpoint identification), for
+/// clients that are not on the tokio runtime (the command-line tools).
+pub fn client_tls_config(s: &SslSettings) -> Result<Arc<ClientConfig>, SecurityError> {
+    client_config(s).map(Arc::new)
+}
+
 fn client_config(s: &SslSettings) -> Result<ClientConfig, SecurityError> {
     let roots = Arc::new(truststore(s)?.ok_or_else(|| {
         SecurityError::new("connecting to an SSL listener needs ssl.truststore.location (the CA that signed it)")
