@@ -300,19 +300,26 @@ impl Controller {
         resource: &str,
         changes: &[(String, Option<String>)],
     ) -> Result<(), ControllerError> {
-        let _guard = self.lock.lock();
-        let records: Vec<MetadataRecord> = changes
-            .iter()
-            .map(|(key, value)| MetadataRecord::BrokerConfig {
-                resource: resource.to_string(),
-                key: key.clone(),
-                value: value.clone(),
-            })
-            .collect();
-        if !records.is_empty() {
-            self.commit(records)?;
+        self.commit_changes(
+            changes
+                .iter()
+                .map(|(key, value)| MetadataRecord::BrokerConfig {
+                    resource: resource.to_string(),
+                    key: key.clone(),
+                    value: value.clone(),
+                })
+                .collect(),
+        )
+    }
+
+    /// Commits `records` (already checked), if any, under the controller's
+    /// lock; returns once this node has applied them.
+    fn commit_changes(&self, records: Vec<MetadataRecord>) -> Result<(), ControllerError> {
+        if records.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let _guard = self.lock.lock();
+        self.commit(records)
     }
 
     /// Sets (`Some`) or removes (`None`) configs of a resource other than
@@ -324,27 +331,23 @@ impl Controller {
         name: &str,
         changes: &[(String, Option<String>)],
     ) -> Result<(), ControllerError> {
-        let _guard = self.lock.lock();
-        let records: Vec<MetadataRecord> = changes
-            .iter()
-            .map(|(key, value)| MetadataRecord::ResourceConfig {
-                resource_type,
-                name: name.to_string(),
-                key: key.clone(),
-                value: value.clone(),
-            })
-            .collect();
-        if !records.is_empty() {
-            self.commit(records)?;
-        }
-        Ok(())
+        self.commit_changes(
+            changes
+                .iter()
+                .map(|(key, value)| MetadataRecord::ResourceConfig {
+                    resource_type,
+                    name: name.to_string(),
+                    key: key.clone(),
+                    value: value.clone(),
+                })
+                .collect(),
+        )
     }
 
     /// Sets or removes client quotas (records already checked); returns
     /// once this node has applied them.
     pub fn alter_client_quotas(&self, records: Vec<MetadataRecord>) -> Result<(), ControllerError> {
-        let _guard = self.lock.lock();
-        self.commit(records)
+        self.commit_changes(records)
     }
 
     /// Adds ACL bindings (already checked); one equal to an existing
@@ -384,15 +387,13 @@ impl Controller {
     /// Writes delegation token changes (already decided by
     /// `delegation_tokens`); returns once this node has applied them.
     pub fn alter_delegation_tokens(&self, records: Vec<MetadataRecord>) -> Result<(), ControllerError> {
-        let _guard = self.lock.lock();
-        self.commit(records)
+        self.commit_changes(records)
     }
 
     /// Stores or removes SCRAM credentials (already checked by
     /// `handlers::scram_credentials`).
     pub fn alter_scram_credentials(&self, records: Vec<MetadataRecord>) -> Result<(), ControllerError> {
-        let _guard = self.lock.lock();
-        self.commit(records)
+        self.commit_changes(records)
     }
 
     /// Finalizes feature levels (already checked by `features`); returns
