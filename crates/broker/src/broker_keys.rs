@@ -159,7 +159,7 @@ pub const GROUPS: &[KeyGroup] = &[
             "replication.quota.window.size.seconds",
         ],
         rule: Rule::Any,
-        reason: "sampling windows of quotas, which vltava does not enforce",
+        reason: "client quotas use Kafka's default windows (11 samples of 1 s); replication quotas are not enforced",
     },
     KeyGroup {
         keys: &["max.incremental.fetch.session.cache.slots"],
@@ -297,7 +297,7 @@ pub const GROUPS: &[KeyGroup] = &[
             "max.connections.per.ip.overrides",
         ],
         rule: Rule::Only(unlimited_or_unset),
-        reason: "quotas and per-client connection limits are not enforced (only max.connections is)",
+        reason: "per-IP connection caps and broker-wide connection rates are not enforced (max.connections and client quotas are)",
     },
     KeyGroup {
         keys: &["log.cleaner.io.max.bytes.per.second"],
@@ -405,7 +405,7 @@ pub const GROUPS: &[KeyGroup] = &[
             "ssl.trustmanager.algorithm",
         ],
         rule: Rule::Any,
-        reason: "SASL settings (read per listener by sasl/), or for mechanisms and an authorizer vltava does not have yet; \
+        reason: "SASL settings (read per listener by sasl/), or for Kerberos and pluggable callbacks vltava does not have; \
                  rustls chooses the TLS cipher suites, provider and key managers",
     },
     KeyGroup {
