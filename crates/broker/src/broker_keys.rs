@@ -297,7 +297,7 @@ pub const GROUPS: &[KeyGroup] = &[
             "max.connections.per.ip.overrides",
         ],
         rule: Rule::Only(unlimited_or_unset),
-        reason: "per-IP connection caps and broker-wide connection rates are not enforced (max.connections and client quotas are)",
+        reason: "per-IP connection limits and broker-wide connection rates are not enforced (max.connections and client quotas are)",
     },
     KeyGroup {
         keys: &["log.cleaner.io.max.bytes.per.second"],
