@@ -225,13 +225,18 @@ async fn serve_stream<R, W>(
                     Some(adding) => Some(adding.await),
                     None => None,
                 };
-                let mut quota = QuotaUse::of(&broker, &request.body, frame_len, &session);
+                // one look at the quotas per request: with none anywhere (the
+                // usual case) nothing is measured
+                let image = broker.controller.image();
+                let quotas = image.client_quotas().next().is_some();
+                let mut quota = if quotas { QuotaUse::of(&request.body, frame_len, &session) } else { None };
                 if let Some(q) = quota.as_mut() {
                     // a Produce counts as it is read: the next request of an
                     // over-quota client waits, however many it pipelined
                     q.record_request(&broker, &muted);
                 }
-                let handling = Handling::of(&broker, &request.body, &session);
+                let handling = if quotas { Handling::of(&image, &request.body, &session) } else { None };
+                drop(image);
                 let started = std::time::Instant::now();
                 let mut response = handlers::dispatch(&broker, &session, request, added);
                 if let Some(h) = &handling {
@@ -339,12 +344,8 @@ struct QuotaUse {
 type Muted = parking_lot::Mutex<Option<tokio::time::Instant>>;
 
 impl QuotaUse {
-    fn of(
-        broker: &Broker,
-        body: &kafka_protocol::messages::RequestKind,
-        frame_len: usize,
-        session: &Session,
-    ) -> Option<Self> {
+    /// Called only when some client quota exists.
+    fn of(body: &kafka_protocol::messages::RequestKind, frame_len: usize, session: &Session) -> Option<Self> {
         use kafka_protocol::messages::RequestKind;
         let (key, bytes) = match body {
             RequestKind::Produce(_) => (crate::quotas::PRODUCER_BYTE_RATE, Some(frame_len)),
@@ -354,8 +355,6 @@ impl QuotaUse {
             }
             _ => return None,
         };
-        // with no quota anywhere (the usual case) nothing is measured
-        broker.controller.image().client_quotas().next()?;
         // the principal's name (ANONYMOUS without a client certificate)
         let client = crate::quotas::Client::of(session);
         Some(QuotaUse { client, key, bytes, throttle: std::time::Duration::ZERO })
@@ -399,11 +398,13 @@ struct Handling {
 }
 
 impl Handling {
-    fn of(broker: &Broker, body: &kafka_protocol::messages::RequestKind, session: &Session) -> Option<Self> {
+    /// Called only when some client quota exists.
+    fn of(
+        image: &vltava_metadata::MetadataImage,
+        body: &kafka_protocol::messages::RequestKind,
+        session: &Session,
+    ) -> Option<Self> {
         use kafka_protocol::messages::RequestKind;
-        let image = broker.controller.image();
-        // with no quota anywhere (the usual case) nothing is measured
-        image.client_quotas().next()?;
         // exempt as in Kafka: what clients need to connect and what
         // brokers send each other
         let exempt = match body {
@@ -418,7 +419,7 @@ impl Handling {
             return None;
         }
         let client = crate::quotas::Client::of(session);
-        crate::quotas::applicable(&image, crate::quotas::REQUEST_PERCENTAGE, &client)?;
+        crate::quotas::applicable(image, crate::quotas::REQUEST_PERCENTAGE, &client)?;
         Some(Handling { client, nanos: Arc::default() })
     }
 
