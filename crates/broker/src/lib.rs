@@ -42,6 +42,7 @@ pub mod replica_state;
 pub mod replication;
 pub mod sasl;
 pub mod server;
+pub mod share;
 pub mod topic_config;
 pub mod txn;
 
@@ -72,6 +73,10 @@ pub struct Broker {
     pub runtime: tokio::runtime::Handle,
     pub groups: group::GroupCoordinator,
     pub txns: txn::TransactionCoordinator,
+    /// Share group membership (KIP-932) at the group coordinator.
+    pub share_groups: share::groups::ShareGroups,
+    /// Where share partitions keep their state.
+    pub share_persister: Arc<dyn share::persister::SharePersister>,
     /// Client quota sensors (the quotas are in the metadata image).
     pub quotas: quotas::QuotaManager,
     /// Client instances pushing their metrics (KIP-714).

@@ -125,6 +125,8 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, QuorumNode)
             config.transaction_state_partitions,
             config.transaction_max_timeout_ms,
         ),
+        share_groups: crate::share::groups::ShareGroups::default(),
+        share_persister: Arc::new(crate::share::persister::MemoryPersister::default()),
         quotas: crate::quotas::QuotaManager::default(),
         client_metrics: crate::client_metrics::ClientMetrics::default(),
         delegation_tokens: crate::delegation_tokens::TokenSettings::from_settings(&config.static_settings)
