@@ -20,4 +20,15 @@ impl ShareGroups {
     pub fn subscribed_topics(&self, _group: &str) -> Vec<String> {
         Vec::new()
     }
+
+    /// Share groups coordinated here with their state name (ListGroups).
+    pub fn list(&self) -> Vec<(String, &'static str)> {
+        Vec::new()
+    }
+
+    /// Forgets an empty share group (DeleteGroups): GROUP_ID_NOT_FOUND when
+    /// it is not one, NON_EMPTY_GROUP while it has members.
+    pub fn remove(&self, _group: &str) -> Result<(), vltava_protocol::ResponseError> {
+        Err(vltava_protocol::ResponseError::GroupIdNotFound)
+    }
 }
