@@ -23,13 +23,13 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 type TimerMsg = (String, Wake, Instant);
 
 pub struct GroupCoordinator {
-    groups: Mutex<HashMap<String, Group>>,
+    pub(super) groups: Mutex<HashMap<String, Group>>,
     /// `__consumer_offsets` partitions this node coordinates.
     ownership: Ownership,
     config: GroupConfig,
     /// `offsets.topic.num.partitions`
     offsets_partitions: i32,
-    timer_tx: mpsc::UnboundedSender<TimerMsg>,
+    pub(super) timer_tx: mpsc::UnboundedSender<TimerMsg>,
     timer_rx: Mutex<Option<mpsc::UnboundedReceiver<TimerMsg>>>,
 }
 
@@ -117,7 +117,7 @@ impl GroupCoordinator {
 
     /// Appends records to the group's partition; returns what to wait on
     /// for durability.
-    fn write(
+    pub(super) fn write(
         &self,
         broker: &Broker,
         group_id: &str,
@@ -184,6 +184,7 @@ impl GroupCoordinator {
         // loading began, so the loaded ones are added as they are
         let mut groups: HashMap<String, Group> = HashMap::new();
         let mut offsets_loaded = 0usize;
+        let mut consumer_loader = super::consumer_records::Loader::default();
         if let Some(partition) = broker.replicas.get(&topic.topic_id, index) {
             let mut offset = partition.watermarks().log_start_offset;
             while let Some(slice) = partition.read(offset, 1 << 20)? {
@@ -207,6 +208,9 @@ impl GroupCoordinator {
                         continue;
                     }
                     for record in records_of(batch, &section)? {
+                        if record.key.is_some_and(|k| consumer_loader.accept(k, record.value)) {
+                            continue;
+                        }
                         let Some(key) = record.key.and_then(records::decode_key) else { continue };
                         match key {
                             OffsetsKey::Offset { group, topic, partition } => {
@@ -255,6 +259,7 @@ impl GroupCoordinator {
                 }
             }
         }
+        self.restore_consumer_groups(broker, consumer_loader, &mut groups, now);
         tracing::info!(
             partition = index,
             groups = groups.len(),
@@ -285,6 +290,9 @@ impl GroupCoordinator {
     }
 
     fn on_wake(&self, broker: &Broker, group_id: &str, wake: &Wake) {
+        if let Wake::ConsumerSession(member) = wake {
+            return self.on_consumer_session(broker, group_id, member);
+        }
         let mut groups = self.groups.lock();
         let Some(group) = groups.get_mut(group_id) else { return };
         let effects = group.on_wake(wake, Instant::now(), &self.config);
@@ -303,6 +311,20 @@ impl GroupCoordinator {
             return rx;
         }
         let group = groups.entry(group_id.to_string()).or_insert_with(|| Group::new(group_id));
+        if let Some(consumer) = &group.consumer {
+            if !consumer.members.is_empty() {
+                let _ = tx.send(JoinResult::error(ResponseError::InconsistentGroupProtocol, &req.member_id));
+                return rx;
+            }
+            // an empty consumer group becomes a classic group (its offsets stay)
+            let tombstones = consumer.tombstones();
+            let recs: Vec<KeyValue<'_>> = tombstones.iter().map(|(k, _)| (Some(&k[..]), None)).collect();
+            if let Err(e) = self.write(broker, group_id, &recs) {
+                let _ = tx.send(JoinResult::error(e, &req.member_id));
+                return rx;
+            }
+            group.consumer = None;
+        }
         let effects = group.join(req, tx, Instant::now(), &self.config);
         self.apply(group_id, &effects, group, broker);
         rx
@@ -388,7 +410,8 @@ impl GroupCoordinator {
     }
 
     /// Validates and writes committed offsets; returns what to wait on for
-    /// durability.
+    /// durability. `generation_id` is the member epoch for consumer groups.
+    #[allow(clippy::too_many_arguments)]
     pub fn commit(
         &self,
         broker: &Broker,
@@ -397,6 +420,7 @@ impl GroupCoordinator {
         instance_id: Option<&str>,
         generation_id: i32,
         offsets: Vec<(String, i32, CommittedOffset)>,
+        version: i16,
     ) -> Result<Option<(Arc<Partition>, i64)>, ResponseError> {
         self.check_coordinator(group_id)?;
         let mut groups = self.groups.lock();
@@ -408,7 +432,10 @@ impl GroupCoordinator {
             groups.insert(group_id.to_string(), Group::new(group_id));
         }
         let group = groups.get_mut(group_id).expect("present");
-        group.check_commit(member_id, instance_id, generation_id, Instant::now())?;
+        match &group.consumer {
+            Some(c) => c.check_commit(member_id, generation_id, false, version)?,
+            None => group.check_commit(member_id, instance_id, generation_id, Instant::now())?,
+        }
         if offsets.is_empty() {
             return Ok(None);
         }
@@ -441,7 +468,10 @@ impl GroupCoordinator {
         room_for(&groups, group_id)?;
         let group = groups.entry(group_id.to_string()).or_insert_with(|| Group::new(group_id));
         if generation_id >= 0 || !member_id.is_empty() {
-            group.check_commit(member_id, instance_id, generation_id, Instant::now())?;
+            match &group.consumer {
+                Some(c) => c.check_commit(member_id, generation_id, true, 0)?,
+                None => group.check_commit(member_id, instance_id, generation_id, Instant::now())?,
+            }
         }
         if offsets.is_empty() {
             return Ok(None);
@@ -500,6 +530,41 @@ impl GroupCoordinator {
         })
     }
 
+    /// Groups for ListGroups: id, protocol type, state name, group type
+    /// (`classic` or `consumer`).
+    pub fn list_typed(&self) -> Vec<(String, String, &'static str, &'static str)> {
+        let groups = self.groups.lock();
+        let mut out: Vec<_> = groups
+            .values()
+            .map(|g| match &g.consumer {
+                Some(c) => (g.id.clone(), "consumer".to_string(), c.state_name(), "consumer"),
+                None => (g.id.clone(), g.protocol_type.clone().unwrap_or_default(), g.state.name(), "classic"),
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// `classic` or `consumer`; `None` for an unknown group.
+    pub fn group_type(&self, group_id: &str) -> Option<&'static str> {
+        self.groups.lock().get(group_id).map(|g| if g.consumer.is_some() { "consumer" } else { "classic" })
+    }
+
+    /// OffsetFetch v9 from a consumer group member: its id and epoch must
+    /// be current (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH).
+    pub fn check_fetch_member(
+        &self,
+        group_id: &str,
+        member_id: Option<&str>,
+        member_epoch: i32,
+    ) -> Result<(), ResponseError> {
+        let groups = self.groups.lock();
+        match groups.get(group_id).and_then(|g| g.consumer.as_ref()) {
+            Some(c) => c.check_fetch(member_id, member_epoch),
+            None => Ok(()),
+        }
+    }
+
     pub fn list(&self) -> Vec<(String, String, GroupState)> {
         let groups = self.groups.lock();
         let mut out: Vec<_> =
@@ -549,6 +614,9 @@ impl GroupCoordinator {
         }
         let mut keys: Vec<Vec<u8>> = group.offsets.keys().map(|(t, p)| records::offset_key(group_id, t, *p)).collect();
         keys.push(records::group_key(group_id));
+        if let Some(c) = &group.consumer {
+            keys.extend(c.tombstones().into_iter().map(|(k, _)| k));
+        }
         let recs: Vec<KeyValue<'_>> = keys.iter().map(|k| (Some(&k[..]), None)).collect();
         self.write(broker, group_id, &recs)?;
         groups.remove(group_id);
@@ -566,7 +634,14 @@ impl GroupCoordinator {
         self.check_coordinator(group_id)?;
         let mut groups = self.groups.lock();
         let group = groups.get_mut(group_id).ok_or(ResponseError::GroupIdNotFound)?;
-        let subscribed = if group.members.is_empty() { Vec::new() } else { group.subscribed_topics() };
+        let subscribed = match group.consumer.as_mut() {
+            Some(c) if !c.members.is_empty() => {
+                c.subscribed_topic_names(&super::consumer_coordinator::topics(broker)).into_iter().collect()
+            }
+            Some(_) => Vec::new(),
+            None if group.members.is_empty() => Vec::new(),
+            None => group.subscribed_topics(),
+        };
         let mut results = Vec::with_capacity(partitions.len());
         let mut doomed = Vec::new();
         for (topic, partition) in partitions {
@@ -637,7 +712,7 @@ impl Ownership {
 /// A new group only while this broker coordinates fewer than
 /// [`crate::limits::GROUPS_MAX`] (COORDINATOR_NOT_AVAILABLE beyond: clients
 /// retry, as against a coordinator out of resources).
-fn room_for(groups: &HashMap<String, Group>, group_id: &str) -> Result<(), ResponseError> {
+pub(super) fn room_for(groups: &HashMap<String, Group>, group_id: &str) -> Result<(), ResponseError> {
     if groups.len() >= crate::limits::GROUPS_MAX && !groups.contains_key(group_id) {
         tracing::warn!(group = group_id, max = crate::limits::GROUPS_MAX, "refusing a new group: too many groups");
         return Err(ResponseError::CoordinatorNotAvailable);

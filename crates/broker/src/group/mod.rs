@@ -1,8 +1,13 @@
-//! Consumer groups (the classic protocol): the state machine
-//! ([`state`]), the coordinator that owns groups, persists them and runs
-//! their deadlines ([`coordinator`]), and Kafka's `__consumer_offsets`
-//! record formats ([`records`]).
+//! Consumer groups: the classic protocol's state machine ([`state`]), the
+//! KIP-848 consumer protocol's ([`consumer`], with its server-side
+//! [`assignor`]s), the coordinator that owns groups, persists them and runs
+//! their deadlines ([`coordinator`], [`consumer_coordinator`]), and Kafka's
+//! `__consumer_offsets` record formats ([`records`], [`consumer_records`]).
 
+pub mod assignor;
+pub mod consumer;
+pub mod consumer_coordinator;
+pub mod consumer_records;
 pub mod coordinator;
 pub mod records;
 pub mod state;

@@ -127,6 +127,8 @@ pub enum Wake {
     Join,
     /// Members that did not SyncGroup in this generation may be gone.
     Sync(i32),
+    /// A KIP-848 consumer group member's session may have expired.
+    ConsumerSession(String),
 }
 
 #[derive(Debug)]
@@ -189,6 +191,9 @@ pub struct Group {
     initial_remaining: Duration,
     /// A member joined during the current initial-delay step.
     new_member_added: bool,
+    /// Set when this is a KIP-848 consumer group (the classic fields are
+    /// then unused; offsets are shared).
+    pub consumer: Option<super::consumer::ConsumerGroup>,
     /// Members of this generation that have not sent SyncGroup yet; those
     /// still here at `sync_deadline` (the rebalance timeout after the join
     /// phase) are removed, in CompletingRebalance and in Stable alike.
@@ -233,6 +238,7 @@ impl Group {
             sync_deadline: None,
             next_join_order: 0,
             state_timestamp_ms: now_ms(),
+            consumer: None,
         }
     }
 
@@ -302,7 +308,9 @@ impl Group {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.members.is_empty() && self.pending_members.is_empty()
+        self.members.is_empty()
+            && self.pending_members.is_empty()
+            && self.consumer.as_ref().is_none_or(|c| c.members.is_empty())
     }
 
     /// Applies or drops a transaction's pending offsets.
@@ -931,6 +939,7 @@ impl Group {
                 }
             }
             Wake::Join => self.try_complete_join(now, cfg, &mut effects),
+            Wake::ConsumerSession(_) => {} // the coordinator handles these
             Wake::Sync(generation) => {
                 if *generation == self.generation_id && self.sync_deadline.is_some_and(|d| now >= d) {
                     self.expire_pending_sync(now, cfg, &mut effects);

@@ -16,7 +16,7 @@ pub fn handle(
     broker: &Arc<Broker>,
     session: &Session,
     request: DescribeGroupsRequest,
-    _version: i16,
+    version: i16,
 ) -> DescribeGroupsResponse {
     let image = broker.controller.image();
     let groups = request
@@ -41,6 +41,20 @@ pub fn handle(
             );
             if let Err(e) = broker.groups.check_coordinator(id.0.as_str()) {
                 return described.with_error_code(e.code()).with_group_state(StrBytes::from_static_str("Dead"));
+            }
+            if broker.groups.group_type(id.0.as_str()) == Some("consumer") {
+                // Kafka 4.x: DescribeGroups describes classic groups only
+                let described = described.with_group_state(StrBytes::from_static_str("Dead"));
+                return if version >= 6 {
+                    described
+                        .with_error_code(vltava_protocol::ResponseError::GroupIdNotFound.code())
+                        .with_error_message(Some(StrBytes::from_string(format!(
+                            "Group {} is not a classic group.",
+                            id.0
+                        ))))
+                } else {
+                    described
+                };
             }
             match broker.groups.describe(id.0.as_str()) {
                 None => described.with_group_state(StrBytes::from_static_str("Dead")),

@@ -49,6 +49,13 @@ pub fn handle(broker: &Arc<Broker>, session: &Session, request: JoinGroupRequest
             .with_member_id(request.member_id);
         return Box::pin(std::future::ready(Some(ResponseKind::JoinGroup(r))));
     }
+    if broker.share_groups.exists(&group_id) {
+        let r = JoinGroupResponse::default()
+            .with_error_code(ResponseError::InconsistentGroupProtocol.code())
+            .with_generation_id(-1)
+            .with_member_id(request.member_id);
+        return Box::pin(std::future::ready(Some(ResponseKind::JoinGroup(r))));
+    }
     let join = JoinRequest {
         member_id: request.member_id.to_string(),
         group_instance_id: request.group_instance_id.map(|s| s.to_string()),

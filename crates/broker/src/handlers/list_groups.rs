@@ -1,4 +1,5 @@
-//! ListGroups, with the state (v4+) and type (v5+) filters.
+//! ListGroups, with the state (v4+) and type (v5+) filters: classic and
+//! consumer groups, and share groups (type `share`).
 
 use std::sync::Arc;
 
@@ -28,21 +29,23 @@ pub fn handle(
     );
     let states: Vec<String> = request.states_filter.iter().map(|s| s.to_lowercase()).collect();
     let types: Vec<String> = request.types_filter.iter().map(|s| s.to_lowercase()).collect();
+    let shares = broker.share_groups.list().into_iter().map(|(id, state)| (id, "share".to_string(), state, "share"));
     let groups = broker
         .groups
-        .list()
+        .list_typed()
         .into_iter()
-        .filter(|(id, _, _)| {
+        .chain(shares)
+        .filter(|(id, _, _, _)| {
             all || broker.authorize_in(&image, session, AclOperation::Describe, ResourceType::Group, id)
         })
-        .filter(|(_, _, state)| states.is_empty() || states.contains(&state.name().to_lowercase()))
-        .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
-        .map(|(id, protocol_type, state)| {
+        .filter(|(_, _, state, _)| states.is_empty() || states.contains(&state.to_lowercase()))
+        .filter(|(_, _, _, kind)| types.is_empty() || types.iter().any(|t| t == kind))
+        .map(|(id, protocol_type, state, kind)| {
             ListedGroup::default()
                 .with_group_id(GroupId(StrBytes::from_string(id)))
                 .with_protocol_type(StrBytes::from_string(protocol_type))
-                .with_group_state(StrBytes::from_static_str(state.name()))
-                .with_group_type(StrBytes::from_static_str("classic"))
+                .with_group_state(StrBytes::from_static_str(state))
+                .with_group_type(StrBytes::from_static_str(kind))
         })
         .collect();
     ListGroupsResponse::default().with_groups(groups)

@@ -17,6 +17,8 @@ mod alter_replica_log_dirs;
 pub mod api_versions;
 mod client_quotas;
 mod cluster_acl;
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
 mod delegation_tokens;
@@ -234,6 +236,10 @@ pub fn dispatch(
         RequestKind::Heartbeat(r) => ready(ResponseKind::Heartbeat(heartbeat::handle(broker, session, r, version))),
         RequestKind::LeaveGroup(r) => ready(ResponseKind::LeaveGroup(leave_group::handle(broker, session, r, version))),
         RequestKind::OffsetCommit(r) => offset_commit::handle(broker, session, r, version),
+        RequestKind::ConsumerGroupHeartbeat(r) => consumer_group_heartbeat::handle(broker, session, r, version),
+        RequestKind::ConsumerGroupDescribe(r) => {
+            ready(ResponseKind::ConsumerGroupDescribe(consumer_group_describe::handle(broker, session, r, version)))
+        }
         RequestKind::OffsetFetch(r) => {
             ready(ResponseKind::OffsetFetch(offset_fetch::handle(broker, session, r, version)))
         }

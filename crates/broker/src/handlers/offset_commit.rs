@@ -18,7 +18,7 @@ use vltava_metadata::{AclOperation, ResourceType};
 /// A partition index and the error it is refused with, if any.
 type PartitionVerdict = (i32, Option<ResponseError>);
 
-pub fn handle(broker: &Arc<Broker>, session: &Session, request: OffsetCommitRequest, _version: i16) -> ResponseFuture {
+pub fn handle(broker: &Arc<Broker>, session: &Session, request: OffsetCommitRequest, version: i16) -> ResponseFuture {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
     let image = broker.controller.image();
     // Per-partition verdicts first; valid offsets are committed together.
@@ -74,6 +74,7 @@ pub fn handle(broker: &Arc<Broker>, session: &Session, request: OffsetCommitRequ
             request.group_instance_id.as_ref().map(|s| s.as_str()),
             request.generation_id_or_member_epoch,
             offsets,
+            version,
         )
     };
     Box::pin(async move {

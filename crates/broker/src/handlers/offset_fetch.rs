@@ -72,7 +72,12 @@ pub fn handle(
                         .flat_map(|t| t.partition_indexes.into_iter().map(move |p| (t.name.0.to_string(), p)))
                         .collect()
                 });
-                let rows = match authorized_offsets(broker, &image, session, g.group_id.0.as_str(), wanted) {
+                let member = g.member_id.as_ref().map(|m| m.as_str());
+                let rows =
+                    authorized_offsets(broker, &image, session, g.group_id.0.as_str(), wanted).and_then(|rows| {
+                        broker.groups.check_fetch_member(g.group_id.0.as_str(), member, g.member_epoch).map(|_| rows)
+                    });
+                let rows = match rows {
                     Ok(rows) => rows,
                     Err(e) => {
                         return OffsetFetchResponseGroup::default()

@@ -1,0 +1,382 @@
+"""KIP-848 consumer groups (group.protocol=consumer) with confluent-kafka 2.16:
+server-side assignment shared by three members, a SIGKILLed member's partitions
+moved to the others while they consume, regex subscriptions picking up topics
+created later (full-match semantics), the uniform and range assignors, static
+membership, commits checked against member epochs, the group and its offsets
+across a broker restart, ListGroups/ConsumerGroupDescribe, and raw-protocol
+errors (unknown member, fenced epoch, invalid regex, unsupported assignor).
+
+The broker runs with short consumer group session and heartbeat settings so
+that expiry and reconciliation take seconds."""
+
+from __future__ import annotations
+
+import json
+import signal
+import struct
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from confluent_kafka import Consumer, ConsumerGroupState, ConsumerGroupType, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+import kafka_wire as w
+from helpers import create_topic, unique, wait_until
+
+MEMBER = str(Path(__file__).with_name("kip848_member.py"))
+WAIT_S = 60  # a deadline, not a verdict
+FAST = {
+    "group.consumer.min.session.timeout.ms": 3000,
+    "group.consumer.session.timeout.ms": 4000,
+    "group.consumer.min.heartbeat.interval.ms": 300,
+    "group.consumer.heartbeat.interval.ms": 300,
+}
+
+UNKNOWN_MEMBER_ID = 25
+INVALID_REQUEST = 42
+FENCED_MEMBER_EPOCH = 110
+UNSUPPORTED_ASSIGNOR = 112
+STALE_MEMBER_EPOCH = 113
+GROUP_ID_NOT_FOUND = 69
+INVALID_REGULAR_EXPRESSION = 128
+
+
+def produce(bootstrap, topic, partitions, per_partition, tag="v"):
+    p = Producer({"bootstrap.servers": bootstrap})
+    for part in range(partitions):
+        for i in range(per_partition):
+            p.produce(topic, f"{tag}-{part}-{i}".encode(), partition=part)
+    assert p.flush(30) == 0
+
+
+class Member:
+    """A consumer in its own process (kip848_member.py)."""
+
+    def __init__(self, bootstrap, group, topic, workdir: Path, name, instance=None, assignor=None):
+        self.out = workdir / f"{name}.jsonl"
+        args = [sys.executable, MEMBER, bootstrap, group, topic, str(self.out)]
+        if instance:
+            args += ["--instance", instance]
+        if assignor:
+            args += ["--assignor", assignor]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def events(self):
+        if not self.out.exists():
+            return []
+        lines = self.out.read_text().splitlines()
+        out = []
+        for line in lines:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass  # a line cut by SIGKILL
+        return out
+
+    def owned(self):
+        parts = set()
+        for ev in self.events():
+            if ev["ev"] == "assign":
+                parts |= set(ev["parts"])
+            elif ev["ev"] == "revoke":
+                parts -= set(ev["parts"])
+        return parts
+
+    def records(self):
+        return [(e["p"], e["o"]) for e in self.events() if e["ev"] == "rec"]
+
+    def committed(self):
+        return {(e["p"], e["o"]) for e in self.events() if e["ev"] == "commit_ok"}
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(30)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            assert self.proc.wait(60) == 0
+
+
+def describe(bootstrap, group):
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    return a.describe_consumer_groups([group])[group].result(30)
+
+
+def test_three_members_share_six_partitions_and_a_killed_members_move(start_broker, tmp_path):
+    b = start_broker(FAST)
+    topic, group = unique("k848"), unique("g848")
+    create_topic(b.bootstrap, topic, 6)
+    produce(b.bootstrap, topic, 6, 50, "a")
+    members = [Member(b.bootstrap, group, topic, tmp_path, f"m{i}") for i in range(3)]
+    try:
+        def shared():
+            owned = [m.owned() for m in members]
+            flat = [p for o in owned for p in o]
+            return len(flat) == 6 and set(flat) == set(range(6)) and all(len(o) == 2 for o in owned) and owned
+        owned = wait_until(shared, WAIT_S, "three members owning two partitions each")
+        d = describe(b.bootstrap, group)
+        assert d.type == ConsumerGroupType.CONSUMER and d.state == ConsumerGroupState.STABLE, (d.type, d.state)
+        assert len(d.members) == 3
+        assert sorted(p.partition for m in d.members for p in m.assignment.topic_partitions) == list(range(6))
+        wait_until(lambda: sum(len(m.records()) for m in members) >= 300, WAIT_S, "the first 300 records")
+        victim, rest = members[2], members[:2]
+        victim_parts = owned[2]
+        victim.kill()
+        # the others take over the victim's partitions once its session expires
+        wait_until(lambda: rest[0].owned() | rest[1].owned() == set(range(6))
+                   and not rest[0].owned() & rest[1].owned(), WAIT_S, "the survivors owning all partitions")
+        produce(b.bootstrap, topic, 6, 50, "b")
+        wait_until(lambda: len({r for m in members for r in m.records()}) >= 600, WAIT_S, "all 600 records")
+        got = [r for m in members for r in m.records()]
+        dupes = {r for r in got if got.count(r) > 1}
+        # only the victim's uncommitted records may come twice
+        assert all(p in victim_parts and r not in victim.committed() for r in dupes for p in [r[0]]), dupes
+        assert sorted(set(got)) == sorted((p, o) for p in range(6) for o in range(100))
+        for m in rest:
+            assert not [e for e in m.events() if e["ev"] == "error"], m.events()[-5:]
+    finally:
+        for m in members:
+            if m.proc.poll() is None:
+                m.stop()
+
+
+def test_regex_subscription_is_a_full_match_and_picks_up_new_topics(start_broker):
+    b = start_broker(FAST)
+    base = unique("rx")
+    create_topic(b.bootstrap, base, 1)          # matches ^base(-a)?
+    create_topic(b.bootstrap, base + "-b", 1)   # does not: full match
+    produce(b.bootstrap, base, 1, 5)
+    produce(b.bootstrap, base + "-b", 1, 5)
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": unique("grx"), "group.protocol": "consumer",
+                  "auto.offset.reset": "earliest", "topic.metadata.refresh.interval.ms": 500})
+    try:
+        c.subscribe([f"^{base}(-a)?"])
+        seen = set()
+
+        def got(topics):
+            msg = c.poll(0.2)
+            if msg is not None and not msg.error():
+                seen.add(msg.topic())
+            return topics <= seen
+        wait_until(lambda: got({base}), WAIT_S, "records of the matching topic")
+        create_topic(b.bootstrap, base + "-a", 2)
+        produce(b.bootstrap, base + "-a", 2, 5)
+        wait_until(lambda: got({base, base + "-a"}), WAIT_S, "records of the topic created later")
+        assert base + "-b" not in seen
+        assignment = {(tp.topic, tp.partition) for tp in c.assignment()}
+        assert assignment == {(base, 0), (base + "-a", 0), (base + "-a", 1)}, assignment
+    finally:
+        c.close()
+
+
+def _consumers(bootstrap, group, topic, n, **conf):
+    cs = []
+    for _ in range(n):
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "group.protocol": "consumer",
+                      "auto.offset.reset": "earliest", **conf})
+        c.subscribe([topic])
+        cs.append(c)
+    return cs
+
+
+def _settle(cs, total, what):
+    def settled():
+        for c in cs:
+            c.poll(0.05)
+        asg = [sorted(tp.partition for tp in c.assignment()) for c in cs]
+        flat = sorted(p for a in asg for p in a)
+        return flat == list(range(total)) and max(map(len, asg)) - min(map(len, asg)) <= 1 and asg
+    return wait_until(settled, WAIT_S, what)
+
+
+def test_uniform_is_the_default_and_range_can_be_chosen(start_broker):
+    b = start_broker(FAST)
+    topic = unique("asg")
+    create_topic(b.bootstrap, topic, 4)
+    g1, g2 = unique("guni"), unique("grange")
+    uni = _consumers(b.bootstrap, g1, topic, 2)
+    rng = _consumers(b.bootstrap, g2, topic, 2, **{"group.remote.assignor": "range"})
+    try:
+        _settle(uni, 4, "uniform assignment")
+        asg = _settle(rng, 4, "range assignment")
+        assert sorted(asg) == [[0, 1], [2, 3]], asg
+        assert describe(b.bootstrap, g1).partition_assignor == "uniform"
+        assert describe(b.bootstrap, g2).partition_assignor == "range"
+    finally:
+        for c in uni + rng:
+            c.close()
+
+
+def test_static_member_comes_back_to_its_partitions_without_a_rebalance(start_broker):
+    b = start_broker({**FAST, "group.consumer.session.timeout.ms": 30000})
+    topic, group = unique("st"), unique("gst")
+    create_topic(b.bootstrap, topic, 4)
+    conf = {"group.instance.id": "i1"}
+    a, other = _consumers(b.bootstrap, group, topic, 1, **conf) + _consumers(b.bootstrap, group, topic, 1)
+    try:
+        asg = _settle([a, other], 4, "two members")
+        d = describe(b.bootstrap, group)
+        epochs = sorted(m.member_epoch for m in d.members) if hasattr(d.members[0], "member_epoch") else None
+        a.close()   # a static member leaves temporarily (epoch -2): nothing moves
+        a2 = _consumers(b.bootstrap, group, topic, 1, **conf)[0]
+        try:
+            again = _settle([a2, other], 4, "the static member back")
+            assert again[0] == asg[0], (asg, again)
+            d2 = describe(b.bootstrap, group)
+            assert len(d2.members) == 2 and [m.group_instance_id for m in d2.members].count("i1") == 1
+            if epochs is not None:
+                assert sorted(m.member_epoch for m in d2.members) == epochs, "no new group epoch"
+        finally:
+            a2.close()
+    finally:
+        other.close()
+
+
+# ---------------------------------------------------------------------------
+# raw protocol: ConsumerGroupHeartbeat v0/v1, OffsetCommit v9
+# ---------------------------------------------------------------------------
+
+API_CONSUMER_GROUP_HEARTBEAT = 68
+
+
+def heartbeat_request(corr, version, group, member_id, epoch, topics=None, regex=None, assignor=None,
+                      owned=None, instance=None, rebalance_timeout_ms=30000):
+    body = w.compact_string(group) + w.compact_string(member_id) + w.int32(epoch)
+    body += w.compact_string(instance) + w.compact_string(None) + w.int32(rebalance_timeout_ms)
+    body += w.compact_array(None if topics is None else [w.compact_string(t) for t in topics])
+    if version >= 1:
+        body += w.compact_string(regex)
+    body += w.compact_string(assignor)
+    body += w.compact_array(None if owned is None else [
+        tid.bytes + w.compact_array([w.int32(p) for p in parts]) + b"\x00" for tid, parts in owned.items()])
+    body += b"\x00"
+    return w.request_header_v2(API_CONSUMER_GROUP_HEARTBEAT, version, corr) + body
+
+
+def parse_heartbeat(payload):
+    r, out = w._flexible_head(payload)
+    out["member_id"] = r.compact_string()
+    out["member_epoch"] = r.int32()
+    out["heartbeat_interval_ms"] = r.int32()
+    out["assignment"] = None
+    if r.int8() >= 0:
+        asg = {}
+        for _ in range(r.uvarint() - 1):
+            tid = uuid.UUID(bytes=r.raw(16))
+            asg[tid] = [r.int32() for _ in range(r.uvarint() - 1)]
+            r.tagged_fields()
+        r.tagged_fields()
+        out["assignment"] = asg
+    r.tagged_fields()
+    return out
+
+
+def offset_commit_v9(corr, group, epoch, member_id, topic, offsets):
+    parts = [w.int32(p) + w.int64(o) + w.int32(-1) + w.compact_string(None) + b"\x00" for p, o in offsets]
+    body = w.compact_string(group) + w.int32(epoch) + w.compact_string(member_id) + w.compact_string(None)
+    body += w.compact_array([w.compact_string(topic) + w.compact_array(parts) + b"\x00"]) + b"\x00"
+    return w.request_header_v2(w.API_OFFSET_COMMIT, 9, corr) + body
+
+
+def parse_offset_commit_v9(payload):
+    r = w.Reader(payload)
+    r.int32()
+    r.tagged_fields()
+    r.int32()
+    errors = {}
+    for _ in range(r.uvarint() - 1):
+        t = r.compact_string()
+        for _ in range(r.uvarint() - 1):
+            p = r.int32()
+            errors[(t, p)] = r.int16()
+            r.tagged_fields()
+        r.tagged_fields()
+    return errors
+
+
+def coordinator_ready(b, group):
+    """FindCoordinator until the group's coordinator answers (creates __consumer_offsets)."""
+    with w.connect(b.port) as s:
+        wait_until(lambda: w.parse_find_coordinator_v1(
+            w.roundtrip(s, w.find_coordinator_request_v1(1, group, 0)))["error_code"] == 0, WAIT_S, "coordinator")
+
+
+def hb(s, corr, version, group, member_id, epoch, **kw):
+    return parse_heartbeat(w.roundtrip(s, heartbeat_request(corr, version, group, member_id, epoch, **kw)))
+
+
+def test_raw_heartbeats_epochs_and_errors(start_broker):
+    b = start_broker(FAST)
+    topic, group = unique("raw"), unique("graw")
+    create_topic(b.bootstrap, topic, 3)
+    coordinator_ready(b, group)
+    me = str(uuid.uuid4())
+    with w.connect(b.port) as s:
+        # bad input first: nothing is created
+        assert hb(s, 2, 1, group, me, 0, topics=[topic], owned={}, regex="(")["error_code"] == INVALID_REGULAR_EXPRESSION
+        assert hb(s, 3, 1, group, me, 0, topics=[topic], owned={}, assignor="sticky")["error_code"] == UNSUPPORTED_ASSIGNOR
+        assert hb(s, 4, 1, group, me, 0, topics=None, owned={})["error_code"] == INVALID_REQUEST
+        assert hb(s, 5, 1, group, me, 3, topics=None)["error_code"] == GROUP_ID_NOT_FOUND
+        # v0: the broker names the member; v1: the client does
+        r0 = hb(s, 6, 0, group, "", 0, topics=[topic], owned={})
+        assert r0["error_code"] == 0 and r0["member_id"] and r0["member_epoch"] == 1, r0
+        assert sum(map(len, r0["assignment"].values())) == 3
+        r1 = hb(s, 7, 1, group, me, 0, topics=[topic], owned={})
+        assert r1["error_code"] == 0 and r1["member_id"] == me and r1["member_epoch"] == 2, r1
+        assert r1["heartbeat_interval_ms"] == 300
+        assert hb(s, 8, 1, group, "nobody", 1)["error_code"] == UNKNOWN_MEMBER_ID
+        assert hb(s, 9, 1, group, me, 7)["error_code"] == FENCED_MEMBER_EPOCH
+        # commits carry the member epoch
+        assert parse_offset_commit_v9(w.roundtrip(s, offset_commit_v9(10, group, 1, me, topic, [(0, 5)]))) == \
+            {(topic, 0): STALE_MEMBER_EPOCH}
+        assert parse_offset_commit_v9(w.roundtrip(s, offset_commit_v9(11, group, 2, "nobody", topic, [(0, 5)]))) == \
+            {(topic, 0): UNKNOWN_MEMBER_ID}
+        assert parse_offset_commit_v9(w.roundtrip(s, offset_commit_v9(12, group, 2, me, topic, [(0, 5)]))) == \
+            {(topic, 0): 0}
+        # the first member leaves: the second gets everything once it heartbeats
+        first = r0["member_id"]
+        assert hb(s, 13, 0, group, first, -1)["member_epoch"] == -1
+        r = wait_until(lambda: (x := hb(s, 14, 1, group, me, 2, owned={})) and x["error_code"] == 0
+                       and sum(map(len, (x["assignment"] or {}).values())) == 3 and x, WAIT_S, "all partitions")
+        assert r["member_epoch"] == 3
+        assert hb(s, 15, 1, group, first, -1)["error_code"] == UNKNOWN_MEMBER_ID
+    # the broker's views
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    listed = {g.group_id: g for g in a.list_consumer_groups().result(30).valid}
+    assert listed[group].type == ConsumerGroupType.CONSUMER, listed[group].type
+    only_classic = a.list_consumer_groups(types=[ConsumerGroupType.CLASSIC]).result(30).valid
+    assert group not in {g.group_id for g in only_classic}
+    committed = a.list_consumer_group_offsets(
+        [__import__("confluent_kafka").ConsumerGroupTopicPartitions(group, [TopicPartition(topic, 0)])])
+    assert committed[group].result(30).topic_partitions[0].offset == 5
+
+
+def test_group_and_offsets_survive_a_restart(start_broker):
+    b = start_broker({**FAST, "group.consumer.session.timeout.ms": 60000})
+    topic, group = unique("rs"), unique("grs")
+    create_topic(b.bootstrap, topic, 2)
+    coordinator_ready(b, group)
+    me = str(uuid.uuid4())
+    with w.connect(b.port) as s:
+        r = hb(s, 1, 1, group, me, 0, topics=[topic], owned={}, assignor="range")
+        assert r["error_code"] == 0 and r["member_epoch"] == 1
+        assert parse_offset_commit_v9(w.roundtrip(s, offset_commit_v9(2, group, 1, me, topic, [(1, 9)]))) == \
+            {(topic, 1): 0}
+    b.stop()
+    b.start()
+    coordinator_ready(b, group)
+    d = describe(b.bootstrap, group)
+    assert d.type == ConsumerGroupType.CONSUMER and [m.member_id for m in d.members] == [me]
+    assert d.partition_assignor == "range"
+    with w.connect(b.port) as s:
+        owned = {tid: set(parts) for tid, parts in r["assignment"].items()}
+        r = hb(s, 3, 1, group, me, 1, owned=owned)
+        assert r["error_code"] == 0 and r["member_epoch"] == 1, r
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    import confluent_kafka
+    res = a.list_consumer_group_offsets([confluent_kafka.ConsumerGroupTopicPartitions(group, [TopicPartition(topic, 1)])])
+    assert res[group].result(30).topic_partitions[0].offset == 9
