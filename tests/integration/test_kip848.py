@@ -348,7 +348,7 @@ def test_raw_heartbeats_epochs_and_errors(start_broker):
     a = AdminClient({"bootstrap.servers": b.bootstrap})
     listed = {g.group_id: g for g in a.list_consumer_groups().result(30).valid}
     assert listed[group].type == ConsumerGroupType.CONSUMER, listed[group].type
-    only_classic = a.list_consumer_groups(types=[ConsumerGroupType.CLASSIC]).result(30).valid
+    only_classic = a.list_consumer_groups(types={ConsumerGroupType.CLASSIC}).result(30).valid
     assert group not in {g.group_id for g in only_classic}
     committed = a.list_consumer_group_offsets(
         [__import__("confluent_kafka").ConsumerGroupTopicPartitions(group, [TopicPartition(topic, 0)])])

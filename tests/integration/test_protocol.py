@@ -223,6 +223,7 @@ API_KEYS = {
     "DescribeDelegationToken": 41,
     "SaslHandshake": 17, "SaslAuthenticate": 36,
     "DescribeUserScramCredentials": 50, "AlterUserScramCredentials": 51,
+    "ConsumerGroupHeartbeat": 68, "ConsumerGroupDescribe": 69,
 }
 
 

@@ -20,6 +20,9 @@ use super::state::{Group, Wake};
 use crate::partition::Partition;
 use crate::Broker;
 
+/// A write to wait on: the partition and the offset that must be durable.
+pub type Durable = (Arc<Partition>, i64);
+
 /// A consumer group as ConsumerGroupDescribe and `vltava group describe`
 /// show it: each member with its target assignment.
 pub struct ConsumerGroupSnapshot {
@@ -30,10 +33,17 @@ pub struct ConsumerGroupSnapshot {
     pub members: Vec<(ConsumerMember, super::consumer::Assignment)>,
 }
 
-/// The effective KIP-848 settings of `group_id`.
-pub fn settings(broker: &Broker, _group_id: &str) -> Settings {
-    let _ = broker;
-    Settings::default()
+/// The effective KIP-848 settings of `group_id`: the broker's
+/// `group.consumer.*` values under the group's own overrides.
+pub fn settings(broker: &Broker, group_id: &str) -> Settings {
+    let own = crate::group_config::GroupSettings::of(broker, group_id);
+    let broker_wide = &broker.config.group.consumer;
+    Settings {
+        session_timeout_ms: own.consumer_session_timeout_ms,
+        heartbeat_interval_ms: own.consumer_heartbeat_interval_ms,
+        max_size: broker_wide.max_size,
+        assignors: broker_wide.assignors.clone(),
+    }
 }
 
 /// The topics of the metadata image, as subscriptions resolve against them.
@@ -54,7 +64,13 @@ impl GroupCoordinator {
         group_id: &str,
         hb: Heartbeat,
         version: i16,
-    ) -> Result<(HeartbeatAnswer, Option<(Arc<Partition>, i64)>), Refusal> {
+    ) -> Result<(HeartbeatAnswer, Option<Durable>), Refusal> {
+        if !broker.config.group.rebalance_protocols.iter().any(|p| p == "consumer") {
+            return Err(refusal(
+                ResponseError::UnsupportedVersion,
+                "The consumer group protocol is off (group.coordinator.rebalance.protocols).",
+            ));
+        }
         let settings = settings(broker, group_id);
         super::consumer::validate(&hb, group_id, version, &settings.assignors)?;
         self.check_coordinator(group_id).map_err(|e| refusal(e, ""))?;
@@ -105,7 +121,7 @@ impl GroupCoordinator {
         broker: &Broker,
         group_id: &str,
         changes: Changes,
-    ) -> Result<Option<(Arc<Partition>, i64)>, ResponseError> {
+    ) -> Result<Option<Durable>, ResponseError> {
         for (member, at) in changes.sessions {
             let _ = self.timer_tx.send((group_id.to_string(), Wake::ConsumerSession(member), at));
         }
