@@ -24,6 +24,7 @@ from confluent_kafka import Consumer, ConsumerGroupState, ConsumerGroupType, Pro
 from confluent_kafka.admin import AdminClient, NewTopic
 
 import kafka_wire as w
+from conftest import vltava_bin
 from helpers import create_topic, unique, wait_until
 
 MEMBER = str(Path(__file__).with_name("kip848_member.py"))
@@ -206,6 +207,14 @@ def test_uniform_is_the_default_and_range_can_be_chosen(start_broker):
         assert sorted(asg) == [[0, 1], [2, 3]], asg
         assert describe(b.bootstrap, g1).partition_assignor == "uniform"
         assert describe(b.bootstrap, g2).partition_assignor == "range"
+        # the CLI shows the type, the epochs and each member's assignment
+        out = subprocess.run([vltava_bin(), "group", "describe", g2, "--json", "-b", b.bootstrap],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        d = json.loads(out.stdout)
+        assert d["type"] == "consumer" and d["assignor"] == "range" and d["state"] == "Stable", d
+        assert sorted(m["assignment"][topic] for m in d["members"]) == [[0, 1], [2, 3]], d
+        assert all(m["member_epoch"] == d["assignment_epoch"] for m in d["members"]), d
     finally:
         for c in uni + rng:
             c.close()

@@ -248,6 +248,9 @@ fn describe(args: &ClientArgs, a: &DescribeArgs) -> anyhow::Result<()> {
     let (consumer, md) = connected(args)?;
     let groups = consumer.client().fetch_group_list(Some(&a.group), args.timeout()).map_err(group_list_error)?;
     let info = groups.groups().iter().find(|g| g.name() == a.group);
+    // a KIP-848 consumer group is described by ConsumerGroupDescribe
+    let kip848 = crate::consumer_group::describe(args, &a.group).ok().flatten();
+    let info = if kip848.is_some() { None } else { info };
 
     // Which member owns which partition.
     let mut owner: BTreeMap<(String, i32), String> = BTreeMap::new();
@@ -262,6 +265,14 @@ fn describe(args: &ClientArgs, a: &DescribeArgs) -> anyhow::Result<()> {
             }
             members.push((m.id().to_string(), m.client_id().to_string(), m.client_host().to_string(), assignment));
         }
+    }
+    for m in kip848.iter().flat_map(|g| &g.members) {
+        for (topic, parts) in &m.assignment {
+            for p in parts {
+                owner.insert((topic.clone(), *p), m.client_id.clone());
+            }
+        }
+        members.push((m.member_id.clone(), m.client_id.clone(), m.client_host.clone(), m.assignment.clone()));
     }
 
     // Topics to look at: asked for, else assigned, else every topic.
@@ -304,7 +315,10 @@ fn describe(args: &ClientArgs, a: &DescribeArgs) -> anyhow::Result<()> {
         rows.push(OffsetRow { topic: key.0, partition: key.1, committed, high, member });
     }
 
-    let state = info.map(|g| g.state().to_string()).unwrap_or_default();
+    let state = match &kip848 {
+        Some(g) => g.state.clone(),
+        None => info.map(|g| g.state().to_string()).unwrap_or_default(),
+    };
     let exists = !members.is_empty() || !rows.iter().all(|r| r.committed.is_none()) && !rows.is_empty();
     if !exists && (state.is_empty() || state == "Dead") {
         return Err(NotFound(format!("group {:?} does not exist (no members, no committed offsets)", a.group)).into());
@@ -327,21 +341,64 @@ fn describe(args: &ClientArgs, a: &DescribeArgs) -> anyhow::Result<()> {
             })
             .collect();
         let g = info;
-        println!(
-            "{}",
-            json!({"group": a.group, "state": state, "protocol_type": g.map(|g| g.protocol_type()),
-                   "protocol": g.map(|g| g.protocol()), "members": members_json, "offsets": offsets_json,
-                   "offsets_error": offsets_error})
-        );
+        let mut out = json!({"group": a.group, "state": state, "protocol_type": g.map(|g| g.protocol_type()),
+               "protocol": g.map(|g| g.protocol()), "members": members_json, "offsets": offsets_json,
+               "offsets_error": offsets_error, "type": if kip848.is_some() { "consumer" } else { "classic" }});
+        if let Some(k) = &kip848 {
+            out["group_epoch"] = json!(k.group_epoch);
+            out["assignment_epoch"] = json!(k.assignment_epoch);
+            out["assignor"] = json!(k.assignor);
+            out["members"] = k
+                .members
+                .iter()
+                .map(|m| {
+                    json!({"member_id": m.member_id, "instance_id": m.instance_id, "client_id": m.client_id,
+                           "host": m.client_host, "member_epoch": m.member_epoch, "assignment": m.assignment,
+                           "target_assignment": m.target})
+                })
+                .collect();
+        }
+        println!("{out}");
         return Ok(());
     }
     println!("group:    {}", a.group);
     println!("state:    {}", if state.is_empty() { "unknown" } else { &state });
     if let Some(g) = info {
+        println!("type:     classic");
         println!("protocol: {}/{}", g.protocol_type(), g.protocol());
     }
+    if let Some(k) = &kip848 {
+        println!("type:     consumer (KIP-848)");
+        println!("epochs:   group {}, assignment {}", k.group_epoch, k.assignment_epoch);
+        println!("assignor: {}", k.assignor);
+    }
     println!("members:  {}", members.len());
-    if !members.is_empty() {
+    if let Some(k) = kip848.as_ref().filter(|k| !k.members.is_empty()) {
+        let text = |asg: &BTreeMap<String, Vec<i32>>| -> String {
+            let parts: Vec<String> = asg
+                .iter()
+                .map(|(t, ps)| format!("{t}:{}", ps.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",")))
+                .collect();
+            if parts.is_empty() {
+                "-".to_string()
+            } else {
+                parts.join(" ")
+            }
+        };
+        println!();
+        println!("{:<36}  {:<20}  {:>5}  {:<24}  TARGET", "MEMBER-ID", "CLIENT-ID", "EPOCH", "ASSIGNMENT");
+        for m in &k.members {
+            let target = if m.target == m.assignment { "=".to_string() } else { text(&m.target) };
+            println!(
+                "{:<36}  {:<20}  {:>5}  {:<24}  {}",
+                m.member_id,
+                m.client_id,
+                m.member_epoch,
+                text(&m.assignment),
+                target
+            );
+        }
+    } else if !members.is_empty() {
         println!();
         println!("{:<40}  {:<20}  {:<18}  ASSIGNMENT", "MEMBER-ID", "CLIENT-ID", "HOST");
         for (id, cid, host, asg) in &members {

@@ -13,6 +13,7 @@ mod client_metrics;
 mod cluster;
 mod connection;
 mod consume;
+mod consumer_group;
 mod group;
 mod group_config;
 mod log_dirs;
