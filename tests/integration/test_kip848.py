@@ -389,3 +389,62 @@ def test_group_and_offsets_survive_a_restart(start_broker):
     import confluent_kafka
     res = a.list_consumer_group_offsets([confluent_kafka.ConsumerGroupTopicPartitions(group, [TopicPartition(topic, 1)])])
     assert res[group].result(30).topic_partitions[0].offset == 9
+
+
+NODE_CONSUMER = Path(__file__).resolve().parents[1] / "node" / "kip848-consumer.mjs"
+
+
+def test_platformatic_and_librdkafka_members_share_a_group(start_broker):
+    """@platformatic/kafka's KIP-848 consumer (heartbeat v0/v1, null regex) and a
+    librdkafka member in one group: disjoint, complete assignments, every record once."""
+    b = start_broker(FAST)
+    topic, group = unique("mixed"), unique("gmixed")
+    create_topic(b.bootstrap, topic, 4)
+    produce(b.bootstrap, topic, 4, 20)
+    node = subprocess.Popen(["node", str(NODE_CONSUMER), b.bootstrap, group, topic], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, cwd=NODE_CONSUMER.parent)
+    events = []
+    import threading
+    reader = threading.Thread(target=lambda: events.extend(json.loads(l) for l in node.stdout), daemon=True)
+    reader.start()
+    c = _consumers(b.bootstrap, group, topic, 1)[0]
+    got = set()
+    try:
+        def node_assigned():
+            return next((e["assigned"] for e in reversed(list(events)) if "assigned" in e), [])
+
+        def both():
+            msg = c.poll(0.1)
+            if msg is not None and not msg.error():
+                got.add((msg.partition(), msg.offset()))
+            mine = {tp.partition for tp in c.assignment()}
+            theirs = {p for _, p in node_assigned()}
+            return mine and theirs and not mine & theirs and mine | theirs == set(range(4))
+        wait_until(both, WAIT_S, "both members owning disjoint partitions")
+
+        def all_records():
+            msg = c.poll(0.1)
+            if msg is not None and not msg.error():
+                got.add((msg.partition(), msg.offset()))
+            theirs = {(e["record"][1], e["record"][2]) for e in list(events) if "record" in e}
+            return len(got | theirs) == 80
+        wait_until(all_records, WAIT_S, "all 80 records between the two")
+        assert not [e for e in events if "error" in e], events
+        d = describe(b.bootstrap, group)
+        assert len(d.members) == 2 and d.state == ConsumerGroupState.STABLE
+    finally:
+        c.close()
+        node.stdin.close()
+        node.wait(30)
+
+
+def test_java_client_preview_heartbeat_v0(start_broker):
+    """kafka-clients 3.9's KIP-848 preview (ConsumerGroupHeartbeat v0, no regex field)."""
+    from helpers import java_ok_lines, run_java
+    b = start_broker(FAST)
+    topic, group = unique("java848"), unique("gjava848")
+    create_topic(b.bootstrap, topic, 4)
+    res = run_java("Kip848Preview", b.bootstrap, topic, group, 4, 200, timeout=180)
+    assert java_ok_lines(res, "Kip848Preview") == ["OK 200"]
+    d = describe(b.bootstrap, group)
+    assert d.type == ConsumerGroupType.CONSUMER
