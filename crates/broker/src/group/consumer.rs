@@ -63,6 +63,9 @@ pub struct ConsumerMember {
     pub pending_revocation: Assignment,
     /// The session ends here unless a heartbeat comes.
     pub session_deadline: Instant,
+    /// While it must revoke partitions: it is fenced unless it has done so
+    /// by then (its rebalance timeout).
+    pub revocation_deadline: Option<Instant>,
 }
 
 /// The topics of the metadata image: name -> (topic id, partition count).
@@ -390,6 +393,7 @@ impl ConsumerGroup {
                     assigned: Assignment::new(),
                     pending_revocation: Assignment::new(),
                     session_deadline: now,
+                    revocation_deadline: None,
                 }
             }
         };
@@ -455,7 +459,15 @@ impl ConsumerGroup {
         }
         // 4. reconcile this member
         let target = self.targets.get(&member_id).cloned().unwrap_or_default();
-        let updated = self.reconcile(&member, &target, hb.owned.as_ref());
+        let mut updated = self.reconcile(&member, &target, hb.owned.as_ref());
+        if updated.state != MemberState::UnrevokedPartitions {
+            updated.revocation_deadline = None;
+        } else if member.state != MemberState::UnrevokedPartitions || updated.revocation_deadline.is_none() {
+            let timeout_ms = updated.meta.rebalance_timeout_ms.max(0) as u64;
+            let at = now + Duration::from_millis(timeout_ms);
+            updated.revocation_deadline = Some(at);
+            changes.sessions.push((member_id.clone(), at));
+        }
         if updated.assigned != member.assigned
             || updated.pending_revocation != member.pending_revocation
             || updated.member_epoch != member.member_epoch
@@ -539,11 +551,16 @@ impl ConsumerGroup {
         self.bump_epoch(changes);
     }
 
-    /// A session deadline passed: fences the member if no heartbeat came since.
+    /// A session or revocation deadline passed: fences the member if no
+    /// heartbeat came since, or if it still has not revoked what it must.
     pub fn on_session_wake(&mut self, member_id: &str, now: Instant, topics: &Topics, changes: &mut Changes) {
         match self.members.get(member_id) {
             Some(m) if m.session_deadline <= now => {
                 tracing::info!(group = %self.group_id, member = %member_id, "consumer group member session expired");
+                self.fence(member_id, topics, changes);
+            }
+            Some(m) if m.revocation_deadline.is_some_and(|d| d <= now) => {
+                tracing::info!(group = %self.group_id, member = %member_id, "member did not revoke its partitions within its rebalance timeout");
                 self.fence(member_id, topics, changes);
             }
             _ => {}
@@ -771,6 +788,7 @@ impl ConsumerGroup {
                 assigned: current.assigned,
                 pending_revocation: current.pending_revocation,
                 session_deadline: deadline,
+                revocation_deadline: None,
             };
             g.add_partition_epochs(&m);
             sessions.push((id.clone(), deadline));
@@ -883,6 +901,22 @@ mod tests {
         g.heartbeat(beat("b", -1, &b_owned), &t, &s, now, &mut ch).unwrap();
         let a4 = g.heartbeat(beat("a", 2, &a_kept), &t, &s, now, &mut ch).unwrap();
         assert_eq!((a4.member_epoch, count(a4.assignment.as_ref().unwrap())), (3, 6));
+    }
+
+    #[test]
+    fn a_member_that_does_not_revoke_in_its_rebalance_timeout_is_fenced() {
+        let (t, s, now) = (topics(), Settings::default(), Instant::now());
+        let mut g = ConsumerGroup::new("g");
+        let mut ch = Changes::default();
+        let owned = g.heartbeat(join("a"), &t, &s, now, &mut ch).unwrap().assignment.unwrap();
+        g.heartbeat(join("b"), &t, &s, now, &mut ch).unwrap();
+        let a2 = g.heartbeat(beat("a", 1, &owned), &t, &s, now, &mut ch).unwrap();
+        assert_eq!(count(&a2.assignment.unwrap()), 3);
+        // a keeps heartbeating but never reports the revocation done
+        let later = now + Duration::from_millis(30_001);
+        g.heartbeat(beat("a", 1, &owned), &t, &s, later, &mut ch).unwrap();
+        g.on_session_wake("a", later, &t, &mut ch);
+        assert!(!g.members.contains_key("a"));
     }
 
     #[test]
