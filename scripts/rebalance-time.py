@@ -8,8 +8,8 @@ each, polling every 20 ms) on a topic of PARTITIONS partitions, waits until the
 group is settled (every partition owned by exactly one member), then closes one
 member (a clean leave) and measures the time until the others own every
 partition again (disjoint and complete, read from each consumer's assignment()),
-and how many of the partitions the survivors owned were taken from them
-meanwhile (eager: all of them, stopping their consumption).
+and how many partitions the survivors had revoked meanwhile (on_revoke/on_lost:
+eager revokes all of them, stopping their consumption).
 Heartbeats are 500 ms on both sides (classic: heartbeat.interval.ms; KIP-848:
 group.consumer.heartbeat.interval.ms on the broker it starts).
 
@@ -38,19 +38,21 @@ class Member(threading.Thread):
     def __init__(self, conf, topic):
         super().__init__(daemon=True)
         self.c = Consumer(conf)
-        self.c.subscribe([topic])
+        self.c.subscribe([topic], on_revoke=self.revoked, on_lost=self.revoked)
         self.owned = frozenset()
-        self.watch = None   # partitions owned when the watch began; what of them was ever lost since
+        self.watch = None   # set when the measurement begins; partitions revoked since
         self.lost = set()
         self.stop = threading.Event()
         self.closed = threading.Event()
+
+    def revoked(self, _consumer, partitions):
+        if self.watch is not None:
+            self.lost |= {tp.partition for tp in partitions}
 
     def run(self):
         while not self.stop.is_set():
             self.c.poll(0.02)
             self.owned = frozenset(tp.partition for tp in self.c.assignment())
-            if self.watch is not None:
-                self.lost |= self.watch - self.owned
         self.c.close()
         self.closed.set()
 

@@ -215,6 +215,11 @@ def test_uniform_is_the_default_and_range_can_be_chosen(start_broker):
         assert d["type"] == "consumer" and d["assignor"] == "range" and d["state"] == "Stable", d
         assert sorted(m["assignment"][topic] for m in d["members"]) == [[0, 1], [2, 3]], d
         assert all(m["member_epoch"] == d["assignment_epoch"] for m in d["members"]), d
+        out = subprocess.run([vltava_bin(), "group", "list", "--json", "-b", b.bootstrap],
+                             capture_output=True, text=True, timeout=60)
+        listed = {g["group"]: g for g in json.loads(out.stdout)}
+        assert listed[g2]["type"] == "consumer" and listed[g2]["members"] == 2, listed
+        assert listed[g2]["state"] == "Stable", listed
     finally:
         for c in uni + rng:
             c.close()
@@ -389,6 +394,21 @@ def test_group_and_offsets_survive_a_restart(start_broker):
     import confluent_kafka
     res = a.list_consumer_group_offsets([confluent_kafka.ConsumerGroupTopicPartitions(group, [TopicPartition(topic, 1)])])
     assert res[group].result(30).topic_partitions[0].offset == 9
+    # a group with members is not deleted; once empty it is, offsets and all
+    try:
+        a.delete_consumer_groups([group])[group].result(30)
+        raise AssertionError("a non-empty group was deleted")
+    except confluent_kafka.KafkaException as e:
+        assert e.args[0].code() == confluent_kafka.KafkaError.NON_EMPTY_GROUP, e
+    with w.connect(b.port) as s:
+        assert hb(s, 4, 1, group, me, -1)["error_code"] == 0
+    assert describe(b.bootstrap, group).state == ConsumerGroupState.EMPTY
+    a.delete_consumer_groups([group])[group].result(30)
+    assert group not in {g.group_id for g in a.list_consumer_groups().result(30).valid}
+    b.stop()
+    b.start()
+    coordinator_ready(b, group)
+    assert group not in {g.group_id for g in a.list_consumer_groups().result(30).valid}, "deleted for good"
 
 
 NODE_CONSUMER = Path(__file__).resolve().parents[1] / "node" / "kip848-consumer.mjs"

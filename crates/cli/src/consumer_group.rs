@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use kafka_protocol::messages::consumer_group_describe_response::Assignment;
-use kafka_protocol::messages::{ConsumerGroupDescribeRequest, FindCoordinatorRequest, GroupId};
+use kafka_protocol::messages::{ConsumerGroupDescribeRequest, FindCoordinatorRequest, GroupId, ListGroupsRequest};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::client::ClientArgs;
@@ -100,4 +100,30 @@ pub fn describe(args: &ClientArgs, group: &str) -> anyhow::Result<Option<Consume
             })
             .collect(),
     }))
+}
+
+/// Every broker's groups from ListGroups (v5 names the type): group id ->
+/// (type, state). Brokers that cannot be reached are skipped.
+pub fn group_types(args: &ClientArgs) -> anyhow::Result<BTreeMap<String, (String, String)>> {
+    let mut conn = connection::connect_bootstrap(args)?;
+    let security = Security::of(args)?;
+    let mut out = BTreeMap::new();
+    for b in connection::brokers(&mut conn)?.iter().filter(|b| !b.fenced) {
+        let address = b.address();
+        let mut c = if address == conn.address() {
+            None
+        } else {
+            match BrokerConnection::open_secured(&address, Deadline::after(args.timeout()), &security) {
+                Ok(c) => Some(c),
+                Err(_) => continue,
+            }
+        };
+        let c = c.as_mut().unwrap_or(&mut conn);
+        let Ok((response, _)) = c.send(&ListGroupsRequest::default()) else { continue };
+        for g in response.groups {
+            let kind = if g.group_type.is_empty() { "classic".to_string() } else { g.group_type.to_string() };
+            out.insert(g.group_id.0.to_string(), (kind, g.group_state.to_string()));
+        }
+    }
+    Ok(out)
 }

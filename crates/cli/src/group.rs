@@ -173,21 +173,34 @@ fn list(args: &ClientArgs, a: &ListArgs) -> anyhow::Result<()> {
     let groups = consumer.client().fetch_group_list(None, args.timeout()).map_err(group_list_error)?;
     let mut rows: Vec<&GroupInfo> = groups.groups().iter().collect();
     rows.sort_by(|x, y| x.name().cmp(y.name()));
+    // KIP-848 groups: DescribeGroups knows nothing of them, ListGroups v5
+    // names their type and ConsumerGroupDescribe their members
+    let types = if a.json || a.long { crate::consumer_group::group_types(args).unwrap_or_default() } else { Default::default() };
+    let view = |g: &GroupInfo| -> (String, String, String, usize) {
+        match types.get(g.name()) {
+            Some((kind, state)) if kind != "classic" => {
+                let members = crate::consumer_group::describe(args, g.name()).ok().flatten().map_or(0, |d| d.members.len());
+                (kind.clone(), state.clone(), kind.clone(), members)
+            }
+            _ => ("classic".into(), g.state().to_string(), format!("{}/{}", g.protocol_type(), g.protocol()), g.members().len()),
+        }
+    };
     if a.json {
         let out: Vec<_> = rows
             .iter()
             .map(|g| {
-                json!({"group": g.name(), "state": g.state(), "protocol_type": g.protocol_type(),
-                       "protocol": g.protocol(), "members": g.members().len()})
+                let (kind, state, _, members) = view(g);
+                json!({"group": g.name(), "type": kind, "state": state, "protocol_type": g.protocol_type(),
+                       "protocol": g.protocol(), "members": members})
             })
             .collect();
         println!("{}", serde_json::Value::Array(out));
     } else if a.long {
         let width = rows.iter().map(|g| g.name().len()).max().unwrap_or(0).max(5);
-        println!("{:<width$}  {:<18}  {:<14}  MEMBERS", "GROUP", "STATE", "PROTOCOL");
+        println!("{:<width$}  {:<8}  {:<18}  {:<14}  MEMBERS", "GROUP", "TYPE", "STATE", "PROTOCOL");
         for g in rows {
-            let protocol = format!("{}/{}", g.protocol_type(), g.protocol());
-            println!("{:<width$}  {:<18}  {:<14}  {}", g.name(), g.state(), protocol, g.members().len());
+            let (kind, state, protocol, members) = view(g);
+            println!("{:<width$}  {:<8}  {:<18}  {:<14}  {}", g.name(), kind, state, protocol, members);
         }
     } else {
         for g in rows {

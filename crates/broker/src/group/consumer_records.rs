@@ -154,24 +154,14 @@ pub fn current_assignment_value(c: &StoredCurrentAssignment) -> Vec<u8> {
     out
 }
 
-/// A cursor that fails instead of panicking on short or hostile input.
-struct Reader<'a>(&'a [u8]);
+use super::records::Reader;
 
+/// The flexible-format reads of these values, on the classic records'
+/// cursor (which fails instead of panicking on short or hostile input).
 impl Reader<'_> {
-    fn need(&self, n: usize) -> Option<()> {
-        (self.0.len() >= n).then_some(())
-    }
     fn i8(&mut self) -> Option<i8> {
         self.need(1)?;
         Some(self.0.get_i8())
-    }
-    fn i16(&mut self) -> Option<i16> {
-        self.need(2)?;
-        Some(self.0.get_i16())
-    }
-    fn i32(&mut self) -> Option<i32> {
-        self.need(4)?;
-        Some(self.0.get_i32())
     }
     fn uvarint(&mut self) -> Option<u32> {
         let mut v = 0u32;
@@ -184,25 +174,18 @@ impl Reader<'_> {
         }
         None
     }
-    fn bytes(&mut self, n: usize) -> Option<&[u8]> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
         self.need(n)?;
         let (head, tail) = self.0.split_at(n);
         self.0 = tail;
         Some(head)
-    }
-    fn string(&mut self) -> Option<String> {
-        let len = self.i16()?;
-        if len < 0 {
-            return None;
-        }
-        String::from_utf8(self.bytes(len as usize)?.to_vec()).ok()
     }
     fn compact_string(&mut self) -> Option<Option<String>> {
         let n = self.uvarint()?;
         if n == 0 {
             return Some(None);
         }
-        Some(Some(String::from_utf8(self.bytes(n as usize - 1)?.to_vec()).ok()?))
+        Some(Some(String::from_utf8(self.take(n as usize - 1)?.to_vec()).ok()?))
     }
     /// A compact array's element count (null reads as empty).
     fn count(&mut self) -> Option<usize> {
@@ -215,14 +198,14 @@ impl Reader<'_> {
         for _ in 0..self.uvarint()? {
             let _tag = self.uvarint()?;
             let size = self.uvarint()? as usize;
-            self.bytes(size)?;
+            self.take(size)?;
         }
         Some(())
     }
     fn topic_partitions(&mut self) -> Option<Assignment> {
         let mut out = Assignment::new();
         for _ in 0..self.count()? {
-            let id = Uuid::from_slice(self.bytes(16)?).ok()?;
+            let id = Uuid::from_slice(self.take(16)?).ok()?;
             let parts = out.entry(id).or_default();
             for _ in 0..self.count()? {
                 parts.insert(self.i32()?);

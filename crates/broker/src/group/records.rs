@@ -109,18 +109,19 @@ pub fn group_value(g: &StoredGroup) -> Vec<u8> {
     out
 }
 
-/// A cursor that fails instead of panicking on short input.
-struct Reader<'a>(&'a [u8]);
+/// A cursor that fails instead of panicking on short input (the KIP-848
+/// records add their flexible-format reads in `consumer_records`).
+pub(super) struct Reader<'a>(pub(super) &'a [u8]);
 
 impl Reader<'_> {
-    fn need(&self, n: usize) -> Option<()> {
+    pub(super) fn need(&self, n: usize) -> Option<()> {
         (self.0.len() >= n).then_some(())
     }
-    fn i16(&mut self) -> Option<i16> {
+    pub(super) fn i16(&mut self) -> Option<i16> {
         self.need(2)?;
         Some(self.0.get_i16())
     }
-    fn i32(&mut self) -> Option<i32> {
+    pub(super) fn i32(&mut self) -> Option<i32> {
         self.need(4)?;
         Some(self.0.get_i32())
     }
@@ -138,7 +139,7 @@ impl Reader<'_> {
         self.0.advance(len as usize);
         Some(Some(s))
     }
-    fn string(&mut self) -> Option<String> {
+    pub(super) fn string(&mut self) -> Option<String> {
         self.nullable_string()?
     }
     fn bytes(&mut self) -> Option<Bytes> {
