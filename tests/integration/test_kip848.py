@@ -367,6 +367,16 @@ def test_raw_heartbeats_epochs_and_errors(start_broker):
     committed = a.list_consumer_group_offsets(
         [__import__("confluent_kafka").ConsumerGroupTopicPartitions(group, [TopicPartition(topic, 0)])])
     assert committed[group].result(30).topic_partitions[0].offset == 5
+    # OffsetDelete: the member subscribes to the topic, so its offsets stay
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import GroupSubscribedToTopicError
+    from kafka.structs import TopicPartition as KpTopicPartition
+    kp = KafkaAdminClient(bootstrap_servers=b.bootstrap)
+    try:
+        res = kp.delete_group_offsets(group, [KpTopicPartition(topic, 0)])
+        assert res[KpTopicPartition(topic, 0)] is GroupSubscribedToTopicError, res
+    finally:
+        kp.close()
 
 
 def test_group_and_offsets_survive_a_restart(start_broker):
