@@ -175,14 +175,24 @@ fn list(args: &ClientArgs, a: &ListArgs) -> anyhow::Result<()> {
     rows.sort_by(|x, y| x.name().cmp(y.name()));
     // KIP-848 groups: DescribeGroups knows nothing of them, ListGroups v5
     // names their type and ConsumerGroupDescribe their members
-    let types = if a.json || a.long { crate::consumer_group::group_types(args).unwrap_or_default() } else { Default::default() };
+    let types = if a.json || a.long {
+        crate::consumer_group::group_types(args).unwrap_or_default()
+    } else {
+        Default::default()
+    };
     let view = |g: &GroupInfo| -> (String, String, String, usize) {
         match types.get(g.name()) {
             Some((kind, state)) if kind != "classic" => {
-                let members = crate::consumer_group::describe(args, g.name()).ok().flatten().map_or(0, |d| d.members.len());
+                let members =
+                    crate::consumer_group::describe(args, g.name()).ok().flatten().map_or(0, |d| d.members.len());
                 (kind.clone(), state.clone(), kind.clone(), members)
             }
-            _ => ("classic".into(), g.state().to_string(), format!("{}/{}", g.protocol_type(), g.protocol()), g.members().len()),
+            _ => (
+                "classic".into(),
+                g.state().to_string(),
+                format!("{}/{}", g.protocol_type(), g.protocol()),
+                g.members().len(),
+            ),
         }
     };
     if a.json {

@@ -136,11 +136,10 @@ impl GroupCoordinator {
     pub(super) fn on_consumer_session(&self, broker: &Broker, group_id: &str, member_id: &str) {
         let topics = topics(broker);
         let mut changes = Changes::default();
-        {
-            let mut groups = self.groups.lock();
-            let Some(consumer) = groups.get_mut(group_id).and_then(|g| g.consumer.as_mut()) else { return };
-            consumer.on_session_wake(member_id, Instant::now(), &topics, &mut changes);
-        }
+        // records are written under the lock, in the order of the changes
+        let mut groups = self.groups.lock();
+        let Some(consumer) = groups.get_mut(group_id).and_then(|g| g.consumer.as_mut()) else { return };
+        consumer.on_session_wake(member_id, Instant::now(), &topics, &mut changes);
         if let Err(e) = self.apply_consumer(broker, group_id, changes) {
             tracing::error!(group = group_id, error = ?e, "could not persist a fenced member");
         }

@@ -299,6 +299,19 @@ pub struct LoadedGroup {
     pub current: BTreeMap<String, StoredCurrentAssignment>,
 }
 
+/// A member's record: its value, or a tombstone (or an unreadable value)
+/// that removes it.
+fn replay<T>(map: &mut BTreeMap<String, T>, member: String, value: Option<T>) {
+    match value {
+        Some(v) => {
+            map.insert(member, v);
+        }
+        None => {
+            map.remove(&member);
+        }
+    }
+}
+
 /// Replays KIP-848 records in log order (a later record or tombstone
 /// replaces an earlier one).
 #[derive(Debug, Default)]
@@ -327,36 +340,15 @@ impl Loader {
             }
             (MEMBER_METADATA, v) => {
                 let g = self.groups.entry(k.group).or_default();
-                match v.and_then(decode_member_metadata_value) {
-                    Some(m) => {
-                        g.members.insert(member, m);
-                    }
-                    None => {
-                        g.members.remove(&member);
-                    }
-                }
+                replay(&mut g.members, member, v.and_then(decode_member_metadata_value));
             }
             (TARGET_MEMBER, v) => {
                 let g = self.groups.entry(k.group).or_default();
-                match v.and_then(decode_target_member_value) {
-                    Some(a) => {
-                        g.targets.insert(member, a);
-                    }
-                    None => {
-                        g.targets.remove(&member);
-                    }
-                }
+                replay(&mut g.targets, member, v.and_then(decode_target_member_value));
             }
             (CURRENT_ASSIGNMENT, v) => {
                 let g = self.groups.entry(k.group).or_default();
-                match v.and_then(decode_current_assignment_value) {
-                    Some(c) => {
-                        g.current.insert(member, c);
-                    }
-                    None => {
-                        g.current.remove(&member);
-                    }
-                }
+                replay(&mut g.current, member, v.and_then(decode_current_assignment_value));
             }
             _ => {}
         }
