@@ -478,3 +478,41 @@ def test_java_client_preview_heartbeat_v0(start_broker):
     assert java_ok_lines(res, "Kip848Preview") == ["OK 200"]
     d = describe(b.bootstrap, group)
     assert d.type == ConsumerGroupType.CONSUMER
+
+
+def test_consumer_group_moves_with_its_coordinator(tmp_path):
+    """3 nodes: a KIP-848 member joins and commits at the coordinator; the coordinator is
+    SIGKILLed; the node that takes over __consumer_offsets' partition knows the member,
+    its epoch, its assignment and the committed offset."""
+    import cluster as cl
+    with cl.Cluster(tmp_path / "c", n=3, settings={**FAST, "group.consumer.session.timeout.ms": 60000}) as c:
+        c.start()
+        topic, group = unique("moving"), unique("gmoving")
+        c.create_topic(topic, partitions=2, replication_factor=3)
+        coord = c.find_coordinator(group)
+        gp = cl.group_partition(group)
+        c.wait_isr("__consumer_offsets", gp, 3, timeout=WAIT_S)
+        me = str(uuid.uuid4())
+        node = c.node(coord)
+        with w.connect(node.client_port, node.host) as s:
+            r = hb(s, 1, 1, group, me, 0, topics=[topic], owned={})
+            assert r["error_code"] == 0 and r["member_epoch"] == 1, r
+            assert parse_offset_commit_v9(w.roundtrip(s, offset_commit_v9(2, group, 1, me, topic, [(0, 7)]))) == \
+                {(topic, 0): 0}
+        owned = {tid: set(parts) for tid, parts in r["assignment"].items()}
+        c.kill(coord)
+        c.wait_leader_not("__consumer_offsets", gp, coord, timeout=WAIT_S)
+        new = c.find_coordinator(group)
+        assert new != coord
+        node = c.node(new)
+
+        def answered():
+            with w.connect(node.client_port, node.host) as s:
+                x = hb(s, 3, 1, group, me, 1, owned=owned)
+            return x["error_code"] == 0 and x
+        r2 = wait_until(answered, WAIT_S, "the new coordinator to know the member")
+        assert r2["member_epoch"] == 1, r2
+        import confluent_kafka
+        a = AdminClient({"bootstrap.servers": c.bootstrap})
+        res = a.list_consumer_group_offsets([confluent_kafka.ConsumerGroupTopicPartitions(group, [TopicPartition(topic, 0)])])
+        assert res[group].result(30).topic_partitions[0].offset == 7
