@@ -37,6 +37,7 @@ FAST = {
 }
 
 UNKNOWN_MEMBER_ID = 25
+INCONSISTENT_GROUP_PROTOCOL = 23
 INVALID_REQUEST = 42
 FENCED_MEMBER_EPOCH = 110
 UNSUPPORTED_ASSIGNOR = 112
@@ -348,6 +349,9 @@ def test_raw_heartbeats_epochs_and_errors(start_broker):
         assert r1["error_code"] == 0 and r1["member_id"] == me and r1["member_epoch"] == 2, r1
         assert r1["heartbeat_interval_ms"] == 300
         assert hb(s, 8, 1, group, "nobody", 1)["error_code"] == UNKNOWN_MEMBER_ID
+        # a classic member cannot join a consumer group that has members
+        j = w.parse_join_group(w.roundtrip(s, w.join_group_request(80, 5, group, "", 6000, 30000)), 5)
+        assert j["error_code"] == INCONSISTENT_GROUP_PROTOCOL, j
         assert hb(s, 9, 1, group, me, 7)["error_code"] == FENCED_MEMBER_EPOCH
         # commits carry the member epoch
         assert parse_offset_commit_v9(w.roundtrip(s, offset_commit_v9(10, group, 1, me, topic, [(0, 5)]))) == \
@@ -521,3 +525,46 @@ def test_consumer_group_moves_with_its_coordinator(tmp_path):
         a = AdminClient({"bootstrap.servers": c.bootstrap})
         res = a.list_consumer_group_offsets([confluent_kafka.ConsumerGroupTopicPartitions(group, [TopicPartition(topic, 0)])])
         assert res[group].result(30).topic_partitions[0].offset == 7
+
+
+def test_an_empty_group_changes_protocol_and_keeps_its_offsets(start_broker):
+    """A classic group drained, then joined with group.protocol=consumer: it becomes a
+    consumer group and resumes from the classic commits; drained again, a classic member
+    takes it back from the consumer group's commits."""
+    b = start_broker(FAST)
+    topic, group = unique("swap"), unique("gswap")
+    create_topic(b.bootstrap, topic, 2)
+    produce(b.bootstrap, topic, 2, 10, "one")
+
+    def run(protocol, want):
+        conf = {"bootstrap.servers": b.bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+                "enable.auto.commit": False}
+        if protocol == "consumer":
+            conf["group.protocol"] = "consumer"
+        else:
+            conf.update({"session.timeout.ms": 6000, "heartbeat.interval.ms": 500})
+        c = Consumer(conf)
+        c.subscribe([topic])
+        got = []
+        try:
+            def enough():
+                msg = c.poll(0.2)
+                if msg is not None and not msg.error():
+                    got.append(msg.value().decode())
+                    c.commit(message=msg, asynchronous=False)
+                return len(got) >= want
+            wait_until(enough, WAIT_S, f"{want} records with the {protocol} protocol")
+        finally:
+            c.close()
+        return got
+
+    first = run("classic", 20)
+    assert sorted(first) == sorted(f"one-{p}-{i}" for p in range(2) for i in range(10))
+    produce(b.bootstrap, topic, 2, 5, "two")
+    second = run("consumer", 10)
+    assert sorted(second) == sorted(f"two-{p}-{i}" for p in range(2) for i in range(5)), second
+    assert describe(b.bootstrap, group).type == ConsumerGroupType.CONSUMER
+    produce(b.bootstrap, topic, 2, 5, "three")
+    third = run("classic", 10)
+    assert sorted(third) == sorted(f"three-{p}-{i}" for p in range(2) for i in range(5)), third
+    assert describe(b.bootstrap, group).type == ConsumerGroupType.CLASSIC
