@@ -568,3 +568,16 @@ def test_an_empty_group_changes_protocol_and_keeps_its_offsets(start_broker):
     third = run("classic", 10)
     assert sorted(third) == sorted(f"three-{p}-{i}" for p in range(2) for i in range(5)), third
     assert describe(b.bootstrap, group).type == ConsumerGroupType.CLASSIC
+
+
+def test_group_consumer_max_size(start_broker):
+    b = start_broker({**FAST, "group.consumer.max.size": 1})
+    topic, group = unique("max"), unique("gmax")
+    create_topic(b.bootstrap, topic, 1)
+    coordinator_ready(b, group)
+    with w.connect(b.port) as s:
+        first = hb(s, 1, 1, group, str(uuid.uuid4()), 0, topics=[topic], owned={})
+        assert first["error_code"] == 0
+        assert hb(s, 2, 1, group, str(uuid.uuid4()), 0, topics=[topic], owned={})["error_code"] == 81  # GROUP_MAX_SIZE_REACHED
+        again = hb(s, 3, 1, group, first["member_id"], first["member_epoch"])
+        assert again["error_code"] == 0, "a member already in stays"
