@@ -68,8 +68,16 @@ pub struct ConsumerMember {
     pub revocation_deadline: Option<Instant>,
 }
 
-/// The topics of the metadata image: name -> (topic id, partition count).
-pub type Topics = BTreeMap<String, (Uuid, i32)>;
+/// Topic name -> (topic id, partition count).
+pub type TopicMap = BTreeMap<String, (Uuid, i32)>;
+
+/// The topics of the metadata image, and the image's version: a group
+/// resolves its subscriptions again only when either changed.
+#[derive(Debug, Clone, Default)]
+pub struct Topics {
+    pub version: u64,
+    pub names: TopicMap,
+}
 
 /// Effective settings of one group (broker `group.consumer.*` settings and
 /// the group's overrides).
@@ -212,8 +220,9 @@ pub struct ConsumerGroup {
     pub assignment_epoch: i32,
     pub members: BTreeMap<String, ConsumerMember>,
     pub targets: BTreeMap<String, Assignment>,
-    /// Subscribed topics that exist, as of the last epoch bump.
-    subscribed: Topics,
+    /// Subscribed topics that exist, as of `subscribed_version`.
+    subscribed: TopicMap,
+    subscribed_version: Option<u64>,
     /// Owner epoch of every partition a member holds or is revoking.
     partition_epochs: HashMap<(Uuid, i32), i32>,
     regexes: HashMap<String, regex::Regex>,
@@ -278,14 +287,15 @@ impl ConsumerGroup {
                 }
             }
             if let Some(compiled) = self.regexes.get(re) {
-                out.extend(topics.keys().filter(|t| !t.starts_with("__") && compiled.is_match(t)).cloned());
+                out.extend(topics.names.keys().filter(|t| !t.starts_with("__") && compiled.is_match(t)).cloned());
             }
         }
         out
     }
 
-    fn compute_subscribed(&mut self, topics: &Topics) -> Topics {
-        self.subscribed_topic_names(topics).into_iter().filter_map(|t| topics.get(&t).map(|v| (t, *v))).collect()
+    fn compute_subscribed(&mut self, topics: &Topics) -> TopicMap {
+        self.subscribed_version = Some(topics.version);
+        self.subscribed_topic_names(topics).into_iter().filter_map(|t| topics.names.get(&t).map(|v| (t, *v))).collect()
     }
 
     /// Handles one heartbeat (a leave included).
@@ -445,10 +455,13 @@ impl ConsumerGroup {
         changes.sessions.push((member_id.clone(), member.session_deadline));
         self.members.insert(member_id.clone(), member.clone());
         // 2. the group epoch: subscriptions or subscribed topics changed
-        let subscribed = self.compute_subscribed(topics);
-        if subscribed != self.subscribed {
-            self.subscribed = subscribed;
-            bump = true;
+        // (resolved again only when either may have: regexes are not free)
+        if bump || self.subscribed_version != Some(topics.version) {
+            let subscribed = self.compute_subscribed(topics);
+            if subscribed != self.subscribed {
+                self.subscribed = subscribed;
+                bump = true;
+            }
         }
         if bump {
             self.bump_epoch(changes);
@@ -833,7 +846,7 @@ mod tests {
     use super::*;
 
     fn topics() -> Topics {
-        [("t".to_string(), (Uuid::from_u128(1), 6))].into()
+        Topics { version: 1, names: [("t".to_string(), (Uuid::from_u128(1), 6))].into() }
     }
 
     fn join(id: &str) -> Heartbeat {
@@ -950,8 +963,8 @@ mod tests {
     #[test]
     fn regex_is_a_full_match_and_new_topics_join_the_subscription() {
         let (s, now) = (Settings::default(), Instant::now());
-        let mut t: Topics =
-            [("topic".to_string(), (Uuid::from_u128(1), 1)), ("topic-1".to_string(), (Uuid::from_u128(2), 1))].into();
+        let names = [("topic".to_string(), (Uuid::from_u128(1), 1)), ("topic-1".to_string(), (Uuid::from_u128(2), 1))];
+        let mut t = Topics { version: 1, names: names.into() };
         let mut g = ConsumerGroup::new("g");
         let mut ch = Changes::default();
         let mut j = join("a");
@@ -959,7 +972,8 @@ mod tests {
         j.subscribed_topic_regex = Some("^topic".into());
         let a = g.heartbeat(j, &t, &s, now, &mut ch).unwrap();
         assert_eq!(a.assignment.unwrap().keys().copied().collect::<Vec<_>>(), vec![Uuid::from_u128(1)]);
-        t.insert("topic".into(), (Uuid::from_u128(1), 3));
+        t.names.insert("topic".into(), (Uuid::from_u128(1), 3));
+        t.version += 1;
         let a2 = g.heartbeat(beat("a", 1, &[(Uuid::from_u128(1), [0].into())].into()), &t, &s, now, &mut ch).unwrap();
         assert_eq!(count(&a2.assignment.unwrap()), 3, "new partitions are picked up");
         assert!(validate(&Heartbeat { subscribed_topic_regex: Some("(".into()), ..join("x") }, "g", 1, &s.assignors)

@@ -46,9 +46,18 @@ pub fn settings(broker: &Broker, group_id: &str) -> Settings {
     }
 }
 
-/// The topics of the metadata image, as subscriptions resolve against them.
-pub fn topics(broker: &Broker) -> Topics {
-    broker.controller.image().topics().map(|t| (t.name.clone(), (t.topic_id, t.partitions.len() as i32))).collect()
+/// The topics of the metadata image, as subscriptions resolve against them
+/// (built once per image version; heartbeats share it).
+pub fn topics(broker: &Broker) -> Arc<Topics> {
+    let image = broker.controller.image();
+    let mut cache = broker.groups.topics_cache.lock();
+    if let Some(t) = cache.as_ref().filter(|t| t.version == image.offset) {
+        return t.clone();
+    }
+    let names = image.topics().map(|t| (t.name.clone(), (t.topic_id, t.partitions.len() as i32))).collect();
+    let topics = Arc::new(Topics { version: image.offset, names });
+    *cache = Some(topics.clone());
+    topics
 }
 
 fn refusal(error: ResponseError, message: impl Into<String>) -> Refusal {

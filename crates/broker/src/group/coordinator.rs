@@ -30,6 +30,8 @@ pub struct GroupCoordinator {
     /// `offsets.topic.num.partitions`
     offsets_partitions: i32,
     pub(super) timer_tx: mpsc::UnboundedSender<TimerMsg>,
+    /// The image's topics for KIP-848 subscriptions, per image version.
+    pub(super) topics_cache: Mutex<Option<Arc<super::consumer::Topics>>>,
     timer_rx: Mutex<Option<mpsc::UnboundedReceiver<TimerMsg>>>,
 }
 
@@ -55,6 +57,7 @@ impl GroupCoordinator {
             config,
             offsets_partitions: offsets_partitions.max(1),
             timer_tx,
+            topics_cache: Mutex::new(None),
             timer_rx: Mutex::new(Some(timer_rx)),
         }
     }
