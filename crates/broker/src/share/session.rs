@@ -1,0 +1,132 @@
+//! Share sessions (KIP-932's share fetch sessions, Kafka's
+//! `ShareSessionCache`): per (group, member) on a partition leader, the
+//! partitions the member fetches and the epoch its next request must
+//! carry. Epoch 0 opens (or replaces) a session with the request's
+//! partitions; later requests add partitions and name forgotten ones and
+//! carry the next epoch; -1 closes. At most `group.share.max.share.sessions`.
+
+use std::collections::HashMap;
+
+use parking_lot::Mutex;
+use uuid::Uuid;
+use vltava_protocol::ResponseError;
+
+/// The epoch that opens a session, and the one that closes it.
+pub const OPEN_EPOCH: i32 = 0;
+pub const CLOSE_EPOCH: i32 = -1;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SessionKey {
+    pub group: String,
+    pub member: String,
+}
+
+struct Session {
+    next_epoch: i32,
+    partitions: Vec<(Uuid, i32)>,
+}
+
+#[derive(Default)]
+pub struct ShareSessions {
+    sessions: Mutex<HashMap<SessionKey, Session>>,
+}
+
+/// What a request did to its session.
+pub struct SessionUse {
+    /// The partitions to fetch from (none when the session closed).
+    pub partitions: Vec<(Uuid, i32)>,
+    /// The session ended with this request (epoch -1).
+    pub closed: bool,
+}
+
+impl ShareSessions {
+    /// Checks a ShareFetch's epoch and updates its session: `added` are the
+    /// request's partitions, `forgotten` its forgotten topics' ones.
+    pub fn on_fetch(
+        &self,
+        key: SessionKey,
+        epoch: i32,
+        added: &[(Uuid, i32)],
+        forgotten: &[(Uuid, i32)],
+        max_sessions: usize,
+    ) -> Result<SessionUse, ResponseError> {
+        let mut sessions = self.sessions.lock();
+        match epoch {
+            OPEN_EPOCH => {
+                if !sessions.contains_key(&key) && sessions.len() >= max_sessions {
+                    return Err(ResponseError::ShareSessionLimitReached);
+                }
+                let mut partitions = added.to_vec();
+                partitions.dedup();
+                sessions.insert(key, Session { next_epoch: 1, partitions: partitions.clone() });
+                Ok(SessionUse { partitions, closed: false })
+            }
+            CLOSE_EPOCH => {
+                sessions.remove(&key).ok_or(ResponseError::ShareSessionNotFound)?;
+                Ok(SessionUse { partitions: Vec::new(), closed: true })
+            }
+            e if e < 0 => Err(ResponseError::InvalidShareSessionEpoch),
+            e => {
+                let s = sessions.get_mut(&key).ok_or(ResponseError::ShareSessionNotFound)?;
+                if s.next_epoch != e {
+                    return Err(ResponseError::InvalidShareSessionEpoch);
+                }
+                s.next_epoch = if e == i32::MAX { 1 } else { e + 1 };
+                for p in added {
+                    if !s.partitions.contains(p) {
+                        s.partitions.push(*p);
+                    }
+                }
+                s.partitions.retain(|p| !forgotten.contains(p));
+                Ok(SessionUse { partitions: s.partitions.clone(), closed: false })
+            }
+        }
+    }
+
+    /// Checks a ShareAcknowledge's epoch: it must continue a session (and
+    /// moves its epoch on), or close it (-1).
+    pub fn on_acknowledge(&self, key: SessionKey, epoch: i32) -> Result<SessionUse, ResponseError> {
+        match epoch {
+            OPEN_EPOCH => Err(ResponseError::InvalidShareSessionEpoch),
+            _ => self.on_fetch(key, epoch, &[], &[], usize::MAX),
+        }
+    }
+
+    /// Drops the sessions of a member that left the group.
+    pub fn remove_member(&self, group: &str, member: &str) {
+        self.sessions.lock().remove(&SessionKey { group: group.to_string(), member: member.to_string() });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> SessionKey {
+        SessionKey { group: "g".into(), member: "m".into() }
+    }
+
+    #[test]
+    fn epochs_open_continue_and_close() {
+        let s = ShareSessions::default();
+        let t = Uuid::from_u128(1);
+        assert_eq!(s.on_fetch(key(), 1, &[], &[], 10).err(), Some(ResponseError::ShareSessionNotFound));
+        assert_eq!(s.on_fetch(key(), 0, &[(t, 0)], &[], 10).unwrap().partitions, vec![(t, 0)]);
+        assert_eq!(s.on_fetch(key(), 2, &[], &[], 10).err(), Some(ResponseError::InvalidShareSessionEpoch));
+        assert_eq!(s.on_fetch(key(), 1, &[(t, 1)], &[(t, 0)], 10).unwrap().partitions, vec![(t, 1)]);
+        assert_eq!(s.on_acknowledge(key(), 0).err(), Some(ResponseError::InvalidShareSessionEpoch));
+        assert!(s.on_acknowledge(key(), 2).is_ok());
+        assert!(s.on_fetch(key(), -1, &[], &[], 10).unwrap().closed);
+        assert_eq!(s.on_fetch(key(), 4, &[], &[], 10).err(), Some(ResponseError::ShareSessionNotFound));
+    }
+
+    #[test]
+    fn the_session_limit_is_enforced() {
+        let s = ShareSessions::default();
+        s.on_fetch(key(), 0, &[], &[], 1).unwrap();
+        let other = SessionKey { group: "g".into(), member: "n".into() };
+        assert_eq!(s.on_fetch(other, 0, &[], &[], 1).err(), Some(ResponseError::ShareSessionLimitReached));
+        // replacing one's own session is not a new one
+        assert!(s.on_fetch(key(), 0, &[], &[], 1).is_ok());
+    }
+}
