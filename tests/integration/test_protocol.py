@@ -223,6 +223,7 @@ API_KEYS = {
     "DescribeDelegationToken": 41,
     "SaslHandshake": 17, "SaslAuthenticate": 36,
     "DescribeUserScramCredentials": 50, "AlterUserScramCredentials": 51,
+    "ShareGroupHeartbeat": 76, "ShareGroupDescribe": 77, "ShareFetch": 78, "ShareAcknowledge": 79,
 }
 
 

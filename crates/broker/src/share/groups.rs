@@ -196,11 +196,11 @@ impl ShareGroups {
         let epoch_before = g.epoch;
         expire(g, now);
         let session = Duration::from_millis(settings.session_timeout_ms.max(1) as u64);
-        let mut left = None;
         let result = match hb.member_epoch {
             -1 => {
-                left = g.members.remove(hb.member_id).map(|m| m.member_id);
-                if left.is_some() {
+                // its share sessions (on the partition leaders) end with
+                // their own epoch -1 or when their locks run out
+                if g.members.remove(hb.member_id).is_some() {
                     g.epoch += 1;
                 }
                 Ok(())
@@ -277,10 +277,6 @@ impl ShareGroups {
             groups.remove(group_id);
         }
         drop(groups);
-        if let Some(member) = left {
-            broker.share_partitions.sessions.remove_member(group_id, &member);
-            broker.share_partitions.release_member(broker, group_id, &member);
-        }
         if changed && answer.is_some() {
             if let Err(e) = persist(broker, group_id, Some(epoch)) {
                 tracing::warn!(group = group_id, error = ?e, "could not persist share group metadata");

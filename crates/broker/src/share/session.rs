@@ -91,11 +91,6 @@ impl ShareSessions {
             _ => self.on_fetch(key, epoch, &[], &[], usize::MAX),
         }
     }
-
-    /// Drops the sessions of a member that left the group.
-    pub fn remove_member(&self, group: &str, member: &str) {
-        self.sessions.lock().remove(&SessionKey { group: group.to_string(), member: member.to_string() });
-    }
 }
 
 #[cfg(test)]
