@@ -11,8 +11,9 @@ use kafka_protocol::messages::share_acknowledge_response::{
 use kafka_protocol::messages::{ResponseKind, ShareAcknowledgeRequest, ShareAcknowledgeResponse};
 use vltava_protocol::ResponseError;
 
-use super::share_fetch::{acknowledge_all, check_group, AckBatch};
+use super::share_fetch::{acknowledge_all, check_group, PartitionAcks};
 use super::{ResponseFuture, Session};
+use crate::share::partition::AckRange;
 use crate::share::session::SessionKey;
 use crate::Broker;
 
@@ -39,7 +40,7 @@ async fn run(broker: &Arc<Broker>, session: &Session, request: ShareAcknowledgeR
         Ok(used) => used,
         Err(e) => return fail(e),
     };
-    let acks: Vec<((uuid::Uuid, i32), Vec<AckBatch>)> = request
+    let acks: Vec<PartitionAcks> = request
         .topics
         .iter()
         .flat_map(|t| {
@@ -47,7 +48,11 @@ async fn run(broker: &Arc<Broker>, session: &Session, request: ShareAcknowledgeR
                 let batches = p
                     .acknowledgement_batches
                     .iter()
-                    .map(|b| (b.first_offset, b.last_offset, b.acknowledge_types.clone()))
+                    .map(|b| AckRange {
+                        first_offset: b.first_offset,
+                        last_offset: b.last_offset,
+                        types: b.acknowledge_types.clone(),
+                    })
                     .collect();
                 ((t.topic_id, p.partition_index), batches)
             })

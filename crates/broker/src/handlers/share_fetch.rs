@@ -24,6 +24,7 @@ use vltava_protocol::ResponseError;
 
 use super::{ResponseFuture, Session};
 use crate::partition::Partition;
+use crate::share::partition::AckRange;
 use crate::share::persister::ShareKey;
 use crate::share::session::SessionKey;
 use crate::share::settings::ShareSettings;
@@ -32,8 +33,8 @@ use crate::Broker;
 /// What a ShareFetch asking for `max_records <= 0` gets.
 const MAX_RECORDS_DEFAULT: usize = 500;
 
-/// An acknowledgement batch: first offset, last offset, types.
-pub type AckBatch = (i64, i64, Vec<i8>);
+/// The acknowledgement batches of one partition.
+pub type PartitionAcks = ((Uuid, i32), Vec<AckRange>);
 
 /// The partition `partition` of topic `topic_id` if this node leads it and
 /// the session's principal may READ its topic.
@@ -76,7 +77,7 @@ pub async fn acknowledge_all(
     session: &Session,
     group: &str,
     member: &str,
-    acks: Vec<((Uuid, i32), Vec<AckBatch>)>,
+    acks: Vec<PartitionAcks>,
 ) -> Vec<((Uuid, i32), i16)> {
     let mut out = Vec::with_capacity(acks.len());
     for ((topic_id, index), batches) in acks {
@@ -118,7 +119,7 @@ async fn run(broker: &Arc<Broker>, session: &Session, request: ShareFetchRequest
     }
     let settings = ShareSettings::of(broker, &group);
     let mut added: Vec<(Uuid, i32)> = Vec::new();
-    let mut acks: Vec<((Uuid, i32), Vec<AckBatch>)> = Vec::new();
+    let mut acks: Vec<PartitionAcks> = Vec::new();
     for t in &request.topics {
         for p in &t.partitions {
             added.push((t.topic_id, p.partition_index));
@@ -126,7 +127,11 @@ async fn run(broker: &Arc<Broker>, session: &Session, request: ShareFetchRequest
                 let batches = p
                     .acknowledgement_batches
                     .iter()
-                    .map(|b| (b.first_offset, b.last_offset, b.acknowledge_types.clone()))
+                    .map(|b| AckRange {
+                        first_offset: b.first_offset,
+                        last_offset: b.last_offset,
+                        types: b.acknowledge_types.clone(),
+                    })
                     .collect();
                 acks.push(((t.topic_id, p.partition_index), batches));
             }

@@ -84,6 +84,15 @@ pub struct LogBatch {
     pub skip: bool,
 }
 
+/// One acknowledgement batch: `types` has one type for the whole range or
+/// one per offset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AckRange {
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub types: Vec<i8>,
+}
+
 /// A run of acquired offsets with their delivery count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Acquired {
@@ -255,21 +264,19 @@ impl SharePartition {
         (runs, used)
     }
 
-    /// Applies one acknowledgement batch of `member`: `types` has one type
-    /// for the whole range or one per offset. Nothing changes when any
-    /// offset is not acquired by `member` (INVALID_RECORD_STATE) or a type
-    /// is unknown (INVALID_REQUEST).
+    /// Applies one acknowledgement batch of `member`. Nothing changes when
+    /// any offset is not acquired by `member` (INVALID_RECORD_STATE) or a
+    /// type is unknown (INVALID_REQUEST).
     pub fn acknowledge(
         &mut self,
         member: &str,
-        first: i64,
-        last: i64,
-        types: &[i8],
+        ack: &AckRange,
         now: Instant,
         limits: &Limits,
         dead: &mut Vec<DeadLetter>,
     ) -> Result<(), vltava_protocol::ResponseError> {
         use vltava_protocol::ResponseError;
+        let (first, last, types) = (ack.first_offset, ack.last_offset, &ack.types[..]);
         let len = last - first + 1;
         if first < 0 || len <= 0 || (types.len() != 1 && types.len() as i64 != len) {
             return Err(ResponseError::InvalidRequest);
@@ -417,6 +424,10 @@ mod tests {
         LogBatch { base_offset: base, last_offset: last, skip: false }
     }
 
+    fn ack(first: i64, last: i64, types: &[i8]) -> AckRange {
+        AckRange { first_offset: first, last_offset: last, types: types.to_vec() }
+    }
+
     fn fresh(start: i64) -> SharePartition {
         SharePartition::from_state(&ShareState { start_offset: start, ..Default::default() }, 0)
     }
@@ -433,12 +444,12 @@ mod tests {
         assert_eq!(runs, vec![Acquired { first_offset: 5, last_offset: 9, delivery_count: 1 }]);
         let mut dead = Vec::new();
         assert_eq!(
-            p.acknowledge("b", 0, 0, &[ACK_ACCEPT], now, &limits(), &mut dead),
+            p.acknowledge("b", &ack(0, 0, &[ACK_ACCEPT]), now, &limits(), &mut dead),
             Err(vltava_protocol::ResponseError::InvalidRecordState)
         );
-        p.acknowledge("a", 0, 4, &[ACK_ACCEPT], now, &limits(), &mut dead).unwrap();
+        p.acknowledge("a", &ack(0, 4, &[ACK_ACCEPT]), now, &limits(), &mut dead).unwrap();
         assert_eq!(p.start_offset(), 5);
-        p.acknowledge("b", 5, 9, &[ACK_ACCEPT], now, &limits(), &mut dead).unwrap();
+        p.acknowledge("b", &ack(5, 9, &[ACK_ACCEPT]), now, &limits(), &mut dead).unwrap();
         assert_eq!(p.start_offset(), 10);
         assert!(dead.is_empty());
     }
@@ -450,11 +461,11 @@ mod tests {
         let a: Arc<str> = "a".into();
         let mut dead = Vec::new();
         p.acquire(&a, &[batch(0, 0)], 10, now, &limits());
-        p.acknowledge("a", 0, 0, &[ACK_RELEASE], now, &limits(), &mut dead).unwrap();
+        p.acknowledge("a", &ack(0, 0, &[ACK_RELEASE]), now, &limits(), &mut dead).unwrap();
         assert_eq!(p.state_of(0), Some(("available", 1)));
         let (runs, _) = p.acquire(&a, &[batch(0, 0)], 10, now, &limits());
         assert_eq!(runs[0].delivery_count, 2);
-        p.acknowledge("a", 0, 0, &[ACK_RELEASE], now, &limits(), &mut dead).unwrap();
+        p.acknowledge("a", &ack(0, 0, &[ACK_RELEASE]), now, &limits(), &mut dead).unwrap();
         assert_eq!(dead, vec![DeadLetter { offset: 0, delivery_count: 2, reason: DeadLetterReason::DeliveryLimit }]);
         assert_eq!(p.start_offset(), 1);
     }
@@ -485,7 +496,7 @@ mod tests {
         let a: Arc<str> = "a".into();
         let mut dead = Vec::new();
         p.acquire(&a, &[batch(3, 6)], 10, now, &limits());
-        p.acknowledge("a", 3, 6, &[ACK_ACCEPT, ACK_REJECT, ACK_RELEASE, ACK_ACCEPT], now, &limits(), &mut dead)
+        p.acknowledge("a", &ack(3, 6, &[ACK_ACCEPT, ACK_REJECT, ACK_RELEASE, ACK_ACCEPT]), now, &limits(), &mut dead)
             .unwrap();
         assert_eq!(dead, vec![DeadLetter { offset: 4, delivery_count: 1, reason: DeadLetterReason::Rejected }]);
         let state = p.to_state();

@@ -17,7 +17,7 @@ use vltava_protocol::batch::{BatchHeader, Batches};
 use vltava_protocol::ResponseError;
 
 use super::dead_letter;
-use super::partition::{Acquired, DeadLetter, Limits, LogBatch, SharePartition};
+use super::partition::{AckRange, Acquired, DeadLetter, Limits, LogBatch, SharePartition};
 use super::persister::ShareKey;
 use super::session::ShareSessions;
 use super::settings::{OffsetReset, ShareSettings};
@@ -138,14 +138,14 @@ impl SharePartitions {
     }
 
     /// Applies a member's acknowledgements to one partition and makes them
-    /// durable: `(first offset, last offset, types)`.
+    /// durable.
     pub async fn acknowledge(
         &self,
         broker: &Broker,
         key: &ShareKey,
         member: &str,
         partition: &Arc<Partition>,
-        batches: &[(i64, i64, Vec<i8>)],
+        batches: &[AckRange],
     ) -> Result<(), ResponseError> {
         let settings = ShareSettings::of(broker, &key.group);
         let limits = limits(&settings);
@@ -155,9 +155,7 @@ impl SharePartitions {
             let mut p = slot.state.get().expect("initialized").lock();
             let now = Instant::now();
             p.expire(now, &limits, &mut dead);
-            batches.iter().try_for_each(|(first, last, types)| {
-                p.acknowledge(member, *first, *last, types, now, &limits, &mut dead)
-            })
+            batches.iter().try_for_each(|ack| p.acknowledge(member, ack, now, &limits, &mut dead))
         };
         let written = self.persist(broker, key, &slot, partition, &settings, dead).await;
         self.released.notify_waiters();
