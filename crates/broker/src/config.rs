@@ -595,6 +595,7 @@ impl BrokerConfig {
                 }
                 "log.retention.check.interval.ms" => self.retention_check_interval_ms = num(value)?.max(1) as u64,
                 "log.cleaner.backoff.ms" => self.cleaner_backoff_ms = num(value)?.max(1) as u64,
+                k if crate::group_config::is_broker_key(k) => self.group.set(k, value).map_err(|r| err(&r))?,
                 k if crate::authorizer::AuthorizerConfig::is_key(k) => {
                     self.authorizer.set(k, value).map_err(|r| err(&r))?
                 }
@@ -639,6 +640,10 @@ impl BrokerConfig {
                     reason: "a controller listener (controller.listener.names) is required with several voters".into(),
                 });
             }
+        }
+        if let Err((key, reason)) = self.group.check_bounds() {
+            let value = self.static_settings.get(&key).cloned().unwrap_or_default();
+            return Err(ConfigError { key, value, reason });
         }
         if let Some(servers) = bootstrap_servers {
             self.check_bootstrap_servers(&servers)?;

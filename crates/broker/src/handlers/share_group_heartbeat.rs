@@ -24,6 +24,9 @@ pub fn handle(
     if group_id.is_empty() || request.member_id.is_empty() || request.member_epoch < -1 {
         return fail(ResponseError::InvalidRequest);
     }
+    if !broker.config.group.protocol_enabled("share") {
+        return fail(ResponseError::UnsupportedVersion);
+    }
     if !broker.authorize(session, AclOperation::Read, ResourceType::Group, group_id) {
         return fail(ResponseError::GroupAuthorizationFailed);
     }

@@ -3,17 +3,9 @@
 //! (`GroupSettings`), read where each value is used so that a change
 //! applies without a restart.
 
+use crate::group_config::GroupSettings;
+pub use crate::group_config::ShareOffsetReset as OffsetReset;
 use crate::Broker;
-
-/// Where a share partition starts when the group has no state for it
-/// (`share.auto.offset.reset`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OffsetReset {
-    Earliest,
-    Latest,
-    /// The first offset whose timestamp is at most this long ago.
-    ByDuration(i64),
-}
 
 /// One share group's effective settings.
 #[derive(Clone, Debug)]
@@ -35,21 +27,23 @@ pub struct ShareSettings {
 }
 
 impl ShareSettings {
-    /// The settings of `group` on `broker`.
-    pub fn of(_broker: &Broker, _group: &str) -> Self {
-        // Kafka 4.2's defaults until group configs are wired in
+    /// The settings of `group` on `broker`: its overrides over the
+    /// broker's `group.share.*`.
+    pub fn of(broker: &Broker, group: &str) -> Self {
+        let g = GroupSettings::of(broker, group);
+        let share = &broker.config.group.share;
         ShareSettings {
-            session_timeout_ms: 45_000,
-            heartbeat_interval_ms: 5_000,
-            record_lock_duration_ms: 30_000,
-            delivery_count_limit: 5,
-            partition_max_record_locks: 2_000,
-            max_size: 200,
-            max_share_sessions: 2_000,
-            auto_offset_reset: OffsetReset::Latest,
-            read_committed: false,
-            redelivery_backoff_ms: 0,
-            dead_letter_topic: None,
+            session_timeout_ms: g.share_session_timeout_ms,
+            heartbeat_interval_ms: g.share_heartbeat_interval_ms,
+            record_lock_duration_ms: g.share_record_lock_duration_ms,
+            delivery_count_limit: g.share_delivery_count_limit,
+            partition_max_record_locks: share.partition_max_record_locks,
+            max_size: share.max_size,
+            max_share_sessions: share.max_share_sessions,
+            auto_offset_reset: g.share_auto_offset_reset,
+            read_committed: g.share_read_committed,
+            redelivery_backoff_ms: g.share_redelivery_backoff_ms,
+            dead_letter_topic: g.dead_letter_topic,
         }
     }
 }
