@@ -80,7 +80,8 @@ def main() -> None:
     ap.add_argument("--counts", default="1,2,4")
     args = ap.parse_args()
     topic = f"share-bench-{uuid.uuid4().hex[:8]}"
-    AdminClient({"bootstrap.servers": args.bootstrap}).create_topics([NewTopic(topic, 1, 1)])[topic].result()
+    admin = AdminClient({"bootstrap.servers": args.bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result()
     p = Producer({"bootstrap.servers": args.bootstrap, "linger.ms": 5, "batch.size": 1_000_000,
                   "queue.buffering.max.messages": 2_000_000})
     value = b"x" * args.record_size

@@ -27,6 +27,10 @@ use crate::Broker;
 /// How many log reads one acquisition may take (each acquires at least
 /// the record it starts at, so this bounds the work, not the outcome).
 const ACQUIRE_READS_MAX: usize = 16;
+/// How much one of those reads takes from the log: acquisitions stop at
+/// `max_records`, so reading a whole `max_bytes` (50 MiB from librdkafka)
+/// for them would mostly be thrown away. A larger first batch is read whole.
+const ACQUIRE_READ_BYTES_MAX: usize = 1 << 20;
 
 struct Slot {
     leader_epoch: i32,
@@ -191,7 +195,7 @@ impl SharePartitions {
                 p.first_acquirable(now, &limits)
             };
             let Some(from) = from.filter(|f| *f < upper) else { break };
-            let budget = max_bytes.saturating_sub(out.len()).max(1);
+            let budget = max_bytes.saturating_sub(out.len()).clamp(1, ACQUIRE_READ_BYTES_MAX);
             let Some(slice) =
                 partition.read_below(from, budget, upper).map_err(|_| ResponseError::KafkaStorageError)?
             else {
