@@ -36,7 +36,11 @@ async fn run(broker: &Arc<Broker>, session: &Session, request: ShareAcknowledgeR
         return fail(e);
     }
     let key = SessionKey { group: group.clone(), member: member.clone() };
-    let used = match broker.share_partitions.sessions.on_acknowledge(key, request.share_session_epoch) {
+    let used = match broker.share_partitions.sessions.on_acknowledge(
+        key,
+        request.share_session_epoch,
+        std::time::Instant::now(),
+    ) {
         Ok(used) => used,
         Err(e) => return fail(e),
     };

@@ -26,7 +26,7 @@ use super::{ResponseFuture, Session};
 use crate::partition::Partition;
 use crate::share::partition::AckRange;
 use crate::share::persister::ShareKey;
-use crate::share::session::SessionKey;
+use crate::share::session::{SessionKey, SessionLimits};
 use crate::share::settings::ShareSettings;
 use crate::Broker;
 
@@ -144,12 +144,18 @@ async fn run(broker: &Arc<Broker>, session: &Session, request: ShareFetchRequest
         return fail(ResponseError::InvalidRequest);
     }
     let key = SessionKey { group: group.clone(), member: member.clone() };
+    let limits = SessionLimits {
+        max_sessions: settings.max_share_sessions,
+        idle_max: Duration::from_millis(broker.config.group.share.max_session_timeout_ms.max(0) as u64),
+    };
+    let now = std::time::Instant::now();
     let used = match broker.share_partitions.sessions.on_fetch(
         key,
         request.share_session_epoch,
         &added,
         &forgotten,
-        settings.max_share_sessions,
+        &limits,
+        now,
     ) {
         Ok(used) => used,
         Err(e) => return fail(e),
