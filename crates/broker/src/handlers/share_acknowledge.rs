@@ -29,12 +29,11 @@ pub fn handle(
 }
 
 async fn run(broker: &Arc<Broker>, session: &Session, request: ShareAcknowledgeRequest) -> ShareAcknowledgeResponse {
-    let group = request.group_id.as_ref().map(|g| g.0.to_string()).unwrap_or_default();
-    let member = request.member_id.as_ref().map(|m| m.to_string()).unwrap_or_default();
     let fail = |e: ResponseError| ShareAcknowledgeResponse::default().with_error_code(e.code());
-    if let Err(e) = check_group(broker, session, &group, &member) {
-        return fail(e);
-    }
+    let (group, member) = match check_group(broker, session, request.group_id.as_ref(), request.member_id.as_ref()) {
+        Ok(ids) => ids,
+        Err(e) => return fail(e),
+    };
     let key = SessionKey { group: group.clone(), member: member.clone() };
     let used = match broker.share_partitions.sessions.on_acknowledge(
         key,
@@ -52,11 +51,7 @@ async fn run(broker: &Arc<Broker>, session: &Session, request: ShareAcknowledgeR
                 let batches = p
                     .acknowledgement_batches
                     .iter()
-                    .map(|b| AckRange {
-                        first_offset: b.first_offset,
-                        last_offset: b.last_offset,
-                        types: b.acknowledge_types.clone(),
-                    })
+                    .map(|b| AckRange::new(b.first_offset, b.last_offset, &b.acknowledge_types))
                     .collect();
                 ((t.topic_id, p.partition_index), batches)
             })

@@ -17,10 +17,10 @@ use bytes::Bytes;
 use kafka_protocol::messages::share_fetch_response::{
     AcquiredRecords, LeaderIdAndEpoch, PartitionData, ShareFetchableTopicResponse,
 };
-use kafka_protocol::messages::{ResponseKind, ShareFetchRequest, ShareFetchResponse};
+use kafka_protocol::messages::{GroupId, ResponseKind, ShareFetchRequest, ShareFetchResponse};
 use uuid::Uuid;
 use vltava_metadata::{AclOperation, ResourceType};
-use vltava_protocol::ResponseError;
+use vltava_protocol::{ResponseError, StrBytes};
 
 use super::{ResponseFuture, Session};
 use crate::partition::Partition;
@@ -60,15 +60,23 @@ pub fn resolve(
     Ok(p)
 }
 
-/// Checks group id, member id and the principal's READ on the group.
-pub fn check_group(broker: &Broker, session: &Session, group: &str, member: &str) -> Result<(), ResponseError> {
+/// The request's group id and member id (both required) once the
+/// principal may READ the group.
+pub fn check_group(
+    broker: &Broker,
+    session: &Session,
+    group: Option<&GroupId>,
+    member: Option<&StrBytes>,
+) -> Result<(String, String), ResponseError> {
+    let group = group.map(|g| g.0.to_string()).unwrap_or_default();
+    let member = member.map(|m| m.to_string()).unwrap_or_default();
     if group.is_empty() || member.is_empty() {
         return Err(ResponseError::InvalidRequest);
     }
-    if !broker.authorize(session, AclOperation::Read, ResourceType::Group, group) {
+    if !broker.authorize(session, AclOperation::Read, ResourceType::Group, &group) {
         return Err(ResponseError::GroupAuthorizationFailed);
     }
-    Ok(())
+    Ok((group, member))
 }
 
 /// Applies acknowledgements per partition; the error code of each.
@@ -111,12 +119,11 @@ fn empty_partition(index: i32) -> PartitionData {
 }
 
 async fn run(broker: &Arc<Broker>, session: &Session, request: ShareFetchRequest) -> ShareFetchResponse {
-    let group = request.group_id.as_ref().map(|g| g.0.to_string()).unwrap_or_default();
-    let member = request.member_id.as_ref().map(|m| m.to_string()).unwrap_or_default();
     let fail = |e: ResponseError| ShareFetchResponse::default().with_error_code(e.code());
-    if let Err(e) = check_group(broker, session, &group, &member) {
-        return fail(e);
-    }
+    let (group, member) = match check_group(broker, session, request.group_id.as_ref(), request.member_id.as_ref()) {
+        Ok(ids) => ids,
+        Err(e) => return fail(e),
+    };
     let settings = ShareSettings::of(broker, &group);
     let mut added: Vec<(Uuid, i32)> = Vec::new();
     let mut acks: Vec<PartitionAcks> = Vec::new();
@@ -127,11 +134,7 @@ async fn run(broker: &Arc<Broker>, session: &Session, request: ShareFetchRequest
                 let batches = p
                     .acknowledgement_batches
                     .iter()
-                    .map(|b| AckRange {
-                        first_offset: b.first_offset,
-                        last_offset: b.last_offset,
-                        types: b.acknowledge_types.clone(),
-                    })
+                    .map(|b| AckRange::new(b.first_offset, b.last_offset, &b.acknowledge_types))
                     .collect();
                 acks.push(((t.topic_id, p.partition_index), batches));
             }

@@ -93,6 +93,12 @@ pub struct AckRange {
     pub types: Vec<i8>,
 }
 
+impl AckRange {
+    pub fn new(first_offset: i64, last_offset: i64, types: &[i8]) -> Self {
+        AckRange { first_offset, last_offset, types: types.to_vec() }
+    }
+}
+
 /// A run of acquired offsets with their delivery count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Acquired {
@@ -425,7 +431,7 @@ mod tests {
     }
 
     fn ack(first: i64, last: i64, types: &[i8]) -> AckRange {
-        AckRange { first_offset: first, last_offset: last, types: types.to_vec() }
+        AckRange::new(first, last, types)
     }
 
     fn fresh(start: i64) -> SharePartition {
