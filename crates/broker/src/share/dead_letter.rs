@@ -13,8 +13,8 @@
 //! | `__dlq.delivery.count`   | deliveries so far (decimal)        |
 //! | `__dlq.reason`           | `rejected` or `delivery_limit`     |
 //!
-//! The topic is created on first use (one partition). The copy is
-//! appended before the acknowledgement that caused it is answered; this
+//! The topic is created on first use (one partition). The copy is durable
+//! before the acknowledgement that caused it is answered; this
 //! node must lead the dead-letter partition (single-leader limitation:
 //! otherwise the copy is refused and logged, and the acknowledgement
 //! answered with the error).
@@ -35,8 +35,15 @@ pub struct Source<'a> {
     pub partition: &'a Partition,
 }
 
-/// Copies `dead` (records of `source`) to the dead-letter topic `topic`.
-pub fn write(broker: &Broker, topic: &str, source: &Source<'_>, dead: &[DeadLetter]) -> Result<(), ResponseError> {
+/// Copies `dead` (records of `source`) to the dead-letter topic `topic`;
+/// returns once the copies are durable (fsynced and in the ISR, as a
+/// coordinator's writes).
+pub async fn write(
+    broker: &Broker,
+    topic: &str,
+    source: &Source<'_>,
+    dead: &[DeadLetter],
+) -> Result<(), ResponseError> {
     if dead.is_empty() {
         return Ok(());
     }
@@ -62,10 +69,11 @@ pub fn write(broker: &Broker, topic: &str, source: &Source<'_>, dead: &[DeadLett
     }
     let refs: Vec<(i64, i64, &[u8])> = tails.iter().map(|(o, t, b)| (*o, *t, &b[..])).collect();
     let mut batch = build_batch_from_tails(0, false, &refs);
-    target.append(&mut batch, None).map_err(|e| {
+    let info = target.append(&mut batch, None).map_err(|e| {
         tracing::error!(topic, error = %e, "dead-letter append failed");
         ResponseError::KafkaStorageError
     })?;
+    target.wait_coordinator_write(info.last_offset + 1).await?;
     tracing::debug!(topic, group = source.group, records = dead.len(), "records written to the dead-letter topic");
     Ok(())
 }

@@ -126,7 +126,7 @@ impl SharePartitions {
     ) -> Result<(), ResponseError> {
         if let Some(topic) = settings.dead_letter_topic.as_deref().filter(|_| !dead.is_empty()) {
             let source = dead_letter::Source { group: &key.group, partition };
-            dead_letter::write(broker, topic, &source, &dead)?;
+            dead_letter::write(broker, topic, &source, &dead).await?;
         }
         let state = slot.state.get().expect("initialized").lock().to_state();
         match broker.share_persister.write(key.clone(), state).await {
