@@ -14,20 +14,27 @@
 //! | `__dlq.reason`           | `rejected` or `delivery_limit`     |
 //!
 //! The topic is created on first use (one partition). The copy is durable
-//! before the acknowledgement that caused it is answered; this
-//! node must lead the dead-letter partition (single-leader limitation:
-//! otherwise the copy is refused and logged, and the acknowledgement
-//! answered with the error).
+//! (fsynced and in the ISR; produced with acks=all to the dead-letter
+//! partition's leader when that is another broker) before the
+//! acknowledgement that caused it is answered; if it cannot be written the
+//! acknowledgement fails with the error and the consumer retries it.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use vltava_protocol::batch::{
     build_batch_from_tails, put_varint, read_varint, records_of, records_section, BatchHeader, Batches,
 };
-use vltava_protocol::ResponseError;
+use vltava_protocol::{ResponseError, StrBytes};
 
 use super::partition::DeadLetter;
 use crate::controller::TopicSpec;
 use crate::partition::Partition;
 use crate::Broker;
+
+/// How long the dead-letter partition's leader may take to make a copy
+/// durable.
+const PRODUCE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where the records came from.
 pub struct Source<'a> {
@@ -47,7 +54,7 @@ pub async fn write(
     if dead.is_empty() {
         return Ok(());
     }
-    let target = target_partition(broker, topic)?;
+    let target = target(broker, topic)?;
     let now_ms = crate::delegation_tokens::now_ms();
     let mut tails: Vec<(i64, i64, Vec<u8>)> = Vec::with_capacity(dead.len());
     for (i, d) in dead.iter().enumerate() {
@@ -69,17 +76,31 @@ pub async fn write(
     }
     let refs: Vec<(i64, i64, &[u8])> = tails.iter().map(|(o, t, b)| (*o, *t, &b[..])).collect();
     let mut batch = build_batch_from_tails(0, false, &refs);
-    let info = target.append(&mut batch, None).map_err(|e| {
-        tracing::error!(topic, error = %e, "dead-letter append failed");
-        ResponseError::KafkaStorageError
-    })?;
-    target.wait_coordinator_write(info.last_offset + 1).await?;
+    match target {
+        Target::Local(partition) => {
+            let info = partition.append(&mut batch, None).map_err(|e| {
+                tracing::error!(topic, error = %e, "dead-letter append failed");
+                ResponseError::KafkaStorageError
+            })?;
+            partition.wait_coordinator_write(info.last_offset + 1).await?;
+        }
+        Target::Remote(addr) => produce_remote(broker, &addr, topic, batch).await?,
+    }
     tracing::debug!(topic, group = source.group, records = dead.len(), "records written to the dead-letter topic");
     Ok(())
 }
 
-/// The dead-letter topic's partition 0, the topic created if absent.
-fn target_partition(broker: &Broker, topic: &str) -> Result<std::sync::Arc<Partition>, ResponseError> {
+/// Where the copies go: partition 0 of the dead-letter topic, here or at
+/// its leader.
+enum Target {
+    Local(Arc<Partition>),
+    /// The leader's `host:port`.
+    Remote(String),
+}
+
+/// Where the dead-letter topic's partition 0 is led, the topic created if
+/// absent.
+fn target(broker: &Broker, topic: &str) -> Result<Target, ResponseError> {
     if broker.controller.image().topic(topic).is_none() {
         let spec = TopicSpec {
             name: topic.to_string(),
@@ -99,9 +120,49 @@ fn target_partition(broker: &Broker, topic: &str) -> Result<std::sync::Arc<Parti
             }
         }
     }
-    broker.partition(topic, 0).map(|(p, _)| p).inspect_err(|e| {
-        tracing::warn!(topic, error = ?e, "dead-letter partition not led here: records not copied");
-    })
+    match broker.partition(topic, 0) {
+        Ok((p, _)) => Ok(Target::Local(p)),
+        Err(ResponseError::NotLeaderOrFollower) => {
+            let image = broker.controller.image();
+            let leader = image.topic(topic).and_then(|t| t.partition(0)).map(|p| p.leader);
+            leader
+                .and_then(|l| image.broker(l))
+                .filter(|b| !b.fenced)
+                .map(|b| Target::Remote(format!("{}:{}", b.host, b.port)))
+                .ok_or(ResponseError::LeaderNotAvailable)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Produces `batch` with acks=all to partition 0 of `topic` at `addr`.
+async fn produce_remote(broker: &Broker, addr: &str, topic: &str, batch: Vec<u8>) -> Result<(), ResponseError> {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(PRODUCE_TIMEOUT.as_millis() as i32)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch.into()))])]);
+    let client_id = format!("vltava-dead-letters-{}", broker.config.node_id);
+    let response: std::io::Result<ProduceResponse> = async {
+        let mut conn = crate::replication::KafkaConn::connect_to_broker(broker, addr, client_id).await?;
+        conn.call(ApiKey::Produce, 9, &request, PRODUCE_TIMEOUT + Duration::from_secs(5)).await
+    }
+    .await;
+    let response = response.map_err(|e| {
+        tracing::warn!(topic, leader = addr, error = %e, "producing dead letters to the leader failed");
+        ResponseError::LeaderNotAvailable
+    })?;
+    let code = response.responses.iter().flat_map(|t| t.partition_responses.iter()).map(|p| p.error_code).next();
+    match code {
+        Some(0) => Ok(()),
+        Some(code) => Err(ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError)),
+        None => Err(ResponseError::UnknownServerError),
+    }
 }
 
 /// The stored record at `offset`: its timestamp and its encoded key,

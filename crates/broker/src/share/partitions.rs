@@ -126,7 +126,11 @@ impl SharePartitions {
     ) -> Result<(), ResponseError> {
         if let Some(topic) = settings.dead_letter_topic.as_deref().filter(|_| !dead.is_empty()) {
             let source = dead_letter::Source { group: &key.group, partition };
-            dead_letter::write(broker, topic, &source, &dead).await?;
+            if let Err(e) = dead_letter::write(broker, topic, &source, &dead).await {
+                let offsets: Vec<i64> = dead.iter().map(|d| d.offset).collect();
+                tracing::error!(group = key.group, topic = %partition.topic, partition = key.partition, dead_letter_topic = topic, ?offsets, error = ?e, "records given up on were not copied to the dead-letter topic");
+                return Err(e);
+            }
         }
         let state = slot.state.get().expect("initialized").lock().to_state();
         match broker.share_persister.write(key.clone(), state).await {
