@@ -32,13 +32,13 @@ INVALID_SHARE_SESSION_EPOCH = 123
 # helpers
 # --------------------------------------------------------------------------
 
-def set_group_configs(b, group: str, configs: dict) -> None:
+def set_group_configs(port: int, group: str, configs: dict) -> None:
 
     """IncrementalAlterConfigs v0, SET on the GROUP resource `group`."""
     entries = [w.string(k) + w.int8(0) + w.string(str(v)) for k, v in configs.items()]
     body = (w.request_header_v1(API_INCREMENTAL_ALTER_CONFIGS, 0, 7)
             + w.array([w.int8(RESOURCE_GROUP) + w.string(group) + w.array(entries)]) + w.int8(0))
-    r = w.Reader(w.request(b.port, body))
+    r = w.Reader(w.request(port, body))
     r.int32()  # correlation id
     r.int32()  # throttle
     n = r.int32()
@@ -78,7 +78,7 @@ def poll_until(consumer: ShareConsumer, want, what: str, timeout: float = 60.0,
 def new_queue(b, partitions: int = 1, **configs):
     topic, group = h.unique("q"), h.unique("sg")
     h.create_topic(b.bootstrap, topic, partitions)
-    set_group_configs(b, group, {"share.auto.offset.reset": "earliest", **configs})
+    set_group_configs(b.port, group, {"share.auto.offset.reset": "earliest", **configs})
     return topic, group
 
 
@@ -458,3 +458,52 @@ def test_a_classic_group_id_is_not_a_share_group_and_share_groups_survive_a_rest
             parse_describe(w.request(broker.port, describe_request(4, [share])))[0]),
         60, "the share group loaded after the restart")
     assert after["epoch"] == before["epoch"] and after["state"] == "Empty"
+
+
+# --------------------------------------------------------------------------
+# a cluster: the dead-letter partition led by another broker
+# --------------------------------------------------------------------------
+
+def test_dead_letters_reach_a_dead_letter_partition_led_elsewhere(tmp_path):
+    import cluster as cl
+    c = cl.Cluster(tmp_path / "cluster", n=2).start()
+    try:
+        topic, group, dlq = h.unique("q"), h.unique("sg"), "dlq." + h.unique("dead")
+        c.create_topic(dlq, 1, replication_factor=1)
+        c.create_topic(topic, 4, replication_factor=1)
+        c.wait_until(lambda: c.leader_of(dlq, 0) in c.broker_ids, 60, "the dead-letter partition's leader")
+        dlq_node = c.leader_of(dlq, 0)
+        # a source partition led by the other node
+
+        def led_elsewhere():
+            leaders = [c.leader_of(topic, p) for p in range(4)]
+            others = [p for p, leader in enumerate(leaders) if leader not in (dlq_node, -1)]
+            return [others[0]] if -1 not in leaders and others else None
+        [source] = c.wait_until(led_elsewhere, 60, "a source partition led by the other broker")
+        node = c.node(c.leader_of(topic, source))
+        set_group_configs(node.client_port, group, {"share.auto.offset.reset": "earliest",
+                                             "errors.deadletterqueue.topic.name": dlq})
+        p = Producer({"bootstrap.servers": c.bootstrap})
+        p.produce(topic, key=b"k", value=b"rejected", partition=source)
+        assert p.flush(30) == 0
+        consumer = ShareConsumer({"bootstrap.servers": c.bootstrap, "group.id": group,
+                                  "share.acknowledgement.mode": "explicit"})
+        consumer.subscribe([topic])
+        got = poll_until(consumer, lambda got: got, "the record")
+        consumer.acknowledge(got[0], AcknowledgeType.REJECT)
+        assert all(e is None for e in consumer.commit_sync().values())
+        consumer.close()
+        reader = Consumer({"bootstrap.servers": c.bootstrap, "group.id": h.unique("dlqreader"),
+                           "auto.offset.reset": "earliest"})
+        reader.subscribe([dlq])
+        deadline = time.monotonic() + 60
+        while True:
+            assert time.monotonic() < deadline, "no dead letter"
+            m = reader.poll(0.5)
+            if m is not None and m.error() is None:
+                break
+        reader.close()
+        assert m.value() == b"rejected" and dict(m.headers())["__dlq.reason"] == b"rejected"
+    finally:
+        c.close()
+
