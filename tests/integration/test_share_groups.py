@@ -26,6 +26,8 @@ GROUP_ID_NOT_FOUND = 69
 INVALID_RECORD_STATE = 121
 SHARE_SESSION_NOT_FOUND = 122
 INVALID_SHARE_SESSION_EPOCH = 123
+GROUP_MAX_SIZE_REACHED = 81
+SHARE_SESSION_LIMIT_REACHED = 133
 
 
 # --------------------------------------------------------------------------
@@ -507,3 +509,26 @@ def test_dead_letters_reach_a_dead_letter_partition_led_elsewhere(tmp_path):
     finally:
         c.close()
 
+
+
+def test_group_size_and_share_session_limits(start_broker):
+    b = start_broker({"group.share.max.size": 1, "group.share.max.share.sessions": 1})
+    topic, group = new_queue(b)
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    hb = join(b, group, topic, first)
+    assert heartbeat(b, group, second, 0, [topic])["error_code"] == GROUP_MAX_SIZE_REACHED
+    tid = hb["assignment"][0][0]
+    with w.connect(b.port) as s:
+        out = parse_share_fetch(w.roundtrip(s, share_fetch_request(1, group, first, 0, tid, 0)))
+        assert out["error_code"] == 0
+        # the one session is taken (by a live member: it is not idle)
+        out = parse_share_fetch(w.roundtrip(s, share_fetch_request(2, h.unique("other"), second, 0, tid, 0)))
+        assert out["error_code"] == SHARE_SESSION_LIMIT_REACHED
+        # closing it makes room
+        out = parse_share_fetch(w.roundtrip(s, share_fetch_request(3, group, first, -1, tid, 0)))
+        assert out["error_code"] == 0
+        out = parse_share_fetch(w.roundtrip(s, share_fetch_request(4, h.unique("other"), second, 0, tid, 0)))
+        assert out["error_code"] == 0
+    # ShareGroupDescribe names the member and its assignment epoch
+    g = parse_describe(w.request(b.port, describe_request(5, [group])))[0]
+    assert (g["error"], g["state"]) == (0, "Stable") and g["epoch"] >= 1
