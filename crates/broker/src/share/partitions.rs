@@ -35,6 +35,15 @@ const ACQUIRE_READ_BYTES_MAX: usize = 1 << 20;
 struct Slot {
     leader_epoch: i32,
     state: OnceCell<Mutex<SharePartition>>,
+    /// One state write at a time, each taking the state when it starts:
+    /// a later write never carries an older state than an earlier one.
+    writing: tokio::sync::Mutex<()>,
+}
+
+impl Slot {
+    fn new(leader_epoch: i32) -> Arc<Self> {
+        Arc::new(Slot { leader_epoch, state: OnceCell::new(), writing: tokio::sync::Mutex::new(()) })
+    }
 }
 
 /// What one partition gave a ShareFetch.
@@ -74,10 +83,9 @@ impl SharePartitions {
         let leader_epoch = partition.leader_epoch();
         let slot = {
             let mut slots = self.slots.lock();
-            let slot =
-                slots.entry(key.clone()).or_insert_with(|| Arc::new(Slot { leader_epoch, state: OnceCell::new() }));
+            let slot = slots.entry(key.clone()).or_insert_with(|| Slot::new(leader_epoch));
             if slot.leader_epoch != leader_epoch {
-                *slot = Arc::new(Slot { leader_epoch, state: OnceCell::new() });
+                *slot = Slot::new(leader_epoch);
             }
             slot.clone()
         };
@@ -132,6 +140,7 @@ impl SharePartitions {
                 return Err(e);
             }
         }
+        let _writing = slot.writing.lock().await;
         let state = slot.state.get().expect("initialized").lock().to_state();
         match broker.share_persister.write(key.clone(), state).await {
             Ok(()) => Ok(()),
