@@ -27,6 +27,7 @@ INVALID_RECORD_STATE = 121
 SHARE_SESSION_NOT_FOUND = 122
 INVALID_SHARE_SESSION_EPOCH = 123
 GROUP_MAX_SIZE_REACHED = 81
+UNKNOWN_MEMBER_ID = 25
 SHARE_SESSION_LIMIT_REACHED = 133
 
 
@@ -362,6 +363,7 @@ def describe_request(corr: int, groups) -> bytes:
 
 
 def parse_describe(payload: bytes) -> list[dict]:
+    """The groups' heads and member ids."""
     r = w.Reader(payload)
     r.int32(), r.tagged_fields(), r.int32()
     out = []
@@ -371,8 +373,26 @@ def parse_describe(payload: bytes) -> list[dict]:
         g["group"] = r.compact_string()
         g["state"] = r.compact_string()
         g["epoch"] = r.int32()
+        g["assignment_epoch"] = r.int32()
+        r.compact_string()  # assignor
+        members = []
+        for _ in range(r.uvarint() - 1):
+            member = r.compact_string()
+            r.compact_string(), r.int32(), r.compact_string(), r.compact_string()  # rack, epoch, client id, host
+            for _ in range(r.uvarint() - 1):
+                r.compact_string()  # subscribed topics
+            for _ in range(r.uvarint() - 1):  # assignment
+                r.raw(16), r.compact_string()
+                for _ in range(r.uvarint() - 1):
+                    r.int32()
+                r.tagged_fields()
+            r.tagged_fields()  # assignment
+            r.tagged_fields()  # member
+            members.append(member)
+        g["members"] = members
+        r.int32()  # authorized operations
+        r.tagged_fields()
         out.append(g)
-        break  # the tests look at the first group's head only
     return out
 
 
@@ -532,3 +552,29 @@ def test_group_size_and_share_session_limits(start_broker):
     # ShareGroupDescribe names the member and its assignment epoch
     g = parse_describe(w.request(b.port, describe_request(5, [group])))[0]
     assert (g["error"], g["state"]) == (0, "Stable") and g["epoch"] >= 1
+
+
+def test_a_member_that_stops_heartbeating_leaves_after_the_session_timeout(start_broker):
+    b = start_broker({"group.share.min.session.timeout.ms": 1000,
+                      "group.share.min.heartbeat.interval.ms": 200})
+    topic, group = new_queue(b, **{"share.session.timeout.ms": 2000, "share.heartbeat.interval.ms": 200})
+    gone, stays = str(uuid.uuid4()), str(uuid.uuid4())
+    join(b, group, topic, gone)
+    hb = join(b, group, topic, stays)
+    assert hb["heartbeat_interval_ms"] == 200
+    g = parse_describe(w.request(b.port, describe_request(1, [group])))[0]
+    assert sorted(g["members"]) == sorted([gone, stays])
+    t0 = time.monotonic()
+    epoch = hb["member_epoch"]
+
+    def alone():
+        nonlocal epoch
+        answer = heartbeat(b, group, stays, epoch, None)
+        assert answer["error_code"] == 0, answer
+        epoch = answer["member_epoch"]
+        members = parse_describe(w.request(b.port, describe_request(2, [group])))[0]["members"]
+        return members == [stays]
+    h.wait_until(alone, 60, "the silent member removed", interval=0.2)
+    assert time.monotonic() - t0 >= 1.5
+    # the silent member is gone: it must rejoin
+    assert heartbeat(b, group, gone, hb["member_epoch"], None)["error_code"] == UNKNOWN_MEMBER_ID
