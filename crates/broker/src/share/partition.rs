@@ -283,19 +283,23 @@ impl SharePartition {
     ) -> Result<(), vltava_protocol::ResponseError> {
         use vltava_protocol::ResponseError;
         let (first, last, types) = (ack.first_offset, ack.last_offset, &ack.types[..]);
-        let len = last - first + 1;
-        if first < 0 || len <= 0 || (types.len() != 1 && types.len() as i64 != len) {
+        if first < 0 || last < first {
             return Err(ResponseError::InvalidRequest);
         }
-        if types.iter().any(|t| !(ACK_GAP..=ACK_RENEW).contains(t)) {
+        let len = last - first + 1; // no overflow: 0 <= first <= last
+        if (types.len() != 1 && types.len() as i64 != len) || types.iter().any(|t| !(ACK_GAP..=ACK_RENEW).contains(t)) {
             return Err(ResponseError::InvalidRequest);
+        }
+        // only offsets in flight can be acquired (this also bounds the work)
+        if first < self.start_offset || last >= self.end_offset {
+            return Err(ResponseError::InvalidRecordState);
         }
         for offset in first..=last {
             let held = match self.records.get(&offset) {
                 Some(Record { state: Delivery::Acquired { member: m, .. }, .. }) => &**m == member,
                 _ => false,
             };
-            if !held || offset < self.start_offset {
+            if !held {
                 return Err(ResponseError::InvalidRecordState);
             }
         }
@@ -511,6 +515,26 @@ mod tests {
         assert_eq!(back.state_of(5), Some(("available", 1)));
         assert_eq!(back.state_of(6), Some(("acknowledged", 1)));
         assert_eq!(back.start_offset(), 5);
+    }
+
+    #[test]
+    fn bad_ranges_are_refused_without_walking_them() {
+        let mut p = fresh(0);
+        let now = Instant::now();
+        let a: Arc<str> = "a".into();
+        p.acquire(&a, &[batch(0, 1)], 10, now, &limits());
+        let mut dead = Vec::new();
+        let refused = |p: &mut SharePartition, first, last, types: &[i8], dead: &mut Vec<DeadLetter>| {
+            p.acknowledge("a", &ack(first, last, types), now, &limits(), dead).unwrap_err()
+        };
+        use vltava_protocol::ResponseError::{InvalidRecordState, InvalidRequest};
+        assert_eq!(refused(&mut p, 0, i64::MAX, &[ACK_ACCEPT], &mut dead), InvalidRecordState);
+        assert_eq!(refused(&mut p, i64::MIN, 1, &[ACK_ACCEPT], &mut dead), InvalidRequest);
+        assert_eq!(refused(&mut p, 1, 0, &[ACK_ACCEPT], &mut dead), InvalidRequest);
+        assert_eq!(refused(&mut p, 0, 1, &[ACK_ACCEPT, ACK_ACCEPT, ACK_ACCEPT], &mut dead), InvalidRequest);
+        assert_eq!(refused(&mut p, 0, 1, &[9], &mut dead), InvalidRequest);
+        p.acknowledge("a", &ack(0, 1, &[ACK_ACCEPT, ACK_RENEW]), now, &limits(), &mut dead).unwrap();
+        assert_eq!(p.start_offset(), 1);
     }
 
     #[test]
