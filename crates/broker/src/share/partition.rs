@@ -21,6 +21,10 @@ use std::time::{Duration, Instant};
 
 use super::persister::{self, ShareState, StateBatch};
 
+/// How far past its start offset a persisted share partition state may
+/// name offsets (far above `group.share.partition.max.record.locks`).
+const STATE_SPAN_MAX: i64 = 1_000_000;
+
 /// Acknowledge types of ShareFetch/ShareAcknowledge.
 pub const ACK_GAP: i8 = 0;
 pub const ACK_ACCEPT: i8 = 1;
@@ -131,7 +135,10 @@ impl SharePartition {
     pub fn from_state(state: &ShareState, leader_epoch: i32) -> Self {
         let mut records = BTreeMap::new();
         let mut end_offset = state.start_offset;
-        for b in &state.batches {
+        // persisted batches past what could ever be in flight are not ours
+        // to trust (a state read back from disk): they are ignored
+        let span_end = state.start_offset.saturating_add(STATE_SPAN_MAX);
+        for b in state.batches.iter().filter(|b| b.first_offset <= b.last_offset && b.last_offset < span_end) {
             let delivery = match b.delivery_state {
                 persister::ACKNOWLEDGED => Delivery::Acknowledged,
                 persister::ARCHIVED => Delivery::Archived,
