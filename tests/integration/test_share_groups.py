@@ -578,3 +578,17 @@ def test_a_member_that_stops_heartbeating_leaves_after_the_session_timeout(start
     assert time.monotonic() - t0 >= 1.5
     # the silent member is gone: it must rejoin
     assert heartbeat(b, group, gone, hb["member_epoch"], None)["error_code"] == UNKNOWN_MEMBER_ID
+
+
+def test_a_replaced_share_session_gives_its_records_back(broker):
+    """librdkafka opens a new session (epoch 0) after an error and fails the acknowledgements
+    it had in flight: the records the old session held are delivered again at once."""
+    topic, group = new_queue(broker)
+    produce(broker, topic, 3)
+    member = str(uuid.uuid4())
+    tid = join(broker, group, topic, member)["assignment"][0][0]
+    with w.connect(broker.port) as s:
+        out = parse_share_fetch(w.roundtrip(s, share_fetch_request(1, group, member, 0, tid, 0, max_wait_ms=5000)))
+        assert out["partitions"][0]["acquired"] == [(0, 2, 1)]
+        out = parse_share_fetch(w.roundtrip(s, share_fetch_request(2, group, member, 0, tid, 0, max_wait_ms=5000)))
+        assert out["partitions"][0]["acquired"] == [(0, 2, 2)]

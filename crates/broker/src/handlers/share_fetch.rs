@@ -170,9 +170,12 @@ async fn run(broker: &Arc<Broker>, session: &Session, request: ShareFetchRequest
     for (tp, code) in acknowledge_all(broker, session, &group, &member, acks).await {
         out.entry(tp).or_insert_with(|| empty_partition(tp.1)).acknowledge_error_code = code;
     }
-    if used.closed {
+    // a closed session's locks, and a replaced one's (its client dropped
+    // the acknowledgements it had in flight), go back to the group now
+    if used.closed || used.replaced {
         broker.share_partitions.release_member(broker, &group, &member);
-    } else {
+    }
+    if !used.closed {
         fetch(broker, session, &request, &group, &member, &used.partitions, &mut out).await;
     }
     let mut topics: Vec<ShareFetchableTopicResponse> = Vec::new();

@@ -48,6 +48,9 @@ pub struct SessionUse {
     pub partitions: Vec<(Uuid, i32)>,
     /// The session ended with this request (epoch -1).
     pub closed: bool,
+    /// Epoch 0 replaced a session of the same member (whose
+    /// acknowledgements in flight the client has given up).
+    pub replaced: bool,
 }
 
 impl ShareSessions {
@@ -73,12 +76,13 @@ impl ShareSessions {
                 }
                 let mut partitions = added.to_vec();
                 partitions.dedup();
-                sessions.insert(key, Session { next_epoch: 1, last_used: now, partitions: partitions.clone() });
-                Ok(SessionUse { partitions, closed: false })
+                let session = Session { next_epoch: 1, last_used: now, partitions: partitions.clone() };
+                let replaced = sessions.insert(key, session).is_some();
+                Ok(SessionUse { partitions, closed: false, replaced })
             }
             CLOSE_EPOCH => {
                 sessions.remove(&key).ok_or(ResponseError::ShareSessionNotFound)?;
-                Ok(SessionUse { partitions: Vec::new(), closed: true })
+                Ok(SessionUse { partitions: Vec::new(), closed: true, replaced: false })
             }
             e if e < 0 => Err(ResponseError::InvalidShareSessionEpoch),
             e => {
@@ -94,7 +98,7 @@ impl ShareSessions {
                     }
                 }
                 s.partitions.retain(|p| !forgotten.contains(p));
-                Ok(SessionUse { partitions: s.partitions.clone(), closed: false })
+                Ok(SessionUse { partitions: s.partitions.clone(), closed: false, replaced: false })
             }
         }
     }
@@ -149,7 +153,7 @@ mod tests {
             Some(ResponseError::ShareSessionLimitReached)
         );
         // replacing one's own session is not a new one
-        assert!(s.on_fetch(key(), 0, &[], &[], &limits(1), soon).is_ok());
+        assert!(s.on_fetch(key(), 0, &[], &[], &limits(1), soon).unwrap().replaced);
         let later = soon + Duration::from_secs(61);
         assert!(s.on_fetch(other(), 0, &[], &[], &limits(1), later).is_ok());
         assert_eq!(s.on_fetch(key(), 1, &[], &[], &limits(1), later).err(), Some(ResponseError::ShareSessionNotFound));
