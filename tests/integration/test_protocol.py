@@ -224,6 +224,7 @@ API_KEYS = {
     "SaslHandshake": 17, "SaslAuthenticate": 36,
     "DescribeUserScramCredentials": 50, "AlterUserScramCredentials": 51,
     "ConsumerGroupHeartbeat": 68, "ConsumerGroupDescribe": 69,
+    "ShareGroupHeartbeat": 76, "ShareGroupDescribe": 77, "ShareFetch": 78, "ShareAcknowledge": 79,
 }
 
 

@@ -126,6 +126,7 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, QuorumNode)
             config.transaction_max_timeout_ms,
         ),
         share_groups: crate::share::groups::ShareGroups::default(),
+        share_partitions: crate::share::partitions::SharePartitions::default(),
         share_persister: Arc::new(crate::share::persister::MemoryPersister::default()),
         quotas: crate::quotas::QuotaManager::default(),
         client_metrics: crate::client_metrics::ClientMetrics::default(),
@@ -138,6 +139,7 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, QuorumNode)
         stopping: watch::channel(false).0,
     };
     let broker = Arc::new(broker);
+    broker.share_groups.attach(&broker);
     for dir in broker.replicas.log_dirs() {
         let weak = Arc::downgrade(&broker);
         dir.on_failure(move |_| {

@@ -214,6 +214,9 @@ impl GroupCoordinator {
                         if record.key.is_some_and(|k| consumer_loader.accept(k, record.value)) {
                             continue;
                         }
+                        if record.key.is_some_and(|k| broker.share_groups.load_record(k, record.value)) {
+                            continue;
+                        }
                         let Some(key) = record.key.and_then(records::decode_key) else { continue };
                         match key {
                             OffsetsKey::Offset { group, topic, partition } => {
