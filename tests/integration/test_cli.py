@@ -182,21 +182,26 @@ def test_cluster_describe_quorum(b):
 
 def test_cluster_features(b):
     """KIP-584 flags from ApiVersions v3+: metadata.version finalized at 27 (supported
-    7-27) and transaction.version at 2 (supported 0-2), every other feature supported at 0
-    only and not finalized."""
+    7-27), transaction.version at 2 (supported 0-2), group.version and share.version at 1
+    (supported 0-1), every other feature supported at 0 only and not finalized."""
     f = json.loads(cli("cluster", "features", "--json", brokers=b.bootstrap, check=True).stdout)
-    assert f["finalized"] == [{"name": "metadata.version", "level": 27},
+    assert f["finalized"] == [{"name": "group.version", "level": 1},
+                              {"name": "metadata.version", "level": 27},
+                              {"name": "share.version", "level": 1},
                               {"name": "transaction.version", "level": 2}], f
     assert f["finalized_epoch"] >= 0, f
     supported = {x["name"]: (x["min"], x["max"]) for x in f["supported"]}
     assert supported["metadata.version"] == (7, 27), f
     assert supported["transaction.version"] == (0, 2), f
-    for name in ("kraft.version", "group.version", "share.version"):
+    for name in ("group.version", "share.version"):
+        assert supported[name] == (0, 1), (name, f)
+    for name in ("kraft.version", "streams.version"):
         assert supported[name] == (0, 0), (name, f)
 
     text = cli("cluster", "features", brokers=b.bootstrap, check=True).stdout
     assert int(_fields(text)["finalized epoch"]) == f["finalized_epoch"], text
-    assert _table(text, "FINALIZED") == [["metadata.version", "27"], ["transaction.version", "2"]], text
+    assert _table(text, "FINALIZED") == [["group.version", "1"], ["metadata.version", "27"], ["share.version", "1"],
+                                         ["transaction.version", "2"]], text
     rows = {r[0]: r[1:] for r in _table(text, "SUPPORTED")}
     assert rows["metadata.version"] == ["7", "27"] and rows["transaction.version"] == ["0", "2"], text
     assert len(rows) == len(supported), text

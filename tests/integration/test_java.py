@@ -47,8 +47,8 @@ def test_java_admin_parity(start_broker, tmp_path):
     """tests/java/AdminParity.java: describeTopics through DescribeTopicPartitions (two
     partitions a response, so five pages for 9 partitions), a missing topic, describeCluster
     with authorized operations, describeLogDirs, describeMetadataQuorum, describeFeatures
-    (metadata.version 27 and transaction.version 2 finalized, group.version supported at 0
-    only) and updateFeatures (a no-op accepted, transaction.version 3 refused), and log.retention.ms set
+    (metadata.version 27, transaction.version 2 and group.version 1 finalized, group.version
+    supported up to 1) and updateFeatures (a no-op accepted, transaction.version 3 refused), and log.retention.ms set
     as the cluster-wide default ("") then for this broker, seen by a topic with each source;
     client quotas altered and described (a user+client-id entity, the default client id);
     on a broker with two log directories, alterReplicaLogDirs moves a replica to the other

@@ -134,9 +134,9 @@ def test_kafka_4_clients_see_a_kafka_4_broker(broker):
 
 def test_features_describe_and_update(broker):
     """KIP-584: metadata.version is finalized at 27 (4.1-IV1) and transaction.version at 2
-    (a new cluster starts with transactions v2, as Kafka 4.x's); the features vltava does
-    not implement (the consumer group protocol, ...) are supported at level 0 only, so
-    clients keep the older protocols. UpdateFeatures moves transaction.version within 0-2
+    (a new cluster starts with transactions v2, as Kafka 4.x's), group.version and
+    share.version at 1 (KIP-848 and KIP-932 groups); the features vltava does not implement
+    (streams groups, ...) are supported at level 0 only, so clients keep the older protocols. UpdateFeatures moves transaction.version within 0-2
     (a downgrade only with a downgrade type) through the metadata log, and refuses other
     changes with INVALID_UPDATE_VERSION and Kafka's reason."""
     from kafka.errors import InvalidUpdateVersionError
@@ -157,8 +157,10 @@ def test_features_describe_and_update(broker):
         assert features["metadata.version"]["finalized_epoch"] >= 0
         assert features["transaction.version"]["supported"] == (0, 2)
         assert features["transaction.version"]["finalized"] == (2, 2)
-        for name in ("kraft.version", "group.version", "share.version",
-                     "eligible.leader.replicas.version", "streams.version"):
+        for name in ("group.version", "share.version"):
+            assert features[name]["supported"] == (0, 1), (name, features[name])
+            assert features[name]["finalized"] == (1, 1), (name, features[name])
+        for name in ("kraft.version", "eligible.leader.replicas.version", "streams.version"):
             assert features[name] == {"supported": (0, 0)}, (name, features[name])
         assert a.update_features({"metadata.version": 27}) == {"metadata.version": "OK"}
         assert a.update_features({"transaction.version": ("SAFE_DOWNGRADE", 0)},
@@ -166,7 +168,8 @@ def test_features_describe_and_update(broker):
         assert described()["transaction.version"]["finalized"] == (2, 2), "validate only"
         refused = {
             "transaction.version": (3, "only supports versions 0-2"),
-            "group.version": (1, "only supports versions 0-0"),
+            "group.version": (2, "only supports versions 0-1"),
+            "streams.version": (1, "only supports versions 0-0"),
             "metadata.version": (("SAFE_DOWNGRADE", 21), "might delete metadata"),
             "no.such.feature": (1, "does not support the given feature"),
         }

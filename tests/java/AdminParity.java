@@ -156,10 +156,11 @@ public class AdminParity {
                 "finalized " + features.finalizedFeatures());
             check(features.finalizedFeatures().get("transaction.version").maxVersionLevel() == 2,
                 "transaction.version not finalized at 2: " + features.finalizedFeatures());
-            check(!features.finalizedFeatures().containsKey("group.version"), "group.version finalized");
+            check(features.finalizedFeatures().get("group.version").maxVersionLevel() == 1,
+                "group.version not finalized at 1: " + features.finalizedFeatures());
             check(features.supportedFeatures().get("metadata.version").minVersion() == 7
                 && features.supportedFeatures().get("transaction.version").maxVersion() == 2
-                && features.supportedFeatures().get("group.version").maxVersion() == 0,
+                && features.supportedFeatures().get("group.version").maxVersion() == 1,
                 "supported " + features.supportedFeatures());
             check(features.finalizedFeaturesEpoch().isPresent(), "no finalized features epoch");
             admin.updateFeatures(Collections.singletonMap("metadata.version",

@@ -8,9 +8,12 @@
 //! new cluster starts at 2 as Kafka 4.x does, and UpdateFeatures moves it.
 //! The Java producer (4.0+) uses transactions v2 only when the finalized
 //! level is 2; the broker answers each request by its version either way.
-//! The consumer group protocol (`group.version` 1), share groups and
-//! eligible leader replicas are not implemented and stay at level 0, so
-//! clients use what a cluster without them offers. `kraft.version` 1 names
+//! The consumer group protocol (`group.version` 1, KIP-848) and share
+//! groups (`share.version` 1, KIP-932) are supported up to 1, and a new
+//! cluster starts at 1 for both, as Kafka 4.2's (the protocols themselves
+//! are switched by `group.coordinator.rebalance.protocols`). Eligible
+//! leader replicas and streams groups are not implemented and stay at
+//! level 0, so clients use what a cluster without them offers. `kraft.version` 1 names
 //! Kafka's KRaft voter records; vltava's voter changes (KIP-853's APIs)
 //! ride on raft-rs's membership changes instead and do not depend on it,
 //! so it stays 0.
@@ -41,9 +44,9 @@ pub const SUPPORTED: &[Supported] = &[
     supported(METADATA_VERSION, METADATA_VERSION_MIN, METADATA_VERSION_LEVEL),
     supported("kraft.version", 0, 0),
     supported(TRANSACTION_VERSION, 0, 2),
-    supported("group.version", 0, 0),
+    supported(GROUP_VERSION, 0, 1),
     supported("eligible.leader.replicas.version", 0, 0),
-    supported("share.version", 0, 0),
+    supported(SHARE_VERSION, 0, 1),
     supported("streams.version", 0, 0),
 ];
 
@@ -52,7 +55,12 @@ pub const TRANSACTION_VERSION: &str = "transaction.version";
 
 /// The levels a new cluster is created with (besides `metadata.version`,
 /// which is not in the log: vltava runs one).
-pub const BOOTSTRAP: &[(&str, i16)] = &[(TRANSACTION_VERSION, 2)];
+pub const BOOTSTRAP: &[(&str, i16)] = &[(GROUP_VERSION, 1), (SHARE_VERSION, 1), (TRANSACTION_VERSION, 2)];
+
+/// `group.version`: 1 is the consumer group protocol (KIP-848).
+pub const GROUP_VERSION: &str = "group.version";
+/// `share.version`: 1 is share groups (KIP-932).
+pub const SHARE_VERSION: &str = "share.version";
 
 /// The finalized levels (features at level 0 are not listed, as in Kafka).
 /// A cluster not bootstrapped yet (its first controller writes the cluster
@@ -147,6 +155,8 @@ mod tests {
     fn at(level: i16) -> MetadataImage {
         MetadataImage::default().apply(&[
             MetadataRecord::ClusterId { cluster_id: "c".into() },
+            MetadataRecord::FeatureLevel { name: GROUP_VERSION.into(), level: 1 },
+            MetadataRecord::FeatureLevel { name: SHARE_VERSION.into(), level: 1 },
             MetadataRecord::FeatureLevel { name: TRANSACTION_VERSION.into(), level },
         ])
     }
@@ -154,8 +164,16 @@ mod tests {
     #[test]
     fn levels_within_the_supported_range_change_and_others_are_refused() {
         let img = at(2);
-        assert_eq!(finalized(&img), vec![(METADATA_VERSION.to_string(), 27), (TRANSACTION_VERSION.to_string(), 2)]);
-        assert_eq!(finalized(&at(0)), vec![(METADATA_VERSION.to_string(), 27)], "level 0 is not listed");
+        let levels = |l: &[(&str, i16)]| l.iter().map(|(n, v)| (n.to_string(), *v)).collect::<Vec<_>>();
+        assert_eq!(
+            finalized(&img),
+            levels(&[(METADATA_VERSION, 27), (GROUP_VERSION, 1), (SHARE_VERSION, 1), (TRANSACTION_VERSION, 2)])
+        );
+        assert_eq!(
+            finalized(&at(0)),
+            levels(&[(METADATA_VERSION, 27), (GROUP_VERSION, 1), (SHARE_VERSION, 1)]),
+            "level 0 is not listed"
+        );
         assert_eq!(finalized(&MetadataImage::default()), finalized(&img), "before the bootstrap: its levels");
         assert_eq!(check_update(&img, METADATA_VERSION, 27, UpgradeType::Upgrade, 1), Ok(false));
         assert_eq!(check_update(&img, TRANSACTION_VERSION, 2, UpgradeType::Upgrade, 1), Ok(false));
@@ -165,7 +183,7 @@ mod tests {
         assert!(down.contains("without setting the upgrade type"), "{down}");
         let too_high = check_update(&img, TRANSACTION_VERSION, 3, UpgradeType::Upgrade, 1).unwrap_err();
         assert!(too_high.contains("only supports versions 0-2"), "{too_high}");
-        let unsupported = check_update(&img, "group.version", 1, UpgradeType::Upgrade, 1).unwrap_err();
+        let unsupported = check_update(&img, "streams.version", 1, UpgradeType::Upgrade, 1).unwrap_err();
         assert!(unsupported.contains("only supports versions 0-0"), "{unsupported}");
         let down = check_update(&img, METADATA_VERSION, 21, UpgradeType::Upgrade, 1).unwrap_err();
         assert!(down.contains("without setting the upgrade type"), "{down}");
