@@ -223,6 +223,8 @@ API_KEYS = {
     "DescribeDelegationToken": 41,
     "SaslHandshake": 17, "SaslAuthenticate": 36,
     "DescribeUserScramCredentials": 50, "AlterUserScramCredentials": 51,
+    "InitializeShareGroupState": 83, "ReadShareGroupState": 84, "WriteShareGroupState": 85,
+    "DeleteShareGroupState": 86, "ReadShareGroupStateSummary": 87,
 }
 
 

@@ -81,6 +81,11 @@ pub const SUPPORTED: &[ApiRange] = &[
     api(ApiKey::SaslAuthenticate, 0, 2),
     api(ApiKey::DescribeUserScramCredentials, 0, 0),
     api(ApiKey::AlterUserScramCredentials, 0, 0),
+    api(ApiKey::InitializeShareGroupState, 0, 0),
+    api(ApiKey::ReadShareGroupState, 0, 0),
+    api(ApiKey::WriteShareGroupState, 0, 0),
+    api(ApiKey::DeleteShareGroupState, 0, 0),
+    api(ApiKey::ReadShareGroupStateSummary, 0, 0),
 ];
 
 /// Produce v0-v2 carry magic 0/1 message sets; the codec starts at v3.

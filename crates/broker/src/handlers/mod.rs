@@ -47,6 +47,7 @@ mod quorum_leader;
 mod raft_voters;
 pub mod reassignments;
 mod scram_credentials;
+mod share_state;
 pub mod sync_group;
 mod telemetry;
 pub mod txn;
@@ -259,6 +260,11 @@ pub fn dispatch(
         RequestKind::CreateAcls(r) => ready(ResponseKind::CreateAcls(acls::create(broker, session, r, version))),
         RequestKind::DescribeAcls(r) => ready(ResponseKind::DescribeAcls(acls::describe(broker, session, r, version))),
         RequestKind::DeleteAcls(r) => ready(ResponseKind::DeleteAcls(acls::delete(broker, session, r, version))),
+        RequestKind::InitializeShareGroupState(r) => share_state::initialize(broker, session, r, version),
+        RequestKind::ReadShareGroupState(r) => share_state::read(broker, session, r, version),
+        RequestKind::WriteShareGroupState(r) => share_state::write(broker, session, r, version),
+        RequestKind::DeleteShareGroupState(r) => share_state::delete(broker, session, r, version),
+        RequestKind::ReadShareGroupStateSummary(r) => share_state::summary(broker, session, r, version),
         other => {
             // decode_request only lets supported APIs through.
             tracing::error!(api = ?std::mem::discriminant(&other), "request kind without a handler");

@@ -1,0 +1,197 @@
+"""Share group state (KIP-932) in `__share_group_state`, through the share
+coordinator's RPCs over the raw protocol (share_wire.py): initialize, write,
+read, summary and delete; leader-epoch and state-epoch fencing; NOT_COORDINATOR
+on a node that does not lead the key's partition; the state surviving a broker
+SIGKILL and restart, and, on a 3-node cluster, the SIGKILL of the leader of the
+state partition. Then the share group admin APIs (Describe/Alter/Delete
+ShareGroupOffsets, DeleteGroups) over the raw protocol: no Python client has
+them."""
+
+from __future__ import annotations
+
+import pytest
+
+import cluster as cl
+import helpers as h
+import share_wire as sw
+
+WAIT_S = 60.0
+SESSION_S = 3.0
+
+
+def state_partition(group: str, tid: bytes, partition: int, partitions: int = 50) -> int:
+    return cl.group_partition(f"{group}:{sw.uuid_text(tid)}:{partition}", partitions)
+
+
+def settled(fn, what: str, timeout: float = WAIT_S):
+    """fn() until it answers something other than a coordinator-moving error."""
+    moving = (sw.NOT_COORDINATOR, sw.COORDINATOR_LOAD_IN_PROGRESS, sw.COORDINATOR_NOT_AVAILABLE)
+
+    def attempt():
+        try:
+            r = fn()
+        except (OSError, ValueError):
+            return None
+        return None if r["error"] in moving else r
+    return h.wait_until(attempt, timeout, what)
+
+
+def test_initialize_write_read_summary_delete(module_broker_alive):
+    b = module_broker_alive
+    topic = h.unique("sst")
+    h.create_topic(b.bootstrap, topic, 2)
+    tid = sw.topic_id(b.bootstrap, topic)
+    group = h.unique("sg")
+
+    found = sw.find_share_coordinator(b.port, group, tid, 1)
+    assert (found["error"], found["port"]) == (0, b.port), found
+
+    # never initialized: Kafka's uninitialized start offset, no error
+    r = settled(lambda: sw.read(b.port, group, tid, 1, 0), "the state topic's partitions loaded")
+    assert (r["error"], r["start_offset"], r["batches"]) == (0, -1, []), r
+    assert sw.summary(b.port, group, tid, 1)["start_offset"] == -1
+
+    assert sw.initialize(b.port, group, tid, 1, 1, 5)["error"] == 0
+    r = sw.read(b.port, group, tid, 1, 3)
+    assert (r["error"], r["state_epoch"], r["start_offset"], r["batches"]) == (0, 1, 5, []), r
+
+    batches = [(5, 7, sw.ACKNOWLEDGED, 1), (8, 8, sw.AVAILABLE, 2), (9, 10, sw.ARCHIVED, 5)]
+    assert sw.write(b.port, group, tid, 1, 1, 3, 5, batches)["error"] == 0
+    r = sw.read(b.port, group, tid, 1, 3)
+    assert (r["start_offset"], r["batches"]) == (5, batches), r
+    # a write moves the start offset and overrides the ranges it names
+    assert sw.write(b.port, group, tid, 1, 1, 3, 8, [(8, 8, sw.ACKNOWLEDGED, 2)])["error"] == 0
+    r = sw.read(b.port, group, tid, 1, 3)
+    assert (r["start_offset"], r["batches"]) == (8, [(8, 8, sw.ACKNOWLEDGED, 2), (9, 10, sw.ARCHIVED, 5)]), r
+    s = sw.summary(b.port, group, tid, 1)
+    assert (s["error"], s["state_epoch"], s["leader_epoch"], s["start_offset"]) == (0, 1, 3, 8), s
+    # the other partition of the topic is another share partition
+    assert sw.read(b.port, group, tid, 0, 3)["start_offset"] == -1
+
+    assert sw.delete(b.port, group, tid, 1)["error"] == 0
+    r = sw.read(b.port, group, tid, 1, 3)
+    assert (r["error"], r["start_offset"], r["batches"]) == (0, -1, []), r
+    # deleting what does not exist is fine; writing it is not
+    assert sw.delete(b.port, group, tid, 1)["error"] == 0
+    assert sw.write(b.port, group, tid, 1, 1, 3, 9, [])["error"] == sw.INVALID_REQUEST
+
+
+def test_fencing_and_bad_keys(module_broker_alive):
+    b = module_broker_alive
+    topic = h.unique("ssf")
+    h.create_topic(b.bootstrap, topic, 1)
+    tid = sw.topic_id(b.bootstrap, topic)
+    group = h.unique("sg")
+    assert settled(lambda: sw.find_share_coordinator(b.port, group, tid, 0), "found")["error"] == 0
+    assert settled(lambda: sw.initialize(b.port, group, tid, 0, 2, 0), "initialized")["error"] == 0
+    assert sw.read(b.port, group, tid, 0, 5)["error"] == 0        # leader epoch 5 recorded
+
+    assert sw.write(b.port, group, tid, 0, 2, 4, 1, [])["error"] == sw.FENCED_LEADER_EPOCH
+    assert sw.read(b.port, group, tid, 0, 4)["error"] == sw.FENCED_LEADER_EPOCH
+    assert sw.write(b.port, group, tid, 0, 1, 5, 1, [])["error"] == sw.FENCED_STATE_EPOCH
+    assert sw.initialize(b.port, group, tid, 0, 1, 0)["error"] == sw.FENCED_STATE_EPOCH
+    assert sw.write(b.port, group, tid, 0, 2, 6, 1, [(1, 1, sw.ACKNOWLEDGED, 1)])["error"] == 0
+    assert sw.write(b.port, group, tid, 0, 2, 5, 2, [])["error"] == sw.FENCED_LEADER_EPOCH
+
+    # a new state epoch (AlterShareGroupOffsets) fences the old one's writers
+    assert sw.initialize(b.port, group, tid, 0, 3, 100)["error"] == 0
+    assert sw.write(b.port, group, tid, 0, 2, 6, 101, [])["error"] == sw.FENCED_STATE_EPOCH
+    r = sw.read(b.port, group, tid, 0, 6)
+    assert (r["state_epoch"], r["start_offset"], r["batches"]) == (3, 100, []), r
+
+    unknown = bytes(range(16))
+    assert sw.initialize(b.port, group, unknown, 0, 1, 0)["error"] == sw.UNKNOWN_TOPIC_OR_PARTITION
+    assert sw.write(b.port, group, tid, 0, 3, 6, 0, [(5, 4, sw.ACKNOWLEDGED, 1)])["error"] == sw.INVALID_REQUEST
+    bad = sw.call(b.port, sw.API_FIND_COORDINATOR,
+                  sw.int8(2) + sw.compact_array([sw.compact_string("no-topic-id:0")]) + sw.T, version=6)
+    bad.int32()
+    bad.uvarint()
+    bad.compact_string()
+    bad.int32(), bad.compact_string(), bad.int32()
+    assert bad.int16() == sw.INVALID_REQUEST
+
+
+def test_state_survives_sigkill_and_restart(broker):
+    topic = h.unique("ssk")
+    h.create_topic(broker.bootstrap, topic, 1)
+    tid = sw.topic_id(broker.bootstrap, topic)
+    group = h.unique("sg")
+    # FindCoordinator creates __share_group_state, as the persister's lookup does
+    assert settled(lambda: sw.find_share_coordinator(broker.port, group, tid, 0), "found")["error"] == 0
+    assert settled(lambda: sw.initialize(broker.port, group, tid, 0, 1, 0), "initialized")["error"] == 0
+    other = h.unique("gone")
+    assert sw.initialize(broker.port, other, tid, 0, 1, 0)["error"] == 0
+    assert sw.delete(broker.port, other, tid, 0)["error"] == 0
+    for i in range(20):
+        ack = [(i * 5, i * 5 + 3, sw.ACKNOWLEDGED, 1), (i * 5 + 4, i * 5 + 4, sw.AVAILABLE, 1)]
+        assert sw.write(broker.port, group, tid, 0, 1, 2, 0, ack)["error"] == 0
+    before = sw.read(broker.port, group, tid, 0, 2)
+    assert len(before["batches"]) == 40, before
+
+    broker.kill()
+    broker.start()
+    after = settled(lambda: sw.read(broker.port, group, tid, 0, 2), "the state back after the restart")
+    assert {k: after[k] for k in ("state_epoch", "start_offset", "batches")} == \
+        {k: before[k] for k in ("state_epoch", "start_offset", "batches")}
+    assert sw.read(broker.port, group, tid, 0, 1)["error"] == sw.FENCED_LEADER_EPOCH
+    assert sw.read(broker.port, other, tid, 0, 2)["start_offset"] == -1, "a deleted state came back"
+
+
+@pytest.fixture
+def cluster(tmp_path, request):
+    c = cl.Cluster(tmp_path / "cluster", n=3)
+    c.start()
+    yield c
+    failed = getattr(getattr(request.node, "rep_call", None), "failed", False)
+    if failed:
+        print(c.log_tails(n=150))
+    c.close()
+
+
+@pytest.mark.timeout(240)
+def test_cluster_state_survives_the_state_leader_kill(cluster):
+    c = cluster
+    topic = h.unique("ssc")
+    c.create_topic(topic, partitions=1, replication_factor=3)
+    tid = sw.topic_id(c.bootstrap, topic)
+    group = h.unique("sg")
+    first = c.nodes[c.healthy()[0]]
+    found = settled(lambda: sw.find_share_coordinator(first.client_port, group, tid, 0),
+                    "a share coordinator")
+    coord = found["node_id"]
+    sp = state_partition(group, tid, 0)
+    c.wait_isr("__share_group_state", sp, 3, timeout=WAIT_S)
+    assert c.leader_of("__share_group_state", sp) == coord
+    port = c.node(coord).client_port
+
+    other = next(i for i in c.healthy() if i != coord)
+    r = sw.read(c.node(other).client_port, group, tid, 0, 0)
+    assert r["error"] == sw.NOT_COORDINATOR, r
+
+    assert settled(lambda: sw.initialize(port, group, tid, 0, 1, 0), "initialized")["error"] == 0
+    assert sw.read(port, group, tid, 0, 4)["error"] == 0
+    batches = [(0, 9, sw.ACKNOWLEDGED, 1), (10, 12, sw.AVAILABLE, 1), (13, 13, sw.ARCHIVED, 5)]
+    assert sw.write(port, group, tid, 0, 1, 4, 0, batches)["error"] == 0
+    before = sw.read(port, group, tid, 0, 4)
+
+    c.kill(coord)
+    new = c.wait_leader_not("__share_group_state", sp, coord, timeout=SESSION_S + WAIT_S)
+    new_port = c.node(new).client_port
+    assert settled(lambda: sw.find_share_coordinator(new_port, group, tid, 0), "the new coordinator")[
+        "node_id"] == new
+    after = settled(lambda: sw.read(new_port, group, tid, 0, 4), "the state on the new coordinator")
+    assert (after["state_epoch"], after["start_offset"], after["batches"]) == \
+        (before["state_epoch"], before["start_offset"], before["batches"])
+    # the old leader epoch is still fenced there
+    assert sw.write(new_port, group, tid, 0, 1, 3, 0, [])["error"] == sw.FENCED_LEADER_EPOCH
+    assert sw.write(new_port, group, tid, 0, 1, 4, 10, [(10, 12, sw.ACKNOWLEDGED, 1)])["error"] == 0
+
+    c.start_node(coord)
+    # whoever leads it now, the state holds the last write
+    def current():
+        leader = c.leader_of("__share_group_state", sp)
+        if leader < 0:
+            return {"error": sw.NOT_COORDINATOR}
+        return sw.read(c.node(leader).client_port, group, tid, 0, 4)
+    r = settled(current, "the state after the old coordinator came back")
+    assert (r["start_offset"], r["batches"]) == (10, [(10, 12, sw.ACKNOWLEDGED, 1), (13, 13, sw.ARCHIVED, 5)])
