@@ -225,6 +225,7 @@ API_KEYS = {
     "DescribeUserScramCredentials": 50, "AlterUserScramCredentials": 51,
     "InitializeShareGroupState": 83, "ReadShareGroupState": 84, "WriteShareGroupState": 85,
     "DeleteShareGroupState": 86, "ReadShareGroupStateSummary": 87,
+    "DescribeShareGroupOffsets": 90, "AlterShareGroupOffsets": 91, "DeleteShareGroupOffsets": 92,
 }
 
 

@@ -195,3 +195,76 @@ def test_cluster_state_survives_the_state_leader_kill(cluster):
         return sw.read(c.node(leader).client_port, group, tid, 0, 4)
     r = settled(current, "the state after the old coordinator came back")
     assert (r["start_offset"], r["batches"]) == (10, [(10, 12, sw.ACKNOWLEDGED, 1), (13, 13, sw.ARCHIVED, 5)])
+
+
+# -- share group admin APIs ---------------------------------------------------------
+
+
+def _group_coordinator_ready(b, group: str):
+    """FindCoordinator (group) until __consumer_offsets is led here, as clients ask first."""
+    import kafka_wire as w
+
+    def found():
+        fc = w.parse_find_coordinator_v1(w.request(b.port, w.find_coordinator_request_v1(1, group, 0)))
+        return fc if fc["error_code"] == 0 else None
+    h.wait_until(found, WAIT_S, "the group coordinator")
+
+
+def test_describe_alter_delete_share_group_offsets(module_broker_alive):
+    b = module_broker_alive
+    topic = h.unique("sso")
+    h.create_topic(b.bootstrap, topic, 3)
+    tid = sw.topic_id(b.bootstrap, topic)
+    group = h.unique("sg")
+    _group_coordinator_ready(b, group)
+    for p in (0, 1):
+        settled(lambda: sw.find_share_coordinator(b.port, group, tid, p), "share coordinator")
+        assert settled(lambda: sw.initialize(b.port, group, tid, p, 1, 10 * (p + 1)), "init")["error"] == 0
+    assert sw.read(b.port, group, tid, 0, 7)["error"] == 0
+    assert sw.write(b.port, group, tid, 0, 1, 7, 12, [(12, 14, sw.ACKNOWLEDGED, 1)])["error"] == 0
+
+    d = settled(lambda: sw.describe_offsets(b.port, group, {topic: [0, 1, 2], "no-such-topic": [0]}),
+                "describe")
+    assert d["error"] == 0, d
+    got = {k: (v["start_offset"], v["leader_epoch"], v["error"]) for k, v in d["partitions"].items()}
+    assert got == {(topic, 0): (12, 7, 0), (topic, 1): (20, 0, 0), (topic, 2): (-1, 0, 0),
+                   ("no-such-topic", 0): (-1, 0, 0)}, got
+    # without topics: every partition with a state
+    d = sw.describe_offsets(b.port, group, None)
+    assert {k: v["start_offset"] for k, v in d["partitions"].items()} == {(topic, 0): 12, (topic, 1): 20}
+
+    # alter: a new state epoch at the given offsets, the old delivery states gone
+    a = sw.alter_offsets(b.port, group, {(topic, 0): 3, (topic, 2): 5, ("no-such-topic", 0): 1})
+    assert a["error"] == 0, a
+    assert a["partitions"] == {(topic, 0): 0, (topic, 2): 0, ("no-such-topic", 0): sw.UNKNOWN_TOPIC_OR_PARTITION}, a
+    r = sw.read(b.port, group, tid, 0, 7)
+    assert (r["state_epoch"], r["start_offset"], r["batches"]) == (2, 3, []), r
+    assert sw.read(b.port, group, tid, 2, 0)["start_offset"] == 5
+    # the share partition's leader, still at the old state epoch, is fenced
+    assert sw.write(b.port, group, tid, 0, 1, 7, 15, [])["error"] == sw.FENCED_STATE_EPOCH
+    d = sw.describe_offsets(b.port, group, {topic: [0, 1, 2]})
+    assert {k: v["start_offset"] for k, v in d["partitions"].items()} == \
+        {(topic, 0): 3, (topic, 1): 20, (topic, 2): 5}
+
+    # delete: every partition of the topic loses its state
+    dl = sw.delete_offsets(b.port, group, [topic, "no-such-topic"])
+    assert dl["error"] == 0 and dl["topics"] == {topic: 0, "no-such-topic": sw.UNKNOWN_TOPIC_OR_PARTITION}, dl
+    for p in range(3):
+        assert sw.read(b.port, group, tid, p, 7)["start_offset"] == -1
+    assert sw.describe_offsets(b.port, group, None)["partitions"] == {}
+
+
+def test_share_group_offsets_refuse_a_classic_group(module_broker_alive):
+    import kafka_wire as w
+    b = module_broker_alive
+    topic = h.unique("ssx")
+    h.create_topic(b.bootstrap, topic, 1)
+    group = h.unique("classic")
+    _group_coordinator_ready(b, group)
+    oc = w.parse_offset_commit(w.request(b.port, w.offset_commit_request(1, 2, group, -1, "", [(topic, 0, 4)])), 2)
+    assert oc["errors"] == {(topic, 0): 0}, oc
+    assert sw.describe_offsets(b.port, group, {topic: [0]})["error"] == sw.GROUP_ID_NOT_FOUND
+    assert sw.alter_offsets(b.port, group, {(topic, 0): 1})["error"] == sw.GROUP_ID_NOT_FOUND
+    assert sw.delete_offsets(b.port, group, [topic])["error"] == sw.GROUP_ID_NOT_FOUND
+    # the classic group is deleted by DeleteGroups as before
+    assert sw.delete_groups(b.port, [group]) == {group: 0}

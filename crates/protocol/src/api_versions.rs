@@ -86,6 +86,9 @@ pub const SUPPORTED: &[ApiRange] = &[
     api(ApiKey::WriteShareGroupState, 0, 0),
     api(ApiKey::DeleteShareGroupState, 0, 0),
     api(ApiKey::ReadShareGroupStateSummary, 0, 0),
+    api(ApiKey::DescribeShareGroupOffsets, 0, 0),
+    api(ApiKey::AlterShareGroupOffsets, 0, 0),
+    api(ApiKey::DeleteShareGroupOffsets, 0, 0),
 ];
 
 /// Produce v0-v2 carry magic 0/1 message sets; the codec starts at v3.

@@ -47,6 +47,7 @@ mod quorum_leader;
 mod raft_voters;
 pub mod reassignments;
 mod scram_credentials;
+mod share_group_offsets;
 mod share_state;
 pub mod sync_group;
 mod telemetry;
@@ -242,9 +243,7 @@ pub fn dispatch(
         RequestKind::DescribeGroups(r) => {
             ready(ResponseKind::DescribeGroups(describe_groups::handle(broker, session, r, version)))
         }
-        RequestKind::DeleteGroups(r) => {
-            ready(ResponseKind::DeleteGroups(delete_groups::handle(broker, session, r, version)))
-        }
+        RequestKind::DeleteGroups(r) => delete_groups::handle(broker, session, r, version),
         RequestKind::OffsetDelete(r) => {
             ready(ResponseKind::OffsetDelete(offset_delete::handle(broker, session, r, version)))
         }
@@ -265,6 +264,9 @@ pub fn dispatch(
         RequestKind::WriteShareGroupState(r) => share_state::write(broker, session, r, version),
         RequestKind::DeleteShareGroupState(r) => share_state::delete(broker, session, r, version),
         RequestKind::ReadShareGroupStateSummary(r) => share_state::summary(broker, session, r, version),
+        RequestKind::DescribeShareGroupOffsets(r) => share_group_offsets::describe(broker, session, r, version),
+        RequestKind::AlterShareGroupOffsets(r) => share_group_offsets::alter(broker, session, r, version),
+        RequestKind::DeleteShareGroupOffsets(r) => share_group_offsets::delete(broker, session, r, version),
         other => {
             // decode_request only lets supported APIs through.
             tracing::error!(api = ?std::mem::discriminant(&other), "request kind without a handler");

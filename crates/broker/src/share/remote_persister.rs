@@ -63,16 +63,6 @@ impl RemotePersister {
         let inner = self.inner.clone();
         Box::pin(async move { inner.run(key, op).await })
     }
-
-    /// The summaries of many share partitions of one group, `None` for
-    /// those never initialized (for the admin APIs).
-    pub async fn summaries(
-        persister: &dyn SharePersister,
-        keys: Vec<ShareKey>,
-    ) -> Vec<(ShareKey, Result<Option<(i32, i64)>, ResponseError>)> {
-        let futures: Vec<_> = keys.iter().map(|k| persister.summary(k.clone())).collect();
-        keys.into_iter().zip(futures::future::join_all(futures).await).collect()
-    }
 }
 
 fn retriable(e: ResponseError) -> bool {
@@ -316,5 +306,15 @@ impl SharePersister for RemotePersister {
     fn delete(&self, key: ShareKey) -> PersistFuture<()> {
         let answer = self.start(key, Op::Delete);
         Box::pin(async move { answer.await.map(|_| ()) })
+    }
+
+    fn summary_with_leader_epoch(&self, key: ShareKey) -> PersistFuture<Option<(i32, i32, i64)>> {
+        let answer = self.start(key, Op::Summary);
+        Box::pin(async move {
+            match answer.await? {
+                Answer::Summary(s) => Ok(s.map(|s| (s.state_epoch, s.leader_epoch, s.start_offset))),
+                _ => Err(ResponseError::UnknownServerError),
+            }
+        })
     }
 }
