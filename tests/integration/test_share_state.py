@@ -268,3 +268,37 @@ def test_share_group_offsets_refuse_a_classic_group(module_broker_alive):
     assert sw.delete_offsets(b.port, group, [topic])["error"] == sw.GROUP_ID_NOT_FOUND
     # the classic group is deleted by DeleteGroups as before
     assert sw.delete_groups(b.port, [group]) == {group: 0}
+
+
+def test_cli_group_describe_shows_share_partition_states(module_broker_alive):
+    import json
+    import subprocess
+    from conftest import vltava_bin
+    b = module_broker_alive
+    topic = h.unique("ssv")
+    h.create_topic(b.bootstrap, topic, 2)
+    p = h.make_producer(b.bootstrap)
+    for i in range(20):
+        p.produce(topic, b"v%d" % i, partition=0)
+    assert p.flush(30) == 0
+    tid = sw.topic_id(b.bootstrap, topic)
+    group = h.unique("sg")
+    _group_coordinator_ready(b, group)
+    settled(lambda: sw.find_share_coordinator(b.port, group, tid, 0), "share coordinator")
+    assert settled(lambda: sw.initialize(b.port, group, tid, 0, 1, 0), "init")["error"] == 0
+    batches = [(0, 4, sw.ACKNOWLEDGED, 1), (5, 6, sw.ARCHIVED, 5), (7, 9, sw.AVAILABLE, 1)]
+    assert sw.write(b.port, group, tid, 0, 1, 0, 0, batches)["error"] == 0
+
+    def describe(*extra):
+        out = subprocess.run([vltava_bin(), "group", "describe", group, "--brokers", b.bootstrap, *extra],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+    d = json.loads(describe("--json"))
+    assert (d["type"], d["members"], d["counts_error"]) == ("share", [], None), d
+    assert d["partitions"] == [{"topic": topic, "partition": 0, "start_offset": 0, "in_flight": 3,
+                                "acknowledged": 5, "archived": 2, "high_watermark": 20, "lag": 13}], d
+    text = describe()
+    assert "START-OFFSET" in text and "IN-FLIGHT" in text and "ACKNOWLEDGED" in text, text
+    row = next(line.split() for line in text.splitlines() if line.startswith(topic))
+    assert row == [topic, "0", "0", "3", "5", "2", "20", "13"], text

@@ -17,6 +17,7 @@ mod group;
 mod log_dirs;
 mod produce;
 mod quota;
+mod share_group;
 mod topic;
 mod user;
 

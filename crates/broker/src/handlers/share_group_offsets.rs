@@ -173,6 +173,10 @@ async fn describe_all(
     group: &str,
 ) -> Result<Vec<describe_share_group_offsets_response::DescribeShareGroupOffsetsResponseTopic>, ResponseError> {
     use describe_share_group_offsets_response::DescribeShareGroupOffsetsResponseTopic;
+    let no_states = broker.controller.image().topic(crate::share::coordinator::SHARE_STATE_TOPIC).is_none();
+    if no_states && !broker.share_groups.exists(group) {
+        return Err(ResponseError::GroupIdNotFound);
+    }
     let mut by_topic: std::collections::BTreeMap<String, (Uuid, Vec<_>)> = Default::default();
     for (name, key, summary) in group_states(broker, group).await? {
         if !broker.authorize(session, AclOperation::Describe, ResourceType::Topic, &name) {
