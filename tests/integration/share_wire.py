@@ -61,7 +61,7 @@ def topic_id(bootstrap: str, topic: str) -> bytes:
 def call(port: int, api_key: int, body: bytes, version: int = 0) -> Reader:
     """One request on a fresh connection; returns a Reader past the v1 response header."""
     cid = next(_ids)
-    with connect(port) as s:
+    with connect(port, timeout=60.0) as s:
         payload = roundtrip(s, request_header_v2(api_key, version, cid) + body)
     r = Reader(payload)
     assert r.int32() == cid

@@ -302,3 +302,40 @@ def test_cli_group_describe_shows_share_partition_states(module_broker_alive):
     assert "START-OFFSET" in text and "IN-FLIGHT" in text and "ACKNOWLEDGED" in text, text
     row = next(line.split() for line in text.splitlines() if line.startswith(topic))
     assert row == [topic, "0", "0", "3", "5", "2", "20", "13"], text
+
+
+@pytest.mark.timeout(240)
+def test_cluster_admin_reaches_remote_share_coordinators_across_a_kill(cluster):
+    """The group coordinator's persister reaches the share coordinators of other nodes
+    over the inter-broker client, and keeps retrying while one of them is killed."""
+    c = cluster
+    topic = h.unique("ssr")
+    c.create_topic(topic, partitions=6, replication_factor=3)
+    tid = sw.topic_id(c.bootstrap, topic)
+    group = h.unique("sg")
+    coord = c.find_coordinator(group)
+    gport = c.node(coord).client_port
+    settled(lambda: sw.find_share_coordinator(gport, group, tid, 0), "the state topic")
+    sps = {p: state_partition(group, tid, p) for p in range(6)}
+    for sp in set(sps.values()):
+        c.wait_isr("__share_group_state", sp, 3, timeout=WAIT_S)
+    leaders = {p: c.leader_of("__share_group_state", sps[p]) for p in range(6)}
+    assert set(leaders.values()) - {coord}, f"every state partition led by the group coordinator: {leaders}"
+
+    a = settled(lambda: sw.alter_offsets(gport, group, {(topic, p): 100 + p for p in range(6)}), "altered")
+    assert a["error"] == 0 and set(a["partitions"].values()) == {0}, a
+    for p in range(6):
+        r = sw.read(c.node(leaders[p]).client_port, group, tid, p, 0)
+        assert (r["error"], r["state_epoch"], r["start_offset"]) == (0, 1, 100 + p), (p, r)
+
+    victim = next(leaders[p] for p in range(6) if leaders[p] != coord)
+    c.kill(victim)
+    # at once: the persister retries while the victim's partitions move and load
+    d = sw.describe_offsets(gport, group, {topic: list(range(6))})
+    assert d["error"] == 0, d
+    assert {k: (v["start_offset"], v["error"]) for k, v in d["partitions"].items()} == \
+        {(topic, p): (100 + p, 0) for p in range(6)}, d
+    a = sw.alter_offsets(gport, group, {(topic, p): 200 for p in range(6)})
+    assert a["error"] == 0 and set(a["partitions"].values()) == {0}, a
+    d = sw.describe_offsets(gport, group, None)
+    assert {k: v["start_offset"] for k, v in d["partitions"].items()} == {(topic, p): 200 for p in range(6)}
