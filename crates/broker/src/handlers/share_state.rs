@@ -54,7 +54,6 @@ pub fn initialize(
         for t in r.topics {
             let outcomes = join_all(t.partitions.iter().map(|p| {
                 let (broker, k) = (&broker, key(&r.group_id, t.topic_id, p.partition));
-                let auth = auth.clone();
                 async move {
                     auth?;
                     broker.share_coordinator.initialize(broker, k, p.state_epoch, p.start_offset).await
@@ -87,7 +86,6 @@ pub fn read(broker: &Arc<Broker>, session: &Session, r: ReadShareGroupStateReque
         for t in r.topics {
             let outcomes = join_all(t.partitions.iter().map(|p| {
                 let (broker, k) = (&broker, key(&r.group_id, t.topic_id, p.partition));
-                let auth = auth.clone();
                 async move {
                     auth?;
                     broker.share_coordinator.read(broker, k, p.leader_epoch).await
@@ -139,7 +137,6 @@ pub fn write(broker: &Arc<Broker>, session: &Session, r: WriteShareGroupStateReq
         for t in r.topics {
             let outcomes = join_all(t.partitions.iter().map(|p| {
                 let (broker, k) = (&broker, key(&r.group_id, t.topic_id, p.partition));
-                let auth = auth.clone();
                 let change = ShareState {
                     state_epoch: p.state_epoch,
                     leader_epoch: p.leader_epoch,
@@ -193,7 +190,6 @@ pub fn delete(
         for t in r.topics {
             let outcomes = join_all(t.partitions.iter().map(|p| {
                 let (broker, k) = (&broker, key(&r.group_id, t.topic_id, p.partition));
-                let auth = auth.clone();
                 async move {
                     auth?;
                     broker.share_coordinator.delete(broker, k).await
@@ -233,7 +229,7 @@ pub fn summary(
                 .map(|p| {
                     let base = PartitionResult::default().with_partition(p.partition);
                     let k = key(&r.group_id, t.topic_id, p.partition);
-                    match auth.clone().and_then(|_| broker.share_coordinator.summary(broker, &k)) {
+                    match auth.and_then(|_| broker.share_coordinator.summary(broker, &k)) {
                         Ok(None) => base.with_start_offset(-1).with_state_epoch(0).with_leader_epoch(-1),
                         Ok(Some(s)) => base
                             .with_start_offset(s.start_offset)
