@@ -339,3 +339,19 @@ def test_cluster_admin_reaches_remote_share_coordinators_across_a_kill(cluster):
     assert a["error"] == 0 and set(a["partitions"].values()) == {0}, a
     d = sw.describe_offsets(gport, group, None)
     assert {k: v["start_offset"] for k, v in d["partitions"].items()} == {(topic, p): 200 for p in range(6)}
+
+
+def test_share_state_rpcs_need_cluster_action(start_broker):
+    """Without CLUSTER_ACTION (the anonymous principal is no super user here, no ACL
+    grants it) every share-state RPC and FindCoordinator key type 2 is refused."""
+    b = start_broker({"authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                      "super.users": "User:admin"})
+    tid, group = bytes(range(16)), "g"
+    denied = sw.CLUSTER_AUTHORIZATION_FAILED
+    assert sw.find_share_coordinator(b.port, group, tid, 0)["error"] == denied
+    assert sw.initialize(b.port, group, tid, 0, 1, 0)["error"] == denied
+    assert sw.read(b.port, group, tid, 0, 0)["error"] == denied
+    assert sw.write(b.port, group, tid, 0, 1, 0, 0, [])["error"] == denied
+    assert sw.summary(b.port, group, tid, 0)["error"] == denied
+    assert sw.delete(b.port, group, tid, 0)["error"] == denied
+    assert sw.describe_offsets(b.port, group, {"t": [0]})["error"] == 30  # GROUP_AUTHORIZATION_FAILED
