@@ -46,6 +46,22 @@ fn check_empty(broker: &Broker, group: &str) -> Result<(), ResponseError> {
     }
 }
 
+/// The group-level error of an admin request: GROUP_AUTHORIZATION_FAILED
+/// without `op` on the group, then [`check_group`], then (for changes)
+/// [`check_empty`].
+fn group_error(
+    broker: &Broker,
+    session: &Session,
+    op: AclOperation,
+    group: &str,
+    must_be_empty: bool,
+) -> Option<ResponseError> {
+    if !broker.authorize(session, op, ResourceType::Group, group) {
+        return Some(ResponseError::GroupAuthorizationFailed);
+    }
+    check_group(broker, group).and_then(|_| if must_be_empty { check_empty(broker, group) } else { Ok(()) }).err()
+}
+
 /// The share partitions of `group` that have a state, with their state
 /// epoch and start offset ("every partition of the group").
 pub async fn group_states(
@@ -93,12 +109,7 @@ pub fn describe(
         for g in r.groups {
             let id = g.group_id.0.to_string();
             let base = DescribeShareGroupOffsetsResponseGroup::default().with_group_id(g.group_id.clone());
-            let group_error = if !broker.authorize(&session, AclOperation::Describe, ResourceType::Group, &id) {
-                Some(ResponseError::GroupAuthorizationFailed)
-            } else {
-                check_group(&broker, &id).err()
-            };
-            if let Some(e) = group_error {
+            if let Some(e) = group_error(&broker, &session, AclOperation::Describe, &id, false) {
                 groups.push(base.with_error_code(e.code()).with_error_message(message(e)));
                 continue;
             }
@@ -211,11 +222,7 @@ pub fn alter(
     let session = session.clone();
     Box::pin(async move {
         let group = r.group_id.0.to_string();
-        let group_error = if !broker.authorize(&session, AclOperation::Read, ResourceType::Group, &group) {
-            Some(ResponseError::GroupAuthorizationFailed)
-        } else {
-            check_group(&broker, &group).and_then(|_| check_empty(&broker, &group)).err()
-        };
+        let group_error = group_error(&broker, &session, AclOperation::Read, &group, true);
         let image = broker.controller.image();
         let mut responses = Vec::with_capacity(r.topics.len());
         for t in r.topics {
@@ -289,12 +296,7 @@ pub fn delete(
     let session = session.clone();
     Box::pin(async move {
         let group = r.group_id.0.to_string();
-        let group_error = if !broker.authorize(&session, AclOperation::Delete, ResourceType::Group, &group) {
-            Some(ResponseError::GroupAuthorizationFailed)
-        } else {
-            check_group(&broker, &group).and_then(|_| check_empty(&broker, &group)).err()
-        };
-        if let Some(e) = group_error {
+        if let Some(e) = group_error(&broker, &session, AclOperation::Delete, &group, true) {
             return Some(ResponseKind::DeleteShareGroupOffsets(
                 DeleteShareGroupOffsetsResponse::default().with_error_code(e.code()).with_error_message(message(e)),
             ));

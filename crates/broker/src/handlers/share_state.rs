@@ -7,6 +7,7 @@
 //! NOT_COORDINATOR when another node coordinates it. Changes are answered
 //! once committed.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use futures::future::join_all;
@@ -19,19 +20,16 @@ use super::{ResponseFuture, Session};
 use crate::share::persister::{ShareKey, ShareState, StateBatch};
 use crate::Broker;
 
-fn code(r: &Result<(), ResponseError>) -> (i16, Option<StrBytes>) {
+/// A partition's error code and message.
+fn code<T>(r: &Result<T, ResponseError>) -> (i16, Option<StrBytes>) {
     match r {
-        Ok(()) => (0, None),
+        Ok(_) => (0, None),
         Err(e) => (e.code(), Some(StrBytes::from_string(e.to_string()))),
     }
 }
 
-fn key(group: &StrBytes, topic_id: Uuid, partition: i32) -> ShareKey {
-    ShareKey { group: group.to_string(), topic_id, partition }
-}
-
-/// Answers every partition with `error` when the session may not act as a
-/// broker.
+/// CLUSTER_AUTHORIZATION_FAILED for every partition when the session may
+/// not act as a broker.
 fn allowed(broker: &Broker, session: &Session) -> Result<(), ResponseError> {
     if broker.authorize_cluster(session, AclOperation::ClusterAction) {
         Ok(())
@@ -40,64 +38,104 @@ fn allowed(broker: &Broker, session: &Session) -> Result<(), ResponseError> {
     }
 }
 
+/// Runs `op` for every partition of every topic of a request, all at once
+/// (each share partition is independent); returns each topic's
+/// partitions with their outcomes, in request order.
+async fn each_partition<P, T, Fut>(
+    broker: &Arc<Broker>,
+    session: &Session,
+    group: &StrBytes,
+    topics: Vec<(Uuid, Vec<P>)>,
+    partition_of: impl Fn(&P) -> i32,
+    op: impl Fn(Arc<Broker>, ShareKey, &P) -> Fut,
+) -> Vec<(Uuid, Vec<(P, Result<T, ResponseError>)>)>
+where
+    Fut: Future<Output = Result<T, ResponseError>>,
+{
+    let auth = allowed(broker, session);
+    let mut out = Vec::with_capacity(topics.len());
+    for (topic_id, partitions) in topics {
+        let outcomes = join_all(partitions.iter().map(|p| {
+            let key = ShareKey { group: group.to_string(), topic_id, partition: partition_of(p) };
+            let run = auth.map(|_| op(broker.clone(), key, p));
+            async move { run?.await }
+        }))
+        .await;
+        out.push((topic_id, partitions.into_iter().zip(outcomes).collect()));
+    }
+    out
+}
+
+/// The results of a response whose partitions carry only an error
+/// (InitializeShareGroupState, WriteShareGroupState, DeleteShareGroupState).
+macro_rules! error_results {
+    ($module:ident, $result:ident, $done:expr) => {
+        $done
+            .into_iter()
+            .map(|(id, parts)| {
+                let partitions = parts.into_iter().map(|(p, o)| {
+                    let (c, m) = code(&o);
+                    $module::PartitionResult::default()
+                        .with_partition(p.partition)
+                        .with_error_code(c)
+                        .with_error_message(m)
+                });
+                $module::$result::default().with_topic_id(id).with_partitions(partitions.collect())
+            })
+            .collect()
+    };
+}
+
 pub fn initialize(
     broker: &Arc<Broker>,
     session: &Session,
     r: InitializeShareGroupStateRequest,
     _version: i16,
 ) -> ResponseFuture {
-    use initialize_share_group_state_response::{InitializeStateResult, PartitionResult};
-    let broker = broker.clone();
-    let auth = allowed(&broker, session);
+    let (broker, session) = (broker.clone(), session.clone());
     Box::pin(async move {
-        let mut results = Vec::with_capacity(r.topics.len());
-        for t in r.topics {
-            let outcomes = join_all(t.partitions.iter().map(|p| {
-                let (broker, k) = (&broker, key(&r.group_id, t.topic_id, p.partition));
-                async move {
-                    auth?;
-                    broker.share_coordinator.initialize(broker, k, p.state_epoch, p.start_offset).await
-                }
-            }))
-            .await;
-            let partitions = t
-                .partitions
-                .iter()
-                .zip(outcomes)
-                .map(|(p, o)| {
-                    let (c, m) = code(&o);
-                    PartitionResult::default().with_partition(p.partition).with_error_code(c).with_error_message(m)
-                })
-                .collect();
-            results.push(InitializeStateResult::default().with_topic_id(t.topic_id).with_partitions(partitions));
-        }
-        Some(ResponseKind::InitializeShareGroupState(
-            InitializeShareGroupStateResponse::default().with_results(results),
-        ))
+        let topics = r.topics.into_iter().map(|t| (t.topic_id, t.partitions)).collect();
+        let done = each_partition(
+            &broker,
+            &session,
+            &r.group_id,
+            topics,
+            |p| p.partition,
+            |b, k, p| {
+                let (epoch, start) = (p.state_epoch, p.start_offset);
+                async move { b.share_coordinator.initialize(&b, k, epoch, start).await }
+            },
+        )
+        .await;
+        let results = error_results!(initialize_share_group_state_response, InitializeStateResult, done);
+        let response = InitializeShareGroupStateResponse::default().with_results(results);
+        Some(ResponseKind::InitializeShareGroupState(response))
     })
 }
 
 pub fn read(broker: &Arc<Broker>, session: &Session, r: ReadShareGroupStateRequest, _version: i16) -> ResponseFuture {
     use read_share_group_state_response::{PartitionResult, ReadStateResult, StateBatch as Batch};
-    let broker = broker.clone();
-    let auth = allowed(&broker, session);
+    let (broker, session) = (broker.clone(), session.clone());
     Box::pin(async move {
-        let mut results = Vec::with_capacity(r.topics.len());
-        for t in r.topics {
-            let outcomes = join_all(t.partitions.iter().map(|p| {
-                let (broker, k) = (&broker, key(&r.group_id, t.topic_id, p.partition));
-                async move {
-                    auth?;
-                    broker.share_coordinator.read(broker, k, p.leader_epoch).await
-                }
-            }))
-            .await;
-            let partitions = t
-                .partitions
-                .iter()
-                .zip(outcomes)
-                .map(|(p, o)| {
-                    let base = PartitionResult::default().with_partition(p.partition);
+        let topics = r.topics.into_iter().map(|t| (t.topic_id, t.partitions)).collect();
+        let done = each_partition(
+            &broker,
+            &session,
+            &r.group_id,
+            topics,
+            |p| p.partition,
+            |b, k, p| {
+                let epoch = p.leader_epoch;
+                async move { b.share_coordinator.read(&b, k, epoch).await }
+            },
+        )
+        .await;
+        let results = done
+            .into_iter()
+            .map(|(id, parts)| {
+                let partitions = parts.into_iter().map(|(p, o)| {
+                    let (c, m) = code(&o);
+                    let base = PartitionResult::default().with_partition(p.partition).with_error_code(c);
                     match o {
                         // never initialized: Kafka's uninitialized start offset and state epoch
                         Ok(None) => base.with_start_offset(-1).with_state_epoch(0),
@@ -115,28 +153,27 @@ pub fn read(broker: &Arc<Broker>, session: &Session, r: ReadShareGroupStateReque
                                     .collect(),
                             )
                         }
-                        Err(e) => {
-                            let (c, m) = code(&Err(e));
-                            base.with_error_code(c).with_error_message(m).with_start_offset(-1)
-                        }
+                        Err(_) => base.with_error_message(m).with_start_offset(-1),
                     }
-                })
-                .collect();
-            results.push(ReadStateResult::default().with_topic_id(t.topic_id).with_partitions(partitions));
-        }
+                });
+                ReadStateResult::default().with_topic_id(id).with_partitions(partitions.collect())
+            })
+            .collect();
         Some(ResponseKind::ReadShareGroupState(ReadShareGroupStateResponse::default().with_results(results)))
     })
 }
 
 pub fn write(broker: &Arc<Broker>, session: &Session, r: WriteShareGroupStateRequest, _version: i16) -> ResponseFuture {
-    use write_share_group_state_response::{PartitionResult, WriteStateResult};
-    let broker = broker.clone();
-    let auth = allowed(&broker, session);
+    let (broker, session) = (broker.clone(), session.clone());
     Box::pin(async move {
-        let mut results = Vec::with_capacity(r.topics.len());
-        for t in r.topics {
-            let outcomes = join_all(t.partitions.iter().map(|p| {
-                let (broker, k) = (&broker, key(&r.group_id, t.topic_id, p.partition));
+        let topics = r.topics.into_iter().map(|t| (t.topic_id, t.partitions)).collect();
+        let done = each_partition(
+            &broker,
+            &session,
+            &r.group_id,
+            topics,
+            |p| p.partition,
+            |b, k, p| {
                 let change = ShareState {
                     state_epoch: p.state_epoch,
                     leader_epoch: p.leader_epoch,
@@ -153,25 +190,15 @@ pub fn write(broker: &Arc<Broker>, session: &Session, r: WriteShareGroupStateReq
                         .collect(),
                 };
                 async move {
-                    auth?;
                     if change.batches.iter().any(|b| b.first_offset > b.last_offset) {
                         return Err(ResponseError::InvalidRequest);
                     }
-                    broker.share_coordinator.write(broker, k, change).await
+                    b.share_coordinator.write(&b, k, change).await
                 }
-            }))
-            .await;
-            let partitions = t
-                .partitions
-                .iter()
-                .zip(outcomes)
-                .map(|(p, o)| {
-                    let (c, m) = code(&o);
-                    PartitionResult::default().with_partition(p.partition).with_error_code(c).with_error_message(m)
-                })
-                .collect();
-            results.push(WriteStateResult::default().with_topic_id(t.topic_id).with_partitions(partitions));
-        }
+            },
+        )
+        .await;
+        let results = error_results!(write_share_group_state_response, WriteStateResult, done);
         Some(ResponseKind::WriteShareGroupState(WriteShareGroupStateResponse::default().with_results(results)))
     })
 }
@@ -182,31 +209,19 @@ pub fn delete(
     r: DeleteShareGroupStateRequest,
     _version: i16,
 ) -> ResponseFuture {
-    use delete_share_group_state_response::{DeleteStateResult, PartitionResult};
-    let broker = broker.clone();
-    let auth = allowed(&broker, session);
+    let (broker, session) = (broker.clone(), session.clone());
     Box::pin(async move {
-        let mut results = Vec::with_capacity(r.topics.len());
-        for t in r.topics {
-            let outcomes = join_all(t.partitions.iter().map(|p| {
-                let (broker, k) = (&broker, key(&r.group_id, t.topic_id, p.partition));
-                async move {
-                    auth?;
-                    broker.share_coordinator.delete(broker, k).await
-                }
-            }))
-            .await;
-            let partitions = t
-                .partitions
-                .iter()
-                .zip(outcomes)
-                .map(|(p, o)| {
-                    let (c, m) = code(&o);
-                    PartitionResult::default().with_partition(p.partition).with_error_code(c).with_error_message(m)
-                })
-                .collect();
-            results.push(DeleteStateResult::default().with_topic_id(t.topic_id).with_partitions(partitions));
-        }
+        let topics = r.topics.into_iter().map(|t| (t.topic_id, t.partitions)).collect();
+        let done = each_partition(
+            &broker,
+            &session,
+            &r.group_id,
+            topics,
+            |p| p.partition,
+            |b, k, _| async move { b.share_coordinator.delete(&b, k).await },
+        )
+        .await;
+        let results = error_results!(delete_share_group_state_response, DeleteStateResult, done);
         Some(ResponseKind::DeleteShareGroupState(DeleteShareGroupStateResponse::default().with_results(results)))
     })
 }
@@ -218,34 +233,37 @@ pub fn summary(
     _version: i16,
 ) -> ResponseFuture {
     use read_share_group_state_summary_response::{PartitionResult, ReadStateSummaryResult};
-    let auth = allowed(broker, session);
-    let results = r
-        .topics
-        .into_iter()
-        .map(|t| {
-            let partitions = t
-                .partitions
-                .iter()
-                .map(|p| {
-                    let base = PartitionResult::default().with_partition(p.partition);
-                    let k = key(&r.group_id, t.topic_id, p.partition);
-                    match auth.and_then(|_| broker.share_coordinator.summary(broker, &k)) {
+    let (broker, session) = (broker.clone(), session.clone());
+    Box::pin(async move {
+        let topics = r.topics.into_iter().map(|t| (t.topic_id, t.partitions)).collect();
+        let done = each_partition(
+            &broker,
+            &session,
+            &r.group_id,
+            topics,
+            |p| p.partition,
+            |b, k, _| async move { b.share_coordinator.summary(&b, &k) },
+        )
+        .await;
+        let results = done
+            .into_iter()
+            .map(|(id, parts)| {
+                let partitions = parts.into_iter().map(|(p, o)| {
+                    let (c, m) = code(&o);
+                    let base = PartitionResult::default().with_partition(p.partition).with_error_code(c);
+                    match o {
                         Ok(None) => base.with_start_offset(-1).with_state_epoch(0).with_leader_epoch(-1),
                         Ok(Some(s)) => base
                             .with_start_offset(s.start_offset)
                             .with_state_epoch(s.state_epoch)
                             .with_leader_epoch(s.leader_epoch),
-                        Err(e) => {
-                            let (c, m) = code(&Err(e));
-                            base.with_error_code(c).with_error_message(m).with_start_offset(-1).with_leader_epoch(-1)
-                        }
+                        Err(_) => base.with_error_message(m).with_start_offset(-1).with_leader_epoch(-1),
                     }
-                })
-                .collect();
-            ReadStateSummaryResult::default().with_topic_id(t.topic_id).with_partitions(partitions)
-        })
-        .collect();
-    Box::pin(std::future::ready(Some(ResponseKind::ReadShareGroupStateSummary(
-        ReadShareGroupStateSummaryResponse::default().with_results(results),
-    ))))
+                });
+                ReadStateSummaryResult::default().with_topic_id(id).with_partitions(partitions.collect())
+            })
+            .collect();
+        let response = ReadShareGroupStateSummaryResponse::default().with_results(results);
+        Some(ResponseKind::ReadShareGroupStateSummary(response))
+    })
 }

@@ -360,8 +360,15 @@ impl ShareCoordinator {
         })
     }
 
-    /// UNKNOWN_TOPIC_OR_PARTITION for a share partition the image lacks.
-    fn check_topic(broker: &Broker, key: &ShareKey) -> Result<(), ResponseError> {
+    /// Whether an operation on `key` may go on here: INVALID_REQUEST for a
+    /// negative partition, NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS
+    /// (see [`Self::check_coordinator`]), and UNKNOWN_TOPIC_OR_PARTITION for
+    /// a share partition the image lacks.
+    fn admit(&self, broker: &Broker, key: &ShareKey) -> Result<(), ResponseError> {
+        if key.partition < 0 {
+            return Err(ResponseError::InvalidRequest);
+        }
+        self.check_coordinator(key)?;
         let image = broker.controller.image();
         match image.topic_by_id(&key.topic_id) {
             Some(t) if t.partition(key.partition).is_some() => Ok(()),
@@ -379,11 +386,7 @@ impl ShareCoordinator {
         state_epoch: i32,
         start_offset: i64,
     ) -> Result<(), ResponseError> {
-        if key.partition < 0 {
-            return Err(ResponseError::InvalidRequest);
-        }
-        self.check_coordinator(&key)?;
-        Self::check_topic(broker, &key)?;
+        self.admit(broker, &key)?;
         let pending = {
             let mut states = self.states.lock();
             let old = states.get(&key);
@@ -412,11 +415,7 @@ impl ShareCoordinator {
     /// fences the writes of older leaders; an older one is
     /// FENCED_LEADER_EPOCH.
     pub async fn read(&self, broker: &Broker, key: ShareKey, leader_epoch: i32) -> Result<ReadOutcome, ResponseError> {
-        if key.partition < 0 {
-            return Err(ResponseError::InvalidRequest);
-        }
-        self.check_coordinator(&key)?;
-        Self::check_topic(broker, &key)?;
+        self.admit(broker, &key)?;
         let (state, pending) = {
             let mut states = self.states.lock();
             let Some(stored) = states.get(&key) else { return Ok(None) };
@@ -446,11 +445,7 @@ impl ShareCoordinator {
     /// FENCED_STATE_EPOCH when the state epoch is not the stored one
     /// (-1 in either: not given, not checked).
     pub async fn write(&self, broker: &Broker, key: ShareKey, mut change: ShareState) -> Result<(), ResponseError> {
-        if key.partition < 0 {
-            return Err(ResponseError::InvalidRequest);
-        }
-        self.check_coordinator(&key)?;
-        Self::check_topic(broker, &key)?;
+        self.admit(broker, &key)?;
         let pending = {
             let mut states = self.states.lock();
             let Some(stored) = states.get(&key) else { return Err(ResponseError::InvalidRequest) };
@@ -479,11 +474,7 @@ impl ShareCoordinator {
 
     /// ReadShareGroupStateSummary: `None` when never initialized.
     pub fn summary(&self, broker: &Broker, key: &ShareKey) -> Result<Option<StateSummary>, ResponseError> {
-        if key.partition < 0 {
-            return Err(ResponseError::InvalidRequest);
-        }
-        self.check_coordinator(key)?;
-        Self::check_topic(broker, key)?;
+        self.admit(broker, key)?;
         Ok(self.states.lock().get(key).map(|s| StateSummary {
             state_epoch: s.state.state_epoch,
             leader_epoch: s.state.leader_epoch,
