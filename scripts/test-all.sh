@@ -108,6 +108,20 @@ if [[ $need_javac -eq 1 ]]; then
 fi
 done_step "java client" ok
 
+# ---------------------------------------------------------------- node client
+# @platformatic/kafka (a KIP-848 consumer) for test_kip848.py; it needs Node.js
+# >= 20.19.4 (Debian 12's nodejs is 18: a machine without a newer one fails here).
+begin "node client"
+command -v node >/dev/null 2>&1 || apt_install nodejs npm
+node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a==20&&b>=19)?0:1)' || {
+    echo "error: Node.js >= 20.19.4 is needed for @platformatic/kafka (found $(node --version))" >&2
+    exit 1
+}
+if [[ ! -d tests/node/node_modules/@platformatic/kafka || tests/node/package-lock.json -nt tests/node/node_modules ]]; then
+    (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
+fi
+done_step "node client" ok
+
 # ---------------------------------------------------------------- rust
 RC=0
 CARGO_PASSED=0

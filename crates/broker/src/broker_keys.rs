@@ -53,10 +53,6 @@ fn lz4_default(v: &str) -> bool {
 fn zstd_default(v: &str) -> bool {
     v.trim() == "3"
 }
-/// The classic protocol must stay enabled: it is the only one vltava speaks.
-fn classic_enabled(v: &str) -> bool {
-    v.split(',').any(|p| p.trim().eq_ignore_ascii_case("classic"))
-}
 
 pub const GROUPS: &[KeyGroup] = &[
     KeyGroup {
@@ -189,40 +185,6 @@ pub const GROUPS: &[KeyGroup] = &[
     },
     KeyGroup {
         keys: &[
-            "group.consumer.assignors",
-            "group.consumer.heartbeat.interval.ms",
-            "group.consumer.max.heartbeat.interval.ms",
-            "group.consumer.max.session.timeout.ms",
-            "group.consumer.max.size",
-            "group.consumer.migration.policy",
-            "group.consumer.min.heartbeat.interval.ms",
-            "group.consumer.min.session.timeout.ms",
-            "group.consumer.session.timeout.ms",
-        ],
-        rule: Rule::Any,
-        reason: "the consumer group protocol (KIP-848) is not offered; groups use the classic protocol",
-    },
-    KeyGroup {
-        keys: &["group.coordinator.rebalance.protocols"],
-        rule: Rule::Only(classic_enabled),
-        reason: "vltava speaks the classic group protocol only, so the list must contain classic; the others are not offered",
-    },
-    KeyGroup {
-        keys: &[
-            "group.share.assignors",
-            "group.share.delivery.count.limit",
-            "group.share.heartbeat.interval.ms",
-            "group.share.max.heartbeat.interval.ms",
-            "group.share.max.record.lock.duration.ms",
-            "group.share.max.session.timeout.ms",
-            "group.share.max.share.sessions",
-            "group.share.max.size",
-            "group.share.min.heartbeat.interval.ms",
-            "group.share.min.record.lock.duration.ms",
-            "group.share.min.session.timeout.ms",
-            "group.share.partition.max.record.locks",
-            "group.share.record.lock.duration.ms",
-            "group.share.session.timeout.ms",
             "share.coordinator.append.linger.ms",
             "share.coordinator.load.buffer.size",
             "share.coordinator.state.topic.compression.codec",
@@ -230,7 +192,7 @@ pub const GROUPS: &[KeyGroup] = &[
             "share.fetch.purgatory.purge.interval.requests",
         ],
         rule: Rule::Any,
-        reason: "share groups (KIP-932) are not offered",
+        reason: "share coordinator tuning: share state is written as it changes, one record per change, by the broker's own tasks",
     },
     KeyGroup {
         keys: &[
@@ -484,8 +446,6 @@ mod tests {
         assert!(matches!(check("log.cleaner.io.max.bytes.per.second", "1048576"), Verdict::Refused(_)));
         assert_eq!(check("broker.rack", ""), Verdict::Accepted);
         assert!(matches!(check("broker.rack", "eu-1a"), Verdict::Refused(r) if r.contains("rack")));
-        assert_eq!(check("group.coordinator.rebalance.protocols", "classic,consumer,streams"), Verdict::Accepted);
-        assert!(matches!(check("group.coordinator.rebalance.protocols", "consumer"), Verdict::Refused(_)));
         assert_eq!(check("compression.zstd.level", "3"), Verdict::Accepted);
         assert!(matches!(check("compression.zstd.level", "19"), Verdict::Refused(_)));
         assert_eq!(check("transaction.two.phase.commit.enable", "false"), Verdict::Accepted);

@@ -601,6 +601,7 @@ impl BrokerConfig {
                 k if crate::share::coordinator::ShareCoordinatorConfig::is_key(k) => {
                     self.share_coordinator.set(k, value).map_err(|r| err(&r))?
                 }
+                k if crate::group_config::is_broker_key(k) => self.group.set(k, value).map_err(|r| err(&r))?,
                 k if crate::authorizer::AuthorizerConfig::is_key(k) => {
                     self.authorizer.set(k, value).map_err(|r| err(&r))?
                 }
@@ -645,6 +646,10 @@ impl BrokerConfig {
                     reason: "a controller listener (controller.listener.names) is required with several voters".into(),
                 });
             }
+        }
+        if let Err((key, reason)) = self.group.check_bounds() {
+            let value = self.static_settings.get(&key).cloned().unwrap_or_default();
+            return Err(ConfigError { key, value, reason });
         }
         if let Some(servers) = bootstrap_servers {
             self.check_bootstrap_servers(&servers)?;

@@ -26,6 +26,7 @@ pub mod delegation_tokens;
 pub mod dynamic_broker_config;
 pub mod features;
 pub mod group;
+pub mod group_config;
 pub mod handlers;
 pub mod kafka_broker_defaults;
 pub mod limits;

@@ -149,6 +149,16 @@ fn failed(conn: &BrokerConnection, code: i16, message: Option<StrBytes>) -> anyh
 }
 
 fn alter(conn: &mut BrokerConnection, name: &str, ops: &[(&str, Option<String>)]) -> anyhow::Result<()> {
+    alter_resource(conn, CLIENT_METRICS, name, ops)
+}
+
+/// IncrementalAlterConfigs on one resource: SET the keys with a value, DELETE the others.
+pub(crate) fn alter_resource(
+    conn: &mut BrokerConnection,
+    resource_type: i8,
+    name: &str,
+    ops: &[(&str, Option<String>)],
+) -> anyhow::Result<()> {
     let configs = ops
         .iter()
         .map(|(key, value)| {
@@ -159,7 +169,7 @@ fn alter(conn: &mut BrokerConnection, name: &str, ops: &[(&str, Option<String>)]
         })
         .collect();
     let resource = incremental_alter_configs_request::AlterConfigsResource::default()
-        .with_resource_type(CLIENT_METRICS)
+        .with_resource_type(resource_type)
         .with_resource_name(StrBytes::from_string(name.to_string()))
         .with_configs(configs);
     let request = IncrementalAlterConfigsRequest::default().with_resources(vec![resource]);
@@ -188,6 +198,22 @@ type Described = (String, Vec<(String, String)>);
 
 /// Each subscription's configs (empty: it does not exist).
 fn describe(conn: &mut BrokerConnection, names: &[String]) -> anyhow::Result<Vec<Described>> {
+    Ok(describe_resources(conn, CLIENT_METRICS, names)?
+        .into_iter()
+        .map(|(name, configs)| (name, configs.into_iter().map(|(k, v, _)| (k, v)).collect()))
+        .collect())
+}
+
+/// A config's name, value and source.
+pub(crate) type SourcedConfig = (String, String, i8);
+
+/// DescribeConfigs of resources of one type: each one's keys with their
+/// value and source (Kafka's `ConfigSource` code).
+pub(crate) fn describe_resources(
+    conn: &mut BrokerConnection,
+    resource_type: i8,
+    names: &[String],
+) -> anyhow::Result<Vec<(String, Vec<SourcedConfig>)>> {
     if names.is_empty() {
         return Ok(Vec::new());
     }
@@ -195,7 +221,7 @@ fn describe(conn: &mut BrokerConnection, names: &[String]) -> anyhow::Result<Vec
         .iter()
         .map(|n| {
             describe_configs_request::DescribeConfigsResource::default()
-                .with_resource_type(CLIENT_METRICS)
+                .with_resource_type(resource_type)
                 .with_resource_name(StrBytes::from_string(n.clone()))
         })
         .collect();
@@ -209,7 +235,7 @@ fn describe(conn: &mut BrokerConnection, names: &[String]) -> anyhow::Result<Vec
         let configs = r
             .configs
             .into_iter()
-            .map(|c| (c.name.to_string(), c.value.map(|v| v.to_string()).unwrap_or_default()))
+            .map(|c| (c.name.to_string(), c.value.map(|v| v.to_string()).unwrap_or_default(), c.config_source))
             .collect();
         out.push((r.resource_name.to_string(), configs));
     }

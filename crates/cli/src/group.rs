@@ -50,6 +50,22 @@ pub enum GroupCommand {
     #[command(verbatim_doc_comment)]
     #[command(after_help = client::EXIT_CODES_HELP)]
     ResetOffsets(ResetArgs),
+    /// Set or remove a group's own configs (over the broker's `group.*` values).
+    ///
+    /// Examples:
+    ///   vltava group alter-config orders --set share.record.lock.duration.ms=60000
+    ///   vltava group alter-config orders --set errors.deadletterqueue.topic.name=dlq.orders
+    ///   vltava group alter-config orders --delete share.auto.offset.reset
+    #[command(verbatim_doc_comment)]
+    #[command(after_help = client::EXIT_CODES_HELP)]
+    AlterConfig(crate::group_config::AlterConfigArgs),
+    /// Show a group's configs: its own values and the broker's for the others.
+    ///
+    /// Example:
+    ///   vltava group describe-config orders
+    #[command(verbatim_doc_comment)]
+    #[command(after_help = client::EXIT_CODES_HELP)]
+    DescribeConfig(crate::group_config::DescribeConfigArgs),
 }
 
 #[derive(clap::Args)]
@@ -125,6 +141,8 @@ pub fn run(args: &ClientArgs, cmd: &GroupCommand) -> anyhow::Result<()> {
         GroupCommand::Describe(a) => describe(args, a),
         GroupCommand::Delete(a) => delete(args, a),
         GroupCommand::ResetOffsets(a) => reset_offsets(args, a),
+        GroupCommand::AlterConfig(a) => crate::group_config::alter(args, a),
+        GroupCommand::DescribeConfig(a) => crate::group_config::describe(args, a),
     }
 }
 

@@ -14,6 +14,7 @@ mod cluster;
 mod connection;
 mod consume;
 mod group;
+mod group_config;
 mod log_dirs;
 mod produce;
 mod quota;

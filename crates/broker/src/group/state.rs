@@ -47,6 +47,14 @@ pub struct GroupConfig {
     pub initial_rebalance_delay_ms: u64,
     /// `group.max.size`
     pub max_size: usize,
+    /// `group.coordinator.rebalance.protocols`
+    pub rebalance_protocols: Vec<String>,
+    /// `group.consumer.*` (KIP-848)
+    pub consumer: crate::group_config::ConsumerGroupSettings,
+    /// `group.share.*` (KIP-932)
+    pub share: crate::group_config::ShareGroupSettings,
+    /// `errors.deadletterqueue.topic.name.prefix`
+    pub dead_letter_prefix: String,
 }
 
 impl Default for GroupConfig {
@@ -56,6 +64,10 @@ impl Default for GroupConfig {
             max_session_timeout_ms: 1_800_000,
             initial_rebalance_delay_ms: 3_000,
             max_size: 1000,
+            rebalance_protocols: ["classic", "consumer", "share"].map(String::from).to_vec(),
+            consumer: Default::default(),
+            share: Default::default(),
+            dead_letter_prefix: "dlq.".into(),
         }
     }
 }

@@ -18,6 +18,7 @@ use super::describe_configs::{config_denied, RESOURCE_BROKER, RESOURCE_BROKER_LO
 use super::Session;
 use crate::client_metrics::{self, RESOURCE_CLIENT_METRICS};
 use crate::dynamic_broker_config;
+use crate::group_config::{self, RESOURCE_GROUP};
 use crate::topic_config::{self, ConfigType};
 use crate::Broker;
 
@@ -40,6 +41,8 @@ enum Target {
     Broker(String),
     /// A client-metrics subscription (KIP-714).
     ClientMetrics(String),
+    /// A group's own settings (`group_config`).
+    Group(String),
 }
 
 impl Target {
@@ -57,6 +60,8 @@ impl Target {
             RESOURCE_BROKER => Err((ResponseError::InvalidRequest, format!("Invalid broker name {name}"))),
             RESOURCE_CLIENT_METRICS if client_metrics::valid_name(name) => Ok(Target::ClientMetrics(name.to_string())),
             RESOURCE_CLIENT_METRICS => Err((ResponseError::InvalidRequest, "Subscription name can't be empty".into())),
+            RESOURCE_GROUP if !name.is_empty() => Ok(Target::Group(name.to_string())),
+            RESOURCE_GROUP => Err((ResponseError::InvalidRequest, "Group name can't be empty".into())),
             other => Err((ResponseError::InvalidRequest, format!("Unsupported resource type {other}"))),
         }
     }
@@ -68,6 +73,9 @@ impl Target {
             Target::Broker(name) => broker.controller.image().broker_configs(name).clone(),
             Target::ClientMetrics(name) => {
                 broker.controller.image().resource_config(RESOURCE_CLIENT_METRICS, name).cloned().unwrap_or_default()
+            }
+            Target::Group(name) => {
+                broker.controller.image().resource_config(RESOURCE_GROUP, name).cloned().unwrap_or_default()
             }
         }
     }
@@ -82,12 +90,18 @@ impl Target {
                 client_metrics::check(key, None).map_err(invalid)?;
                 return Ok(key != client_metrics::INTERVAL_MS);
             }
+            Target::Group(_) => {
+                if !group_config::GROUP_KEYS.contains(&key) {
+                    return Err(invalid(format!("Unknown group config name: {key}")));
+                }
+                return Ok(false);
+            }
         };
         match (def, self) {
             (Some(d), _) => Ok(d.kind == ConfigType::List),
             (None, Target::Topic(_)) => Err(invalid(format!("Unknown topic config name: {key}"))),
             (None, Target::Broker(_)) => Ok(key == "metric.reporters"),
-            (None, Target::ClientMetrics(_)) => unreachable!("answered above"),
+            (None, Target::ClientMetrics(_) | Target::Group(_)) => unreachable!("answered above"),
         }
     }
 
@@ -100,11 +114,13 @@ impl Target {
                 let image = broker.controller.image();
                 topic_config::resolve(def, current, broker.replicas.broker_levels(&image)).value
             }
-            Target::Broker(_) | Target::ClientMetrics(_) => current.get(key).cloned().unwrap_or_default(),
+            Target::Broker(_) | Target::ClientMetrics(_) | Target::Group(_) => {
+                current.get(key).cloned().unwrap_or_default()
+            }
         }
     }
 
-    fn check(&self, key: &str, value: Option<&str>) -> Outcome {
+    fn check(&self, broker: &Broker, key: &str, value: Option<&str>) -> Outcome {
         match (self, value) {
             (Target::Topic(_), Some(v)) => topic_config::validate_one(key, v).map_err(invalid),
             (Target::Topic(_), None) if topic_config::def(key).is_none() => {
@@ -113,6 +129,7 @@ impl Target {
             (Target::Topic(_), None) => Ok(()),
             (Target::Broker(_), value) => dynamic_broker_config::check(key, value),
             (Target::ClientMetrics(_), value) => client_metrics::check(key, value).map_err(invalid),
+            (Target::Group(_), value) => group_config::check(&broker.config.group, key, value).map_err(invalid),
         }
     }
 }
@@ -129,7 +146,7 @@ fn apply(
     let target = Target::find(broker, resource_type, name)?;
     let changes = changes(&target, &target.current(broker))?;
     for (key, value) in &changes {
-        target.check(key, value.as_deref())?;
+        target.check(broker, key, value.as_deref())?;
     }
     if validate_only {
         return Ok(());
@@ -151,6 +168,13 @@ fn apply(
                 .alter_resource_configs(RESOURCE_CLIENT_METRICS, subscription, &changes)
                 .map_err(|e| (e.error, e.message))?;
             tracing::info!(subscription, changes = ?changes, "altered client metrics subscription");
+        }
+        Target::Group(group) => {
+            broker
+                .controller
+                .alter_resource_configs(RESOURCE_GROUP, group, &changes)
+                .map_err(|e| (e.error, e.message))?;
+            tracing::info!(group, changes = ?changes, "altered group configs");
         }
     }
     Ok(())

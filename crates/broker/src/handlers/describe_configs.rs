@@ -26,6 +26,8 @@ pub const RESOURCE_BROKER_LOGGER: i8 = 8;
 const SOURCE_BROKER_LOGGER: i8 = 6;
 /// Kafka's `ConfigSource.CLIENT_METRICS_CONFIG`.
 const SOURCE_CLIENT_METRICS: i8 = 7;
+/// Kafka's `ConfigSource.GROUP_CONFIG`.
+const SOURCE_GROUP: i8 = 8;
 
 struct Entry {
     name: String,
@@ -174,8 +176,8 @@ pub fn config_denied(
     name: &str,
     op: vltava_metadata::AclOperation,
 ) -> Option<(ResponseError, String)> {
+    use crate::group_config::RESOURCE_GROUP;
     use vltava_metadata::ResourceType;
-    const RESOURCE_GROUP: i8 = 32;
     let (allowed, error) = match resource_type {
         RESOURCE_TOPIC => {
             (broker.authorize(session, op, ResourceType::Topic, name), ResponseError::TopicAuthorizationFailed)
@@ -212,6 +214,43 @@ fn client_metrics_entries(image: &vltava_metadata::MetadataImage, name: &str) ->
                     client_metrics::METRICS => "Metric name prefixes the matching clients push (* for all).",
                     client_metrics::INTERVAL_MS => "How often the matching clients push their metrics.",
                     _ => "selector=regex pairs a client must all match (client_id, client_instance_id, client_software_name, client_software_version, client_source_address, client_source_port).",
+                },
+                read_only: false,
+            }
+        })
+        .collect()
+}
+
+/// A group's keys: its own values, the broker's for the others.
+fn group_entries(broker: &Broker, name: &str) -> Vec<Entry> {
+    use crate::group_config::{self, RESOURCE_GROUP};
+    let image = broker.controller.image();
+    group_config::entries(&broker.config.group, image.resource_config(RESOURCE_GROUP, name))
+        .into_iter()
+        .map(|(key, value, set)| {
+            let source = if set { SOURCE_GROUP } else { SOURCE_DEFAULT };
+            Entry {
+                name: key.to_string(),
+                synonyms: vec![(key.to_string(), value.clone(), source)],
+                value,
+                source,
+                kind: match key {
+                    "share.auto.offset.reset" | "share.isolation.level" | "errors.deadletterqueue.topic.name" => {
+                        ConfigType::String
+                    }
+                    _ => ConfigType::Int,
+                },
+                doc: match key {
+                    "consumer.session.timeout.ms" => "The timeout to detect client failures when using the consumer group protocol.",
+                    "consumer.heartbeat.interval.ms" => "The heartbeat interval given to the members of a consumer group.",
+                    "share.session.timeout.ms" => "The timeout to detect client failures when using the share group protocol.",
+                    "share.heartbeat.interval.ms" => "The heartbeat interval given to the members of a share group.",
+                    "share.record.lock.duration.ms" => "How long a share consumer holds a record it was given before it becomes available again.",
+                    "share.delivery.count.limit" => "Deliveries of a record after which it is archived (and written to the dead-letter topic, if any).",
+                    "share.auto.offset.reset" => "Where a share group starts on a partition it has no state for: latest, earliest or by_duration:<ISO-8601 duration>.",
+                    "share.isolation.level" => "read_committed: share consumers get only committed transactional records.",
+                    "share.redelivery.backoff.ms" => "vltava: how long a released record, or one whose lock expired, waits before it is delivered again.",
+                    _ => "The topic where records rejected or archived at the delivery limit are written, with headers naming where they came from.",
                 },
                 read_only: false,
             }
@@ -285,6 +324,7 @@ pub fn handle(
                 crate::client_metrics::RESOURCE_CLIENT_METRICS => {
                     client_metrics_entries(&broker.controller.image(), res.resource_name.as_str())
                 }
+                crate::group_config::RESOURCE_GROUP => group_entries(broker, res.resource_name.as_str()),
                 other => {
                     return result
                         .with_error_code(ResponseError::InvalidRequest.code())

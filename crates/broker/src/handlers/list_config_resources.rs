@@ -2,7 +2,8 @@
 //! ListClientMetricsResources): the resources DescribeConfigs can describe.
 //! TOPIC lists every topic, BROKER every registered broker, BROKER_LOGGER
 //! every registered broker too; CLIENT_METRICS every client-metrics
-//! subscription; GROUP nothing, as vltava has no group configs. No types
+//! subscription; GROUP every group with configs and every group this node
+//! coordinates. No types
 //! means all of them; an unknown type is INVALID_REQUEST.
 
 use std::sync::Arc;
@@ -17,7 +18,7 @@ const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
 const BROKER_LOGGER: i8 = 8;
 const CLIENT_METRICS: i8 = crate::client_metrics::RESOURCE_CLIENT_METRICS;
-const GROUP: i8 = 32;
+const GROUP: i8 = crate::group_config::RESOURCE_GROUP;
 const ALL: [i8; 5] = [TOPIC, BROKER, BROKER_LOGGER, CLIENT_METRICS, GROUP];
 
 pub fn handle(broker: &Arc<Broker>, request: ListConfigResourcesRequest, version: i16) -> ListConfigResourcesResponse {
@@ -41,6 +42,13 @@ pub fn handle(broker: &Arc<Broker>, request: ListConfigResourcesRequest, version
             BROKER | BROKER_LOGGER => resources.extend(image.brokers().map(|b| resource(b.id.to_string(), kind))),
             CLIENT_METRICS => {
                 resources.extend(image.resource_configs(CLIENT_METRICS).map(|(name, _)| resource(name.into(), kind)))
+            }
+            GROUP => {
+                let mut names: std::collections::BTreeSet<String> =
+                    image.resource_configs(GROUP).map(|(name, _)| name.to_string()).collect();
+                names.extend(broker.groups.list().into_iter().map(|(id, _, _)| id));
+                names.extend(broker.share_groups.list().into_iter().map(|(id, _)| id));
+                resources.extend(names.into_iter().map(|name| resource(name, kind)));
             }
             _ => {}
         }
