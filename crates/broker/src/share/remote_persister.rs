@@ -3,10 +3,11 @@
 //! of its key, the leader of the key's `__share_group_state` partition in
 //! the metadata image: a call into [`super::coordinator`] when that is this
 //! node, else the share-state RPC (v0) over `replication::KafkaConn` (TLS
-//! and SASL as the inter-broker listener wants), one cached connection per
-//! broker. While the coordinator moves (NOT_COORDINATOR,
-//! COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, no leader, a
-//! connection that fails) it retries, for at most
+//! and SASL as the inter-broker listener wants), one connection per
+//! operation in flight (idle ones kept for the next). While the
+//! coordinator moves (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS,
+//! COORDINATOR_NOT_AVAILABLE, no leader, a connection that fails) it
+//! retries, for at most
 //! `SHARE_PERSISTER_RETRY_TIMEOUT`; every operation is idempotent, so a
 //! retry after a lost answer does no harm.
 
@@ -19,7 +20,10 @@ use vltava_protocol::{ResponseError, StrBytes};
 
 use super::coordinator::{StateSummary, SHARE_STATE_TOPIC};
 use super::persister::{PersistFuture, ShareKey, SharePersister, ShareState, StateBatch};
-use crate::limits::{INTER_BROKER_REQUEST_TIMEOUT, INTER_BROKER_RETRY, SHARE_PERSISTER_RETRY_TIMEOUT};
+use crate::limits::{
+    INTER_BROKER_REQUEST_TIMEOUT, INTER_BROKER_RETRY, SHARE_PERSISTER_IDLE_CONNECTIONS_MAX,
+    SHARE_PERSISTER_RETRY_TIMEOUT,
+};
 use crate::replication::KafkaConn;
 use crate::Broker;
 
@@ -38,13 +42,13 @@ enum Answer {
     Summary(Option<StateSummary>),
 }
 
-type Conn = Arc<tokio::sync::Mutex<Option<KafkaConn>>>;
-
 #[derive(Default)]
 struct Inner {
     broker: OnceLock<Weak<Broker>>,
-    /// One connection per share coordinator broker, made on first use.
-    conns: Mutex<HashMap<i32, Conn>>,
+    /// Idle connections to share coordinator brokers (made on demand, one
+    /// per operation in flight, at most
+    /// `SHARE_PERSISTER_IDLE_CONNECTIONS_MAX` kept per broker).
+    idle: Mutex<HashMap<i32, Vec<KafkaConn>>>,
 }
 
 /// The share coordinators, wherever they are.
@@ -130,25 +134,31 @@ impl Inner {
             .filter(|b| !b.fenced)
             .map(|b| format!("{}:{}", b.host, b.port))
             .ok_or(ResponseError::CoordinatorNotAvailable)?;
-        let conn = self.conns.lock().entry(leader).or_default().clone();
-        let mut slot = conn.lock().await;
-        if slot.is_none() {
-            let client_id = format!("vltava-share-persister-{}", broker.config.node_id);
-            match KafkaConn::connect_to_broker(broker, &addr, client_id).await {
-                Ok(c) => *slot = Some(c),
-                Err(e) => {
+        let pooled = self.idle.lock().get_mut(&leader).and_then(Vec::pop);
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => {
+                let client_id = format!("vltava-share-persister-{}", broker.config.node_id);
+                KafkaConn::connect_to_broker(broker, &addr, client_id).await.map_err(|e| {
                     tracing::debug!(coordinator = %addr, error = %e, "cannot reach the share coordinator");
-                    return Err(ResponseError::CoordinatorNotAvailable);
+                    ResponseError::CoordinatorNotAvailable
+                })?
+            }
+        };
+        match remote(&mut conn, key, op).await {
+            Ok(answer) => {
+                let mut idle = self.idle.lock();
+                let pool = idle.entry(leader).or_default();
+                if pool.len() < SHARE_PERSISTER_IDLE_CONNECTIONS_MAX {
+                    pool.push(conn);
                 }
+                answer
+            }
+            Err(e) => {
+                tracing::debug!(coordinator = %addr, error = %e, "share state request failed; reconnecting");
+                Err(ResponseError::CoordinatorNotAvailable)
             }
         }
-        let c = slot.as_mut().expect("connected");
-        let answer = remote(c, key, op).await;
-        if let Err(e) = &answer {
-            tracing::debug!(coordinator = %addr, error = %e, "share state request failed; reconnecting");
-            *slot = None;
-        }
-        answer.map_err(|_| ResponseError::CoordinatorNotAvailable)?
     }
 }
 
