@@ -223,6 +223,7 @@ API_KEYS = {
     "DescribeDelegationToken": 41,
     "SaslHandshake": 17, "SaslAuthenticate": 36,
     "DescribeUserScramCredentials": 50, "AlterUserScramCredentials": 51,
+    "ShareGroupHeartbeat": 76, "ShareGroupDescribe": 77, "ShareFetch": 78, "ShareAcknowledge": 79,
     "InitializeShareGroupState": 83, "ReadShareGroupState": 84, "WriteShareGroupState": 85,
     "DeleteShareGroupState": 86, "ReadShareGroupStateSummary": 87,
     "DescribeShareGroupOffsets": 90, "AlterShareGroupOffsets": 91, "DeleteShareGroupOffsets": 92,

@@ -76,6 +76,8 @@ pub struct Broker {
     pub txns: txn::TransactionCoordinator,
     /// Share group membership (KIP-932) at the group coordinator.
     pub share_groups: share::groups::ShareGroups,
+    /// Share partitions and share sessions on the partitions this node leads.
+    pub share_partitions: share::partitions::SharePartitions,
     /// Where share partitions keep their state.
     pub share_persister: Arc<dyn share::persister::SharePersister>,
     /// The share coordinator: share partition states in `__share_group_state`.

@@ -127,6 +127,7 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, QuorumNode)
             config.transaction_max_timeout_ms,
         ),
         share_groups: crate::share::groups::ShareGroups::default(),
+        share_partitions: crate::share::partitions::SharePartitions::default(),
         share_persister: share_persister.clone(),
         share_coordinator: crate::share::coordinator::ShareCoordinator::new(config.share_coordinator.clone()),
         quotas: crate::quotas::QuotaManager::default(),
@@ -141,6 +142,7 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, QuorumNode)
     };
     let broker = Arc::new(broker);
     share_persister.bind(&broker);
+    broker.share_groups.attach(&broker);
     for dir in broker.replicas.log_dirs() {
         let weak = Arc::downgrade(&broker);
         dir.on_failure(move |_| {

@@ -256,7 +256,7 @@ pub fn validate_produced(buf: &[u8], batch_bytes_max: usize) -> Result<ProducedB
 }
 
 /// Reads a zig-zag varint; `None` when cut short or longer than 5 bytes.
-fn read_varint(buf: &[u8]) -> Option<(i32, usize)> {
+pub fn read_varint(buf: &[u8]) -> Option<(i32, usize)> {
     let mut value: u32 = 0;
     for (i, &byte) in buf.iter().enumerate().take(5) {
         value |= ((byte & 0x7f) as u32) << (7 * i);
@@ -312,7 +312,8 @@ pub fn build_batch(base_offset: i64, timestamp_ms: i64, values: &[&[u8]]) -> Vec
 /// A record's key and value, either of which may be null.
 pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 
-fn put_varint(out: &mut Vec<u8>, v: i64) {
+/// Writes a zig-zag varint (record fields).
+pub fn put_varint(out: &mut Vec<u8>, v: i64) {
     let mut z = ((v << 1) ^ (v >> 63)) as u64;
     loop {
         let byte = (z & 0x7f) as u8;

@@ -207,6 +207,9 @@ impl GroupCoordinator {
                         continue;
                     }
                     for record in records_of(batch, &section)? {
+                        if record.key.is_some_and(|k| broker.share_groups.load_record(k, record.value)) {
+                            continue;
+                        }
                         let Some(key) = record.key.and_then(records::decode_key) else { continue };
                         match key {
                             OffsetsKey::Offset { group, topic, partition } => {

@@ -47,6 +47,10 @@ mod quorum_leader;
 mod raft_voters;
 pub mod reassignments;
 mod scram_credentials;
+mod share_acknowledge;
+pub mod share_fetch;
+mod share_group_describe;
+mod share_group_heartbeat;
 mod share_group_offsets;
 mod share_state;
 pub mod sync_group;
@@ -256,6 +260,14 @@ pub fn dispatch(
         RequestKind::ListPartitionReassignments(r) => {
             ready(ResponseKind::ListPartitionReassignments(reassignments::list_reassignments(broker, r, version)))
         }
+        RequestKind::ShareGroupHeartbeat(r) => {
+            ready(ResponseKind::ShareGroupHeartbeat(share_group_heartbeat::handle(broker, session, r, version)))
+        }
+        RequestKind::ShareGroupDescribe(r) => {
+            ready(ResponseKind::ShareGroupDescribe(share_group_describe::handle(broker, session, r, version)))
+        }
+        RequestKind::ShareFetch(r) => share_fetch::handle(broker, session, r, version),
+        RequestKind::ShareAcknowledge(r) => share_acknowledge::handle(broker, session, r, version),
         RequestKind::CreateAcls(r) => ready(ResponseKind::CreateAcls(acls::create(broker, session, r, version))),
         RequestKind::DescribeAcls(r) => ready(ResponseKind::DescribeAcls(acls::describe(broker, session, r, version))),
         RequestKind::DeleteAcls(r) => ready(ResponseKind::DeleteAcls(acls::delete(broker, session, r, version))),
