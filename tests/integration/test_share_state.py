@@ -71,9 +71,9 @@ def test_initialize_write_read_summary_delete(module_broker_alive):
     assert sw.delete(b.port, group, tid, 1)["error"] == 0
     r = sw.read(b.port, group, tid, 1, 3)
     assert (r["error"], r["start_offset"], r["batches"]) == (0, -1, []), r
-    # deleting what does not exist is fine; writing it is not
+    # deleting what does not exist is fine; writing it fences the writer (its state is gone)
     assert sw.delete(b.port, group, tid, 1)["error"] == 0
-    assert sw.write(b.port, group, tid, 1, 1, 3, 9, [])["error"] == sw.INVALID_REQUEST
+    assert sw.write(b.port, group, tid, 1, 1, 3, 9, [])["error"] == sw.FENCED_STATE_EPOCH
 
 
 def test_fencing_and_bad_keys(module_broker_alive):
@@ -355,3 +355,155 @@ def test_share_state_rpcs_need_cluster_action(start_broker):
     assert sw.summary(b.port, group, tid, 0)["error"] == denied
     assert sw.delete(b.port, group, tid, 0)["error"] == denied
     assert sw.describe_offsets(b.port, group, {"t": [0]})["error"] == 30  # GROUP_AUTHORIZATION_FAILED
+
+
+# -- end to end with confluent-kafka's ShareConsumer (share-fetch's share partitions) --
+
+
+def _acked_then_crash_setup(bootstrap_broker, topic: str, group: str, n: int, n_acked: int):
+    """A consumer (explicit acknowledgement) takes all n records and accepts the
+    first n_acked; returns it (still holding the rest)."""
+    from test_share_groups import poll_until, share_consumer
+    c = share_consumer(bootstrap_broker, group, share_acknowledgement_mode="explicit", max_poll_records=n)
+    c.subscribe([topic])
+    got = poll_until(c, lambda got: len(got) >= n, f"{n} records")
+    assert sorted(m.offset() for m in got) == list(range(n))
+    for m in got:
+        if m.offset() < n_acked:
+            c.acknowledge(m)
+    c.commit_sync()
+    return c
+
+
+def test_share_consumer_acknowledgements_survive_sigkill(broker):
+    from test_share_groups import new_queue, poll_until, produce, share_consumer
+    topic, group = new_queue(broker)
+    produce(broker, topic, 100)
+    held = _acked_then_crash_setup(broker, topic, group, 100, 60)
+    broker.kill()
+    broker.start()
+    fresh = share_consumer(broker, group, share_acknowledgement_mode="explicit")
+    try:
+        fresh.subscribe([topic])
+        again = poll_until(fresh, lambda got: len(got) >= 40, "the 40 unacknowledged records", timeout=90)
+        offsets = sorted(m.offset() for m in again)
+        assert offsets == list(range(60, 100)), f"redelivered {offsets}"
+        for m in again:
+            fresh.acknowledge(m)
+        fresh.commit_sync()
+        # nothing more comes: every record is acknowledged
+        assert not [m for m in fresh.poll(3.0) if m.error() is None]
+        d = settled(lambda: sw.describe_offsets(broker.port, group, {topic: [0]}), "describe")
+        assert d["partitions"][(topic, 0)]["start_offset"] == 100, d
+    finally:
+        fresh.close()
+        held.close()
+
+
+def _group_avoiding(c, topic: str, tid: bytes, avoid: set) -> tuple[str, int]:
+    """A group id whose share coordinator (for topic partition 0) is none of `avoid`,
+    nor its group coordinator; returns (group, share coordinator)."""
+    import kafka_wire as w
+    probe = h.unique("probe")
+    first = c.node(c.healthy()[0]).client_port
+    settled(lambda: sw.find_share_coordinator(first, probe, tid, 0), "the state topic")
+    w.request(first, w.find_coordinator_request_v1(1, probe, 0))
+    state_leaders = c.wait_until(lambda: c._agreed("__share_group_state"), WAIT_S, "state leaders")
+    c.wait_until(lambda: c._agreed("__consumer_offsets"), WAIT_S, "offsets leaders")
+    offsets_leaders = c.leaders("__consumer_offsets")
+    for _ in range(500):
+        group = h.unique("sg")
+        s = state_leaders[state_partition(group, tid, 0)].leader
+        g = offsets_leaders[cl.group_partition(group)]
+        if s not in avoid and s != g and s >= 0:
+            return group, s
+    raise AssertionError("no group id with a share coordinator apart")
+
+
+@pytest.mark.timeout(300)
+def test_cluster_share_consumer_acknowledgements_survive_the_coordinator_kill(cluster):
+    from test_share_groups import poll_until, set_group_configs, share_consumer
+    import helpers
+    c = cluster
+    topic = h.unique("q")
+    c.create_topic(topic, partitions=1, replication_factor=3)
+    tid = sw.topic_id(c.bootstrap, topic)
+    leader = c.wait_leader(topic, 0)
+    group, share_coord = _group_avoiding(c, topic, tid, {leader})
+    sp = state_partition(group, tid, 0)
+    c.wait_isr("__share_group_state", sp, 3, timeout=WAIT_S)
+
+    class B:  # what test_share_groups' helpers need of a broker
+        bootstrap = c.bootstrap
+        port = c.node(c.find_coordinator(group)).client_port
+    set_group_configs(B.port, group, {"share.auto.offset.reset": "earliest"})
+    p = helpers.make_producer(c.bootstrap, {"acks": "all"})
+    for i in range(100):
+        p.produce(topic, key=b"k%d" % i, value=b"v%d" % i, partition=0)
+    assert p.flush(30) == 0
+
+    held = _acked_then_crash_setup(B, topic, group, 100, 60)
+    c.kill(share_coord)
+    new_coord = c.wait_leader_not("__share_group_state", sp, share_coord, timeout=SESSION_S + WAIT_S)
+    # the new coordinator has every acknowledgement (leader epoch -1: a look, no fencing)
+    st = settled(lambda: sw.read(c.node(new_coord).client_port, group, tid, 0, -1), "the state moved")
+    done = set(range(st["start_offset"])) | {o for f, l, s, _ in st["batches"] if s in (sw.ACKNOWLEDGED, sw.ARCHIVED)
+                                              for o in range(f, l + 1)}
+    assert done == set(range(60)), st
+    # the holder leaves: its 40 records go back, written through the new coordinator
+    held.close()
+    fresh = share_consumer(B, group, share_acknowledgement_mode="explicit")
+    try:
+        fresh.subscribe([topic])
+        again = poll_until(fresh, lambda got: len(got) >= 40, "the 40 unacknowledged records", timeout=90)
+        offsets = sorted(m.offset() for m in again)
+        assert offsets == list(range(60, 100)), f"redelivered {offsets}"
+        for m in again:
+            fresh.acknowledge(m)
+        fresh.commit_sync()
+        assert not [m for m in fresh.poll(3.0) if m.error() is None]
+    finally:
+        fresh.close()
+    # the state on the new coordinator: everything acknowledged
+    d = settled(lambda: sw.describe_offsets(B.port, group, {topic: [0]}), "describe")
+    assert d["partitions"][(topic, 0)]["start_offset"] == 100, d
+
+
+def test_admin_on_a_live_share_group(module_broker_alive):
+    """Altering or deleting the offsets of a share group with members is refused
+    (NON_EMPTY_GROUP), as is deleting it; `vltava group describe` shows its member;
+    once empty, DeleteGroups removes its states and the group."""
+    import json
+    import subprocess
+    from conftest import vltava_bin
+    from test_share_groups import new_queue, poll_until, produce, share_consumer
+    b = module_broker_alive
+    topic, group = new_queue(b)
+    produce(b, topic, 10)
+    tid = sw.topic_id(b.bootstrap, topic)
+    c = share_consumer(b, group, share_acknowledgement_mode="explicit", client_id="member-1")
+    try:
+        c.subscribe([topic])
+        got = poll_until(c, lambda got: len(got) >= 10, "10 records")
+        for m in got:
+            if m.offset() < 5:
+                c.acknowledge(m)
+        c.commit_sync()
+        assert sw.alter_offsets(b.port, group, {(topic, 0): 0})["error"] == sw.NON_EMPTY_GROUP
+        assert sw.delete_offsets(b.port, group, [topic])["error"] == sw.NON_EMPTY_GROUP
+        assert sw.delete_groups(b.port, [group]) == {group: sw.NON_EMPTY_GROUP}
+        d = sw.describe_offsets(b.port, group, None)
+        assert {k: v["start_offset"] for k, v in d["partitions"].items()} == {(topic, 0): 5}, d
+        out = subprocess.run([vltava_bin(), "group", "describe", group, "--json", "--brokers", b.bootstrap],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        desc = json.loads(out.stdout)
+        assert [m["client_id"] for m in desc["members"]] == ["member-1"], desc
+        assert desc["members"][0]["assignment"] == {topic: [0]}, desc
+        [row] = desc["partitions"]
+        assert (row["start_offset"], row["acknowledged"], row["high_watermark"]) == (5, 0, 10), row
+    finally:
+        c.close()
+    h.wait_until(lambda: sw.delete_groups(b.port, [group]) == {group: 0}, WAIT_S, "the group deleted once empty")
+    assert sw.read(b.port, group, tid, 0, -1)["start_offset"] == -1, "the share partition state survived"
+    assert sw.describe_offsets(b.port, group, {topic: [0]})["partitions"][(topic, 0)]["start_offset"] == -1

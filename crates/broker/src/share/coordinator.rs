@@ -440,15 +440,16 @@ impl ShareCoordinator {
     }
 
     /// WriteShareGroupState: merges `change` (see
-    /// [`super::persister::merge`]). INVALID_REQUEST for a state never
-    /// initialized, FENCED_LEADER_EPOCH below the recorded leader epoch,
-    /// FENCED_STATE_EPOCH when the state epoch is not the stored one
-    /// (-1 in either: not given, not checked).
+    /// [`super::persister::merge`]). FENCED_LEADER_EPOCH below the
+    /// recorded leader epoch, FENCED_STATE_EPOCH when the state epoch is not
+    /// the stored one (-1 in either: not given, not checked) or no state is
+    /// stored (never initialized, or deleted since: the writer's share
+    /// partition must be read again).
     pub async fn write(&self, broker: &Broker, key: ShareKey, mut change: ShareState) -> Result<(), ResponseError> {
         self.admit(broker, &key)?;
         let pending = {
             let mut states = self.states.lock();
-            let Some(stored) = states.get(&key) else { return Err(ResponseError::InvalidRequest) };
+            let Some(stored) = states.get(&key) else { return Err(ResponseError::FencedStateEpoch) };
             if change.leader_epoch == -1 {
                 change.leader_epoch = stored.state.leader_epoch;
             } else if change.leader_epoch < stored.state.leader_epoch {
