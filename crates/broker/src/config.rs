@@ -169,6 +169,8 @@ pub struct BrokerConfig {
     /// `__transaction_state` when it is created (at most its replication
     /// factor).
     pub transaction_state_min_isr: i32,
+    /// `share.coordinator.*`: the share coordinator and `__share_group_state`.
+    pub share_coordinator: crate::share::coordinator::ShareCoordinatorConfig,
     /// `offset.metadata.max.bytes`: the largest metadata string of a commit.
     pub offset_metadata_max_bytes: usize,
     /// `fetch.max.bytes`: the most a consumer's Fetch response holds (the
@@ -321,6 +323,7 @@ impl Default for BrokerConfig {
             offsets_topic_segment_bytes: 104_857_600,
             transaction_state_segment_bytes: 104_857_600,
             transaction_state_min_isr: 2,
+            share_coordinator: Default::default(),
             offset_metadata_max_bytes: 4096,
             fetch_max_bytes: 57_671_680,
             replica_fetch_min_bytes: 1,
@@ -595,6 +598,9 @@ impl BrokerConfig {
                 }
                 "log.retention.check.interval.ms" => self.retention_check_interval_ms = num(value)?.max(1) as u64,
                 "log.cleaner.backoff.ms" => self.cleaner_backoff_ms = num(value)?.max(1) as u64,
+                k if crate::share::coordinator::ShareCoordinatorConfig::is_key(k) => {
+                    self.share_coordinator.set(k, value).map_err(|r| err(&r))?
+                }
                 k if crate::group_config::is_broker_key(k) => self.group.set(k, value).map_err(|r| err(&r))?,
                 k if crate::authorizer::AuthorizerConfig::is_key(k) => {
                     self.authorizer.set(k, value).map_err(|r| err(&r))?

@@ -80,6 +80,8 @@ pub struct Broker {
     pub share_partitions: share::partitions::SharePartitions,
     /// Where share partitions keep their state.
     pub share_persister: Arc<dyn share::persister::SharePersister>,
+    /// The share coordinator: share partition states in `__share_group_state`.
+    pub share_coordinator: share::coordinator::ShareCoordinator,
     /// Client quota sensors (the quotas are in the metadata image).
     pub quotas: quotas::QuotaManager,
     /// Client instances pushing their metrics (KIP-714).
@@ -146,6 +148,8 @@ impl Broker {
             self.groups.on_partition_role(self, index, leader);
         } else if topic == txn::TRANSACTION_STATE_TOPIC {
             self.txns.on_partition_role(self, index, leader);
+        } else if topic == share::coordinator::SHARE_STATE_TOPIC {
+            self.share_coordinator.on_partition_role(self, index, leader);
         }
     }
 }

@@ -52,6 +52,12 @@ pub const FETCHER_IDLE_WAIT: Duration = Duration::from_secs(1);
 /// Longest wait for a coordinator's write (offsets, transaction state) to
 /// be committed like acks=all.
 pub const COORDINATOR_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a share partition's state operation keeps retrying while the
+/// share coordinator moves (NOT_COORDINATOR, loading, unreachable).
+pub const SHARE_PERSISTER_RETRY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Idle connections the share persister keeps to each share coordinator
+/// broker (one per operation in flight is opened as needed).
+pub const SHARE_PERSISTER_IDLE_CONNECTIONS_MAX: usize = 8;
 
 // ---- transactions --------------------------------------------------------------
 

@@ -113,6 +113,7 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, QuorumNode)
     let groups = GroupCoordinator::new(config.group.clone(), config.offsets_topic_num_partitions);
     let incarnation =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(1);
+    let share_persister = Arc::new(crate::share::remote_persister::RemotePersister::default());
     let broker = Broker {
         controller: Controller::new(config.node_id, quorum),
         replicas,
@@ -127,7 +128,8 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, QuorumNode)
         ),
         share_groups: crate::share::groups::ShareGroups::default(),
         share_partitions: crate::share::partitions::SharePartitions::default(),
-        share_persister: Arc::new(crate::share::persister::MemoryPersister::default()),
+        share_persister: share_persister.clone(),
+        share_coordinator: crate::share::coordinator::ShareCoordinator::new(config.share_coordinator.clone()),
         quotas: crate::quotas::QuotaManager::default(),
         client_metrics: crate::client_metrics::ClientMetrics::default(),
         delegation_tokens: crate::delegation_tokens::TokenSettings::from_settings(&config.static_settings)
@@ -139,6 +141,7 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, QuorumNode)
         stopping: watch::channel(false).0,
     };
     let broker = Arc::new(broker);
+    share_persister.bind(&broker);
     broker.share_groups.attach(&broker);
     for dir in broker.replicas.log_dirs() {
         let weak = Arc::downgrade(&broker);

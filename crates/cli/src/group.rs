@@ -268,6 +268,9 @@ struct OffsetRow {
 }
 
 fn describe(args: &ClientArgs, a: &DescribeArgs) -> anyhow::Result<()> {
+    if crate::share_group::describe(args, &a.group, &a.topics, a.json)? {
+        return Ok(());
+    }
     let (consumer, md) = connected(args)?;
     let groups = consumer.client().fetch_group_list(Some(&a.group), args.timeout()).map_err(group_list_error)?;
     let info = groups.groups().iter().find(|g| g.name() == a.group);

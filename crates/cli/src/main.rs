@@ -19,6 +19,7 @@ mod group_config;
 mod log_dirs;
 mod produce;
 mod quota;
+mod share_group;
 mod topic;
 mod user;
 

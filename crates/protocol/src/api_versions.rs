@@ -87,6 +87,14 @@ pub const SUPPORTED: &[ApiRange] = &[
     api(ApiKey::ShareGroupDescribe, 1, 1),
     api(ApiKey::ShareFetch, 1, 1),
     api(ApiKey::ShareAcknowledge, 1, 1),
+    api(ApiKey::InitializeShareGroupState, 0, 0),
+    api(ApiKey::ReadShareGroupState, 0, 0),
+    api(ApiKey::WriteShareGroupState, 0, 0),
+    api(ApiKey::DeleteShareGroupState, 0, 0),
+    api(ApiKey::ReadShareGroupStateSummary, 0, 0),
+    api(ApiKey::DescribeShareGroupOffsets, 0, 0),
+    api(ApiKey::AlterShareGroupOffsets, 0, 0),
+    api(ApiKey::DeleteShareGroupOffsets, 0, 0),
 ];
 
 /// Produce v0-v2 carry magic 0/1 message sets; the codec starts at v3.

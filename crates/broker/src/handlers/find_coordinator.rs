@@ -1,7 +1,9 @@
 //! FindCoordinator: a group's coordinator is the leader of its
 //! `__consumer_offsets` partition, a transactional id's the leader of its
-//! `__transaction_state` partition (the topics are created on first use).
-//! v4+ answers a batch of keys.
+//! `__transaction_state` partition (the topics are created on first use),
+//! a share partition's (key type 2, `group:topicId:partition`, asked by
+//! brokers with CLUSTER_ACTION) the leader of its `__share_group_state`
+//! partition. v4+ answers a batch of keys.
 
 use std::sync::Arc;
 
@@ -36,8 +38,12 @@ fn locate(
         {
             return denied(ResponseError::TransactionalIdAuthorizationFailed)
         }
+        KEY_TYPE_SHARE if !broker.authorize_cluster(session, AclOperation::ClusterAction) => {
+            return denied(ResponseError::ClusterAuthorizationFailed)
+        }
         _ => {}
     }
+    let mut hashed = key.to_string();
     let (topic, partitions) = match key_type {
         KEY_TYPE_GROUP => {
             broker
@@ -53,12 +59,20 @@ fn locate(
                 .map_err(|e| (e, "the transaction state topic could not be created".into()))?;
             (crate::txn::TRANSACTION_STATE_TOPIC, broker.config.transaction_state_partitions)
         }
-        // v6 (KIP-932) names share groups, which vltava does not have yet
-        KEY_TYPE_SHARE => return Err((ResponseError::InvalidRequest, "Share groups are not enabled.".into())),
+        KEY_TYPE_SHARE => {
+            let share_key = crate::share::coordinator::parse_coordinator_key(key)
+                .ok_or_else(|| (ResponseError::InvalidRequest, format!("invalid share coordinator key {key:?}")))?;
+            let coordinator = &broker.share_coordinator;
+            coordinator
+                .ensure_state_topic(broker)
+                .map_err(|e| (e, "the share group state topic could not be created".into()))?;
+            hashed = crate::share::coordinator::coordinator_key(&share_key);
+            (crate::share::coordinator::SHARE_STATE_TOPIC, coordinator.num_partitions())
+        }
         other => return Err((ResponseError::InvalidRequest, format!("unknown coordinator key type {other}"))),
     };
     let image = broker.controller.image();
-    let index = partition_for_group(key, partitions.max(1));
+    let index = partition_for_group(&hashed, partitions.max(1));
     let leader = image.topic(topic).and_then(|t| t.partition(index)).map(|p| p.leader).unwrap_or(-1);
     match image.broker(leader).filter(|b| !b.fenced).and_then(|b| Some((b.id, b.endpoint(listener)?))) {
         Some((id, (host, port))) => Ok((id, host.to_string(), port as i32)),

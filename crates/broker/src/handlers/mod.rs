@@ -53,6 +53,8 @@ mod share_acknowledge;
 pub mod share_fetch;
 mod share_group_describe;
 mod share_group_heartbeat;
+mod share_group_offsets;
+mod share_state;
 pub mod sync_group;
 mod telemetry;
 pub mod txn;
@@ -251,9 +253,7 @@ pub fn dispatch(
         RequestKind::DescribeGroups(r) => {
             ready(ResponseKind::DescribeGroups(describe_groups::handle(broker, session, r, version)))
         }
-        RequestKind::DeleteGroups(r) => {
-            ready(ResponseKind::DeleteGroups(delete_groups::handle(broker, session, r, version)))
-        }
+        RequestKind::DeleteGroups(r) => delete_groups::handle(broker, session, r, version),
         RequestKind::OffsetDelete(r) => {
             ready(ResponseKind::OffsetDelete(offset_delete::handle(broker, session, r, version)))
         }
@@ -277,6 +277,14 @@ pub fn dispatch(
         RequestKind::CreateAcls(r) => ready(ResponseKind::CreateAcls(acls::create(broker, session, r, version))),
         RequestKind::DescribeAcls(r) => ready(ResponseKind::DescribeAcls(acls::describe(broker, session, r, version))),
         RequestKind::DeleteAcls(r) => ready(ResponseKind::DeleteAcls(acls::delete(broker, session, r, version))),
+        RequestKind::InitializeShareGroupState(r) => share_state::initialize(broker, session, r, version),
+        RequestKind::ReadShareGroupState(r) => share_state::read(broker, session, r, version),
+        RequestKind::WriteShareGroupState(r) => share_state::write(broker, session, r, version),
+        RequestKind::DeleteShareGroupState(r) => share_state::delete(broker, session, r, version),
+        RequestKind::ReadShareGroupStateSummary(r) => share_state::summary(broker, session, r, version),
+        RequestKind::DescribeShareGroupOffsets(r) => share_group_offsets::describe(broker, session, r, version),
+        RequestKind::AlterShareGroupOffsets(r) => share_group_offsets::alter(broker, session, r, version),
+        RequestKind::DeleteShareGroupOffsets(r) => share_group_offsets::delete(broker, session, r, version),
         other => {
             // decode_request only lets supported APIs through.
             tracing::error!(api = ?std::mem::discriminant(&other), "request kind without a handler");

@@ -11,12 +11,19 @@
 //!   written through the persister;
 //! - [`session`]: share fetch sessions;
 //! - [`dead_letter`]: copies of given-up records to the group's
-//!   dead-letter topic.
+//!   dead-letter topic;
+//! - [`coordinator`] and [`records`]: the share coordinator, which keeps
+//!   share partition states in `__share_group_state`;
+//! - [`remote_persister`]: the persister that reaches it, here or on
+//!   another broker.
 
+pub mod coordinator;
 pub mod dead_letter;
 pub mod groups;
 pub mod partition;
 pub mod partitions;
 pub mod persister;
+pub mod records;
+pub mod remote_persister;
 pub mod session;
 pub mod settings;

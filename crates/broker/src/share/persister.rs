@@ -72,6 +72,12 @@ pub trait SharePersister: Send + Sync {
     fn summary(&self, key: ShareKey) -> PersistFuture<Option<(i32, i64)>>;
     /// Removes the state (DeleteShareGroupState).
     fn delete(&self, key: ShareKey) -> PersistFuture<()>;
+    /// (state epoch, recorded leader epoch, start offset), for the admin
+    /// APIs; the leader epoch is -1 where the persister does not know it.
+    fn summary_with_leader_epoch(&self, key: ShareKey) -> PersistFuture<Option<(i32, i32, i64)>> {
+        let summary = self.summary(key);
+        Box::pin(async move { Ok(summary.await?.map(|(state_epoch, start)| (state_epoch, -1, start))) })
+    }
 }
 
 /// State kept in memory only: what share partitions use until the share
