@@ -233,66 +233,55 @@ impl super::group::state::GroupConfig {
     pub fn check_bounds(&self) -> Result<(), (String, String)> {
         let c = &self.consumer;
         let s = &self.share;
-        let within = |key: &str, v: i32, min: i32, max: i32, min_key: &str, max_key: &str| {
+        // `<group>.<name>` within `<group>.min.<name>` and `<group>.max.<name>`
+        let within = |group: &str, name: &str, (v, min, max): (i32, i32, i32)| {
+            let (key, min_key, max_key) =
+                (format!("{group}.{name}"), format!("{group}.min.{name}"), format!("{group}.max.{name}"));
             if min > max {
-                return Err((min_key.to_string(), format!("must be at most {max_key} ({max})")));
+                return Err((min_key, format!("must be at most {max_key} ({max})")));
             }
             if v < min || v > max {
-                return Err((key.to_string(), format!("must be between {min_key} ({min}) and {max_key} ({max})")));
+                return Err((key, format!("must be between {min_key} ({min}) and {max_key} ({max})")));
             }
             Ok(())
         };
+        let below_session = |group: &str, heartbeat: i32, session: i32| {
+            if heartbeat >= session {
+                return Err((
+                    format!("{group}.heartbeat.interval.ms"),
+                    format!("must be less than {group}.session.timeout.ms"),
+                ));
+            }
+            Ok(())
+        };
+        let consumer = "group.consumer";
         within(
-            "group.consumer.heartbeat.interval.ms",
-            c.heartbeat_interval_ms,
-            c.min_heartbeat_interval_ms,
-            c.max_heartbeat_interval_ms,
-            "group.consumer.min.heartbeat.interval.ms",
-            "group.consumer.max.heartbeat.interval.ms",
+            consumer,
+            "heartbeat.interval.ms",
+            (c.heartbeat_interval_ms, c.min_heartbeat_interval_ms, c.max_heartbeat_interval_ms),
         )?;
         within(
-            "group.consumer.session.timeout.ms",
-            c.session_timeout_ms,
-            c.min_session_timeout_ms,
-            c.max_session_timeout_ms,
-            "group.consumer.min.session.timeout.ms",
-            "group.consumer.max.session.timeout.ms",
+            consumer,
+            "session.timeout.ms",
+            (c.session_timeout_ms, c.min_session_timeout_ms, c.max_session_timeout_ms),
         )?;
-        if c.heartbeat_interval_ms >= c.session_timeout_ms {
-            return Err((
-                "group.consumer.heartbeat.interval.ms".into(),
-                "must be less than group.consumer.session.timeout.ms".into(),
-            ));
-        }
+        below_session(consumer, c.heartbeat_interval_ms, c.session_timeout_ms)?;
+        let share = "group.share";
         within(
-            "group.share.heartbeat.interval.ms",
-            s.heartbeat_interval_ms,
-            s.min_heartbeat_interval_ms,
-            s.max_heartbeat_interval_ms,
-            "group.share.min.heartbeat.interval.ms",
-            "group.share.max.heartbeat.interval.ms",
+            share,
+            "heartbeat.interval.ms",
+            (s.heartbeat_interval_ms, s.min_heartbeat_interval_ms, s.max_heartbeat_interval_ms),
         )?;
         within(
-            "group.share.session.timeout.ms",
-            s.session_timeout_ms,
-            s.min_session_timeout_ms,
-            s.max_session_timeout_ms,
-            "group.share.min.session.timeout.ms",
-            "group.share.max.session.timeout.ms",
+            share,
+            "session.timeout.ms",
+            (s.session_timeout_ms, s.min_session_timeout_ms, s.max_session_timeout_ms),
         )?;
-        if s.heartbeat_interval_ms >= s.session_timeout_ms {
-            return Err((
-                "group.share.heartbeat.interval.ms".into(),
-                "must be less than group.share.session.timeout.ms".into(),
-            ));
-        }
+        below_session(share, s.heartbeat_interval_ms, s.session_timeout_ms)?;
         within(
-            "group.share.record.lock.duration.ms",
-            s.record_lock_duration_ms,
-            s.min_record_lock_duration_ms,
-            s.max_record_lock_duration_ms,
-            "group.share.min.record.lock.duration.ms",
-            "group.share.max.record.lock.duration.ms",
+            share,
+            "record.lock.duration.ms",
+            (s.record_lock_duration_ms, s.min_record_lock_duration_ms, s.max_record_lock_duration_ms),
         )
     }
 
