@@ -89,6 +89,7 @@ impl GroupCoordinator {
         let topics = topics(broker);
         let mut groups = self.groups.lock();
         let mut changes = Changes::default();
+        let mut upgraded = false;
         match groups.get_mut(group_id) {
             None if hb.member_epoch != 0 => {
                 return Err(refusal(ResponseError::GroupIdNotFound, format!("Group {group_id} not found.")));
@@ -108,8 +109,8 @@ impl GroupCoordinator {
                 }
                 if !g.is_empty() {
                     // online upgrade (KIP-848 migration)
-                    let upgraded = self.upgrade(broker, g, &topics, Instant::now())?;
-                    changes = upgraded;
+                    changes = self.upgrade(broker, g, &topics, Instant::now())?;
+                    upgraded = true;
                 } else {
                     // an empty classic group becomes a consumer group (its offsets stay)
                     changes.records.push((records::group_key(group_id), None));
@@ -124,6 +125,10 @@ impl GroupCoordinator {
         let result = consumer.heartbeat(hb, &topics, &settings, Instant::now(), &mut changes);
         if result.is_err() && consumer.epoch == 0 && consumer.members.is_empty() && group.offsets.is_empty() {
             groups.remove(group_id);
+        }
+        if result.is_err() && upgraded {
+            // the conversion stands even when the member is refused
+            self.apply_consumer(broker, group_id, std::mem::take(&mut changes)).map_err(|e| refusal(e, ""))?;
         }
         let answer = result?;
         let durable = self.apply_consumer(broker, group_id, changes).map_err(|e| refusal(e, ""))?;
