@@ -1,6 +1,6 @@
 """Online migration between the classic and the KIP-848 consumer protocol
 (group.consumer.migration.policy), with confluent-kafka members in their own
-processes (migration_member.py): a classic cooperative-sticky group of two
+processes (kip848_member.py --protocol): a classic cooperative-sticky group of two
 members upgraded online when one restarts with group.protocol=consumer (the
 classic member keeps working inside the consumer group), then fully consumer,
 then downgraded online back to classic when the last consumer-protocol member
@@ -10,8 +10,6 @@ the upgrade with GROUP_ID_NOT_FOUND as Kafka does."""
 
 from __future__ import annotations
 
-import json
-import signal
 import subprocess
 import sys
 import threading
@@ -23,58 +21,29 @@ from confluent_kafka.admin import AdminClient
 
 import kafka_wire as w
 from helpers import create_topic, unique, wait_until
-from test_kip848 import GROUP_ID_NOT_FOUND, coordinator_ready, hb
+import test_kip848 as kip848
+from test_kip848 import FAST, GROUP_ID_NOT_FOUND, coordinator_ready, hb
 
-MEMBER = str(Path(__file__).with_name("migration_member.py"))
 WAIT_S = 90  # a deadline, not a verdict
-FAST = {
-    "group.consumer.min.session.timeout.ms": 3000,
-    "group.consumer.session.timeout.ms": 4000,
-    "group.consumer.min.heartbeat.interval.ms": 300,
-    "group.consumer.heartbeat.interval.ms": 300,
-}
 PARTS = 6
 
 
-class Member:
+class Member(kip848.Member):
+    """A member process (kip848_member.py) speaking `protocol`."""
+
     def __init__(self, bootstrap, group, topic, workdir: Path, name, protocol):
         self.name, self.protocol = name, protocol
         self.out = workdir / f"{name}.jsonl"
-        self.proc = subprocess.Popen([sys.executable, MEMBER, bootstrap, group, topic, str(self.out),
+        self.proc = subprocess.Popen([sys.executable, kip848.MEMBER, bootstrap, group, topic, str(self.out),
                                       "--protocol", protocol],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def events(self):
-        out = []
-        if self.out.exists():
-            for line in self.out.read_text().splitlines():
-                try:
-                    out.append(json.loads(line))
-                except ValueError:
-                    pass
-        return out
-
-    def owned(self):
-        parts = set()
-        for ev in self.events():
-            if ev["ev"] == "assign":
-                parts |= set(ev["parts"])
-            elif ev["ev"] == "revoke":
-                parts -= set(ev["parts"])
-        return parts
-
     def records(self):
-        return {(e["p"], e["o"]) for e in self.events() if e["ev"] == "rec"}
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            assert self.proc.wait(60) == 0, f"{self.name} did not close cleanly"
+        return set(super().records())
 
     def kill(self):
         if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(30)
+            super().kill()
 
 
 def group_type(bootstrap, group):
