@@ -2,6 +2,7 @@
 as its own process, so tests can SIGKILL it.
 
 Usage: kip848_member.py BOOTSTRAP GROUP TOPIC OUTFILE [--instance ID] [--assignor uniform|range]
+       [--protocol consumer|classic]   (classic: cooperative-sticky, for test_kip848_migration.py)
 
 Writes one JSON line per event to OUTFILE, flushed at once:
   {"ev": "assign", "parts": [...], "t": time}   (incremental: the partitions added)
@@ -29,6 +30,7 @@ def main():
     ap.add_argument("outfile")
     ap.add_argument("--instance")
     ap.add_argument("--assignor")
+    ap.add_argument("--protocol", choices=["classic", "consumer"], default="consumer")
     args = ap.parse_args()
     out = open(args.outfile, "a", buffering=1)
 
@@ -39,7 +41,7 @@ def main():
     conf = {
         "bootstrap.servers": args.bootstrap,
         "group.id": args.group,
-        "group.protocol": "consumer",
+        "group.protocol": args.protocol,
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
         "topic.metadata.refresh.interval.ms": 1000,
@@ -49,6 +51,9 @@ def main():
         conf["group.instance.id"] = args.instance
     if args.assignor:
         conf["group.remote.assignor"] = args.assignor
+    if args.protocol == "classic":
+        conf.update({"partition.assignment.strategy": "cooperative-sticky",
+                     "session.timeout.ms": 6000, "heartbeat.interval.ms": 300})
     c = Consumer(conf)
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))

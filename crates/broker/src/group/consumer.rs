@@ -20,7 +20,7 @@ use vltava_protocol::ResponseError;
 
 pub use super::assignor::Assignment;
 use super::assignor::{self, AssignorMember};
-use super::consumer_records::{self as rec, LoadedGroup, StoredCurrentAssignment, StoredMemberMetadata};
+use super::consumer_records::{self as rec, ClassicMeta, LoadedGroup, StoredCurrentAssignment, StoredMemberMetadata};
 
 pub const LEAVE_EPOCH: i32 = -1;
 pub const STATIC_LEAVE_EPOCH: i32 = -2;
@@ -115,6 +115,8 @@ pub struct Heartbeat {
     pub owned: Option<Assignment>,
     pub client_id: String,
     pub client_host: String,
+    /// A classic member's JoinGroup, replayed as a heartbeat.
+    pub classic: Option<ClassicMeta>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -438,6 +440,9 @@ impl ConsumerGroup {
         }
         meta.client_id = hb.client_id.clone();
         meta.client_host = hb.client_host.clone();
+        if hb.classic.is_some() {
+            meta.classic = hb.classic.clone();
+        }
         if meta != member.meta || before.is_none() || replaced {
             if meta.subscribed_topic_names != member.meta.subscribed_topic_names
                 || meta.subscribed_topic_regex != member.meta.subscribed_topic_regex
@@ -451,7 +456,7 @@ impl ConsumerGroup {
                 Some(rec::member_metadata_value(&member.meta)),
             ));
         }
-        member.session_deadline = now + Duration::from_millis(settings.session_timeout_ms.max(1) as u64);
+        member.session_deadline = now + session_timeout(&member.meta, settings);
         changes.sessions.push((member_id.clone(), member.session_deadline));
         self.members.insert(member_id.clone(), member.clone());
         // 2. the group epoch: subscriptions or subscribed topics changed
@@ -739,11 +744,12 @@ impl ConsumerGroup {
             return Ok(());
         }
         let Some(m) = self.members.get(member_id) else { return Err(ResponseError::UnknownMemberId) };
-        if !transactional && version < 9 {
+        let classic = m.meta.classic.is_some();
+        if !transactional && !classic && version < 9 {
             return Err(ResponseError::UnsupportedVersion);
         }
         if member_epoch != m.member_epoch {
-            return Err(ResponseError::StaleMemberEpoch);
+            return Err(if classic { ResponseError::IllegalGeneration } else { ResponseError::StaleMemberEpoch });
         }
         Ok(())
     }
@@ -775,6 +781,40 @@ impl ConsumerGroup {
         out
     }
 
+    /// A classic group's members taken over at `epoch` (online upgrade):
+    /// each keeps its assignment, which is also its target.
+    pub fn from_classic(group_id: &str, epoch: i32, members: Vec<ConsumerMember>, topics: &Topics) -> (Self, Changes) {
+        let mut g = ConsumerGroup::new(group_id);
+        let mut changes = Changes::default();
+        g.epoch = epoch;
+        g.assignment_epoch = epoch;
+        changes.records.push((rec::group_metadata_key(group_id), Some(rec::group_metadata_value(epoch))));
+        for m in members {
+            g.add_partition_epochs(&m);
+            g.targets.insert(m.member_id.clone(), m.assigned.clone());
+            let id = &m.member_id;
+            changes.records.push((rec::member_metadata_key(group_id, id), Some(rec::member_metadata_value(&m.meta))));
+            changes.records.push((rec::target_member_key(group_id, id), Some(rec::target_member_value(&m.assigned))));
+            changes.records.push(g.current_record(&m));
+            changes.sessions.push((id.clone(), m.session_deadline));
+            g.members.insert(id.clone(), m);
+        }
+        changes.records.push((rec::target_metadata_key(group_id), Some(rec::target_metadata_value(epoch))));
+        g.subscribed = g.compute_subscribed(topics);
+        (g, changes)
+    }
+
+    /// A classic member's Heartbeat: its session goes on; true when it must
+    /// rejoin (its assignment or its epoch must change).
+    pub fn classic_beat(&mut self, member_id: &str, now: Instant, changes: &mut Changes) -> bool {
+        let target = self.targets.get(member_id).cloned().unwrap_or_default();
+        let assignment_epoch = self.assignment_epoch;
+        let Some(m) = self.members.get_mut(member_id) else { return false };
+        m.session_deadline = now + session_timeout(&m.meta, &Settings::default());
+        changes.sessions.push((member_id.to_string(), m.session_deadline));
+        m.member_epoch != assignment_epoch || m.state != MemberState::Stable || m.assigned != target
+    }
+
     /// Rebuilds a group from its records; every member gets a fresh session.
     pub fn restore(
         group_id: &str,
@@ -788,9 +828,9 @@ impl ConsumerGroup {
         g.epoch = epoch;
         g.assignment_epoch = loaded.assignment_epoch;
         g.targets = loaded.targets;
-        let deadline = now + Duration::from_millis(settings.session_timeout_ms.max(1) as u64);
         let mut sessions = Vec::new();
         for (id, meta) in loaded.members {
+            let deadline = now + session_timeout(&meta, settings);
             let current = loaded.current.get(&id).cloned().unwrap_or_default();
             let m = ConsumerMember {
                 member_id: id.clone(),
@@ -811,6 +851,12 @@ impl ConsumerGroup {
         g.subscribed = g.compute_subscribed(topics);
         Some((g, sessions))
     }
+}
+
+/// A member's session: its JoinGroup's for a classic member.
+pub fn session_timeout(meta: &StoredMemberMetadata, settings: &Settings) -> Duration {
+    let ms = meta.classic.as_ref().map_or(settings.session_timeout_ms, |c| c.session_timeout_ms);
+    Duration::from_millis(ms.max(1) as u64)
 }
 
 fn owns_any(owned: Option<&Assignment>, revoking: &Assignment) -> bool {

@@ -89,6 +89,7 @@ impl GroupCoordinator {
         let topics = topics(broker);
         let mut groups = self.groups.lock();
         let mut changes = Changes::default();
+        let mut upgraded = false;
         match groups.get_mut(group_id) {
             None if hb.member_epoch != 0 => {
                 return Err(refusal(ResponseError::GroupIdNotFound, format!("Group {group_id} not found.")));
@@ -100,16 +101,22 @@ impl GroupCoordinator {
                 groups.insert(group_id.to_string(), g);
             }
             Some(g) if g.consumer.is_none() => {
-                if hb.member_epoch != 0 || !g.is_empty() {
+                if hb.member_epoch != 0 {
                     return Err(refusal(
                         ResponseError::GroupIdNotFound,
                         format!("Group {group_id} is not a consumer group."),
                     ));
                 }
-                // an empty classic group becomes a consumer group (its offsets stay)
-                changes.records.push((records::group_key(group_id), None));
-                g.consumer = Some(ConsumerGroup::new(group_id));
-                tracing::info!(group = group_id, "empty classic group converted to a consumer group");
+                if !g.is_empty() {
+                    // online upgrade (KIP-848 migration)
+                    changes = self.upgrade(broker, g, &topics, Instant::now())?;
+                    upgraded = true;
+                } else {
+                    // an empty classic group becomes a consumer group (its offsets stay)
+                    changes.records.push((records::group_key(group_id), None));
+                    g.consumer = Some(ConsumerGroup::new(group_id));
+                    tracing::info!(group = group_id, "empty classic group converted to a consumer group");
+                }
             }
             Some(_) => {}
         }
@@ -119,13 +126,22 @@ impl GroupCoordinator {
         if result.is_err() && consumer.epoch == 0 && consumer.members.is_empty() && group.offsets.is_empty() {
             groups.remove(group_id);
         }
+        if result.is_err() && upgraded {
+            // the conversion stands even when the member is refused
+            self.apply_consumer(broker, group_id, std::mem::take(&mut changes)).map_err(|e| refusal(e, ""))?;
+        }
         let answer = result?;
         let durable = self.apply_consumer(broker, group_id, changes).map_err(|e| refusal(e, ""))?;
+        if answer.member_epoch < 0 {
+            if let Some(g) = groups.get_mut(group_id) {
+                self.maybe_downgrade(broker, g, &topics);
+            }
+        }
         Ok((answer, durable))
     }
 
     /// Writes a consumer group's records and arms its session timers.
-    fn apply_consumer(
+    pub(super) fn apply_consumer(
         &self,
         broker: &Broker,
         group_id: &str,
@@ -147,10 +163,15 @@ impl GroupCoordinator {
         let mut changes = Changes::default();
         // records are written under the lock, in the order of the changes
         let mut groups = self.groups.lock();
-        let Some(consumer) = groups.get_mut(group_id).and_then(|g| g.consumer.as_mut()) else { return };
+        let Some(group) = groups.get_mut(group_id) else { return };
+        let Some(consumer) = group.consumer.as_mut() else { return };
         consumer.on_session_wake(member_id, Instant::now(), &topics, &mut changes);
+        let fenced = !changes.records.is_empty();
         if let Err(e) = self.apply_consumer(broker, group_id, changes) {
             tracing::error!(group = group_id, error = ?e, "could not persist a fenced member");
+        }
+        if fenced {
+            self.maybe_downgrade(broker, group, &topics);
         }
     }
 

@@ -34,6 +34,16 @@ pub struct StoredMemberMetadata {
     pub subscribed_topic_regex: Option<String>,
     pub rebalance_timeout_ms: i32,
     pub server_assignor: Option<String>,
+    /// Set for a member that speaks the classic protocol in a consumer
+    /// group (Kafka's ClassicMemberMetadata, tagged field 0).
+    pub classic: Option<ClassicMeta>,
+}
+
+/// A classic member's session timeout and JoinGroup protocols.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClassicMeta {
+    pub session_timeout_ms: i32,
+    pub protocols: Vec<(String, Vec<u8>)>,
 }
 
 /// ConsumerGroupCurrentMemberAssignmentValue.
@@ -130,7 +140,26 @@ pub fn member_metadata_value(m: &StoredMemberMetadata) -> Vec<u8> {
     compact_string(&mut out, m.subscribed_topic_regex.as_deref());
     out.put_i32(m.rebalance_timeout_ms);
     compact_string(&mut out, m.server_assignor.as_deref());
-    uvarint(&mut out, 0);
+    match &m.classic {
+        None => uvarint(&mut out, 0),
+        Some(c) => {
+            // tagged field 0: ClassicMemberMetadata
+            let mut field = Vec::with_capacity(32);
+            field.put_i32(c.session_timeout_ms);
+            uvarint(&mut field, c.protocols.len() as u32 + 1);
+            for (name, metadata) in &c.protocols {
+                compact_string(&mut field, Some(name));
+                uvarint(&mut field, metadata.len() as u32 + 1);
+                field.extend_from_slice(metadata);
+                uvarint(&mut field, 0);
+            }
+            uvarint(&mut field, 0);
+            uvarint(&mut out, 1);
+            uvarint(&mut out, 0);
+            uvarint(&mut out, field.len() as u32);
+            out.extend_from_slice(&field);
+        }
+    }
     out
 }
 
@@ -262,6 +291,15 @@ pub fn decode_member_metadata_value(bytes: &[u8]) -> Option<StoredMemberMetadata
     let subscribed_topic_regex = r.compact_string()?;
     let rebalance_timeout_ms = r.i32()?;
     let server_assignor = r.compact_string()?;
+    let mut classic = None;
+    for _ in 0..r.uvarint()? {
+        let tag = r.uvarint()?;
+        let size = r.uvarint()? as usize;
+        let field = r.take(size)?;
+        if tag == 0 {
+            classic = Some(decode_classic(field)?);
+        }
+    }
     Some(StoredMemberMetadata {
         instance_id,
         rack_id,
@@ -271,7 +309,22 @@ pub fn decode_member_metadata_value(bytes: &[u8]) -> Option<StoredMemberMetadata
         subscribed_topic_regex,
         rebalance_timeout_ms,
         server_assignor,
+        classic,
     })
+}
+
+fn decode_classic(bytes: &[u8]) -> Option<ClassicMeta> {
+    let mut r = Reader(bytes);
+    let session_timeout_ms = r.i32()?;
+    let mut protocols = Vec::new();
+    for _ in 0..r.count()? {
+        let name = r.compact_string()?.unwrap_or_default();
+        let n = r.uvarint()? as usize;
+        let metadata = r.take(n.saturating_sub(1))?.to_vec();
+        r.skip_tags()?;
+        protocols.push((name, metadata));
+    }
+    Some(ClassicMeta { session_timeout_ms, protocols })
 }
 
 pub fn decode_target_member_value(bytes: &[u8]) -> Option<Assignment> {
@@ -371,7 +424,11 @@ mod tests {
             subscribed_topic_regex: Some("^x.*".into()),
             rebalance_timeout_ms: 300000,
             server_assignor: Some("range".into()),
+            classic: None,
         };
+        assert_eq!(decode_member_metadata_value(&member_metadata_value(&m)), Some(m.clone()));
+        let classic = ClassicMeta { session_timeout_ms: 10, protocols: vec![("range".into(), vec![0, 1, 2])] };
+        let m = StoredMemberMetadata { classic: Some(classic), ..m };
         assert_eq!(decode_member_metadata_value(&member_metadata_value(&m)), Some(m));
         let a: Assignment = [(Uuid::from_u128(5), [0, 3].into())].into();
         assert_eq!(decode_target_member_value(&target_member_value(&a)), Some(a.clone()));

@@ -26,7 +26,7 @@ pub struct GroupCoordinator {
     pub(super) groups: Mutex<HashMap<String, Group>>,
     /// `__consumer_offsets` partitions this node coordinates.
     ownership: Ownership,
-    config: GroupConfig,
+    pub(super) config: GroupConfig,
     /// `offsets.topic.num.partitions`
     offsets_partitions: i32,
     pub(super) timer_tx: mpsc::UnboundedSender<TimerMsg>,
@@ -62,7 +62,7 @@ impl GroupCoordinator {
         }
     }
 
-    fn apply(&self, group_id: &str, effects: &Effects, group: &Group, broker: &Broker) {
+    pub(super) fn apply(&self, group_id: &str, effects: &Effects, group: &Group, broker: &Broker) {
         for (wake, at) in &effects.wakes {
             let _ = self.timer_tx.send((group_id.to_string(), wake.clone(), *at));
         }
@@ -319,7 +319,7 @@ impl GroupCoordinator {
         let group = groups.entry(group_id.to_string()).or_insert_with(|| Group::new(group_id));
         if let Some(consumer) = &group.consumer {
             if !consumer.members.is_empty() {
-                let _ = tx.send(JoinResult::error(ResponseError::InconsistentGroupProtocol, &req.member_id));
+                let _ = tx.send(self.classic_join(broker, group, req));
                 return rx;
             }
             // an empty consumer group becomes a classic group (its offsets stay)
@@ -355,6 +355,10 @@ impl GroupCoordinator {
         }
         let mut groups = self.groups.lock();
         match groups.get_mut(group_id) {
+            Some(group) if group.consumer.is_some() => {
+                let _ =
+                    tx.send(self.classic_sync(broker, group, member_id, generation_id, protocol_type, protocol_name));
+            }
             Some(group) => {
                 let effects = group.sync(
                     member_id,
@@ -392,6 +396,7 @@ impl GroupCoordinator {
         }
         let mut groups = self.groups.lock();
         match groups.get_mut(group_id) {
+            Some(group) if group.consumer.is_some() => self.classic_heartbeat(group, member_id, generation_id),
             Some(group) => group.heartbeat(member_id, instance_id, generation_id, Instant::now()),
             None => Some(ResponseError::UnknownMemberId),
         }
@@ -406,6 +411,9 @@ impl GroupCoordinator {
         self.check_coordinator(group_id)?;
         let mut groups = self.groups.lock();
         let group = groups.get_mut(group_id).ok_or(ResponseError::UnknownMemberId)?;
+        if group.consumer.is_some() {
+            return Ok(self.classic_leave(broker, group, members));
+        }
         let mut results = Vec::with_capacity(members.len());
         for (member_id, instance_id) in members {
             let (error, effects) = group.leave(member_id, instance_id.as_deref(), Instant::now(), &self.config);

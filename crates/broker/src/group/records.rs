@@ -142,7 +142,7 @@ impl Reader<'_> {
     pub(super) fn string(&mut self) -> Option<String> {
         self.nullable_string()?
     }
-    fn bytes(&mut self) -> Option<Bytes> {
+    pub(super) fn bytes(&mut self) -> Option<Bytes> {
         let len = self.i32()?;
         if len < 0 {
             return Some(Bytes::new());

@@ -919,6 +919,14 @@ impl Group {
         (None, effects)
     }
 
+    /// A consumer group turned back into this classic group (online
+    /// downgrade): its members, restored, must all rejoin.
+    pub(super) fn rebalance_after_downgrade(&mut self, now: Instant, cfg: &GroupConfig) -> Effects {
+        let mut effects = Effects { persist: true, ..Default::default() };
+        self.prepare_rebalance(now, cfg, &mut effects);
+        effects
+    }
+
     fn after_member_removed(&mut self, now: Instant, cfg: &GroupConfig, effects: &mut Effects) {
         match self.state {
             GroupState::Stable | GroupState::CompletingRebalance => self.prepare_rebalance(now, cfg, effects),

@@ -17,6 +17,7 @@ use vltava_metadata::{AclOperation, ResourceType};
 
 /// Kafka's member type (v1): 1 for a consumer protocol member.
 const CONSUMER_MEMBER: i8 = 1;
+const CLASSIC_MEMBER: i8 = 0;
 
 fn assignment(image: &MetadataImage, a: &consumer::Assignment) -> Assignment {
     Assignment::default().with_topic_partitions(
@@ -92,7 +93,11 @@ pub fn handle(
                                     )
                                     .with_assignment(assignment(&image, &m.assigned))
                                     .with_target_assignment(assignment(&image, &target))
-                                    .with_member_type(CONSUMER_MEMBER)
+                                    .with_member_type(if m.meta.classic.is_some() {
+                                        CLASSIC_MEMBER
+                                    } else {
+                                        CONSUMER_MEMBER
+                                    })
                             })
                             .collect(),
                     ),

@@ -50,6 +50,7 @@ pub fn handle(
         }),
         client_id: session.client_id.clone(),
         client_host: format!("/{}", session.peer.ip()),
+        classic: None,
     };
     let response = match broker.groups.consumer_heartbeat(broker, &group_id, hb, version) {
         Err(r) => {
