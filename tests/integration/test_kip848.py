@@ -494,8 +494,9 @@ def test_consumer_group_moves_with_its_coordinator(tmp_path):
     SIGKILLed; the node that takes over __consumer_offsets' partition knows the member,
     its epoch, its assignment and the committed offset."""
     import cluster as cl
+    # entering the block starts the cluster (a second start() would lay out and spawn
+    # another set of nodes, leaving the first one's processes running after the test)
     with cl.Cluster(tmp_path / "c", n=3, settings={**FAST, "group.consumer.session.timeout.ms": 60000}) as c:
-        c.start()
         topic, group = unique("moving"), unique("gmoving")
         c.create_topic(topic, partitions=2, replication_factor=3)
         coord = c.find_coordinator(group)
