@@ -536,6 +536,31 @@ impl Partition {
         self.log.lock().read(offset, max_bytes)
     }
 
+    /// Calls `each` with every batch from the log start offset to the log
+    /// end, in order, read 1 MiB at a time: how the coordinators read their
+    /// internal topic partition back when they take it over.
+    pub fn scan_batches(
+        &self,
+        mut each: impl FnMut(&vltava_protocol::batch::BatchHeader, &[u8]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        use vltava_protocol::batch::{BatchHeader, Batches};
+        let mut offset = self.watermarks().log_start_offset;
+        while let Some(slice) = self.read(offset, 1 << 20)? {
+            let bytes = slice.read()?;
+            let before = offset;
+            for item in Batches::new(&bytes) {
+                let Ok((_, batch)) = item else { break };
+                let header = BatchHeader::parse(batch)?;
+                offset = header.last_offset() + 1;
+                each(&header, batch)?;
+            }
+            if offset == before {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Like [`Self::read`] but never past `upper` (the last stable offset,
     /// for read_committed).
     pub fn read_below(&self, offset: i64, max_bytes: usize, upper: i64) -> StorageResult<Option<FileSlice>> {

@@ -10,7 +10,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::time::DelayQueue;
-use vltava_protocol::batch::{build_keyed_batch, records_of, records_section, BatchHeader, Batches, KeyValue};
+use vltava_protocol::batch::{build_keyed_batch, records_of, records_section, KeyValue};
 use vltava_protocol::ResponseError;
 
 use super::records::{self, CommittedOffset, OffsetsKey};
@@ -189,64 +189,53 @@ impl GroupCoordinator {
         let mut offsets_loaded = 0usize;
         let mut consumer_loader = super::consumer_records::Loader::default();
         if let Some(partition) = broker.replicas.get(&topic.topic_id, index) {
-            let mut offset = partition.watermarks().log_start_offset;
-            while let Some(slice) = partition.read(offset, 1 << 20)? {
-                let bytes = slice.read()?;
-                let mut progressed = false;
-                for item in Batches::new(&bytes) {
-                    let Ok((_, batch)) = item else { break };
-                    let header = BatchHeader::parse(batch)?;
-                    offset = header.last_offset() + 1;
-                    progressed = true;
-                    let section = records_section(batch)?;
-                    if header.is_control() {
-                        // a transaction marker settles that producer's pending offsets
-                        let commit = records_of(batch, &section)?
-                            .first()
-                            .and_then(|r| r.key)
-                            .is_some_and(|k| k.len() >= 4 && i16::from_be_bytes([k[2], k[3]]) == 1);
-                        for g in groups.values_mut() {
-                            g.complete_txn(header.producer_id(), commit);
-                        }
+            partition.scan_batches(|header, batch| {
+                let section = records_section(batch)?;
+                if header.is_control() {
+                    // a transaction marker settles that producer's pending offsets
+                    let commit = records_of(batch, &section)?
+                        .first()
+                        .and_then(|r| r.key)
+                        .is_some_and(|k| k.len() >= 4 && i16::from_be_bytes([k[2], k[3]]) == 1);
+                    for g in groups.values_mut() {
+                        g.complete_txn(header.producer_id(), commit);
+                    }
+                    return Ok(());
+                }
+                for record in records_of(batch, &section)? {
+                    if record.key.is_some_and(|k| consumer_loader.accept(k, record.value)) {
                         continue;
                     }
-                    for record in records_of(batch, &section)? {
-                        if record.key.is_some_and(|k| consumer_loader.accept(k, record.value)) {
-                            continue;
-                        }
-                        if record.key.is_some_and(|k| broker.share_groups.load_record(k, record.value)) {
-                            continue;
-                        }
-                        let Some(key) = record.key.and_then(records::decode_key) else { continue };
-                        match key {
-                            OffsetsKey::Offset { group, topic, partition } => {
-                                let g = groups.entry(group.clone()).or_insert_with(|| Group::new(&group));
-                                match record.value.and_then(records::decode_offset_value) {
-                                    Some(v) if header.is_transactional() => {
-                                        g.pending_txn_offsets
-                                            .entry(header.producer_id())
-                                            .or_default()
-                                            .push((topic, partition, v));
-                                    }
-                                    Some(v) => {
-                                        g.offsets.insert((topic, partition), v);
-                                        offsets_loaded += 1;
-                                    }
-                                    None => {
-                                        g.offsets.remove(&(topic, partition));
-                                    }
+                    if record.key.is_some_and(|k| broker.share_groups.load_record(k, record.value)) {
+                        continue;
+                    }
+                    let Some(key) = record.key.and_then(records::decode_key) else { continue };
+                    match key {
+                        OffsetsKey::Offset { group, topic, partition } => {
+                            let g = groups.entry(group.clone()).or_insert_with(|| Group::new(&group));
+                            match record.value.and_then(records::decode_offset_value) {
+                                Some(v) if header.is_transactional() => {
+                                    g.pending_txn_offsets
+                                        .entry(header.producer_id())
+                                        .or_default()
+                                        .push((topic, partition, v));
+                                }
+                                Some(v) => {
+                                    g.offsets.insert((topic, partition), v);
+                                    offsets_loaded += 1;
+                                }
+                                None => {
+                                    g.offsets.remove(&(topic, partition));
                                 }
                             }
-                            OffsetsKey::Group { group } => {
-                                stored_groups.insert(group, record.value.and_then(records::decode_group_value));
-                            }
+                        }
+                        OffsetsKey::Group { group } => {
+                            stored_groups.insert(group, record.value.and_then(records::decode_group_value));
                         }
                     }
                 }
-                if !progressed {
-                    break;
-                }
-            }
+                Ok(())
+            })?;
         }
         for (id, stored) in stored_groups {
             match stored {

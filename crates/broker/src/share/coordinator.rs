@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use vltava_protocol::batch::{build_keyed_batch, records_of, records_section, BatchHeader, Batches};
+use vltava_protocol::batch::{build_keyed_batch, records_of, records_section};
 use vltava_protocol::ResponseError;
 
 use super::persister::{merge, ShareKey, ShareState};
@@ -261,60 +261,41 @@ impl ShareCoordinator {
         let image = broker.controller.image();
         let Some(topic) = image.topic(SHARE_STATE_TOPIC) else { return Ok(loaded) };
         let Some(partition) = broker.replicas.get(&topic.topic_id, index) else { return Ok(loaded) };
-        let mut offset = partition.watermarks().log_start_offset;
-        while let Some(slice) = partition.read(offset, 1 << 20)? {
-            let bytes = slice.read()?;
-            let mut progressed = false;
-            for item in Batches::new(&bytes) {
-                let Ok((_, batch)) = item else { break };
-                let header = BatchHeader::parse(batch)?;
-                offset = header.last_offset() + 1;
-                progressed = true;
-                if header.is_control() {
+        partition.scan_batches(|header, batch| {
+            if header.is_control() {
+                return Ok(());
+            }
+            let section = records_section(batch)?;
+            for record in records_of(batch, &section)? {
+                let Some((record_type, key)) = record.key.and_then(records::decode_key) else { continue };
+                let Some(value) = record.value else {
+                    loaded.remove(&key);
                     continue;
-                }
-                let section = records_section(batch)?;
-                for record in records_of(batch, &section)? {
-                    let Some((record_type, key)) = record.key.and_then(records::decode_key) else { continue };
-                    let Some(value) = record.value else {
-                        loaded.remove(&key);
-                        continue;
-                    };
-                    match records::decode_value(record_type, value) {
-                        Some(StateValue::Snapshot { snapshot_epoch, state, create_timestamp_ms }) => {
-                            loaded.insert(key, Stored { state, snapshot_epoch, create_timestamp_ms });
-                        }
-                        Some(StateValue::Update { leader_epoch, start_offset, batches }) => {
-                            if let Some(stored) = loaded.get_mut(&key) {
-                                let change = ShareState {
-                                    state_epoch: stored.state.state_epoch,
-                                    leader_epoch: if leader_epoch < 0 {
-                                        stored.state.leader_epoch
-                                    } else {
-                                        leader_epoch
-                                    },
-                                    start_offset: if start_offset < 0 {
-                                        stored.state.start_offset
-                                    } else {
-                                        start_offset
-                                    },
-                                    batches,
-                                };
-                                merge(&mut stored.state, change);
-                            }
-                        }
-                        None => tracing::warn!(
-                            partition = index,
-                            offset = record.offset,
-                            "unreadable share state record skipped"
-                        ),
+                };
+                match records::decode_value(record_type, value) {
+                    Some(StateValue::Snapshot { snapshot_epoch, state, create_timestamp_ms }) => {
+                        loaded.insert(key, Stored { state, snapshot_epoch, create_timestamp_ms });
                     }
+                    Some(StateValue::Update { leader_epoch, start_offset, batches }) => {
+                        if let Some(stored) = loaded.get_mut(&key) {
+                            let change = ShareState {
+                                state_epoch: stored.state.state_epoch,
+                                leader_epoch: if leader_epoch < 0 { stored.state.leader_epoch } else { leader_epoch },
+                                start_offset: if start_offset < 0 { stored.state.start_offset } else { start_offset },
+                                batches,
+                            };
+                            merge(&mut stored.state, change);
+                        }
+                    }
+                    None => tracing::warn!(
+                        partition = index,
+                        offset = record.offset,
+                        "unreadable share state record skipped"
+                    ),
                 }
             }
-            if !progressed {
-                break;
-            }
-        }
+            Ok(())
+        })?;
         Ok(loaded)
     }
 

@@ -21,7 +21,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use vltava_protocol::batch::{build_keyed_batch, records_of, records_section, BatchHeader, Batches};
+use vltava_protocol::batch::{build_keyed_batch, records_of, records_section};
 use vltava_protocol::ResponseError;
 
 use super::records;
@@ -539,25 +539,15 @@ impl TransactionCoordinator {
         let Some(topic) = image.topic(TRANSACTION_STATE_TOPIC) else { return Ok(()) };
         let mut loaded: HashMap<String, Option<TxnMetadata>> = HashMap::new();
         if let Some(partition) = broker.replicas.get(&topic.topic_id, index) {
-            let mut offset = partition.watermarks().log_start_offset;
-            while let Some(slice) = partition.read(offset, 1 << 20)? {
-                let bytes = slice.read()?;
-                let before = offset;
-                for item in Batches::new(&bytes) {
-                    let Ok((_, batch)) = item else { break };
-                    let h = BatchHeader::parse(batch)?;
-                    offset = h.last_offset() + 1;
-                    let section = records_section(batch)?;
-                    for r in records_of(batch, &section)? {
-                        let Some(tid) = r.key.and_then(records::decode_key) else { continue };
-                        let value = r.value.and_then(|v| records::decode_value(&tid, v));
-                        loaded.insert(tid, value);
-                    }
+            partition.scan_batches(|_, batch| {
+                let section = records_section(batch)?;
+                for r in records_of(batch, &section)? {
+                    let Some(tid) = r.key.and_then(records::decode_key) else { continue };
+                    let value = r.value.and_then(|v| records::decode_value(&tid, v));
+                    loaded.insert(tid, value);
                 }
-                if offset == before {
-                    break;
-                }
-            }
+                Ok(())
+            })?;
         }
         let mut txns = self.txns.lock();
         let mut max_pid = -1;
