@@ -42,6 +42,7 @@ pub mod replica_manager;
 pub mod replica_state;
 pub mod replication;
 pub mod sasl;
+pub mod schema_registry;
 pub mod server;
 pub mod share;
 pub mod topic_config;
@@ -92,6 +93,8 @@ pub struct Broker {
     pub inter_broker_tls: Option<Arc<vltava_security::TlsConnectorSource>>,
     /// SASL login to other brokers, when the inter-broker listener is SASL.
     pub inter_broker_sasl: Option<Arc<sasl::login::InterBrokerLogin>>,
+    /// The schema registry's state on this node (it follows `_schemas`).
+    pub schema_registry: Arc<schema_registry::SchemaRegistry>,
     /// Flips to true when the broker starts shutting down.
     pub stopping: tokio::sync::watch::Sender<bool>,
 }

@@ -137,6 +137,7 @@ fn open_broker(config: BrokerConfig) -> anyhow::Result<(Arc<Broker>, QuorumNode)
         local_cluster_id: meta.cluster_id,
         inter_broker_tls,
         inter_broker_sasl,
+        schema_registry: Default::default(),
         config,
         stopping: watch::channel(false).0,
     };

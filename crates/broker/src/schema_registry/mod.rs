@@ -1,0 +1,47 @@
+//! The schema registry (Confluent Schema Registry REST API v1), served by
+//! `vltava server` on `schema.registry.listeners`, stored in the `_schemas`
+//! topic. Interface stub: the state every node keeps, which the produce
+//! path's schema validation reads (see `lookup`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use vltava_schema::{ParsedSchema, Reference, SchemaType};
+
+/// A schema as registered: the id is unique in the cluster (default context).
+#[derive(Debug)]
+pub struct RegisteredSchema {
+    pub id: i32,
+    pub schema_type: SchemaType,
+    /// As stored in `_schemas` (the canonical text).
+    pub text: String,
+    pub references: Vec<Reference>,
+    pub parsed: Arc<ParsedSchema>,
+}
+
+/// What this node knows of the registry (it follows `_schemas`).
+#[derive(Default)]
+pub struct SchemaRegistry {
+    state: RwLock<RegistryState>,
+}
+
+#[derive(Default)]
+struct RegistryState {
+    by_id: HashMap<i32, Arc<RegisteredSchema>>,
+    /// subject -> (version, schema id) of its versions that are not deleted.
+    live: HashMap<String, Vec<(i32, i32)>>,
+}
+
+impl SchemaRegistry {
+    /// The schema with this id (deleted versions keep their id's schema).
+    pub fn schema_by_id(&self, id: i32) -> Option<Arc<RegisteredSchema>> {
+        self.state.read().by_id.get(&id).cloned()
+    }
+
+    /// Whether a version of `subject` that is not deleted (soft or hard)
+    /// has the schema `id`.
+    pub fn is_registered_under(&self, id: i32, subject: &str) -> bool {
+        self.state.read().live.get(subject).is_some_and(|vs| vs.iter().any(|(_, s)| *s == id))
+    }
+}
