@@ -1,30 +1,195 @@
-//! Protobuf schemas (interface stub: implemented on a branch).
+//! Protobuf schemas, as Confluent's Schema Registry handles them.
+//!
+//! A schema is a `.proto` file (proto2 or proto3), or the base64 of a
+//! serialized `FileDescriptorProto` (what confluent-kafka's Python
+//! serializer registers). It is compiled with `protox`; its imports are the
+//! registry's references, by name (their import path), and the well-known
+//! types (`google/protobuf/*.proto`) resolve without one.
+//!
+//! - `printer`: the `.proto` text of a compiled file, as Confluent formats it
+//!   (canonical: declaration order; normalized: fields by tag, options by
+//!   name, type names fully qualified). Comments are dropped in both.
+//! - `compat`: Confluent's compatibility rules (its protobuf `diff` package):
+//!   the incompatible differences between a writer's and a reader's file.
+//! - `wire`: the message indexes Confluent's serializers write before the
+//!   message bytes, and payload validation.
+
+mod compat;
+mod printer;
+#[cfg(test)]
+mod tests;
+mod wire;
+
+pub use wire::encode_message_indexes;
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use miette::Diagnostic;
+use prost_reflect::{FileDescriptor, MessageDescriptor};
+use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver};
 
 use crate::{Resolved, SchemaError};
 
+/// The name the schema being parsed gets among its imports.
+const ROOT_FILE_NAME: &str = "schema.proto";
+
 #[derive(Debug, Clone)]
 pub struct ProtobufSchema {
-    text: String,
+    /// The compiled file (it holds its pool, with every import).
+    file: FileDescriptor,
+    /// Confluent's canonical string: the file printed in declaration order.
+    canonical: String,
 }
 
 impl ProtobufSchema {
-    pub fn parse(text: &str, _resolved: &[Resolved]) -> Result<Self, SchemaError> {
-        Ok(Self { text: text.to_string() })
+    pub fn parse(text: &str, resolved: &[Resolved]) -> Result<Self, SchemaError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(SchemaError::Invalid("empty Protobuf schema".to_string()));
+        }
+        let root_name = root_name(resolved);
+        let mut files = HashMap::with_capacity(resolved.len() + 1);
+        for r in resolved {
+            files.insert(r.name.clone(), Source::of(&r.name, &r.text));
+        }
+        files.insert(root_name.clone(), Source::of(&root_name, text));
+        let mut chain = ChainFileResolver::new();
+        chain.add(MemoryFileResolver { files });
+        chain.add(GoogleFileResolver::new());
+        let mut compiler = protox::Compiler::with_file_resolver(chain);
+        compiler.include_imports(true).include_source_info(false);
+        compiler.open_file(&root_name).map_err(|e| SchemaError::Invalid(describe_error(&e, &root_name)))?;
+        let pool = compiler.descriptor_pool();
+        let file = pool
+            .get_file_by_name(&root_name)
+            .ok_or_else(|| SchemaError::Invalid("the compiled schema has no file".to_string()))?;
+        let canonical = printer::print(&file, false);
+        Ok(Self { file, canonical })
     }
+
+    /// Confluent's canonical string (`ProtobufSchema.canonicalString()`):
+    /// the file re-printed in declaration order without comments, so two
+    /// spellings of one file (and its base64 descriptor) are one schema.
     pub fn canonical(&self) -> String {
-        self.text.clone()
+        self.canonical.clone()
     }
+
+    /// `normalize=true`: fields by tag, options by name, imports sorted,
+    /// type names fully qualified.
     pub fn normalized(&self) -> String {
-        self.text.clone()
+        printer::print(&self.file, true)
     }
+
+    /// The first message's full name (`package.Message`).
     pub fn record_name(&self) -> Option<String> {
-        None
+        self.file.messages().next().map(|m| m.full_name().to_string())
     }
-    pub fn validate_payload(&self, _payload: &[u8]) -> Result<(), String> {
-        Ok(())
+
+    /// The base64 of the file's serialized `FileDescriptorProto`
+    /// (`?format=serialized`, what confluent-kafka's Python client asks for).
+    pub fn serialized(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.file.encode_to_vec())
     }
-    /// Why a reader with this schema cannot read data written with `writer`.
-    pub fn can_read(&self, _writer: &Self) -> Vec<String> {
-        Vec::new()
+
+    /// The payload after the 5-byte header: message indexes, then the bytes
+    /// of the message they select.
+    pub fn validate_payload(&self, payload: &[u8]) -> Result<(), String> {
+        wire::validate_payload(&self.file, payload)
     }
+
+    /// Why a reader with this schema cannot read data written with `writer`
+    /// (Confluent's `isBackwardCompatible`, this schema being the new one).
+    pub fn can_read(&self, writer: &Self) -> Vec<String> {
+        self.can_read_as(writer, "new", "old")
+    }
+
+    /// As `can_read`, naming the reader's and the writer's schema in the
+    /// reasons as Confluent does ("new"/"old" for BACKWARD, the other way
+    /// round for FORWARD).
+    pub fn can_read_as(&self, writer: &Self, reader_role: &str, writer_role: &str) -> Vec<String> {
+        compat::differences(&writer.file, &self.file).iter().map(|d| d.describe(reader_role, writer_role)).collect()
+    }
+
+    /// The message the serializers' index path selects (see `wire`).
+    pub fn message_by_indexes(&self, indexes: &[i32]) -> Option<MessageDescriptor> {
+        wire::message_by_indexes(&self.file, indexes)
+    }
+}
+
+/// The root file's name, distinct from every reference's.
+fn root_name(resolved: &[Resolved]) -> String {
+    let mut name = ROOT_FILE_NAME.to_string();
+    let mut n = 0;
+    while resolved.iter().any(|r| r.name == name) {
+        n += 1;
+        name = format!("schema_{n}.proto");
+    }
+    name
+}
+
+/// A file's content: `.proto` text, or a serialized descriptor (renamed).
+#[derive(Debug, Clone)]
+enum Source {
+    Text(String),
+    Descriptor(Vec<u8>),
+}
+
+impl Source {
+    fn of(name: &str, text: &str) -> Source {
+        match decode_base64_descriptor(text) {
+            Some(mut bytes) => {
+                // The last value of a singular field wins: appending field 1
+                // renames the file without re-encoding its options.
+                prost::encoding::string::encode(1, &name.to_string(), &mut bytes);
+                Source::Descriptor(bytes)
+            }
+            None => Source::Text(text.to_string()),
+        }
+    }
+}
+
+/// The bytes of a base64 `FileDescriptorProto`, if `text` is one. A
+/// `.proto` text never is (its `;`, `{` and spaces are not base64).
+fn decode_base64_descriptor(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=')) {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::STANDARD.decode(text).ok()?;
+    use prost::Message;
+    prost_reflect::prost_types::FileDescriptorProto::decode(bytes.as_slice()).ok()?;
+    Some(bytes)
+}
+
+struct MemoryFileResolver {
+    files: HashMap<String, Source>,
+}
+
+impl FileResolver for MemoryFileResolver {
+    fn open_file(&self, name: &str) -> Result<File, protox::Error> {
+        match self.files.get(name) {
+            Some(Source::Text(text)) => File::from_source(name, text),
+            Some(Source::Descriptor(bytes)) => {
+                File::decode_file_descriptor_proto(bytes.as_slice()).map_err(protox::Error::new)
+            }
+            None => Err(protox::Error::file_not_found(name)),
+        }
+    }
+}
+
+/// The compiler's message, with the line and column it points at.
+fn describe_error(err: &protox::Error, root_name: &str) -> String {
+    let mut message = err.to_string();
+    if let (Some(source), Some(label)) = (err.source_code(), err.labels().and_then(|mut l| l.next())) {
+        if let Ok(span) = source.read_span(label.inner(), 0, 0) {
+            message = format!("{message} (line {}, column {})", span.line() + 1, span.column() + 1);
+        }
+    }
+    if let Some(file) = err.file() {
+        if file != root_name {
+            message = format!("{file}: {message}");
+        }
+    }
+    message
 }
