@@ -20,7 +20,7 @@ mod printer;
 mod tests;
 mod wire;
 
-pub use wire::encode_message_indexes;
+pub use wire::{encode_message_indexes, Counting};
 
 use std::collections::HashMap;
 
@@ -40,6 +40,9 @@ pub struct ProtobufSchema {
     file: FileDescriptor,
     /// Confluent's canonical string: the file printed in declaration order.
     canonical: String,
+    /// How message indexes count nested messages: registered as a
+    /// descriptor, map entries and groups count.
+    counting: Counting,
 }
 
 impl ProtobufSchema {
@@ -49,11 +52,16 @@ impl ProtobufSchema {
             return Err(SchemaError::Invalid("empty Protobuf schema".to_string()));
         }
         let root_name = root_name(resolved);
+        let root = Source::of(&root_name, text);
+        let counting = match root {
+            Source::Descriptor(_) => Counting::Descriptor,
+            Source::Text(_) => Counting::Declared,
+        };
         let mut files = HashMap::with_capacity(resolved.len() + 1);
         for r in resolved {
             files.insert(r.name.clone(), Source::of(&r.name, &r.text));
         }
-        files.insert(root_name.clone(), Source::of(&root_name, text));
+        files.insert(root_name.clone(), root);
         let mut chain = ChainFileResolver::new();
         chain.add(MemoryFileResolver { files });
         chain.add(GoogleFileResolver::new());
@@ -65,7 +73,7 @@ impl ProtobufSchema {
             .get_file_by_name(&root_name)
             .ok_or_else(|| SchemaError::Invalid("the compiled schema has no file".to_string()))?;
         let canonical = printer::print(&file, false);
-        Ok(Self { file, canonical })
+        Ok(Self { file, canonical, counting })
     }
 
     /// Confluent's canonical string (`ProtobufSchema.canonicalString()`):
@@ -95,7 +103,7 @@ impl ProtobufSchema {
     /// The payload after the 5-byte header: message indexes, then the bytes
     /// of the message they select.
     pub fn validate_payload(&self, payload: &[u8]) -> Result<(), String> {
-        wire::validate_payload(&self.file, payload)
+        wire::validate_payload(&self.file, payload, self.counting)
     }
 
     /// Why a reader with this schema cannot read data written with `writer`
@@ -111,9 +119,10 @@ impl ProtobufSchema {
         compat::differences(&writer.file, &self.file).iter().map(|d| d.describe(reader_role, writer_role)).collect()
     }
 
-    /// The message the serializers' index path selects (see `wire`).
-    pub fn message_by_indexes(&self, indexes: &[i32]) -> Option<MessageDescriptor> {
-        wire::message_by_indexes(&self.file, indexes)
+    /// The message an index path selects, nested messages counted as
+    /// `counting` says (see `wire`).
+    pub fn message_by_indexes(&self, indexes: &[i32], counting: Counting) -> Option<MessageDescriptor> {
+        wire::message_by_indexes(&self.file, indexes, counting)
     }
 }
 

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use prost_reflect::{FieldDescriptor, FileDescriptor, Kind, MessageDescriptor};
 
-use super::wire::counted_messages;
+use super::wire::declared_messages;
 
 /// The incompatible kinds of `Difference.Type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,7 +113,7 @@ pub(super) fn differences(original: &FileDescriptor, update: &FileDescriptor) ->
     if original.package_name() != update.package_name() {
         ctx.add(DifferenceType::PackageChanged);
     }
-    ctx.compare_types(counted_messages(original.messages(), None), counted_messages(update.messages(), None));
+    ctx.compare_types(declared_messages(original.messages(), None), declared_messages(update.messages(), None));
     ctx.diffs
 }
 
@@ -283,8 +283,8 @@ impl Context {
             self.visiting.pop();
         }
         self.compare_types(
-            counted_messages(original.child_messages(), Some(original)),
-            counted_messages(update.child_messages(), Some(update)),
+            declared_messages(original.child_messages(), Some(original)),
+            declared_messages(update.child_messages(), Some(update)),
         );
     }
 

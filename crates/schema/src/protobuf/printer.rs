@@ -585,7 +585,7 @@ impl Printer {
                 push_indented(&mut out, &block);
             }
         }
-        let nested = super::wire::counted_messages(message.child_messages(), Some(message));
+        let nested = super::wire::declared_messages(message.child_messages(), Some(message));
         let enums: Vec<EnumDescriptor> = message.child_enums().collect();
         if !nested.is_empty() || !enums.is_empty() {
             out.push('\n');

@@ -315,7 +315,16 @@ fn proto2_syntax_is_dropped_by_normalization_only() {
 // ---- payloads ----
 
 fn encode(schema: &ProtobufSchema, indexes: &[i32], fill: impl FnOnce(&mut DynamicMessage)) -> Vec<u8> {
-    let desc = schema.message_by_indexes(indexes).expect("message");
+    encode_counted(schema, indexes, Counting::Declared, fill)
+}
+
+fn encode_counted(
+    schema: &ProtobufSchema,
+    indexes: &[i32],
+    counting: Counting,
+    fill: impl FnOnce(&mut DynamicMessage),
+) -> Vec<u8> {
+    let desc = schema.message_by_indexes(indexes, counting).expect("message");
     let mut msg = DynamicMessage::new(desc);
     fill(&mut msg);
     let mut out = encode_message_indexes(indexes);
@@ -339,13 +348,37 @@ fn payloads_with_message_indexes_validate() {
     assert_eq!(first[0], 0, "[0] is written as a single 0");
     assert_eq!(s.validate_payload(&first), Ok(()));
     // Second.Other is [1, 1]: the map entry is not counted.
-    assert_eq!(s.message_by_indexes(&[1, 1]).unwrap().full_name(), "n.Second.Other");
-    assert_eq!(s.message_by_indexes(&[1, 0]).unwrap().full_name(), "n.Second.Inner");
+    assert_eq!(s.message_by_indexes(&[1, 1], Counting::Declared).unwrap().full_name(), "n.Second.Other");
+    assert_eq!(s.message_by_indexes(&[1, 0], Counting::Declared).unwrap().full_name(), "n.Second.Inner");
+    // Counted on the descriptor (as confluent-kafka's Python serializer
+    // does), the map entry comes first.
+    assert_eq!(s.message_by_indexes(&[1, 0], Counting::Descriptor).unwrap().full_name(), "n.Second.CountsEntry");
+    assert_eq!(s.message_by_indexes(&[1, 2], Counting::Descriptor).unwrap().full_name(), "n.Second.Other");
     let other = encode(&s, &[1, 1], |m| m.set_field_by_name("flag", Value::Bool(true)));
     assert_eq!(&other[..3], &[4, 2, 2], "count 2, indexes 1 and 1, zigzag");
     assert_eq!(s.validate_payload(&other), Ok(()));
     // An empty message is valid.
     assert_eq!(s.validate_payload(&[0]), Ok(()));
+}
+
+#[test]
+fn payloads_indexed_on_the_descriptor_validate() {
+    // Registered as a descriptor (as confluent-kafka's Python client does),
+    // map entries count; written against a text schema by that client, the
+    // indexes are recognised too.
+    let text = proto(NESTED);
+    let descriptor = proto(&text.serialized());
+    for schema in [&descriptor, &text] {
+        let other = encode_counted(&descriptor, &[1, 2], Counting::Descriptor, |m| {
+            m.set_field_by_name("flag", Value::Bool(true))
+        });
+        assert_eq!(schema.validate_payload(&other), Ok(()));
+    }
+    // [1, 0] is the map entry on the descriptor: Inner's bytes do not fit it
+    // (field 1 of an entry is a string), but the declared counting's Inner does.
+    let inner = encode(&text, &[1, 0], |m| m.set_field_by_name("big", Value::I64(7)));
+    assert_eq!(descriptor.validate_payload(&inner), Ok(()));
+    assert_eq!(text.validate_payload(&inner), Ok(()));
 }
 
 #[test]
@@ -623,4 +656,53 @@ fn other_schema_types_are_incompatible() {
     assert!(reasons.is_empty());
     let serialized = base64::engine::general_purpose::STANDARD.encode(proto(ORDER_V1).file.encode_to_vec());
     assert_eq!(serialized, proto(ORDER_V1).serialized());
+}
+
+/// google/protobuf/struct.proto as protoc compiled it (the Python
+/// package's `struct_pb2.DESCRIPTOR.serialized_pb`, base64).
+const STRUCT_PROTO_DESCRIPTOR: &str = "Chxnb29nbGUvcHJvdG9idWYvc3RydWN0LnByb3RvEg9nb29nbGUucHJvdG9idWYimAEKBlN0cnVjdBI7CgZmaWVsZHMYASADKAsyIy5nb29nbGUucHJvdG9idWYuU3RydWN0LkZpZWxkc0VudHJ5UgZmaWVsZHMaUQoLRmllbGRzRW50cnkSEAoDa2V5GAEgASgJUgNrZXkSLAoFdmFsdWUYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWVSBXZhbHVlOgI4ASKyAgoFVmFsdWUSOwoKbnVsbF92YWx1ZRgBIAEoDjIaLmdvb2dsZS5wcm90b2J1Zi5OdWxsVmFsdWVIAFIJbnVsbFZhbHVlEiMKDG51bWJlcl92YWx1ZRgCIAEoAUgAUgtudW1iZXJWYWx1ZRIjCgxzdHJpbmdfdmFsdWUYAyABKAlIAFILc3RyaW5nVmFsdWUSHwoKYm9vbF92YWx1ZRgEIAEoCEgAUglib29sVmFsdWUSPAoMc3RydWN0X3ZhbHVlGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdEgAUgtzdHJ1Y3RWYWx1ZRI7CgpsaXN0X3ZhbHVlGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLkxpc3RWYWx1ZUgAUglsaXN0VmFsdWVCBgoEa2luZCI7CglMaXN0VmFsdWUSLgoGdmFsdWVzGAEgAygLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlUgZ2YWx1ZXMqGwoJTnVsbFZhbHVlEg4KCk5VTExfVkFMVUUQAEJ/ChNjb20uZ29vZ2xlLnByb3RvYnVmQgtTdHJ1Y3RQcm90b1ABWi9nb29nbGUuZ29sYW5nLm9yZy9wcm90b2J1Zi90eXBlcy9rbm93bi9zdHJ1Y3RwYvgBAaICA0dQQqoCHkdvb2dsZS5Qcm90b2J1Zi5XZWxsS25vd25UeXBlc2IGcHJvdG8z";
+
+#[test]
+fn a_protoc_descriptor_prints_and_recompiles() {
+    let s = proto(STRUCT_PROTO_DESCRIPTOR);
+    let c = s.canonical();
+    assert_eq!(proto(&c).canonical(), c);
+    assert!(c.contains("message Struct {\n  map<string, Value> fields = 1;\n}"), "{c}");
+    assert!(c.contains("  oneof kind {\n    NullValue null_value = 1;"), "{c}");
+    let n = s.normalized();
+    assert!(n.contains("option cc_enable_arenas = true;\noption csharp_namespace"), "{n}");
+    assert_eq!(proto(&n).normalized(), n);
+}
+
+#[test]
+fn custom_options_print_by_full_name() {
+    let options = Resolved {
+        name: "opts.proto".to_string(),
+        text: r#"syntax = "proto3";
+            package o;
+            import "google/protobuf/descriptor.proto";
+            message Rule { string expr = 1; int32 level = 2; }
+            extend google.protobuf.FieldOptions { string tag = 50001; Rule rule = 50002; }
+            extend google.protobuf.MessageOptions { repeated string labels = 50003; }"#
+            .to_string(),
+    };
+    let text = r#"syntax = "proto3";
+        package m;
+        import "opts.proto";
+        message M {
+          option (o.labels) = "b";
+          option (o.labels) = "a";
+          string x = 1 [(o.tag) = "pii", (o.rule) = { expr: "len > 0", level: 2 }, deprecated = true];
+        }"#;
+    let s = ProtobufSchema::parse(text, &[options.clone()]).expect("parses");
+    let c = s.canonical();
+    assert!(c.contains("option (o.labels) = \"b\";\n  option (o.labels) = \"a\";"), "{c}");
+    assert!(c.contains("(o.tag) = \"pii\""), "{c}");
+    assert!(c.contains("(o.rule) = {\n      expr: \"len > 0\",\n      level: 2\n    }"), "{c}");
+    let again = ProtobufSchema::parse(&c, &[options.clone()]).expect("canonical recompiles");
+    assert_eq!(again.canonical(), c);
+    let n = s.normalized();
+    let again = ProtobufSchema::parse(&n, &[options]).expect("normalized recompiles");
+    assert_eq!(again.normalized(), n);
+    assert!(n.find("deprecated = true").unwrap() < n.find("(o.rule)").unwrap(), "{n}");
 }

@@ -9,9 +9,10 @@
 //! |                  | nested messages, and so on                          |
 //! | the rest         | the protobuf-encoded message                        |
 //!
-//! Indexes count messages in declaration order, as Confluent's Java
-//! serializer does on the parsed `.proto`: map entries and groups (nested
-//! messages only in the descriptor) are not counted.
+//! Indexes count messages in declaration order. Confluent counts a map's
+//! entry message and a group's message only when the schema was registered
+//! as a descriptor (they are nested types there, not in the `.proto` text);
+//! confluent-kafka's Python serializer always counts them. See `Counting`.
 
 use prost_reflect::{DynamicMessage, FileDescriptor, MessageDescriptor};
 
@@ -52,36 +53,80 @@ pub(super) fn read_message_indexes(payload: &[u8]) -> Result<(Vec<i32>, usize), 
     Ok((indexes, pos))
 }
 
-/// The messages Confluent counts at one level (no map entries, no groups).
-pub(super) fn counted_messages(
+/// How the nested messages of a level are counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counting {
+    /// As the `.proto` text declares them: map entries and groups are not
+    /// messages there (Confluent on a schema registered as text).
+    Declared,
+    /// Every nested type of the descriptor, map entries and groups included
+    /// (confluent-kafka's Python serializer, and Confluent on a schema
+    /// registered as a descriptor).
+    Descriptor,
+}
+
+/// The messages of one level as the `.proto` text declares them.
+pub(super) fn declared_messages(
     messages: impl Iterator<Item = MessageDescriptor>,
-    fields_of_parent: Option<&MessageDescriptor>,
+    parent: Option<&MessageDescriptor>,
 ) -> Vec<MessageDescriptor> {
     messages
         .filter(|m| !m.is_map_entry())
-        .filter(|m| {
-            fields_of_parent.is_none_or(|p| !p.fields().any(|f| f.is_group() && f.kind().as_message() == Some(m)))
-        })
+        .filter(|m| parent.is_none_or(|p| !p.fields().any(|f| f.is_group() && f.kind().as_message() == Some(m))))
         .collect()
 }
 
-pub(super) fn message_by_indexes(file: &FileDescriptor, indexes: &[i32]) -> Option<MessageDescriptor> {
+fn messages_at(
+    messages: impl Iterator<Item = MessageDescriptor>,
+    parent: Option<&MessageDescriptor>,
+    counting: Counting,
+) -> Vec<MessageDescriptor> {
+    match counting {
+        Counting::Declared => declared_messages(messages, parent),
+        Counting::Descriptor => messages.collect(),
+    }
+}
+
+pub(super) fn message_by_indexes(
+    file: &FileDescriptor,
+    indexes: &[i32],
+    counting: Counting,
+) -> Option<MessageDescriptor> {
     let (&first, rest) = indexes.split_first()?;
-    let mut message = counted_messages(file.messages(), None).into_iter().nth(usize::try_from(first).ok()?)?;
+    let mut message = messages_at(file.messages(), None, counting).into_iter().nth(usize::try_from(first).ok()?)?;
     for &index in rest {
-        let nested = counted_messages(message.child_messages(), Some(&message));
+        let nested = messages_at(message.child_messages(), Some(&message), counting);
         message = nested.into_iter().nth(usize::try_from(index).ok()?)?;
     }
     Some(message)
 }
 
-pub(super) fn validate_payload(file: &FileDescriptor, payload: &[u8]) -> Result<(), String> {
-    let (indexes, start) = read_message_indexes(payload)?;
-    let message = message_by_indexes(file, &indexes)
-        .ok_or_else(|| format!("message indexes {indexes:?} select no message type of the schema"))?;
-    DynamicMessage::decode(message.clone(), &payload[start..])
+fn decode(message: Option<MessageDescriptor>, indexes: &[i32], bytes: &[u8]) -> Result<(), String> {
+    let message = message.ok_or_else(|| format!("message indexes {indexes:?} select no message type of the schema"))?;
+    DynamicMessage::decode(message.clone(), bytes)
         .map_err(|e| format!("the payload is not a valid {} message: {e}", message.full_name()))?;
     Ok(())
+}
+
+/// Decodes the payload as the message its indexes select, counted as
+/// `counting` says; where the other counting selects another message
+/// (a map or group before it), that one may match instead.
+pub(super) fn validate_payload(file: &FileDescriptor, payload: &[u8], counting: Counting) -> Result<(), String> {
+    let (indexes, start) = read_message_indexes(payload)?;
+    let bytes = &payload[start..];
+    let primary = message_by_indexes(file, &indexes, counting);
+    let result = decode(primary.clone(), &indexes, bytes);
+    if result.is_err() {
+        let other = match counting {
+            Counting::Declared => Counting::Descriptor,
+            Counting::Descriptor => Counting::Declared,
+        };
+        let alternative = message_by_indexes(file, &indexes, other);
+        if alternative.is_some() && alternative != primary && decode(alternative, &indexes, bytes).is_ok() {
+            return Ok(());
+        }
+    }
+    result
 }
 
 /// Writes `indexes` as Confluent's serializers do (tests and clients of this crate).
