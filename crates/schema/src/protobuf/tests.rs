@@ -694,12 +694,12 @@ fn custom_options_print_by_full_name() {
           option (o.labels) = "a";
           string x = 1 [(o.tag) = "pii", (o.rule) = { expr: "len > 0", level: 2 }, deprecated = true];
         }"#;
-    let s = ProtobufSchema::parse(text, &[options.clone()]).expect("parses");
+    let s = ProtobufSchema::parse(text, std::slice::from_ref(&options)).expect("parses");
     let c = s.canonical();
     assert!(c.contains("option (o.labels) = \"b\";\n  option (o.labels) = \"a\";"), "{c}");
     assert!(c.contains("(o.tag) = \"pii\""), "{c}");
     assert!(c.contains("(o.rule) = {\n      expr: \"len > 0\",\n      level: 2\n    }"), "{c}");
-    let again = ProtobufSchema::parse(&c, &[options.clone()]).expect("canonical recompiles");
+    let again = ProtobufSchema::parse(&c, std::slice::from_ref(&options)).expect("canonical recompiles");
     assert_eq!(again.canonical(), c);
     let n = s.normalized();
     let again = ProtobufSchema::parse(&n, &[options]).expect("normalized recompiles");
