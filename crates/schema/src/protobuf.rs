@@ -43,6 +43,8 @@ pub struct ProtobufSchema {
     /// How message indexes count nested messages: registered as a
     /// descriptor, map entries and groups count.
     counting: Counting,
+    /// The text declared `syntax = "proto2";` (printed back as given).
+    proto2_declared: bool,
 }
 
 impl ProtobufSchema {
@@ -72,8 +74,9 @@ impl ProtobufSchema {
         let file = pool
             .get_file_by_name(&root_name)
             .ok_or_else(|| SchemaError::Invalid("the compiled schema has no file".to_string()))?;
-        let canonical = printer::print(&file, false);
-        Ok(Self { file, canonical, counting })
+        let proto2_declared = counting == Counting::Declared && declares_syntax(text);
+        let canonical = printer::print(&file, false, proto2_declared);
+        Ok(Self { file, canonical, counting, proto2_declared })
     }
 
     /// Confluent's canonical string (`ProtobufSchema.canonicalString()`):
@@ -86,7 +89,7 @@ impl ProtobufSchema {
     /// `normalize=true`: fields by tag, options by name, imports sorted,
     /// type names fully qualified.
     pub fn normalized(&self) -> String {
-        printer::print(&self.file, true)
+        printer::print(&self.file, true, self.proto2_declared)
     }
 
     /// The first message's full name (`package.Message`).
@@ -135,6 +138,21 @@ fn root_name(resolved: &[Resolved]) -> String {
         name = format!("schema_{n}.proto");
     }
     name
+}
+
+/// Whether the first statement of a `.proto` text is `syntax = ...`
+/// (it can only be first, after comments).
+fn declares_syntax(text: &str) -> bool {
+    let mut rest = text.trim_start();
+    loop {
+        if let Some(r) = rest.strip_prefix("//") {
+            rest = r.split_once('\n').map_or("", |(_, after)| after).trim_start();
+        } else if let Some(r) = rest.strip_prefix("/*") {
+            rest = r.split_once("*/").map_or("", |(_, after)| after).trim_start();
+        } else {
+            return rest.starts_with("syntax");
+        }
+    }
 }
 
 /// A file's content: `.proto` text, or a serialized descriptor (renamed).

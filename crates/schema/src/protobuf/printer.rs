@@ -19,8 +19,15 @@ use prost_reflect::{
 /// The largest field number (`max` in ranges).
 const FIELD_NUMBER_MAX: u32 = 536_870_911;
 
-pub(super) fn print(file: &FileDescriptor, normalize: bool) -> String {
-    let p = Printer { pool: file.parent_pool().clone(), package: file.package_name().to_string(), normalize };
+/// `proto2_declared`: the text said `syntax = "proto2";` (a descriptor
+/// does not tell, and Confluent prints the syntax only when declared).
+pub(super) fn print(file: &FileDescriptor, normalize: bool, proto2_declared: bool) -> String {
+    let p = Printer {
+        pool: file.parent_pool().clone(),
+        package: file.package_name().to_string(),
+        normalize,
+        proto2_declared,
+    };
     p.file(file)
 }
 
@@ -28,6 +35,7 @@ struct Printer {
     pool: DescriptorPool,
     package: String,
     normalize: bool,
+    proto2_declared: bool,
 }
 
 /// Prefixes every line of `text` (which ends with a newline) with two spaces.
@@ -173,12 +181,11 @@ impl Printer {
     fn file(&self, file: &FileDescriptor) -> String {
         let fdp = file.file_descriptor_proto();
         let mut out = String::new();
-        // A proto2 file's descriptor may not say so: canonical always does.
         let syntax = match fdp.syntax() {
-            "" => "proto2",
+            "" | "proto2" if self.proto2_declared => "proto2",
             s => s,
         };
-        if !self.normalize || syntax == "proto3" {
+        if !syntax.is_empty() && (!self.normalize || syntax == "proto3") {
             out.push_str(&format!("syntax = \"{syntax}\";\n"));
         }
         if !self.package.is_empty() {

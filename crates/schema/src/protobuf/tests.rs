@@ -306,10 +306,31 @@ fn normalization_is_stable_across_formattings() {
 }
 
 #[test]
-fn proto2_syntax_is_dropped_by_normalization_only() {
-    let s = proto("syntax = \"proto2\"; message A { optional int32 x = 1; }");
+fn proto2_syntax_is_printed_when_declared_and_dropped_by_normalization() {
+    let s = proto("// c\n/* d */ syntax = \"proto2\"; message A { optional int32 x = 1; }");
     assert!(s.canonical().starts_with("syntax = \"proto2\";"), "{}", s.canonical());
     assert!(!s.normalized().contains("syntax"), "{}", s.normalized());
+    let undeclared = proto("message A { optional int32 x = 1; }");
+    assert_eq!(undeclared.canonical(), "\nmessage A {\n  optional int32 x = 1;\n}\n");
+}
+
+#[test]
+fn enum_reserved_ranges_normalize_one_a_statement() {
+    // Confluent's ProtobufSchemaTest.testEnumReserved, with 5 to 7 for its
+    // 1 to 3 (protoc and protox refuse a range over the values 1 and 2).
+    let text =
+        "\nimport \"google/protobuf/descriptor.proto\";\n\nmessage FooOptions {\n  optional string name = 1;\n  \
+                optional FooParameterType type = 2;\n}\nenum FooParameterType {\n  reserved 20, 100 to max;\n  \
+                reserved 10;\n  reserved 5 to 7;\n  reserved \"BAD\", \"OLD\";\n  NUMBER = 1;\n  STRING = 2;\n}\n";
+    let normalized = "\nimport \"google/protobuf/descriptor.proto\";\n\nmessage FooOptions {\n  optional string name = 1;\n  \
+                      optional .FooParameterType type = 2;\n}\nenum FooParameterType {\n  reserved 5 to 7;\n  \
+                      reserved 10;\n  reserved 20;\n  reserved 100 to max;\n  reserved \"BAD\";\n  reserved \"OLD\";\n  \
+                      NUMBER = 1;\n  STRING = 2;\n}\n";
+    let s = proto(text);
+    assert_eq!(s.normalized(), normalized);
+    // Canonical keeps the ranges in one statement (the descriptor does not
+    // keep the original grouping).
+    assert!(s.canonical().contains("reserved 20, 100 to max, 10, 5 to 7;"), "{}", s.canonical());
 }
 
 // ---- payloads ----
