@@ -4,7 +4,8 @@
 //! serialized `FileDescriptorProto` (what confluent-kafka's Python
 //! serializer registers). It is compiled with `protox`; its imports are the
 //! registry's references, by name (their import path), and the well-known
-//! types (`google/protobuf/*.proto`) resolve without one.
+//! types (`google/protobuf/*.proto`), `google/type/*.proto` and Confluent's
+//! `confluent/meta.proto` and `confluent/type/*.proto` resolve without one.
 //!
 //! - `printer`: the `.proto` text of a compiled file, as Confluent formats it
 //!   (canonical: declaration order; normalized: fields by tag, options by
@@ -15,6 +16,7 @@
 //!   message bytes, and payload validation.
 
 mod compat;
+mod known;
 mod printer;
 #[cfg(test)]
 mod tests;
@@ -66,6 +68,7 @@ impl ProtobufSchema {
         files.insert(root_name.clone(), root);
         let mut chain = ChainFileResolver::new();
         chain.add(MemoryFileResolver { files });
+        chain.add(known::KnownFileResolver);
         chain.add(GoogleFileResolver::new());
         let mut compiler = protox::Compiler::with_file_resolver(chain);
         compiler.include_imports(true).include_source_info(false);

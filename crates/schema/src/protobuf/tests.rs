@@ -169,6 +169,26 @@ fn well_known_types_need_no_reference() {
 }
 
 #[test]
+fn google_type_and_confluent_files_need_no_reference() {
+    let s = proto(
+        r#"syntax = "proto3";
+        package pay;
+        import "google/type/money.proto";
+        import "google/type/datetime.proto";
+        import "confluent/type/decimal.proto";
+        import "confluent/meta.proto";
+        message Payment {
+          google.type.Money amount = 1 [(confluent.field_meta).doc = "in the account's currency"];
+          google.type.DateTime at = 2;
+          confluent.type.Decimal rate = 3;
+        }"#,
+    );
+    let c = s.canonical();
+    assert!(c.contains("google.type.Money amount = 1"), "{c}");
+    assert!(c.contains("[(confluent.field_meta) = {\n    doc: \"in the account\\'s currency\"\n  }];"), "{c}");
+}
+
+#[test]
 fn base64_file_descriptor_is_accepted_and_prints_as_the_text_does() {
     let text = proto(ORDER_V1);
     let serialized = text.serialized();
