@@ -103,7 +103,8 @@ impl ProtobufSchema {
     /// The base64 of the file's serialized `FileDescriptorProto`
     /// (`?format=serialized`, what confluent-kafka's Python client asks for).
     pub fn serialized(&self) -> String {
-        base64::engine::general_purpose::STANDARD.encode(self.file.encode_to_vec())
+        let encoded = self.file.encode_to_vec();
+        base64::engine::general_purpose::STANDARD.encode(without_source_info(&encoded))
     }
 
     /// The payload after the 5-byte header: message indexes, then the bytes
@@ -130,6 +131,26 @@ impl ProtobufSchema {
     pub fn message_by_indexes(&self, indexes: &[i32], counting: Counting) -> Option<MessageDescriptor> {
         wire::message_by_indexes(&self.file, indexes, counting)
     }
+}
+
+/// An encoded `FileDescriptorProto` without its `source_code_info` (field
+/// 9), copied field by field so that custom options survive.
+fn without_source_info(encoded: &[u8]) -> Vec<u8> {
+    use prost::encoding::{decode_key, skip_field, DecodeContext};
+    const SOURCE_CODE_INFO: u32 = 9;
+    let mut out = Vec::with_capacity(encoded.len());
+    let mut rest = encoded;
+    while !rest.is_empty() {
+        let before = rest;
+        let Ok((tag, wire_type)) = decode_key(&mut rest) else { return encoded.to_vec() };
+        if skip_field(wire_type, tag, &mut rest, DecodeContext::default()).is_err() {
+            return encoded.to_vec();
+        }
+        if tag != SOURCE_CODE_INFO {
+            out.extend_from_slice(&before[..before.len() - rest.len()]);
+        }
+    }
+    out
 }
 
 /// The root file's name, distinct from every reference's.
