@@ -127,16 +127,26 @@ struct Context {
     diffs: Vec<Difference>,
 }
 
-/// A field's label as Confluent's parsed `.proto` has it: none in a oneof,
-/// on a map, or on a proto3 field without `optional`.
+/// A field's label as Confluent's parsed `.proto` has it (and prints it):
+/// none in a oneof, on a map, or on a proto3 field without `optional`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Label {
+pub(super) enum Label {
     Optional,
     Required,
     Repeated,
 }
 
-fn label(field: &FieldDescriptor) -> Option<Label> {
+impl Label {
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Label::Optional => "optional",
+            Label::Required => "required",
+            Label::Repeated => "repeated",
+        }
+    }
+}
+
+pub(super) fn label(field: &FieldDescriptor) -> Option<Label> {
     use prost_reflect::prost_types::field_descriptor_proto::Label as ProtoLabel;
     if field.is_map() || field.containing_oneof().is_some_and(|o| !o.is_synthetic()) {
         return None;

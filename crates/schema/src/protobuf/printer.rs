@@ -418,23 +418,6 @@ impl Printer {
         }
     }
 
-    /// The label Confluent prints: none in a oneof, on a map, or on a
-    /// proto3 singular field without `optional`.
-    fn label(field: &FieldDescriptor) -> Option<&'static str> {
-        use prost_reflect::prost_types::field_descriptor_proto::Label;
-        let fdp = field.field_descriptor_proto();
-        if field.is_map() || field.containing_oneof().is_some_and(|o| !o.is_synthetic()) {
-            return None;
-        }
-        match fdp.label() {
-            Label::Repeated => Some("repeated"),
-            Label::Required => Some("required"),
-            Label::Optional if fdp.proto3_optional() => Some("optional"),
-            Label::Optional if field.parent_file().file_descriptor_proto().syntax() == "proto3" => None,
-            Label::Optional => Some("optional"),
-        }
-    }
-
     fn field_options(&self, field: &FieldDescriptor, options: DynamicMessage) -> Vec<String> {
         let fdp = field.field_descriptor_proto();
         let mut extra: Vec<(String, String)> = Vec::new();
@@ -474,13 +457,13 @@ impl Printer {
         } else {
             self.named_kind(&field.kind(), scope)
         };
-        let label = Self::label(field).map(|l| format!("{l} ")).unwrap_or_default();
+        let label = super::compat::label(field).map(|l| format!("{} ", l.as_str())).unwrap_or_default();
         let options = self.field_options(field, field.options());
         format!("{label}{ty} {} = {}{};\n", field.name(), field.number(), Self::bracket_options(&options))
     }
 
     fn group(&self, field: &FieldDescriptor) -> String {
-        let label = Self::label(field).map(|l| format!("{l} ")).unwrap_or_default();
+        let label = super::compat::label(field).map(|l| format!("{} ", l.as_str())).unwrap_or_default();
         let kind = field.kind();
         let Some(group) = kind.as_message() else { return String::new() };
         let mut out = format!("{label}group {} = {} {{", group.name(), field.number());

@@ -773,3 +773,26 @@ fn custom_options_print_by_full_name() {
     assert_eq!(again.normalized(), n);
     assert!(n.find("deprecated = true").unwrap() < n.find("(o.rule)").unwrap(), "{n}");
 }
+
+#[test]
+fn garbage_payloads_never_panic() {
+    let schemas = [proto(NESTED), proto(ORDER_V1), proto(STRUCT_PROTO_DESCRIPTOR)];
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for _ in 0..20_000 {
+        let len = (next() % 40) as usize;
+        let mut payload: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        // Often a plausible index header, so the message decoder sees the rest.
+        if next() % 2 == 0 && !payload.is_empty() {
+            payload[0] = 0;
+        }
+        for s in &schemas {
+            let _ = s.validate_payload(&payload);
+        }
+    }
+}
