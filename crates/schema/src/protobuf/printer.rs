@@ -502,8 +502,25 @@ impl Printer {
             }
         }
         let in_real_oneof = |f: &FieldDescriptor| f.containing_oneof().is_some_and(|o| !o.is_synthetic());
+        // A map's entry and a group's message are nested types where their
+        // field is declared. When this layout (maps with the fields, then
+        // groups, then nested messages) would reorder the nested types that
+        // message indexes count, the canonical text prints maps and groups
+        // at their nested type's place instead.
+        let children: Vec<MessageDescriptor> = message.child_messages().collect();
+        let field_of = |m: &MessageDescriptor| {
+            message.fields().find(|f| (f.is_map() || f.is_group()) && f.kind().as_message() == Some(m))
+        };
+        let laid_out: Vec<MessageDescriptor> = message
+            .fields()
+            .filter(|f| f.is_map())
+            .chain(message.fields().filter(|f| f.is_group()))
+            .filter_map(|f| f.kind().as_message().cloned())
+            .chain(super::wire::declared_messages(children.iter().cloned(), Some(message)))
+            .collect();
+        let in_place = !self.normalize && laid_out != children;
         let mut fields: Vec<FieldDescriptor> =
-            message.fields().filter(|f| !in_real_oneof(f) && !f.is_group()).collect();
+            message.fields().filter(|f| !in_real_oneof(f) && !f.is_group() && !(in_place && f.is_map())).collect();
         if self.normalize {
             fields.sort_by_key(|f| f.number());
         }
@@ -548,7 +565,7 @@ impl Printer {
                 push_indented(&mut out, &block);
             }
         }
-        let mut groups: Vec<FieldDescriptor> = message.fields().filter(|f| f.is_group()).collect();
+        let mut groups: Vec<FieldDescriptor> = message.fields().filter(|f| f.is_group() && !in_place).collect();
         if self.normalize {
             groups.sort_by_key(|f| f.number());
         }
@@ -575,12 +592,17 @@ impl Printer {
                 push_indented(&mut out, &block);
             }
         }
-        let nested = super::wire::declared_messages(message.child_messages(), Some(message));
+        let nested =
+            if in_place { children } else { super::wire::declared_messages(message.child_messages(), Some(message)) };
         let enums: Vec<EnumDescriptor> = message.child_enums().collect();
         if !nested.is_empty() || !enums.is_empty() {
             out.push('\n');
             for m in &nested {
-                push_indented(&mut out, &self.message(m));
+                match field_of(m) {
+                    Some(f) if f.is_group() => push_indented(&mut out, &self.group(&f)),
+                    Some(f) => push_indented(&mut out, &self.field(&f, scope)),
+                    None => push_indented(&mut out, &self.message(m)),
+                }
             }
             for e in &enums {
                 push_indented(&mut out, &self.enumeration(e));

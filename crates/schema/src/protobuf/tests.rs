@@ -449,6 +449,29 @@ fn hex(s: &str) -> Vec<u8> {
 }
 
 #[test]
+fn canonical_text_keeps_the_descriptors_nested_type_order() {
+    // The map's entry follows Inner among the nested types: printing the map
+    // with the fields would put it first, and the descriptor indexes a
+    // Python consumer computes from the re-served schema would shift.
+    let text = "syntax = \"proto3\"; message A { message Inner { int32 x = 1; } map<string, Inner> m = 1; \
+                message Other { bool b = 1; } int32 plain = 2; }";
+    let s = proto(text);
+    let c = s.canonical();
+    assert!(c.contains("int32 plain = 2;\n\n  message Inner {"), "{c}");
+    assert!(c.contains("}\n  map<string, Inner> m = 1;\n  message Other {"), "{c}");
+    let again = proto(&c);
+    for i in 0..3 {
+        assert_eq!(
+            again.message_by_indexes(&[0, i], Counting::Descriptor).map(|m| m.full_name().to_string()),
+            s.message_by_indexes(&[0, i], Counting::Descriptor).map(|m| m.full_name().to_string()),
+        );
+    }
+    assert_eq!(again.canonical(), c);
+    // Normalized keeps Confluent's layout.
+    assert!(s.normalized().contains("map<string, .A.Inner> m = 1;\n  int32 plain = 2;"), "{}", s.normalized());
+}
+
+#[test]
 fn bad_payloads_are_refused_with_a_reason() {
     let s = proto(NESTED);
     let cases: Vec<(Vec<u8>, &str)> = vec![
