@@ -520,7 +520,7 @@ impl Printer {
             .collect();
         let in_place = !self.normalize && laid_out != children;
         let mut fields: Vec<FieldDescriptor> =
-            message.fields().filter(|f| !in_real_oneof(f) && !f.is_group() && !(in_place && f.is_map())).collect();
+            message.fields().filter(|f| !(in_real_oneof(f) || f.is_group() || (in_place && f.is_map()))).collect();
         if self.normalize {
             fields.sort_by_key(|f| f.number());
         }
