@@ -342,35 +342,43 @@ impl Printer {
                 None => n.to_string(),
             },
             Value::Message(m) => self.message_value(m),
-            Value::List(items) => {
-                let texts: Vec<String> = items.iter().map(|i| self.value(kind, i)).collect();
-                if self.normalize && texts.len() == 1 {
-                    return texts[0].clone();
-                }
-                let mut out = String::from("[\n");
-                let n = texts.len();
-                for (i, t) in texts.into_iter().enumerate() {
-                    push_indented(&mut out, &format!("{t}{}\n", if i + 1 < n { "," } else { "" }));
-                }
-                out.push(']');
-                out
-            }
+            Value::List(items) => self.list(items.iter().map(|i| self.value(kind, i)).collect()),
             Value::Map(map) => {
-                let mut out = String::from("{\n");
-                let n = map.len();
-                for (i, (k, v)) in map.iter().enumerate() {
-                    let key = match k {
-                        prost_reflect::MapKey::String(s) => quote(s),
-                        other => format!("{other:?}"),
-                    };
-                    let value_kind = kind.as_message().map(|m| m.map_entry_value_field().kind());
-                    let v = self.value(value_kind.as_ref().unwrap_or(kind), v);
-                    push_indented(&mut out, &format!("{key}: {v}{}\n", if i + 1 < n { "," } else { "" }));
-                }
-                out.push('}');
-                out
+                // A map is its entries, as the text format writes them.
+                let Some(entry) = kind.as_message() else { return String::new() };
+                let (key_kind, value_kind) = (entry.map_entry_key_field().kind(), entry.map_entry_value_field().kind());
+                let mut entries: Vec<(String, String)> = map
+                    .iter()
+                    .map(|(k, v)| (self.value(&key_kind, &k.clone().into()), self.value(&value_kind, v)))
+                    .collect();
+                entries.sort();
+                let texts: Vec<String> = entries
+                    .into_iter()
+                    .map(|(k, v)| {
+                        let mut out = String::from("{\n");
+                        push_indented(&mut out, &format!("key: {k},\n"));
+                        push_indented(&mut out, &format!("value: {v}\n"));
+                        out.push('}');
+                        out
+                    })
+                    .collect();
+                self.list(texts)
             }
         }
+    }
+
+    /// `[\n  a,\n  b\n]` (normalized: a single value alone).
+    fn list(&self, texts: Vec<String>) -> String {
+        if self.normalize && texts.len() == 1 {
+            return texts.into_iter().next().unwrap_or_default();
+        }
+        let mut out = String::from("[\n");
+        let n = texts.len();
+        for (i, t) in texts.into_iter().enumerate() {
+            push_indented(&mut out, &format!("{t}{}\n", if i + 1 < n { "," } else { "" }));
+        }
+        out.push(']');
+        out
     }
 
     /// A message-valued option in Confluent's `{ key: value, ... }` layout.

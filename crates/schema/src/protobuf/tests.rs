@@ -819,3 +819,50 @@ fn garbage_payloads_never_panic() {
         }
     }
 }
+
+#[test]
+fn ranges_normalize_one_a_statement() {
+    // Confluent's ProtobufSchemaTest.testRanges.
+    let text = "\nmessage Money {\n  reserved 5000 to 6000;\n  reserved 10000 to 10001;\n  reserved 20000 to 20000;\n\n  \
+                optional int64 cents = 1;\n\n  extensions 100 to 200;\n  extensions 1000 to 1001;\n  extensions 2000 to 2000;\n\n  \
+                enum MoneyEnum {\n    reserved 100 to 200;\n    reserved 1000 to 1001;\n    reserved 2000 to 2000;\n    NONE = 0;\n    \
+                CENTS = 1;\n    DOLLARS = 2;\n  }\n}\n";
+    let normalized = "\nmessage Money {\n  reserved 5000 to 6000;\n  reserved 10000 to 10001;\n  reserved 20000;\n\n  \
+                      optional int64 cents = 1;\n\n  extensions 100 to 200;\n  extensions 1000 to 1001;\n  extensions 2000;\n\n  \
+                      enum MoneyEnum {\n    reserved 100 to 200;\n    reserved 1000 to 1001;\n    reserved 2000;\n    NONE = 0;\n    \
+                      CENTS = 1;\n    DOLLARS = 2;\n  }\n}\n";
+    let s = proto(text);
+    assert_eq!(s.normalized(), normalized);
+    assert_eq!(proto(normalized).normalized(), normalized);
+}
+
+#[test]
+fn map_valued_options_print_as_entry_lists() {
+    // The field of Confluent's ProtobufSchemaTest.testNormalization with a
+    // `confluent.field_meta` holding a map.
+    let text = r#"syntax = "proto3";
+        import "confluent/meta.proto";
+        message M {
+          string d = 1 [(confluent.field_meta) = {
+            params: [ { value: "8", key: "precision" }, { value: "3", key: "scale" } ],
+            doc: "test decimal"
+          }];
+        }"#;
+    let expected = "  string d = 1 [(confluent.field_meta) = {
+    doc: \"test decimal\",
+    params: [
+      {
+        key: \"precision\",
+        value: \"8\"
+      },
+      {
+        key: \"scale\",
+        value: \"3\"
+      }
+    ]
+  }];
+";
+    let n = proto(text).normalized();
+    assert!(n.contains(expected), "{n}");
+    assert_eq!(proto(&n).normalized(), n);
+}
