@@ -126,6 +126,17 @@ impl ProtobufSchema {
         compat::differences(&writer.file, &self.file).iter().map(|d| d.describe(reader_role, writer_role)).collect()
     }
 
+    /// The full name of the message a payload's indexes select (what
+    /// RecordNameStrategy names for a Protobuf record: Confluent derives it
+    /// from the indexes, not from the first message).
+    pub fn payload_message_name(&self, payload: &[u8]) -> Result<String, String> {
+        let (indexes, _) = wire::read_message_indexes(payload)?;
+        wire::message_by_indexes(&self.file, &indexes, self.counting)
+            .or_else(|| wire::message_by_indexes(&self.file, &indexes, self.counting.other()))
+            .map(|m| m.full_name().to_string())
+            .ok_or_else(|| format!("message indexes {indexes:?} select no message type of the schema"))
+    }
+
     /// The message an index path selects, nested messages counted as
     /// `counting` says (see `wire`).
     pub fn message_by_indexes(&self, indexes: &[i32], counting: Counting) -> Option<MessageDescriptor> {

@@ -400,6 +400,10 @@ fn payloads_with_message_indexes_validate() {
     assert_eq!(s.validate_payload(&other), Ok(()));
     // An empty message is valid.
     assert_eq!(s.validate_payload(&[0]), Ok(()));
+    // The record name of a payload is its message's, not the first one's.
+    assert_eq!(s.payload_message_name(&other).as_deref(), Ok("n.Second.Other"));
+    assert_eq!(s.payload_message_name(&first).as_deref(), Ok("n.First"));
+    assert!(s.payload_message_name(&[2, 8]).is_err());
 }
 
 #[test]

@@ -65,6 +65,15 @@ pub enum Counting {
     Descriptor,
 }
 
+impl Counting {
+    pub(super) fn other(self) -> Counting {
+        match self {
+            Counting::Declared => Counting::Descriptor,
+            Counting::Descriptor => Counting::Declared,
+        }
+    }
+}
+
 /// The messages of one level as the `.proto` text declares them.
 pub(super) fn declared_messages(
     messages: impl Iterator<Item = MessageDescriptor>,
@@ -117,11 +126,7 @@ pub(super) fn validate_payload(file: &FileDescriptor, payload: &[u8], counting: 
     let primary = message_by_indexes(file, &indexes, counting);
     let result = decode(primary.clone(), &indexes, bytes);
     if result.is_err() {
-        let other = match counting {
-            Counting::Declared => Counting::Descriptor,
-            Counting::Descriptor => Counting::Declared,
-        };
-        let alternative = message_by_indexes(file, &indexes, other);
+        let alternative = message_by_indexes(file, &indexes, counting.other());
         if alternative.is_some() && alternative != primary && decode(alternative, &indexes, bytes).is_ok() {
             return Ok(());
         }
