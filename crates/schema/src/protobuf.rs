@@ -24,10 +24,12 @@ mod wire;
 
 pub use wire::{encode_message_indexes, Counting};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use miette::Diagnostic;
+use prost_reflect::prost_types::{DescriptorProto, FileDescriptorProto};
 use prost_reflect::{FileDescriptor, MessageDescriptor};
 use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver};
 
@@ -45,8 +47,8 @@ pub struct ProtobufSchema {
     /// How message indexes count nested messages: registered as a
     /// descriptor, map entries and groups count.
     counting: Counting,
-    /// The text declared `syntax = "proto2";` (printed back as given).
-    proto2_declared: bool,
+    /// What the text said that its descriptor does not keep.
+    source: printer::SourceFacts,
 }
 
 impl ProtobufSchema {
@@ -66,8 +68,9 @@ impl ProtobufSchema {
             files.insert(r.name.clone(), Source::of(&r.name, &r.text));
         }
         files.insert(root_name.clone(), root);
+        let parsed_root = Arc::new(Mutex::new(None));
         let mut chain = ChainFileResolver::new();
-        chain.add(MemoryFileResolver { files });
+        chain.add(MemoryFileResolver { files, root_name: root_name.clone(), parsed_root: parsed_root.clone() });
         chain.add(known::KnownFileResolver);
         chain.add(GoogleFileResolver::new());
         let mut compiler = protox::Compiler::with_file_resolver(chain);
@@ -77,9 +80,13 @@ impl ProtobufSchema {
         let file = pool
             .get_file_by_name(&root_name)
             .ok_or_else(|| SchemaError::Invalid("the compiled schema has no file".to_string()))?;
-        let proto2_declared = counting == Counting::Declared && declares_syntax(text);
-        let canonical = printer::print(&file, false, proto2_declared);
-        Ok(Self { file, canonical, counting, proto2_declared })
+        let parsed_root = parsed_root.lock().map(|mut p| p.take()).unwrap_or_default();
+        let source = printer::SourceFacts {
+            proto2_declared: counting == Counting::Declared && declares_syntax(text),
+            explicit_json_names: parsed_root.as_ref().map(explicit_json_names),
+        };
+        let canonical = printer::print(&file, false, &source);
+        Ok(Self { file, canonical, counting, source })
     }
 
     /// Confluent's canonical string (`ProtobufSchema.canonicalString()`):
@@ -92,7 +99,7 @@ impl ProtobufSchema {
     /// `normalize=true`: fields by tag, options by name, imports sorted,
     /// type names fully qualified.
     pub fn normalized(&self) -> String {
-        printer::print(&self.file, true, self.proto2_declared)
+        printer::print(&self.file, true, &self.source)
     }
 
     /// The first message's full name (`package.Message`).
@@ -224,14 +231,42 @@ fn decode_base64_descriptor(text: &str) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
+/// The fields (`message.full.name.field`) of a parsed, not yet compiled,
+/// file that set `json_name` themselves (compiling sets it on every field).
+fn explicit_json_names(parsed: &FileDescriptorProto) -> HashSet<String> {
+    fn walk(prefix: &str, messages: &[DescriptorProto], out: &mut HashSet<String>) {
+        for m in messages {
+            let name = if prefix.is_empty() { m.name().to_string() } else { format!("{prefix}.{}", m.name()) };
+            for f in m.field.iter().filter(|f| f.json_name.is_some()) {
+                out.insert(format!("{name}.{}", f.name()));
+            }
+            walk(&name, &m.nested_type, out);
+        }
+    }
+    let mut out = HashSet::new();
+    walk(parsed.package(), &parsed.message_type, &mut out);
+    out
+}
+
 struct MemoryFileResolver {
     files: HashMap<String, Source>,
+    root_name: String,
+    /// The root file as parsed, kept for `explicit_json_names`.
+    parsed_root: Arc<Mutex<Option<FileDescriptorProto>>>,
 }
 
 impl FileResolver for MemoryFileResolver {
     fn open_file(&self, name: &str) -> Result<File, protox::Error> {
         match self.files.get(name) {
-            Some(Source::Text(text)) => File::from_source(name, text),
+            Some(Source::Text(text)) => {
+                let file = File::from_source(name, text)?;
+                if name == self.root_name {
+                    if let Ok(mut parsed) = self.parsed_root.lock() {
+                        *parsed = Some(file.file_descriptor_proto().clone());
+                    }
+                }
+                Ok(file)
+            }
             Some(Source::Descriptor(bytes)) => {
                 File::decode_file_descriptor_proto(bytes.as_slice()).map_err(protox::Error::new)
             }

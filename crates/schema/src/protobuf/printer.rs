@@ -11,6 +11,8 @@
 //! types fully qualified with a leading dot, and prints `syntax` only for
 //! proto3.
 
+use std::collections::HashSet;
+
 use prost_reflect::{
     DescriptorPool, DynamicMessage, EnumDescriptor, ExtensionDescriptor, FieldDescriptor, FileDescriptor, Kind,
     MessageDescriptor, ServiceDescriptor, Value,
@@ -19,23 +21,27 @@ use prost_reflect::{
 /// The largest field number (`max` in ranges).
 const FIELD_NUMBER_MAX: u32 = 536_870_911;
 
-/// `proto2_declared`: the text said `syntax = "proto2";` (a descriptor
-/// does not tell, and Confluent prints the syntax only when declared).
-pub(super) fn print(file: &FileDescriptor, normalize: bool, proto2_declared: bool) -> String {
-    let p = Printer {
-        pool: file.parent_pool().clone(),
-        package: file.package_name().to_string(),
-        normalize,
-        proto2_declared,
-    };
+/// What a schema's text said that its compiled descriptor does not keep,
+/// and Confluent prints back as written.
+#[derive(Debug, Clone, Default)]
+pub(super) struct SourceFacts {
+    /// `syntax = "proto2";` was declared.
+    pub(super) proto2_declared: bool,
+    /// The fields (`message.full.name.field`) that set `json_name`; None
+    /// for a descriptor, whose `json_name` is printed when not the default.
+    pub(super) explicit_json_names: Option<HashSet<String>>,
+}
+
+pub(super) fn print(file: &FileDescriptor, normalize: bool, source: &SourceFacts) -> String {
+    let p = Printer { pool: file.parent_pool().clone(), package: file.package_name().to_string(), normalize, source };
     p.file(file)
 }
 
-struct Printer {
+struct Printer<'a> {
     pool: DescriptorPool,
     package: String,
     normalize: bool,
-    proto2_declared: bool,
+    source: &'a SourceFacts,
 }
 
 /// Prefixes every line of `text` (which ends with a newline) with two spaces.
@@ -177,12 +183,12 @@ fn range_statements(
     }
 }
 
-impl Printer {
+impl Printer<'_> {
     fn file(&self, file: &FileDescriptor) -> String {
         let fdp = file.file_descriptor_proto();
         let mut out = String::new();
         let syntax = match fdp.syntax() {
-            "" | "proto2" if self.proto2_declared => "proto2",
+            "" | "proto2" if self.source.proto2_declared => "proto2",
             s => s,
         };
         if !syntax.is_empty() && (!self.normalize || syntax == "proto3") {
@@ -439,7 +445,11 @@ impl Printer {
             extra.push(("default".to_string(), format!("default = {text}")));
         }
         if let Some(json) = &fdp.json_name {
-            if *json != default_json_name(field.name()) {
+            let explicit = match &self.source.explicit_json_names {
+                Some(names) => names.contains(field.full_name()),
+                None => *json != default_json_name(field.name()),
+            };
+            if explicit {
                 extra.push(("json_name".to_string(), format!("json_name = {}", quote(json))));
             }
         }

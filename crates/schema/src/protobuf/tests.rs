@@ -870,3 +870,17 @@ fn map_valued_options_print_as_entry_lists() {
     assert!(n.contains(expected), "{n}");
     assert_eq!(proto(&n).normalized(), n);
 }
+
+#[test]
+fn json_name_is_printed_when_written_even_if_it_is_the_default() {
+    let text = "syntax = \"proto3\"; message M { string user_id = 1 [json_name = \"userId\"]; string other_id = 2; \
+                string third = 3 [json_name = \"x\"]; }";
+    let c = proto(text).canonical();
+    assert!(c.contains("string user_id = 1 [json_name = \"userId\"];"), "{c}");
+    assert!(c.contains("string other_id = 2;\n"), "{c}");
+    assert!(c.contains("string third = 3 [json_name = \"x\"];"), "{c}");
+    // From a descriptor (where every field has one) only a non-default one shows.
+    let d = proto(&proto(text).serialized()).canonical();
+    assert!(d.contains("string user_id = 1;\n"), "{d}");
+    assert!(d.contains("string third = 3 [json_name = \"x\"];"), "{d}");
+}
