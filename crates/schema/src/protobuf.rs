@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use miette::Diagnostic;
-use prost_reflect::prost_types::{DescriptorProto, FileDescriptorProto};
+use prost_reflect::prost_types::{DescriptorProto, FieldDescriptorProto, FileDescriptorProto};
 use prost_reflect::{FileDescriptor, MessageDescriptor};
 use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver};
 
@@ -81,10 +81,13 @@ impl ProtobufSchema {
             .get_file_by_name(&root_name)
             .ok_or_else(|| SchemaError::Invalid("the compiled schema has no file".to_string()))?;
         let parsed_root = parsed_root.lock().map(|mut p| p.take()).unwrap_or_default();
-        let source = printer::SourceFacts {
+        let mut source = printer::SourceFacts {
             proto2_declared: counting == Counting::Declared && declares_syntax(text),
-            explicit_json_names: parsed_root.as_ref().map(explicit_json_names),
+            ..Default::default()
         };
+        if let Some(parsed) = &parsed_root {
+            written_facts(parsed, &mut source);
+        }
         let canonical = printer::print(&file, false, &source);
         Ok(Self { file, canonical, counting, source })
     }
@@ -231,27 +234,39 @@ fn decode_base64_descriptor(text: &str) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
-/// The fields (`message.full.name.field`) of a parsed, not yet compiled,
-/// file that set `json_name` themselves (compiling sets it on every field).
-fn explicit_json_names(parsed: &FileDescriptorProto) -> HashSet<String> {
-    fn walk(prefix: &str, messages: &[DescriptorProto], out: &mut HashSet<String>) {
-        for m in messages {
-            let name = if prefix.is_empty() { m.name().to_string() } else { format!("{prefix}.{}", m.name()) };
-            for f in m.field.iter().filter(|f| f.json_name.is_some()) {
-                out.insert(format!("{name}.{}", f.name()));
+/// What the parsed, not yet compiled, root file wrote that compiling
+/// changes: the fields that set `json_name` (compiling sets it on every
+/// field) and the type names as written (compiling qualifies them), by the
+/// field's full name.
+fn written_facts(parsed: &FileDescriptorProto, facts: &mut printer::SourceFacts) {
+    fn fields(scope: &str, list: &[FieldDescriptorProto], facts: &mut printer::SourceFacts) {
+        for f in list {
+            let name = if scope.is_empty() { f.name().to_string() } else { format!("{scope}.{}", f.name()) };
+            if f.json_name.is_some() {
+                facts.explicit_json_names.get_or_insert_with(HashSet::new).insert(name.clone());
             }
-            walk(&name, &m.nested_type, out);
+            if let Some(ty) = &f.type_name {
+                facts.written_type_names.insert(name, ty.clone());
+            }
         }
     }
-    let mut out = HashSet::new();
-    walk(parsed.package(), &parsed.message_type, &mut out);
-    out
+    fn messages(scope: &str, list: &[DescriptorProto], facts: &mut printer::SourceFacts) {
+        for m in list {
+            let name = if scope.is_empty() { m.name().to_string() } else { format!("{scope}.{}", m.name()) };
+            fields(&name, &m.field, facts);
+            fields(&name, &m.extension, facts);
+            messages(&name, &m.nested_type, facts);
+        }
+    }
+    facts.explicit_json_names.get_or_insert_with(HashSet::new);
+    fields(parsed.package(), &parsed.extension, facts);
+    messages(parsed.package(), &parsed.message_type, facts);
 }
 
 struct MemoryFileResolver {
     files: HashMap<String, Source>,
     root_name: String,
-    /// The root file as parsed, kept for `explicit_json_names`.
+    /// The root file as parsed, kept for `written_facts`.
     parsed_root: Arc<Mutex<Option<FileDescriptorProto>>>,
 }
 

@@ -11,7 +11,7 @@
 //! types fully qualified with a leading dot, and prints `syntax` only for
 //! proto3.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use prost_reflect::{
     DescriptorPool, DynamicMessage, EnumDescriptor, ExtensionDescriptor, FieldDescriptor, FileDescriptor, Kind,
@@ -30,6 +30,9 @@ pub(super) struct SourceFacts {
     /// The fields (`message.full.name.field`) that set `json_name`; None
     /// for a descriptor, whose `json_name` is printed when not the default.
     pub(super) explicit_json_names: Option<HashSet<String>>,
+    /// Message and enum type names as written, by field full name (a map's
+    /// value type under its entry's `value` field); canonical prints them.
+    pub(super) written_type_names: HashMap<String, String>,
 }
 
 pub(super) fn print(file: &FileDescriptor, normalize: bool, source: &SourceFacts) -> String {
@@ -424,6 +427,17 @@ impl Printer<'_> {
         }
     }
 
+    /// The type of field `field` (a full name) of kind `kind`: as written
+    /// in canonical form when the text is known.
+    fn field_type(&self, field: &str, kind: &Kind, scope: &str) -> String {
+        if !self.normalize && matches!(kind, Kind::Message(_) | Kind::Enum(_)) {
+            if let Some(written) = self.source.written_type_names.get(field) {
+                return written.clone();
+            }
+        }
+        self.named_kind(kind, scope)
+    }
+
     fn named_kind(&self, kind: &Kind, scope: &str) -> String {
         match kind {
             Kind::Message(m) => self.type_ref(m.full_name(), scope),
@@ -470,10 +484,11 @@ impl Printer<'_> {
             let entry = field.kind();
             let entry = entry.as_message().expect("a map field's kind is its entry message");
             let key = self.named_kind(&entry.map_entry_key_field().kind(), scope);
-            let value = self.named_kind(&entry.map_entry_value_field().kind(), scope);
+            let value_field = entry.map_entry_value_field();
+            let value = self.field_type(value_field.full_name(), &value_field.kind(), scope);
             format!("map<{key}, {value}>")
         } else {
-            self.named_kind(&field.kind(), scope)
+            self.field_type(field.full_name(), &field.kind(), scope)
         };
         let label = super::compat::label(field).map(|l| format!("{} ", l.as_str())).unwrap_or_default();
         let options = self.field_options(field, field.options());
@@ -707,7 +722,7 @@ impl Printer<'_> {
         let options = self.options(&ext.options());
         format!(
             "{label}{} {} = {}{};\n",
-            self.named_kind(&ext.kind(), scope),
+            self.field_type(ext.full_name(), &ext.kind(), scope),
             ext.name(),
             ext.number(),
             Self::bracket_options(&options)

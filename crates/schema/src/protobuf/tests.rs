@@ -884,3 +884,20 @@ fn json_name_is_printed_when_written_even_if_it_is_the_default() {
     assert!(d.contains("string user_id = 1;\n"), "{d}");
     assert!(d.contains("string third = 3 [json_name = \"x\"];"), "{d}");
 }
+
+#[test]
+fn canonical_keeps_type_names_as_written() {
+    let text = "syntax = \"proto3\"; package foo; message T { Inner a = 1; .foo.T.Inner b = 2; T.Inner c = 3; \
+                map<string, foo.T.Inner> d = 4; message Inner { int32 x = 1; } }";
+    let s = proto(text);
+    let c = s.canonical();
+    for line in ["  Inner a = 1;", "  .foo.T.Inner b = 2;", "  T.Inner c = 3;", "  map<string, foo.T.Inner> d = 4;"] {
+        assert!(c.contains(line), "{line}: {c}");
+    }
+    // Normalized names them all alike; the descriptor's canonical uses the shortest name.
+    assert_eq!(s.normalized().matches(".foo.T.Inner").count(), 4, "{}", s.normalized());
+    let from_descriptor = proto(&s.serialized()).canonical();
+    for line in ["  Inner a = 1;", "  Inner b = 2;", "  Inner c = 3;", "  map<string, Inner> d = 4;"] {
+        assert!(from_descriptor.contains(line), "{line}: {from_descriptor}");
+    }
+}
