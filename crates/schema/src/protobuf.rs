@@ -38,7 +38,7 @@ use crate::{Resolved, SchemaError};
 /// The name the schema being parsed gets among its imports.
 const ROOT_FILE_NAME: &str = "schema.proto";
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ProtobufSchema {
     /// The compiled file (it holds its pool, with every import).
     file: FileDescriptor,
@@ -49,6 +49,13 @@ pub struct ProtobufSchema {
     counting: Counting,
     /// What the text said that its descriptor does not keep.
     source: printer::SourceFacts,
+}
+
+/// The canonical text, not the descriptor pool with every import.
+impl std::fmt::Debug for ProtobufSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProtobufSchema").field("canonical", &self.canonical).field("counting", &self.counting).finish()
+    }
 }
 
 impl ProtobufSchema {
