@@ -901,3 +901,15 @@ fn canonical_keeps_type_names_as_written() {
         assert!(from_descriptor.contains(line), "{line}: {from_descriptor}");
     }
 }
+
+#[test]
+fn a_descriptor_and_its_text_are_compatible_both_ways() {
+    let text = parsed(NESTED);
+    let ParsedSchema::Protobuf(p) = &text else { unreachable!() };
+    let descriptor = parsed(&p.serialized());
+    for level in [Compatibility::FullTransitive, Compatibility::Full] {
+        assert!(check_compatibility(level, &descriptor, std::slice::from_ref(&text)).is_empty());
+        assert!(check_compatibility(level, &text, std::slice::from_ref(&descriptor)).is_empty());
+    }
+    assert_eq!(descriptor.canonical(), text.canonical());
+}
