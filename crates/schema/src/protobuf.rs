@@ -243,14 +243,16 @@ fn decode_base64_descriptor(text: &str) -> Option<Vec<u8>> {
 
 /// What the parsed, not yet compiled, root file wrote that compiling
 /// changes: the fields that set `json_name` (compiling sets it on every
-/// field) and the type names as written (compiling qualifies them), by the
-/// field's full name.
+/// field) and the type names as written (compiling qualifies them).
 fn written_facts(parsed: &FileDescriptorProto, facts: &mut printer::SourceFacts) {
     fn fields(scope: &str, list: &[FieldDescriptorProto], facts: &mut printer::SourceFacts) {
         for f in list {
             let name = if scope.is_empty() { f.name().to_string() } else { format!("{scope}.{}", f.name()) };
             if f.json_name.is_some() {
                 facts.explicit_json_names.get_or_insert_with(HashSet::new).insert(name.clone());
+            }
+            if let Some(extendee) = &f.extendee {
+                facts.written_type_names.insert(format!("extend:{name}"), extendee.clone());
             }
             if let Some(ty) = &f.type_name {
                 facts.written_type_names.insert(name, ty.clone());
@@ -268,6 +270,14 @@ fn written_facts(parsed: &FileDescriptorProto, facts: &mut printer::SourceFacts)
     facts.explicit_json_names.get_or_insert_with(HashSet::new);
     fields(parsed.package(), &parsed.extension, facts);
     messages(parsed.package(), &parsed.message_type, facts);
+    for service in &parsed.service {
+        let prefix = if parsed.package().is_empty() { String::new() } else { format!("{}.", parsed.package()) };
+        for m in &service.method {
+            let name = format!("{prefix}{}.{}", service.name(), m.name());
+            facts.written_type_names.insert(format!("rpc:{name}:in"), m.input_type().to_string());
+            facts.written_type_names.insert(format!("rpc:{name}:out"), m.output_type().to_string());
+        }
+    }
 }
 
 struct MemoryFileResolver {

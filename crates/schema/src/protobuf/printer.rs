@@ -31,7 +31,8 @@ pub(super) struct SourceFacts {
     /// for a descriptor, whose `json_name` is printed when not the default.
     pub(super) explicit_json_names: Option<HashSet<String>>,
     /// Message and enum type names as written, by field full name (a map's
-    /// value type under its entry's `value` field); canonical prints them.
+    /// value type under its entry's `value` field), `extend:{extension full
+    /// name}` and `rpc:{method full name}:in`/`:out`; canonical prints them.
     pub(super) written_type_names: HashMap<String, String>,
 }
 
@@ -427,15 +428,22 @@ impl Printer<'_> {
         }
     }
 
+    /// A type name as the text wrote it, for the canonical form.
+    fn written(&self, key: &str) -> Option<String> {
+        if self.normalize {
+            None
+        } else {
+            self.source.written_type_names.get(key).cloned()
+        }
+    }
+
     /// The type of field `field` (a full name) of kind `kind`: as written
     /// in canonical form when the text is known.
     fn field_type(&self, field: &str, kind: &Kind, scope: &str) -> String {
-        if !self.normalize && matches!(kind, Kind::Message(_) | Kind::Enum(_)) {
-            if let Some(written) = self.source.written_type_names.get(field) {
-                return written.clone();
-            }
+        match kind {
+            Kind::Message(_) | Kind::Enum(_) => self.written(field).unwrap_or_else(|| self.named_kind(kind, scope)),
+            _ => self.named_kind(kind, scope),
         }
-        self.named_kind(kind, scope)
     }
 
     fn named_kind(&self, kind: &Kind, scope: &str) -> String {
@@ -700,7 +708,9 @@ impl Printer<'_> {
                 if self.normalize {
                     fields.sort_by_key(|f| f.number());
                 }
-                let mut out = format!("extend {} {{\n", self.type_ref(&extendee, scope));
+                let written = fields.first().and_then(|f| self.written(&format!("extend:{}", f.full_name())));
+                let name = written.unwrap_or_else(|| self.type_ref(&extendee, scope));
+                let mut out = format!("extend {name} {{\n");
                 for f in fields {
                     push_indented(&mut out, &self.extension_field(f, scope));
                 }
@@ -747,9 +757,11 @@ impl Printer<'_> {
                     "rpc {} ({}{}) returns ({}{})",
                     m.name(),
                     stream(m.is_client_streaming()),
-                    self.type_ref(m.input().full_name(), &self.package),
+                    self.written(&format!("rpc:{}:in", m.full_name()))
+                        .unwrap_or_else(|| self.type_ref(m.input().full_name(), &self.package)),
                     stream(m.is_server_streaming()),
-                    self.type_ref(m.output().full_name(), &self.package)
+                    self.written(&format!("rpc:{}:out", m.full_name()))
+                        .unwrap_or_else(|| self.type_ref(m.output().full_name(), &self.package))
                 );
                 let options = self.options(&m.options());
                 if !options.is_empty() {

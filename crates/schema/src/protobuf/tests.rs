@@ -894,6 +894,13 @@ fn canonical_keeps_type_names_as_written() {
     for line in ["  Inner a = 1;", "  .foo.T.Inner b = 2;", "  T.Inner c = 3;", "  map<string, foo.T.Inner> d = 4;"] {
         assert!(c.contains(line), "{line}: {c}");
     }
+    let with_rpc = proto(
+        "syntax = \"proto2\"; package foo; message T { extensions 10 to 20; } \
+         extend .foo.T { optional int32 e = 10; } service S { rpc Get (.foo.T) returns (foo.T); }",
+    )
+    .canonical();
+    assert!(with_rpc.contains("extend .foo.T {"), "{with_rpc}");
+    assert!(with_rpc.contains("rpc Get (.foo.T) returns (foo.T);"), "{with_rpc}");
     // Normalized names them all alike; the descriptor's canonical uses the shortest name.
     assert_eq!(s.normalized().matches(".foo.T.Inner").count(), 4, "{}", s.normalized());
     let from_descriptor = proto(&s.serialized()).canonical();
