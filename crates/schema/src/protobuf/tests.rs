@@ -189,6 +189,15 @@ fn google_type_and_confluent_files_need_no_reference() {
 }
 
 #[test]
+fn the_legacy_confluent_decimal_path_reexports_the_type() {
+    let s = proto(
+        "syntax = \"proto3\"; import \"confluent/types/decimal.proto\"; import \"google/type/localized_text.proto\"; \
+         message M { confluent.type.Decimal d = 1; google.type.LocalizedText t = 2; }",
+    );
+    assert_eq!(s.record_name().as_deref(), Some("M"));
+}
+
+#[test]
 fn base64_file_descriptor_is_accepted_and_prints_as_the_text_does() {
     let text = proto(ORDER_V1);
     let serialized = text.serialized();
