@@ -224,11 +224,11 @@ pub fn check_compatibility(level: Compatibility, new: &ParsedSchema, previous: &
         };
         // BACKWARD: a reader of `new` reads data written with `old`.
         if backward {
-            reasons.extend(can_read(new, old));
+            reasons.extend(can_read_as(new, old, ("new", "old")));
         }
         // FORWARD: a reader of `old` reads data written with `new`.
         if forward {
-            reasons.extend(can_read(old, new));
+            reasons.extend(can_read_as(old, new, ("old", "new")));
         }
     }
     reasons
@@ -241,5 +241,14 @@ pub fn can_read(reader: &ParsedSchema, writer: &ParsedSchema) -> Vec<String> {
         (ParsedSchema::Json(r), ParsedSchema::Json(w)) => r.can_read(w),
         (ParsedSchema::Protobuf(r), ParsedSchema::Protobuf(w)) => r.can_read(w),
         (r, w) => vec![format!("Incompatible schema type: {} cannot read {}", r.schema_type(), w.schema_type())],
+    }
+}
+
+/// `can_read`, naming the reader's and writer's schemas in the reasons
+/// (Protobuf's reasons say "the new schema"/"the old schema" as Confluent's do).
+fn can_read_as(reader: &ParsedSchema, writer: &ParsedSchema, roles: (&str, &str)) -> Vec<String> {
+    match (reader, writer) {
+        (ParsedSchema::Protobuf(r), ParsedSchema::Protobuf(w)) => r.can_read_as(w, roles.0, roles.1),
+        _ => can_read(reader, writer),
     }
 }
