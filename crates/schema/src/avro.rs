@@ -34,13 +34,16 @@ impl AvroSchema {
         for s in references.iter().chain(std::iter::once(&schema)) {
             collect_named(s, &mut named);
         }
-        let canonical =
-            serde_json::to_string(&schema).map_err(|e| SchemaError::Invalid(format!("Invalid schema: {e}")))?;
+        let json = serde_json::to_value(&schema).map_err(|e| SchemaError::Invalid(format!("Invalid schema: {e}")))?;
+        let mut canonical = String::new();
+        write_as_avro_does(&json, None, &mut canonical);
         Ok(Self { schema: Box::new(schema), named, canonical })
     }
 
-    /// Compact JSON as Avro writes a parsed schema (docs, defaults,
-    /// aliases and custom properties kept; referenced types by name).
+    /// Compact JSON as Avro (Java) writes a parsed schema, which is what
+    /// Confluent stores: docs, defaults, aliases and custom properties
+    /// kept, names relative to the enclosing namespace, types defined
+    /// elsewhere (references) by name.
     pub fn canonical(&self) -> String {
         self.canonical.clone()
     }
@@ -132,6 +135,113 @@ fn collect_named(schema: &Schema, named: &mut HashMap<String, Schema>) {
     }
 }
 
+/// Writes `json` (apache-avro's serialization of a parsed schema) in the
+/// key order and name spelling of Avro's Java `Schema.toString()`.
+fn write_as_avro_does(json: &Value, namespace: Option<&str>, out: &mut String) {
+    let map = match json {
+        Value::Array(branches) => {
+            out.push('[');
+            for (i, branch) in branches.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_as_avro_does(branch, namespace, out);
+            }
+            out.push(']');
+            return;
+        }
+        Value::String(name) if !is_primitive(name) => {
+            out.push_str(&Value::String(relative(&qualify(name, namespace), namespace)).to_string());
+            return;
+        }
+        Value::Object(map) => map,
+        other => {
+            out.push_str(&other.to_string());
+            return;
+        }
+    };
+    out.push('{');
+    let mut first = true;
+    let mut field = |out: &mut String, key: &str, write: &mut dyn FnMut(&mut String)| {
+        if !std::mem::take(&mut first) {
+            out.push(',');
+        }
+        out.push_str(&Value::String(key.to_string()).to_string());
+        out.push(':');
+        write(out);
+    };
+    fn plain(v: &Value) -> impl FnMut(&mut String) + '_ {
+        move |out: &mut String| out.push_str(&v.to_string())
+    }
+    let is_named = matches!(map.get("type").and_then(Value::as_str), Some("record" | "error" | "enum" | "fixed"));
+    let is_field = !map.contains_key("type") || (map.contains_key("name") && !is_named);
+    let mut written: Vec<&str> = Vec::new();
+    if is_field && map.contains_key("name") && map.contains_key("type") {
+        // A record field.
+        for key in ["name", "type", "doc", "default", "order"] {
+            if let Some(v) = map.get(key) {
+                if key == "type" {
+                    field(out, key, &mut |out: &mut String| write_as_avro_does(v, namespace, out));
+                } else {
+                    field(out, key, &mut plain(v));
+                }
+                written.push(key);
+            }
+        }
+        written.push("aliases");
+        for (k, v) in map.iter().filter(|(k, _)| !written.contains(&k.as_str())) {
+            field(out, k, &mut plain(v));
+        }
+        if let Some(v) = map.get("aliases") {
+            field(out, "aliases", &mut plain(v));
+        }
+    } else if is_named {
+        let full = qualify(
+            map.get("name").and_then(Value::as_str).unwrap_or_default(),
+            map.get("namespace").and_then(Value::as_str).or(namespace),
+        );
+        let own = full.rsplit_once('.').map(|(ns, _)| ns);
+        field(out, "type", &mut plain(&map["type"]));
+        field(out, "name", &mut plain(&Value::String(full.rsplit('.').next().unwrap_or_default().to_string())));
+        if own != namespace {
+            field(out, "namespace", &mut plain(&Value::String(own.unwrap_or_default().to_string())));
+        }
+        written.extend(["type", "name", "namespace", "aliases"]);
+        for key in ["doc", "fields", "symbols", "default", "size"] {
+            if let Some(v) = map.get(key) {
+                if key == "fields" {
+                    field(out, key, &mut |out: &mut String| write_as_avro_does(v, own, out));
+                } else {
+                    field(out, key, &mut plain(v));
+                }
+                written.push(key);
+            }
+        }
+        for (k, v) in map.iter().filter(|(k, _)| !written.contains(&k.as_str())) {
+            field(out, k, &mut plain(v));
+        }
+        if let Some(Value::Array(aliases)) = map.get("aliases") {
+            let aliases: Vec<Value> = aliases
+                .iter()
+                .map(|a| a.as_str().map_or(a.clone(), |a| Value::String(relative(&qualify(a, own), own))))
+                .collect();
+            field(out, "aliases", &mut plain(&Value::Array(aliases)));
+        }
+    } else {
+        // array, map, or a primitive with properties (logical types).
+        for key in ["type", "items", "values"] {
+            if let Some(v) = map.get(key) {
+                field(out, key, &mut |out: &mut String| write_as_avro_does(v, namespace, out));
+                written.push(key);
+            }
+        }
+        for (k, v) in map.iter().filter(|(k, _)| !written.contains(&k.as_str())) {
+            field(out, k, &mut plain(v));
+        }
+    }
+    out.push('}');
+}
+
 const PCF_KEY_ORDER: [&str; 7] = ["name", "type", "fields", "symbols", "items", "values", "size"];
 
 /// Writes `json` normalized (see [`AvroSchema::normalized`]) to `out`.
@@ -202,6 +312,14 @@ fn normalize(json: &Value, namespace: Option<&str>, out: &mut String) {
 
 fn is_primitive(s: &str) -> bool {
     matches!(s, "null" | "boolean" | "int" | "long" | "float" | "double" | "bytes" | "string")
+}
+
+/// `full_name` as written inside `namespace`: without it when it is the same.
+fn relative(full_name: &str, namespace: Option<&str>) -> String {
+    match (full_name.rsplit_once('.'), namespace) {
+        (Some((ns, name)), Some(enclosing)) if ns == enclosing => name.to_string(),
+        _ => full_name.to_string(),
+    }
 }
 
 fn qualify(name: &str, namespace: Option<&str>) -> String {
