@@ -2,7 +2,7 @@
 //! canonical and normalized texts, payload validation (binary datum
 //! decode) and the Avro specification's schema resolution rules as
 //! Confluent's checker reports them (`{errorType:'...', description:'...',
-//! additionalInfo:'...'}`, the reader being the "new" schema).
+//! additionalInfo:'...'}`).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -91,13 +91,20 @@ impl AvroSchema {
 
     /// Why a reader with this schema cannot read data written with `writer`.
     pub fn can_read(&self, writer: &Self) -> Vec<String> {
+        self.can_read_named(writer, "new", "old")
+    }
+
+    /// [`Self::can_read`] with the names the reasons give the reader and
+    /// the writer (Confluent: "new"/"old" when checking BACKWARD,
+    /// "old"/"new" when checking FORWARD).
+    pub fn can_read_named(&self, writer: &Self, reader_name: &str, writer_name: &str) -> Vec<String> {
         let mut checker =
             Checker { reader_named: &self.named, writer_named: &writer.named, in_progress: HashSet::new() };
         let mut location = Vec::new();
         checker
             .check(&self.schema, &writer.schema, &mut location)
             .iter()
-            .map(Incompatibility::confluent_string)
+            .map(|i| i.confluent_string(reader_name, writer_name))
             .collect()
     }
 }
@@ -427,21 +434,21 @@ struct Incompatibility {
 }
 
 impl Incompatibility {
-    /// Confluent's text, with the reader as the "new" schema and the
-    /// writer as the "old" one (as in a BACKWARD check).
-    fn confluent_string(&self) -> String {
+    /// Confluent's text, naming the reader and the writer schema by their
+    /// roles in the check ("new" and "old" in a BACKWARD check).
+    fn confluent_string(&self, reader: &str, writer: &str) -> String {
         let (error_type, description) = match self.kind {
             IncompatibilityType::FixedSizeMismatch => (
                 "FIXED_SIZE_MISMATCH",
                 format!(
-                    "The size of FIXED type field at path '{}' in the new schema does not match with the old schema",
+                    "The size of FIXED type field at path '{}' in the {reader} schema does not match with the {writer} schema",
                     self.location
                 ),
             ),
             IncompatibilityType::TypeMismatch => (
                 "TYPE_MISMATCH",
                 format!(
-                    "The type (path '{}') of a field in the new schema does not match with the old schema",
+                    "The type (path '{}') of a field in the {reader} schema does not match with the {writer} schema",
                     self.location
                 ),
             ),
@@ -451,21 +458,21 @@ impl Incompatibility {
             IncompatibilityType::MissingEnumSymbols => (
                 "MISSING_ENUM_SYMBOLS",
                 format!(
-                    "The new schema is missing enum symbols '{}' at path '{}' in the old schema",
+                    "The {reader} schema is missing enum symbols '{}' at path '{}' in the {writer} schema",
                     self.message, self.location
                 ),
             ),
             IncompatibilityType::MissingUnionBranch => (
                 "MISSING_UNION_BRANCH",
                 format!(
-                    "The new schema is missing a type inside a union field at path '{}' in the old schema",
+                    "The {reader} schema is missing a type inside a union field at path '{}' in the {writer} schema",
                     self.location
                 ),
             ),
             IncompatibilityType::ReaderFieldMissingDefaultValue => (
                 "READER_FIELD_MISSING_DEFAULT_VALUE",
                 format!(
-                    "The field '{}' at path '{}' in the new schema has no default value and is missing in the old schema",
+                    "The field '{}' at path '{}' in the {reader} schema has no default value and is missing in the {writer} schema",
                     self.message, self.location
                 ),
             ),

@@ -142,10 +142,21 @@ impl JsonSchema {
 
     /// Why a reader with this schema cannot read data written with `writer`.
     pub fn can_read(&self, writer: &Self) -> Vec<String> {
+        self.can_read_named(writer, "new", "old")
+    }
+
+    /// [`Self::can_read`] with the names the reasons give the reader and
+    /// the writer (Confluent: "new"/"old" when checking BACKWARD,
+    /// "old"/"new" when checking FORWARD).
+    pub fn can_read_named(&self, writer: &Self, reader_name: &str, writer_name: &str) -> Vec<String> {
         let mut diff =
             Diff { original: &writer.inner, update: &self.inner, in_progress: HashSet::new(), path: Vec::new() };
         let differences = diff.compare(Node::root(&writer.inner), Node::root(&self.inner));
-        differences.iter().filter(|d| !d.kind.compatible()).map(Difference::confluent_string).collect()
+        differences
+            .iter()
+            .filter(|d| !d.kind.compatible())
+            .map(|d| d.confluent_string(reader_name, writer_name))
+            .collect()
     }
 }
 
@@ -549,9 +560,9 @@ impl Kind {
         )
     }
 
-    /// Confluent's description of a difference at `path` (the new schema
-    /// reads what the old one wrote).
-    fn description(self, path: &str) -> String {
+    /// Confluent's description of a difference at `path`, naming the
+    /// reader and the writer schema by their roles in the check.
+    fn description(self, path: &str, reader: &str, writer: &str) -> String {
         match self {
             MAXIMUM_ADDED
             | MINIMUM_ADDED
@@ -569,7 +580,7 @@ impl Kind {
             | UNIQUE_ITEMS_ADDED
             | ADDITIONAL_ITEMS_REMOVED
             | ADDITIONAL_PROPERTIES_REMOVED => {
-                format!("The keyword at path '{path}' in the new schema is not present in the old schema")
+                format!("The keyword at path '{path}' in the {reader} schema is not present in the {writer} schema")
             }
             MIN_LENGTH_INCREASED
             | MINIMUM_INCREASED
@@ -577,56 +588,56 @@ impl Kind {
             | MIN_PROPERTIES_INCREASED
             | MULTIPLE_OF_EXPANDED
             | MIN_ITEMS_INCREASED => {
-                format!("The value at path '{path}' in the new schema is more than its value in the old schema")
+                format!("The value at path '{path}' in the {reader} schema is more than its value in the {writer} schema")
             }
             MAX_LENGTH_DECREASED
             | MAXIMUM_DECREASED
             | MAX_ITEMS_DECREASED
             | EXCLUSIVE_MAXIMUM_DECREASED
             | MAX_PROPERTIES_DECREASED => {
-                format!("The value at path '{path}' in the new schema is less than its value in the old schema")
+                format!("The value at path '{path}' in the {reader} schema is less than its value in the {writer} schema")
             }
             PATTERN_CHANGED | MULTIPLE_OF_CHANGED => {
-                format!("The value at path '{path}' is different between the new and old schema")
+                format!("The value at path '{path}' is different between the {reader} and {writer} schema")
             }
             ADDITIONAL_ITEMS_NARROWED | ENUM_ARRAY_NARROWED | SUM_TYPE_NARROWED | ADDITIONAL_PROPERTIES_NARROWED => {
                 format!(
-                    "An array or combined type at path '{path}' has fewer elements in the new schema than the old schema"
+                    "An array or combined type at path '{path}' has fewer elements in the {reader} schema than the {writer} schema"
                 )
             }
             PRODUCT_TYPE_EXTENDED | SUM_TYPE_EXTENDED | NOT_TYPE_EXTENDED => format!(
-                "An array or combined type at path '{path}' has more elements in the new schema than the old schema"
+                "An array or combined type at path '{path}' has more elements in the {reader} schema than the {writer} schema"
             ),
             TYPE_CHANGED
             | TYPE_NARROWED
             | COMBINED_TYPE_CHANGED
             | COMBINED_TYPE_SUBSCHEMAS_CHANGED
             | ENUM_ARRAY_CHANGED => {
-                format!("A type at path '{path}' is different between the new schema and the old schema")
+                format!("A type at path '{path}' is different between the {reader} schema and the {writer} schema")
             }
             PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL | ITEM_ADDED_TO_OPEN_CONTENT_MODEL => format!(
-                "The new schema has an open content model and has a property or item at path '{path}' which is \
-                 missing in the old schema"
+                "The {reader} schema has an open content model and has a property or item at path '{path}' which is \
+                 missing in the {writer} schema"
             ),
             REQUIRED_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL => format!(
-                "The new schema has an unopen content model and has a required property at path '{path}' which is \
-                 missing in the old schema"
+                "The {reader} schema has an unopen content model and has a required property at path '{path}' which is \
+                 missing in the {writer} schema"
             ),
             PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL | ITEM_REMOVED_FROM_CLOSED_CONTENT_MODEL => format!(
-                "The new schema has a closed content model and is missing a property or item present at path \
-                 '{path}' in the old schema"
+                "The {reader} schema has a closed content model and is missing a property or item present at path \
+                 '{path}' in the {writer} schema"
             ),
             PROPERTY_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL
             | ITEM_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL => format!(
-                "A property or item is missing in the new schema but present at path '{path}' in the old schema and \
+                "A property or item is missing in the {reader} schema but present at path '{path}' in the {writer} schema and \
                  is not covered by its partially open content model"
             ),
             PROPERTY_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL
             | ITEM_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL => format!(
-                "The new schema has a property or item at path '{path}' which is missing in the old schema and is \
+                "The {reader} schema has a property or item at path '{path}' which is missing in the {writer} schema and is \
                  not covered by its partially open content model"
             ),
-            SCHEMA_ADDED => format!("A schema at path '{path}' is in the new schema and not in the old schema"),
+            SCHEMA_ADDED => format!("A schema at path '{path}' is in the {reader} schema and not in the {writer} schema"),
             _ => String::new(),
         }
     }
@@ -639,8 +650,12 @@ struct Difference {
 }
 
 impl Difference {
-    fn confluent_string(&self) -> String {
-        format!("{{errorType:\"{:?}\", description:\"{}\"}}", self.kind, self.kind.description(&self.path))
+    fn confluent_string(&self, reader: &str, writer: &str) -> String {
+        format!(
+            "{{errorType:\"{:?}\", description:\"{}\"}}",
+            self.kind,
+            self.kind.description(&self.path, reader, writer)
+        )
     }
 }
 

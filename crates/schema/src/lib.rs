@@ -208,30 +208,43 @@ impl ParsedSchema {
 /// Whether `new` may be registered after `previous` (oldest first) under
 /// `level`: the reasons it may not, empty when it may. Schemas of another
 /// type than `new` are incompatible. A non-transitive level checks only
-/// the last of `previous`.
+/// the last of `previous`; a transitive one checks from the newest back
+/// and stops at the first version `new` is incompatible with (Confluent).
 pub fn check_compatibility(level: Compatibility, new: &ParsedSchema, previous: &[ParsedSchema]) -> Vec<String> {
     if level == Compatibility::None {
         return Vec::new();
     }
     let against: &[ParsedSchema] =
         if level.transitive() { previous } else { &previous[previous.len().saturating_sub(1)..] };
-    let mut reasons = Vec::new();
+    let (backward, forward) = match level {
+        Compatibility::Backward | Compatibility::BackwardTransitive => (true, false),
+        Compatibility::Forward | Compatibility::ForwardTransitive => (false, true),
+        _ => (true, true),
+    };
     for old in against.iter().rev() {
-        let (backward, forward) = match level {
-            Compatibility::Backward | Compatibility::BackwardTransitive => (true, false),
-            Compatibility::Forward | Compatibility::ForwardTransitive => (false, true),
-            _ => (true, true),
-        };
-        // BACKWARD: a reader of `new` reads data written with `old`.
-        if backward {
-            reasons.extend(can_read(new, old));
-        }
+        let mut reasons = Vec::new();
         // FORWARD: a reader of `old` reads data written with `new`.
         if forward {
-            reasons.extend(can_read(old, new));
+            reasons.extend(reasons_reading(old, new, "old", "new"));
+        }
+        // BACKWARD: a reader of `new` reads data written with `old`.
+        if backward {
+            reasons.extend(reasons_reading(new, old, "new", "old"));
+        }
+        if !reasons.is_empty() {
+            return reasons;
         }
     }
-    reasons
+    Vec::new()
+}
+
+/// [`can_read`] with the reader and writer named as the check sees them.
+fn reasons_reading(reader: &ParsedSchema, writer: &ParsedSchema, reader_name: &str, writer_name: &str) -> Vec<String> {
+    match (reader, writer) {
+        (ParsedSchema::Avro(r), ParsedSchema::Avro(w)) => r.can_read_named(w, reader_name, writer_name),
+        (ParsedSchema::Json(r), ParsedSchema::Json(w)) => r.can_read_named(w, reader_name, writer_name),
+        _ => can_read(reader, writer),
+    }
 }
 
 /// Why a reader using `reader` cannot read what `writer` wrote (empty: it can).

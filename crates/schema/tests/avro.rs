@@ -129,8 +129,9 @@ fn enum_symbols_added_are_backward_only_unless_the_reader_has_a_default() {
     assert_eq!(passing_levels(&new, &old), BACKWARD_ONLY);
     assert_eq!(
         reasons(Forward, &new, &old),
-        ["{errorType:'MISSING_ENUM_SYMBOLS', description:'The new schema is missing enum symbols '[CLUBS]' at \
-          path '/symbols' in the old schema', additionalInfo:'[CLUBS]'}"]
+        // A FORWARD check: the old schema reads, as Confluent words it.
+        ["{errorType:'MISSING_ENUM_SYMBOLS', description:'The old schema is missing enum symbols '[CLUBS]' at \
+          path '/symbols' in the new schema', additionalInfo:'[CLUBS]'}"]
     );
     // A reader with a default symbol reads unknown symbols as the default.
     let old = avro(r#"{"type":"enum","name":"Suit","symbols":["SPADES","HEARTS"],"default":"SPADES"}"#);
@@ -182,8 +183,8 @@ fn making_a_field_nullable_is_backward_only() {
     // The old reader (int) cannot read the null branch the new writer may write.
     assert_eq!(
         reasons(Forward, &new, &old),
-        ["{errorType:'TYPE_MISMATCH', description:'The type (path '/fields/0/type/0') of a field in the new \
-          schema does not match with the old schema', additionalInfo:'reader type: INT not compatible with writer \
+        ["{errorType:'TYPE_MISMATCH', description:'The type (path '/fields/0/type/0') of a field in the old \
+          schema does not match with the new schema', additionalInfo:'reader type: INT not compatible with writer \
           type: NULL'}"]
     );
 }
@@ -251,6 +252,19 @@ fn transitive_backward_checks_every_version() {
     assert_eq!(why.len(), 1);
     assert!(why[0].contains("READER_FIELD_MISSING_DEFAULT_VALUE"), "{why:?}");
     assert!(!check_compatibility(FullTransitive, &v3, &history).is_empty());
+}
+
+/// Confluent stops at the newest version `new` is incompatible with, and
+/// lists FULL's forward reasons before its backward ones.
+#[test]
+fn reasons_come_from_the_newest_incompatible_version_forward_first() {
+    let v1 = record(r#"{"name":"a","type":"int"}"#);
+    let v2 = record(r#"{"name":"b","type":"int"}"#);
+    let v3 = record(r#"{"name":"c","type":"int"}"#);
+    let why = check_compatibility(FullTransitive, &v3, &[v1, v2]);
+    assert_eq!(why.len(), 2, "{why:?}");
+    assert!(why[0].contains("The field 'b' at path '/fields/0' in the old schema"), "{why:?}");
+    assert!(why[1].contains("The field 'c' at path '/fields/0' in the new schema"), "{why:?}");
 }
 
 #[test]
