@@ -24,6 +24,10 @@ pub struct AvroSchema {
 
 impl AvroSchema {
     pub fn parse(text: &str, resolved: &[Resolved]) -> Result<Self, SchemaError> {
+        crate::parse_guarded(|| Self::parse_unguarded(text, resolved))
+    }
+
+    fn parse_unguarded(text: &str, resolved: &[Resolved]) -> Result<Self, SchemaError> {
         let invalid = |e: apache_avro::Error| SchemaError::Invalid(format!("Invalid schema: {e}"));
         let (schema, references): (Schema, Vec<Schema>) = if resolved.is_empty() {
             (Schema::parse_str(text).map_err(invalid)?, Vec::new())
@@ -98,14 +102,18 @@ impl AvroSchema {
     /// the writer (Confluent: "new"/"old" when checking BACKWARD,
     /// "old"/"new" when checking FORWARD).
     pub fn can_read_named(&self, writer: &Self, reader_name: &str, writer_name: &str) -> Vec<String> {
-        let mut checker =
-            Checker { reader_named: &self.named, writer_named: &writer.named, in_progress: HashSet::new() };
+        let mut checker = Checker {
+            reader_named: &self.named,
+            writer_named: &writer.named,
+            in_progress: HashSet::new(),
+            steps_left: COMPATIBILITY_STEPS_MAX,
+        };
         let mut location = Vec::new();
-        checker
-            .check(&self.schema, &writer.schema, &mut location)
-            .iter()
-            .map(|i| i.confluent_string(reader_name, writer_name))
-            .collect()
+        let found = checker.check(&self.schema, &writer.schema, &mut location);
+        if checker.steps_left == 0 {
+            return vec![too_complex()];
+        }
+        found.iter().map(|i| i.confluent_string(reader_name, writer_name)).collect()
     }
 }
 
@@ -489,10 +497,27 @@ struct Checker<'a> {
     /// Pairs of named types being compared (recursive types: a pair met
     /// again is assumed compatible, its answer comes from the outer visit).
     in_progress: HashSet<(String, String)>,
+    /// Comparisons left (nested unions probe every branch pair).
+    steps_left: usize,
+}
+
+/// Type pairs one compatibility check compares at most.
+pub(crate) const COMPATIBILITY_STEPS_MAX: usize = 100_000;
+
+/// The reason given when a check ran out of steps: refused, not assumed.
+pub(crate) fn too_complex() -> String {
+    format!(
+        "{{errorType:'SCHEMA_TOO_COMPLEX', description:'The schemas need more than {COMPATIBILITY_STEPS_MAX} \
+         comparisons to check; not checked'}}"
+    )
 }
 
 impl Checker<'_> {
     fn check(&mut self, reader: &Schema, writer: &Schema, location: &mut Vec<String>) -> Vec<Incompatibility> {
+        if self.steps_left == 0 {
+            return Vec::new();
+        }
+        self.steps_left -= 1;
         let r = kind(reader, self.reader_named);
         let w = kind(writer, self.writer_named);
         let mut out = Vec::new();

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use jsonschema::{Draft, Retrieve, Uri, Validator};
 use serde_json::{Map, Value};
 
+use crate::avro::{too_complex, COMPATIBILITY_STEPS_MAX};
 use crate::{Resolved, SchemaError};
 
 #[derive(Clone)]
@@ -80,6 +81,10 @@ impl Retrieve for References {
 
 impl JsonSchema {
     pub fn parse(text: &str, resolved: &[Resolved]) -> Result<Self, SchemaError> {
+        crate::parse_guarded(|| Self::parse_unguarded(text, resolved))
+    }
+
+    fn parse_unguarded(text: &str, resolved: &[Resolved]) -> Result<Self, SchemaError> {
         let schema: Value =
             serde_json::from_str(text).map_err(|e| SchemaError::Invalid(format!("Invalid schema: not JSON: {e}")))?;
         if !schema.is_object() && !schema.is_boolean() {
@@ -149,9 +154,17 @@ impl JsonSchema {
     /// the writer (Confluent: "new"/"old" when checking BACKWARD,
     /// "old"/"new" when checking FORWARD).
     pub fn can_read_named(&self, writer: &Self, reader_name: &str, writer_name: &str) -> Vec<String> {
-        let mut diff =
-            Diff { original: &writer.inner, update: &self.inner, in_progress: HashSet::new(), path: Vec::new() };
+        let mut diff = Diff {
+            original: &writer.inner,
+            update: &self.inner,
+            in_progress: HashSet::new(),
+            path: Vec::new(),
+            steps_left: COMPATIBILITY_STEPS_MAX,
+        };
         let differences = diff.compare(Node::root(&writer.inner), Node::root(&self.inner));
+        if diff.steps_left == 0 {
+            return vec![too_complex()];
+        }
         differences
             .iter()
             .filter(|d| !d.kind.compatible())
@@ -672,6 +685,8 @@ struct Diff<'a> {
     /// is compatible, its answer comes from the outer visit).
     in_progress: HashSet<(usize, usize)>,
     path: Vec<String>,
+    /// Comparisons left (combined types compare every branch pair).
+    steps_left: usize,
 }
 
 /// Nesting of `$ref`s followed at once (a `$ref` to a `$ref` ...).
@@ -720,6 +735,10 @@ impl<'a> Diff<'a> {
     }
 
     fn compare(&mut self, original: Node<'a>, update: Node<'a>) -> Vec<Difference> {
+        if self.steps_left == 0 {
+            return Vec::new();
+        }
+        self.steps_left -= 1;
         let followed = original.value.get("$ref").is_some() || update.value.get("$ref").is_some();
         let original = self.deref(self.original, original);
         let update = self.deref(self.update, update);

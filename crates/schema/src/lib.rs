@@ -136,6 +136,13 @@ pub struct Resolved {
     pub text: String,
 }
 
+/// Runs a third-party parser on input from the network: a panic in it
+/// becomes an invalid schema, not a dead request.
+pub(crate) fn parse_guarded<T>(parse: impl FnOnce() -> Result<T, SchemaError>) -> Result<T, SchemaError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(parse))
+        .unwrap_or_else(|_| Err(SchemaError::Invalid("Invalid schema: the parser failed on it".into())))
+}
+
 /// A parsed, valid schema.
 #[derive(Debug, Clone)]
 pub enum ParsedSchema {

@@ -475,3 +475,52 @@ fn malformed_payloads_are_refused_with_a_reason() {
     shallow.push(0);
     assert_eq!(list.validate_payload(&shallow), Ok(()));
 }
+
+/// Unions of records whose fields are unions of records: a writer branch
+/// is probed against the reader's branches in turn, each probe walking the
+/// levels below, so the check is bounded and says so instead of running
+/// for hours.
+#[test]
+fn compatibility_checks_are_bounded() {
+    const LEVELS: usize = 24;
+    // Level i defines A{i} (which defines the next level) and B{i} (which
+    // refers to it by name).
+    let mut union =
+        r#"[{"type":"record","name":"A24","fields":[]},{"type":"record","name":"B24","fields":[]}]"#.to_string();
+    for i in (0..LEVELS).rev() {
+        let n = i + 1;
+        union = format!(
+            r#"[{{"type":"record","name":"A{i}","fields":[{{"name":"f","type":{union}}}]}},{{"type":"record","name":"B{i}","fields":[{{"name":"f","type":["A{n}","B{n}"]}}]}}]"#
+        );
+    }
+    let schema = avro(&union);
+    let started = std::time::Instant::now();
+    let why = check_compatibility(Full, &schema, std::slice::from_ref(&schema));
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    // One reason per direction checked.
+    assert_eq!(why.len(), 2, "{why:?}");
+    assert!(why.iter().all(|w| w.contains("SCHEMA_TOO_COMPLEX")), "{why:?}");
+}
+
+#[test]
+fn parsing_garbage_never_panics() {
+    for text in [
+        "",
+        "null",
+        "[]",
+        "[[]]",
+        r#"{"type":["int","int"]}"#,
+        r#"{"type":"record"}"#,
+        r#"{"type":"record","name":"","fields":[]}"#,
+        r#"{"type":"map"}"#,
+        r#"{"type":"array","items":{"type":"array"}}"#,
+        &"[".repeat(10_000),
+    ] {
+        let _ = parse(SchemaType::Avro, text, &[]);
+        let _ = parse(
+            SchemaType::Avro,
+            r#"{"type":"record","name":"A","fields":[]}"#,
+            &[Resolved { name: "x".into(), text: text.into() }],
+        );
+    }
+}

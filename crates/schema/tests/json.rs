@@ -354,3 +354,41 @@ fn canonical_is_compact_and_normalized_sorts_keys() {
     assert_eq!(c.record_name().as_deref(), Some("A title"));
     assert_eq!(json(r#"{"type":"string"}"#).record_name(), Option::None);
 }
+
+/// Combined types compare every branch pair: a chain of definitions with
+/// two branches each is bounded and says so.
+#[test]
+fn compatibility_checks_are_bounded() {
+    let mut definitions = Vec::new();
+    for i in 0..30 {
+        definitions.push(format!(
+            r##""d{i}":{{"oneOf":[{{"$ref":"#/definitions/d{n}"}},{{"$ref":"#/definitions/d{n}","description":"x"}}]}}"##,
+            n = i + 1
+        ));
+    }
+    definitions.push(r#""d30":{"type":"string"}"#.to_string());
+    let text = format!(r##"{{"$ref":"#/definitions/d0","definitions":{{{}}}}}"##, definitions.join(","));
+    let schema = json(&text);
+    let started = std::time::Instant::now();
+    let why = check_compatibility(Full, &schema, std::slice::from_ref(&schema));
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    // One reason per direction checked.
+    assert_eq!(why.len(), 2, "{why:?}");
+    assert!(why.iter().all(|w| w.contains("SCHEMA_TOO_COMPLEX")), "{why:?}");
+}
+
+#[test]
+fn parsing_garbage_never_panics() {
+    for text in [
+        "",
+        "null",
+        "[]",
+        "true",
+        r##"{"$ref":"#/nope"}"##,
+        r#"{"$ref":"other.json"}"#,
+        r#"{"properties":[]}"#,
+        &"[".repeat(10_000),
+    ] {
+        let _ = parse(SchemaType::Json, text, &[]);
+    }
+}
