@@ -155,14 +155,7 @@ fn collect_named(schema: &Schema, named: &mut HashMap<String, Schema>) {
 fn write_as_avro_does(json: &Value, namespace: Option<&str>, out: &mut String) {
     let map = match json {
         Value::Array(branches) => {
-            out.push('[');
-            for (i, branch) in branches.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_as_avro_does(branch, namespace, out);
-            }
-            out.push(']');
+            write_list(branches, out, |branch, out| write_as_avro_does(branch, namespace, out));
             return;
         }
         Value::String(name) if !is_primitive(name) => {
@@ -262,16 +255,7 @@ const PCF_KEY_ORDER: [&str; 7] = ["name", "type", "fields", "symbols", "items", 
 /// Writes `json` normalized (see [`AvroSchema::normalized`]) to `out`.
 fn normalize(json: &Value, namespace: Option<&str>, out: &mut String) {
     match json {
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                normalize(item, namespace, out);
-            }
-            out.push(']');
-        }
+        Value::Array(items) => write_list(items, out, |item, out| normalize(item, namespace, out)),
         Value::Object(map) => {
             let is_named = matches!(map.get("type").and_then(Value::as_str), Some("record" | "enum" | "fixed"));
             let own_namespace = map.get("namespace").and_then(Value::as_str).or(namespace);
@@ -323,6 +307,18 @@ fn normalize(json: &Value, namespace: Option<&str>, out: &mut String) {
         Value::String(s) if !is_primitive(s) => out.push_str(&Value::String(qualify(s, namespace)).to_string()),
         other => out.push_str(&other.to_string()),
     }
+}
+
+/// Writes `[a,b,...]`, each item by `write`.
+fn write_list(items: &[Value], out: &mut String, mut write: impl FnMut(&Value, &mut String)) {
+    out.push('[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write(item, out);
+    }
+    out.push(']');
 }
 
 fn is_primitive(s: &str) -> bool {

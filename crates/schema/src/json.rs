@@ -850,21 +850,9 @@ impl<'a> Diff<'a> {
     }
 
     fn string(&mut self, out: &mut Vec<Difference>, o: &Map<String, Value>, u: &Map<String, Value>) {
-        let num = |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_f64);
-        self.limit(
-            out,
-            "maxLength",
-            num(o, "maxLength"),
-            num(u, "maxLength"),
-            [MAX_LENGTH_ADDED, MAX_LENGTH_REMOVED, MAX_LENGTH_INCREASED, MAX_LENGTH_DECREASED],
-        );
-        self.limit(
-            out,
-            "minLength",
-            num(o, "minLength"),
-            num(u, "minLength"),
-            [MIN_LENGTH_ADDED, MIN_LENGTH_REMOVED, MIN_LENGTH_INCREASED, MIN_LENGTH_DECREASED],
-        );
+        for (keyword, kinds) in STRING_LIMITS {
+            self.keyword_limit(out, keyword, o, u, kinds);
+        }
         match (o.get("pattern"), u.get("pattern")) {
             (None, Some(_)) => self.add_at(out, "pattern", PATTERN_ADDED),
             (Some(_), None) => self.add_at(out, "pattern", PATTERN_REMOVED),
@@ -944,6 +932,100 @@ impl<'a> Diff<'a> {
         }
     }
 
+    /// `limit` of the numeric keyword in both schemas.
+    fn keyword_limit(
+        &mut self,
+        out: &mut Vec<Difference>,
+        keyword: &str,
+        o: &Map<String, Value>,
+        u: &Map<String, Value>,
+        kinds: [Kind; 4],
+    ) {
+        let num = |m: &Map<String, Value>| m.get(keyword).and_then(Value::as_f64);
+        self.limit(out, keyword, num(o), num(u), kinds);
+    }
+
+    /// A member (property or tuple item) absent in one schema is read
+    /// through the other's partially open content model: compatible when
+    /// the member's schema and the model's schema are.
+    fn covered(
+        &mut self,
+        out: &mut Vec<Difference>,
+        original: Node<'a>,
+        update: Node<'a>,
+        [is_covered, not_covered]: [Kind; 2],
+    ) {
+        let sub = self.compare(original, update);
+        let ok = compatible(&sub);
+        out.extend(sub);
+        self.add(out, if ok { is_covered } else { not_covered });
+    }
+
+    /// A member of the old schema missing in the new one.
+    fn member_removed(
+        &mut self,
+        out: &mut Vec<Difference>,
+        kinds: &MemberKinds,
+        (original, removed): (&Node<'a>, &Value),
+        (update, content): (&Node<'a>, Content<'_>),
+    ) {
+        match content {
+            Content::Open => self.add(out, kinds.removed_from_open),
+            Content::Partial(schema) => {
+                self.covered(out, at(original, removed), at(update, schema), kinds.removed_covered);
+            }
+            Content::Closed if *removed == Value::Bool(false) => self.add(out, kinds.false_removed_from_closed),
+            Content::Closed => self.add(out, kinds.removed_from_closed),
+        }
+    }
+
+    /// A member of the new schema missing in the old one; the old
+    /// schema's content model says what it read there.
+    fn member_added(
+        &mut self,
+        out: &mut Vec<Difference>,
+        kinds: &MemberKinds,
+        (original, content): (&Node<'a>, Content<'_>),
+        (update, added): (&Node<'a>, &Value),
+    ) {
+        match content {
+            Content::Open if matches!(shape(added), Shape::Empty) => self.add(out, kinds.empty_added_to_open),
+            Content::Open => self.add(out, kinds.added_to_open),
+            Content::Partial(schema) => {
+                self.covered(out, at(original, schema), at(update, added), kinds.added_covered);
+            }
+            Content::Closed => {}
+        }
+    }
+
+    /// `additionalProperties` / `additionalItems`.
+    fn additional_content(
+        &mut self,
+        out: &mut Vec<Difference>,
+        keyword: &str,
+        (original, o_value): (&Node<'a>, Option<&Value>),
+        (update, u_value): (&Node<'a>, Option<&Value>),
+        [added, removed, narrowed, extended]: [Kind; 4],
+    ) {
+        self.in_path(keyword, |d| {
+            let (o_permits, o_schema) = additional(o_value);
+            let (u_permits, u_schema) = additional(u_value);
+            if o_permits != u_permits {
+                d.add(out, if u_permits { added } else { removed });
+                return;
+            }
+            match (o_schema, u_schema) {
+                (None, Some(_)) => d.add(out, narrowed),
+                (Some(_), None) => d.add(out, extended),
+                (Some(os), Some(us)) => {
+                    let sub = d.compare(at(original, os), at(update, us));
+                    out.extend(sub);
+                }
+                (None, None) => {}
+            }
+        });
+    }
+
     fn object(
         &mut self,
         out: &mut Vec<Difference>,
@@ -958,7 +1040,6 @@ impl<'a> Diff<'a> {
         let o_required = required(o);
         let u_required = required(u);
         let has_default = |v: &Value| v.get("default").is_some();
-        let at = |node: &Node<'a>, v: &Value| Node { value: Cow::Owned(v.clone()), document: node.document };
 
         self.in_path("required", |d| {
             for key in o_props.keys().filter(|k| u_props.contains_key(*k)) {
@@ -978,48 +1059,14 @@ impl<'a> Diff<'a> {
             self.path.push(key.clone());
             match (o_props.get(key), u_props.get(key)) {
                 (Some(o_prop), None) => {
-                    if open_content_model(u) {
-                        self.add(out, PROPERTY_REMOVED_FROM_OPEN_CONTENT_MODEL);
-                    } else if let Some(partial) = partially_open_schema(u, key) {
-                        let sub = self.compare(at(original, o_prop), at(update, partial));
-                        let ok = compatible(&sub);
-                        out.extend(sub);
-                        self.add(
-                            out,
-                            if ok {
-                                PROPERTY_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL
-                            } else {
-                                PROPERTY_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL
-                            },
-                        );
-                    } else if *o_prop == Value::Bool(false) {
-                        self.add(out, PROPERTY_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL);
-                    } else {
-                        self.add(out, PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL);
-                    }
+                    self.member_removed(out, &PROPERTY, (original, o_prop), (update, object_content(u, key)))
                 }
                 (None, Some(u_prop)) => {
-                    if open_content_model(o) {
-                        let kind = if matches!(shape(u_prop), Shape::Empty) {
-                            PROPERTY_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL
-                        } else {
-                            PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL
-                        };
-                        self.add(out, kind);
-                    } else {
-                        if let Some(partial) = partially_open_schema(o, key) {
-                            let sub = self.compare(at(original, partial), at(update, u_prop));
-                            let ok = compatible(&sub);
-                            out.extend(sub);
-                            self.add(
-                                out,
-                                if ok {
-                                    PROPERTY_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL
-                                } else {
-                                    PROPERTY_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL
-                                },
-                            );
-                        }
+                    let content = object_content(o, key);
+                    let unopen = !matches!(content, Content::Open);
+                    self.member_added(out, &PROPERTY, (original, content), (update, u_prop));
+                    // Closed and partially open models.
+                    if unopen {
                         let kind = match (u_required.contains(key.as_str()), has_default(u_prop)) {
                             (true, true) => REQUIRED_PROPERTY_WITH_DEFAULT_ADDED_TO_UNOPEN_CONTENT_MODEL,
                             (true, false) => REQUIRED_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL,
@@ -1038,39 +1085,21 @@ impl<'a> Diff<'a> {
         }
         self.path.pop();
 
-        self.in_path("additionalProperties", |d| {
-            let (o_permits, o_schema) = additional(o.get("additionalProperties"));
-            let (u_permits, u_schema) = additional(u.get("additionalProperties"));
-            if o_permits != u_permits {
-                d.add(out, if u_permits { ADDITIONAL_PROPERTIES_ADDED } else { ADDITIONAL_PROPERTIES_REMOVED });
-            } else {
-                match (o_schema, u_schema) {
-                    (None, Some(_)) => d.add(out, ADDITIONAL_PROPERTIES_NARROWED),
-                    (Some(_), None) => d.add(out, ADDITIONAL_PROPERTIES_EXTENDED),
-                    (Some(os), Some(us)) => {
-                        let sub = d.compare(at(original, os), at(update, us));
-                        out.extend(sub);
-                    }
-                    (None, None) => {}
-                }
-            }
-        });
-
-        let num = |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_f64);
-        self.limit(
+        self.additional_content(
             out,
-            "maxProperties",
-            num(o, "maxProperties"),
-            num(u, "maxProperties"),
-            [MAX_PROPERTIES_ADDED, MAX_PROPERTIES_REMOVED, MAX_PROPERTIES_INCREASED, MAX_PROPERTIES_DECREASED],
+            "additionalProperties",
+            (original, o.get("additionalProperties")),
+            (update, u.get("additionalProperties")),
+            [
+                ADDITIONAL_PROPERTIES_ADDED,
+                ADDITIONAL_PROPERTIES_REMOVED,
+                ADDITIONAL_PROPERTIES_NARROWED,
+                ADDITIONAL_PROPERTIES_EXTENDED,
+            ],
         );
-        self.limit(
-            out,
-            "minProperties",
-            num(o, "minProperties"),
-            num(u, "minProperties"),
-            [MIN_PROPERTIES_ADDED, MIN_PROPERTIES_REMOVED, MIN_PROPERTIES_INCREASED, MIN_PROPERTIES_DECREASED],
-        );
+        for (keyword, kinds) in OBJECT_LIMITS {
+            self.keyword_limit(out, keyword, o, u, kinds);
+        }
     }
 
     fn array(
@@ -1081,7 +1110,6 @@ impl<'a> Diff<'a> {
         update: &Node<'a>,
         u: &Map<String, Value>,
     ) {
-        let at = |node: &Node<'a>, v: &Value| Node { value: Cow::Owned(v.clone()), document: node.document };
         let (o_all, o_tuple, o_additional) = array_items(o);
         let (u_all, u_tuple, u_additional) = array_items(u);
 
@@ -1095,60 +1123,19 @@ impl<'a> Diff<'a> {
             (None, None) => {}
         }
 
-        let (o_permits, o_schema) = additional(o_additional);
-        let (u_permits, u_schema) = additional(u_additional);
-        let o_open = o_permits && o_schema.is_none();
-        let u_open = u_permits && u_schema.is_none();
-        let len = o_tuple.len().max(u_tuple.len());
-        for i in 0..len {
+        for i in 0..o_tuple.len().max(u_tuple.len()) {
             self.path.push(format!("items/{i}"));
             match (o_tuple.get(i), u_tuple.get(i)) {
                 (Some(os), Some(us)) => {
                     let sub = self.compare(at(original, os), at(update, us));
                     out.extend(sub);
                 }
-                (Some(os), None) => {
-                    if u_open {
-                        self.add(out, ITEM_REMOVED_FROM_OPEN_CONTENT_MODEL);
-                    } else if let Some(partial) = u_schema {
-                        let sub = self.compare(at(original, os), at(update, partial));
-                        let ok = compatible(&sub);
-                        out.extend(sub);
-                        self.add(
-                            out,
-                            if ok {
-                                ITEM_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL
-                            } else {
-                                ITEM_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL
-                            },
-                        );
-                    } else if *os == Value::Bool(false) {
-                        self.add(out, ITEM_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL);
-                    } else {
-                        self.add(out, ITEM_REMOVED_FROM_CLOSED_CONTENT_MODEL);
-                    }
-                }
+                (Some(os), None) => self.member_removed(out, &ITEM, (original, os), (update, content(u_additional))),
                 (None, Some(us)) => {
-                    if o_open {
-                        let kind = if matches!(shape(us), Shape::Empty) {
-                            ITEM_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL
-                        } else {
-                            ITEM_ADDED_TO_OPEN_CONTENT_MODEL
-                        };
-                        self.add(out, kind);
-                    } else if let Some(partial) = o_schema {
-                        let sub = self.compare(at(original, partial), at(update, us));
-                        let ok = compatible(&sub);
-                        out.extend(sub);
-                        self.add(
-                            out,
-                            if ok {
-                                ITEM_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL
-                            } else {
-                                ITEM_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL
-                            },
-                        );
-                    } else {
+                    let content = content(o_additional);
+                    let closed = matches!(content, Content::Closed);
+                    self.member_added(out, &ITEM, (original, content), (update, us));
+                    if closed {
                         self.add(out, ITEM_ADDED_TO_CLOSED_CONTENT_MODEL);
                     }
                 }
@@ -1156,40 +1143,24 @@ impl<'a> Diff<'a> {
             }
             self.path.pop();
         }
-
         if !o_tuple.is_empty() || !u_tuple.is_empty() {
-            self.in_path("additionalItems", |d| {
-                if o_permits != u_permits {
-                    d.add(out, if o_permits { ADDITIONAL_ITEMS_REMOVED } else { ADDITIONAL_ITEMS_ADDED });
-                } else {
-                    match (o_schema, u_schema) {
-                        (None, Some(_)) => d.add(out, ADDITIONAL_ITEMS_NARROWED),
-                        (Some(_), None) => d.add(out, ADDITIONAL_ITEMS_EXTENDED),
-                        (Some(os), Some(us)) => {
-                            let sub = d.compare(at(original, os), at(update, us));
-                            out.extend(sub);
-                        }
-                        (None, None) => {}
-                    }
-                }
-            });
+            self.additional_content(
+                out,
+                "additionalItems",
+                (original, o_additional),
+                (update, u_additional),
+                [
+                    ADDITIONAL_ITEMS_ADDED,
+                    ADDITIONAL_ITEMS_REMOVED,
+                    ADDITIONAL_ITEMS_NARROWED,
+                    ADDITIONAL_ITEMS_EXTENDED,
+                ],
+            );
         }
 
-        let num = |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_f64);
-        self.limit(
-            out,
-            "maxItems",
-            num(o, "maxItems"),
-            num(u, "maxItems"),
-            [MAX_ITEMS_ADDED, MAX_ITEMS_REMOVED, MAX_ITEMS_INCREASED, MAX_ITEMS_DECREASED],
-        );
-        self.limit(
-            out,
-            "minItems",
-            num(o, "minItems"),
-            num(u, "minItems"),
-            [MIN_ITEMS_ADDED, MIN_ITEMS_REMOVED, MIN_ITEMS_INCREASED, MIN_ITEMS_DECREASED],
-        );
+        for (keyword, kinds) in ARRAY_LIMITS {
+            self.keyword_limit(out, keyword, o, u, kinds);
+        }
         let unique = |m: &Map<String, Value>| m.get("uniqueItems") == Some(&Value::Bool(true));
         match (unique(o), unique(u)) {
             (true, false) => self.add_at(out, "uniqueItems", UNIQUE_ITEMS_REMOVED),
@@ -1261,6 +1232,103 @@ impl<'a> Diff<'a> {
         }
     }
 }
+
+/// Numeric keywords of a kind of schema, with their differences (added,
+/// removed, increased, decreased).
+const STRING_LIMITS: [(&str, [Kind; 4]); 2] = [
+    ("maxLength", [MAX_LENGTH_ADDED, MAX_LENGTH_REMOVED, MAX_LENGTH_INCREASED, MAX_LENGTH_DECREASED]),
+    ("minLength", [MIN_LENGTH_ADDED, MIN_LENGTH_REMOVED, MIN_LENGTH_INCREASED, MIN_LENGTH_DECREASED]),
+];
+const OBJECT_LIMITS: [(&str, [Kind; 4]); 2] = [
+    (
+        "maxProperties",
+        [MAX_PROPERTIES_ADDED, MAX_PROPERTIES_REMOVED, MAX_PROPERTIES_INCREASED, MAX_PROPERTIES_DECREASED],
+    ),
+    (
+        "minProperties",
+        [MIN_PROPERTIES_ADDED, MIN_PROPERTIES_REMOVED, MIN_PROPERTIES_INCREASED, MIN_PROPERTIES_DECREASED],
+    ),
+];
+const ARRAY_LIMITS: [(&str, [Kind; 4]); 2] = [
+    ("maxItems", [MAX_ITEMS_ADDED, MAX_ITEMS_REMOVED, MAX_ITEMS_INCREASED, MAX_ITEMS_DECREASED]),
+    ("minItems", [MIN_ITEMS_ADDED, MIN_ITEMS_REMOVED, MIN_ITEMS_INCREASED, MIN_ITEMS_DECREASED]),
+];
+
+/// A copy of `value` inside the document of `node`.
+fn at<'a>(node: &Node<'a>, value: &Value) -> Node<'a> {
+    Node { value: Cow::Owned(value.clone()), document: node.document }
+}
+
+/// What an object or tuple says of members it does not list.
+#[derive(Clone, Copy)]
+enum Content<'v> {
+    /// Anything (no `additionalProperties`/`additionalItems`, or `true`).
+    Open,
+    /// What this schema allows.
+    Partial(&'v Value),
+    /// Nothing (`false`).
+    Closed,
+}
+
+fn content(additional_keyword: Option<&Value>) -> Content<'_> {
+    match additional(additional_keyword) {
+        (true, None) => Content::Open,
+        (true, Some(schema)) => Content::Partial(schema),
+        (false, _) => Content::Closed,
+    }
+}
+
+/// An object's content model for the property `key` it does not list: a
+/// matching `patternProperties` entry makes it partially open too.
+fn object_content<'m>(map: &'m Map<String, Value>, key: &str) -> Content<'m> {
+    if open_content_model(map) {
+        return Content::Open;
+    }
+    partially_open_schema(map, key).map_or(Content::Closed, Content::Partial)
+}
+
+/// The difference kinds of members (properties or tuple items) added or removed.
+struct MemberKinds {
+    removed_from_open: Kind,
+    removed_covered: [Kind; 2],
+    false_removed_from_closed: Kind,
+    removed_from_closed: Kind,
+    empty_added_to_open: Kind,
+    added_to_open: Kind,
+    added_covered: [Kind; 2],
+}
+
+const PROPERTY: MemberKinds = MemberKinds {
+    removed_from_open: PROPERTY_REMOVED_FROM_OPEN_CONTENT_MODEL,
+    removed_covered: [
+        PROPERTY_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL,
+        PROPERTY_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL,
+    ],
+    false_removed_from_closed: PROPERTY_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL,
+    removed_from_closed: PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL,
+    empty_added_to_open: PROPERTY_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL,
+    added_to_open: PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL,
+    added_covered: [
+        PROPERTY_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL,
+        PROPERTY_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL,
+    ],
+};
+
+const ITEM: MemberKinds = MemberKinds {
+    removed_from_open: ITEM_REMOVED_FROM_OPEN_CONTENT_MODEL,
+    removed_covered: [
+        ITEM_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL,
+        ITEM_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL,
+    ],
+    false_removed_from_closed: ITEM_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL,
+    removed_from_closed: ITEM_REMOVED_FROM_CLOSED_CONTENT_MODEL,
+    empty_added_to_open: ITEM_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL,
+    added_to_open: ITEM_ADDED_TO_OPEN_CONTENT_MODEL,
+    added_covered: [
+        ITEM_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL,
+        ITEM_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL,
+    ],
+};
 
 /// Maximum bipartite matching (augmenting paths): for each right vertex,
 /// the left vertex matched to it.
