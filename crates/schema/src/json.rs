@@ -260,6 +260,7 @@ enum Shape<'a> {
     Object(&'a Map<String, Value>),
     Array(&'a Map<String, Value>),
     Enum(Vec<Value>),
+    Const(Value),
     Combined {
         criterion: &'static str,
         subschemas: Vec<Value>,
@@ -279,6 +280,7 @@ impl Shape<'_> {
             Shape::Object(_) => 6,
             Shape::Array(_) => 7,
             Shape::Enum(_) => 8,
+            Shape::Const(_) => 11,
             Shape::Combined { .. } => 9,
             Shape::Not(_) => 10,
         }
@@ -301,7 +303,9 @@ const ANNOTATIONS: [&str; 13] = [
     "writeOnly",
     "deprecated",
 ];
-const OBJECT_KEYWORDS: [&str; 8] = [
+const OBJECT_KEYWORDS: [&str; 10] = [
+    "dependentRequired",
+    "dependentSchemas",
     "properties",
     "required",
     "additionalProperties",
@@ -356,7 +360,7 @@ fn shape(value: &Value) -> Shape<'_> {
         return Shape::Enum(values.clone());
     }
     if let Some(value) = map.get("const") {
-        return Shape::Enum(vec![value.clone()]);
+        return Shape::Const(value.clone());
     }
     let ty = match map.get("type") {
         Some(Value::String(t)) => t.as_str(),
@@ -511,6 +515,13 @@ enum Kind {
     COMBINED_TYPE_SUBSCHEMAS_CHANGED,
     NOT_TYPE_EXTENDED,
     NOT_TYPE_NARROWED,
+    DEPENDENCY_ARRAY_ADDED,
+    DEPENDENCY_ARRAY_REMOVED,
+    DEPENDENCY_ARRAY_EXTENDED,
+    DEPENDENCY_ARRAY_NARROWED,
+    DEPENDENCY_ARRAY_CHANGED,
+    DEPENDENCY_SCHEMA_ADDED,
+    DEPENDENCY_SCHEMA_REMOVED,
 }
 
 use Kind::*;
@@ -570,6 +581,9 @@ impl Kind {
                 | PRODUCT_TYPE_NARROWED
                 | SUM_TYPE_EXTENDED
                 | NOT_TYPE_NARROWED
+                | DEPENDENCY_ARRAY_NARROWED
+                | DEPENDENCY_ARRAY_REMOVED
+                | DEPENDENCY_SCHEMA_REMOVED
         )
     }
 
@@ -592,7 +606,9 @@ impl Kind {
             | MIN_ITEMS_ADDED
             | UNIQUE_ITEMS_ADDED
             | ADDITIONAL_ITEMS_REMOVED
-            | ADDITIONAL_PROPERTIES_REMOVED => {
+            | ADDITIONAL_PROPERTIES_REMOVED
+            | DEPENDENCY_ARRAY_ADDED
+            | DEPENDENCY_SCHEMA_ADDED => {
                 format!("The keyword at path '{path}' in the {reader} schema is not present in the {writer} schema")
             }
             MIN_LENGTH_INCREASED
@@ -610,7 +626,7 @@ impl Kind {
             | MAX_PROPERTIES_DECREASED => {
                 format!("The value at path '{path}' in the {reader} schema is less than its value in the {writer} schema")
             }
-            PATTERN_CHANGED | MULTIPLE_OF_CHANGED => {
+            PATTERN_CHANGED | MULTIPLE_OF_CHANGED | DEPENDENCY_ARRAY_CHANGED => {
                 format!("The value at path '{path}' is different between the {reader} and {writer} schema")
             }
             ADDITIONAL_ITEMS_NARROWED | ENUM_ARRAY_NARROWED | SUM_TYPE_NARROWED | ADDITIONAL_PROPERTIES_NARROWED => {
@@ -618,7 +634,7 @@ impl Kind {
                     "An array or combined type at path '{path}' has fewer elements in the {reader} schema than the {writer} schema"
                 )
             }
-            PRODUCT_TYPE_EXTENDED | SUM_TYPE_EXTENDED | NOT_TYPE_EXTENDED => format!(
+            PRODUCT_TYPE_EXTENDED | SUM_TYPE_EXTENDED | NOT_TYPE_EXTENDED | DEPENDENCY_ARRAY_EXTENDED => format!(
                 "An array or combined type at path '{path}' has more elements in the {reader} schema than the {writer} schema"
             ),
             TYPE_CHANGED
@@ -821,11 +837,12 @@ impl<'a> Diff<'a> {
             (Shape::Combined { criterion: oc, subschemas: os }, Shape::Combined { criterion: uc, subschemas: us }) => {
                 self.combined(&mut out, (&original, oc, os), (&update, uc, us))
             }
-            (Shape::Not(o), Shape::Not(u)) => {
+            (Shape::Not(o), Shape::Not(u)) => self.in_path("not", |d| {
                 // `not` reverses the roles: the new schema may exclude less.
-                let sub = self.in_path("not", |d| d.compare(child(&update, u), child(&original, o)));
-                self.add(&mut out, if compatible(&sub) { NOT_TYPE_NARROWED } else { NOT_TYPE_EXTENDED });
-            }
+                let sub = d.compare(child(&update, u), child(&original, o));
+                d.add(&mut out, if compatible(&sub) { NOT_TYPE_NARROWED } else { NOT_TYPE_EXTENDED });
+            }),
+            (Shape::Const(o), Shape::Const(u)) if o != u => self.add_at(&mut out, "const", ENUM_ARRAY_CHANGED),
             _ => {}
         }
         out
@@ -1085,6 +1102,7 @@ impl<'a> Diff<'a> {
         }
         self.path.pop();
 
+        self.dependencies(out, original, o, update, u);
         self.additional_content(
             out,
             "additionalProperties",
@@ -1100,6 +1118,44 @@ impl<'a> Diff<'a> {
         for (keyword, kinds) in OBJECT_LIMITS {
             self.keyword_limit(out, keyword, o, u, kinds);
         }
+    }
+
+    /// `dependencies` (draft 7: arrays of property names or schemas) and
+    /// its 2019-09 split `dependentRequired` / `dependentSchemas`.
+    fn dependencies(
+        &mut self,
+        out: &mut Vec<Difference>,
+        original: &Node<'a>,
+        o: &Map<String, Value>,
+        update: &Node<'a>,
+        u: &Map<String, Value>,
+    ) {
+        let (o_arrays, o_schemas) = dependencies_of(o);
+        let (u_arrays, u_schemas) = dependencies_of(u);
+        self.path.push("dependencies".into());
+        for key in o_arrays.keys().chain(u_arrays.keys()).collect::<BTreeSet<_>>() {
+            let kind = match (o_arrays.get(key), u_arrays.get(key)) {
+                (Some(_), None) => DEPENDENCY_ARRAY_REMOVED,
+                (None, Some(_)) => DEPENDENCY_ARRAY_ADDED,
+                (Some(a), Some(b)) if a == b => continue,
+                (Some(a), Some(b)) if a.is_subset(b) => DEPENDENCY_ARRAY_EXTENDED,
+                (Some(a), Some(b)) if b.is_subset(a) => DEPENDENCY_ARRAY_NARROWED,
+                _ => DEPENDENCY_ARRAY_CHANGED,
+            };
+            self.add_at(out, key, kind);
+        }
+        for key in o_schemas.keys().chain(u_schemas.keys()).collect::<BTreeSet<_>>() {
+            match (o_schemas.get(key), u_schemas.get(key)) {
+                (Some(_), None) => self.add_at(out, key, DEPENDENCY_SCHEMA_REMOVED),
+                (None, Some(_)) => self.add_at(out, key, DEPENDENCY_SCHEMA_ADDED),
+                (Some(os), Some(us)) => {
+                    let sub = self.in_path(key.as_str(), |d| d.compare(at(original, os), at(update, us)));
+                    out.extend(sub);
+                }
+                (None, None) => {}
+            }
+        }
+        self.path.pop();
     }
 
     fn array(
@@ -1351,6 +1407,25 @@ fn maximum_matching<T>(edges: &[Vec<Option<T>>], right: usize) -> Vec<Option<usi
         augment(left, edges, &mut seen, &mut matched);
     }
     matched
+}
+
+/// Property dependencies: (required-property lists, schemas) by property.
+#[allow(clippy::type_complexity)]
+fn dependencies_of(map: &Map<String, Value>) -> (HashMap<&String, BTreeSet<&str>>, HashMap<&String, &Value>) {
+    let (mut arrays, mut schemas) = (HashMap::new(), HashMap::new());
+    for keyword in ["dependencies", "dependentRequired", "dependentSchemas"] {
+        for (key, value) in map.get(keyword).and_then(Value::as_object).into_iter().flatten() {
+            match value {
+                Value::Array(names) => {
+                    arrays.insert(key, names.iter().filter_map(Value::as_str).collect());
+                }
+                schema => {
+                    schemas.insert(key, schema);
+                }
+            }
+        }
+    }
+    (arrays, schemas)
 }
 
 fn required(map: &Map<String, Value>) -> HashSet<&str> {

@@ -199,6 +199,39 @@ fn combined_types() {
 }
 
 #[test]
+fn dependencies_added_constrain_removed_relax() {
+    let props = format!("{NAME},{AGE}");
+    let free = object(&props, "");
+    let dependent = object(&props, r#","dependencies":{"age":["name"]}"#);
+    assert_eq!(passing_levels(&free, &dependent), BACKWARD_ONLY);
+    assert_eq!(
+        backward(&dependent, &free),
+        ["{errorType:\"DEPENDENCY_ARRAY_ADDED\", description:\"The keyword at path '#/dependencies/age' in the new \
+          schema is not present in the old schema\"}"]
+    );
+    // 2019-09's spelling reads the same.
+    let split = json(&format!(
+        r#"{{"$schema":"https://json-schema.org/draft/2019-09/schema","type":"object","properties":{{{props}}},"dependentRequired":{{"age":["name"]}}}}"#
+    ));
+    assert_eq!(passing_levels(&free, &split), BACKWARD_ONLY);
+    let schema_dependency = object(&props, r#","dependencies":{"age":{"required":["name"]}}"#);
+    assert!(backward(&schema_dependency, &free)[0].contains("DEPENDENCY_SCHEMA_ADDED"));
+}
+
+#[test]
+fn const_and_not() {
+    let a = json(r#"{"const":"a"}"#);
+    let b = json(r#"{"const":"b"}"#);
+    assert_eq!(passing_levels(&b, &a), [None]);
+    assert!(backward(&b, &a)[0].contains("'#/const'"));
+    // Excluding less is reading more.
+    let not_short = json(r#"{"not":{"type":"string","maxLength":3}}"#);
+    let not_shorter = json(r#"{"not":{"type":"string","maxLength":2}}"#);
+    assert_eq!(passing_levels(&not_shorter, &not_short), BACKWARD_ONLY);
+    assert!(backward(&not_short, &not_shorter)[0].contains("NOT_TYPE_EXTENDED"));
+}
+
+#[test]
 fn arrays() {
     let old = json(r#"{"type":"array","items":{"type":"integer"}}"#);
     let new = json(r#"{"type":"array","items":{"type":"number"}}"#);
