@@ -73,7 +73,7 @@ impl Retrieve for References {
         self.0
             .get(uri)
             .or_else(|| self.0.get(relative))
-            .or_else(|| self.0.iter().find(|(name, _)| uri.ends_with(&format!("/{name}"))).map(|(_, v)| v))
+            .or_else(|| self.0.iter().find(|(name, _)| same_document(name, uri)).map(|(_, v)| v))
             .cloned()
             .ok_or_else(|| format!("unresolved reference {uri}").into())
     }
@@ -739,7 +739,7 @@ impl<'a> Diff<'a> {
             let document = if base.is_empty() {
                 Some(node.document)
             } else {
-                inner.names.iter().position(|n| !n.is_empty() && (n == base || base.ends_with(&format!("/{n}"))))
+                inner.names.iter().position(|n| !n.is_empty() && same_document(n, base))
             };
             let target = document.and_then(|d| {
                 let fragment = percent_decode(fragment);
@@ -1476,6 +1476,12 @@ fn array_items(map: &Map<String, Value>) -> (Option<&Value>, &[Value], Option<&V
         Some(all) => (Some(all), &[], None),
         None => (None, &[], None),
     }
+}
+
+/// Whether a reference named `name` is the document `base` names (one may
+/// be relative to the other's base URI).
+fn same_document(name: &str, base: &str) -> bool {
+    name == base || base.ends_with(&format!("/{name}")) || name.ends_with(&format!("/{base}"))
 }
 
 fn is_multiple(of: f64, base: f64) -> bool {

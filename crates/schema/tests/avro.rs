@@ -376,6 +376,20 @@ fn references_define_named_types() {
     assert!(why[0].contains("'/fields/1/type/fields/1'"), "{why:?}");
 }
 
+#[test]
+fn references_may_refer_to_each_other() {
+    let country = r#"{"type":"record","name":"Country","namespace":"geo","fields":[{"name":"code","type":"string"}]}"#;
+    let city = r#"{"type":"record","name":"City","namespace":"geo","fields":[{"name":"name","type":"string"},{"name":"country","type":"Country"}]}"#;
+    let person = r#"{"type":"record","name":"Person","fields":[{"name":"home","type":"geo.City"}]}"#;
+    let resolved = [
+        Resolved { name: "geo.Country".into(), text: country.into() },
+        Resolved { name: "geo.City".into(), text: city.into() },
+    ];
+    let parsed = parse(SchemaType::Avro, person, &resolved).unwrap();
+    // home.name "Brno", home.country.code "CZ"
+    assert_eq!(parsed.validate_payload(&[8, b'B', b'r', b'n', b'o', 4, b'C', b'Z']), Ok(()));
+}
+
 const EVERYTHING: &str = r#"{"type":"record","name":"Everything","fields":[
     {"name":"n","type":"null"},
     {"name":"b","type":"boolean"},

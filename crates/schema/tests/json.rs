@@ -288,6 +288,27 @@ fn references_resolve_by_name() {
 }
 
 #[test]
+fn references_by_url_resolve_against_the_schema_id() {
+    let address =
+        r#"{"$id":"https://example.com/schemas/address.json","type":"object","properties":{"city":{"type":"string"}}}"#;
+    let customer = r#"{"$id":"https://example.com/schemas/customer.json","type":"object","properties":{"address":{"$ref":"address.json"}}}"#;
+    for name in ["address.json", "https://example.com/schemas/address.json"] {
+        let resolved = [Resolved { name: name.into(), text: address.into() }];
+        let parsed = parse(SchemaType::Json, customer, &resolved).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(parsed.validate_payload(br#"{"address":{"city":1}}"#).is_err(), "{name}");
+        let v2 = address.replace(r#""string""#, r#""integer""#);
+        let changed = parse(SchemaType::Json, customer, &[Resolved { name: name.into(), text: v2 }]).unwrap();
+        assert_eq!(check_compatibility(Backward, &changed, &[parsed]).len(), 1, "{name}");
+    }
+}
+
+#[test]
+fn parsed_schemas_can_be_shared_between_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<ParsedSchema>();
+}
+
+#[test]
 fn transitive_levels_check_every_version() {
     // v1 open {name}; v2 drops name (compatible backward); v3 adds name as integer.
     let v1 = object(NAME, "");
