@@ -168,86 +168,98 @@ fn write_as_avro_does(json: &Value, namespace: Option<&str>, out: &mut String) {
             return;
         }
     };
-    out.push('{');
-    let mut first = true;
-    let mut field = |out: &mut String, key: &str, write: &mut dyn FnMut(&mut String)| {
-        if !std::mem::take(&mut first) {
-            out.push(',');
-        }
-        out.push_str(&Value::String(key.to_string()).to_string());
-        out.push(':');
-        write(out);
-    };
-    fn plain(v: &Value) -> impl FnMut(&mut String) + '_ {
-        move |out: &mut String| out.push_str(&v.to_string())
-    }
     let is_named = matches!(map.get("type").and_then(Value::as_str), Some("record" | "error" | "enum" | "fixed"));
-    let is_field = !map.contains_key("type") || (map.contains_key("name") && !is_named);
-    let mut written: Vec<&str> = Vec::new();
-    if is_field && map.contains_key("name") && map.contains_key("type") {
-        // A record field.
-        for key in ["name", "type", "doc", "default", "order"] {
-            if let Some(v) = map.get(key) {
-                if key == "type" {
-                    field(out, key, &mut |out: &mut String| write_as_avro_does(v, namespace, out));
-                } else {
-                    field(out, key, &mut plain(v));
-                }
-                written.push(key);
-            }
-        }
-        written.push("aliases");
-        for (k, v) in map.iter().filter(|(k, _)| !written.contains(&k.as_str())) {
-            field(out, k, &mut plain(v));
-        }
-        if let Some(v) = map.get("aliases") {
-            field(out, "aliases", &mut plain(v));
-        }
-    } else if is_named {
+    let mut entries = Entries::default();
+    if is_named {
         let full = qualify(
             map.get("name").and_then(Value::as_str).unwrap_or_default(),
             map.get("namespace").and_then(Value::as_str).or(namespace),
         );
-        let own = full.rsplit_once('.').map(|(ns, _)| ns);
-        field(out, "type", &mut plain(&map["type"]));
-        field(out, "name", &mut plain(&Value::String(full.rsplit('.').next().unwrap_or_default().to_string())));
+        let (own, short) = match full.rsplit_once('.') {
+            Some((ns, name)) => (Some(ns), name),
+            None => (None, full.as_str()),
+        };
+        entries.value("type", map.get("type"));
+        entries.value("name", Some(&Value::String(short.to_string())));
         if own != namespace {
-            field(out, "namespace", &mut plain(&Value::String(own.unwrap_or_default().to_string())));
+            entries.value("namespace", Some(&Value::String(own.unwrap_or_default().to_string())));
         }
-        written.extend(["type", "name", "namespace", "aliases"]);
-        for key in ["doc", "fields", "symbols", "default", "size"] {
-            if let Some(v) = map.get(key) {
-                if key == "fields" {
-                    field(out, key, &mut |out: &mut String| write_as_avro_does(v, own, out));
-                } else {
-                    field(out, key, &mut plain(v));
-                }
-                written.push(key);
-            }
+        entries.value("doc", map.get("doc"));
+        entries.schema("fields", map.get("fields"), own);
+        for key in ["symbols", "default", "size"] {
+            entries.value(key, map.get(key));
         }
-        for (k, v) in map.iter().filter(|(k, _)| !written.contains(&k.as_str())) {
-            field(out, k, &mut plain(v));
+        entries.rest(map, &["namespace", "aliases"]);
+        let aliases = map.get("aliases").and_then(Value::as_array).map(|aliases| {
+            let relative_to_own =
+                |a: &Value| a.as_str().map_or(a.clone(), |a| Value::String(relative(&qualify(a, own), own)));
+            Value::Array(aliases.iter().map(relative_to_own).collect())
+        });
+        entries.value("aliases", aliases.as_ref());
+    } else if map.contains_key("name") {
+        // A record field.
+        entries.value("name", map.get("name"));
+        entries.schema("type", map.get("type"), namespace);
+        for key in ["doc", "default", "order"] {
+            entries.value(key, map.get(key));
         }
-        if let Some(Value::Array(aliases)) = map.get("aliases") {
-            let aliases: Vec<Value> = aliases
-                .iter()
-                .map(|a| a.as_str().map_or(a.clone(), |a| Value::String(relative(&qualify(a, own), own))))
-                .collect();
-            field(out, "aliases", &mut plain(&Value::Array(aliases)));
-        }
+        entries.rest(map, &["aliases"]);
+        entries.value("aliases", map.get("aliases"));
     } else {
         // array, map, or a primitive with properties (logical types).
         for key in ["type", "items", "values"] {
-            if let Some(v) = map.get(key) {
-                field(out, key, &mut |out: &mut String| write_as_avro_does(v, namespace, out));
-                written.push(key);
-            }
+            entries.schema(key, map.get(key), namespace);
         }
-        for (k, v) in map.iter().filter(|(k, _)| !written.contains(&k.as_str())) {
-            field(out, k, &mut plain(v));
+        entries.rest(map, &[]);
+    }
+    entries.write(out);
+}
+
+/// An object's members in the order they are added, each key once.
+#[derive(Default)]
+struct Entries {
+    members: Vec<(String, String)>,
+}
+
+impl Entries {
+    fn has(&self, key: &str) -> bool {
+        self.members.iter().any(|(k, _)| k == key)
+    }
+
+    fn value(&mut self, key: &str, value: Option<&Value>) {
+        if let Some(v) = value.filter(|_| !self.has(key)) {
+            self.members.push((key.to_string(), v.to_string()));
         }
     }
-    out.push('}');
+
+    /// A member holding schemas, written relative to `namespace`.
+    fn schema(&mut self, key: &str, value: Option<&Value>, namespace: Option<&str>) {
+        if let Some(v) = value.filter(|_| !self.has(key)) {
+            let mut text = String::new();
+            write_as_avro_does(v, namespace, &mut text);
+            self.members.push((key.to_string(), text));
+        }
+    }
+
+    /// The members not added yet (custom properties), but `later`.
+    fn rest(&mut self, map: &serde_json::Map<String, Value>, later: &[&str]) {
+        for (k, v) in map.iter().filter(|(k, _)| !later.contains(&k.as_str())) {
+            self.value(k, Some(v));
+        }
+    }
+
+    fn write(self, out: &mut String) {
+        out.push('{');
+        for (i, (k, v)) in self.members.into_iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&Value::String(k).to_string());
+            out.push(':');
+            out.push_str(&v);
+        }
+        out.push('}');
+    }
 }
 
 const PCF_KEY_ORDER: [&str; 7] = ["name", "type", "fields", "symbols", "items", "values", "size"];

@@ -1108,12 +1108,7 @@ impl<'a> Diff<'a> {
             "additionalProperties",
             (original, o.get("additionalProperties")),
             (update, u.get("additionalProperties")),
-            [
-                ADDITIONAL_PROPERTIES_ADDED,
-                ADDITIONAL_PROPERTIES_REMOVED,
-                ADDITIONAL_PROPERTIES_NARROWED,
-                ADDITIONAL_PROPERTIES_EXTENDED,
-            ],
+            PROPERTY.additional,
         );
         for (keyword, kinds) in OBJECT_LIMITS {
             self.keyword_limit(out, keyword, o, u, kinds);
@@ -1205,12 +1200,7 @@ impl<'a> Diff<'a> {
                 "additionalItems",
                 (original, o_additional),
                 (update, u_additional),
-                [
-                    ADDITIONAL_ITEMS_ADDED,
-                    ADDITIONAL_ITEMS_REMOVED,
-                    ADDITIONAL_ITEMS_NARROWED,
-                    ADDITIONAL_ITEMS_EXTENDED,
-                ],
+                ITEM.additional,
             );
         }
 
@@ -1352,6 +1342,8 @@ struct MemberKinds {
     empty_added_to_open: Kind,
     added_to_open: Kind,
     added_covered: [Kind; 2],
+    /// `additionalProperties`/`additionalItems` added, removed, narrowed, extended.
+    additional: [Kind; 4],
 }
 
 const PROPERTY: MemberKinds = MemberKinds {
@@ -1368,6 +1360,12 @@ const PROPERTY: MemberKinds = MemberKinds {
         PROPERTY_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL,
         PROPERTY_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL,
     ],
+    additional: [
+        ADDITIONAL_PROPERTIES_ADDED,
+        ADDITIONAL_PROPERTIES_REMOVED,
+        ADDITIONAL_PROPERTIES_NARROWED,
+        ADDITIONAL_PROPERTIES_EXTENDED,
+    ],
 };
 
 const ITEM: MemberKinds = MemberKinds {
@@ -1383,6 +1381,12 @@ const ITEM: MemberKinds = MemberKinds {
     added_covered: [
         ITEM_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL,
         ITEM_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL,
+    ],
+    additional: [
+        ADDITIONAL_ITEMS_ADDED,
+        ADDITIONAL_ITEMS_REMOVED,
+        ADDITIONAL_ITEMS_NARROWED,
+        ADDITIONAL_ITEMS_EXTENDED,
     ],
 };
 
