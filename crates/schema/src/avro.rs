@@ -52,10 +52,11 @@ impl AvroSchema {
         self.canonical.clone()
     }
 
-    /// Full names everywhere (no `namespace` attributes), no `doc`, keys
-    /// in the Parsing Canonical Form's order then the others sorted:
-    /// schemas that differ only in layout, namespace spelling or docs
-    /// normalize to the same text. Defaults, aliases and logical types stay.
+    /// Full names everywhere (no `namespace` attributes), keys in the
+    /// Parsing Canonical Form's order then the others sorted: schemas that
+    /// differ only in layout, key order or namespace spelling normalize to
+    /// the same text. Docs, defaults, aliases and logical types stay (docs
+    /// and aliases are part of a schema's identity for Confluent too).
     pub fn normalized(&self) -> String {
         let json: Value = serde_json::from_str(&self.canonical).unwrap_or(Value::Null);
         let mut out = String::new();
@@ -277,7 +278,7 @@ fn normalize(json: &Value, namespace: Option<&str>, out: &mut String) {
                 (Some(n), true) => n.rsplit_once('.').map(|(ns, _)| ns),
                 _ => namespace,
             };
-            let mut keys: Vec<&String> = map.keys().filter(|k| *k != "namespace" && *k != "doc").collect();
+            let mut keys: Vec<&String> = map.keys().filter(|k| *k != "namespace").collect();
             keys.sort_by_key(|k| (PCF_KEY_ORDER.iter().position(|p| p == k).unwrap_or(PCF_KEY_ORDER.len()), *k));
             out.push('{');
             for (i, k) in keys.into_iter().enumerate() {
