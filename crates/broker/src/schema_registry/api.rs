@@ -533,7 +533,11 @@ async fn delete_version(
         if s.versions(&subject, true).is_empty() {
             return Err(ApiError::subject_not_found(&subject));
         }
-        let (v, e) = s.version(&subject, version, permanent).ok_or_else(|| ApiError::version_not_found(version))?;
+        // a number finds a soft-deleted version too (to say so); `latest` is the latest
+        // live one, or for a permanent delete the latest soft-deleted one
+        let (v, e) = s
+            .version(&subject, version, version != -1 || permanent)
+            .ok_or_else(|| ApiError::version_not_found(version))?;
         if !s.referenced_by(&subject, v).is_empty() {
             return Err(ApiError::new(
                 422,
