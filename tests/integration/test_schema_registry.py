@@ -574,3 +574,23 @@ def _try_register(r: Registry, subject: str, schema: str):
         return out["id"]
     assert status >= 500, f"registering {subject}: {status} {out}"
     return None
+
+
+def test_node_without_a_replica_reads_from_the_leader(tmp_path):
+    """Four nodes: `_schemas` has three replicas, the fourth node follows it with fetches
+    from the leader (and forwards its writes)."""
+    ports = {i: free_port() for i in (1, 2, 3, 4)}
+    node_settings = {i: {"schema.registry.listeners": f"http://127.0.0.1:{p}"} for i, p in ports.items()}
+    with cl.Cluster(tmp_path / "c", n=4, node_settings=node_settings) as c:
+        regs = {i: Registry(f"http://127.0.0.1:{p}") for i, p in ports.items()}
+        first = wait_until(lambda: _try_register(regs[1], "first", avro_record("First", "a")), WAIT_S,
+                           "the first registration")
+        replicas = wait_until(lambda: c.replicas_of("_schemas", 0) or None, WAIT_S, "_schemas' replicas")
+        assert len(replicas) == 3, replicas
+        (outsider,) = [i for i in regs if i not in replicas]
+        sid = wait_until(lambda: _try_register(regs[outsider], "second", avro_record("Second", "b")), WAIT_S,
+                         f"registering through node {outsider}, which holds no replica")
+        assert sid != first
+        for s, want in (("first", first), ("second", sid)):
+            wait_until(lambda: regs[outsider]("GET", f"/subjects/{s}/versions/latest")[1].get("id") == want, WAIT_S,
+                       f"{s} read on node {outsider}")

@@ -1,11 +1,11 @@
 //! `_schemas` on this node: the reader that applies it to the state, and
 //! the single writer.
 //!
-//! Every node follows `_schemas` partition 0 through its own replica
-//! (`_schemas` has min(3, brokers) replicas; a node without one answers
-//! from the writer: see `forward`), applying records up to the high
-//! watermark only, so that a node never shows what a failover may still
-//! truncate.
+//! Every node follows `_schemas` partition 0 through its own replica, or,
+//! on a node without one (`_schemas` has min(3, brokers) replicas), with
+//! consumer fetches from the leader; either way it applies records up to
+//! the high watermark only, so that a node never shows what a failover may
+//! still truncate.
 //!
 //! Writes go through one writer: the leader of `_schemas` partition 0,
 //! elected by the metadata quorum like any partition leader (no second
@@ -118,7 +118,7 @@ impl Store {
         records: Vec<(Key, Option<Vec<u8>>)>,
     ) -> Result<(), Option<ApiError>> {
         let keys: Vec<Vec<u8>> = records.iter().map(|(k, _)| k.encode()).collect();
-        let pairs: Vec<(Option<&[u8]>, Option<&[u8]>)> =
+        let pairs: Vec<vltava_protocol::batch::KeyValue<'_>> =
             keys.iter().zip(&records).map(|(k, (_, v))| (Some(&k[..]), v.as_deref())).collect();
         let now =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
@@ -180,10 +180,22 @@ pub async fn ensure_topic(broker: &Arc<Broker>) -> Result<(), ApiError> {
 pub async fn run_reader(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let registry: Arc<SchemaRegistry> = broker.schema_registry.clone();
     let mut topic_id = None;
+    let mut remote = RemoteReader::default();
     loop {
         let image = broker.controller.image();
         let local =
             image.topic(SCHEMAS_TOPIC).and_then(|t| broker.replicas.get(&t.topic_id, 0).map(|p| (t.topic_id, p)));
+        if local.is_none() && image.topic(SCHEMAS_TOPIC).is_some() {
+            let from = registry.store.applied_offset();
+            match remote.fetch(&broker, &registry, from).await {
+                Ok(next) if next != from => {
+                    registry.store.applied.send_replace(next);
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "reading {SCHEMAS_TOPIC} from its leader failed"),
+            }
+        }
         if let Some((id, partition)) = local {
             if topic_id.is_some_and(|old| old != id) {
                 tracing::warn!("{SCHEMAS_TOPIC} was recreated: the registry's state starts over");
@@ -218,29 +230,93 @@ fn catch_up(registry: &SchemaRegistry, partition: &Partition, from: i64) -> anyh
     let hw = marks.high_watermark;
     while offset < hw {
         let Some(slice) = partition.read_below(offset, READ_BYTES_MAX, hw)? else { break };
-        let bytes = slice.read()?;
         let before = offset;
-        for item in Batches::new(&bytes) {
-            let Ok((_, batch)) = item else { break };
-            let header = BatchHeader::parse(batch)?;
-            if header.last_offset() >= hw {
-                break;
-            }
-            if !header.is_control() {
-                let section = records_section(batch)?;
-                for record in records_of(batch, &section)? {
-                    if record.offset >= offset {
-                        if let Some(key) = record.key {
-                            registry.apply(key, record.value);
-                        }
-                    }
-                }
-            }
-            offset = offset.max(header.last_offset() + 1);
-        }
+        offset = apply_batches(registry, &slice.read()?, offset, hw)?;
         if offset == before {
             break;
         }
     }
     Ok(offset)
+}
+
+/// Applies the records at `from` and after, below `hw`, of the batches in
+/// `bytes`; returns the offset after the last batch applied.
+fn apply_batches(registry: &SchemaRegistry, bytes: &[u8], from: i64, hw: i64) -> anyhow::Result<i64> {
+    let mut offset = from;
+    for item in Batches::new(bytes) {
+        let Ok((_, batch)) = item else { break };
+        let header = BatchHeader::parse(batch)?;
+        if header.last_offset() >= hw {
+            break;
+        }
+        if !header.is_control() {
+            let section = records_section(batch)?;
+            for record in records_of(batch, &section)? {
+                if record.offset >= offset {
+                    if let Some(key) = record.key {
+                        registry.apply(key, record.value);
+                    }
+                }
+            }
+        }
+        offset = offset.max(header.last_offset() + 1);
+    }
+    Ok(offset)
+}
+
+/// A node without a replica of `_schemas` (it has min(3, brokers)) reads
+/// it from the leader with consumer fetches (committed records only).
+#[derive(Default)]
+struct RemoteReader {
+    conn: Option<(i32, crate::replication::KafkaConn)>,
+}
+
+impl RemoteReader {
+    /// Fetches and applies what follows `from`; returns the next offset.
+    async fn fetch(&mut self, broker: &Broker, registry: &SchemaRegistry, from: i64) -> anyhow::Result<i64> {
+        use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+        use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
+        let image = broker.controller.image();
+        let leader = image.topic(SCHEMAS_TOPIC).and_then(|t| t.partition(0)).map_or(-1, |p| p.leader);
+        let Some(b) = image.broker(leader).filter(|b| !b.fenced) else { return Ok(from) };
+        if self.conn.as_ref().is_none_or(|(id, _)| *id != leader) {
+            let addr = format!("{}:{}", b.host, b.port);
+            let client_id = format!("vltava-schema-registry-{}", broker.config.node_id);
+            let conn = crate::replication::KafkaConn::connect_to_broker(broker, &addr, client_id).await?;
+            self.conn = Some((leader, conn));
+        }
+        let (_, conn) = self.conn.as_mut().expect("connected above");
+        let request = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(READ_POLL_INTERVAL.as_millis() as i32)
+            .with_min_bytes(1)
+            .with_max_bytes(READ_BYTES_MAX as i32)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(vltava_protocol::StrBytes::from_static_str(SCHEMAS_TOPIC)))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_current_leader_epoch(-1)
+                    .with_fetch_offset(from)
+                    .with_partition_max_bytes(READ_BYTES_MAX as i32)])]);
+        let response: Result<FetchResponse, _> = conn.call(ApiKey::Fetch, 12, &request, WRITE_TIMEOUT).await;
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => {
+                self.conn = None;
+                return Err(e.into());
+            }
+        };
+        let Some(p) = response.responses.iter().flat_map(|t| t.partitions.iter()).next() else { return Ok(from) };
+        match p.error_code {
+            0 => {}
+            // OFFSET_OUT_OF_RANGE: the log starts later now (compacted away)
+            1 => return Ok(from.max(p.log_start_offset)),
+            code => {
+                self.conn = None;
+                anyhow::bail!("fetching {SCHEMAS_TOPIC} from broker {leader}: error {code}");
+            }
+        }
+        let Some(records) = &p.records else { return Ok(from) };
+        apply_batches(registry, records, from, p.high_watermark)
+    }
 }
