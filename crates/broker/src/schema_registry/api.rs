@@ -355,24 +355,39 @@ fn find_version(
     Ok((v, schema))
 }
 
+/// The version a path names (`?deleted=true`: a soft-deleted one too).
+fn path_version(
+    st: &ApiState,
+    subject: &str,
+    version: &str,
+    q: &HashMap<String, String>,
+) -> Result<(i32, Arc<RegisteredSchema>), ApiError> {
+    let version = parse_version(version)?;
+    st.broker.schema_registry.read(|s| find_version(s, subject, version, flag(q, "deleted")))
+}
+
+/// The schema's text as the body (`/schema` endpoints).
+fn raw_schema(schema: &RegisteredSchema) -> Response {
+    (StatusCode::OK, [(header::CONTENT_TYPE, CONTENT_TYPE)], schema.text.clone()).into_response()
+}
+
+type SubjectVersion = Path<(String, String)>;
+
 async fn get_version(
     State(st): State<Arc<ApiState>>,
-    Path((subject, version)): Path<(String, String)>,
+    Path((subject, version)): SubjectVersion,
     Query(q): Params,
 ) -> ApiResult {
-    let version = parse_version(&version)?;
-    let (v, schema) = st.broker.schema_registry.read(|s| find_version(s, &subject, version, flag(&q, "deleted")))?;
+    let (v, schema) = path_version(&st, &subject, &version, &q)?;
     Ok(ok(schema_json(&subject, v, &schema)))
 }
 
 async fn get_version_schema(
     State(st): State<Arc<ApiState>>,
-    Path((subject, version)): Path<(String, String)>,
+    Path((subject, version)): SubjectVersion,
     Query(q): Params,
 ) -> ApiResult {
-    let version = parse_version(&version)?;
-    let (_, schema) = st.broker.schema_registry.read(|s| find_version(s, &subject, version, flag(&q, "deleted")))?;
-    Ok((StatusCode::OK, [(header::CONTENT_TYPE, CONTENT_TYPE)], schema.text.clone()).into_response())
+    Ok(raw_schema(&path_version(&st, &subject, &version, &q)?.1))
 }
 
 async fn referenced_by(State(st): State<Arc<ApiState>>, Path((subject, version)): Path<(String, String)>) -> ApiResult {
@@ -658,35 +673,26 @@ async fn schema_by_id(State(st): State<Arc<ApiState>>, Path(id): Path<String>) -
 
 async fn schema_text_by_id(State(st): State<Arc<ApiState>>, Path(id): Path<String>) -> ApiResult {
     let schema = by_id(&st, &id)?;
-    Ok((StatusCode::OK, [(header::CONTENT_TYPE, CONTENT_TYPE)], schema.text.clone()).into_response())
+    Ok(raw_schema(&schema))
+}
+
+/// `(subject, version)` of the versions with schema `id` (soft-deleted
+/// ones with `?deleted=true`).
+fn versions_with_id(st: &ApiState, id: &str, q: &HashMap<String, String>) -> Result<Vec<(String, i32)>, ApiError> {
+    let schema = by_id(st, id)?;
+    let deleted = flag(q, "deleted");
+    let all = st.broker.schema_registry.read(|s| s.versions_of_id(schema.id));
+    Ok(all.into_iter().filter(|(_, _, d)| deleted || !d).map(|(s, v, _)| (s, v)).collect())
 }
 
 async fn subjects_by_id(State(st): State<Arc<ApiState>>, Path(id): Path<String>, Query(q): Params) -> ApiResult {
-    let schema = by_id(&st, &id)?;
-    let deleted = flag(&q, "deleted");
-    let subjects: BTreeSet<String> = st
-        .broker
-        .schema_registry
-        .read(|s| s.versions_of_id(schema.id))
-        .into_iter()
-        .filter(|(_, _, d)| deleted || !d)
-        .map(|(s, _, _)| s)
-        .collect();
+    let subjects: BTreeSet<String> = versions_with_id(&st, &id, &q)?.into_iter().map(|(s, _)| s).collect();
     Ok(ok(json!(subjects)))
 }
 
 async fn versions_by_id(State(st): State<Arc<ApiState>>, Path(id): Path<String>, Query(q): Params) -> ApiResult {
-    let schema = by_id(&st, &id)?;
-    let deleted = flag(&q, "deleted");
-    let versions: Vec<Value> = st
-        .broker
-        .schema_registry
-        .read(|s| s.versions_of_id(schema.id))
-        .into_iter()
-        .filter(|(_, _, d)| deleted || !d)
-        .map(|(s, v, _)| json!({"subject": s, "version": v}))
-        .collect();
-    Ok(ok(json!(versions)))
+    let versions = versions_with_id(&st, &id, &q)?;
+    Ok(ok(json!(versions.iter().map(|(s, v)| json!({"subject": s, "version": v})).collect::<Vec<_>>())))
 }
 
 async fn list_schemas(State(st): State<Arc<ApiState>>, Query(q): Params) -> Response {
