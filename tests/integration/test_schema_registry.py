@@ -467,6 +467,16 @@ def test_invalid_schemas_are_422(registry):
     registry.error("GET", f"/subjects/{s}/versions", status=404, code=40401)
 
 
+def test_normalize_and_lookup_ignore_formatting(registry):
+    """Needs the real canonical and normalized forms (crates/schema)."""
+    s = unique("norm")
+    pretty = json.dumps(json.loads(USER_V1), indent=2)
+    sid = registry.ok("POST", f"/subjects/{s}/versions?normalize=true", {"schema": USER_V1})["id"]
+    assert registry.ok("POST", f"/subjects/{s}/versions?normalize=true", {"schema": pretty})["id"] == sid
+    assert registry.ok("GET", f"/subjects/{s}/versions") == [1]
+    assert registry.ok("POST", f"/subjects/{s}?normalize=true", {"schema": pretty})["id"] == sid
+
+
 # ------------------------------------------------------------------ durability
 
 
