@@ -86,6 +86,8 @@ DEFAULT_SETTINGS = {
     "process.roles": "broker,controller",
     # no admin HTTP listener unless a test asks for one (its default port is shared)
     "admin.listeners": "",
+    # no schema registry unless a test asks for one (its default port is shared)
+    "schema.registry.listeners": "",
     "controller.listener.names": "CONTROLLER",
     "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
     "inter.broker.listener.name": "PLAINTEXT",

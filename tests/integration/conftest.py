@@ -81,6 +81,8 @@ class Broker:
         # the admin HTTP listener (/metrics, /health): port 0 at the first start (read
         # back from PORT_FILE.admin), then the same port across restarts
         self.admin_port = 0
+        # the schema registry (schema.registry.listeners): likewise, from PORT_FILE.registry
+        self.registry_port = 0
         self.proc: subprocess.Popen | None = None
         self.starts = 0
         self.exit_codes: list[int] = []
@@ -93,6 +95,13 @@ class Broker:
             text = (self.port_file.parent / (self.port_file.name + ".admin")).read_text()
             self.admin_port = int(text.strip())
         return f"http://{self.host}:{self.admin_port}"
+
+    @property
+    def registry_url(self) -> str:
+        if not self.registry_port:
+            text = (self.port_file.parent / (self.port_file.name + ".registry")).read_text()
+            self.registry_port = int(text.strip())
+        return f"http://{self.host}:{self.registry_port}"
 
     @property
     def bootstrap(self) -> str:
@@ -109,6 +118,8 @@ class Broker:
             cmd += ["--listen", f"{self.host}:{self.port}"]
         if "admin.listeners" not in self.sets:
             cmd += ["--set", f"admin.listeners=http://{self.host}:{self.admin_port}"]
+        if "schema.registry.listeners" not in self.sets:
+            cmd += ["--set", f"schema.registry.listeners=http://{self.host}:{self.registry_port}"]
         for k, v in self.sets.items():
             if isinstance(v, bool):
                 v = "true" if v else "false"

@@ -65,6 +65,13 @@ pub struct BrokerConfig {
     /// `admin.listeners=https://...`: the admin listener's TLS, from
     /// `listener.name.admin.ssl.*` over the top-level `ssl.*` keys.
     pub admin_ssl: Option<vltava_security::SslSettings>,
+    /// `schema.registry.listeners` (vltava): the schema registry's HTTP
+    /// listener (`http://host:port`; empty: none). On by default on
+    /// loopback for a single node; off by default in a multi-node quorum.
+    pub schema_registry_listen: Option<SocketAddr>,
+    /// `schema.registry.authentication=basic` (vltava; default `none`):
+    /// HTTP basic with the SASL users.
+    pub schema_registry_basic_auth: bool,
     /// `metrics.per.partition.enable` (vltava): per-partition series on
     /// `/metrics` (log sizes and offsets); off for very many partitions.
     pub metrics_per_partition: bool,
@@ -253,6 +260,10 @@ impl BrokerConfig {
                     .map(|a| format!("{}://{a}", if self.admin_ssl.is_some() { "https" } else { "http" }))
                     .unwrap_or_default(),
             ),
+            (
+                "schema.registry.listeners",
+                self.schema_registry_listen.map(|a| format!("http://{a}")).unwrap_or_default(),
+            ),
             ("metrics.per.partition.enable", self.metrics_per_partition.to_string()),
             ("telemetry.max.bytes", self.telemetry_max_bytes.to_string()),
         ]
@@ -281,6 +292,8 @@ impl Default for BrokerConfig {
             flush_on_acks_all: true,
             admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9644))),
             admin_ssl: None,
+            schema_registry_listen: Some(SocketAddr::from(([127, 0, 0, 1], 8081))),
+            schema_registry_basic_auth: false,
             metrics_per_partition: true,
             telemetry_max_bytes: 1_048_576,
             log_dir_min_free_bytes: None,
@@ -580,6 +593,21 @@ impl BrokerConfig {
                         .ok_or_else(|| err("expected http://host:port, https://host:port, or nothing"))?;
                     self.admin_listen = parsed.map(|(addr, _)| addr);
                 }
+                "schema.registry.listeners" => {
+                    let parsed =
+                        parse_admin_listeners(value).ok_or_else(|| err("expected http://host:port or nothing"))?;
+                    if parsed.is_some_and(|(_, tls)| tls) {
+                        return Err(err("https is not supported yet: expected http://host:port or nothing"));
+                    }
+                    self.schema_registry_listen = parsed.map(|(addr, _)| addr);
+                }
+                "schema.registry.authentication" => {
+                    self.schema_registry_basic_auth = match value.trim().to_ascii_lowercase().as_str() {
+                        "basic" => true,
+                        "none" | "" => false,
+                        _ => return Err(err("expected basic or none")),
+                    }
+                }
                 "metrics.per.partition.enable" => self.metrics_per_partition = boolean(value)?,
                 "telemetry.max.bytes" => {
                     let n = num(value)?;
@@ -620,6 +648,11 @@ impl BrokerConfig {
         }
         if settings.iter().any(|(key, _)| listeners::is_listener_key(key)) {
             self.resolve_listeners()?;
+        }
+        // the registry is on by default for a single node only
+        let multi_node = self.quorum_voters.len() > 1 || !self.quorum_bootstrap_servers.is_empty();
+        if multi_node && !self.static_settings.contains_key("schema.registry.listeners") {
+            self.schema_registry_listen = None;
         }
         // the admin listener's TLS settings, whichever call set them
         self.admin_ssl = match self.static_settings.get("admin.listeners") {

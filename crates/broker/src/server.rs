@@ -429,8 +429,12 @@ pub async fn run(mut config: BrokerConfig, mut shutdown: watch::Receiver<bool>) 
             crate::listener::write_port_file(std::path::Path::new(&admin_file), bound.port())?;
         }
     }
+    // the schema registry's port is bound now (its bound address is what
+    // other nodes are told), served once the broker is open
+    let registry = crate::schema_registry::server::bind(&mut config).await?;
     let (broker, node) = tokio::task::block_in_place(|| open_broker(config))?;
     admin.set_broker(broker.clone());
+    crate::schema_registry::server::start(&broker, registry, shutdown.clone());
     start_quorum(&broker, node)?;
     tokio::spawn(crate::delegation_tokens::run_expiry_sweep(broker.clone()));
     if !broker.config.broker_role {

@@ -113,7 +113,12 @@ fn broker_entries(broker: &Broker) -> Vec<Entry> {
     let mut named: std::collections::HashSet<String> = entries.iter().map(|e| e.name.clone()).collect();
     let effective = c.effective_values();
     let min_free = broker.replicas.log_dirs()[0].min_free_bytes().to_string();
-    let vltava_keys = [("log.flush.on.acks.all", "true"), ("log.dir.min.free.bytes", min_free.as_str())];
+    let vltava_keys = [
+        ("log.flush.on.acks.all", "true"),
+        ("log.dir.min.free.bytes", min_free.as_str()),
+        // where other nodes forward schema registry writes (schema_registry::forward)
+        ("schema.registry.listeners", ""),
+    ];
     let keys = crate::kafka_broker_defaults::KAFKA_41_BROKER_KEYS.iter().chain(vltava_keys.iter());
     for (key, kafka_default) in keys {
         if !named.insert(key.to_string()) {
