@@ -236,7 +236,6 @@ impl<'a> SideChecker<'a> {
 mod tests {
     use super::*;
     use vltava_protocol::batch::{build_keyed_batch, recompress, KeyValue};
-    use vltava_schema::SchemaType;
 
     fn wire(id: i32, payload: &[u8]) -> Vec<u8> {
         let mut v = vec![WIRE_MAGIC];
@@ -245,13 +244,23 @@ mod tests {
         v
     }
 
+    /// One `_schemas` record, as Confluent's registry writes it.
+    fn put(r: &SchemaRegistry, subject: &str, version: i32, id: i32, schema: &str, deleted: bool) {
+        let key = serde_json::json!({"keytype": "SCHEMA", "subject": subject, "version": version, "magic": 1});
+        let value = serde_json::json!({
+            "subject": subject, "version": version, "id": id, "schema": schema, "deleted": deleted,
+        });
+        r.apply(&serde_json::to_vec(&key).unwrap(), Some(&serde_json::to_vec(&value).unwrap()));
+    }
+
     /// Schema 1 under orders-value, 2 under customers-value, 3 under
-    /// orders-key (Avro "string", as the stub formats parse anything).
+    /// orders-key (Avro).
     fn registry() -> SchemaRegistry {
         let r = SchemaRegistry::default();
-        r.insert("orders-value", 1, SchemaType::Avro, "\"string\"");
-        r.insert("customers-value", 2, SchemaType::Avro, "\"long\"");
-        r.insert("orders-key", 3, SchemaType::Avro, "\"bytes\"");
+        put(&r, "orders-value", 1, 1, "\"string\"", false);
+        put(&r, "customers-value", 1, 2, "\"long\"", false);
+        put(&r, "orders-key", 1, 3, "\"bytes\"", false);
+        assert!(r.schema_by_id(3).is_some());
         r
     }
 
@@ -376,7 +385,7 @@ mod tests {
         let v1 = wire(1, b"x");
         let b = batch(&[(None, Some(&v1))]);
         check(&r, "orders", &b, &values_on()).unwrap();
-        r.remove_version("orders-value", 1);
+        put(&r, "orders-value", 1, 1, "\"string\"", true); // soft delete
         let refused = check(&r, "orders", &b, &values_on()).unwrap_err();
         assert!(refused.record_errors[0].1.contains("not registered under subject orders-value"));
     }

@@ -447,26 +447,3 @@ mod tests {
         assert_eq!(st.mode(Some("s")), Mode::ReadOnly);
     }
 }
-
-/// Filling the state in-process, for unit tests of its readers (the
-/// produce path's schema validation).
-#[cfg(test)]
-impl SchemaRegistry {
-    /// Registers `text` as the next version of `subject` with schema `id`.
-    pub fn insert(&self, subject: &str, id: i32, schema_type: SchemaType, text: &str) {
-        let parsed = Arc::new(vltava_schema::parse(schema_type, text, &[]).expect("a valid test schema"));
-        let schema = RegisteredSchema { id, schema_type, text: text.to_string(), references: Vec::new(), parsed };
-        let mut state = self.state.write();
-        state.by_id.entry(id).or_insert_with(|| Arc::new(schema));
-        let versions = state.live.entry(subject.to_string()).or_default();
-        let version = versions.last().map_or(1, |(v, _)| v + 1);
-        versions.push((version, id));
-    }
-
-    /// Deletes a version of `subject` (its id keeps its schema).
-    pub fn remove_version(&self, subject: &str, version: i32) {
-        if let Some(versions) = self.state.write().live.get_mut(subject) {
-            versions.retain(|(v, _)| *v != version);
-        }
-    }
-}
