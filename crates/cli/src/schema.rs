@@ -227,11 +227,11 @@ impl Registry {
         let code = value.get("error_code").and_then(Value::as_i64).unwrap_or(status as i64);
         let message =
             value.get("message").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| value.to_string());
-        let error = anyhow!("{method} {url}: HTTP {status}, error {code}: {message}");
+        let error = format!("{method} {url}: HTTP {status}, error {code}: {message}");
         if status == 404 {
-            return Err(error.context(client::NotFound(format!("error {code}: {message}"))));
+            return Err(client::NotFound(error).into());
         }
-        Err(error)
+        Err(anyhow!(error))
     }
 }
 
