@@ -388,6 +388,61 @@ def test_raw_heartbeats_epochs_and_errors(start_broker):
         kp.close()
 
 
+def test_a_commit_sent_before_an_epoch_bump_keeps_the_partitions_the_member_kept(start_broker):
+    """KIP-1251: a member's revocation bumps its epoch; a commit it sent with the
+    older epoch (before the heartbeat response arrived) is accepted for the
+    partitions it was assigned at or before that epoch, and refused for the
+    others (STALE_MEMBER_EPOCH per partition)."""
+    b = start_broker({**FAST, "group.consumer.session.timeout.ms": 60000})  # members outlive the restart
+    topic, group = unique("kip1251"), unique("gkip1251")
+    create_topic(b.bootstrap, topic, 4)
+    coordinator_ready(b, group)
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    with w.connect(b.port) as s:
+        r = hb(s, 2, 1, group, first, 0, topics=[topic], owned={})
+        assert r["error_code"] == 0 and r["member_epoch"] == 1, r
+        owned = r["assignment"]
+        assert sum(map(len, owned.values())) == 4
+        assert hb(s, 3, 1, group, second, 0, topics=[topic], owned={})["member_epoch"] == 2
+        # first is told to give up two partitions, still at epoch 1
+        r = hb(s, 4, 1, group, first, 1, owned=owned)
+        assert r["error_code"] == 0 and r["member_epoch"] == 1, r
+        kept = r["assignment"]
+        kept_parts = sorted(p for parts in kept.values() for p in parts)
+        given_up = sorted(set(range(4)) - set(kept_parts))
+        assert len(kept_parts) == 2, r
+        # it reports them revoked: epoch 2
+        r = hb(s, 5, 1, group, first, 1, owned=kept)
+        assert r["error_code"] == 0 and r["member_epoch"] == 2, r
+        # the second member now gets the two, at epoch 2
+        r = wait_until(lambda: (x := hb(s, 6, 1, group, second, 2, owned={})) and x["error_code"] == 0
+                       and sum(map(len, (x["assignment"] or {}).values())) == 2 and x, WAIT_S, "released partitions")
+        # first's commit with epoch 1: its kept partitions yes, the others no
+        offsets = [(p, 10 + p) for p in range(4)]
+        got = parse_offset_commit_v9(w.roundtrip(s, offset_commit_v9(7, group, 1, first, topic, offsets)))
+        want = {(topic, p): 0 for p in kept_parts} | {(topic, p): STALE_MEMBER_EPOCH for p in given_up}
+        assert got == want
+        # the second member's partitions were assigned at epoch 2: epoch 1 commits none
+        got = parse_offset_commit_v9(w.roundtrip(s, offset_commit_v9(8, group, 1, second, topic, offsets)))
+        assert got == {(topic, p): STALE_MEMBER_EPOCH for p in range(4)}
+        # an epoch newer than the member's is refused whole
+        got = parse_offset_commit_v9(w.roundtrip(s, offset_commit_v9(9, group, 3, first, topic, offsets)))
+        assert got == {(topic, p): STALE_MEMBER_EPOCH for p in range(4)}
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    res = a.list_consumer_group_offsets([__import__("confluent_kafka").ConsumerGroupTopicPartitions(
+        group, [TopicPartition(topic, p) for p in range(4)])])[group].result(30)
+    committed = {tp.partition: tp.offset for tp in res.topic_partitions}
+    assert committed == {p: (10 + p if p in kept_parts else -1001) for p in range(4)}, committed
+    # the assignment epochs are kept in __consumer_offsets: the same after a restart
+    b.restart()
+    with w.connect(b.port) as s:
+        coordinator_ready(b, group)
+        got = wait_until(lambda: (x := parse_offset_commit_v9(w.roundtrip(
+            s, offset_commit_v9(10, group, 1, first, topic, offsets)))) and
+            all(e != 14 and e != 15 and e != 16 for e in x.values()) and x, WAIT_S, "coordinator loaded")
+        assert got == want
+
+
 def test_group_and_offsets_survive_a_restart(start_broker):
     b = start_broker({**FAST, "group.consumer.session.timeout.ms": 60000})
     topic, group = unique("rs"), unique("grs")

@@ -2,7 +2,7 @@
 //! canonical and normalized texts, payload validation (binary datum
 //! decode) and the Avro specification's schema resolution rules as
 //! Confluent's checker reports them (`{errorType:'...', description:'...',
-//! additionalInfo:'...'}`, the reader being the "new" schema).
+//! additionalInfo:'...'}`).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -24,6 +24,10 @@ pub struct AvroSchema {
 
 impl AvroSchema {
     pub fn parse(text: &str, resolved: &[Resolved]) -> Result<Self, SchemaError> {
+        crate::parse_guarded(|| Self::parse_unguarded(text, resolved))
+    }
+
+    fn parse_unguarded(text: &str, resolved: &[Resolved]) -> Result<Self, SchemaError> {
         let invalid = |e: apache_avro::Error| SchemaError::Invalid(format!("Invalid schema: {e}"));
         let (schema, references): (Schema, Vec<Schema>) = if resolved.is_empty() {
             (Schema::parse_str(text).map_err(invalid)?, Vec::new())
@@ -48,10 +52,11 @@ impl AvroSchema {
         self.canonical.clone()
     }
 
-    /// Full names everywhere (no `namespace` attributes), no `doc`, keys
-    /// in the Parsing Canonical Form's order then the others sorted:
-    /// schemas that differ only in layout, namespace spelling or docs
-    /// normalize to the same text. Defaults, aliases and logical types stay.
+    /// Full names everywhere (no `namespace` attributes), keys in the
+    /// Parsing Canonical Form's order then the others sorted: schemas that
+    /// differ only in layout, key order or namespace spelling normalize to
+    /// the same text. Docs, defaults, aliases and logical types stay (docs
+    /// and aliases are part of a schema's identity for Confluent too).
     pub fn normalized(&self) -> String {
         let json: Value = serde_json::from_str(&self.canonical).unwrap_or(Value::Null);
         let mut out = String::new();
@@ -91,14 +96,25 @@ impl AvroSchema {
 
     /// Why a reader with this schema cannot read data written with `writer`.
     pub fn can_read(&self, writer: &Self) -> Vec<String> {
-        let mut checker =
-            Checker { reader_named: &self.named, writer_named: &writer.named, in_progress: HashSet::new() };
+        self.can_read_named(writer, "new", "old")
+    }
+
+    /// [`Self::can_read`] with the names the reasons give the reader and
+    /// the writer (Confluent: "new"/"old" when checking BACKWARD,
+    /// "old"/"new" when checking FORWARD).
+    pub fn can_read_named(&self, writer: &Self, reader_name: &str, writer_name: &str) -> Vec<String> {
+        let mut checker = Checker {
+            reader_named: &self.named,
+            writer_named: &writer.named,
+            in_progress: HashSet::new(),
+            steps_left: COMPATIBILITY_STEPS_MAX,
+        };
         let mut location = Vec::new();
-        checker
-            .check(&self.schema, &writer.schema, &mut location)
-            .iter()
-            .map(Incompatibility::confluent_string)
-            .collect()
+        let found = checker.check(&self.schema, &writer.schema, &mut location);
+        if checker.steps_left == 0 {
+            return vec![too_complex()];
+        }
+        found.iter().map(|i| i.confluent_string(reader_name, writer_name)).collect()
     }
 }
 
@@ -140,14 +156,7 @@ fn collect_named(schema: &Schema, named: &mut HashMap<String, Schema>) {
 fn write_as_avro_does(json: &Value, namespace: Option<&str>, out: &mut String) {
     let map = match json {
         Value::Array(branches) => {
-            out.push('[');
-            for (i, branch) in branches.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_as_avro_does(branch, namespace, out);
-            }
-            out.push(']');
+            write_list(branches, out, |branch, out| write_as_avro_does(branch, namespace, out));
             return;
         }
         Value::String(name) if !is_primitive(name) => {
@@ -160,86 +169,98 @@ fn write_as_avro_does(json: &Value, namespace: Option<&str>, out: &mut String) {
             return;
         }
     };
-    out.push('{');
-    let mut first = true;
-    let mut field = |out: &mut String, key: &str, write: &mut dyn FnMut(&mut String)| {
-        if !std::mem::take(&mut first) {
-            out.push(',');
-        }
-        out.push_str(&Value::String(key.to_string()).to_string());
-        out.push(':');
-        write(out);
-    };
-    fn plain(v: &Value) -> impl FnMut(&mut String) + '_ {
-        move |out: &mut String| out.push_str(&v.to_string())
-    }
     let is_named = matches!(map.get("type").and_then(Value::as_str), Some("record" | "error" | "enum" | "fixed"));
-    let is_field = !map.contains_key("type") || (map.contains_key("name") && !is_named);
-    let mut written: Vec<&str> = Vec::new();
-    if is_field && map.contains_key("name") && map.contains_key("type") {
-        // A record field.
-        for key in ["name", "type", "doc", "default", "order"] {
-            if let Some(v) = map.get(key) {
-                if key == "type" {
-                    field(out, key, &mut |out: &mut String| write_as_avro_does(v, namespace, out));
-                } else {
-                    field(out, key, &mut plain(v));
-                }
-                written.push(key);
-            }
-        }
-        written.push("aliases");
-        for (k, v) in map.iter().filter(|(k, _)| !written.contains(&k.as_str())) {
-            field(out, k, &mut plain(v));
-        }
-        if let Some(v) = map.get("aliases") {
-            field(out, "aliases", &mut plain(v));
-        }
-    } else if is_named {
+    let mut entries = Entries::default();
+    if is_named {
         let full = qualify(
             map.get("name").and_then(Value::as_str).unwrap_or_default(),
             map.get("namespace").and_then(Value::as_str).or(namespace),
         );
-        let own = full.rsplit_once('.').map(|(ns, _)| ns);
-        field(out, "type", &mut plain(&map["type"]));
-        field(out, "name", &mut plain(&Value::String(full.rsplit('.').next().unwrap_or_default().to_string())));
+        let (own, short) = match full.rsplit_once('.') {
+            Some((ns, name)) => (Some(ns), name),
+            None => (None, full.as_str()),
+        };
+        entries.value("type", map.get("type"));
+        entries.value("name", Some(&Value::String(short.to_string())));
         if own != namespace {
-            field(out, "namespace", &mut plain(&Value::String(own.unwrap_or_default().to_string())));
+            entries.value("namespace", Some(&Value::String(own.unwrap_or_default().to_string())));
         }
-        written.extend(["type", "name", "namespace", "aliases"]);
-        for key in ["doc", "fields", "symbols", "default", "size"] {
-            if let Some(v) = map.get(key) {
-                if key == "fields" {
-                    field(out, key, &mut |out: &mut String| write_as_avro_does(v, own, out));
-                } else {
-                    field(out, key, &mut plain(v));
-                }
-                written.push(key);
-            }
+        entries.value("doc", map.get("doc"));
+        entries.schema("fields", map.get("fields"), own);
+        for key in ["symbols", "default", "size"] {
+            entries.value(key, map.get(key));
         }
-        for (k, v) in map.iter().filter(|(k, _)| !written.contains(&k.as_str())) {
-            field(out, k, &mut plain(v));
+        entries.rest(map, &["namespace", "aliases"]);
+        let aliases = map.get("aliases").and_then(Value::as_array).map(|aliases| {
+            let relative_to_own =
+                |a: &Value| a.as_str().map_or(a.clone(), |a| Value::String(relative(&qualify(a, own), own)));
+            Value::Array(aliases.iter().map(relative_to_own).collect())
+        });
+        entries.value("aliases", aliases.as_ref());
+    } else if map.contains_key("name") {
+        // A record field.
+        entries.value("name", map.get("name"));
+        entries.schema("type", map.get("type"), namespace);
+        for key in ["doc", "default", "order"] {
+            entries.value(key, map.get(key));
         }
-        if let Some(Value::Array(aliases)) = map.get("aliases") {
-            let aliases: Vec<Value> = aliases
-                .iter()
-                .map(|a| a.as_str().map_or(a.clone(), |a| Value::String(relative(&qualify(a, own), own))))
-                .collect();
-            field(out, "aliases", &mut plain(&Value::Array(aliases)));
-        }
+        entries.rest(map, &["aliases"]);
+        entries.value("aliases", map.get("aliases"));
     } else {
         // array, map, or a primitive with properties (logical types).
         for key in ["type", "items", "values"] {
-            if let Some(v) = map.get(key) {
-                field(out, key, &mut |out: &mut String| write_as_avro_does(v, namespace, out));
-                written.push(key);
-            }
+            entries.schema(key, map.get(key), namespace);
         }
-        for (k, v) in map.iter().filter(|(k, _)| !written.contains(&k.as_str())) {
-            field(out, k, &mut plain(v));
+        entries.rest(map, &[]);
+    }
+    entries.write(out);
+}
+
+/// An object's members in the order they are added, each key once.
+#[derive(Default)]
+struct Entries {
+    members: Vec<(String, String)>,
+}
+
+impl Entries {
+    fn has(&self, key: &str) -> bool {
+        self.members.iter().any(|(k, _)| k == key)
+    }
+
+    fn value(&mut self, key: &str, value: Option<&Value>) {
+        if let Some(v) = value.filter(|_| !self.has(key)) {
+            self.members.push((key.to_string(), v.to_string()));
         }
     }
-    out.push('}');
+
+    /// A member holding schemas, written relative to `namespace`.
+    fn schema(&mut self, key: &str, value: Option<&Value>, namespace: Option<&str>) {
+        if let Some(v) = value.filter(|_| !self.has(key)) {
+            let mut text = String::new();
+            write_as_avro_does(v, namespace, &mut text);
+            self.members.push((key.to_string(), text));
+        }
+    }
+
+    /// The members not added yet (custom properties), but `later`.
+    fn rest(&mut self, map: &serde_json::Map<String, Value>, later: &[&str]) {
+        for (k, v) in map.iter().filter(|(k, _)| !later.contains(&k.as_str())) {
+            self.value(k, Some(v));
+        }
+    }
+
+    fn write(self, out: &mut String) {
+        out.push('{');
+        for (i, (k, v)) in self.members.into_iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&Value::String(k).to_string());
+            out.push(':');
+            out.push_str(&v);
+        }
+        out.push('}');
+    }
 }
 
 const PCF_KEY_ORDER: [&str; 7] = ["name", "type", "fields", "symbols", "items", "values", "size"];
@@ -247,16 +268,7 @@ const PCF_KEY_ORDER: [&str; 7] = ["name", "type", "fields", "symbols", "items", 
 /// Writes `json` normalized (see [`AvroSchema::normalized`]) to `out`.
 fn normalize(json: &Value, namespace: Option<&str>, out: &mut String) {
     match json {
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                normalize(item, namespace, out);
-            }
-            out.push(']');
-        }
+        Value::Array(items) => write_list(items, out, |item, out| normalize(item, namespace, out)),
         Value::Object(map) => {
             let is_named = matches!(map.get("type").and_then(Value::as_str), Some("record" | "enum" | "fixed"));
             let own_namespace = map.get("namespace").and_then(Value::as_str).or(namespace);
@@ -266,7 +278,7 @@ fn normalize(json: &Value, namespace: Option<&str>, out: &mut String) {
                 (Some(n), true) => n.rsplit_once('.').map(|(ns, _)| ns),
                 _ => namespace,
             };
-            let mut keys: Vec<&String> = map.keys().filter(|k| *k != "namespace" && *k != "doc").collect();
+            let mut keys: Vec<&String> = map.keys().filter(|k| *k != "namespace").collect();
             keys.sort_by_key(|k| (PCF_KEY_ORDER.iter().position(|p| p == k).unwrap_or(PCF_KEY_ORDER.len()), *k));
             out.push('{');
             for (i, k) in keys.into_iter().enumerate() {
@@ -308,6 +320,18 @@ fn normalize(json: &Value, namespace: Option<&str>, out: &mut String) {
         Value::String(s) if !is_primitive(s) => out.push_str(&Value::String(qualify(s, namespace)).to_string()),
         other => out.push_str(&other.to_string()),
     }
+}
+
+/// Writes `[a,b,...]`, each item by `write`.
+fn write_list(items: &[Value], out: &mut String, mut write: impl FnMut(&Value, &mut String)) {
+    out.push('[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write(item, out);
+    }
+    out.push(']');
 }
 
 fn is_primitive(s: &str) -> bool {
@@ -427,21 +451,21 @@ struct Incompatibility {
 }
 
 impl Incompatibility {
-    /// Confluent's text, with the reader as the "new" schema and the
-    /// writer as the "old" one (as in a BACKWARD check).
-    fn confluent_string(&self) -> String {
+    /// Confluent's text, naming the reader and the writer schema by their
+    /// roles in the check ("new" and "old" in a BACKWARD check).
+    fn confluent_string(&self, reader: &str, writer: &str) -> String {
         let (error_type, description) = match self.kind {
             IncompatibilityType::FixedSizeMismatch => (
                 "FIXED_SIZE_MISMATCH",
                 format!(
-                    "The size of FIXED type field at path '{}' in the new schema does not match with the old schema",
+                    "The size of FIXED type field at path '{}' in the {reader} schema does not match with the {writer} schema",
                     self.location
                 ),
             ),
             IncompatibilityType::TypeMismatch => (
                 "TYPE_MISMATCH",
                 format!(
-                    "The type (path '{}') of a field in the new schema does not match with the old schema",
+                    "The type (path '{}') of a field in the {reader} schema does not match with the {writer} schema",
                     self.location
                 ),
             ),
@@ -451,21 +475,21 @@ impl Incompatibility {
             IncompatibilityType::MissingEnumSymbols => (
                 "MISSING_ENUM_SYMBOLS",
                 format!(
-                    "The new schema is missing enum symbols '{}' at path '{}' in the old schema",
+                    "The {reader} schema is missing enum symbols '{}' at path '{}' in the {writer} schema",
                     self.message, self.location
                 ),
             ),
             IncompatibilityType::MissingUnionBranch => (
                 "MISSING_UNION_BRANCH",
                 format!(
-                    "The new schema is missing a type inside a union field at path '{}' in the old schema",
+                    "The {reader} schema is missing a type inside a union field at path '{}' in the {writer} schema",
                     self.location
                 ),
             ),
             IncompatibilityType::ReaderFieldMissingDefaultValue => (
                 "READER_FIELD_MISSING_DEFAULT_VALUE",
                 format!(
-                    "The field '{}' at path '{}' in the new schema has no default value and is missing in the old schema",
+                    "The field '{}' at path '{}' in the {reader} schema has no default value and is missing in the {writer} schema",
                     self.message, self.location
                 ),
             ),
@@ -482,10 +506,27 @@ struct Checker<'a> {
     /// Pairs of named types being compared (recursive types: a pair met
     /// again is assumed compatible, its answer comes from the outer visit).
     in_progress: HashSet<(String, String)>,
+    /// Comparisons left (nested unions probe every branch pair).
+    steps_left: usize,
+}
+
+/// Type pairs one compatibility check compares at most.
+pub(crate) const COMPATIBILITY_STEPS_MAX: usize = 100_000;
+
+/// The reason given when a check ran out of steps: refused, not assumed.
+pub(crate) fn too_complex() -> String {
+    format!(
+        "{{errorType:'SCHEMA_TOO_COMPLEX', description:'The schemas need more than {COMPATIBILITY_STEPS_MAX} \
+         comparisons to check; not checked'}}"
+    )
 }
 
 impl Checker<'_> {
     fn check(&mut self, reader: &Schema, writer: &Schema, location: &mut Vec<String>) -> Vec<Incompatibility> {
+        if self.steps_left == 0 {
+            return Vec::new();
+        }
+        self.steps_left -= 1;
         let r = kind(reader, self.reader_named);
         let w = kind(writer, self.writer_named);
         let mut out = Vec::new();

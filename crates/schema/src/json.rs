@@ -14,6 +14,7 @@ use std::sync::Arc;
 use jsonschema::{Draft, Retrieve, Uri, Validator};
 use serde_json::{Map, Value};
 
+use crate::avro::{too_complex, COMPATIBILITY_STEPS_MAX};
 use crate::{Resolved, SchemaError};
 
 #[derive(Clone)]
@@ -72,7 +73,7 @@ impl Retrieve for References {
         self.0
             .get(uri)
             .or_else(|| self.0.get(relative))
-            .or_else(|| self.0.iter().find(|(name, _)| uri.ends_with(&format!("/{name}"))).map(|(_, v)| v))
+            .or_else(|| self.0.iter().find(|(name, _)| same_document(name, uri)).map(|(_, v)| v))
             .cloned()
             .ok_or_else(|| format!("unresolved reference {uri}").into())
     }
@@ -80,6 +81,10 @@ impl Retrieve for References {
 
 impl JsonSchema {
     pub fn parse(text: &str, resolved: &[Resolved]) -> Result<Self, SchemaError> {
+        crate::parse_guarded(|| Self::parse_unguarded(text, resolved))
+    }
+
+    fn parse_unguarded(text: &str, resolved: &[Resolved]) -> Result<Self, SchemaError> {
         let schema: Value =
             serde_json::from_str(text).map_err(|e| SchemaError::Invalid(format!("Invalid schema: not JSON: {e}")))?;
         if !schema.is_object() && !schema.is_boolean() {
@@ -142,10 +147,29 @@ impl JsonSchema {
 
     /// Why a reader with this schema cannot read data written with `writer`.
     pub fn can_read(&self, writer: &Self) -> Vec<String> {
-        let mut diff =
-            Diff { original: &writer.inner, update: &self.inner, in_progress: HashSet::new(), path: Vec::new() };
+        self.can_read_named(writer, "new", "old")
+    }
+
+    /// [`Self::can_read`] with the names the reasons give the reader and
+    /// the writer (Confluent: "new"/"old" when checking BACKWARD,
+    /// "old"/"new" when checking FORWARD).
+    pub fn can_read_named(&self, writer: &Self, reader_name: &str, writer_name: &str) -> Vec<String> {
+        let mut diff = Diff {
+            original: &writer.inner,
+            update: &self.inner,
+            in_progress: HashSet::new(),
+            path: Vec::new(),
+            steps_left: COMPATIBILITY_STEPS_MAX,
+        };
         let differences = diff.compare(Node::root(&writer.inner), Node::root(&self.inner));
-        differences.iter().filter(|d| !d.kind.compatible()).map(Difference::confluent_string).collect()
+        if diff.steps_left == 0 {
+            return vec![too_complex()];
+        }
+        differences
+            .iter()
+            .filter(|d| !d.kind.compatible())
+            .map(|d| d.confluent_string(reader_name, writer_name))
+            .collect()
     }
 }
 
@@ -236,6 +260,7 @@ enum Shape<'a> {
     Object(&'a Map<String, Value>),
     Array(&'a Map<String, Value>),
     Enum(Vec<Value>),
+    Const(Value),
     Combined {
         criterion: &'static str,
         subschemas: Vec<Value>,
@@ -255,6 +280,7 @@ impl Shape<'_> {
             Shape::Object(_) => 6,
             Shape::Array(_) => 7,
             Shape::Enum(_) => 8,
+            Shape::Const(_) => 11,
             Shape::Combined { .. } => 9,
             Shape::Not(_) => 10,
         }
@@ -277,7 +303,9 @@ const ANNOTATIONS: [&str; 13] = [
     "writeOnly",
     "deprecated",
 ];
-const OBJECT_KEYWORDS: [&str; 8] = [
+const OBJECT_KEYWORDS: [&str; 10] = [
+    "dependentRequired",
+    "dependentSchemas",
     "properties",
     "required",
     "additionalProperties",
@@ -332,7 +360,7 @@ fn shape(value: &Value) -> Shape<'_> {
         return Shape::Enum(values.clone());
     }
     if let Some(value) = map.get("const") {
-        return Shape::Enum(vec![value.clone()]);
+        return Shape::Const(value.clone());
     }
     let ty = match map.get("type") {
         Some(Value::String(t)) => t.as_str(),
@@ -487,6 +515,13 @@ enum Kind {
     COMBINED_TYPE_SUBSCHEMAS_CHANGED,
     NOT_TYPE_EXTENDED,
     NOT_TYPE_NARROWED,
+    DEPENDENCY_ARRAY_ADDED,
+    DEPENDENCY_ARRAY_REMOVED,
+    DEPENDENCY_ARRAY_EXTENDED,
+    DEPENDENCY_ARRAY_NARROWED,
+    DEPENDENCY_ARRAY_CHANGED,
+    DEPENDENCY_SCHEMA_ADDED,
+    DEPENDENCY_SCHEMA_REMOVED,
 }
 
 use Kind::*;
@@ -546,12 +581,15 @@ impl Kind {
                 | PRODUCT_TYPE_NARROWED
                 | SUM_TYPE_EXTENDED
                 | NOT_TYPE_NARROWED
+                | DEPENDENCY_ARRAY_NARROWED
+                | DEPENDENCY_ARRAY_REMOVED
+                | DEPENDENCY_SCHEMA_REMOVED
         )
     }
 
-    /// Confluent's description of a difference at `path` (the new schema
-    /// reads what the old one wrote).
-    fn description(self, path: &str) -> String {
+    /// Confluent's description of a difference at `path`, naming the
+    /// reader and the writer schema by their roles in the check.
+    fn description(self, path: &str, reader: &str, writer: &str) -> String {
         match self {
             MAXIMUM_ADDED
             | MINIMUM_ADDED
@@ -568,8 +606,10 @@ impl Kind {
             | MIN_ITEMS_ADDED
             | UNIQUE_ITEMS_ADDED
             | ADDITIONAL_ITEMS_REMOVED
-            | ADDITIONAL_PROPERTIES_REMOVED => {
-                format!("The keyword at path '{path}' in the new schema is not present in the old schema")
+            | ADDITIONAL_PROPERTIES_REMOVED
+            | DEPENDENCY_ARRAY_ADDED
+            | DEPENDENCY_SCHEMA_ADDED => {
+                format!("The keyword at path '{path}' in the {reader} schema is not present in the {writer} schema")
             }
             MIN_LENGTH_INCREASED
             | MINIMUM_INCREASED
@@ -577,56 +617,56 @@ impl Kind {
             | MIN_PROPERTIES_INCREASED
             | MULTIPLE_OF_EXPANDED
             | MIN_ITEMS_INCREASED => {
-                format!("The value at path '{path}' in the new schema is more than its value in the old schema")
+                format!("The value at path '{path}' in the {reader} schema is more than its value in the {writer} schema")
             }
             MAX_LENGTH_DECREASED
             | MAXIMUM_DECREASED
             | MAX_ITEMS_DECREASED
             | EXCLUSIVE_MAXIMUM_DECREASED
             | MAX_PROPERTIES_DECREASED => {
-                format!("The value at path '{path}' in the new schema is less than its value in the old schema")
+                format!("The value at path '{path}' in the {reader} schema is less than its value in the {writer} schema")
             }
-            PATTERN_CHANGED | MULTIPLE_OF_CHANGED => {
-                format!("The value at path '{path}' is different between the new and old schema")
+            PATTERN_CHANGED | MULTIPLE_OF_CHANGED | DEPENDENCY_ARRAY_CHANGED => {
+                format!("The value at path '{path}' is different between the {reader} and {writer} schema")
             }
             ADDITIONAL_ITEMS_NARROWED | ENUM_ARRAY_NARROWED | SUM_TYPE_NARROWED | ADDITIONAL_PROPERTIES_NARROWED => {
                 format!(
-                    "An array or combined type at path '{path}' has fewer elements in the new schema than the old schema"
+                    "An array or combined type at path '{path}' has fewer elements in the {reader} schema than the {writer} schema"
                 )
             }
-            PRODUCT_TYPE_EXTENDED | SUM_TYPE_EXTENDED | NOT_TYPE_EXTENDED => format!(
-                "An array or combined type at path '{path}' has more elements in the new schema than the old schema"
+            PRODUCT_TYPE_EXTENDED | SUM_TYPE_EXTENDED | NOT_TYPE_EXTENDED | DEPENDENCY_ARRAY_EXTENDED => format!(
+                "An array or combined type at path '{path}' has more elements in the {reader} schema than the {writer} schema"
             ),
             TYPE_CHANGED
             | TYPE_NARROWED
             | COMBINED_TYPE_CHANGED
             | COMBINED_TYPE_SUBSCHEMAS_CHANGED
             | ENUM_ARRAY_CHANGED => {
-                format!("A type at path '{path}' is different between the new schema and the old schema")
+                format!("A type at path '{path}' is different between the {reader} schema and the {writer} schema")
             }
             PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL | ITEM_ADDED_TO_OPEN_CONTENT_MODEL => format!(
-                "The new schema has an open content model and has a property or item at path '{path}' which is \
-                 missing in the old schema"
+                "The {reader} schema has an open content model and has a property or item at path '{path}' which is \
+                 missing in the {writer} schema"
             ),
             REQUIRED_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL => format!(
-                "The new schema has an unopen content model and has a required property at path '{path}' which is \
-                 missing in the old schema"
+                "The {reader} schema has an unopen content model and has a required property at path '{path}' which is \
+                 missing in the {writer} schema"
             ),
             PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL | ITEM_REMOVED_FROM_CLOSED_CONTENT_MODEL => format!(
-                "The new schema has a closed content model and is missing a property or item present at path \
-                 '{path}' in the old schema"
+                "The {reader} schema has a closed content model and is missing a property or item present at path \
+                 '{path}' in the {writer} schema"
             ),
             PROPERTY_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL
             | ITEM_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL => format!(
-                "A property or item is missing in the new schema but present at path '{path}' in the old schema and \
+                "A property or item is missing in the {reader} schema but present at path '{path}' in the {writer} schema and \
                  is not covered by its partially open content model"
             ),
             PROPERTY_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL
             | ITEM_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL => format!(
-                "The new schema has a property or item at path '{path}' which is missing in the old schema and is \
+                "The {reader} schema has a property or item at path '{path}' which is missing in the {writer} schema and is \
                  not covered by its partially open content model"
             ),
-            SCHEMA_ADDED => format!("A schema at path '{path}' is in the new schema and not in the old schema"),
+            SCHEMA_ADDED => format!("A schema at path '{path}' is in the {reader} schema and not in the {writer} schema"),
             _ => String::new(),
         }
     }
@@ -639,8 +679,12 @@ struct Difference {
 }
 
 impl Difference {
-    fn confluent_string(&self) -> String {
-        format!("{{errorType:\"{:?}\", description:\"{}\"}}", self.kind, self.kind.description(&self.path))
+    fn confluent_string(&self, reader: &str, writer: &str) -> String {
+        format!(
+            "{{errorType:\"{:?}\", description:\"{}\"}}",
+            self.kind,
+            self.kind.description(&self.path, reader, writer)
+        )
     }
 }
 
@@ -657,6 +701,8 @@ struct Diff<'a> {
     /// is compatible, its answer comes from the outer visit).
     in_progress: HashSet<(usize, usize)>,
     path: Vec<String>,
+    /// Comparisons left (combined types compare every branch pair).
+    steps_left: usize,
 }
 
 /// Nesting of `$ref`s followed at once (a `$ref` to a `$ref` ...).
@@ -693,7 +739,7 @@ impl<'a> Diff<'a> {
             let document = if base.is_empty() {
                 Some(node.document)
             } else {
-                inner.names.iter().position(|n| !n.is_empty() && (n == base || base.ends_with(&format!("/{n}"))))
+                inner.names.iter().position(|n| !n.is_empty() && same_document(n, base))
             };
             let target = document.and_then(|d| {
                 let fragment = percent_decode(fragment);
@@ -705,6 +751,10 @@ impl<'a> Diff<'a> {
     }
 
     fn compare(&mut self, original: Node<'a>, update: Node<'a>) -> Vec<Difference> {
+        if self.steps_left == 0 {
+            return Vec::new();
+        }
+        self.steps_left -= 1;
         let followed = original.value.get("$ref").is_some() || update.value.get("$ref").is_some();
         let original = self.deref(self.original, original);
         let update = self.deref(self.update, update);
@@ -787,11 +837,12 @@ impl<'a> Diff<'a> {
             (Shape::Combined { criterion: oc, subschemas: os }, Shape::Combined { criterion: uc, subschemas: us }) => {
                 self.combined(&mut out, (&original, oc, os), (&update, uc, us))
             }
-            (Shape::Not(o), Shape::Not(u)) => {
+            (Shape::Not(o), Shape::Not(u)) => self.in_path("not", |d| {
                 // `not` reverses the roles: the new schema may exclude less.
-                let sub = self.in_path("not", |d| d.compare(child(&update, u), child(&original, o)));
-                self.add(&mut out, if compatible(&sub) { NOT_TYPE_NARROWED } else { NOT_TYPE_EXTENDED });
-            }
+                let sub = d.compare(child(&update, u), child(&original, o));
+                d.add(&mut out, if compatible(&sub) { NOT_TYPE_NARROWED } else { NOT_TYPE_EXTENDED });
+            }),
+            (Shape::Const(o), Shape::Const(u)) if o != u => self.add_at(&mut out, "const", ENUM_ARRAY_CHANGED),
             _ => {}
         }
         out
@@ -816,21 +867,9 @@ impl<'a> Diff<'a> {
     }
 
     fn string(&mut self, out: &mut Vec<Difference>, o: &Map<String, Value>, u: &Map<String, Value>) {
-        let num = |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_f64);
-        self.limit(
-            out,
-            "maxLength",
-            num(o, "maxLength"),
-            num(u, "maxLength"),
-            [MAX_LENGTH_ADDED, MAX_LENGTH_REMOVED, MAX_LENGTH_INCREASED, MAX_LENGTH_DECREASED],
-        );
-        self.limit(
-            out,
-            "minLength",
-            num(o, "minLength"),
-            num(u, "minLength"),
-            [MIN_LENGTH_ADDED, MIN_LENGTH_REMOVED, MIN_LENGTH_INCREASED, MIN_LENGTH_DECREASED],
-        );
+        for (keyword, kinds) in STRING_LIMITS {
+            self.keyword_limit(out, keyword, o, u, kinds);
+        }
         match (o.get("pattern"), u.get("pattern")) {
             (None, Some(_)) => self.add_at(out, "pattern", PATTERN_ADDED),
             (Some(_), None) => self.add_at(out, "pattern", PATTERN_REMOVED),
@@ -910,6 +949,100 @@ impl<'a> Diff<'a> {
         }
     }
 
+    /// `limit` of the numeric keyword in both schemas.
+    fn keyword_limit(
+        &mut self,
+        out: &mut Vec<Difference>,
+        keyword: &str,
+        o: &Map<String, Value>,
+        u: &Map<String, Value>,
+        kinds: [Kind; 4],
+    ) {
+        let num = |m: &Map<String, Value>| m.get(keyword).and_then(Value::as_f64);
+        self.limit(out, keyword, num(o), num(u), kinds);
+    }
+
+    /// A member (property or tuple item) absent in one schema is read
+    /// through the other's partially open content model: compatible when
+    /// the member's schema and the model's schema are.
+    fn covered(
+        &mut self,
+        out: &mut Vec<Difference>,
+        original: Node<'a>,
+        update: Node<'a>,
+        [is_covered, not_covered]: [Kind; 2],
+    ) {
+        let sub = self.compare(original, update);
+        let ok = compatible(&sub);
+        out.extend(sub);
+        self.add(out, if ok { is_covered } else { not_covered });
+    }
+
+    /// A member of the old schema missing in the new one.
+    fn member_removed(
+        &mut self,
+        out: &mut Vec<Difference>,
+        kinds: &MemberKinds,
+        (original, removed): (&Node<'a>, &Value),
+        (update, content): (&Node<'a>, Content<'_>),
+    ) {
+        match content {
+            Content::Open => self.add(out, kinds.removed_from_open),
+            Content::Partial(schema) => {
+                self.covered(out, at(original, removed), at(update, schema), kinds.removed_covered);
+            }
+            Content::Closed if *removed == Value::Bool(false) => self.add(out, kinds.false_removed_from_closed),
+            Content::Closed => self.add(out, kinds.removed_from_closed),
+        }
+    }
+
+    /// A member of the new schema missing in the old one; the old
+    /// schema's content model says what it read there.
+    fn member_added(
+        &mut self,
+        out: &mut Vec<Difference>,
+        kinds: &MemberKinds,
+        (original, content): (&Node<'a>, Content<'_>),
+        (update, added): (&Node<'a>, &Value),
+    ) {
+        match content {
+            Content::Open if matches!(shape(added), Shape::Empty) => self.add(out, kinds.empty_added_to_open),
+            Content::Open => self.add(out, kinds.added_to_open),
+            Content::Partial(schema) => {
+                self.covered(out, at(original, schema), at(update, added), kinds.added_covered);
+            }
+            Content::Closed => {}
+        }
+    }
+
+    /// `additionalProperties` / `additionalItems`.
+    fn additional_content(
+        &mut self,
+        out: &mut Vec<Difference>,
+        keyword: &str,
+        (original, o_value): (&Node<'a>, Option<&Value>),
+        (update, u_value): (&Node<'a>, Option<&Value>),
+        [added, removed, narrowed, extended]: [Kind; 4],
+    ) {
+        self.in_path(keyword, |d| {
+            let (o_permits, o_schema) = additional(o_value);
+            let (u_permits, u_schema) = additional(u_value);
+            if o_permits != u_permits {
+                d.add(out, if u_permits { added } else { removed });
+                return;
+            }
+            match (o_schema, u_schema) {
+                (None, Some(_)) => d.add(out, narrowed),
+                (Some(_), None) => d.add(out, extended),
+                (Some(os), Some(us)) => {
+                    let sub = d.compare(at(original, os), at(update, us));
+                    out.extend(sub);
+                }
+                (None, None) => {}
+            }
+        });
+    }
+
     fn object(
         &mut self,
         out: &mut Vec<Difference>,
@@ -924,7 +1057,6 @@ impl<'a> Diff<'a> {
         let o_required = required(o);
         let u_required = required(u);
         let has_default = |v: &Value| v.get("default").is_some();
-        let at = |node: &Node<'a>, v: &Value| Node { value: Cow::Owned(v.clone()), document: node.document };
 
         self.in_path("required", |d| {
             for key in o_props.keys().filter(|k| u_props.contains_key(*k)) {
@@ -944,48 +1076,14 @@ impl<'a> Diff<'a> {
             self.path.push(key.clone());
             match (o_props.get(key), u_props.get(key)) {
                 (Some(o_prop), None) => {
-                    if open_content_model(u) {
-                        self.add(out, PROPERTY_REMOVED_FROM_OPEN_CONTENT_MODEL);
-                    } else if let Some(partial) = partially_open_schema(u, key) {
-                        let sub = self.compare(at(original, o_prop), at(update, partial));
-                        let ok = compatible(&sub);
-                        out.extend(sub);
-                        self.add(
-                            out,
-                            if ok {
-                                PROPERTY_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL
-                            } else {
-                                PROPERTY_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL
-                            },
-                        );
-                    } else if *o_prop == Value::Bool(false) {
-                        self.add(out, PROPERTY_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL);
-                    } else {
-                        self.add(out, PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL);
-                    }
+                    self.member_removed(out, &PROPERTY, (original, o_prop), (update, object_content(u, key)))
                 }
                 (None, Some(u_prop)) => {
-                    if open_content_model(o) {
-                        let kind = if matches!(shape(u_prop), Shape::Empty) {
-                            PROPERTY_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL
-                        } else {
-                            PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL
-                        };
-                        self.add(out, kind);
-                    } else {
-                        if let Some(partial) = partially_open_schema(o, key) {
-                            let sub = self.compare(at(original, partial), at(update, u_prop));
-                            let ok = compatible(&sub);
-                            out.extend(sub);
-                            self.add(
-                                out,
-                                if ok {
-                                    PROPERTY_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL
-                                } else {
-                                    PROPERTY_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL
-                                },
-                            );
-                        }
+                    let content = object_content(o, key);
+                    let unopen = !matches!(content, Content::Open);
+                    self.member_added(out, &PROPERTY, (original, content), (update, u_prop));
+                    // Closed and partially open models.
+                    if unopen {
                         let kind = match (u_required.contains(key.as_str()), has_default(u_prop)) {
                             (true, true) => REQUIRED_PROPERTY_WITH_DEFAULT_ADDED_TO_UNOPEN_CONTENT_MODEL,
                             (true, false) => REQUIRED_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL,
@@ -1004,39 +1102,55 @@ impl<'a> Diff<'a> {
         }
         self.path.pop();
 
-        self.in_path("additionalProperties", |d| {
-            let (o_permits, o_schema) = additional(o.get("additionalProperties"));
-            let (u_permits, u_schema) = additional(u.get("additionalProperties"));
-            if o_permits != u_permits {
-                d.add(out, if u_permits { ADDITIONAL_PROPERTIES_ADDED } else { ADDITIONAL_PROPERTIES_REMOVED });
-            } else {
-                match (o_schema, u_schema) {
-                    (None, Some(_)) => d.add(out, ADDITIONAL_PROPERTIES_NARROWED),
-                    (Some(_), None) => d.add(out, ADDITIONAL_PROPERTIES_EXTENDED),
-                    (Some(os), Some(us)) => {
-                        let sub = d.compare(at(original, os), at(update, us));
-                        out.extend(sub);
-                    }
-                    (None, None) => {}
-                }
-            }
-        });
+        self.dependencies(out, original, o, update, u);
+        self.additional_content(
+            out,
+            "additionalProperties",
+            (original, o.get("additionalProperties")),
+            (update, u.get("additionalProperties")),
+            PROPERTY.additional,
+        );
+        for (keyword, kinds) in OBJECT_LIMITS {
+            self.keyword_limit(out, keyword, o, u, kinds);
+        }
+    }
 
-        let num = |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_f64);
-        self.limit(
-            out,
-            "maxProperties",
-            num(o, "maxProperties"),
-            num(u, "maxProperties"),
-            [MAX_PROPERTIES_ADDED, MAX_PROPERTIES_REMOVED, MAX_PROPERTIES_INCREASED, MAX_PROPERTIES_DECREASED],
-        );
-        self.limit(
-            out,
-            "minProperties",
-            num(o, "minProperties"),
-            num(u, "minProperties"),
-            [MIN_PROPERTIES_ADDED, MIN_PROPERTIES_REMOVED, MIN_PROPERTIES_INCREASED, MIN_PROPERTIES_DECREASED],
-        );
+    /// `dependencies` (draft 7: arrays of property names or schemas) and
+    /// its 2019-09 split `dependentRequired` / `dependentSchemas`.
+    fn dependencies(
+        &mut self,
+        out: &mut Vec<Difference>,
+        original: &Node<'a>,
+        o: &Map<String, Value>,
+        update: &Node<'a>,
+        u: &Map<String, Value>,
+    ) {
+        let (o_arrays, o_schemas) = dependencies_of(o);
+        let (u_arrays, u_schemas) = dependencies_of(u);
+        self.path.push("dependencies".into());
+        for key in o_arrays.keys().chain(u_arrays.keys()).collect::<BTreeSet<_>>() {
+            let kind = match (o_arrays.get(key), u_arrays.get(key)) {
+                (Some(_), None) => DEPENDENCY_ARRAY_REMOVED,
+                (None, Some(_)) => DEPENDENCY_ARRAY_ADDED,
+                (Some(a), Some(b)) if a == b => continue,
+                (Some(a), Some(b)) if a.is_subset(b) => DEPENDENCY_ARRAY_EXTENDED,
+                (Some(a), Some(b)) if b.is_subset(a) => DEPENDENCY_ARRAY_NARROWED,
+                _ => DEPENDENCY_ARRAY_CHANGED,
+            };
+            self.add_at(out, key, kind);
+        }
+        for key in o_schemas.keys().chain(u_schemas.keys()).collect::<BTreeSet<_>>() {
+            match (o_schemas.get(key), u_schemas.get(key)) {
+                (Some(_), None) => self.add_at(out, key, DEPENDENCY_SCHEMA_REMOVED),
+                (None, Some(_)) => self.add_at(out, key, DEPENDENCY_SCHEMA_ADDED),
+                (Some(os), Some(us)) => {
+                    let sub = self.in_path(key.as_str(), |d| d.compare(at(original, os), at(update, us)));
+                    out.extend(sub);
+                }
+                (None, None) => {}
+            }
+        }
+        self.path.pop();
     }
 
     fn array(
@@ -1047,7 +1161,6 @@ impl<'a> Diff<'a> {
         update: &Node<'a>,
         u: &Map<String, Value>,
     ) {
-        let at = |node: &Node<'a>, v: &Value| Node { value: Cow::Owned(v.clone()), document: node.document };
         let (o_all, o_tuple, o_additional) = array_items(o);
         let (u_all, u_tuple, u_additional) = array_items(u);
 
@@ -1061,60 +1174,19 @@ impl<'a> Diff<'a> {
             (None, None) => {}
         }
 
-        let (o_permits, o_schema) = additional(o_additional);
-        let (u_permits, u_schema) = additional(u_additional);
-        let o_open = o_permits && o_schema.is_none();
-        let u_open = u_permits && u_schema.is_none();
-        let len = o_tuple.len().max(u_tuple.len());
-        for i in 0..len {
+        for i in 0..o_tuple.len().max(u_tuple.len()) {
             self.path.push(format!("items/{i}"));
             match (o_tuple.get(i), u_tuple.get(i)) {
                 (Some(os), Some(us)) => {
                     let sub = self.compare(at(original, os), at(update, us));
                     out.extend(sub);
                 }
-                (Some(os), None) => {
-                    if u_open {
-                        self.add(out, ITEM_REMOVED_FROM_OPEN_CONTENT_MODEL);
-                    } else if let Some(partial) = u_schema {
-                        let sub = self.compare(at(original, os), at(update, partial));
-                        let ok = compatible(&sub);
-                        out.extend(sub);
-                        self.add(
-                            out,
-                            if ok {
-                                ITEM_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL
-                            } else {
-                                ITEM_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL
-                            },
-                        );
-                    } else if *os == Value::Bool(false) {
-                        self.add(out, ITEM_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL);
-                    } else {
-                        self.add(out, ITEM_REMOVED_FROM_CLOSED_CONTENT_MODEL);
-                    }
-                }
+                (Some(os), None) => self.member_removed(out, &ITEM, (original, os), (update, content(u_additional))),
                 (None, Some(us)) => {
-                    if o_open {
-                        let kind = if matches!(shape(us), Shape::Empty) {
-                            ITEM_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL
-                        } else {
-                            ITEM_ADDED_TO_OPEN_CONTENT_MODEL
-                        };
-                        self.add(out, kind);
-                    } else if let Some(partial) = o_schema {
-                        let sub = self.compare(at(original, partial), at(update, us));
-                        let ok = compatible(&sub);
-                        out.extend(sub);
-                        self.add(
-                            out,
-                            if ok {
-                                ITEM_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL
-                            } else {
-                                ITEM_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL
-                            },
-                        );
-                    } else {
+                    let content = content(o_additional);
+                    let closed = matches!(content, Content::Closed);
+                    self.member_added(out, &ITEM, (original, content), (update, us));
+                    if closed {
                         self.add(out, ITEM_ADDED_TO_CLOSED_CONTENT_MODEL);
                     }
                 }
@@ -1122,40 +1194,19 @@ impl<'a> Diff<'a> {
             }
             self.path.pop();
         }
-
         if !o_tuple.is_empty() || !u_tuple.is_empty() {
-            self.in_path("additionalItems", |d| {
-                if o_permits != u_permits {
-                    d.add(out, if o_permits { ADDITIONAL_ITEMS_REMOVED } else { ADDITIONAL_ITEMS_ADDED });
-                } else {
-                    match (o_schema, u_schema) {
-                        (None, Some(_)) => d.add(out, ADDITIONAL_ITEMS_NARROWED),
-                        (Some(_), None) => d.add(out, ADDITIONAL_ITEMS_EXTENDED),
-                        (Some(os), Some(us)) => {
-                            let sub = d.compare(at(original, os), at(update, us));
-                            out.extend(sub);
-                        }
-                        (None, None) => {}
-                    }
-                }
-            });
+            self.additional_content(
+                out,
+                "additionalItems",
+                (original, o_additional),
+                (update, u_additional),
+                ITEM.additional,
+            );
         }
 
-        let num = |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_f64);
-        self.limit(
-            out,
-            "maxItems",
-            num(o, "maxItems"),
-            num(u, "maxItems"),
-            [MAX_ITEMS_ADDED, MAX_ITEMS_REMOVED, MAX_ITEMS_INCREASED, MAX_ITEMS_DECREASED],
-        );
-        self.limit(
-            out,
-            "minItems",
-            num(o, "minItems"),
-            num(u, "minItems"),
-            [MIN_ITEMS_ADDED, MIN_ITEMS_REMOVED, MIN_ITEMS_INCREASED, MIN_ITEMS_DECREASED],
-        );
+        for (keyword, kinds) in ARRAY_LIMITS {
+            self.keyword_limit(out, keyword, o, u, kinds);
+        }
         let unique = |m: &Map<String, Value>| m.get("uniqueItems") == Some(&Value::Bool(true));
         match (unique(o), unique(u)) {
             (true, false) => self.add_at(out, "uniqueItems", UNIQUE_ITEMS_REMOVED),
@@ -1228,6 +1279,117 @@ impl<'a> Diff<'a> {
     }
 }
 
+/// Numeric keywords of a kind of schema, with their differences (added,
+/// removed, increased, decreased).
+const STRING_LIMITS: [(&str, [Kind; 4]); 2] = [
+    ("maxLength", [MAX_LENGTH_ADDED, MAX_LENGTH_REMOVED, MAX_LENGTH_INCREASED, MAX_LENGTH_DECREASED]),
+    ("minLength", [MIN_LENGTH_ADDED, MIN_LENGTH_REMOVED, MIN_LENGTH_INCREASED, MIN_LENGTH_DECREASED]),
+];
+const OBJECT_LIMITS: [(&str, [Kind; 4]); 2] = [
+    (
+        "maxProperties",
+        [MAX_PROPERTIES_ADDED, MAX_PROPERTIES_REMOVED, MAX_PROPERTIES_INCREASED, MAX_PROPERTIES_DECREASED],
+    ),
+    (
+        "minProperties",
+        [MIN_PROPERTIES_ADDED, MIN_PROPERTIES_REMOVED, MIN_PROPERTIES_INCREASED, MIN_PROPERTIES_DECREASED],
+    ),
+];
+const ARRAY_LIMITS: [(&str, [Kind; 4]); 2] = [
+    ("maxItems", [MAX_ITEMS_ADDED, MAX_ITEMS_REMOVED, MAX_ITEMS_INCREASED, MAX_ITEMS_DECREASED]),
+    ("minItems", [MIN_ITEMS_ADDED, MIN_ITEMS_REMOVED, MIN_ITEMS_INCREASED, MIN_ITEMS_DECREASED]),
+];
+
+/// A copy of `value` inside the document of `node`.
+fn at<'a>(node: &Node<'a>, value: &Value) -> Node<'a> {
+    Node { value: Cow::Owned(value.clone()), document: node.document }
+}
+
+/// What an object or tuple says of members it does not list.
+#[derive(Clone, Copy)]
+enum Content<'v> {
+    /// Anything (no `additionalProperties`/`additionalItems`, or `true`).
+    Open,
+    /// What this schema allows.
+    Partial(&'v Value),
+    /// Nothing (`false`).
+    Closed,
+}
+
+fn content(additional_keyword: Option<&Value>) -> Content<'_> {
+    match additional(additional_keyword) {
+        (true, None) => Content::Open,
+        (true, Some(schema)) => Content::Partial(schema),
+        (false, _) => Content::Closed,
+    }
+}
+
+/// An object's content model for the property `key` it does not list: a
+/// matching `patternProperties` entry makes it partially open too.
+fn object_content<'m>(map: &'m Map<String, Value>, key: &str) -> Content<'m> {
+    if open_content_model(map) {
+        return Content::Open;
+    }
+    partially_open_schema(map, key).map_or(Content::Closed, Content::Partial)
+}
+
+/// The difference kinds of members (properties or tuple items) added or removed.
+struct MemberKinds {
+    removed_from_open: Kind,
+    removed_covered: [Kind; 2],
+    false_removed_from_closed: Kind,
+    removed_from_closed: Kind,
+    empty_added_to_open: Kind,
+    added_to_open: Kind,
+    added_covered: [Kind; 2],
+    /// `additionalProperties`/`additionalItems` added, removed, narrowed, extended.
+    additional: [Kind; 4],
+}
+
+const PROPERTY: MemberKinds = MemberKinds {
+    removed_from_open: PROPERTY_REMOVED_FROM_OPEN_CONTENT_MODEL,
+    removed_covered: [
+        PROPERTY_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL,
+        PROPERTY_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL,
+    ],
+    false_removed_from_closed: PROPERTY_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL,
+    removed_from_closed: PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL,
+    empty_added_to_open: PROPERTY_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL,
+    added_to_open: PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL,
+    added_covered: [
+        PROPERTY_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL,
+        PROPERTY_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL,
+    ],
+    additional: [
+        ADDITIONAL_PROPERTIES_ADDED,
+        ADDITIONAL_PROPERTIES_REMOVED,
+        ADDITIONAL_PROPERTIES_NARROWED,
+        ADDITIONAL_PROPERTIES_EXTENDED,
+    ],
+};
+
+const ITEM: MemberKinds = MemberKinds {
+    removed_from_open: ITEM_REMOVED_FROM_OPEN_CONTENT_MODEL,
+    removed_covered: [
+        ITEM_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL,
+        ITEM_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL,
+    ],
+    false_removed_from_closed: ITEM_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL,
+    removed_from_closed: ITEM_REMOVED_FROM_CLOSED_CONTENT_MODEL,
+    empty_added_to_open: ITEM_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL,
+    added_to_open: ITEM_ADDED_TO_OPEN_CONTENT_MODEL,
+    added_covered: [
+        ITEM_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL,
+        ITEM_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL,
+    ],
+    additional: [
+        ADDITIONAL_ITEMS_ADDED,
+        ADDITIONAL_ITEMS_REMOVED,
+        ADDITIONAL_ITEMS_NARROWED,
+        ADDITIONAL_ITEMS_EXTENDED,
+    ],
+};
+
 /// Maximum bipartite matching (augmenting paths): for each right vertex,
 /// the left vertex matched to it.
 fn maximum_matching<T>(edges: &[Vec<Option<T>>], right: usize) -> Vec<Option<usize>> {
@@ -1249,6 +1411,25 @@ fn maximum_matching<T>(edges: &[Vec<Option<T>>], right: usize) -> Vec<Option<usi
         augment(left, edges, &mut seen, &mut matched);
     }
     matched
+}
+
+/// Property dependencies: (required-property lists, schemas) by property.
+#[allow(clippy::type_complexity)]
+fn dependencies_of(map: &Map<String, Value>) -> (HashMap<&String, BTreeSet<&str>>, HashMap<&String, &Value>) {
+    let (mut arrays, mut schemas) = (HashMap::new(), HashMap::new());
+    for keyword in ["dependencies", "dependentRequired", "dependentSchemas"] {
+        for (key, value) in map.get(keyword).and_then(Value::as_object).into_iter().flatten() {
+            match value {
+                Value::Array(names) => {
+                    arrays.insert(key, names.iter().filter_map(Value::as_str).collect());
+                }
+                schema => {
+                    schemas.insert(key, schema);
+                }
+            }
+        }
+    }
+    (arrays, schemas)
 }
 
 fn required(map: &Map<String, Value>) -> HashSet<&str> {
@@ -1299,6 +1480,12 @@ fn array_items(map: &Map<String, Value>) -> (Option<&Value>, &[Value], Option<&V
         Some(all) => (Some(all), &[], None),
         None => (None, &[], None),
     }
+}
+
+/// Whether a reference named `name` is the document `base` names (one may
+/// be relative to the other's base URI).
+fn same_document(name: &str, base: &str) -> bool {
+    name == base || base.ends_with(&format!("/{name}")) || name.ends_with(&format!("/{base}"))
 }
 
 fn is_multiple(of: f64, base: f64) -> bool {

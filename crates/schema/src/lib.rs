@@ -136,6 +136,13 @@ pub struct Resolved {
     pub text: String,
 }
 
+/// Runs a third-party parser on input from the network: a panic in it
+/// becomes an invalid schema, not a dead request.
+pub(crate) fn parse_guarded<T>(parse: impl FnOnce() -> Result<T, SchemaError>) -> Result<T, SchemaError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(parse))
+        .unwrap_or_else(|_| Err(SchemaError::Invalid("Invalid schema: the parser failed on it".into())))
+}
+
 /// A parsed, valid schema.
 #[derive(Debug, Clone)]
 pub enum ParsedSchema {
@@ -208,30 +215,44 @@ impl ParsedSchema {
 /// Whether `new` may be registered after `previous` (oldest first) under
 /// `level`: the reasons it may not, empty when it may. Schemas of another
 /// type than `new` are incompatible. A non-transitive level checks only
-/// the last of `previous`.
+/// the last of `previous`; a transitive one checks from the newest back
+/// and stops at the first version `new` is incompatible with (Confluent).
 pub fn check_compatibility(level: Compatibility, new: &ParsedSchema, previous: &[ParsedSchema]) -> Vec<String> {
     if level == Compatibility::None {
         return Vec::new();
     }
     let against: &[ParsedSchema] =
         if level.transitive() { previous } else { &previous[previous.len().saturating_sub(1)..] };
-    let mut reasons = Vec::new();
+    let (backward, forward) = match level {
+        Compatibility::Backward | Compatibility::BackwardTransitive => (true, false),
+        Compatibility::Forward | Compatibility::ForwardTransitive => (false, true),
+        _ => (true, true),
+    };
     for old in against.iter().rev() {
-        let (backward, forward) = match level {
-            Compatibility::Backward | Compatibility::BackwardTransitive => (true, false),
-            Compatibility::Forward | Compatibility::ForwardTransitive => (false, true),
-            _ => (true, true),
-        };
-        // BACKWARD: a reader of `new` reads data written with `old`.
-        if backward {
-            reasons.extend(can_read(new, old));
-        }
+        let mut reasons = Vec::new();
         // FORWARD: a reader of `old` reads data written with `new`.
         if forward {
-            reasons.extend(can_read(old, new));
+            reasons.extend(reasons_reading(old, new, "old", "new"));
+        }
+        // BACKWARD: a reader of `new` reads data written with `old`.
+        if backward {
+            reasons.extend(reasons_reading(new, old, "new", "old"));
+        }
+        if !reasons.is_empty() {
+            return reasons;
         }
     }
-    reasons
+    Vec::new()
+}
+
+/// [`can_read`] with the reader and writer named as the check sees them.
+fn reasons_reading(reader: &ParsedSchema, writer: &ParsedSchema, reader_name: &str, writer_name: &str) -> Vec<String> {
+    match (reader, writer) {
+        (ParsedSchema::Avro(r), ParsedSchema::Avro(w)) => r.can_read_named(w, reader_name, writer_name),
+        (ParsedSchema::Json(r), ParsedSchema::Json(w)) => r.can_read_named(w, reader_name, writer_name),
+        (ParsedSchema::Protobuf(r), ParsedSchema::Protobuf(w)) => r.can_read_as(w, reader_name, writer_name),
+        _ => can_read(reader, writer),
+    }
 }
 
 /// Why a reader using `reader` cannot read what `writer` wrote (empty: it can).
@@ -240,6 +261,10 @@ pub fn can_read(reader: &ParsedSchema, writer: &ParsedSchema) -> Vec<String> {
         (ParsedSchema::Avro(r), ParsedSchema::Avro(w)) => r.can_read(w),
         (ParsedSchema::Json(r), ParsedSchema::Json(w)) => r.can_read(w),
         (ParsedSchema::Protobuf(r), ParsedSchema::Protobuf(w)) => r.can_read(w),
-        (r, w) => vec![format!("Incompatible schema type: {} cannot read {}", r.schema_type(), w.schema_type())],
+        (r, w) => vec![format!(
+            "Incompatible because of different schema type: {} cannot read {}",
+            r.schema_type(),
+            w.schema_type()
+        )],
     }
 }

@@ -7,10 +7,9 @@ use apache_avro::types::Value;
 use apache_avro::writer::datum::GenericDatumWriter;
 use vltava_schema::{check_compatibility, parse, Compatibility, ParsedSchema, Resolved, SchemaError, SchemaType};
 
+mod common;
+use common::*;
 use Compatibility::*;
-
-const ALL_LEVELS: [Compatibility; 7] =
-    [None, Backward, BackwardTransitive, Forward, ForwardTransitive, Full, FullTransitive];
 
 fn avro(text: &str) -> ParsedSchema {
     parse(SchemaType::Avro, text, &[]).unwrap_or_else(|e| panic!("{text}: {e}"))
@@ -18,18 +17,6 @@ fn avro(text: &str) -> ParsedSchema {
 
 fn record(fields: &str) -> ParsedSchema {
     avro(&format!(r#"{{"type":"record","name":"myrecord","namespace":"test","fields":[{fields}]}}"#))
-}
-
-/// The levels at which `new` may follow `old` (a single previous version).
-fn passing_levels(new: &ParsedSchema, old: &ParsedSchema) -> Vec<Compatibility> {
-    ALL_LEVELS.into_iter().filter(|&l| check_compatibility(l, new, std::slice::from_ref(old)).is_empty()).collect()
-}
-
-const BACKWARD_ONLY: [Compatibility; 3] = [None, Backward, BackwardTransitive];
-const FORWARD_ONLY: [Compatibility; 3] = [None, Forward, ForwardTransitive];
-
-fn reasons(level: Compatibility, new: &ParsedSchema, old: &ParsedSchema) -> Vec<String> {
-    check_compatibility(level, new, std::slice::from_ref(old))
 }
 
 const F1: &str = r#"{"name":"f1","type":"string"}"#;
@@ -129,8 +116,9 @@ fn enum_symbols_added_are_backward_only_unless_the_reader_has_a_default() {
     assert_eq!(passing_levels(&new, &old), BACKWARD_ONLY);
     assert_eq!(
         reasons(Forward, &new, &old),
-        ["{errorType:'MISSING_ENUM_SYMBOLS', description:'The new schema is missing enum symbols '[CLUBS]' at \
-          path '/symbols' in the old schema', additionalInfo:'[CLUBS]'}"]
+        // A FORWARD check: the old schema reads, as Confluent words it.
+        ["{errorType:'MISSING_ENUM_SYMBOLS', description:'The old schema is missing enum symbols '[CLUBS]' at \
+          path '/symbols' in the new schema', additionalInfo:'[CLUBS]'}"]
     );
     // A reader with a default symbol reads unknown symbols as the default.
     let old = avro(r#"{"type":"enum","name":"Suit","symbols":["SPADES","HEARTS"],"default":"SPADES"}"#);
@@ -182,8 +170,8 @@ fn making_a_field_nullable_is_backward_only() {
     // The old reader (int) cannot read the null branch the new writer may write.
     assert_eq!(
         reasons(Forward, &new, &old),
-        ["{errorType:'TYPE_MISMATCH', description:'The type (path '/fields/0/type/0') of a field in the new \
-          schema does not match with the old schema', additionalInfo:'reader type: INT not compatible with writer \
+        ["{errorType:'TYPE_MISMATCH', description:'The type (path '/fields/0/type/0') of a field in the old \
+          schema does not match with the new schema', additionalInfo:'reader type: INT not compatible with writer \
           type: NULL'}"]
     );
 }
@@ -253,6 +241,19 @@ fn transitive_backward_checks_every_version() {
     assert!(!check_compatibility(FullTransitive, &v3, &history).is_empty());
 }
 
+/// Confluent stops at the newest version `new` is incompatible with, and
+/// lists FULL's forward reasons before its backward ones.
+#[test]
+fn reasons_come_from_the_newest_incompatible_version_forward_first() {
+    let v1 = record(r#"{"name":"a","type":"int"}"#);
+    let v2 = record(r#"{"name":"b","type":"int"}"#);
+    let v3 = record(r#"{"name":"c","type":"int"}"#);
+    let why = check_compatibility(FullTransitive, &v3, &[v1, v2]);
+    assert_eq!(why.len(), 2, "{why:?}");
+    assert!(why[0].contains("The field 'b' at path '/fields/0' in the old schema"), "{why:?}");
+    assert!(why[1].contains("The field 'c' at path '/fields/0' in the new schema"), "{why:?}");
+}
+
 #[test]
 fn transitive_forward_checks_every_version() {
     let v1 = record(&format!(r#"{F1},{{"name":"f2","type":"string"}}"#));
@@ -291,7 +292,7 @@ fn invalid_schemas_are_refused_with_a_reason() {
 }
 
 #[test]
-fn canonical_ignores_layout_and_normalized_ignores_namespace_spelling_and_docs() {
+fn canonical_ignores_layout_and_normalized_ignores_namespace_spelling() {
     let a = avro(
         r#"{"type": "record", "name": "User", "namespace": "com.example", "fields": [ {"name": "name", "type": "string"} ]}"#,
     );
@@ -299,11 +300,16 @@ fn canonical_ignores_layout_and_normalized_ignores_namespace_spelling_and_docs()
         avro(r#"{"type":"record","name":"User","namespace":"com.example","fields":[{"name":"name","type":"string"}]}"#);
     assert_eq!(a.canonical(), b.canonical());
     assert!(!a.canonical().contains(' '));
-    let c = avro(
-        r#"{"type":"record","name":"com.example.User","doc":"people","fields":[{"name":"name","type":{"type":"string"}}]}"#,
-    );
-    assert_ne!(a.canonical(), c.canonical());
+    let c = avro(r#"{"fields":[{"type":{"type":"string"},"name":"name"}],"type":"record","name":"com.example.User"}"#);
+    // Avro writes a parsed schema back the same whatever its key order or
+    // the spelling of its names.
+    assert_eq!(a.canonical(), c.canonical());
     assert_eq!(a.normalized(), c.normalized());
+    // A doc is part of the schema's identity.
+    let documented = avro(
+        r#"{"type":"record","name":"com.example.User","doc":"people","fields":[{"name":"name","type":"string"}]}"#,
+    );
+    assert_ne!(a.normalized(), documented.normalized());
     assert_eq!(
         a.normalized(),
         r#"{"name":"com.example.User","type":"record","fields":[{"name":"name","type":"string"}]}"#
@@ -373,6 +379,20 @@ fn references_define_named_types() {
     let why = check_compatibility(Backward, &customer_v2, &[customer]);
     assert_eq!(why.len(), 1);
     assert!(why[0].contains("'/fields/1/type/fields/1'"), "{why:?}");
+}
+
+#[test]
+fn references_may_refer_to_each_other() {
+    let country = r#"{"type":"record","name":"Country","namespace":"geo","fields":[{"name":"code","type":"string"}]}"#;
+    let city = r#"{"type":"record","name":"City","namespace":"geo","fields":[{"name":"name","type":"string"},{"name":"country","type":"Country"}]}"#;
+    let person = r#"{"type":"record","name":"Person","fields":[{"name":"home","type":"geo.City"}]}"#;
+    let resolved = [
+        Resolved { name: "geo.Country".into(), text: country.into() },
+        Resolved { name: "geo.City".into(), text: city.into() },
+    ];
+    let parsed = parse(SchemaType::Avro, person, &resolved).unwrap();
+    // home.name "Brno", home.country.code "CZ"
+    assert_eq!(parsed.validate_payload(&[8, b'B', b'r', b'n', b'o', 4, b'C', b'Z']), Ok(()));
 }
 
 const EVERYTHING: &str = r#"{"type":"record","name":"Everything","fields":[
@@ -460,4 +480,47 @@ fn malformed_payloads_are_refused_with_a_reason() {
     let mut shallow = vec![2u8; 50];
     shallow.push(0);
     assert_eq!(list.validate_payload(&shallow), Ok(()));
+}
+
+/// Unions of records whose fields are unions of records: a writer branch
+/// is probed against the reader's branches in turn, each probe walking the
+/// levels below, so the check is bounded and says so instead of running
+/// for hours.
+#[test]
+fn compatibility_checks_are_bounded() {
+    const LEVELS: usize = 24;
+    // Level i defines A{i} (which defines the next level) and B{i} (which
+    // refers to it by name).
+    let mut union =
+        r#"[{"type":"record","name":"A24","fields":[]},{"type":"record","name":"B24","fields":[]}]"#.to_string();
+    for i in (0..LEVELS).rev() {
+        let n = i + 1;
+        union = format!(
+            r#"[{{"type":"record","name":"A{i}","fields":[{{"name":"f","type":{union}}}]}},{{"type":"record","name":"B{i}","fields":[{{"name":"f","type":["A{n}","B{n}"]}}]}}]"#
+        );
+    }
+    assert_too_complex(&avro(&union));
+}
+
+#[test]
+fn parsing_garbage_never_panics() {
+    for text in [
+        "",
+        "null",
+        "[]",
+        "[[]]",
+        r#"{"type":["int","int"]}"#,
+        r#"{"type":"record"}"#,
+        r#"{"type":"record","name":"","fields":[]}"#,
+        r#"{"type":"map"}"#,
+        r#"{"type":"array","items":{"type":"array"}}"#,
+        &"[".repeat(10_000),
+    ] {
+        let _ = parse(SchemaType::Avro, text, &[]);
+        let _ = parse(
+            SchemaType::Avro,
+            r#"{"type":"record","name":"A","fields":[]}"#,
+            &[Resolved { name: "x".into(), text: text.into() }],
+        );
+    }
 }

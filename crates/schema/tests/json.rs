@@ -5,19 +5,12 @@
 
 use vltava_schema::{check_compatibility, parse, Compatibility, ParsedSchema, Resolved, SchemaError, SchemaType};
 
+mod common;
+use common::*;
 use Compatibility::*;
-
-const ALL_LEVELS: [Compatibility; 7] =
-    [None, Backward, BackwardTransitive, Forward, ForwardTransitive, Full, FullTransitive];
-const BACKWARD_ONLY: [Compatibility; 3] = [None, Backward, BackwardTransitive];
-const FORWARD_ONLY: [Compatibility; 3] = [None, Forward, ForwardTransitive];
 
 fn json(text: &str) -> ParsedSchema {
     parse(SchemaType::Json, text, &[]).unwrap_or_else(|e| panic!("{text}: {e}"))
-}
-
-fn passing_levels(new: &ParsedSchema, old: &ParsedSchema) -> Vec<Compatibility> {
-    ALL_LEVELS.into_iter().filter(|&l| check_compatibility(l, new, std::slice::from_ref(old)).is_empty()).collect()
 }
 
 fn backward(new: &ParsedSchema, old: &ParsedSchema) -> Vec<String> {
@@ -206,6 +199,39 @@ fn combined_types() {
 }
 
 #[test]
+fn dependencies_added_constrain_removed_relax() {
+    let props = format!("{NAME},{AGE}");
+    let free = object(&props, "");
+    let dependent = object(&props, r#","dependencies":{"age":["name"]}"#);
+    assert_eq!(passing_levels(&free, &dependent), BACKWARD_ONLY);
+    assert_eq!(
+        backward(&dependent, &free),
+        ["{errorType:\"DEPENDENCY_ARRAY_ADDED\", description:\"The keyword at path '#/dependencies/age' in the new \
+          schema is not present in the old schema\"}"]
+    );
+    // 2019-09's spelling reads the same.
+    let split = json(&format!(
+        r#"{{"$schema":"https://json-schema.org/draft/2019-09/schema","type":"object","properties":{{{props}}},"dependentRequired":{{"age":["name"]}}}}"#
+    ));
+    assert_eq!(passing_levels(&free, &split), BACKWARD_ONLY);
+    let schema_dependency = object(&props, r#","dependencies":{"age":{"required":["name"]}}"#);
+    assert!(backward(&schema_dependency, &free)[0].contains("DEPENDENCY_SCHEMA_ADDED"));
+}
+
+#[test]
+fn const_and_not() {
+    let a = json(r#"{"const":"a"}"#);
+    let b = json(r#"{"const":"b"}"#);
+    assert_eq!(passing_levels(&b, &a), [None]);
+    assert!(backward(&b, &a)[0].contains("'#/const'"));
+    // Excluding less is reading more.
+    let not_short = json(r#"{"not":{"type":"string","maxLength":3}}"#);
+    let not_shorter = json(r#"{"not":{"type":"string","maxLength":2}}"#);
+    assert_eq!(passing_levels(&not_shorter, &not_short), BACKWARD_ONLY);
+    assert!(backward(&not_short, &not_shorter)[0].contains("NOT_TYPE_EXTENDED"));
+}
+
+#[test]
 fn arrays() {
     let old = json(r#"{"type":"array","items":{"type":"integer"}}"#);
     let new = json(r#"{"type":"array","items":{"type":"number"}}"#);
@@ -259,6 +285,27 @@ fn references_resolve_by_name() {
     let why = check_compatibility(Backward, &v2, &[parsed]);
     assert_eq!(why.len(), 1);
     assert!(why[0].contains("TYPE_CHANGED") && why[0].contains("'#/properties/address/properties/city'"), "{why:?}");
+}
+
+#[test]
+fn references_by_url_resolve_against_the_schema_id() {
+    let address =
+        r#"{"$id":"https://example.com/schemas/address.json","type":"object","properties":{"city":{"type":"string"}}}"#;
+    let customer = r#"{"$id":"https://example.com/schemas/customer.json","type":"object","properties":{"address":{"$ref":"address.json"}}}"#;
+    for name in ["address.json", "https://example.com/schemas/address.json"] {
+        let resolved = [Resolved { name: name.into(), text: address.into() }];
+        let parsed = parse(SchemaType::Json, customer, &resolved).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(parsed.validate_payload(br#"{"address":{"city":1}}"#).is_err(), "{name}");
+        let v2 = address.replace(r#""string""#, r#""integer""#);
+        let changed = parse(SchemaType::Json, customer, &[Resolved { name: name.into(), text: v2 }]).unwrap();
+        assert_eq!(check_compatibility(Backward, &changed, &[parsed]).len(), 1, "{name}");
+    }
+}
+
+#[test]
+fn parsed_schemas_can_be_shared_between_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<ParsedSchema>();
 }
 
 #[test]
@@ -353,4 +400,36 @@ fn canonical_is_compact_and_normalized_sorts_keys() {
     assert_eq!(c.canonical(), r#"{"title":"A title","type":"string"}"#);
     assert_eq!(c.record_name().as_deref(), Some("A title"));
     assert_eq!(json(r#"{"type":"string"}"#).record_name(), Option::None);
+}
+
+/// Combined types compare every branch pair: a chain of definitions with
+/// two branches each is bounded and says so.
+#[test]
+fn compatibility_checks_are_bounded() {
+    let mut definitions = Vec::new();
+    for i in 0..30 {
+        definitions.push(format!(
+            r##""d{i}":{{"oneOf":[{{"$ref":"#/definitions/d{n}"}},{{"$ref":"#/definitions/d{n}","description":"x"}}]}}"##,
+            n = i + 1
+        ));
+    }
+    definitions.push(r#""d30":{"type":"string"}"#.to_string());
+    let text = format!(r##"{{"$ref":"#/definitions/d0","definitions":{{{}}}}}"##, definitions.join(","));
+    assert_too_complex(&json(&text));
+}
+
+#[test]
+fn parsing_garbage_never_panics() {
+    for text in [
+        "",
+        "null",
+        "[]",
+        "true",
+        r##"{"$ref":"#/nope"}"##,
+        r#"{"$ref":"other.json"}"#,
+        r#"{"properties":[]}"#,
+        &"[".repeat(10_000),
+    ] {
+        let _ = parse(SchemaType::Json, text, &[]);
+    }
 }

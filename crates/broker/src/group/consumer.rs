@@ -20,7 +20,9 @@ use vltava_protocol::ResponseError;
 
 pub use super::assignor::Assignment;
 use super::assignor::{self, AssignorMember};
-use super::consumer_records::{self as rec, ClassicMeta, LoadedGroup, StoredCurrentAssignment, StoredMemberMetadata};
+use super::consumer_records::{
+    self as rec, AssignmentEpochs, ClassicMeta, LoadedGroup, StoredCurrentAssignment, StoredMemberMetadata,
+};
 
 pub const LEAVE_EPOCH: i32 = -1;
 pub const STATIC_LEAVE_EPOCH: i32 = -2;
@@ -61,6 +63,9 @@ pub struct ConsumerMember {
     pub previous_member_epoch: i32,
     pub assigned: Assignment,
     pub pending_revocation: Assignment,
+    /// KIP-1251: the member epoch at which each partition of `assigned` and
+    /// `pending_revocation` was assigned to it (absent: `member_epoch`).
+    pub assignment_epochs: AssignmentEpochs,
     /// The session ends here unless a heartbeat comes.
     pub session_deadline: Instant,
     /// While it must revoke partitions: it is fenced unless it has done so
@@ -343,6 +348,8 @@ impl ConsumerGroup {
                     new.member_id = member_id.clone();
                     new.member_epoch = 0;
                     new.previous_member_epoch = 0;
+                    // its partitions count as assigned at its next epoch
+                    new.assignment_epochs.clear();
                     if old.member_id != member_id {
                         replaced = true;
                         let target = self.targets.get(&old.member_id).cloned();
@@ -404,6 +411,7 @@ impl ConsumerGroup {
                     previous_member_epoch: 0,
                     assigned: Assignment::new(),
                     pending_revocation: Assignment::new(),
+                    assignment_epochs: AssignmentEpochs::new(),
                     session_deadline: now,
                     revocation_deadline: None,
                 }
@@ -414,6 +422,7 @@ impl ConsumerGroup {
             self.remove_partition_epochs(&member);
             member.assigned.clear();
             member.pending_revocation.clear();
+            member.assignment_epochs.clear();
             member.state = MemberState::Stable;
             member.member_epoch = 0;
             member.previous_member_epoch = 0;
@@ -478,6 +487,7 @@ impl ConsumerGroup {
         // 4. reconcile this member
         let target = self.targets.get(&member_id).cloned().unwrap_or_default();
         let mut updated = self.reconcile(&member, &target, hb.owned.as_ref());
+        carry_assignment_epochs(&member, &mut updated);
         if updated.state != MemberState::UnrevokedPartitions {
             updated.revocation_deadline = None;
         } else if member.state != MemberState::UnrevokedPartitions || updated.revocation_deadline.is_none() {
@@ -728,30 +738,47 @@ impl ConsumerGroup {
             state: m.state.code(),
             assigned: m.assigned.clone(),
             pending_revocation: m.pending_revocation.clone(),
+            assignment_epochs: m.assignment_epochs.clone(),
         };
         (rec::current_assignment_key(&self.group_id, &m.member_id), Some(rec::current_assignment_value(&value)))
     }
 
-    /// OffsetCommit by a member of this group (Kafka's validateOffsetCommit).
+    /// OffsetCommit by a member of this group (Kafka's validateOffsetCommit
+    /// with KIP-1251's assignment epochs): the member's current epoch may
+    /// commit anything; an older epoch only the partitions the member was
+    /// assigned at or before it (a commit sent before the member saw its
+    /// epoch bump); a newer one nothing.
     pub fn check_commit(
         &self,
         member_id: &str,
         member_epoch: i32,
         transactional: bool,
         version: i16,
-    ) -> Result<(), ResponseError> {
+    ) -> Result<CommitFence, ResponseError> {
         if member_epoch < 0 && self.members.is_empty() {
-            return Ok(());
+            return Ok(CommitFence::Any);
         }
         let Some(m) = self.members.get(member_id) else { return Err(ResponseError::UnknownMemberId) };
         let classic = m.meta.classic.is_some();
         if !transactional && !classic && version < 9 {
             return Err(ResponseError::UnsupportedVersion);
         }
-        if member_epoch != m.member_epoch {
-            return Err(if classic { ResponseError::IllegalGeneration } else { ResponseError::StaleMemberEpoch });
+        if member_epoch == m.member_epoch {
+            return Ok(CommitFence::Any);
         }
-        Ok(())
+        // TxnOffsetCommit answers ILLEGAL_GENERATION, as Kafka does
+        if classic || transactional {
+            return Err(ResponseError::IllegalGeneration);
+        }
+        if member_epoch > m.member_epoch {
+            return Err(ResponseError::StaleMemberEpoch);
+        }
+        let owned = m.assigned.iter().chain(m.pending_revocation.iter());
+        let allowed = owned
+            .flat_map(|(t, parts)| parts.iter().map(move |p| (*t, *p)))
+            .filter(|tp| m.assignment_epochs.get(tp).copied().unwrap_or(m.member_epoch) <= member_epoch)
+            .collect();
+        Ok(CommitFence::Partitions(allowed))
     }
 
     /// OffsetFetch v9 with a member id and epoch (validateOffsetFetch).
@@ -840,6 +867,7 @@ impl ConsumerGroup {
                 previous_member_epoch: current.previous_member_epoch,
                 assigned: current.assigned,
                 pending_revocation: current.pending_revocation,
+                assignment_epochs: current.assignment_epochs,
                 session_deadline: deadline,
                 revocation_deadline: None,
             };
@@ -851,6 +879,46 @@ impl ConsumerGroup {
         g.subscribed = g.compute_subscribed(topics);
         Some((g, sessions))
     }
+}
+
+/// Which partitions an offset commit may write (`check_commit`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitFence {
+    Any,
+    /// Only these; the others are refused with STALE_MEMBER_EPOCH.
+    Partitions(BTreeSet<(Uuid, i32)>),
+}
+
+impl CommitFence {
+    pub fn allows(&self, topic_id: Option<Uuid>, partition: i32) -> bool {
+        match self {
+            CommitFence::Any => true,
+            CommitFence::Partitions(set) => topic_id.is_some_and(|t| set.contains(&(t, partition))),
+        }
+    }
+}
+
+/// KIP-1251: a partition the member owned before keeps the epoch it was
+/// assigned at; one it did not own (or any, for a member starting over at
+/// epoch 0, such as a replaced static member) is assigned at its new
+/// member epoch.
+fn carry_assignment_epochs(before: &ConsumerMember, after: &mut ConsumerMember) {
+    let owned_before = |t: &Uuid, p: &i32| {
+        [&before.assigned, &before.pending_revocation].iter().any(|a| a.get(t).is_some_and(|ps| ps.contains(p)))
+    };
+    let mut epochs = AssignmentEpochs::new();
+    for (t, parts) in after.assigned.iter().chain(after.pending_revocation.iter()) {
+        for p in parts {
+            let epoch = match before.assignment_epochs.get(&(*t, *p)) {
+                Some(e) if owned_before(t, p) => *e,
+                // owned under an epoch record without assignment epochs
+                None if owned_before(t, p) && before.member_epoch > 0 => before.member_epoch,
+                _ => after.member_epoch,
+            };
+            epochs.insert((*t, *p), epoch);
+        }
+    }
+    after.assignment_epochs = epochs;
 }
 
 /// A member's session: its JoinGroup's for a classic member.
@@ -960,6 +1028,41 @@ mod tests {
         g.heartbeat(beat("b", -1, &b_owned), &t, &s, now, &mut ch).unwrap();
         let a4 = g.heartbeat(beat("a", 2, &a_kept), &t, &s, now, &mut ch).unwrap();
         assert_eq!((a4.member_epoch, count(a4.assignment.as_ref().unwrap())), (3, 6));
+    }
+
+    #[test]
+    fn an_older_epoch_commits_only_the_partitions_assigned_at_or_before_it() {
+        // KIP-1251: a's revocation bumps it from epoch 1 to 2; a commit it sent
+        // with epoch 1 before seeing that still covers the partitions it kept
+        let (t, s, now) = (topics(), Settings::default(), Instant::now());
+        let mut g = ConsumerGroup::new("g");
+        let mut ch = Changes::default();
+        let topic = Uuid::from_u128(1);
+        let owned = g.heartbeat(join("a"), &t, &s, now, &mut ch).unwrap().assignment.unwrap();
+        g.heartbeat(join("b"), &t, &s, now, &mut ch).unwrap();
+        let kept = g.heartbeat(beat("a", 1, &owned), &t, &s, now, &mut ch).unwrap().assignment.unwrap();
+        assert_eq!(g.heartbeat(beat("a", 1, &kept), &t, &s, now, &mut ch).unwrap().member_epoch, 2);
+        let b = g.heartbeat(beat("b", 2, &Assignment::new()), &t, &s, now, &mut ch).unwrap();
+        let b_owned = b.assignment.unwrap();
+        assert_eq!(g.check_commit("a", 2, false, 9), Ok(CommitFence::Any));
+        let kept_set: BTreeSet<(Uuid, i32)> = kept[&topic].iter().map(|p| (topic, *p)).collect();
+        assert_eq!(g.check_commit("a", 1, false, 9), Ok(CommitFence::Partitions(kept_set.clone())));
+        let fence = g.check_commit("a", 1, false, 9).unwrap();
+        let given_to_b = *b_owned[&topic].iter().next().unwrap();
+        assert!(fence.allows(Some(topic), *kept[&topic].iter().next().unwrap()));
+        assert!(!fence.allows(Some(topic), given_to_b), "a partition a no longer owns");
+        assert!(!fence.allows(None, 0), "an unknown topic");
+        // b got its partitions at epoch 2: an epoch-1 commit of them is refused
+        assert_eq!(g.check_commit("b", 1, false, 9), Ok(CommitFence::Partitions(BTreeSet::new())));
+        // a newer epoch than the member's, a transactional or classic member: strict
+        assert_eq!(g.check_commit("a", 3, false, 9), Err(ResponseError::StaleMemberEpoch));
+        assert_eq!(g.check_commit("a", 1, true, 0), Err(ResponseError::IllegalGeneration));
+        assert_eq!(g.check_commit("zz", 1, false, 9), Err(ResponseError::UnknownMemberId));
+        assert_eq!(g.check_commit("a", 2, false, 8), Err(ResponseError::UnsupportedVersion));
+        // the epochs survive a reload from the records
+        let current = g.current_record(&g.members["a"]).1.unwrap();
+        let stored = rec::decode_current_assignment_value(&current).unwrap();
+        assert_eq!(stored.assignment_epochs, kept_set.iter().map(|tp| (*tp, 1)).collect());
     }
 
     #[test]

@@ -54,7 +54,14 @@ pub struct StoredCurrentAssignment {
     pub state: i8,
     pub assigned: Assignment,
     pub pending_revocation: Assignment,
+    /// KIP-1251: the member epoch at which each partition of `assigned`
+    /// and `pending_revocation` was assigned to the member (tagged field 0
+    /// of each topic's entry; records without it leave this empty).
+    pub assignment_epochs: AssignmentEpochs,
 }
+
+/// (topic id, partition) -> the member epoch it was assigned at (KIP-1251).
+pub type AssignmentEpochs = BTreeMap<(Uuid, i32), i32>;
 
 fn key(kind: i16, group: &str, member: Option<&str>) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + group.len() + member.map_or(0, |m| m.len()));
@@ -101,6 +108,13 @@ fn compact_string(out: &mut Vec<u8>, s: Option<&str>) {
 }
 
 fn topic_partitions(out: &mut Vec<u8>, a: &Assignment) {
+    topic_partitions_with_epochs(out, a, None)
+}
+
+/// TopicPartitions entries; with `epochs`, each carries its partitions'
+/// assignment epochs as tagged field 0 (KIP-1251; a partition without one
+/// gets `default`).
+fn topic_partitions_with_epochs(out: &mut Vec<u8>, a: &Assignment, epochs: Option<(&AssignmentEpochs, i32)>) {
     uvarint(out, a.len() as u32 + 1);
     for (topic, parts) in a {
         out.put_slice(topic.as_bytes());
@@ -108,7 +122,20 @@ fn topic_partitions(out: &mut Vec<u8>, a: &Assignment) {
         for p in parts {
             out.put_i32(*p);
         }
-        uvarint(out, 0); // tagged fields
+        match epochs {
+            None => uvarint(out, 0),
+            Some((epochs, default)) => {
+                let mut field = Vec::with_capacity(1 + 4 * parts.len());
+                uvarint(&mut field, parts.len() as u32 + 1);
+                for p in parts {
+                    field.put_i32(epochs.get(&(*topic, *p)).copied().unwrap_or(default));
+                }
+                uvarint(out, 1);
+                uvarint(out, 0);
+                uvarint(out, field.len() as u32);
+                out.extend_from_slice(&field);
+            }
+        }
     }
 }
 
@@ -177,8 +204,9 @@ pub fn current_assignment_value(c: &StoredCurrentAssignment) -> Vec<u8> {
     out.put_i32(c.member_epoch);
     out.put_i32(c.previous_member_epoch);
     out.put_i8(c.state);
-    topic_partitions(&mut out, &c.assigned);
-    topic_partitions(&mut out, &c.pending_revocation);
+    let epochs = Some((&c.assignment_epochs, c.member_epoch));
+    topic_partitions_with_epochs(&mut out, &c.assigned, epochs);
+    topic_partitions_with_epochs(&mut out, &c.pending_revocation, epochs);
     uvarint(&mut out, 0);
     out
 }
@@ -232,14 +260,34 @@ impl Reader<'_> {
         Some(())
     }
     fn topic_partitions(&mut self) -> Option<Assignment> {
+        self.topic_partitions_with_epochs(&mut AssignmentEpochs::new())
+    }
+
+    /// TopicPartitions entries, their assignment epochs (tag 0, aligned
+    /// with the partitions) into `epochs` when present.
+    fn topic_partitions_with_epochs(&mut self, epochs: &mut AssignmentEpochs) -> Option<Assignment> {
         let mut out = Assignment::new();
         for _ in 0..self.count()? {
             let id = Uuid::from_slice(self.take(16)?).ok()?;
-            let parts = out.entry(id).or_default();
+            let mut listed = Vec::new();
             for _ in 0..self.count()? {
-                parts.insert(self.i32()?);
+                listed.push(self.i32()?);
             }
-            self.skip_tags()?;
+            for _ in 0..self.uvarint()? {
+                let tag = self.uvarint()?;
+                let size = self.uvarint()? as usize;
+                let mut field = Reader(self.take(size)?);
+                if tag == 0 {
+                    // nullable: a count of 0 is null
+                    let n = field.uvarint()? as usize;
+                    if n > 0 && n - 1 == listed.len() {
+                        for p in &listed {
+                            epochs.insert((id, *p), field.i32()?);
+                        }
+                    }
+                }
+            }
+            out.entry(id).or_default().extend(listed);
         }
         Some(out)
     }
@@ -333,12 +381,14 @@ pub fn decode_target_member_value(bytes: &[u8]) -> Option<Assignment> {
 
 pub fn decode_current_assignment_value(bytes: &[u8]) -> Option<StoredCurrentAssignment> {
     let mut r = value_reader(bytes)?;
+    let mut assignment_epochs = AssignmentEpochs::new();
     Some(StoredCurrentAssignment {
         member_epoch: r.i32()?,
         previous_member_epoch: r.i32()?,
         state: r.i8()?,
-        assigned: r.topic_partitions()?,
-        pending_revocation: r.topic_partitions()?,
+        assigned: r.topic_partitions_with_epochs(&mut assignment_epochs)?,
+        pending_revocation: r.topic_partitions_with_epochs(&mut assignment_epochs)?,
+        assignment_epochs,
     })
 }
 
@@ -437,9 +487,20 @@ mod tests {
             previous_member_epoch: 3,
             state: 1,
             assigned: a.clone(),
-            pending_revocation: Assignment::new(),
+            pending_revocation: [(Uuid::from_u128(6), [1].into())].into(),
+            assignment_epochs: [
+                ((Uuid::from_u128(5), 0), 2),
+                ((Uuid::from_u128(5), 3), 4),
+                ((Uuid::from_u128(6), 1), 1),
+            ]
+            .into(),
         };
-        assert_eq!(decode_current_assignment_value(&current_assignment_value(&c)), Some(c));
+        assert_eq!(decode_current_assignment_value(&current_assignment_value(&c)), Some(c.clone()));
+        // a partition without an epoch is written with the member epoch
+        let partial = StoredCurrentAssignment { assignment_epochs: [((Uuid::from_u128(5), 0), 2)].into(), ..c };
+        let back = decode_current_assignment_value(&current_assignment_value(&partial)).unwrap();
+        assert_eq!(back.assignment_epochs.get(&(Uuid::from_u128(5), 3)), Some(&4));
+        assert_eq!(back.assignment_epochs.get(&(Uuid::from_u128(6), 1)), Some(&4));
         assert_eq!(decode_epoch_value(&group_metadata_value(9)), Some(9));
         let k = decode_key(&current_assignment_key("g", "m")).unwrap();
         assert_eq!((k.kind, k.group.as_str(), k.member.as_deref()), (CURRENT_ASSIGNMENT, "g", Some("m")));
@@ -458,6 +519,7 @@ mod tests {
             state: 0,
             assigned: [(Uuid::from_u128(1), [0].into())].into(),
             pending_revocation: Assignment::new(),
+            assignment_epochs: AssignmentEpochs::new(),
         }
     }
 }

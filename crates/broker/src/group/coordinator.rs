@@ -13,6 +13,7 @@ use tokio_util::time::DelayQueue;
 use vltava_protocol::batch::{build_keyed_batch, records_of, records_section, KeyValue};
 use vltava_protocol::ResponseError;
 
+use super::consumer::CommitFence;
 use super::records::{self, CommittedOffset, OffsetsKey};
 use super::state::{Effects, Group, GroupConfig, GroupState, JoinRequest, JoinResult, SyncResult, Wake};
 use crate::controller::TopicSpec;
@@ -33,6 +34,13 @@ pub struct GroupCoordinator {
     /// The image's topics for KIP-848 subscriptions, per image version.
     pub(super) topics_cache: Mutex<Option<Arc<super::consumer::Topics>>>,
     timer_rx: Mutex<Option<mpsc::UnboundedReceiver<TimerMsg>>>,
+}
+
+/// An OffsetCommit's outcome: what to wait on for durability, and the
+/// partitions refused with STALE_MEMBER_EPOCH.
+pub struct Committed {
+    pub durable: Option<(Arc<Partition>, i64)>,
+    pub stale: Vec<(String, i32)>,
 }
 
 /// A group as DescribeGroups shows it.
@@ -413,7 +421,9 @@ impl GroupCoordinator {
     }
 
     /// Validates and writes committed offsets; returns what to wait on for
-    /// durability. `generation_id` is the member epoch for consumer groups.
+    /// durability and the partitions refused with STALE_MEMBER_EPOCH (a
+    /// consumer group member's older epoch, KIP-1251). `generation_id` is
+    /// the member epoch for consumer groups.
     #[allow(clippy::too_many_arguments)]
     pub fn commit(
         &self,
@@ -422,9 +432,9 @@ impl GroupCoordinator {
         member_id: &str,
         instance_id: Option<&str>,
         generation_id: i32,
-        offsets: Vec<(String, i32, CommittedOffset)>,
+        mut offsets: Vec<(String, i32, CommittedOffset)>,
         version: i16,
-    ) -> Result<Option<(Arc<Partition>, i64)>, ResponseError> {
+    ) -> Result<Committed, ResponseError> {
         self.check_coordinator(group_id)?;
         let mut groups = self.groups.lock();
         if !groups.contains_key(group_id) {
@@ -435,12 +445,26 @@ impl GroupCoordinator {
             groups.insert(group_id.to_string(), Group::new(group_id));
         }
         let group = groups.get_mut(group_id).expect("present");
-        match &group.consumer {
+        let fence = match &group.consumer {
             Some(c) => c.check_commit(member_id, generation_id, false, version)?,
-            None => group.check_commit(member_id, instance_id, generation_id, Instant::now())?,
+            None => {
+                group.check_commit(member_id, instance_id, generation_id, Instant::now())?;
+                CommitFence::Any
+            }
+        };
+        let mut stale = Vec::new();
+        if fence != CommitFence::Any {
+            let image = broker.controller.image();
+            offsets.retain(|(topic, partition, _)| {
+                let allowed = fence.allows(image.topic(topic).map(|t| t.topic_id), *partition);
+                if !allowed {
+                    stale.push((topic.clone(), *partition));
+                }
+                allowed
+            });
         }
         if offsets.is_empty() {
-            return Ok(None);
+            return Ok(Committed { durable: None, stale });
         }
         let encoded: Vec<(Vec<u8>, Vec<u8>)> =
             offsets.iter().map(|(t, p, c)| (records::offset_key(group_id, t, *p), records::offset_value(c))).collect();
@@ -449,7 +473,7 @@ impl GroupCoordinator {
         for (topic, partition, committed) in offsets {
             group.offsets.insert((topic, partition), committed);
         }
-        Ok(Some(durable))
+        Ok(Committed { durable: Some(durable), stale })
     }
 
     /// TxnOffsetCommit: offsets written as part of a transaction; they take
@@ -472,7 +496,9 @@ impl GroupCoordinator {
         let group = groups.entry(group_id.to_string()).or_insert_with(|| Group::new(group_id));
         if generation_id >= 0 || !member_id.is_empty() {
             match &group.consumer {
-                Some(c) => c.check_commit(member_id, generation_id, true, 0)?,
+                Some(c) => {
+                    c.check_commit(member_id, generation_id, true, 0)?;
+                }
                 None => group.check_commit(member_id, instance_id, generation_id, Instant::now())?,
             }
         }

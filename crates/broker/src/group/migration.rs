@@ -182,6 +182,7 @@ impl GroupCoordinator {
                 previous_member_epoch: group.generation_id - 1,
                 assigned: by_id(&assigned, topics),
                 pending_revocation: Assignment::new(),
+                assignment_epochs: Default::default(),
                 session_deadline,
                 revocation_deadline: None,
             });

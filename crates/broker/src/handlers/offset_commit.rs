@@ -65,7 +65,7 @@ pub fn handle(broker: &Arc<Broker>, session: &Session, request: OffsetCommitRequ
         offsets.clear();
     }
     let outcome = if group_denied {
-        Ok(None)
+        Ok(crate::group::coordinator::Committed { durable: None, stale: Vec::new() })
     } else {
         broker.groups.commit(
             broker,
@@ -78,10 +78,12 @@ pub fn handle(broker: &Arc<Broker>, session: &Session, request: OffsetCommitRequ
         )
     };
     Box::pin(async move {
-        let group_error = match outcome {
-            Ok(Some((partition, offset))) => partition.wait_coordinator_write(offset).await.err(),
-            Ok(None) => None,
-            Err(e) => Some(e),
+        let (group_error, stale) = match outcome {
+            Ok(c) => match c.durable {
+                Some((partition, offset)) => (partition.wait_coordinator_write(offset).await.err(), c.stale),
+                None => (None, c.stale),
+            },
+            Err(e) => (Some(e), Vec::new()),
         };
         let topics = verdicts
             .into_iter()
@@ -89,7 +91,8 @@ pub fn handle(broker: &Arc<Broker>, session: &Session, request: OffsetCommitRequ
                 let partitions = parts
                     .into_iter()
                     .map(|(index, error)| {
-                        let error = error.or(group_error);
+                        let stale = stale.iter().any(|(t, p)| *p == index && t.as_str() == name.0.as_str());
+                        let error = error.or(stale.then_some(ResponseError::StaleMemberEpoch)).or(group_error);
                         OffsetCommitResponsePartition::default()
                             .with_partition_index(index)
                             .with_error_code(error.map(|e| e.code()).unwrap_or(0))

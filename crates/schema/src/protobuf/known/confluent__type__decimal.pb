@@ -1,0 +1,6 @@
+
+confluent/type/decimal.protoconfluent.type":
+Decimal
+value (
+	precision (
+scale (bproto3

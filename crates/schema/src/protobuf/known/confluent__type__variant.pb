@@ -1,0 +1,5 @@
+
+confluent/type/variant.protoconfluent.type"*
+Variant
+metadata (
+value (bproto3
