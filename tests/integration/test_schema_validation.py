@@ -318,3 +318,25 @@ def test_decode_refuses_a_payload_that_does_not_match_its_schema(cluster):
     registry.register_schema(f"{t2}-value", Schema(ORDER, "AVRO"))
     assert send(bs, t2, [(None, wire(own, b"\x02\x7f"))]) == [None]
     assert end_offset(bs, t) == 1
+
+
+def test_json_schema_serializer_records_pass_with_topic_and_record_name_strategies(cluster):
+    from confluent_kafka.schema_registry.json_schema import JSONSerializer
+
+    bs, registry, a = cluster
+    title = unique("Shipment").replace("-", "_")
+    schema = json.dumps({"$schema": "http://json-schema.org/draft-07/schema#", "title": title, "type": "object",
+                         "properties": {"id": {"type": "integer"}}, "required": ["id"]})
+    for strategy, conf in [("TopicNameStrategy", {}),
+                           ("RecordNameStrategy", {"subject.name.strategy": record_subject_name_strategy})]:
+        t = unique("sv-json")
+        create(a, t, **{"confluent.value.schema.validation": True,
+                        "confluent.value.subject.name.strategy": strategy,
+                        "vltava.schema.validation.decode": True})
+        ser = JSONSerializer(schema, registry, conf=conf)
+        ctx = SerializationContext(t, MessageField.VALUE)
+        assert send(bs, t, [(None, ser({"id": 1}, ctx)), (None, ser({"id": 2}, ctx))]) == [None, None], strategy
+        good = ser({"id": 3}, ctx)
+        # the right header with a body that breaks the schema: refused by the decode
+        assert refused(send(bs, t, [(None, good[:5] + b'{"id": "three"}')])), strategy
+        assert end_offset(bs, t) == 2, strategy
