@@ -43,6 +43,7 @@ pub mod replica_state;
 pub mod replication;
 pub mod sasl;
 pub mod schema_registry;
+pub mod schema_validation;
 pub mod server;
 pub mod share;
 pub mod topic_config;

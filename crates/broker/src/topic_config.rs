@@ -108,6 +108,10 @@ fn positive(v: &str) -> bool {
 pub const TOPIC_CONFIGS: &[ConfigDef] = &[
     ConfigDef { name: "cleanup.policy", kind: ConfigType::List, default: "delete", synonyms: &[("log.cleanup.policy", 1)], doc: "\"delete\" discards old segments by time or size; \"compact\" keeps the latest value per key; both may be given; an empty list keeps everything (no retention, no compaction).", valid: Some(cleanup_policy) },
     ConfigDef { name: "compression.type", kind: ConfigType::String, default: "producer", synonyms: &[("compression.type", 1)], doc: "Codec stored batches end up with: \"producer\" keeps the producer's, a codec name recompresses to it.", valid: Some(compression) },
+    ConfigDef { name: "confluent.key.schema.validation", kind: ConfigType::Boolean, default: "false", synonyms: &[], doc: "Confluent Server's: refuse (INVALID_RECORD) batches whose non-null keys do not carry the schema registry's wire header (magic byte 0, schema id) with an id registered under the subject confluent.key.subject.name.strategy names.", valid: None },
+    ConfigDef { name: "confluent.key.subject.name.strategy", kind: ConfigType::String, default: "io.confluent.kafka.serializers.subject.TopicNameStrategy", synonyms: &[], doc: "Subject a key's schema must be registered under: TopicNameStrategy (<topic>-key), RecordNameStrategy (the record name), TopicRecordNameStrategy (<topic>-<record name>); short or Confluent class names.", valid: Some(crate::schema_validation::is_strategy) },
+    ConfigDef { name: "confluent.value.schema.validation", kind: ConfigType::Boolean, default: "false", synonyms: &[], doc: "Confluent Server's: refuse (INVALID_RECORD) batches whose non-null values do not carry the schema registry's wire header (magic byte 0, schema id) with an id registered under the subject confluent.value.subject.name.strategy names.", valid: None },
+    ConfigDef { name: "confluent.value.subject.name.strategy", kind: ConfigType::String, default: "io.confluent.kafka.serializers.subject.TopicNameStrategy", synonyms: &[], doc: "Subject a value's schema must be registered under: TopicNameStrategy (<topic>-value), RecordNameStrategy (the record name), TopicRecordNameStrategy (<topic>-<record name>); short or Confluent class names.", valid: Some(crate::schema_validation::is_strategy) },
     ConfigDef { name: "delete.retention.ms", kind: ConfigType::Long, default: "86400000", synonyms: &[("log.cleaner.delete.retention.ms", 1)], doc: "How long tombstones are kept in compacted topics.", valid: Some(non_negative) },
     ConfigDef { name: "file.delete.delay.ms", kind: ConfigType::Long, default: "60000", synonyms: &[("log.segment.delete.delay.ms", 1)], doc: "Delay before a deleted segment's files are removed.", valid: Some(non_negative) },
     ConfigDef { name: "follower.replication.throttled.replicas", kind: ConfigType::List, default: "", synonyms: &[], doc: "Replicas (partition:broker, or *) whose follower replication is throttled; accepted and shown, replication is not throttled.", valid: Some(throttled_replicas) },
@@ -132,6 +136,7 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
     ConfigDef { name: "segment.jitter.ms", kind: ConfigType::Long, default: "0", synonyms: &[("log.roll.jitter.ms", 1), ("log.roll.jitter.hours", 3_600_000)], doc: "Accepted for compatibility.", valid: Some(non_negative) },
     ConfigDef { name: "segment.ms", kind: ConfigType::Long, default: "604800000", synonyms: &[("log.roll.ms", 1), ("log.roll.hours", 3_600_000)], doc: "Age at which a segment rolls.", valid: Some(positive) },
     ConfigDef { name: "unclean.leader.election.enable", kind: ConfigType::Boolean, default: "false", synonyms: &[("unclean.leader.election.enable", 1)], doc: "Whether a replica outside the ISR may become leader.", valid: None },
+    ConfigDef { name: "vltava.schema.validation.decode", kind: ConfigType::Boolean, default: "false", synonyms: &[], doc: "vltava's: with confluent.*.schema.validation on, also decode each validated key/value against its schema (costs a full decode per record).", valid: None },
 ];
 
 pub fn def(name: &str) -> Option<&'static ConfigDef> {
@@ -174,7 +179,12 @@ pub fn validate_broker_synonym(key: &str, value: &str) -> Result<(), String> {
 pub fn validate_one(key: &str, value: &str) -> Result<(), String> {
     let def = def(key).ok_or_else(|| format!("Unknown topic config name: {key}"))?;
     if !type_ok(def.kind, value) || def.valid.is_some_and(|f| !f(value.trim())) {
-        return Err(format!("Invalid value {value} for configuration {key}"));
+        let hint = if key.ends_with(".subject.name.strategy") {
+            format!(": must be {}", crate::schema_validation::STRATEGY_VALUES)
+        } else {
+            String::new()
+        };
+        return Err(format!("Invalid value {value} for configuration {key}{hint}"));
     }
     Ok(())
 }
@@ -267,6 +277,8 @@ pub struct TopicSettings {
     /// `min.insync.replicas`
     pub min_insync_replicas: i32,
     pub log: LogConfig,
+    /// `confluent.*.schema.validation` and their strategies.
+    pub schema_validation: crate::schema_validation::SchemaValidation,
 }
 
 pub fn settings(topic: &BTreeMap<String, String>, broker: BrokerLevels<'_>) -> TopicSettings {
@@ -303,6 +315,7 @@ pub fn settings(topic: &BTreeMap<String, String>, broker: BrokerLevels<'_>) -> T
             index_interval_bytes: long("index.interval.bytes").max(0) as u64,
             segment_index_bytes: long("segment.index.bytes").max(8) as u64,
         },
+        schema_validation: crate::schema_validation::SchemaValidation::from_configs(get),
     }
 }
 

@@ -19,6 +19,7 @@ mod group_config;
 mod log_dirs;
 mod produce;
 mod quota;
+mod schema;
 mod share_group;
 mod topic;
 mod user;
@@ -105,6 +106,10 @@ enum Command {
     /// Create, list and delete SCRAM users (SASL SCRAM-SHA-256/512).
     #[command(subcommand)]
     User(user::UserCommand),
+    /// Register, read, list, delete and check schemas in a schema registry
+    /// (`--registry URL`, default http://127.0.0.1:8081).
+    #[command(subcommand)]
+    Schema(schema::SchemaCommand),
     /// Measure a Kafka-compatible cluster: produce and consume throughput,
     /// end-to-end latency.
     #[command(subcommand)]
@@ -219,6 +224,7 @@ fn main() -> ExitCode {
         Command::Acl(cmd) => acl::run(args, cmd),
         Command::ClientMetrics(cmd) => client_metrics::run(args, cmd),
         Command::User(cmd) => user::run(args, cmd),
+        Command::Schema(cmd) => schema::run(args, cmd),
         Command::Bench(cmd) => bench::run(args, cmd),
     };
     match result {

@@ -98,7 +98,11 @@ fn append_partition(
         let error = ResponseError::try_from_code(e.error_code()).unwrap_or(ResponseError::CorruptMessage);
         return failed(index, error, Some(e.to_string()));
     }
-    if let Err(Rejected { error, message, record_errors }) = check_records(&records, &settings) {
+    let checked = check_records(&records, &settings).and_then(|()| {
+        let validation = &settings.schema_validation;
+        crate::schema_validation::check(&broker.schema_registry, topic, &records, validation).map_err(Rejected::from)
+    });
+    if let Err(Rejected { error, message, record_errors }) = checked {
         tracing::warn!(topic, partition = index, %message, "rejecting produce batch");
         let mut outcome = failed(index, error, Some(message));
         outcome.response.record_errors = record_errors;
@@ -181,6 +185,21 @@ struct Rejected {
 impl Rejected {
     fn whole(error: ResponseError, message: impl Into<String>) -> Self {
         Rejected { error, message: message.into(), record_errors: Vec::new() }
+    }
+}
+
+impl From<crate::schema_validation::Refusal> for Rejected {
+    fn from(r: crate::schema_validation::Refusal) -> Self {
+        let record_errors = r
+            .record_errors
+            .into_iter()
+            .map(|(i, why)| {
+                BatchIndexAndErrorMessage::default()
+                    .with_batch_index(i)
+                    .with_batch_index_error_message(Some(StrBytes::from_string(why)))
+            })
+            .collect();
+        Rejected { error: r.error, message: r.message, record_errors }
     }
 }
 
