@@ -226,6 +226,27 @@ def test_protobuf_serializer_round_trip(broker):
     assert [(r.sensor, r.value) for r in got] == [(r.sensor, r.value) for r in readings]
 
 
+def test_protobuf_text_is_served_serialized_when_asked(registry):
+    """A .proto registered as text (as Java clients do) comes back as the base64 of
+    its FileDescriptorProto with ?format=serialized, which confluent-kafka's Python
+    client asks for; without it, the text as stored."""
+    import base64
+    from google.protobuf import descriptor_pb2
+    subject = unique("proto-text")
+    text = 'syntax = "proto3";\npackage shop;\nmessage Order { int64 id = 1; string item = 2; }\n'
+    sid = registry.ok("POST", f"/subjects/{subject}/versions", {"schema": text, "schemaType": "PROTOBUF"})["id"]
+    assert "message Order" in registry.ok("GET", f"/schemas/ids/{sid}")["schema"]
+    sr = client(registry.url)
+    for got in (sr.get_schema(sid, fmt="serialized"), sr.get_version(subject, 1, fmt="serialized").schema):
+        fdp = descriptor_pb2.FileDescriptorProto.FromString(base64.b64decode(got.schema_str))
+        assert fdp.package == "shop" and [m.name for m in fdp.message_type] == ["Order"], fdp
+        assert [(f.name, f.number) for f in fdp.message_type[0].field] == [("id", 1), ("item", 2)]
+    # an Avro schema ignores the format
+    avro = unique("avro-fmt")
+    aid = registry.ok("POST", f"/subjects/{avro}/versions", {"schema": '"string"'})["id"]
+    assert registry.ok("GET", f"/schemas/ids/{aid}?format=serialized")["schema"] == '"string"'
+
+
 # ------------------------------------------------------------------ subjects and ids
 
 

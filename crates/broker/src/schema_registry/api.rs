@@ -366,6 +366,17 @@ fn path_version(
     st.broker.schema_registry.read(|s| find_version(s, subject, version, flag(q, "deleted")))
 }
 
+/// `?format=serialized`: a Protobuf schema as the base64 of its
+/// `FileDescriptorProto` (what confluent-kafka's Python client asks for),
+/// whatever form it was registered in; other formats and types keep the
+/// stored text.
+fn with_format(mut v: Value, schema: &RegisteredSchema, q: &HashMap<String, String>) -> Value {
+    if let (Some("serialized"), ParsedSchema::Protobuf(p)) = (q.get("format").map(String::as_str), &*schema.parsed) {
+        v["schema"] = json!(p.serialized());
+    }
+    v
+}
+
 /// The schema's text as the body (`/schema` endpoints).
 fn raw_schema(schema: &RegisteredSchema) -> Response {
     (StatusCode::OK, [(header::CONTENT_TYPE, CONTENT_TYPE)], schema.text.clone()).into_response()
@@ -379,7 +390,7 @@ async fn get_version(
     Query(q): Params,
 ) -> ApiResult {
     let (v, schema) = path_version(&st, &subject, &version, &q)?;
-    Ok(ok(schema_json(&subject, v, &schema)))
+    Ok(ok(with_format(schema_json(&subject, v, &schema), &schema, &q)))
 }
 
 async fn get_version_schema(
@@ -664,11 +675,11 @@ fn by_id(st: &ApiState, id: &str) -> Result<Arc<RegisteredSchema>, ApiError> {
     st.broker.schema_registry.schema_by_id(id).ok_or_else(|| ApiError::schema_not_found(Some(id)))
 }
 
-async fn schema_by_id(State(st): State<Arc<ApiState>>, Path(id): Path<String>) -> ApiResult {
+async fn schema_by_id(State(st): State<Arc<ApiState>>, Path(id): Path<String>, Query(q): Params) -> ApiResult {
     let schema = by_id(&st, &id)?;
     let mut v = json!({});
     add_schema_fields(&mut v, &schema);
-    Ok(ok(v))
+    Ok(ok(with_format(v, &schema, &q)))
 }
 
 async fn schema_text_by_id(State(st): State<Arc<ApiState>>, Path(id): Path<String>) -> ApiResult {
