@@ -58,6 +58,10 @@ command -v javac >/dev/null 2>&1 || apt_install default-jdk-headless
 # openssl: test_tls.py makes its certificates with the openssl CLI.
 command -v openssl >/dev/null 2>&1 || apt_install openssl
 command -v python3 >/dev/null 2>&1 || apt_install python3
+# chromium + chromedriver: the console's tests drive a real headless browser
+# (Selenium; nothing is downloaded at test time).
+{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } \
+    || apt_install chromium chromium-driver
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || apt_install python3-venv
 done_step "system packages" ok
 

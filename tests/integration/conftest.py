@@ -13,6 +13,8 @@ Fixtures:
                   `--config path` first; every broker it started is killed at
                   teardown
   module_broker   one broker shared by all tests of a module (default config)
+  browser         a headless chromium driven by Selenium, one per module
+                  (browser_page: the same with its cookies cleared); see browser.py
 """
 
 from __future__ import annotations
@@ -356,6 +358,23 @@ def module_broker_alive(module_broker, request):
     yield module_broker
     if not module_broker.is_running():
         pytest.fail(f"module broker died during the test\n{module_broker.log_tail(150)}")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A headless chromium (Debian's, through chromedriver; see browser.py), one per
+    module; cookies are cleared between tests by `browser_page`."""
+    import browser as b
+    driver = b.chrome()
+    yield driver
+    b.close(driver)
+
+
+@pytest.fixture
+def browser_page(browser):
+    """The module's browser with no cookies left from an earlier test."""
+    browser.delete_all_cookies()
+    yield browser
 
 
 @pytest.fixture(autouse=True)

@@ -28,6 +28,23 @@ impl AdminState {
     pub fn set_broker(&self, broker: Arc<Broker>) {
         let _ = self.broker.set(broker);
     }
+
+    /// The broker, once it is open (`None` while the logs are recovered).
+    pub fn broker(&self) -> Option<&Arc<Broker>> {
+        self.broker.get()
+    }
+}
+
+/// Routes another crate serves on the admin listener beside `/metrics` and
+/// `/health/*` (the web console, `vltava-console`), given the listener's
+/// state. Set once, before the server starts.
+pub type Extension = Box<dyn Fn(Arc<AdminState>) -> Router + Send + Sync>;
+
+static EXTENSION: OnceLock<Extension> = OnceLock::new();
+
+/// Adds `routes` to every admin listener started after this call.
+pub fn extend(routes: Extension) {
+    let _ = EXTENSION.set(routes);
 }
 
 /// Binds `addr` (port 0: the system picks; the bound address is returned)
@@ -44,11 +61,16 @@ pub async fn start(
     let bound = listener.local_addr()?;
     // the recorder exists before the first request is counted
     crate::broker_metrics::handle();
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/metrics", get(metrics))
         .route("/health/live", get(|| async { "live\n" }))
         .route("/health/ready", get(ready))
-        .with_state(state);
+        .with_state(state.clone());
+    if let Some(extension) = EXTENSION.get() {
+        app = app.merge(extension(state));
+    }
+    // the peer's address reaches handlers (the console authorizes by host)
+    let app = app.into_make_service_with_connect_info::<PeerAddr>();
     tokio::spawn(async move {
         let stop = async move {
             while !*shutdown.borrow() {
@@ -67,6 +89,23 @@ pub async fn start(
     });
     tracing::info!(%bound, "admin listener started (/metrics, /health/live, /health/ready)");
     Ok(bound)
+}
+
+/// The address of the client of an admin listener request (an axum
+/// `ConnectInfo<PeerAddr>`, over TCP and over TLS).
+#[derive(Clone, Copy, Debug)]
+pub struct PeerAddr(pub SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>> for PeerAddr {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>> for PeerAddr {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        PeerAddr(*stream.remote_addr())
+    }
 }
 
 /// Connections whose TLS handshake completed, each handshake on a task of

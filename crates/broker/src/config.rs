@@ -72,6 +72,16 @@ pub struct BrokerConfig {
     /// `schema.registry.authentication=basic` (vltava; default `none`):
     /// HTTP basic with the SASL users.
     pub schema_registry_basic_auth: bool,
+    /// `console.enabled` (vltava; default true): the web console on the
+    /// admin listener (`/`, `/api/v1`, see `vltava-console`).
+    pub console_enabled: bool,
+    /// `console.authentication=sasl` (vltava; default `none`): a login with
+    /// the SASL users (PLAIN and SCRAM credentials); without it the console
+    /// acts as `User:ANONYMOUS`.
+    pub console_sasl_auth: bool,
+    /// `console.session.timeout.ms` (vltava; default 1 hour): how long a
+    /// console login lasts without a request.
+    pub console_session_timeout_ms: u64,
     /// `metrics.per.partition.enable` (vltava): per-partition series on
     /// `/metrics` (log sizes and offsets); off for very many partitions.
     pub metrics_per_partition: bool,
@@ -264,6 +274,9 @@ impl BrokerConfig {
                 "schema.registry.listeners",
                 self.schema_registry_listen.map(|a| format!("http://{a}")).unwrap_or_default(),
             ),
+            ("console.enabled", self.console_enabled.to_string()),
+            ("console.authentication", if self.console_sasl_auth { "sasl" } else { "none" }.to_string()),
+            ("console.session.timeout.ms", self.console_session_timeout_ms.to_string()),
             ("metrics.per.partition.enable", self.metrics_per_partition.to_string()),
             ("telemetry.max.bytes", self.telemetry_max_bytes.to_string()),
         ]
@@ -294,6 +307,9 @@ impl Default for BrokerConfig {
             admin_ssl: None,
             schema_registry_listen: Some(SocketAddr::from(([127, 0, 0, 1], 8081))),
             schema_registry_basic_auth: false,
+            console_enabled: true,
+            console_sasl_auth: false,
+            console_session_timeout_ms: 3_600_000,
             metrics_per_partition: true,
             telemetry_max_bytes: 1_048_576,
             log_dir_min_free_bytes: None,
@@ -607,6 +623,21 @@ impl BrokerConfig {
                         "none" | "" => false,
                         _ => return Err(err("expected basic or none")),
                     }
+                }
+                "console.enabled" => self.console_enabled = boolean(value)?,
+                "console.authentication" => {
+                    self.console_sasl_auth = match value.trim().to_ascii_lowercase().as_str() {
+                        "sasl" => true,
+                        "none" | "" => false,
+                        _ => return Err(err("expected sasl or none")),
+                    }
+                }
+                "console.session.timeout.ms" => {
+                    let n = num(value)?;
+                    if n < 1000 {
+                        return Err(err("must be at least 1000"));
+                    }
+                    self.console_session_timeout_ms = n as u64
                 }
                 "metrics.per.partition.enable" => self.metrics_per_partition = boolean(value)?,
                 "telemetry.max.bytes" => {

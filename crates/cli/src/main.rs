@@ -185,6 +185,8 @@ fn run_server(args: &ServerArgs) -> anyhow::Result<()> {
     // reloadable: BROKER_LOGGER configs change the levels at runtime
     vltava_broker::log_levels::init();
     let config = server_config(args)?;
+    // the web console on the admin listener
+    vltava_console::install();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let (handle, rx) = ShutdownHandle::new();

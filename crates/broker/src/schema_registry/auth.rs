@@ -63,7 +63,10 @@ pub fn plain_users(broker: &Broker) -> BTreeMap<String, String> {
     users
 }
 
-fn is_valid(broker: &Broker, user: &str, password: &str) -> bool {
+/// Whether `password` is `user`'s, as a PLAIN user of a SASL listener or a
+/// SCRAM user (PBKDF2: call it off the runtime's workers). Also the
+/// console's login.
+pub fn is_valid(broker: &Broker, user: &str, password: &str) -> bool {
     if plain_users(broker).get(user).is_some_and(|p| constant_time_eq(p.as_bytes(), password.as_bytes())) {
         return true;
     }
