@@ -16,6 +16,8 @@ import re
 import shutil
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from selenium import webdriver
@@ -84,3 +86,30 @@ def wait_for(driver: webdriver.Chrome, condition, timeout: float = WAIT, what: s
             raise AssertionError(f"timed out waiting for {what} on {driver.current_url}: "
                                  f"last error {last_error!r}; page text:\n{body}")
         time.sleep(0.1)
+
+
+def http(url: str, method: str = "GET", body: bytes | None = None, headers: dict | None = None):
+    """(status, headers with lower-case names, body) of one request, for the console's
+    JSON API; redirects are not followed (a 303 is returned as it is)."""
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *a, **kw):
+            return None
+    opener = urllib.request.build_opener(NoRedirect)
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with opener.open(req, timeout=60) as r:
+            return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
+
+
+def api(base: str, path: str, method: str = "GET", payload=None, headers: dict | None = None):
+    """(status, decoded JSON) of a console API call with an optional JSON payload."""
+    import json
+    h = {"Accept": "application/json", **(headers or {})}
+    body = None
+    if payload is not None:
+        body = json.dumps(payload).encode()
+        h["Content-Type"] = "application/json"
+    status, _, raw = http(base + path, method, body, h)
+    return status, (json.loads(raw) if raw else None)

@@ -6,24 +6,8 @@ from __future__ import annotations
 
 import base64
 import json
-import urllib.error
-import urllib.request
 
-from browser import screenshot, wait_for
-
-
-def http(url: str, method: str = "GET", body: bytes | None = None, headers: dict | None = None):
-    """(status, headers, body) of one request; redirects are not followed."""
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *a, **kw):
-            return None
-    opener = urllib.request.build_opener(NoRedirect)
-    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with opener.open(req, timeout=30) as r:
-            return r.status, dict(r.headers), r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read()
+from browser import http, screenshot, wait_for
 
 
 def test_assets_are_embedded_and_unknown_paths_answer_404(broker):
