@@ -637,21 +637,7 @@ pub fn refused(address: &str, code: i16, message: Option<&str>) -> anyhow::Error
 
 /// Kafka's name of an error code, e.g. `KAFKA_STORAGE_ERROR` for 56.
 pub fn error_name(code: i16) -> String {
-    match ResponseError::try_from_code(code) {
-        None => "NONE".to_string(),
-        Some(ResponseError::Unknown(c)) => format!("error code {c}"),
-        Some(e) => {
-            let camel = format!("{e:?}");
-            let mut out = String::with_capacity(camel.len() + 8);
-            for (i, c) in camel.chars().enumerate() {
-                if c.is_ascii_uppercase() && i > 0 {
-                    out.push('_');
-                }
-                out.push(c.to_ascii_uppercase());
-            }
-            out
-        }
-    }
+    vltava_protocol::error_name(code)
 }
 
 #[cfg(test)]

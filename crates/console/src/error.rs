@@ -80,21 +80,7 @@ impl std::fmt::Display for ConsoleError {
 
 /// Kafka's name of an error code (`UNKNOWN_TOPIC_OR_PARTITION`).
 pub fn kafka_error_name(code: i16) -> String {
-    match ResponseError::try_from_code(code) {
-        None => "NONE".into(),
-        Some(ResponseError::Unknown(c)) => format!("UNKNOWN_ERROR_CODE_{c}"),
-        Some(e) => {
-            let camel = format!("{e:?}");
-            let mut out = String::with_capacity(camel.len() + 8);
-            for (i, ch) in camel.chars().enumerate() {
-                if ch.is_ascii_uppercase() && i > 0 {
-                    out.push('_');
-                }
-                out.push(ch.to_ascii_uppercase());
-            }
-            out
-        }
-    }
+    vltava_protocol::error_name(code)
 }
 
 fn status_of(code: i16, name: &str, error: ResponseError) -> StatusCode {
