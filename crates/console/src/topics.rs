@@ -648,6 +648,7 @@ pub struct CreateForm {
 
 fn render_list(ctx: &Ctx, model: &TopicList, query: &ListQuery, form: &CreateForm, error: Option<&ConsoleError>) -> Markup {
     let body = html! {
+        link rel="stylesheet" href=(crate::assets::url("topics.css"));
         (notice(&query.done))
         form.row method="get" action="/topics" role="search" {
             label for="q" { "Search topics" input #q type="search" name="q" value=(query.q.as_deref().unwrap_or("")) data-filter-table="topics-table"; }
@@ -788,6 +789,7 @@ fn render_topic(ctx: &Ctx, d: &TopicDetail, query: &TopicQuery, error: Option<&C
     let editing_value = d.configs.iter().find(|c| c.name == editing).and_then(|c| c.value.clone()).unwrap_or_default();
     let total: i64 = d.partitions.iter().filter_map(|p| Some(p.end_offset? - p.start_offset?)).sum();
     let body = html! {
+        link rel="stylesheet" href=(crate::assets::url("topics.css"));
         (notice(&query.done))
         (error_notice(error))
         div.cards {
@@ -1042,6 +1044,7 @@ async fn partitions_form(ctx: Ctx, Path(name): Path<String>, Form(form): Form<Co
 fn render_delete(ctx: &Ctx, name: &str, error: Option<&str>) -> Markup {
     let enc = url_encode(name);
     let body = html! {
+        link rel="stylesheet" href=(crate::assets::url("topics.css"));
         @if let Some(e) = error { p.error role="alert" { (e) } }
         p { "Deleting " strong { (name) } " removes all its partitions and their records on every broker. This cannot be undone." }
         form.stack method="post" action={ "/topics/" (enc) "/delete" } {
