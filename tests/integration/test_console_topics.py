@@ -148,6 +148,8 @@ def test_a_config_edit_from_the_page_is_visible_through_describe_configs(b, brow
     row = d.find_element(By.XPATH, "//table[@id='configs-table']//tr[td/span[text()='retention.ms']]")
     assert "7200000" in row.text and "DYNAMIC_TOPIC_CONFIG" in row.text
     screenshot(d, "topic-page")
+    d.execute_script("document.getElementById('configs').scrollIntoView()")
+    screenshot(d, "topic-page-configs")
 
     # an invalid value: Kafka's message on the page, nothing changed
     Select(d.find_element(By.ID, "config-name")).select_by_value("cleanup.policy")
@@ -282,6 +284,8 @@ def test_portal_fields_from_the_page_show_in_the_catalog_and_describe_configs(b,
     assert '{"id": "p4", "amount": 4}' in rows[-1].text
     assert "Payment" in d.find_element(By.CSS_SELECTOR, "pre.schema").text
     screenshot(d, "catalog-card")
+    d.execute_script("document.getElementById('examples').scrollIntoView()")
+    screenshot(d, "catalog-card-examples")
     status, card = api(b.admin_url, "/api/v1/catalog/payments.settled")
     assert [x["offset"] for x in card["examples"]] == [2, 3, 4] and card["examples"][0]["partition"] == 1
 
@@ -323,6 +327,8 @@ def test_a_consumer_group_is_listed_with_its_lag(b, browser_page):
 
     row = wait_for(d, lag_row, what="the group on the topic page")
     assert row.find_element(By.CSS_SELECTOR, "td.lag").text == "6"
+    d.execute_script("document.getElementById('partitions').scrollIntoView()")
+    screenshot(d, "topic-page-partitions-consumers")
     assert row.find_element(By.TAG_NAME, "a").get_attribute("href").endswith("/groups/lag-readers")
     status, body = api(b.admin_url, "/api/v1/topics/lagging")
     assert [(g["group"], g["total_lag"]) for g in body["consumers"]] == [("lag-readers", 6)]

@@ -311,11 +311,12 @@ fn schema_line(label: &str, s: &Option<SchemaInfo>) -> Markup {
     }
 }
 
-fn render_entry(e: &CatalogEntry) -> Markup {
+/// A topic's card; `titled`: with its name as a heading (the list).
+fn render_entry(e: &CatalogEntry, titled: bool) -> Markup {
     let enc = url_encode(&e.name);
     html! {
         article.card.catalog-entry {
-            h2 { a href={ "/catalog/" (enc) } { (e.name) } }
+            @if titled { h2 { a href={ "/catalog/" (enc) } { (e.name) } } }
             @if e.portal.description.is_empty() {
                 p.muted { "No description yet: " a href={ "/topics/" (enc) "#portal" } { "add one" } "." }
             } @else {
@@ -325,11 +326,13 @@ fn render_entry(e: &CatalogEntry) -> Markup {
             ul.facts {
                 li { "Owner: " @if e.portal.owner.is_empty() { span.muted { "not set" } } @else { strong.owner { (e.portal.owner) } } }
                 @if !e.portal.docs_url.is_empty() {
-                    li { a href=(e.portal.docs_url) rel="noopener noreferrer" { "Documentation" } }
+                    li { "Docs: " a.docs href=(e.portal.docs_url) rel="noopener noreferrer" { (e.portal.docs_url) } }
                 }
                 (schema_line("Value schema", &e.value_schema))
                 (schema_line("Key schema", &e.key_schema))
-                li { (e.partitions) " partitions, " (topics::rate(e.messages_per_sec)) " messages/s" }
+                li { (topics::plural(e.partitions, "partition")) " · "
+                    @if e.messages_per_sec.is_some() { (topics::rate(e.messages_per_sec)) " messages/s" }
+                    @else { span.muted { "no throughput samples yet" } } }
                 li {
                     "Consumers: "
                     @if e.consumers.is_empty() { span.muted { "none" } }
@@ -358,9 +361,9 @@ async fn catalog_page(ctx: Ctx, Query(query): Query<CatalogQuery>) -> PageResult
             }
             button type="submit" { "Search" }
         }
-        p.muted role="status" { (model.topics.len()) " topics" }
+        p.muted role="status" { (topics::plural(model.topics.len(), "topic")) }
         div.catalog-list {
-            @for e in &model.topics { (render_entry(e)) }
+            @for e in &model.topics { (render_entry(e, true)) }
         }
     };
     Ok(layout::page(&ctx, "/catalog", "Catalog", body))
@@ -390,8 +393,7 @@ async fn card_page(ctx: Ctx, Path(name): Path<String>) -> PageResult {
     let body = html! {
         link rel="stylesheet" href=(crate::assets::url("topics.css"));
         p { a href="/catalog" { "← Catalog" } " · " a href={ "/topics/" (enc) } { "Topic page" } " · " a href={ "/topics/" (enc) "/messages" } { "Browse messages" } }
-        (render_entry(&c.entry))
-        div.chart data-chart-url={ "/api/v1/topics/" (enc) "/throughput" } data-chart-refresh="10000" data-chart-title="Messages in per second" {}
+        (render_entry(&c.entry, false))
         (schema_block("Value schema", &c.entry.value_schema))
         (schema_block("Key schema", &c.entry.key_schema))
         h2 { "Example messages" }
@@ -425,6 +427,8 @@ async fn card_page(ctx: Ctx, Path(name): Path<String>) -> PageResult {
                 tbody { @for g in &c.consumer_lag { tr { td { a href={ "/groups/" (url_encode(&g.group)) } { (g.group) } } td.num { (g.total_lag) } } } }
             }
         }
+        h2 { "Throughput" }
+        div.chart data-chart-url={ "/api/v1/topics/" (enc) "/throughput" } data-chart-refresh="10000" data-chart-title="Messages in per second" {}
     };
     Ok(layout::page(&ctx, "/catalog", &name, body))
 }

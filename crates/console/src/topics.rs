@@ -608,6 +608,15 @@ pub fn rate(v: Option<f64>) -> String {
     }
 }
 
+/// `1 topic`, `2 topics`.
+pub fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
 fn size(v: Option<i64>) -> String {
     v.map(|b| human_bytes(b.max(0) as u64)).unwrap_or_else(|| "-".into())
 }
@@ -659,7 +668,7 @@ fn render_list(ctx: &Ctx, model: &TopicList, query: &ListQuery, form: &CreateFor
             button type="submit" { "Apply" }
         }
         p.muted {
-            (model.topics.len()) " topics"
+            (plural(model.topics.len(), "topic"))
             @if model.internal_hidden > 0 { " (" (model.internal_hidden) " internal hidden)" }
         }
         div.table-wrap {
@@ -799,11 +808,10 @@ fn render_topic(ctx: &Ctx, d: &TopicDetail, query: &TopicQuery, error: Option<&C
             div.card { div.value { (size(d.size_bytes)) } div.label { "on disk (all replicas)" } }
             div.card { div.value { (rate(d.messages_per_sec)) } div.label { "messages/s" } }
         }
-        p {
+        p.actions {
             a.button href={ "/topics/" (enc) "/messages" } { "Browse messages" }
-            " "
             a href={ "/catalog/" (enc) } { "Catalog card" }
-            @if d.internal { " " span.tag-internal { "internal topic" } }
+            @if d.internal { span.tag-internal { "internal topic" } }
         }
         @if !d.portal.description.is_empty() || !d.portal.owner.is_empty() {
             p.portal-summary {
@@ -811,8 +819,6 @@ fn render_topic(ctx: &Ctx, d: &TopicDetail, query: &TopicQuery, error: Option<&C
                 @if !d.portal.owner.is_empty() { span.muted { "Owner: " (d.portal.owner) } }
             }
         }
-        div.chart data-chart-url={ "/api/v1/topics/" (enc) "/throughput" } data-chart-refresh="10000" data-chart-title="Messages in per second" {}
-
         h2 #partitions { "Partitions" }
         div.table-wrap {
             table.sortable #partitions-table {
@@ -864,6 +870,9 @@ fn render_topic(ctx: &Ctx, d: &TopicDetail, query: &TopicQuery, error: Option<&C
                 }
             }
         }
+
+        h2 #throughput { "Throughput" }
+        div.chart data-chart-url={ "/api/v1/topics/" (enc) "/throughput" } data-chart-refresh="10000" data-chart-title="Messages in per second" {}
 
         h2 #portal { "Portal" }
         p.muted { "Shown in the " a href="/catalog" { "catalog" } "; stored as the topic configs vltava.portal.*." }
