@@ -137,8 +137,8 @@ fn matches(e: &CatalogEntry, q: &str, tag: &str) -> bool {
     if !tag.is_empty() && !e.portal.tags.iter().any(|t| t.eq_ignore_ascii_case(tag)) {
         return false;
     }
-    let haystack =
-        format!("{}\n{}\n{}\n{}", e.name, e.portal.tags.join("\n"), e.portal.owner, e.portal.description).to_lowercase();
+    let haystack = format!("{}\n{}\n{}\n{}", e.name, e.portal.tags.join("\n"), e.portal.owner, e.portal.description)
+        .to_lowercase();
     q.split_whitespace().all(|word| haystack.contains(&word.to_lowercase()))
 }
 
@@ -230,8 +230,7 @@ pub async fn examples(ctx: &Ctx, t: &vltava_metadata::TopicImage) -> Result<Vec<
                 .with_last_fetched_epoch(-1)
                 .with_log_start_offset(-1)
                 .with_partition_max_bytes(EXAMPLE_BYTES)])]);
-    let response =
-        ctx.call_at(leader, request, &[(AclOperation::Read, ResourceType::Topic, t.name.as_str())]).await?;
+    let response = ctx.call_at(leader, request, &[(AclOperation::Read, ResourceType::Topic, t.name.as_str())]).await?;
     let context = format!("fetch the last records of {}-{partition}", t.name);
     ConsoleError::check(response.error_code, &context, None)?;
     let mut out = Vec::new();

@@ -20,8 +20,8 @@ use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::{
-    CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
-    DescribeLogDirsRequest, IncrementalAlterConfigsRequest, TopicName,
+    CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest, DescribeLogDirsRequest,
+    IncrementalAlterConfigsRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use maud::{html, Markup};
@@ -30,8 +30,8 @@ use vltava_broker::topic_config::{self, PORTAL_DESCRIPTION, PORTAL_DOCS_URL, POR
 use vltava_metadata::{AclOperation, ResourceType};
 
 use crate::error::{ApiResult, ConsoleError, PageResult};
-use crate::layout::{self, human_bytes, url_encode};
 use crate::lag::{self, GroupLag};
+use crate::layout::{self, human_bytes, url_encode};
 use crate::{Ctx, Routes};
 
 /// Kafka's ConfigResource type of a topic.
@@ -367,9 +367,8 @@ pub async fn detail(ctx: &Ctx, name: &str) -> Result<TopicDetail, ConsoleError> 
                 isr: p.isr.clone(),
                 start_offset: starts.get(&key).copied(),
                 end_offset: ends.get(&key).copied(),
-                size_bytes: replicas.and_then(|r| {
-                    r.iter().find(|(node, _)| *node == p.leader).or(r.first()).map(|(_, s)| *s)
-                }),
+                size_bytes: replicas
+                    .and_then(|r| r.iter().find(|(node, _)| *node == p.leader).or(r.first()).map(|(_, s)| *s)),
             }
         })
         .collect();
@@ -436,7 +435,8 @@ pub async fn create(ctx: &Ctx, c: &CreateTopic) -> Result<Created, ConsoleError>
     let request = CreateTopicsRequest::default().with_topics(vec![topic]).with_timeout_ms(TIMEOUT_MS);
     let response = ctx.call(request).await?;
     let context = format!("create topic {name}");
-    let r = response.topics.into_iter().next().ok_or_else(|| ConsoleError::internal("CreateTopics answered nothing"))?;
+    let r =
+        response.topics.into_iter().next().ok_or_else(|| ConsoleError::internal("CreateTopics answered nothing"))?;
     ConsoleError::check(r.error_code, &context, r.error_message.as_deref())?;
     Ok(Created {
         name: name.to_string(),
@@ -492,7 +492,10 @@ pub async fn alter_configs(ctx: &Ctx, name: &str, change: &ConfigChange) -> Resu
 pub async fn add_partitions(ctx: &Ctx, name: &str, count: i32) -> Result<(), ConsoleError> {
     topic_image(ctx, name)?;
     let request = CreatePartitionsRequest::default()
-        .with_topics(vec![CreatePartitionsTopic::default().with_name(name_of(name)).with_count(count).with_assignments(None)])
+        .with_topics(vec![CreatePartitionsTopic::default()
+            .with_name(name_of(name))
+            .with_count(count)
+            .with_assignments(None)])
         .with_timeout_ms(TIMEOUT_MS);
     let response = ctx.call(request).await?;
     let context = format!("add partitions to topic {name}");
@@ -655,7 +658,13 @@ pub struct CreateForm {
     configs: String,
 }
 
-fn render_list(ctx: &Ctx, model: &TopicList, query: &ListQuery, form: &CreateForm, error: Option<&ConsoleError>) -> Markup {
+fn render_list(
+    ctx: &Ctx,
+    model: &TopicList,
+    query: &ListQuery,
+    form: &CreateForm,
+    error: Option<&ConsoleError>,
+) -> Markup {
     let body = html! {
         link rel="stylesheet" href=(crate::assets::url("topics.css"));
         (notice(&query.done))
@@ -1089,7 +1098,9 @@ async fn delete_form(ctx: Ctx, Path(name): Path<String>, Form(form): Form<Confir
         return (StatusCode::BAD_REQUEST, render_delete(&ctx, &name, Some(message))).into_response();
     }
     match delete(&ctx, &name).await {
-        Ok(()) => Redirect::to(&format!("/topics?done={}", url_encode(&format!("Deleted topic {name}")))).into_response(),
+        Ok(()) => {
+            Redirect::to(&format!("/topics?done={}", url_encode(&format!("Deleted topic {name}")))).into_response()
+        }
         Err(e) => (e.status, render_delete(&ctx, &name, Some(&e.message))).into_response(),
     }
 }
