@@ -1068,9 +1068,8 @@ fn render_delete(ctx: &Ctx, name: &str, error: Option<&str>) -> Markup {
         form.stack method="post" action={ "/topics/" (enc) "/delete" } {
             label for="confirm" { "Type the topic's name to confirm" }
             input #confirm name="confirm" autocomplete="off" required;
-            div {
+            div.actions {
                 button.danger type="submit" { "Delete topic" }
-                " "
                 a href={ "/topics/" (enc) } { "Cancel" }
             }
         }
