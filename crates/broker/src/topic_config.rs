@@ -105,6 +105,31 @@ fn positive(v: &str) -> bool {
     v.parse::<i64>().is_ok_and(|n| n >= 1)
 }
 
+/// The topic portal's configs (`vltava.portal.*`, shown in the console's
+/// catalog): free text of bounded length, the docs link an http(s) URL.
+pub const PORTAL_DESCRIPTION: &str = "vltava.portal.description";
+pub const PORTAL_OWNER: &str = "vltava.portal.owner";
+pub const PORTAL_TAGS: &str = "vltava.portal.tags";
+pub const PORTAL_DOCS_URL: &str = "vltava.portal.docs.url";
+
+fn portal_description(v: &str) -> bool {
+    v.chars().count() <= 4096
+}
+fn portal_owner(v: &str) -> bool {
+    v.chars().count() <= 256 && !v.chars().any(char::is_control)
+}
+fn portal_tags(v: &str) -> bool {
+    let items = list_items(v);
+    items.len() <= 32 && items.iter().all(|t| t.chars().count() <= 64 && !t.chars().any(char::is_control))
+}
+fn portal_docs_url(v: &str) -> bool {
+    let rest = v.strip_prefix("https://").or_else(|| v.strip_prefix("http://"));
+    v.is_empty()
+        || (v.len() <= 2048
+            && rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
+            && !v.chars().any(|c| c.is_whitespace() || c.is_control()))
+}
+
 pub const TOPIC_CONFIGS: &[ConfigDef] = &[
     ConfigDef { name: "cleanup.policy", kind: ConfigType::List, default: "delete", synonyms: &[("log.cleanup.policy", 1)], doc: "\"delete\" discards old segments by time or size; \"compact\" keeps the latest value per key; both may be given; an empty list keeps everything (no retention, no compaction).", valid: Some(cleanup_policy) },
     ConfigDef { name: "compression.type", kind: ConfigType::String, default: "producer", synonyms: &[("compression.type", 1)], doc: "Codec stored batches end up with: \"producer\" keeps the producer's, a codec name recompresses to it.", valid: Some(compression) },
@@ -136,6 +161,10 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
     ConfigDef { name: "segment.jitter.ms", kind: ConfigType::Long, default: "0", synonyms: &[("log.roll.jitter.ms", 1), ("log.roll.jitter.hours", 3_600_000)], doc: "Accepted for compatibility.", valid: Some(non_negative) },
     ConfigDef { name: "segment.ms", kind: ConfigType::Long, default: "604800000", synonyms: &[("log.roll.ms", 1), ("log.roll.hours", 3_600_000)], doc: "Age at which a segment rolls.", valid: Some(positive) },
     ConfigDef { name: "unclean.leader.election.enable", kind: ConfigType::Boolean, default: "false", synonyms: &[("unclean.leader.election.enable", 1)], doc: "Whether a replica outside the ISR may become leader.", valid: None },
+    ConfigDef { name: PORTAL_DESCRIPTION, kind: ConfigType::String, default: "", synonyms: &[], doc: "vltava's topic portal: what the topic carries, for the console's catalog (at most 4096 characters).", valid: Some(portal_description) },
+    ConfigDef { name: PORTAL_DOCS_URL, kind: ConfigType::String, default: "", synonyms: &[], doc: "vltava's topic portal: an http(s) link to the topic's documentation (at most 2048 characters).", valid: Some(portal_docs_url) },
+    ConfigDef { name: PORTAL_OWNER, kind: ConfigType::String, default: "", synonyms: &[], doc: "vltava's topic portal: the team or person owning the topic (at most 256 characters).", valid: Some(portal_owner) },
+    ConfigDef { name: PORTAL_TAGS, kind: ConfigType::List, default: "", synonyms: &[], doc: "vltava's topic portal: comma-separated tags (at most 32 of at most 64 characters).", valid: Some(portal_tags) },
     ConfigDef { name: "vltava.schema.validation.decode", kind: ConfigType::Boolean, default: "false", synonyms: &[], doc: "vltava's: with confluent.*.schema.validation on, also decode each validated key/value against its schema (costs a full decode per record).", valid: None },
 ];
 
@@ -181,6 +210,10 @@ pub fn validate_one(key: &str, value: &str) -> Result<(), String> {
     if !type_ok(def.kind, value) || def.valid.is_some_and(|f| !f(value.trim())) {
         let hint = if key.ends_with(".subject.name.strategy") {
             format!(": must be {}", crate::schema_validation::STRATEGY_VALUES)
+        } else if key == PORTAL_DOCS_URL {
+            ": must be an http:// or https:// URL of at most 2048 characters".to_string()
+        } else if key.starts_with("vltava.portal.") {
+            format!(": {}", def.doc.trim_start_matches("vltava's topic portal: "))
         } else {
             String::new()
         };
@@ -364,6 +397,19 @@ mod tests {
         let r = resolve(def, &map(&[]), BrokerLevels { dynamic: &none, ..levels });
         assert_eq!((r.value.as_str(), r.source), ("4", SOURCE_DYNAMIC_DEFAULT_BROKER));
         assert_eq!(settings(&map(&[]), levels).retention_ms, 60_000);
+    }
+
+    #[test]
+    fn portal_configs_are_bounded_and_the_docs_link_is_http() {
+        assert!(validate_one(PORTAL_DOCS_URL, "https://wiki.example/orders").is_ok());
+        assert!(validate_one(PORTAL_DOCS_URL, "").is_ok());
+        let e = validate_one(PORTAL_DOCS_URL, "javascript:alert(1)").unwrap_err();
+        assert!(e.contains("http"), "{e}");
+        assert!(validate_one(PORTAL_DOCS_URL, "https://").is_err());
+        assert!(validate_one(PORTAL_TAGS, "payments, orders").is_ok());
+        assert!(validate_one(PORTAL_TAGS, &"x,".repeat(40)).is_err());
+        assert!(validate_one(PORTAL_OWNER, &"o".repeat(300)).is_err());
+        assert!(validate_one(PORTAL_DESCRIPTION, "Orders as placed, one per order id.").is_ok());
     }
 
     #[test]

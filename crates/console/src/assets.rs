@@ -16,6 +16,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("console.js", "text/javascript; charset=utf-8", include_bytes!("../assets/console.js")),
     ("uPlot.iife.min.js", "text/javascript; charset=utf-8", include_bytes!("../assets/uPlot.iife.min.js")),
     ("uPlot.min.css", "text/css; charset=utf-8", include_bytes!("../assets/uPlot.min.css")),
+    ("topics.css", "text/css; charset=utf-8", include_bytes!("../assets/topics.css")),
 ];
 
 /// A fingerprint of all the files: part of their URLs, so a new build's
