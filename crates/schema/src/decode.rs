@@ -1,0 +1,60 @@
+//! Decoded payloads as JSON, for people (the console's message browser).
+
+use base64::Engine;
+use prost_reflect::{DynamicMessage, Kind, MapKey, ReflectMessage, Value};
+use serde_json::{Map, Number, Value as Json};
+
+/// How deep nested messages are shown (deeper ones as a marker).
+const DEPTH_MAX: usize = 64;
+
+/// A Protobuf message as JSON: its set fields by name.
+pub(crate) fn protobuf_message(message: &DynamicMessage, depth: usize) -> Json {
+    if depth > DEPTH_MAX {
+        return Json::String(format!("<{} nested too deep>", message.descriptor().full_name()));
+    }
+    let mut out = Map::new();
+    for (field, value) in message.fields() {
+        out.insert(field.name().to_string(), protobuf_value(value, &field.kind(), depth));
+    }
+    Json::Object(out)
+}
+
+fn protobuf_value(value: &Value, kind: &Kind, depth: usize) -> Json {
+    match value {
+        Value::Bool(b) => Json::Bool(*b),
+        Value::I32(n) => Json::from(*n),
+        Value::I64(n) => Json::from(*n),
+        Value::U32(n) => Json::from(*n),
+        Value::U64(n) => Json::from(*n),
+        Value::F32(f) => Number::from_f64(f64::from(*f)).map_or_else(|| Json::String(f.to_string()), Json::Number),
+        Value::F64(f) => Number::from_f64(*f).map_or_else(|| Json::String(f.to_string()), Json::Number),
+        Value::String(s) => Json::String(s.clone()),
+        Value::Bytes(b) => Json::String(base64::engine::general_purpose::STANDARD.encode(b)),
+        Value::EnumNumber(n) => match kind.as_enum().and_then(|e| e.get_value(*n)) {
+            Some(v) => Json::String(v.name().to_string()),
+            None => Json::from(*n),
+        },
+        Value::Message(m) => protobuf_message(m, depth + 1),
+        Value::List(items) => Json::Array(items.iter().map(|v| protobuf_value(v, kind, depth)).collect()),
+        Value::Map(entries) => {
+            let value_kind = kind.as_message().map(|entry| entry.map_entry_value_field().kind());
+            let mut out = Map::new();
+            for (key, v) in entries {
+                let key = match key {
+                    MapKey::Bool(b) => b.to_string(),
+                    MapKey::I32(n) => n.to_string(),
+                    MapKey::I64(n) => n.to_string(),
+                    MapKey::U32(n) => n.to_string(),
+                    MapKey::U64(n) => n.to_string(),
+                    MapKey::String(s) => s.clone(),
+                };
+                let v = match &value_kind {
+                    Some(k) => protobuf_value(v, k, depth),
+                    None => protobuf_value(v, kind, depth),
+                };
+                out.insert(key, v);
+            }
+            Json::Object(out)
+        }
+    }
+}
