@@ -22,6 +22,7 @@ from selenium.webdriver.common.by import By
 
 from browser import api, chrome, close, http, screenshot, wait_for
 from helpers import create_topic, unique, wait_until
+from test_schema_registry import protobuf_message_class
 
 WAIT_S = 60  # a deadline, not a verdict
 
@@ -315,21 +316,6 @@ def test_schema_registry_records_are_decoded(b, browser_page):
     screenshot(d, "messages-protobuf")
 
 
-def protobuf_message_class():
-    """message vltava.test.Reading { string sensor = 1; double value = 2; } built at run time."""
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-    fdp = descriptor_pb2.FileDescriptorProto(name=f"reading_{unique('p').replace('-', '_')}.proto",
-                                             package="vltava.test", syntax="proto3")
-    msg = fdp.message_type.add(name="Reading")
-    msg.field.add(name="sensor", number=1, type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
-                  label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
-    msg.field.add(name="value", number=2, type=descriptor_pb2.FieldDescriptorProto.TYPE_DOUBLE,
-                  label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(fdp)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("vltava.test.Reading"))
-
-
 def test_bad_input_gets_clear_errors(b):
     topic = unique("msg-bad")
     create_topic(b.bootstrap, topic, partitions=2)
@@ -367,8 +353,15 @@ def test_narrow_window(b):
     try:
         d.get(f"{b.admin_url}/topics/{topic}/messages")
         wait_for(d, lambda d: 0 in rows(d), what="the record")
-        width = d.execute_script("return document.documentElement.scrollWidth")
-        assert width <= 420, f"the page scrolls sideways at 420 px ({width})"
         screenshot(d, "messages-narrow")
+        wide = d.execute_script(
+            "return Array.from(document.querySelectorAll('main *')).filter(e => e.getBoundingClientRect().right > "
+            "document.documentElement.clientWidth + 1).map(e => e.tagName + '.' + e.className).slice(0, 10)")
+        width, client = d.execute_script("return [document.documentElement.scrollWidth, "
+                                         "document.documentElement.clientWidth]")
+        assert width <= client, f"the page scrolls sideways in a narrow window ({width} > {client}): {wide}"
+        # the whole page, scrolled down to the produce form
+        d.execute_script("document.getElementById('produce-h').scrollIntoView()")
+        screenshot(d, "messages-narrow-produce")
     finally:
         close(d)

@@ -642,9 +642,8 @@ fn view(record: &Record, partition: i32, format: Format, registry: &SchemaCache,
             .iter()
             .map(|(k, v)| HeaderView {
                 key: k.to_string(),
-                value: v
-                    .as_ref()
-                    .map(|v| render(v, if format == Format::Schema { Format::Auto } else { format }, registry, ctx)),
+                // header values are short strings or ids: readable first
+                value: v.as_ref().map(|v| render(v, Format::Auto, registry, ctx)),
             })
             .collect(),
         value: record.value.as_ref().map(|v| render(v, format, registry, ctx)),
@@ -1058,6 +1057,17 @@ fn row(r: &MessageView) -> Markup {
     }
 }
 
+/// A labelled `select` of `options` with `current` selected.
+fn choice(label: &str, name: &str, options: &[&str], current: &str) -> Markup {
+    html! {
+        label { (label)
+            select name=(name) {
+                @for o in options { option value=(o) selected[*o == current] { (o) } }
+            }
+        }
+    }
+}
+
 fn render_page(page: &MessagePage, query: &RawQuery) -> Markup {
     let base = format!("/topics/{}/messages", url_encode(&page.topic));
     let tail_url = format!(
@@ -1088,29 +1098,15 @@ fn render_page(page: &MessagePage, query: &RawQuery) -> Markup {
                 label { "Offset" input name="offset" type="text" inputmode="numeric" size="10" placeholder="earliest, latest or a number"; }
                 label { "or time" input name="timestamp" type="text" size="22" placeholder="2026-11-30T17:05:00Z or ms"; }
                 label { "Records" input name="limit" type="number" min="1" max=(LIMIT_MAX) value=(page.limit) size="5"; }
-                label { "Show as"
-                    select name="format" {
-                        @for f in Format::ALL { option value=(f.as_str()) selected[f == page.format] { (f.as_str()) } }
-                    }
-                }
+                (choice("Show as", "format", &Format::ALL.map(Format::as_str), page.format.as_str()))
                 label { "Key"
                     input name="key" type="text" size="12" value=(page.key_filter.clone().unwrap_or_default());
                 }
-                label { "Key match"
-                    select name="key_match" {
-                        option value="contains" selected[page.key_match == "contains"] { "contains" }
-                        option value="exact" selected[page.key_match == "exact"] { "exact" }
-                    }
-                }
+                (choice("Key match", "key_match", &["contains", "exact"], page.key_match))
                 label { "Value contains"
                     input name="value_contains" type="text" size="14" value=(page.value_filter.clone().unwrap_or_default());
                 }
-                label { "Isolation"
-                    select name="isolation" {
-                        option value="read_committed" selected[page.isolation == "read_committed"] { "read_committed" }
-                        option value="read_uncommitted" selected[page.isolation == "read_uncommitted"] { "read_uncommitted" }
-                    }
-                }
+                (choice("Isolation", "isolation", &["read_committed", "read_uncommitted"], page.isolation))
                 button type="submit" { "Show" }
             }
             nav.pager aria-label="Pages" {
@@ -1127,7 +1123,7 @@ fn render_page(page: &MessagePage, query: &RawQuery) -> Markup {
                     "Showing " (page.records.len()) " record" @if page.records.len() != 1 { "s" }
                     " from offset " (page.records[0].offset)
                 }
-                "; scanned " (page.scanned_records) " records (" (layout::human_bytes(page.scanned_bytes)) ") from offset "
+                "; scanned " (page.scanned_records) @if page.scanned_records == 1 { " record (" } @else { " records (" } (layout::human_bytes(page.scanned_bytes)) ") from offset "
                 (page.start_offset) " to " (page.next_offset) ". "
                 @if page.scan_budget_reached {
                     strong { "The scan stopped at its limit; " }

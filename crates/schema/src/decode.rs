@@ -58,3 +58,44 @@ fn protobuf_value(value: &Value, kind: &Kind, depth: usize) -> Json {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{parse, SchemaType};
+    use serde_json::json;
+
+    #[test]
+    fn payloads_decode_to_json() {
+        let avro = parse(
+            SchemaType::Avro,
+            r#"{"type":"record","name":"U","fields":[{"name":"n","type":"string"},{"name":"a","type":"int"},
+               {"name":"e","type":["null","string"],"default":null}]}"#,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(avro.decode_payload(b"\x06Ada\x48\x00").unwrap(), json!({"n": "Ada", "a": 36, "e": null}));
+        assert!(avro.decode_payload(b"\x06Ad").is_err(), "truncated");
+        assert!(avro.decode_payload(b"\x06Ada\x48\x00\x00").is_err(), "bytes left over");
+
+        let js = parse(SchemaType::Json, r#"{"type":"object"}"#, &[]).unwrap();
+        assert_eq!(js.decode_payload(br#"{"id": 7}"#).unwrap(), json!({"id": 7}));
+        assert!(js.decode_payload(b"{nope").is_err());
+
+        let pb = parse(
+            SchemaType::Protobuf,
+            "syntax = \"proto3\"; package t; enum Kind { A = 0; B = 1; }
+             message R { string s = 1; double v = 2; Kind k = 3; repeated int64 xs = 4; map<string, int32> m = 5; }",
+            &[],
+        )
+        .unwrap();
+        // message index [0] (a single 0), then s="x", v=2.5, k=B, xs=[1,2], m={"a":1}
+        let mut payload = vec![0x00, 0x0a, 0x01, b'x', 0x11];
+        payload.extend_from_slice(&2.5f64.to_le_bytes());
+        payload.extend_from_slice(&[0x18, 0x01, 0x22, 0x02, 0x01, 0x02, 0x2a, 0x05, 0x0a, 0x01, b'a', 0x10, 0x01]);
+        assert_eq!(
+            pb.decode_payload(&payload).unwrap(),
+            json!({"s": "x", "v": 2.5, "k": "B", "xs": [1, 2], "m": {"a": 1}})
+        );
+        assert!(pb.decode_payload(&[0x02, 0x0a]).is_err(), "an index selecting no message");
+    }
+}
