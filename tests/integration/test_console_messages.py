@@ -365,3 +365,25 @@ def test_narrow_window(b):
         screenshot(d, "messages-narrow-produce")
     finally:
         close(d)
+
+
+def test_read_committed_hides_aborted_transactions(b):
+    topic = unique("msg-txn")
+    create_topic(b.bootstrap, topic)
+    p = Producer({"bootstrap.servers": b.bootstrap, "transactional.id": unique("tx"), "acks": "all"})
+    p.init_transactions(30)
+    p.begin_transaction()
+    p.produce(topic, key=b"a", value=b"aborted")
+    p.flush(30)
+    p.abort_transaction(30)
+    p.begin_transaction()
+    p.produce(topic, key=b"c", value=b"committed")
+    p.commit_transaction(30)
+    # offsets: 0 aborted, 1 abort marker, 2 committed, 3 commit marker
+    status, page = browse(b, topic, offset=0)
+    assert status == 200, page
+    assert [(r["offset"], r["value"]["text"]) for r in page["records"]] == [(2, "committed")]
+    assert page["records"][0]["transactional"] and page["hidden_records"] == 3
+    status, page = browse(b, topic, offset=0, isolation="read_uncommitted")
+    assert [(r["offset"], r["value"]["text"]) for r in page["records"]] == [(0, "aborted"), (2, "committed")]
+    assert page["hidden_records"] == 2, "the markers"
