@@ -14,6 +14,8 @@ use axum::response::{IntoResponse, Response};
 const FILES: &[(&str, &str, &[u8])] = &[
     ("console.css", "text/css; charset=utf-8", include_bytes!("../assets/console.css")),
     ("console.js", "text/javascript; charset=utf-8", include_bytes!("../assets/console.js")),
+    ("messages.js", "text/javascript; charset=utf-8", include_bytes!("../assets/messages.js")),
+    ("messages.css", "text/css; charset=utf-8", include_bytes!("../assets/messages.css")),
     ("uPlot.iife.min.js", "text/javascript; charset=utf-8", include_bytes!("../assets/uPlot.iife.min.js")),
     ("uPlot.min.css", "text/css; charset=utf-8", include_bytes!("../assets/uPlot.min.css")),
     ("topics.css", "text/css; charset=utf-8", include_bytes!("../assets/topics.css")),

@@ -19,6 +19,8 @@ pub struct AvroSchema {
     schema: Box<Schema>,
     /// Every named type by full name: the main schema's and the references'.
     named: HashMap<String, Schema>,
+    /// The referenced schemas (their named types resolve the main one's).
+    references: Vec<Schema>,
     canonical: String,
 }
 
@@ -41,7 +43,7 @@ impl AvroSchema {
         let json = serde_json::to_value(&schema).map_err(|e| SchemaError::Invalid(format!("Invalid schema: {e}")))?;
         let mut canonical = String::new();
         write_as_avro_does(&json, None, &mut canonical);
-        Ok(Self { schema: Box::new(schema), named, canonical })
+        Ok(Self { schema: Box::new(schema), named, references, canonical })
     }
 
     /// Compact JSON as Avro (Java) writes a parsed schema, which is what
@@ -92,6 +94,21 @@ impl AvroSchema {
             ));
         }
         Ok(())
+    }
+
+    /// The payload (one binary datum, checked by [`Self::validate_payload`]
+    /// first) as JSON: records as objects, unions as their branch's value,
+    /// enums as their symbol, bytes and fixed as arrays of numbers.
+    pub fn decode_payload(&self, payload: &[u8]) -> Result<Value, String> {
+        self.validate_payload(payload)?;
+        let mut reader = payload;
+        let schemata: Vec<&Schema> = std::iter::once(self.schema.as_ref()).chain(&self.references).collect();
+        let value = apache_avro::reader::datum::GenericDatumReader::builder(&self.schema)
+            .writer_schemata(schemata)
+            .and_then(|b| b.build())
+            .and_then(|r| r.read_value(&mut reader))
+            .map_err(|e| format!("payload is not Avro of the schema: {e}"))?;
+        Value::try_from(value).map_err(|e| format!("the Avro value has no JSON form: {e}"))
     }
 
     /// Why a reader with this schema cannot read data written with `writer`.

@@ -145,6 +145,11 @@ impl JsonSchema {
         }
     }
 
+    /// The payload as the JSON document it is (not checked against the schema).
+    pub fn decode_payload(&self, payload: &[u8]) -> Result<Value, String> {
+        serde_json::from_slice(payload).map_err(|e| format!("payload is not JSON: {e}"))
+    }
+
     /// Why a reader with this schema cannot read data written with `writer`.
     pub fn can_read(&self, writer: &Self) -> Vec<String> {
         self.can_read_named(writer, "new", "old")

@@ -8,6 +8,7 @@
 //! schemas; this crate knows what they mean. It has no I/O.
 
 pub mod avro;
+mod decode;
 pub mod json;
 pub mod protobuf;
 
@@ -198,6 +199,18 @@ impl ParsedSchema {
             ParsedSchema::Json(s) => s.record_name(),
             ParsedSchema::Protobuf(s) => s.record_name(),
         }
+    }
+
+    /// The payload after the 5-byte wire header as JSON (the console's
+    /// message browser): Avro decoded, JSON parsed, Protobuf decoded as
+    /// the message its indexes select. Err names why it does not decode.
+    pub fn decode_payload(&self, payload: &[u8]) -> Result<serde_json::Value, String> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match self {
+            ParsedSchema::Avro(s) => s.decode_payload(payload),
+            ParsedSchema::Json(s) => s.decode_payload(payload),
+            ParsedSchema::Protobuf(s) => s.decode_payload(payload),
+        }))
+        .unwrap_or_else(|_| Err("the decoder failed on the payload".to_string()))
     }
 
     /// The payload after the 5-byte wire header (magic 0, schema id)

@@ -130,6 +130,24 @@ impl ProtobufSchema {
         wire::validate_payload(&self.file, payload, self.counting)
     }
 
+    /// The payload (message indexes, then the message) as JSON: the message
+    /// its indexes select (either counting), fields by name, enums by name,
+    /// 64-bit integers as numbers, bytes as base64 (Protobuf's JSON mapping,
+    /// fields left at their default omitted).
+    pub fn decode_payload(&self, payload: &[u8]) -> Result<serde_json::Value, String> {
+        let (indexes, start) = wire::read_message_indexes(payload)?;
+        let bytes = &payload[start..];
+        let mut last = format!("message indexes {indexes:?} select no message type of the schema");
+        for counting in [self.counting, self.counting.other()] {
+            let Some(message) = wire::message_by_indexes(&self.file, &indexes, counting) else { continue };
+            match prost_reflect::DynamicMessage::decode(message.clone(), bytes) {
+                Ok(m) => return Ok(crate::decode::protobuf_message(&m, 0)),
+                Err(e) => last = format!("the payload is not a valid {} message: {e}", message.full_name()),
+            }
+        }
+        Err(last)
+    }
+
     /// Why a reader with this schema cannot read data written with `writer`
     /// (Confluent's `isBackwardCompatible`, this schema being the new one).
     pub fn can_read(&self, writer: &Self) -> Vec<String> {
