@@ -94,6 +94,10 @@ def test_throughput_is_sampled_per_node_and_per_topic(cb, topics):
     chart = wait_until(lambda: rated(f"/api/v1/cluster/throughput?topic={name}", "messages in/s"), WAIT,
                        "the topic's messages-in rate")
     assert [s["label"] for s in chart["series"]] == ["bytes in/s", "messages in/s"]
+    status, chart = api(cb.admin_url, "/api/v1/cluster/throughput?kind=bytes")
+    assert status == 200 and [s["label"] for s in chart["series"]] == ["bytes in/s", "bytes out/s"]
+    status, body = api(cb.admin_url, "/api/v1/cluster/throughput?kind=volume")
+    assert status == 400 and "kind is bytes or messages" in body["error"]
     status, body = api(cb.admin_url, "/api/v1/cluster/throughput?topic=no-such-topic")
     assert status == 404 and "no topic no-such-topic" in body["error"]
 

@@ -231,30 +231,46 @@ async fn api(ctx: Ctx) -> ApiResult<Cluster> {
     Ok(Json(model(&ctx).await))
 }
 
-/// `GET /api/v1/cluster/throughput[?topic=NAME]`: bytes in, bytes out and
-/// messages in per second, this node's, over the last 30 minutes; with
-/// `topic`, that topic's bytes and messages in.
+/// `GET /api/v1/cluster/throughput[?topic=NAME][&kind=bytes|messages]`:
+/// bytes in, bytes out and messages in per second, this node's, over the
+/// last 30 minutes; with `topic`, that topic's bytes and messages in;
+/// `kind` keeps the byte or the message series only.
 async fn throughput(ctx: Ctx, Query(q): Query<ThroughputQuery>) -> ApiResult<Chart> {
-    let history = &ctx.console.history;
-    let Some(topic) = q.topic else {
-        return Ok(Json(history.chart(&[
-            ("bytes_in", "bytes in/s"),
-            ("bytes_out", "bytes out/s"),
-            ("messages_in", "messages in/s"),
-        ])));
+    let (bytes, messages) = match q.kind.as_deref() {
+        None | Some("") => (true, true),
+        Some("bytes") => (true, false),
+        Some("messages") => (false, true),
+        Some(other) => {
+            return Err(ConsoleError::bad_request(format!("kind is bytes or messages, not {other:?}")).into())
+        }
     };
-    let visible = ctx.broker.controller.image().topic(&topic).is_some()
-        && ctx.broker.authorize(&ctx.session, AclOperation::Describe, ResourceType::Topic, &topic);
-    if !visible {
-        return Err(ConsoleError::not_found(format!("no topic {topic}")).into());
-    }
-    let (bytes, messages) = (format!("bytes_in:{topic}"), format!("messages_in:{topic}"));
-    Ok(Json(history.chart(&[(&bytes, "bytes in/s"), (&messages, "messages in/s")])))
+    let names: Vec<(String, &str)> = match q.topic {
+        None => vec![
+            ("bytes_in".to_string(), "bytes in/s"),
+            ("bytes_out".to_string(), "bytes out/s"),
+            ("messages_in".to_string(), "messages in/s"),
+        ],
+        Some(topic) => {
+            let visible = ctx.broker.controller.image().topic(&topic).is_some()
+                && ctx.broker.authorize(&ctx.session, AclOperation::Describe, ResourceType::Topic, &topic);
+            if !visible {
+                return Err(ConsoleError::not_found(format!("no topic {topic}")).into());
+            }
+            vec![(format!("bytes_in:{topic}"), "bytes in/s"), (format!("messages_in:{topic}"), "messages in/s")]
+        }
+    };
+    let names: Vec<(&str, &str)> = names
+        .iter()
+        .filter(|(name, _)| if name.starts_with("messages") { messages } else { bytes })
+        .map(|(name, label)| (name.as_str(), *label))
+        .collect();
+    Ok(Json(ctx.console.history.chart(&names)))
 }
 
 #[derive(serde::Deserialize)]
 struct ThroughputQuery {
     topic: Option<String>,
+    kind: Option<String>,
 }
 
 fn card(label: &str, value: impl maud::Render, class: &str) -> Markup {
@@ -316,9 +332,12 @@ async fn page(ctx: Ctx) -> PageResult {
                 strong { (rate(c.throughput.messages_in, "")) } " messages in "
                 span.muted { "(this node's, sampled every 5 s)" }
             }
-            div.chart #throughput-chart data-chart-url="/api/v1/cluster/throughput" data-chart-refresh="10000"
-                data-chart-title="Throughput of this node (per second)" role="img"
-                aria-label="Chart of bytes in, bytes out and messages in per second over the last 30 minutes" {}
+            div.chart #throughput-chart data-chart-url="/api/v1/cluster/throughput?kind=bytes" data-chart-refresh="10000"
+                data-chart-title="Bytes per second (this node)" role="img"
+                aria-label="Chart of bytes in and out per second over the last 30 minutes" {}
+            div.chart #messages-chart data-chart-url="/api/v1/cluster/throughput?kind=messages" data-chart-refresh="10000"
+                data-chart-title="Messages in per second (this node)" role="img"
+                aria-label="Chart of messages in per second over the last 30 minutes" {}
         }
         section aria-labelledby="brokers-h" {
             h2 #brokers-h { "Brokers" }

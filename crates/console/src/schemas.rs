@@ -78,6 +78,23 @@ pub struct SubjectVersion {
     pub referenced_by: Vec<i32>,
 }
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pretty_keeps_key_order_and_strings() {
+        let text =
+            r#"{"type":"record","name":"P","fields":[{"name":"a, b","type":"string"}],"doc":"x\"{}","e":[],"o":{}}"#;
+        let p = super::pretty(text);
+        assert!(p.starts_with("{\n  \"type\": \"record\",\n  \"name\": \"P\""), "{p}");
+        assert!(p.contains("\"a, b\"") && p.contains(r#""x\"{}""#) && p.contains("\"e\": []"), "{p}");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&p).unwrap(),
+            serde_json::from_str::<serde_json::Value>(text).unwrap()
+        );
+        assert_eq!(super::pretty("syntax = \"proto3\";"), "syntax = \"proto3\";");
+    }
+}
+
 #[derive(Serialize)]
 pub struct Reference {
     pub name: String,
@@ -85,11 +102,62 @@ pub struct Reference {
     pub version: i32,
 }
 
+/// `text` re-indented when it is JSON (keys keep their order, as a person
+/// wrote them); anything else as it is.
 fn pretty(text: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(text)
-        .ok()
-        .and_then(|v| serde_json::to_string_pretty(&v).ok())
-        .unwrap_or_else(|| text.to_string())
+    if serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() * 2);
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    let mut chars = text.chars().peekable();
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        out.push_str(&"  ".repeat(depth));
+    };
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                out.push(c);
+                while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                    chars.next();
+                }
+                if chars.peek().is_some_and(|n| *n == '}' || *n == ']') {
+                    out.push(chars.next().unwrap_or(' '));
+                } else {
+                    depth += 1;
+                    newline(&mut out, depth);
+                }
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(c);
+            }
+            ',' => {
+                out.push(c);
+                newline(&mut out, depth);
+            }
+            ':' => out.push_str(": "),
+            c if c.is_whitespace() => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn list_model(ctx: &Ctx) -> SchemaList {
@@ -139,10 +207,7 @@ fn subject_model(ctx: &Ctx, subject: &str) -> Result<Subject, ConsoleError> {
                         id: e.id,
                         schema_type: schema.schema_type.to_string(),
                         deleted: e.deleted,
-                        pretty: match schema.schema_type {
-                            vltava_schema::SchemaType::Protobuf => schema.text.clone(),
-                            _ => pretty(&schema.text),
-                        },
+                        pretty: pretty(&schema.text),
                         schema: schema.text.clone(),
                         references: schema
                             .references
@@ -213,7 +278,7 @@ async fn subject_page(ctx: Ctx, Path(subject): Path<String>) -> PageResult {
     let body = html! {
         p { a href="/schemas" { "All subjects" } }
         p { "Compatibility " strong { (m.compatibility) } ", mode " strong { (m.mode) } ", "
-            (m.versions.len()) " versions (newest first)." }
+            (m.versions.len()) @if m.versions.len() == 1 { " version." } @else { " versions (newest first)." } }
         @for v in m.versions.iter().rev() {
             section.schema-version aria-labelledby={ "v" (v.version) } {
                 h2 #{ "v" (v.version) } {
