@@ -274,3 +274,37 @@ def test_narrow_window(cb, topics):
             assert not wide, f"{path} scrolls sideways at 420 px"
     finally:
         b.close(d)
+
+
+def test_a_three_node_cluster_as_node_1_sees_it(tmp_path):
+    """Brokers, controllers and partition health of a 3-node cluster; another node's
+    configs and log dirs come from that node; a dead node shows as fenced with
+    under-replicated partitions."""
+    import cluster as cl
+    from conftest import free_port
+    admin_port = free_port()
+    with cl.Cluster(tmp_path, n=3, node_settings={1: {"admin.listeners": f"http://127.0.0.1:{admin_port}"}}) as c:
+        c.wait_ready()
+        base = f"http://127.0.0.1:{admin_port}"
+        c.create_topic("replicated", partitions=6, replication_factor=3)
+        status, overview = api(base, "/api/v1/cluster")
+        assert status == 200
+        assert [b["id"] for b in overview["brokers"]] == [1, 2, 3]
+        assert sorted(overview["quorum"]["voters"]) == [1, 2, 3]
+        assert overview["active_controller"] in (1, 2, 3)
+        assert sum(b["leaders"] for b in overview["brokers"]) == overview["partitions"]["partitions"]
+        status, d = api(base, "/api/v1/brokers/2")
+        assert status == 200 and d["configs_error"] is None and d["log_dirs_error"] is None, d
+        assert {x["name"]: x["value"] for x in d["configs"]}["broker.id"] == "2"
+        assert d["log_dirs"][0]["partitions"] >= 6 and "node2" in d["log_dirs"][0]["path"]
+        c.kill(3)
+
+        def degraded():
+            s, o = api(base, "/api/v1/cluster")
+            b3 = next(b for b in o["brokers"] if b["id"] == 3)
+            return b3["fenced"] and o["partitions"]["under_replicated"] >= 6 and o
+        o = wait_until(degraded, 60, "broker 3 fenced and its partitions under-replicated")
+        assert any(p["problem"] == "under-replicated" for p in o["problems"])
+        status, d = api(base, "/api/v1/brokers/3")
+        assert status == 200 and d["broker"]["state"] == "fenced"
+        assert d["configs"] is None and "broker 3" in d["configs_error"]
