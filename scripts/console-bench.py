@@ -53,7 +53,8 @@ def main() -> int:
     ap.add_argument("--topics", type=int, default=100)
     ap.add_argument("--partitions", type=int, default=100)
     ap.add_argument("--reps", type=int, default=20)
-    ap.add_argument("--only", action="append", help="time only routes starting with this (repeatable)")
+    ap.add_argument("--only", action="append",
+                    help="time only this route and those under it, e.g. /brokers (repeatable)")
     ap.add_argument("--keep", action="store_true", help="keep the data dir")
     args = ap.parse_args()
     os.environ["VLTAVA_BIN"] = args.bin
@@ -109,7 +110,7 @@ def main() -> int:
         slow = []
         for route in ROUTES:
             path = route.replace("NAME", names[0]).replace("GROUP", group).replace("SUBJECT", subject)
-            if args.only and not any(route.startswith(o) for o in args.only):
+            if args.only and not any(route == o or (o != "/" and route.startswith(o + "/")) for o in args.only):
                 continue
             times, status, size = [], 0, 0
             for _ in range(args.reps):
