@@ -95,10 +95,14 @@ pub fn request_done(api: &'static str, elapsed: Duration) {
 }
 
 /// A topic's produce counters, registered once (by each of its partitions
-/// here, as handles to the same series) so that an append only adds.
+/// here, as handles to the same series) so that an append only adds. The
+/// partition's own totals are kept too, for readers in the process (the
+/// console's throughput chart) that must not render every metric.
 pub struct TopicCounters {
     messages_in: metrics::Counter,
     bytes_in: metrics::Counter,
+    messages_total: std::sync::atomic::AtomicU64,
+    bytes_total: std::sync::atomic::AtomicU64,
 }
 
 impl TopicCounters {
@@ -106,6 +110,8 @@ impl TopicCounters {
         Self {
             messages_in: counter!(MESSAGES_IN, "topic" => topic.to_string()),
             bytes_in: counter!(BYTES_IN, "topic" => topic.to_string()),
+            messages_total: Default::default(),
+            bytes_total: Default::default(),
         }
     }
 
@@ -113,6 +119,14 @@ impl TopicCounters {
     pub fn produced(&self, messages: u64, bytes: u64) {
         self.messages_in.increment(messages);
         self.bytes_in.increment(bytes);
+        self.messages_total.fetch_add(messages, std::sync::atomic::Ordering::Relaxed);
+        self.bytes_total.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// (messages, bytes) produced to this partition here since it opened.
+    pub fn produced_totals(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.messages_total.load(Relaxed), self.bytes_total.load(Relaxed))
     }
 }
 
@@ -121,9 +135,18 @@ pub fn produce_failed(topic: &str) {
     counter!(FAILED_PRODUCE, "topic" => topic.to_string()).increment(1);
 }
 
+/// Bytes sent to consumers and followers by this process (all topics).
+static BYTES_OUT_TOTAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Bytes of a topic sent to consumers and followers.
 pub fn fetched(topic: &str, bytes: u64) {
     counter!(BYTES_OUT, "topic" => topic.to_string()).increment(bytes);
+    BYTES_OUT_TOTAL.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Every byte [`fetched`] so far in this process.
+pub fn bytes_out_total() -> u64 {
+    BYTES_OUT_TOTAL.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// A leader's ISR lost members.
