@@ -1069,6 +1069,25 @@ class Cluster:
             self.wait_until(lambda: (st := self._agreed(name)) is not None and len(st) == partitions,
                             timeout, f"topic {name} with {partitions} partitions on every node")
             self.wait_isr(name, None, replication_factor, timeout)
+            self.wait_leaders_serving(name, timeout)
+
+    def wait_leaders_serving(self, topic: str, timeout: float = 30.0) -> dict[int, int]:
+        """Until the leader the healthy nodes agree on for each partition of `topic` serves it
+        (answers ListOffsets without an error). A node's Metadata can name it leader a moment
+        before it has taken the leadership, as in Kafka (the metadata cache is updated before
+        the replica manager), and a request sent to it meanwhile gets NOT_LEADER_OR_FOLLOWER:
+        a client retries it, a test's single raw request would not. Returns {partition: leader}."""
+        def cond():
+            st = self._agreed(topic)
+            if not st or any(s.leader < 0 for s in st.values()):
+                return None
+            for p, s in st.items():
+                _, res = w.parse_list_offsets_v2(self.node_request(
+                    s.leader, w.list_offsets_request_v2(next(_corr), topic, [(p, -1)])))
+                if res[(topic, p)][0] != NONE:
+                    return None
+            return {p: s.leader for p, s in st.items()}
+        return self.wait_until(cond, timeout, f"the leaders of {topic} to serve it")
 
     # -- replica logs on disk ----------------------------------------------
 
