@@ -419,7 +419,7 @@ def _collect_clients():
 
 # -- parallel runs (pytest-xdist) ---------------------------------------------
 #
-# scripts/test-all.sh runs the files in parallel: `-n 3 --dist loadfile
+# scripts/test-all.sh runs the files in parallel: `-n 4 --dist loadfile
 # --no-loadscope-reorder`. Each file runs whole on one worker, and the files are
 # handed out in collection order, so the longest ones are put first and the short
 # ones fill in at the end (else a long file picked last would run alone). The
