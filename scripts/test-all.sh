@@ -166,8 +166,14 @@ if [[ ! -x "$VLTAVA_BIN" ]]; then
     echo "error: $VLTAVA_BIN was not built" >&2
     exit 1
 fi
+# The test files run in parallel, each whole on one of $VLTAVA_TEST_WORKERS pytest-xdist
+# workers (default 4; most tests wait on brokers and the network, not the CPU), the
+# longest first (tests/integration/conftest.py orders them). `-n 0` among the
+# arguments runs serially, e.g. to debug:  ./scripts/test-all.sh -n 0 -k torn
+WORKERS="${VLTAVA_TEST_WORKERS:-4}"
 set +e
-.venv/bin/pytest -q tests/integration --junitxml="$LOGDIR/pytest.xml" "$@"
+.venv/bin/pytest -q tests/integration -n "$WORKERS" --dist loadfile --no-loadscope-reorder \
+    --junitxml="$LOGDIR/pytest.xml" "$@"
 PYTEST_RC=$?
 set -e
 if [[ $PYTEST_RC -eq 0 ]]; then

@@ -48,6 +48,7 @@ helpers require every *healthy* node (running, not paused, not isolated) to agre
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import glob
 import os
 import random
@@ -288,6 +289,19 @@ def _destroy_token(token: str) -> None:
         (NETNS_STATE_DIR / f"{token}.owner").unlink()
 
 
+@contextlib.contextmanager
+def _netns_lock():
+    """An exclusive lock (flock) shared by every process on this host that sets up or
+    cleans up namespaces (parallel pytest workers, the cluster checker)."""
+    NETNS_STATE_DIR.mkdir(parents=True, exist_ok=True)
+    with open(NETNS_STATE_DIR / "lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def cleanup_netns_leftovers() -> list[str]:
     """Remove namespaces, bridges and veths of earlier runs whose owner process is gone.
     Returns the tokens removed."""
@@ -385,13 +399,16 @@ class NetnsNetwork:
         return 0 if 0 in free else random.choice(free)
 
     def setup(self) -> None:
-        cleanup_netns_leftovers()
-        NETNS_STATE_DIR.mkdir(parents=True, exist_ok=True)
-        (NETNS_STATE_DIR / f"{self.token}.owner").write_text(f"{os.getpid()}\n")
-        self.is_setup = True
-        self.subnet = self._pick_subnet()
-        _ip("link", "add", self.bridge, "type", "bridge")
-        _ip("addr", "add", f"{self.client_ip}/24", "dev", self.bridge)
+        # Under the lock: the leftovers of dead owners are removed while no other run is
+        # half-way through writing its owner file, and the subnet is taken (the bridge
+        # holds its address) before another run (a parallel pytest worker) picks one.
+        with _netns_lock():
+            cleanup_netns_leftovers()
+            (NETNS_STATE_DIR / f"{self.token}.owner").write_text(f"{os.getpid()}\n")
+            self.is_setup = True
+            self.subnet = self._pick_subnet()
+            _ip("link", "add", self.bridge, "type", "bridge")
+            _ip("addr", "add", f"{self.client_ip}/24", "dev", self.bridge)
         _ip("link", "set", self.bridge, "up")
         for i in range(1, self.n + 1):
             ns, host, peer = self.ns(i), self.host_veth(i), f"vlc{self.token}{i}"
@@ -1052,6 +1069,25 @@ class Cluster:
             self.wait_until(lambda: (st := self._agreed(name)) is not None and len(st) == partitions,
                             timeout, f"topic {name} with {partitions} partitions on every node")
             self.wait_isr(name, None, replication_factor, timeout)
+            self.wait_leaders_serving(name, timeout)
+
+    def wait_leaders_serving(self, topic: str, timeout: float = 30.0) -> dict[int, int]:
+        """Until the leader the healthy nodes agree on for each partition of `topic` serves it
+        (answers ListOffsets without an error). A node's Metadata can name it leader a moment
+        before it has taken the leadership, as in Kafka (the metadata cache is updated before
+        the replica manager), and a request sent to it meanwhile gets NOT_LEADER_OR_FOLLOWER:
+        a client retries it, a test's single raw request would not. Returns {partition: leader}."""
+        def cond():
+            st = self._agreed(topic)
+            if not st or any(s.leader < 0 for s in st.values()):
+                return None
+            for p, s in st.items():
+                _, res = w.parse_list_offsets_v2(self.node_request(
+                    s.leader, w.list_offsets_request_v2(next(_corr), topic, [(p, -1)])))
+                if res[(topic, p)][0] != NONE:
+                    return None
+            return {p: s.leader for p, s in st.items()}
+        return self.wait_until(cond, timeout, f"the leaders of {topic} to serve it")
 
     # -- replica logs on disk ----------------------------------------------
 

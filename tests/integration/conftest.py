@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gc
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -46,10 +47,59 @@ SKIPS_FAIL = ("skipped, and a skip fails the run unless VLTAVA_ALLOW_SKIPS=1 "
               "(see tests/integration/README.md)")
 
 
+# free_port() hands out ports below the kernel's ephemeral range (ip_local_port_range),
+# which nothing takes by itself: no outgoing connection's local port and no bind to
+# port 0 (a single broker, a client) lands there. Each pytest-xdist worker has its own
+# block of it, so parallel workers never pick the same port either.
+FIXED_PORTS_FIRST = 10000
+MIN_BLOCK = 500
+
+
+def _fixed_port_block() -> range | None:
+    """This process's block of fixed ports, or None (then the kernel picks them)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            ephemeral_first = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    workers = int(workers) if workers.isdigit() and int(workers) > 0 else 1
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")   # gw0, gw1, ... under xdist
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    span = (ephemeral_first - FIXED_PORTS_FIRST) // workers
+    if span < MIN_BLOCK or index >= workers:
+        return None
+    first = FIXED_PORTS_FIRST + index * span
+    return range(first, first + span)
+
+
+_PORT_BLOCK = _fixed_port_block()
+# a random start: two runs at once on one machine (same worker ids) rarely meet
+_port_cursor = random.randrange(len(_PORT_BLOCK)) if _PORT_BLOCK else 0
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port() -> int:
-    """A port free right now. Someone else may take it before it is bound: only for
-    the cluster's fixed ports (controller.quorum.voters), which cluster.py retries on
-    EADDRINUSE. A single broker binds port 0 itself (see Broker)."""
+    """A port free right now, for a listener whose port must be known before it starts
+    (controller.quorum.voters, several listeners of one broker). Successive calls in
+    a process return different ports (the block is walked round). Another program could
+    still take it before it is bound: cluster.py and the tests retry on EADDRINUSE.
+    A single broker binds port 0 itself (see Broker)."""
+    global _port_cursor
+    if _PORT_BLOCK is not None:
+        for _ in range(len(_PORT_BLOCK)):
+            port = _PORT_BLOCK[_port_cursor % len(_PORT_BLOCK)]
+            _port_cursor += 1
+            if _bindable(port):
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -384,3 +434,38 @@ def _collect_clients():
     of the session."""
     yield
     gc.collect()
+
+
+# -- parallel runs (pytest-xdist) ---------------------------------------------
+#
+# scripts/test-all.sh runs the files in parallel: `-n 4 --dist loadfile
+# --no-loadscope-reorder`. Each file runs whole on one worker, and the files are
+# handed out in collection order, so the longest ones are put first and the short
+# ones fill in at the end (else a long file picked last would run alone). The
+# figures only order the files: rough serial seconds, measured with --durations on
+# a 2-core machine; a file not listed counts DEFAULT_FILE_SECONDS.
+FILE_SECONDS = {
+    "test_cluster.py": 225, "test_tls.py": 67, "test_groups.py": 61, "test_cli.py": 57,
+    "test_quotas.py": 56, "test_roundtrip.py": 56, "test_configs.py": 54,
+    "test_transactions.py": 52, "test_sasl.py": 49, "test_oauth.py": 48,
+    "test_delegation_tokens.py": 47, "test_storage_faults.py": 43, "test_kip848.py": 39,
+    "test_share_groups.py": 38, "test_schema_registry.py": 36, "test_share_state.py": 32,
+    "test_torn_tail.py": 30, "test_longpoll.py": 28, "test_bad_input.py": 23,
+    "test_dynamic_quorum.py": 22, "test_java.py": 21, "test_limits.py": 20,
+    "test_restart.py": 19, "test_kip848_migration.py": 19, "test_idempotence.py": 17,
+    "test_protocol.py": 16, "test_acls.py": 15, "test_offsets.py": 15,
+}
+DEFAULT_FILE_SECONDS = 30   # a new file: in the middle until measured
+
+
+def pytest_collection_modifyitems(session, config, items):
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return   # a serial run keeps the usual order
+    first_seen: dict[str, int] = {}
+    for item in items:
+        first_seen.setdefault(item.path.name, len(first_seen))
+
+    def key(item):
+        name = item.path.name
+        return (-FILE_SECONDS.get(name, DEFAULT_FILE_SECONDS), first_seen[name])
+    items.sort(key=key)   # stable: a file's tests keep their order

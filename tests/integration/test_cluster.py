@@ -506,7 +506,7 @@ def test_min_insync_replicas_refuses_acks_all_with_too_small_isr(cluster):
 
     c.start_node(follower)
     c.wait_isr(topic, 0, 3, timeout=60)
-    r = c.produce_raw(c.leader_of(topic, 0), topic, 0, ["after"], acks=-1)
+    r = c.produce_raw(c.wait_leaders_serving(topic)[0], topic, 0, ["after"], acks=-1)
     assert r["error_code"] == 0, r
 
 

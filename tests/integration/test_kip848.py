@@ -29,6 +29,7 @@ from helpers import create_topic, unique, wait_until
 
 MEMBER = str(Path(__file__).with_name("kip848_member.py"))
 WAIT_S = 60  # a deadline, not a verdict
+COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR = 14, 15, 16
 FAST = {
     "group.consumer.min.session.timeout.ms": 3000,
     "group.consumer.session.timeout.ms": 4000,
@@ -554,16 +555,31 @@ def test_consumer_group_moves_with_its_coordinator(tmp_path):
     with cl.Cluster(tmp_path / "c", n=3, settings={**FAST, "group.consumer.session.timeout.ms": 60000}) as c:
         topic, group = unique("moving"), unique("gmoving")
         c.create_topic(topic, partitions=2, replication_factor=3)
-        coord = c.find_coordinator(group)
+        c.find_coordinator(group)   # creates __consumer_offsets
         gp = cl.group_partition(group)
         c.wait_isr("__consumer_offsets", gp, 3, timeout=WAIT_S)
         me = str(uuid.uuid4())
-        node = c.node(coord)
-        with w.connect(node.client_port, node.host) as s:
-            r = hb(s, 1, 1, group, me, 0, topics=[topic], owned={})
-            assert r["error_code"] == 0 and r["member_epoch"] == 1, r
-            assert parse_offset_commit_v9(w.roundtrip(s, offset_commit_v9(2, group, 1, me, topic, [(0, 7)]))) == \
-                {(topic, 0): 0}
+        joined = {}
+
+        def join():
+            # The metadata can name the partition's leader a moment before that node has
+            # taken the leadership and loaded its groups: it answers NOT_COORDINATOR (or
+            # COORDINATOR_LOAD_IN_PROGRESS) meanwhile, and a client finds the coordinator
+            # again and retries, as here. The member has not joined then (epoch 0 again).
+            coord = c.find_coordinator(group)
+            node = c.node(coord)
+            with w.connect(node.client_port, node.host) as s:
+                r = hb(s, 1, 1, group, me, 0, topics=[topic], owned={})
+                if r["error_code"] in (COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE,
+                                       NOT_COORDINATOR):
+                    return False
+                assert r["error_code"] == 0 and r["member_epoch"] == 1, r
+                assert parse_offset_commit_v9(w.roundtrip(s, offset_commit_v9(2, group, 1, me, topic, [(0, 7)]))) == \
+                    {(topic, 0): 0}
+            joined.update(coord=coord, r=r)
+            return True
+        wait_until(join, WAIT_S, "the coordinator to take the member")
+        coord, r = joined["coord"], joined["r"]
         owned = {tid: set(parts) for tid, parts in r["assignment"].items()}
         c.kill(coord)
         c.wait_leader_not("__consumer_offsets", gp, coord, timeout=WAIT_S)
