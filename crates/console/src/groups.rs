@@ -361,9 +361,9 @@ async fn list_model(ctx: &Ctx) -> Result<GroupList, ConsoleError> {
         .into_iter()
         .map(|g| {
             let d = described.get(&g.group);
-            let total_lag = committed.get(&g.group).map(|c| {
-                c.iter().filter_map(|(k, off)| ends.get(k).map(|end| (end - off).max(0))).sum::<i64>()
-            });
+            let total_lag = committed
+                .get(&g.group)
+                .map(|c| c.iter().filter_map(|(k, off)| ends.get(k).map(|end| (end - off).max(0))).sum::<i64>());
             GroupRow {
                 state: d.map(|d| d.state.clone()).unwrap_or(g.state.clone()),
                 protocol_type: d.map(|d| d.protocol_type.clone()).unwrap_or(g.protocol_type.clone()),
@@ -696,7 +696,8 @@ async fn reset(ctx: &Ctx, group: &str, req: &ResetRequest) -> Result<ResetResult
         "earliest" => Target::At(-2),
         "latest" => Target::At(-1),
         "timestamp" => {
-            let text = value_text(&req.value).ok_or_else(|| ConsoleError::bad_request("timestamp: a value is needed"))?;
+            let text =
+                value_text(&req.value).ok_or_else(|| ConsoleError::bad_request("timestamp: a value is needed"))?;
             Target::At(parse_time(&text).ok_or_else(|| {
                 ConsoleError::bad_request(format!(
                     "timestamp: {text:?} is neither milliseconds since the epoch nor a date like 2026-11-30T17:05:00Z"
@@ -748,9 +749,12 @@ async fn reset(ctx: &Ctx, group: &str, req: &ResetRequest) -> Result<ResetResult
     let partitions: Vec<(String, i32)> = match req.scope.as_str() {
         "" | "all" => committed.keys().cloned().collect(),
         "topic" | "partition" => {
-            let topic = req.topic.as_deref().map(str::trim).filter(|t| !t.is_empty()).ok_or_else(|| {
-                ConsoleError::bad_request(format!("scope {}: a topic is needed", req.scope))
-            })?;
+            let topic = req
+                .topic
+                .as_deref()
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| ConsoleError::bad_request(format!("scope {}: a topic is needed", req.scope)))?;
             let t = image.topic(topic).ok_or_else(|| ConsoleError::not_found(format!("no topic {topic}")))?;
             if !ctx.broker.authorize(&ctx.session, AclOperation::Describe, ResourceType::Topic, topic) {
                 return Err(ConsoleError::not_found(format!("no topic {topic}")));
@@ -759,9 +763,12 @@ async fn reset(ctx: &Ctx, group: &str, req: &ResetRequest) -> Result<ResetResult
             if req.scope == "topic" {
                 (0..count).map(|p| (topic.to_string(), p)).collect()
             } else {
-                let p = req.partition.ok_or_else(|| ConsoleError::bad_request("scope partition: a partition is needed"))?;
+                let p =
+                    req.partition.ok_or_else(|| ConsoleError::bad_request("scope partition: a partition is needed"))?;
                 if p < 0 || p >= count {
-                    return Err(ConsoleError::not_found(format!("topic {topic} has no partition {p} (it has {count})")));
+                    return Err(ConsoleError::not_found(format!(
+                        "topic {topic} has no partition {p} (it has {count})"
+                    )));
                 }
                 vec![(topic.to_string(), p)]
             }
@@ -859,7 +866,9 @@ fn field<'a>(form: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
 
 fn reset_request_of(form: &HashMap<String, String>, dry_run: bool) -> Result<ResetRequest, ConsoleError> {
     let partition = match field(form, "partition") {
-        Some(p) => Some(p.parse::<i32>().map_err(|_| ConsoleError::bad_request(format!("partition {p:?} is not a number")))?),
+        Some(p) => {
+            Some(p.parse::<i32>().map_err(|_| ConsoleError::bad_request(format!("partition {p:?} is not a number")))?)
+        }
         None => None,
     };
     Ok(ResetRequest {
@@ -1015,7 +1024,9 @@ async fn delete_post(ctx: Ctx, Path(name): Path<String>, Form(form): Form<HashMa
         return crate::error::PageError(e).into_response();
     }
     match delete_group(&ctx, &name).await {
-        Ok(()) => Redirect::to(&format!("/groups?done={}", url_encode(&format!("Deleted group {name}")))).into_response(),
+        Ok(()) => {
+            Redirect::to(&format!("/groups?done={}", url_encode(&format!("Deleted group {name}")))).into_response()
+        }
         Err(e) => crate::error::PageError(e).into_response(),
     }
 }
