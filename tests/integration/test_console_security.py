@@ -98,7 +98,8 @@ def test_create_and_delete_an_acl_from_the_page(secure, browser):
     form = {k: d.find_element("css selector", f"input[name={k}]").get_attribute("value")
             for k in ("resource_type", "resource_name", "pattern_type", "principal", "host", "operation", "permission")}
     status, _, body = http(b.admin_url + "/acls/delete", "POST", urllib.parse.urlencode(form).encode(),
-                           {"Content-Type": "application/x-www-form-urlencoded", **basic("admin", "admin-secret")})
+                           {"Content-Type": "application/x-www-form-urlencoded",
+                            "Cookie": f"vltava_console={d.get_cookie('vltava_console')['value']}"})
     assert status == 400 and b"nothing was deleted" in body
     assert len(admin.describe_acls(flt).result(30)) == 1
     d.find_element("id", "confirm").send_keys(topic)
