@@ -128,6 +128,41 @@ fn describe_auth(groups: &[String]) -> Vec<(AclOperation, ResourceType, &str)> {
     groups.iter().map(|g| (AclOperation::Describe, ResourceType::Group, g.as_str())).collect()
 }
 
+/// The groups of a ConsumerGroupDescribe or ShareGroupDescribe response
+/// (the same shape) into `out`; `instance` gives a member's instance id.
+macro_rules! kip848_groups {
+    ($response:expr, $type:literal, $m:ident => $instance:expr, $out:expr) => {
+        for g in $response.groups {
+            if g.error_code != 0 {
+                continue;
+            }
+            let members = g
+                .members
+                .into_iter()
+                .map(|$m| Member {
+                    member_id: $m.member_id.to_string(),
+                    client_id: $m.client_id.to_string(),
+                    host: $m.client_host.to_string(),
+                    assignment: $m
+                        .assignment
+                        .topic_partitions
+                        .iter()
+                        .map(|t| Assigned { topic: t.topic_name.0.to_string(), partitions: t.partitions.clone() })
+                        .collect(),
+                    instance_id: $instance,
+                })
+                .collect();
+            let d = Described {
+                state: g.group_state.to_string(),
+                protocol_type: $type.into(),
+                protocol: g.assignor_name.to_string(),
+                members,
+            };
+            $out.insert(g.group_id.0.to_string(), d);
+        }
+    };
+}
+
 /// Describes `groups` (all of `group_type`, coordinated by `node`) with the
 /// API of their type; a group whose description fails is left out.
 async fn describe(
@@ -142,65 +177,11 @@ async fn describe(
     match group_type {
         "consumer" => {
             let r = ctx.call_at(node, ConsumerGroupDescribeRequest::default().with_group_ids(ids), &auth).await?;
-            for g in r.groups {
-                if g.error_code != 0 {
-                    continue;
-                }
-                let members = g
-                    .members
-                    .into_iter()
-                    .map(|m| Member {
-                        member_id: m.member_id.to_string(),
-                        instance_id: m.instance_id.map(|s| s.to_string()),
-                        client_id: m.client_id.to_string(),
-                        host: m.client_host.to_string(),
-                        assignment: m
-                            .assignment
-                            .topic_partitions
-                            .into_iter()
-                            .map(|t| Assigned { topic: t.topic_name.0.to_string(), partitions: t.partitions })
-                            .collect(),
-                    })
-                    .collect();
-                let d = Described {
-                    state: g.group_state.to_string(),
-                    protocol_type: "consumer".into(),
-                    protocol: g.assignor_name.to_string(),
-                    members,
-                };
-                out.insert(g.group_id.0.to_string(), d);
-            }
+            kip848_groups!(r, "consumer", m => m.instance_id.map(|s| s.to_string()), out);
         }
         "share" => {
             let r = ctx.call_at(node, ShareGroupDescribeRequest::default().with_group_ids(ids), &auth).await?;
-            for g in r.groups {
-                if g.error_code != 0 {
-                    continue;
-                }
-                let members = g
-                    .members
-                    .into_iter()
-                    .map(|m| Member {
-                        member_id: m.member_id.to_string(),
-                        instance_id: None,
-                        client_id: m.client_id.to_string(),
-                        host: m.client_host.to_string(),
-                        assignment: m
-                            .assignment
-                            .topic_partitions
-                            .into_iter()
-                            .map(|t| Assigned { topic: t.topic_name.0.to_string(), partitions: t.partitions })
-                            .collect(),
-                    })
-                    .collect();
-                let d = Described {
-                    state: g.group_state.to_string(),
-                    protocol_type: "share".into(),
-                    protocol: g.assignor_name.to_string(),
-                    members,
-                };
-                out.insert(g.group_id.0.to_string(), d);
-            }
+            kip848_groups!(r, "share", m => None, out);
         }
         _ => {
             let r = ctx.call_at(node, DescribeGroupsRequest::default().with_groups(ids), &auth).await?;
@@ -383,7 +364,8 @@ async fn list_api(ctx: Ctx) -> ApiResult<GroupList> {
     Ok(Json(list_model(&ctx).await?))
 }
 
-fn notice(q: &HashMap<String, String>) -> Markup {
+/// The `?done=` notice of a page a form redirected to.
+pub(crate) fn notice(q: &HashMap<String, String>) -> Markup {
     html! {
         @if let Some(done) = q.get("done").filter(|d| !d.is_empty()) {
             p.notice role="status" { (done) }
@@ -860,7 +842,8 @@ async fn reset_api(
     Ok(Json(reset(&ctx, &name, &req).await?))
 }
 
-fn field<'a>(form: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
+/// A form field, trimmed; `None` when missing or blank.
+pub(crate) fn field<'a>(form: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
     form.get(name).map(|s| s.trim()).filter(|s| !s.is_empty())
 }
 

@@ -28,6 +28,7 @@ use vltava_metadata::{AclOperation, AclPermission, PatternType, ResourceType};
 use vltava_security::sasl::{ScramCredential, ScramMechanism};
 
 use crate::error::{ApiResult, ConsoleError, PageError, PageResult};
+use crate::groups::{field, notice};
 use crate::layout::{self, url_encode};
 use crate::{Ctx, Routes};
 
@@ -59,18 +60,6 @@ pub fn routes() -> Routes {
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
-}
-
-fn field<'a>(form: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
-    form.get(name).map(|s| s.trim()).filter(|s| !s.is_empty())
-}
-
-fn notice(q: &HashMap<String, String>) -> Markup {
-    html! {
-        @if let Some(done) = q.get("done").filter(|d| !d.is_empty()) {
-            p.notice role="status" { (done) }
-        }
-    }
 }
 
 fn done(path: &str, what: &str) -> Response {
