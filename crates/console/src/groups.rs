@@ -842,6 +842,19 @@ async fn reset_api(
     Ok(Json(reset(&ctx, &name, &req).await?))
 }
 
+/// The form of a destructive action: `hidden` fields, a `confirm` input
+/// the user must fill with `name` (`what`: "group's name"), a danger button.
+pub(crate) fn confirm_form(action: &str, what: &str, name: &str, button: &str, hidden: Markup) -> Markup {
+    html! {
+        form.stack method="post" action=(action) {
+            (hidden)
+            label for="confirm" { "Type the " (what) " (" (name) ") to confirm" }
+            input #confirm name="confirm" autocomplete="off" required;
+            div { button.danger type="submit" { (button) } }
+        }
+    }
+}
+
 /// A form field, trimmed; `None` when missing or blank.
 pub(crate) fn field<'a>(form: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
     form.get(name).map(|s| s.trim()).filter(|s| !s.is_empty())
@@ -990,11 +1003,7 @@ async fn delete_page(ctx: Ctx, Path(name): Path<String>) -> PageResult {
             p.error role="alert" { "Group " (name) " is " (g.state) " with " (g.members.len()) " active members: only an empty group can be deleted." }
         }
         p { "Deleting the group removes its committed offsets (" (g.partitions.len()) " partitions). This cannot be undone." }
-        form.stack method="post" action={ "/groups/" (enc) "/delete" } {
-            label for="confirm" { "Type the group's name (" (name) ") to confirm" }
-            input #confirm name="confirm" autocomplete="off" required;
-            div { button.danger type="submit" { "Delete group" } }
-        }
+        (confirm_form(&format!("/groups/{enc}/delete"), "group's name", &name, "Delete group", html! {}))
     };
     Ok(layout::page(&ctx, "/groups", &format!("Delete group {name}"), body))
 }

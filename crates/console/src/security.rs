@@ -28,7 +28,7 @@ use vltava_metadata::{AclOperation, AclPermission, PatternType, ResourceType};
 use vltava_security::sasl::{ScramCredential, ScramMechanism};
 
 use crate::error::{ApiResult, ConsoleError, PageError, PageResult};
-use crate::groups::{field, notice};
+use crate::groups::{confirm_form, field, notice};
 use crate::layout::{self, url_encode};
 use crate::{Ctx, Routes};
 
@@ -372,14 +372,11 @@ async fn acl_delete_page(ctx: Ctx, Query(q): Query<HashMap<String, String>>) -> 
             dt { "Principal" } dd.mono { (a.principal) " from " (a.host) }
             dt { "Operation" } dd { (a.permission) " " (a.operation) }
         }
-        form.stack method="post" action="/acls/delete" {
+        (confirm_form("/acls/delete", "resource name", &a.resource_name, "Delete ACL", html! {
             @for (k, v) in [("resource_type", &a.resource_type), ("resource_name", &a.resource_name), ("pattern_type", &a.pattern_type), ("principal", &a.principal), ("host", &a.host), ("operation", &a.operation), ("permission", &a.permission)] {
                 input type="hidden" name=(k) value=(v);
             }
-            label for="confirm" { "Type the resource name (" (a.resource_name) ") to confirm" }
-            input #confirm name="confirm" autocomplete="off" required;
-            div { button.danger type="submit" { "Delete ACL" } }
-        }
+        }))
     };
     Ok(layout::page(&ctx, "/acls", "Delete an ACL", body))
 }
@@ -605,11 +602,7 @@ async fn user_delete_page(ctx: Ctx, Path(name): Path<String>) -> PageResult {
     let body = html! {
         p { a href="/users" { "Back to the users" } }
         p { "Deleting removes every SCRAM credential of " span.mono { (name) } "; its clients can no longer log in." }
-        form.stack method="post" action={ "/users/" (url_encode(&name)) "/delete" } {
-            label for="confirm" { "Type the user's name (" (name) ") to confirm" }
-            input #confirm name="confirm" autocomplete="off" required;
-            div { button.danger type="submit" { "Delete user" } }
-        }
+        (confirm_form(&format!("/users/{}/delete", url_encode(&name)), "user's name", &name, "Delete user", html! {}))
     };
     Ok(layout::page(&ctx, "/users", &format!("Delete user {name}"), body))
 }
