@@ -377,7 +377,7 @@ async fn list_page(ctx: Ctx, Query(q): Query<HashMap<String, String>>) -> PageRe
     let model = list_model(&ctx).await?;
     let body = html! {
         (notice(&q))
-        p.muted { (model.groups.len()) " groups (classic, consumer and share groups of every coordinator)." }
+        p.muted { (model.groups.len()) @if model.groups.len() == 1 { " group" } @else { " groups" } " (classic, consumer and share groups of every coordinator)." }
         form.row role="search" onsubmit="return false" {
             label for="group-filter" { "Filter groups" }
             input #group-filter type="search" data-filter-table="groups" placeholder="name, type, state…";
