@@ -40,7 +40,8 @@ ROUTES = [
     "/groups/GROUP", "/api/v1/groups/GROUP",
     "/brokers", "/api/v1/brokers",
     "/brokers/1", "/api/v1/brokers/1",
-    "/catalog", "/api/v1/catalog",
+    "/catalog", "/api/v1/catalog", "/catalog/NAME", "/api/v1/catalog/NAME",
+    "/topics/NAME/messages", "/api/v1/topics/NAME/messages",
     "/schemas", "/api/v1/schemas",
     "/schemas/SUBJECT", "/api/v1/schemas/SUBJECT",
     "/acls", "/api/v1/acls", "/users", "/api/v1/users", "/quotas", "/api/v1/quotas",
@@ -83,6 +84,8 @@ def main() -> int:
             for p in range(min(args.partitions, 3)):
                 producer.produce(name, key=b"k", value=json.dumps({"topic": name, "p": p}).encode(), partition=p)
         assert producer.flush(120) == 0, "records not delivered"
+        # the clients go before the broker does (they would log its absence)
+        del producer, admin
         group = "bench-group"
         consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
                              "enable.auto.commit": False})
