@@ -157,7 +157,12 @@ impl Ctx {
     pub fn group_coordinator(&self, group: &str) -> Result<i32, ConsoleError> {
         let partitions = self.broker.config.offsets_topic_num_partitions.max(1);
         let index = vltava_broker::group::records::partition_for_group(group, partitions);
-        self.leader_of(vltava_broker::group::coordinator::OFFSETS_TOPIC, index)
+        let offsets_topic = vltava_broker::group::coordinator::OFFSETS_TOPIC;
+        if self.broker.controller.image().topic(offsets_topic).is_none() {
+            // no group has ever joined or committed: Kafka's GROUP_ID_NOT_FOUND
+            return Err(ConsoleError::kafka(69, &format!("group {group}"), Some("no such group")));
+        }
+        self.leader_of(offsets_topic, index)
     }
 
     /// The leader of `topic`'s partition `partition` (an error when the
