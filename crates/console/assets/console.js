@@ -25,7 +25,7 @@ function vltavaSortables() {
   for (const table of document.querySelectorAll("table.sortable")) {
     const headers = Array.from(table.tHead ? table.tHead.rows[0].cells : []);
     headers.forEach((th, index) => {
-      if (th.dataset.nosort !== undefined) return;
+      if (th.dataset.nosort !== undefined || !th.textContent.trim()) return;
       const button = document.createElement("button");
       button.className = "sort";
       button.type = "button";

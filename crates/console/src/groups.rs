@@ -466,7 +466,12 @@ async fn group_page(ctx: Ctx, Path(name): Path<String>, Query(q): Query<HashMap<
             div.card { div.label { "Type" } div.value { (g.group_type) } }
             div.card { div.label { "State" } div.value #group-state { (g.state) } }
             div.card { div.label { "Members" } div.value { (g.members.len()) } }
-            div.card { div.label { "Total lag" } div.value #total-lag { (g.total_lag) } }
+            @if g.group_type == "share" {
+                // share groups acknowledge records, they commit no offsets
+                div.card { div.label { "Total lag" } div.value #total-lag title="share groups commit no offsets" { "-" } }
+            } @else {
+                div.card { div.label { "Total lag" } div.value #total-lag { (g.total_lag) } }
+            }
             div.card { div.label { "Protocol / assignor" } div.value { @if g.protocol.is_empty() { "-" } @else { (g.protocol) } } }
             div.card { div.label { "Coordinator" } div.value { a href={ "/brokers/" (g.coordinator) } { (g.coordinator) } } }
         }
@@ -512,7 +517,7 @@ async fn group_page(ctx: Ctx, Path(name): Path<String>, Query(q): Query<HashMap<
                 a.button.danger href={ "/groups/" (enc) "/delete" } { "Delete group…" }
             }
         } @else {
-            p.muted { "Resetting offsets and deleting need a stopped group (state Empty): this one is " (g.state) " with " (g.members.len()) " members." }
+            p.muted { "Resetting offsets and deleting need a stopped group (state Empty): this one is " (g.state) " with " (g.members.len()) @if g.members.len() == 1 { " member." } @else { " members." } }
         }
     };
     Ok(layout::page(&ctx, "/groups", &format!("Group {}", g.group), body))

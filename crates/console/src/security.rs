@@ -324,7 +324,7 @@ async fn acls_page(ctx: Ctx, Query(q): Query<HashMap<String, String>>) -> PageRe
                 input #acl-filter type="search" data-filter-table="acls" placeholder="principal, topic, operation…";
             }
             div.table-wrap { table.sortable #acls {
-                thead { tr { th { "Resource type" } th { "Resource name" } th { "Pattern" } th { "Principal" } th { "Host" } th { "Operation" } th { "Permission" } th { "" } } }
+                thead { tr { th { "Resource type" } th { "Resource name" } th { "Pattern" } th { "Principal" } th { "Host" } th { "Operation" } th { "Permission" } th data-nosort { span.sr-only { "Actions" } } } }
                 tbody { @for a in &list.acls { tr {
                     td { (a.resource_type) } td.mono { (a.resource_name) } td { (a.pattern_type) }
                     td.mono { (a.principal) } td { (a.host) } td { (a.operation) }
@@ -554,7 +554,7 @@ async fn users_page(ctx: Ctx, Query(q): Query<HashMap<String, String>>) -> PageR
             input #user-filter type="search" data-filter-table="users";
         }
         div.table-wrap { table.sortable #users {
-            thead { tr { th { "User" } th { "Mechanisms" } th { "" } } }
+            thead { tr { th { "User" } th { "Mechanisms" } th data-nosort { span.sr-only { "Actions" } } } }
             tbody { @for u in &list.users { tr {
                 td.mono { (u.user) }
                 td { @for c in &u.credentials { (c.mechanism) " (" (c.iterations) " iterations)" br; } }
@@ -720,7 +720,7 @@ async fn quotas_page(ctx: Ctx, Query(q): Query<HashMap<String, String>>) -> Page
             input #quota-filter type="search" data-filter-table="quotas";
         }
         div.table-wrap { table.sortable #quotas {
-            thead { tr { th { "Entity" } th { "Quota" } th.num { "Value" } th { "" } } }
+            thead { tr { th { "Entity" } th { "Quota" } th.num { "Value" } th data-nosort { span.sr-only { "Actions" } } } }
             tbody { @for e in &list.quotas { @for (k, v) in &e.values { tr {
                 td.mono { (entity_text(&e.entity)) }
                 td { (k) }
