@@ -11,11 +11,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use axum::extract::{Path, Query};
 use axum::routing::get;
 use axum::Json;
-use bytes::Bytes;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
-use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::RecordBatchDecoder;
 use maud::{html, Markup};
 use serde::{Deserialize, Serialize};
 use vltava_metadata::{AclOperation, ResourceType};
@@ -27,9 +22,7 @@ use crate::topics::{self, Portal};
 use crate::{Ctx, Routes};
 
 /// How many records a card shows.
-const EXAMPLES: i64 = 3;
-/// The most bytes the example Fetch asks for.
-const EXAMPLE_BYTES: i32 = 256 * 1024;
+const EXAMPLES: usize = 3;
 /// The most characters of a key or value shown.
 const SHOWN_CHARS: usize = 2000;
 
@@ -179,20 +172,19 @@ pub async fn catalog(ctx: &Ctx, query: &CatalogQuery) -> Result<Catalog, Console
     Ok(Catalog { topics: entries, tags: tags.into_iter().collect() })
 }
 
-fn text_of(bytes: Option<&Bytes>) -> Option<String> {
-    let b = bytes?;
-    let s = String::from_utf8_lossy(b);
-    Some(if s.chars().count() > SHOWN_CHARS {
-        let cut: String = s.chars().take(SHOWN_CHARS).collect();
-        format!("{cut}… ({} bytes)", b.len())
+/// `text` cut at [`SHOWN_CHARS`] characters (`size`: the bytes it renders).
+fn cut(text: &str, size: usize) -> String {
+    if text.chars().count() > SHOWN_CHARS {
+        let shown: String = text.chars().take(SHOWN_CHARS).collect();
+        format!("{shown}… ({size} bytes)")
     } else {
-        s.into_owned()
-    })
+        text.to_string()
+    }
 }
 
 /// The last [`EXAMPLES`] records of the partition with the most records
-/// (partition 0 when they are even): one Fetch of at most
-/// [`EXAMPLE_BYTES`] at its leader, from `end - 3`.
+/// (partition 0 when they are even), read and rendered by the message
+/// browser (one bounded Fetch at its leader).
 pub async fn examples(ctx: &Ctx, t: &vltava_metadata::TopicImage) -> Result<Vec<Example>, ConsoleError> {
     if !ctx.broker.authorize(&ctx.session, AclOperation::Read, ResourceType::Topic, &t.name) {
         return Err(ConsoleError::forbidden(format!("{} may not read topic {}", ctx.session.principal, t.name)));
@@ -209,63 +201,23 @@ pub async fn examples(ctx: &Ctx, t: &vltava_metadata::TopicImage) -> Result<Vec<
             best = Some((n, key.1, start, *end));
         }
     }
-    let Some((_, partition, start, end)) = best else { return Ok(Vec::new()) };
-    let from = (end - EXAMPLES).max(start);
-    let leader = ctx.leader_of(&t.name, partition)?;
-    let request = FetchRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(0)
-        .with_min_bytes(0)
-        .with_max_bytes(EXAMPLE_BYTES)
-        .with_isolation_level(0)
-        .with_session_id(0)
-        .with_session_epoch(-1)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(TopicName(StrBytes::from_string(t.name.clone())))
-            .with_topic_id(t.topic_id)
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(partition)
-                .with_current_leader_epoch(-1)
-                .with_fetch_offset(from)
-                .with_last_fetched_epoch(-1)
-                .with_log_start_offset(-1)
-                .with_partition_max_bytes(EXAMPLE_BYTES)])]);
-    let response = ctx.call_at(leader, request, &[(AclOperation::Read, ResourceType::Topic, t.name.as_str())]).await?;
-    let context = format!("fetch the last records of {}-{partition}", t.name);
-    ConsoleError::check(response.error_code, &context, None)?;
-    let mut out = Vec::new();
-    for topic in response.responses {
-        for p in topic.partitions {
-            ConsoleError::check(p.error_code, &context, None)?;
-            let Some(mut records) = p.records else { continue };
-            // a batch cut short by max_bytes ends the records
-            while records.len() >= 12 {
-                let length = i32::from_be_bytes([records[8], records[9], records[10], records[11]]);
-                if length < 0 || records.len() < 12 + length as usize {
-                    break;
-                }
-                let Ok(set) = RecordBatchDecoder::decode(&mut records) else { break };
-                for r in set.records.into_iter().filter(|r| !r.control && r.offset >= from && r.offset < end) {
-                    let value_schema_id = r
-                        .value
-                        .as_ref()
-                        .filter(|v| v.len() >= 5 && v[0] == 0)
-                        .map(|v| i32::from_be_bytes([v[1], v[2], v[3], v[4]]))
-                        .filter(|id| ctx.broker.schema_registry.schema_by_id(*id).is_some());
-                    out.push(Example {
-                        partition,
-                        offset: r.offset,
-                        timestamp: r.timestamp,
-                        key: text_of(r.key.as_ref()),
-                        value: text_of(r.value.as_ref()),
-                        value_schema_id,
-                    });
-                }
-            }
-        }
-    }
-    out.sort_by_key(|e| e.offset);
-    Ok(out)
+    let Some((_, partition, _, _)) = best else { return Ok(Vec::new()) };
+    // the message browser reads them (a bounded Fetch at the leader) and
+    // renders them: decoded with the registry's schema when they carry one
+    let page = crate::messages::browse(ctx, &t.name, &crate::messages::RawQuery::last(partition, EXAMPLES)).await?;
+    let shown = |r: &Option<crate::messages::Rendered>| r.as_ref().map(|r| cut(&r.text, r.size));
+    Ok(page
+        .records
+        .iter()
+        .map(|r| Example {
+            partition,
+            offset: r.offset,
+            timestamp: r.timestamp,
+            key: shown(&r.key),
+            value: shown(&r.value),
+            value_schema_id: r.value.as_ref().and_then(|v| v.schema_id),
+        })
+        .collect())
 }
 
 /// The model of `/catalog/{name}`.
@@ -466,9 +418,9 @@ mod tests {
 
     #[test]
     fn long_values_are_cut() {
-        let long = Bytes::from(vec![b'a'; 5000]);
-        let shown = text_of(Some(&long)).unwrap();
-        assert!(shown.ends_with("(5000 bytes)"));
-        assert_eq!(text_of(None), None);
+        let long = "a".repeat(5000);
+        let shown = cut(&long, 5000);
+        assert!(shown.ends_with("(5000 bytes)") && shown.chars().count() < 2100);
+        assert_eq!(cut("short", 5), "short");
     }
 }

@@ -76,6 +76,14 @@ pub struct RawQuery {
     done: Option<String>,
 }
 
+impl RawQuery {
+    /// The last `limit` records of `partition`, rendered `auto` (the
+    /// catalog's examples).
+    pub fn last(partition: i32, limit: usize) -> Self {
+        Self { partition: Some(partition.to_string()), limit: Some(limit.to_string()), ..Default::default() }
+    }
+}
+
 /// Where reading starts.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Start {
