@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import socket
+import time
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -53,8 +54,18 @@ class Conn:
         self.sock.close()
 
 
-def init_producer(port: int, tid: str) -> tuple[int, int]:
-    out = w.parse_init_producer_id_response(w.request(port, w.init_producer_id_request(7, tid)))
+# What a client retries InitProducerId on: the coordinator named by FindCoordinator (any
+# node's metadata) may not have loaded its __transaction_state partition yet.
+RETRIABLE_INIT = {14, 15, 16, 51}  # COORDINATOR_LOAD_IN_PROGRESS, _NOT_AVAILABLE, NOT_COORDINATOR, CONCURRENT_TRANSACTIONS
+
+
+def init_producer(port: int, tid: str, timeout: float = 60.0) -> tuple[int, int]:
+    deadline = time.monotonic() + timeout
+    while True:
+        out = w.parse_init_producer_id_response(w.request(port, w.init_producer_id_request(7, tid)))
+        if out["error_code"] not in RETRIABLE_INIT or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert out["error_code"] == NONE, out
     return out["producer_id"], out["producer_epoch"]
 
