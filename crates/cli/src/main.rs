@@ -11,6 +11,7 @@ mod bench;
 mod client;
 mod client_metrics;
 mod cluster;
+mod connect;
 mod connection;
 mod consume;
 mod consumer_group;
@@ -110,6 +111,18 @@ enum Command {
     /// (`--registry URL`, default http://127.0.0.1:8081).
     #[command(subcommand)]
     Schema(schema::SchemaCommand),
+    /// Run a Kafka Connect-compatible worker (REST API on `listeners`,
+    /// default http://127.0.0.1:8083).
+    ///
+    /// Examples:
+    ///   vltava connect --config connect.properties
+    ///   vltava connect --config connect.properties --set listeners=http://0.0.0.0:8084
+    #[command(verbatim_doc_comment)]
+    Connect(connect::ConnectArgs),
+    /// List, create, show, pause, resume, restart and delete connectors on
+    /// a Connect worker (`--url`, default http://127.0.0.1:8083).
+    #[command(subcommand)]
+    Connector(connect::ConnectorCommand),
     /// Measure a Kafka-compatible cluster: produce and consume throughput,
     /// end-to-end latency.
     #[command(subcommand)]
@@ -227,6 +240,11 @@ fn main() -> ExitCode {
         Command::ClientMetrics(cmd) => client_metrics::run(args, cmd),
         Command::User(cmd) => user::run(args, cmd),
         Command::Schema(cmd) => schema::run(args, cmd),
+        Command::Connect(cmd) => {
+            vltava_broker::log_levels::init();
+            connect::run_worker(cmd)
+        }
+        Command::Connector(cmd) => connect::run(cmd),
         Command::Bench(cmd) => bench::run(args, cmd),
     };
     match result {

@@ -1,0 +1,21 @@
+//! The built-in connectors, found by class name or alias.
+
+pub mod file;
+
+use crate::connector::Plugin;
+
+/// Every built-in connector.
+pub fn plugins() -> Vec<&'static dyn Plugin> {
+    vec![&file::FileStreamSource, &file::FileStreamSink]
+}
+
+/// The connector `connector.class` names: its class name, an alias, or a
+/// class name's last part (`FileStreamSource`, `FileStreamSourceConnector`).
+pub fn find(class: &str) -> Option<&'static dyn Plugin> {
+    plugins().into_iter().find(|p| {
+        p.class() == class
+            || p.aliases().contains(&class)
+            || p.class().rsplit('.').next() == Some(class)
+            || p.class().rsplit('.').next().and_then(|c| c.strip_suffix("Connector")) == Some(class)
+    })
+}

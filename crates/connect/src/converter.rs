@@ -1,0 +1,124 @@
+//! Converters between Connect data and the bytes of Kafka records:
+//! `key.converter` / `value.converter` (and `header.converter`) by Kafka's
+//! and Confluent's class names, with their settings under the
+//! `key.converter.` / `value.converter.` prefixes.
+
+use async_trait::async_trait;
+
+use crate::config::Props;
+use crate::data::{Schema, Value};
+use crate::error::{ConnectError, Result};
+
+/// Connect data to bytes and back, for one topic's keys or values.
+#[async_trait]
+pub trait Converter: Send + Sync {
+    /// The bytes of a value (`None` for a null: a tombstone or no key).
+    async fn from_connect(&self, topic: &str, schema: Option<&Schema>, value: &Value) -> Result<Option<Vec<u8>>>;
+    /// The value of bytes (`None`: a null key or tombstone).
+    async fn to_connect(&self, topic: &str, bytes: Option<&[u8]>) -> Result<(Option<Schema>, Value)>;
+}
+
+pub const STRING_CONVERTER: &str = "org.apache.kafka.connect.storage.StringConverter";
+pub const BYTE_ARRAY_CONVERTER: &str = "org.apache.kafka.connect.converters.ByteArrayConverter";
+pub const JSON_CONVERTER: &str = "org.apache.kafka.connect.json.JsonConverter";
+
+/// Every converter class this worker knows (for `/connector-plugins?connectorsOnly=false`).
+pub const CLASSES: &[&str] = &[STRING_CONVERTER, BYTE_ARRAY_CONVERTER, JSON_CONVERTER];
+
+/// The converter `class` names, configured with `props` (the keys under
+/// its prefix, prefix removed), for keys when `is_key`.
+pub fn create(class: &str, props: &Props, is_key: bool) -> Result<Box<dyn Converter>> {
+    let _ = (props, is_key);
+    match class {
+        STRING_CONVERTER => Ok(Box::new(StringConverter)),
+        BYTE_ARRAY_CONVERTER => Ok(Box::new(ByteArrayConverter)),
+        other => Err(ConnectError::config(format!("Class {other} could not be found."))),
+    }
+}
+
+/// `StringConverter`: UTF-8 text; any value written as its text.
+pub struct StringConverter;
+
+#[async_trait]
+impl Converter for StringConverter {
+    async fn from_connect(&self, _topic: &str, _schema: Option<&Schema>, value: &Value) -> Result<Option<Vec<u8>>> {
+        Ok(match value {
+            Value::Null => None,
+            Value::String(s) => Some(s.clone().into_bytes()),
+            Value::Bytes(b) => Some(b.clone()),
+            other => Some(display(other).into_bytes()),
+        })
+    }
+
+    async fn to_connect(&self, _topic: &str, bytes: Option<&[u8]>) -> Result<(Option<Schema>, Value)> {
+        let schema = Some(Schema::of(crate::data::SchemaType::String).optional());
+        Ok(match bytes {
+            None => (schema, Value::Null),
+            Some(b) => (schema, Value::String(String::from_utf8_lossy(b).into_owned())),
+        })
+    }
+}
+
+/// `ByteArrayConverter`: bytes as they are.
+pub struct ByteArrayConverter;
+
+#[async_trait]
+impl Converter for ByteArrayConverter {
+    async fn from_connect(&self, _topic: &str, _schema: Option<&Schema>, value: &Value) -> Result<Option<Vec<u8>>> {
+        match value {
+            Value::Null => Ok(None),
+            Value::Bytes(b) => Ok(Some(b.clone())),
+            other => {
+                Err(ConnectError::data(format!("ByteArrayConverter is not compatible with objects of type {other:?}")))
+            }
+        }
+    }
+
+    async fn to_connect(&self, _topic: &str, bytes: Option<&[u8]>) -> Result<(Option<Schema>, Value)> {
+        let schema = Some(Schema::of(crate::data::SchemaType::Bytes).optional());
+        Ok((schema, bytes.map_or(Value::Null, |b| Value::Bytes(b.to_vec()))))
+    }
+}
+
+/// A value as text, as Java's `toString` of Connect data reads.
+pub fn display(value: &Value) -> String {
+    match value {
+        Value::Null => "null".into(),
+        Value::Boolean(v) => v.to_string(),
+        Value::Int8(v) => v.to_string(),
+        Value::Int16(v) => v.to_string(),
+        Value::Int32(v) => v.to_string(),
+        Value::Int64(v) => v.to_string(),
+        Value::Float32(v) => v.to_string(),
+        Value::Float64(v) => v.to_string(),
+        Value::String(s) => s.clone(),
+        Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+        Value::Array(items) => format!("[{}]", items.iter().map(display).collect::<Vec<_>>().join(", ")),
+        Value::Map(entries) => {
+            format!(
+                "{{{}}}",
+                entries.iter().map(|(k, v)| format!("{}={}", display(k), display(v))).collect::<Vec<_>>().join(", ")
+            )
+        }
+        Value::Struct(fields) => {
+            format!(
+                "Struct{{{}}}",
+                fields.iter().map(|(k, v)| format!("{k}={}", display(v))).collect::<Vec<_>>().join(",")
+            )
+        }
+    }
+}
+
+/// A header's bytes (`SimpleHeaderConverter`: strings as UTF-8, others as text).
+pub fn header_to_bytes(value: &Value) -> Option<Vec<u8>> {
+    match value {
+        Value::Null => None,
+        Value::Bytes(b) => Some(b.clone()),
+        other => Some(display(other).into_bytes()),
+    }
+}
+
+/// A header's value from its bytes (`SimpleHeaderConverter`: a string).
+pub fn header_from_bytes(bytes: Option<&[u8]>) -> Value {
+    bytes.map_or(Value::Null, |b| Value::String(String::from_utf8_lossy(b).into_owned()))
+}

@@ -1,0 +1,3 @@
+//! Kafka Connect's REST API (axum), on the worker's `listeners`.
+//!
+//! OWNER: herder helper.
