@@ -350,7 +350,7 @@ fn reader_consumer(config: &WorkerConfig) -> anyhow::Result<BaseConsumer> {
     cc.remove("group.id");
     cc.set("group.id", format!("{}-herder-reader", config.group_id))
         .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
+        .set("enable.partition.eof", "false")
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
         .set("fetch.wait.max.ms", "100");
