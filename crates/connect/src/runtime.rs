@@ -531,6 +531,8 @@ impl SourceRunner {
         self.task.start(&self.task_props, ctx).await?;
         tracing::info!(task = %self.id, exactly_once, "source task started");
         let mut reported = None;
+        // topics this task made sure exist (topic.creation.default.*)
+        let mut created = std::collections::HashSet::new();
         // acknowledged by Kafka, not yet in the offsets topic
         let mut unflushed: HashMap<String, (JsonMap, JsonMap)> = HashMap::new();
         let mut last_flush = Instant::now();
@@ -593,6 +595,9 @@ impl SourceRunner {
                 }
             }
             if let Some(e) = failed {
+                break Err(e);
+            }
+            if let Err(e) = self.setup.create_topics(&rt, &outgoing, &mut created).await {
                 break Err(e);
             }
             let sends = outgoing.iter().map(|o| producer.send(o.record(), PRODUCE_QUEUE_TIMEOUT));
@@ -715,6 +720,66 @@ impl SourceRunner {
                 e.error
             )))
         }
+    }
+}
+
+impl TaskSetup {
+    /// KIP-158: with `topic.creation.default.replication.factor` and
+    /// `.partitions` set, the topics a batch writes to are created first
+    /// (with the other `topic.creation.default.*` keys as topic configs);
+    /// otherwise the cluster's auto-creation (or an existing topic) is relied on.
+    async fn create_topics(
+        &self,
+        rt: &Runtime,
+        outgoing: &[Outgoing],
+        created: &mut std::collections::HashSet<String>,
+    ) -> Result<()> {
+        let defaults = self.connector_props.with_prefix("topic.creation.default.");
+        let (Some(rf), Some(partitions)) = (defaults.get("replication.factor"), defaults.get("partitions")) else {
+            return Ok(());
+        };
+        let rf: i32 = rf.trim().parse().map_err(|_| {
+            ConnectError::config(format!("topic.creation.default.replication.factor: {rf} is not a number"))
+        })?;
+        let partitions: i32 = partitions.trim().parse().map_err(|_| {
+            ConnectError::config(format!("topic.creation.default.partitions: {partitions} is not a number"))
+        })?;
+        let mut new_topics: Vec<&str> =
+            outgoing.iter().map(|o| o.topic.as_str()).filter(|t| !created.contains(*t)).collect();
+        new_topics.sort_unstable();
+        new_topics.dedup();
+        if new_topics.is_empty() {
+            return Ok(());
+        }
+        let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+            client_config(&rt.config, "admin.", &Props::new())
+                .create()
+                .map_err(|e| ConnectError::fatal(format!("admin client: {e}")))?;
+        let configs: Vec<(&String, &String)> =
+            defaults.iter().filter(|(k, _)| *k != "replication.factor" && *k != "partitions").collect();
+        let specs: Vec<rdkafka::admin::NewTopic<'_>> = new_topics
+            .iter()
+            .map(|t| {
+                configs.iter().fold(
+                    rdkafka::admin::NewTopic::new(t, partitions, rdkafka::admin::TopicReplication::Fixed(rf)),
+                    |n, (k, v)| n.set(k, v),
+                )
+            })
+            .collect();
+        let opts = rdkafka::admin::AdminOptions::new().request_timeout(Some(Duration::from_secs(30)));
+        let results = admin
+            .create_topics(specs.iter(), &opts)
+            .await
+            .map_err(|e| ConnectError::retriable(format!("creating topics: {e}")))?;
+        for r in results {
+            match r {
+                Ok(t) | Err((t, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {
+                    created.insert(t);
+                }
+                Err((t, code)) => return Err(ConnectError::fatal(format!("creating topic {t}: {code}"))),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -980,8 +1045,6 @@ impl TaskSetup {
     }
 }
 
-impl SinkRunner {}
-
 /// With `errors.tolerance=all` a failed sink record is skipped, after going
 /// to the dead-letter queue when one is configured.
 async fn tolerate_sink(
@@ -1079,5 +1142,75 @@ fn stage_class(stage: Stage) -> &'static str {
         Stage::KeyConverter | Stage::ValueConverter => "org.apache.kafka.connect.storage.Converter",
         Stage::Transformation => "org.apache.kafka.connect.transforms.Transformation",
         Stage::KafkaProduce => "org.apache.kafka.clients.producer.KafkaProducer",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, &str)]) -> Props {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[tokio::test]
+    async fn retriable_errors_are_retried_until_the_retry_timeout() {
+        let policy =
+            ErrorPolicy::new(&props(&[("errors.retry.timeout.ms", "2000"), ("errors.retry.delay.max.ms", "50")]))
+                .unwrap();
+        let mut calls = 0;
+        let out = policy
+            .attempt(Stage::ValueConverter, || {
+                calls += 1;
+                let n = calls;
+                async move {
+                    if n < 3 {
+                        Err(ConnectError::retriable("registry down"))
+                    } else {
+                        Ok(n)
+                    }
+                }
+            })
+            .await;
+        assert_eq!(out.ok(), Some(3));
+
+        // the default (0): no retry; a data error is never retried
+        let policy = ErrorPolicy::new(&Props::new()).unwrap();
+        let mut calls = 0;
+        let out = policy
+            .attempt(Stage::KeyConverter, || {
+                calls += 1;
+                async { Err::<(), _>(ConnectError::retriable("down")) }
+            })
+            .await;
+        assert!(out.is_err());
+        assert_eq!(calls, 1);
+    }
+
+    #[test]
+    fn error_tolerance_is_none_or_all() {
+        assert!(ErrorPolicy::new(&props(&[("errors.tolerance", "some")])).is_err());
+        let p = ErrorPolicy::new(&props(&[("errors.tolerance", "ALL"), ("errors.retry.timeout.ms", "-1")])).unwrap();
+        assert!(p.tolerate_all);
+        assert!(p.retry_timeout.is_none());
+    }
+
+    #[test]
+    fn a_batch_keeps_the_last_offset_of_each_source_partition() {
+        let m = |v: serde_json::Value| v.as_object().cloned().unwrap();
+        let batch = vec![
+            (m(serde_json::json!({"file": "a"})), m(serde_json::json!({"position": 1}))),
+            (m(serde_json::json!({"file": "b"})), m(serde_json::json!({"position": 7}))),
+            (m(serde_json::json!({"file": "a"})), m(serde_json::json!({"position": 2}))),
+        ];
+        let latest = latest_offsets(batch);
+        assert_eq!(latest.len(), 2);
+        assert_eq!(latest[&partition_key(&m(serde_json::json!({"file": "a"})))].1["position"], 2);
+    }
+
+    #[test]
+    fn sink_groups_are_connect_name_unless_overridden() {
+        assert_eq!(sink_group("pg", &Props::new()), "connect-pg");
+        assert_eq!(sink_group("pg", &props(&[("consumer.override.group.id", "mine")])), "mine");
     }
 }
