@@ -17,6 +17,9 @@
 //!   [`cluster`]: group membership; [`store`]: the config and status
 //!   topics; [`rest`]: the REST API.
 
+// `Converter::from_connect` is Connect's `fromConnectData`: a conversion that takes the converter
+#![allow(clippy::wrong_self_convention)]
+
 pub mod cluster;
 pub mod config;
 pub mod connector;
@@ -25,6 +28,7 @@ pub mod converter;
 pub mod data;
 pub mod error;
 pub mod herder;
+pub mod offsets;
 pub mod rest;
 pub mod runtime;
 pub mod status;
