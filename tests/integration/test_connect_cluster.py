@@ -16,7 +16,9 @@ FAILOVER_DEADLINE = 90.0
 
 
 def sink(tmp_path, name, topic, tasks=1):
-    return {"connector.class": SINK, "tasks.max": str(tasks), "file": str(tmp_path / f"{name}.txt"), "topics": topic}
+    return {"connector.class": SINK, "tasks.max": str(tasks), "file": str(tmp_path / f"{name}.txt"), "topics": topic,
+            "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+            "value.converter": "org.apache.kafka.connect.storage.StringConverter"}
 
 
 def workers_of(w, name):

@@ -20,12 +20,15 @@ from connect import start_worker  # noqa: F401
 
 SOURCE = "org.apache.kafka.connect.file.FileStreamSourceConnector"
 SINK = "org.apache.kafka.connect.file.FileStreamSinkConnector"
+# the converters every connector here uses (the worker's default is JsonConverter)
+STRINGS = {"key.converter": "org.apache.kafka.connect.storage.StringConverter",
+           "value.converter": "org.apache.kafka.connect.storage.StringConverter"}
 NOT_FOUND = lambda name: {"error_code": 404, "message": f"Connector {name} not found"}  # noqa: E731
 
 
 def sink_config(tmp_path, topic="t-in", **extra):
     cfg = {"connector.class": SINK, "tasks.max": "1", "file": str(tmp_path / f"sink-{uuid.uuid4().hex[:6]}.txt"),
-           "topics": topic}
+           "topics": topic, **STRINGS}
     cfg.update({k: str(v) for k, v in extra.items()})
     return cfg
 
@@ -33,7 +36,7 @@ def sink_config(tmp_path, topic="t-in", **extra):
 def source_config(tmp_path, topic="t-out", lines=()):
     f = tmp_path / f"source-{uuid.uuid4().hex[:6]}.txt"
     f.write_text("".join(f"{line}\n" for line in lines))
-    return {"connector.class": SOURCE, "tasks.max": "1", "file": str(f), "topic": topic}
+    return {"connector.class": SOURCE, "tasks.max": "1", "file": str(f), "topic": topic, **STRINGS}
 
 
 def read_topic(bootstrap, topic, partition=0, timeout=30.0):
@@ -280,9 +283,7 @@ def test_file_pipeline_through_a_topic(broker, start_worker, tmp_path):
     lines = [f"line {i}" for i in range(50)]
     w.create("src", source_config(tmp_path, topic, lines))
     out = tmp_path / "out.txt"
-    w.create("snk", {"connector.class": SINK, "file": str(out), "topics": topic,
-                     "key.converter": "org.apache.kafka.connect.storage.StringConverter",
-                     "value.converter": "org.apache.kafka.connect.storage.StringConverter"})
+    w.create("snk", {"connector.class": SINK, "file": str(out), "topics": topic, **STRINGS})
     w.wait_running("src")
     w.wait_running("snk")
     h.wait_until(lambda: out.exists() and len(out.read_text().splitlines()) >= len(lines), 90, "the sink file")

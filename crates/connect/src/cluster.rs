@@ -87,12 +87,16 @@ pub fn assign(
     if !ids.is_empty() {
         let mut cursor = 0usize;
         for name in view.keys() {
-            shares.get_mut(ids[cursor % ids.len()]).map(|s| s.connectors.push(name.clone()));
+            if let Some(s) = shares.get_mut(ids[cursor % ids.len()]) {
+                s.connectors.push(name.clone());
+            }
             cursor += 1;
         }
         for (name, count) in view {
             for t in 0..*count as u32 {
-                shares.get_mut(ids[cursor % ids.len()]).map(|s| s.tasks.push((name.clone(), t)));
+                if let Some(s) = shares.get_mut(ids[cursor % ids.len()]) {
+                    s.tasks.push((name.clone(), t));
+                }
                 cursor += 1;
             }
         }
@@ -163,7 +167,12 @@ impl Membership {
     pub fn new(config: &WorkerConfig) -> Membership {
         Membership {
             group: config.group_id.clone(),
-            bootstrap: config.bootstrap_servers.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+            bootstrap: config
+                .bootstrap_servers
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
             session_timeout_ms: config.session_timeout_ms,
             rebalance_timeout_ms: config.rebalance_timeout_ms,
             client_id: format!("connect-{}", config.worker_id()),
@@ -185,7 +194,11 @@ impl Membership {
                 match self.find_coordinator(&addr).await {
                     Ok(coord) => match KafkaConn::connect(&coord, None, self.client_id.clone()).await {
                         Ok(c) => {
-                            tracing::info!(coordinator = coord, group = self.group, "connected to the group coordinator");
+                            tracing::info!(
+                                coordinator = coord,
+                                group = self.group,
+                                "connected to the group coordinator"
+                            );
                             self.conn = Some(c);
                             break;
                         }
@@ -203,7 +216,8 @@ impl Membership {
 
     async fn find_coordinator(&self, addr: &str) -> Result<String, GroupError> {
         let mut conn = KafkaConn::connect(addr, None, self.client_id.clone()).await?;
-        let req = FindCoordinatorRequest::default().with_key(StrBytes::from_string(self.group.clone())).with_key_type(0);
+        let req =
+            FindCoordinatorRequest::default().with_key(StrBytes::from_string(self.group.clone())).with_key_type(0);
         let resp: FindCoordinatorResponse = conn.call(ApiKey::FindCoordinator, 3, &req, REQUEST_TIMEOUT).await?;
         if resp.error_code != NONE {
             return Err(GroupError::Code(resp.error_code));

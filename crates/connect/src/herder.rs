@@ -91,8 +91,11 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let (stores, restarts) = Stores::open(config.clone()).await?;
     let generation = Arc::new(AtomicI32::new(-1));
-    let writer =
-        Arc::new(StatusWriter { stores: stores.clone(), worker_id: config.worker_id(), generation: generation.clone() });
+    let writer = Arc::new(StatusWriter {
+        stores: stores.clone(),
+        worker_id: config.worker_id(),
+        generation: generation.clone(),
+    });
     let runtime = Runtime::new(config.clone(), writer).map_err(|e| anyhow::anyhow!("runtime: {e}"))?;
     let kafka_cluster_id = stores.cluster_id().await.unwrap_or_default();
     let herder = Arc::new(Herder {
@@ -192,7 +195,11 @@ impl Herder {
 
     /// The group loop: join, sync, apply, heartbeat; rejoin on a
     /// rebalance; leave and stop everything on `stop`.
-    async fn group_loop(self: Arc<Self>, mut restarts: mpsc::Receiver<RestartRequest>, mut stop: watch::Receiver<bool>) {
+    async fn group_loop(
+        self: Arc<Self>,
+        mut restarts: mpsc::Receiver<RestartRequest>,
+        mut stop: watch::Receiver<bool>,
+    ) {
         let mut m = Membership::new(&self.config);
         let mut local = Local::default();
         // the leader: connector -> (config offset, stopped) whose task configs it generated
@@ -247,7 +254,10 @@ impl Herder {
                 }
             };
             if !self.stores.wait_config(assignment.config_offset, CONFIG_CATCH_UP).await {
-                tracing::warn!(offset = assignment.config_offset, "could not read the config topic up to the assignment's offset");
+                tracing::warn!(
+                    offset = assignment.config_offset,
+                    "could not read the config topic up to the assignment's offset"
+                );
             }
             tracing::info!(
                 generation = joined.generation,
@@ -396,9 +406,10 @@ impl Herder {
         let mut wanted: HashMap<TaskId, (Props, Props, TargetState)> = HashMap::new();
         for id in assignment.task_ids() {
             let target = snap.target(&id.connector);
-            let (Some(cp), Some(tp)) =
-                (snap.connectors.get(&id.connector), snap.tasks.get(&id.connector).and_then(|t| t.get(id.task as usize)))
-            else {
+            let (Some(cp), Some(tp)) = (
+                snap.connectors.get(&id.connector),
+                snap.tasks.get(&id.connector).and_then(|t| t.get(id.task as usize)),
+            ) else {
                 continue;
             };
             if target != TargetState::Stopped {

@@ -208,10 +208,7 @@ async fn list(AxState(h): H, RawQuery(q): RawQuery) -> Answer {
 }
 
 fn kind_of(props: &Props) -> &'static str {
-    props
-        .get("connector.class")
-        .and_then(|c| crate::connectors::find(c))
-        .map_or("unknown", |p| p.kind().name())
+    props.get("connector.class").and_then(|c| crate::connectors::find(c)).map_or("unknown", |p| p.kind().name())
 }
 
 fn info_of(h: &Herder, name: &str) -> Result<Json, ApiError> {
@@ -278,17 +275,15 @@ async fn tasks(AxState(h): H, Path(name): Path<String>) -> Answer {
         .tasks
         .get(&name)
         .map(|ts| {
-            ts.iter()
-                .enumerate()
-                .map(|(i, c)| json!({"id": {"connector": name, "task": i}, "config": c}))
-                .collect()
+            ts.iter().enumerate().map(|(i, c)| json!({"id": {"connector": name, "task": i}, "config": c})).collect()
         })
         .unwrap_or_default();
     ok(StatusCode::OK, json!(tasks))
 }
 
 fn task_id(name: &str, task: &str) -> Result<TaskId, ApiError> {
-    let n = task.parse::<u32>().map_err(|_| ApiError(StatusCode::NOT_FOUND, format!("Task {name}-{task} not found")))?;
+    let n =
+        task.parse::<u32>().map_err(|_| ApiError(StatusCode::NOT_FOUND, format!("Task {name}-{task} not found")))?;
     Ok(TaskId::new(name, n))
 }
 
@@ -327,8 +322,14 @@ async fn task_restart(AxState(h): H, Path((name, task)): Path<(String, String)>,
             }
         }
         Some(url) if !query_values(&q, "forward").iter().any(|v| v == "false") => {
-            forward(&url, Method::POST, &format!("/connectors/{}/tasks/{}/restart", enc(&name), id.task), &None, Bytes::new())
-                .await
+            forward(
+                &url,
+                Method::POST,
+                &format!("/connectors/{}/tasks/{}/restart", enc(&name), id.task),
+                &None,
+                Bytes::new(),
+            )
+            .await
         }
         _ => Err(conflict(STALE)),
     }
@@ -394,7 +395,8 @@ fn check_name(name: &str, props: &mut Props) -> Result<(), ApiError> {
 async fn put_connector(h: &Herder, name: &str, props: Props, target: Option<TargetState>) -> Result<(), ApiError> {
     let (plugin, errors) = validate_props(&props).await?;
     if !errors.is_empty() {
-        let mut msg = format!("Connector configuration is invalid and contains the following {} error(s):", errors.count());
+        let mut msg =
+            format!("Connector configuration is invalid and contains the following {} error(s):", errors.count());
         for m in errors.errors.values().flatten() {
             msg.push('\n');
             msg.push_str(m);
@@ -477,7 +479,8 @@ async fn stop(AxState(h): H, Path(name): Path<String>, RawQuery(q): RawQuery) ->
 async fn restart(AxState(h): H, Path(name): Path<String>, RawQuery(q): RawQuery) -> Answer {
     let include_tasks = query_bool(&q, "includeTasks")?;
     let only_failed = query_bool(&q, "onlyFailed")?;
-    if let Some(a) = to_leader(&h, Method::POST, &format!("/connectors/{}/restart", enc(&name)), &q, Bytes::new()).await {
+    if let Some(a) = to_leader(&h, Method::POST, &format!("/connectors/{}/restart", enc(&name)), &q, Bytes::new()).await
+    {
         return a;
     }
     if !h.snapshot().connectors.contains_key(&name) {
@@ -553,9 +556,10 @@ async fn alter_offsets(AxState(h): H, Path(name): Path<String>, RawQuery(q): Raw
         return a;
     }
     let props = require_stopped(&h, &name)?;
-    let entries = req["offsets"].as_array().filter(|a| !a.is_empty()).ok_or_else(|| {
-        bad("Partitions / offsets need to be provided for an alter offsets request")
-    })?;
+    let entries = req["offsets"]
+        .as_array()
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| bad("Partitions / offsets need to be provided for an alter offsets request"))?;
     match kind_of(&props) {
         "sink" => {
             let mut offsets = Vec::new();
@@ -607,7 +611,9 @@ fn offsets_error(e: &crate::error::ConnectError) -> ApiError {
 }
 
 async fn reset_offsets(AxState(h): H, Path(name): Path<String>, RawQuery(q): RawQuery) -> Answer {
-    if let Some(a) = to_leader(&h, Method::DELETE, &format!("/connectors/{}/offsets", enc(&name)), &q, Bytes::new()).await {
+    if let Some(a) =
+        to_leader(&h, Method::DELETE, &format!("/connectors/{}/offsets", enc(&name)), &q, Bytes::new()).await
+    {
         return a;
     }
     let props = require_stopped(&h, &name)?;
@@ -660,7 +666,15 @@ async fn plugins(RawQuery(q): RawQuery) -> Answer {
 pub fn class_not_found(class: &str) -> String {
     let available: Vec<String> = crate::connectors::plugins()
         .iter()
-        .map(|p| format!("PluginDesc{{klass=class {}, name='{}', version='{}', type={}}}", p.class(), p.class(), p.version(), p.kind().name()))
+        .map(|p| {
+            format!(
+                "PluginDesc{{klass=class {}, name='{}', version='{}', type={}}}",
+                p.class(),
+                p.class(),
+                p.version(),
+                p.kind().name()
+            )
+        })
         .collect();
     format!(
         "Failed to find any class that implements Connector and which name matches {class}, available connectors are: {}",
@@ -718,7 +732,10 @@ async fn validate_props(props: &Props) -> Result<(&'static dyn Plugin, ConfigErr
     let mut errors = common_def(plugin.kind()).validate(props);
     errors.merge(plugin.validate(props).await);
     if props.get("tasks.max").and_then(|v| v.trim().parse::<i32>().ok()).is_some_and(|n| n < 1) {
-        errors.add("tasks.max", format!("Invalid value {} for configuration tasks.max: Value must be at least 1", props["tasks.max"]));
+        errors.add(
+            "tasks.max",
+            format!("Invalid value {} for configuration tasks.max: Value must be at least 1", props["tasks.max"]),
+        );
     }
     if plugin.kind() == ConnectorKind::Sink {
         let topics = props.get("topics").is_some_and(|v| !v.trim().is_empty());
@@ -733,7 +750,10 @@ async fn validate_props(props: &Props) -> Result<(&'static dyn Plugin, ConfigErr
             errors.add("topics.regex", m);
         } else if regex {
             if let Err(e) = regex::Regex::new(&props["topics.regex"]) {
-                errors.add("topics.regex", format!("Invalid value {} for configuration topics.regex: {e}", props["topics.regex"]));
+                errors.add(
+                    "topics.regex",
+                    format!("Invalid value {} for configuration topics.regex: {e}", props["topics.regex"]),
+                );
             }
         }
     }

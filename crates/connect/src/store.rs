@@ -101,7 +101,7 @@ impl ConfigSnapshot {
                 }
             }
         } else if let Some(name) = key.strip_prefix("commit-") {
-            let Some(count) = json.as_ref().and_then(|j| j["tasks"].as_u64()) else { return None };
+            let count = json.as_ref().and_then(|j| j["tasks"].as_u64())?;
             let mut pending = self.pending.remove(name).unwrap_or_default();
             let old = self.tasks.remove(name).unwrap_or_default();
             let mut tasks = Vec::new();
@@ -116,7 +116,7 @@ impl ConfigSnapshot {
             }
             self.tasks.insert(name.to_string(), tasks);
         } else if let Some(rest) = key.strip_prefix("task-") {
-            let Some((name, n)) = rest.rsplit_once('-') else { return None };
+            let (name, n) = rest.rsplit_once('-')?;
             let Ok(n) = n.parse::<u32>() else { return None };
             if let Some(props) = json.as_ref().and_then(|j| props_of(&j["properties"])) {
                 self.pending.entry(name.to_string()).or_default().insert(n, props);
@@ -135,11 +135,7 @@ impl ConfigSnapshot {
 
 fn props_of(v: &Json) -> Option<Props> {
     let o = v.as_object()?;
-    Some(
-        o.iter()
-            .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
-            .collect(),
-    )
+    Some(o.iter().map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string))).collect())
 }
 
 /// One status record (`{"state","trace","worker_id","generation"}`).
@@ -221,15 +217,7 @@ impl Stores {
                 apply_status(&mut statuses.write(), key, value);
             });
         }
-        let stores = Stores {
-            config,
-            snapshot,
-            config_position: pos_rx,
-            statuses,
-            producer,
-            config_consumer,
-            stop,
-        };
+        let stores = Stores { config, snapshot, config_position: pos_rx, statuses, producer, config_consumer, stop };
         Ok((Arc::new(stores), restart_rx))
     }
 
@@ -242,8 +230,8 @@ impl Stores {
     pub async fn config_end(&self) -> anyhow::Result<i64> {
         let consumer = self.config_consumer.clone();
         let topic = self.config.config_topic.clone();
-        let (_, high) = tokio::task::spawn_blocking(move || consumer.fetch_watermarks(&topic, 0, METADATA_TIMEOUT))
-            .await??;
+        let (_, high) =
+            tokio::task::spawn_blocking(move || consumer.fetch_watermarks(&topic, 0, METADATA_TIMEOUT)).await??;
         Ok(high)
     }
 
@@ -306,7 +294,10 @@ impl Stores {
     /// The Kafka cluster's id (for `GET /`).
     pub async fn cluster_id(self: &Arc<Self>) -> Option<String> {
         let me = self.clone();
-        tokio::task::spawn_blocking(move || me.producer.client().fetch_cluster_id(METADATA_TIMEOUT)).await.ok().flatten()
+        tokio::task::spawn_blocking(move || me.producer.client().fetch_cluster_id(METADATA_TIMEOUT))
+            .await
+            .ok()
+            .flatten()
     }
 
     pub fn status(&self, key: &str) -> Option<StatusRecord> {
@@ -398,9 +389,11 @@ async fn create_topics(config: &WorkerConfig) -> anyhow::Result<()> {
     let new: Vec<NewTopic> = topics
         .iter()
         .map(|(name, partitions, rf)| {
-            compact.iter().fold(NewTopic::new(name, *partitions, TopicReplication::Fixed(i32::from(*rf))), |t, (k, v)| {
-                t.set(k, v)
-            })
+            compact
+                .iter()
+                .fold(NewTopic::new(name, *partitions, TopicReplication::Fixed(i32::from(*rf))), |t, (k, v)| {
+                    t.set(k, v)
+                })
         })
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT)).request_timeout(Some(METADATA_TIMEOUT));
