@@ -106,6 +106,14 @@ def test_create_list_get_update_delete(broker, start_worker, tmp_path):
     h.wait_until(lambda: len(w.get("/connectors/s1")[1]["tasks"]) == 2, 60, "two tasks after the update")
     status, body = w.put("/connectors/s2/config", sink_config(tmp_path))
     assert status == 201, body
+    # PATCH merges (KIP-477); a null removes a key, and the result is validated
+    status, body = w.request("PATCH", "/connectors/s2/config", {"tasks.max": "3", "errors.log.enable": "true"})
+    assert status == 200 and body["config"]["tasks.max"] == "3" and body["config"]["errors.log.enable"] == "true", body
+    status, body = w.request("PATCH", "/connectors/s2/config", {"errors.log.enable": None, "file": None})
+    assert status == 400 and "Missing required configuration \"file\"" in body["message"], body
+    status, body = w.request("PATCH", "/connectors/s2/config", {"errors.log.enable": None})
+    assert status == 200 and "errors.log.enable" not in body["config"], body
+    assert w.request("PATCH", "/connectors/none/config", {"a": "b"}) == (404, NOT_FOUND("none"))
     status, listed = w.get("/connectors?expand=status&expand=info")
     assert status == 200 and set(listed) == {"s1", "s2"}
     assert listed["s1"]["info"]["name"] == "s1" and listed["s1"]["status"]["type"] == "sink"
@@ -180,6 +188,12 @@ def test_validation_errors_and_bad_requests(broker, start_worker, tmp_path):
     status, body = w.put("/connectors/x/config", ["a"])
     assert status == 400 and body["error_code"] == 400, body
     assert w.get("/connectors") == (200, [])
+    # what no route takes answers in Connect's error body too
+    assert w.request("DELETE", "/connectors") == (405, {"error_code": 405, "message": "HTTP 405 Method Not Allowed"})
+    status, body = w.get("/no/such/path")
+    assert status == 404 and body["error_code"] == 404, body
+    status, body = w.post("/connectors/x/restart?includeTasks=maybe")
+    assert status == 400 and body["error_code"] == 400, body
     # unknown connectors and tasks
     for path in ("/connectors/nope", "/connectors/nope/config", "/connectors/nope/status", "/connectors/nope/tasks",
                  "/connectors/nope/offsets"):

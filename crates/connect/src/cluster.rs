@@ -12,11 +12,13 @@ use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
     ApiKey, FindCoordinatorRequest, FindCoordinatorResponse, GroupId, HeartbeatRequest, HeartbeatResponse,
-    JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, SyncGroupRequest, SyncGroupResponse,
+    JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, SaslAuthenticateRequest,
+    SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse, SyncGroupRequest, SyncGroupResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use serde::{Deserialize, Serialize};
 use vltava_broker::replication::KafkaConn;
+use vltava_security::sasl::client::SaslLogin;
 
 use crate::config::WorkerConfig;
 use crate::status::TaskId;
@@ -25,6 +27,8 @@ pub const PROTOCOL_TYPE: &str = "connect";
 pub const PROTOCOL_NAME: &str = "default";
 /// The longest one request other than JoinGroup/SyncGroup may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// Bound on the tokens of one SASL login.
+const SASL_STEPS_MAX: usize = 8;
 
 pub const NONE: i16 = 0;
 pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
@@ -151,6 +155,113 @@ impl From<std::io::Error> for GroupError {
     }
 }
 
+/// How the worker reaches the brokers for its membership: TLS and/or a
+/// SASL login (PLAIN, SCRAM), from the worker's client keys, librdkafka's
+/// (`ssl.ca.location`, `sasl.username`/`sasl.password`) or Java's
+/// (`ssl.truststore.location`, `sasl.jaas.config`).
+pub struct Security {
+    tls: Option<std::sync::Arc<vltava_security::TlsConnectorSource>>,
+    sasl: Option<(String, String, String)>,
+}
+
+impl Security {
+    pub fn from_config(config: &WorkerConfig) -> anyhow::Result<Security> {
+        let props = &config.props;
+        let get = |k: &str| props.get(k).cloned();
+        let protocol = get("security.protocol").unwrap_or_default().to_ascii_uppercase();
+        let (tls, sasl) = match protocol.as_str() {
+            "" | "PLAINTEXT" => (false, false),
+            "SSL" => (true, false),
+            "SASL_PLAINTEXT" => (false, true),
+            "SASL_SSL" => (true, true),
+            other => anyhow::bail!("security.protocol={other} is not one of Kafka's"),
+        };
+        let tls = if tls {
+            let read = |key: &str| -> anyhow::Result<Option<String>> {
+                get(key)
+                    .map(|path| std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{key}={path}: {e}")))
+                    .transpose()
+            };
+            let (cert, key) = (read("ssl.certificate.location")?, read("ssl.key.location")?);
+            let settings = vltava_security::SslSettings::from_keys(|k| match k {
+                "ssl.truststore.location" => get(k).or_else(|| get("ssl.ca.location")),
+                "ssl.keystore.certificate.chain" => get(k).or_else(|| cert.clone()),
+                "ssl.keystore.key" => get(k).or_else(|| key.clone()),
+                "ssl.endpoint.identification.algorithm" => {
+                    get(k).map(|v| if v.eq_ignore_ascii_case("none") { String::new() } else { v })
+                }
+                _ => get(k),
+            })
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Some(std::sync::Arc::new(
+                vltava_security::TlsConnectorSource::new(settings).map_err(|e| anyhow::anyhow!("{e}"))?,
+            ))
+        } else {
+            None
+        };
+        let sasl = if sasl {
+            let mechanism = get("sasl.mechanism").or_else(|| get("sasl.mechanisms")).unwrap_or_else(|| "GSSAPI".into());
+            let (mut user, mut password) = (get("sasl.username"), get("sasl.password"));
+            if let Some(jaas) = get("sasl.jaas.config") {
+                let module = vltava_security::sasl::jaas::parse_one(&jaas)
+                    .map_err(|e| anyhow::anyhow!("sasl.jaas.config: {e}"))?;
+                if let Some((u, p)) = module.login() {
+                    user = user.or(Some(u));
+                    password = password.or(Some(p));
+                }
+            }
+            match (user, password) {
+                (Some(u), Some(p)) => Some((mechanism.to_ascii_uppercase(), u, p)),
+                _ => anyhow::bail!(
+                    "security.protocol={protocol} needs sasl.username and sasl.password (or sasl.jaas.config)"
+                ),
+            }
+        } else {
+            None
+        };
+        Ok(Security { tls, sasl })
+    }
+
+    async fn connect(&self, addr: &str, client_id: String) -> Result<KafkaConn, GroupError> {
+        let mut conn = KafkaConn::connect(addr, self.tls.as_deref(), client_id).await?;
+        if let Some((mechanism, user, password)) = &self.sasl {
+            login(&mut conn, mechanism, user, password).await?;
+        }
+        Ok(conn)
+    }
+}
+
+/// SaslHandshake v1, then SaslAuthenticate v1 until the exchange ends.
+async fn login(conn: &mut KafkaConn, mechanism: &str, user: &str, password: &str) -> Result<(), GroupError> {
+    let fail = |what: String| GroupError::Io(std::io::Error::new(std::io::ErrorKind::PermissionDenied, what));
+    let handshake = SaslHandshakeRequest::default().with_mechanism(StrBytes::from_string(mechanism.to_string()));
+    let answer: SaslHandshakeResponse = conn.call(ApiKey::SaslHandshake, 1, &handshake, REQUEST_TIMEOUT).await?;
+    if answer.error_code != NONE {
+        return Err(fail(format!("SASL handshake for {mechanism}: error code {}", answer.error_code)));
+    }
+    let mut client = SaslLogin::start(mechanism, user, password).map_err(|e| fail(e.to_string()))?;
+    let mut token = client.first_token().map_err(|e| fail(e.to_string()))?;
+    for _ in 0..SASL_STEPS_MAX {
+        let last = client.is_done();
+        let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
+        let answer: SaslAuthenticateResponse =
+            conn.call(ApiKey::SaslAuthenticate, 1, &request, REQUEST_TIMEOUT).await?;
+        if answer.error_code != NONE {
+            let message = answer.error_message.map(|m| m.to_string()).unwrap_or_default();
+            return Err(fail(format!("SASL login as {user} ({mechanism}): {message}")));
+        }
+        if last {
+            return Ok(());
+        }
+        match client.step(&answer.auth_bytes).map_err(|e| fail(e.to_string()))? {
+            Some(next) => token = next,
+            None if client.is_done() => return Ok(()),
+            None => return Err(fail("the SASL exchange ended early".into())),
+        }
+    }
+    Err(fail("the SASL exchange did not end".into()))
+}
+
 /// This worker's membership.
 pub struct Membership {
     group: String,
@@ -158,14 +269,15 @@ pub struct Membership {
     session_timeout_ms: i32,
     rebalance_timeout_ms: i32,
     client_id: String,
+    security: Security,
     conn: Option<KafkaConn>,
     pub member_id: String,
     pub generation: i32,
 }
 
 impl Membership {
-    pub fn new(config: &WorkerConfig) -> Membership {
-        Membership {
+    pub fn new(config: &WorkerConfig) -> anyhow::Result<Membership> {
+        Ok(Membership {
             group: config.group_id.clone(),
             bootstrap: config
                 .bootstrap_servers
@@ -176,10 +288,11 @@ impl Membership {
             session_timeout_ms: config.session_timeout_ms,
             rebalance_timeout_ms: config.rebalance_timeout_ms,
             client_id: format!("connect-{}", config.worker_id()),
+            security: Security::from_config(config)?,
             conn: None,
             member_id: String::new(),
             generation: -1,
-        }
+        })
     }
 
     fn group_id(&self) -> GroupId {
@@ -192,7 +305,7 @@ impl Membership {
             let mut last = GroupError::Io(std::io::Error::other("no bootstrap.servers"));
             for addr in self.bootstrap.clone() {
                 match self.find_coordinator(&addr).await {
-                    Ok(coord) => match KafkaConn::connect(&coord, None, self.client_id.clone()).await {
+                    Ok(coord) => match self.security.connect(&coord, self.client_id.clone()).await {
                         Ok(c) => {
                             tracing::info!(
                                 coordinator = coord,
@@ -202,7 +315,7 @@ impl Membership {
                             self.conn = Some(c);
                             break;
                         }
-                        Err(e) => last = e.into(),
+                        Err(e) => last = e,
                     },
                     Err(e) => last = e,
                 }

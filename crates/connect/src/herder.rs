@@ -89,6 +89,7 @@ struct Local {
 /// Runs the worker (see [`crate::run`]).
 pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     let config = Arc::new(config);
+    let membership = Membership::new(&config)?;
     let (stores, restarts) = Stores::open(config.clone()).await?;
     let generation = Arc::new(AtomicI32::new(-1));
     let writer = Arc::new(StatusWriter {
@@ -130,7 +131,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         }
     });
 
-    herder.clone().group_loop(restarts, stop_rx).await;
+    herder.clone().group_loop(membership, restarts, stop_rx).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     stores.close();
     tracing::info!("worker stopped");
@@ -197,10 +198,10 @@ impl Herder {
     /// rebalance; leave and stop everything on `stop`.
     async fn group_loop(
         self: Arc<Self>,
+        mut m: Membership,
         mut restarts: mpsc::Receiver<RestartRequest>,
         mut stop: watch::Receiver<bool>,
     ) {
-        let mut m = Membership::new(&self.config);
         let mut local = Local::default();
         // the leader: connector -> (config offset, stopped) whose task configs it generated
         let mut reconciled: HashMap<String, (i64, bool)> = HashMap::new();

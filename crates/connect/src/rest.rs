@@ -66,7 +66,7 @@ pub fn router(herder: Arc<Herder>) -> Router {
         .route("/", get(root))
         .route("/connectors", get(list).post(create))
         .route("/connectors/{name}", get(info).delete(delete))
-        .route("/connectors/{name}/config", get(get_config).put(put_config))
+        .route("/connectors/{name}/config", get(get_config).put(put_config).patch(patch_config))
         .route("/connectors/{name}/status", get(status))
         .route("/connectors/{name}/tasks", get(tasks))
         .route("/connectors/{name}/tasks/{task}/status", get(task_status))
@@ -80,7 +80,30 @@ pub fn router(herder: Arc<Herder>) -> Router {
         .route("/connector-plugins/{plugin}/config/validate", put(validate))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "HTTP 404 Not Found".into()) })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(herder)
+}
+
+/// Every error answer in Connect's body, also axum's own (a bad path, a
+/// method not allowed, a body too large).
+async fn json_errors(resp: Response) -> Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let text = axum::body::to_bytes(resp.into_body(), 64 << 10).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let message = if text.is_empty() {
+        format!("HTTP {} {}", status.as_u16(), status.canonical_reason().unwrap_or(""))
+    } else {
+        text
+    };
+    ApiError(status, message).into_response()
 }
 
 // -- query strings, bodies --------------------------------------------------
@@ -427,6 +450,32 @@ async fn put_config(AxState(h): H, Path(name): Path<String>, RawQuery(q): RawQue
     let created = !h.snapshot().connectors.contains_key(&name);
     put_connector(&h, &name, props, None).await?;
     ok(if created { StatusCode::CREATED } else { StatusCode::OK }, info_of(&h, &name)?)
+}
+
+/// KIP-477: the body's keys over the current config (`null` removes one).
+async fn patch_config(AxState(h): H, Path(name): Path<String>, RawQuery(q): RawQuery, body: Bytes) -> Answer {
+    let req = parse_json(&body)?;
+    let patch = req.as_object().ok_or_else(|| bad("The connector configuration patch must be a JSON object"))?.clone();
+    if let Some(a) = to_leader(&h, Method::PATCH, &format!("/connectors/{}/config", enc(&name)), &q, body).await {
+        return a;
+    }
+    let mut props = h.snapshot().connectors.get(&name).cloned().ok_or_else(|| not_found(&name))?;
+    for (k, v) in patch {
+        match v {
+            Json::Null => {
+                props.remove(&k);
+            }
+            Json::String(v) => {
+                props.insert(k, v);
+            }
+            v => {
+                props.insert(k, v.to_string());
+            }
+        }
+    }
+    check_name(&name, &mut props)?;
+    put_connector(&h, &name, props, None).await?;
+    ok(StatusCode::OK, info_of(&h, &name)?)
 }
 
 async fn delete(AxState(h): H, Path(name): Path<String>, RawQuery(q): RawQuery) -> Answer {
