@@ -328,3 +328,17 @@ def test_vltava_connector_cli(broker, start_worker, tmp_path):
     assert w.get("/connectors") == (200, [])
     r = cli("status", "cli")
     assert r.returncode != 0 and "Connector cli not found" in r.stderr, (r.stdout, r.stderr)
+
+
+def test_worker_over_sasl(start_broker, start_worker, tmp_path):
+    """The worker's group connection and its Kafka clients log in (SASL PLAIN) with the worker's client keys."""
+    from test_sasl import start_sasl_broker
+    broker, ports = start_sasl_broker(start_broker)
+    w = start_worker(f"127.0.0.1:{ports['SASL_PLAINTEXT']}", props={
+        "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "PLAIN",
+        "sasl.username": "alice", "sasl.password": "alice-secret"})
+    topic = h.unique("lines")
+    w.create("src", source_config(tmp_path, topic, ["a", "b"]))
+    w.wait_running("src", tasks=1)
+    assert w.get("/connectors") == (200, ["src"])
+    assert w.stop() == 0

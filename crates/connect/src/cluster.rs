@@ -149,6 +149,15 @@ impl std::fmt::Display for GroupError {
     }
 }
 
+impl GroupError {
+    fn context(self, what: &str) -> GroupError {
+        match self {
+            GroupError::Io(e) => GroupError::Io(std::io::Error::new(e.kind(), format!("{what}: {e}"))),
+            e => e,
+        }
+    }
+}
+
 impl From<std::io::Error> for GroupError {
     fn from(e: std::io::Error) -> Self {
         GroupError::Io(e)
@@ -315,9 +324,9 @@ impl Membership {
                             self.conn = Some(c);
                             break;
                         }
-                        Err(e) => last = e,
+                        Err(e) => last = e.context(&format!("the coordinator {coord}")),
                     },
-                    Err(e) => last = e,
+                    Err(e) => last = e.context(&format!("FindCoordinator at {addr}")),
                 }
             }
             if self.conn.is_none() {
@@ -328,7 +337,7 @@ impl Membership {
     }
 
     async fn find_coordinator(&self, addr: &str) -> Result<String, GroupError> {
-        let mut conn = KafkaConn::connect(addr, None, self.client_id.clone()).await?;
+        let mut conn = self.security.connect(addr, self.client_id.clone()).await?;
         let req =
             FindCoordinatorRequest::default().with_key(StrBytes::from_string(self.group.clone())).with_key_type(0);
         let resp: FindCoordinatorResponse = conn.call(ApiKey::FindCoordinator, 3, &req, REQUEST_TIMEOUT).await?;
