@@ -127,6 +127,17 @@ def test_create_list_get_update_delete(broker, start_worker, tmp_path):
     assert by_key["commit-s1"] == {"tasks": 2}
     assert by_key["task-s1-1"]["properties"]["file"] == cfg["file"]
 
+    # and the status topic Connect's status records
+    def connector_status():
+        for partition in range(5):
+            for k, v in read_topic(broker.bootstrap, f"{w.props['group.id']}-status", partition):
+                if k == "status-connector-s1" and v is not None:
+                    return v
+        return None
+    st = h.wait_until(connector_status, 60, "status-connector-s1 in the status topic")
+    assert st == {"state": "RUNNING", "trace": None, "worker_id": f"127.0.0.1:{w.port}", "generation": st["generation"]}
+    assert isinstance(st["generation"], int)
+
     assert w.delete("/connectors/s1") == (204, None)
     assert w.get("/connectors/s1") == (404, NOT_FOUND("s1"))
     assert w.get("/connectors/s1/status") == (404, NOT_FOUND("s1"))
