@@ -259,6 +259,9 @@ def test_pause_resume_stop_restart(broker, start_worker, tmp_path):
     h.wait_until(lambda: (s := w.status("src")) and s["connector"]["state"] == "STOPPED" and s["tasks"] == [],
                  60, "src STOPPED with no tasks")
     assert w.get("/connectors/src")[1]["tasks"] == []
+    records = dict(read_topic(broker.bootstrap, f"{w.props['group.id']}-configs"))
+    assert records["target-state-src"] == {"state": "STOPPED", "state.v2": "STOPPED"}
+    assert records["commit-src"] == {"tasks": 0}
     assert w.put("/connectors/src/resume") == (202, None)
     w.wait_running("src", tasks=1)
 

@@ -429,7 +429,7 @@ async fn put_connector(h: &Herder, name: &str, props: Props, target: Option<Targ
     }
     tracing::info!(connector = name, class = plugin.class(), "writing connector config");
     if let Some(t) = target {
-        write(h, &format!("target-state-{name}"), Some(json!({"state": t.name()}))).await?;
+        write(h, &format!("target-state-{name}"), Some(store::target_state_value(t))).await?;
     }
     write(h, &format!("connector-{name}"), Some(json!({ "properties": props }))).await?;
     h.request_rejoin();
@@ -506,7 +506,7 @@ async fn set_target(h: &Herder, name: &str, verb: &str, q: &Option<String>, targ
         return Err(not_found(name));
     }
     tracing::info!(connector = name, target = target.name(), "target state");
-    write(h, &format!("target-state-{name}"), Some(json!({"state": target.name()}))).await?;
+    write(h, &format!("target-state-{name}"), Some(store::target_state_value(target))).await?;
     if target == TargetState::Stopped && snap.task_count(name) > 0 {
         // Connect stops a connector by removing its task configs with its target state
         write(h, &format!("commit-{name}"), Some(json!({"tasks": 0}))).await?;
