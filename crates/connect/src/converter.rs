@@ -3,6 +3,12 @@
 //! and Confluent's class names, with their settings under the
 //! `key.converter.` / `value.converter.` prefixes.
 
+pub mod avro;
+pub mod json;
+pub mod jsonschema;
+pub mod protobuf;
+pub mod registry;
+
 use async_trait::async_trait;
 
 use crate::config::Props;
@@ -21,22 +27,61 @@ pub trait Converter: Send + Sync {
 pub const STRING_CONVERTER: &str = "org.apache.kafka.connect.storage.StringConverter";
 pub const BYTE_ARRAY_CONVERTER: &str = "org.apache.kafka.connect.converters.ByteArrayConverter";
 pub const JSON_CONVERTER: &str = "org.apache.kafka.connect.json.JsonConverter";
+pub const AVRO_CONVERTER: &str = "io.confluent.connect.avro.AvroConverter";
+pub const JSON_SCHEMA_CONVERTER: &str = "io.confluent.connect.json.JsonSchemaConverter";
+pub const PROTOBUF_CONVERTER: &str = "io.confluent.connect.protobuf.ProtobufConverter";
+pub const SIMPLE_HEADER_CONVERTER: &str = "org.apache.kafka.connect.storage.SimpleHeaderConverter";
 
 /// Every converter class this worker knows (for `/connector-plugins?connectorsOnly=false`).
-pub const CLASSES: &[&str] = &[STRING_CONVERTER, BYTE_ARRAY_CONVERTER, JSON_CONVERTER];
+pub const CLASSES: &[&str] = &[
+    STRING_CONVERTER,
+    BYTE_ARRAY_CONVERTER,
+    JSON_CONVERTER,
+    AVRO_CONVERTER,
+    JSON_SCHEMA_CONVERTER,
+    PROTOBUF_CONVERTER,
+    SIMPLE_HEADER_CONVERTER,
+];
 
 /// The converter `class` names, configured with `props` (the keys under
-/// its prefix, prefix removed), for keys when `is_key`.
+/// its prefix, prefix removed), for keys when `is_key` (unless
+/// `converter.type` says `key`/`value`).
 pub fn create(class: &str, props: &Props, is_key: bool) -> Result<Box<dyn Converter>> {
-    let _ = (props, is_key);
+    use crate::config::PropsExt;
+    let is_key = match props.get("converter.type").map(|t| t.trim().to_ascii_lowercase()) {
+        Some(t) if t == "key" => true,
+        Some(t) if t == "value" => false,
+        Some(t) if t == "header" => false,
+        Some(t) => {
+            return Err(ConnectError::config(format!(
+                "Invalid value {t} for configuration converter.type: String must be one of: key, value, header"
+            )));
+        }
+        None => is_key,
+    };
     match class {
-        STRING_CONVERTER => Ok(Box::new(StringConverter)),
+        STRING_CONVERTER | SIMPLE_HEADER_CONVERTER => {
+            let encoding = props.str_or("converter.encoding", "UTF-8").trim().to_ascii_uppercase();
+            if !matches!(encoding.as_str(), "UTF-8" | "UTF8") {
+                return Err(ConnectError::config(format!(
+                    "Invalid value {encoding} for configuration converter.encoding: only UTF-8 is supported"
+                )));
+            }
+            Ok(Box::new(StringConverter))
+        }
         BYTE_ARRAY_CONVERTER => Ok(Box::new(ByteArrayConverter)),
+        JSON_CONVERTER => Ok(Box::new(json::JsonConverter::new(props)?)),
+        AVRO_CONVERTER => Ok(Box::new(registry::RegistryConverter::new(registry::Format::Avro, props, is_key)?)),
+        JSON_SCHEMA_CONVERTER => Ok(Box::new(registry::RegistryConverter::new(registry::Format::Json, props, is_key)?)),
+        PROTOBUF_CONVERTER => {
+            Ok(Box::new(registry::RegistryConverter::new(registry::Format::Protobuf, props, is_key)?))
+        }
         other => Err(ConnectError::config(format!("Class {other} could not be found."))),
     }
 }
 
-/// `StringConverter`: UTF-8 text; any value written as its text.
+/// `StringConverter`: UTF-8 text (`converter.encoding` other than UTF-8
+/// is refused); any value written as its text.
 pub struct StringConverter;
 
 #[async_trait]
