@@ -17,6 +17,7 @@ use crate::error::{ConnectError, Result};
 
 /// Connect data to bytes and back, for one topic's keys or values.
 #[async_trait]
+#[allow(clippy::wrong_self_convention)] // Connect's names: fromConnectData / toConnectData
 pub trait Converter: Send + Sync {
     /// The bytes of a value (`None` for a null: a tombstone or no key).
     async fn from_connect(&self, topic: &str, schema: Option<&Schema>, value: &Value) -> Result<Option<Vec<u8>>>;
