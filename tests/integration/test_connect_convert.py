@@ -208,3 +208,64 @@ def test_bad_transform_configs_get_connects_validation_errors(broker, start_work
     assert errors["transforms.b.regex"] == [
         'Missing required configuration "transforms.b.regex" which has no default value.']
     assert body["error_count"] >= 3
+
+
+def file_sink(worker, name: str, topic: str, path, **extra) -> None:
+    config = {"connector.class": "org.apache.kafka.connect.file.FileStreamSinkConnector",
+              "tasks.max": "1", "file": str(path), "topics": topic}
+    config.update(extra)
+    worker.create(name, config)
+    worker.wait_running(name, tasks=1)
+
+
+def wait_file_lines(path, n: int, timeout: float = 90.0) -> list[str]:
+    def lines():
+        if not path.exists():
+            return None
+        got = path.read_text(encoding="utf-8").splitlines()
+        return got if len(got) >= n else None
+    return h.wait_until(lines, timeout, f"{n} lines in {path}")
+
+
+def test_sinks_read_avro_and_enveloped_json_into_connect_structs(broker, start_worker, tmp_path):
+    """The other direction: records produced by confluent-kafka's AvroSerializer and
+    JSON envelopes are read by the converters into Structs (the file sink writes
+    Struct.toString, which leaves out null fields)."""
+    from confluent_kafka.schema_registry.avro import AvroSerializer
+
+    registry = broker.registry_url
+    atopic, jtopic = h.unique("convert-avro-in"), h.unique("convert-json-in")
+    for t in (atopic, jtopic):
+        h.create_topic(broker.bootstrap, t)
+    client = SchemaRegistryClient({"url": registry})
+    user = json.dumps({"type": "record", "name": "User", "namespace": "com.example", "fields": [
+        {"name": "name", "type": "string"},
+        {"name": "age", "type": "int"},
+        {"name": "email", "type": ["null", "string"], "default": None},
+        {"name": "score", "type": "double"}]})
+    ser = AvroSerializer(client, user)
+    p = h.make_producer(broker.bootstrap)
+    users = [{"name": "alice", "age": 30, "email": None, "score": 1.0},
+             {"name": "bob", "age": 4, "email": "b@example.com", "score": 2.5}]
+    for u in users:
+        p.produce(atopic, ser(u, SerializationContext(atopic, MessageField.VALUE)))
+    envelope = {"schema": {"type": "struct", "optional": False, "name": "row", "fields": [
+        {"type": "int32", "optional": False, "field": "id"},
+        {"type": "string", "optional": True, "field": "note"},
+        {"type": "array", "items": {"type": "string", "optional": False}, "optional": False, "field": "tags"}]},
+        "payload": {"id": 7, "note": None, "tags": ["x", "y"]}}
+    p.produce(jtopic, json.dumps(envelope).encode())
+    p.produce(jtopic, None)  # a tombstone: null
+    assert p.flush(30) == 0
+
+    w = start_worker(broker)
+    aout, jout = tmp_path / "avro.txt", tmp_path / "json.txt"
+    file_sink(w, "avro-sink", atopic, aout, **{
+        "value.converter": "io.confluent.connect.avro.AvroConverter",
+        "value.converter.schema.registry.url": registry})
+    file_sink(w, "json-sink", jtopic, jout, **{
+        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "value.converter.schemas.enable": "true"})
+    assert wait_file_lines(aout, 2) == ["Struct{name=alice,age=30,score=1.0}",
+                                        "Struct{name=bob,age=4,email=b@example.com,score=2.5}"]
+    assert wait_file_lines(jout, 2) == ["Struct{id=7,tags=[x, y]}", "null"]

@@ -126,7 +126,8 @@ impl Converter for ByteArrayConverter {
     }
 }
 
-/// A value as text, as Java's `toString` of Connect data reads.
+/// A value as text, as Java's `toString` of Connect data reads (a Struct
+/// leaves out its null fields, as `Struct.toString` does).
 pub fn display(value: &Value) -> String {
     match value {
         Value::Null => "null".into(),
@@ -135,8 +136,8 @@ pub fn display(value: &Value) -> String {
         Value::Int16(v) => v.to_string(),
         Value::Int32(v) => v.to_string(),
         Value::Int64(v) => v.to_string(),
-        Value::Float32(v) => v.to_string(),
-        Value::Float64(v) => v.to_string(),
+        Value::Float32(v) => java_float(v.to_string()),
+        Value::Float64(v) => java_float(v.to_string()),
         Value::String(s) => s.clone(),
         Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
         Value::Array(items) => format!("[{}]", items.iter().map(display).collect::<Vec<_>>().join(", ")),
@@ -149,9 +150,23 @@ pub fn display(value: &Value) -> String {
         Value::Struct(fields) => {
             format!(
                 "Struct{{{}}}",
-                fields.iter().map(|(k, v)| format!("{k}={}", display(v))).collect::<Vec<_>>().join(",")
+                fields
+                    .iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, v)| format!("{k}={}", display(v)))
+                    .collect::<Vec<_>>()
+                    .join(",")
             )
         }
+    }
+}
+
+/// A float's text as Java writes it: `1.0`, not `1`.
+fn java_float(text: String) -> String {
+    if text.contains(['.', 'e', 'E', 'N', 'i']) {
+        text
+    } else {
+        format!("{text}.0")
     }
 }
 
@@ -167,4 +182,52 @@ pub fn header_to_bytes(value: &Value) -> Option<Vec<u8>> {
 /// A header's value from its bytes (`SimpleHeaderConverter`: a string).
 pub fn header_from_bytes(bytes: Option<&[u8]>) -> Value {
     bytes.map_or(Value::Null, |b| Value::String(String::from_utf8_lossy(b).into_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::SchemaType;
+
+    #[test]
+    fn display_reads_as_javas_to_string() {
+        let v = Value::Struct(vec![
+            ("a".into(), Value::Float64(1.0)),
+            ("b".into(), Value::Null),
+            ("c".into(), Value::Array(vec![Value::Int32(1), Value::Int32(2)])),
+        ]);
+        assert_eq!(display(&v), "Struct{a=1.0,c=[1, 2]}");
+        assert_eq!(display(&Value::Float32(2.5)), "2.5");
+    }
+
+    #[tokio::test]
+    async fn create_knows_every_class_and_refuses_others() {
+        let mut props = Props::new();
+        props.insert("schema.registry.url".into(), "http://127.0.0.1:1".into());
+        for class in CLASSES {
+            assert!(create(class, &props, false).is_ok(), "{class}");
+        }
+        let err = create("com.example.Nope", &props, false).err().unwrap();
+        assert_eq!(err.to_string(), "Class com.example.Nope could not be found.");
+        assert!(create(AVRO_CONVERTER, &Props::new(), false).is_err());
+        props.insert("converter.encoding".into(), "UTF-16".into());
+        assert!(create(STRING_CONVERTER, &props, false).is_err());
+        let s = create(STRING_CONVERTER, &Props::new(), true).unwrap();
+        let (schema, v) = s.to_connect("t", Some(b"hi")).await.unwrap();
+        assert_eq!((schema.unwrap().ty, v), (SchemaType::String, Value::String("hi".into())));
+        // a registry that does not answer: a retriable error, not a panic
+        let avro = create(
+            AVRO_CONVERTER,
+            &[("schema.registry.url".to_string(), "http://127.0.0.1:1".to_string())].into(),
+            false,
+        )
+        .unwrap();
+        let err = avro
+            .from_connect("t", Some(&Schema::of(SchemaType::String)), &Value::String("x".into()))
+            .await
+            .unwrap_err();
+        assert!(err.is_retriable(), "{err}");
+        let err = avro.to_connect("t", Some(b"\x01abcd")).await.unwrap_err();
+        assert!(err.to_string().contains("Unknown magic byte"), "{err}");
+    }
 }

@@ -768,10 +768,7 @@ pub fn cast_value(schema: Option<&Schema>, value: &Value, target: SchemaType) ->
             N::B(b) => *b,
             N::S(s) => s.trim().eq_ignore_ascii_case("true"),
         }),
-        SchemaType::String => Value::String(match &n {
-            N::F(_) => java_float_text(value),
-            _ => display(value),
-        }),
+        SchemaType::String => Value::String(display(value)),
         other => {
             return Err(ConnectError::data(format!(
                 "{} is not supported in the Cast transformation.",
@@ -779,16 +776,6 @@ pub fn cast_value(schema: Option<&Schema>, value: &Value, target: SchemaType) ->
             )));
         }
     })
-}
-
-/// A float's text as Java's `toString` writes it (`1.0`, not `1`).
-fn java_float_text(v: &Value) -> String {
-    let text = display(v);
-    if text.contains(['.', 'e', 'E']) || text.contains("inf") || text.contains("NaN") {
-        text
-    } else {
-        format!("{text}.0")
-    }
 }
 
 fn value_type(v: &Value) -> SchemaType {
