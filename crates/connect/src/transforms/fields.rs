@@ -43,6 +43,22 @@ impl Part {
     }
 }
 
+/// Replaces the part's (schema, value) with what `f` makes of them; a null
+/// value passes unchanged.
+fn update(
+    part: Part,
+    mut record: Record,
+    f: impl FnOnce(&Record, Option<&Schema>, &Value) -> Result<(Option<Schema>, Value)>,
+) -> Result<Option<Record>> {
+    let (schema, value) = part.get(&record);
+    if value.is_null() {
+        return Ok(Some(record));
+    }
+    let (schema, value) = f(&record, schema, value)?;
+    part.set(&mut record, schema, value);
+    Ok(Some(record))
+}
+
 fn record_kind(r: &Record) -> &'static str {
     if r.kafka_offset.is_some() {
         "org.apache.kafka.connect.sink.SinkRecord"
@@ -212,48 +228,44 @@ impl InsertField {
 }
 
 impl Transform for InsertField {
-    fn apply(&self, mut record: Record) -> Result<Option<Record>> {
-        let (schema, value) = self.part.get(&record);
-        if value.is_null() {
-            return Ok(Some(record));
-        }
-        let inserted = self.inserted(&record)?;
-        let (schema, value) = match schema {
-            None => {
-                let mut entries = require_map(value, INSERT)?.clone();
-                for (spec, _, v) in inserted {
-                    // schemaless: absent partition/timestamp are not inserted
-                    if !v.is_null() {
-                        map_put(&mut entries, &spec.name, v);
+    fn apply(&self, record: Record) -> Result<Option<Record>> {
+        update(self.part, record, |record, schema, value| {
+            let inserted = self.inserted(record)?;
+            Ok(match schema {
+                None => {
+                    let mut entries = require_map(value, INSERT)?.clone();
+                    for (spec, _, v) in inserted {
+                        // schemaless: absent partition/timestamp are not inserted
+                        if !v.is_null() {
+                            map_put(&mut entries, &spec.name, v);
+                        }
                     }
+                    (None, Value::Map(entries))
                 }
-                (None, Value::Map(entries))
-            }
-            Some(schema) => {
-                let mut values = require_struct(value, INSERT)?.clone();
-                let mut fields = schema.fields.clone();
-                for (spec, s, v) in inserted {
-                    if schema.field(&spec.name).is_some() {
-                        return Err(ConnectError::data(format!(
-                            "Cannot create field because of field name duplication {}",
-                            spec.name
-                        )));
+                Some(schema) => {
+                    let mut values = require_struct(value, INSERT)?.clone();
+                    let mut fields = schema.fields.clone();
+                    for (spec, s, v) in inserted {
+                        if schema.field(&spec.name).is_some() {
+                            return Err(ConnectError::data(format!(
+                                "Cannot create field because of field name duplication {}",
+                                spec.name
+                            )));
+                        }
+                        if v.is_null() && !s.optional {
+                            return Err(ConnectError::data(format!(
+                                "Invalid value: null used for required field: \"{}\", schema type: {}",
+                                spec.name,
+                                s.ty.name().to_ascii_uppercase()
+                            )));
+                        }
+                        fields.push(Field::new(&spec.name, s));
+                        values.push((spec.name.clone(), v));
                     }
-                    if v.is_null() && !s.optional {
-                        return Err(ConnectError::data(format!(
-                            "Invalid value: null used for required field: \"{}\", schema type: {}",
-                            spec.name,
-                            s.ty.name().to_ascii_uppercase()
-                        )));
-                    }
-                    fields.push(Field::new(&spec.name, s));
-                    values.push((spec.name.clone(), v));
+                    (Some(struct_like(schema, fields)), Value::Struct(values))
                 }
-                (Some(struct_like(schema, fields)), Value::Struct(values))
-            }
-        };
-        self.part.set(&mut record, schema, value);
-        Ok(Some(record))
+            })
+        })
     }
 }
 
@@ -307,42 +319,38 @@ impl ReplaceField {
 }
 
 impl Transform for ReplaceField {
-    fn apply(&self, mut record: Record) -> Result<Option<Record>> {
-        let (schema, value) = self.part.get(&record);
-        if value.is_null() {
-            return Ok(Some(record));
-        }
-        let (schema, value) = match schema {
-            None => {
-                let entries = require_map(value, "field replacement")?;
-                let mut out = Vec::new();
-                for (k, v) in entries {
-                    match k.as_str() {
-                        Some(name) if self.keep(name) => {
-                            out.push((Value::String(self.renamed(name).into()), v.clone()))
+    fn apply(&self, record: Record) -> Result<Option<Record>> {
+        update(self.part, record, |_, schema, value| {
+            Ok(match schema {
+                None => {
+                    let entries = require_map(value, "field replacement")?;
+                    let mut out = Vec::new();
+                    for (k, v) in entries {
+                        match k.as_str() {
+                            Some(name) if self.keep(name) => {
+                                out.push((Value::String(self.renamed(name).into()), v.clone()))
+                            }
+                            Some(_) => {}
+                            None => out.push((k.clone(), v.clone())),
                         }
-                        Some(_) => {}
-                        None => out.push((k.clone(), v.clone())),
                     }
+                    (None, Value::Map(out))
                 }
-                (None, Value::Map(out))
-            }
-            Some(schema) => {
-                let values = require_struct(value, "field replacement")?;
-                let mut fields = Vec::new();
-                let mut out = Vec::new();
-                for f in &schema.fields {
-                    if self.keep(&f.name) {
-                        let name = self.renamed(&f.name);
-                        fields.push(Field::new(name, f.schema.clone()));
-                        out.push((name.to_string(), struct_get(values, &f.name).clone()));
+                Some(schema) => {
+                    let values = require_struct(value, "field replacement")?;
+                    let mut fields = Vec::new();
+                    let mut out = Vec::new();
+                    for f in &schema.fields {
+                        if self.keep(&f.name) {
+                            let name = self.renamed(&f.name);
+                            fields.push(Field::new(name, f.schema.clone()));
+                            out.push((name.to_string(), struct_get(values, &f.name).clone()));
+                        }
                     }
+                    (Some(struct_like(schema, fields)), Value::Struct(out))
                 }
-                (Some(struct_like(schema, fields)), Value::Struct(out))
-            }
-        };
-        self.part.set(&mut record, schema, value);
-        Ok(Some(record))
+            })
+        })
     }
 }
 
@@ -418,33 +426,29 @@ impl MaskField {
 }
 
 impl Transform for MaskField {
-    fn apply(&self, mut record: Record) -> Result<Option<Record>> {
-        let (schema, value) = self.part.get(&record);
-        if value.is_null() {
-            return Ok(Some(record));
-        }
-        let (schema, value) = match schema {
-            None => {
-                let mut entries = require_map(value, "masking")?.clone();
-                for (k, v) in entries.iter_mut() {
-                    if k.as_str().is_some_and(|n| self.fields.contains(n)) {
-                        *v = self.masked(None, v)?;
+    fn apply(&self, record: Record) -> Result<Option<Record>> {
+        update(self.part, record, |_, schema, value| {
+            Ok(match schema {
+                None => {
+                    let mut entries = require_map(value, "masking")?.clone();
+                    for (k, v) in entries.iter_mut() {
+                        if k.as_str().is_some_and(|n| self.fields.contains(n)) {
+                            *v = self.masked(None, v)?;
+                        }
                     }
+                    (None, Value::Map(entries))
                 }
-                (None, Value::Map(entries))
-            }
-            Some(schema) => {
-                let mut values = require_struct(value, "masking")?.clone();
-                for (n, v) in values.iter_mut() {
-                    if self.fields.contains(n.as_str()) {
-                        *v = self.masked(schema.field(n).map(|f| &f.schema), v)?;
+                Some(schema) => {
+                    let mut values = require_struct(value, "masking")?.clone();
+                    for (n, v) in values.iter_mut() {
+                        if self.fields.contains(n.as_str()) {
+                            *v = self.masked(schema.field(n).map(|f| &f.schema), v)?;
+                        }
                     }
+                    (Some(schema.clone()), Value::Struct(values))
                 }
-                (Some(schema.clone()), Value::Struct(values))
-            }
-        };
-        self.part.set(&mut record, schema, value);
-        Ok(Some(record))
+            })
+        })
     }
 }
 
@@ -805,45 +809,41 @@ fn cast_schema(schema: &Schema, target: SchemaType) -> Result<Schema> {
 }
 
 impl Transform for Cast {
-    fn apply(&self, mut record: Record) -> Result<Option<Record>> {
-        let (schema, value) = self.part.get(&record);
-        if value.is_null() {
-            return Ok(Some(record));
-        }
-        let (schema, value) = match (schema, self.whole) {
-            (None, Some(t)) => (None, cast_value(None, value, t)?),
-            (Some(s), Some(t)) => (Some(cast_schema(s, t)?), cast_value(Some(s), value, t)?),
-            (None, None) => {
-                let mut entries = require_map(value, "cast types")?.clone();
-                for (k, v) in entries.iter_mut() {
-                    if let Some(t) = k.as_str().and_then(|n| self.target(n)) {
-                        *v = cast_value(None, v, t)?;
-                    }
-                }
-                (None, Value::Map(entries))
-            }
-            (Some(s), None) => {
-                let values = require_struct(value, "cast types")?;
-                let mut fields = Vec::new();
-                let mut out = Vec::new();
-                for f in &s.fields {
-                    let v = struct_get(values, &f.name);
-                    match self.target(&f.name) {
-                        Some(t) => {
-                            fields.push(Field::new(&f.name, cast_schema(&f.schema, t)?));
-                            out.push((f.name.clone(), cast_value(Some(&f.schema), v, t)?));
-                        }
-                        None => {
-                            fields.push(f.clone());
-                            out.push((f.name.clone(), v.clone()));
+    fn apply(&self, record: Record) -> Result<Option<Record>> {
+        update(self.part, record, |_, schema, value| {
+            Ok(match (schema, self.whole) {
+                (None, Some(t)) => (None, cast_value(None, value, t)?),
+                (Some(s), Some(t)) => (Some(cast_schema(s, t)?), cast_value(Some(s), value, t)?),
+                (None, None) => {
+                    let mut entries = require_map(value, "cast types")?.clone();
+                    for (k, v) in entries.iter_mut() {
+                        if let Some(t) = k.as_str().and_then(|n| self.target(n)) {
+                            *v = cast_value(None, v, t)?;
                         }
                     }
+                    (None, Value::Map(entries))
                 }
-                (Some(struct_like(s, fields)), Value::Struct(out))
-            }
-        };
-        self.part.set(&mut record, schema, value);
-        Ok(Some(record))
+                (Some(s), None) => {
+                    let values = require_struct(value, "cast types")?;
+                    let mut fields = Vec::new();
+                    let mut out = Vec::new();
+                    for f in &s.fields {
+                        let v = struct_get(values, &f.name);
+                        match self.target(&f.name) {
+                            Some(t) => {
+                                fields.push(Field::new(&f.name, cast_schema(&f.schema, t)?));
+                                out.push((f.name.clone(), cast_value(Some(&f.schema), v, t)?));
+                            }
+                            None => {
+                                fields.push(f.clone());
+                                out.push((f.name.clone(), v.clone()));
+                            }
+                        }
+                    }
+                    (Some(struct_like(s, fields)), Value::Struct(out))
+                }
+            })
+        })
     }
 }
 

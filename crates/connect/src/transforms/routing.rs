@@ -27,38 +27,10 @@ pub struct RegexRouter {
 impl RegexRouter {
     pub fn new(cfg: &mut Cfg) -> RegexRouter {
         let regex = cfg.required("regex").and_then(|r| cfg.full_regex("regex", &r));
-        let replacement = java_replacement(&cfg.required("replacement").unwrap_or_default());
+        let replacement =
+            vltava_security::principal::java_replacement(&cfg.required("replacement").unwrap_or_default());
         RegexRouter { regex, replacement }
     }
-}
-
-/// A Java `Matcher.replaceFirst` replacement (`$1`, `${name}`, `\$`) in the regex crate's syntax.
-fn java_replacement(java: &str) -> String {
-    let mut out = String::new();
-    let mut chars = java.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => match chars.next() {
-                Some('$') => out.push_str("$$"),
-                Some(other) => out.push(other),
-                None => {}
-            },
-            '$' => match chars.peek() {
-                Some(d) if d.is_ascii_digit() => {
-                    let mut n = String::new();
-                    while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
-                        n.push(*d);
-                        chars.next();
-                    }
-                    out.push_str(&format!("${{{n}}}"));
-                }
-                Some('{') => out.push('$'),
-                _ => out.push_str("$$"),
-            },
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 impl Transform for RegexRouter {
