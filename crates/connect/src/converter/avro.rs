@@ -316,10 +316,16 @@ impl ConnectSchemaReader {
                 let mut fields = Vec::new();
                 for b in &non_null {
                     let s = self.read(b, namespace)?;
-                    let name = s
-                        .name
-                        .clone()
-                        .map_or_else(|| s.ty.name().to_string(), |n| n.rsplit('.').next().unwrap_or("").to_string());
+                    // Confluent names a branch by its Avro type name (a named type: its short name)
+                    let name = match b {
+                        J::String(t) => t.rsplit('.').next().unwrap_or(t).to_string(),
+                        J::Object(o) => match (o.get("name").and_then(J::as_str), o.get("type").and_then(J::as_str)) {
+                            (Some(n), _) => n.rsplit('.').next().unwrap_or(n).to_string(),
+                            (None, Some(t)) => t.to_string(),
+                            (None, None) => s.ty.name().to_string(),
+                        },
+                        _ => s.ty.name().to_string(),
+                    };
                     fields.push(Field::new(&name, s.optional()));
                 }
                 let mut s = Schema::structure(Some("io.confluent.connect.avro.Union"), fields);
@@ -678,5 +684,38 @@ mod tests {
         assert!(matches!(encode(&parsed, &schema, &Value::String("x".into())), Err(ConnectError::Data(_))));
         let missing = Value::Struct(vec![("id".into(), Value::Null)]);
         assert!(matches!(encode(&parsed, &schema, &missing), Err(ConnectError::Data(_))));
+    }
+
+    #[test]
+    fn avro_written_elsewhere_reads_with_confluents_rules() {
+        let avro_json: J = serde_json::from_str(
+            r#"{"type":"record","name":"U","fields":[
+                {"name":"e","type":{"type":"enum","name":"E","symbols":["X","Y"]}},
+                {"name":"d","type":{"type":"int","logicalType":"date"}},
+                {"name":"u","type":["null","long","string"]}]}"#,
+        )
+        .unwrap();
+        let schema = ConnectSchemaReader::default().read(&avro_json, None).unwrap();
+        assert_eq!(schema.name.as_deref(), Some("U"));
+        assert_eq!(schema.fields[1].schema.name.as_deref(), Some(logical::DATE));
+        let union = &schema.fields[2].schema;
+        assert_eq!(union.name.as_deref(), Some("io.confluent.connect.avro.Union"));
+        assert_eq!(union.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["long", "string"]);
+        let value = Avro::Record(vec![
+            ("e".into(), Avro::Enum(1, "Y".into())),
+            ("d".into(), Avro::Date(19000)),
+            ("u".into(), Avro::Union(2, Box::new(Avro::String("s".into())))),
+        ]);
+        assert_eq!(
+            from_avro(&schema, value).unwrap(),
+            Value::Struct(vec![
+                ("e".into(), Value::String("Y".into())),
+                ("d".into(), Value::Int32(19000)),
+                (
+                    "u".into(),
+                    Value::Struct(vec![("long".into(), Value::Null), ("string".into(), Value::String("s".into()))])
+                ),
+            ])
+        );
     }
 }
