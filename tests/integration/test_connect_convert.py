@@ -177,6 +177,37 @@ def test_a_transform_chain_routes_and_filters(broker, start_worker, tmp_path):
     assert h.watermarks(broker.bootstrap, f"{base}-keep", 0)[1] == len(LINES)
 
 
+def test_key_and_field_transforms_with_schemas(broker, start_worker, tmp_path):
+    """ValueToKey + ExtractField$Key make the line the key; Cast, ReplaceField and
+    MaskField rework the value's struct and its schema (JsonConverter's envelope)."""
+    topic = h.unique("convert-fields")
+    h.create_topic(broker.bootstrap, topic)
+    src = tmp_path / "in.txt"
+    write_lines(src, LINES)
+    w = start_worker(broker)
+    t = "org.apache.kafka.connect.transforms."
+    file_source(w, "fields", src, topic, **{
+        "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "value.converter.schemas.enable": "true",
+        "transforms": "hoist,addn,key,extract,cast,rename,mask",
+        "transforms.hoist.type": t + "HoistField$Value", "transforms.hoist.field": "line",
+        "transforms.addn.type": t + "InsertField$Value",
+        "transforms.addn.static.field": "n", "transforms.addn.static.value": "5",
+        "transforms.key.type": t + "ValueToKey", "transforms.key.fields": "line",
+        "transforms.extract.type": t + "ExtractField$Key", "transforms.extract.field": "line",
+        "transforms.cast.type": t + "Cast$Value", "transforms.cast.spec": "n:int32",
+        "transforms.rename.type": t + "ReplaceField$Value", "transforms.rename.renames": "line:text",
+        "transforms.mask.type": t + "MaskField$Value", "transforms.mask.fields": "text",
+        "transforms.mask.replacement": "***",
+    })
+    got = values(broker.bootstrap, topic, len(LINES))
+    assert [g.key.decode("utf-8") for g in got] == LINES
+    expected = ('{"schema":{"type":"struct","fields":[{"type":"string","optional":false,"field":"text"},'
+                '{"type":"int32","optional":true,"field":"n"}],"optional":false},"payload":{"text":"***","n":5}}')
+    assert {g.value.decode() for g in got} == {expected}
+
+
 def test_bad_transform_configs_get_connects_validation_errors(broker, start_worker):
     w = start_worker(broker)
     config = {"connector.class": "org.apache.kafka.connect.file.FileStreamSourceConnector",
