@@ -177,6 +177,17 @@ def test_validation_errors_and_bad_requests(broker, start_worker, tmp_path):
         "Connector configuration is invalid and contains the following 1 error(s):\n"
         "Missing required configuration \"file\" which has no default value.\n"
         "You can also find the above list of errors at the endpoint `/connector-plugins/{connectorType}/config/validate`")}
+    # transforms are validated with the connector
+    status, body = w.put("/connectors/bad/config", dict(sink_config(tmp_path), transforms="route",
+                                                         **{"transforms.route.type": "NoSuchTransform"}))
+    assert status == 400 and (
+        "Invalid value NoSuchTransform for configuration transforms.route.type: Class NoSuchTransform could not be "
+        "found.") in body["message"], body
+    status, body = w.put(f"/connector-plugins/{SINK}/config/validate",
+                         dict(sink_config(tmp_path), name="v", transforms="a", **{"transforms.a.type": "Nope"}))
+    assert status == 200 and body["error_count"] == 1, body
+    assert [c["value"]["errors"] for c in body["configs"] if c["value"]["name"] == "transforms.a.type"] == [
+        ["Invalid value Nope for configuration transforms.a.type: Class Nope could not be found."]]
     status, body = w.put("/connectors/bad/config", dict(cfg, **{"connector.class": "NoSuchConnector"}))
     assert status == 400 and body["message"].startswith(
         "Failed to find any class that implements Connector and which name matches NoSuchConnector"), body
