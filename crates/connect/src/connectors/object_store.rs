@@ -20,6 +20,8 @@
 //! rewrites objects of the same names with the same records (with
 //! Record-time rotation; wall-clock rotation is not repeatable).
 
+mod parquet_file;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -33,7 +35,7 @@ use chrono::{DateTime, Datelike, FixedOffset, Timelike};
 use super::http::{value_to_json, SettingError};
 use crate::config::{ConfigDef, ConfigErrors, ConfigKey, ConfigType, Props, PropsExt};
 use crate::connector::{ConnectorKind, Plugin, SinkTask, SinkTaskContext};
-use crate::data::{Record, Value};
+use crate::data::{Record, Schema, Value};
 use crate::error::{ConnectError, Result};
 
 /// Confluent's S3 sink.
@@ -42,6 +44,7 @@ pub struct S3Sink;
 pub struct ObjectStoreSink;
 
 const JSON_FORMAT: &str = "io.confluent.connect.s3.format.json.JsonFormat";
+const PARQUET_FORMAT: &str = "io.confluent.connect.s3.format.parquet.ParquetFormat";
 const PARTITIONER_PACKAGE: &str = "io.confluent.connect.storage.partitioner.";
 /// Confluent's default region.
 const DEFAULT_REGION: &str = "us-west-2";
@@ -77,9 +80,12 @@ fn config_def() -> ConfigDef {
             "format.class",
             ConfigType::Class,
             JSON_FORMAT,
-            "The format of the files (JsonFormat: JSON Lines).",
+            "The format of the files: JsonFormat (JSON Lines) or ParquetFormat (struct records).",
         )
         .group("Connector"),
+        ConfigKey::optional("parquet.codec", ConfigType::String, "snappy", "ParquetFormat's compression.")
+            .one_of(&["snappy", "none"])
+            .group("Connector"),
         ConfigKey::required("flush.size", ConfigType::Int, "Number of records written to a file before it is committed.")
             .group("Connector"),
         ConfigKey::optional(
@@ -213,6 +219,26 @@ enum TimeSource {
     Wallclock,
 }
 
+/// The files' format (`format.class`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Format {
+    /// JSON Lines.
+    Json,
+    /// Parquet, with this compression.
+    Parquet(::parquet::basic::Compression),
+}
+
+impl Format {
+    /// The file name extension, as Confluent's formats name them.
+    fn extension(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Parquet(::parquet::basic::Compression::SNAPPY) => "snappy.parquet",
+            Format::Parquet(_) => "parquet",
+        }
+    }
+}
+
 /// How a record's directory is chosen (`partitioner.class`).
 #[derive(Clone, Debug, PartialEq)]
 enum Partitioner {
@@ -231,6 +257,7 @@ struct StoreSettings {
     dir_delim: String,
     file_delim: String,
     flush_size: usize,
+    format: Format,
     rotate_interval_ms: i64,
     rotate_schedule_ms: i64,
     fail_on_null: bool,
@@ -279,13 +306,28 @@ impl StoreSettings {
                 format!("{url}: expected file:///dir, s3://bucket or http(s)://endpoint"),
             ));
         };
-        let format = props.str_or("format.class", JSON_FORMAT).trim();
-        if !class_is(format, "io.confluent.connect.s3.format.json.", "JsonFormat") {
+        let format_class = props.str_or("format.class", JSON_FORMAT).trim();
+        let format = if class_is(format_class, "io.confluent.connect.s3.format.json.", "JsonFormat") {
+            Format::Json
+        } else if class_is(format_class, "io.confluent.connect.s3.format.parquet.", "ParquetFormat") {
+            match props.str_or("parquet.codec", "snappy").trim().to_ascii_lowercase().as_str() {
+                "snappy" => Format::Parquet(::parquet::basic::Compression::SNAPPY),
+                "none" | "uncompressed" => Format::Parquet(::parquet::basic::Compression::UNCOMPRESSED),
+                other => {
+                    return Err(SettingError::new(
+                        "parquet.codec",
+                        format!(
+                        "Invalid value {other} for configuration parquet.codec: String must be one of: snappy, none"
+                    ),
+                    ))
+                }
+            }
+        } else {
             return Err(SettingError::new(
                 "format.class",
-                format!("Class {format} is not supported: only {JSON_FORMAT} (JSON Lines) is"),
+                format!("Class {format_class} is not supported: {JSON_FORMAT} or {PARQUET_FORMAT}"),
             ));
-        }
+        };
         let flush_size = long_setting(props, "flush.size", 0)?;
         if props.get("flush.size").is_none() {
             return Err(SettingError::new(
@@ -310,6 +352,7 @@ impl StoreSettings {
             dir_delim: props.str_or("directory.delim", "/").to_string(),
             file_delim: props.str_or("file.delim", "+").to_string(),
             flush_size: flush_size as usize,
+            format,
             rotate_interval_ms: long_setting(props, "rotate.interval.ms", -1)?,
             rotate_schedule_ms: long_setting(props, "rotate.schedule.interval.ms", -1)?,
             fail_on_null: props.str_or("behavior.on.null.values", "ignore").trim().eq_ignore_ascii_case("fail"),
@@ -450,7 +493,7 @@ impl StoreSettings {
     fn object_name(&self, topic: &str, encoded: &str, kafka_partition: i32, start_offset: i64) -> String {
         let d = &self.dir_delim;
         let f = &self.file_delim;
-        let name = format!("{topic}{f}{kafka_partition}{f}{start_offset:010}.json");
+        let name = format!("{topic}{f}{kafka_partition}{f}{start_offset:010}.{}", self.format.extension());
         if self.topics_dir.is_empty() {
             format!("{topic}{d}{encoded}{d}{name}")
         } else {
@@ -574,7 +617,26 @@ fn format_joda(pattern: &str, t: &DateTime<FixedOffset>) -> Result<String, Strin
 /// Kafka partition.
 struct OpenFile {
     start_offset: i64,
+    /// JSON Lines: the file's bytes so far.
     data: Vec<u8>,
+    /// Parquet: the rows and their schema, encoded when the file is written.
+    rows: Vec<Value>,
+    schema: Option<Schema>,
+}
+
+impl OpenFile {
+    fn new(start_offset: i64, schema: Option<Schema>) -> OpenFile {
+        OpenFile { start_offset, data: Vec::new(), rows: Vec::new(), schema }
+    }
+
+    /// The object's bytes.
+    fn encode(&self, format: Format) -> Result<Vec<u8>, String> {
+        match (format, &self.schema) {
+            (Format::Json, _) => Ok(self.data.clone()),
+            (Format::Parquet(codec), Some(schema)) => parquet_file::write(schema, &self.rows, codec),
+            (Format::Parquet(_), None) => Err("no schema".into()),
+        }
+    }
 }
 
 /// The files of one Kafka partition, and when to commit them.
@@ -647,7 +709,14 @@ async fn commit(
     while let Some((encoded, file)) = writer.files.pop_first() {
         let name = settings.object_name(topic, &encoded, partition, file.start_offset);
         let path = ObjectPath::from(name.as_str());
-        if let Err(e) = store.put(&path, PutPayload::from(file.data.clone())).await {
+        let bytes = match file.encode(settings.format) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                writer.files.insert(encoded, file);
+                return Err(ConnectError::data(format!("object-store sink: {name}: {e}")));
+            }
+        };
+        if let Err(e) = store.put(&path, PutPayload::from(bytes)).await {
             writer.files.insert(encoded, file);
             return Err(ConnectError::retriable(format!("object-store sink: writing {name}: {e}")));
         }
@@ -711,6 +780,16 @@ impl SinkTask for ObjectStoreSinkTask {
                 continue;
             }
             let encoded = settings.encoded_partition(&record, partition, now)?;
+            if let Format::Parquet(_) = settings.format {
+                let schema = record.value_schema.as_ref();
+                parquet_file::check_schema(schema)
+                    .and_then(|()| schema.map_or(Ok(()), |s| parquet_file::check_row(s, &record.value)))
+                    .map_err(|e| ConnectError::data(format!("record at {}/{partition}/{offset}: {e}", record.topic)))?;
+                // a new schema starts new files
+                if w.files.values().any(|f| f.schema.as_ref() != schema) {
+                    commit(store.as_ref(), settings, &connector, (&record.topic, partition), w).await?;
+                }
+            }
             if settings.rotate_interval_ms > 0 {
                 let time = settings.record_time(&record, now)?;
                 if w.first_time_ms.is_some_and(|first| time - first >= settings.rotate_interval_ms) {
@@ -722,14 +801,17 @@ impl SinkTask for ObjectStoreSinkTask {
                 let iv = settings.rotate_schedule_ms;
                 w.scheduled_ms = Some(now.div_euclid(iv).saturating_add(1).saturating_mul(iv));
             }
-            let mut line = serde_json::to_vec(&value_to_json(&record.value))
-                .map_err(|e| ConnectError::data(format!("record at {}/{partition}/{offset}: {e}", record.topic)))?;
-            line.push(b'\n');
-            w.files
-                .entry(encoded)
-                .or_insert_with(|| OpenFile { start_offset: offset, data: Vec::new() })
-                .data
-                .extend(line);
+            let file = w.files.entry(encoded).or_insert_with(|| OpenFile::new(offset, record.value_schema.clone()));
+            match settings.format {
+                Format::Json => {
+                    let line = serde_json::to_vec(&value_to_json(&record.value)).map_err(|e| {
+                        ConnectError::data(format!("record at {}/{partition}/{offset}: {e}", record.topic))
+                    })?;
+                    file.data.extend(line);
+                    file.data.push(b'\n');
+                }
+                Format::Parquet(_) => file.rows.push(record.value),
+            }
             w.count += 1;
             w.next_offset = Some(offset + 1);
             if w.count >= settings.flush_size {
@@ -959,6 +1041,39 @@ mod tests {
             written["out/orders/year=2026/month=03/day=04/hour=04/orders+0+0000000000.json"],
             "{\"id\":0}\n{\"id\":1}\n"
         );
+    }
+
+    #[tokio::test]
+    async fn parquet_files_hold_the_struct_records() {
+        use crate::data::{Field, SchemaType};
+        use ::parquet::file::reader::{FileReader, SerializedFileReader};
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = task(
+            dir.path(),
+            &[("flush.size", "2"), ("format.class", "io.confluent.connect.s3.format.parquet.ParquetFormat")],
+        )
+        .await;
+        let schema = Schema::structure(Some("Row"), vec![Field::new("id", Schema::of(SchemaType::Int64))]);
+        let batch: Vec<Record> = (0..3)
+            .map(|i| {
+                let mut r = record(0, i, 0, Value::Struct(vec![("id".into(), Value::Int64(i))]));
+                r.value_schema = Some(schema.clone());
+                r
+            })
+            .collect();
+        t.put(batch).await.unwrap();
+        t.flush().await.unwrap();
+        let dir_path = dir.path().join("topics/orders/partition=0");
+        let rows = |name: &str| {
+            let bytes = std::fs::read(dir_path.join(name)).unwrap();
+            let reader = SerializedFileReader::new(bytes::Bytes::from(bytes)).unwrap();
+            reader.metadata().file_metadata().num_rows()
+        };
+        assert_eq!(rows("orders+0+0000000000.snappy.parquet"), 2);
+        assert_eq!(rows("orders+0+0000000002.snappy.parquet"), 1);
+        // schemaless records cannot be Parquet rows
+        let err = t.put(vec![record(0, 3, 0, id(3))]).await.unwrap_err();
+        assert!(matches!(err, ConnectError::Data(_)), "{err:?}");
     }
 
     #[tokio::test]
