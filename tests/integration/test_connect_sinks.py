@@ -88,7 +88,7 @@ def test_http_sink_retries_injected_failures_and_delivers_every_record_once(brok
     failed = srv.failed()
     assert len(failed) == 3
     assert all(f.body == srv.delivered()[0].body for f in failed)   # the same batch retried
-    assert [len(json.loads(r.body)) for r in srv.delivered()][:5] == [10] * 5
+    assert all(1 <= len(json.loads(r.body)) <= 10 for r in srv.all())   # batch.max.size
     auth = "Basic " + base64.b64encode(b"alice:s3cret").decode()
     for r in srv.all():
         assert (r.method, r.path) == ("POST", "/ingest")

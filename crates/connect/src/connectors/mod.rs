@@ -12,8 +12,8 @@ pub fn plugins() -> Vec<&'static dyn Plugin> {
         &file::FileStreamSource,
         &file::FileStreamSink,
         &http::HttpSink,
-        &object_store::S3Sink,
-        &object_store::ObjectStoreSink,
+        &object_store::S3_SINK,
+        &object_store::OBJECT_STORE_SINK,
     ]
 }
 

@@ -38,10 +38,17 @@ use crate::connector::{ConnectorKind, Plugin, SinkTask, SinkTaskContext};
 use crate::data::{Record, Schema, Value};
 use crate::error::{ConnectError, Result};
 
+/// The sink under one of its class names.
+pub struct StoreSink {
+    class: &'static str,
+    aliases: &'static [&'static str],
+}
+
 /// Confluent's S3 sink.
-pub struct S3Sink;
+pub static S3_SINK: StoreSink = StoreSink { class: "io.confluent.connect.s3.S3SinkConnector", aliases: &["S3Sink"] };
 /// The same sink under vltava's name, for `file://` stores.
-pub struct ObjectStoreSink;
+pub static OBJECT_STORE_SINK: StoreSink =
+    StoreSink { class: "vltava.connect.ObjectStoreSinkConnector", aliases: &["ObjectStoreSink"] };
 
 const JSON_FORMAT: &str = "io.confluent.connect.s3.format.json.JsonFormat";
 const PARQUET_FORMAT: &str = "io.confluent.connect.s3.format.parquet.ParquetFormat";
@@ -155,37 +162,12 @@ async fn validate(props: &Props) -> ConfigErrors {
 }
 
 #[async_trait]
-impl Plugin for S3Sink {
+impl Plugin for StoreSink {
     fn class(&self) -> &'static str {
-        "io.confluent.connect.s3.S3SinkConnector"
+        self.class
     }
     fn aliases(&self) -> &'static [&'static str] {
-        &["S3Sink"]
-    }
-    fn kind(&self) -> ConnectorKind {
-        ConnectorKind::Sink
-    }
-    fn config_def(&self) -> ConfigDef {
-        config_def()
-    }
-    async fn validate(&self, props: &Props) -> ConfigErrors {
-        validate(props).await
-    }
-    async fn task_configs(&self, props: &Props, max_tasks: usize) -> Result<Vec<Props>> {
-        Ok(vec![props.clone(); max_tasks.max(1)])
-    }
-    fn sink_task(&self) -> Option<Box<dyn SinkTask>> {
-        Some(Box::new(ObjectStoreSinkTask::default()))
-    }
-}
-
-#[async_trait]
-impl Plugin for ObjectStoreSink {
-    fn class(&self) -> &'static str {
-        "vltava.connect.ObjectStoreSinkConnector"
-    }
-    fn aliases(&self) -> &'static [&'static str] {
-        &["ObjectStoreSink"]
+        self.aliases
     }
     fn kind(&self) -> ConnectorKind {
         ConnectorKind::Sink
