@@ -46,8 +46,12 @@ impl Plugin for HttpSink {
     }
     fn config_def(&self) -> ConfigDef {
         ConfigDef::new(vec![
-            ConfigKey::required("http.api.url", ConfigType::String, "HTTP API URL the records are sent to.")
-                .group("Connection"),
+            ConfigKey::required(
+                "http.api.url",
+                ConfigType::String,
+                "HTTP API URL the records are sent to; ${topic} and ${key} are replaced by a record's.",
+            )
+            .group("Connection"),
             ConfigKey::optional("request.method", ConfigType::String, "POST", "HTTP request method.")
                 .one_of(&["POST", "PUT", "PATCH"])
                 .group("Connection"),
@@ -190,7 +194,10 @@ enum OnError {
 /// The task's settings, parsed once.
 #[derive(Debug)]
 struct HttpSettings {
+    /// The URL (placeholders, if any, replaced by `x`: checked at start).
     url: reqwest::Url,
+    /// `http.api.url` when it holds `${topic}` or `${key}`.
+    url_template: Option<String>,
     method: reqwest::Method,
     headers: HeaderMap,
     basic_auth: Option<(String, String)>,
@@ -227,7 +234,9 @@ impl HttpSettings {
                 "Missing required configuration \"http.api.url\" which has no default value.",
             )
         })?;
-        let url = reqwest::Url::parse(url_text.trim())
+        let url_text = url_text.trim();
+        let templated = url_text.contains("${topic}") || url_text.contains("${key}");
+        let url = reqwest::Url::parse(&url_text.replace("${topic}", "x").replace("${key}", "x"))
             .map_err(|e| SettingError::new("http.api.url", format!("Invalid URL {url_text}: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(SettingError::new("http.api.url", format!("Invalid URL {url_text}: not http or https")));
@@ -293,6 +302,7 @@ impl HttpSettings {
         };
         Ok(HttpSettings {
             url,
+            url_template: templated.then(|| url_text.to_string()),
             method,
             headers,
             basic_auth,
@@ -310,6 +320,18 @@ impl HttpSettings {
             connect_timeout: Duration::from_millis(int_setting(props, "http.connect.timeout.ms", 30_000, 1)? as u64),
             request_timeout: Duration::from_millis(int_setting(props, "http.request.timeout.ms", 30_000, 1)? as u64),
         })
+    }
+
+    /// The URL a record goes to (`${topic}` and `${key}` replaced, percent-encoded).
+    fn url_for(&self, record: &Record) -> Result<reqwest::Url> {
+        let Some(template) = &self.url_template else { return Ok(self.url.clone()) };
+        let key = match &record.key {
+            Value::String(s) => s.clone(),
+            other => crate::converter::display(other),
+        };
+        let text =
+            template.replace("${topic}", &percent_encode(&record.topic)).replace("${key}", &percent_encode(&key));
+        reqwest::Url::parse(&text).map_err(|e| ConnectError::data(format!("HTTP sink: URL {text}: {e}")))
     }
 
     /// The wait before retry number `attempt` (0 for the first retry).
@@ -357,6 +379,19 @@ impl HttpSettings {
             "text/plain; charset=utf-8"
         }
     }
+}
+
+/// Every byte but URL-unreserved characters as `%XX`.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// `Name:Value` pairs separated by `separator`.
@@ -455,9 +490,15 @@ struct HttpSinkTask {
 }
 
 impl HttpSinkTask {
-    async fn send_once(&self, settings: &HttpSettings, client: &reqwest::Client, body: &str) -> Attempt {
+    async fn send_once(
+        &self,
+        settings: &HttpSettings,
+        client: &reqwest::Client,
+        url: &reqwest::Url,
+        body: &str,
+    ) -> Attempt {
         let mut request = client
-            .request(settings.method.clone(), settings.url.clone())
+            .request(settings.method.clone(), url.clone())
             .header(CONTENT_TYPE, settings.content_type())
             .headers(settings.headers.clone())
             .body(body.to_string());
@@ -472,7 +513,7 @@ impl HttpSinkTask {
                 }
                 let text = response.text().await.unwrap_or_default();
                 let text: String = text.chars().take(ERROR_BODY_CHARS_MAX).collect();
-                let message = format!("{} {} answered {status}: {text}", settings.method, settings.url);
+                let message = format!("{} {url} answered {status}: {text}", settings.method);
                 if settings.retry_codes.contains(status.as_u16()) {
                     Attempt::Retry(message)
                 } else {
@@ -480,16 +521,22 @@ impl HttpSinkTask {
                 }
             }
             // no answer (refused, reset, timed out): always worth another try
-            Err(e) => Attempt::Retry(format!("{} {}: {e}", settings.method, settings.url)),
+            Err(e) => Attempt::Retry(format!("{} {url}: {e}", settings.method)),
         }
     }
 
     /// Sends one batch, retrying as configured; what `behavior.on.error`
     /// says when it still fails.
-    async fn send(&self, settings: &HttpSettings, client: &reqwest::Client, body: &str) -> Result<()> {
+    async fn send(
+        &self,
+        settings: &HttpSettings,
+        client: &reqwest::Client,
+        url: &reqwest::Url,
+        body: &str,
+    ) -> Result<()> {
         let mut attempt = 0u32;
         let failure = loop {
-            match self.send_once(settings, client, body).await {
+            match self.send_once(settings, client, url, body).await {
                 Attempt::Delivered => return Ok(()),
                 Attempt::GiveUp(message) => break message,
                 Attempt::Retry(message) if attempt >= settings.max_retries => {
@@ -536,9 +583,18 @@ impl SinkTask for HttpSinkTask {
         let (Some(settings), Some(client)) = (self.settings.as_ref(), self.client.as_ref()) else {
             return Err(ConnectError::fatal("HTTP sink: not started"));
         };
-        for batch in records.chunks(settings.batch_max) {
+        // batches of consecutive records going to the same URL
+        let mut batches: Vec<(reqwest::Url, Vec<Record>)> = Vec::new();
+        for record in records {
+            let url = settings.url_for(&record)?;
+            match batches.last_mut() {
+                Some((last, batch)) if *last == url && batch.len() < settings.batch_max => batch.push(record),
+                _ => batches.push((url, vec![record])),
+            }
+        }
+        for (url, batch) in &batches {
             if let Some(body) = settings.body(batch) {
-                self.send(settings, client, &body).await?;
+                self.send(settings, client, url, &body).await?;
             }
         }
         Ok(())
@@ -647,6 +703,18 @@ mod tests {
             HttpSettings::from_props(&props(&[("http.api.url", "http://x/"), ("headers", "A:1|B: two:2")])).unwrap();
         assert_eq!(s.headers.get("a").unwrap(), "1");
         assert_eq!(s.headers.get("b").unwrap(), "two:2");
+    }
+
+    #[test]
+    fn urls_take_the_records_topic_and_key() {
+        let s = HttpSettings::from_props(&props(&[("http.api.url", "http://h:1/t/${topic}/k/${key}")])).unwrap();
+        let mut r = record(0, Value::Null);
+        r.key = Value::String("a b/c".into());
+        assert_eq!(s.url_for(&r).unwrap().as_str(), "http://h:1/t/t/k/a%20b%2Fc");
+        r.key = Value::Int32(7);
+        assert_eq!(s.url_for(&r).unwrap().as_str(), "http://h:1/t/t/k/7");
+        let plain = HttpSettings::from_props(&props(&[("http.api.url", "http://h:1/x")])).unwrap();
+        assert_eq!(plain.url_for(&r).unwrap().as_str(), "http://h:1/x");
     }
 
     #[test]
