@@ -30,7 +30,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ::object_store::path::Path as ObjectPath;
 use ::object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use async_trait::async_trait;
-use chrono::{DateTime, Datelike, FixedOffset, Timelike};
+use jiff::tz::{Offset, TimeZone};
+use jiff::{Timestamp, ZonedDateTime};
 
 use super::http::{value_to_json, SettingError};
 use crate::config::{ConfigDef, ConfigErrors, ConfigKey, ConfigType, Props, PropsExt};
@@ -137,7 +138,7 @@ fn config_def() -> ConfigDef {
             .group("Partitioner"),
         ConfigKey::optional("locale", ConfigType::String, "", "TimeBasedPartitioner: the locale (en only).")
             .group("Partitioner"),
-        ConfigKey::optional("timezone", ConfigType::String, "", "TimeBasedPartitioner: UTC or a fixed offset (+02:00).")
+        ConfigKey::optional("timezone", ConfigType::String, "", "TimeBasedPartitioner: a zone name (Europe/Prague), UTC or an offset (+02:00).")
             .group("Partitioner"),
         ConfigKey::optional(
             "timestamp.extractor",
@@ -194,7 +195,7 @@ enum Location {
 }
 
 /// Where a record's time comes from (`timestamp.extractor`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 enum TimeSource {
     Record,
     RecordField(String),
@@ -222,11 +223,11 @@ impl Format {
 }
 
 /// How a record's directory is chosen (`partitioner.class`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 enum Partitioner {
     Default,
     Field(Vec<String>),
-    Time { path_format: String, duration_ms: i64, zone: FixedOffset, source: TimeSource },
+    Time { path_format: String, duration_ms: i64, zone: TimeZone, source: TimeSource },
 }
 
 #[derive(Clone, Debug)]
@@ -378,7 +379,7 @@ impl StoreSettings {
                 format!("Class {class} is not supported: DefaultPartitioner, FieldPartitioner, TimeBasedPartitioner, HourlyPartitioner or DailyPartitioner"),
             ));
         };
-        format_joda(&path_format, &DateTime::UNIX_EPOCH.fixed_offset())
+        format_joda(&path_format, &Timestamp::UNIX_EPOCH.to_zoned_datetime(TimeZone::UTC))
             .map_err(|m| SettingError::new("path.format", m))?;
         let zone = parse_zone(props.str_or("timezone", "UTC")).map_err(|m| SettingError::new("timezone", m))?;
         let locale = props.str_or("locale", "en").trim().to_ascii_lowercase();
@@ -421,8 +422,9 @@ impl StoreSettings {
                     ))
                 })?;
                 match value {
-                    Value::String(s) => DateTime::parse_from_rfc3339(s)
-                        .map(|t| t.timestamp_millis())
+                    Value::String(s) => s
+                        .parse::<Timestamp>()
+                        .map(Timestamp::as_millisecond)
                         .map_err(|e| ConnectError::data(format!("field {field}: {s:?} is not a timestamp: {e}"))),
                     other => other
                         .as_i64()
@@ -463,9 +465,9 @@ impl StoreSettings {
             Partitioner::Time { path_format, duration_ms, zone, .. } => {
                 let time = self.record_time(record, now_ms)?;
                 let bucket = time_bucket(time, *duration_ms, zone);
-                let at = DateTime::from_timestamp_millis(bucket)
-                    .ok_or_else(|| ConnectError::data(format!("timestamp {time} is out of range")))?
-                    .with_timezone(zone);
+                let at = Timestamp::from_millisecond(bucket)
+                    .map_err(|e| ConnectError::data(format!("timestamp {time}: {e}")))?
+                    .to_zoned_datetime(zone.clone());
                 format_joda(path_format, &at).map_err(ConnectError::data)
             }
         }
@@ -486,25 +488,26 @@ impl StoreSettings {
 
 /// The start of the `duration_ms` bucket holding `time` in `zone` (as
 /// Confluent's TimeBasedPartitioner: buckets are aligned in local time).
-fn time_bucket(time_ms: i64, duration_ms: i64, zone: &FixedOffset) -> i64 {
-    let offset_ms = i64::from(zone.local_minus_utc()) * 1000;
+fn time_bucket(time_ms: i64, duration_ms: i64, zone: &TimeZone) -> i64 {
+    let offset_s = Timestamp::from_millisecond(time_ms).map_or(0, |t| zone.to_offset(t).seconds());
+    let offset_ms = i64::from(offset_s) * 1000;
     let local = time_ms.saturating_add(offset_ms);
     local.div_euclid(duration_ms).saturating_mul(duration_ms).saturating_sub(offset_ms)
 }
 
-/// `UTC`, `GMT`, `Z`, `+02:00`, `-0530`, `UTC+2`: named zones with daylight
-/// saving time (Europe/Prague) are not supported.
-fn parse_zone(text: &str) -> Result<FixedOffset, String> {
+/// `UTC`, `GMT`, `Z`, `+02:00`, `-0530`, `UTC+2`, or a named zone of the
+/// system's time zone database (`Europe/Prague`, `America/Los_Angeles`).
+fn parse_zone(text: &str) -> Result<TimeZone, String> {
     let t = text.trim();
-    let bad = || format!("timezone {t:?}: only UTC and fixed offsets (+02:00) are supported");
-    let rest = ["UTC", "GMT", "Etc/UTC", "Etc/GMT", "Z"].iter().find_map(|p| t.strip_prefix(p)).unwrap_or(t);
+    let bad = || format!("timezone {t:?}: not a time zone name (Europe/Prague) or offset (UTC, +02:00)");
+    let rest = ["UTC", "GMT", "Z"].iter().find_map(|p| t.strip_prefix(p)).unwrap_or(t);
     if rest.is_empty() {
-        return FixedOffset::east_opt(0).ok_or_else(bad);
+        return Ok(TimeZone::UTC);
     }
     let (sign, digits) = match rest.as_bytes()[0] {
         b'+' => (1, &rest[1..]),
         b'-' => (-1, &rest[1..]),
-        _ => return Err(bad()),
+        _ => return TimeZone::get(t).map_err(|e| format!("timezone {t:?}: {e}")),
     };
     let (h, m) = match digits.split_once(':') {
         Some((h, m)) => (h, m),
@@ -516,14 +519,14 @@ fn parse_zone(text: &str) -> Result<FixedOffset, String> {
     if h > 18 || m > 59 {
         return Err(bad());
     }
-    FixedOffset::east_opt(sign * (h * 3600 + m * 60)).ok_or_else(bad)
+    Offset::from_seconds(sign * (h * 3600 + m * 60)).map(TimeZone::fixed).map_err(|_| bad())
 }
 
 /// Formats `t` with a Joda-Time pattern as Confluent's `path.format` uses
 /// them: `'quoted'` literals (`''` is a quote), `YYYY`/`yyyy` year, `MM`
 /// month (`MMM`/`MMMM` its name), `dd` day, `HH` hour, `mm` minute, `ss`
 /// second, `SSS` millisecond, `DDD` day of year; other characters as they are.
-fn format_joda(pattern: &str, t: &DateTime<FixedOffset>) -> Result<String, String> {
+fn format_joda(pattern: &str, t: &ZonedDateTime) -> Result<String, String> {
     const MONTHS: [&str; 12] = [
         "January",
         "February",
@@ -580,15 +583,17 @@ fn format_joda(pattern: &str, t: &DateTime<FixedOffset>) -> Result<String, Strin
         match c {
             'Y' | 'y' | 'x' if run == 2 => out.push_str(&format!("{:02}", i64::from(t.year()).rem_euclid(100))),
             'Y' | 'y' | 'x' => out.push_str(&num(t.year().into())),
-            'M' if run >= 4 => out.push_str(MONTHS[t.month0() as usize]),
-            'M' if run == 3 => out.push_str(&MONTHS[t.month0() as usize][..3]),
+            'M' if run >= 3 => {
+                let name = MONTHS.get(usize::try_from(t.month() - 1).unwrap_or(0)).copied().unwrap_or("");
+                out.push_str(if run == 3 { name.get(..3).unwrap_or(name) } else { name })
+            }
             'M' => out.push_str(&num(t.month().into())),
             'd' => out.push_str(&num(t.day().into())),
-            'D' => out.push_str(&num(t.ordinal().into())),
+            'D' => out.push_str(&num(t.day_of_year().into())),
             'H' => out.push_str(&num(t.hour().into())),
             'm' => out.push_str(&num(t.minute().into())),
             's' => out.push_str(&num(t.second().into())),
-            'S' => out.push_str(&format!("{:03}", t.timestamp_subsec_millis().min(999))[..run.min(3)]),
+            'S' => out.push_str(&format!("{:03}", t.millisecond())[..run.min(3)]),
             other => return Err(format!("path.format {pattern:?}: pattern letter {other:?} is not supported")),
         }
     }
@@ -850,7 +855,7 @@ mod tests {
 
     #[test]
     fn joda_patterns_format_as_confluent_paths() {
-        let t = DateTime::parse_from_rfc3339("2026-03-04T05:06:07.089+00:00").unwrap();
+        let t = "2026-03-04T05:06:07.089Z".parse::<Timestamp>().unwrap().to_zoned_datetime(TimeZone::UTC);
         let f = |p: &str| format_joda(p, &t).unwrap();
         assert_eq!(f("'year'=YYYY/'month'=MM/'day'=dd/'hour'=HH"), "year=2026/month=03/day=04/hour=05");
         assert_eq!(f("yyyy-MM-dd'T'HH:mm:ss.SSS"), "2026-03-04T05:06:07.089");
@@ -867,9 +872,19 @@ mod tests {
         // a day in +02:00 starts at 22:00 UTC the day before
         let plus2 = parse_zone("+02:00").unwrap();
         assert_eq!(time_bucket(HOUR_MS * 23, 24 * HOUR_MS, &plus2), HOUR_MS * 22);
-        assert_eq!(parse_zone("UTC-0530").unwrap().local_minus_utc(), -(5 * 3600 + 30 * 60));
-        assert_eq!(parse_zone("GMT+2").unwrap().local_minus_utc(), 7200);
-        assert!(parse_zone("Europe/Prague").is_err());
+        let offset = |z: &str| parse_zone(z).unwrap().to_offset(Timestamp::UNIX_EPOCH).seconds();
+        assert_eq!(offset("UTC-0530"), -(5 * 3600 + 30 * 60));
+        assert_eq!(offset("GMT+2"), 7200);
+        assert_eq!(offset("Etc/GMT+2"), -7200); // POSIX's inverted sign, as Java reads it
+                                                // named zones follow daylight saving time: a Prague day starts at 23:00 UTC in
+                                                // winter, at 22:00 UTC in summer
+        let prague = parse_zone("Europe/Prague").unwrap();
+        let winter = "2026-01-15T12:00:00Z".parse::<Timestamp>().unwrap().as_millisecond();
+        let summer = "2026-07-15T12:00:00Z".parse::<Timestamp>().unwrap().as_millisecond();
+        let day = 24 * HOUR_MS;
+        assert_eq!(time_bucket(winter, day, &prague), winter - 13 * HOUR_MS);
+        assert_eq!(time_bucket(summer, day, &prague), summer - 14 * HOUR_MS);
+        assert!(parse_zone("Nowhere/Atlantis").is_err());
         assert!(parse_zone("+25:00").is_err());
     }
 
@@ -920,7 +935,7 @@ mod tests {
                     ("partitioner.class", "TimeBasedPartitioner"),
                     ("path.format", "YYYY"),
                     ("partition.duration.ms", "1000"),
-                    ("timezone", "America/New_York"),
+                    ("timezone", "America/Nowhere"),
                 ],
                 "timezone",
             ),
