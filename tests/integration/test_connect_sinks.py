@@ -9,6 +9,7 @@ import base64
 import io
 import json
 
+import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 import helpers as h
@@ -19,6 +20,8 @@ from s3 import s3  # noqa: F401
 JSON = "org.apache.kafka.connect.json.JsonConverter"
 STRING = "org.apache.kafka.connect.storage.StringConverter"
 DEADLINE = 120.0   # a deadline, not a verdict
+# a broker, a worker and a connector per test, each with generous deadlines
+pytestmark = pytest.mark.timeout(360)
 # 2026-03-04T05:00:00Z: record times for time-based partitions
 HOUR_5 = 1_772_600_400_000
 HOUR_MS = 3_600_000
