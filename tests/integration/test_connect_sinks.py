@@ -248,3 +248,42 @@ def test_s3_sink_parquet_files_read_back_with_pyarrow(broker, start_worker, s3):
         assert table.schema.field("id").type == "int64"
         got.extend(table.to_pylist())
     assert got == rows
+
+
+def test_object_store_sink_rewrites_the_same_files_after_a_crash(broker, start_worker, tmp_path):
+    """Files are named by their first offset and cut by flush.size: a worker killed
+    before committing offsets is replaced by one that reads the records again and
+    writes the same objects, with the same records (no duplicate files, no loss)."""
+    topic = h.unique("crash")
+    h.create_topic(broker.bootstrap, topic, partitions=1)
+    produce(broker.bootstrap, topic, [{"id": i} for i in range(20)])
+    root = tmp_path / "store"
+    group = h.unique("connect")
+    # no commit before the kill; the killed worker's sink consumer leaves its group soon
+    props = {"offset.flush.interval.ms": "600000", "consumer.session.timeout.ms": "6000",
+             "consumer.heartbeat.interval.ms": "1000"}
+    w = start_worker(broker, group=group, props=props)
+    name = h.unique("files")
+    w.create(name, sink_config(topic, "ObjectStoreSink", **{"store.url": f"file://{root}", "flush.size": "5"}))
+    w.wait_running(name)
+    expected = {f"topics/{topic}/partition=0/{topic}+0+{start:010d}.json":
+                b"".join(json.dumps({"id": i}).encode() + b"\n" for i in range(start, start + 5))
+                for start in range(0, 20, 5)}
+    h.wait_until(lambda: len(local_files(root)) >= 4, DEADLINE, "4 files")
+    assert committed(broker.bootstrap, f"connect-{name}", topic, 1) == [-1001]   # nothing committed yet
+    w.kill()
+    first = {k: v for k, v in local_files(root).items()}
+    assert {k: [json.loads(x) for x in v.splitlines()] for k, v in first.items()} == \
+        {k: [json.loads(x) for x in v.splitlines()] for k, v in expected.items()}
+    mtimes = {k: (root / k).stat().st_mtime_ns for k in first}
+    w2 = start_worker(broker, group=group, props=props)
+    w2.wait_running(name)
+    # the new task reads from the start again and rewrites every file
+    h.wait_until(lambda: all((root / k).stat().st_mtime_ns != mtimes[k] for k in first), DEADLINE,
+                 "the 4 files rewritten")
+    produce(broker.bootstrap, topic, [{"id": i} for i in range(20, 25)])
+    h.wait_until(lambda: len(local_files(root)) >= 5, DEADLINE, "a 5th file")
+    files = local_files(root)
+    assert sorted(files) == sorted(expected) + [f"topics/{topic}/partition=0/{topic}+0+0000000020.json"]
+    got = [json.loads(x)["id"] for k in sorted(files) for x in files[k].splitlines()]
+    assert got == list(range(25))
