@@ -1,12 +1,20 @@
 //! The built-in connectors, found by class name or alias.
 
 pub mod file;
+pub mod http;
+pub mod object_store;
 
 use crate::connector::Plugin;
 
 /// Every built-in connector.
 pub fn plugins() -> Vec<&'static dyn Plugin> {
-    vec![&file::FileStreamSource, &file::FileStreamSink]
+    vec![
+        &file::FileStreamSource,
+        &file::FileStreamSink,
+        &http::HttpSink,
+        &object_store::S3_SINK,
+        &object_store::OBJECT_STORE_SINK,
+    ]
 }
 
 /// The connector `connector.class` names: its class name, an alias, or a
