@@ -119,5 +119,14 @@ pub trait SinkTask: Send {
     /// Makes everything given to `put` durable in the external system. The
     /// runner commits the consumer offsets only after this succeeds.
     async fn flush(&mut self) -> Result<()>;
+    /// These partitions were taken from this task (a rebalance of the
+    /// connector's group) before what it was given of them since the last
+    /// flush was committed: another task reads those records again from
+    /// the last commit, so this one must drop whatever it still holds of
+    /// them (buffered files, a dedup position) and write none of it.
+    async fn close(&mut self, partitions: &[(String, i32)]) -> Result<()> {
+        let _ = partitions;
+        Ok(())
+    }
     async fn stop(&mut self) {}
 }

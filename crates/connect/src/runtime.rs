@@ -801,6 +801,23 @@ struct SinkRunner {
     task_props: Props,
 }
 
+/// A sink consumer's context: notes the partitions a rebalance revokes, for
+/// the task loop to close them (librdkafka calls it inside `recv`).
+struct RevokeTracker {
+    revoked: Arc<Mutex<Vec<(String, i32)>>>,
+}
+
+impl rdkafka::client::ClientContext for RevokeTracker {}
+
+impl rdkafka::consumer::ConsumerContext for RevokeTracker {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &rdkafka::consumer::Rebalance<'_>) {
+        if let rdkafka::consumer::Rebalance::Revoke(tpl) = rebalance {
+            let mut revoked = self.revoked.lock();
+            revoked.extend(tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())));
+        }
+    }
+}
+
 /// A consumed record's raw parts (for the dead-letter queue).
 struct Raw {
     topic: String,
@@ -842,7 +859,10 @@ impl SinkRunner {
         {
             cc.set("auto.offset.reset", "earliest");
         }
-        let consumer: StreamConsumer = cc.create().map_err(|e| ConnectError::fatal(format!("consumer: {e}")))?;
+        let revoked = Arc::new(Mutex::new(Vec::new()));
+        let consumer: StreamConsumer<RevokeTracker> = cc
+            .create_with_context(RevokeTracker { revoked: revoked.clone() })
+            .map_err(|e| ConnectError::fatal(format!("consumer: {e}")))?;
         let topics = props.list("topics");
         let regex = props.get("topics.regex").filter(|r| !r.trim().is_empty());
         let subscription: Vec<String> = match (topics.is_empty(), regex) {
@@ -875,6 +895,9 @@ impl SinkRunner {
                 }
             }
             self.report(&mut reported, if paused { State::Paused } else { State::Running });
+            if let Err(e) = self.drop_revoked(&revoked, &mut processed, &mut Vec::new()).await {
+                break Err(e);
+            }
             if unflushed && last_flush.elapsed() >= flush_every {
                 if let Err(e) = self.flush_and_commit(&consumer, &mut processed).await {
                     break Err(e);
@@ -910,6 +933,9 @@ impl SinkRunner {
                     Ok(Ok(m)) => raws.push(Raw::of(&m)),
                     _ => break,
                 }
+            }
+            if let Err(e) = self.drop_revoked(&revoked, &mut processed, &mut raws).await {
+                break Err(e);
             }
             let mut records = Vec::with_capacity(raws.len());
             let mut failed = None;
@@ -955,6 +981,27 @@ impl SinkRunner {
         }
     }
 
+    /// Partitions a rebalance took away: their records in `raws` and their
+    /// positions are forgotten and the task closes them (their new owner
+    /// reads them again from the last commit).
+    async fn drop_revoked(
+        &mut self,
+        revoked: &Mutex<Vec<(String, i32)>>,
+        processed: &mut HashMap<(String, i32), i64>,
+        raws: &mut Vec<Raw>,
+    ) -> Result<()> {
+        let lost: Vec<(String, i32)> = std::mem::take(&mut *revoked.lock());
+        if lost.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(task = %self.id, partitions = ?lost, "partitions revoked");
+        raws.retain(|r| !lost.iter().any(|(t, p)| *t == r.topic && *p == r.partition));
+        for key in &lost {
+            processed.remove(key);
+        }
+        self.task.close(&lost).await
+    }
+
     /// Gives a batch to the task, again after a growing pause while it answers retriable errors.
     async fn put(&mut self, records: Vec<Record>) -> Result<()> {
         let mut delay = Duration::from_millis(200);
@@ -977,7 +1024,7 @@ impl SinkRunner {
     /// The task makes what it was given durable, then the offsets are committed.
     async fn flush_and_commit(
         &mut self,
-        consumer: &StreamConsumer,
+        consumer: &StreamConsumer<RevokeTracker>,
         processed: &mut HashMap<(String, i32), i64>,
     ) -> Result<()> {
         let mut delay = Duration::from_millis(200);

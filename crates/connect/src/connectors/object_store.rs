@@ -819,6 +819,14 @@ impl SinkTask for ObjectStoreSinkTask {
         Ok(())
     }
 
+    async fn close(&mut self, partitions: &[(String, i32)]) -> Result<()> {
+        // not committed: the partitions' new owner writes these files from the last commit
+        for key in partitions {
+            self.writers.remove(key);
+        }
+        Ok(())
+    }
+
     async fn stop(&mut self) {
         // what was not flushed is not committed either: it is read again
         self.writers.clear();
