@@ -1,12 +1,13 @@
 //! The built-in connectors, found by class name or alias.
 
 pub mod file;
+pub mod postgres;
 
 use crate::connector::Plugin;
 
 /// Every built-in connector.
 pub fn plugins() -> Vec<&'static dyn Plugin> {
-    vec![&file::FileStreamSource, &file::FileStreamSink]
+    vec![&file::FileStreamSource, &file::FileStreamSink, &postgres::JdbcSource, &postgres::JdbcSink]
 }
 
 /// The connector `connector.class` names: its class name, an alias, or a
