@@ -155,7 +155,7 @@ impl Plugin for JdbcSource {
         if !source::included_tables(props).is_empty() && !source::excluded_tables(props).is_empty() {
             errors.add("table.blacklist", "table.whitelist and table.blacklist cannot both be set");
         }
-        if let Err(e) = pg_config(props) {
+        if let (true, Err(e)) = (props.contains_key("connection.url"), pg_config(props)) {
             errors.add("connection.url", e.to_string());
         }
         errors
@@ -253,7 +253,7 @@ impl Plugin for JdbcSink {
         if props.bool_or("delete.enabled", false).unwrap_or(false) && pk_mode != "record_key" {
             errors.add("delete.enabled", "Deletes are only supported for pk.mode record_key");
         }
-        if let Err(e) = pg_config(props) {
+        if let (true, Err(e)) = (props.contains_key("connection.url"), pg_config(props)) {
             errors.add("connection.url", e.to_string());
         }
         errors

@@ -595,8 +595,8 @@ impl JdbcSourceTask {
                     None => Value::Null,
                     Some(raw) => decode(column.kind, raw.0, &column.name)?,
                 };
-                if Some(i) == resolved.incrementing {
-                    offset.incrementing = value.as_i64();
+                if let (true, Some(v)) = (Some(i) == resolved.incrementing, value.as_i64()) {
+                    offset.incrementing = Some(v);
                 }
                 if let (true, Some(raw)) = (Some(i) == resolved.timestamp, &raw) {
                     offset.timestamp_micros = Some(timestamp_micros(raw.0, &column.name)?);
