@@ -16,6 +16,9 @@
 //! - [`herder`]: the cluster (group membership, the config, offsets and
 //!   status topics, assignment); [`rest`]: the REST API.
 
+// `Converter::from_connect` is Connect's `fromConnectData`: a conversion that takes the converter
+#![allow(clippy::wrong_self_convention)]
+
 pub mod config;
 pub mod connector;
 pub mod connectors;
@@ -23,6 +26,7 @@ pub mod converter;
 pub mod data;
 pub mod error;
 pub mod herder;
+pub mod offsets;
 pub mod rest;
 pub mod runtime;
 pub mod status;
