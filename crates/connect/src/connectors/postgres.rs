@@ -448,23 +448,27 @@ pub(crate) fn quote_table(name: &str) -> String {
     }
 }
 
+/// Two's complement negation of a big-endian number: invert, add one.
+fn negate(bytes: &mut [u8]) {
+    for b in bytes.iter_mut() {
+        *b = !*b;
+    }
+    for b in bytes.iter_mut().rev() {
+        let (v, carry) = b.overflowing_add(1);
+        *b = v;
+        if !carry {
+            break;
+        }
+    }
+}
+
 /// Connect Decimal bytes (big-endian two's complement unscaled) at `scale`
 /// as decimal text (`-12.345`).
 pub(crate) fn decimal_text(bytes: &[u8], scale: i32) -> String {
     let negative = bytes.first().is_some_and(|b| b & 0x80 != 0);
     let mut magnitude: Vec<u8> = bytes.to_vec();
     if negative {
-        // two's complement: invert and add one
-        for b in magnitude.iter_mut() {
-            *b = !*b;
-        }
-        for b in magnitude.iter_mut().rev() {
-            let (v, carry) = b.overflowing_add(1);
-            *b = v;
-            if !carry {
-                break;
-            }
-        }
+        negate(&mut magnitude);
     }
     // repeated division by ten gives the digits, least significant first
     let mut digits = Vec::new();
@@ -529,16 +533,7 @@ pub(crate) fn decimal_bytes(text: &str, scale: u32) -> Option<Vec<u8>> {
         }
     }
     if negative {
-        for b in magnitude.iter_mut() {
-            *b = !*b;
-        }
-        for b in magnitude.iter_mut().rev() {
-            let (v, carry) = b.overflowing_add(1);
-            *b = v;
-            if !carry {
-                break;
-            }
-        }
+        negate(&mut magnitude);
     }
     // the shortest two's complement form, as Java's BigInteger.toByteArray
     while magnitude.len() > 1
