@@ -110,7 +110,9 @@ class Postgres:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()   # SIGTERM: smart shutdown; connections of killed workers are gone
+            # a fast shutdown (clients disconnected), through pg_ctl: runuser would turn a signal into a SIGKILL
+            subprocess.run(self._as_user([str(self.bindir / "pg_ctl"), "stop", "-D", str(self.datadir), "-m", "fast",
+                                          "-w", "-t", str(int(STOP_TIMEOUT))]), capture_output=True)
             try:
                 self.proc.wait(timeout=STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
