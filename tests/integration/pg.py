@@ -95,7 +95,7 @@ class Postgres:
             self.proc = subprocess.Popen(
                 self._as_user([str(self.bindir / "postgres"), "-D", str(self.datadir), "-p", str(self.port),
                                "-c", f"listen_addresses={self.host}", "-c", f"unix_socket_directories={self.sockdir}",
-                               "-c", "fsync=on", "-c", "max_connections=100", "-c", "shared_buffers=32MB"]),
+                               "-c", "timezone=UTC", "-c", "fsync=on", "-c", "max_connections=100", "-c", "shared_buffers=32MB"]),
                 stdin=subprocess.DEVNULL, stdout=logf, stderr=logf)
 
         def ready():
