@@ -13,12 +13,14 @@
 //!   built-in ones (file, PostgreSQL, HTTP, object store).
 //! - [`runtime`]: the task loops, error handling, exactly-once sources.
 //! - [`status`]: states and target states.
-//! - [`herder`]: the cluster (group membership, the config, offsets and
-//!   status topics, assignment); [`rest`]: the REST API.
+//! - [`herder`]: the cluster (assignment, what the REST API asks);
+//!   [`cluster`]: group membership; [`store`]: the config and status
+//!   topics; [`rest`]: the REST API.
 
 // `Converter::from_connect` is Connect's `fromConnectData`: a conversion that takes the converter
 #![allow(clippy::wrong_self_convention)]
 
+pub mod cluster;
 pub mod config;
 pub mod connector;
 pub mod connectors;
@@ -30,6 +32,7 @@ pub mod offsets;
 pub mod rest;
 pub mod runtime;
 pub mod status;
+pub mod store;
 pub mod transforms;
 
 pub use config::WorkerConfig;
