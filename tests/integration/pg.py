@@ -89,6 +89,17 @@ class Postgres:
         subprocess.run(self._as_user([str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", DB_USER,
                                       "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]),
                        check=True, capture_output=True, timeout=SQL_TIMEOUT)
+        self._spawn()
+        self.psql(f"CREATE DATABASE {DB_NAME}", db="postgres")
+        return self
+
+    def restart(self) -> "Postgres":
+        """Stops the server (clients lose their connections) and starts it again on the same port."""
+        self.stop()
+        self._spawn()
+        return self
+
+    def _spawn(self) -> None:
         with open(self.log_path, "ab") as logf:
             if self.user:
                 shutil.chown(self.log_path, self.user)
@@ -105,8 +116,6 @@ class Postgres:
                                 "-U", DB_USER], capture_output=True)
             return r.returncode == 0
         h.wait_until(ready, STARTUP_TIMEOUT, f"postgres on port {self.port} to accept connections", interval=0.2)
-        self.psql(f"CREATE DATABASE {DB_NAME}", db="postgres")
-        return self
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

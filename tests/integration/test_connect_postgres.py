@@ -325,6 +325,28 @@ def test_sink_auto_evolve_adds_optional_columns(broker, start_worker, postgres):
     assert nullable == "YES"
 
 
+def test_sink_rides_out_a_database_restart(broker, start_worker, postgres):
+    """Connection errors are retriable: the batch is written once the server is back, and
+    the consumer offsets only move past what was committed in PostgreSQL."""
+    topic = ident("ledger")
+    h.create_topic(broker.bootstrap, topic, 1)
+    fields = [("id", "int64", False), ("amount", "int32", False)]
+    produce(broker.bootstrap, topic, [(None, envelope(fields, {"id": i, "amount": i})) for i in range(100)])
+    w = start_worker(broker)
+    w.create("pg-restart", sink_config(postgres, topic, **{
+        "auto.create": "true", "insert.mode": "upsert", "pk.mode": "record_value", "pk.fields": "id"}))
+    w.wait_running("pg-restart")
+    h.wait_until(lambda: postgres.count(topic) == 100, WAIT, "the first 100 rows", interval=0.3)
+    postgres.stop()
+    produce(broker.bootstrap, topic, [(None, envelope(fields, {"id": i, "amount": i})) for i in range(100, 200)])
+    postgres.restart()
+    h.wait_until(lambda: postgres.count(topic) == 200, WAIT, "the 100 rows written while the server was down",
+                 interval=0.3)
+    assert postgres.scalar(f"SELECT sum(amount) FROM {topic}") == str(sum(range(200)))
+    st = w.status("pg-restart")
+    assert st["tasks"][0]["state"] == "RUNNING", st
+
+
 # -- configuration -------------------------------------------------------------------
 
 def test_bad_configs_are_refused_with_the_key_named(broker, start_worker, postgres):
