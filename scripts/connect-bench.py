@@ -119,7 +119,7 @@ def main() -> int:
     finally:
         if worker is not None:
             worker.kill()
-        pg.stop()
+        pg.cleanup()
         broker.stop()
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -17,7 +17,9 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -51,11 +53,14 @@ def _ensure_user() -> str | None:
 
 
 class Postgres:
-    """One PostgreSQL server in `workdir`."""
+    """One PostgreSQL server in a temp dir of its own (its log linked into `workdir`)."""
 
     def __init__(self, workdir: Path):
         self.bindir = pg_bindir()
-        self.workdir = Path(workdir)
+        # pytest keeps its temp tree private (0700, reset by each new session): the server's user
+        # gets a directory of its own under the system temp dir, removed by cleanup()
+        self.workdir = Path(tempfile.mkdtemp(prefix="vltava-pg-", dir=os.environ.get("TMPDIR", "/tmp")))
+        self.log_link = Path(workdir) / "postgres.log"
         self.datadir = self.workdir / "data"
         self.sockdir = self.workdir / "sock"
         self.log_path = self.workdir / "postgres.log"
@@ -76,14 +81,11 @@ class Postgres:
         return ["runuser", "-u", self.user, "--", *argv] if self.user else argv
 
     def start(self) -> "Postgres":
-        self.workdir.mkdir(parents=True, exist_ok=True)
         self.sockdir.mkdir(exist_ok=True)
+        self.log_link.parent.mkdir(parents=True, exist_ok=True)
+        self.log_link.unlink(missing_ok=True)
+        self.log_link.symlink_to(self.log_path)
         if self.user:
-            # the server's user must reach its directories
-            for p in [self.workdir, *self.workdir.parents]:
-                if p == Path("/"):
-                    break
-                os.chmod(p, os.stat(p).st_mode | 0o011)
             shutil.chown(self.workdir, self.user)
             shutil.chown(self.sockdir, self.user)
         subprocess.run(self._as_user([str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", DB_USER,
@@ -118,15 +120,34 @@ class Postgres:
         h.wait_until(ready, STARTUP_TIMEOUT, f"postgres on port {self.port} to accept connections", interval=0.2)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            # a fast shutdown (clients disconnected), through pg_ctl: runuser would turn a signal into a SIGKILL
-            subprocess.run(self._as_user([str(self.bindir / "pg_ctl"), "stop", "-D", str(self.datadir), "-m", "fast",
-                                          "-w", "-t", str(int(STOP_TIMEOUT))]), capture_output=True)
+        """A fast shutdown (clients disconnected): SIGINT to the postmaster named in postmaster.pid
+        (runuser would turn a signal it forwards into a SIGKILL)."""
+        if self.proc is None:
+            return
+        try:
+            pid = int((self.datadir / "postmaster.pid").read_text().split("\n")[0])
+        except (OSError, ValueError):
+            pid = None
+        if pid is not None:
             try:
-                self.proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                os.kill(pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+        try:
+            self.proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            if pid is not None:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            self.proc.kill()
+            self.proc.wait()
+
+    def cleanup(self) -> None:
+        """Stops the server and removes its directory."""
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def log_tail(self, n: int = 50) -> str:
         try:
@@ -174,4 +195,4 @@ def postgres(tmp_path_factory):
         pg.start()
         yield pg
     finally:
-        pg.stop()
+        pg.cleanup()
