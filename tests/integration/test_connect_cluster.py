@@ -59,6 +59,12 @@ def test_tasks_spread_and_move_when_a_worker_dies(broker, start_worker, tmp_path
     w1.wait_running("spread", tasks=2)
     h.wait_until(lambda: set(workers_of(w1, "spread")) == ids, 60, "the two tasks on the two workers")
     assert w2.wait_running("spread", tasks=2)
+    # a task restart asked of either worker reaches the worker running the task
+    for w in (w1, w2):
+        for task in (0, 1):
+            assert w.post(f"/connectors/spread/tasks/{task}/restart") == (204, None)
+    w1.wait_running("spread", tasks=2)
+    assert w2.post("/connectors/spread/tasks/7/restart")[0] == 404
 
     w2.kill()
     survivor = f"127.0.0.1:{w1.port}"

@@ -127,6 +127,17 @@ def test_create_list_get_update_delete(broker, start_worker, tmp_path):
     assert by_key["commit-s1"] == {"tasks": 2}
     assert by_key["task-s1-1"]["properties"]["file"] == cfg["file"]
 
+    # and the status topic Connect's status records
+    def connector_status():
+        for partition in range(5):
+            for k, v in read_topic(broker.bootstrap, f"{w.props['group.id']}-status", partition):
+                if k == "status-connector-s1" and v is not None:
+                    return v
+        return None
+    st = h.wait_until(connector_status, 60, "status-connector-s1 in the status topic")
+    assert st == {"state": "RUNNING", "trace": None, "worker_id": f"127.0.0.1:{w.port}", "generation": st["generation"]}
+    assert isinstance(st["generation"], int)
+
     assert w.delete("/connectors/s1") == (204, None)
     assert w.get("/connectors/s1") == (404, NOT_FOUND("s1"))
     assert w.get("/connectors/s1/status") == (404, NOT_FOUND("s1"))
@@ -166,6 +177,17 @@ def test_validation_errors_and_bad_requests(broker, start_worker, tmp_path):
         "Connector configuration is invalid and contains the following 1 error(s):\n"
         "Missing required configuration \"file\" which has no default value.\n"
         "You can also find the above list of errors at the endpoint `/connector-plugins/{connectorType}/config/validate`")}
+    # transforms are validated with the connector
+    status, body = w.put("/connectors/bad/config", dict(sink_config(tmp_path), transforms="route",
+                                                         **{"transforms.route.type": "NoSuchTransform"}))
+    assert status == 400 and (
+        "Invalid value NoSuchTransform for configuration transforms.route.type: Class NoSuchTransform could not be "
+        "found.") in body["message"], body
+    status, body = w.put(f"/connector-plugins/{SINK}/config/validate",
+                         dict(sink_config(tmp_path), name="v", transforms="a", **{"transforms.a.type": "Nope"}))
+    assert status == 200 and body["error_count"] == 1, body
+    assert [c["value"]["errors"] for c in body["configs"] if c["value"]["name"] == "transforms.a.type"] == [
+        ["Invalid value Nope for configuration transforms.a.type: Class Nope could not be found."]]
     status, body = w.put("/connectors/bad/config", dict(cfg, **{"connector.class": "NoSuchConnector"}))
     assert status == 400 and body["message"].startswith(
         "Failed to find any class that implements Connector and which name matches NoSuchConnector"), body
@@ -248,6 +270,9 @@ def test_pause_resume_stop_restart(broker, start_worker, tmp_path):
     h.wait_until(lambda: (s := w.status("src")) and s["connector"]["state"] == "STOPPED" and s["tasks"] == [],
                  60, "src STOPPED with no tasks")
     assert w.get("/connectors/src")[1]["tasks"] == []
+    records = dict(read_topic(broker.bootstrap, f"{w.props['group.id']}-configs"))
+    assert records["target-state-src"] == {"state": "STOPPED", "state.v2": "STOPPED"}
+    assert records["commit-src"] == {"tasks": 0}
     assert w.put("/connectors/src/resume") == (202, None)
     w.wait_running("src", tasks=1)
 

@@ -205,6 +205,7 @@ impl Herder {
         let mut local = Local::default();
         // the leader: connector -> (config offset, stopped) whose task configs it generated
         let mut reconciled: HashMap<String, (i64, bool)> = HashMap::new();
+        let mut last_leader = false;
         let heartbeat_every = Duration::from_millis(self.config.heartbeat_interval_ms);
         'member: while !*stop.borrow() {
             let meta = MemberMetadata {
@@ -227,6 +228,7 @@ impl Herder {
                 }
             };
             let leader = joined.leader == joined.member_id;
+            let was_leader = std::mem::replace(&mut last_leader, leader);
             let assignments = if leader {
                 let wanted = joined.members.values().map(|m| m.config_offset).max().unwrap_or(0);
                 if !self.stores.read_config_to_end(CONFIG_CATCH_UP).await
@@ -234,7 +236,10 @@ impl Herder {
                 {
                     tracing::warn!("the leader could not read the config topic to its end; assigning what it read");
                 }
-                reconciled.clear();
+                if !was_leader {
+                    // a new leader looks at every connector once
+                    reconciled.clear();
+                }
                 self.reconcile(&mut reconciled).await;
                 let snap = self.snapshot();
                 tracing::info!(
@@ -320,8 +325,12 @@ impl Herder {
         self.set_joined(false);
         m.leave().await;
         self.runtime.stop_all().await;
+        // what this worker ran is nobody's until the next assignment (as Connect writes on shutdown)
         for name in local.connectors.keys() {
             self.put_connector_status(name, State::Unassigned, None);
+        }
+        for id in local.tasks.keys() {
+            self.put_task_status(id, State::Unassigned, None);
         }
     }
 
@@ -451,13 +460,7 @@ impl Herder {
         tracing::info!(task = %id, target = target.name(), "starting task");
         if let Err(e) = self.runtime.start_task(id.clone(), cp.clone(), tp.clone(), target).await {
             tracing::warn!(task = %id, "task failed to start: {e}");
-            let rec = StatusRecord {
-                state: State::Failed,
-                trace: Some(e.to_string()),
-                worker_id: self.config.worker_id(),
-                generation: self.generation.load(Ordering::Relaxed),
-            };
-            self.stores.put_status(store::task_status_key(id), Some(&rec));
+            self.put_task_status(id, State::Failed, Some(e.to_string()));
         }
     }
 
@@ -493,7 +496,7 @@ impl Herder {
                     continue;
                 }
                 if let Some((cp, tp, target)) = local.tasks.get(&id).cloned() {
-                    self.put_task_restarting(&id);
+                    self.put_task_status(&id, State::Restarting, None);
                     self.start_task(&id, &cp, &tp, target).await;
                 }
             }
@@ -501,10 +504,10 @@ impl Herder {
         self.apply(local).await;
     }
 
-    fn put_task_restarting(&self, id: &TaskId) {
+    fn put_task_status(&self, id: &TaskId, state: State, trace: Option<String>) {
         let rec = StatusRecord {
-            state: State::Restarting,
-            trace: None,
+            state,
+            trace,
             worker_id: self.config.worker_id(),
             generation: self.generation.load(Ordering::Relaxed),
         };

@@ -20,7 +20,7 @@ use crate::config::{ConfigDef, ConfigErrors, ConfigKey, ConfigType, Props};
 use crate::connector::{ConnectorKind, Plugin};
 use crate::herder::Herder;
 use crate::status::{State, TargetState, TaskId};
-use crate::store;
+use crate::store::{self, ConfigSnapshot};
 
 /// How long a write waits for the worker to be a member (a rebalance).
 const JOIN_WAIT: Duration = Duration::from_secs(10);
@@ -173,7 +173,10 @@ async fn forward(base: &str, method: Method, path: &str, query: &Option<String>,
     q.push("forward=false".into());
     let url = format!("{base}{path}?{}", q.join("&"));
     tracing::debug!(url, %method, "forwarding");
-    let client = reqwest::Client::builder().timeout(FORWARD_TIMEOUT).build().map_err(|e| internal(e.to_string()))?;
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    let client = CLIENT.get_or_init(|| {
+        reqwest::Client::builder().timeout(FORWARD_TIMEOUT).build().unwrap_or_else(|_| reqwest::Client::new())
+    });
     let method = reqwest::Method::from_bytes(method.as_str().as_bytes()).map_err(|e| internal(e.to_string()))?;
     let resp = client
         .request(method, &url)
@@ -220,10 +223,10 @@ async fn list(AxState(h): H, RawQuery(q): RawQuery) -> Answer {
     for name in snap.connectors.keys() {
         let mut entry = serde_json::Map::new();
         if expand.iter().any(|e| e == "status") {
-            entry.insert("status".into(), status_of(&h, name)?);
+            entry.insert("status".into(), status_in(&h, &snap, name)?);
         }
         if expand.iter().any(|e| e == "info") {
-            entry.insert("info".into(), info_of(&h, name)?);
+            entry.insert("info".into(), info_in(&snap, name)?);
         }
         out.insert(name.clone(), Json::Object(entry));
     }
@@ -235,7 +238,10 @@ fn kind_of(props: &Props) -> &'static str {
 }
 
 fn info_of(h: &Herder, name: &str) -> Result<Json, ApiError> {
-    let snap = h.snapshot();
+    info_in(&h.snapshot(), name)
+}
+
+fn info_in(snap: &ConfigSnapshot, name: &str) -> Result<Json, ApiError> {
     let props = snap.connectors.get(name).ok_or_else(|| not_found(name))?;
     let tasks: Vec<Json> = (0..snap.task_count(name)).map(|t| json!({"connector": name, "task": t})).collect();
     Ok(json!({"name": name, "config": props, "tasks": tasks, "type": kind_of(props)}))
@@ -263,7 +269,10 @@ fn state_json(rec: Option<store::StatusRecord>, id: Option<u32>) -> Json {
 }
 
 fn status_of(h: &Herder, name: &str) -> Result<Json, ApiError> {
-    let snap = h.snapshot();
+    status_in(h, &h.snapshot(), name)
+}
+
+fn status_in(h: &Herder, snap: &ConfigSnapshot, name: &str) -> Result<Json, ApiError> {
     let props = snap.connectors.get(name).ok_or_else(|| not_found(name))?;
     let connector = state_json(h.stores.status(&store::connector_status_key(name)), None);
     let tasks: Vec<Json> = (0..snap.task_count(name) as u32)
@@ -429,7 +438,7 @@ async fn put_connector(h: &Herder, name: &str, props: Props, target: Option<Targ
     }
     tracing::info!(connector = name, class = plugin.class(), "writing connector config");
     if let Some(t) = target {
-        write(h, &format!("target-state-{name}"), Some(json!({"state": t.name()}))).await?;
+        write(h, &format!("target-state-{name}"), Some(store::target_state_value(t))).await?;
     }
     write(h, &format!("connector-{name}"), Some(json!({ "properties": props }))).await?;
     h.request_rejoin();
@@ -506,7 +515,7 @@ async fn set_target(h: &Herder, name: &str, verb: &str, q: &Option<String>, targ
         return Err(not_found(name));
     }
     tracing::info!(connector = name, target = target.name(), "target state");
-    write(h, &format!("target-state-{name}"), Some(json!({"state": target.name()}))).await?;
+    write(h, &format!("target-state-{name}"), Some(store::target_state_value(target))).await?;
     if target == TargetState::Stopped && snap.task_count(name) > 0 {
         // Connect stops a connector by removing its task configs with its target state
         write(h, &format!("commit-{name}"), Some(json!({"tasks": 0}))).await?;

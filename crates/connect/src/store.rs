@@ -92,7 +92,9 @@ impl ConfigSnapshot {
                 }
             }
         } else if let Some(name) = key.strip_prefix("target-state-") {
-            match json.as_ref().and_then(|j| j["state"].as_str()).and_then(TargetState::parse) {
+            // Connect 3.5+ writes STOPPED as "state.v2" (and PAUSED as "state", for older workers)
+            let state = json.as_ref().and_then(|j| j["state.v2"].as_str().or_else(|| j["state"].as_str()));
+            match state.and_then(TargetState::parse) {
                 Some(state) => {
                     self.targets.insert(name.to_string(), state);
                 }
@@ -131,6 +133,12 @@ impl ConfigSnapshot {
         }
         None
     }
+}
+
+/// A `target-state-NAME` value: `{"state": S, "state.v2": S}` (the second as
+/// Connect 3.5+ reads it first).
+pub fn target_state_value(state: TargetState) -> Json {
+    json!({"state": state.name(), "state.v2": state.name()})
 }
 
 fn props_of(v: &Json) -> Option<Props> {
@@ -423,6 +431,8 @@ mod tests {
         assert_eq!(s.tasks["a-b"][1]["k"], "1");
         s.apply(4, "target-state-a-b", Some(br#"{"state":"PAUSED"}"#));
         assert_eq!(s.target("a-b"), TargetState::Paused);
+        s.apply(4, "target-state-a-b", Some(br#"{"state":"PAUSED","state.v2":"STOPPED"}"#));
+        assert_eq!(s.target("a-b"), TargetState::Stopped);
         let r = s.apply(5, "restart-connector-a-b", Some(br#"{"include-tasks":true,"only-failed":false}"#));
         assert!(r.is_some_and(|r| r.include_tasks && !r.only_failed));
         s.apply(6, "connector-a-b", None);

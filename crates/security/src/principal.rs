@@ -159,7 +159,7 @@ fn until_slash(s: &str) -> Option<(&str, &str)> {
 
 /// A Java `replaceAll` replacement (`$1` a group, `\x` a literal x) in the
 /// regex crate's syntax (`${1}`, `$$`).
-fn java_replacement(java: &str) -> String {
+pub fn java_replacement(java: &str) -> String {
     let mut out = String::with_capacity(java.len() + 4);
     let mut chars = java.chars().peekable();
     while let Some(c) = chars.next() {
