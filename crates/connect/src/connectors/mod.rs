@@ -1,13 +1,23 @@
 //! The built-in connectors, found by class name or alias.
 
 pub mod file;
+pub mod http;
+pub mod object_store;
 pub mod postgres;
 
 use crate::connector::Plugin;
 
 /// Every built-in connector.
 pub fn plugins() -> Vec<&'static dyn Plugin> {
-    vec![&file::FileStreamSource, &file::FileStreamSink, &postgres::JdbcSource, &postgres::JdbcSink]
+    vec![
+        &file::FileStreamSource,
+        &file::FileStreamSink,
+        &http::HttpSink,
+        &object_store::S3_SINK,
+        &object_store::OBJECT_STORE_SINK,
+        &postgres::JdbcSource,
+        &postgres::JdbcSink,
+    ]
 }
 
 /// The connector `connector.class` names: its class name, an alias, or a
