@@ -63,6 +63,8 @@ command -v python3 >/dev/null 2>&1 || apt_install python3
 { command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } \
     || apt_install chromium chromium-driver
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || apt_install python3-venv
+# postgresql: the Connect tests run the JDBC connectors against a real server (tests/integration/pg.py).
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || apt_install postgresql
 done_step "system packages" ok
 
 # ---------------------------------------------------------------- python venv

@@ -3,6 +3,7 @@
 pub mod file;
 pub mod http;
 pub mod object_store;
+pub mod postgres;
 
 use crate::connector::Plugin;
 
@@ -14,6 +15,8 @@ pub fn plugins() -> Vec<&'static dyn Plugin> {
         &http::HttpSink,
         &object_store::S3_SINK,
         &object_store::OBJECT_STORE_SINK,
+        &postgres::JdbcSource,
+        &postgres::JdbcSink,
     ]
 }
 
