@@ -133,19 +133,25 @@ impl SourceTask for FileSourceTask {
             }
         }
         let Some(file) = self.file.as_mut() else { return Ok(Vec::new()) };
-        let mut buf = vec![0u8; READ_CHUNK_BYTES];
-        let n = file.read(&mut buf).await.map_err(|e| ConnectError::retriable(format!("{}: {e}", self.path)))?;
+        // read more while less than a chunk is buffered (or no whole line is: a long line)
+        let mut n = 0;
+        if self.pending.len() < READ_CHUNK_BYTES || !self.pending.contains(&b'\n') {
+            let mut buf = vec![0u8; READ_CHUNK_BYTES];
+            n = file.read(&mut buf).await.map_err(|e| ConnectError::retriable(format!("{}: {e}", self.path)))?;
+            self.pending.extend_from_slice(&buf[..n]);
+        }
         if n == 0 && !self.pending.contains(&b'\n') {
             tokio::time::sleep(POLL_WAIT).await;
             return Ok(Vec::new());
         }
-        self.pending.extend_from_slice(&buf[..n]);
         let mut records = Vec::new();
+        let mut cursor = 0;
         while records.len() < self.batch_size {
-            let Some(end) = self.pending.iter().position(|&b| b == b'\n') else { break };
-            let line: Vec<u8> = self.pending.drain(..=end).collect();
-            self.position += line.len() as u64;
-            let text = String::from_utf8_lossy(&line[..line.len() - 1]).trim_end_matches('\r').to_string();
+            let Some(len) = self.pending[cursor..].iter().position(|&b| b == b'\n') else { break };
+            let line = &self.pending[cursor..cursor + len];
+            cursor += len + 1;
+            self.position += len as u64 + 1;
+            let text = String::from_utf8_lossy(line).trim_end_matches('\r').to_string();
             let offset = json!({ "position": self.position }).as_object().cloned().unwrap_or_default();
             records.push(Record::source(
                 &self.topic,
@@ -155,6 +161,7 @@ impl SourceTask for FileSourceTask {
                 Value::String(text),
             ));
         }
+        self.pending.drain(..cursor);
         Ok(records)
     }
 }
