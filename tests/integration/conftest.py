@@ -454,6 +454,9 @@ FILE_SECONDS = {
     "test_dynamic_quorum.py": 22, "test_java.py": 21, "test_limits.py": 20,
     "test_restart.py": 19, "test_kip848_migration.py": 19, "test_idempotence.py": 17,
     "test_protocol.py": 16, "test_acls.py": 15, "test_offsets.py": 15,
+    "test_connect_postgres.py": 90, "test_connect_sinks.py": 70, "test_connect_convert.py": 60,
+    "test_connect_rest.py": 60, "test_connect_failover.py": 60, "test_connect_runtime.py": 45,
+    "test_connect_cluster.py": 35,
 }
 DEFAULT_FILE_SECONDS = 30   # a new file: in the middle until measured
 

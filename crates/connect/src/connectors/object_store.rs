@@ -36,6 +36,7 @@ use jiff::{Timestamp, ZonedDateTime};
 use super::http::{value_to_json, SettingError};
 use crate::config::{ConfigDef, ConfigErrors, ConfigKey, ConfigType, Props, PropsExt};
 use crate::connector::{ConnectorKind, Plugin, SinkTask, SinkTaskContext};
+use crate::data::calendar::MONTHS;
 use crate::data::{Record, Schema, Value};
 use crate::error::{ConnectError, Result};
 
@@ -527,20 +528,6 @@ fn parse_zone(text: &str) -> Result<TimeZone, String> {
 /// month (`MMM`/`MMMM` its name), `dd` day, `HH` hour, `mm` minute, `ss`
 /// second, `SSS` millisecond, `DDD` day of year; other characters as they are.
 fn format_joda(pattern: &str, t: &ZonedDateTime) -> Result<String, String> {
-    const MONTHS: [&str; 12] = [
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ];
     let chars: Vec<char> = pattern.chars().collect();
     let mut out = String::new();
     let mut i = 0;

@@ -28,6 +28,7 @@ use tokio_postgres::{Client, NoTls};
 
 use crate::config::{ConfigDef, ConfigErrors, ConfigKey, ConfigType, Props, PropsExt};
 use crate::connector::{ConnectorKind, Plugin, SinkTask, SourceTask};
+pub(crate) use crate::data::calendar::civil_from_days;
 use crate::error::{ConnectError, Result};
 
 /// How long a connection attempt may take before it counts as failed.
@@ -542,20 +543,6 @@ pub(crate) fn decimal_bytes(text: &str, scale: u32) -> Option<Vec<u8>> {
         magnitude.remove(0);
     }
     Some(magnitude)
-}
-
-/// Days since 1970-01-01 as (year, month, day) in the proleptic Gregorian calendar.
-pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
