@@ -964,6 +964,15 @@ impl SinkRunner {
             }
             unflushed = true;
         };
+        // stopped while a put was being retried: a stop, not a failure (nothing more is committed)
+        let result = match result {
+            Err(e) if e.is_retriable() && *self.control.borrow() == Control::Stop => {
+                tracing::warn!(task = %self.id, error = %e, "stopped while retrying; the records since the last commit will be read again");
+                self.task.stop().await;
+                return Ok(());
+            }
+            r => r,
+        };
         if result.is_ok() && unflushed {
             if let Err(e) = self.flush_and_commit(&consumer, &mut processed).await {
                 tracing::warn!(task = %self.id, error = %e, "offsets not committed at stop");
