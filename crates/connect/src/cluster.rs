@@ -12,13 +12,11 @@ use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
     ApiKey, FindCoordinatorRequest, FindCoordinatorResponse, GroupId, HeartbeatRequest, HeartbeatResponse,
-    JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, SaslAuthenticateRequest,
-    SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse, SyncGroupRequest, SyncGroupResponse,
+    JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, SyncGroupRequest, SyncGroupResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use serde::{Deserialize, Serialize};
 use vltava_broker::replication::KafkaConn;
-use vltava_security::sasl::client::SaslLogin;
 
 use crate::config::WorkerConfig;
 use crate::status::TaskId;
@@ -27,8 +25,6 @@ pub const PROTOCOL_TYPE: &str = "connect";
 pub const PROTOCOL_NAME: &str = "default";
 /// The longest one request other than JoinGroup/SyncGroup may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
-/// Bound on the tokens of one SASL login.
-const SASL_STEPS_MAX: usize = 8;
 
 pub const NONE: i16 = 0;
 pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
@@ -240,35 +236,9 @@ impl Security {
     }
 }
 
-/// SaslHandshake v1, then SaslAuthenticate v1 until the exchange ends.
+/// The broker crate's client SASL login (SaslHandshake, then SaslAuthenticate until done).
 async fn login(conn: &mut KafkaConn, mechanism: &str, user: &str, password: &str) -> Result<(), GroupError> {
-    let fail = |what: String| GroupError::Io(std::io::Error::new(std::io::ErrorKind::PermissionDenied, what));
-    let handshake = SaslHandshakeRequest::default().with_mechanism(StrBytes::from_string(mechanism.to_string()));
-    let answer: SaslHandshakeResponse = conn.call(ApiKey::SaslHandshake, 1, &handshake, REQUEST_TIMEOUT).await?;
-    if answer.error_code != NONE {
-        return Err(fail(format!("SASL handshake for {mechanism}: error code {}", answer.error_code)));
-    }
-    let mut client = SaslLogin::start(mechanism, user, password).map_err(|e| fail(e.to_string()))?;
-    let mut token = client.first_token().map_err(|e| fail(e.to_string()))?;
-    for _ in 0..SASL_STEPS_MAX {
-        let last = client.is_done();
-        let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
-        let answer: SaslAuthenticateResponse =
-            conn.call(ApiKey::SaslAuthenticate, 1, &request, REQUEST_TIMEOUT).await?;
-        if answer.error_code != NONE {
-            let message = answer.error_message.map(|m| m.to_string()).unwrap_or_default();
-            return Err(fail(format!("SASL login as {user} ({mechanism}): {message}")));
-        }
-        if last {
-            return Ok(());
-        }
-        match client.step(&answer.auth_bytes).map_err(|e| fail(e.to_string()))? {
-            Some(next) => token = next,
-            None if client.is_done() => return Ok(()),
-            None => return Err(fail("the SASL exchange ended early".into())),
-        }
-    }
-    Err(fail("the SASL exchange did not end".into()))
+    Ok(conn.sasl_login(mechanism, user, password).await?)
 }
 
 /// This worker's membership.

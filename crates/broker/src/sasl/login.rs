@@ -122,17 +122,22 @@ impl KafkaConn {
         Ok(conn)
     }
 
-    /// SaslHandshake v1, then SaslAuthenticate v1 until the exchange ends.
     async fn login(&mut self, login: &InterBrokerLogin) -> std::io::Result<()> {
+        self.sasl_login(&login.mechanism, &login.user, &login.password).await
+    }
+
+    /// SaslHandshake v1, then SaslAuthenticate v1 until the exchange ends
+    /// (PLAIN or SCRAM as a client; also used by `vltava connect`'s worker group).
+    pub async fn sasl_login(&mut self, mechanism: &str, user: &str, password: &str) -> std::io::Result<()> {
+        let login = (mechanism, user, password);
         let fail = |what: String| std::io::Error::new(std::io::ErrorKind::PermissionDenied, what);
-        let handshake = SaslHandshakeRequest::default().with_mechanism(StrBytes::from_string(login.mechanism.clone()));
+        let handshake = SaslHandshakeRequest::default().with_mechanism(StrBytes::from_string(login.0.to_string()));
         let answer: SaslHandshakeResponse =
             self.call(ApiKey::SaslHandshake, 1, &handshake, LOGIN_REQUEST_TIMEOUT).await?;
         if answer.error_code != 0 {
-            return Err(fail(format!("SASL handshake for {}: error {}", login.mechanism, answer.error_code)));
+            return Err(fail(format!("SASL handshake for {}: error {}", login.0, answer.error_code)));
         }
-        let mut client =
-            SaslLogin::start(&login.mechanism, &login.user, &login.password).map_err(|e| fail(e.to_string()))?;
+        let mut client = SaslLogin::start(login.0, login.1, login.2).map_err(|e| fail(e.to_string()))?;
         let mut token = client.first_token().map_err(|e| fail(e.to_string()))?;
         for _ in 0..LOGIN_STEPS_MAX {
             let last = client.is_done();
@@ -142,8 +147,8 @@ impl KafkaConn {
             if answer.error_code != 0 {
                 return Err(fail(format!(
                     "SASL login as {} ({}): {}",
-                    login.user,
-                    login.mechanism,
+                    login.1,
+                    login.0,
                     answer.error_message.map(|m| m.to_string()).unwrap_or_default()
                 )));
             }
