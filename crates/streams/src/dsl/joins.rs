@@ -560,3 +560,70 @@ impl<K: Data, VThis: Data, VOther: Data, V: Data, VO: Data, VR: Data> Processor<
         own.put(&r.key, Some(&r.value), t)
     }
 }
+
+/// A minimal table for tests while `StreamsBuilder::table` is written
+/// elsewhere: a source, a node putting each record into a timestamped
+/// key-value store and forwarding the change.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+    use crate::dsl::ktable::{Change, TimestampedSerde};
+    use crate::dsl::options::Consumed;
+    use crate::dsl::StreamsBuilder;
+
+    struct ToTable {
+        store_name: String,
+        store: Option<KeyValueStore<String, ValueAndTimestamp<String>>>,
+    }
+
+    impl Processor<String, Option<String>, String, Change<String>> for ToTable {
+        fn init(&mut self, ctx: &mut ProcessorContext<'_, String, Change<String>>) -> Result<()> {
+            self.store = Some(ctx.state_store(&self.store_name)?);
+            Ok(())
+        }
+        fn process(
+            &mut self,
+            ctx: &mut ProcessorContext<'_, String, Change<String>>,
+            r: Record<String, Option<String>>,
+        ) -> Result<()> {
+            let store = self.store.as_ref().expect("init ran");
+            let old = store.get(&r.key)?.map(|o| o.value);
+            match &r.value {
+                Some(v) => store.put(&r.key, &ValueAndTimestamp { value: v.clone(), timestamp: r.timestamp })?,
+                None => {
+                    store.delete(&r.key)?;
+                }
+            }
+            let change = Change { new: r.value.clone(), old };
+            ctx.forward(r.with_value(change))
+        }
+    }
+
+    /// A `KTable<String, String>` of `topic` in store `store`.
+    pub(crate) fn table_of(b: &StreamsBuilder, topic: &str, store: &str) -> KTable<String, String> {
+        let s = b.stream(topic, Consumed::with(Serdes::string(), Serdes::option(Serdes::string()))).unwrap();
+        let node = format!("{store}-node");
+        {
+            let mut inner = b.inner.borrow_mut();
+            let name = store.to_string();
+            inner
+                .topology
+                .add_processor(&node, move || ToTable { store_name: name.clone(), store: None }, &[&s.node])
+                .unwrap();
+            inner
+                .topology
+                .add_state_store(
+                    Stores::key_value(store, Serdes::string(), TimestampedSerde::new_ref(Serdes::string())),
+                    &[&node],
+                )
+                .unwrap();
+        }
+        KTable {
+            builder: b.inner.clone(),
+            node,
+            key_serde: Some(Serdes::string()),
+            value_serde: Some(Serdes::string()),
+            store: Some(store.to_string()),
+        }
+    }
+}

@@ -277,3 +277,190 @@ impl<K: Data, V: Data> Processor<K, Change<V>, K, Change<V>> for SuppressProcess
         self.evict(ctx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use parking_lot::Mutex;
+
+    use super::*;
+    use crate::dsl::grouped::KGroupedStream;
+    use crate::dsl::joins::test_support::table_of;
+    use crate::dsl::options::{Consumed, Materialized, Produced};
+    use crate::dsl::windows::{TimeWindows, WindowedSerde};
+    use crate::dsl::StreamsBuilder;
+    use crate::record::{OutRecord, RawRecord};
+    use crate::state::memory::MemoryStore;
+    use crate::state::{ChangelogTarget, StoreInstance, StoreSpec};
+    use crate::task::{RecordCollector, Task, TaskSetup};
+    use crate::test_driver::TopologyTestDriver;
+    use crate::topology::{TaskId, Topology};
+
+    fn windowed_counts_suppressed() -> Topology {
+        let b = StreamsBuilder::new();
+        let g = KGroupedStream { stream: b.stream("in", Consumed::with(Serdes::string(), Serdes::string())).unwrap() };
+        let w = TimeWindows::of_size_and_grace(Duration::from_millis(10), Duration::from_millis(5)).unwrap();
+        g.windowed_by(w)
+            .unwrap()
+            .count(Materialized::default())
+            .unwrap()
+            .suppress(Suppressed::until_window_closes())
+            .unwrap()
+            .to_stream()
+            .unwrap()
+            .to("out", Produced::default())
+            .unwrap();
+        b.build().unwrap()
+    }
+
+    type Row = (String, i64, Option<i64>, i64);
+
+    fn rows(driver: &TopologyTestDriver) -> Vec<Row> {
+        let o =
+            driver.create_output_topic("out", WindowedSerde::time(Serdes::string(), 10), Serdes::option(Serdes::i64()));
+        o.read_records_to_list()
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.key.key, r.key.window.start_ms, r.value, r.timestamp))
+            .collect()
+    }
+
+    fn row(k: &str, start: i64, v: i64, ts: i64) -> Row {
+        (k.to_string(), start, Some(v), ts)
+    }
+
+    #[test]
+    fn until_window_closes_emits_each_window_once_when_stream_time_passes_end_plus_grace() {
+        let t = windowed_counts_suppressed();
+        assert!(t.describe().contains("KTABLE-SUPPRESS-0000000003"), "{}", t.describe());
+        assert!(t.describe().contains("KTABLE-SUPPRESS-STATE-STORE-0000000004"));
+        let driver = TopologyTestDriver::new(t).unwrap();
+        let mut i = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+        let mut pipe = |k: &str, ts: i64| i.pipe_input_at(k.to_string(), "v".to_string(), ts).unwrap();
+        for (k, ts) in [("a", 1), ("a", 8), ("b", 9), ("a", 12), ("a", 3)] {
+            pipe(k, ts);
+        }
+        assert!(rows(&driver).is_empty(), "stream time 12 < 10 + 5: nothing final yet");
+        pipe("a", 15);
+        assert_eq!(rows(&driver), vec![row("a", 0, 3, 8), row("b", 0, 1, 9)]);
+        pipe("a", 4); // late: dropped by the aggregation, nothing re-emitted
+        pipe("a", 24);
+        assert!(rows(&driver).is_empty());
+        pipe("a", 25);
+        assert_eq!(rows(&driver), vec![row("a", 10, 2, 15)]);
+        pipe("a", 40);
+        pipe("a", 41);
+        assert_eq!(rows(&driver), vec![row("a", 20, 2, 25)]);
+    }
+
+    #[test]
+    fn until_time_limit_emits_the_latest_value_after_the_limit() {
+        let b = StreamsBuilder::new();
+        let table = table_of(&b, "t", "tbl");
+        table
+            .suppress(Suppressed::until_time_limit(Duration::from_millis(10)).with_name("hold"))
+            .unwrap()
+            .to_stream()
+            .unwrap()
+            .to("out", Produced::default())
+            .unwrap();
+        let t = b.build().unwrap();
+        assert!(t.describe().contains("hold-store"));
+        let driver = TopologyTestDriver::new(t).unwrap();
+        let mut i = driver.create_input_topic("t", Serdes::string(), Serdes::option(Serdes::string()));
+        let o = driver.create_output_topic("out", Serdes::string(), Serdes::option(Serdes::string()));
+        let s = |v: &str| Some(v.to_string());
+        i.pipe_input_at("a".into(), s("a1"), 0).unwrap();
+        i.pipe_input_at("a".into(), s("a2"), 5).unwrap();
+        i.pipe_input_at("b".into(), s("b1"), 6).unwrap();
+        assert!(o.is_empty());
+        i.pipe_input_at("a".into(), s("a3"), 10).unwrap();
+        let got: Vec<(String, Option<String>, i64)> =
+            o.read_records_to_list().unwrap().into_iter().map(|r| (r.key, r.value, r.timestamp)).collect();
+        assert_eq!(got, vec![("a".to_string(), s("a3"), 10)]);
+        i.pipe_input_at("b".into(), s("b2"), 16).unwrap();
+        let got: Vec<(String, Option<String>, i64)> =
+            o.read_records_to_list().unwrap().into_iter().map(|r| (r.key, r.value, r.timestamp)).collect();
+        assert_eq!(got, vec![("b".to_string(), s("b2"), 16)]);
+    }
+
+    #[test]
+    fn until_window_closes_refuses_a_table_that_is_not_windowed() {
+        let b = StreamsBuilder::new();
+        let g = KGroupedStream { stream: b.stream("in", Consumed::with(Serdes::string(), Serdes::string())).unwrap() };
+        let w = TimeWindows::of_size_with_no_grace(Duration::from_millis(10)).unwrap();
+        let windowed = g.windowed_by(w).unwrap().count(Materialized::default()).unwrap();
+        // a table of windowed keys that no windowed aggregation made
+        let fake: KTable<Windowed<String>, i64> =
+            KTable { builder: b.inner.clone(), node: "KSTREAM-SOURCE-0000000000".to_string(), ..windowed.clone() };
+        let err = fake.suppress(Suppressed::until_window_closes()).err().expect("an error");
+        assert!(err.to_string().contains("not the result of a windowed aggregation"), "{err}");
+    }
+
+    struct Collect(Arc<Mutex<Vec<OutRecord>>>);
+    impl RecordCollector for Collect {
+        fn send(&mut self, record: OutRecord) -> Result<()> {
+            self.0.lock().push(record);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_buffer_survives_a_crash_through_its_changelog() {
+        // run 1: two windows held in the buffer, then the process dies
+        let driver = TopologyTestDriver::new(windowed_counts_suppressed()).unwrap();
+        let mut i = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+        i.pipe_input_at("a".into(), "v".into(), 1).unwrap();
+        i.pipe_input_at("b".into(), "v".into(), 9).unwrap();
+        assert!(rows(&driver).is_empty());
+        let mut changelogs: BTreeMap<String, Vec<(Vec<u8>, Option<Vec<u8>>)>> = BTreeMap::new();
+        for store in ["KSTREAM-AGGREGATE-STATE-STORE-0000000001", "KTABLE-SUPPRESS-STATE-STORE-0000000004"] {
+            let topic = format!("test-app-{store}-changelog");
+            let recs = driver.written(&topic);
+            assert!(!recs.is_empty(), "{topic} written");
+            changelogs.insert(topic, recs.into_iter().map(|r| (r.key.unwrap_or_default(), r.value)).collect());
+        }
+        drop(driver);
+
+        // run 2: a new task restores both stores from their changelogs
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let mut open = |spec: &StoreSpec, changelog: Option<ChangelogTarget>| -> Result<StoreInstance> {
+            let batch = changelog.as_ref().and_then(|c| changelogs.get(&c.topic)).cloned().unwrap_or_default();
+            let mut s = StoreInstance::new(&spec.name, Box::new(MemoryStore::default()), changelog);
+            s.restore(&batch)?;
+            Ok(s)
+        };
+        let setup = TaskSetup {
+            application_id: "test-app".to_string(),
+            globals: BTreeMap::new(),
+            collector: Box::new(Collect(out.clone())),
+            clock: Arc::new(|| 0),
+            handler: Default::default(),
+        };
+        let topology = Arc::new(windowed_counts_suppressed());
+        let mut task = Task::new(TaskId { subtopology: 0, partition: 0 }, topology, &mut open, setup).unwrap();
+        let raw = RawRecord {
+            topic: "in".to_string(),
+            partition: 0,
+            offset: 2,
+            timestamp: 15,
+            key: Some(b"a".to_vec()),
+            value: Some(b"v".to_vec()),
+            headers: Default::default(),
+        };
+        task.process(&raw).unwrap();
+        let serde = WindowedSerde::time(Serdes::string(), 10);
+        let got: Vec<(String, i64, i64, i64)> = out
+            .lock()
+            .iter()
+            .filter(|r| r.topic == "out")
+            .map(|r| {
+                let k = serde.deserialize("out", r.key.as_deref()).unwrap();
+                let v = Serdes::i64().deserialize("out", r.value.as_deref()).unwrap();
+                (k.key, k.window.start_ms, v, r.timestamp)
+            })
+            .collect();
+        assert_eq!(got, vec![("a".to_string(), 0, 1, 1), ("b".to_string(), 0, 1, 9)]);
+    }
+}

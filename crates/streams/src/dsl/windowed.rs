@@ -691,3 +691,250 @@ impl<K: Data, V: Data, VA: Data> Processor<K, V, Windowed<K>, Change<VA>> for Se
         ctx.forward(Record { key, value: Change { new: Some(new), old }, timestamp: merged.end_ms, headers: r.headers })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dsl::options::{Consumed, Produced};
+    use crate::dsl::StreamsBuilder;
+    use crate::test_driver::TopologyTestDriver;
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    fn grouped(b: &StreamsBuilder) -> KGroupedStream<String, String> {
+        KGroupedStream { stream: b.stream("in", Consumed::with(Serdes::string(), Serdes::string())).unwrap() }
+    }
+
+    /// (key, window start, window end, value, timestamp) of every output record.
+    type Row = (String, i64, i64, Option<i64>, i64);
+
+    fn run(
+        b: &StreamsBuilder,
+        table: KTable<Windowed<String>, i64>,
+        out_serde: SerdeRef<Windowed<String>>,
+        input: &[(&str, i64)],
+    ) -> (TopologyTestDriver, Vec<Row>) {
+        table.to_stream().unwrap().to("out", Produced::default()).unwrap();
+        let driver = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+        let mut i = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+        for (k, t) in input {
+            i.pipe_input_at(k.to_string(), "v".to_string(), *t).unwrap();
+        }
+        let o = driver.create_output_topic("out", out_serde, Serdes::option(Serdes::i64()));
+        let rows = o
+            .read_records_to_list()
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.key.key, r.key.window.start_ms, r.key.window.end_ms, r.value, r.timestamp))
+            .collect();
+        (driver, rows)
+    }
+
+    fn row(k: &str, start: i64, end: i64, v: Option<i64>, ts: i64) -> Row {
+        (k.to_string(), start, end, v, ts)
+    }
+
+    #[test]
+    fn tumbling_count_takes_out_of_order_records_within_grace_and_drops_later_ones() {
+        let b = StreamsBuilder::new();
+        let w = TimeWindows::of_size_and_grace(ms(10), ms(5)).unwrap();
+        let table = grouped(&b).windowed_by(w).unwrap().count(Materialized::default()).unwrap();
+        assert_eq!(table.queryable_store_name(), Some("KSTREAM-AGGREGATE-STATE-STORE-0000000001"));
+        let input = [("a", 1), ("a", 12), ("a", 8), ("b", 9), ("a", 16), ("a", 3), ("a", 10)];
+        let (driver, rows) = run(&b, table, WindowedSerde::time(Serdes::string(), 10), &input);
+        assert_eq!(
+            rows,
+            vec![
+                row("a", 0, 10, Some(1), 1),
+                row("a", 10, 20, Some(1), 12),
+                // stream time 12, window [0,10) closes at 15: still open
+                row("a", 0, 10, Some(2), 8),
+                row("b", 0, 10, Some(1), 9),
+                row("a", 10, 20, Some(2), 16),
+                // a@3: stream time 16 >= 10 + 5, dropped
+                row("a", 10, 20, Some(3), 16),
+            ]
+        );
+        let store: WindowStore<String, ValueAndTimestamp<i64>> =
+            driver.state_store("KSTREAM-AGGREGATE-STATE-STORE-0000000001").unwrap();
+        assert_eq!(store.fetch(&"a".to_string(), 0).unwrap(), Some(ValueAndTimestamp { value: 2, timestamp: 8 }));
+        assert_eq!(store.fetch(&"a".to_string(), 10).unwrap(), Some(ValueAndTimestamp { value: 3, timestamp: 16 }));
+        assert_eq!(store.retention_ms(), 15);
+        // the changelog got every update
+        assert_eq!(driver.written("test-app-KSTREAM-AGGREGATE-STATE-STORE-0000000001-changelog").len(), 6);
+    }
+
+    #[test]
+    fn hopping_windows_reduce_and_aggregate() {
+        let b = StreamsBuilder::new();
+        let w = TimeWindows::of_size_with_no_grace(ms(10)).unwrap().advance_by(ms(5)).unwrap();
+        let table = grouped(&b)
+            .windowed_by(w)
+            .unwrap()
+            .aggregate(|| 0i64, |_, _, a| a + 1, Materialized::as_store("hops").with_value_serde(Serdes::i64()))
+            .unwrap();
+        let input = [("a", 7), ("a", 12), ("a", 4), ("a", 14)];
+        let (_d, rows) = run(&b, table, WindowedSerde::time(Serdes::string(), 10), &input);
+        assert_eq!(
+            rows,
+            vec![
+                row("a", 0, 10, Some(1), 7),
+                row("a", 5, 15, Some(1), 7),
+                row("a", 5, 15, Some(2), 12),
+                row("a", 10, 20, Some(1), 12),
+                // a@4 falls in [0,10) only, closed at stream time 12: dropped
+                row("a", 5, 15, Some(3), 14),
+                row("a", 10, 20, Some(2), 14),
+            ]
+        );
+
+        // reduce keeps the serde of the stream's values
+        let b = StreamsBuilder::new();
+        let table = grouped(&b)
+            .windowed_by(TimeWindows::of_size_with_no_grace(ms(10)).unwrap())
+            .unwrap()
+            .reduce(|a, v| format!("{a}{v}"), Materialized::default())
+            .unwrap();
+        table.to_stream().unwrap().to("out", Produced::default()).unwrap();
+        let driver = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+        let mut i = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+        i.pipe_input_at("k".into(), "x".into(), 1).unwrap();
+        i.pipe_input_at("k".into(), "y".into(), 2).unwrap();
+        let o = driver.create_output_topic(
+            "out",
+            WindowedSerde::time(Serdes::string(), 10),
+            Serdes::option(Serdes::string()),
+        );
+        let vals: Vec<Option<String>> = o.read_records_to_list().unwrap().into_iter().map(|r| r.value).collect();
+        assert_eq!(vals, vec![Some("x".to_string()), Some("xy".to_string())]);
+    }
+
+    #[test]
+    fn sliding_windows_count_with_an_out_of_order_record() {
+        let b = StreamsBuilder::new();
+        let w = SlidingWindows::of_time_difference_and_grace(ms(10), ms(100)).unwrap();
+        let table = grouped(&b).windowed_by_sliding(w).unwrap().count(Materialized::default()).unwrap();
+        let input = [("a", 20), ("a", 25), ("a", 40), ("a", 22)];
+        let (_d, rows) = run(&b, table, WindowedSerde::time(Serdes::string(), 10), &input);
+        assert_eq!(
+            rows,
+            vec![
+                row("a", 10, 20, Some(1), 20),
+                // a@25: the right window of 20, then its own left window
+                row("a", 21, 31, Some(1), 25),
+                row("a", 15, 25, Some(2), 25),
+                row("a", 30, 40, Some(1), 40),
+                // a@22 (out of order): updates the windows holding it, makes its own
+                row("a", 15, 25, Some(3), 25),
+                row("a", 21, 31, Some(2), 25),
+                row("a", 12, 22, Some(2), 22),
+                row("a", 23, 33, Some(1), 25),
+            ]
+        );
+    }
+
+    #[test]
+    fn sliding_windows_drop_records_past_the_grace() {
+        let b = StreamsBuilder::new();
+        let w = SlidingWindows::of_time_difference_and_grace(ms(10), ms(5)).unwrap();
+        let table = grouped(&b).windowed_by_sliding(w).unwrap().count(Materialized::default()).unwrap();
+        // a@14 at stream time 30: its windows end by 25 < 30 - 5
+        let input = [("a", 30), ("a", 14)];
+        let (_d, rows) = run(&b, table, WindowedSerde::time(Serdes::string(), 10), &input);
+        assert_eq!(rows, vec![row("a", 20, 30, Some(1), 30)]);
+    }
+
+    #[test]
+    fn session_windows_merge_and_drop_late_records() {
+        let b = StreamsBuilder::new();
+        let w = SessionWindows::of_inactivity_gap_and_grace(ms(5), ms(10)).unwrap();
+        let table = grouped(&b).windowed_by_session(w).unwrap().count(Materialized::as_store("sessions")).unwrap();
+        let input = [("a", 0), ("a", 3), ("a", 20), ("a", 10), ("a", 14), ("a", 16), ("a", 1)];
+        let (driver, rows) = run(&b, table, WindowedSerde::session(Serdes::string()), &input);
+        assert_eq!(
+            rows,
+            vec![
+                row("a", 0, 0, Some(1), 0),
+                row("a", 0, 0, None, 0),
+                row("a", 0, 3, Some(2), 3),
+                row("a", 20, 20, Some(1), 20),
+                // a@10: stream time 20, close 10: [10,10] still accepted
+                row("a", 10, 10, Some(1), 10),
+                row("a", 10, 10, None, 10),
+                row("a", 10, 14, Some(2), 14),
+                // a@16 joins [10,14] and [20,20]
+                row("a", 10, 14, None, 14),
+                row("a", 20, 20, None, 20),
+                row("a", 10, 20, Some(4), 20),
+                // a@1 would merge into [0,3], which ended before 20 - 10: dropped
+            ]
+        );
+        let store: SessionStore<String, i64> = driver.state_store("sessions").unwrap();
+        let all: Vec<(i64, i64, i64)> =
+            store.all().unwrap().into_iter().map(|(w, v)| (w.window.start_ms, w.window.end_ms, v)).collect();
+        // [0,3] ended more than the retention (gap + grace = 15) before 20: expired
+        assert_eq!(all, vec![(10, 20, 4)]);
+    }
+
+    #[test]
+    fn session_aggregate_uses_the_merger() {
+        let b = StreamsBuilder::new();
+        let w = SessionWindows::of_inactivity_gap_and_grace(ms(5), ms(20)).unwrap();
+        let table = grouped(&b)
+            .windowed_by_session(w)
+            .unwrap()
+            .aggregate(
+                String::new,
+                |_, v, a| format!("{a}{v}"),
+                |_, a, b| format!("{a}|{b}"),
+                Materialized::with(Serdes::string(), Serdes::string()),
+            )
+            .unwrap();
+        table.to_stream().unwrap().to("out", Produced::default()).unwrap();
+        let driver = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+        let mut i = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+        i.pipe_input_at("k".into(), "x".into(), 0).unwrap();
+        i.pipe_input_at("k".into(), "y".into(), 10).unwrap();
+        i.pipe_input_at("k".into(), "z".into(), 5).unwrap();
+        let o = driver.create_output_topic(
+            "out",
+            WindowedSerde::session(Serdes::string()),
+            Serdes::option(Serdes::string()),
+        );
+        let got: Vec<(i64, i64, Option<String>)> = o
+            .read_records_to_list()
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.key.window.start_ms, r.key.window.end_ms, r.value))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (0, 0, Some("x".to_string())),
+                (10, 10, Some("y".to_string())),
+                (0, 0, None),
+                (10, 10, None),
+                // init "" merged with "x" then "y", then z aggregated
+                (0, 10, Some("|x|yz".to_string())),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_key_change_repartitions_through_the_store_named_topic() {
+        let b = StreamsBuilder::new();
+        let mut g = grouped(&b);
+        g.stream.repartition_required = true;
+        g.windowed_by(TimeWindows::of_size_with_no_grace(ms(10)).unwrap())
+            .unwrap()
+            .count(Materialized::default())
+            .unwrap();
+        let t = b.build().unwrap();
+        assert_eq!(t.subtopologies().len(), 2);
+        let names: Vec<String> = t.internal_topics().into_iter().map(|t| t.name.name).collect();
+        assert!(names.contains(&"KSTREAM-AGGREGATE-STATE-STORE-0000000001-repartition".to_string()), "{names:?}");
+        assert!(names.contains(&"KSTREAM-AGGREGATE-STATE-STORE-0000000001-changelog".to_string()), "{names:?}");
+    }
+}
