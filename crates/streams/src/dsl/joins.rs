@@ -627,3 +627,227 @@ pub(crate) mod test_support {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::table_of;
+    use super::*;
+    use crate::dsl::options::{Consumed, Materialized, Produced};
+    use crate::dsl::StreamsBuilder;
+    use crate::test_driver::{TestInputTopic, TopologyTestDriver};
+    use crate::topology::Topology;
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    type Side = TestInputTopic<String, String>;
+
+    /// Two string streams `l` and `r` joined by `join`, written to `out`.
+    fn stream_join(
+        join: impl FnOnce(&KStream<String, String>, &KStream<String, String>) -> KStream<String, String>,
+    ) -> (TopologyTestDriver, Side, Side, Topology) {
+        let b = StreamsBuilder::new();
+        let l = b.stream("l", Consumed::with(Serdes::string(), Serdes::string())).unwrap();
+        let r = b.stream("r", Consumed::with(Serdes::string(), Serdes::string())).unwrap();
+        join(&l, &r).to("out", Produced::value_serde(Serdes::string())).unwrap();
+        let t = b.build().unwrap();
+        let driver = TopologyTestDriver::new(t.clone()).unwrap();
+        let l = driver.create_input_topic("l", Serdes::string(), Serdes::string());
+        let r = driver.create_input_topic("r", Serdes::string(), Serdes::string());
+        (driver, l, r, t)
+    }
+
+    fn out(driver: &TopologyTestDriver) -> Vec<(String, String, i64)> {
+        driver
+            .create_output_topic("out", Serdes::string(), Serdes::string())
+            .read_records_to_list()
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.key, r.value, r.timestamp))
+            .collect()
+    }
+
+    fn o(k: &str, v: &str, ts: i64) -> (String, String, i64) {
+        (k.to_string(), v.to_string(), ts)
+    }
+
+    fn pipe(side: &mut Side, k: &str, v: &str, ts: i64) {
+        side.pipe_input_at(k.to_string(), v.to_string(), ts).unwrap();
+    }
+
+    fn opt(v: Option<&String>) -> String {
+        v.cloned().unwrap_or_else(|| "null".to_string())
+    }
+
+    #[test]
+    fn inner_join_within_the_window() {
+        let w = JoinWindows::of_time_difference_and_grace(ms(10), ms(0)).unwrap();
+        let (driver, mut l, mut r, t) = stream_join(|l, r| {
+            l.join(r, |a: &String, b: &String| format!("{a}+{b}"), w, StreamJoined::default()).unwrap()
+        });
+        let d = t.describe();
+        assert!(
+            d.contains("KSTREAM-JOINTHIS-0000000002-store") && d.contains("KSTREAM-JOINOTHER-0000000003-store"),
+            "{d}"
+        );
+        assert!(!d.contains("OUTERSHARED"), "{d}");
+        pipe(&mut l, "a", "L1", 0);
+        pipe(&mut r, "a", "R1", 5);
+        pipe(&mut r, "a", "R2", 20);
+        pipe(&mut r, "b", "X", 21);
+        pipe(&mut l, "a", "L2", 15);
+        pipe(&mut l, "a", "L3", 31);
+        assert_eq!(out(&driver), vec![o("a", "L1+R1", 5), o("a", "L2+R1", 15), o("a", "L2+R2", 20)]);
+    }
+
+    #[test]
+    fn left_join_emits_unjoined_records_once_their_window_closes() {
+        let w = JoinWindows::of_time_difference_and_grace(ms(10), ms(0)).unwrap();
+        let (driver, mut l, mut r, t) = stream_join(|l, r| {
+            l.left_join(r, |a: &String, b: Option<&String>| format!("{a}+{}", opt(b)), w, StreamJoined::default())
+                .unwrap()
+        });
+        let d = t.describe();
+        assert!(d.contains("KSTREAM-OUTERSHARED-0000000004-store"), "{d}");
+        assert!(d.contains("KSTREAM-OUTEROTHER-0000000003"), "{d}");
+        pipe(&mut l, "a", "L1", 0);
+        pipe(&mut l, "b", "B1", 3);
+        assert!(out(&driver).is_empty(), "unjoined records wait for their window to close");
+        pipe(&mut r, "a", "R1", 5);
+        assert_eq!(out(&driver), vec![o("a", "L1+R1", 5)]);
+        pipe(&mut l, "c", "C1", 11);
+        assert!(out(&driver).is_empty(), "B1's window closes after 3 + 10");
+        pipe(&mut r, "a", "R2", 14);
+        assert_eq!(out(&driver), vec![o("b", "B1+null", 3)]);
+        // out of order, its window already over: emitted at once
+        pipe(&mut l, "d", "D1", 2);
+        assert_eq!(out(&driver), vec![o("d", "D1+null", 2)]);
+        // an unmatched right record emits nothing in a left join
+        pipe(&mut l, "x", "X1", 30);
+        assert_eq!(out(&driver), vec![o("c", "C1+null", 11)]);
+        pipe(&mut l, "x", "X2", 41);
+        assert_eq!(out(&driver), vec![o("x", "X1+null", 30)]);
+    }
+
+    #[test]
+    fn outer_join_emits_either_side_unjoined_and_respects_the_grace() {
+        let w = JoinWindows::of_time_difference_and_grace(ms(10), ms(5)).unwrap();
+        let (driver, mut l, mut r, t) = stream_join(|l, r| {
+            l.outer_join(
+                r,
+                |a: Option<&String>, b: Option<&String>| format!("{}+{}", opt(a), opt(b)),
+                w,
+                StreamJoined::default().with_store_name("j"),
+            )
+            .unwrap()
+        });
+        let d = t.describe();
+        assert!(d.contains("j-this-join-store") && d.contains("j-outer-shared-join-store"), "{d}");
+        pipe(&mut l, "a", "L1", 0);
+        pipe(&mut r, "b", "R1", 1);
+        pipe(&mut l, "a", "L2", 15);
+        assert!(out(&driver).is_empty(), "stream time 15 = 0 + 10 + 5: not closed yet");
+        pipe(&mut l, "z", "Z", 16);
+        assert_eq!(out(&driver), vec![o("a", "L1+null", 0)]);
+        pipe(&mut l, "z", "Z2", 17);
+        assert_eq!(out(&driver), vec![o("b", "null+R1", 1)]);
+        pipe(&mut r, "a", "R2", 25);
+        assert_eq!(out(&driver), vec![o("a", "L2+R2", 25)]);
+        // L2 was joined: it is not emitted unjoined later
+        pipe(&mut r, "q", "Q", 60);
+        assert_eq!(out(&driver), vec![o("z", "Z+null", 16), o("z", "Z2+null", 17)]);
+    }
+
+    #[test]
+    fn a_repartitioned_join_input_goes_through_its_own_topic() {
+        let b = StreamsBuilder::new();
+        let mut l = b.stream("l", Consumed::with(Serdes::string(), Serdes::string())).unwrap();
+        let r = b.stream("r", Consumed::with(Serdes::string(), Serdes::string())).unwrap();
+        l.repartition_required = true;
+        let w = JoinWindows::of_time_difference_without_grace(ms(5)).unwrap();
+        l.join(&r, |a: &String, b: &String| format!("{a}{b}"), w, StreamJoined::default().with_name("j")).unwrap();
+        let t = b.build().unwrap();
+        let names: Vec<String> = t.internal_topics().into_iter().map(|t| t.name.name).collect();
+        assert!(names.contains(&"j-left-repartition".to_string()), "{names:?}");
+        assert!(!names.iter().any(|n| n.contains("right")), "{names:?}");
+        assert_eq!(t.subtopologies().len(), 2);
+    }
+
+    #[test]
+    fn stream_table_joins_look_up_the_table_and_table_updates_emit_nothing() {
+        for left in [false, true] {
+            let b = StreamsBuilder::new();
+            let table = table_of(&b, "t", "tbl");
+            let s = b.stream("s", Consumed::with(Serdes::string(), Serdes::string())).unwrap();
+            let joined = if left {
+                s.left_join_table(&table, |v: &String, t: Option<&String>| format!("{v}+{}", opt(t)), Joined::default())
+            } else {
+                s.join_table(&table, |v: &String, t: &String| format!("{v}+{t}"), Joined::default())
+            };
+            joined.unwrap().to("out", Produced::value_serde(Serdes::string())).unwrap();
+            let driver = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+            let mut ti = driver.create_input_topic("t", Serdes::string(), Serdes::option(Serdes::string()));
+            let mut si = driver.create_input_topic("s", Serdes::string(), Serdes::string());
+            ti.pipe_input_at("a".into(), Some("T1".into()), 0).unwrap();
+            si.pipe_input_at("a".into(), "S1".into(), 1).unwrap();
+            si.pipe_input_at("b".into(), "S2".into(), 2).unwrap();
+            ti.pipe_input_at("a".into(), Some("T2".into()), 3).unwrap();
+            si.pipe_input_at("a".into(), "S3".into(), 4).unwrap();
+            ti.pipe_input_at("a".into(), None, 5).unwrap();
+            si.pipe_input_at("a".into(), "S4".into(), 6).unwrap();
+            let got = out(&driver);
+            if left {
+                assert_eq!(
+                    got,
+                    vec![o("a", "S1+T1", 1), o("b", "S2+null", 2), o("a", "S3+T2", 4), o("a", "S4+null", 6)]
+                );
+            } else {
+                assert_eq!(got, vec![o("a", "S1+T1", 1), o("a", "S3+T2", 4)]);
+            }
+        }
+    }
+
+    #[test]
+    fn global_table_joins_by_a_selected_key() {
+        let b = StreamsBuilder::new();
+        let g = b
+            .global_table("g", Consumed::with(Serdes::string(), Serdes::string()), Materialized::as_store("gstore"))
+            .unwrap();
+        let s = b.stream("s", Consumed::with(Serdes::string(), Serdes::string())).unwrap();
+        // the value names the global key
+        s.join_global(&g, |_, v: &String| v.clone(), |v: &String, gv: &String| format!("{v}={gv}"))
+            .unwrap()
+            .to("out", Produced::value_serde(Serdes::string()))
+            .unwrap();
+        s.left_join_global(&g, |_, v: &String| v.clone(), |v: &String, gv: Option<&String>| format!("{v}={}", opt(gv)))
+            .unwrap()
+            .to("out-left", Produced::value_serde(Serdes::string()))
+            .unwrap();
+        let t = b.build().unwrap();
+        assert!(t.describe().contains("Global store: gstore (topic: g)"), "{}", t.describe());
+        let driver = TopologyTestDriver::new(t).unwrap();
+        let mut gi = driver.create_input_topic("g", Serdes::string(), Serdes::string());
+        let mut si = driver.create_input_topic("s", Serdes::string(), Serdes::string());
+        gi.pipe_input_at("x".into(), "X1".into(), 7).unwrap();
+        si.pipe_input_at("k1".into(), "x".into(), 10).unwrap();
+        si.pipe_input_at("k2".into(), "y".into(), 11).unwrap();
+        gi.pipe_tombstone_at("x".into(), 12).unwrap();
+        si.pipe_input_at("k3".into(), "x".into(), 13).unwrap();
+        assert_eq!(out(&driver), vec![o("k1", "x=X1", 10)]);
+        let left: Vec<(String, String, i64)> = driver
+            .create_output_topic("out-left", Serdes::string(), Serdes::string())
+            .read_records_to_list()
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.key, r.value, r.timestamp))
+            .collect();
+        assert_eq!(left, vec![o("k1", "x=X1", 10), o("k2", "y=null", 11), o("k3", "x=null", 13)]);
+        let store: KeyValueStore<String, ValueAndTimestamp<String>> = driver.state_store("gstore").unwrap();
+        assert_eq!(store.get(&"x".to_string()).unwrap(), None);
+        gi.pipe_input_at("w".into(), "W".into(), 20).unwrap();
+        assert_eq!(store.get(&"w".to_string()).unwrap(), Some(ValueAndTimestamp { value: "W".into(), timestamp: 20 }));
+        // bytes the value serde cannot read fail with a serde error, not a panic
+        assert!(gi.pipe_raw(Some(b"v".to_vec()), Some(vec![0xff, 0xfe]), 21).is_err());
+    }
+}
