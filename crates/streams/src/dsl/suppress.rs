@@ -398,6 +398,47 @@ mod tests {
         assert!(err.to_string().contains("not the result of a windowed aggregation"), "{err}");
     }
 
+    #[test]
+    fn until_window_closes_on_sessions_waits_for_gap_and_grace_and_drops_merged_sessions() {
+        use crate::dsl::windows::SessionWindows;
+        let b = StreamsBuilder::new();
+        let g = KGroupedStream { stream: b.stream("in", Consumed::with(Serdes::string(), Serdes::string())).unwrap() };
+        let w = SessionWindows::of_inactivity_gap_with_no_grace(Duration::from_millis(5)).unwrap();
+        g.windowed_by_session(w)
+            .unwrap()
+            .count(Materialized::default())
+            .unwrap()
+            .suppress(Suppressed::until_window_closes())
+            .unwrap()
+            .to_stream()
+            .unwrap()
+            .to("out", Produced::default())
+            .unwrap();
+        let driver = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+        let mut i = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+        let o =
+            driver.create_output_topic("out", WindowedSerde::session(Serdes::string()), Serdes::option(Serdes::i64()));
+        let mut read = || -> Vec<(i64, i64, Option<i64>, i64)> {
+            o.read_records_to_list()
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.key.window.start_ms, r.key.window.end_ms, r.value, r.timestamp))
+                .collect()
+        };
+        for ts in [0, 3, 8] {
+            i.pipe_input_at("a".into(), "v".into(), ts).unwrap();
+        }
+        assert!(read().is_empty());
+        i.pipe_input_at("a".into(), "v".into(), 20).unwrap();
+        // [0,0] and [0,3] were merged away: only [0,8] is final
+        assert_eq!(read(), vec![(0, 8, Some(3), 8)]);
+        i.pipe_input_at("a".into(), "v".into(), 25).unwrap();
+        assert!(read().is_empty(), "a record at 25 still extends [20,20]");
+        assert_eq!(read(), vec![]);
+        i.pipe_input_at("a".into(), "v".into(), 31).unwrap();
+        assert_eq!(read(), vec![(20, 25, Some(2), 25)]);
+    }
+
     struct Collect(Arc<Mutex<Vec<OutRecord>>>);
     impl RecordCollector for Collect {
         fn send(&mut self, record: OutRecord) -> Result<()> {

@@ -222,11 +222,10 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         agg: AggFn<K, V, VA>,
     ) -> Result<KTable<Windowed<K>, VA>> {
         let (p, input) = prepare(&self.stream, &materialized, default_value, what)?;
-        let (size_ms, grace_ms, min_retention, close_after) = match self.windows {
-            TimeKind::Fixed(w) => (w.size_ms, w.grace_ms, w.size_ms.saturating_add(w.grace_ms), w.grace_ms),
+        let (size_ms, min_retention, close_after) = match self.windows {
+            TimeKind::Fixed(w) => (w.size_ms, w.size_ms.saturating_add(w.grace_ms), w.grace_ms),
             TimeKind::Sliding(w) => (
                 w.time_difference_ms,
-                w.grace_ms,
                 w.time_difference_ms.saturating_mul(2).saturating_add(w.grace_ms),
                 // a sliding window (inclusive end) still takes records at end + grace
                 w.grace_ms.saturating_add(1),
@@ -274,7 +273,6 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
             }
             b.topology.add_state_store(store, &[&p.node])?;
         }
-        let _ = grace_ms;
         register_window_close(&input.builder, &p.node, close_after);
         Ok(KTable {
             builder: input.builder.clone(),
@@ -831,6 +829,26 @@ mod tests {
                 row("a", 21, 31, Some(2), 25),
                 row("a", 12, 22, Some(2), 22),
                 row("a", 23, 33, Some(1), 25),
+            ]
+        );
+    }
+
+    #[test]
+    fn sliding_windows_put_early_records_in_the_first_window() {
+        let b = StreamsBuilder::new();
+        let w = SlidingWindows::of_time_difference_and_grace(ms(10), ms(100)).unwrap();
+        let table = grouped(&b).windowed_by_sliding(w).unwrap().count(Materialized::default()).unwrap();
+        let input = [("a", 3), ("a", 5), ("a", 12)];
+        let (_d, rows) = run(&b, table, WindowedSerde::time(Serdes::string(), 10), &input);
+        assert_eq!(
+            rows,
+            vec![
+                row("a", 0, 10, Some(1), 3),
+                row("a", 4, 14, Some(1), 5),
+                row("a", 0, 10, Some(2), 5),
+                row("a", 4, 14, Some(2), 12),
+                row("a", 6, 16, Some(1), 12),
+                row("a", 2, 12, Some(3), 12),
             ]
         );
     }
