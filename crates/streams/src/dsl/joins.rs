@@ -6,8 +6,8 @@
 //! repartitioning).
 //!
 //! Stream-stream joins follow Kafka Streams (>= 3.1): each side's records go
-//! to a window store of its own (duplicates kept; retention = before + after
-//! + grace), each record is joined with the other side's records in its
+//! to a window store of its own (duplicates kept; retention: before plus
+//! after plus grace), each record is joined with the other side's records in its
 //! window (output timestamp: the larger of the two); with left / outer
 //! joins, a record nothing joined waits in a shared "outer" store and is
 //! emitted with a missing other side only once its window has closed (stream

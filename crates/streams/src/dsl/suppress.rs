@@ -418,7 +418,7 @@ mod tests {
         let mut i = driver.create_input_topic("in", Serdes::string(), Serdes::string());
         let o =
             driver.create_output_topic("out", WindowedSerde::session(Serdes::string()), Serdes::option(Serdes::i64()));
-        let mut read = || -> Vec<(i64, i64, Option<i64>, i64)> {
+        let read = || -> Vec<(i64, i64, Option<i64>, i64)> {
             o.read_records_to_list()
                 .unwrap()
                 .into_iter()
@@ -439,6 +439,8 @@ mod tests {
         assert_eq!(read(), vec![(20, 25, Some(2), 25)]);
     }
 
+    type Batch = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
     struct Collect(Arc<Mutex<Vec<OutRecord>>>);
     impl RecordCollector for Collect {
         fn send(&mut self, record: OutRecord) -> Result<()> {
@@ -455,7 +457,7 @@ mod tests {
         i.pipe_input_at("a".into(), "v".into(), 1).unwrap();
         i.pipe_input_at("b".into(), "v".into(), 9).unwrap();
         assert!(rows(&driver).is_empty());
-        let mut changelogs: BTreeMap<String, Vec<(Vec<u8>, Option<Vec<u8>>)>> = BTreeMap::new();
+        let mut changelogs: BTreeMap<String, Batch> = BTreeMap::new();
         for store in ["KSTREAM-AGGREGATE-STATE-STORE-0000000001", "KTABLE-SUPPRESS-STATE-STORE-0000000004"] {
             let topic = format!("test-app-{store}-changelog");
             let recs = driver.written(&topic);

@@ -34,9 +34,11 @@ use crate::serde::{SerdeRef, Serdes};
 use crate::state::{SessionStore, StoreBuilder, Stores, Window, WindowStore, Windowed};
 use crate::Data;
 
+/// (builder, aggregation node, ms after a window's end at which it is closed).
+type CloseEntry = (Weak<RefCell<BuilderInner>>, String, i64);
+
 thread_local! {
-    /// (builder, aggregation node, ms after a window's end at which it is closed).
-    static WINDOW_CLOSE: RefCell<Vec<(Weak<RefCell<BuilderInner>>, String, i64)>> = const { RefCell::new(Vec::new()) };
+    static WINDOW_CLOSE: RefCell<Vec<CloseEntry>> = const { RefCell::new(Vec::new()) };
 }
 
 fn register_window_close(builder: &Shared, node: &str, close_after_ms: i64) {
@@ -472,6 +474,7 @@ impl<K: Data, V: Data, VA: Data> Processor<K, V, Windowed<K>, Change<VA>> for Sl
             return Ok(());
         }
         if t < 0 {
+            drop_late(ctx, t, "(negative timestamp)", close);
             return Ok(());
         }
         if t < self.d {
