@@ -13,11 +13,15 @@
 //! emitted with a missing other side only once its window has closed (stream
 //! time past its timestamp + the window after it + grace), unless something
 //! joins it first. A record arriving when its window is already over is
-//! emitted unjoined at once. Store names: `KSTREAM-JOINTHIS-N-store` /
-//! `KSTREAM-OUTERTHIS-N-store`, `KSTREAM-JOINOTHER-N-store` /
-//! `KSTREAM-OUTEROTHER-N-store`, `KSTREAM-OUTERSHARED-N-store`, or
-//! `<store name>-this-join-store`, `-other-join-store`,
-//! `-outer-shared-join-store` with `StreamJoined::with_store_name`.
+//! emitted unjoined at once. Nodes and stores are named as Kafka Streams
+//! names them: `KSTREAM-WINDOWED-N` (one per side; keeps the side's records
+//! in its store), `KSTREAM-JOINTHIS-N` / `KSTREAM-OUTERTHIS-N` and
+//! `KSTREAM-JOINOTHER-N` / `KSTREAM-OUTEROTHER-N` (join with the other side's
+//! store), `KSTREAM-MERGE-N`; stores `<join node>-store` and
+//! `KSTREAM-OUTERSHARED-N-store`, or with `StreamJoined::with_store_name(s)`:
+//! `s-this-join-store` (`s-outer-this-join-store`), `s-other-join-store`
+//! (`s-outer-other-join-store`), `s-left-shared-join-store` (left join) /
+//! `s-outer-shared-join-store` (outer join).
 //!
 //! Co-partitioning: a stream whose key changed is repartitioned first
 //! (`<stream node>-repartition`, or `<name>-left` / `<name>-right` with a
@@ -123,21 +127,33 @@ impl<K: Data, V: Data> KStream<K, V> {
         let vs = this.value_serde.clone().ok_or_else(|| need("left value serde"))?;
         let vos = that.value_serde.clone().ok_or_else(|| need("right value serde"))?;
         let mut b = self.builder.borrow_mut();
+        // Kafka Streams' names: a windowed node per side (it keeps the side's
+        // records), a join node per side (it reads the other side's store), a merge
+        let named = |suffix: &str| sj.name.as_ref().map(|n| format!("{n}{suffix}"));
+        let this_windowed = named("-this-windowed").unwrap_or_else(|| b.new_name("KSTREAM-WINDOWED"));
+        let other_windowed = named("-other-windowed").unwrap_or_else(|| b.new_name("KSTREAM-WINDOWED"));
         let gen_this = b.new_name(if right_outer { "KSTREAM-OUTERTHIS" } else { "KSTREAM-JOINTHIS" });
         let gen_other = b.new_name(if left_outer { "KSTREAM-OUTEROTHER" } else { "KSTREAM-JOINOTHER" });
-        let shared_gen = b.new_name("KSTREAM-OUTERSHARED");
-        let merge_gen = b.new_name("KSTREAM-MERGE");
-        let (this_node, other_node, merge_node) = match &sj.name {
-            Some(n) => (format!("{n}-this-join"), format!("{n}-other-join"), format!("{n}-merge")),
-            None => (gen_this.clone(), gen_other.clone(), merge_gen),
-        };
+        let this_suffix = if right_outer { "-outer-this-join" } else { "-this-join" };
+        let other_suffix = if left_outer { "-outer-other-join" } else { "-other-join" };
+        let this_node = named(this_suffix).unwrap_or_else(|| gen_this.clone());
+        let other_node = named(other_suffix).unwrap_or_else(|| gen_other.clone());
+        let merge_node = named("-merge").unwrap_or_else(|| b.new_name("KSTREAM-MERGE"));
+        let shared_suffix = if right_outer { "-outer-shared-join" } else { "-left-shared-join" };
         let (this_store, other_store, outer_store) = match &sj.store_name {
             Some(n) => (
-                format!("{n}-this-join-store"),
-                format!("{n}-other-join-store"),
-                format!("{n}-outer-shared-join-store"),
+                format!("{n}{this_suffix}-store"),
+                format!("{n}{other_suffix}-store"),
+                format!("{n}{shared_suffix}-store"),
             ),
-            None => (format!("{gen_this}-store"), format!("{gen_other}-store"), format!("{shared_gen}-store")),
+            None => {
+                let index = gen_this.rsplit('-').next().unwrap_or_default();
+                (
+                    format!("{gen_this}-store"),
+                    format!("{gen_other}-store"),
+                    format!("KSTREAM-OUTERSHARED-{index}-store"),
+                )
+            }
         };
         let retention = Duration::from_millis(windows.size_ms().saturating_add(windows.grace_ms).max(0) as u64);
         let size = Duration::from_millis(windows.size_ms().max(0) as u64);
@@ -154,14 +170,25 @@ impl<K: Data, V: Data> KStream<K, V> {
         });
         let (o1, o2) = (outer.clone(), outer.clone());
         let (k1, k2, vs1, vos1) = (key.clone(), key.clone(), vs.clone(), vos.clone());
-        let (ts1, os1, ts2, os2) = (this_store.clone(), other_store.clone(), this_store.clone(), other_store.clone());
+        let (os1, ts2) = (other_store.clone(), this_store.clone());
         let both2 = both.clone();
         let (lo, ro) = (left_only.clone(), right_only.clone());
+        let s1 = this_store.clone();
+        b.topology.add_processor(
+            &this_windowed,
+            move || WindowPut::<K, V> { store_name: s1.clone(), store: None },
+            &[&this.node],
+        )?;
+        let s2 = other_store.clone();
+        b.topology.add_processor(
+            &other_windowed,
+            move || WindowPut::<K, VO> { store_name: s2.clone(), store: None },
+            &[&that.node],
+        )?;
         b.topology.add_processor(
             &this_node,
             move || JoinSide::<K, V, VO, V, VO, VR> {
                 left_side: true,
-                own_store: ts1.clone(),
                 other_store: os1.clone(),
                 before: windows.before_ms,
                 after: windows.after_ms,
@@ -172,13 +199,12 @@ impl<K: Data, V: Data> KStream<K, V> {
                 own_serde: vs1.clone(),
                 stores: None,
             },
-            &[&this.node],
+            &[&this_windowed],
         )?;
         b.topology.add_processor(
             &other_node,
             move || JoinSide::<K, VO, V, V, VO, VR> {
                 left_side: false,
-                own_store: os2.clone(),
                 other_store: ts2.clone(),
                 before: windows.after_ms,
                 after: windows.before_ms,
@@ -192,16 +218,16 @@ impl<K: Data, V: Data> KStream<K, V> {
                 own_serde: vos1.clone(),
                 stores: None,
             },
-            &[&that.node],
+            &[&other_windowed],
         )?;
         let nodes = [this_node.as_str(), other_node.as_str()];
         b.topology.add_state_store(
             logged(&sj.logging, Stores::window(&this_store, retention, size, true, key.clone(), vs.clone())),
-            &nodes,
+            &[&this_windowed, &other_node],
         )?;
         b.topology.add_state_store(
             logged(&sj.logging, Stores::window(&other_store, retention, size, true, key.clone(), vos.clone())),
-            &nodes,
+            &[&other_windowed, &this_node],
         )?;
         if outer.is_some() {
             b.topology.add_state_store(
@@ -462,11 +488,31 @@ impl<K: Data, V: Data, VO: Data, VR: Data> Outer<K, V, VO, VR> {
     }
 }
 
+/// A stream-stream join's windowed node: forwards each record to the join
+/// node, then keeps it in its side's window store.
+struct WindowPut<K, V> {
+    store_name: String,
+    store: Option<WindowStore<K, V>>,
+}
+
+impl<K: Data, V: Data> Processor<K, V, K, V> for WindowPut<K, V> {
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, K, V>) -> Result<()> {
+        self.store = Some(ctx.state_store(&self.store_name)?);
+        Ok(())
+    }
+
+    fn process(&mut self, ctx: &mut ProcessorContext<'_, K, V>, r: Record<K, V>) -> Result<()> {
+        let store = self.store.clone().ok_or_else(|| StreamsError::store(&self.store_name, "used before init"))?;
+        let (key, value, t) = (r.key.clone(), r.value.clone(), r.timestamp);
+        ctx.forward(r)?;
+        store.put(&key, Some(&value), t)
+    }
+}
+
 /// One side of a stream-stream join: joins its records with the other
-/// side's window store, then keeps them in its own.
+/// side's window store.
 struct JoinSide<K, VThis, VOther, V, VO, VR> {
     left_side: bool,
-    own_store: String,
     other_store: String,
     /// The window in this side's frame: other records in [t - before, t + after] join.
     before: i64,
@@ -478,8 +524,7 @@ struct JoinSide<K, VThis, VOther, V, VO, VR> {
     own_only: Option<One<VThis, VR>>,
     key: SerdeRef<K>,
     own_serde: SerdeRef<VThis>,
-    #[allow(clippy::type_complexity)]
-    stores: Option<(WindowStore<K, VThis>, WindowStore<K, VOther>, Option<KeyValueStore<Vec<u8>, Vec<u8>>>)>,
+    stores: Option<(WindowStore<K, VOther>, Option<KeyValueStore<Vec<u8>, Vec<u8>>>)>,
 }
 
 impl<K: Data, VThis: Data, VOther: Data, V: Data, VO: Data, VR: Data> Processor<K, VThis, K, VR>
@@ -490,13 +535,13 @@ impl<K: Data, VThis: Data, VOther: Data, V: Data, VO: Data, VR: Data> Processor<
             Some(o) => Some(ctx.state_store(&o.store_name)?),
             None => None,
         };
-        self.stores = Some((ctx.state_store(&self.own_store)?, ctx.state_store(&self.other_store)?, outer));
+        self.stores = Some((ctx.state_store(&self.other_store)?, outer));
         Ok(())
     }
 
     fn process(&mut self, ctx: &mut ProcessorContext<'_, K, VR>, r: Record<K, VThis>) -> Result<()> {
-        let (own, other, outer_store) =
-            self.stores.clone().ok_or_else(|| StreamsError::store(&self.own_store, "used before init"))?;
+        let (other, outer_store) =
+            self.stores.clone().ok_or_else(|| StreamsError::store(&self.other_store, "used before init"))?;
         let t = r.timestamp;
         let stream_time = ctx.stream_time();
         if let (Some(o), Some(s)) = (&self.outer, &outer_store) {
@@ -508,8 +553,8 @@ impl<K: Data, VThis: Data, VOther: Data, V: Data, VO: Data, VR: Data> Processor<
         let matches = other.fetch_range(&r.key, from, to)?;
         let key_bytes = || -> Result<Vec<u8>> {
             self.key
-                .serialize(&self.own_store, &r.key)?
-                .ok_or_else(|| StreamsError::serde(&self.own_store, "a join key serialized to null"))
+                .serialize(&self.other_store, &r.key)?
+                .ok_or_else(|| StreamsError::serde(&self.other_store, "a join key serialized to null"))
         };
         if !matches.is_empty() {
             let kb = if outer_store.is_some() { Some(key_bytes()?) } else { None };
@@ -557,7 +602,7 @@ impl<K: Data, VThis: Data, VOther: Data, V: Data, VO: Data, VR: Data> Processor<
                 }
             }
         }
-        own.put(&r.key, Some(&r.value), t)
+        Ok(())
     }
 }
 
@@ -688,7 +733,7 @@ mod tests {
         });
         let d = t.describe();
         assert!(
-            d.contains("KSTREAM-JOINTHIS-0000000002-store") && d.contains("KSTREAM-JOINOTHER-0000000003-store"),
+            d.contains("KSTREAM-JOINTHIS-0000000004-store") && d.contains("KSTREAM-JOINOTHER-0000000005-store"),
             "{d}"
         );
         assert!(!d.contains("OUTERSHARED"), "{d}");
@@ -710,7 +755,12 @@ mod tests {
         });
         let d = t.describe();
         assert!(d.contains("KSTREAM-OUTERSHARED-0000000004-store"), "{d}");
-        assert!(d.contains("KSTREAM-OUTEROTHER-0000000003"), "{d}");
+        assert!(d.contains("KSTREAM-OUTEROTHER-0000000005"), "{d}");
+        assert!(
+            d.contains("Processor: KSTREAM-WINDOWED-0000000002 (stores: [KSTREAM-JOINTHIS-0000000004-store])"),
+            "{d}"
+        );
+        assert!(d.contains("KSTREAM-MERGE-0000000006"), "{d}");
         pipe(&mut l, "a", "L1", 0);
         pipe(&mut l, "b", "B1", 3);
         assert!(out(&driver).is_empty(), "unjoined records wait for their window to close");
@@ -743,7 +793,7 @@ mod tests {
             .unwrap()
         });
         let d = t.describe();
-        assert!(d.contains("j-this-join-store") && d.contains("j-outer-shared-join-store"), "{d}");
+        assert!(d.contains("j-outer-this-join-store") && d.contains("j-outer-shared-join-store"), "{d}");
         pipe(&mut l, "a", "L1", 0);
         pipe(&mut r, "b", "R1", 1);
         pipe(&mut l, "a", "L2", 15);
