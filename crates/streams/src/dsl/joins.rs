@@ -488,6 +488,8 @@ impl<K: Data, V: Data, VO: Data, VR: Data> Outer<K, V, VO, VR> {
     }
 }
 
+type OuterStore = KeyValueStore<Vec<u8>, Vec<u8>>;
+
 /// A stream-stream join's windowed node: forwards each record to the join
 /// node, then keeps it in its side's window store.
 struct WindowPut<K, V> {
@@ -524,7 +526,7 @@ struct JoinSide<K, VThis, VOther, V, VO, VR> {
     own_only: Option<One<VThis, VR>>,
     key: SerdeRef<K>,
     own_serde: SerdeRef<VThis>,
-    stores: Option<(WindowStore<K, VOther>, Option<KeyValueStore<Vec<u8>, Vec<u8>>>)>,
+    stores: Option<(WindowStore<K, VOther>, Option<OuterStore>)>,
 }
 
 impl<K: Data, VThis: Data, VOther: Data, V: Data, VO: Data, VR: Data> Processor<K, VThis, K, VR>
