@@ -285,9 +285,9 @@ mod tests {
     use parking_lot::Mutex;
 
     use super::*;
-    use crate::dsl::grouped::KGroupedStream;
     use crate::dsl::joins::test_support::table_of;
-    use crate::dsl::options::{Consumed, Materialized, Produced};
+    use crate::dsl::options::{Materialized, Produced};
+    use crate::dsl::windowed::tests::grouped;
     use crate::dsl::windows::{TimeWindows, WindowedSerde};
     use crate::dsl::StreamsBuilder;
     use crate::record::{OutRecord, RawRecord};
@@ -299,7 +299,7 @@ mod tests {
 
     fn windowed_counts_suppressed() -> Topology {
         let b = StreamsBuilder::new();
-        let g = KGroupedStream { stream: b.stream("in", Consumed::with(Serdes::string(), Serdes::string())).unwrap() };
+        let g = grouped(&b);
         let w = TimeWindows::of_size_and_grace(Duration::from_millis(10), Duration::from_millis(5)).unwrap();
         g.windowed_by(w)
             .unwrap()
@@ -388,7 +388,7 @@ mod tests {
     #[test]
     fn until_window_closes_refuses_a_table_that_is_not_windowed() {
         let b = StreamsBuilder::new();
-        let g = KGroupedStream { stream: b.stream("in", Consumed::with(Serdes::string(), Serdes::string())).unwrap() };
+        let g = grouped(&b);
         let w = TimeWindows::of_size_with_no_grace(Duration::from_millis(10)).unwrap();
         let windowed = g.windowed_by(w).unwrap().count(Materialized::default()).unwrap();
         // a table of windowed keys that no windowed aggregation made
@@ -402,7 +402,7 @@ mod tests {
     fn until_window_closes_on_sessions_waits_for_gap_and_grace_and_drops_merged_sessions() {
         use crate::dsl::windows::SessionWindows;
         let b = StreamsBuilder::new();
-        let g = KGroupedStream { stream: b.stream("in", Consumed::with(Serdes::string(), Serdes::string())).unwrap() };
+        let g = grouped(&b);
         let w = SessionWindows::of_inactivity_gap_with_no_grace(Duration::from_millis(5)).unwrap();
         g.windowed_by_session(w)
             .unwrap()

@@ -694,7 +694,7 @@ impl<K: Data, V: Data, VA: Data> Processor<K, V, Windowed<K>, Change<VA>> for Se
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::dsl::options::{Consumed, Produced};
     use crate::dsl::StreamsBuilder;
@@ -704,7 +704,9 @@ mod tests {
         Duration::from_millis(v)
     }
 
-    fn grouped(b: &StreamsBuilder) -> KGroupedStream<String, String> {
+    /// The string stream of topic `in`, grouped by key (the one place these
+    /// tests make a `KGroupedStream`: `group_by_key` comes with the DSL branch).
+    pub(crate) fn grouped(b: &StreamsBuilder) -> KGroupedStream<String, String> {
         KGroupedStream { stream: b.stream("in", Consumed::with(Serdes::string(), Serdes::string())).unwrap() }
     }
 
