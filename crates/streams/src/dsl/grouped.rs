@@ -1,13 +1,476 @@
-//! `KGroupedStream` and `KGroupedTable`: count, reduce, aggregate. To be
-//! written by the DSL helper.
+//! `KGroupedStream` and `KGroupedTable`: count, reduce, aggregate into a
+//! table (a `KeyValueStore<K, ValueAndTimestamp<VA>>` named by
+//! `Materialized`, else `KSTREAM-AGGREGATE-STATE-STORE-N` /
+//! `KSTREAM-REDUCE-STATE-STORE-N` / `KTABLE-AGGREGATE-STATE-STORE-N` /
+//! `KTABLE-REDUCE-STATE-STORE-N`, as Kafka Streams names them). The result
+//! table's node forwards `Change{new, old}` (`old: None` when the key had
+//! no aggregate yet).
+//!
+//! A grouped stream is repartitioned before aggregating when its key changed
+//! (`group_by`, or a `map`/`select_key`/... upstream), through
+//! `<Grouped name, else the store name>-repartition`.
+//!
+//! A grouped table is always repartitioned (`KTable::group_by` maps each row
+//! to a new key and value, node `KTABLE-SELECT-N`): an update of a row
+//! subtracts its old mapped value from the old group and adds its new mapped
+//! value to the new group. Old and new travel as one [`Change`] in the
+//! repartition topic's value, with Kafka's `ChangedSerializer` layout
+//! ([`ChangeSerde`]): one record carrying both when the row stays in its
+//! group (same serialized key: the subtractor runs before the adder, in one
+//! store update, as Kafka 3.5+ does), else two records, `{old}` to the old
+//! group's key and `{new}` to the new one's.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::Arc;
 
 use super::kstream::KStream;
-use super::ktable::KTable;
+use super::ktable::{add_table_store, put_or_delete, serde_or, store_name, Change, KTable, TsStore, ValueAndTimestamp};
+use super::options::{Grouped, Materialized};
+use super::Shared;
+use crate::error::{Result, StreamsError};
+use crate::processor::{Processor, ProcessorContext};
+use crate::record::Record;
+use crate::serde::{Serde, SerdeRef, Serdes};
+use crate::Data;
 
+/// A stream grouped by key, to aggregate (see the module docs).
 pub struct KGroupedStream<K, V> {
     pub(crate) stream: KStream<K, V>,
+    /// `Grouped`'s serdes and name (win over the stream's).
+    pub(crate) key: Option<SerdeRef<K>>,
+    pub(crate) value: Option<SerdeRef<V>>,
+    pub(crate) name: Option<String>,
 }
 
+impl<K: Data, V: Data> KStream<K, V> {
+    /// Groups the records by their key (repartitioned before aggregating if
+    /// the key changed upstream).
+    pub fn group_by_key(&self, grouped: Grouped<K, V>) -> Result<KGroupedStream<K, V>> {
+        Ok(KGroupedStream { stream: self.clone(), key: grouped.key, value: grouped.value, name: grouped.name })
+    }
+
+    /// Groups the records by the key `f` selects (node `KSTREAM-KEY-SELECT-N`;
+    /// always repartitioned before aggregating).
+    pub fn group_by<K2: Data>(
+        &self,
+        f: impl Fn(&K, &V) -> K2 + Send + Sync + 'static,
+        grouped: Grouped<K2, V>,
+    ) -> Result<KGroupedStream<K2, V>> {
+        let stream = self.select_key(f)?;
+        Ok(KGroupedStream { stream, key: grouped.key, value: grouped.value, name: grouped.name })
+    }
+}
+
+/// Updates a stream aggregate: (key, value, the key's aggregate so far) ->
+/// the new aggregate.
+type StreamAggFn<K, V, VA> = Arc<dyn Fn(&K, V, Option<VA>) -> VA + Send + Sync>;
+
+/// Kafka's `KStreamAggregate` / `KStreamReduce`.
+struct StreamAggregate<K, V, VA> {
+    f: StreamAggFn<K, V, VA>,
+    store_name: String,
+    store: Option<TsStore<K, VA>>,
+}
+
+fn opened<'a, S>(store: &'a Option<S>, name: &str) -> Result<&'a S> {
+    store.as_ref().ok_or_else(|| StreamsError::store(name, "used before its processor was initialized"))
+}
+
+impl<K: Data, V: Data, VA: Data> Processor<K, V, K, Change<VA>> for StreamAggregate<K, V, VA> {
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, K, Change<VA>>) -> Result<()> {
+        self.store = Some(ctx.state_store(&self.store_name)?);
+        Ok(())
+    }
+    fn process(&mut self, ctx: &mut ProcessorContext<'_, K, Change<VA>>, record: Record<K, V>) -> Result<()> {
+        let store = opened(&self.store, &self.store_name)?;
+        let old = store.get(&record.key)?;
+        let ts = old.as_ref().map_or(record.timestamp, |o| o.timestamp.max(record.timestamp));
+        let old = old.map(|o| o.value);
+        let new = (self.f)(&record.key, record.value.clone(), old.clone());
+        store.put(&record.key, &ValueAndTimestamp { value: new.clone(), timestamp: ts })?;
+        let Record { key, headers, .. } = record;
+        ctx.forward(Record { key, value: Change { new: Some(new), old }, timestamp: ts, headers })
+    }
+}
+
+impl<K: Data, V: Data> KGroupedStream<K, V> {
+    /// The stream to aggregate: repartitioned through `<name>-repartition`
+    /// if its key changed (name: `Grouped`'s, else `default_name`), with
+    /// `Grouped`'s serdes winning.
+    pub(crate) fn repartitioned(&self, default_name: &str) -> Result<KStream<K, V>> {
+        let name = self.name.clone().unwrap_or_else(|| default_name.to_string());
+        self.stream.repartition_if_required(&name, self.key.clone(), self.value.clone())
+    }
+
+    fn aggregate_with<VA: Data>(
+        &self,
+        prefix: &str,
+        f: StreamAggFn<K, V, VA>,
+        m: Materialized<K, VA>,
+        value_fallback: Option<SerdeRef<VA>>,
+        op: &str,
+    ) -> Result<KTable<K, VA>> {
+        let (store, node) = {
+            let mut b = self.stream.builder.borrow_mut();
+            let store = store_name(&mut b, &m, &format!("{prefix}-"));
+            (store, b.new_name(prefix))
+        };
+        let value = serde_or(m.value.clone(), value_fallback, op, "value")?;
+        let source = self.repartitioned(&store)?;
+        let key = serde_or(m.key.clone(), source.key_serde.clone(), op, "key")?;
+        let mut b = self.stream.builder.borrow_mut();
+        let sn = store.clone();
+        b.topology.add_processor(
+            &node,
+            move || StreamAggregate { f: f.clone(), store_name: sn.clone(), store: None },
+            &[&source.node],
+        )?;
+        add_table_store(&mut b, &store, key.clone(), value.clone(), &m, &[&node])?;
+        Ok(KTable {
+            builder: self.stream.builder.clone(),
+            node,
+            key_serde: Some(key),
+            value_serde: Some(value),
+            store: Some(store),
+        })
+    }
+
+    /// The number of records per key (value serde: `Materialized`'s, else
+    /// Kafka's long serde).
+    pub fn count(&self, materialized: Materialized<K, i64>) -> Result<KTable<K, i64>> {
+        let f: StreamAggFn<K, V, i64> = Arc::new(|_, _, old| old.unwrap_or(0) + 1);
+        self.aggregate_with("KSTREAM-AGGREGATE", f, materialized, Some(Serdes::i64()), "count")
+    }
+
+    /// Per key, the first value, then `reducer(aggregate, value)` for each next one.
+    pub fn reduce(
+        &self,
+        reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
+        materialized: Materialized<K, V>,
+    ) -> Result<KTable<K, V>> {
+        let f: StreamAggFn<K, V, V> = Arc::new(move |_, v, old| match old {
+            Some(agg) => reducer(agg, v),
+            None => v,
+        });
+        let fallback = self.value.clone().or_else(|| self.stream.value_serde.clone());
+        self.aggregate_with("KSTREAM-REDUCE", f, materialized, fallback, "reduce")
+    }
+
+    /// Per key, `aggregator(key, value, aggregate)` from `initializer()`.
+    pub fn aggregate<VA: Data>(
+        &self,
+        initializer: impl Fn() -> VA + Send + Sync + 'static,
+        aggregator: impl Fn(&K, V, VA) -> VA + Send + Sync + 'static,
+        materialized: Materialized<K, VA>,
+    ) -> Result<KTable<K, VA>> {
+        let f: StreamAggFn<K, V, VA> = Arc::new(move |k, v, old| aggregator(k, v, old.unwrap_or_else(&initializer)));
+        self.aggregate_with("KSTREAM-AGGREGATE", f, materialized, None, "aggregate")
+    }
+}
+
+/// Makes the repartitioned stream of a grouped table's changes, given the
+/// repartition name and the serdes of the new key and value.
+type GroupedSource<K, V> = Rc<dyn Fn(&str, SerdeRef<K>, SerdeRef<V>) -> Result<KStream<K, Change<V>>>>;
+
+/// A table grouped by a new key, to aggregate (see the module docs).
 pub struct KGroupedTable<K, V> {
-    pub(crate) table: KTable<K, V>,
+    pub(crate) builder: Shared,
+    source: GroupedSource<K, V>,
+    key: Option<SerdeRef<K>>,
+    value: Option<SerdeRef<V>>,
+    name: Option<String>,
+}
+
+/// Kafka's `KTableRepartitionMap` (`KTABLE-SELECT-N`): maps a row's old and
+/// new values to their groups (see the module docs).
+struct TableSelect<K, V, K2, V2> {
+    f: Arc<dyn Fn(&K, &V) -> (K2, V2) + Send + Sync>,
+    key_serde: SerdeRef<K2>,
+    /// The repartition topic's name without the application id.
+    topic: String,
+}
+
+impl<K: Data, V: Data, K2: Data, V2: Data> Processor<K, Change<V>, K2, Change<V2>> for TableSelect<K, V, K2, V2> {
+    fn process(&mut self, ctx: &mut ProcessorContext<'_, K2, Change<V2>>, record: Record<K, Change<V>>) -> Result<()> {
+        let new = record.value.new.as_ref().map(|v| (self.f)(&record.key, v));
+        let old = record.value.old.as_ref().map(|v| (self.f)(&record.key, v));
+        let at = |key: K2, change: Change<V2>| Record {
+            key,
+            value: change,
+            timestamp: record.timestamp,
+            headers: record.headers.clone(),
+        };
+        match (new, old) {
+            (Some((nk, nv)), Some((ok, ov))) => {
+                let topic = format!("{}-{}", ctx.application_id(), self.topic);
+                if self.key_serde.serialize(&topic, &nk)? == self.key_serde.serialize(&topic, &ok)? {
+                    ctx.forward(at(nk, Change { new: Some(nv), old: Some(ov) }))
+                } else {
+                    ctx.forward(at(ok, Change { new: None, old: Some(ov) }))?;
+                    ctx.forward(at(nk, Change { new: Some(nv), old: None }))
+                }
+            }
+            (None, Some((ok, ov))) => ctx.forward(at(ok, Change { new: None, old: Some(ov) })),
+            (Some((nk, nv)), None) => ctx.forward(at(nk, Change { new: Some(nv), old: None })),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+impl<K: Data, V: Data> KTable<K, V> {
+    /// Groups the table's rows by the key and value `f` maps each to (node
+    /// `KTABLE-SELECT-N`), to aggregate: always repartitioned (see the
+    /// module docs).
+    pub fn group_by<K2: Data, V2: Data>(
+        &self,
+        f: impl Fn(&K, &V) -> (K2, V2) + Send + Sync + 'static,
+        grouped: Grouped<K2, V2>,
+    ) -> Result<KGroupedTable<K2, V2>> {
+        let select = self.builder.borrow_mut().new_name("KTABLE-SELECT");
+        let f: Arc<dyn Fn(&K, &V) -> (K2, V2) + Send + Sync> = Arc::new(f);
+        let added = Rc::new(Cell::new(false));
+        let table = self.clone();
+        let source: GroupedSource<K2, V2> = Rc::new(move |name, key, value| {
+            let selected: KStream<K2, Change<V2>> = KStream {
+                builder: table.builder.clone(),
+                node: select.clone(),
+                key_serde: Some(key.clone()),
+                value_serde: None,
+                repartition_required: true,
+            };
+            if !added.get() {
+                let (f, key_serde, topic) = (f.clone(), key.clone(), format!("{name}-repartition"));
+                table.builder.borrow_mut().topology.add_processor(
+                    &select,
+                    move || TableSelect { f: f.clone(), key_serde: key_serde.clone(), topic: topic.clone() },
+                    &[&table.node],
+                )?;
+                added.set(true);
+            }
+            let change: SerdeRef<Change<V2>> = Arc::new(ChangeSerde(value));
+            selected.repartition_through(name, Some(key), Some(change))
+        });
+        Ok(KGroupedTable {
+            builder: self.builder.clone(),
+            source,
+            key: grouped.key,
+            value: grouped.value,
+            name: grouped.name,
+        })
+    }
+}
+
+/// A table aggregate's adder: (key, value, the aggregate so far) -> the new aggregate.
+type TableAddFn<K, V, VA> = Arc<dyn Fn(&K, V, Option<VA>) -> VA + Send + Sync>;
+/// A table aggregate's subtractor.
+type TableSubFn<K, V, VA> = Arc<dyn Fn(&K, V, VA) -> VA + Send + Sync>;
+
+/// Kafka's `KTableAggregate` / `KTableReduce`: subtracts the old value from
+/// the group's aggregate, then adds the new one.
+struct TableAggregate<K, V, VA> {
+    add: TableAddFn<K, V, VA>,
+    sub: TableSubFn<K, V, VA>,
+    store_name: String,
+    store: Option<TsStore<K, VA>>,
+}
+
+impl<K: Data, V: Data, VA: Data> Processor<K, Change<V>, K, Change<VA>> for TableAggregate<K, V, VA> {
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, K, Change<VA>>) -> Result<()> {
+        self.store = Some(ctx.state_store(&self.store_name)?);
+        Ok(())
+    }
+    fn process(&mut self, ctx: &mut ProcessorContext<'_, K, Change<VA>>, record: Record<K, Change<V>>) -> Result<()> {
+        let store = opened(&self.store, &self.store_name)?;
+        let old = store.get(&record.key)?;
+        let ts = old.as_ref().map_or(record.timestamp, |o| o.timestamp.max(record.timestamp));
+        let old = old.map(|o| o.value);
+        let Change { new: new_value, old: old_value } = record.value.clone();
+        let intermediate = match (old_value, old.clone()) {
+            (Some(v), Some(agg)) => Some((self.sub)(&record.key, v, agg)),
+            (_, agg) => agg,
+        };
+        let new = match new_value {
+            Some(v) => Some((self.add)(&record.key, v, intermediate)),
+            None => intermediate,
+        };
+        put_or_delete(store, &record.key, new.clone(), ts)?;
+        let Record { key, headers, .. } = record;
+        ctx.forward(Record { key, value: Change { new, old }, timestamp: ts, headers })
+    }
+}
+
+impl<K: Data, V: Data> KGroupedTable<K, V> {
+    fn aggregate_with<VA: Data>(
+        &self,
+        prefix: &str,
+        add: TableAddFn<K, V, VA>,
+        sub: TableSubFn<K, V, VA>,
+        m: Materialized<K, VA>,
+        value_fallback: Option<SerdeRef<VA>>,
+        repartition_value_fallback: Option<SerdeRef<V>>,
+        op: &str,
+    ) -> Result<KTable<K, VA>> {
+        let (store, node) = {
+            let mut b = self.builder.borrow_mut();
+            let store = store_name(&mut b, &m, &format!("{prefix}-"));
+            (store, b.new_name(prefix))
+        };
+        let key = serde_or(self.key.clone(), m.key.clone(), op, "key")?;
+        let grouped_value = serde_or(self.value.clone(), repartition_value_fallback, op, "value (Grouped)")?;
+        let value = serde_or(m.value.clone(), value_fallback, op, "value")?;
+        let name = self.name.clone().unwrap_or_else(|| store.clone());
+        let source = (self.source)(&name, key.clone(), grouped_value)?;
+        let store_key = m.key.clone().unwrap_or_else(|| key.clone());
+        let mut b = self.builder.borrow_mut();
+        let sn = store.clone();
+        b.topology.add_processor(
+            &node,
+            move || TableAggregate { add: add.clone(), sub: sub.clone(), store_name: sn.clone(), store: None },
+            &[&source.node],
+        )?;
+        add_table_store(&mut b, &store, store_key.clone(), value.clone(), &m, &[&node])?;
+        Ok(KTable {
+            builder: self.builder.clone(),
+            node,
+            key_serde: Some(store_key),
+            value_serde: Some(value),
+            store: Some(store),
+        })
+    }
+
+    /// The number of rows per group.
+    pub fn count(&self, materialized: Materialized<K, i64>) -> Result<KTable<K, i64>> {
+        let add: TableAddFn<K, V, i64> = Arc::new(|_, _, agg| agg.unwrap_or(0) + 1);
+        let sub: TableSubFn<K, V, i64> = Arc::new(|_, _, agg| agg - 1);
+        self.aggregate_with(
+            "KTABLE-AGGREGATE",
+            add,
+            sub,
+            materialized,
+            Some(Serdes::i64()),
+            None,
+            "KGroupedTable.count",
+        )
+    }
+
+    /// Per group, `adder(aggregate, value)` for each new row value (the first
+    /// one is the aggregate) and `subtractor(aggregate, value)` for each old one.
+    pub fn reduce(
+        &self,
+        adder: impl Fn(V, V) -> V + Send + Sync + 'static,
+        subtractor: impl Fn(V, V) -> V + Send + Sync + 'static,
+        materialized: Materialized<K, V>,
+    ) -> Result<KTable<K, V>> {
+        let add: TableAddFn<K, V, V> = Arc::new(move |_, v, agg| match agg {
+            Some(a) => adder(a, v),
+            None => v,
+        });
+        let sub: TableSubFn<K, V, V> = Arc::new(move |_, v, agg| subtractor(agg, v));
+        let fallback = materialized.value.clone();
+        self.aggregate_with(
+            "KTABLE-REDUCE",
+            add,
+            sub,
+            materialized,
+            self.value.clone(),
+            fallback,
+            "KGroupedTable.reduce",
+        )
+    }
+
+    /// Per group, from `initializer()`: `adder(key, value, aggregate)` for each
+    /// new row value, `subtractor(key, value, aggregate)` for each old one.
+    pub fn aggregate<VA: Data>(
+        &self,
+        initializer: impl Fn() -> VA + Send + Sync + 'static,
+        adder: impl Fn(&K, V, VA) -> VA + Send + Sync + 'static,
+        subtractor: impl Fn(&K, V, VA) -> VA + Send + Sync + 'static,
+        materialized: Materialized<K, VA>,
+    ) -> Result<KTable<K, VA>> {
+        let add: TableAddFn<K, V, VA> = Arc::new(move |k, v, agg| adder(k, v, agg.unwrap_or_else(&initializer)));
+        let sub: TableSubFn<K, V, VA> = Arc::new(subtractor);
+        self.aggregate_with("KTABLE-AGGREGATE", add, sub, materialized, None, None, "KGroupedTable.aggregate")
+    }
+}
+
+/// A [`Change`] in Kafka's `ChangedSerializer` layout over the value's
+/// serde: `{old}{0}`, `{new}{1}`, or `{varint len(new)}{new}{old}{2}` (the
+/// varint zig-zag encoded, as Kafka's `ByteUtils.writeVarint`). A change
+/// with neither value is refused (nothing sends one).
+pub struct ChangeSerde<V>(pub SerdeRef<V>);
+
+fn write_varint(mut v: u32, out: &mut Vec<u8>) {
+    while v >= 0x80 {
+        out.push((v as u8 & 0x7f) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Reads a zig-zag varint; (value, bytes read).
+fn read_varint(b: &[u8]) -> Option<(i32, usize)> {
+    let mut v: u32 = 0;
+    for (i, byte) in b.iter().enumerate().take(5) {
+        v |= ((byte & 0x7f) as u32) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((((v >> 1) as i32) ^ -((v & 1) as i32), i + 1));
+        }
+    }
+    None
+}
+
+impl<V: Data> Serde<Change<V>> for ChangeSerde<V> {
+    fn serialize(&self, topic: &str, c: &Change<V>) -> Result<Option<Vec<u8>>> {
+        let bytes = |v: &V| -> Result<Vec<u8>> { Ok(self.0.serialize(topic, v)?.unwrap_or_default()) };
+        let out = match (&c.new, &c.old) {
+            (Some(n), Some(o)) => {
+                let (n, o) = (bytes(n)?, bytes(o)?);
+                let len = i32::try_from(n.len())
+                    .map_err(|_| StreamsError::serde(topic, "a value longer than 2 GiB in a table change"))?;
+                let mut out = Vec::with_capacity(n.len() + o.len() + 6);
+                write_varint(((len << 1) ^ (len >> 31)) as u32, &mut out);
+                out.extend_from_slice(&n);
+                out.extend_from_slice(&o);
+                out.push(2);
+                out
+            }
+            (Some(n), None) => {
+                let mut out = bytes(n)?;
+                out.push(1);
+                out
+            }
+            (None, Some(o)) => {
+                let mut out = bytes(o)?;
+                out.push(0);
+                out
+            }
+            (None, None) => {
+                return Err(StreamsError::serde(topic, "a table change with neither an old nor a new value"))
+            }
+        };
+        Ok(Some(out))
+    }
+
+    fn deserialize(&self, topic: &str, data: Option<&[u8]>) -> Result<Change<V>> {
+        let data = data.ok_or_else(|| StreamsError::serde(topic, "null bytes for a table change"))?;
+        let (flag, body) =
+            data.split_last().ok_or_else(|| StreamsError::serde(topic, "an empty table change (no encoding flag)"))?;
+        let value = |b: &[u8]| self.0.deserialize(topic, Some(b));
+        match flag {
+            0 => Ok(Change { new: None, old: Some(value(body)?) }),
+            1 => Ok(Change { new: Some(value(body)?), old: None }),
+            2 => {
+                let bad = || StreamsError::serde(topic, "a table change whose new value's length is out of bounds");
+                let (len, n) = read_varint(body).ok_or_else(bad)?;
+                let len = usize::try_from(len).map_err(|_| bad())?;
+                let rest = &body[n..];
+                if len > rest.len() {
+                    return Err(bad());
+                }
+                Ok(Change { new: Some(value(&rest[..len])?), old: Some(value(&rest[len..])?) })
+            }
+            f => Err(StreamsError::serde(topic, format!("a table change with the unknown encoding flag {f}"))),
+        }
+    }
 }

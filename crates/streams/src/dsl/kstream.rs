@@ -1,9 +1,15 @@
 //! `KStream`: a record stream. Stateless operations add one processor node
-//! each; `to` adds a sink; stateful operations downstream of a key change
-//! first write to a repartition topic and read it back (in a new
-//! sub-topology), so that all records of a key reach one task.
+//! each (named as Kafka Streams names them: `KSTREAM-MAP-0000000001`, ...);
+//! `to` adds a sink; stateful operations downstream of a key change (`map`,
+//! `flat_map`, `select_key`, `process`) first write to a repartition topic
+//! and read it back (in a new sub-topology), so that all records of a key
+//! reach one task. `split` makes a [`BranchedKStream`]; `process` plugs a
+//! Processor API processor into the DSL, with stores added by
+//! [`StreamsBuilder::add_state_store`].
 
+use std::collections::BTreeMap;
 use std::marker::PhantomData;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use super::options::{Consumed, Produced};
@@ -12,6 +18,7 @@ use crate::error::{Result, StreamsError};
 use crate::processor::{Processor, ProcessorContext};
 use crate::record::Record;
 use crate::serde::SerdeRef;
+use crate::state::StoreBuilder;
 use crate::topology::TopicName;
 use crate::Data;
 
@@ -201,7 +208,288 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 }
 
-/// The result of `KStream::split`: branches by predicate (to be written).
+/// A predicate of a branch.
+type Predicate<K, V> = Arc<dyn Fn(&K, &V) -> bool + Send + Sync>;
+
+impl StreamsBuilder {
+    /// Adds a state store that no node uses yet: [`KStream::process`]
+    /// connects it to its processor by name (Kafka's `addStateStore`).
+    pub fn add_state_store<S>(&self, store: StoreBuilder<S>) -> Result<()> {
+        self.inner.borrow_mut().topology.add_state_store(store, &[])?;
+        Ok(())
+    }
+}
+
+impl<K: Data, V: Data> KStream<K, V> {
+    fn same_key(&self) -> (Option<SerdeRef<K>>, Option<SerdeRef<V>>, bool) {
+        (self.key_serde.clone(), self.value_serde.clone(), self.repartition_required)
+    }
+
+    /// The records for which `predicate` does not hold.
+    pub fn filter_not(&self, predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> Result<KStream<K, V>> {
+        let node = self.add_fn_node("KSTREAM-FILTER", None, move |ctx, r: Record<K, V>| {
+            if !predicate(&r.key, &r.value) {
+                ctx.forward(r)?;
+            }
+            Ok(())
+        })?;
+        let (k, v, rep) = self.same_key();
+        Ok(self.derive(node, k, v, rep))
+    }
+
+    /// Each record mapped to a new key and value: a stateful operation
+    /// downstream repartitions first (the serdes of the new types come from
+    /// that operation's options).
+    pub fn map<K2: Data, V2: Data>(
+        &self,
+        f: impl Fn(K, V) -> (K2, V2) + Send + Sync + 'static,
+    ) -> Result<KStream<K2, V2>> {
+        let node = self.add_fn_node("KSTREAM-MAP", None, move |ctx, r: Record<K, V>| {
+            let (k, v) = f(r.key, r.value);
+            ctx.forward(Record { key: k, value: v, timestamp: r.timestamp, headers: r.headers })
+        })?;
+        Ok(self.derive(node, None, None, true))
+    }
+
+    /// Each record replaced by zero or more records with new keys and values
+    /// (repartitions before a stateful operation, as `map`).
+    pub fn flat_map<K2: Data, V2: Data, I>(
+        &self,
+        f: impl Fn(K, V) -> I + Send + Sync + 'static,
+    ) -> Result<KStream<K2, V2>>
+    where
+        I: IntoIterator<Item = (K2, V2)>,
+    {
+        let node = self.add_fn_node("KSTREAM-FLATMAP", None, move |ctx, r: Record<K, V>| {
+            for (k, v) in f(r.key, r.value) {
+                ctx.forward(Record { key: k, value: v, timestamp: r.timestamp, headers: r.headers.clone() })?;
+            }
+            Ok(())
+        })?;
+        Ok(self.derive(node, None, None, true))
+    }
+
+    /// Each value replaced by zero or more values, each with the record's key.
+    pub fn flat_map_values<V2: Data, I>(&self, f: impl Fn(&K, V) -> I + Send + Sync + 'static) -> Result<KStream<K, V2>>
+    where
+        I: IntoIterator<Item = V2>,
+    {
+        let node = self.add_fn_node("KSTREAM-FLATMAPVALUES", None, move |ctx, r: Record<K, V>| {
+            for v in f(&r.key, r.value) {
+                ctx.forward(Record {
+                    key: r.key.clone(),
+                    value: v,
+                    timestamp: r.timestamp,
+                    headers: r.headers.clone(),
+                })?;
+            }
+            Ok(())
+        })?;
+        Ok(self.derive(node, self.key_serde.clone(), None, self.repartition_required))
+    }
+
+    /// The records re-keyed by `f` (values kept; repartitions before a
+    /// stateful operation).
+    pub fn select_key<K2: Data>(&self, f: impl Fn(&K, &V) -> K2 + Send + Sync + 'static) -> Result<KStream<K2, V>> {
+        let node = self.add_fn_node("KSTREAM-KEY-SELECT", None, move |ctx, r: Record<K, V>| {
+            let k = f(&r.key, &r.value);
+            ctx.forward(r.with_key(k))
+        })?;
+        Ok(self.derive(node, None, self.value_serde.clone(), true))
+    }
+
+    /// Calls `f` on each record and passes it on unchanged.
+    pub fn peek(&self, f: impl Fn(&K, &V) + Send + Sync + 'static) -> Result<KStream<K, V>> {
+        let node = self.add_fn_node("KSTREAM-PEEK", None, move |ctx, r: Record<K, V>| {
+            f(&r.key, &r.value);
+            ctx.forward(r)
+        })?;
+        let (k, v, rep) = self.same_key();
+        Ok(self.derive(node, k, v, rep))
+    }
+
+    /// Calls `f` on each record (a terminal operation).
+    pub fn foreach(&self, f: impl Fn(&K, &V) + Send + Sync + 'static) -> Result<()> {
+        self.add_fn_node::<K, V, _>("KSTREAM-FOREACH", None, move |_ctx, r: Record<K, V>| {
+            f(&r.key, &r.value);
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Splits the stream by predicates: each record goes to the first branch
+    /// whose predicate holds (or to the default branch, else nowhere). The
+    /// splitter node is named `name_prefix` (`KSTREAM-BRANCH-NNNNNNNNNN`
+    /// when empty) and each branch `<splitter><branch name>`, the keys of
+    /// the map the branches come back in, as Kafka's `split(Named)`.
+    pub fn split(&self, name_prefix: &str) -> BranchedKStream<K, V> {
+        let splitter = if name_prefix.is_empty() {
+            self.builder.borrow_mut().new_name("KSTREAM-BRANCH")
+        } else {
+            name_prefix.to_string()
+        };
+        BranchedKStream { stream: self.clone(), splitter, branches: Vec::new() }
+    }
+
+    /// The records of this stream and of `other`, interleaved as they come.
+    pub fn merge(&self, other: &KStream<K, V>) -> Result<KStream<K, V>> {
+        if !Rc::ptr_eq(&self.builder, &other.builder) {
+            return Err(StreamsError::Topology("merge: the two streams come from different StreamsBuilders".into()));
+        }
+        let mut b = self.builder.borrow_mut();
+        let node = b.new_name("KSTREAM-MERGE");
+        let f = Arc::new(|ctx: &mut ProcessorContext<'_, K, V>, r: Record<K, V>| ctx.forward(r));
+        b.topology.add_processor(
+            &node,
+            move || FnProcessor::<K, V, K, V, _>::new(f.clone()),
+            &[&self.node, &other.node],
+        )?;
+        drop(b);
+        // the serdes of this stream (both have the same types); repartitioned
+        // before a stateful operation if either side needs it
+        Ok(self.derive(
+            node,
+            self.key_serde.clone().or_else(|| other.key_serde.clone()),
+            self.value_serde.clone().or_else(|| other.value_serde.clone()),
+            self.repartition_required || other.repartition_required,
+        ))
+    }
+
+    /// Always writes the stream to the repartition topic
+    /// `<application.id>-<name>-repartition` (`name` defaults to
+    /// `KSTREAM-REPARTITION-NNNNNNNNNN`) and reads it back: records are then
+    /// partitioned by their key. Serdes given here win over the stream's.
+    pub fn repartition(
+        &self,
+        name: Option<&str>,
+        key: Option<SerdeRef<K>>,
+        value: Option<SerdeRef<V>>,
+    ) -> Result<KStream<K, V>> {
+        let name = match name {
+            Some(n) => n.to_string(),
+            None => self.builder.borrow_mut().new_name("KSTREAM-REPARTITION"),
+        };
+        self.repartition_through(&name, key, value)
+    }
+
+    /// Writes the stream to the user topic `topic` and reads it back (Kafka's
+    /// `through`: the topic must exist, partitioned as wanted).
+    pub fn through(&self, topic: &str, produced: Produced<K, V>) -> Result<KStream<K, V>> {
+        let key = produced.key.clone().or_else(|| self.key_serde.clone()).ok_or_else(|| {
+            StreamsError::Topology(format!("through({topic}) needs a key serde: give one with Produced::with"))
+        })?;
+        let value = produced.value.clone().or_else(|| self.value_serde.clone()).ok_or_else(|| {
+            StreamsError::Topology(format!("through({topic}) needs a value serde: give one with Produced::with"))
+        })?;
+        self.to(topic, Produced { key: Some(key.clone()), value: Some(value.clone()), name: produced.name })?;
+        StreamsBuilder { inner: self.builder.clone() }.stream(topic, Consumed::with(key, value))
+    }
+
+    /// Runs a Processor API processor (one per task, made by `supplier`) on
+    /// each record, with access to the stores named in `stores` (added with
+    /// [`StreamsBuilder::add_state_store`]); what it forwards is the new
+    /// stream (whose keys may have changed: repartitioned before a stateful
+    /// operation; its serdes come from the operations downstream).
+    pub fn process<KOut: Data, VOut: Data, P>(
+        &self,
+        supplier: impl Fn() -> P + Send + Sync + 'static,
+        stores: &[&str],
+    ) -> Result<KStream<KOut, VOut>>
+    where
+        P: Processor<K, V, KOut, VOut>,
+    {
+        let mut b = self.builder.borrow_mut();
+        let node = b.new_name("KSTREAM-PROCESSOR");
+        b.topology.add_processor(&node, supplier, &[&self.node])?;
+        if !stores.is_empty() {
+            b.topology.connect_processor_and_state_stores(&node, stores)?;
+        }
+        drop(b);
+        Ok(self.derive(node, None, None, true))
+    }
+}
+
+/// The result of [`KStream::split`]: add branches with `branch`, then end
+/// with `default_branch` or `no_default_branch`, which add the nodes and
+/// return the branches by name (`<splitter><branch name>`; a branch named
+/// `""` is named by its position, 1 for the first, 0 for the default one,
+/// as Kafka does).
 pub struct BranchedKStream<K, V> {
-    pub(crate) stream: KStream<K, V>,
+    stream: KStream<K, V>,
+    splitter: String,
+    branches: Vec<(String, Predicate<K, V>)>,
+}
+
+/// Sends each record to the first branch whose predicate holds, else to the
+/// default branch if there is one.
+struct BranchProcessor<K, V> {
+    branches: Arc<Vec<(String, Predicate<K, V>)>>,
+    default: Option<String>,
+}
+
+impl<K: Data, V: Data> Processor<K, V, K, V> for BranchProcessor<K, V> {
+    fn process(&mut self, ctx: &mut ProcessorContext<'_, K, V>, record: Record<K, V>) -> Result<()> {
+        for (child, pred) in self.branches.iter() {
+            if pred(&record.key, &record.value) {
+                return ctx.forward_to(child, record);
+            }
+        }
+        match &self.default {
+            Some(child) => ctx.forward_to(child, record),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<K: Data, V: Data> BranchedKStream<K, V> {
+    fn child_name(&self, name: &str, index: usize) -> String {
+        if name.is_empty() {
+            format!("{}{index}", self.splitter)
+        } else {
+            format!("{}{name}", self.splitter)
+        }
+    }
+
+    /// A branch of the records for which `predicate` holds (and no earlier
+    /// branch's did).
+    pub fn branch(mut self, name: &str, predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> Self {
+        let child = self.child_name(name, self.branches.len() + 1);
+        // Kafka burns a name index per branch
+        self.stream.builder.borrow_mut().new_name("KSTREAM-BRANCHCHILD");
+        self.branches.push((child, Arc::new(predicate)));
+        self
+    }
+
+    /// Ends the split with a branch of the records no predicate matched.
+    pub fn default_branch(self, name: &str) -> Result<BTreeMap<String, KStream<K, V>>> {
+        let child = self.child_name(name, 0);
+        self.stream.builder.borrow_mut().new_name("KSTREAM-BRANCHCHILD");
+        self.finish(Some(child))
+    }
+
+    /// Ends the split: records no predicate matched are dropped.
+    pub fn no_default_branch(self) -> Result<BTreeMap<String, KStream<K, V>>> {
+        self.finish(None)
+    }
+
+    fn finish(self, default: Option<String>) -> Result<BTreeMap<String, KStream<K, V>>> {
+        let branches = Arc::new(self.branches);
+        let mut children: Vec<String> = branches.iter().map(|(c, _)| c.clone()).collect();
+        children.extend(default.iter().cloned());
+        {
+            let mut b = self.stream.builder.borrow_mut();
+            let (bs, d) = (branches.clone(), default.clone());
+            b.topology.add_processor(
+                &self.splitter,
+                move || BranchProcessor { branches: bs.clone(), default: d.clone() },
+                &[&self.stream.node],
+            )?;
+            for c in &children {
+                let f = Arc::new(|ctx: &mut ProcessorContext<'_, K, V>, r: Record<K, V>| ctx.forward(r));
+                b.topology.add_processor(c, move || FnProcessor::<K, V, K, V, _>::new(f.clone()), &[&self.splitter])?;
+            }
+        }
+        let (k, v, rep) = self.stream.same_key();
+        Ok(children.into_iter().map(|c| (c.clone(), self.stream.derive(c, k.clone(), v.clone(), rep))).collect())
+    }
 }
