@@ -113,7 +113,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
     ) -> Result<KTable<K, VA>> {
         let (store, node) = {
             let mut b = self.stream.builder.borrow_mut();
-            let store = store_name(&mut b, &m, &format!("{prefix}-"));
+            let store = store_name(&mut b, &m, &format!("{prefix}-"))?;
             (store, b.new_name(prefix))
         };
         let value = serde_or(m.value.clone(), value_fallback, op, "value")?;
@@ -313,7 +313,7 @@ impl<K: Data, V: Data> KGroupedTable<K, V> {
     ) -> Result<KTable<K, VA>> {
         let (store, node) = {
             let mut b = self.builder.borrow_mut();
-            let store = store_name(&mut b, &m, &format!("{prefix}-"));
+            let store = store_name(&mut b, &m, &format!("{prefix}-"))?;
             (store, b.new_name(prefix))
         };
         let key = serde_or(self.key.clone(), m.key.clone(), op, "key")?;

@@ -399,6 +399,12 @@ impl<K: Data, V: Data> KStream<K, V> {
         P: Processor<K, V, KOut, VOut>,
     {
         let mut b = self.builder.borrow_mut();
+        // checked first: a failed call leaves no node behind
+        if let Some(s) = stores.iter().find(|s| !b.topology.stores.contains_key(**s)) {
+            return Err(StreamsError::Topology(format!(
+                "process: no state store named {s} (add it with StreamsBuilder::add_state_store first)"
+            )));
+        }
         let node = b.new_name("KSTREAM-PROCESSOR");
         b.topology.add_processor(&node, supplier, &[&self.node])?;
         if !stores.is_empty() {
@@ -491,5 +497,222 @@ impl<K: Data, V: Data> BranchedKStream<K, V> {
         }
         let (k, v, rep) = self.stream.same_key();
         Ok(children.into_iter().map(|c| (c.clone(), self.stream.derive(c, k.clone(), v.clone(), rep))).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::serde::Serdes;
+    use crate::state::{KeyValueStore, Stores};
+    use crate::test_driver::TopologyTestDriver;
+
+    fn ss() -> Consumed<String, String> {
+        Consumed::with(Serdes::string(), Serdes::string())
+    }
+
+    fn kv(k: &str, v: &str) -> (String, String) {
+        (k.to_string(), v.to_string())
+    }
+
+    #[test]
+    fn stateless_operators_give_exact_outputs_and_kafka_names() {
+        let b = StreamsBuilder::new();
+        let s = b.stream("in", ss()).unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (seen2, seen3) = (seen.clone(), seen.clone());
+        s.filter_not(|_, v| v.starts_with('x'))
+            .unwrap()
+            .peek(move |k, v| seen2.lock().unwrap().push(format!("peek {k}={v}")))
+            .unwrap()
+            .map(|k, v| (v, k.len() as i64))
+            .unwrap()
+            .to("mapped", Produced::with(Serdes::string(), Serdes::i64()))
+            .unwrap();
+        s.flat_map_values(|_, v| v.split(' ').map(str::to_string).collect::<Vec<_>>())
+            .unwrap()
+            .to("words", Produced::value_serde(Serdes::string()))
+            .unwrap();
+        s.flat_map(|k, v| vec![(k.clone(), v.len() as i64), (format!("{k}{k}"), 0)])
+            .unwrap()
+            .to("flat", Produced::with(Serdes::string(), Serdes::i64()))
+            .unwrap();
+        s.select_key(|_, v| v.to_uppercase()).unwrap().to("rekeyed", Produced::key_serde(Serdes::string())).unwrap();
+        s.foreach(move |k, v| seen3.lock().unwrap().push(format!("each {k}={v}"))).unwrap();
+        let t = b.build().unwrap();
+        let d = t.describe();
+        for name in [
+            "KSTREAM-SOURCE-0000000000",
+            "KSTREAM-FILTER-0000000001",
+            "KSTREAM-PEEK-0000000002",
+            "KSTREAM-MAP-0000000003",
+            "KSTREAM-FLATMAPVALUES-0000000005",
+            "KSTREAM-FLATMAP-0000000007",
+            "KSTREAM-KEY-SELECT-0000000009",
+            "KSTREAM-FOREACH-0000000011",
+        ] {
+            assert!(d.contains(name), "{name} missing in\n{d}");
+        }
+        let driver = TopologyTestDriver::new(t).unwrap();
+        let mut input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+        input.pipe_input_at("ab".into(), "hello world".into(), 5).unwrap();
+        input.pipe_input_at("c".into(), "xyz".into(), 6).unwrap();
+        let mapped = driver.create_output_topic("mapped", Serdes::string(), Serdes::i64());
+        let recs = mapped.read_records_to_list().unwrap();
+        assert_eq!(recs.len(), 1);
+        assert_eq!((recs[0].key.as_str(), recs[0].value, recs[0].timestamp), ("hello world", 2, 5));
+        let words = driver.create_output_topic("words", Serdes::string(), Serdes::string());
+        assert_eq!(
+            words.read_key_values_to_list().unwrap(),
+            vec![kv("ab", "hello"), kv("ab", "world"), kv("c", "xyz")]
+        );
+        let flat = driver.create_output_topic("flat", Serdes::string(), Serdes::i64());
+        assert_eq!(
+            flat.read_key_values_to_list().unwrap(),
+            vec![("ab".to_string(), 11), ("abab".to_string(), 0), ("c".to_string(), 3), ("cc".to_string(), 0)]
+        );
+        let rekeyed = driver.create_output_topic("rekeyed", Serdes::string(), Serdes::string());
+        assert_eq!(
+            rekeyed.read_key_values_to_list().unwrap(),
+            vec![kv("HELLO WORLD", "hello world"), kv("XYZ", "xyz")]
+        );
+        assert_eq!(*seen.lock().unwrap(), vec!["peek ab=hello world", "each ab=hello world", "each c=xyz"]);
+    }
+
+    #[test]
+    fn a_sink_after_a_type_change_without_serdes_is_a_build_error() {
+        let b = StreamsBuilder::new();
+        let s = b.stream("in", ss()).unwrap();
+        let err = s.map(|k, v| (k, v.len() as i64)).unwrap().to("out", Produced::default()).unwrap_err();
+        assert!(err.to_string().contains("to(out) needs a key serde"), "{err}");
+    }
+
+    #[test]
+    fn split_sends_each_record_to_the_first_matching_branch() {
+        let b = StreamsBuilder::new();
+        let s = b.stream("in", Consumed::with(Serdes::string(), Serdes::i64())).unwrap();
+        let branches = s
+            .split("nums-")
+            .branch("neg", |_, v| *v < 0)
+            .branch("small", |_, v| *v < 10)
+            .default_branch("big")
+            .unwrap();
+        assert_eq!(branches.keys().cloned().collect::<Vec<_>>(), vec!["nums-big", "nums-neg", "nums-small"]);
+        for (name, stream) in &branches {
+            stream.to(name, Produced::default()).unwrap();
+        }
+        // unnamed: KSTREAM-BRANCH-N, branches by position; no default drops the rest
+        let unnamed = s.split("").branch("", |_, v| *v == 5).no_default_branch().unwrap();
+        let keys: Vec<String> = unnamed.keys().cloned().collect();
+        assert_eq!(keys.len(), 1);
+        assert!(keys[0].starts_with("KSTREAM-BRANCH-") && keys[0].ends_with('1'), "{keys:?}");
+        unnamed[&keys[0]].to("fives", Produced::default()).unwrap();
+        let driver = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+        let mut input = driver.create_input_topic("in", Serdes::string(), Serdes::i64());
+        for (i, v) in [-3, 5, 12, 0, 9, 5].into_iter().enumerate() {
+            input.pipe_input_at(format!("k{i}"), v, i as i64).unwrap();
+        }
+        let read =
+            |t: &str| driver.create_output_topic(t, Serdes::string(), Serdes::i64()).read_key_values_to_list().unwrap();
+        assert_eq!(read("nums-neg"), vec![("k0".to_string(), -3)]);
+        assert_eq!(
+            read("nums-small"),
+            vec![("k1".to_string(), 5), ("k3".into(), 0), ("k4".into(), 9), ("k5".into(), 5)]
+        );
+        assert_eq!(read("nums-big"), vec![("k2".to_string(), 12)]);
+        assert_eq!(read("fives"), vec![("k1".to_string(), 5), ("k5".to_string(), 5)]);
+    }
+
+    #[test]
+    fn merge_interleaves_two_streams() {
+        let b = StreamsBuilder::new();
+        let a = b.stream("a", ss()).unwrap();
+        let c = b.stream("c", ss()).unwrap().map_values(|_, v| v.to_uppercase()).unwrap();
+        let m = a.merge(&c).unwrap();
+        assert!(m.node.starts_with("KSTREAM-MERGE-"));
+        m.to("out", Produced::default()).unwrap();
+        let t = b.build().unwrap();
+        assert_eq!(t.subtopologies().len(), 1);
+        let driver = TopologyTestDriver::new(t).unwrap();
+        let mut ia = driver.create_input_topic("a", Serdes::string(), Serdes::string());
+        let mut ic = driver.create_input_topic("c", Serdes::string(), Serdes::string());
+        ia.pipe_input_at("1".into(), "x".into(), 1).unwrap();
+        ic.pipe_input_at("2".into(), "y".into(), 2).unwrap();
+        ia.pipe_input_at("3".into(), "z".into(), 3).unwrap();
+        let out = driver.create_output_topic("out", Serdes::string(), Serdes::string());
+        assert_eq!(out.read_key_values_to_list().unwrap(), vec![kv("1", "x"), kv("2", "Y"), kv("3", "z")]);
+        let other = StreamsBuilder::new().stream("b", ss()).unwrap();
+        assert!(a.merge(&other).is_err());
+    }
+
+    #[test]
+    fn repartition_and_through_read_the_topic_back() {
+        let b = StreamsBuilder::new();
+        let s = b.stream("in", ss()).unwrap();
+        s.select_key(|_, v| v.clone())
+            .unwrap()
+            .repartition(None, Some(Serdes::string()), None)
+            .unwrap()
+            .to("out", Produced::default())
+            .unwrap();
+        s.through("mid", Produced::default())
+            .unwrap()
+            .map_values(|_, v| format!("{v}!"))
+            .unwrap()
+            .to("out2", Produced::value_serde(Serdes::string()))
+            .unwrap();
+        let t = b.build().unwrap();
+        assert_eq!(t.subtopologies().len(), 3);
+        let driver = TopologyTestDriver::new(t).unwrap();
+        let mut input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+        input.pipe_input_at("k".into(), "v1".into(), 10).unwrap();
+        let rep = driver.written("test-app-KSTREAM-REPARTITION-0000000002-repartition");
+        assert_eq!(rep.len(), 1);
+        assert_eq!((rep[0].key.as_deref(), rep[0].value.as_deref()), (Some(&b"v1"[..]), Some(&b"v1"[..])));
+        let out = driver.create_output_topic("out", Serdes::string(), Serdes::string());
+        assert_eq!(out.read_key_values_to_list().unwrap(), vec![kv("v1", "v1")]);
+        assert_eq!(driver.written("mid").len(), 1);
+        let out2 = driver.create_output_topic("out2", Serdes::string(), Serdes::string());
+        assert_eq!(out2.read_key_values_to_list().unwrap(), vec![kv("k", "v1!")]);
+    }
+
+    /// Emits each key's running total of value lengths, kept in "totals".
+    struct Totals(Option<KeyValueStore<String, i64>>);
+
+    impl Processor<String, String, String, i64> for Totals {
+        fn init(&mut self, ctx: &mut ProcessorContext<'_, String, i64>) -> Result<()> {
+            self.0 = Some(ctx.state_store("totals")?);
+            Ok(())
+        }
+        fn process(&mut self, ctx: &mut ProcessorContext<'_, String, i64>, r: Record<String, String>) -> Result<()> {
+            let store = self.0.as_ref().ok_or_else(|| StreamsError::Processing("not initialized".into()))?;
+            let n = store.get(&r.key)?.unwrap_or(0) + r.value.len() as i64;
+            store.put(&r.key, &n)?;
+            ctx.forward(r.with_value(n))
+        }
+    }
+
+    #[test]
+    fn process_runs_a_processor_with_a_store_added_to_the_builder() {
+        let b = StreamsBuilder::new();
+        b.add_state_store(Stores::key_value("totals", Serdes::string(), Serdes::i64())).unwrap();
+        let s = b.stream("in", ss()).unwrap();
+        let out = s.process(|| Totals(None), &["totals"]).unwrap();
+        assert!(out.repartition_required);
+        out.to("out", Produced::with(Serdes::string(), Serdes::i64())).unwrap();
+        assert!(s.process(|| Totals(None), &["nope"]).is_err());
+        let driver = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+        let mut input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+        input.pipe_input_at("a".into(), "xx".into(), 1).unwrap();
+        input.pipe_input_at("a".into(), "yyy".into(), 2).unwrap();
+        input.pipe_input_at("b".into(), "z".into(), 3).unwrap();
+        let o = driver.create_output_topic("out", Serdes::string(), Serdes::i64());
+        assert_eq!(
+            o.read_key_values_to_list().unwrap(),
+            vec![("a".to_string(), 2), ("a".to_string(), 5), ("b".to_string(), 1)]
+        );
+        assert_eq!(driver.written("test-app-totals-changelog").len(), 3);
     }
 }

@@ -144,9 +144,17 @@ pub(crate) fn put_or_delete<K: Data, V: Data>(
     }
 }
 
-/// `m`'s store name, or `<prefix>STATE-STORE-NNNNNNNNNN` (takes a name index).
-pub(crate) fn store_name<K, V>(b: &mut BuilderInner, m: &Materialized<K, V>, prefix: &str) -> String {
-    m.name.clone().unwrap_or_else(|| b.new_name(&format!("{prefix}STATE-STORE")))
+/// `m`'s store name, or `<prefix>STATE-STORE-NNNNNNNNNN` (takes a name
+/// index); an error if the topology has a store of that name already
+/// (checked before the operation adds any node).
+pub(crate) fn store_name<K, V>(b: &mut BuilderInner, m: &Materialized<K, V>, prefix: &str) -> Result<String> {
+    let name = m.name.clone().unwrap_or_else(|| b.new_name(&format!("{prefix}STATE-STORE")));
+    if b.topology.store_spec(&name).is_some() {
+        return Err(StreamsError::Topology(format!(
+            "state store {name} exists already: give each Materialized its own name"
+        )));
+    }
+    Ok(name)
 }
 
 /// Adds a table store `KeyValueStore<K, ValueAndTimestamp<V>>` named `name`
@@ -260,7 +268,7 @@ impl StreamsBuilder {
         materialized: Materialized<K, V>,
     ) -> Result<KTable<K, V>> {
         let mut b = self.inner.borrow_mut();
-        let store = store_name(&mut b, &materialized, &format!("{topic}-"));
+        let store = store_name(&mut b, &materialized, &format!("{topic}-"))?;
         let (source, table_source) = match &consumed.name {
             Some(n) => (format!("{n}-source"), n.clone()),
             None => (b.new_name("KSTREAM-SOURCE"), b.new_name("KTABLE-SOURCE")),
@@ -293,7 +301,7 @@ impl<K: Data, V: Data> KStream<K, V> {
         let (name, store) = {
             let mut b = self.builder.borrow_mut();
             let name = b.new_name("KSTREAM-TOTABLE");
-            (name, store_name(&mut b, &materialized, "KSTREAM-TOTABLE-"))
+            (name, store_name(&mut b, &materialized, "KSTREAM-TOTABLE-")?)
         };
         let key = serde_or(materialized.key.clone(), self.key_serde.clone(), "to_table", "key")?;
         let value = serde_or(materialized.value.clone(), self.value_serde.clone(), "to_table", "value")?;
@@ -431,7 +439,7 @@ impl<K: Data, V: Data> KTable<K, V> {
         let key = serde_or(m.key.clone(), self.key_serde.clone(), op, "key")?;
         let value = serde_or(m.value.clone(), value_fallback, op, "value")?;
         let mut b = self.builder.borrow_mut();
-        let store = store_name(&mut b, &m, &format!("{prefix}-"));
+        let store = store_name(&mut b, &m, &format!("{prefix}-"))?;
         let node = b.new_name(prefix);
         let sn = store.clone();
         b.topology.add_processor(
@@ -513,7 +521,7 @@ impl<K: Data, V: Data> KTable<K, V> {
         let key = serde_or(m.key.clone(), self.key_serde.clone().or_else(|| other.key_serde.clone()), op, "key")?;
         let value = serde_or(m.value.clone(), None, op, "value")?;
         let mut b = self.builder.borrow_mut();
-        let store = store_name(&mut b, &m, "KTABLE-MERGE-");
+        let store = store_name(&mut b, &m, "KTABLE-MERGE-")?;
         let merge = b.new_name("KTABLE-MERGE");
         let this_node = b.new_name("KTABLE-JOINTHIS");
         let other_node = b.new_name("KTABLE-JOINOTHER");
@@ -600,5 +608,224 @@ impl<K: Data, V: Data> KTable<K, V> {
         let this: SideJoiner<V, VO, VR> = Arc::new(move |a, b| Some(j(a, b)));
         let that: SideJoiner<VO, V, VR> = Arc::new(move |b, a| Some(j2(a, b)));
         self.join_tables(other, JoinMode::Lenient, JoinMode::Lenient, this, that, materialized, "KTable.outer_join")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dsl::options::Produced;
+    use crate::serde::Serdes;
+    use crate::test_driver::{TestInputTopic, TopologyTestDriver};
+
+    fn ss() -> Consumed<String, String> {
+        Consumed::with(Serdes::string(), Serdes::string())
+    }
+
+    fn some(k: &str, v: &str) -> (String, Option<String>) {
+        (k.to_string(), Some(v.to_string()))
+    }
+
+    fn none(k: &str) -> (String, Option<String>) {
+        (k.to_string(), None)
+    }
+
+    fn read(driver: &TopologyTestDriver, topic: &str) -> Vec<(String, Option<String>)> {
+        driver
+            .create_output_topic(topic, Serdes::string(), Serdes::option(Serdes::string()))
+            .read_key_values_to_list()
+            .unwrap()
+    }
+
+    fn input(driver: &TopologyTestDriver, topic: &str) -> TestInputTopic<String, String> {
+        driver.create_input_topic(topic, Serdes::string(), Serdes::string())
+    }
+
+    #[test]
+    fn table_source_applies_updates_deletes_and_out_of_order_records() {
+        let b = StreamsBuilder::new();
+        let t = b.table("in", ss(), Materialized::default()).unwrap();
+        assert_eq!(t.queryable_store_name(), Some("in-STATE-STORE-0000000000"));
+        assert_eq!(t.node, "KTABLE-SOURCE-0000000002");
+        t.to_stream().unwrap().to("out", Produced::default()).unwrap();
+        let driver = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+        let mut i = input(&driver, "in");
+        i.pipe_input_at("a".into(), "1".into(), 10).unwrap();
+        i.pipe_input_at("b".into(), "2".into(), 11).unwrap();
+        i.pipe_input_at("a".into(), "3".into(), 5).unwrap(); // older timestamp, later offset: applied
+        i.pipe_tombstone_at("a".into(), 12).unwrap();
+        i.pipe_raw(None, Some(b"x".to_vec()), 13).unwrap(); // null key: skipped
+        assert_eq!(read(&driver, "out"), vec![some("a", "1"), some("b", "2"), some("a", "3"), none("a")]);
+        let store: TsStore<String, String> = driver.state_store("in-STATE-STORE-0000000000").unwrap();
+        assert_eq!(store.get(&"a".to_string()).unwrap(), None);
+        assert_eq!(
+            store.get(&"b".to_string()).unwrap(),
+            Some(ValueAndTimestamp { value: "2".to_string(), timestamp: 11 })
+        );
+        let changelog = driver.written("test-app-in-STATE-STORE-0000000000-changelog");
+        assert_eq!(changelog.len(), 4);
+        let mut b_value = 11i64.to_be_bytes().to_vec();
+        b_value.extend_from_slice(b"2");
+        assert_eq!(changelog[1].value, Some(b_value));
+        assert_eq!((changelog[3].key.as_deref(), changelog[3].value.as_deref()), (Some(&b"a"[..]), None));
+    }
+
+    #[test]
+    fn table_filter_filter_not_and_map_values_forward_changes() {
+        let b = StreamsBuilder::new();
+        let t = b.table("in", ss(), Materialized::as_store("source")).unwrap();
+        let even = |_: &String, v: &String| v.parse::<i64>().is_ok_and(|n| n % 2 == 0);
+        let f = t.filter(even).unwrap();
+        assert_eq!(f.queryable_store_name(), Some("KTABLE-FILTER-STATE-STORE-0000000002"));
+        f.to_stream().unwrap().to("even", Produced::default()).unwrap();
+        t.filter_not(even).unwrap().to_stream().unwrap().to("odd", Produced::default()).unwrap();
+        let lens = t
+            .map_values(|_, v| v.len() as i64, Materialized::as_store("lens").with_value_serde(Serdes::i64()))
+            .unwrap();
+        lens.to_stream().unwrap().to("lens", Produced::default()).unwrap();
+        assert!(t.map_values(|_, v| v.len() as i64, Materialized::default()).is_err(), "no value serde");
+        let driver = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+        let mut i = input(&driver, "in");
+        i.pipe_input_at("a".into(), "2".into(), 1).unwrap();
+        i.pipe_input_at("a".into(), "3".into(), 2).unwrap();
+        i.pipe_input_at("a".into(), "15".into(), 3).unwrap();
+        i.pipe_input_at("b".into(), "4".into(), 4).unwrap();
+        i.pipe_tombstone_at("b".into(), 5).unwrap();
+        i.pipe_tombstone_at("c".into(), 6).unwrap();
+        assert_eq!(read(&driver, "even"), vec![some("a", "2"), none("a"), some("b", "4"), none("b")]);
+        assert_eq!(read(&driver, "odd"), vec![some("a", "3"), some("a", "15")]);
+        let lens = driver
+            .create_output_topic("lens", Serdes::string(), Serdes::option(Serdes::i64()))
+            .read_key_values_to_list()
+            .unwrap();
+        let s = |k: &str| k.to_string();
+        assert_eq!(
+            lens,
+            vec![
+                (s("a"), Some(1)),
+                (s("a"), Some(1)),
+                (s("a"), Some(2)),
+                (s("b"), Some(1)),
+                (s("b"), None),
+                (s("c"), None)
+            ]
+        );
+        let store: TsStore<String, i64> = driver.state_store("lens").unwrap();
+        assert_eq!(store.all().unwrap().into_iter().map(|(k, v)| (k, v.value)).collect::<Vec<_>>(), vec![(s("a"), 2)]);
+    }
+
+    #[test]
+    fn table_table_inner_left_and_outer_joins_with_deletes() {
+        let b = StreamsBuilder::new();
+        let l = b.table("left", ss(), Materialized::default()).unwrap();
+        let r = b.table("right", ss(), Materialized::default()).unwrap();
+        let opt = |v: Option<&String>| v.cloned().unwrap_or_else(|| "null".to_string());
+        let inner = l
+            .join(
+                &r,
+                |a, b| format!("{a}+{b}"),
+                Materialized::as_store("inner-store").with_value_serde(Serdes::string()),
+            )
+            .unwrap();
+        assert!(inner.node.starts_with("KTABLE-MERGE-"));
+        inner.to_stream().unwrap().to("inner", Produced::default()).unwrap();
+        l.left_join(
+            &r,
+            move |a, b| format!("{a}+{}", opt(b)),
+            Materialized::default().with_value_serde(Serdes::string()),
+        )
+        .unwrap()
+        .to_stream()
+        .unwrap()
+        .to("left-out", Produced::default())
+        .unwrap();
+        l.outer_join(
+            &r,
+            move |a, b| format!("{}+{}", opt(a), opt(b)),
+            Materialized::default().with_value_serde(Serdes::string()),
+        )
+        .unwrap()
+        .to_stream()
+        .unwrap()
+        .to("outer", Produced::default())
+        .unwrap();
+        let t = b.build().unwrap();
+        assert_eq!(t.subtopologies().len(), 1, "both tables and the joins share one sub-topology");
+        let d = t.describe();
+        assert!(d.contains("KTABLE-JOINTHIS-") && d.contains("KTABLE-JOINOTHER-"), "{d}");
+        let driver = TopologyTestDriver::new(t).unwrap();
+        let (mut li, mut ri) = (input(&driver, "left"), input(&driver, "right"));
+        li.pipe_input_at("a".into(), "1".into(), 1).unwrap();
+        ri.pipe_input_at("a".into(), "x".into(), 2).unwrap();
+        ri.pipe_input_at("b".into(), "y".into(), 3).unwrap();
+        li.pipe_input_at("a".into(), "2".into(), 4).unwrap();
+        let store: TsStore<String, String> = driver.state_store("inner-store").unwrap();
+        assert_eq!(store.get(&"a".to_string()).unwrap().map(|v| v.value), Some("2+x".to_string()));
+        ri.pipe_tombstone_at("a".into(), 5).unwrap();
+        li.pipe_tombstone_at("a".into(), 6).unwrap();
+        ri.pipe_tombstone_at("b".into(), 7).unwrap();
+        let inner_records = driver
+            .create_output_topic("inner", Serdes::string(), Serdes::option(Serdes::string()))
+            .read_records_to_list()
+            .unwrap();
+        assert_eq!(
+            inner_records.iter().map(|r| (r.key.clone(), r.value.clone(), r.timestamp)).collect::<Vec<_>>(),
+            vec![
+                ("a".to_string(), Some("1+x".to_string()), 2),
+                ("a".to_string(), Some("2+x".to_string()), 4),
+                ("a".to_string(), None, 5)
+            ]
+        );
+        assert_eq!(store.get(&"a".to_string()).unwrap(), None);
+        assert_eq!(
+            read(&driver, "left-out"),
+            vec![some("a", "1+null"), some("a", "1+x"), some("a", "2+x"), some("a", "2+null"), none("a")]
+        );
+        assert_eq!(
+            read(&driver, "outer"),
+            vec![
+                some("a", "1+null"),
+                some("a", "1+x"),
+                some("b", "null+y"),
+                some("a", "2+x"),
+                some("a", "2+null"),
+                none("a"),
+                none("b")
+            ]
+        );
+    }
+
+    #[test]
+    fn stream_to_table_upserts_and_repartitions_after_a_key_change() {
+        let b = StreamsBuilder::new();
+        let s = b.stream("in", ss()).unwrap();
+        let t = s.to_table(Materialized::as_store("latest")).unwrap();
+        t.to_stream().unwrap().to("out", Produced::default()).unwrap();
+        let Err(rekeyed) = s.select_key(|_, v| v.clone()).unwrap().to_table(Materialized::default()) else {
+            panic!("a table of a re-keyed stream without a key serde was built")
+        };
+        assert!(rekeyed.to_string().contains("to_table needs a key serde"), "{rekeyed}");
+        let by_value = s
+            .select_key(|_, v| v.clone())
+            .unwrap()
+            .to_table(Materialized::default().with_key_serde(Serdes::string()))
+            .unwrap();
+        by_value.to_stream().unwrap().to("by-value", Produced::default()).unwrap();
+        let t = b.build().unwrap();
+        assert_eq!(t.subtopologies().len(), 2);
+        let driver = TopologyTestDriver::new(t).unwrap();
+        let mut i = input(&driver, "in");
+        i.pipe_input_at("k".into(), "v1".into(), 1).unwrap();
+        i.pipe_input_at("k".into(), "v2".into(), 2).unwrap();
+        assert_eq!(read(&driver, "out"), vec![some("k", "v1"), some("k", "v2")]);
+        assert_eq!(read(&driver, "by-value"), vec![some("v1", "v1"), some("v2", "v2")]);
+        let rep: Vec<String> = driver
+            .written("test-app-KSTREAM-TOTABLE-0000000008-repartition")
+            .iter()
+            .map(|r| String::from_utf8(r.key.clone().unwrap_or_default()).unwrap_or_default())
+            .collect();
+        assert_eq!(rep, vec!["v1", "v2"]);
+        let store: TsStore<String, String> = driver.state_store("latest").unwrap();
+        assert_eq!(store.get(&"k".to_string()).unwrap().map(|v| v.value), Some("v2".to_string()));
     }
 }
