@@ -182,10 +182,13 @@ pub struct KGroupedTable<K, V> {
     name: Option<String>,
 }
 
+/// Maps a table row to its group's key and the value to aggregate.
+type Selector<K, V, K2, V2> = Arc<dyn Fn(&K, &V) -> (K2, V2) + Send + Sync>;
+
 /// Kafka's `KTableRepartitionMap` (`KTABLE-SELECT-N`): maps a row's old and
 /// new values to their groups (see the module docs).
 struct TableSelect<K, V, K2, V2> {
-    f: Arc<dyn Fn(&K, &V) -> (K2, V2) + Send + Sync>,
+    f: Selector<K, V, K2, V2>,
     key_serde: SerdeRef<K2>,
     /// The repartition topic's name without the application id.
     topic: String,
@@ -228,7 +231,7 @@ impl<K: Data, V: Data> KTable<K, V> {
         grouped: Grouped<K2, V2>,
     ) -> Result<KGroupedTable<K2, V2>> {
         let select = self.builder.borrow_mut().new_name("KTABLE-SELECT");
-        let f: Arc<dyn Fn(&K, &V) -> (K2, V2) + Send + Sync> = Arc::new(f);
+        let f: Selector<K, V, K2, V2> = Arc::new(f);
         let added = Rc::new(Cell::new(false));
         let table = self.clone();
         let source: GroupedSource<K2, V2> = Rc::new(move |name, key, value| {
@@ -301,6 +304,7 @@ impl<K: Data, V: Data, VA: Data> Processor<K, Change<V>, K, Change<VA>> for Tabl
 }
 
 impl<K: Data, V: Data> KGroupedTable<K, V> {
+    #[allow(clippy::too_many_arguments)]
     fn aggregate_with<VA: Data>(
         &self,
         prefix: &str,
@@ -472,5 +476,229 @@ impl<V: Data> Serde<Change<V>> for ChangeSerde<V> {
             }
             f => Err(StreamsError::serde(topic, format!("a table change with the unknown encoding flag {f}"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dsl::options::{Consumed, Produced};
+    use crate::dsl::StreamsBuilder;
+    use crate::test_driver::TopologyTestDriver;
+
+    fn s(v: &str) -> String {
+        v.to_string()
+    }
+
+    #[test]
+    fn word_count_repartitions_by_word_and_counts() {
+        let b = StreamsBuilder::new();
+        let lines = b.stream("lines", Consumed::with(Serdes::option(Serdes::string()), Serdes::string())).unwrap();
+        let counts = lines
+            .flat_map_values(|_, l| l.to_lowercase().split_whitespace().map(String::from).collect::<Vec<_>>())
+            .unwrap()
+            .group_by(|_, w| w.clone(), Grouped::with(Serdes::string(), Serdes::string()))
+            .unwrap()
+            .count(Materialized::default())
+            .unwrap();
+        assert_eq!(counts.queryable_store_name(), Some("KSTREAM-AGGREGATE-STATE-STORE-0000000003"));
+        assert_eq!(counts.node, "KSTREAM-AGGREGATE-0000000004");
+        counts.to_stream().unwrap().to("counts", Produced::default()).unwrap();
+        let t = b.build().unwrap();
+        let subs = t.subtopologies();
+        assert_eq!(subs.len(), 2, "{}", t.describe());
+        assert_eq!(subs[1].stores, vec![s("KSTREAM-AGGREGATE-STATE-STORE-0000000003")]);
+        let driver = TopologyTestDriver::new(t).unwrap();
+        let mut input = driver.create_input_topic("lines", Serdes::option(Serdes::string()), Serdes::string());
+        input.pipe_value_at(s("Hello world"), 1).unwrap();
+        input.pipe_value_at(s("hello  Kafka"), 2).unwrap();
+        let rep = driver.written("test-app-KSTREAM-AGGREGATE-STATE-STORE-0000000003-repartition");
+        let rep: Vec<(Vec<u8>, Vec<u8>)> =
+            rep.into_iter().map(|r| (r.key.unwrap_or_default(), r.value.unwrap_or_default())).collect();
+        let words: Vec<(Vec<u8>, Vec<u8>)> = ["hello", "world", "hello", "kafka"]
+            .iter()
+            .map(|w| (w.as_bytes().to_vec(), w.as_bytes().to_vec()))
+            .collect();
+        assert_eq!(rep, words);
+        let out = driver.create_output_topic("counts", Serdes::string(), Serdes::option(Serdes::i64()));
+        assert_eq!(
+            out.read_key_values_to_list().unwrap(),
+            vec![(s("hello"), Some(1)), (s("world"), Some(1)), (s("hello"), Some(2)), (s("kafka"), Some(1))]
+        );
+        let store: TsStore<String, i64> = driver.state_store("KSTREAM-AGGREGATE-STATE-STORE-0000000003").unwrap();
+        assert_eq!(store.get(&s("hello")).unwrap(), Some(ValueAndTimestamp { value: 2, timestamp: 2 }));
+        assert_eq!(driver.written("test-app-KSTREAM-AGGREGATE-STATE-STORE-0000000003-changelog").len(), 4);
+    }
+
+    #[test]
+    fn grouped_stream_reduce_and_aggregate() {
+        let b = StreamsBuilder::new();
+        let st = b.stream("in", Consumed::with(Serdes::string(), Serdes::string())).unwrap();
+        // by key: no repartition
+        let joined = st
+            .group_by_key(Grouped::default())
+            .unwrap()
+            .reduce(|a, v| format!("{a},{v}"), Materialized::as_store("joined"))
+            .unwrap();
+        assert_eq!(joined.node, "KSTREAM-REDUCE-0000000001");
+        joined.to_stream().unwrap().to("joined", Produced::default()).unwrap();
+        // by first letter of the value, through the Grouped name's topic
+        let lens = st
+            .group_by(|_, v| v[..1].to_string(), Grouped::key_serde(Serdes::string()).with_name("by-letter"))
+            .unwrap()
+            .aggregate(|| 100i64, |_, v, agg| agg + v.len() as i64, Materialized::with(Serdes::string(), Serdes::i64()))
+            .unwrap();
+        lens.to_stream().unwrap().to("lens", Produced::default()).unwrap();
+        let t = b.build().unwrap();
+        assert_eq!(t.subtopologies().len(), 2);
+        let driver = TopologyTestDriver::new(t).unwrap();
+        let mut input = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+        input.pipe_input_at(s("k"), s("ab"), 5).unwrap();
+        input.pipe_input_at(s("k"), s("cde"), 3).unwrap();
+        input.pipe_input_at(s("j"), s("af"), 4).unwrap();
+        let out = driver.create_output_topic("joined", Serdes::string(), Serdes::option(Serdes::string()));
+        let recs = out.read_records_to_list().unwrap();
+        assert_eq!(
+            recs.iter().map(|r| (r.key.clone(), r.value.clone(), r.timestamp)).collect::<Vec<_>>(),
+            // an aggregate's timestamp is the latest of its records'
+            vec![(s("k"), Some(s("ab")), 5), (s("k"), Some(s("ab,cde")), 5), (s("j"), Some(s("af")), 4)]
+        );
+        assert_eq!(driver.written("test-app-by-letter-repartition").len(), 3);
+        let lens = driver.create_output_topic("lens", Serdes::string(), Serdes::option(Serdes::i64()));
+        assert_eq!(
+            lens.read_key_values_to_list().unwrap(),
+            vec![(s("a"), Some(102)), (s("c"), Some(103)), (s("a"), Some(104))]
+        );
+    }
+
+    #[test]
+    fn aggregating_a_stream_without_a_value_serde_is_a_build_error() {
+        let b = StreamsBuilder::new();
+        let st = b.stream("in", Consumed::with(Serdes::string(), Serdes::string())).unwrap();
+        let Err(e) =
+            st.group_by_key(Grouped::default()).unwrap().aggregate(|| 0u8, |_, _, a| a, Materialized::default())
+        else {
+            panic!("built without a value serde")
+        };
+        assert!(e.to_string().contains("aggregate needs a value serde"), "{e}");
+    }
+
+    #[test]
+    fn grouped_table_moves_a_row_between_groups() {
+        let b = StreamsBuilder::new();
+        let users =
+            b.table("users", Consumed::with(Serdes::string(), Serdes::string()), Materialized::default()).unwrap();
+        let by_region = users
+            .group_by(|user, region| (region.clone(), user.clone()), Grouped::with(Serdes::string(), Serdes::string()))
+            .unwrap();
+        let counts = by_region.count(Materialized::as_store("region-counts")).unwrap();
+        counts.to_stream().unwrap().to("counts", Produced::default()).unwrap();
+        let members = by_region
+            .aggregate(
+                String::new,
+                |_, user, agg| {
+                    let mut v: Vec<String> = agg.split(',').filter(|u| !u.is_empty()).map(String::from).collect();
+                    v.push(user);
+                    v.sort();
+                    v.join(",")
+                },
+                |_, user, agg| agg.split(',').filter(|u| *u != user).collect::<Vec<_>>().join(","),
+                Materialized::as_store("region-users").with_value_serde(Serdes::string()),
+            )
+            .unwrap();
+        members.to_stream().unwrap().to("members", Produced::default()).unwrap();
+        let t = b.build().unwrap();
+        assert_eq!(t.subtopologies().len(), 3, "{}", t.describe());
+        let driver = TopologyTestDriver::new(t).unwrap();
+        let mut input = driver.create_input_topic("users", Serdes::string(), Serdes::string());
+        input.pipe_input_at(s("alice"), s("eu"), 1).unwrap();
+        input.pipe_input_at(s("bob"), s("eu"), 2).unwrap();
+        input.pipe_input_at(s("alice"), s("us"), 3).unwrap(); // moves group: two records
+        input.pipe_input_at(s("bob"), s("eu"), 4).unwrap(); // same group: one record, subtract then add
+        input.pipe_tombstone_at(s("alice"), 5).unwrap();
+        let counts = driver.create_output_topic("counts", Serdes::string(), Serdes::option(Serdes::i64()));
+        assert_eq!(
+            counts.read_key_values_to_list().unwrap(),
+            vec![
+                (s("eu"), Some(1)),
+                (s("eu"), Some(2)),
+                (s("eu"), Some(1)),
+                (s("us"), Some(1)),
+                (s("eu"), Some(1)),
+                (s("us"), Some(0))
+            ]
+        );
+        let members = driver.create_output_topic("members", Serdes::string(), Serdes::option(Serdes::string()));
+        assert_eq!(
+            members.read_key_values_to_list().unwrap(),
+            vec![
+                (s("eu"), Some(s("alice"))),
+                (s("eu"), Some(s("alice,bob"))),
+                (s("eu"), Some(s("bob"))),
+                (s("us"), Some(s("alice"))),
+                (s("eu"), Some(s("bob"))),
+                (s("us"), Some(s("")))
+            ]
+        );
+        // the repartition topic carries Kafka's Change layout
+        let rep: Vec<(Vec<u8>, Vec<u8>)> = driver
+            .written("test-app-region-counts-repartition")
+            .into_iter()
+            .map(|r| (r.key.unwrap_or_default(), r.value.unwrap_or_default()))
+            .collect();
+        let rec = |k: &str, v: &[u8]| (k.as_bytes().to_vec(), v.to_vec());
+        assert_eq!(
+            rep,
+            vec![
+                rec("eu", b"alice\x01"),
+                rec("eu", b"bob\x01"),
+                rec("eu", b"alice\x00"),
+                rec("us", b"alice\x01"),
+                rec("eu", b"\x06bobbob\x02"),
+                rec("us", b"alice\x00"),
+            ]
+        );
+        assert_eq!(driver.written("test-app-region-users-repartition").len(), 6);
+    }
+
+    #[test]
+    fn grouped_table_reduce_sums_with_adder_and_subtractor() {
+        let b = StreamsBuilder::new();
+        let items = b.table("items", Consumed::with(Serdes::string(), Serdes::i64()), Materialized::default()).unwrap();
+        let total = items
+            .group_by(|_, p| (s("total"), *p), Grouped::with(Serdes::string(), Serdes::i64()))
+            .unwrap()
+            .reduce(|a, b| a + b, |a, b| a - b, Materialized::default())
+            .unwrap();
+        assert!(total.queryable_store_name().is_some_and(|n| n.starts_with("KTABLE-REDUCE-STATE-STORE-")));
+        total.to_stream().unwrap().to("total", Produced::default()).unwrap();
+        let driver = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+        let mut input = driver.create_input_topic("items", Serdes::string(), Serdes::i64());
+        input.pipe_input_at(s("a"), 5, 1).unwrap();
+        input.pipe_input_at(s("b"), 7, 2).unwrap();
+        input.pipe_input_at(s("a"), 3, 3).unwrap();
+        input.pipe_tombstone_at(s("b"), 4).unwrap();
+        let out = driver.create_output_topic("total", Serdes::string(), Serdes::option(Serdes::i64()));
+        let got: Vec<Option<i64>> = out.read_key_values_to_list().unwrap().into_iter().map(|(_, v)| v).collect();
+        assert_eq!(got, vec![Some(5), Some(12), Some(10), Some(3)]);
+    }
+
+    #[test]
+    fn change_serde_round_trips_and_refuses_bad_bytes() {
+        let serde = ChangeSerde(Serdes::string());
+        for c in [
+            Change { new: Some(s("n")), old: None },
+            Change { new: None, old: Some(s("o")) },
+            Change { new: Some(s("")), old: Some(s("old")) },
+            Change { new: Some("x".repeat(300)), old: Some(s("y")) },
+        ] {
+            let bytes = serde.serialize("t", &c).unwrap();
+            assert_eq!(serde.deserialize("t", bytes.as_deref()).unwrap(), c);
+        }
+        assert!(serde.serialize("t", &Change { new: None, old: None }).is_err());
+        for bad in [&b""[..], b"\x07", b"\x7fab\x02", b"\xff\xff\xff\xff\xff\xff\x02", b"\x03ab\x02"] {
+            assert!(serde.deserialize("t", Some(bad)).is_err(), "{bad:?}");
+        }
+        assert!(serde.deserialize("t", None).is_err());
     }
 }
