@@ -69,8 +69,28 @@ type StreamAggFn<K, V, VA> = Arc<dyn Fn(&K, V, Option<VA>) -> VA + Send + Sync>;
 /// Kafka's `KStreamAggregate` / `KStreamReduce`.
 struct StreamAggregate<K, V, VA> {
     f: StreamAggFn<K, V, VA>,
+    /// To find keys that serialize to null bytes (Kafka's null keys: skipped).
+    key_serde: SerdeRef<K>,
     store_name: String,
     store: Option<TsStore<K, VA>>,
+}
+
+/// Whether `key` is what Kafka calls a null key: one its serde writes as
+/// null bytes (`None` of an `Option` key); aggregations skip those records.
+/// (`store`: serdes see the store's changelog topic, as the store's own do.)
+fn null_key<K: Data, V: Data>(
+    key_serde: &SerdeRef<K>,
+    key: &K,
+    store: &str,
+    ctx: &ProcessorContext<'_, K, V>,
+) -> Result<bool> {
+    let topic = format!("{}-{store}-changelog", ctx.application_id());
+    if key_serde.serialize(&topic, key)?.is_some() {
+        return Ok(false);
+    }
+    let at = ctx.record_metadata().map(|m| format!("{}-{}@{}", m.topic, m.partition, m.offset));
+    tracing::warn!(node = %ctx.node_name(), at = ?at, "skipping a record with a null key (nothing to group it by)");
+    Ok(true)
 }
 
 fn opened<'a, S>(store: &'a Option<S>, name: &str) -> Result<&'a S> {
@@ -83,6 +103,9 @@ impl<K: Data, V: Data, VA: Data> Processor<K, V, K, Change<VA>> for StreamAggreg
         Ok(())
     }
     fn process(&mut self, ctx: &mut ProcessorContext<'_, K, Change<VA>>, record: Record<K, V>) -> Result<()> {
+        if null_key(&self.key_serde, &record.key, &self.store_name, ctx)? {
+            return Ok(());
+        }
         let store = opened(&self.store, &self.store_name)?;
         let old = store.get(&record.key)?;
         let ts = old.as_ref().map_or(record.timestamp, |o| o.timestamp.max(record.timestamp));
@@ -97,10 +120,12 @@ impl<K: Data, V: Data, VA: Data> Processor<K, V, K, Change<VA>> for StreamAggreg
 impl<K: Data, V: Data> KGroupedStream<K, V> {
     /// The stream to aggregate: repartitioned through `<name>-repartition`
     /// if its key changed (name: `Grouped`'s, else `default_name`), with
-    /// `Grouped`'s serdes winning.
-    pub(crate) fn repartitioned(&self, default_name: &str) -> Result<KStream<K, V>> {
+    /// `Grouped`'s serdes winning, then the stream's, then `key_fallback`
+    /// (the store's key serde, from `Materialized`).
+    pub(crate) fn repartitioned(&self, default_name: &str, key_fallback: Option<SerdeRef<K>>) -> Result<KStream<K, V>> {
         let name = self.name.clone().unwrap_or_else(|| default_name.to_string());
-        self.stream.repartition_if_required(&name, self.key.clone(), self.value.clone())
+        let key = self.key.clone().or_else(|| self.stream.key_serde.clone()).or(key_fallback);
+        self.stream.repartition_if_required(&name, key, self.value.clone())
     }
 
     fn aggregate_with<VA: Data>(
@@ -117,13 +142,13 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             (store, b.new_name(prefix))
         };
         let value = serde_or(m.value.clone(), value_fallback, op, "value")?;
-        let source = self.repartitioned(&store)?;
+        let source = self.repartitioned(&store, m.key.clone())?;
         let key = serde_or(m.key.clone(), source.key_serde.clone(), op, "key")?;
         let mut b = self.stream.builder.borrow_mut();
-        let sn = store.clone();
+        let (sn, ks) = (store.clone(), key.clone());
         b.topology.add_processor(
             &node,
-            move || StreamAggregate { f: f.clone(), store_name: sn.clone(), store: None },
+            move || StreamAggregate { f: f.clone(), key_serde: ks.clone(), store_name: sn.clone(), store: None },
             &[&source.node],
         )?;
         add_table_store(&mut b, &store, key.clone(), value.clone(), &m, &[&node])?;
@@ -204,18 +229,24 @@ impl<K: Data, V: Data, K2: Data, V2: Data> Processor<K, Change<V>, K2, Change<V2
             timestamp: record.timestamp,
             headers: record.headers.clone(),
         };
+        // a pair whose key serializes to null bytes (Kafka's null key) is skipped
+        let topic = format!("{}-{}", ctx.application_id(), self.topic);
+        let with_bytes = |pair: Option<(K2, V2)>| -> Result<Option<(K2, V2, Vec<u8>)>> {
+            let Some((k, v)) = pair else { return Ok(None) };
+            Ok(self.key_serde.serialize(&topic, &k)?.map(|b| (k, v, b)))
+        };
+        let (new, old) = (with_bytes(new)?, with_bytes(old)?);
         match (new, old) {
-            (Some((nk, nv)), Some((ok, ov))) => {
-                let topic = format!("{}-{}", ctx.application_id(), self.topic);
-                if self.key_serde.serialize(&topic, &nk)? == self.key_serde.serialize(&topic, &ok)? {
+            (Some((nk, nv, nb)), Some((ok, ov, ob))) => {
+                if nb == ob {
                     ctx.forward(at(nk, Change { new: Some(nv), old: Some(ov) }))
                 } else {
                     ctx.forward(at(ok, Change { new: None, old: Some(ov) }))?;
                     ctx.forward(at(nk, Change { new: Some(nv), old: None }))
                 }
             }
-            (None, Some((ok, ov))) => ctx.forward(at(ok, Change { new: None, old: Some(ov) })),
-            (Some((nk, nv)), None) => ctx.forward(at(nk, Change { new: Some(nv), old: None })),
+            (None, Some((ok, ov, _))) => ctx.forward(at(ok, Change { new: None, old: Some(ov) })),
+            (Some((nk, nv, _)), None) => ctx.forward(at(nk, Change { new: Some(nv), old: None })),
             (None, None) => Ok(()),
         }
     }
@@ -700,5 +731,26 @@ mod tests {
             assert!(serde.deserialize("t", Some(bad)).is_err(), "{bad:?}");
         }
         assert!(serde.deserialize("t", None).is_err());
+    }
+
+    #[test]
+    fn records_with_null_keys_are_not_aggregated() {
+        let b = StreamsBuilder::new();
+        let st = b.stream("in", Consumed::with(Serdes::option(Serdes::string()), Serdes::string())).unwrap();
+        st.group_by_key(Grouped::default())
+            .unwrap()
+            .count(Materialized::as_store("n"))
+            .unwrap()
+            .to_stream()
+            .unwrap()
+            .to("out", Produced::default())
+            .unwrap();
+        let driver = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+        let mut input = driver.create_input_topic("in", Serdes::option(Serdes::string()), Serdes::string());
+        input.pipe_input_at(Some(s("k")), s("v"), 1).unwrap();
+        input.pipe_value_at(s("v"), 2).unwrap();
+        input.pipe_input_at(Some(s("k")), s("v"), 3).unwrap();
+        let out = driver.create_output_topic("out", Serdes::option(Serdes::string()), Serdes::option(Serdes::i64()));
+        assert_eq!(out.read_key_values_to_list().unwrap(), vec![(Some(s("k")), Some(1)), (Some(s("k")), Some(2))]);
     }
 }

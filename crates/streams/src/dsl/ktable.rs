@@ -242,6 +242,15 @@ impl<K: Data, V: Data> Processor<Option<K>, Option<V>, K, Change<V>> for TableSo
     }
 }
 
+impl<K: Data, V: Data> Processor<K, Option<V>, K, Change<V>> for TableSource<K, V> {
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, K, Change<V>>) -> Result<()> {
+        self.open(ctx)
+    }
+    fn process(&mut self, ctx: &mut ProcessorContext<'_, K, Change<V>>, record: Record<K, Option<V>>) -> Result<()> {
+        self.upsert(ctx, record)
+    }
+}
+
 /// `KStream::to_table`: every record an upsert.
 struct StreamToTable<K, V>(TableSource<K, V>);
 
@@ -277,7 +286,11 @@ impl StreamsBuilder {
         let value_in: SerdeRef<Option<V>> = Arc::new(OptionSerde(consumed.value.clone()));
         b.topology.add_source_topics(&source, vec![TopicName::user(topic)], key_in, value_in)?;
         let sn = store.clone();
-        b.topology.add_processor(&table_source, move || TableSource::<K, V>::new(&sn), &[&source])?;
+        b.topology.add_processor::<Option<K>, Option<V>, K, Change<V>, _, _>(
+            &table_source,
+            move || TableSource::<K, V>::new(&sn),
+            &[&source],
+        )?;
         let key = materialized.key.clone().unwrap_or(consumed.key);
         let value = materialized.value.clone().unwrap_or(consumed.value);
         add_table_store(&mut b, &store, key.clone(), value.clone(), &materialized, &[&table_source])?;
@@ -291,25 +304,28 @@ impl StreamsBuilder {
     }
 }
 
-impl<K: Data, V: Data> KStream<K, V> {
-    /// The stream read as a table (each record an upsert of its key), node
-    /// `KSTREAM-TOTABLE-N`, store from `materialized` or
-    /// `KSTREAM-TOTABLE-STATE-STORE-N`; repartitioned first (through
-    /// `<node>-repartition`) after a key change. Deletes need a stream of
-    /// `Option`s: use `to_stream` of a table, or a table from a topic.
-    pub fn to_table(&self, materialized: Materialized<K, V>) -> Result<KTable<K, V>> {
+impl<K: Data, VIn: Data> KStream<K, VIn> {
+    /// Node `KSTREAM-TOTABLE-N` (made by `make` from the store's name),
+    /// repartitioned first after a key change, and its store.
+    fn to_table_node<V: Data, P: Processor<K, VIn, K, Change<V>>>(
+        &self,
+        m: Materialized<K, V>,
+        value: Result<SerdeRef<V>>,
+        in_value: Option<SerdeRef<VIn>>,
+        make: impl Fn(&str) -> P + Send + Sync + 'static,
+    ) -> Result<KTable<K, V>> {
+        let key = serde_or(m.key.clone(), self.key_serde.clone(), "to_table", "key")?;
+        let value = value?;
         let (name, store) = {
             let mut b = self.builder.borrow_mut();
             let name = b.new_name("KSTREAM-TOTABLE");
-            (name, store_name(&mut b, &materialized, "KSTREAM-TOTABLE-")?)
+            (name, store_name(&mut b, &m, "KSTREAM-TOTABLE-")?)
         };
-        let key = serde_or(materialized.key.clone(), self.key_serde.clone(), "to_table", "key")?;
-        let value = serde_or(materialized.value.clone(), self.value_serde.clone(), "to_table", "value")?;
-        let parent = self.repartition_if_required(&name, Some(key.clone()), Some(value.clone()))?;
+        let parent = self.repartition_if_required(&name, Some(key.clone()), in_value)?;
         let mut b = self.builder.borrow_mut();
         let sn = store.clone();
-        b.topology.add_processor(&name, move || StreamToTable(TableSource::<K, V>::new(&sn)), &[&parent.node])?;
-        add_table_store(&mut b, &store, key.clone(), value.clone(), &materialized, &[&name])?;
+        b.topology.add_processor(&name, move || make(&sn), &[&parent.node])?;
+        add_table_store(&mut b, &store, key.clone(), value.clone(), &m, &[&name])?;
         Ok(KTable {
             builder: self.builder.clone(),
             node: name,
@@ -317,6 +333,49 @@ impl<K: Data, V: Data> KStream<K, V> {
             value_serde: Some(value),
             store: Some(store),
         })
+    }
+}
+
+impl<K: Data, V: Data> KStream<K, V> {
+    /// The stream read as a table (each record an upsert of its key), node
+    /// `KSTREAM-TOTABLE-N`, store from `materialized` or
+    /// `KSTREAM-TOTABLE-STATE-STORE-N`; repartitioned first (through
+    /// `<node>-repartition`) after a key change. For deletes, a stream of
+    /// `Option`s has [`KStream::to_table_with_deletes`].
+    pub fn to_table(&self, materialized: Materialized<K, V>) -> Result<KTable<K, V>> {
+        let value = serde_or(materialized.value.clone(), self.value_serde.clone(), "to_table", "value");
+        let in_value = materialized.value.clone().or_else(|| self.value_serde.clone());
+        self.to_table_node(materialized, value, in_value, |store| StreamToTable(TableSource::<K, V>::new(store)))
+    }
+}
+
+impl<K: Data, V: Data> KStream<K, Option<V>> {
+    /// `to_table` of a stream whose `None` values delete their key (Kafka's
+    /// null values), e.g. a table's `to_stream()`.
+    pub fn to_table_with_deletes(&self, materialized: Materialized<K, V>) -> Result<KTable<K, V>> {
+        let value = match (&materialized.value, &self.value_serde) {
+            (Some(v), _) => Ok(v.clone()),
+            (None, Some(opt)) => Ok(Arc::new(SomeSerde(opt.clone())) as SerdeRef<V>),
+            (None, None) => serde_or(None, None, "to_table_with_deletes", "value"),
+        };
+        let in_value = self
+            .value_serde
+            .clone()
+            .or_else(|| materialized.value.clone().map(|v| Arc::new(OptionSerde(v)) as SerdeRef<Option<V>>));
+        self.to_table_node(materialized, value, in_value, |store| TableSource::<K, V>::new(store))
+    }
+}
+
+/// The serde of `V` inside a serde of `Option<V>` (for values that are
+/// never `None`: the store of a table, which deletes instead).
+struct SomeSerde<V>(SerdeRef<Option<V>>);
+
+impl<V: Data> Serde<V> for SomeSerde<V> {
+    fn serialize(&self, topic: &str, value: &V) -> Result<Option<Vec<u8>>> {
+        self.0.serialize(topic, &Some(value.clone()))
+    }
+    fn deserialize(&self, topic: &str, data: Option<&[u8]>) -> Result<V> {
+        self.0.deserialize(topic, data)?.ok_or_else(|| StreamsError::serde(topic, "null bytes for a table value"))
     }
 }
 
@@ -820,12 +879,33 @@ mod tests {
         assert_eq!(read(&driver, "out"), vec![some("k", "v1"), some("k", "v2")]);
         assert_eq!(read(&driver, "by-value"), vec![some("v1", "v1"), some("v2", "v2")]);
         let rep: Vec<String> = driver
-            .written("test-app-KSTREAM-TOTABLE-0000000008-repartition")
+            .written("test-app-KSTREAM-TOTABLE-0000000006-repartition")
             .iter()
             .map(|r| String::from_utf8(r.key.clone().unwrap_or_default()).unwrap_or_default())
             .collect();
         assert_eq!(rep, vec!["v1", "v2"]);
         let store: TsStore<String, String> = driver.state_store("latest").unwrap();
         assert_eq!(store.get(&"k".to_string()).unwrap().map(|v| v.value), Some("v2".to_string()));
+    }
+
+    #[test]
+    fn a_stream_of_options_becomes_a_table_with_deletes() {
+        let b = StreamsBuilder::new();
+        let s = b.stream("in", ss()).unwrap();
+        let opts = s.map_values(|_, v| if v == "del" { None } else { Some(v) }).unwrap();
+        assert!(opts.to_table_with_deletes(Materialized::default()).is_err(), "no value serde");
+        let t = opts.to_table_with_deletes(Materialized::as_store("t").with_value_serde(Serdes::string())).unwrap();
+        // a table's changelog stream read back as a table: serdes come from the stream
+        let copy = t.to_stream().unwrap().to_table_with_deletes(Materialized::as_store("copy")).unwrap();
+        copy.to_stream().unwrap().to("out", Produced::default()).unwrap();
+        let driver = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+        let mut i = input(&driver, "in");
+        i.pipe_input_at("a".into(), "1".into(), 1).unwrap();
+        i.pipe_input_at("b".into(), "2".into(), 2).unwrap();
+        i.pipe_input_at("a".into(), "del".into(), 3).unwrap();
+        assert_eq!(read(&driver, "out"), vec![some("a", "1"), some("b", "2"), none("a")]);
+        let store: TsStore<String, String> = driver.state_store("copy").unwrap();
+        let rows: Vec<(String, String)> = store.all().unwrap().into_iter().map(|(k, v)| (k, v.value)).collect();
+        assert_eq!(rows, vec![("b".to_string(), "2".to_string())]);
     }
 }
