@@ -47,7 +47,7 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// Groups the records by their key (repartitioned before aggregating if
     /// the key changed upstream).
     pub fn group_by_key(&self, grouped: Grouped<K, V>) -> Result<KGroupedStream<K, V>> {
-        Ok(KGroupedStream { stream: self.clone(), key: grouped.key, value: grouped.value, name: grouped.name })
+        Ok(KGroupedStream::new(self.clone(), grouped))
     }
 
     /// Groups the records by the key `f` selects (node `KSTREAM-KEY-SELECT-N`;
@@ -57,8 +57,7 @@ impl<K: Data, V: Data> KStream<K, V> {
         f: impl Fn(&K, &V) -> K2 + Send + Sync + 'static,
         grouped: Grouped<K2, V>,
     ) -> Result<KGroupedStream<K2, V>> {
-        let stream = self.select_key(f)?;
-        Ok(KGroupedStream { stream, key: grouped.key, value: grouped.value, name: grouped.name })
+        Ok(KGroupedStream::new(self.select_key(f)?, grouped))
     }
 }
 
@@ -118,6 +117,14 @@ impl<K: Data, V: Data, VA: Data> Processor<K, V, K, Change<VA>> for StreamAggreg
 }
 
 impl<K: Data, V: Data> KGroupedStream<K, V> {
+    /// `Grouped`'s serdes are also set on `stream` (windowed aggregations
+    /// read them there).
+    fn new(mut stream: KStream<K, V>, grouped: Grouped<K, V>) -> Self {
+        stream.key_serde = grouped.key.clone().or(stream.key_serde);
+        stream.value_serde = grouped.value.clone().or(stream.value_serde);
+        KGroupedStream { stream, key: grouped.key, value: grouped.value, name: grouped.name }
+    }
+
     /// The stream to aggregate: repartitioned through `<name>-repartition`
     /// if its key changed (name: `Grouped`'s, else `default_name`), with
     /// `Grouped`'s serdes winning, then the stream's, then `key_fallback`
