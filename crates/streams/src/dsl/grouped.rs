@@ -203,7 +203,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
 
 /// Makes the repartitioned stream of a grouped table's changes, given the
 /// repartition name and the serdes of the new key and value.
-type GroupedSource<K, V> = Rc<dyn Fn(&str, SerdeRef<K>, SerdeRef<V>) -> Result<KStream<K, Change<V>>>>;
+type GroupedSource<K, V> = Rc<dyn Fn(&str, [&str; 2], SerdeRef<K>, SerdeRef<V>) -> Result<KStream<K, Change<V>>>>;
 
 /// A table grouped by a new key, to aggregate (see the module docs).
 pub struct KGroupedTable<K, V> {
@@ -272,7 +272,7 @@ impl<K: Data, V: Data> KTable<K, V> {
         let f: Selector<K, V, K2, V2> = Arc::new(f);
         let added = Rc::new(Cell::new(false));
         let table = self.clone();
-        let source: GroupedSource<K2, V2> = Rc::new(move |name, key, value| {
+        let source: GroupedSource<K2, V2> = Rc::new(move |name, [sink, source], key, value| {
             let selected: KStream<K2, Change<V2>> = KStream {
                 builder: table.builder.clone(),
                 node: select.clone(),
@@ -290,7 +290,7 @@ impl<K: Data, V: Data> KTable<K, V> {
                 added.set(true);
             }
             let change: SerdeRef<Change<V2>> = Arc::new(ChangeSerde(value));
-            selected.repartition_through(name, Some(key), Some(change))
+            selected.repartition_with_nodes(name, sink, source, Some(key), Some(change))
         });
         Ok(KGroupedTable {
             builder: self.builder.clone(),
@@ -353,16 +353,17 @@ impl<K: Data, V: Data> KGroupedTable<K, V> {
         repartition_value_fallback: Option<SerdeRef<V>>,
         op: &str,
     ) -> Result<KTable<K, VA>> {
-        let (store, node) = {
+        // names in Kafka's order: store, repartition sink and source, aggregation
+        let (store, sink, source, node) = {
             let mut b = self.builder.borrow_mut();
             let store = store_name(&mut b, &m, &format!("{prefix}-"))?;
-            (store, b.new_name(prefix))
+            (store, b.new_name("KSTREAM-SINK"), b.new_name("KSTREAM-SOURCE"), b.new_name(prefix))
         };
         let key = serde_or(self.key.clone(), m.key.clone(), op, "key")?;
         let grouped_value = serde_or(self.value.clone(), repartition_value_fallback, op, "value (Grouped)")?;
         let value = serde_or(m.value.clone(), value_fallback, op, "value")?;
         let name = self.name.clone().unwrap_or_else(|| store.clone());
-        let source = (self.source)(&name, key.clone(), grouped_value)?;
+        let source = (self.source)(&name, [&sink, &source], key.clone(), grouped_value)?;
         let store_key = m.key.clone().unwrap_or_else(|| key.clone());
         let mut b = self.builder.borrow_mut();
         let sn = store.clone();
@@ -546,6 +547,26 @@ mod tests {
         let subs = t.subtopologies();
         assert_eq!(subs.len(), 2, "{}", t.describe());
         assert_eq!(subs[1].stores, vec![s("KSTREAM-AGGREGATE-STATE-STORE-0000000003")]);
+        // Kafka's names: the repartition takes three indexes (sink, filter, source)
+        let names = |i: usize| subs[i].nodes.iter().map(|n| t.nodes[*n].name.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            names(0),
+            vec![
+                "KSTREAM-SOURCE-0000000000",
+                "KSTREAM-FLATMAPVALUES-0000000001",
+                "KSTREAM-KEY-SELECT-0000000002",
+                "KSTREAM-SINK-0000000005"
+            ]
+        );
+        assert_eq!(
+            names(1),
+            vec![
+                "KSTREAM-SOURCE-0000000007",
+                "KSTREAM-AGGREGATE-0000000004",
+                "KTABLE-TOSTREAM-0000000008",
+                "KSTREAM-SINK-0000000009"
+            ]
+        );
         let driver = TopologyTestDriver::new(t).unwrap();
         let mut input = driver.create_input_topic("lines", Serdes::option(Serdes::string()), Serdes::string());
         input.pipe_value_at(s("Hello world"), 1).unwrap();

@@ -183,29 +183,77 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 
     /// Always through the repartition topic `<application.id>-<name>-repartition`.
+    /// Names as Kafka's `createRepartitionedSource`: three name indexes are
+    /// taken (sink, null-key filter, source); the sink and source get the
+    /// generated names when `name` is itself generated
+    /// (`KSTREAM...-NNNNNNNNNN`), else `<name>-repartition-sink` / `-source`.
     pub(crate) fn repartition_through(
         &self,
         name: &str,
         key: Option<SerdeRef<K>>,
         value: Option<SerdeRef<V>>,
     ) -> Result<KStream<K, V>> {
+        let (key, value) = self.repartition_serdes(name, key, value)?;
+        let (gen_sink, gen_source) = {
+            let mut b = self.builder.borrow_mut();
+            let sink = b.new_name("KSTREAM-SINK");
+            b.new_name("KSTREAM-FILTER");
+            (sink, b.new_name("KSTREAM-SOURCE"))
+        };
+        let (sink, source) = if is_generated_stream_name(name) {
+            (gen_sink, gen_source)
+        } else {
+            (format!("{name}-repartition-sink"), format!("{name}-repartition-source"))
+        };
+        self.repartition_with_nodes(name, &sink, &source, Some(key), Some(value))
+    }
+
+    fn repartition_serdes(
+        &self,
+        name: &str,
+        key: Option<SerdeRef<K>>,
+        value: Option<SerdeRef<V>>,
+    ) -> Result<(SerdeRef<K>, SerdeRef<V>)> {
         let key = key.or_else(|| self.key_serde.clone()).ok_or_else(|| {
             StreamsError::Topology(format!(
-                "repartitioning for {name} needs a key serde (Grouped::with / Repartitioned)"
+                "repartitioning for {name} needs a key serde (Grouped::with, Materialized::with or repartition's)"
             ))
         })?;
         let value = value.or_else(|| self.value_serde.clone()).ok_or_else(|| {
             StreamsError::Topology(format!(
-                "repartitioning for {name} needs a value serde (Grouped::with / Repartitioned)"
+                "repartitioning for {name} needs a value serde (Grouped::with, Materialized::with or repartition's)"
             ))
         })?;
-        let topic = TopicName::internal(&format!("{name}-repartition"));
-        let (sink, source) = (format!("{name}-repartition-sink"), format!("{name}-repartition-source"));
-        let mut b = self.builder.borrow_mut();
-        b.topology.add_sink_topic(&sink, topic.clone(), key.clone(), value.clone(), &[&self.node])?;
-        b.topology.add_source_topics(&source, vec![topic], key.clone(), value.clone())?;
-        Ok(self.derive(source, Some(key), Some(value), false))
+        Ok((key, value))
     }
+
+    /// Through `<application.id>-<name>-repartition`, with sink and source
+    /// nodes named `sink` and `source`.
+    pub(crate) fn repartition_with_nodes(
+        &self,
+        name: &str,
+        sink: &str,
+        source: &str,
+        key: Option<SerdeRef<K>>,
+        value: Option<SerdeRef<V>>,
+    ) -> Result<KStream<K, V>> {
+        let (key, value) = self.repartition_serdes(name, key, value)?;
+        let topic = TopicName::internal(&format!("{name}-repartition"));
+        let mut b = self.builder.borrow_mut();
+        b.topology.add_sink_topic(sink, topic.clone(), key.clone(), value.clone(), &[&self.node])?;
+        b.topology.add_source_topics(source, vec![topic], key.clone(), value.clone())?;
+        Ok(self.derive(source.to_string(), Some(key), Some(value), false))
+    }
+}
+
+/// Whether `name` is one Kafka Streams generated for a stream operation
+/// (`KSTREAM...-` and ten digits: its regex `KSTREAM.*-[0-9]{10}`).
+fn is_generated_stream_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    name.starts_with("KSTREAM")
+        && b.len() >= 18
+        && b[b.len() - 11] == b'-'
+        && b[b.len() - 10..].iter().all(u8::is_ascii_digit)
 }
 
 /// A predicate of a branch.
