@@ -725,7 +725,7 @@ mod tests {
         let b = StreamsBuilder::new();
         let items = b.table("items", Consumed::with(Serdes::string(), Serdes::i64()), Materialized::default()).unwrap();
         let total = items
-            .group_by(|_, p| (s("total"), *p), Grouped::with(Serdes::string(), Serdes::i64()))
+            .group_by(|_, p| (s("total"), *p), Grouped::with(Serdes::string(), Serdes::i64()).with_name("all-items"))
             .unwrap()
             .reduce(|a, b| a + b, |a, b| a - b, Materialized::default())
             .unwrap();
@@ -740,6 +740,8 @@ mod tests {
         let out = driver.create_output_topic("total", Serdes::string(), Serdes::option(Serdes::i64()));
         let got: Vec<Option<i64>> = out.read_key_values_to_list().unwrap().into_iter().map(|(_, v)| v).collect();
         assert_eq!(got, vec![Some(5), Some(12), Some(10), Some(3)]);
+        // the Grouped name names the repartition topic; a: 5 -> 3 stays in its group: one record
+        assert_eq!(driver.written("test-app-all-items-repartition").len(), 4);
     }
 
     #[test]
