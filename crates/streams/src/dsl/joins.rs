@@ -608,76 +608,8 @@ impl<K: Data, VThis: Data, VOther: Data, V: Data, VO: Data, VR: Data> Processor<
     }
 }
 
-/// A minimal table for tests while `StreamsBuilder::table` is written
-/// elsewhere: a source, a node putting each record into a timestamped
-/// key-value store and forwarding the change.
-#[cfg(test)]
-pub(crate) mod test_support {
-    use super::*;
-    use crate::dsl::ktable::{Change, TimestampedSerde};
-    use crate::dsl::options::Consumed;
-    use crate::dsl::StreamsBuilder;
-
-    struct ToTable {
-        store_name: String,
-        store: Option<KeyValueStore<String, ValueAndTimestamp<String>>>,
-    }
-
-    impl Processor<String, Option<String>, String, Change<String>> for ToTable {
-        fn init(&mut self, ctx: &mut ProcessorContext<'_, String, Change<String>>) -> Result<()> {
-            self.store = Some(ctx.state_store(&self.store_name)?);
-            Ok(())
-        }
-        fn process(
-            &mut self,
-            ctx: &mut ProcessorContext<'_, String, Change<String>>,
-            r: Record<String, Option<String>>,
-        ) -> Result<()> {
-            let store = self.store.as_ref().expect("init ran");
-            let old = store.get(&r.key)?.map(|o| o.value);
-            match &r.value {
-                Some(v) => store.put(&r.key, &ValueAndTimestamp { value: v.clone(), timestamp: r.timestamp })?,
-                None => {
-                    store.delete(&r.key)?;
-                }
-            }
-            let change = Change { new: r.value.clone(), old };
-            ctx.forward(r.with_value(change))
-        }
-    }
-
-    /// A `KTable<String, String>` of `topic` in store `store`.
-    pub(crate) fn table_of(b: &StreamsBuilder, topic: &str, store: &str) -> KTable<String, String> {
-        let s = b.stream(topic, Consumed::with(Serdes::string(), Serdes::option(Serdes::string()))).unwrap();
-        let node = format!("{store}-node");
-        {
-            let mut inner = b.inner.borrow_mut();
-            let name = store.to_string();
-            inner
-                .topology
-                .add_processor(&node, move || ToTable { store_name: name.clone(), store: None }, &[&s.node])
-                .unwrap();
-            inner
-                .topology
-                .add_state_store(
-                    Stores::key_value(store, Serdes::string(), TimestampedSerde::new_ref(Serdes::string())),
-                    &[&node],
-                )
-                .unwrap();
-        }
-        KTable {
-            builder: b.inner.clone(),
-            node,
-            key_serde: Some(Serdes::string()),
-            value_serde: Some(Serdes::string()),
-            store: Some(store.to_string()),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::test_support::table_of;
     use super::*;
     use crate::dsl::options::{Consumed, Materialized, Produced};
     use crate::dsl::StreamsBuilder;
@@ -830,7 +762,9 @@ mod tests {
     fn stream_table_joins_look_up_the_table_and_table_updates_emit_nothing() {
         for left in [false, true] {
             let b = StreamsBuilder::new();
-            let table = table_of(&b, "t", "tbl");
+            let table = b
+                .table("t", Consumed::with(Serdes::string(), Serdes::string()), Materialized::as_store("tbl"))
+                .unwrap();
             let s = b.stream("s", Consumed::with(Serdes::string(), Serdes::string())).unwrap();
             let joined = if left {
                 s.left_join_table(&table, |v: &String, t: Option<&String>| format!("{v}+{}", opt(t)), Joined::default())
@@ -839,14 +773,14 @@ mod tests {
             };
             joined.unwrap().to("out", Produced::value_serde(Serdes::string())).unwrap();
             let driver = TopologyTestDriver::new(b.build().unwrap()).unwrap();
-            let mut ti = driver.create_input_topic("t", Serdes::string(), Serdes::option(Serdes::string()));
+            let mut ti = driver.create_input_topic("t", Serdes::string(), Serdes::string());
             let mut si = driver.create_input_topic("s", Serdes::string(), Serdes::string());
-            ti.pipe_input_at("a".into(), Some("T1".into()), 0).unwrap();
+            ti.pipe_input_at("a".into(), "T1".into(), 0).unwrap();
             si.pipe_input_at("a".into(), "S1".into(), 1).unwrap();
             si.pipe_input_at("b".into(), "S2".into(), 2).unwrap();
-            ti.pipe_input_at("a".into(), Some("T2".into()), 3).unwrap();
+            ti.pipe_input_at("a".into(), "T2".into(), 3).unwrap();
             si.pipe_input_at("a".into(), "S3".into(), 4).unwrap();
-            ti.pipe_input_at("a".into(), None, 5).unwrap();
+            ti.pipe_tombstone_at("a".into(), 5).unwrap();
             si.pipe_input_at("a".into(), "S4".into(), 6).unwrap();
             let got = out(&driver);
             if left {

@@ -285,8 +285,7 @@ mod tests {
     use parking_lot::Mutex;
 
     use super::*;
-    use crate::dsl::joins::test_support::table_of;
-    use crate::dsl::options::{Materialized, Produced};
+    use crate::dsl::options::{Consumed, Materialized, Produced};
     use crate::dsl::windowed::tests::grouped;
     use crate::dsl::windows::{TimeWindows, WindowedSerde};
     use crate::dsl::StreamsBuilder;
@@ -357,7 +356,8 @@ mod tests {
     #[test]
     fn until_time_limit_emits_the_latest_value_after_the_limit() {
         let b = StreamsBuilder::new();
-        let table = table_of(&b, "t", "tbl");
+        let table =
+            b.table("t", Consumed::with(Serdes::string(), Serdes::string()), Materialized::as_store("tbl")).unwrap();
         table
             .suppress(Suppressed::until_time_limit(Duration::from_millis(10)).with_name("hold"))
             .unwrap()
@@ -368,18 +368,18 @@ mod tests {
         let t = b.build().unwrap();
         assert!(t.describe().contains("hold-store"));
         let driver = TopologyTestDriver::new(t).unwrap();
-        let mut i = driver.create_input_topic("t", Serdes::string(), Serdes::option(Serdes::string()));
+        let mut i = driver.create_input_topic("t", Serdes::string(), Serdes::string());
         let o = driver.create_output_topic("out", Serdes::string(), Serdes::option(Serdes::string()));
         let s = |v: &str| Some(v.to_string());
-        i.pipe_input_at("a".into(), s("a1"), 0).unwrap();
-        i.pipe_input_at("a".into(), s("a2"), 5).unwrap();
-        i.pipe_input_at("b".into(), s("b1"), 6).unwrap();
+        i.pipe_input_at("a".into(), "a1".into(), 0).unwrap();
+        i.pipe_input_at("a".into(), "a2".into(), 5).unwrap();
+        i.pipe_input_at("b".into(), "b1".into(), 6).unwrap();
         assert!(o.is_empty());
-        i.pipe_input_at("a".into(), s("a3"), 10).unwrap();
+        i.pipe_input_at("a".into(), "a3".into(), 10).unwrap();
         let got: Vec<(String, Option<String>, i64)> =
             o.read_records_to_list().unwrap().into_iter().map(|r| (r.key, r.value, r.timestamp)).collect();
         assert_eq!(got, vec![("a".to_string(), s("a3"), 10)]);
-        i.pipe_input_at("b".into(), s("b2"), 16).unwrap();
+        i.pipe_input_at("b".into(), "b2".into(), 16).unwrap();
         let got: Vec<(String, Option<String>, i64)> =
             o.read_records_to_list().unwrap().into_iter().map(|r| (r.key, r.value, r.timestamp)).collect();
         assert_eq!(got, vec![("b".to_string(), s("b2"), 16)]);

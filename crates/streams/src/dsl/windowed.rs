@@ -80,7 +80,7 @@ pub(crate) fn window_close_after(builder: &Shared, node: &str) -> Option<i64> {
 
 /// A grouped stream windowed by time (tumbling, hopping or sliding windows).
 pub struct TimeWindowedKStream<K, V> {
-    stream: KStream<K, V>,
+    grouped: KGroupedStream<K, V>,
     windows: TimeKind,
 }
 
@@ -92,24 +92,38 @@ enum TimeKind {
 
 /// A grouped stream windowed by sessions.
 pub struct SessionWindowedKStream<K, V> {
-    stream: KStream<K, V>,
+    grouped: KGroupedStream<K, V>,
     windows: SessionWindows,
 }
 
 impl<K: Data, V: Data> KGroupedStream<K, V> {
+    fn copy(&self) -> KGroupedStream<K, V> {
+        KGroupedStream {
+            stream: self.stream.clone(),
+            key: self.key.clone(),
+            value: self.value.clone(),
+            name: self.name.clone(),
+        }
+    }
+
+    /// The value serde of the grouping (`Grouped`'s, else the stream's).
+    fn value_serde(&self) -> Option<SerdeRef<V>> {
+        self.value.clone().or_else(|| self.stream.value_serde.clone())
+    }
+
     /// Aggregations per key and tumbling or hopping time window.
     pub fn windowed_by(&self, windows: TimeWindows) -> Result<TimeWindowedKStream<K, V>> {
-        Ok(TimeWindowedKStream { stream: self.stream.clone(), windows: TimeKind::Fixed(windows) })
+        Ok(TimeWindowedKStream { grouped: self.copy(), windows: TimeKind::Fixed(windows) })
     }
 
     /// Aggregations per key and sliding window.
     pub fn windowed_by_sliding(&self, windows: SlidingWindows) -> Result<TimeWindowedKStream<K, V>> {
-        Ok(TimeWindowedKStream { stream: self.stream.clone(), windows: TimeKind::Sliding(windows) })
+        Ok(TimeWindowedKStream { grouped: self.copy(), windows: TimeKind::Sliding(windows) })
     }
 
     /// Aggregations per key and session.
     pub fn windowed_by_session(&self, windows: SessionWindows) -> Result<SessionWindowedKStream<K, V>> {
-        Ok(SessionWindowedKStream { stream: self.stream.clone(), windows })
+        Ok(SessionWindowedKStream { grouped: self.copy(), windows })
     }
 }
 
@@ -128,17 +142,18 @@ struct Prepared<K, VA> {
 }
 
 fn prepare<K: Data, V: Data, VA: Data>(
-    stream: &KStream<K, V>,
+    grouped: &KGroupedStream<K, V>,
     materialized: &Materialized<K, VA>,
     default_value: Option<SerdeRef<VA>>,
     what: &str,
 ) -> Result<(Prepared<K, VA>, KStream<K, V>)> {
     let (store, node) = {
-        let mut b = stream.builder.borrow_mut();
+        let mut b = grouped.stream.builder.borrow_mut();
         let store = materialized.name.clone().unwrap_or_else(|| b.new_name("KSTREAM-AGGREGATE-STATE-STORE"));
         (store, b.new_name("KSTREAM-AGGREGATE"))
     };
-    let input = stream.repartition_if_required(&store, None, None)?;
+    // through `<Grouped name or store>-repartition` if the key changed
+    let input = grouped.repartitioned(&store, materialized.key.clone())?;
     let key = materialized.key.clone().or_else(|| input.key_serde.clone()).ok_or_else(|| {
         StreamsError::Topology(format!(
             "windowed {what} into store {store} needs a key serde: give one with Grouped::with or Materialized::with"
@@ -189,7 +204,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
         materialized: Materialized<K, V>,
     ) -> Result<KTable<Windowed<K>, V>> {
-        let default = self.stream.value_serde.clone();
+        let default = self.grouped.value_serde();
         self.build(
             materialized,
             default,
@@ -223,7 +238,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         what: &str,
         agg: AggFn<K, V, VA>,
     ) -> Result<KTable<Windowed<K>, VA>> {
-        let (p, input) = prepare(&self.stream, &materialized, default_value, what)?;
+        let (p, input) = prepare(&self.grouped, &materialized, default_value, what)?;
         let (size_ms, min_retention, close_after) = match self.windows {
             TimeKind::Fixed(w) => (w.size_ms, w.size_ms.saturating_add(w.grace_ms), w.grace_ms),
             TimeKind::Sliding(w) => (
@@ -550,7 +565,7 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
         reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
         materialized: Materialized<K, V>,
     ) -> Result<KTable<Windowed<K>, V>> {
-        let default = self.stream.value_serde.clone();
+        let default = self.grouped.value_serde();
         let reducer = Arc::new(reducer);
         let r2 = reducer.clone();
         self.build(
@@ -599,7 +614,7 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
         agg: AggFn<K, V, VA>,
         merge: MergeFn<K, VA>,
     ) -> Result<KTable<Windowed<K>, VA>> {
-        let (p, input) = prepare(&self.stream, &materialized, default_value, what)?;
+        let (p, input) = prepare(&self.grouped, &materialized, default_value, what)?;
         let w = self.windows;
         let retention = millis(materialized.retention).max(w.inactivity_gap_ms.saturating_add(w.grace_ms));
         let store =
@@ -704,10 +719,12 @@ pub(crate) mod tests {
         Duration::from_millis(v)
     }
 
-    /// The string stream of topic `in`, grouped by key (the one place these
-    /// tests make a `KGroupedStream`: `group_by_key` comes with the DSL branch).
+    /// The string stream of topic `in`, grouped by key.
     pub(crate) fn grouped(b: &StreamsBuilder) -> KGroupedStream<String, String> {
-        KGroupedStream { stream: b.stream("in", Consumed::with(Serdes::string(), Serdes::string())).unwrap() }
+        b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+            .unwrap()
+            .group_by_key(crate::dsl::options::Grouped::default())
+            .unwrap()
     }
 
     /// (key, window start, window end, value, timestamp) of every output record.
@@ -943,6 +960,51 @@ pub(crate) mod tests {
                 (0, 10, Some("|x|yz".to_string())),
             ]
         );
+    }
+
+    #[test]
+    fn windowed_clicks_pipeline_with_group_by_and_suppress() {
+        use crate::dsl::options::Grouped;
+        use crate::dsl::suppress::Suppressed;
+        let b = StreamsBuilder::new();
+        // value "user:page" -> per-user clicks in 10 ms windows, final counts only
+        b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+            .unwrap()
+            .group_by(
+                |_, v: &String| v.split(':').next().unwrap_or_default().to_string(),
+                Grouped::with(Serdes::string(), Serdes::string()).with_name("by-user"),
+            )
+            .unwrap()
+            .windowed_by(TimeWindows::of_size_and_grace(ms(10), ms(2)).unwrap())
+            .unwrap()
+            .count(Materialized::as_store("clicks"))
+            .unwrap()
+            .suppress(Suppressed::until_window_closes())
+            .unwrap()
+            .to_stream()
+            .unwrap()
+            .map(|w, c| (format!("{}@{}", w.key, w.window.start_ms), c.unwrap_or(0)))
+            .unwrap()
+            .to("out", Produced::with(Serdes::string(), Serdes::i64()))
+            .unwrap();
+        let t = b.build().unwrap();
+        let names: Vec<String> = t.internal_topics().into_iter().map(|t| t.name.name).collect();
+        assert!(names.contains(&"by-user-repartition".to_string()), "{names:?}");
+        assert!(names.contains(&"clicks-changelog".to_string()), "{names:?}");
+        let driver = TopologyTestDriver::new(t).unwrap();
+        let mut i = driver.create_input_topic("in", Serdes::string(), Serdes::string());
+        for (v, ts) in [("ann:a", 1), ("bob:b", 2), ("ann:c", 9), ("ann:d", 11), ("bob:e", 5), ("bob:f", 12)] {
+            i.pipe_input_at("k".into(), v.into(), ts).unwrap();
+        }
+        let o = driver.create_output_topic("out", Serdes::string(), Serdes::i64());
+        assert_eq!(
+            o.read_key_values_to_list().unwrap(),
+            vec![("ann@0".to_string(), 2), ("bob@0".to_string(), 2)],
+            "[0,10) closes at stream time 12; bob@5 came within the grace"
+        );
+        i.pipe_input_at("k".into(), "ann:g".into(), 3).unwrap(); // late: dropped
+        i.pipe_input_at("k".into(), "ann:h".into(), 22).unwrap();
+        assert_eq!(o.read_key_values_to_list().unwrap(), vec![("ann@10".to_string(), 1), ("bob@10".to_string(), 1)]);
     }
 
     #[test]
