@@ -146,8 +146,19 @@ impl RedbStore {
         let mut bytes = 0u64;
         {
             let mut table = tx.open_table(TABLE).map_err(|e| self.err("cannot write", e))?;
-            let buffered = self.buffer.iter().map(|(k, v)| (k, v));
-            for (k, v) in buffered.chain(extra.iter().map(|(k, v)| (k, v))) {
+            // a batch in key order (the last write of a key wins): B-tree inserts in
+            // order touch each page once, where a changelog's order scatters them
+            let mut order: Vec<usize> = (0..extra.len()).collect();
+            order.sort_by(|a, b| extra[*a].0.cmp(&extra[*b].0));
+            order.dedup_by(|later, earlier| {
+                let same = extra[*later].0 == extra[*earlier].0;
+                if same {
+                    *earlier = (*earlier).max(*later);
+                }
+                same
+            });
+            let buffered = self.buffer.iter();
+            for (k, v) in buffered.chain(order.iter().map(|i| (&extra[*i].0, &extra[*i].1))) {
                 bytes += (k.len() + v.as_ref().map_or(0, Vec::len)) as u64;
                 match v {
                     Some(v) => table.insert(k.as_slice(), v.as_slice()).map(|_| ()),

@@ -26,14 +26,16 @@
 
 use std::time::{Duration, Instant};
 
+use rdkafka::bindings as rdsys;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::StoreInstance;
 use crate::error::{Result, StreamsError};
+
+type Batch = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
 /// How a restoration batches and how long it waits.
 #[derive(Clone, Debug)]
@@ -143,14 +145,16 @@ pub fn restore_store<C: ConsumerContext>(
 }
 
 /// [`restore_store`] with the batches going to `apply` (a store the caller
-/// holds otherwise, a global store's update path, ...). Does not flush.
+/// holds otherwise, a global store's update path, ...), called on a scoped
+/// thread of its own so that applying a batch overlaps reading the next
+/// (one batch in flight). Does not flush.
 pub fn restore_with<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     topic: &str,
     partition: i32,
     start: Option<i64>,
     options: &RestoreOptions,
-    mut apply: impl FnMut(&[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()>,
+    mut apply: impl FnMut(&[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> + Send,
 ) -> Result<Restored> {
     let t0 = Instant::now();
     let (low, high) = consumer.fetch_watermarks(topic, partition, options.metadata_timeout)?;
@@ -184,13 +188,99 @@ pub fn restore_with<C: ConsumerContext>(
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Offset(from))?;
     consumer.assign(&tpl)?;
-    let result = read_to_end(consumer, topic, partition, high, options, &mut done, &mut apply);
+    // the store applies one batch while the consumer reads the next
+    let result = std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(1);
+        let applier = scope.spawn(move || -> Result<()> {
+            for batch in rx {
+                apply(&batch)?;
+            }
+            Ok(())
+        });
+        let read = read_to_end(consumer, topic, partition, high, options, &mut done, &mut |batch| {
+            tx.send(batch).map_err(|_| StreamsError::store(topic, "the store stopped taking restored records"))
+        });
+        drop(tx);
+        let applied =
+            applier.join().unwrap_or_else(|_| Err(StreamsError::store(topic, "applying restored records panicked")));
+        // the store's error is the cause when the reader could not hand a batch over
+        applied.and(read)
+    });
     let unassigned = consumer.unassign();
     result?;
     unassigned?;
     done.elapsed = t0.elapsed();
     tracing::debug!(topic, partition, from, next = done.next_offset, records = done.records, "restored");
     Ok(done)
+}
+
+/// One entry of the consumer queue.
+enum Event<'a> {
+    Record { partition: i32, offset: i64, key: Option<&'a [u8]>, value: Option<&'a [u8]> },
+    Eof { partition: i32 },
+    Error(KafkaError),
+}
+
+/// The consumer queue of a consumer with a `group.id` (where fetched records
+/// arrive after `assign`), read in batches (`rd_kafka_consume_batch_queue`):
+/// one record per `BaseConsumer::poll` call costs about ten times more
+/// than the record (measured: 110k against 2.7M records/s of 100 bytes).
+/// Control records and aborted transactions are skipped by librdkafka
+/// there, which moves the consumer's position past them.
+struct ConsumerQueue(*mut rdsys::rd_kafka_queue_t);
+
+impl ConsumerQueue {
+    fn of<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> Result<ConsumerQueue> {
+        // SAFETY: a live client handle; NULL when the client has no consumer group.
+        let queue = unsafe { rdsys::rd_kafka_queue_get_consumer(consumer.client().native_ptr()) };
+        if queue.is_null() {
+            return Err(StreamsError::config(
+                "group.id",
+                "the restore consumer needs one (see restore_consumer_config)",
+            ));
+        }
+        Ok(ConsumerQueue(queue))
+    }
+
+    /// Takes up to `slots.len()` entries (waiting at most `wait` for the
+    /// first), hands each to `f` and releases them. Returns how many.
+    fn take(&self, slots: &mut [*mut rdsys::rd_kafka_message_t], wait: Duration, mut f: impl FnMut(Event)) -> usize {
+        let wait_ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: the queue is live and `slots` has room for `slots.len()` pointers.
+        let n = unsafe { rdsys::rd_kafka_consume_batch_queue(self.0, wait_ms, slots.as_mut_ptr(), slots.len()) };
+        let n = usize::try_from(n).unwrap_or(0);
+        for &msg in &slots[..n] {
+            // SAFETY: librdkafka returned `n` valid messages; each is read here, then released exactly once;
+            // the slices do not outlive the message.
+            unsafe {
+                let m = &*msg;
+                let bytes = |p: *mut std::ffi::c_void, len: usize| {
+                    (!p.is_null()).then(|| std::slice::from_raw_parts(p as *const u8, len))
+                };
+                match m.err {
+                    rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR => f(Event::Record {
+                        partition: m.partition,
+                        offset: m.offset,
+                        key: bytes(m.key, m.key_len),
+                        value: bytes(m.payload, m.len),
+                    }),
+                    rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__PARTITION_EOF => {
+                        f(Event::Eof { partition: m.partition })
+                    }
+                    err => f(Event::Error(KafkaError::MessageConsumption(RDKafkaErrorCode::from(err)))),
+                }
+                rdsys::rd_kafka_message_destroy(msg);
+            }
+        }
+        n
+    }
+}
+
+impl Drop for ConsumerQueue {
+    fn drop(&mut self) {
+        // SAFETY: obtained from rd_kafka_queue_get_consumer, released once.
+        unsafe { rdsys::rd_kafka_queue_destroy(self.0) };
+    }
 }
 
 fn read_to_end<C: ConsumerContext>(
@@ -200,66 +290,66 @@ fn read_to_end<C: ConsumerContext>(
     high: i64,
     options: &RestoreOptions,
     done: &mut Restored,
-    apply: &mut impl FnMut(&[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()>,
+    apply: &mut impl FnMut(Batch) -> Result<()>,
 ) -> Result<()> {
-    let mut batch: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::with_capacity(options.batch_records.min(100_000));
+    let queue = ConsumerQueue::of(consumer)?;
+    let mut slots = vec![std::ptr::null_mut(); 4096];
+    let capacity = options.batch_records.min(100_000);
+    let mut batch: Batch = Vec::with_capacity(capacity);
     let mut batch_bytes = 0usize;
     let mut last_progress = Instant::now();
     let mut last_error: Option<KafkaError> = None;
-    while done.next_offset < high {
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                if m.topic() != topic || m.partition() != partition || m.offset() < done.next_offset {
-                    continue;
+    let mut eof = false;
+    while done.next_offset < high && !eof {
+        let mut fatal_error = None;
+        let mut progressed = false;
+        let n = queue.take(&mut slots, Duration::from_millis(200), |event| match event {
+            Event::Record { partition: p, offset, key, value } => {
+                if p != partition || offset < done.next_offset {
+                    return;
                 }
-                let value = m.payload().map(<[u8]>::to_vec);
-                match m.key() {
+                match key {
                     Some(k) => {
-                        let size = k.len() + value.as_ref().map_or(0, Vec::len);
+                        let size = k.len() + value.map_or(0, <[u8]>::len);
                         batch_bytes += size;
                         done.bytes += size as u64;
                         done.records += 1;
-                        batch.push((k.to_vec(), value));
+                        batch.push((k.to_vec(), value.map(<[u8]>::to_vec)));
                     }
-                    None => tracing::warn!(
-                        topic,
-                        partition,
-                        offset = m.offset(),
-                        "a changelog record without a key, skipped"
-                    ),
+                    None => tracing::warn!(topic, partition, offset, "a changelog record without a key, skipped"),
                 }
-                done.next_offset = m.offset() + 1;
-                last_progress = Instant::now();
-                if batch.len() >= options.batch_records || batch_bytes >= options.batch_bytes {
-                    apply(&batch)?;
-                    batch.clear();
-                    batch_bytes = 0;
-                }
+                done.next_offset = offset + 1;
+                progressed = true;
             }
-            Some(Err(KafkaError::PartitionEOF(p))) if p == partition => {
-                // the end a read_committed consumer may read: below `high` only
-                // when a transaction is still open at the tail
-                if let Some(pos) = position(consumer, topic, partition) {
-                    done.next_offset = done.next_offset.max(pos);
-                }
-                break;
-            }
-            Some(Err(KafkaError::PartitionEOF(_))) => {}
-            Some(Err(e)) if fatal(&e) => return Err(e.into()),
-            Some(Err(e)) => {
+            // the end a read_committed consumer may read: below `high` only
+            // when a transaction is still open at the tail
+            Event::Eof { partition: p } => eof |= p == partition,
+            Event::Error(e) if fatal(&e) => fatal_error = Some(e),
+            Event::Error(e) => {
                 tracing::debug!(topic, partition, error = %e, "restore consumer error (retried)");
                 last_error = Some(e);
             }
-            None => {}
+        });
+        if let Some(e) = fatal_error {
+            return Err(e.into());
+        }
+        if progressed {
+            last_progress = Instant::now();
+        }
+        if batch.len() >= options.batch_records || batch_bytes >= options.batch_bytes {
+            apply(std::mem::replace(&mut batch, Vec::with_capacity(capacity)))?;
+            batch_bytes = 0;
         }
         // past control records and aborted transactions, the position moves without records
-        if let Some(pos) = position(consumer, topic, partition) {
-            if pos > done.next_offset {
-                done.next_offset = pos;
-                last_progress = Instant::now();
+        if n == 0 || eof {
+            if let Some(pos) = position(consumer, topic, partition) {
+                if pos > done.next_offset {
+                    done.next_offset = pos;
+                    last_progress = Instant::now();
+                }
             }
         }
-        if done.next_offset < high && last_progress.elapsed() > options.stall_timeout {
+        if !eof && done.next_offset < high && last_progress.elapsed() > options.stall_timeout {
             return Err(StreamsError::store(
                 topic,
                 format!(
@@ -273,7 +363,7 @@ fn read_to_end<C: ConsumerContext>(
         }
     }
     if !batch.is_empty() {
-        apply(&batch)?;
+        apply(batch)?;
     }
     Ok(())
 }
@@ -309,6 +399,7 @@ pub(crate) mod test_broker {
                 .arg("--port-file")
                 .arg(&port_file)
                 .args(["--set", "schema.registry.listeners=http://127.0.0.1:0"])
+                .args(["--set", "admin.listeners="])
                 .args(["--set", "num.partitions=2"])
                 .args(["--set", "auto.create.topics.enable=true"])
                 .stdout(Stdio::null())
