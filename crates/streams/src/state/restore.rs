@@ -217,7 +217,7 @@ pub fn restore_with<C: ConsumerContext>(
 /// One entry of the consumer queue.
 enum Event<'a> {
     Record { partition: i32, offset: i64, key: Option<&'a [u8]>, value: Option<&'a [u8]> },
-    Eof { partition: i32 },
+    Eof { topic: &'a [u8], partition: i32 },
     Error(KafkaError),
 }
 
@@ -265,7 +265,12 @@ impl ConsumerQueue {
                         value: bytes(m.payload, m.len),
                     }),
                     rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__PARTITION_EOF => {
-                        f(Event::Eof { partition: m.partition })
+                        let topic = if m.rkt.is_null() {
+                            &[][..]
+                        } else {
+                            std::ffi::CStr::from_ptr(rdsys::rd_kafka_topic_name(m.rkt)).to_bytes()
+                        };
+                        f(Event::Eof { topic, partition: m.partition })
                     }
                     err => f(Event::Error(KafkaError::MessageConsumption(RDKafkaErrorCode::from(err)))),
                 }
@@ -323,7 +328,7 @@ fn read_to_end<C: ConsumerContext>(
             }
             // the end a read_committed consumer may read: below `high` only
             // when a transaction is still open at the tail
-            Event::Eof { partition: p } => eof |= p == partition,
+            Event::Eof { topic: t, partition: p } => eof |= p == partition && t == topic.as_bytes(),
             Event::Error(e) if fatal(&e) => fatal_error = Some(e),
             Event::Error(e) => {
                 tracing::debug!(topic, partition, error = %e, "restore consumer error (retried)");
