@@ -562,6 +562,14 @@ mod tests {
         assert_eq!(contents(&store), pairs(&[("k1", "v1b"), ("k5", "v5"), ("k6", "v6"), ("k8", "open")]));
         assert_eq!((r.next_offset, r.records), (16, 1));
 
+        // the store's error ends the restoration and is what it returns; the consumer is usable after it
+        let e =
+            restore_with(&c, topic, 1, None, &opts(), |_| Err(StreamsError::store("counts", "disk full"))).unwrap_err();
+        assert!(e.to_string().contains("disk full"), "{e}");
+        let mut again = StoreInstance::new("m", Box::new(crate::state::memory::MemoryStore::default()), None);
+        assert_eq!(restore_store(&c, &mut again, topic, 1, None, &opts()).unwrap().next_offset, 16);
+        assert_eq!(contents(&again), contents(&store));
+
         // a checkpoint past the end is an error, not a silent restore
         let e = restore_store(&c, &mut store, topic, 1, Some(99), &opts()).unwrap_err();
         assert!(e.to_string().contains("past the changelog's end"), "{e}");
