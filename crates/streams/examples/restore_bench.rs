@@ -111,7 +111,7 @@ fn fill(args: &Args, topic: &str) -> Result<(u64, u64, Duration), String> {
         .set("acks", "all")
         .set("linger.ms", "20")
         .set("batch.size", "1000000")
-        .set("queue.buffering.max.kbytes", "1048576")
+        .set("queue.buffering.max.kbytes", "262144")
         .set("queue.buffering.max.messages", "1000000")
         .create()
         .map_err(|e| e.to_string())?;
