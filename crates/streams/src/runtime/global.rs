@@ -26,6 +26,8 @@ pub(crate) fn run(
 ) -> Result<()> {
     let mut c = client_config(&config.client_props(&["consumer.", "global.consumer."]));
     c.set("client.id", format!("{}-{process_id}-GlobalStreamThread-global-consumer", config.application_id));
+    // librdkafka assigns only with a group id; this consumer never joins the group (no subscribe, no commit)
+    c.set("group.id", format!("{}-unjoined", config.application_id));
     c.set("enable.auto.commit", "false");
     c.set("enable.partition.eof", "true");
     c.set("auto.offset.reset", "earliest");

@@ -61,6 +61,8 @@ pub(crate) fn run(config: StreamsConfig, shared: Arc<Shared>, process_id: String
     let producer: BaseProducer = pc.create()?;
     let mut cc = client_config(&config.client_props(&["consumer."]));
     cc.set("client.id", format!("{}-{process_id}-metadata-consumer", config.application_id));
+    // librdkafka assigns only with a group id; this consumer never joins the group (no subscribe, no commit)
+    cc.set("group.id", format!("{}-unjoined", config.application_id));
     cc.set("enable.auto.commit", "false");
     cc.set("auto.offset.reset", "earliest");
     let consumer: BaseConsumer = cc.create()?;

@@ -247,6 +247,7 @@ impl KafkaStreams {
             )));
         }
         let app = self.config.application_id.clone();
+        self.process_id = process_id(&self.config)?;
         let mut extra = Vec::new();
         if self.config.application_server.is_some() {
             let configs = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
@@ -300,9 +301,15 @@ impl KafkaStreams {
     }
 
     /// Stops every thread cleanly (commit, checkpoint, leave the group) and
-    /// waits for them.
-    pub fn close(&mut self) {
+    /// waits for them. Fails if the instance had stopped on an error
+    /// (`Error` state; the error was logged when it happened).
+    pub fn close(&mut self) -> Result<()> {
+        let failed = matches!(self.state(), StreamsState::Error | StreamsState::PendingError);
         self.close_timeout(Duration::from_secs(u32::MAX as u64));
+        if failed {
+            return Err(StreamsError::InvalidState("a thread failed before close (see the log)".into()));
+        }
+        Ok(())
     }
 
     /// As `close`, waiting at most `timeout`; false if threads were still running then.
@@ -499,6 +506,32 @@ fn downcast<S: Clone + 'static>(h: Box<dyn std::any::Any + Send + Sync>, name: &
     h.downcast_ref::<S>()
         .cloned()
         .ok_or_else(|| StreamsError::Topology(format!("state store {name} is not a {}", std::any::type_name::<S>())))
+}
+
+/// The process id kept in `<state.dir>/<application.id>/kafka-streams-process-metadata`
+/// (as Kafka Streams keeps it): a restarted instance keeps its transactional
+/// ids, so its producers fence the transactions a crash left open at once.
+fn process_id(config: &StreamsConfig) -> Result<String> {
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct ProcessFile {
+        #[serde(rename = "processId")]
+        process_id: uuid::Uuid,
+    }
+    let dir = config.state_dir.join(&config.application_id);
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("kafka-streams-process-metadata");
+    if let Ok(text) = std::fs::read(&path) {
+        match serde_json::from_slice::<ProcessFile>(&text) {
+            Ok(f) => return Ok(f.process_id.to_string()),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "unreadable process metadata: a new process id")
+            }
+        }
+    }
+    let f = ProcessFile { process_id: uuid::Uuid::new_v4() };
+    let bytes = serde_json::to_vec(&f).map_err(|e| StreamsError::Processing(e.to_string()))?;
+    std::fs::write(&path, bytes)?;
+    Ok(f.process_id.to_string())
 }
 
 fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {

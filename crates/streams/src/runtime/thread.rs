@@ -90,6 +90,8 @@ impl TaskManager {
             "client.id",
             format!("{}-{}-StreamThread-{}-restore-consumer", env.config.application_id, env.process_id, env.index),
         );
+        // librdkafka assigns only with a group id; this consumer never joins the group (no subscribe, no commit)
+        rc.set("group.id", format!("{}-unjoined", env.config.application_id));
         rc.set("enable.auto.commit", "false");
         rc.set("enable.partition.eof", "true");
         rc.set("auto.offset.reset", "earliest");
