@@ -7,7 +7,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
+
+use super::restore::{RestoreConsumer, RestoreContext};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -33,7 +35,7 @@ pub(crate) fn run(
     c.set("auto.offset.reset", "earliest");
     let eos = config.processing_guarantee == ProcessingGuarantee::ExactlyOnceV2;
     c.set("isolation.level", if eos { "read_committed" } else { "read_uncommitted" });
-    let consumer: BaseConsumer = c.create()?;
+    let consumer: RestoreConsumer = c.create_with_context(RestoreContext)?;
     let mut tpl = TopicPartitionList::new();
     let mut by_topic = BTreeMap::new();
     let mut remaining: BTreeSet<(String, i32)> = BTreeSet::new();

@@ -10,14 +10,31 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientContext;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::error::{Result, StreamsError};
 use crate::state::StoreInstance;
+
+/// A restore consumer's context: reaching the end of a partition is how
+/// restoration ends, not an error to log.
+pub(crate) struct RestoreContext;
+
+impl ClientContext for RestoreContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !matches!(error, KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)) {
+            tracing::error!("librdkafka: {error}: {reason}");
+        }
+    }
+}
+
+impl ConsumerContext for RestoreContext {}
+
+pub(crate) type RestoreConsumer = BaseConsumer<RestoreContext>;
 
 pub(crate) const CHECKPOINT_FILE: &str = ".checkpoint";
 
@@ -90,7 +107,7 @@ pub(crate) fn wipe_dir(dir: &Path) -> Result<()> {
 /// into `store`; returns (records restored, the last offset read or
 /// `after`). `consumer` is a restore consumer (no group, partition EOF on).
 pub(crate) fn restore_store(
-    consumer: &BaseConsumer,
+    consumer: &RestoreConsumer,
     store: &mut StoreInstance,
     topic: &str,
     partition: i32,

@@ -25,7 +25,10 @@ use rdkafka::producer::Producer;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::collector::{ProducerCollector, ThreadProducer};
-use super::restore::{delete_checkpoint, read_checkpoint, restore_store, wipe_dir, write_checkpoint, Checkpoint};
+use super::restore::{
+    delete_checkpoint, read_checkpoint, restore_store, wipe_dir, write_checkpoint, Checkpoint, RestoreConsumer,
+    RestoreContext,
+};
 use super::topics::{client_config, TopicLayout};
 use super::util::{now_ms, raw_record};
 use super::{Shared, ThreadState};
@@ -68,7 +71,7 @@ struct TaskEntry {
 pub(crate) struct TaskManager {
     env: Arc<ThreadEnv>,
     producer: Arc<ThreadProducer>,
-    restore: BaseConsumer,
+    restore: RestoreConsumer,
     tasks: BTreeMap<TaskId, TaskEntry>,
     pending: BTreeSet<TaskId>,
     assigned: BTreeSet<Tp>,
@@ -96,7 +99,8 @@ impl TaskManager {
         rc.set("enable.partition.eof", "true");
         rc.set("auto.offset.reset", "earliest");
         rc.set("isolation.level", if env.eos() { "read_committed" } else { "read_uncommitted" });
-        let restore: BaseConsumer = rc.create()?;
+        rc.set("fetch.wait.max.ms", "20");
+        let restore: RestoreConsumer = rc.create_with_context(RestoreContext)?;
         let mut topic_sub = HashMap::new();
         for (sub, topics) in &env.layout.sub_sources {
             for t in topics {
