@@ -73,11 +73,11 @@ pub(crate) fn run(
     while !shared.shutdown.load(Ordering::SeqCst) {
         match consumer.poll(Duration::from_millis(100)) {
             None => {}
-            Some(Err(KafkaError::PartitionEOF(p))) => {
-                if ends.keys().filter(|(_, q)| *q == p).count() == 1 {
-                    remaining.retain(|(_, q)| *q != p);
-                }
+            // the event names the partition only: it ends a topic's load when one global topic has it
+            Some(Err(KafkaError::PartitionEOF(p))) if ends.keys().filter(|(_, q)| *q == p).count() == 1 => {
+                remaining.retain(|(_, q)| *q != p);
             }
+            Some(Err(KafkaError::PartitionEOF(_))) => {}
             Some(Err(e)) => tracing::warn!(error = %e, "global consumer"),
             Some(Ok(m)) => {
                 let raw = raw_record(&m);

@@ -83,6 +83,9 @@ pub(crate) enum ThreadState {
     Dead,
 }
 
+/// A local task for interactive queries: its thread and its stores.
+type LocalTask = (usize, BTreeMap<String, SharedStore>);
+
 type Listener = Arc<dyn Fn(StreamsState, StreamsState) + Send + Sync>;
 
 /// What the threads and the `KafkaStreams` handle share.
@@ -97,7 +100,7 @@ pub(crate) struct Shared {
     threads: Mutex<Vec<ThreadState>>,
     live_threads: AtomicUsize,
     /// Local tasks: their thread and stores.
-    tasks: RwLock<BTreeMap<TaskId, (usize, BTreeMap<String, SharedStore>)>>,
+    tasks: RwLock<BTreeMap<TaskId, LocalTask>>,
 }
 
 impl Shared {

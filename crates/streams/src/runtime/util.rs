@@ -13,7 +13,7 @@ use crate::record::{Headers, RawRecord};
 
 /// Runs `f` to completion on this thread (rdkafka's admin futures are
 /// completed by the client's own background thread).
-pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
+pub fn block_on<F: Future>(f: F) -> F::Output {
     struct Unpark(std::thread::Thread);
     impl Wake for Unpark {
         fn wake(self: Arc<Self>) {
@@ -117,6 +117,6 @@ mod tests {
         assert_eq!(murmur2(b"a-little-bit-long-string"), -985981536);
         assert_eq!(murmur2(b"a-little-bit-longer-string"), -1486304829);
         assert_eq!(murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"), -58897971);
-        assert_eq!(murmur2(&[b'a', b'b', b'c']), 479470107);
+        assert_eq!(murmur2(b"abc"), 479470107);
     }
 }
