@@ -30,7 +30,7 @@ use super::restore::{
     RestoreContext,
 };
 use super::topics::{client_config, TopicLayout};
-use super::util::{now_ms, raw_record};
+use super::util::{member_id, now_ms, raw_record};
 use super::{Shared, ThreadState};
 use crate::config::{GroupProtocol, ProcessingGuarantee, StreamsConfig};
 use crate::error::{Result, StreamsError};
@@ -83,6 +83,8 @@ pub(crate) struct TaskManager {
     error: Option<StreamsError>,
     log_tasks: bool,
     resets: u32,
+    /// A rebalance callback ran (a member with no partitions gets none under KIP-848).
+    rebalanced: bool,
 }
 
 impl TaskManager {
@@ -120,6 +122,7 @@ impl TaskManager {
             error: None,
             log_tasks: false,
             resets: 0,
+            rebalanced: false,
         })
     }
 
@@ -181,6 +184,7 @@ impl TaskManager {
         }
         self.update_assignment(consumer);
         self.log_tasks = true;
+        self.rebalanced = true;
         self.env.shared.set_thread_state(self.env.index, ThreadState::Rebalancing);
     }
 
@@ -227,6 +231,7 @@ impl TaskManager {
         }
         self.update_assignment(consumer);
         self.log_tasks = true;
+        self.rebalanced = true;
         self.env.shared.set_thread_state(self.env.index, ThreadState::Rebalancing);
     }
 
@@ -547,6 +552,7 @@ pub(crate) fn run(env: Arc<ThreadEnv>) -> Result<()> {
     let topics: Vec<&str> = env.layout.sub_sources.values().flatten().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
     let mut last_commit = Instant::now();
+    let mut joined: Option<Instant> = None;
     let result: Result<()> = loop {
         if env.shared.shutdown.load(Ordering::SeqCst) {
             break Ok(());
@@ -562,6 +568,17 @@ pub(crate) fn run(env: Arc<ThreadEnv>) -> Result<()> {
         let mut t = tm.lock();
         if let Some(e) = t.error.take() {
             break Err(e);
+        }
+        if !t.rebalanced && env.config.group_protocol == GroupProtocol::Consumer {
+            // under KIP-848 a member given no partitions gets no callback: it runs with no task
+            // (the classic protocol always calls back, with an empty assignment)
+            if joined.is_none() && member_id(&consumer).is_some() {
+                joined = Some(Instant::now());
+            }
+            if joined.is_some_and(|j| j.elapsed() > Duration::from_secs(1)) {
+                t.rebalanced = true;
+                t.log_tasks = true;
+            }
         }
         let step = (|| -> Result<()> {
             t.create_pending()?;

@@ -87,6 +87,27 @@ pub fn partition_for_key(key: &[u8], partitions: i32) -> i32 {
     (murmur2(key) & 0x7fff_ffff) % partitions
 }
 
+/// The group member id librdkafka holds for `consumer` (`None` before it
+/// joined). rdkafka has no safe accessor for it.
+pub(crate) fn member_id<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &rdkafka::consumer::BaseConsumer<C>,
+) -> Option<String> {
+    use rdkafka::consumer::Consumer;
+    // SAFETY: the client pointer is valid while `consumer` lives;
+    // rd_kafka_memberid returns NULL or a NUL-terminated string we own and
+    // free with rd_kafka_mem_free.
+    unsafe {
+        let rk = consumer.client().native_ptr();
+        let p = rdkafka::bindings::rd_kafka_memberid(rk);
+        if p.is_null() {
+            return None;
+        }
+        let id = std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned();
+        rdkafka::bindings::rd_kafka_mem_free(rk, p as *mut std::ffi::c_void);
+        Some(id).filter(|s| !s.is_empty())
+    }
+}
+
 pub(crate) fn raw_record<M: Message>(m: &M) -> RawRecord {
     let mut headers = Headers::new();
     if let Some(hs) = m.headers() {
