@@ -233,3 +233,77 @@ fn keys_are_found_on_the_instance_that_holds_them() {
     let err = plain.query_metadata_for_key("counts", &"k00".to_string(), Serdes::string()).unwrap_err();
     assert!(err.to_string().contains("application.server"), "{err}");
 }
+
+struct Failing;
+
+impl Processor<String, String, String, String> for Failing {
+    fn process(
+        &mut self,
+        _ctx: &mut ProcessorContext<'_, String, String>,
+        r: Record<String, String>,
+    ) -> vltava_streams::Result<()> {
+        if r.value == "boom" {
+            return Err(vltava_streams::StreamsError::Processing("boom".into()));
+        }
+        Ok(())
+    }
+}
+
+fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", bootstrap).create().unwrap();
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let created = block_on(admin.create_topics([&topic], &AdminOptions::new())).unwrap();
+    assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
+}
+
+#[test]
+fn a_failing_thread_takes_the_client_to_error_and_start_checks_copartitioning() {
+    let broker = start_broker();
+    create_topic(&broker.bootstrap, "fail-in", 2);
+    create_topic(&broker.bootstrap, "two", 2);
+    create_topic(&broker.bootstrap, "three", 3);
+    let dirs = tempfile::tempdir().unwrap();
+    let dir = dirs.path().to_string_lossy().to_string();
+
+    // a source reading topics of different partition counts cannot run
+    let mut t = Topology::new();
+    t.add_source("s", &["two", "three"], Serdes::string(), Serdes::string()).unwrap();
+    let config = StreamsConfig::from_pairs([
+        ("application.id", "copart"),
+        ("bootstrap.servers", &broker.bootstrap),
+        ("state.dir", &dir),
+    ])
+    .unwrap();
+    let err = KafkaStreams::new(t, config).unwrap().start().unwrap_err().to_string();
+    assert!(err.contains("Topics not co-partitioned: [{three=3, two=2}]"), "{err}");
+
+    // a processor error fails its thread; the client goes PendingError -> Error
+    let mut t = Topology::new();
+    t.add_source("s", &["fail-in"], Serdes::string(), Serdes::string()).unwrap();
+    t.add_processor("p", || Failing, &["s"]).unwrap();
+    let config = StreamsConfig::from_pairs([
+        ("application.id", "failing"),
+        ("bootstrap.servers", &broker.bootstrap),
+        ("state.dir", &dir),
+        ("num.stream.threads", "2"),
+    ])
+    .unwrap();
+    let mut s = KafkaStreams::new(t, config).unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    s.set_state_listener(move |old, new| s2.lock().unwrap().push((old, new)));
+    s.start().unwrap();
+    wait_until("the instance running", || s.state() == StreamsState::Running);
+    let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", &broker.bootstrap).create().unwrap();
+    producer.send(BaseRecord::to("fail-in").key("k").payload("boom")).map_err(|(e, _)| e).unwrap();
+    producer.flush(Duration::from_secs(30)).unwrap();
+    wait_until("the client in the Error state", || s.state() == StreamsState::Error);
+    assert!(s.close().is_err(), "close reports the failure");
+    let seen = seen.lock().unwrap().clone();
+    use StreamsState::*;
+    assert_eq!(seen.first(), Some(&(Created, Rebalancing)));
+    let tail: Vec<_> = seen.iter().skip_while(|(_, n)| *n != PendingError).copied().collect();
+    assert!(matches!(tail.first(), Some((Running | Rebalancing, PendingError))), "{seen:?}");
+    assert_eq!(tail[1..], [(PendingError, Error), (Error, PendingShutdown), (PendingShutdown, NotRunning)]);
+}
