@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
@@ -113,6 +114,7 @@ pub(crate) fn restore_store(
     partition: i32,
     after: Option<i64>,
     timeout: Duration,
+    stop: &AtomicBool,
 ) -> Result<(u64, Option<i64>)> {
     let (low, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(30))?;
     let start = match after {
@@ -130,6 +132,9 @@ pub(crate) fn restore_store(
     let mut n = 0u64;
     let mut batch: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
     let result = loop {
+        if stop.load(Ordering::SeqCst) {
+            break Err(StreamsError::TaskMigrated(format!("restoring {topic}-{partition} stopped: shutting down")));
+        }
         if Instant::now() > deadline {
             break Err(StreamsError::store(
                 &store.name,

@@ -289,8 +289,15 @@ impl TaskManager {
                 } else {
                     None
                 };
-                let (n, last) =
-                    restore_store(restore, &mut inst, &c.topic, c.partition, after, Duration::from_secs(600))?;
+                let (n, last) = restore_store(
+                    restore,
+                    &mut inst,
+                    &c.topic,
+                    c.partition,
+                    after,
+                    Duration::from_secs(600),
+                    &env.shared.shutdown,
+                )?;
                 tracing::info!(
                     "restored {} for task {}: {} records from {}-{}",
                     spec.name,
