@@ -193,7 +193,7 @@ impl StreamsConfig {
         let mut out: BTreeMap<String, String> = self
             .client_configs
             .iter()
-            .filter(|(k, _)| !ALL_PREFIXES.iter().any(|p| k.starts_with(p)))
+            .filter(|(k, _)| !ALL_PREFIXES.iter().any(|p| k.starts_with(p)) && !is_serde_key(k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         for p in prefixes {
@@ -206,6 +206,20 @@ impl StreamsConfig {
         out.insert("bootstrap.servers".into(), self.bootstrap_servers.clone());
         out
     }
+}
+
+/// Keys the schema-registry serdes read (Confluent's names): not client configs
+/// (librdkafka refuses properties it does not know).
+pub fn is_serde_key(key: &str) -> bool {
+    key.starts_with("schema.registry.")
+        || key.starts_with("basic.auth.")
+        || matches!(
+            key,
+            "auto.register.schemas"
+                | "use.latest.version"
+                | "key.subject.name.strategy"
+                | "value.subject.name.strategy"
+        )
 }
 
 #[cfg(test)]
@@ -221,6 +235,7 @@ mod tests {
             ("num.stream.threads", "2"),
             ("consumer.fetch.min.bytes", "10"),
             ("security.protocol", "SASL_PLAINTEXT"),
+            ("schema.registry.url", "http://127.0.0.1:8081"),
         ])
         .unwrap();
         assert_eq!(c.processing_guarantee, ProcessingGuarantee::ExactlyOnceV2);
@@ -230,6 +245,8 @@ mod tests {
         assert_eq!(consumer["fetch.min.bytes"], "10");
         assert_eq!(consumer["security.protocol"], "SASL_PLAINTEXT");
         assert!(!c.client_props(&["producer."]).contains_key("fetch.min.bytes"));
+        assert!(!consumer.contains_key("schema.registry.url"), "serde keys are not client configs");
+        assert_eq!(c.client_configs["schema.registry.url"], "http://127.0.0.1:8081");
         assert!(StreamsConfig::from_pairs([("application.id", "a")]).is_err());
         let e = StreamsConfig::from_pairs([
             ("application.id", "a"),

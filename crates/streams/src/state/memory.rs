@@ -28,10 +28,15 @@ impl ByteStore for MemoryStore {
         Ok(())
     }
     fn range(&self, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        if let (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) = (from, to) {
-            if a > b {
-                return Ok(Vec::new());
+        // BTreeMap::range panics on start > end, and on equal bounds unless both are included
+        match (from, to) {
+            (Bound::Included(a), Bound::Included(b)) if a > b => return Ok(Vec::new()),
+            (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) if a >= b => {
+                if !matches!((from, to), (Bound::Included(_), Bound::Included(_))) {
+                    return Ok(Vec::new());
+                }
             }
+            _ => {}
         }
         Ok(self.map.range::<[u8], _>((from, to)).map(|(k, v)| (k.clone(), v.clone())).collect())
     }
@@ -43,5 +48,21 @@ impl ByteStore for MemoryStore {
     }
     fn persistent(&self) -> bool {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_and_inverted_ranges_are_empty_not_a_panic() {
+        let mut m = MemoryStore::default();
+        m.put(b"b", Some(b"1")).unwrap();
+        let k: &[u8] = b"b";
+        assert!(m.range(Bound::Excluded(k), Bound::Excluded(k)).unwrap().is_empty());
+        assert!(m.range(Bound::Included(k), Bound::Excluded(k)).unwrap().is_empty());
+        assert_eq!(m.range(Bound::Included(k), Bound::Included(k)).unwrap().len(), 1);
+        assert!(m.range(Bound::Included(b"c".as_slice()), Bound::Included(b"a".as_slice())).unwrap().is_empty());
     }
 }
