@@ -1,0 +1,309 @@
+//! Interactive queries against a real broker: two `KafkaStreams` instances
+//! of one application (different `application.server`s and state dirs)
+//! share a 4-partition input; each key's count is read from the instance
+//! `query_metadata_for_key` names, a range is read across both, and
+//! `all_metadata` lists both with disjoint tasks covering every partition.
+//!
+//! Starts the broker binary from VLTAVA_BIN (default
+//! /work/main/target/release/vltava); fails if it is missing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::ClientConfig;
+use vltava_streams::runtime::util::block_on;
+use vltava_streams::{
+    KafkaStreams, KeyValueStore, Processor, ProcessorContext, Record, Serdes, Stores, StreamsConfig, StreamsState,
+    TaskId, Topology,
+};
+
+const WAIT: Duration = Duration::from_secs(120); // a deadline, not a verdict
+
+struct Broker {
+    child: Child,
+    bootstrap: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_broker() -> Broker {
+    let bin = std::env::var("VLTAVA_BIN").unwrap_or_else(|_| "/work/main/target/release/vltava".to_string());
+    assert!(Path::new(&bin).is_file(), "broker binary {bin} missing: build vltava-cli or set VLTAVA_BIN");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port_file = dir.path().join("broker.port");
+    let log = std::fs::File::create(dir.path().join("broker.log")).expect("log file");
+    let mut cmd = Command::new(&bin);
+    cmd.arg("server")
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--port-file")
+        .arg(&port_file)
+        .args(["--listen", "127.0.0.1:0"]);
+    for set in [
+        "admin.listeners=http://127.0.0.1:0",
+        "schema.registry.listeners=http://127.0.0.1:0",
+        "group.consumer.min.session.timeout.ms=3000",
+        "group.consumer.session.timeout.ms=4000",
+        "group.consumer.min.heartbeat.interval.ms=300",
+        "group.consumer.heartbeat.interval.ms=300",
+    ] {
+        cmd.args(["--set", set]);
+    }
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {bin}: {e}"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let port = loop {
+        if let Ok(p) = std::fs::read_to_string(&port_file) {
+            if let Ok(p) = p.trim().parse::<u16>() {
+                break p;
+            }
+        }
+        assert!(Instant::now() < deadline, "the broker did not write its port file");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Broker { child, bootstrap: format!("127.0.0.1:{port}"), _dir: dir }
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+struct Counter {
+    store: Option<KeyValueStore<String, i64>>,
+}
+
+impl Processor<String, String, String, i64> for Counter {
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, String, i64>) -> vltava_streams::Result<()> {
+        self.store = Some(ctx.state_store("counts")?);
+        Ok(())
+    }
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, String, i64>,
+        r: Record<String, String>,
+    ) -> vltava_streams::Result<()> {
+        let store = self.store.as_ref().expect("init ran");
+        let n = store.get(&r.key)?.unwrap_or(0) + 1;
+        store.put(&r.key, &n)?;
+        ctx.forward(Record::new(r.key, n, r.timestamp))
+    }
+}
+
+fn topology(input: &str) -> Topology {
+    let mut t = Topology::new();
+    t.add_source("source", &[input], Serdes::string(), Serdes::string()).unwrap();
+    t.add_processor("count", || Counter { store: None }, &["source"]).unwrap();
+    t.add_state_store(Stores::key_value("counts", Serdes::string(), Serdes::i64()), &["count"]).unwrap();
+    t
+}
+
+fn instance(bootstrap: &str, input: &str, server: &str, state_dir: &Path) -> KafkaStreams {
+    let dir = state_dir.to_string_lossy().to_string();
+    let config = StreamsConfig::from_pairs([
+        ("application.id", "iq-app"),
+        ("bootstrap.servers", bootstrap),
+        ("application.server", server),
+        ("state.dir", dir.as_str()),
+        ("commit.interval.ms", "100"),
+    ])
+    .unwrap();
+    let mut s = KafkaStreams::new(topology(input), config).unwrap();
+    s.start().unwrap();
+    s
+}
+
+#[test]
+fn keys_are_found_on_the_instance_that_holds_them() {
+    let broker = start_broker();
+    let input = "iq-input";
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", &broker.bootstrap).create().unwrap();
+    let topic = NewTopic::new(input, 4, TopicReplication::Fixed(1));
+    let created = block_on(admin.create_topics([&topic], &AdminOptions::new())).unwrap();
+    assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
+
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.bootstrap)
+        .set("partitioner", "murmur2_random")
+        .create()
+        .unwrap();
+    let mut want: BTreeMap<String, i64> = BTreeMap::new();
+    for i in 0..400 {
+        let key = format!("k{:02}", i % 40);
+        *want.entry(key.clone()).or_default() += 1;
+        let value = format!("v{i}");
+        let mut rec = BaseRecord::to(input).key(key.as_str()).payload(value.as_str());
+        loop {
+            match producer.send(rec) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    rec = back;
+                    producer.poll(Duration::from_millis(50));
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+
+    let dirs = tempfile::tempdir().unwrap();
+    let (da, db) = (dirs.path().join("a"), dirs.path().join("b"));
+    let mut a = instance(&broker.bootstrap, input, "host-a:1001", &da);
+    let mut b = instance(&broker.bootstrap, input, "host-b:1002", &db);
+    let by_host = |host: &str| -> &KafkaStreams {
+        match host {
+            "host-a:1001" => &a,
+            "host-b:1002" => &b,
+            other => panic!("unknown host {other}"),
+        }
+    };
+
+    // both instances know both, with disjoint tasks covering the four partitions
+    wait_until("both instances running with two tasks each, known to both", || {
+        let ok = |s: &KafkaStreams| {
+            let Ok(m) = s.all_metadata() else { return false };
+            let tasks: Vec<&BTreeSet<TaskId>> = m.iter().map(|i| &i.tasks).collect();
+            let union: BTreeSet<TaskId> = tasks.iter().flat_map(|t| t.iter().copied()).collect();
+            s.state() == StreamsState::Running
+                && m.len() == 2
+                && tasks.iter().all(|t| !t.is_empty())
+                && tasks.iter().map(|t| t.len()).sum::<usize>() == 4
+                && union == (0..4).map(|p| TaskId { subtopology: 0, partition: p }).collect()
+        };
+        ok(&a) && ok(&b)
+    });
+    let meta = a.all_metadata().unwrap();
+    let servers: BTreeSet<&str> = meta.iter().map(|m| m.server.as_str()).collect();
+    assert_eq!(servers, BTreeSet::from(["host-a:1001", "host-b:1002"]));
+
+    // every key read where query_metadata_for_key says it is
+    wait_until("every count read from the instance holding its key", || {
+        want.iter().all(|(k, n)| {
+            let Ok(m) = a.query_metadata_for_key("counts", k, Serdes::string()) else { return false };
+            let Some(host) = m.active_host else { return false };
+            by_host(&host).key_value_get::<String, i64>("counts", k, Serdes::string()).ok().flatten() == Some(*n)
+        })
+    });
+    for k in want.keys() {
+        let ma = a.query_metadata_for_key("counts", k, Serdes::string()).unwrap();
+        let mb = b.query_metadata_for_key("counts", k, Serdes::string()).unwrap();
+        assert_eq!(ma, mb, "the two instances agree on where {k} lives");
+        assert_eq!(ma.partition, vltava_streams::runtime::partition_for_key(k.as_bytes(), 4));
+        // the other instance does not hold it
+        let host = ma.active_host.unwrap();
+        let other = if host == "host-a:1001" { &b } else { &a };
+        assert!(other.key_value_get::<String, i64>("counts", k, Serdes::string()).is_err());
+    }
+
+    // a range read over both instances' local stores
+    let mut ranged: BTreeMap<String, i64> = BTreeMap::new();
+    for s in [&a, &b] {
+        for store in s.store::<KeyValueStore<String, i64>>("counts").unwrap() {
+            ranged.extend(store.range(&"k10".to_string(), &"k19".to_string()).unwrap());
+        }
+    }
+    let expected: BTreeMap<String, i64> =
+        want.iter().filter(|(k, _)| k.as_str() >= "k10" && k.as_str() <= "k19").map(|(k, v)| (k.clone(), *v)).collect();
+    assert_eq!(ranged, expected);
+
+    // no application.server: metadata calls fail with the config named
+    a.close().unwrap();
+    b.close().unwrap();
+    assert_eq!(a.state(), StreamsState::NotRunning);
+    let plain =
+        KafkaStreams::new(topology(input), StreamsConfig::new("iq-plain", &broker.bootstrap)).expect("new instance");
+    let err = plain.query_metadata_for_key("counts", &"k00".to_string(), Serdes::string()).unwrap_err();
+    assert!(err.to_string().contains("application.server"), "{err}");
+}
+
+struct Failing;
+
+impl Processor<String, String, String, String> for Failing {
+    fn process(
+        &mut self,
+        _ctx: &mut ProcessorContext<'_, String, String>,
+        r: Record<String, String>,
+    ) -> vltava_streams::Result<()> {
+        if r.value == "boom" {
+            return Err(vltava_streams::StreamsError::Processing("boom".into()));
+        }
+        Ok(())
+    }
+}
+
+fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", bootstrap).create().unwrap();
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let created = block_on(admin.create_topics([&topic], &AdminOptions::new())).unwrap();
+    assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
+}
+
+#[test]
+fn a_failing_thread_takes_the_client_to_error_and_start_checks_copartitioning() {
+    let broker = start_broker();
+    create_topic(&broker.bootstrap, "fail-in", 2);
+    create_topic(&broker.bootstrap, "two", 2);
+    create_topic(&broker.bootstrap, "three", 3);
+    let dirs = tempfile::tempdir().unwrap();
+    let dir = dirs.path().to_string_lossy().to_string();
+
+    // a source reading topics of different partition counts cannot run
+    let mut t = Topology::new();
+    t.add_source("s", &["two", "three"], Serdes::string(), Serdes::string()).unwrap();
+    let config = StreamsConfig::from_pairs([
+        ("application.id", "copart"),
+        ("bootstrap.servers", &broker.bootstrap),
+        ("state.dir", &dir),
+    ])
+    .unwrap();
+    let err = KafkaStreams::new(t, config).unwrap().start().unwrap_err().to_string();
+    assert!(err.contains("Topics not co-partitioned: [{three=3, two=2}]"), "{err}");
+
+    // a processor error fails its thread; the client goes PendingError -> Error
+    let mut t = Topology::new();
+    t.add_source("s", &["fail-in"], Serdes::string(), Serdes::string()).unwrap();
+    t.add_processor("p", || Failing, &["s"]).unwrap();
+    let config = StreamsConfig::from_pairs([
+        ("application.id", "failing"),
+        ("bootstrap.servers", &broker.bootstrap),
+        ("state.dir", &dir),
+        ("num.stream.threads", "2"),
+    ])
+    .unwrap();
+    let mut s = KafkaStreams::new(t, config).unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    s.set_state_listener(move |old, new| s2.lock().unwrap().push((old, new)));
+    s.start().unwrap();
+    wait_until("the instance running", || s.state() == StreamsState::Running);
+    let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", &broker.bootstrap).create().unwrap();
+    producer.send(BaseRecord::to("fail-in").key("k").payload("boom")).map_err(|(e, _)| e).unwrap();
+    producer.flush(Duration::from_secs(30)).unwrap();
+    wait_until("the client in the Error state", || s.state() == StreamsState::Error);
+    assert!(s.close().is_err(), "close reports the failure");
+    let seen = seen.lock().unwrap().clone();
+    use StreamsState::*;
+    assert_eq!(seen.first(), Some(&(Created, Rebalancing)));
+    let tail: Vec<_> = seen.iter().skip_while(|(_, n)| *n != PendingError).copied().collect();
+    assert!(matches!(tail.first(), Some((Running | Rebalancing, PendingError))), "{seen:?}");
+    assert_eq!(tail[1..], [(PendingError, Error), (Error, PendingShutdown), (PendingShutdown, NotRunning)]);
+}
