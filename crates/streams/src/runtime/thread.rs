@@ -598,8 +598,10 @@ pub(crate) fn run(env: Arc<ThreadEnv>) -> Result<()> {
                 t.producer.take_error()?;
             }
             if last_commit.elapsed() >= env.config.commit_interval {
-                last_commit = Instant::now();
                 t.commit(&consumer)?;
+                // the interval runs from the end of a commit: a commit slower than the
+                // interval must not leave a single record between two commits
+                last_commit = Instant::now();
             }
             Ok(())
         })();
