@@ -125,8 +125,21 @@ impl ThreadProducer {
     /// Waits until every record sent is acknowledged; fails with the first
     /// delivery error.
     pub fn flush(&self) -> Result<()> {
-        self.producer.flush(Duration::from_secs(60))?;
+        self.wait_delivered(Duration::from_secs(60))?;
         self.take_error()
+    }
+
+    /// Serves delivery reports until nothing is in flight (rdkafka's own
+    /// `flush` polls in 100 ms steps, which would cost every commit 100 ms).
+    pub fn wait_delivered(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        while self.producer.in_flight_count() > 0 {
+            if Instant::now() >= deadline {
+                return Err(StreamsError::Kafka(KafkaError::Flush(RDKafkaErrorCode::MessageTimedOut)));
+            }
+            self.producer.poll(Duration::from_millis(1));
+        }
+        Ok(())
     }
 
     pub fn take_error(&self) -> Result<()> {

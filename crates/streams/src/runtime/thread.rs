@@ -366,6 +366,13 @@ impl TaskManager {
 
     /// Commits what the tasks processed (see the module docs).
     fn commit<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<()> {
+        let started = Instant::now();
+        let r = self.commit_inner(consumer);
+        tracing::debug!(thread = self.env.index, elapsed = ?started.elapsed(), ok = r.is_ok(), "commit");
+        r
+    }
+
+    fn commit_inner<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<()> {
         let mut tpl = TopicPartitionList::new();
         for ((t, p), o) in &self.positions {
             tpl.add_partition_offset(t, *p, Offset::Offset(*o))?;
@@ -389,6 +396,7 @@ impl TaskManager {
                     Duration::from_secs(30),
                 )?;
             }
+            self.producer.wait_delivered(Duration::from_secs(60))?;
             p.commit_transaction(Duration::from_secs(60))?;
             self.producer.in_txn.store(false, Ordering::SeqCst);
             self.producer.take_error()?;
@@ -598,8 +606,10 @@ pub(crate) fn run(env: Arc<ThreadEnv>) -> Result<()> {
                 t.producer.take_error()?;
             }
             if last_commit.elapsed() >= env.config.commit_interval {
+                // the interval counts from the end of a commit: a slow commit must not starve processing
+                let r = t.commit(&consumer);
                 last_commit = Instant::now();
-                t.commit(&consumer)?;
+                r?;
             }
             Ok(())
         })();
