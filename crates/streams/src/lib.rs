@@ -40,7 +40,7 @@ pub mod topology;
 pub use config::{ProcessingGuarantee, StreamsConfig};
 pub use dsl::{
     Consumed, GlobalKTable, Grouped, JoinWindows, Joined, KGroupedStream, KGroupedTable, KStream, KTable, Materialized,
-    Produced, SessionWindows, SlidingWindows, StreamJoined, StreamsBuilder, Suppressed, TimeWindows,
+    Produced, SessionWindows, SlidingWindows, StreamJoined, StreamsBuilder, Suppressed, TimeWindows, WindowedSerde,
 };
 pub use error::{Result, StreamsError};
 pub use processor::{Processor, ProcessorContext, PunctuationType, ScheduleId};

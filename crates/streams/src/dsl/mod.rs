@@ -44,7 +44,7 @@ pub use ktable::{Change, KTable, ValueAndTimestamp};
 pub use options::{Consumed, Grouped, Joined, Materialized, Produced, StreamJoined};
 pub use suppress::Suppressed;
 pub use windowed::{SessionWindowedKStream, TimeWindowedKStream};
-pub use windows::{JoinWindows, SessionWindows, SlidingWindows, TimeWindows};
+pub use windows::{JoinWindows, SessionWindows, SlidingWindows, TimeWindows, WindowedSerde};
 
 /// The builder's state shared by the streams and tables it made.
 pub(crate) struct BuilderInner {

@@ -29,14 +29,13 @@ impl ByteStore for MemoryStore {
     }
     fn range(&self, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         // BTreeMap::range panics on start > end, and on equal bounds unless both are included
-        match (from, to) {
-            (Bound::Included(a), Bound::Included(b)) if a > b => return Ok(Vec::new()),
-            (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) if a >= b => {
-                if !matches!((from, to), (Bound::Included(_), Bound::Included(_))) {
-                    return Ok(Vec::new());
-                }
-            }
-            _ => {}
+        let empty = match (from, to) {
+            (Bound::Included(a), Bound::Included(b)) => a > b,
+            (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) => a >= b,
+            _ => false,
+        };
+        if empty {
+            return Ok(Vec::new());
         }
         Ok(self.map.range::<[u8], _>((from, to)).map(|(k, v)| (k.clone(), v.clone())).collect())
     }

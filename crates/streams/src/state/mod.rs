@@ -27,9 +27,11 @@ use crate::record::{Headers, OutRecord};
 use crate::serde::SerdeRef;
 use crate::Data;
 
+pub mod checkpoint;
 pub mod key_value;
 pub mod memory;
 pub mod redb_store;
+pub mod restore;
 pub mod session;
 pub mod window;
 

@@ -1,7 +1,10 @@
 //! A typed window store: values by (key, window start). Byte layout of a
 //! key: `[key length: u32 BE][key][window start: 8 bytes, order-preserving]
 //! [sequence number: u32 BE]`, so one key's windows are contiguous and in
-//! time order. Windows that end up more than the retention behind the
+//! time order. With duplicates retained (stream-stream joins), the sequence
+//! number is one past the largest the key already has in that window, so a
+//! key's values in one window are kept in put order, across restarts and
+//! restorations too. Windows that end up more than the retention behind the
 //! newest window start put are expired (dropped locally; the changelog's
 //! `retention.ms` drops them there).
 
@@ -36,7 +39,6 @@ pub struct WindowStore<K, V> {
     size_ms: i64,
     retention_ms: i64,
     retain_duplicates: bool,
-    seq: Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl<K, V> Clone for WindowStore<K, V> {
@@ -49,7 +51,6 @@ impl<K, V> Clone for WindowStore<K, V> {
             size_ms: self.size_ms,
             retention_ms: self.retention_ms,
             retain_duplicates: self.retain_duplicates,
-            seq: self.seq.clone(),
         }
     }
 }
@@ -71,16 +72,7 @@ impl<K: Data, V: Data> WindowStore<K, V> {
         retention_ms: i64,
         retain_duplicates: bool,
     ) -> Self {
-        WindowStore {
-            store,
-            topic: topic.into(),
-            key_serde,
-            value_serde,
-            size_ms,
-            retention_ms,
-            retain_duplicates,
-            seq: Arc::new(std::sync::atomic::AtomicU32::new(0)),
-        }
+        WindowStore { store, topic: topic.into(), key_serde, value_serde, size_ms, retention_ms, retain_duplicates }
     }
 
     pub fn window_size_ms(&self) -> i64 {
@@ -131,7 +123,27 @@ impl<K: Data, V: Data> WindowStore<K, V> {
         if self.retain_duplicates && value.is_none() {
             return Ok(());
         }
-        let seq = if self.retain_duplicates { self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) } else { 0 };
+        // with duplicates: one past the largest sequence number this key and window already
+        // have in the store (so a new handle, after a restart or a restoration, never
+        // overwrites a restored duplicate), in put order
+        let seq = if self.retain_duplicates {
+            let (from, to) = (entry_key(&prefix, window_start, 0), entry_key(&prefix, window_start, u32::MAX));
+            match s.range(Bound::Included(&from), Bound::Included(&to))?.last() {
+                Some((k, _)) => {
+                    let last = k
+                        .get(k.len().saturating_sub(4)..)
+                        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                        .map(u32::from_be_bytes)
+                        .ok_or_else(|| StreamsError::store(&self.topic, "a malformed window key"))?;
+                    last.checked_add(1).ok_or_else(|| {
+                        StreamsError::store(&self.topic, "more than 2^32 duplicates of one key in one window")
+                    })?
+                }
+                None => 0,
+            }
+        } else {
+            0
+        };
         let k = entry_key(&prefix, window_start, seq);
         let v = match value {
             Some(v) => self.value_serde.serialize(&self.topic, v)?,
@@ -205,4 +217,45 @@ pub(crate) fn expire(s: &mut super::StoreInstance, cutoff: i64, time_of: impl Fn
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serde::Serdes;
+    use crate::state::memory::MemoryStore;
+    use crate::state::StoreInstance;
+
+    fn handle(store: &SharedStore, dups: bool) -> WindowStore<String, String> {
+        WindowStore::new(store.clone(), "join-store", Serdes::string(), Serdes::string(), 10, 1000, dups)
+    }
+
+    #[test]
+    fn duplicates_survive_a_new_handle_in_put_order() {
+        let store = StoreInstance::new("join-store", Box::new(MemoryStore::default()), None).shared();
+        let w = handle(&store, true);
+        let k = "k".to_string();
+        w.put(&k, Some(&"a".to_string()), 100).unwrap();
+        w.put(&k, Some(&"b".to_string()), 100).unwrap();
+        w.put(&"other".to_string(), Some(&"x".to_string()), 100).unwrap();
+        w.put(&k, None, 100).unwrap(); // ignored with duplicates
+                                       // a restart: a new handle over the same (restored) bytes
+        let w2 = handle(&store, true);
+        w2.put(&k, Some(&"c".to_string()), 100).unwrap();
+        w2.put(&k, Some(&"d".to_string()), 110).unwrap();
+        let got = w2.fetch_range(&k, 0, 200).unwrap();
+        let expected: Vec<(i64, String)> =
+            [(100, "a"), (100, "b"), (100, "c"), (110, "d")].iter().map(|(t, v)| (*t, v.to_string())).collect();
+        assert_eq!(got, expected);
+        assert_eq!(w2.fetch(&k, 100).unwrap(), Some("a".to_string()));
+
+        // without duplicates: one value per key and window, overwritten
+        let plain_store = StoreInstance::new("counts", Box::new(MemoryStore::default()), None).shared();
+        let p = handle(&plain_store, false);
+        p.put(&k, Some(&"a".to_string()), 100).unwrap();
+        handle(&plain_store, false).put(&k, Some(&"b".to_string()), 100).unwrap();
+        assert_eq!(p.fetch_range(&k, 0, 200).unwrap(), vec![(100, "b".to_string())]);
+        p.put(&k, None, 100).unwrap();
+        assert_eq!(p.fetch(&k, 100).unwrap(), None);
+    }
 }
