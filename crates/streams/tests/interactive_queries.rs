@@ -409,3 +409,61 @@ fn a_global_table_is_loaded_before_processing_and_kept_up_to_date() {
     assert!(got.contains(&("o-new".to_string(), "c-new:newcomer".to_string())), "{got:?}");
     s.close().unwrap();
 }
+
+fn partition_count(bootstrap: &str, topic: &str) -> usize {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).create().unwrap();
+    let md = c.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
+    md.topics().iter().find(|t| t.name() == topic).map(|t| t.partitions().len()).unwrap_or(0)
+}
+
+#[test]
+fn a_dsl_word_count_runs_through_its_repartition_topic() {
+    use vltava_streams::{Consumed, Grouped, Materialized, Produced, StreamsBuilder};
+    let broker = start_broker();
+    create_topic(&broker.bootstrap, "lines", 3);
+    let lines = ["the quick brown fox", "jumps over the lazy dog", "The dog barks", "fox and dog"];
+    let keyed: Vec<(String, &str)> = (0..40).map(|i| (format!("l{i}"), lines[i % lines.len()])).collect();
+    let refs: Vec<(&str, &str)> = keyed.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    produce(&broker.bootstrap, "lines", &refs);
+    let mut want: BTreeMap<String, i64> = BTreeMap::new();
+    for (_, l) in &keyed {
+        for w in l.split_whitespace() {
+            *want.entry(w.to_lowercase()).or_default() += 1;
+        }
+    }
+
+    let b = StreamsBuilder::new();
+    b.stream("lines", Consumed::with(Serdes::string(), Serdes::string()))
+        .unwrap()
+        .flat_map_values(|_, line: String| line.split_whitespace().map(str::to_lowercase).collect::<Vec<_>>())
+        .unwrap()
+        .group_by(|_, w: &String| w.clone(), Grouped::with(Serdes::string(), Serdes::string()))
+        .unwrap()
+        .count(Materialized::as_store("counts"))
+        .unwrap()
+        .to_stream()
+        .unwrap()
+        .to("word-counts", Produced::with(Serdes::string(), Serdes::option(Serdes::i64())))
+        .unwrap();
+    let dirs = tempfile::tempdir().unwrap();
+    let dir = dirs.path().to_string_lossy().to_string();
+    let config = StreamsConfig::from_pairs([
+        ("application.id", "wc"),
+        ("bootstrap.servers", &broker.bootstrap),
+        ("state.dir", &dir),
+        ("commit.interval.ms", "100"),
+        ("num.stream.threads", "2"),
+    ])
+    .unwrap();
+    let mut s = KafkaStreams::new(b.build().unwrap(), config).unwrap();
+    s.start().unwrap();
+    // internal topics: the repartition topic takes its writer's (the input's) partition count
+    assert_eq!(partition_count(&broker.bootstrap, "wc-counts-repartition"), 3);
+    assert_eq!(partition_count(&broker.bootstrap, "wc-counts-changelog"), 3);
+    wait_until("every word's count queryable and exact", || {
+        want.iter()
+            .all(|(w, n)| s.key_value_get::<String, i64>("counts", w, Serdes::string()).ok().flatten() == Some(*n))
+    });
+    s.close().unwrap();
+}
