@@ -66,7 +66,8 @@ pub(crate) struct ThreadProducer {
 impl ThreadProducer {
     pub fn create(config: &StreamsConfig, process_id: &str, thread: usize) -> Result<Arc<ThreadProducer>> {
         let app = &config.application_id;
-        let mut c = client_config(&config.client_props(&["producer."]));
+        let props = config.client_props(&["producer."]);
+        let mut c = client_config(&props);
         c.set("client.id", format!("{app}-{process_id}-StreamThread-{thread}-producer"));
         c.set("partitioner", "murmur2_random");
         c.set("acks", "all");
@@ -74,6 +75,11 @@ impl ThreadProducer {
         let transactional = config.processing_guarantee == ProcessingGuarantee::ExactlyOnceV2;
         if transactional {
             c.set("transactional.id", format!("{app}-{process_id}-{thread}"));
+            if !props.contains_key("transaction.timeout.ms") {
+                // Kafka Streams' default under exactly-once: a crashed instance's open transaction
+                // blocks read_committed readers (and the task's new owner) for at most this long
+                c.set("transaction.timeout.ms", "10000");
+            }
         }
         let producer: BaseProducer<ProducerCtx> = c.create_with_context(ProducerCtx::default())?;
         if transactional {
