@@ -307,3 +307,163 @@ fn a_failing_thread_takes_the_client_to_error_and_start_checks_copartitioning() 
     assert!(matches!(tail.first(), Some((Running | Rebalancing, PendingError))), "{seen:?}");
     assert_eq!(tail[1..], [(PendingError, Error), (Error, PendingShutdown), (PendingShutdown, NotRunning)]);
 }
+
+fn produce(bootstrap: &str, topic: &str, records: &[(&str, &str)]) {
+    let producer: BaseProducer =
+        ClientConfig::new().set("bootstrap.servers", bootstrap).set("partitioner", "murmur2_random").create().unwrap();
+    for (k, v) in records {
+        producer.send(BaseRecord::to(topic).key(*k).payload(*v)).map_err(|(e, _)| e).unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+}
+
+/// Every (key, value) of `topic` until `want` were read (then one second more).
+fn read_all(bootstrap: &str, topic: &str, want: usize) -> Vec<(String, String)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::Message;
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("read-{topic}-{}", uuid::Uuid::new_v4()))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    c.subscribe(&[topic]).unwrap();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    let mut done: Option<Instant> = None;
+    while Instant::now() < deadline && done.is_none_or(|d| d.elapsed() < Duration::from_secs(1)) {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+            let s = |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or_default()).to_string();
+            out.push((s(m.key()), s(m.payload())));
+        }
+        if out.len() >= want && done.is_none() {
+            done = Some(Instant::now());
+        }
+    }
+    out
+}
+
+#[test]
+fn a_global_table_is_loaded_before_processing_and_kept_up_to_date() {
+    use vltava_streams::{Consumed, Materialized, Produced, StreamsBuilder};
+    let broker = start_broker();
+    create_topic(&broker.bootstrap, "customers", 3);
+    create_topic(&broker.bootstrap, "orders", 2);
+    let customers: Vec<(String, String)> = (0..30).map(|i| (format!("c{i}"), format!("name{i}"))).collect();
+    let refs: Vec<(&str, &str)> = customers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    produce(&broker.bootstrap, "customers", &refs);
+
+    let b = StreamsBuilder::new();
+    let g = b
+        .global_table(
+            "customers",
+            Consumed::with(Serdes::string(), Serdes::string()),
+            Materialized::as_store("customers-store"),
+        )
+        .unwrap();
+    b.stream("orders", Consumed::with(Serdes::string(), Serdes::string()))
+        .unwrap()
+        .join_global(
+            &g,
+            |_, customer: &String| customer.clone(),
+            |order: &String, name: &String| format!("{order}:{name}"),
+        )
+        .unwrap()
+        .to("enriched", Produced::with(Serdes::string(), Serdes::string()))
+        .unwrap();
+    let dirs = tempfile::tempdir().unwrap();
+    let dir = dirs.path().to_string_lossy().to_string();
+    let config = StreamsConfig::from_pairs([
+        ("application.id", "global-app"),
+        ("bootstrap.servers", &broker.bootstrap),
+        ("state.dir", &dir),
+        ("commit.interval.ms", "100"),
+    ])
+    .unwrap();
+    // orders for every customer are there before the instance starts: none may miss its customer
+    let orders: Vec<(String, String)> = (0..30).map(|i| (format!("o{i}"), format!("c{i}"))).collect();
+    let refs: Vec<(&str, &str)> = orders.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    produce(&broker.bootstrap, "orders", &refs);
+    let mut s = KafkaStreams::new(b.build().unwrap(), config).unwrap();
+    s.start().unwrap();
+    let mut got = read_all(&broker.bootstrap, "enriched", 30);
+    got.sort();
+    let mut want: Vec<(String, String)> = (0..30).map(|i| (format!("o{i}"), format!("c{i}:name{i}"))).collect();
+    want.sort();
+    assert_eq!(got, want);
+    assert_eq!(
+        s.key_value_get::<String, String>("customers-store", &"c7".to_string(), Serdes::string()).unwrap(),
+        Some("name7".to_string())
+    );
+
+    // a new customer reaches the global store while the instance runs
+    produce(&broker.bootstrap, "customers", &[("c-new", "newcomer")]);
+    wait_until("the new customer in the global store", || {
+        s.key_value_get::<String, String>("customers-store", &"c-new".to_string(), Serdes::string())
+            .ok()
+            .flatten()
+            .is_some()
+    });
+    produce(&broker.bootstrap, "orders", &[("o-new", "c-new")]);
+    let got = read_all(&broker.bootstrap, "enriched", 31);
+    assert!(got.contains(&("o-new".to_string(), "c-new:newcomer".to_string())), "{got:?}");
+    s.close().unwrap();
+}
+
+fn partition_count(bootstrap: &str, topic: &str) -> usize {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).create().unwrap();
+    let md = c.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
+    md.topics().iter().find(|t| t.name() == topic).map(|t| t.partitions().len()).unwrap_or(0)
+}
+
+#[test]
+fn a_dsl_word_count_runs_through_its_repartition_topic() {
+    use vltava_streams::{Consumed, Grouped, Materialized, Produced, StreamsBuilder};
+    let broker = start_broker();
+    create_topic(&broker.bootstrap, "lines", 3);
+    let lines = ["the quick brown fox", "jumps over the lazy dog", "The dog barks", "fox and dog"];
+    let keyed: Vec<(String, &str)> = (0..40).map(|i| (format!("l{i}"), lines[i % lines.len()])).collect();
+    let refs: Vec<(&str, &str)> = keyed.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    produce(&broker.bootstrap, "lines", &refs);
+    let mut want: BTreeMap<String, i64> = BTreeMap::new();
+    for (_, l) in &keyed {
+        for w in l.split_whitespace() {
+            *want.entry(w.to_lowercase()).or_default() += 1;
+        }
+    }
+
+    let b = StreamsBuilder::new();
+    b.stream("lines", Consumed::with(Serdes::string(), Serdes::string()))
+        .unwrap()
+        .flat_map_values(|_, line: String| line.split_whitespace().map(str::to_lowercase).collect::<Vec<_>>())
+        .unwrap()
+        .group_by(|_, w: &String| w.clone(), Grouped::with(Serdes::string(), Serdes::string()))
+        .unwrap()
+        .count(Materialized::as_store("counts"))
+        .unwrap()
+        .to_stream()
+        .unwrap()
+        .to("word-counts", Produced::with(Serdes::string(), Serdes::option(Serdes::i64())))
+        .unwrap();
+    let dirs = tempfile::tempdir().unwrap();
+    let dir = dirs.path().to_string_lossy().to_string();
+    let config = StreamsConfig::from_pairs([
+        ("application.id", "wc"),
+        ("bootstrap.servers", &broker.bootstrap),
+        ("state.dir", &dir),
+        ("commit.interval.ms", "100"),
+        ("num.stream.threads", "2"),
+    ])
+    .unwrap();
+    let mut s = KafkaStreams::new(b.build().unwrap(), config).unwrap();
+    s.start().unwrap();
+    // internal topics: the repartition topic takes its writer's (the input's) partition count
+    assert_eq!(partition_count(&broker.bootstrap, "wc-counts-repartition"), 3);
+    assert_eq!(partition_count(&broker.bootstrap, "wc-counts-changelog"), 3);
+    wait_until("every word's count queryable and exact", || {
+        want.iter()
+            .all(|(w, n)| s.key_value_get::<String, i64>("counts", w, Serdes::string()).ok().flatten() == Some(*n))
+    });
+    s.close().unwrap();
+}

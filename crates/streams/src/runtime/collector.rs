@@ -66,7 +66,8 @@ pub(crate) struct ThreadProducer {
 impl ThreadProducer {
     pub fn create(config: &StreamsConfig, process_id: &str, thread: usize) -> Result<Arc<ThreadProducer>> {
         let app = &config.application_id;
-        let mut c = client_config(&config.client_props(&["producer."]));
+        let props = config.client_props(&["producer."]);
+        let mut c = client_config(&props);
         c.set("client.id", format!("{app}-{process_id}-StreamThread-{thread}-producer"));
         c.set("partitioner", "murmur2_random");
         c.set("acks", "all");
@@ -74,6 +75,11 @@ impl ThreadProducer {
         let transactional = config.processing_guarantee == ProcessingGuarantee::ExactlyOnceV2;
         if transactional {
             c.set("transactional.id", format!("{app}-{process_id}-{thread}"));
+            if !props.contains_key("transaction.timeout.ms") {
+                // Kafka Streams' default under exactly-once: a crashed instance's open transaction
+                // blocks read_committed readers (and the task's new owner) for at most this long
+                c.set("transaction.timeout.ms", "10000");
+            }
         }
         let producer: BaseProducer<ProducerCtx> = c.create_with_context(ProducerCtx::default())?;
         if transactional {
@@ -125,8 +131,21 @@ impl ThreadProducer {
     /// Waits until every record sent is acknowledged; fails with the first
     /// delivery error.
     pub fn flush(&self) -> Result<()> {
-        self.producer.flush(Duration::from_secs(60))?;
+        self.wait_delivered(Duration::from_secs(60))?;
         self.take_error()
+    }
+
+    /// Serves delivery reports until nothing is in flight (rdkafka's own
+    /// `flush` polls in 100 ms steps, which would cost every commit 100 ms).
+    pub fn wait_delivered(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        while self.producer.in_flight_count() > 0 {
+            if Instant::now() >= deadline {
+                return Err(StreamsError::Kafka(KafkaError::Flush(RDKafkaErrorCode::MessageTimedOut)));
+            }
+            self.producer.poll(Duration::from_millis(1));
+        }
+        Ok(())
     }
 
     pub fn take_error(&self) -> Result<()> {

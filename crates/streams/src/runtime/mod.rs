@@ -415,6 +415,15 @@ impl KafkaStreams {
     /// task is not on this instance (ask `query_metadata_for_key` where it is).
     pub fn key_value_get<K: Data, V: Data>(&self, store: &str, key: &K, key_serde: SerdeRef<K>) -> Result<Option<V>> {
         self.check_queryable()?;
+        if self.topology.global_stores().iter().any(|g| g.store.name == store) {
+            // a global store: this instance holds all of it
+            let handles = self.store::<KeyValueStore<K, ValueAndTimestamp<V>>>(store);
+            if let Ok(h) = handles {
+                return Ok(h.first().map(|kv| kv.get(key)).transpose()?.flatten().map(|v| v.value));
+            }
+            let h = self.store::<KeyValueStore<K, V>>(store)?;
+            return Ok(h.first().map(|kv| kv.get(key)).transpose()?.flatten());
+        }
         let task = self.key_task(store, key, &key_serde)?;
         let shared = {
             let tasks = self.shared.tasks.read();

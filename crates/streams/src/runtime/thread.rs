@@ -25,16 +25,15 @@ use rdkafka::producer::Producer;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::collector::{ProducerCollector, ThreadProducer};
-use super::restore::{
-    delete_checkpoint, read_checkpoint, restore_store, wipe_dir, write_checkpoint, Checkpoint, RestoreConsumer,
-    RestoreContext,
-};
+use super::restore::{wipe_dir, RestoreConsumer, RestoreContext};
 use super::topics::{client_config, TopicLayout};
 use super::util::{member_id, now_ms, raw_record};
 use super::{Shared, ThreadState};
 use crate::config::{GroupProtocol, ProcessingGuarantee, StreamsConfig};
 use crate::error::{Result, StreamsError};
 use crate::record::RawRecord;
+use crate::state::checkpoint::{OffsetCheckpoint, Offsets};
+use crate::state::restore::{restore_consumer_config, restore_store, RestoreOptions};
 use crate::state::{memory::MemoryStore, open_byte_store, ChangelogTarget, StoreInstance, StoreSpec};
 use crate::task::{Task, TaskSetup};
 use crate::topology::{TaskId, Topology};
@@ -63,8 +62,8 @@ struct TaskEntry {
     dir: PathBuf,
     /// Some store is on disk: checkpoints are written for it.
     persistent: bool,
-    /// Changelog partitions and the last offset restored from each.
-    restored: Checkpoint,
+    /// Changelog partitions and the next offset after what was restored from each.
+    restored: Offsets,
     changelogs: Vec<Tp>,
 }
 
@@ -90,19 +89,15 @@ pub(crate) struct TaskManager {
 impl TaskManager {
     fn new(env: Arc<ThreadEnv>) -> Result<TaskManager> {
         let producer = ThreadProducer::create(&env.config, &env.process_id, env.index)?;
-        let mut rc = client_config(&env.config.client_props(&["consumer.", "restore.consumer."]));
-        rc.set(
+        let mut base = client_config(&env.config.client_props(&["consumer.", "restore.consumer."]));
+        base.set(
             "client.id",
             format!("{}-{}-StreamThread-{}-restore-consumer", env.config.application_id, env.process_id, env.index),
         );
         // librdkafka assigns only with a group id; this consumer never joins the group (no subscribe, no commit)
-        rc.set("group.id", format!("{}-unjoined", env.config.application_id));
-        rc.set("enable.auto.commit", "false");
-        rc.set("enable.partition.eof", "true");
-        rc.set("auto.offset.reset", "earliest");
-        rc.set("isolation.level", if env.eos() { "read_committed" } else { "read_uncommitted" });
-        rc.set("fetch.wait.max.ms", "20");
-        let restore: RestoreConsumer = rc.create_with_context(RestoreContext)?;
+        base.set("group.id", format!("{}-unjoined", env.config.application_id));
+        base.set("fetch.wait.max.ms", "20");
+        let restore: RestoreConsumer = restore_consumer_config(&base).create_with_context(RestoreContext)?;
         let mut topic_sub = HashMap::new();
         for (sub, topics) in &env.layout.sub_sources {
             for t in topics {
@@ -255,22 +250,28 @@ impl TaskManager {
         let app = &env.config.application_id;
         let dir = env.config.state_dir.join(app).join(id.to_string());
         std::fs::create_dir_all(&dir)?;
-        let cp = match read_checkpoint(&dir) {
-            Ok(cp) => cp,
-            Err(e) => {
-                tracing::warn!(task = %id, error = %e, "unreadable checkpoint: restoring the task from the beginning");
-                wipe_dir(&dir)?;
-                None
+        let cp_file = OffsetCheckpoint::in_dir(&dir);
+        let cp: Option<Offsets> = if cp_file.path().exists() {
+            match cp_file.read() {
+                Ok(cp) => Some(cp),
+                Err(e) => {
+                    tracing::warn!(task = %id, error = %e, "unreadable checkpoint: restoring the task from the beginning");
+                    wipe_dir(&dir)?;
+                    None
+                }
             }
+        } else {
+            None
         };
         if env.eos() && cp.is_none() {
             // no checkpoint under exactly-once: the local state may hold uncommitted writes
             wipe_dir(&dir)?;
         }
-        let mut restored = Checkpoint::new();
+        let mut restored = Offsets::new();
         let mut changelogs = Vec::new();
         let mut persistent = false;
         let restore = &self.restore;
+        let options = RestoreOptions::default();
         let mut open = |spec: &StoreSpec, changelog: Option<ChangelogTarget>| -> Result<StoreInstance> {
             let bytes = match open_byte_store(spec, Some(&dir)) {
                 Ok(b) => b,
@@ -284,32 +285,20 @@ impl TaskManager {
             persistent |= on_disk;
             let mut inst = StoreInstance::new(&spec.name, bytes, changelog.clone());
             if let Some(c) = changelog {
-                let after = if on_disk {
-                    cp.as_ref().and_then(|m| m.get(&(c.topic.clone(), c.partition)).copied())
-                } else {
-                    None
-                };
-                let (n, last) = restore_store(
-                    restore,
-                    &mut inst,
-                    &c.topic,
-                    c.partition,
-                    after,
-                    Duration::from_secs(600),
-                    &env.shared.shutdown,
-                )?;
+                let tp = (c.topic.clone(), c.partition);
+                let start =
+                    if on_disk { cp.as_ref().and_then(|m| m.get(&tp).copied()).filter(|o| *o >= 0) } else { None };
+                let r = restore_store(restore, &mut inst, &c.topic, c.partition, start, &options)?;
                 tracing::info!(
                     "restored {} for task {}: {} records from {}-{}",
                     spec.name,
                     id,
-                    n,
+                    r.records,
                     c.topic,
                     c.partition
                 );
-                if let Some(l) = last {
-                    restored.insert((c.topic.clone(), c.partition), l);
-                }
-                changelogs.push((c.topic, c.partition));
+                restored.insert(tp.clone(), r.next_offset);
+                changelogs.push(tp);
             }
             Ok(inst)
         };
@@ -322,25 +311,31 @@ impl TaskManager {
         };
         let task = Task::new(id, env.topology.clone(), &mut open, setup)?;
         if env.eos() {
-            delete_checkpoint(&dir)?;
+            cp_file.delete()?;
         }
         env.shared.register_task(id, env.index, task.stores().clone());
         self.tasks.insert(id, TaskEntry { task, dir, persistent, restored, changelogs });
         Ok(())
     }
 
+    /// Writes the task's checkpoint: per changelog partition, the next
+    /// offset after what its stores hold (the last delivered write + 1, or
+    /// where restoration ended).
     fn checkpoint(&self, entry: &TaskEntry) -> Result<()> {
         if !entry.persistent {
             return Ok(());
         }
-        let mut cp = Checkpoint::new();
+        let mut cp = Offsets::new();
         for tp in &entry.changelogs {
-            let off = self.producer.delivered_offset(&tp.0, tp.1).or_else(|| entry.restored.get(tp).copied());
-            if let Some(o) = off {
+            let next = match self.producer.delivered_offset(&tp.0, tp.1) {
+                Some(o) => Some(o + 1),
+                None => entry.restored.get(tp).copied(),
+            };
+            if let Some(o) = next {
                 cp.insert(tp.clone(), o);
             }
         }
-        write_checkpoint(&entry.dir, &cp)
+        OffsetCheckpoint::in_dir(&entry.dir).write(&cp)
     }
 
     /// Closes a task: clean (processors closed, stores flushed, a checkpoint)
@@ -366,6 +361,13 @@ impl TaskManager {
 
     /// Commits what the tasks processed (see the module docs).
     fn commit<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<()> {
+        let started = Instant::now();
+        let r = self.commit_inner(consumer);
+        tracing::debug!(thread = self.env.index, elapsed = ?started.elapsed(), ok = r.is_ok(), "commit");
+        r
+    }
+
+    fn commit_inner<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<()> {
         let mut tpl = TopicPartitionList::new();
         for ((t, p), o) in &self.positions {
             tpl.add_partition_offset(t, *p, Offset::Offset(*o))?;
@@ -389,6 +391,7 @@ impl TaskManager {
                     Duration::from_secs(30),
                 )?;
             }
+            self.producer.wait_delivered(Duration::from_secs(60))?;
             p.commit_transaction(Duration::from_secs(60))?;
             self.producer.in_txn.store(false, Ordering::SeqCst);
             self.producer.take_error()?;
@@ -598,10 +601,10 @@ pub(crate) fn run(env: Arc<ThreadEnv>) -> Result<()> {
                 t.producer.take_error()?;
             }
             if last_commit.elapsed() >= env.config.commit_interval {
-                t.commit(&consumer)?;
-                // the interval runs from the end of a commit: a commit slower than the
-                // interval must not leave a single record between two commits
+                // the interval counts from the end of a commit: a slow commit must not starve processing
+                let r = t.commit(&consumer);
                 last_commit = Instant::now();
+                r?;
             }
             Ok(())
         })();
