@@ -142,7 +142,8 @@ if [[ "${VLTAVA_SKIP_CARGO:-0}" != "1" ]]; then
     mkdir -p "$NO_CMAKE"
     printf '#!/bin/sh\necho "cmake must not be needed to build vltava" >&2\nexit 1\n' >"$NO_CMAKE/cmake"
     chmod +x "$NO_CMAKE/cmake"
-    PATH="$NO_CMAKE:$PATH" cargo build --release --workspace
+    # --examples: the streams tests run the vltava-streams example applications
+    PATH="$NO_CMAKE:$PATH" cargo build --release --workspace --bins --examples
     done_step "cargo build --release" ok
 
     begin "cargo test --release"

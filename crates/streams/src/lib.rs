@@ -22,9 +22,6 @@
 //!   commits, restoration, interactive queries.
 //! - [`test_driver`]: the `TopologyTestDriver`.
 
-// Removed once the DSL, state and runtime parts are merged (issue 18 is being built in parallel).
-#![allow(dead_code)]
-
 pub mod config;
 pub mod dsl;
 pub mod error;
@@ -45,7 +42,7 @@ pub use dsl::{
 pub use error::{Result, StreamsError};
 pub use processor::{Processor, ProcessorContext, PunctuationType, ScheduleId};
 pub use record::{Headers, Record, RecordMetadata};
-pub use runtime::{KafkaStreams, KeyQueryMetadata, StreamsState};
+pub use runtime::{KafkaStreams, KeyQueryMetadata, StreamsMetadata, StreamsState};
 pub use serde::{Serde, Serdes};
 pub use state::{KeyValueStore, SessionStore, StoreBuilder, Stores, Window, WindowStore, Windowed};
 pub use test_driver::{TestInputTopic, TestOutputTopic, TopologyTestDriver};

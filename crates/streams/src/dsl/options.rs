@@ -146,6 +146,9 @@ impl<K, V> Materialized<K, V> {
 pub struct Joined<K, V, VO> {
     pub(crate) key: Option<SerdeRef<K>>,
     pub(crate) value: Option<SerdeRef<V>>,
+    /// Kafka's `Joined` carries the table's value serde; here the table's
+    /// store already has it, so it is accepted and not needed.
+    #[allow(dead_code)]
     pub(crate) other_value: Option<SerdeRef<VO>>,
     pub(crate) name: Option<String>,
 }
