@@ -456,7 +456,7 @@ FILE_SECONDS = {
     "test_protocol.py": 16, "test_acls.py": 15, "test_offsets.py": 15,
     "test_connect_postgres.py": 90, "test_connect_sinks.py": 70, "test_connect_convert.py": 60,
     "test_connect_rest.py": 60, "test_connect_failover.py": 60, "test_connect_runtime.py": 45,
-    "test_connect_cluster.py": 35,
+    "test_connect_cluster.py": 35, "test_streams.py": 190, "test_streams_runtime.py": 70,
 }
 DEFAULT_FILE_SECONDS = 30   # a new file: in the middle until measured
 

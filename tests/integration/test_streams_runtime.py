@@ -205,17 +205,27 @@ def test_exactly_once_survives_sigkills(start_broker, apps, tmp_path):
             errors.append(e)
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
+    def written() -> int:
+        n = 0
+        for p in range(4):
+            try:
+                n += h.watermarks(broker.bootstrap, out, p)[1]
+            except Exception:   # the output topic (auto-created) or this partition does not exist
+                pass
+        return n
+
     kills = 0
     while feeder.is_alive() or kills < 3:
         a = App(broker, app_id, "exactly_once_v2", inp, out, state, log, threads=2)
         apps.append(a)
         a.wait_log("tasks: [0_")
-        time.sleep(2.0)
+        # kill it mid-run, once it has written more (a condition, not a time: a busy machine is slow)
+        before = written()
+        h.wait_until(lambda: written() > before, WAIT_S, f"instance {kills + 1} writing output before its kill")
         a.kill()
         kills += 1
     feeder.join()
     assert not errors, errors
-    assert h.watermarks(broker.bootstrap, out, 0)[1] > 0, "nothing was written before the kills"
     last = App(broker, app_id, "exactly_once_v2", inp, out, state, log, threads=2)
     apps.append(last)
     want = {k: total // len(keys) for k in keys}
