@@ -47,7 +47,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="streams-bench-"))
     port_file = work / "broker.port"
     broker = subprocess.Popen([args.bin, "server", "--data-dir", str(work / "data"), "--listen", "127.0.0.1:0",
-                               "--port-file", str(port_file)],
+                               "--port-file", str(port_file), "--set", "admin.listeners=http://127.0.0.1:0",
+                               "--set", "schema.registry.listeners=http://127.0.0.1:0"],
                               stdout=open(work / "broker.log", "wb"), stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
@@ -67,7 +68,12 @@ def main() -> None:
         for i in range(args.records):
             words = rnd.choices(vocab, k=args.words_per_line)
             expected.update(words)
-            p.produce("lines", key=str(i).encode(), value=" ".join(words).encode())
+            while True:
+                try:
+                    p.produce("lines", key=str(i).encode(), value=" ".join(words).encode())
+                    break
+                except BufferError:   # the local queue is full: wait for deliveries
+                    p.poll(0.1)
             if i % 10000 == 0:
                 p.poll(0)
         p.flush(120)

@@ -259,3 +259,24 @@ def test_enrich_orders_joins_orders_with_the_customer_table(broker, start_app):
         assert reader.latest["o-late-2"]["customer"] is None
     finally:
         reader.close()
+
+
+def test_filter_map_drops_blank_lines_and_upper_cases_the_rest(broker, start_app):
+    h.create_topic(broker.bootstrap, "in", partitions=3)
+    h.create_topic(broker.bootstrap, "out", partitions=3)
+    lines = {f"k{i}": ("   " if i % 7 == 0 else f"line {i} é") for i in range(2000)}
+    p = h.make_producer(broker.bootstrap, {"enable.idempotence": True})
+    for k, v in lines.items():
+        p.produce("in", key=k.encode(), value=v.encode())
+    assert p.flush(60) == 0
+    app = start_app("filter-map", broker, "shout", args=["--input", "in", "--output", "out"])
+    want = {k: v.upper() for k, v in lines.items() if v.strip()}
+    reader = Reader(broker.bootstrap, "out", 3, lambda v: v.decode())
+    try:
+        h.wait_until(lambda: (app.assert_alive(), reader.poll(1.0), len(reader.latest) >= len(want))[2], 120,
+                     "every non-blank line")
+        reader.poll(1.0)
+        assert reader.latest == want
+        assert reader.records == len(want), "each line written once"
+    finally:
+        reader.close()

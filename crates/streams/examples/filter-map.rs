@@ -26,6 +26,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .stream(&cli.input, Consumed::with(Serdes::option(Serdes::bytes()), Serdes::string()))?
         .filter(|_, line| !line.trim().is_empty())?
         .map_values(|_, line| line.to_uppercase())?
-        .to(&cli.output, Produced::default())?;
+        .to(&cli.output, Produced::value_serde(Serdes::string()))?;
     common::run(builder.build()?, &cli.common)
 }
