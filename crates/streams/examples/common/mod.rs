@@ -71,12 +71,14 @@ pub fn run(topology: Topology, common: &Common) -> Result<(), Box<dyn std::error
     let s = stop.clone();
     ctrlc::set_handler(move || s.store(true, Ordering::SeqCst))?;
     let mut streams = KafkaStreams::new(topology, common.config()?)?;
+    streams.set_state_listener(|old, new| tracing::info!("state {old:?} -> {new:?}"));
     streams.start()?;
     while !stop.load(Ordering::SeqCst) {
         if streams.state() == vltava_streams::StreamsState::Error {
+            let _ = streams.close();
             return Err("the streams application failed (see the log above)".into());
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(50));
     }
     streams.close()?;
     Ok(())
