@@ -36,8 +36,9 @@ pub mod topology;
 
 pub use config::{ProcessingGuarantee, StreamsConfig};
 pub use dsl::{
-    Consumed, GlobalKTable, Grouped, JoinWindows, Joined, KGroupedStream, KGroupedTable, KStream, KTable, Materialized,
-    Produced, SessionWindows, SlidingWindows, StreamJoined, StreamsBuilder, Suppressed, TimeWindows, WindowedSerde,
+    Change, Consumed, GlobalKTable, Grouped, JoinWindows, Joined, KGroupedStream, KGroupedTable, KStream, KTable,
+    Materialized, Produced, SessionWindows, SlidingWindows, StreamJoined, StreamsBuilder, Suppressed, TimeWindows,
+    ValueAndTimestamp, WindowedSerde,
 };
 pub use error::{Result, StreamsError};
 pub use processor::{Processor, ProcessorContext, PunctuationType, ScheduleId};
