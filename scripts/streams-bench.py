@@ -88,7 +88,8 @@ def main() -> None:
             start = time.monotonic()
             app = subprocess.Popen([str(Path(args.examples) / example), "--brokers", bootstrap,
                                     "--application-id", app_id, "--processing-guarantee", guarantee,
-                                    "--state-dir", str(work / "state" / app_id), "--input", "lines", "--output", out],
+                                    "--state-dir", str(work / "state" / app_id), "--input", "lines", "--output", out]
+                                   + (["--value-format", "long"] if example == "wordcount" else []),
                                    stdout=log, stderr=subprocess.STDOUT)
             c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{out}", "enable.auto.commit": False,
                           "isolation.level": "read_committed"})

@@ -15,6 +15,11 @@ import pytest
 import helpers as h
 from streams import Reader, long_value, start_app  # noqa: F401 (fixture)
 
+
+def decimal_value(b: bytes) -> int:
+    """wordcount's default output: the count as a UTF-8 decimal string."""
+    return int(b.decode())
+
 # whole applications processing 100,000 lines, killed and restarted: deadlines, not verdicts
 pytestmark = pytest.mark.timeout(600)
 
@@ -71,11 +76,16 @@ def test_wordcount_counts_100k_lines_exactly(broker, start_app):
     h.create_topic(broker.bootstrap, "counts", partitions=4)
     produce_lines(broker.bootstrap, "lines", lines)
     app = start_app("wordcount", broker, "wordcount", args=["--input", "lines", "--output", "counts"])
-    reader = Reader(broker.bootstrap, "counts", 4, long_value)
+    reader = Reader(broker.bootstrap, "counts", 4, decimal_value)
     try:
         wait_counts(reader, expected, [app])
     finally:
         reader.close()
+    # the counts are UTF-8 text: kcat (Debian's, librdkafka 2.0) shows them as they are
+    out = h.kcat("-C", "-b", broker.bootstrap, "-t", "counts", "-o", "beginning", "-e", "-q", "-f", "%k=%s\n")
+    assert out.returncode == 0, out.stderr
+    latest = dict(line.split("=", 1) for line in out.stdout.splitlines())
+    assert latest == {w: str(c) for w, c in expected.items()}
     # word counts go through a repartition topic and are logged to a changelog, named as Kafka Streams names them
     topics = h.all_topics(broker.bootstrap)
     assert "wordcount-counts-changelog" in topics, sorted(topics)
@@ -93,7 +103,7 @@ def test_wordcount_exactly_once_survives_sigkills(broker, start_app):
     h.create_topic(broker.bootstrap, "counts", partitions=4)
     produce_lines(broker.bootstrap, "lines", lines)
     app = start_app("wordcount", broker, "wc-eos", guarantee="exactly_once_v2",
-                    args=["--input", "lines", "--output", "counts"])
+                    args=["--input", "lines", "--output", "counts", "--value-format", "long"])
     reader = Reader(broker.bootstrap, "counts", 4, long_value)
     try:
         progress = 0
@@ -137,7 +147,7 @@ def test_two_instances_share_the_work_and_survive_one_killed(broker, start_app):
     # 8 tasks: 4 reading lines (sub-topology 0), 4 counting (sub-topology 1)
     ta, tb = h.wait_until(shared, 120, "both instances to own disjoint tasks covering all 8")
     produce_lines(broker.bootstrap, "lines", lines[: len(lines) // 2])
-    reader = Reader(broker.bootstrap, "counts", 4, long_value)
+    reader = Reader(broker.bootstrap, "counts", 4, decimal_value)
     try:
         h.wait_until(lambda: (reader.poll(1.0), reader.records >= 10_000)[1], DEADLINE, "output from both")
         a.kill()
