@@ -335,6 +335,7 @@ pub(crate) mod encoding {
     pub fn ts(v: i64) -> [u8; 8] {
         ((v as u64) ^ (1 << 63)).to_be_bytes()
     }
+    /// The first 8 bytes of `b` (callers check the length: a shorter slice is our bug).
     pub fn read_ts(b: &[u8]) -> i64 {
         (u64::from_be_bytes(b[..8].try_into().expect("8 bytes")) ^ (1 << 63)) as i64
     }

@@ -182,7 +182,13 @@ impl<K: Data, V: Data> WindowStore<K, V> {
         let (from, to) = (entry_key(&prefix, time_from, 0), entry_key(&prefix, time_to, u32::MAX));
         let rows = self.store.lock().range(Bound::Included(&from), Bound::Included(&to))?;
         rows.iter()
-            .map(|(k, v)| Ok((read_ts(&k[prefix.len()..]), self.value_serde.deserialize(&self.topic, Some(v))?)))
+            .map(|(k, v)| {
+                // bytes from disk or a changelog: a key too short for its layout is an error, not a panic
+                let rest = k.get(prefix.len()..).filter(|r| r.len() >= 12).ok_or_else(|| {
+                    StreamsError::store(&self.topic, "a malformed window key (shorter than key + start + sequence)")
+                })?;
+                Ok((read_ts(rest), self.value_serde.deserialize(&self.topic, Some(v))?))
+            })
             .collect()
     }
 
@@ -228,6 +234,18 @@ mod tests {
 
     fn handle(store: &SharedStore, dups: bool) -> WindowStore<String, String> {
         WindowStore::new(store.clone(), "join-store", Serdes::string(), Serdes::string(), 10, 1000, dups)
+    }
+
+    #[test]
+    fn a_malformed_key_from_a_changelog_is_an_error_not_a_panic() {
+        let store = StoreInstance::new("w", Box::new(MemoryStore::default()), None).shared();
+        let w = handle(&store, false);
+        // a restored record whose key has the prefix of "k" and a start time (5) but no sequence number
+        let mut bad = crate::state::encoding::key_prefix(b"k");
+        bad.extend_from_slice(&crate::state::encoding::ts(5));
+        store.lock().restore(&[(bad, Some(b"v".to_vec()))]).unwrap();
+        assert!(w.fetch_range(&"k".to_string(), 0, 100).is_err());
+        assert!(w.all().is_err());
     }
 
     #[test]
