@@ -93,13 +93,20 @@ class App:
         self.proc.wait()
 
 
+# instances killed and restarted, outputs read to exact counts: deadlines (WAIT_S, 180 s), not verdicts
+pytestmark = pytest.mark.timeout(600)
+
+
 @pytest.fixture
-def apps():
+def apps(request):
     started: list[App] = []
     yield started
     for a in started:
         if a.proc.poll() is None:
             a.kill()
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed and started:
+        print(f"\n--- last app's log ({started[-1].log}) ---\n{started[-1].text()[-8000:]}")
 
 
 def produce(bootstrap: str, topic: str, keys: list[str], start: int, n: int) -> None:

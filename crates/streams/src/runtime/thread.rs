@@ -288,7 +288,21 @@ impl TaskManager {
                 let tp = (c.topic.clone(), c.partition);
                 let start =
                     if on_disk { cp.as_ref().and_then(|m| m.get(&tp).copied()).filter(|o| *o >= 0) } else { None };
-                let r = restore_store(restore, &mut inst, &c.topic, c.partition, start, &options)?;
+                let r = match restore_store(restore, &mut inst, &c.topic, c.partition, start, &options) {
+                    // the checkpoint names an offset the changelog (as read_committed sees it) does not
+                    // reach: the local file is not to be trusted; the changelog is, so the store is
+                    // rebuilt from its beginning (Kafka Streams treats the task as corrupted likewise)
+                    Err(e) if start.is_some() && e.to_string().contains("past the changelog's end") => {
+                        tracing::warn!(task = %id, store = %spec.name, error = %e,
+                            "checkpoint past the changelog's end: restoring the store from the beginning");
+                        drop(inst);
+                        crate::state::redb_store::RedbStore::delete_file(&spec.name, &dir)?;
+                        let bytes = open_byte_store(spec, Some(&dir))?;
+                        inst = StoreInstance::new(&spec.name, bytes, Some(c.clone()));
+                        restore_store(restore, &mut inst, &c.topic, c.partition, None, &options)?
+                    }
+                    r => r?,
+                };
                 tracing::info!(
                     "restored {} for task {}: {} records from {}-{}",
                     spec.name,
