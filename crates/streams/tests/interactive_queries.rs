@@ -5,7 +5,7 @@
 //! `all_metadata` lists both with disjoint tasks covering every partition.
 //!
 //! Starts the broker binary from VLTAVA_BIN (default
-//! /work/main/target/release/vltava); fails if it is missing.
+//! this workspace's target/release/vltava); fails if it is missing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -38,7 +38,8 @@ impl Drop for Broker {
 }
 
 fn start_broker() -> Broker {
-    let bin = std::env::var("VLTAVA_BIN").unwrap_or_else(|_| "/work/main/target/release/vltava".to_string());
+    let bin = std::env::var("VLTAVA_BIN")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/release/vltava").to_string());
     assert!(Path::new(&bin).is_file(), "broker binary {bin} missing: build vltava-cli or set VLTAVA_BIN");
     let dir = tempfile::tempdir().expect("temp dir");
     let port_file = dir.path().join("broker.port");

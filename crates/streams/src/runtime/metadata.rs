@@ -4,6 +4,8 @@
 //! its process id to the compacted topic `<application.id>-streams-metadata`
 //! (a tombstone on close) and reads that topic back from every partition
 //! without a group. When two instances claim a task, the newest claim wins.
+//! An instance republishes every [`PUBLISH_INTERVAL`]; one not heard of for
+//! [`STALE_AFTER_MS`] (killed: no tombstone) is no longer listed.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -22,6 +24,13 @@ use super::Shared;
 use crate::config::StreamsConfig;
 use crate::error::{Result, StreamsError};
 use crate::topology::TaskId;
+
+/// How often an instance republishes its entry when nothing changed.
+pub(crate) const PUBLISH_INTERVAL: Duration = Duration::from_secs(30);
+
+/// An entry older than this (three missed republications, by the publisher's
+/// clock) is an instance that died without its tombstone.
+pub(crate) const STALE_AFTER_MS: i64 = 3 * PUBLISH_INTERVAL.as_millis() as i64;
 
 pub(crate) fn topic_name(app: &str) -> String {
     format!("{app}-streams-metadata")
@@ -54,6 +63,12 @@ pub(crate) fn owners(instances: &BTreeMap<String, InstanceInfo>) -> BTreeMap<Tas
     best.into_iter().map(|(t, (_, pid))| (t, pid)).collect()
 }
 
+/// `instances` without the entries not republished for [`STALE_AFTER_MS`] at `now_ms`.
+pub(crate) fn live(mut instances: BTreeMap<String, InstanceInfo>, now_ms: i64) -> BTreeMap<String, InstanceInfo> {
+    instances.retain(|_, info| now_ms.saturating_sub(info.updated_ms) <= STALE_AFTER_MS);
+    instances
+}
+
 pub(crate) fn run(config: StreamsConfig, shared: Arc<Shared>, process_id: String, server: String) -> Result<()> {
     let topic = topic_name(&config.application_id);
     let mut pc = client_config(&config.client_props(&["producer."]));
@@ -79,7 +94,7 @@ pub(crate) fn run(config: StreamsConfig, shared: Arc<Shared>, process_id: String
     consumer.assign(&tpl)?;
     let mut last_publish: Option<Instant> = None;
     while !shared.shutdown.load(Ordering::SeqCst) {
-        let due = last_publish.is_none_or(|t| t.elapsed() > Duration::from_secs(30));
+        let due = last_publish.is_none_or(|t| t.elapsed() > PUBLISH_INTERVAL);
         if shared.metadata_dirty.swap(false, Ordering::SeqCst) || due {
             let mut tasks: Vec<String> = shared.local_tasks().iter().map(|t| t.to_string()).collect();
             tasks.sort();
@@ -142,5 +157,18 @@ mod tests {
         let o = owners(&m);
         let got: Vec<(String, &str)> = o.iter().map(|(t, p)| (t.to_string(), p.as_str())).collect();
         assert_eq!(got, vec![("0_0".into(), "a"), ("0_1".into(), "a"), ("0_2".into(), "b"), ("1_0".into(), "b")]);
+    }
+
+    #[test]
+    fn an_instance_not_republished_for_three_intervals_is_dropped() {
+        let info = |ms| InstanceInfo { server: "h:1".into(), tasks: vec!["0_0".into()], updated_ms: ms };
+        let now = 1_000_000;
+        let m = BTreeMap::from([
+            ("fresh".to_string(), info(now - 1_000)),
+            ("edge".to_string(), info(now - STALE_AFTER_MS)),
+            ("dead".to_string(), info(now - STALE_AFTER_MS - 1)),
+        ]);
+        let kept: Vec<String> = live(m, now).into_keys().collect();
+        assert_eq!(kept, vec!["edge".to_string(), "fresh".to_string()]);
     }
 }

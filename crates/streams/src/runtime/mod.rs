@@ -90,7 +90,11 @@ type Listener = Arc<dyn Fn(StreamsState, StreamsState) + Send + Sync>;
 
 /// What the threads and the `KafkaStreams` handle share.
 pub(crate) struct Shared {
-    pub shutdown: AtomicBool,
+    /// Set when the instance closes or a thread fails; an `Arc` so that a
+    /// restoration in progress stops with it ([`RestoreOptions::cancel`]).
+    ///
+    /// [`RestoreOptions::cancel`]: crate::state::restore::RestoreOptions::cancel
+    pub shutdown: Arc<AtomicBool>,
     pub globals_loaded: AtomicBool,
     pub globals: BTreeMap<String, SharedStore>,
     pub metadata_dirty: AtomicBool,
@@ -204,7 +208,7 @@ impl KafkaStreams {
             globals.insert(g.store.name.clone(), store.shared());
         }
         let shared = Arc::new(Shared {
-            shutdown: AtomicBool::new(false),
+            shutdown: Arc::new(AtomicBool::new(false)),
             globals_loaded: AtomicBool::new(false),
             globals,
             metadata_dirty: AtomicBool::new(true),
@@ -491,9 +495,9 @@ impl KafkaStreams {
         Ok(())
     }
 
-    /// Known instances; this one's entry is its current tasks.
+    /// Known live instances (see [`metadata::live`]); this one's entry is its current tasks.
     fn instances(&self) -> BTreeMap<String, metadata::InstanceInfo> {
-        let mut m = self.shared.instances.lock().clone();
+        let mut m = metadata::live(self.shared.instances.lock().clone(), util::now_ms());
         if let Some(server) = &self.config.application_server {
             let own_ms = m.get(&self.process_id).map(|i| i.updated_ms).unwrap_or(0);
             let tasks = self.shared.local_tasks().iter().map(|t| t.to_string()).collect();

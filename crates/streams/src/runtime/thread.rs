@@ -271,7 +271,7 @@ impl TaskManager {
         let mut changelogs = Vec::new();
         let mut persistent = false;
         let restore = &self.restore;
-        let options = RestoreOptions::default();
+        let options = RestoreOptions { cancel: Some(env.shared.shutdown.clone()), ..RestoreOptions::default() };
         let mut open = |spec: &StoreSpec, changelog: Option<ChangelogTarget>| -> Result<StoreInstance> {
             let bytes = match open_byte_store(spec, Some(&dir)) {
                 Ok(b) => b,
@@ -623,6 +623,11 @@ pub(crate) fn run(env: Arc<ThreadEnv>) -> Result<()> {
             Ok(())
         })();
         if let Err(e) = step {
+            if env.shared.shutdown.load(Ordering::SeqCst) && matches!(e, StreamsError::InvalidState(_)) {
+                // a restoration stopped because the instance is closing: not a failure
+                tracing::info!(thread = env.index, reason = %e, "closing during a restoration");
+                break Ok(());
+            }
             if let Err(e) = t.recover(&consumer, e) {
                 break Err(e);
             }

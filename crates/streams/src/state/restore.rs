@@ -24,6 +24,8 @@
 //! EOF events, a restoration that stops progressing short of the end for
 //! [`RestoreOptions::stall_timeout`] fails with an error that says where.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::bindings as rdsys;
@@ -48,6 +50,12 @@ pub struct RestoreOptions {
     pub stall_timeout: Duration,
     /// For the end offset query.
     pub metadata_timeout: Duration,
+    /// Once set (the runtime sets it when the instance closes), the
+    /// restoration stops within one poll with [`StreamsError::InvalidState`];
+    /// what was applied stays in the store, and the next restoration starts
+    /// from the checkpoint again (changelog records are whole values, so
+    /// applying them twice is harmless).
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Default for RestoreOptions {
@@ -57,6 +65,7 @@ impl Default for RestoreOptions {
             batch_bytes: 64 << 20,
             stall_timeout: Duration::from_secs(120),
             metadata_timeout: Duration::from_secs(60),
+            cancel: None,
         }
     }
 }
@@ -306,6 +315,12 @@ fn read_to_end<C: ConsumerContext>(
     let mut last_error: Option<KafkaError> = None;
     let mut eof = false;
     while done.next_offset < high && !eof {
+        if options.cancel.as_ref().is_some_and(|c| c.load(Ordering::SeqCst)) {
+            return Err(StreamsError::InvalidState(format!(
+                "restoring {topic}-{partition} stopped at offset {} of {high}: the instance is closing",
+                done.next_offset
+            )));
+        }
         let mut fatal_error = None;
         let mut progressed = false;
         let n = queue.take(&mut slots, Duration::from_millis(200), |event| match event {
@@ -373,8 +388,8 @@ fn read_to_end<C: ConsumerContext>(
     Ok(())
 }
 
-/// A vltava broker for tests: `$VLTAVA_BIN` (default
-/// /work/main/target/release/vltava) in a temp data directory on free ports,
+/// A vltava broker for tests: `$VLTAVA_BIN` (default: this workspace's
+/// `target/release/vltava`) in a temp data directory on free ports,
 /// with the schema registry; killed on drop. A missing binary fails the test.
 #[cfg(test)]
 pub(crate) mod test_broker {
@@ -391,7 +406,8 @@ pub(crate) mod test_broker {
 
     impl TestBroker {
         pub fn start() -> TestBroker {
-            let bin = std::env::var("VLTAVA_BIN").unwrap_or_else(|_| "/work/main/target/release/vltava".to_string());
+            let bin = std::env::var("VLTAVA_BIN")
+                .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/release/vltava").to_string());
             assert!(PathBuf::from(&bin).is_file(), "the vltava binary {bin} is missing (set VLTAVA_BIN)");
             let dir = tempfile::tempdir().unwrap();
             let port_file = dir.path().join("port");
@@ -569,6 +585,16 @@ mod tests {
         let mut again = StoreInstance::new("m", Box::new(crate::state::memory::MemoryStore::default()), None);
         assert_eq!(restore_store(&c, &mut again, topic, 1, None, &opts()).unwrap().next_offset, 16);
         assert_eq!(contents(&again), contents(&store));
+
+        // a cancelled restoration stops with InvalidState before reading on; the consumer is usable after it
+        let cancel = Arc::new(AtomicBool::new(true));
+        let cancelled = RestoreOptions { cancel: Some(cancel.clone()), ..opts() };
+        let mut partial = StoreInstance::new("m", Box::new(crate::state::memory::MemoryStore::default()), None);
+        let e = restore_store(&c, &mut partial, topic, 1, None, &cancelled).unwrap_err();
+        assert!(matches!(e, StreamsError::InvalidState(_)) && e.to_string().contains("closing"), "{e}");
+        cancel.store(false, Ordering::SeqCst);
+        assert_eq!(restore_store(&c, &mut partial, topic, 1, None, &cancelled).unwrap().next_offset, 16);
+        assert_eq!(contents(&partial), contents(&store));
 
         // a checkpoint past the end is an error, not a silent restore
         let e = restore_store(&c, &mut store, topic, 1, Some(99), &opts()).unwrap_err();
