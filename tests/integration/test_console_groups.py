@@ -1,5 +1,6 @@
 """The console's groups pages (/groups, /groups/NAME) in a real browser: a group's
-lag, members and assignment, classic and KIP-848 groups listed with their type,
+lag, members and assignment, classic and KIP-848 groups listed with their type, a
+share group's share partitions (start offset, delivery counts, lag),
 resetting a stopped group's offsets with a preview and a confirmation (refused for
 a group with a live member), deleting a group with confirmation, and the lag
 chart's samples."""
@@ -100,6 +101,51 @@ def test_a_group_with_known_lag_shows_it(module_broker_alive, browser):
     status, body = api(b.admin_url, "/api/v1/groups/no-such-group")
     assert status == 404 and "no group no-such-group" in body["error"]
     assert http(b.admin_url + "/groups/no-such-group")[0] == 404
+
+
+def share_row(d, topic: str, partition: int) -> dict[str, str] | None:
+    rows = d.find_elements("css selector", f"#share-partitions tr[data-topic='{topic}'][data-partition='{partition}']")
+    if not rows:
+        return None
+    return {c: rows[0].find_element("css selector", f"td.{c}").text for c in ("start", "acknowledged", "archived", "lag")}
+
+
+def test_a_share_groups_page_shows_its_share_partitions(module_broker_alive, browser):
+    """A share group read 20 records and acknowledged them, then 5 more arrived that
+    nobody read: its share partition starts at 20 with lag 5, on the page and in the API."""
+    from test_share_groups import new_queue, poll_until, share_consumer
+    from test_share_groups import produce as produce_queue
+    b, d = module_broker_alive, browser
+    topic, group = new_queue(b)     # one partition, share.auto.offset.reset=earliest
+    produce_queue(b, topic, 20)
+    c = share_consumer(b, group)
+    try:
+        c.subscribe([topic])
+        got = poll_until(c, lambda got: len(got) >= 20, "the 20 records")
+        assert sorted(m.offset() for m in got) == list(range(20))
+        c.commit_sync()     # implicit acknowledgement: accepts what the polls delivered
+    finally:
+        c.close()
+    produce_queue(b, topic, 5, start=20)
+
+    want = {"topic": topic, "partition": 0, "start_offset": 20, "in_flight": 0, "acknowledged": 0,
+            "archived": 0, "end_offset": 25, "lag": 5}
+
+    def described():
+        status, g = api(b.admin_url, "/api/v1/groups/" + group)
+        assert status == 200, g
+        return g["share_partitions"] == [want] and g
+    g = h.wait_until(described, 60, "the share partition at start offset 20 with lag 5")
+    assert g["group_type"] == "share" and g["total_lag"] == 5 and g["share_counts_error"] is None, g
+    assert g["partitions"] == [], "share groups commit no offsets"
+
+    d.get(b.admin_url + "/groups/" + group)
+    wait_for(d, lambda d: share_row(d, topic, 0) == {"start": "20", "acknowledged": "0", "archived": "0", "lag": "5"},
+             what="the share partition's row")
+    assert d.find_element("id", "total-lag").text == "5"
+    assert not d.find_elements("id", "lag"), "no committed-offset lag table for a share group"
+    assert not d.find_elements("id", "share-counts-error")
+    screenshot(d, "groups-share-detail")
 
 
 def test_reset_offsets_preview_then_apply_with_confirmation(module_broker_alive, browser):

@@ -59,10 +59,11 @@ class Conn:
 RETRIABLE_INIT = {14, 15, 16, 51}  # COORDINATOR_LOAD_IN_PROGRESS, _NOT_AVAILABLE, NOT_COORDINATOR, CONCURRENT_TRANSACTIONS
 
 
-def init_producer(port: int, tid: str, timeout: float = 60.0) -> tuple[int, int]:
+def init_producer(port: int, tid: str, timeout: float = 60.0, transaction_timeout_ms: int = 60000) -> tuple[int, int]:
     deadline = time.monotonic() + timeout
     while True:
-        out = w.parse_init_producer_id_response(w.request(port, w.init_producer_id_request(7, tid)))
+        out = w.parse_init_producer_id_response(
+            w.request(port, w.init_producer_id_request(7, tid, transaction_timeout_ms=transaction_timeout_ms)))
         if out["error_code"] not in RETRIABLE_INIT or time.monotonic() > deadline:
             break
         time.sleep(0.2)
@@ -314,10 +315,7 @@ def test_v2_transaction_past_its_timeout_is_aborted_and_its_producer_fenced(star
     b = start_broker({"transaction.abort.timed.out.transaction.cleanup.interval.ms": "300"})
     topic, tid = h.unique("tv2t"), h.unique("tv2t-tid")
     h.create_topic(b.bootstrap, topic, 1)
-    out = w.parse_init_producer_id_response(
-        w.request(b.port, w.init_producer_id_request(7, tid, transaction_timeout_ms=1000)))
-    assert out["error_code"] == NONE, out
-    pid, epoch = out["producer_id"], out["producer_epoch"]
+    pid, epoch = init_producer(b.port, tid, transaction_timeout_ms=1000)
     conn = Conn(b.port)
     try:
         assert produce_v12(conn, tid, topic, 0, pid, epoch, 0, [b"left-open"]) == (NONE, 0)

@@ -22,33 +22,28 @@ use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::Consumer;
 use serde_json::json;
 
+use vltava_broker::share::persister::DeliveryCounts;
+
 use crate::client::ClientArgs;
 use crate::connection::{self, error_name, BrokerConnection, Deadline, Security};
 
 const GROUP_ID_NOT_FOUND: i16 = 69;
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_SHARE: i8 = 2;
-const AVAILABLE: i8 = 0;
-const ACKNOWLEDGED: i8 = 2;
-const ARCHIVED: i8 = 4;
 
 struct Row {
     topic: String,
     partition: i32,
     start: i64,
-    /// (in flight, acknowledged, archived), when the state could be read.
-    counts: Option<(i64, i64, i64)>,
+    /// When the state could be read.
+    counts: Option<DeliveryCounts>,
     high: Option<i64>,
 }
 
 impl Row {
     fn lag(&self) -> Option<i64> {
         let high = self.high?;
-        if self.start < 0 {
-            return None;
-        }
-        let complete = self.counts.map_or(0, |(_, acked, archived)| acked + archived);
-        Some((high - self.start - complete).max(0))
+        (self.start >= 0).then(|| DeliveryCounts::lag(self.counts, self.start, high))
     }
 }
 
@@ -197,7 +192,7 @@ pub fn describe(args: &ClientArgs, group: &str, topics: &[String], as_json: bool
     Ok(true)
 }
 
-/// (in flight, acknowledged, archived) of one share partition.
+/// The delivery counts of one share partition.
 fn read_counts(
     conn: &mut BrokerConnection,
     security: &Security,
@@ -206,7 +201,7 @@ fn read_counts(
     topic_id: uuid::Uuid,
     partition: i32,
     key: &str,
-) -> anyhow::Result<Option<(i64, i64, i64)>> {
+) -> anyhow::Result<Option<DeliveryCounts>> {
     use read_share_group_state_request::{PartitionData, ReadStateData};
     let Some(mut share) = coordinator(conn, security, deadline, KEY_TYPE_SHARE, key)? else {
         anyhow::bail!("no share coordinator for {key}");
@@ -223,20 +218,9 @@ fn read_counts(
     if p.error_code != 0 {
         anyhow::bail!("{}", error_name(p.error_code));
     }
-    let (mut in_flight, mut acked, mut archived) = (0, 0, 0);
-    for b in &p.state_batches {
-        let n = b.last_offset - b.first_offset.max(p.start_offset) + 1;
-        if n <= 0 {
-            continue;
-        }
-        match b.delivery_state {
-            ACKNOWLEDGED => acked += n,
-            ARCHIVED => archived += n,
-            AVAILABLE if b.delivery_count > 0 => in_flight += n,
-            _ => {}
-        }
-    }
-    Ok(Some((in_flight, acked, archived)))
+    let batches =
+        p.state_batches.iter().map(|b| (b.first_offset, b.last_offset, b.delivery_state as u8, b.delivery_count));
+    Ok(Some(DeliveryCounts::of(p.start_offset, batches)))
 }
 
 fn kafka_uuid(id: &uuid::Uuid) -> String {
@@ -257,7 +241,8 @@ fn print(group: &str, state: &str, members: &[Member], rows: &[Row], counts_erro
                 let c = r.counts;
                 json!({"topic": r.topic, "partition": r.partition,
                        "start_offset": (r.start >= 0).then_some(r.start),
-                       "in_flight": c.map(|c| c.0), "acknowledged": c.map(|c| c.1), "archived": c.map(|c| c.2),
+                       "in_flight": c.map(|c| c.in_flight), "acknowledged": c.map(|c| c.acknowledged),
+                       "archived": c.map(|c| c.archived),
                        "high_watermark": r.high, "lag": r.lag()})
             })
             .collect();
@@ -301,9 +286,9 @@ fn print(group: &str, state: &str, members: &[Member], rows: &[Row], counts_erro
             r.topic,
             r.partition,
             opt((r.start >= 0).then_some(r.start)),
-            opt(c.map(|c| c.0)),
-            opt(c.map(|c| c.1)),
-            opt(c.map(|c| c.2)),
+            opt(c.map(|c| c.in_flight)),
+            opt(c.map(|c| c.acknowledged)),
+            opt(c.map(|c| c.archived)),
             opt(r.high),
             opt(r.lag())
         );

@@ -5,7 +5,10 @@
 //! deleting an empty group. Reads and writes are Kafka requests as the
 //! console's user at the group's coordinator (ListGroups, DescribeGroups,
 //! ConsumerGroupDescribe, ShareGroupDescribe, OffsetFetch, ListOffsets,
-//! OffsetCommit, DeleteGroups).
+//! OffsetCommit, DeleteGroups). A share group's progress per share
+//! partition comes from DescribeShareGroupOffsets (start offsets) and the
+//! share coordinator's ReadShareGroupState (delivery counts; it needs
+//! CLUSTER_ACTION when an authorizer is on), as `vltava group describe`.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -13,15 +16,20 @@ use axum::extract::{Form, Path, Query};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Json;
+use kafka_protocol::messages::describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestGroup;
 use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
+use kafka_protocol::messages::read_share_group_state_request::{PartitionData, ReadStateData};
 use kafka_protocol::messages::{
-    ConsumerGroupDescribeRequest, DeleteGroupsRequest, DescribeGroupsRequest, GroupId, ListGroupsRequest,
-    OffsetCommitRequest, OffsetFetchRequest, ShareGroupDescribeRequest, TopicName,
+    ConsumerGroupDescribeRequest, DeleteGroupsRequest, DescribeGroupsRequest, DescribeShareGroupOffsetsRequest,
+    GroupId, ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest, ReadShareGroupStateRequest,
+    ShareGroupDescribeRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use maud::{html, Markup};
 use serde::{Deserialize, Serialize};
+use vltava_broker::share::coordinator::SHARE_STATE_TOPIC;
+use vltava_broker::share::persister::{DeliveryCounts, ShareKey};
 use vltava_metadata::{AclOperation, ResourceType};
 
 use crate::error::{ApiResult, ConsoleError, PageResult};
@@ -35,6 +43,7 @@ const SAMPLE_GROUPS_MAX: usize = 2_000;
 const SAMPLE_PARTITION_SERIES_MAX: usize = 10_000;
 /// Groups per batched OffsetFetch / describe request.
 const BATCH: usize = 100;
+const GROUP_ID_NOT_FOUND: i16 = 69;
 
 pub fn routes() -> Routes {
     Routes::new()
@@ -112,10 +121,37 @@ pub struct GroupDetail {
     /// Committed offset, end offset and lag per partition (classic and
     /// consumer groups).
     pub partitions: Vec<PartitionLag>,
+    /// A share group's progress per share partition (empty for the others).
+    pub share_partitions: Vec<SharePartition>,
+    /// Why a share group's delivery counts are missing (e.g. no
+    /// CLUSTER_ACTION), when they are.
+    pub share_counts_error: Option<String>,
+    /// Classic and consumer groups: the sum of `partitions`' lags; share
+    /// groups: of `share_partitions`'.
     pub total_lag: i64,
     /// Whether its offsets may be reset / it may be deleted (no members:
     /// state `Empty` or `Dead`).
     pub stopped: bool,
+}
+
+/// One share partition of a share group: where the group is on it.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct SharePartition {
+    pub topic: String,
+    pub partition: i32,
+    /// Every offset below it is done; `None` while the group has not read
+    /// the partition yet.
+    pub start_offset: Option<i64>,
+    /// Delivered and not finished, acknowledged, archived: counts of the
+    /// offsets at or above the start offset (`None` when the state could
+    /// not be read).
+    pub in_flight: Option<i64>,
+    pub acknowledged: Option<i64>,
+    pub archived: Option<i64>,
+    pub end_offset: Option<i64>,
+    /// The offsets from the start offset to the end whose delivery is not
+    /// complete (KIP-1226's share lag).
+    pub lag: Option<i64>,
 }
 
 // ------------------------------------------------------------- Kafka calls
@@ -413,15 +449,106 @@ async fn list_page(ctx: Ctx, Query(q): Query<HashMap<String, String>>) -> PageRe
 
 // ---------------------------------------------------------------- detail
 
+/// A share group's share partitions: start offsets from its coordinator,
+/// delivery counts from each share partition's share coordinator, end
+/// offsets from the leaders. The second value says why counts are missing.
+async fn share_partitions(
+    ctx: &Ctx,
+    group: &str,
+    coordinator: i32,
+) -> Result<(Vec<SharePartition>, Option<String>), ConsoleError> {
+    let request =
+        DescribeShareGroupOffsetsRequest::default().with_groups(vec![DescribeShareGroupOffsetsRequestGroup::default()
+            .with_group_id(gid(group))
+            .with_topics(None)]);
+    let r = ctx.call_at(coordinator, request, &describe_auth(&[group.to_string()])).await?;
+    let Some(g) = r.groups.into_iter().next() else { return Ok((Vec::new(), None)) };
+    match g.error_code {
+        0 => {}
+        // a share group that has never read anything
+        GROUP_ID_NOT_FOUND => return Ok((Vec::new(), None)),
+        code => return Err(ConsoleError::kafka(code, &format!("group {group}"), g.error_message.as_deref())),
+    }
+    // (topic, partition, start offset, delivery counts)
+    let mut found: Vec<(String, i32, Option<i64>, Option<DeliveryCounts>)> = Vec::new();
+    let mut counts_error = None;
+    for t in g.topics {
+        for p in t.partitions.iter().filter(|p| p.error_code == 0) {
+            let start = (p.start_offset >= 0).then_some(p.start_offset);
+            let counts = match start {
+                Some(_) => read_counts(ctx, group, t.topic_id, p.partition_index).await.unwrap_or_else(|e| {
+                    counts_error.get_or_insert(e.message);
+                    None
+                }),
+                None => None,
+            };
+            found.push((t.topic_name.0.to_string(), p.partition_index, start, counts));
+        }
+    }
+    let keys: Vec<(String, i32)> = found.iter().map(|(t, p, _, _)| (t.clone(), *p)).collect();
+    let ends = lag::end_offsets(ctx, &keys).await?;
+    let mut rows: Vec<SharePartition> = found
+        .into_iter()
+        .map(|(topic, partition, start, counts)| {
+            let end = ends.get(&(topic.clone(), partition)).copied();
+            SharePartition {
+                start_offset: start,
+                in_flight: counts.map(|c| c.in_flight),
+                acknowledged: counts.map(|c| c.acknowledged),
+                archived: counts.map(|c| c.archived),
+                end_offset: end,
+                lag: start.zip(end).map(|(start, end)| DeliveryCounts::lag(counts, start, end)),
+                topic,
+                partition,
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    Ok((rows, counts_error))
+}
+
+/// ReadShareGroupState of one share partition at its share coordinator
+/// (leader epoch -1: a read that fences no share partition leader).
+async fn read_counts(
+    ctx: &Ctx,
+    group: &str,
+    topic_id: uuid::Uuid,
+    partition: i32,
+) -> Result<Option<DeliveryCounts>, ConsoleError> {
+    let key = ShareKey { group: group.to_string(), topic_id, partition };
+    let node = ctx.leader_of(SHARE_STATE_TOPIC, ctx.broker.share_coordinator.partition_of(&key))?;
+    let request =
+        ReadShareGroupStateRequest::default().with_group_id(StrBytes::from_string(group.into())).with_topics(vec![
+            ReadStateData::default()
+                .with_topic_id(topic_id)
+                .with_partitions(vec![PartitionData::default().with_partition(partition).with_leader_epoch(-1)]),
+        ]);
+    let auth = [(AclOperation::ClusterAction, ResourceType::Cluster, "kafka-cluster")];
+    let r = ctx.call_at(node, request, &auth).await?;
+    let Some(p) = r.results.first().and_then(|t| t.partitions.first()) else { return Ok(None) };
+    if p.error_code != 0 {
+        return Err(ConsoleError::kafka(
+            p.error_code,
+            &format!("share partition {group}:{partition}"),
+            p.error_message.as_deref(),
+        ));
+    }
+    let batches =
+        p.state_batches.iter().map(|b| (b.first_offset, b.last_offset, b.delivery_state as u8, b.delivery_count));
+    Ok(Some(DeliveryCounts::of(p.start_offset, batches)))
+}
+
 async fn detail_model(ctx: &Ctx, name: &str) -> Result<GroupDetail, ConsoleError> {
     let listed = find(ctx, name).await?;
     let group_type = if listed.group_type.is_empty() { "classic".to_string() } else { listed.group_type.clone() };
     let d = describe(ctx, listed.coordinator, &group_type, &[name.to_string()]).await?.remove(name);
-    let (partitions, total_lag) = if group_type == "share" {
-        (Vec::new(), 0)
+    let (partitions, share, share_counts_error, total_lag) = if group_type == "share" {
+        let (share, error) = share_partitions(ctx, name, listed.coordinator).await?;
+        let total = share.iter().filter_map(|p| p.lag).sum();
+        (Vec::new(), share, error, total)
     } else {
         let l = lag::group_lag(ctx, name).await?;
-        (l.partitions, l.total_lag)
+        (l.partitions, Vec::new(), None, l.total_lag)
     };
     let d = d.unwrap_or(Described {
         state: listed.state.clone(),
@@ -439,6 +566,8 @@ async fn detail_model(ctx: &Ctx, name: &str) -> Result<GroupDetail, ConsoleError
         coordinator: listed.coordinator,
         members: d.members,
         partitions,
+        share_partitions: share,
+        share_counts_error,
         total_lag,
     })
 }
@@ -466,12 +595,7 @@ async fn group_page(ctx: Ctx, Path(name): Path<String>, Query(q): Query<HashMap<
             div.card { div.label { "Type" } div.value { (g.group_type) } }
             div.card { div.label { "State" } div.value #group-state { (g.state) } }
             div.card { div.label { "Members" } div.value { (g.members.len()) } }
-            @if g.group_type == "share" {
-                // share groups acknowledge records, they commit no offsets
-                div.card { div.label { "Total lag" } div.value #total-lag title="share groups commit no offsets" { "-" } }
-            } @else {
-                div.card { div.label { "Total lag" } div.value #total-lag { (g.total_lag) } }
-            }
+            div.card { div.label { "Total lag" } div.value #total-lag { (g.total_lag) } }
             div.card { div.label { "Protocol / assignor" } div.value { @if g.protocol.is_empty() { "-" } @else { (g.protocol) } } }
             div.card { div.label { "Coordinator" } div.value { a href={ "/brokers/" (g.coordinator) } { (g.coordinator) } } }
         }
@@ -489,7 +613,35 @@ async fn group_page(ctx: Ctx, Path(name): Path<String>, Query(q): Query<HashMap<
                 } } }
             } }
         }
-        @if g.group_type != "share" {
+        @if g.group_type == "share" {
+            // share groups acknowledge records one by one: no committed offsets
+            h2 { "Share partitions" }
+            p.muted {
+                "Records below the start offset are done. In flight: delivered and not yet acknowledged; "
+                "acknowledged and archived count the records at or above the start offset. "
+                "Lag: the records from the start offset to the end not yet acknowledged or archived."
+            }
+            @if let Some(e) = &g.share_counts_error {
+                p.warn #share-counts-error { "Delivery counts unavailable: " (e) }
+            }
+            div.table-wrap { table.sortable #share-partitions {
+                thead { tr {
+                    th { "Topic" } th.num { "Partition" } th.num { "Start offset" } th.num { "In flight" }
+                    th.num { "Acknowledged" } th.num { "Archived" } th.num { "End offset" } th.num { "Lag" }
+                } }
+                tbody { @for p in &g.share_partitions { tr data-topic=(p.topic) data-partition=(p.partition) {
+                    td { a href={ "/topics/" (url_encode(&p.topic)) } { (p.topic) } }
+                    td.num data-sort=(p.partition) { (p.partition) }
+                    td.num.start data-sort=(p.start_offset.unwrap_or(-1)) { (opt(p.start_offset)) }
+                    td.num data-sort=(p.in_flight.unwrap_or(-1)) { (opt(p.in_flight)) }
+                    td.num.acknowledged data-sort=(p.acknowledged.unwrap_or(-1)) { (opt(p.acknowledged)) }
+                    td.num.archived data-sort=(p.archived.unwrap_or(-1)) { (opt(p.archived)) }
+                    td.num data-sort=(p.end_offset.unwrap_or(-1)) { (opt(p.end_offset)) }
+                    td.num.lag data-sort=(p.lag.unwrap_or(-1)) { (opt(p.lag)) }
+                } } }
+            } }
+            @if g.share_partitions.is_empty() { p.muted { "The group has not read any partition yet." } }
+        } @else {
             h2 { "Lag per partition" }
             form.row role="search" onsubmit="return false" {
                 label for="lag-filter" { "Filter partitions" }
@@ -517,7 +669,11 @@ async fn group_page(ctx: Ctx, Path(name): Path<String>, Query(q): Query<HashMap<
                 a.button.danger href={ "/groups/" (enc) "/delete" } { "Delete group…" }
             }
         } @else {
-            p.muted { "Resetting offsets and deleting need a stopped group (state Empty): this one is " (g.state) " with " (g.members.len()) @if g.members.len() == 1 { " member." } @else { " members." } }
+            p.muted {
+                @if g.group_type == "share" { "Deleting needs" } @else { "Resetting offsets and deleting need" }
+                " a stopped group (state Empty): this one is " (g.state) " with " (g.members.len())
+                @if g.members.len() == 1 { " member." } @else { " members." }
+            }
         }
     };
     Ok(layout::page(&ctx, "/groups", &format!("Group {}", g.group), body))

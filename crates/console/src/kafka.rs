@@ -72,6 +72,7 @@ apis!(
     DeleteGroups: DeleteGroupsRequest,
     DescribeShareGroupOffsets: DescribeShareGroupOffsetsRequest,
     AlterShareGroupOffsets: AlterShareGroupOffsetsRequest,
+    ReadShareGroupState: ReadShareGroupStateRequest,
     DescribeCluster: DescribeClusterRequest,
     DescribeLogDirs: DescribeLogDirsRequest,
     DescribeQuorum: DescribeQuorumRequest,

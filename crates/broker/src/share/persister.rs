@@ -164,9 +164,67 @@ pub fn merge(stored: &mut ShareState, change: ShareState) {
     stored.batches = out;
 }
 
+/// What a share partition's state says of the offsets at or above its start
+/// offset (for `vltava group describe` and the console).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeliveryCounts {
+    /// Delivered at least once and not finished: acquired now, released, or
+    /// whose lock expired (persisted as available with a count above 0).
+    pub in_flight: i64,
+    pub acknowledged: i64,
+    pub archived: i64,
+}
+
+impl DeliveryCounts {
+    /// Counts the offsets of `batches` (first, last, delivery state, delivery
+    /// count: a ReadShareGroupState answer's or a [`ShareState`]'s) at or
+    /// above `start_offset`.
+    pub fn of(start_offset: i64, batches: impl IntoIterator<Item = (i64, i64, u8, i16)>) -> DeliveryCounts {
+        let mut c = DeliveryCounts::default();
+        for (first, last, state, count) in batches {
+            let n = last - first.max(start_offset) + 1;
+            if n <= 0 {
+                continue;
+            }
+            match state {
+                ACKNOWLEDGED => c.acknowledged += n,
+                ARCHIVED => c.archived += n,
+                AVAILABLE if count > 0 => c.in_flight += n,
+                _ => {}
+            }
+        }
+        c
+    }
+
+    /// A share partition's lag (KIP-1226): the offsets from the start offset
+    /// to the high watermark whose delivery is not complete. Without counts,
+    /// every offset from the start offset on.
+    pub fn lag(counts: Option<DeliveryCounts>, start_offset: i64, high_watermark: i64) -> i64 {
+        let complete = counts.map_or(0, |c| c.acknowledged + c.archived);
+        (high_watermark - start_offset - complete).max(0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delivery_counts_and_lag_count_only_offsets_at_or_above_the_start() {
+        let batches = [
+            (0, 9, ACKNOWLEDGED, 1),   // 5..=9 above the start
+            (10, 11, ARCHIVED, 5),     // 2
+            (12, 14, AVAILABLE, 2),    // in flight: 3
+            (15, 15, AVAILABLE, 0),    // never delivered: not counted
+            (16, 19, ACKNOWLEDGED, 1), // 4
+        ];
+        let c = DeliveryCounts::of(5, batches);
+        assert_eq!(c, DeliveryCounts { in_flight: 3, acknowledged: 9, archived: 2 });
+        // offsets 5..25: 20, of which 11 are done
+        assert_eq!(DeliveryCounts::lag(Some(c), 5, 25), 9);
+        assert_eq!(DeliveryCounts::lag(None, 5, 25), 20);
+        assert_eq!(DeliveryCounts::lag(Some(c), 5, 5), 0, "never negative");
+    }
 
     fn batch(first: i64, last: i64, state: u8, count: i16) -> StateBatch {
         StateBatch { first_offset: first, last_offset: last, delivery_state: state, delivery_count: count }
