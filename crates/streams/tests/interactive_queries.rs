@@ -307,6 +307,30 @@ fn a_failing_thread_takes_the_client_to_error_and_start_checks_copartitioning() 
     let tail: Vec<_> = seen.iter().skip_while(|(_, n)| *n != PendingError).copied().collect();
     assert!(matches!(tail.first(), Some((Running | Rebalancing, PendingError))), "{seen:?}");
     assert_eq!(tail[1..], [(PendingError, Error), (Error, PendingShutdown), (PendingShutdown, NotRunning)]);
+
+    // a persistent store without a changelog whose file cannot be opened fails its thread: its state
+    // exists nowhere else, so it is never replaced by an empty store, and the file is left as it was
+    create_topic(&broker.bootstrap, "unlogged-in", 1);
+    let mut t = Topology::new();
+    t.add_source("source", &["unlogged-in"], Serdes::string(), Serdes::string()).unwrap();
+    t.add_processor("count", || Counter { store: None }, &["source"]).unwrap();
+    let store = Stores::key_value("counts", Serdes::string(), Serdes::i64()).with_logging_disabled();
+    t.add_state_store(store, &["count"]).unwrap();
+    let task_dir = dirs.path().join("unlogged").join("0_0");
+    std::fs::create_dir_all(&task_dir).unwrap();
+    let file = task_dir.join("counts.redb");
+    std::fs::write(&file, b"not a redb file").unwrap();
+    let config = StreamsConfig::from_pairs([
+        ("application.id", "unlogged"),
+        ("bootstrap.servers", &broker.bootstrap),
+        ("state.dir", &dir),
+    ])
+    .unwrap();
+    let mut s = KafkaStreams::new(t, config).unwrap();
+    s.start().unwrap();
+    wait_until("the client in the Error state", || s.state() == StreamsState::Error);
+    assert!(s.close().is_err(), "close reports the failure");
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a redb file");
 }
 
 fn produce(bootstrap: &str, topic: &str, records: &[(&str, &str)]) {

@@ -275,10 +275,12 @@ impl TaskManager {
         let mut open = |spec: &StoreSpec, changelog: Option<ChangelogTarget>| -> Result<StoreInstance> {
             let bytes = match open_byte_store(spec, Some(&dir)) {
                 Ok(b) => b,
-                Err(e) if spec.persistent => {
+                // its changelog holds everything: the task runs on a copy in memory rebuilt from it
+                Err(e) if spec.persistent && changelog.is_some() => {
                     tracing::warn!(store = %spec.name, error = %e, "persistent store unavailable: kept in memory (restored from the changelog's beginning)");
                     Box::new(MemoryStore::default())
                 }
+                // a store without a changelog exists only in its file: never replaced by an empty one
                 Err(e) => return Err(e),
             };
             let on_disk = bytes.persistent();
