@@ -31,6 +31,15 @@ pub enum StreamsError {
     Processing(String),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// A store's local state is not to be trusted (its checkpoint names an
+    /// offset past its changelog's end): Kafka Streams' TaskCorruptedException.
+    /// The runtime rebuilds the store from the changelog's beginning.
+    #[error("task state corrupted: {0}")]
+    TaskCorrupted(String),
+    /// The instance is closing: a long operation (a restoration) stopped
+    /// early; not a failure.
+    #[error("cancelled: {0}")]
+    Cancelled(String),
     /// The instance is not in a state where the call can be served (not
     /// running yet, rebalancing, stopped).
     #[error("invalid state: {0}")]

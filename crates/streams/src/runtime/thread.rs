@@ -294,7 +294,7 @@ impl TaskManager {
                     // the checkpoint names an offset the changelog (as read_committed sees it) does not
                     // reach: the local file is not to be trusted; the changelog is, so the store is
                     // rebuilt from its beginning (Kafka Streams treats the task as corrupted likewise)
-                    Err(e) if start.is_some() && e.to_string().contains("past the changelog's end") => {
+                    Err(e @ StreamsError::TaskCorrupted(_)) if start.is_some() => {
                         tracing::warn!(task = %id, store = %spec.name, error = %e,
                             "checkpoint past the changelog's end: restoring the store from the beginning");
                         drop(inst);
@@ -625,9 +625,8 @@ pub(crate) fn run(env: Arc<ThreadEnv>) -> Result<()> {
             Ok(())
         })();
         if let Err(e) = step {
-            if env.shared.shutdown.load(Ordering::SeqCst) && matches!(e, StreamsError::InvalidState(_)) {
-                // a restoration stopped because the instance is closing: not a failure
-                tracing::info!(thread = env.index, reason = %e, "closing during a restoration");
+            if let StreamsError::Cancelled(reason) = &e {
+                tracing::info!(thread = env.index, reason, "closing during a restoration");
                 break Ok(());
             }
             if let Err(e) = t.recover(&consumer, e) {

@@ -51,7 +51,7 @@ pub struct RestoreOptions {
     /// For the end offset query.
     pub metadata_timeout: Duration,
     /// Once set (the runtime sets it when the instance closes), the
-    /// restoration stops within one poll with [`StreamsError::InvalidState`];
+    /// restoration stops within one poll with [`StreamsError::Cancelled`];
     /// what was applied stays in the store, and the next restoration starts
     /// from the checkpoint again (changelog records are whole values, so
     /// applying them twice is harmless).
@@ -169,13 +169,10 @@ pub fn restore_with<C: ConsumerContext>(
     let (low, high) = consumer.fetch_watermarks(topic, partition, options.metadata_timeout)?;
     let start = start.unwrap_or(low);
     if start > high {
-        return Err(StreamsError::store(
-            topic,
-            format!(
-                "partition {partition}: the checkpointed offset {start} is past the changelog's end {high} (the \
-                 changelog was deleted or recreated): wipe the task's state directory to restore from the beginning"
-            ),
-        ));
+        return Err(StreamsError::TaskCorrupted(format!(
+            "{topic}-{partition}: the checkpointed offset {start} is past the changelog's end {high} (the changelog \
+             was deleted or recreated, or the checkpoint is ahead of what read_committed sees)"
+        )));
     }
     let from = if start < low {
         tracing::warn!(
@@ -316,7 +313,7 @@ fn read_to_end<C: ConsumerContext>(
     let mut eof = false;
     while done.next_offset < high && !eof {
         if options.cancel.as_ref().is_some_and(|c| c.load(Ordering::SeqCst)) {
-            return Err(StreamsError::InvalidState(format!(
+            return Err(StreamsError::Cancelled(format!(
                 "restoring {topic}-{partition} stopped at offset {} of {high}: the instance is closing",
                 done.next_offset
             )));
@@ -586,19 +583,19 @@ mod tests {
         assert_eq!(restore_store(&c, &mut again, topic, 1, None, &opts()).unwrap().next_offset, 16);
         assert_eq!(contents(&again), contents(&store));
 
-        // a cancelled restoration stops with InvalidState before reading on; the consumer is usable after it
+        // a cancelled restoration stops before reading on; the consumer is usable after it
         let cancel = Arc::new(AtomicBool::new(true));
         let cancelled = RestoreOptions { cancel: Some(cancel.clone()), ..opts() };
         let mut partial = StoreInstance::new("m", Box::new(crate::state::memory::MemoryStore::default()), None);
         let e = restore_store(&c, &mut partial, topic, 1, None, &cancelled).unwrap_err();
-        assert!(matches!(e, StreamsError::InvalidState(_)) && e.to_string().contains("closing"), "{e}");
+        assert!(matches!(e, StreamsError::Cancelled(_)), "{e}");
         cancel.store(false, Ordering::SeqCst);
         assert_eq!(restore_store(&c, &mut partial, topic, 1, None, &cancelled).unwrap().next_offset, 16);
         assert_eq!(contents(&partial), contents(&store));
 
         // a checkpoint past the end is an error, not a silent restore
         let e = restore_store(&c, &mut store, topic, 1, Some(99), &opts()).unwrap_err();
-        assert!(e.to_string().contains("past the changelog's end"), "{e}");
+        assert!(matches!(e, StreamsError::TaskCorrupted(_)), "{e}");
         // an empty partition: nothing to do
         let r = restore_store(&c, &mut store, topic, 0, None, &opts()).unwrap();
         assert_eq!((r.next_offset, r.records), (0, 0));

@@ -55,6 +55,9 @@ impl<K, V> Clone for WindowStore<K, V> {
     }
 }
 
+/// What follows a key's prefix: window start (8 bytes) and sequence number (4).
+const SUFFIX_LEN: usize = 12;
+
 fn entry_key(prefix: &[u8], start: i64, seq: u32) -> Vec<u8> {
     let mut k = prefix.to_vec();
     k.extend_from_slice(&ts(start));
@@ -92,14 +95,24 @@ impl<K: Data, V: Data> WindowStore<K, V> {
     }
 
     fn decode_entry(&self, k: &[u8], v: &[u8]) -> Result<(Windowed<K>, V)> {
-        let (key, rest) = split_key(k).ok_or_else(|| StreamsError::store(&self.topic, "a malformed window key"))?;
-        if rest.len() < 12 {
-            return Err(StreamsError::store(&self.topic, "a malformed window key"));
-        }
-        let start = read_ts(rest);
+        let (key, rest) = split_key(k).ok_or_else(|| self.malformed())?;
+        let start = self.window_start(rest)?;
         let key = self.key_serde.deserialize(&self.topic, Some(key))?;
         let value = self.value_serde.deserialize(&self.topic, Some(v))?;
         Ok((Windowed { key, window: Window { start_ms: start, end_ms: start.saturating_add(self.size_ms) } }, value))
+    }
+
+    /// The window start of what follows a key's prefix (bytes from disk or a
+    /// changelog: one too short for the layout is an error, not a panic).
+    fn window_start(&self, rest: &[u8]) -> Result<i64> {
+        if rest.len() < SUFFIX_LEN {
+            return Err(self.malformed());
+        }
+        Ok(read_ts(rest))
+    }
+
+    fn malformed(&self) -> StreamsError {
+        StreamsError::store(&self.topic, "a malformed window key (shorter than key, start and sequence number)")
     }
 
     /// The oldest window start still kept.
@@ -134,7 +147,7 @@ impl<K: Data, V: Data> WindowStore<K, V> {
                         .get(k.len().saturating_sub(4)..)
                         .and_then(|b| <[u8; 4]>::try_from(b).ok())
                         .map(u32::from_be_bytes)
-                        .ok_or_else(|| StreamsError::store(&self.topic, "a malformed window key"))?;
+                        .ok_or_else(|| self.malformed())?;
                     last.checked_add(1).ok_or_else(|| {
                         StreamsError::store(&self.topic, "more than 2^32 duplicates of one key in one window")
                     })?
@@ -183,11 +196,8 @@ impl<K: Data, V: Data> WindowStore<K, V> {
         let rows = self.store.lock().range(Bound::Included(&from), Bound::Included(&to))?;
         rows.iter()
             .map(|(k, v)| {
-                // bytes from disk or a changelog: a key too short for its layout is an error, not a panic
-                let rest = k.get(prefix.len()..).filter(|r| r.len() >= 12).ok_or_else(|| {
-                    StreamsError::store(&self.topic, "a malformed window key (shorter than key + start + sequence)")
-                })?;
-                Ok((read_ts(rest), self.value_serde.deserialize(&self.topic, Some(v))?))
+                let start = self.window_start(k.get(prefix.len()..).unwrap_or_default())?;
+                Ok((start, self.value_serde.deserialize(&self.topic, Some(v))?))
             })
             .collect()
     }
